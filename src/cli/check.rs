@@ -1,0 +1,19 @@
+//! `ferry check`: test the connection and the credentials of the folder's account.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::ctx::Ctx;
+
+/// Test the connection and the credentials
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  ferry -C examples/sqlite check")]
+pub struct Args {}
+
+pub async fn exec(_args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let connector = ctx.connector()?;
+    let report = connector.check().await?;
+    ctx.out.result(&report)?;
+    Ok(ExitCode::SUCCESS)
+}

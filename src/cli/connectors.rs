@@ -1,0 +1,35 @@
+//! `ferry connectors [NAME]`: list the built-in connectors, or print one's
+//! spec in full (options, fields, actions, limits).
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::connector::registry;
+use crate::ctx::Ctx;
+
+/// List the built-in connectors, or show one in full
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  ferry connectors\n  ferry connectors sqlite")]
+pub struct Args {
+    /// The connector to show in full
+    name: Option<String>,
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let result = match args.name {
+        Some(name) => serde_json::to_value(registry::spec(&name)?)?,
+        None => json!(registry::specs()
+            .iter()
+            .map(|s| json!({
+                "code": s.code,
+                "label": s.label,
+                "roles": s.roles,
+                "description": s.description,
+            }))
+            .collect::<Vec<_>>()),
+    };
+    ctx.out.result(&result)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,26 @@
+//! `ferry get`: print one record by id.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+
+/// Print one record by its id
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  ferry get --id cus_001\n  ferry -C examples/sqlite get | jq .email")]
+pub struct Args {
+    /// The record's id [default: "get"."id" in in.json]
+    #[arg(long)]
+    id: Option<String>,
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let inputs = ctx.inputs()?;
+    let id = inputs.require_string("get", "id", "--id ID", args.id)?;
+    let connector = ctx.connector()?;
+    let record = connector.get(&id).await?;
+    ctx.out.result(&Value::Object(record))?;
+    Ok(ExitCode::SUCCESS)
+}

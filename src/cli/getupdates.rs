@@ -1,0 +1,32 @@
+//! `ferry getupdates`: the records changed since a sync token, and the token
+//! that continues after them.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::ctx::Ctx;
+
+/// List the records changed since the last sync (every record without one)
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  ferry getupdates\n  ferry getupdates --last-sync 42 --limit 100\n  ferry getupdates | jq -r .nextSync")]
+pub struct Args {
+    /// The nextSync of the previous call [default: "getupdates"."lastSync" in in.json; none: every record]
+    #[arg(long, value_name = "TOKEN")]
+    last_sync: Option<String>,
+    /// Stop after N entries; nextSync then points right after the last one
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let inputs = ctx.inputs()?;
+    let since = inputs.string("getupdates", "lastSync", args.last_sync)?;
+    let connector = ctx.connector()?;
+    let updates = connector
+        .get_updates(since.as_deref(), args.limit.map(|l| l as usize))
+        .await?;
+    ctx.out.verbose(&format!("{} entries", updates.entries.len()));
+    ctx.out.result(&serde_json::to_value(&updates)?)?;
+    Ok(ExitCode::SUCCESS)
+}

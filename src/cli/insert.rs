@@ -1,0 +1,30 @@
+//! `ferry insert`: create a record and print its id and the stored record.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::config::input::parse_value_flag;
+use crate::connector::record_id;
+use crate::ctx::Ctx;
+
+/// Create a record
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  ferry insert --value '{\"email\": \"ada@example.com\", \"name\": \"Ada\"}'\n  ferry insert --value @customer.json")]
+pub struct Args {
+    /// The record as JSON, or @FILE to read it from a file [default: "insert"."value" in in.json]
+    #[arg(long, value_name = "JSON|@FILE")]
+    value: Option<String>,
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let inputs = ctx.inputs()?;
+    let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
+    let value = inputs.require_object("insert", "value", "--value", flag)?;
+    let connector = ctx.connector()?;
+    let stored = connector.insert(value).await?;
+    let id = record_id(&stored, connector.id_field());
+    ctx.out.result(&json!({ "id": id, "record": stored }))?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,32 @@
+//! `ferry patch`: change some fields of a record.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::config::input::parse_value_flag;
+use crate::ctx::Ctx;
+
+/// Change some fields of a record
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example:\n  ferry patch --id cus_001 --value '{\"name\": \"Ada L.\"}'")]
+pub struct Args {
+    /// The record's id [default: "patch"."id" in in.json]
+    #[arg(long)]
+    id: Option<String>,
+    /// The fields to change as JSON, or @FILE [default: "patch"."value" in in.json]
+    #[arg(long, value_name = "JSON|@FILE")]
+    value: Option<String>,
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let inputs = ctx.inputs()?;
+    let id = inputs.require_string("patch", "id", "--id ID", args.id)?;
+    let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
+    let value = inputs.require_object("patch", "value", "--value", flag)?;
+    let connector = ctx.connector()?;
+    connector.patch(&id, value).await?;
+    ctx.out.result(&json!({ "id": id }))?;
+    Ok(ExitCode::SUCCESS)
+}

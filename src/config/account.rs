@@ -1,0 +1,88 @@
+//! `account.json`: which connector, and its options. Flat, like the accounts
+//! of the connector platforms users know: `{"connector": "sqlite", "path": ...}`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde_json::{Map, Value};
+
+use crate::config::env::Vars;
+use crate::config::json;
+use crate::ctx::Ctx;
+use crate::error::usage;
+
+/// A connector and its options, with `${NAME}` references already replaced.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// Where the account came from, for messages (a file path or a shorthand).
+    pub source: String,
+    /// The folder relative option paths resolve against.
+    pub folder: PathBuf,
+    /// The connector's code, as in `ferry connectors`.
+    pub connector: String,
+    /// Every key but `connector`.
+    pub options: Map<String, Value>,
+}
+
+impl Account {
+    /// Load `account.json` from `folder`, or the file given with `--account`.
+    pub fn load(ctx: &Ctx, folder: &Path, file: Option<&Path>) -> Result<Account> {
+        let path = match file {
+            Some(f) => crate::config::resolve(&ctx.cwd, f),
+            None => folder.join("account.json"),
+        };
+        if !path.exists() {
+            let hint = if file.is_some() {
+                "check the path given to --account".to_string()
+            } else {
+                format!(
+                    "run `ferry init {}` to create a connector folder, or pass -C DIR or --account FILE",
+                    folder.display()
+                )
+            };
+            return Err(usage(format!("no account file at {}", path.display()))
+                .hint(hint)
+                .into());
+        }
+        let value = json::read_file(&path)?;
+        // Relative paths inside an account file are relative to that file.
+        let account_folder = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| folder.to_path_buf());
+        Account::from_value(ctx, value, &path.display().to_string(), &account_folder)
+    }
+
+    /// Build an account from JSON, replacing `${NAME}` from the environment
+    /// and the `.env` file in `folder`.
+    pub fn from_value(ctx: &Ctx, value: Value, source: &str, folder: &Path) -> Result<Account> {
+        let Value::Object(mut options) = value else {
+            return Err(usage(format!("{source} must hold a JSON object"))
+                .hint("write it as {\"connector\": \"sqlite\", ...}")
+                .into());
+        };
+        let connector = match options.remove("connector") {
+            Some(Value::String(c)) => c,
+            Some(_) => {
+                return Err(usage(format!("\"connector\" in {source} must be a string"))
+                    .hint("run `ferry connectors` to list the connector names")
+                    .into())
+            }
+            None => {
+                return Err(usage(format!("{source} has no \"connector\" key"))
+                    .hint("add \"connector\": \"sqlite\" (or another name from `ferry connectors`)")
+                    .into())
+            }
+        };
+        let vars = Vars::load(&ctx.env, folder)?;
+        for (key, value) in options.iter_mut() {
+            vars.interpolate(value, source, key)?;
+        }
+        Ok(Account {
+            source: source.to_string(),
+            folder: folder.to_path_buf(),
+            connector,
+            options,
+        })
+    }
+}

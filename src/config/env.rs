@@ -1,0 +1,167 @@
+//! `${NAME}` references in account.json: replaced from the process
+//! environment first, then from the folder's `.env` file. A missing variable
+//! is an error that names it and both places it could come from.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde_json::Value;
+
+use crate::error::usage;
+
+/// Variables from the environment, falling back to a `.env` file.
+pub struct Vars<'a> {
+    env: &'a BTreeMap<String, String>,
+    dotenv: BTreeMap<String, String>,
+    dotenv_path: String,
+}
+
+impl<'a> Vars<'a> {
+    /// Load `.env` from `folder` if it exists.
+    pub fn load(env: &'a BTreeMap<String, String>, folder: &Path) -> Result<Vars<'a>> {
+        let path = folder.join(".env");
+        let dotenv = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_dotenv(&text, &path.display().to_string())?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => {
+                return Err(usage(format!("could not read {}: {e}", path.display())).into());
+            }
+        };
+        Ok(Vars {
+            env,
+            dotenv,
+            dotenv_path: path.display().to_string(),
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.env
+            .get(name)
+            .or_else(|| self.dotenv.get(name))
+            .map(String::as_str)
+    }
+
+    /// Replace every `${NAME}` in the strings of `value`; `key` names the
+    /// option in errors.
+    pub fn interpolate(&self, value: &mut Value, file: &str, key: &str) -> Result<()> {
+        match value {
+            Value::String(s) => {
+                *s = self.interpolate_str(s, file, key)?;
+            }
+            Value::Array(items) => {
+                for item in items {
+                    self.interpolate(item, file, key)?;
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    self.interpolate(v, file, &format!("{key}.{k}"))?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn interpolate_str(&self, s: &str, file: &str, key: &str) -> Result<String> {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                return Err(usage(format!(
+                    "unclosed ${{ in option \"{key}\" of {file}"
+                ))
+                .hint("write references as ${NAME}")
+                .into());
+            };
+            let name = &after[..end];
+            match self.get(name) {
+                Some(v) => out.push_str(v),
+                None => {
+                    return Err(usage(format!(
+                        "environment variable {name} is not set (used by option \"{key}\" in {file})"
+                    ))
+                    .hint(format!(
+                        "export {name}=... or add a line {name}=... to {}",
+                        self.dotenv_path
+                    ))
+                    .into())
+                }
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// Parse `NAME=value` lines; `#` comments, blank lines, `export ` prefixes
+/// and single or double quotes around the value are accepted.
+pub fn parse_dotenv(text: &str, file: &str) -> Result<BTreeMap<String, String>> {
+    let mut vars = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(usage(format!(
+                "invalid line {} in {file}: expected NAME=value",
+                n + 1
+            ))
+            .into());
+        };
+        let value = value.trim();
+        let value = strip_quotes(value);
+        vars.insert(name.trim().to_string(), value.to_string());
+    }
+    Ok(vars)
+}
+
+fn strip_quotes(v: &str) -> &str {
+    for q in ['"', '\''] {
+        if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+            return &v[1..v.len() - 1];
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_wins_over_dotenv() {
+        let env = BTreeMap::from([("A".to_string(), "from-env".to_string())]);
+        let mut vars = Vars::load(&env, Path::new("/nonexistent")).unwrap();
+        vars.dotenv.insert("A".into(), "from-dotenv".into());
+        vars.dotenv.insert("B".into(), "b".into());
+        let mut v = Value::String("${A}/${B}".into());
+        vars.interpolate(&mut v, "account.json", "x").unwrap();
+        assert_eq!(v, Value::String("from-env/b".into()));
+    }
+
+    #[test]
+    fn missing_variable_is_named() {
+        let env = BTreeMap::new();
+        let vars = Vars::load(&env, Path::new("/nonexistent")).unwrap();
+        let mut v = Value::String("${NOPE}".into());
+        let err = vars.interpolate(&mut v, "account.json", "token").unwrap_err();
+        assert!(err.to_string().contains("NOPE is not set"), "{err}");
+    }
+
+    #[test]
+    fn dotenv_syntax() {
+        let vars =
+            parse_dotenv("# c\nexport A=1\nB = \"two words\"\nC='x'\n", ".env").unwrap();
+        assert_eq!(vars["A"], "1");
+        assert_eq!(vars["B"], "two words");
+        assert_eq!(vars["C"], "x");
+        assert!(parse_dotenv("oops", ".env").is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! `in.json`: one section per action (`get: {id}`, `insert: {value}`,
+//! `patch: {id, value}`, `delete: {id}`, `getupdates: {lastSync}`). A flag on
+//! the command line wins over the file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde_json::{Map, Value};
+
+use crate::config::json;
+use crate::ctx::Ctx;
+use crate::error::usage;
+
+/// The parsed `in.json`, or nothing when the folder has none.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    path: Option<PathBuf>,
+    sections: Map<String, Value>,
+}
+
+impl Inputs {
+    /// Load `in.json` from `folder`, or the file given with `--input`.
+    /// A missing default file is fine (flags may give everything); a missing
+    /// file named with `--input` is an error.
+    pub fn load(ctx: &Ctx, folder: &Path, file: Option<&Path>) -> Result<Inputs> {
+        let path = match file {
+            Some(f) => crate::config::resolve(&ctx.cwd, f),
+            None => folder.join("in.json"),
+        };
+        if !path.exists() {
+            if file.is_some() {
+                return Err(usage(format!("no input file at {}", path.display()))
+                    .hint("check the path given to --input")
+                    .into());
+            }
+            return Ok(Inputs::default());
+        }
+        let source = path.display().to_string();
+        match json::read_file(&path)? {
+            Value::Object(sections) => Ok(Inputs {
+                path: Some(path),
+                sections,
+            }),
+            _ => Err(usage(format!("{source} must hold a JSON object"))
+                .hint("write one section per action: {\"get\": {\"id\": \"...\"}}")
+                .into()),
+        }
+    }
+
+    /// Where `action.key` would be set, for messages.
+    pub fn describe(&self, action: &str, key: &str) -> String {
+        match &self.path {
+            Some(p) => format!("\"{action}\".\"{key}\" in {}", p.display()),
+            None => format!("\"{action}\".\"{key}\" in in.json"),
+        }
+    }
+
+    /// The value of `action.key`, if the file has it.
+    pub fn get(&self, action: &str, key: &str) -> Result<Option<&Value>> {
+        match self.sections.get(action) {
+            None => Ok(None),
+            Some(Value::Object(section)) => Ok(section.get(key)),
+            Some(_) => Err(usage(format!(
+                "section \"{action}\" in {} must be a JSON object",
+                self.file_name()
+            ))
+            .into()),
+        }
+    }
+
+    /// A section as a whole (export reads its profiles from one).
+    pub fn section(&self, action: &str) -> Option<&Value> {
+        self.sections.get(action)
+    }
+
+    /// A string input: the flag if given, else `action.key`, else `None`.
+    pub fn string(&self, action: &str, key: &str, flag: Option<String>) -> Result<Option<String>> {
+        if flag.is_some() {
+            return Ok(flag);
+        }
+        match self.get(action, key)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(usage(format!("{} must be a string", self.describe(action, key))).into()),
+        }
+    }
+
+    /// A required string input; the error names the flag and the in.json key.
+    pub fn require_string(
+        &self,
+        action: &str,
+        key: &str,
+        flag_name: &str,
+        flag: Option<String>,
+    ) -> Result<String> {
+        self.string(action, key, flag)?.ok_or_else(|| {
+            usage(format!("no {key} given for {action}"))
+                .hint(format!(
+                    "pass {flag_name} or set {}",
+                    self.describe(action, key)
+                ))
+                .into()
+        })
+    }
+
+    /// A required JSON object input (`insert.value`, `patch.value`).
+    pub fn require_object(
+        &self,
+        action: &str,
+        key: &str,
+        flag_name: &str,
+        flag: Option<Value>,
+    ) -> Result<Map<String, Value>> {
+        let value = match flag {
+            Some(v) => v,
+            None => match self.get(action, key)? {
+                Some(v) => v.clone(),
+                None => {
+                    return Err(usage(format!("no {key} given for {action}"))
+                        .hint(format!(
+                            "pass {flag_name} '{{\"name\": \"Ada\"}}' or set {}",
+                            self.describe(action, key)
+                        ))
+                        .into())
+                }
+            },
+        };
+        match value {
+            Value::Object(map) => Ok(map),
+            other => Err(usage(format!(
+                "the {key} for {action} must be a JSON object, got {}",
+                kind_of(&other)
+            ))
+            .into()),
+        }
+    }
+
+    fn file_name(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "in.json".to_string(), |p| p.display().to_string())
+    }
+}
+
+/// "a string", "an array"…: for messages about a value of the wrong type.
+pub fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parse a `--value` flag: inline JSON, or `@FILE` to read it from a file.
+pub fn parse_value_flag(ctx: &Ctx, raw: &str) -> Result<Value> {
+    match raw.strip_prefix('@') {
+        Some(file) => json::read_file(&crate::config::resolve(&ctx.cwd, file)),
+        None => json::parse(raw, "--value"),
+    }
+}

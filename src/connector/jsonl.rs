@@ -1,0 +1,150 @@
+//! The `jsonl` connector: one JSON object per line in a local file.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::connector::file::{FileConnector, Format, RecordReader};
+use crate::connector::{
+    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec,
+};
+use crate::ctx::Ctx;
+use crate::error::usage;
+
+pub fn spec() -> Spec {
+    Spec {
+        code: "jsonl",
+        label: "JSON lines file",
+        description: "Records as one JSON object per line in a local file. Changes rewrite the file atomically; getupdates reads by position (records after the last sync's line), so edits to earlier lines are not reported.",
+        roles: vec![Role::Source, Role::Destination],
+        options: vec![
+            OptionSpec::required("path", "File", "Path of the .jsonl file, relative to account.json; created on the first write")
+                .placeholder("customers.jsonl"),
+            OptionSpec::optional("idField", "Id field", "The field that identifies a record")
+                .default("id"),
+        ],
+        fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
+        extra_fields: true,
+        actions: vec![
+            Action::Check,
+            Action::Get,
+            Action::Insert,
+            Action::Patch,
+            Action::Delete,
+            Action::GetUpdates,
+            Action::ReadPage,
+            Action::UpsertBatch,
+        ],
+        max_batch_size: 10_000,
+        parallelism: 1,
+    }
+}
+
+pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let path = options.require_path("path")?;
+    let id_field = options.require("idField")?;
+    Ok(Box::new(FileConnector::new(spec(), Jsonl, path, id_field)))
+}
+
+/// The JSON lines format.
+pub struct Jsonl;
+
+impl Format for Jsonl {
+    fn reader(&self, path: &Path, start: u64) -> Result<Box<dyn RecordReader>> {
+        let mut file =
+            File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .with_context(|| format!("could not seek in {}", path.display()))?;
+        }
+        Ok(Box::new(LineReader {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(256 * 1024, file),
+            offset: start,
+            // Line numbers are only known when reading from the start.
+            line: if start == 0 { Some(0) } else { None },
+            buf: String::new(),
+        }))
+    }
+
+    fn columns(&self, _path: &Path) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    fn write(
+        &self,
+        out: &mut dyn Write,
+        _columns: &[String],
+        records: &mut dyn Iterator<Item = Result<Record>>,
+    ) -> Result<()> {
+        for record in records {
+            serde_json::to_writer(&mut *out, &record?)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+}
+
+struct LineReader {
+    path: PathBuf,
+    reader: BufReader<File>,
+    offset: u64,
+    line: Option<u64>,
+    buf: String,
+}
+
+impl Iterator for LineReader {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        loop {
+            self.buf.clear();
+            let n = match self.reader.read_line(&mut self.buf) {
+                Ok(0) => return None,
+                Ok(n) => n,
+                Err(e) => {
+                    return Some(Err(anyhow::Error::new(e)
+                        .context(format!("could not read {}", self.path.display()))))
+                }
+            };
+            self.offset += n as u64;
+            if let Some(line) = self.line.as_mut() {
+                *line += 1;
+            }
+            let text = self.buf.trim();
+            if text.is_empty() {
+                continue;
+            }
+            let where_ = match self.line {
+                Some(l) => format!("{} line {l}", self.path.display()),
+                None => format!("{} (byte {})", self.path.display(), self.offset - n as u64),
+            };
+            return Some(match serde_json::from_str::<Value>(text) {
+                Ok(Value::Object(map)) => Ok(map),
+                Ok(_) => Err(usage(format!("{where_} is not a JSON object"))
+                    .hint("each line of a jsonl file holds one object: {\"id\": \"...\", ...}")
+                    .into()),
+                Err(e) => Err(usage(format!(
+                    "invalid JSON in {where_}, column {}: {}",
+                    e.column(),
+                    strip(&e.to_string())
+                ))
+                .hint("fix that line, or point \"path\" at another file")
+                .into()),
+            });
+        }
+    }
+}
+
+fn strip(msg: &str) -> &str {
+    msg.rfind(" at line ").map_or(msg, |i| &msg[..i])
+}
+
+impl RecordReader for LineReader {
+    fn byte_offset(&self) -> u64 {
+        self.offset
+    }
+}

@@ -1,0 +1,81 @@
+//! The one list of built-in connectors. Adding a connector is one line here
+//! and one module beside this file.
+
+use anyhow::Result;
+
+use crate::config::Account;
+use crate::connector::{Connector, Options, Spec};
+use crate::ctx::Ctx;
+use crate::error::usage;
+
+/// How to describe and open one connector.
+pub struct Entry {
+    pub spec: fn() -> Spec,
+    pub open: fn(&Ctx, Options) -> Result<Box<dyn Connector>>,
+}
+
+/// Every built-in connector, in the order `ferry connectors` lists them.
+pub fn entries() -> Vec<Entry> {
+    vec![
+        Entry {
+            spec: super::sqlite::spec,
+            open: super::sqlite::open,
+        },
+        Entry {
+            spec: super::csv::spec,
+            open: super::csv::open,
+        },
+        Entry {
+            spec: super::jsonl::spec,
+            open: super::jsonl::open,
+        },
+    ]
+}
+
+/// Every built-in connector's spec.
+pub fn specs() -> Vec<Spec> {
+    entries().iter().map(|e| (e.spec)()).collect()
+}
+
+/// The spec of `code`, or an error that suggests the nearest name.
+pub fn spec(code: &str) -> Result<Spec> {
+    find(code, "").map(|e| (e.spec)())
+}
+
+/// Open the connector an account names, with its options validated and its
+/// secrets registered for redaction.
+pub fn open(ctx: &Ctx, account: &Account) -> Result<Box<dyn Connector>> {
+    let entry = find(&account.connector, &format!(" in {}", account.source))?;
+    let spec = (entry.spec)();
+    let options = Options::new(&spec, account)?;
+    ctx.out.add_secrets(options.secrets().iter().cloned());
+    (entry.open)(ctx, options)
+}
+
+/// The entry for `code`; `place` (" in account.json") completes the error.
+fn find(code: &str, place: &str) -> Result<Entry> {
+    let entries = entries();
+    let codes: Vec<&'static str> = entries.iter().map(|e| (e.spec)().code).collect();
+    match entries.into_iter().find(|e| (e.spec)().code == code) {
+        Some(e) => Ok(e),
+        None => {
+            let hint = match nearest(code, &codes) {
+                Some(n) => format!("did you mean \"{n}\"? `ferry connectors` lists them all"),
+                None => format!("the built-in connectors are: {}", codes.join(", ")),
+            };
+            Err(usage(format!("unknown connector \"{code}\"{place}"))
+                .hint(hint)
+                .into())
+        }
+    }
+}
+
+/// The candidate closest to `word`, if any is close enough to be a typo.
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

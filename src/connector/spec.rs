@@ -1,0 +1,190 @@
+//! What a connector declares about itself: options, record fields, roles,
+//! actions and limits. `ferry connectors NAME` prints this, `init` writes
+//! templates from it and options are validated against it.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// A connector's declaration.
+#[derive(Debug, Clone, Serialize)]
+pub struct Spec {
+    /// The name used in account.json's `connector` key.
+    pub code: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+    /// Whether it can be read from, written to, or both.
+    pub roles: Vec<Role>,
+    /// The keys account.json may hold besides `connector`.
+    pub options: Vec<OptionSpec>,
+    /// The fields of its records, as far as the system declares them.
+    pub fields: Vec<FieldSpec>,
+    /// Whether records may carry fields beyond `fields`.
+    #[serde(rename = "extraFields")]
+    pub extra_fields: bool,
+    /// The actions it supports; every other one answers "cannot".
+    pub actions: Vec<Action>,
+    /// The largest batch it writes at once.
+    #[serde(rename = "maxBatchSize")]
+    pub max_batch_size: usize,
+    /// How many batches it accepts in parallel.
+    pub parallelism: usize,
+}
+
+impl Spec {
+    pub fn can(&self, action: Action) -> bool {
+        self.actions.contains(&action)
+    }
+
+    pub fn option(&self, key: &str) -> Option<&OptionSpec> {
+        self.options.iter().find(|o| o.key == key)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Source,
+    Destination,
+}
+
+/// The actions a connector can declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Check,
+    Get,
+    Insert,
+    Patch,
+    Delete,
+    #[serde(rename = "getupdates")]
+    GetUpdates,
+    /// Read the records page by page (import's source side).
+    ReadPage,
+    /// Write a batch of upserts with one outcome per record (import's destination side).
+    UpsertBatch,
+}
+
+/// One option of account.json.
+#[derive(Debug, Clone, Serialize)]
+pub struct OptionSpec {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub description: &'static str,
+    pub placeholder: &'static str,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    pub required: bool,
+    /// Never printed; `init` writes it as a `${VAR}` reference.
+    pub secret: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+}
+
+impl OptionSpec {
+    /// A required string option.
+    pub fn required(key: &'static str, label: &'static str, description: &'static str) -> Self {
+        OptionSpec {
+            key,
+            label,
+            description,
+            placeholder: "",
+            kind: FieldType::String,
+            required: true,
+            secret: false,
+            default: None,
+        }
+    }
+
+    /// An optional string option.
+    pub fn optional(key: &'static str, label: &'static str, description: &'static str) -> Self {
+        OptionSpec {
+            required: false,
+            ..OptionSpec::required(key, label, description)
+        }
+    }
+
+    pub fn placeholder(mut self, p: &'static str) -> Self {
+        self.placeholder = p;
+        self
+    }
+
+    pub fn default(mut self, v: impl Into<Value>) -> Self {
+        self.default = Some(v.into());
+        self
+    }
+
+    pub fn secret(mut self) -> Self {
+        self.secret = true;
+        self
+    }
+
+    pub fn kind(mut self, kind: FieldType) -> Self {
+        self.kind = kind;
+        self
+    }
+}
+
+/// A field of a connector's records.
+#[derive(Debug, Clone, Serialize)]
+pub struct FieldSpec {
+    pub name: &'static str,
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    pub required: bool,
+    pub description: &'static str,
+}
+
+impl FieldSpec {
+    pub fn new(name: &'static str, kind: FieldType, description: &'static str) -> Self {
+        FieldSpec {
+            name,
+            kind,
+            required: false,
+            description,
+        }
+    }
+
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+}
+
+/// The JSON type of a field or option, with dates as ISO 8601 strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    String,
+    Number,
+    Integer,
+    Boolean,
+    /// `YYYY-MM-DD`.
+    Date,
+    /// RFC 3339.
+    Datetime,
+    Object,
+    Array,
+    Any,
+}
+
+impl FieldType {
+    /// Whether `value` has this type (null is accepted everywhere).
+    pub fn accepts(self, value: &Value) -> bool {
+        match (self, value) {
+            (_, Value::Null) | (FieldType::Any, _) => true,
+            (FieldType::String, Value::String(_)) => true,
+            (FieldType::Number, Value::Number(_)) => true,
+            (FieldType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (FieldType::Boolean, Value::Bool(_)) => true,
+            (FieldType::Date, Value::String(s)) => {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+            }
+            (FieldType::Datetime, Value::String(s)) => {
+                chrono::DateTime::parse_from_rfc3339(s).is_ok()
+            }
+            (FieldType::Object, Value::Object(_)) => true,
+            (FieldType::Array, Value::Array(_)) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,767 @@
+//! The `sqlite` connector, the embedded default. A table ferry creates keeps
+//! each record as JSON with its update time and a change sequence number, and
+//! keeps deleted ids as tombstones, so `getupdates` can report inserts,
+//! updates and deletes and never skip a record that shares a timestamp. An
+//! existing table is used as it is: its columns are the record's fields.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::{Context, Result};
+use async_trait::async_trait;
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::{json, Map, Value};
+
+use crate::connector::{
+    new_id, record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec,
+    Options, Outcome, Page, Position, Record, Role, Spec, Updates,
+};
+use crate::ctx::Ctx;
+use crate::error::{failed, not_found, usage, Failure, Kind};
+
+pub fn spec() -> Spec {
+    Spec {
+        code: "sqlite",
+        label: "SQLite database",
+        description: "Records in a table of a local SQLite file (the embedded default: no server, no credentials). A table ferry creates stores each record as JSON with its update time and tracks inserts, updates and deletes for getupdates; an existing table is used as it is, one column per field.",
+        roles: vec![Role::Source, Role::Destination],
+        options: vec![
+            OptionSpec::required("path", "Database file", "Path of the SQLite file, relative to account.json; created on the first write")
+                .placeholder("ferry.db"),
+            OptionSpec::optional("table", "Table", "The table holding the records; created on the first write when missing")
+                .default("records"),
+            OptionSpec::optional("idField", "Id field", "The field (or column) that identifies a record")
+                .default("id"),
+        ],
+        fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
+        extra_fields: true,
+        actions: vec![
+            Action::Check,
+            Action::Get,
+            Action::Insert,
+            Action::Patch,
+            Action::Delete,
+            Action::GetUpdates,
+            Action::ReadPage,
+            Action::UpsertBatch,
+        ],
+        max_batch_size: 1_000,
+        parallelism: 1,
+    }
+}
+
+pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let path = options.require_path("path")?;
+    let table = options.require("table")?;
+    let id_field = options.require("idField")?;
+    Ok(Box::new(Sqlite {
+        spec: spec(),
+        db: Arc::new(Db {
+            path,
+            table,
+            id_field,
+            conn: Mutex::new(None),
+        }),
+    }))
+}
+
+pub struct Sqlite {
+    spec: Spec,
+    db: Arc<Db>,
+}
+
+struct Db {
+    path: PathBuf,
+    table: String,
+    id_field: String,
+    /// Opened on first use, so a read of a missing file creates nothing.
+    conn: Mutex<Option<Connection>>,
+}
+
+/// How the table is laid out.
+#[derive(Debug, Clone, PartialEq)]
+enum Layout {
+    /// Neither the table nor (maybe) the file exists yet.
+    Missing,
+    /// A table ferry created: id, data (JSON), timestamps, sequence, tombstones.
+    Managed,
+    /// A table that existed before: these columns, with the id column's
+    /// declared type and whether it is the rowid alias.
+    Existing {
+        columns: Vec<String>,
+        id_is_rowid: bool,
+    },
+}
+
+const MANAGED_MARKER: &str = "ferry_tables";
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Db {
+    fn lock(&self, create: bool) -> Result<Option<MutexGuard<'_, Option<Connection>>>> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            if !create && !self.path.exists() {
+                return Ok(None);
+            }
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if !dir.is_dir() {
+                    return Err(usage(format!(
+                        "the folder of {} does not exist",
+                        self.path.display()
+                    ))
+                    .hint("create the folder, or change \"path\" in account.json")
+                    .into());
+                }
+            }
+            let conn = Connection::open(&self.path)
+                .with_context(|| format!("could not open SQLite file {}", self.path.display()))?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // WAL keeps readers and the writer out of each other's way and
+            // makes each committed batch durable without rewriting the file.
+            conn.pragma_update(None, "journal_mode", "WAL")
+                .with_context(|| format!("{} is not a SQLite database", self.path.display()))?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            *guard = Some(conn);
+        }
+        Ok(Some(guard))
+    }
+
+    fn layout(&self, conn: &Connection) -> Result<Layout> {
+        let exists: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            params![self.table],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(Layout::Missing);
+        }
+        let managed: bool = conn
+            .query_row(
+                &format!("SELECT count(*) > 0 FROM {MANAGED_MARKER} WHERE name = ?1"),
+                params![self.table],
+                |r| r.get(0),
+            )
+            .unwrap_or(false);
+        if managed {
+            return Ok(Layout::Managed);
+        }
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(&self.table)))?;
+        let mut columns = Vec::new();
+        let mut id_is_rowid = false;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, kind, pk) = row?;
+            if name == self.id_field && pk == 1 && kind.eq_ignore_ascii_case("INTEGER") {
+                id_is_rowid = true;
+            }
+            columns.push(name);
+        }
+        if !columns.iter().any(|c| c == &self.id_field) {
+            return Err(usage(format!(
+                "table \"{}\" in {} has no column \"{}\"",
+                self.table,
+                self.path.display(),
+                self.id_field
+            ))
+            .hint(format!(
+                "set \"idField\" in account.json to one of its columns: {}",
+                columns.join(", ")
+            ))
+            .into());
+        }
+        Ok(Layout::Existing {
+            columns,
+            id_is_rowid,
+        })
+    }
+
+    fn create_managed(&self, conn: &Connection) -> Result<()> {
+        let t = quote(&self.table);
+        let idx = quote(&format!("{}_seq", self.table));
+        conn.execute_batch(&format!(
+            "BEGIN;
+             CREATE TABLE IF NOT EXISTS {MANAGED_MARKER} (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+             CREATE TABLE {t} (
+                 id TEXT PRIMARY KEY,
+                 data TEXT,
+                 updated_at TEXT NOT NULL,
+                 seq INTEGER NOT NULL,
+                 created_seq INTEGER NOT NULL,
+                 deleted INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE INDEX {idx} ON {t}(seq);
+             COMMIT;"
+        ))
+        .with_context(|| format!("could not create table \"{}\" in {}", self.table, self.path.display()))?;
+        conn.execute(
+            &format!("INSERT INTO {MANAGED_MARKER} (name, version) VALUES (?1, 1)"),
+            params![self.table],
+        )?;
+        Ok(())
+    }
+
+    /// The connection and layout for a read; `None` when there is nothing to read.
+    fn with_read<T>(&self, empty: T, f: impl FnOnce(&Connection, &Layout) -> Result<T>) -> Result<T> {
+        let Some(guard) = self.lock(false)? else {
+            return Ok(empty);
+        };
+        let conn = guard.as_ref().context("the SQLite connection is closed")?;
+        let layout = self.layout(conn)?;
+        if layout == Layout::Missing {
+            return Ok(empty);
+        }
+        f(conn, &layout)
+    }
+
+    /// The connection and layout for a write, creating the table if needed.
+    fn with_write<T>(&self, f: impl FnOnce(&mut Connection, &Layout) -> Result<T>) -> Result<T> {
+        let mut guard = self.lock(true)?.context("the SQLite connection is closed")?;
+        let conn = guard.as_mut().context("the SQLite connection is closed")?;
+        let mut layout = self.layout(conn)?;
+        if layout == Layout::Missing {
+            self.create_managed(conn)?;
+            layout = Layout::Managed;
+        }
+        f(conn, &layout)
+    }
+
+    fn not_found(&self, id: &str) -> anyhow::Error {
+        not_found(format!(
+            "no record with {} \"{id}\" in table \"{}\" of {}",
+            self.id_field,
+            self.table,
+            self.path.display()
+        ))
+        .hint("run `ferry getupdates` to list the records and their ids")
+        .into()
+    }
+
+    fn get(&self, conn: &Connection, layout: &Layout, id: &str) -> Result<Option<Record>> {
+        let t = quote(&self.table);
+        match layout {
+            Layout::Missing => Ok(None),
+            Layout::Managed => {
+                let data: Option<String> = conn
+                    .query_row(
+                        &format!("SELECT data FROM {t} WHERE id = ?1 AND deleted = 0"),
+                        params![id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                data.map(|d| parse_data(&d)).transpose()
+            }
+            Layout::Existing { .. } => {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT * FROM {t} WHERE {} = ?1",
+                    quote(&self.id_field)
+                ))?;
+                let mut rows = stmt.query(params![id])?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(row_to_record(row)?)),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Write one record keyed by `id` inside the caller's transaction.
+    fn upsert_one(&self, tx: &Connection, layout: &Layout, id: &str, record: &Record) -> Result<()> {
+        let t = quote(&self.table);
+        match layout {
+            Layout::Missing => unreachable_layout(),
+            Layout::Managed => {
+                let seq = next_seq(tx, &t)?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
+                         VALUES (?1, ?2, ?3, ?4, ?4, 0)
+                         ON CONFLICT(id) DO UPDATE SET
+                           data = excluded.data,
+                           updated_at = excluded.updated_at,
+                           seq = excluded.seq,
+                           created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
+                           deleted = 0"
+                    ),
+                    params![id, Value::Object(record.clone()).to_string(), now(), seq],
+                )?;
+                Ok(())
+            }
+            Layout::Existing { columns, .. } => {
+                let fields = self.columns_of(record, columns)?;
+                let sets: Vec<String> = fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (c, _))| format!("{} = ?{}", quote(c), i + 2))
+                    .collect();
+                let mut values: Vec<SqlValue> = vec![SqlValue::Text(id.to_string())];
+                values.extend(fields.iter().map(|(_, v)| to_sql(v)));
+                let updated = if sets.is_empty() {
+                    tx.query_row(
+                        &format!("SELECT count(*) FROM {t} WHERE {} = ?1", quote(&self.id_field)),
+                        params![id],
+                        |r| r.get::<_, i64>(0),
+                    )? as usize
+                } else {
+                    tx.execute(
+                        &format!(
+                            "UPDATE {t} SET {} WHERE {} = ?1",
+                            sets.join(", "),
+                            quote(&self.id_field)
+                        ),
+                        rusqlite::params_from_iter(values.iter()),
+                    )?
+                };
+                if updated == 0 {
+                    self.insert_existing(tx, record, columns, Some(id))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The record's fields as (column, value), refusing fields the table lacks.
+    fn columns_of<'r>(&self, record: &'r Record, columns: &[String]) -> Result<Vec<(String, &'r Value)>> {
+        let mut out = Vec::new();
+        for (k, v) in record {
+            if !columns.iter().any(|c| c == k) {
+                return Err(failed(format!(
+                    "table \"{}\" has no column \"{k}\"",
+                    self.table
+                ))
+                .hint(format!(
+                    "add the column to the table, or leave \"{k}\" out; its columns are: {}",
+                    columns.join(", ")
+                ))
+                .into());
+            }
+            out.push((k.clone(), v));
+        }
+        Ok(out)
+    }
+
+    /// Insert into an existing table; answers the id (the rowid when the
+    /// table assigns it).
+    fn insert_existing(&self, tx: &Connection, record: &Record, columns: &[String], id: Option<&str>) -> Result<String> {
+        let t = quote(&self.table);
+        let mut fields = self.columns_of(record, columns)?;
+        let id_value = id.map(|i| Value::String(i.to_string()));
+        if let Some(v) = &id_value {
+            if !fields.iter().any(|(c, _)| c == &self.id_field) {
+                fields.push((self.id_field.clone(), v));
+            }
+        }
+        let names: Vec<String> = fields.iter().map(|(c, _)| quote(c)).collect();
+        let marks: Vec<String> = (1..=fields.len()).map(|i| format!("?{i}")).collect();
+        let values: Vec<SqlValue> = fields.iter().map(|(_, v)| to_sql(v)).collect();
+        let sql = if fields.is_empty() {
+            format!("INSERT INTO {t} DEFAULT VALUES")
+        } else {
+            format!("INSERT INTO {t} ({}) VALUES ({})", names.join(", "), marks.join(", "))
+        };
+        tx.execute(&sql, rusqlite::params_from_iter(values.iter()))
+            .with_context(|| format!("could not insert into table \"{}\"", self.table))?;
+        Ok(match id {
+            Some(id) => id.to_string(),
+            None => tx.last_insert_rowid().to_string(),
+        })
+    }
+}
+
+fn unreachable_layout() -> Result<()> {
+    Err(failed("the table disappeared during the write").into())
+}
+
+fn next_seq(conn: &Connection, table: &str) -> Result<i64> {
+    Ok(conn.query_row(&format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"), [], |r| {
+        r.get(0)
+    })?)
+}
+
+fn parse_data(data: &str) -> Result<Record> {
+    match serde_json::from_str(data)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(failed("a stored record is not a JSON object").into()),
+    }
+}
+
+fn row_to_record(row: &rusqlite::Row<'_>) -> Result<Record> {
+    let stmt = row.as_ref();
+    let mut map = Map::new();
+    for i in 0..stmt.column_count() {
+        let name = stmt.column_name(i)?.to_string();
+        let value = match row.get_ref(i)? {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(n) => json!(n),
+            ValueRef::Real(f) => json!(f),
+            ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+            ValueRef::Blob(b) => Value::String(b.iter().map(|x| format!("{x:02x}")).collect()),
+        };
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+fn to_sql(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => SqlValue::Integer(i),
+            None => SqlValue::Real(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => SqlValue::Text(s.clone()),
+        other => SqlValue::Text(other.to_string()),
+    }
+}
+
+impl Sqlite {
+    async fn blocking<T, Op>(&self, op: Op) -> Result<T>
+    where
+        T: Send + 'static,
+        Op: FnOnce(&Db) -> Result<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || op(&db))
+            .await
+            .context("a database operation stopped unexpectedly")?
+    }
+}
+
+#[async_trait]
+impl Connector for Sqlite {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn id_field(&self) -> &str {
+        &self.db.id_field
+    }
+
+    async fn check(&self) -> Result<Value> {
+        self.blocking(|db| {
+            let base = json!({ "ok": true, "path": db.path.display().to_string(), "table": db.table });
+            let report = db.with_read(None, |conn, layout| {
+                let t = quote(&db.table);
+                let (count, kind): (i64, &str) = match layout {
+                    Layout::Managed => (
+                        conn.query_row(&format!("SELECT count(*) FROM {t} WHERE deleted = 0"), [], |r| r.get(0))?,
+                        "managed by ferry (changes tracked)",
+                    ),
+                    _ => (
+                        conn.query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))?,
+                        "existing table (used as it is)",
+                    ),
+                };
+                Ok(Some((count, kind)))
+            })?;
+            let mut base = base;
+            match report {
+                Some((count, kind)) => {
+                    base["records"] = json!(count);
+                    base["table_kind"] = json!(kind);
+                }
+                None => {
+                    if let Some(dir) = db.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        if !dir.is_dir() {
+                            return Err(usage(format!("the folder of {} does not exist", db.path.display()))
+                                .hint("create the folder, or change \"path\" in account.json")
+                                .into());
+                        }
+                    }
+                    base["records"] = json!(0);
+                    base["message"] = json!("the table does not exist yet; the first write creates it");
+                }
+            }
+            Ok(base)
+        })
+        .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Record> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            db.with_read(None, |conn, layout| db.get(conn, layout, &id))?
+                .ok_or_else(|| db.not_found(&id))
+        })
+        .await
+    }
+
+    async fn insert(&self, mut value: Record) -> Result<Record> {
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                let given = record_id(&value, &db.id_field);
+                if let Some(id) = &given {
+                    if db.get(&tx, layout, id)?.is_some() {
+                        return Err(failed(format!(
+                            "a record with {} \"{id}\" already exists in table \"{}\"",
+                            db.id_field, db.table
+                        ))
+                        .hint(format!("use `ferry patch --id {id}` to change it"))
+                        .into());
+                    }
+                }
+                let id = match layout {
+                    Layout::Existing { columns, id_is_rowid } => {
+                        let id = match (&given, id_is_rowid) {
+                            (Some(id), _) => Some(id.clone()),
+                            (None, true) => None,
+                            (None, false) => Some(new_id()),
+                        };
+                        let id = db.insert_existing(&tx, &value, columns, id.as_deref())?;
+                        tx.commit()?;
+                        return db.get(conn, layout, &id)?.ok_or_else(|| db.not_found(&id));
+                    }
+                    _ => given.unwrap_or_else(new_id),
+                };
+                value.insert(db.id_field.clone(), Value::String(id.clone()));
+                db.upsert_one(&tx, layout, &id, &value)?;
+                tx.commit()?;
+                Ok(value)
+            })
+        })
+        .await
+    }
+
+    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            if let Some(other) = record_id(&value, &db.id_field) {
+                if other != id {
+                    return Err(usage(format!(
+                        "the patch changes {} from \"{id}\" to \"{other}\"",
+                        db.id_field
+                    ))
+                    .hint(format!("leave \"{}\" out of the value", db.id_field))
+                    .into());
+                }
+            }
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                let Some(mut record) = db.get(&tx, layout, &id)? else {
+                    return Err(db.not_found(&id));
+                };
+                match layout {
+                    Layout::Existing { columns, .. } => {
+                        db.upsert_one(&tx, layout, &id, &value)?;
+                        let _ = columns;
+                    }
+                    _ => {
+                        for (k, v) in &value {
+                            record.insert(k.clone(), v.clone());
+                        }
+                        db.upsert_one(&tx, layout, &id, &record)?;
+                    }
+                }
+                let stored = db.get(&tx, layout, &id)?.ok_or_else(|| db.not_found(&id))?;
+                tx.commit()?;
+                Ok(stored)
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            // A delete on a missing file or table must not create them.
+            if db.with_read(None, |conn, layout| db.get(conn, layout, &id))?.is_none() {
+                return Err(db.not_found(&id));
+            }
+            db.with_write(|conn, layout| {
+                let t = quote(&db.table);
+                let tx = conn.transaction()?;
+                match layout {
+                    Layout::Existing { .. } => {
+                        tx.execute(
+                            &format!("DELETE FROM {t} WHERE {} = ?1", quote(&db.id_field)),
+                            params![id],
+                        )?;
+                    }
+                    _ => {
+                        let seq = next_seq(&tx, &t)?;
+                        tx.execute(
+                            &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
+                            params![id, seq, now()],
+                        )?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        let since = since.map(str::to_string);
+        self.blocking(move |db| {
+            let empty = Updates { next_sync: since.clone().unwrap_or_else(|| "0".into()), entries: Vec::new() };
+            db.with_read(empty, |conn, layout| {
+                if let Layout::Existing { .. } = layout {
+                    return Err(Failure::new(
+                        Kind::Unsupported,
+                        format!(
+                            "connector sqlite cannot getupdates on table \"{}\": ferry tracks changes only in tables it creates",
+                            db.table
+                        ),
+                    )
+                    .hint("point \"table\" at a new table and import the records into it, or read this one with `ferry get`")
+                    .into());
+                }
+                let t = quote(&db.table);
+                // The token is the last change's sequence number; an RFC 3339
+                // time also works, as "every change at or after it".
+                let (filter, param): (&str, SqlValue) = match since.as_deref() {
+                    None => ("deleted = 0", SqlValue::Null),
+                    Some(token) => match token.parse::<i64>() {
+                        Ok(seq) => ("seq > ?1", SqlValue::Integer(seq)),
+                        Err(_) => {
+                            let at = chrono::DateTime::parse_from_rfc3339(token).map_err(|_| {
+                                usage(format!("lastSync \"{token}\" is neither a nextSync token nor an RFC 3339 time"))
+                                    .hint("pass the nextSync of the previous getupdates, or a time such as 2026-01-01T00:00:00Z")
+                            })?;
+                            let at = at.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                            ("updated_at >= ?1", SqlValue::Text(at))
+                        }
+                    },
+                };
+                let sql = format!(
+                    "SELECT id, data, seq, created_seq, deleted FROM {t} WHERE {filter} {} ORDER BY seq LIMIT ?2",
+                    if param == SqlValue::Null { "AND ?1 IS NULL" } else { "" }
+                );
+                let cap = limit.map_or(-1, |l| l as i64);
+                let mut stmt = conn.prepare(&sql)?;
+                let mut rows = stmt.query(params![param, cap])?;
+                let since_seq = since.as_deref().and_then(|s| s.parse::<i64>().ok());
+                let initial = since.is_none();
+                let mut entries = Vec::new();
+                let mut last_seq: Option<i64> = None;
+                while let Some(row) = rows.next()? {
+                    let id: String = row.get(0)?;
+                    let data: Option<String> = row.get(1)?;
+                    let seq: i64 = row.get(2)?;
+                    let created: i64 = row.get(3)?;
+                    let deleted: bool = row.get(4)?;
+                    last_seq = Some(seq);
+                    let kind = if deleted {
+                        ChangeType::Delete
+                    } else if initial {
+                        ChangeType::Upsert
+                    } else if since_seq.is_some_and(|s| created > s) {
+                        ChangeType::Insert
+                    } else if since_seq.is_some() {
+                        ChangeType::Update
+                    } else {
+                        ChangeType::Upsert
+                    };
+                    let value = data.map(|d| parse_data(&d)).transpose()?;
+                    entries.push(Change { id, kind, value });
+                }
+                // Stopped early: continue right after the last entry. Otherwise
+                // everything up to the newest change has been seen.
+                let next = match (limit, last_seq) {
+                    (Some(l), Some(seq)) if entries.len() >= l => seq,
+                    _ => conn.query_row(&format!("SELECT COALESCE(MAX(seq), 0) FROM {t}"), [], |r| r.get(0))?,
+                };
+                let next = next.max(since_seq.unwrap_or(0));
+                Ok(Updates { next_sync: next.to_string(), entries })
+            })
+        })
+        .await
+    }
+
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        let from = from.clone();
+        self.blocking(move |db| {
+            db.with_read(Page::default(), |conn, layout| {
+                let t = quote(&db.table);
+                let (live, select) = match layout {
+                    Layout::Managed => ("deleted = 0", "rowid, data"),
+                    _ => ("1 = 1", "rowid, *"),
+                };
+                let total: i64 = conn.query_row(&format!("SELECT count(*) FROM {t} WHERE {live}"), [], |r| r.get(0))?;
+                // The cursor is the last rowid read: pages after the first cost
+                // the same however deep the run is.
+                let after = from.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
+                let (sql, p1) = match after {
+                    Some(rowid) => (format!("SELECT {select} FROM {t} WHERE {live} AND rowid > ?1 ORDER BY rowid LIMIT ?2"), rowid),
+                    None => (format!("SELECT {select} FROM {t} WHERE {live} ORDER BY rowid LIMIT ?2 OFFSET ?1"), from.offset as i64),
+                };
+                let mut stmt = conn.prepare(&sql)?;
+                let mut rows = stmt.query(params![p1, limit as i64])?;
+                let mut records = Vec::new();
+                let mut last_rowid = after.unwrap_or(0);
+                while let Some(row) = rows.next()? {
+                    last_rowid = row.get(0)?;
+                    let record = match layout {
+                        Layout::Managed => parse_data(&row.get::<_, String>(1)?)?,
+                        _ => {
+                            let mut r = row_to_record(row)?;
+                            r.shift_remove("rowid");
+                            r
+                        }
+                    };
+                    records.push(record);
+                }
+                let next = (records.len() >= limit).then(|| Position {
+                    offset: from.offset + records.len() as u64,
+                    cursor: Some(last_rowid.to_string()),
+                });
+                Ok(Page { records, next, total: Some(total as u64) })
+            })
+        })
+        .await
+    }
+
+    async fn upsert(&self, record: Record) -> Result<Outcome> {
+        let mut outcomes = self.upsert_batch(vec![record]).await?;
+        Ok(outcomes.remove(0))
+    }
+
+    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| {
+                // One transaction per batch: the batch is written whole or not at all.
+                let mut tx = conn.transaction()?;
+                let mut outcomes = Vec::with_capacity(records.len());
+                for record in &records {
+                    let Some(id) = record_id(record, &db.id_field) else {
+                        outcomes.push(Outcome::Rejected { id: None, reason: format!("the record has no {}", db.id_field) });
+                        continue;
+                    };
+                    // A record the table refuses is rejected alone; a savepoint
+                    // keeps the rest of the batch.
+                    let sp = tx.savepoint()?;
+                    match db.upsert_one(&sp, layout, &id, record) {
+                        Ok(()) => {
+                            sp.commit()?;
+                            outcomes.push(Outcome::Ok { id });
+                        }
+                        Err(e) => {
+                            drop(sp);
+                            outcomes.push(Outcome::Rejected { id: Some(id), reason: format!("{e:#}") });
+                        }
+                    }
+                }
+                tx.commit()?;
+                Ok(outcomes)
+            })
+        })
+        .await
+    }
+}

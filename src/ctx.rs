@@ -1,0 +1,95 @@
+//! The environment a command runs in: working folder, environment variables,
+//! whether the standard streams are terminals, and the output handle. Commands
+//! read these through [`Ctx`] only, so tests control them from outside.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use crate::config::{Account, Inputs};
+use crate::connector::Connector;
+use crate::error::usage;
+use crate::output::Output;
+
+/// What a command may know about the world it runs in.
+#[derive(Clone)]
+pub struct Ctx {
+    /// The process's working directory; relative paths on the command line start here.
+    pub cwd: PathBuf,
+    /// A snapshot of the environment variables, for `${NAME}` interpolation.
+    pub env: BTreeMap<String, String>,
+    /// Standard input is a terminal, so prompts are allowed.
+    pub stdin_tty: bool,
+    /// Standard error is a terminal, so progress bars are shown.
+    pub stderr_tty: bool,
+    /// The one writer for stdout and stderr.
+    pub out: Output,
+    /// The connector folder (`-C DIR`): account.json, in.json, .env, .ferry/.
+    pub folder: PathBuf,
+    /// `--account FILE`, when given.
+    pub account_file: Option<PathBuf>,
+    /// `--input FILE`, when given.
+    pub input_file: Option<PathBuf>,
+}
+
+impl Ctx {
+    pub fn from_process() -> Result<Ctx> {
+        let cwd = std::env::current_dir().context("could not read the current directory")?;
+        let env: BTreeMap<String, String> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        Ok(Ctx {
+            env,
+            stdin_tty: std::io::stdin().is_terminal(),
+            stderr_tty: std::io::stderr().is_terminal(),
+            out: Output::new(),
+            folder: cwd.clone(),
+            account_file: None,
+            input_file: None,
+            cwd,
+        })
+    }
+
+    /// Use `dir` (relative to the working directory) as the connector folder.
+    pub fn set_folder(&mut self, dir: &std::path::Path) -> Result<()> {
+        let folder = crate::config::resolve(&self.cwd, dir);
+        if !folder.is_dir() {
+            return Err(usage(format!("connector folder {} does not exist", folder.display()))
+                .hint(format!(
+                    "create it with `ferry init {}`, or fix the path given to -C",
+                    dir.display()
+                ))
+                .into());
+        }
+        self.folder = folder;
+        Ok(())
+    }
+
+    /// The folder's account (or `--account FILE`).
+    pub fn account(&self) -> Result<Account> {
+        Account::load(self, &self.folder, self.account_file.as_deref())
+    }
+
+    /// The folder's in.json (or `--input FILE`); empty when there is none.
+    pub fn inputs(&self) -> Result<Inputs> {
+        Inputs::load(self, &self.folder, self.input_file.as_deref())
+    }
+
+    /// Open the connector the folder's account names.
+    pub fn connector(&self) -> Result<Box<dyn Connector>> {
+        let account = self.account()?;
+        let connector = crate::connector::registry::open(self, &account)?;
+        self.out.verbose(&format!(
+            "using {} (connector {})",
+            account.source, account.connector
+        ));
+        Ok(connector)
+    }
+
+    /// Whether the user can answer a prompt.
+    pub fn interactive(&self) -> bool {
+        self.stdin_tty && self.stderr_tty
+    }
+}

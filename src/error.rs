@@ -1,0 +1,108 @@
+//! The typed error that decides the exit status. Everything else propagates
+//! with `anyhow`; code creates a [`Failure`] only where the kind matters to
+//! the user (exit code) or to the caller (not found, unsupported, retryable).
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// What went wrong, as far as the exit status and callers care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad usage or configuration: unknown flag, invalid JSON, missing option. Exit 2.
+    Usage,
+    /// The connector cannot do what was asked. Exit 2.
+    Unsupported,
+    /// The record asked for does not exist. Exit 1.
+    NotFound,
+    /// The action failed: a remote error, a conflict, a run that stopped. Exit 1.
+    Failed,
+    /// The user interrupted the run. Exit 130.
+    Interrupted,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Kind::Usage | Kind::Unsupported => 2,
+            Kind::NotFound | Kind::Failed => 1,
+            Kind::Interrupted => 130,
+        }
+    }
+}
+
+/// An error the user sees with its kind and, where there is one, the next step.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub kind: Kind,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// Add the line that tells the user what to do next.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Failure {}
+
+pub fn usage(message: impl Into<String>) -> Failure {
+    Failure::new(Kind::Usage, message)
+}
+
+pub fn failed(message: impl Into<String>) -> Failure {
+    Failure::new(Kind::Failed, message)
+}
+
+pub fn not_found(message: impl Into<String>) -> Failure {
+    Failure::new(Kind::NotFound, message)
+}
+
+/// "connector X cannot Y": the one wording for an action a connector lacks.
+pub fn unsupported(connector: &str, action: &str) -> Failure {
+    Failure::new(
+        Kind::Unsupported,
+        format!("connector {connector} cannot {action}"),
+    )
+    .hint(format!(
+        "run `ferry connectors {connector}` to see what it can do"
+    ))
+}
+
+/// The first [`Failure`] in an error chain, if any.
+pub fn find_failure(err: &anyhow::Error) -> Option<&Failure> {
+    err.chain().find_map(|cause| cause.downcast_ref::<Failure>())
+}
+
+/// The exit status for an error: its [`Failure`] kind, or 1 for anything else.
+pub fn exit_code_for(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    ExitCode::from(find_failure(err).map_or(1, |f| f.kind.exit_code()))
+}
+
+/// A reader closing the pipe (`ferry get | head -1`) is not an error.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

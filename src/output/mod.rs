@@ -1,0 +1,178 @@
+//! Every byte ferry shows the user passes through [`Output`]: the JSON result
+//! on stdout (or `-o FILE`), logs and warnings on stderr. It is also the one
+//! place secrets are redacted, so no command can forget to.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, RwLock};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::error::{exit_code_for, find_failure, is_broken_pipe};
+
+/// How much ferry says on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+    Debug,
+}
+
+#[derive(Default)]
+struct State {
+    secrets: Vec<String>,
+    result_file: Option<PathBuf>,
+    verbosity: Option<Verbosity>,
+}
+
+/// The shared writer; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Output {
+    state: Arc<RwLock<State>>,
+}
+
+/// What a redacted secret looks like everywhere.
+pub const REDACTED: &str = "***";
+
+impl Output {
+    pub fn new() -> Output {
+        Output::default()
+    }
+
+    /// An output for errors that happen before the context exists.
+    pub fn stderr_only() -> Output {
+        Output::default()
+    }
+
+    pub fn set_verbosity(&self, v: Verbosity) {
+        self.write_state().verbosity = Some(v);
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.read_state().verbosity.unwrap_or(Verbosity::Normal)
+    }
+
+    /// Send the result to `path` (atomically) instead of stdout.
+    pub fn set_result_file(&self, path: Option<PathBuf>) {
+        self.write_state().result_file = path;
+    }
+
+    /// Register secret values; from now on they are shown as `***`.
+    /// Very short values are ignored: masking "1" would garble every number.
+    pub fn add_secrets<I: IntoIterator<Item = String>>(&self, secrets: I) {
+        let mut state = self.write_state();
+        for s in secrets {
+            if s.len() >= 4 && !state.secrets.contains(&s) {
+                state.secrets.push(s);
+            }
+        }
+        // Longest first, so a secret that contains another is masked whole.
+        state.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+
+    /// Replace every registered secret in `text` with `***`.
+    pub fn redact(&self, text: &str) -> String {
+        let state = self.read_state();
+        let mut text = text.to_string();
+        for s in &state.secrets {
+            if text.contains(s.as_str()) {
+                text = text.replace(s.as_str(), REDACTED);
+            }
+        }
+        text
+    }
+
+    /// Print the command's result: pretty JSON on stdout, or into the `-o` file.
+    pub fn result(&self, value: &Value) -> Result<()> {
+        let mut text = serde_json::to_string_pretty(value).context("could not render the result")?;
+        text.push('\n');
+        let text = self.redact(&text);
+        let file = self.read_state().result_file.clone();
+        match file {
+            Some(path) => crate::fsutil::write_bytes_atomic(&path, text.as_bytes())
+                .with_context(|| format!("could not write the result to {}", path.display())),
+            None => {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(text.as_bytes())?;
+                stdout.flush()?;
+                Ok(())
+            }
+        }
+    }
+
+    /// A line for the user that is not the result (shown unless `-q`).
+    pub fn info(&self, msg: &str) {
+        if self.verbosity() >= Verbosity::Normal {
+            self.eprint(msg);
+        }
+    }
+
+    /// A warning (shown unless `-q`).
+    pub fn warn(&self, msg: &str) {
+        if self.verbosity() >= Verbosity::Normal {
+            self.eprint(&format!("warning: {msg}"));
+        }
+    }
+
+    /// A log line shown with `-v`.
+    pub fn verbose(&self, msg: &str) {
+        if self.verbosity() >= Verbosity::Verbose {
+            self.eprint(msg);
+        }
+    }
+
+    /// A log line shown with `-vv`.
+    pub fn debug(&self, msg: &str) {
+        if self.verbosity() >= Verbosity::Debug {
+            self.eprint(msg);
+        }
+    }
+
+    /// Raw text for stdout that is not a JSON result (clap's help, the sandbox banner).
+    pub fn stdout_text(&self, text: &str) -> Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(self.redact(text).as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+
+    /// Raw text for stderr, always shown (clap's usage errors).
+    pub fn stderr_text(&self, text: &str) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(self.redact(text).as_bytes());
+    }
+
+    fn eprint(&self, msg: &str) {
+        let mut line = self.redact(msg);
+        line.push('\n');
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(line.as_bytes());
+    }
+
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Print an error chain once, with its hint, and return its exit status.
+pub fn report_error(out: &Output, err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    let mut text = format!("error: {err}\n");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("  caused by: {cause}\n"));
+    }
+    if let Some(hint) = find_failure(err).and_then(|f| f.hint.as_deref()) {
+        text.push_str(&format!("hint: {hint}\n"));
+    }
+    out.stderr_text(&text);
+    exit_code_for(err)
+}
