@@ -1,0 +1,146 @@
+//! The hermetic harness: a temporary connector folder, a `ferry` command with
+//! a cleared environment, and one rendering of a run (exit code, stdout,
+//! stderr) for insta snapshots with unstable parts filtered.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// A temporary folder to run ferry in; removed on drop.
+pub struct Folder {
+    dir: tempfile::TempDir,
+}
+
+impl Folder {
+    pub fn new() -> Folder {
+        Folder {
+            dir: tempfile::Builder::new()
+                .prefix("ferry-test-")
+                .tempdir()
+                .expect("create a temporary folder"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Write a file (creating folders) and return its path.
+    pub fn write(&self, rel: &str, content: &str) -> PathBuf {
+        let path = self.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create folder");
+        }
+        std::fs::write(&path, content).expect("write file");
+        path
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.join(rel))
+            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    pub fn exists(&self, rel: &str) -> bool {
+        self.join(rel).exists()
+    }
+
+    /// `ferry` run in this folder with a cleared environment: no HOME, no
+    /// user variables, no terminal.
+    pub fn ferry(&self) -> Command {
+        let mut cmd = Command::cargo_bin("ferry").expect("the ferry binary is built");
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("HOME", self.path())
+            .env("NO_COLOR", "1");
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd
+    }
+
+    /// Run `ferry ARGS` here and capture the outcome.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_cmd(self.ferry().args(args))
+    }
+
+    pub fn run_cmd(&self, cmd: &mut Command) -> Run {
+        let out = cmd.output().expect("run ferry");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            folder: self.path().to_path_buf(),
+        }
+    }
+}
+
+/// What one run of ferry printed.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    folder: PathBuf,
+}
+
+impl Run {
+    /// stdout parsed as JSON; panics with the run when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.render()))
+    }
+
+    /// Assert success and answer stdout as JSON.
+    pub fn ok_json(&self) -> serde_json::Value {
+        assert_eq!(self.code, 0, "expected success:\n{}", self.render());
+        self.json()
+    }
+
+    /// Exit code, stdout and stderr in one text with unstable parts filtered.
+    pub fn render(&self) -> String {
+        let text = format!(
+            "exit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+        filter(&text, &self.folder)
+    }
+}
+
+/// Replace the temporary folder, times, durations and generated ids.
+pub fn filter(text: &str, folder: &Path) -> String {
+    let mut text = text.replace(&folder.display().to_string(), "[DIR]");
+    if let Ok(canon) = folder.canonicalize() {
+        text = text.replace(&canon.display().to_string(), "[DIR]");
+    }
+    let rules: &[(&str, &str)] = &[
+        (
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
+            "[TIME]",
+        ),
+        (
+            r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
+            "[UUID]",
+        ),
+        (r"\b\d+(\.\d+)?\s?(ms|s)\b", "[DURATION]"),
+        (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
+    ];
+    for (pattern, replacement) in rules {
+        let re = regex::Regex::new(pattern).expect("valid filter");
+        text = re.replace_all(&text, *replacement).into_owned();
+    }
+    text
+}
+
+/// Snapshot a [`Run`] (exit code, stdout, stderr) under `name`.
+#[macro_export]
+macro_rules! snap {
+    ($name:expr, $run:expr) => {
+        insta::assert_snapshot!($name, $run.render())
+    };
+}
