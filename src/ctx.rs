@@ -56,12 +56,15 @@ impl Ctx {
     pub fn set_folder(&mut self, dir: &std::path::Path) -> Result<()> {
         let folder = crate::config::resolve(&self.cwd, dir);
         if !folder.is_dir() {
-            return Err(usage(format!("connector folder {} does not exist", folder.display()))
-                .hint(format!(
-                    "create it with `ferry init {}`, or fix the path given to -C",
-                    dir.display()
-                ))
-                .into());
+            return Err(usage(format!(
+                "connector folder {} does not exist",
+                folder.display()
+            ))
+            .hint(format!(
+                "create it with `ferry init {}`, or fix the path given to -C",
+                dir.display()
+            ))
+            .into());
         }
         self.folder = folder;
         Ok(())

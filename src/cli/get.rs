@@ -9,7 +9,9 @@ use crate::ctx::Ctx;
 
 /// Print one record by its id
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  ferry get --id cus_001\n  ferry -C examples/sqlite get | jq .email")]
+#[command(
+    after_help = "Examples:\n  ferry get --id cus_001\n  ferry -C examples/sqlite get | jq .email"
+)]
 pub struct Args {
     /// The record's id [default: "get"."id" in in.json]
     #[arg(long)]

@@ -9,7 +9,9 @@ use crate::ctx::Ctx;
 
 /// List the records changed since the last sync (every record without one)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  ferry getupdates\n  ferry getupdates --last-sync 42 --limit 100\n  ferry getupdates | jq -r .nextSync")]
+#[command(
+    after_help = "Examples:\n  ferry getupdates\n  ferry getupdates --last-sync 42 --limit 100\n  ferry getupdates | jq -r .nextSync"
+)]
 pub struct Args {
     /// The nextSync of the previous call [default: "getupdates"."lastSync" in in.json; none: every record]
     #[arg(long, value_name = "TOKEN")]
@@ -26,7 +28,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let updates = connector
         .get_updates(since.as_deref(), args.limit.map(|l| l as usize))
         .await?;
-    ctx.out.verbose(&format!("{} entries", updates.entries.len()));
+    ctx.out
+        .verbose(&format!("{} entries", updates.entries.len()));
     ctx.out.result(&serde_json::to_value(&updates)?)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,9 @@ use crate::ctx::Ctx;
 
 /// Create a record
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  ferry insert --value '{\"email\": \"ada@example.com\", \"name\": \"Ada\"}'\n  ferry insert --value @customer.json")]
+#[command(
+    after_help = "Examples:\n  ferry insert --value '{\"email\": \"ada@example.com\", \"name\": \"Ada\"}'\n  ferry insert --value @customer.json"
+)]
 pub struct Args {
     /// The record as JSON, or @FILE to read it from a file [default: "insert"."value" in in.json]
     #[arg(long, value_name = "JSON|@FILE")]

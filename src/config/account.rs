@@ -61,19 +61,18 @@ impl Account {
                 .hint("write it as {\"connector\": \"sqlite\", ...}")
                 .into());
         };
-        let connector = match options.remove("connector") {
-            Some(Value::String(c)) => c,
-            Some(_) => {
-                return Err(usage(format!("\"connector\" in {source} must be a string"))
-                    .hint("run `ferry connectors` to list the connector names")
-                    .into())
-            }
-            None => {
-                return Err(usage(format!("{source} has no \"connector\" key"))
+        let connector =
+            match options.remove("connector") {
+                Some(Value::String(c)) => c,
+                Some(_) => {
+                    return Err(usage(format!("\"connector\" in {source} must be a string"))
+                        .hint("run `ferry connectors` to list the connector names")
+                        .into())
+                }
+                None => return Err(usage(format!("{source} has no \"connector\" key"))
                     .hint("add \"connector\": \"sqlite\" (or another name from `ferry connectors`)")
-                    .into())
-            }
-        };
+                    .into()),
+            };
         let vars = Vars::load(&ctx.env, folder)?;
         for (key, value) in options.iter_mut() {
             vars.interpolate(value, source, key)?;

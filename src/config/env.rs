@@ -71,25 +71,21 @@ impl<'a> Vars<'a> {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
             let Some(end) = after.find('}') else {
-                return Err(usage(format!(
-                    "unclosed ${{ in option \"{key}\" of {file}"
-                ))
-                .hint("write references as ${NAME}")
-                .into());
+                return Err(usage(format!("unclosed ${{ in option \"{key}\" of {file}"))
+                    .hint("write references as ${NAME}")
+                    .into());
             };
             let name = &after[..end];
             match self.get(name) {
                 Some(v) => out.push_str(v),
-                None => {
-                    return Err(usage(format!(
-                        "environment variable {name} is not set (used by option \"{key}\" in {file})"
-                    ))
-                    .hint(format!(
-                        "export {name}=... or add a line {name}=... to {}",
-                        self.dotenv_path
-                    ))
-                    .into())
-                }
+                None => return Err(usage(format!(
+                    "environment variable {name} is not set (used by option \"{key}\" in {file})"
+                ))
+                .hint(format!(
+                    "export {name}=... or add a line {name}=... to {}",
+                    self.dotenv_path
+                ))
+                .into()),
             }
             rest = &after[end + 1..];
         }
@@ -151,14 +147,15 @@ mod tests {
         let env = BTreeMap::new();
         let vars = Vars::load(&env, Path::new("/nonexistent")).unwrap();
         let mut v = Value::String("${NOPE}".into());
-        let err = vars.interpolate(&mut v, "account.json", "token").unwrap_err();
+        let err = vars
+            .interpolate(&mut v, "account.json", "token")
+            .unwrap_err();
         assert!(err.to_string().contains("NOPE is not set"), "{err}");
     }
 
     #[test]
     fn dotenv_syntax() {
-        let vars =
-            parse_dotenv("# c\nexport A=1\nB = \"two words\"\nC='x'\n", ".env").unwrap();
+        let vars = parse_dotenv("# c\nexport A=1\nB = \"two words\"\nC='x'\n", ".env").unwrap();
         assert_eq!(vars["A"], "1");
         assert_eq!(vars["B"], "two words");
         assert_eq!(vars["C"], "x");

@@ -82,7 +82,9 @@ impl Inputs {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(usage(format!("{} must be a string", self.describe(action, key))).into()),
+            Some(_) => {
+                Err(usage(format!("{} must be a string", self.describe(action, key))).into())
+            }
         }
     }
 

@@ -31,7 +31,9 @@ pub fn invalid(source: &str, err: &serde_json::Error) -> crate::error::Failure {
         err.line(),
         err.column()
     ))
-    .hint(format!("fix the JSON in {source} and run the command again"))
+    .hint(format!(
+        "fix the JSON in {source} and run the command again"
+    ))
 }
 
 /// serde_json appends " at line L column C"; we print the position ourselves.

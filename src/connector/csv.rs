@@ -109,9 +109,7 @@ impl Format for Csv {
         if start > 0 {
             let mut pos = csv::Position::new();
             pos.set_byte(start);
-            reader
-                .seek(pos)
-                .map_err(|e| csv_error(path, e))?;
+            reader.seek(pos).map_err(|e| csv_error(path, e))?;
         }
         Ok(Box::new(RowReader {
             path: path.to_path_buf(),

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::connector::{
     new_id, record_id, Change, ChangeType, Connector, Outcome, Page, Position, Record, Spec,
-    Updates,
+    Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 
@@ -175,6 +175,13 @@ impl<F: Format> Connector for FileConnector<F> {
 
     fn id_field(&self) -> &str {
         &self.store.id_field
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(super::preview_rows(
+            op,
+            &self.store.path.display().to_string(),
+        ))
     }
 
     async fn check(&self) -> Result<Value> {
@@ -401,7 +408,10 @@ impl<F: Format> Connector for FileConnector<F> {
             }
             // Records already in the file are replaced where they stand; the
             // rest are appended, in the order they came.
-            let written: Vec<Record> = order.iter().filter_map(|id| by_id.get(id).cloned()).collect();
+            let written: Vec<Record> = order
+                .iter()
+                .filter_map(|id| by_id.get(id).cloned())
+                .collect();
             let pending = std::cell::RefCell::new(by_id);
             s.rewrite(
                 &written,

@@ -94,6 +94,27 @@ pub struct Updates {
     pub entries: Vec<Change>,
 }
 
+/// A write, described before it is made, for `--dry-run` previews.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    Insert(Record),
+    Patch { id: String, value: Record },
+    Delete { id: String },
+    UpsertBatch(Vec<Record>),
+}
+
+impl WriteOp {
+    /// The action's name as the user types it.
+    pub fn action(&self) -> &'static str {
+        match self {
+            WriteOp::Insert(_) => "insert",
+            WriteOp::Patch { .. } => "patch",
+            WriteOp::Delete { .. } => "delete",
+            WriteOp::UpsertBatch(_) => "upsert",
+        }
+    }
+}
+
 /// A connector: the actions one kind of system supports. Every method has a
 /// default that answers "connector X cannot Y", so a connector implements only
 /// what its system can honestly do.
@@ -148,6 +169,14 @@ pub trait Connector: Send + Sync {
         Err(unsupported(self.spec().code, "read pages").into())
     }
 
+    /// What `op` would send, without sending it: the HTTP requests of an HTTP
+    /// connector, the rows of a local one. Building it must be pure (no I/O
+    /// to the destination), so `--dry-run` needs no server. Secrets are
+    /// redacted by the output layer.
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Err(unsupported(self.spec().code, &format!("preview {}", op.action())).into())
+    }
+
     /// Create or replace one record, keyed by its id.
     async fn upsert(&self, record: Record) -> Result<Outcome> {
         let _ = record;
@@ -172,6 +201,20 @@ pub fn record_id(record: &Record, field: &str) -> Option<String> {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// The preview of a local write: the rows it would touch, in `target`.
+pub fn preview_rows(op: &WriteOp, target: &str) -> Vec<Value> {
+    let row = |action: &str, id: Option<&str>, record: Option<&Record>| serde_json::json!({ "action": action, "target": target, "id": id, "record": record });
+    match op {
+        WriteOp::Insert(r) => vec![row("insert", None, Some(r))],
+        WriteOp::Patch { id, value } => vec![row("patch", Some(id), Some(value))],
+        WriteOp::Delete { id } => vec![row("delete", Some(id), None)],
+        WriteOp::UpsertBatch(records) => records
+            .iter()
+            .map(|r| row("upsert", None, Some(r)))
+            .collect(),
     }
 }
 

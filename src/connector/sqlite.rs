@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 
 use crate::connector::{
     new_id, record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec,
-    Options, Outcome, Page, Position, Record, Role, Spec, Updates,
+    Options, Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
@@ -215,7 +215,11 @@ impl Db {
     }
 
     /// The connection and layout for a read; `None` when there is nothing to read.
-    fn with_read<T>(&self, empty: T, f: impl FnOnce(&Connection, &Layout) -> Result<T>) -> Result<T> {
+    fn with_read<T>(
+        &self,
+        empty: T,
+        f: impl FnOnce(&Connection, &Layout) -> Result<T>,
+    ) -> Result<T> {
         let Some(guard) = self.lock(false)? else {
             return Ok(empty);
         };
@@ -229,7 +233,9 @@ impl Db {
 
     /// The connection and layout for a write, creating the table if needed.
     fn with_write<T>(&self, f: impl FnOnce(&mut Connection, &Layout) -> Result<T>) -> Result<T> {
-        let mut guard = self.lock(true)?.context("the SQLite connection is closed")?;
+        let mut guard = self
+            .lock(true)?
+            .context("the SQLite connection is closed")?;
         let conn = guard.as_mut().context("the SQLite connection is closed")?;
         let mut layout = self.layout(conn)?;
         if layout == Layout::Missing {
@@ -279,7 +285,13 @@ impl Db {
     }
 
     /// Write one record keyed by `id` inside the caller's transaction.
-    fn upsert_one(&self, tx: &Connection, layout: &Layout, id: &str, record: &Record) -> Result<()> {
+    fn upsert_one(
+        &self,
+        tx: &Connection,
+        layout: &Layout,
+        id: &str,
+        record: &Record,
+    ) -> Result<()> {
         let t = quote(&self.table);
         match layout {
             Layout::Missing => unreachable_layout(),
@@ -311,7 +323,10 @@ impl Db {
                 values.extend(fields.iter().map(|(_, v)| to_sql(v)));
                 let updated = if sets.is_empty() {
                     tx.query_row(
-                        &format!("SELECT count(*) FROM {t} WHERE {} = ?1", quote(&self.id_field)),
+                        &format!(
+                            "SELECT count(*) FROM {t} WHERE {} = ?1",
+                            quote(&self.id_field)
+                        ),
                         params![id],
                         |r| r.get::<_, i64>(0),
                     )? as usize
@@ -334,19 +349,22 @@ impl Db {
     }
 
     /// The record's fields as (column, value), refusing fields the table lacks.
-    fn columns_of<'r>(&self, record: &'r Record, columns: &[String]) -> Result<Vec<(String, &'r Value)>> {
+    fn columns_of<'r>(
+        &self,
+        record: &'r Record,
+        columns: &[String],
+    ) -> Result<Vec<(String, &'r Value)>> {
         let mut out = Vec::new();
         for (k, v) in record {
             if !columns.iter().any(|c| c == k) {
-                return Err(failed(format!(
-                    "table \"{}\" has no column \"{k}\"",
-                    self.table
-                ))
-                .hint(format!(
+                return Err(
+                    failed(format!("table \"{}\" has no column \"{k}\"", self.table))
+                        .hint(format!(
                     "add the column to the table, or leave \"{k}\" out; its columns are: {}",
                     columns.join(", ")
                 ))
-                .into());
+                        .into(),
+                );
             }
             out.push((k.clone(), v));
         }
@@ -355,7 +373,13 @@ impl Db {
 
     /// Insert into an existing table; answers the id (the rowid when the
     /// table assigns it).
-    fn insert_existing(&self, tx: &Connection, record: &Record, columns: &[String], id: Option<&str>) -> Result<String> {
+    fn insert_existing(
+        &self,
+        tx: &Connection,
+        record: &Record,
+        columns: &[String],
+        id: Option<&str>,
+    ) -> Result<String> {
         let t = quote(&self.table);
         let mut fields = self.columns_of(record, columns)?;
         let id_value = id.map(|i| Value::String(i.to_string()));
@@ -370,7 +394,11 @@ impl Db {
         let sql = if fields.is_empty() {
             format!("INSERT INTO {t} DEFAULT VALUES")
         } else {
-            format!("INSERT INTO {t} ({}) VALUES ({})", names.join(", "), marks.join(", "))
+            format!(
+                "INSERT INTO {t} ({}) VALUES ({})",
+                names.join(", "),
+                marks.join(", ")
+            )
         };
         tx.execute(&sql, rusqlite::params_from_iter(values.iter()))
             .with_context(|| format!("could not insert into table \"{}\"", self.table))?;
@@ -386,9 +414,11 @@ fn unreachable_layout() -> Result<()> {
 }
 
 fn next_seq(conn: &Connection, table: &str) -> Result<i64> {
-    Ok(conn.query_row(&format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"), [], |r| {
-        r.get(0)
-    })?)
+    Ok(conn.query_row(
+        &format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"),
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 fn parse_data(data: &str) -> Result<Record> {
@@ -451,14 +481,26 @@ impl Connector for Sqlite {
         &self.db.id_field
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(super::preview_rows(
+            op,
+            &format!("{}#{}", self.db.path.display(), self.db.table),
+        ))
+    }
+
     async fn check(&self) -> Result<Value> {
         self.blocking(|db| {
-            let base = json!({ "ok": true, "path": db.path.display().to_string(), "table": db.table });
+            let base =
+                json!({ "ok": true, "path": db.path.display().to_string(), "table": db.table });
             let report = db.with_read(None, |conn, layout| {
                 let t = quote(&db.table);
                 let (count, kind): (i64, &str) = match layout {
                     Layout::Managed => (
-                        conn.query_row(&format!("SELECT count(*) FROM {t} WHERE deleted = 0"), [], |r| r.get(0))?,
+                        conn.query_row(
+                            &format!("SELECT count(*) FROM {t} WHERE deleted = 0"),
+                            [],
+                            |r| r.get(0),
+                        )?,
                         "managed by ferry (changes tracked)",
                     ),
                     _ => (
@@ -477,13 +519,17 @@ impl Connector for Sqlite {
                 None => {
                     if let Some(dir) = db.path.parent().filter(|d| !d.as_os_str().is_empty()) {
                         if !dir.is_dir() {
-                            return Err(usage(format!("the folder of {} does not exist", db.path.display()))
-                                .hint("create the folder, or change \"path\" in account.json")
-                                .into());
+                            return Err(usage(format!(
+                                "the folder of {} does not exist",
+                                db.path.display()
+                            ))
+                            .hint("create the folder, or change \"path\" in account.json")
+                            .into());
                         }
                     }
                     base["records"] = json!(0);
-                    base["message"] = json!("the table does not exist yet; the first write creates it");
+                    base["message"] =
+                        json!("the table does not exist yet; the first write creates it");
                 }
             }
             Ok(base)
@@ -516,7 +562,10 @@ impl Connector for Sqlite {
                     }
                 }
                 let id = match layout {
-                    Layout::Existing { columns, id_is_rowid } => {
+                    Layout::Existing {
+                        columns,
+                        id_is_rowid,
+                    } => {
                         let id = match (&given, id_is_rowid) {
                             (Some(id), _) => Some(id.clone()),
                             (None, true) => None,
@@ -741,7 +790,10 @@ impl Connector for Sqlite {
                 let mut outcomes = Vec::with_capacity(records.len());
                 for record in &records {
                     let Some(id) = record_id(record, &db.id_field) else {
-                        outcomes.push(Outcome::Rejected { id: None, reason: format!("the record has no {}", db.id_field) });
+                        outcomes.push(Outcome::Rejected {
+                            id: None,
+                            reason: format!("the record has no {}", db.id_field),
+                        });
                         continue;
                     };
                     // A record the table refuses is rejected alone; a savepoint
@@ -754,7 +806,10 @@ impl Connector for Sqlite {
                         }
                         Err(e) => {
                             drop(sp);
-                            outcomes.push(Outcome::Rejected { id: Some(id), reason: format!("{e:#}") });
+                            outcomes.push(Outcome::Rejected {
+                                id: Some(id),
+                                reason: format!("{e:#}"),
+                            });
                         }
                     }
                 }

@@ -87,7 +87,8 @@ impl Output {
 
     /// Print the command's result: pretty JSON on stdout, or into the `-o` file.
     pub fn result(&self, value: &Value) -> Result<()> {
-        let mut text = serde_json::to_string_pretty(value).context("could not render the result")?;
+        let mut text =
+            serde_json::to_string_pretty(value).context("could not render the result")?;
         text.push('\n');
         let text = self.redact(&text);
         let file = self.read_state().result_file.clone();

@@ -5,7 +5,10 @@ use crate::support::Folder;
 
 fn sqlite_folder() -> Folder {
     let f = Folder::new();
-    f.write("account.json", r#"{"connector": "sqlite", "path": "ferry.db"}"#);
+    f.write(
+        "account.json",
+        r#"{"connector": "sqlite", "path": "ferry.db"}"#,
+    );
     f
 }
 
@@ -14,7 +17,11 @@ fn sqlite_insert_get_patch_delete_round_trip() {
     let f = sqlite_folder();
     snap!(
         "sqlite_insert",
-        f.run(&["insert", "--value", r#"{"id": "c1", "email": "ada@example.com"}"#])
+        f.run(&[
+            "insert",
+            "--value",
+            r#"{"id": "c1", "email": "ada@example.com"}"#
+        ])
     );
     snap!("sqlite_get", f.run(&["get", "--id", "c1"]));
     snap!(

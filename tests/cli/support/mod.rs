@@ -42,8 +42,7 @@ impl Folder {
     }
 
     pub fn read(&self, rel: &str) -> String {
-        std::fs::read_to_string(self.join(rel))
-            .unwrap_or_else(|e| panic!("read {rel}: {e}"))
+        std::fs::read_to_string(self.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
     pub fn exists(&self, rel: &str) -> bool {
