@@ -514,7 +514,7 @@ impl Connector for Sqlite {
             match report {
                 Some((count, kind)) => {
                     base["records"] = json!(count);
-                    base["table_kind"] = json!(kind);
+                    base["tableKind"] = json!(kind);
                 }
                 None => {
                     if let Some(dir) = db.path.parent().filter(|d| !d.as_os_str().is_empty()) {
