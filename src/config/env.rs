@@ -76,21 +76,26 @@ impl<'a> Vars<'a> {
                     .into());
             };
             let name = &after[..end];
-            match self.get(name) {
-                Some(v) => out.push_str(v),
-                None => return Err(usage(format!(
-                    "environment variable {name} is not set (used by option \"{key}\" in {file})"
-                ))
-                .hint(format!(
-                    "export {name}=... or add a line {name}=... to {}",
-                    self.dotenv_path
-                ))
-                .into()),
-            }
+            let Some(value) = self.get(name) else {
+                return Err(self.missing(name, file, key));
+            };
+            out.push_str(value);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
         Ok(out)
+    }
+}
+
+impl Vars<'_> {
+    fn missing(&self, name: &str, file: &str, key: &str) -> anyhow::Error {
+        let message =
+            format!("environment variable {name} is not set (used by option \"{key}\" in {file})");
+        let hint = format!(
+            "export {name}=... or add a line {name}=... to {}",
+            self.dotenv_path
+        );
+        usage(message).hint(hint).into()
     }
 }
 
