@@ -13,6 +13,7 @@ pub mod ctx;
 pub mod error;
 pub mod fsutil;
 pub mod output;
+pub mod scaffold;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

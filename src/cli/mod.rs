@@ -7,6 +7,7 @@ mod connectors;
 mod delete;
 mod get;
 mod getupdates;
+mod init;
 mod insert;
 mod patch;
 
@@ -68,6 +69,7 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(init::Args),
     Connectors(connectors::Args),
     Check(check::Args),
     Get(get::Args),
@@ -100,6 +102,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         .set_result_file(g.output.map(|o| crate::config::resolve(&ctx.cwd, o)));
 
     match cli.command {
+        Command::Init(args) => init::exec(args, &ctx).await,
         Command::Connectors(args) => connectors::exec(args, &ctx).await,
         Command::Check(args) => check::exec(args, &ctx).await,
         Command::Get(args) => get::exec(args, &ctx).await,
