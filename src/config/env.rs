@@ -114,6 +114,7 @@ pub fn parse_dotenv(text: &str, file: &str) -> Result<BTreeMap<String, String>> 
                 "invalid line {} in {file}: expected NAME=value",
                 n + 1
             ))
+            .hint("write each variable as NAME=value, or start the line with # to comment it out")
             .into());
         };
         let value = value.trim();

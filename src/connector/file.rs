@@ -260,6 +260,12 @@ impl<F: Format> Connector for FileConnector<F> {
                     .into());
                 }
             }
+            // Check first so a missing id leaves the file untouched: the
+            // rewrite would otherwise add the value's new columns, or create
+            // the file.
+            if s.find(&id)?.is_none() {
+                return Err(s.not_found(&id));
+            }
             let mut patched = None;
             s.rewrite(
                 [&value],

@@ -599,6 +599,13 @@ impl Connector for Sqlite {
                     .into());
                 }
             }
+            // A patch of a missing file or table must not create them.
+            if db
+                .with_read(None, |conn, layout| db.get(conn, layout, &id))?
+                .is_none()
+            {
+                return Err(db.not_found(&id));
+            }
             db.with_write(|conn, layout| {
                 let tx = conn.transaction()?;
                 let Some(mut record) = db.get(&tx, layout, &id)? else {
@@ -672,6 +679,11 @@ impl Connector for Sqlite {
                     .hint("point \"table\" at a new table and import the records into it, or read this one with `ferry get`")
                     .into());
                 }
+                // One read transaction: the entries and the newest sequence
+                // number come from the same snapshot, so a write committed
+                // between the two queries cannot move nextSync past a change
+                // this answer does not hold.
+                let _snapshot = conn.unchecked_transaction()?;
                 let t = quote(&db.table);
                 // The token is the last change's sequence number; an RFC 3339
                 // time also works, as "every change at or after it".
