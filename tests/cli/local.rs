@@ -666,3 +666,136 @@ fn sqlite_file_that_is_not_a_database() {
     );
     snap!("sqlite_not_a_database", f.run(&["get", "--id", "c1"]));
 }
+
+#[test]
+fn getupdates_after_a_delete_and_an_insert_misses_nothing() {
+    for (kind, file) in KINDS {
+        let f = seeded(kind, file);
+        insert(&f, json!({"id": "c3"}));
+        let token = f.run(&["getupdates"]).ok_json()["nextSync"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // The file shrinks by one record, then grows by one: the new record
+        // sits where the old last one was.
+        f.run(&["delete", "--id", "c1"]).ok_json();
+        insert(&f, json!({"id": "c4"}));
+        let since = f.run(&["getupdates", "--last-sync", &token]).ok_json();
+        let ids: Vec<&Value> = since["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| &e["id"])
+            .collect();
+        assert!(ids.contains(&&json!("c4")), "{kind}: c4 missed: {since}");
+    }
+}
+
+#[test]
+fn getupdates_after_the_last_synced_record_is_deleted_starts_over() {
+    // sqlite keeps tombstones and reports the delete itself (tested above).
+    for (kind, file) in KINDS.into_iter().filter(|(k, _)| *k != "sqlite") {
+        let f = seeded(kind, file);
+        let token = f.run(&["getupdates"]).ok_json()["nextSync"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // The token's anchor (c2) goes, c3 arrives in its place: the next
+        // call cannot know what it missed, so it sends every record again.
+        f.run(&["delete", "--id", "c2"]).ok_json();
+        insert(&f, json!({"id": "c3"}));
+        let since = f.run(&["getupdates", "--last-sync", &token]).ok_json();
+        let ids: Vec<Value> = since["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect();
+        assert_eq!(ids, [json!("c1"), json!("c3")], "{kind}: {since}");
+    }
+}
+
+#[test]
+fn getupdates_accepts_a_bare_position() {
+    for (kind, file) in KINDS.into_iter().filter(|(k, _)| *k != "sqlite") {
+        let f = seeded(kind, file);
+        let since = f.run(&["getupdates", "--last-sync", "1"]).ok_json();
+        assert_eq!(since["entries"][0]["id"], "c2", "{kind}: {since}");
+        assert_eq!(since["nextSync"], "2:c2", "{kind}");
+    }
+}
+
+/// The records a consumer holds after applying `entries` in order.
+fn apply(entries: &[Value]) -> std::collections::BTreeMap<String, Value> {
+    let mut state = std::collections::BTreeMap::new();
+    for e in entries {
+        let id = e["id"].as_str().expect("a string id").to_string();
+        match e["type"].as_str() {
+            Some("delete") => {
+                state.remove(&id);
+            }
+            Some("upsert" | "insert" | "update") => {
+                state.insert(id, e["value"].clone());
+            }
+            other => panic!("unknown entry type {other:?}: {e}"),
+        }
+    }
+    state
+}
+
+#[test]
+fn sqlite_limited_sync_with_deletes_and_updates_reaches_the_same_state() {
+    let f = folder("sqlite", "ferry.db");
+    for i in 1..=6 {
+        insert(&f, json!({"id": format!("c{i}"), "v": 0}));
+    }
+    f.run(&["delete", "--id", "c2"]).ok_json();
+    f.run(&["patch", "--id", "c1", "--value", r#"{"v": 1}"#])
+        .ok_json();
+    let full = f.run(&["getupdates"]).ok_json();
+    let expected = apply(full["entries"].as_array().expect("entries"));
+    assert_eq!(expected.len(), 5);
+    for limit in [1, 2, 4] {
+        let (paged, end) = drain(&f, None, limit);
+        assert_eq!(apply(&paged), expected, "limit {limit}");
+        assert_eq!(end, full["nextSync"].as_str().unwrap_or_default());
+    }
+    // Changes after a limited sync are all seen by the next one.
+    let (_, token) = drain(&f, None, 4);
+    f.run(&["patch", "--id", "c3", "--value", r#"{"v": 2}"#])
+        .ok_json();
+    f.run(&["delete", "--id", "c5"]).ok_json();
+    insert(&f, json!({"id": "c7"}));
+    let (changes, _) = drain(&f, Some(&token), 1);
+    let kinds: Vec<(&str, &str)> = changes
+        .iter()
+        .map(|e| {
+            (
+                e["id"].as_str().unwrap_or(""),
+                e["type"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("c3", "update"), ("c5", "delete"), ("c7", "insert")]
+    );
+}
+
+#[test]
+fn a_write_over_a_broken_file_fails_and_leaves_it_as_it_was() {
+    let f = folder("jsonl", "customers.jsonl");
+    let broken = "{\"id\": \"c1\"}\n{\"id\": \"c2\",}\n{\"id\": \"c3\"}\n";
+    f.write("customers.jsonl", broken);
+    snap!(
+        "jsonl_insert_over_broken_file",
+        f.run(&["insert", "--value", r#"{"id": "c4"}"#])
+    );
+    assert_eq!(f.read("customers.jsonl"), broken);
+    let names: Vec<String> = std::fs::read_dir(f.path())
+        .expect("list the folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".ferry-tmp"))
+        .collect();
+    assert!(names.is_empty(), "temporary files left: {names:?}");
+}
