@@ -127,11 +127,28 @@ impl Db {
             // WAL keeps readers and the writer out of each other's way and
             // makes each committed batch durable without rewriting the file.
             conn.pragma_update(None, "journal_mode", "WAL")
-                .with_context(|| format!("{} is not a SQLite database", self.path.display()))?;
+                .map_err(|e| self.open_error(e))?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             *guard = Some(conn);
         }
         Ok(Some(guard))
+    }
+
+    /// The first statement on a file is where SQLite finds out it is not a
+    /// database: that is the account's mistake (exit 2), not a failed action.
+    fn open_error(&self, err: rusqlite::Error) -> anyhow::Error {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            return usage(format!(
+                "{} is not a SQLite database ({err})",
+                self.path.display()
+            ))
+            .hint("point \"path\" in account.json at a SQLite file, or at a new file name to create one")
+            .into();
+        }
+        anyhow::Error::new(err).context(format!(
+            "could not open SQLite file {}",
+            self.path.display()
+        ))
     }
 
     fn layout(&self, conn: &Connection) -> Result<Layout> {

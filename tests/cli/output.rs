@@ -124,3 +124,30 @@ fn quiet_and_normal_runs_print_the_same_result() {
     assert_eq!(quiet.stdout, normal.stdout);
     assert_eq!(quiet.stderr, "");
 }
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    // `ferry getupdates | head -1`: the reader goes away before ferry has
+    // written its result (here 2,000 records, more than a pipe buffer holds).
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        r#"{"connector": "jsonl", "path": "big.jsonl"}"#,
+    );
+    let lines: String = (0..2000)
+        .map(|i| format!("{{\"id\": \"c{i}\", \"note\": \"{}\"}}\n", "x".repeat(40)))
+        .collect();
+    f.write("big.jsonl", &lines);
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .current_dir(f.path())
+        .env_clear()
+        .arg("getupdates")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start ferry");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for ferry");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
