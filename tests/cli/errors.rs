@@ -309,3 +309,55 @@ fn version_exits_0() {
     assert_eq!(run.code, 0, "{}", run.render());
     assert!(run.stdout.starts_with("ferry "), "{}", run.stdout);
 }
+
+/// A connector that declares nothing and implements nothing, to see what the
+/// trait's defaults answer.
+struct Bare(ferry::connector::Spec);
+
+#[async_trait::async_trait]
+impl ferry::connector::Connector for Bare {
+    fn spec(&self) -> &ferry::connector::Spec {
+        &self.0
+    }
+}
+
+#[test]
+fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
+    use ferry::connector::Connector;
+    let bare = Bare(ferry::connector::Spec {
+        code: "bare",
+        label: "Bare",
+        description: "",
+        roles: vec![],
+        options: vec![],
+        fields: vec![],
+        extra_fields: false,
+        actions: vec![],
+        max_batch_size: 1,
+        parallelism: 1,
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let errors = runtime.block_on(async {
+        vec![
+            ("check", bare.check().await.map(drop)),
+            ("get", bare.get("x").await.map(drop)),
+            ("insert", bare.insert(Default::default()).await.map(drop)),
+            ("patch", bare.patch("x", Default::default()).await.map(drop)),
+            ("delete", bare.delete("x").await.map(drop)),
+            ("getupdates", bare.get_updates(None, None).await.map(drop)),
+            ("upsert", bare.upsert(Default::default()).await.map(drop)),
+        ]
+    });
+    for (action, result) in errors {
+        let err = result.expect_err(action);
+        assert_eq!(err.to_string(), format!("connector bare cannot {action}"));
+        let failure = ferry::error::find_failure(&err).expect("a typed failure");
+        assert_eq!(failure.kind.exit_code(), 2, "{action}");
+        assert_eq!(
+            failure.hint.as_deref(),
+            Some("run `ferry connectors bare` to see what it can do")
+        );
+    }
+}
