@@ -206,12 +206,19 @@ impl Db {
         })
     }
 
-    fn create_managed(&self, conn: &Connection) -> Result<()> {
+    /// Create the managed table, unless another writer did since `layout`
+    /// looked: the check and the creation share one write transaction, and
+    /// the table and its marker are committed together.
+    fn create_managed(&self, conn: &mut Connection) -> Result<Layout> {
+        let tx = write_tx(conn)?;
+        let layout = self.layout(&tx)?;
+        if layout != Layout::Missing {
+            return Ok(layout);
+        }
         let t = quote(&self.table);
         let idx = quote(&format!("{}_seq", self.table));
-        conn.execute_batch(&format!(
-            "BEGIN;
-             CREATE TABLE IF NOT EXISTS {MANAGED_MARKER} (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {MANAGED_MARKER} (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
              CREATE TABLE {t} (
                  id TEXT PRIMARY KEY,
                  data TEXT,
@@ -220,15 +227,15 @@ impl Db {
                  created_seq INTEGER NOT NULL,
                  deleted INTEGER NOT NULL DEFAULT 0
              );
-             CREATE INDEX {idx} ON {t}(seq);
-             COMMIT;"
+             CREATE INDEX {idx} ON {t}(seq);"
         ))
         .with_context(|| format!("could not create table \"{}\" in {}", self.table, self.path.display()))?;
-        conn.execute(
+        tx.execute(
             &format!("INSERT INTO {MANAGED_MARKER} (name, version) VALUES (?1, 1)"),
             params![self.table],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(Layout::Managed)
     }
 
     /// The connection and layout for a read; `None` when there is nothing to read.
@@ -256,8 +263,7 @@ impl Db {
         let conn = guard.as_mut().context("the SQLite connection is closed")?;
         let mut layout = self.layout(conn)?;
         if layout == Layout::Missing {
-            self.create_managed(conn)?;
-            layout = Layout::Managed;
+            layout = self.create_managed(conn)?;
         }
         f(conn, &layout)
     }
@@ -426,6 +432,14 @@ impl Db {
     }
 }
 
+/// A write transaction that takes the write lock up front. A deferred one
+/// reads first and then fails at once with "database is locked" when another
+/// process wrote in between (SQLite cannot upgrade a stale read snapshot);
+/// taken up front, the lock waits for the busy timeout instead.
+fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
 fn unreachable_layout() -> Result<()> {
     Err(failed("the table disappeared during the write").into())
 }
@@ -566,7 +580,7 @@ impl Connector for Sqlite {
     async fn insert(&self, mut value: Record) -> Result<Record> {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 let given = record_id(&value, &db.id_field);
                 if let Some(id) = &given {
                     if db.get(&tx, layout, id)?.is_some() {
@@ -624,7 +638,7 @@ impl Connector for Sqlite {
                 return Err(db.not_found(&id));
             }
             db.with_write(|conn, layout| {
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 let Some(mut record) = db.get(&tx, layout, &id)? else {
                     return Err(db.not_found(&id));
                 };
@@ -657,7 +671,7 @@ impl Connector for Sqlite {
             }
             db.with_write(|conn, layout| {
                 let t = quote(&db.table);
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 match layout {
                     Layout::Existing { .. } => {
                         tx.execute(
@@ -815,7 +829,7 @@ impl Connector for Sqlite {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
                 // One transaction per batch: the batch is written whole or not at all.
-                let mut tx = conn.transaction()?;
+                let mut tx = write_tx(conn)?;
                 let mut outcomes = Vec::with_capacity(records.len());
                 for record in &records {
                     let Some(id) = record_id(record, &db.id_field) else {
