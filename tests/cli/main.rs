@@ -7,6 +7,7 @@ mod support;
 mod config;
 mod connectors;
 mod errors;
+mod examples;
 mod init;
 mod local;
 mod output;
