@@ -606,9 +606,12 @@ impl Connector for Sqlite {
                         tx.commit()?;
                         return db.get(conn, layout, &id)?.ok_or_else(|| db.not_found(&id));
                     }
-                    _ => given.unwrap_or_else(new_id),
+                    _ => given.clone().unwrap_or_else(new_id),
                 };
-                value.insert(db.id_field.clone(), Value::String(id.clone()));
+                // A given id is kept as written (a number stays a number).
+                if given.is_none() {
+                    value.insert(db.id_field.clone(), Value::String(id.clone()));
+                }
                 db.upsert_one(&tx, layout, &id, &value)?;
                 tx.commit()?;
                 Ok(value)

@@ -829,3 +829,18 @@ fn concurrent_sqlite_writers_all_succeed_and_get_distinct_sequence_numbers() {
     let (paged, _) = drain(&f, None, 1);
     assert_eq!(paged.len(), 8);
 }
+
+#[test]
+fn a_numeric_id_is_kept_as_written() {
+    // CSV cells read back as strings, so only sqlite and jsonl keep the type.
+    for (kind, file) in KINDS.into_iter().filter(|(k, _)| *k != "csv") {
+        let f = folder(kind, file);
+        let out = f.run(&["insert", "--value", r#"{"id": 42, "name": "Ada"}"#]);
+        let out = out.ok_json();
+        assert_eq!(out["id"], "42", "{kind}: the printed id is a string");
+        assert_eq!(out["record"]["id"], 42, "{kind}: {out}");
+        assert_eq!(f.run(&["get", "--id", "42"]).ok_json()["id"], 42, "{kind}");
+        let dup = f.run(&["insert", "--value", r#"{"id": "42"}"#]);
+        assert_eq!(dup.code, 1, "{kind}: 42 and \"42\" are the same id");
+    }
+}
