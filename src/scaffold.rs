@@ -61,7 +61,7 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
                 account.insert(opt.key.into(), json!(format!("${{{var}}}")));
                 env_example.push_str(&format!("{var}=\n"));
                 if let Some(value) = value {
-                    env.push_str(&format!("{var}={value}\n"));
+                    env.push_str(&format!("{var}={}\n", dotenv_value(value)));
                 }
             }
             None => {}
@@ -96,6 +96,18 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
         });
     }
     files
+}
+
+/// A value as `.env` reads it back unchanged: single-quoted when its edges
+/// hold spaces or quotes (the reader trims and strips one pair of quotes).
+fn dotenv_value(value: &str) -> String {
+    let plain =
+        value.trim() == value && !value.starts_with(['"', '\'']) && !value.ends_with(['"', '\'']);
+    if plain || value.contains('\'') {
+        value.to_string()
+    } else {
+        format!("'{value}'")
+    }
 }
 
 fn pretty(v: &Value) -> String {
@@ -218,6 +230,15 @@ fn readme(spec: &Spec) -> String {
 mod tests {
     use super::*;
     use crate::connector::registry;
+
+    #[test]
+    fn dotenv_values_read_back_unchanged() {
+        for value in ["plain", "  spaced ", "\"quoted\"", "a#b"] {
+            let line = format!("X={}\n", dotenv_value(value));
+            let vars = crate::config::env::parse_dotenv(&line, ".env").unwrap();
+            assert_eq!(vars["X"], value, "{line}");
+        }
+    }
 
     #[test]
     fn secret_variables_are_upper_snake_case() {

@@ -101,7 +101,7 @@ impl Vars<'_> {
 
 /// Parse `NAME=value` lines; `#` comments, blank lines, `export ` prefixes
 /// and single or double quotes around the value are accepted. A `#` after a
-/// value is part of it: `ferry init` writes secrets unquoted, as they are.
+/// value is part of it; `ferry init` quotes a value only when its edges need it.
 pub fn parse_dotenv(text: &str, file: &str) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {

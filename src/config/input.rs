@@ -104,7 +104,8 @@ impl Inputs {
         flag_name: &str,
         flag: Option<String>,
     ) -> Result<String> {
-        self.string(action, key, flag)?.ok_or_else(|| {
+        let value = self.string(action, key, flag)?.filter(|v| !v.is_empty());
+        value.ok_or_else(|| {
             usage(format!("no {key} given for {action}"))
                 .hint(format!(
                     "pass {flag_name} or set {}",

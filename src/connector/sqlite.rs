@@ -440,6 +440,29 @@ fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
     Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
+/// The SQL filter for a `lastSync` token: the last change's sequence number,
+/// or an RFC 3339 time meaning "every change at or after it".
+fn since_filter(token: Option<&str>) -> Result<(&'static str, SqlValue)> {
+    Ok(match token {
+        None => ("deleted = 0", SqlValue::Null),
+        Some(token) => match token.parse::<i64>() {
+            Ok(seq) => ("seq > ?1", SqlValue::Integer(seq)),
+            Err(_) => {
+                let at = chrono::DateTime::parse_from_rfc3339(token).map_err(|_| {
+                    usage(format!(
+                        "lastSync \"{token}\" is neither a nextSync token nor an RFC 3339 time"
+                    ))
+                    .hint("pass the nextSync of the previous getupdates, or a time such as 2026-01-01T00:00:00Z")
+                })?;
+                let at = at
+                    .with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                ("updated_at >= ?1", SqlValue::Text(at))
+            }
+        },
+    })
+}
+
 fn unreachable_layout() -> Result<()> {
     Err(failed("the table disappeared during the write").into())
 }
@@ -698,6 +721,9 @@ impl Connector for Sqlite {
     }
 
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        // Checked before any I/O, so a bad token is refused even when the
+        // database does not exist yet.
+        let (filter, param) = since_filter(since)?;
         let since = since.map(str::to_string);
         self.blocking(move |db| {
             let empty = Updates { next_sync: since.clone().unwrap_or_else(|| "0".into()), entries: Vec::new() };
@@ -719,22 +745,6 @@ impl Connector for Sqlite {
                 // this answer does not hold.
                 let _snapshot = conn.unchecked_transaction()?;
                 let t = quote(&db.table);
-                // The token is the last change's sequence number; an RFC 3339
-                // time also works, as "every change at or after it".
-                let (filter, param): (&str, SqlValue) = match since.as_deref() {
-                    None => ("deleted = 0", SqlValue::Null),
-                    Some(token) => match token.parse::<i64>() {
-                        Ok(seq) => ("seq > ?1", SqlValue::Integer(seq)),
-                        Err(_) => {
-                            let at = chrono::DateTime::parse_from_rfc3339(token).map_err(|_| {
-                                usage(format!("lastSync \"{token}\" is neither a nextSync token nor an RFC 3339 time"))
-                                    .hint("pass the nextSync of the previous getupdates, or a time such as 2026-01-01T00:00:00Z")
-                            })?;
-                            let at = at.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                            ("updated_at >= ?1", SqlValue::Text(at))
-                        }
-                    },
-                };
                 let sql = format!(
                     "SELECT id, data, seq, created_seq, deleted FROM {t} WHERE {filter} {} ORDER BY seq LIMIT ?2",
                     if param == SqlValue::Null { "AND ?1 IS NULL" } else { "" }

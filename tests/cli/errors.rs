@@ -361,3 +361,32 @@ fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
         );
     }
 }
+
+#[test]
+fn dash_c_to_a_file() {
+    let f = jsonl_folder();
+    snap!("dash_c_to_a_file", f.run(&["-C", "account.json", "check"]));
+}
+
+#[test]
+fn empty_id_is_a_missing_id() {
+    let f = jsonl_folder();
+    snap!("empty_id", f.run(&["get", "--id", ""]));
+}
+
+#[test]
+fn bad_sqlite_token_is_refused_before_the_database_exists() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        r#"{"connector": "sqlite", "path": "new.db"}"#,
+    );
+    snap!(
+        "sqlite_bad_token_no_database",
+        f.run(&["getupdates", "--last-sync", "yesterday"])
+    );
+    assert!(
+        !f.exists("new.db"),
+        "a refused read must not create the database"
+    );
+}
