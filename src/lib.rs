@@ -12,6 +12,7 @@ pub mod connector;
 pub mod ctx;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod output;
 
 use std::ffi::OsString;

@@ -78,14 +78,16 @@ impl<'a> Vars<'a> {
             let name = &after[..end];
             match self.get(name) {
                 Some(v) => out.push_str(v),
-                None => return Err(usage(format!(
+                None => {
+                    return Err(usage(format!(
                     "environment variable {name} is not set (used by option \"{key}\" in {file})"
                 ))
-                .hint(format!(
-                    "export {name}=... or add a line {name}=... to {}",
-                    self.dotenv_path
-                ))
-                .into()),
+                    .hint(format!(
+                        "export {name}=... or add a line {name}=... to {}",
+                        self.dotenv_path
+                    ))
+                    .into())
+                }
             }
             rest = &after[end + 1..];
         }
