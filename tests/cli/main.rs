@@ -4,4 +4,5 @@
 
 mod support;
 
+mod http_engine;
 mod local;
