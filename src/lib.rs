@@ -14,6 +14,7 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod output;
+pub mod sandbox;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -9,6 +9,7 @@ mod get;
 mod getupdates;
 mod insert;
 mod patch;
+mod sandbox;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -76,6 +77,7 @@ enum Command {
     Delete(delete::Args),
     #[command(name = "getupdates")]
     GetUpdates(getupdates::Args),
+    Sandbox(sandbox::Args),
 }
 
 /// Parse `args` and run the command.
@@ -107,6 +109,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::Patch(args) => patch::exec(args, &ctx).await,
         Command::Delete(args) => delete::exec(args, &ctx).await,
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
+        Command::Sandbox(args) => sandbox::exec(args, &ctx).await,
     }
 }
 
