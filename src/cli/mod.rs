@@ -113,6 +113,18 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
     }
 }
 
+/// `--dry-run`: print what `op` would send, secrets redacted, and send nothing.
+fn dry_run(
+    ctx: &Ctx,
+    connector: &dyn crate::connector::Connector,
+    op: &crate::connector::WriteOp,
+) -> Result<ExitCode> {
+    let requests = connector.preview(op)?;
+    ctx.out
+        .result(&serde_json::json!({ "dryRun": true, "requests": requests }))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Help and version go to stdout with status 0; usage errors to stderr with 2.
 fn clap_exit(ctx: &Ctx, err: &clap::Error) -> ExitCode {
     let text = err.render().to_string();

@@ -118,7 +118,7 @@ impl Default for Policy {
 }
 
 /// `rateLimit` in account.json, for all groups or for one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimitOverride {
     /// Requests per second (may be fractional: 0.5 is one every two seconds).
@@ -144,7 +144,7 @@ impl RateLimitOverride {
 }
 
 /// `retry` in account.json.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryOverride {
     /// Attempts per request for 408, 5xx and network failures (1 = no retry).
