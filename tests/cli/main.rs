@@ -6,3 +6,4 @@ mod support;
 
 mod http_engine;
 mod local;
+mod sandbox;
