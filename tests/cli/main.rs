@@ -4,6 +4,7 @@
 
 mod support;
 
+mod http_connector;
 mod http_engine;
 mod local;
 mod sandbox;

@@ -423,12 +423,11 @@ impl HttpConnector {
             || total.is_some_and(|t| c.offset + n >= t)
             || stop.max_pages.is_some_and(|m| page_no >= m)
             || (n == 0 && stop.empty_page);
-        let loop_error = |what: &str, value: &str| -> anyhow::Error {
+        let loop_error = |what: String| -> anyhow::Error {
             failed(format!(
-                "{} {} repeated {what} \"{}\" on page {page_no}; stopping instead of looping",
+                "{} {} {what}; stopping instead of looping",
                 req.method,
                 redact_url(&req.url),
-                redact_url(value)
             ))
             .hint(format!(
                 "check {} against the API's paging",
@@ -449,7 +448,9 @@ impl HttpConnector {
                 if !end && n > 0 {
                     let key = format!("page-ids:{}", ids(&records, &self.id_field));
                     if !seen.insert(key) {
-                        return Err(loop_error("the records of page", &this.to_string()));
+                        return Err(loop_error(format!(
+                            "answered page {this} with the same records as an earlier page"
+                        )));
                     }
                 }
             }
@@ -476,7 +477,10 @@ impl HttpConnector {
                     None => end = true,
                     Some(t) if !end => {
                         if !seen.insert(format!("cursor:{t}")) {
-                            return Err(loop_error("the cursor", &t));
+                            return Err(loop_error(format!(
+                                "repeated the cursor \"{}\" on page {page_no}",
+                                redact_url(&t)
+                            )));
                         }
                         next.token = Some(t);
                     }
@@ -503,7 +507,10 @@ impl HttpConnector {
                     Some(u) if !end => {
                         let u = self.builder.resolve(&u);
                         if !seen.insert(format!("url:{u}")) {
-                            return Err(loop_error("the next URL", &u));
+                            return Err(loop_error(format!(
+                                "repeated the next URL {} on page {page_no}",
+                                redact_url(&u)
+                            )));
                         }
                         next.url = Some(u);
                     }
