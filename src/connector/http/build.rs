@@ -194,7 +194,7 @@ impl Builder {
             req = req.header(k.clone(), self.fill(v, id, &format!("headers.{k}"), false)?);
         }
         match &self.manifest.auth {
-            Auth::None
+            Auth::None {}
             | Auth::ApiKey {
                 location: KeyLocation::Query,
                 ..

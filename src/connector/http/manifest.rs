@@ -22,7 +22,7 @@ pub struct Manifest {
     pub name: Option<String>,
     pub description: Option<String>,
     pub base_url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "tagged")]
     pub auth: Auth,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -41,11 +41,11 @@ fn default_id_field() -> String {
 }
 
 /// How requests authenticate. `{name}` placeholders read account options.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+/// Written `{"type": "bearer", ...}`; see [`tagged`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Auth {
-    #[default]
-    None,
+    None {},
     Bearer {
         #[serde(default = "default_token")]
         token: String,
@@ -73,6 +73,61 @@ pub enum Auth {
         client_secret: String,
         scope: Option<String>,
     },
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth::None {}
+    }
+}
+
+/// The marker between an inner path and its message, for [`parse`].
+const AT: char = '\u{1}';
+
+/// Read a `{"type": "kind", ...fields}` object as the externally tagged
+/// `{"kind": {...fields}}`, so the JSON path of a mistake inside it is kept
+/// (serde's internally tagged enums lose it).
+fn tagged<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let v = Value::deserialize(d)?;
+    let Value::Object(mut fields) = v else {
+        return Err(D::Error::custom(format!(
+            "invalid type: {}, expected an object with a \"type\"",
+            crate::config::input::kind_of(&v)
+        )));
+    };
+    let kind = match fields.remove("type") {
+        Some(Value::String(t)) => t,
+        Some(other) => {
+            return Err(D::Error::custom(format!(
+                "{AT}type{AT}invalid type: {}, expected a string",
+                crate::config::input::kind_of(&other)
+            )))
+        }
+        None => return Err(D::Error::custom("missing field `type`")),
+    };
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert(kind, Value::Object(fields));
+    serde_path_to_error::deserialize(Value::Object(wrapped)).map_err(|e| {
+        let path = e.path().to_string();
+        // The first segment is the kind itself; an error there is about `type`.
+        let inner = match path.split_once('.') {
+            Some((_, rest)) if !rest.is_empty() => rest.to_string(),
+            _ => "type".to_string(),
+        };
+        D::Error::custom(format!("{AT}{inner}{AT}{}", e.inner()))
+    })
+}
+
+fn tagged_opt<'de, D>(d: D) -> Result<Option<Pagination>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    tagged(d).map(Some)
 }
 
 fn default_token() -> String {
@@ -140,6 +195,7 @@ pub struct ActionSpec {
     pub body: Option<Value>,
     pub records: Option<String>,
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "tagged_opt")]
     pub pagination: Option<Pagination>,
     pub since: Option<Since>,
     pub deleted: Option<String>,
@@ -155,9 +211,9 @@ pub struct Since {
     pub next_token: Option<String>,
 }
 
-/// How a listing is paged.
+/// How a listing is paged. Written `{"type": "cursor", ...}`; see [`tagged`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum Pagination {
     #[serde(rename_all = "camelCase")]
     Offset {
@@ -346,13 +402,20 @@ pub fn load(path: &Path, shown: &str) -> Result<Manifest> {
 /// Validate a manifest held as JSON.
 pub fn parse(value: &Value, shown: &str) -> Result<Manifest> {
     let manifest: Manifest = serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
+        let mut path = e.path().to_string();
+        let mut message = e.inner().to_string();
+        // A mistake inside a tagged object carries its own inner path.
+        let parts: Vec<&str> = message.splitn(3, AT).collect();
+        if let [before, inner, rest] = parts[..] {
+            path = format!("{path}.{inner}");
+            message = format!("{before}{rest}");
+        }
         let at = if path == "." {
             String::new()
         } else {
             format!("{path}: ")
         };
-        usage(format!("{shown}: {at}{}", e.inner()))
+        usage(format!("{shown}: {at}{message}"))
             .hint("`ferry connectors http` documents every manifest field")
     })?;
     validate(&manifest, shown)?;
@@ -514,6 +577,24 @@ mod tests {
             err(json!({"actions": {"list": {"path": "/x", "records": "data"}}}))
                 .contains("actions.list.records: \"data\" is not a JSON pointer")
         );
+    }
+
+    #[test]
+    fn mistakes_inside_tagged_objects_keep_their_path() {
+        assert_eq!(
+            err(json!({"actions": {"list": {"path": "/x", "pagination": {"type": "offset", "pageSize": "10", "stop": {"total": "/t"}}}}})),
+            "connector.json: actions.list.pagination.pageSize: invalid type: string \"10\", expected u64"
+        );
+        assert_eq!(
+            err(json!({"auth": {"type": 3}, "actions": {}})),
+            "connector.json: auth.type: invalid type: a number, expected a string"
+        );
+        assert_eq!(
+            err(json!({"auth": {"type": "bearer", "tokn": "x"}, "actions": {}})),
+            "connector.json: auth.tokn: unknown field `tokn`, expected `token`"
+        );
+        assert!(err(json!({"auth": {"token": "x"}, "actions": {}}))
+            .contains("auth: missing field `type`"));
     }
 
     #[test]
