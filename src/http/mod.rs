@@ -39,7 +39,7 @@ pub mod redact;
 
 use serde_json::{json, Map, Value};
 
-pub use engine::{Engine, Response};
+pub use engine::{status_error, Engine, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 
 use crate::connector::FieldType;

@@ -720,3 +720,65 @@ fn connectors_http_documents_every_manifest_field() {
         assert!(options.contains(&key), "{key}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upserts_patch_then_insert_and_report_rejections_per_record() {
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/c/a"))
+        .respond_with(ok(json!({"id": "a"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/c/b"))
+        .respond_with(ResponseTemplate::new(404))
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/c/x"))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"message": "email is invalid"})),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/c"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "b"})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/c"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "new1"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(
+        &s.uri(),
+        json!({"actions": {"insert": {"path": "/c"}, "patch": {"path": "/c/{id}"}}}),
+        "",
+    );
+    let mut ctx = ferry::ctx::Ctx::from_process().expect("ctx");
+    ctx.folder = f.path().to_path_buf();
+    let connector = ctx.connector().expect("open the connector");
+    let records: Vec<ferry::connector::Record> = [
+        json!({"id": "a", "email": "a@example.com"}),
+        json!({"id": "b", "email": "b@example.com"}),
+        json!({"id": "x", "email": "nope"}),
+        json!({"email": "n@example.com"}),
+    ]
+    .iter()
+    .map(|v| v.as_object().cloned().unwrap())
+    .collect();
+    let outcomes = connector
+        .upsert_batch(records)
+        .await
+        .expect("the batch as a whole works");
+    let outcomes = serde_json::to_value(&outcomes).unwrap();
+    let outcomes = crate::support::filter(&outcomes.to_string(), f.path());
+    insta::assert_snapshot!("upsert_outcomes", outcomes);
+}

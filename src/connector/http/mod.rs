@@ -23,9 +23,9 @@ use crate::connector::{
     Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
-use crate::error::{failed, find_failure, unsupported, usage, Kind};
+use crate::error::{failed, unsupported, usage};
 use crate::http::redact::redact_url;
-use crate::http::{Engine, Group, Policy, RequestSpec, Response};
+use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
 use build::Builder;
 use manifest::{ActionSpec, Pagination};
 
@@ -545,6 +545,50 @@ impl HttpConnector {
             .map_or(100, Pagination::page_size)
     }
 
+    /// Send a write and answer its response whatever the status.
+    async fn send_write(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        record: &Record,
+    ) -> Result<(RequestSpec, Response)> {
+        let req = self.build(name, id, Some(record), &[], None).await?;
+        let resp = self.engine.execute(&req).await?;
+        Ok((req, resp))
+    }
+
+    /// The stored record of a successful insert, with its new id.
+    fn inserted(&self, value: Record, req: &RequestSpec, resp: &Response) -> Result<Record> {
+        let mut stored = self.object_in("insert", req, resp)?;
+        let id_pointer = self.action("insert")?.id.clone();
+        let id = match &id_pointer {
+            Some(p) => resp.json(req)?.pointer(p).and_then(scalar),
+            None => record_id(&stored, &self.id_field),
+        };
+        if stored.is_empty() {
+            stored = value;
+        }
+        match id {
+            Some(id) => {
+                stored.insert(self.id_field.clone(), Value::String(id));
+            }
+            None if record_id(&stored, &self.id_field).is_none() => {
+                return Err(failed(format!(
+                    "{} {} created a record but answered no id",
+                    req.method,
+                    redact_url(&req.url)
+                ))
+                .hint(format!(
+                    "point {} at the new id in the response",
+                    self.at("insert", "id")
+                ))
+                .into())
+            }
+            None => {}
+        }
+        Ok(stored)
+    }
+
     fn write_requests(&self, op: &WriteOp) -> Result<Vec<RequestSpec>> {
         let stand_in = crate::output::REDACTED;
         let build =
@@ -647,36 +691,11 @@ impl Connector for HttpConnector {
     }
 
     async fn insert(&self, value: Record) -> Result<Record> {
-        let req = self.build("insert", None, Some(&value), &[], None).await?;
-        let resp = self.engine.send(&req).await?;
-        let mut stored = self.object_in("insert", &req, &resp)?;
-        let id_pointer = self.action("insert")?.id.clone();
-        let id = match &id_pointer {
-            Some(p) => resp.json(&req)?.pointer(p).and_then(scalar),
-            None => record_id(&stored, &self.id_field),
-        };
-        if stored.is_empty() {
-            stored = value;
+        let (req, resp) = self.send_write("insert", None, &value).await?;
+        if !resp.is_success() {
+            return Err(status_error(&req, &resp).into());
         }
-        match id {
-            Some(id) => {
-                stored.insert(self.id_field.clone(), Value::String(id));
-            }
-            None if record_id(&stored, &self.id_field).is_none() => {
-                return Err(failed(format!(
-                    "{} {} created a record but answered no id",
-                    req.method,
-                    redact_url(&req.url)
-                ))
-                .hint(format!(
-                    "point {} at the new id in the response",
-                    self.at("insert", "id")
-                ))
-                .into())
-            }
-            None => {}
-        }
-        Ok(stored)
+        self.inserted(value, &req, &resp)
     }
 
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
@@ -820,33 +839,31 @@ impl Connector for HttpConnector {
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {
         let id = record_id(&record, &self.id_field);
-        let result = match &id {
+        let mut sent = match &id {
             Some(id) if self.builder.manifest.actions.patch.is_some() => {
-                match self.patch(id, record.clone()).await {
-                    Err(e) if find_failure(&e).is_some_and(|f| f.kind == Kind::NotFound) => {
-                        self.insert(record).await
-                    }
-                    other => other,
-                }
+                ("patch", self.send_write("patch", Some(id), &record).await?)
             }
-            _ => self.insert(record).await,
+            _ => ("insert", self.send_write("insert", None, &record).await?),
         };
-        match result {
-            Ok(stored) => Ok(Outcome::Ok {
-                id: record_id(&stored, &self.id_field)
-                    .or(id)
-                    .unwrap_or_default(),
-            }),
-            Err(e) => match find_failure(&e) {
-                Some(f) if f.kind == Kind::Failed && f.message.contains(" answered 4") => {
-                    Ok(Outcome::Rejected {
-                        id,
-                        reason: f.message.clone(),
-                    })
-                }
-                _ => Err(e),
-            },
+        if sent.0 == "patch" && sent.1 .1.status == 404 {
+            sent = ("insert", self.send_write("insert", None, &record).await?);
         }
+        let (name, (req, resp)) = sent;
+        if (400..500).contains(&resp.status) {
+            // The API refused this record; the rest of the batch goes on.
+            let reason = status_error(&req, &resp).message;
+            return Ok(Outcome::Rejected { id, reason });
+        }
+        if !resp.is_success() {
+            return Err(status_error(&req, &resp).into());
+        }
+        let written = match name {
+            "insert" => record_id(&self.inserted(record, &req, &resp)?, &self.id_field),
+            _ => None,
+        };
+        Ok(Outcome::Ok {
+            id: written.or(id).unwrap_or_default(),
+        })
     }
 }
 
