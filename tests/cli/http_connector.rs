@@ -782,3 +782,76 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
     let outcomes = crate::support::filter(&outcomes.to_string(), f.path());
     insta::assert_snapshot!("upsert_outcomes", outcomes);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_page_walks_a_listing_by_position_and_guards_loops() {
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(query_param_is_missing("cursor"))
+        .and(query_param("limit", "2"))
+        .respond_with(ok(
+            json!({"data": items(&ALL[0..2]), "next": "c2", "total": 5}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("cursor", "c2"))
+        .respond_with(ok(
+            json!({"data": items(&ALL[2..4]), "next": "c3", "total": 5}),
+        ))
+        .expect(2)
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(query_param("cursor", "c3"))
+        .respond_with(ok(
+            json!({"data": items(&ALL[4..5]), "next": null, "total": 5}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let manifest = json!({"actions": {"list": {"path": "/items", "records": "/data",
+        "pagination": {"type": "cursor", "cursorPath": "/next", "limitParam": "limit", "stop": {"total": "/total"}}}}});
+    let f = folder(&s.uri(), manifest, "");
+    let mut ctx = ferry::ctx::Ctx::from_process().expect("ctx");
+    ctx.folder = f.path().to_path_buf();
+    let c = ctx.connector().expect("open");
+    let mut pos = ferry::connector::Position::start();
+    let mut seen = Vec::new();
+    let mut positions = Vec::new();
+    loop {
+        let page = c.read_page(&pos, 2).await.expect("page");
+        assert_eq!(page.total, Some(5));
+        seen.extend(
+            page.records
+                .iter()
+                .map(|r| r["id"].as_str().unwrap().to_string()),
+        );
+        match page.next {
+            Some(next) => {
+                positions.push((next.offset, next.cursor.clone()));
+                pos = next;
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ALL);
+    assert_eq!(
+        positions,
+        [(2, Some("c2".to_string())), (4, Some("c3".to_string()))]
+    );
+    // Reading a page again (a retry or a resume) is not a loop.
+    let again = c
+        .read_page(
+            &ferry::connector::Position {
+                offset: 2,
+                cursor: Some("c2".into()),
+            },
+            2,
+        )
+        .await
+        .expect("a page read twice");
+    assert_eq!(again.records.len(), 2);
+    assert_eq!(again.next.and_then(|n| n.cursor).as_deref(), Some("c3"));
+}

@@ -206,3 +206,135 @@ fn a_million_records_start_at_once() {
         "cus_1000000"
     );
 }
+
+#[test]
+fn offset_paging_through_the_sandbox_reaches_the_total() {
+    let sb = Sandbox::start(&["--records", "230"]);
+    let f = sb.folder("");
+    let mut manifest: serde_json::Value = serde_json::from_str(&f.read("connector.json")).unwrap();
+    manifest["actions"]["getupdates"] = serde_json::json!({
+        "path": "/customers",
+        "records": "/data",
+        "pagination": {"type": "offset", "pageSize": 100, "stop": {"total": "/total"}}
+    });
+    f.write("connector.json", &manifest.to_string());
+    let run = f.run(&["-v", "getupdates"]);
+    assert_eq!(run.ok_json()["entries"].as_array().unwrap().len(), 230);
+    // Three pages: 100, 100, 30, and no fourth request.
+    assert_eq!(run.stderr.matches("-> 200").count(), 3, "{}", run.stderr);
+}
+
+/// The sandbox served in-process, for the routes no connector action uses.
+async fn serve(config: ferry::sandbox::Config) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(ferry::sandbox::serve(
+        listener,
+        config,
+        std::future::pending(),
+    ));
+    url
+}
+
+#[tokio::test]
+async fn bulk_upsert_answers_one_result_per_record() {
+    let url = serve(ferry::sandbox::Config {
+        records: 10,
+        ..Default::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"records": [
+        {"id": "cus_0000001", "email": "changed@example.com"},
+        {"id": "cus_0000011", "email": "new@example.com"},
+        {"email": "no-id@example.com"},
+        {"id": "cus_0000002"},
+    ]});
+    let resp = client
+        .post(format!("{url}/customers/bulk"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let out: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(
+        out,
+        serde_json::json!({"results": [
+            {"index": 0, "id": "cus_0000001", "status": "updated"},
+            {"index": 1, "id": "cus_0000011", "status": "created"},
+            {"index": 2, "id": null, "status": "rejected", "error": "id is required"},
+            {"index": 3, "id": "cus_0000002", "status": "rejected", "error": "email is required"},
+        ]})
+    );
+    let one: serde_json::Value = client
+        .get(format!("{url}/customers/cus_0000001"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["email"], "changed@example.com");
+    let page: serde_json::Value = client
+        .get(format!("{url}/customers?offset=9&limit=5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 11);
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page["has_more"], false);
+}
+
+#[tokio::test]
+async fn injected_failures_are_seeded_and_429s_carry_retry_after() {
+    let config = ferry::sandbox::Config {
+        records: 5,
+        fail_rate: 0.5,
+        seed: 7,
+        ..Default::default()
+    };
+    let statuses = |url: String| async move {
+        let client = reqwest::Client::new();
+        let mut out = Vec::new();
+        for _ in 0..20 {
+            out.push(
+                client
+                    .get(format!("{url}/customers/cus_0000001"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16(),
+            );
+        }
+        out
+    };
+    let first = statuses(serve(config.clone()).await).await;
+    let second = statuses(serve(config).await).await;
+    assert_eq!(first, second, "the same seed fails the same requests");
+    assert!(first.contains(&500) && first.contains(&200), "{first:?}");
+
+    let url = serve(ferry::sandbox::Config {
+        records: 5,
+        rate_limit: Some(1.0),
+        ..Default::default()
+    })
+    .await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("{url}/customers"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let limited = client.get(format!("{url}/customers")).send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    assert_eq!(limited.headers()["retry-after"], "1");
+}

@@ -10,7 +10,7 @@
 pub mod build;
 pub mod manifest;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -187,7 +187,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         engine,
         out: ctx.out.clone(),
         token: OnceCell::new(),
-        seen: Mutex::new(HashSet::new()),
+        seen: Mutex::new(Seen::new()),
     }))
 }
 
@@ -200,7 +200,7 @@ pub struct HttpConnector {
     /// The OAuth2 token, fetched once per run.
     token: OnceCell<String>,
     /// Cursors and URLs already followed by `read_page`, against loops.
-    seen: Mutex<HashSet<String>>,
+    seen: Mutex<Seen>,
 }
 
 /// Where the next page of a listing starts.
@@ -363,7 +363,7 @@ impl HttpConnector {
         c: &Cursor,
         size: u64,
         extra: &[(String, String)],
-        seen: &mut HashSet<String>,
+        seen: &mut Seen,
     ) -> Result<Fetched> {
         let action = self.action(name)?;
         let p = action.pagination.as_ref();
@@ -447,7 +447,7 @@ impl HttpConnector {
                 next.page = Some(this + 1);
                 if !end && n > 0 {
                     let key = format!("page-ids:{}", ids(&records, &self.id_field));
-                    if !seen.insert(key) {
+                    if !first_time(seen, key, next.offset) {
                         return Err(loop_error(format!(
                             "answered page {this} with the same records as an earlier page"
                         )));
@@ -476,7 +476,7 @@ impl HttpConnector {
                     }
                     None => end = true,
                     Some(t) if !end => {
-                        if !seen.insert(format!("cursor:{t}")) {
+                        if !first_time(seen, format!("cursor:{t}"), next.offset) {
                             return Err(loop_error(format!(
                                 "repeated the cursor \"{}\" on page {page_no}",
                                 redact_url(&t)
@@ -506,7 +506,7 @@ impl HttpConnector {
                     None => end = true,
                     Some(u) if !end => {
                         let u = self.builder.resolve(&u);
-                        if !seen.insert(format!("url:{u}")) {
+                        if !first_time(seen, format!("url:{u}"), next.offset) {
                             return Err(loop_error(format!(
                                 "repeated the next URL {} on page {page_no}",
                                 redact_url(&u)
@@ -610,6 +610,22 @@ impl HttpConnector {
                     _ => build("insert", None, Some(r)),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// Cursors, URLs and pages already met, with the offset each one led to.
+type Seen = HashMap<String, u64>;
+
+/// Whether `key` leads somewhere new. Meeting it again at the same offset is
+/// a re-read of the same page (a retry, a resume) and fine; meeting it at
+/// another offset means the API is going round in circles.
+fn first_time(seen: &mut Seen, key: String, offset: u64) -> bool {
+    match seen.get(&key) {
+        Some(&o) if o != offset => false,
+        _ => {
+            seen.insert(key, offset);
+            true
         }
     }
 }
@@ -722,7 +738,7 @@ impl Connector for HttpConnector {
             }
         }
         let mut entries = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = Seen::new();
         let mut cursor = Cursor::default();
         let mut last_item_token: Option<String> = None;
         let size = self.page_size("getupdates");
