@@ -855,3 +855,36 @@ async fn read_page_walks_a_listing_by_position_and_guards_loops() {
     assert_eq!(again.records.len(), 2);
     assert_eq!(again.next.and_then(|n| n.cursor).as_deref(), Some("c3"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_log_shows_headers_and_bodies_redacted() {
+    let s = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/c"))
+        .and(header("Authorization", format!("Bearer {CANARY}").as_str()))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(
+                    json!({"id": "n1", "email": "a@example.com", "access_token": "issued-token-1"}),
+                )
+                .insert_header("Set-Cookie", "session=abc123"),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    let manifest = json!({"auth": {"type": "bearer"}, "actions": {"insert": {"path": "/c", "query": {"key": "{token}", "mode": "fast"}}}});
+    let f = folder(&s.uri(), manifest, r#", "token": "${API_TOKEN}""#);
+    f.write(".env", &format!("API_TOKEN={CANARY}\n"));
+    let run = f.run(&[
+        "-vv",
+        "insert",
+        "--value",
+        r#"{"email": "a@example.com", "password": "hunter2-pw"}"#,
+    ]);
+    let text = regex::Regex::new(r"(?m)^< date: .*$")
+        .unwrap()
+        .replace_all(&run.render(), "< date: [DATE]")
+        .into_owned();
+    assert!(!text.contains(CANARY) && !text.contains("hunter2-pw") && !text.contains("abc123"));
+    insta::assert_snapshot!("debug_insert", text);
+}
