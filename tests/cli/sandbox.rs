@@ -338,3 +338,20 @@ async fn injected_failures_are_seeded_and_429s_carry_retry_after() {
     assert_eq!(limited.status(), 429);
     assert_eq!(limited.headers()["retry-after"], "1");
 }
+
+#[tokio::test]
+async fn latency_delays_every_answer() {
+    let url = serve(ferry::sandbox::Config {
+        records: 5,
+        latency: std::time::Duration::from_millis(300),
+        ..Default::default()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let status = reqwest::get(format!("{url}/customers/cus_0000001"))
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
