@@ -888,3 +888,16 @@ async fn debug_log_shows_headers_and_bodies_redacted() {
     assert!(!text.contains(CANARY) && !text.contains("hunter2-pw") && !text.contains("abc123"));
     insta::assert_snapshot!("debug_insert", text);
 }
+
+#[test]
+fn a_last_sync_without_since_in_the_manifest_is_refused() {
+    let f = folder(
+        "http://127.0.0.1:9",
+        listing(json!({"type": "cursor", "cursorPath": "/next"}), "/data"),
+        "",
+    );
+    snap!(
+        "last_sync_without_since",
+        f.run(&["getupdates", "--last-sync", "42"])
+    );
+}

@@ -731,6 +731,17 @@ impl Connector for HttpConnector {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let action = self.action("getupdates")?.clone();
         let spec = action.since.clone();
+        if spec.is_none() && since.is_some() {
+            return Err(usage(format!(
+                "{} has no \"since\", so getupdates cannot continue from a lastSync",
+                self.at("getupdates", "since").trim_end_matches(".since")
+            ))
+            .hint(format!(
+                "describe how the API takes the token in {} ({{\"param\": ...}}), or run getupdates without --last-sync",
+                self.at("getupdates", "since")
+            ))
+            .into());
+        }
         let mut extra = Vec::new();
         if let Some(s) = &spec {
             if let Some(token) = since.map(str::to_string).or_else(|| s.initial.clone()) {
