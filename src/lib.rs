@@ -12,7 +12,9 @@ pub mod connector;
 pub mod ctx;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod output;
+pub mod sandbox;
 pub mod scaffold;
 
 use std::ffi::OsString;

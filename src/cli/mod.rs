@@ -10,6 +10,7 @@ mod getupdates;
 mod init;
 mod insert;
 mod patch;
+mod sandbox;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ enum Command {
     Delete(delete::Args),
     #[command(name = "getupdates")]
     GetUpdates(getupdates::Args),
+    Sandbox(sandbox::Args),
 }
 
 /// Parse `args` and run the command.
@@ -110,7 +112,20 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::Patch(args) => patch::exec(args, &ctx).await,
         Command::Delete(args) => delete::exec(args, &ctx).await,
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
+        Command::Sandbox(args) => sandbox::exec(args, &ctx).await,
     }
+}
+
+/// `--dry-run`: print what `op` would send, secrets redacted, and send nothing.
+fn dry_run(
+    ctx: &Ctx,
+    connector: &dyn crate::connector::Connector,
+    op: &crate::connector::WriteOp,
+) -> Result<ExitCode> {
+    let requests = connector.preview(op)?;
+    ctx.out
+        .result(&serde_json::json!({ "dryRun": true, "requests": requests }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Help and version go to stdout with status 0; usage errors to stderr with 2.
