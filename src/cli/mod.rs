@@ -7,6 +7,7 @@ mod connectors;
 mod delete;
 mod get;
 mod getupdates;
+mod import;
 mod insert;
 mod patch;
 
@@ -76,6 +77,7 @@ enum Command {
     Delete(delete::Args),
     #[command(name = "getupdates")]
     GetUpdates(getupdates::Args),
+    Import(import::Args),
 }
 
 /// Parse `args` and run the command.
@@ -107,6 +109,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::Patch(args) => patch::exec(args, &ctx).await,
         Command::Delete(args) => delete::exec(args, &ctx).await,
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
+        Command::Import(args) => import::exec(args, &ctx).await,
     }
 }
 

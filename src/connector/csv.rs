@@ -151,6 +151,21 @@ impl Format for Csv {
         writer.flush()?;
         Ok(())
     }
+
+    fn append(&self, out: &mut dyn Write, columns: &[String], records: &[Record]) -> Result<()> {
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .has_headers(false)
+            .from_writer(out);
+        let mut cells: Vec<String> = Vec::with_capacity(columns.len());
+        for record in records {
+            cells.clear();
+            cells.extend(columns.iter().map(|c| cell(record.get(c))));
+            writer.write_record(&cells)?;
+        }
+        writer.flush()?;
+        Ok(())
+    }
 }
 
 fn cell(value: Option<&Value>) -> String {

@@ -409,6 +409,58 @@ impl Db {
     }
 }
 
+impl Db {
+    /// An existing table's columns as fields: the declared type read the way
+    /// SQLite reads affinities (plus DATE, DATETIME and BOOLEAN, which SQLite
+    /// stores as text or numbers but which say what the values must look
+    /// like), NOT NULL without a default as required.
+    fn declared_fields(&self, conn: &Connection) -> Result<Vec<FieldSpec>> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(&self.table)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut fields = Vec::new();
+        for row in rows {
+            let (name, decl, not_null, default, pk) = row?;
+            let decl = decl.to_ascii_uppercase();
+            let kind = if decl.contains("INT") {
+                FieldType::Integer
+            } else if decl.contains("BOOL") {
+                FieldType::Boolean
+            } else if decl.contains("DATETIME") || decl.contains("TIMESTAMP") {
+                FieldType::Datetime
+            } else if decl.contains("DATE") {
+                FieldType::Date
+            } else if decl.contains("CHAR") || decl.contains("CLOB") || decl.contains("TEXT") {
+                FieldType::String
+            } else if ["REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL"]
+                .iter()
+                .any(|t| decl.contains(t))
+            {
+                FieldType::Number
+            } else {
+                FieldType::Any
+            };
+            let required = (not_null && default.is_none()) || (pk > 0 && name == self.id_field);
+            // Field names are 'static in specs; a table has a handful of
+            // columns and is described once per run, so leaking is bounded.
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            let mut field = FieldSpec::new(name, kind, "a column of the existing table");
+            if required {
+                field = field.required();
+            }
+            fields.push(field);
+        }
+        Ok(fields)
+    }
+}
+
 fn unreachable_layout() -> Result<()> {
     Err(failed("the table disappeared during the write").into())
 }
@@ -486,6 +538,17 @@ impl Connector for Sqlite {
             op,
             &format!("{}#{}", self.db.path.display(), self.db.table),
         ))
+    }
+
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        let spec_fields = self.spec.fields.clone();
+        self.blocking(move |db| {
+            db.with_read(spec_fields.clone(), |conn, layout| match layout {
+                Layout::Existing { .. } => db.declared_fields(conn),
+                _ => Ok(spec_fields.clone()),
+            })
+        })
+        .await
     }
 
     async fn check(&self) -> Result<Value> {

@@ -4,4 +4,5 @@
 
 mod support;
 
+mod import;
 mod local;
