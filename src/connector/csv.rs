@@ -78,6 +78,12 @@ pub struct Csv {
 }
 
 impl Csv {
+    /// Comma-separated, the default.
+    #[cfg(test)]
+    pub fn comma() -> Csv {
+        Csv { delimiter: b',' }
+    }
+
     fn reader_builder(&self) -> csv::ReaderBuilder {
         let mut b = csv::ReaderBuilder::new();
         b.delimiter(self.delimiter).flexible(false);
@@ -150,6 +156,10 @@ impl Format for Csv {
         }
         writer.flush()?;
         Ok(())
+    }
+
+    fn has_header(&self) -> bool {
+        true
     }
 
     fn append(&self, out: &mut dyn Write, columns: &[String], records: &[Record]) -> Result<()> {

@@ -65,6 +65,12 @@ pub trait Format: Send + Sync + 'static {
         records: &mut dyn Iterator<Item = Result<Record>>,
     ) -> Result<()>;
 
+    /// Whether a header fixes the file's columns, so a record with a new
+    /// key cannot be appended and needs a rewrite.
+    fn has_header(&self) -> bool {
+        false
+    }
+
     /// Write `records` as rows to add at the end of a file whose header
     /// (if any) already names `columns`.
     fn append(&self, out: &mut dyn Write, columns: &[String], records: &[Record]) -> Result<()>;
@@ -620,7 +626,9 @@ impl<F: Format> Connector for FileConnector<F> {
             let mut guard = s.lock()?;
             if s.exists() {
                 let index = s.index(&mut guard)?;
-                let known_columns = |r: &Record| r.keys().all(|k| index.columns.contains(k));
+                let header = s.format.has_header();
+                let known_columns =
+                    |r: &Record| !header || r.keys().all(|k| index.columns.contains(k));
                 let new_ids = by_id.keys().all(|id| !index.ids.contains(&s.hash(id)));
                 if index.len > 0 && index.clean_end && new_ids && by_id.values().all(known_columns)
                 {
@@ -652,5 +660,168 @@ impl<F: Format> Connector for FileConnector<F> {
             Ok(outcomes)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::MetadataExt;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::connector::jsonl::{self, Jsonl};
+
+    fn rec(v: Value) -> Record {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    fn store(path: &Path) -> FileConnector<Jsonl> {
+        FileConnector::new(jsonl::spec(), Jsonl, path.to_path_buf(), "id".into())
+    }
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[tokio::test]
+    async fn new_ids_are_appended_and_known_ids_replaced_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let c = store(&path);
+        c.upsert_batch(vec![rec(json!({"id": "a"})), rec(json!({"id": "b"}))])
+            .await
+            .unwrap();
+        let first = inode(&path);
+        // New ids: appended to the same file, not a rewritten copy.
+        c.upsert_batch(vec![rec(json!({"id": "c"}))]).await.unwrap();
+        assert_eq!(inode(&path), first);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
+        );
+        // A known id: the file is rewritten with the record in its place.
+        let outcomes = c
+            .upsert_batch(vec![
+                rec(json!({"id": "b", "v": 2})),
+                rec(json!({"id": "d"})),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 2);
+        assert_ne!(inode(&path), first);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\",\"v\":2}\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n"
+        );
+        assert!(!dir.path().join(".out.jsonl.ferry-append").exists());
+    }
+
+    #[tokio::test]
+    async fn a_torn_append_is_cut_back_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let good = "{\"id\":\"a\"}\n{\"id\":\"b\"}\n";
+        // What a process killed mid-append leaves: the journal with the old
+        // length and half a batch after it.
+        std::fs::write(&path, format!("{good}{{\"id\":\"c\"}}\n{{\"id\":\"d\",\"x")).unwrap();
+        std::fs::write(
+            dir.path().join(".out.jsonl.ferry-append"),
+            good.len().to_string(),
+        )
+        .unwrap();
+        let c = store(&path);
+        c.upsert_batch(vec![rec(json!({"id": "c"})), rec(json!({"id": "d"}))])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{good}{{\"id\":\"c\"}}\n{{\"id\":\"d\"}}\n")
+        );
+        assert!(!dir.path().join(".out.jsonl.ferry-append").exists());
+    }
+
+    #[tokio::test]
+    async fn a_damaged_journal_stops_the_write_and_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
+        std::fs::write(dir.path().join(".out.jsonl.ferry-append"), "oops").unwrap();
+        let err = store(&path)
+            .upsert_batch(vec![rec(json!({"id": "b"}))])
+            .await
+            .unwrap_err();
+        let failure = crate::error::find_failure(&err).unwrap();
+        assert!(
+            failure.message.contains("is damaged"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":\"a\"}\n");
+    }
+
+    #[tokio::test]
+    async fn a_file_without_a_final_newline_is_never_glued_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"id\":\"a\"}").unwrap();
+        store(&path)
+            .upsert_batch(vec![rec(json!({"id": "b"}))])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_behind_the_index_is_scanned_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let c = store(&path);
+        c.upsert_batch(vec![rec(json!({"id": "a"}))]).await.unwrap();
+        c.upsert_batch(vec![rec(json!({"id": "b"}))]).await.unwrap();
+        // Someone else adds c; our next batch upserts c and must replace it.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"id\":\"c\",\"by\":\"hand\"}\n");
+        std::fs::write(&path, &text).unwrap();
+        c.upsert_batch(vec![rec(json!({"id": "c"}))]).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn csv_appends_rows_and_rewrites_for_a_new_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let c = FileConnector::new(
+            crate::connector::csv::spec(),
+            crate::connector::csv::Csv::comma(),
+            path.clone(),
+            "id".into(),
+        );
+        c.upsert_batch(vec![rec(json!({"id": "1", "name": "Ada"}))])
+            .await
+            .unwrap();
+        let first = inode(&path);
+        c.upsert_batch(vec![rec(json!({"id": "2"}))]).await.unwrap();
+        assert_eq!(inode(&path), first);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "id,name\n1,Ada\n2,\n"
+        );
+        c.upsert_batch(vec![rec(json!({"id": "3", "city": "Oslo"}))])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "id,name,city\n1,Ada,\n2,,\n3,,Oslo\n"
+        );
     }
 }
