@@ -88,6 +88,8 @@ struct Batch {
     end: Position,
     /// The source has nothing after this batch.
     end_of_source: bool,
+    /// The number of records in the whole source, when it says.
+    total: Option<u64>,
 }
 
 /// A batch being written.
@@ -381,7 +383,7 @@ async fn attempt(
         Arc::clone(&setup.validator),
         tx,
     ));
-    progress.start(0, None);
+    progress.start(cp.position.offset, None);
     let mut inflight: VecDeque<InFlight> = VecDeque::new();
     let mut reader_done = false;
     let mut stopping = false;
@@ -414,7 +416,7 @@ async fn attempt(
                 match commit(setup, &mut cp, &mut rejects, done.batch, done.sent, outcome) {
                     Ok(counts) => {
                         run_counts.add(&counts);
-                        progress.update(run_counts.read, run_counts.rejected);
+                        progress.update(cp.position.offset, run_counts.rejected);
                     }
                     Err((records, err)) => {
                         run_counts.failed += records;
@@ -426,6 +428,9 @@ async fn attempt(
             }
             msg = rx.recv(), if !stopping && !reader_done && room => match msg {
                 Some(mut batch) => {
+                    if let Some(total) = batch.total {
+                        progress.total(total);
+                    }
                     let records = std::mem::take(&mut batch.records);
                     let sent = records.clone();
                     let dest = Arc::clone(&setup.dest);
@@ -628,6 +633,7 @@ async fn read_batch(
         counts: Counts::default(),
         end: pos.clone(),
         end_of_source: false,
+        total: None,
     };
     let mut read = 0usize;
     while read < batch_size && *left > 0 {
@@ -682,6 +688,7 @@ async fn read_batch(
             }
         }
         read += n;
+        batch.total = page.total.or(batch.total);
         *left = left.saturating_sub(n as u64);
         batch.counts.read += n as u64;
         match page.next {

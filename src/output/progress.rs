@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 /// What a run tells whoever watches it.
 pub trait Progress: Send + Sync {
     /// The run starts; `total` is the number of records when the source knows it.
     fn start(&self, done: u64, total: Option<u64>);
+    /// The source said how many records it holds, so an ETA can be shown.
+    fn total(&self, total: u64);
     /// `done` records handled so far (written or rejected), `rejected` of them rejected.
     fn update(&self, done: u64, rejected: u64);
     /// The run is over; clear the bar.
@@ -21,9 +23,14 @@ pub struct Silent;
 
 impl Progress for Silent {
     fn start(&self, _: u64, _: Option<u64>) {}
+    fn total(&self, _: u64) {}
     fn update(&self, _: u64, _: u64) {}
     fn finish(&self) {}
 }
+
+const KNOWN_TOTAL: &str =
+    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} records, {rate}, ETA {eta} {msg}";
+const UNKNOWN_TOTAL: &str = "{spinner} [{elapsed_precise}] {pos} records, {rate} {msg}";
 
 /// An indicatif bar: records done, records per second, ETA when the total
 /// is known, rejects.
@@ -31,20 +38,36 @@ pub struct Bar {
     bar: ProgressBar,
 }
 
+impl Bar {
+    fn style(&self, template: &str) {
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            self.bar.set_style(style.with_key(
+                "rate",
+                |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0} records/s", s.per_sec());
+                },
+            ));
+        }
+    }
+}
+
 impl Progress for Bar {
     fn start(&self, done: u64, total: Option<u64>) {
-        let style = match total {
-            Some(t) => {
-                self.bar.set_length(t);
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} records, {per_sec}, ETA {eta} {msg}"
-            }
-            None => "{spinner} [{elapsed_precise}] {pos} records, {per_sec} {msg}",
-        };
-        if let Ok(style) = ProgressStyle::with_template(style) {
-            self.bar.set_style(style);
+        match total {
+            Some(t) => self.total(t),
+            None => self.style(UNKNOWN_TOTAL),
         }
         self.bar.set_position(done);
+        // A resumed run starts at its offset: that is not speed.
+        self.bar.reset_eta();
         self.bar.enable_steady_tick(Duration::from_millis(200));
+    }
+
+    fn total(&self, total: u64) {
+        if self.bar.length() != Some(total) {
+            self.bar.set_length(total);
+            self.style(KNOWN_TOTAL);
+        }
     }
 
     fn update(&self, done: u64, rejected: u64) {
