@@ -822,6 +822,174 @@ fn quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::{Page, Spec};
+    use crate::output::progress::Silent;
+    use async_trait::async_trait;
+    use std::time::Duration;
+
+    /// A source of `n` records `{"id": "rN", "n": N}`, paged with cursors.
+    struct FakeSource {
+        spec: Spec,
+        n: u64,
+    }
+
+    #[async_trait]
+    impl Connector for FakeSource {
+        fn spec(&self) -> &Spec {
+            &self.spec
+        }
+        async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+            // The cursor must be the one this source handed out.
+            if let Some(c) = &from.cursor {
+                assert_eq!(c, &format!("cur{}", from.offset));
+            }
+            let end = (from.offset + limit as u64).min(self.n);
+            let records = (from.offset..end)
+                .map(|i| match json!({"id": format!("r{i}"), "n": i}) {
+                    Value::Object(m) => m,
+                    _ => Record::new(),
+                })
+                .collect();
+            let next = (end < self.n).then(|| Position {
+                offset: end,
+                cursor: Some(format!("cur{end}")),
+            });
+            Ok(Page {
+                records,
+                next,
+                total: Some(self.n),
+            })
+        }
+    }
+
+    /// A destination where later batches finish first, records with n % 10
+    /// == 7 are refused, and the batch holding `fail_at` fails.
+    struct FakeDest {
+        spec: Spec,
+        fail_at: Option<u64>,
+    }
+
+    #[async_trait]
+    impl Connector for FakeDest {
+        fn spec(&self) -> &Spec {
+            &self.spec
+        }
+        async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+            let first = records[0]["n"].as_u64().unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(40u64.saturating_sub(first))).await;
+            if records.iter().any(|r| r["n"].as_u64() == self.fail_at) {
+                return Err(failed("the destination is down").into());
+            }
+            Ok(records
+                .iter()
+                .map(|r| {
+                    let id = r["id"].as_str().unwrap_or_default().to_string();
+                    if r["n"].as_u64().unwrap_or(0) % 10 == 7 {
+                        Outcome::Rejected {
+                            id: Some(id),
+                            reason: "refused".into(),
+                        }
+                    } else {
+                        Outcome::Ok { id }
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn setup(dir: &Path, n: u64, fail_at: Option<u64>) -> Setup {
+        let spec = || crate::connector::registry::spec("jsonl").unwrap();
+        Setup {
+            source: Arc::new(FakeSource { spec: spec(), n }),
+            dest: Arc::new(FakeDest {
+                spec: spec(),
+                fail_at,
+            }),
+            from: "fake:a".into(),
+            to: "fake:b".into(),
+            mapping: Arc::new(Mapping {
+                id_field: "id".into(),
+                ..Mapping::default()
+            }),
+            validator: Arc::new(Validator::new("id", Vec::new())),
+            batch_size: 5,
+            concurrency: 4,
+            state: dir.join("cp.json"),
+            rejects: dir.join("rejects.jsonl"),
+        }
+    }
+
+    async fn run_attempt(setup: &Setup) -> (Ending, Checkpoint, Counts) {
+        let ctx = Ctx::from_process().unwrap();
+        let mut counts = Counts::default();
+        let never = std::future::pending::<std::io::Result<()>>();
+        tokio::pin!(never);
+        let (ending, cp) = attempt(
+            setup,
+            &ctx,
+            Start::Beginning,
+            None,
+            &mut counts,
+            &Silent,
+            never.as_mut(),
+        )
+        .await
+        .unwrap();
+        (ending, cp, counts)
+    }
+
+    #[tokio::test]
+    async fn batches_finishing_out_of_order_are_committed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = setup(dir.path(), 40, None);
+        let (ending, cp, counts) = run_attempt(&setup).await;
+        assert!(matches!(ending, Ending::Done));
+        assert_eq!(cp.position.offset, 40);
+        assert!(cp.finished);
+        assert_eq!((counts.read, counts.written, counts.rejected), (40, 36, 4));
+        assert_eq!(counts.batches, 8);
+        // Rejects are written in source order, whatever order batches finished in.
+        let offsets: Vec<u64> = std::fs::read_to_string(&setup.rejects)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["offset"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(offsets, [7, 17, 27, 37]);
+        assert_eq!(Checkpoint::load(&setup.state).unwrap(), Some(cp));
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_stops_before_a_failed_batch_even_when_later_ones_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        // Records 10..15 make the third batch; the fourth and later finish
+        // before it and must not be committed.
+        let setup = setup(dir.path(), 40, Some(12));
+        let (ending, cp, counts) = run_attempt(&setup).await;
+        let Ending::Failed(err) = ending else {
+            panic!("the run did not stop")
+        };
+        assert!(format!("{err:#}").contains("the destination is down"));
+        assert_eq!(
+            cp.position,
+            Position {
+                offset: 10,
+                cursor: Some("cur10".into())
+            }
+        );
+        assert_eq!((counts.written, counts.rejected, counts.failed), (9, 1, 5));
+        let saved = Checkpoint::load(&setup.state).unwrap().unwrap();
+        assert_eq!(saved.position.offset, 10);
+        assert_eq!(saved.counts.written, 9);
+        assert_eq!(saved.counts.rejected, 1);
+        assert_eq!(
+            saved.rejects_bytes,
+            std::fs::metadata(&setup.rejects).unwrap().len()
+        );
+    }
 
     #[test]
     fn shell_quoting_leaves_plain_words_alone() {
