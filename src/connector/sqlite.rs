@@ -297,19 +297,23 @@ impl Db {
             Layout::Missing => unreachable_layout(),
             Layout::Managed => {
                 let seq = next_seq(tx, &t)?;
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
-                         VALUES (?1, ?2, ?3, ?4, ?4, 0)
-                         ON CONFLICT(id) DO UPDATE SET
-                           data = excluded.data,
-                           updated_at = excluded.updated_at,
-                           seq = excluded.seq,
-                           created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
-                           deleted = 0"
-                    ),
-                    params![id, Value::Object(record.clone()).to_string(), now(), seq],
-                )?;
+                // Cached: a bulk import runs this once per record.
+                tx.prepare_cached(&format!(
+                    "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 0)
+                     ON CONFLICT(id) DO UPDATE SET
+                       data = excluded.data,
+                       updated_at = excluded.updated_at,
+                       seq = excluded.seq,
+                       created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
+                       deleted = 0"
+                ))?
+                .execute(params![
+                    id,
+                    serde_json::to_string(record)?,
+                    now(),
+                    seq
+                ])?;
                 Ok(())
             }
             Layout::Existing { columns, .. } => {
@@ -466,11 +470,9 @@ fn unreachable_layout() -> Result<()> {
 }
 
 fn next_seq(conn: &Connection, table: &str) -> Result<i64> {
-    Ok(conn.query_row(
-        &format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"),
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached(&format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"))?
+        .query_row([], |r| r.get(0))?)
 }
 
 fn parse_data(data: &str) -> Result<Record> {
