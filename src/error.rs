@@ -87,8 +87,12 @@ pub fn unsupported(connector: &str, action: &str) -> Failure {
 
 /// The first [`Failure`] in an error chain, if any.
 pub fn find_failure(err: &anyhow::Error) -> Option<&Failure> {
-    err.chain()
-        .find_map(|cause| cause.downcast_ref::<Failure>())
+    // A Failure added with `.context(failure)` is only reachable through
+    // anyhow's own downcast, not through the chain's trait objects.
+    err.downcast_ref::<Failure>().or_else(|| {
+        err.chain()
+            .find_map(|cause| cause.downcast_ref::<Failure>())
+    })
 }
 
 /// The exit status for an error: its [`Failure`] kind, or 1 for anything else.

@@ -7,6 +7,7 @@ mod connectors;
 mod delete;
 mod get;
 mod getupdates;
+mod import;
 mod init;
 mod insert;
 mod patch;
@@ -80,6 +81,7 @@ enum Command {
     #[command(name = "getupdates")]
     GetUpdates(getupdates::Args),
     Sandbox(sandbox::Args),
+    Import(import::Args),
 }
 
 /// Parse `args` and run the command.
@@ -113,6 +115,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::Delete(args) => delete::exec(args, &ctx).await,
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
         Command::Sandbox(args) => sandbox::exec(args, &ctx).await,
+        Command::Import(args) => import::exec(args, &ctx).await,
     }
 }
 

@@ -78,6 +78,12 @@ pub struct Csv {
 }
 
 impl Csv {
+    /// Comma-separated, the default.
+    #[cfg(test)]
+    pub fn comma() -> Csv {
+        Csv { delimiter: b',' }
+    }
+
     fn reader_builder(&self) -> csv::ReaderBuilder {
         let mut b = csv::ReaderBuilder::new();
         b.delimiter(self.delimiter).flexible(false);
@@ -144,6 +150,25 @@ impl Format for Csv {
         let mut cells: Vec<String> = Vec::with_capacity(columns.len());
         for record in records {
             let record = record?;
+            cells.clear();
+            cells.extend(columns.iter().map(|c| cell(record.get(c))));
+            writer.write_record(&cells)?;
+        }
+        writer.flush()?;
+        Ok(())
+    }
+
+    fn has_header(&self) -> bool {
+        true
+    }
+
+    fn append(&self, out: &mut dyn Write, columns: &[String], records: &[Record]) -> Result<()> {
+        let mut writer = csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .has_headers(false)
+            .from_writer(out);
+        let mut cells: Vec<String> = Vec::with_capacity(columns.len());
+        for record in records {
             cells.clear();
             cells.extend(columns.iter().map(|c| cell(record.get(c))));
             writer.write_record(&cells)?;

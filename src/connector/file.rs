@@ -1,12 +1,37 @@
 //! What the `csv` and `jsonl` connectors share: a file of records, read as a
-//! stream and rewritten atomically (temporary file, fsync, rename) on every
+//! stream and rewritten atomically (temporary file, fsync, rename) on a
 //! change, so a run killed mid-write leaves the old file whole. Each format
 //! only says how to read and write its rows.
+//!
+//! Batch upserts append instead of rewriting when they can, so a bulk import
+//! costs O(batch) per batch rather than O(file). The store keeps, under its
+//! write lock, an index of the file: the hashes of the ids in it, its length,
+//! its modification time and its columns, built by one scan on the first
+//! batch and kept up to date by every write of this process (a file changed
+//! by anyone else is noticed by its length or time and scanned again). A
+//! batch appends when no id of it can already be in the file (a hash
+//! collision only sends a batch down the rewrite path, which is always
+//! correct) and, for CSV, when it brings no new column.
+//!
+//! An append is made crash-safe by a journal beside the file
+//! (`.NAME.ferry-append`): the file's length is saved in it atomically before
+//! the append, the appended bytes are fsynced, then the journal is removed.
+//! If the process dies in between (kill -9, power loss), the journal is still
+//! there and the next write of the file cuts it back to the saved length
+//! before doing anything else, so a half-written batch never stays. Since an
+//! unacknowledged batch is sent again by whoever sent it (import resumes from
+//! its checkpoint), nothing is lost, and since upserts replace by id, nothing
+//! is duplicated. Reads do not repair the file (they may run beside a writer
+//! in another process); one that meets a torn tail after a crash reports it
+//! as invalid, until the next write cuts it. Two processes writing the same
+//! file at once are not supported, as with the rewrite path.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -39,6 +64,16 @@ pub trait Format: Send + Sync + 'static {
         columns: &[String],
         records: &mut dyn Iterator<Item = Result<Record>>,
     ) -> Result<()>;
+
+    /// Whether a header fixes the file's columns, so a record with a new
+    /// key cannot be appended and needs a rewrite.
+    fn has_header(&self) -> bool {
+        false
+    }
+
+    /// Write `records` as rows to add at the end of a file whose header
+    /// (if any) already names `columns`.
+    fn append(&self, out: &mut dyn Write, columns: &[String], records: &[Record]) -> Result<()>;
 }
 
 /// A file-backed connector over a [`Format`].
@@ -51,8 +86,23 @@ struct Store<F> {
     format: F,
     path: PathBuf,
     id_field: String,
-    /// One writer at a time: a rewrite reads the old file while writing the new.
-    write_lock: Mutex<()>,
+    /// One writer at a time: a rewrite reads the old file while writing the
+    /// new. It guards the index of the file, once built.
+    write_lock: Mutex<Option<Index>>,
+    /// Hashes ids for the index (per process: the index is never saved).
+    hasher: RandomState,
+}
+
+/// What the store knows about its file, valid while the file's length and
+/// modification time are the ones recorded.
+struct Index {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Hashes of every id in the file (and maybe of ids deleted since).
+    ids: HashSet<u64>,
+    columns: Vec<String>,
+    /// The file ends with a newline, so appended rows start on their own line.
+    clean_end: bool,
 }
 
 impl<F: Format> FileConnector<F> {
@@ -63,7 +113,8 @@ impl<F: Format> FileConnector<F> {
                 format,
                 path,
                 id_field,
-                write_lock: Mutex::new(()),
+                write_lock: Mutex::new(None),
+                hasher: RandomState::new(),
             }),
         }
     }
@@ -117,23 +168,162 @@ impl<F: Format> Store<F> {
         .into()
     }
 
-    /// Rewrite the file atomically in one streaming pass: each old record
-    /// passes through `edit` (which may replace or drop it), then whatever
-    /// `tail` returns is written at the end. `new_fields` are the records whose
-    /// keys may be new, so a format with a header can name them up front.
+    /// Take the write lock and repair an interrupted append, if any.
+    fn lock(&self) -> Result<MutexGuard<'_, Option<Index>>> {
+        let guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.recover()?;
+        Ok(guard)
+    }
+
+    /// The journal that marks an append in progress.
+    fn journal(&self) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.path.with_file_name(format!(".{name}.ferry-append"))
+    }
+
+    /// Cut the file back to the length the journal saved: the append it
+    /// announced never finished.
+    fn recover(&self) -> Result<()> {
+        let journal = self.journal();
+        let text = match std::fs::read_to_string(&journal) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("could not read {}", journal.display()))
+                )
+            }
+        };
+        let len: u64 = text.trim().parse().map_err(|_| {
+            failed(format!(
+                "{} is damaged: {text:?} is not a length",
+                journal.display()
+            ))
+            .hint(format!(
+                "check the end of {} by hand, then delete the journal",
+                self.path.display()
+            ))
+        })?;
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            if meta.len() > len {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)
+                    .with_context(|| format!("could not open {}", self.path.display()))?;
+                file.set_len(len)
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| {
+                        format!("could not cut {} back to {len} bytes", self.path.display())
+                    })?;
+            }
+        }
+        std::fs::remove_file(&journal)
+            .with_context(|| format!("could not remove {}", journal.display()))
+    }
+
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    /// The index, built (one scan) or rebuilt when the file changed under it.
+    fn index<'g>(&self, guard: &'g mut Option<Index>) -> Result<&'g mut Index> {
+        let meta = std::fs::metadata(&self.path).ok();
+        let len = meta.as_ref().map_or(0, |m| m.len());
+        let modified = meta.as_ref().and_then(|m| m.modified().ok());
+        let fresh = guard
+            .as_ref()
+            .is_some_and(|ix| ix.len == len && ix.modified == modified);
+        if !fresh {
+            let mut ids = HashSet::new();
+            for record in self.records(0)? {
+                if let Some(id) = self.id_of(&record?) {
+                    ids.insert(self.hash(&id));
+                }
+            }
+            let columns = if len > 0 {
+                self.format.columns(&self.path)?
+            } else {
+                Vec::new()
+            };
+            *guard = Some(Index {
+                len,
+                modified,
+                ids,
+                columns,
+                clean_end: ends_with_newline(&self.path, len)?,
+            });
+        }
+        guard
+            .as_mut()
+            .context("the file index is missing after it was built")
+    }
+
+    /// Append `records` (none of them in the file, all columns known) under
+    /// the journal, and update the index.
+    fn append(&self, index: &mut Index, records: &[Record]) -> Result<()> {
+        let journal = self.journal();
+        crate::fsutil::write_bytes_atomic(&journal, index.len.to_string().as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .with_context(|| format!("could not open {} to append", self.path.display()))?;
+        {
+            let mut out = std::io::BufWriter::with_capacity(256 * 1024, &file);
+            self.format.append(&mut out, &index.columns, records)?;
+            out.flush()
+                .with_context(|| format!("could not write {}", self.path.display()))?;
+        }
+        file.sync_data()
+            .with_context(|| format!("could not flush {} to disk", self.path.display()))?;
+        std::fs::remove_file(&journal)
+            .with_context(|| format!("could not remove {}", journal.display()))?;
+        let meta = file.metadata()?;
+        index.len = meta.len();
+        index.modified = meta.modified().ok();
+        for record in records {
+            if let Some(id) = self.id_of(record) {
+                index.ids.insert(self.hash(&id));
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Store::rewrite_locked`] under the write lock.
     fn rewrite<'a>(
         &self,
         new_fields: impl IntoIterator<Item = &'a Record>,
         edit: impl FnMut(Record) -> Option<Record>,
         tail: impl FnOnce() -> Vec<Record>,
     ) -> Result<()> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = self.lock()?;
+        self.rewrite_locked(&mut guard, new_fields, edit, tail)
+    }
+
+    /// Rewrite the file atomically in one streaming pass: each old record
+    /// passes through `edit` (which may replace or drop it), then whatever
+    /// `tail` returns is written at the end. `new_fields` are the records whose
+    /// keys may be new, so a format with a header can name them up front.
+    fn rewrite_locked<'a>(
+        &self,
+        index: &mut Option<Index>,
+        new_fields: impl IntoIterator<Item = &'a Record>,
+        edit: impl FnMut(Record) -> Option<Record>,
+        tail: impl FnOnce() -> Vec<Record>,
+    ) -> Result<()> {
         let mut columns = if self.exists() {
             self.format.columns(&self.path)?
         } else {
             Vec::new()
         };
+        let mut new_ids = Vec::new();
         for record in new_fields {
+            if let Some(id) = self.id_of(record) {
+                new_ids.push(self.hash(&id));
+            }
             for key in record.keys() {
                 if !columns.iter().any(|c| c == key) {
                     columns.push(key.clone());
@@ -148,7 +338,19 @@ impl<F: Format> Store<F> {
                 Err(e) => Some(Err(e)),
             })
             .chain(std::iter::once_with(tail).flatten().map(Ok));
-        crate::fsutil::write_atomic(&self.path, |w| self.format.write(w, &columns, &mut all))
+        crate::fsutil::write_atomic(&self.path, |w| self.format.write(w, &columns, &mut all))?;
+        // Keep the index in step: ids written may be new (deleted ones stay,
+        // which costs at most a rewrite later).
+        if let Some(ix) = index.as_mut() {
+            let meta = std::fs::metadata(&self.path)
+                .with_context(|| format!("could not read {}", self.path.display()))?;
+            ix.len = meta.len();
+            ix.modified = meta.modified().ok();
+            ix.ids.extend(new_ids);
+            ix.columns = columns;
+            ix.clean_end = ends_with_newline(&self.path, ix.len)?;
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +384,21 @@ impl std::fmt::Display for SyncToken {
             None => write!(f, "{}", self.position),
         }
     }
+}
+
+/// Whether the file of length `len` ends with a newline.
+fn ends_with_newline(path: &Path, len: u64) -> Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if len == 0 {
+        return Ok(false);
+    }
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))
+        .and_then(|_| file.read_exact(&mut last))
+        .with_context(|| format!("could not read {}", path.display()))?;
+    Ok(last[0] == b'\n')
 }
 
 struct Empty;
@@ -468,6 +685,21 @@ impl<F: Format> Connector for FileConnector<F> {
             if by_id.is_empty() {
                 return Ok(outcomes);
             }
+            let mut guard = s.lock()?;
+            if s.exists() {
+                let index = s.index(&mut guard)?;
+                let header = s.format.has_header();
+                let known_columns =
+                    |r: &Record| !header || r.keys().all(|k| index.columns.contains(k));
+                let new_ids = by_id.keys().all(|id| !index.ids.contains(&s.hash(id)));
+                if index.len > 0 && index.clean_end && new_ids && by_id.values().all(known_columns)
+                {
+                    let records: Vec<Record> =
+                        order.iter().filter_map(|id| by_id.remove(id)).collect();
+                    s.append(index, &records)?;
+                    return Ok(outcomes);
+                }
+            }
             // Records already in the file are replaced where they stand; the
             // rest are appended, in the order they came.
             let written: Vec<Record> = order
@@ -475,7 +707,8 @@ impl<F: Format> Connector for FileConnector<F> {
                 .filter_map(|id| by_id.get(id).cloned())
                 .collect();
             let pending = std::cell::RefCell::new(by_id);
-            s.rewrite(
+            s.rewrite_locked(
+                &mut guard,
                 &written,
                 |record| match s.id_of(&record) {
                     Some(id) => Some(pending.borrow_mut().remove(&id).unwrap_or(record)),
@@ -494,8 +727,6 @@ impl<F: Format> Connector for FileConnector<F> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::connector::jsonl::Jsonl;
 
     /// The JSON lines format, except that writing fails after `fail_after`
     /// records, as a full disk or a killed process would stop it.
@@ -523,19 +754,29 @@ mod tests {
             out.flush()?;
             anyhow::bail!("no space left on device")
         }
+
+        fn append(
+            &self,
+            out: &mut dyn Write,
+            columns: &[String],
+            records: &[Record],
+        ) -> Result<()> {
+            Jsonl.append(out, columns, records)
+        }
     }
 
     const ORIGINAL: &str =
         "{\"id\":\"c1\",\"name\":\"Ada\"}\n{\"id\":\"c2\",\"name\":\"Grace\"}\n{\"id\":\"c3\"}\n";
 
-    fn store<F: Format>(format: F, dir: &Path) -> Store<F> {
+    fn failing_store<F: Format>(format: F, dir: &Path) -> Store<F> {
         let path = dir.join("data.jsonl");
         std::fs::write(&path, ORIGINAL).unwrap();
         Store {
             format,
             path,
             id_field: "id".into(),
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(None),
+            hasher: RandomState::new(),
         }
     }
 
@@ -555,7 +796,7 @@ mod tests {
     #[test]
     fn a_write_failing_midway_leaves_the_file_intact() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(FailingWrite { fail_after: 2 }, dir.path());
+        let s = failing_store(FailingWrite { fail_after: 2 }, dir.path());
         let new = record("c4");
         let err = s.rewrite([&new], Some, || vec![new.clone()]).unwrap_err();
         assert!(format!("{err:#}").contains("no space left"), "{err:#}");
@@ -570,7 +811,7 @@ mod tests {
     #[test]
     fn a_read_error_midway_leaves_the_file_intact() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(Jsonl, dir.path());
+        let s = failing_store(Jsonl, dir.path());
         // The second line breaks: the rewrite has written the first record
         // to the temporary file when the reader yields the error.
         let broken = ORIGINAL.replacen("\"Grace\"}", "\"Grace\",}", 1);
@@ -589,7 +830,7 @@ mod tests {
     #[test]
     fn a_rewrite_that_succeeds_replaces_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let s = store(Jsonl, dir.path());
+        let s = failing_store(Jsonl, dir.path());
         let new = record("c4");
         s.rewrite(
             [&new],
@@ -612,5 +853,165 @@ mod tests {
         assert_eq!(SyncToken::parse("3:"), None);
         assert_eq!(SyncToken::parse("-1"), None);
         assert_eq!(SyncToken::parse("2026-01-01T00:00:00Z"), None);
+    }
+
+    use std::os::unix::fs::MetadataExt;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::connector::jsonl::{self, Jsonl};
+
+    fn rec(v: Value) -> Record {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    fn store(path: &Path) -> FileConnector<Jsonl> {
+        FileConnector::new(jsonl::spec(), Jsonl, path.to_path_buf(), "id".into())
+    }
+
+    fn inode(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[tokio::test]
+    async fn new_ids_are_appended_and_known_ids_replaced_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let c = store(&path);
+        c.upsert_batch(vec![rec(json!({"id": "a"})), rec(json!({"id": "b"}))])
+            .await
+            .unwrap();
+        let first = inode(&path);
+        // New ids: appended to the same file, not a rewritten copy.
+        c.upsert_batch(vec![rec(json!({"id": "c"}))]).await.unwrap();
+        assert_eq!(inode(&path), first);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
+        );
+        // A known id: the file is rewritten with the record in its place.
+        let outcomes = c
+            .upsert_batch(vec![
+                rec(json!({"id": "b", "v": 2})),
+                rec(json!({"id": "d"})),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes.len(), 2);
+        assert_ne!(inode(&path), first);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\",\"v\":2}\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n"
+        );
+        assert!(!dir.path().join(".out.jsonl.ferry-append").exists());
+    }
+
+    #[tokio::test]
+    async fn a_torn_append_is_cut_back_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let good = "{\"id\":\"a\"}\n{\"id\":\"b\"}\n";
+        // What a process killed mid-append leaves: the journal with the old
+        // length and half a batch after it.
+        std::fs::write(&path, format!("{good}{{\"id\":\"c\"}}\n{{\"id\":\"d\",\"x")).unwrap();
+        std::fs::write(
+            dir.path().join(".out.jsonl.ferry-append"),
+            good.len().to_string(),
+        )
+        .unwrap();
+        let c = store(&path);
+        c.upsert_batch(vec![rec(json!({"id": "c"})), rec(json!({"id": "d"}))])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{good}{{\"id\":\"c\"}}\n{{\"id\":\"d\"}}\n")
+        );
+        assert!(!dir.path().join(".out.jsonl.ferry-append").exists());
+    }
+
+    #[tokio::test]
+    async fn a_damaged_journal_stops_the_write_and_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
+        std::fs::write(dir.path().join(".out.jsonl.ferry-append"), "oops").unwrap();
+        let err = store(&path)
+            .upsert_batch(vec![rec(json!({"id": "b"}))])
+            .await
+            .unwrap_err();
+        let failure = crate::error::find_failure(&err).unwrap();
+        assert!(
+            failure.message.contains("is damaged"),
+            "{}",
+            failure.message
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":\"a\"}\n");
+    }
+
+    #[tokio::test]
+    async fn a_file_without_a_final_newline_is_never_glued_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(&path, "{\"id\":\"a\"}").unwrap();
+        store(&path)
+            .upsert_batch(vec![rec(json!({"id": "b"}))])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_behind_the_index_is_scanned_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let c = store(&path);
+        c.upsert_batch(vec![rec(json!({"id": "a"}))]).await.unwrap();
+        c.upsert_batch(vec![rec(json!({"id": "b"}))]).await.unwrap();
+        // Someone else adds c; our next batch upserts c and must replace it.
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"id\":\"c\",\"by\":\"hand\"}\n");
+        std::fs::write(&path, &text).unwrap();
+        c.upsert_batch(vec![rec(json!({"id": "c"}))]).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn csv_appends_rows_and_rewrites_for_a_new_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.csv");
+        let c = FileConnector::new(
+            crate::connector::csv::spec(),
+            crate::connector::csv::Csv::comma(),
+            path.clone(),
+            "id".into(),
+        );
+        c.upsert_batch(vec![rec(json!({"id": "1", "name": "Ada"}))])
+            .await
+            .unwrap();
+        let first = inode(&path);
+        c.upsert_batch(vec![rec(json!({"id": "2"}))]).await.unwrap();
+        assert_eq!(inode(&path), first);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "id,name\n1,Ada\n2,\n"
+        );
+        c.upsert_batch(vec![rec(json!({"id": "3", "city": "Oslo"}))])
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "id,name,city\n1,Ada,\n2,,\n3,,Oslo\n"
+        );
     }
 }

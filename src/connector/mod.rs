@@ -129,6 +129,13 @@ pub trait Connector: Send + Sync {
         "id"
     }
 
+    /// The fields a written record must fit: the spec's, or what the system
+    /// itself declares (an existing table's columns). Import validates
+    /// records against these before sending them.
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        Ok(self.spec().fields.clone())
+    }
+
     /// Test the connection and the credentials; answer a short JSON report.
     async fn check(&self) -> Result<Value> {
         Err(unsupported(self.spec().code, "check").into())

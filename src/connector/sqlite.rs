@@ -320,19 +320,23 @@ impl Db {
             Layout::Missing => unreachable_layout(),
             Layout::Managed => {
                 let seq = next_seq(tx, &t)?;
-                tx.execute(
-                    &format!(
-                        "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
-                         VALUES (?1, ?2, ?3, ?4, ?4, 0)
-                         ON CONFLICT(id) DO UPDATE SET
-                           data = excluded.data,
-                           updated_at = excluded.updated_at,
-                           seq = excluded.seq,
-                           created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
-                           deleted = 0"
-                    ),
-                    params![id, Value::Object(record.clone()).to_string(), now(), seq],
-                )?;
+                // Cached: a bulk import runs this once per record.
+                tx.prepare_cached(&format!(
+                    "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
+                     VALUES (?1, ?2, ?3, ?4, ?4, 0)
+                     ON CONFLICT(id) DO UPDATE SET
+                       data = excluded.data,
+                       updated_at = excluded.updated_at,
+                       seq = excluded.seq,
+                       created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
+                       deleted = 0"
+                ))?
+                .execute(params![
+                    id,
+                    serde_json::to_string(record)?,
+                    now(),
+                    seq
+                ])?;
                 Ok(())
             }
             Layout::Existing { columns, .. } => {
@@ -463,16 +467,66 @@ fn since_filter(token: Option<&str>) -> Result<(&'static str, SqlValue)> {
     })
 }
 
+impl Db {
+    /// An existing table's columns as fields: the declared type read the way
+    /// SQLite reads affinities (plus DATE, DATETIME and BOOLEAN, which SQLite
+    /// stores as text or numbers but which say what the values must look
+    /// like), NOT NULL without a default as required.
+    fn declared_fields(&self, conn: &Connection) -> Result<Vec<FieldSpec>> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({})", quote(&self.table)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?;
+        let mut fields = Vec::new();
+        for row in rows {
+            let (name, decl, not_null, default, pk) = row?;
+            let decl = decl.to_ascii_uppercase();
+            let kind = if decl.contains("INT") {
+                FieldType::Integer
+            } else if decl.contains("BOOL") {
+                FieldType::Boolean
+            } else if decl.contains("DATETIME") || decl.contains("TIMESTAMP") {
+                FieldType::Datetime
+            } else if decl.contains("DATE") {
+                FieldType::Date
+            } else if decl.contains("CHAR") || decl.contains("CLOB") || decl.contains("TEXT") {
+                FieldType::String
+            } else if ["REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL"]
+                .iter()
+                .any(|t| decl.contains(t))
+            {
+                FieldType::Number
+            } else {
+                FieldType::Any
+            };
+            let required = (not_null && default.is_none()) || (pk > 0 && name == self.id_field);
+            // Field names are 'static in specs; a table has a handful of
+            // columns and is described once per run, so leaking is bounded.
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            let mut field = FieldSpec::new(name, kind, "a column of the existing table");
+            if required {
+                field = field.required();
+            }
+            fields.push(field);
+        }
+        Ok(fields)
+    }
+}
+
 fn unreachable_layout() -> Result<()> {
     Err(failed("the table disappeared during the write").into())
 }
 
 fn next_seq(conn: &Connection, table: &str) -> Result<i64> {
-    Ok(conn.query_row(
-        &format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"),
-        [],
-        |r| r.get(0),
-    )?)
+    Ok(conn
+        .prepare_cached(&format!("SELECT COALESCE(MAX(seq), 0) + 1 FROM {table}"))?
+        .query_row([], |r| r.get(0))?)
 }
 
 fn parse_data(data: &str) -> Result<Record> {
@@ -540,6 +594,17 @@ impl Connector for Sqlite {
             op,
             &format!("{}#{}", self.db.path.display(), self.db.table),
         ))
+    }
+
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        let spec_fields = self.spec.fields.clone();
+        self.blocking(move |db| {
+            db.with_read(spec_fields.clone(), |conn, layout| match layout {
+                Layout::Existing { .. } => db.declared_fields(conn),
+                _ => Ok(spec_fields.clone()),
+            })
+        })
+        .await
     }
 
     async fn check(&self) -> Result<Value> {

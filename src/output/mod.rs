@@ -2,6 +2,8 @@
 //! on stdout (or `-o FILE`), logs and warnings on stderr. It is also the one
 //! place secrets are redacted, so no command can forget to.
 
+pub mod progress;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

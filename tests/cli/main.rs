@@ -10,6 +10,7 @@ mod errors;
 mod examples;
 mod http_connector;
 mod http_engine;
+mod import;
 mod init;
 mod local;
 mod output;

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Throughput and peak memory of `ferry import` on a generated JSON lines file.
+#
+#   benches/import.sh            # 100k and 1M records, into sqlite and jsonl
+#   SIZES="100000" benches/import.sh
+#   FERRY=target/release/ferry benches/import.sh   # skip the build
+#
+# For each size it prints records/sec and the peak RSS (from /usr/bin/time -v
+# when present, else VmHWM polled from /proc) of a jsonl -> sqlite and a
+# jsonl -> jsonl import. Memory should stay flat as the size grows: the
+# pipeline holds the queue and the batches in flight, never the source.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SIZES=${SIZES:-"100000 1000000"}
+if [[ -z "${FERRY:-}" ]]; then
+    cargo build --release --quiet
+    FERRY=$PWD/target/release/ferry
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+
+generate() { # N FILE
+    awk -v n="$1" 'BEGIN {
+        for (i = 1; i <= n; i++)
+            printf "{\"id\":\"c%d\",\"email\":\"person%d@example.com\",\"name\":\"Person %d\",\"age\":%d,\"city\":\"City %d\",\"vip\":%s}\n",
+                i, i, i, 18 + i % 60, i % 500, (i % 7 == 0 ? "true" : "false")
+    }' > "$2"
+}
+
+# Run a command; print "<seconds> <peak RSS in KiB>".
+measure() {
+    local start end rss
+    start=$(date +%s.%N)
+    if [[ -x /usr/bin/time ]]; then
+        rss=$( { /usr/bin/time -v "$@" > "$WORK/out.json" 2> "$WORK/err.txt"; } 2>&1; \
+               grep 'Maximum resident set size' "$WORK/err.txt" | awk '{print $NF}')
+    else
+        "$@" > "$WORK/out.json" 2> "$WORK/err.txt" &
+        local pid=$! peak=0 now
+        while kill -0 "$pid" 2> /dev/null; do
+            now=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status" 2> /dev/null || echo 0)
+            [[ -n "$now" && "$now" -gt "$peak" ]] && peak=$now
+            sleep 0.05
+        done
+        wait "$pid"
+        rss=$peak
+    fi
+    end=$(date +%s.%N)
+    echo "$(echo "$end - $start" | bc -l) $rss"
+}
+
+printf '%-10s %-8s %10s %14s %14s\n' records into seconds records/sec "peak RSS MiB"
+for n in $SIZES; do
+    generate "$n" "$WORK/in.jsonl"
+    for dest in sqlite jsonl; do
+        rm -rf "$WORK/.ferry" "$WORK/out.db"* "$WORK/out.jsonl"
+        case $dest in
+            sqlite) to="sqlite:$WORK/out.db" ;;
+            jsonl) to="jsonl:$WORK/out.jsonl" ;;
+        esac
+        read -r secs rss < <(measure "$FERRY" -C "$WORK" import --from "jsonl:$WORK/in.jsonl" --to "$to")
+        written=$(jq .written "$WORK/out.json" 2> /dev/null || echo "?")
+        if [[ "$written" != "$n" ]]; then
+            echo "import into $dest wrote $written of $n records:" >&2
+            cat "$WORK/err.txt" >&2
+            exit 1
+        fi
+        printf '%-10s %-8s %10.2f %14.0f %14.1f\n' "$n" "$dest" "$secs" "$(echo "$n / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+    done
+done

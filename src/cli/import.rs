@@ -1,0 +1,238 @@
+//! `ferry import`: flags to an [`ImportPlan`], then the import engine.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::ctx::Ctx;
+use crate::engine::import::{ImportPlan, Start};
+use crate::engine::target::Target;
+
+const EXAMPLES: &str = "Examples:
+  ferry import --from jsonl:customers.jsonl --to sqlite:ferry.db
+  ferry import --from csv:old.csv --to ./crm --map map.json --id-field email
+  ferry import --from sqlite:ferry.db#people --to jsonl:people.jsonl --batch-size 500
+  ferry import --from jsonl:customers.jsonl --to sqlite:ferry.db --resume
+
+TARGET is a connector folder, an account file, or csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE].
+A map file names each destination field's source:
+  {\"email\": \"mail\", \"city\": \"/address/city\", \"origin\": {\"const\": \"import\"}, \"notes\": null}
+(a field, a JSON pointer, a constant, or null to drop it; other fields pass through by name).
+Exit status: 0 done, 1 stopped (resume it), 2 bad usage, 3 done with rejects, 130 interrupted.";
+
+/// Copy every record of a source into a destination, resumably
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Where to read records: a connector folder, an account file, or csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE]
+    #[arg(long, value_name = "TARGET")]
+    from: String,
+    /// Where to write them (same forms as --from), e.g. --to sqlite:ferry.db#customers
+    #[arg(long, value_name = "TARGET")]
+    to: String,
+    /// Records per batch, e.g. --batch-size 500 [default: the destination's maximum]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    batch_size: Option<u64>,
+    /// Skip the first N records of the source, e.g. --offset 10000
+    #[arg(long, value_name = "N", conflicts_with = "resume")]
+    offset: Option<u64>,
+    /// Continue from the checkpoint of an earlier run of the same import
+    #[arg(long)]
+    resume: bool,
+    /// Stop after reading N records, e.g. --limit 100
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    limit: Option<u64>,
+    /// A JSON file naming each destination field's source, e.g. --map map.json
+    #[arg(long, value_name = "FILE")]
+    map: Option<PathBuf>,
+    /// The source field or JSON pointer that becomes the destination's id, e.g. --id-field email or /ids/crm
+    #[arg(long, value_name = "PATH")]
+    id_field: Option<String>,
+    /// Where to write rejected records as JSON lines [default: .ferry/rejects-HASH.jsonl in the folder]
+    #[arg(long, value_name = "FILE")]
+    rejects: Option<PathBuf>,
+    /// The checkpoint file [default: .ferry/import-HASH.json in the folder, named for the two targets]
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Batches written at once, e.g. --concurrency 4 [default: the destination's parallelism]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    concurrency: Option<u64>,
+    /// Show what the first batch would send and what validation would reject; write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// When a run stops on a terminal, resume once more without asking
+    #[arg(long)]
+    yes: bool,
+}
+
+impl Args {
+    /// The typed plan; relative paths resolve against `cwd`. No I/O.
+    pub fn plan(self, cwd: &Path) -> Result<ImportPlan> {
+        let mut flags: Vec<(String, Option<String>)> = vec![
+            ("--from".into(), Some(self.from.clone())),
+            ("--to".into(), Some(self.to.clone())),
+        ];
+        let mut flag = |name: &str, value: Option<String>| flags.push((name.into(), value));
+        let path_str = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        if let Some(n) = self.batch_size {
+            flag("--batch-size", Some(n.to_string()));
+        }
+        if let Some(n) = self.limit {
+            flag("--limit", Some(n.to_string()));
+        }
+        if let Some(m) = path_str(&self.map) {
+            flag("--map", Some(m));
+        }
+        if let Some(i) = &self.id_field {
+            flag("--id-field", Some(i.clone()));
+        }
+        if let Some(r) = path_str(&self.rejects) {
+            flag("--rejects", Some(r));
+        }
+        if let Some(s) = path_str(&self.state) {
+            flag("--state", Some(s));
+        }
+        if let Some(c) = self.concurrency {
+            flag("--concurrency", Some(c.to_string()));
+        }
+        let start = match (self.offset, self.resume) {
+            (Some(n), _) => Start::Offset(n),
+            (None, true) => Start::Resume,
+            (None, false) => Start::Beginning,
+        };
+        let resolve = |p: Option<PathBuf>| p.map(|p| crate::config::resolve(cwd, p));
+        let to_usize = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        Ok(ImportPlan {
+            from_target: Target::parse(&self.from, cwd)?,
+            to_target: Target::parse(&self.to, cwd)?,
+            from: self.from,
+            to: self.to,
+            batch_size: to_usize(self.batch_size),
+            start,
+            limit: self.limit,
+            map: resolve(self.map),
+            id_field: self.id_field.filter(|s| !s.is_empty()),
+            rejects: resolve(self.rejects),
+            state: resolve(self.state),
+            concurrency: to_usize(self.concurrency),
+            dry_run: self.dry_run,
+            yes: self.yes,
+            flags,
+        })
+    }
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let plan = args.plan(&ctx.cwd)?;
+    crate::engine::import::run(&plan, ctx).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn plan(args: &[&str]) -> Result<ImportPlan> {
+        let mut all = vec!["import"];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all)?;
+        cli.args.plan(Path::new("/here"))
+    }
+
+    #[test]
+    fn a_minimal_plan_starts_at_the_beginning_with_defaults() {
+        let p = plan(&["--from", "jsonl:a.jsonl", "--to", "sqlite:b.db#t"]).unwrap();
+        assert_eq!(p.start, Start::Beginning);
+        assert_eq!(p.batch_size, None);
+        assert_eq!(p.concurrency, None);
+        assert!(!p.dry_run);
+        assert_eq!(
+            p.to_target,
+            Target::Shorthand {
+                connector: "sqlite",
+                path: PathBuf::from("/here/b.db"),
+                table: Some("t".into())
+            }
+        );
+    }
+
+    #[test]
+    fn every_flag_lands_in_the_plan() {
+        let p = plan(&[
+            "--from",
+            "csv:a.csv",
+            "--to",
+            "dest",
+            "--batch-size",
+            "50",
+            "--offset",
+            "7",
+            "--limit",
+            "100",
+            "--map",
+            "m.json",
+            "--id-field",
+            "/ids/crm",
+            "--rejects",
+            "/tmp/r.jsonl",
+            "--state",
+            "cp.json",
+            "--concurrency",
+            "3",
+            "--dry-run",
+            "--yes",
+        ])
+        .unwrap();
+        assert_eq!(p.start, Start::Offset(7));
+        assert_eq!(p.batch_size, Some(50));
+        assert_eq!(p.limit, Some(100));
+        assert_eq!(p.map, Some(PathBuf::from("/here/m.json")));
+        assert_eq!(p.id_field.as_deref(), Some("/ids/crm"));
+        assert_eq!(p.rejects, Some(PathBuf::from("/tmp/r.jsonl")));
+        assert_eq!(p.state, Some(PathBuf::from("/here/cp.json")));
+        assert_eq!(p.concurrency, Some(3));
+        assert!(p.dry_run && p.yes);
+        assert_eq!(p.to_target, Target::Account(PathBuf::from("/here/dest")));
+        // The resume command repeats the flags as typed.
+        let typed: Vec<&str> = p.flags.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            typed,
+            [
+                "--from",
+                "--to",
+                "--batch-size",
+                "--limit",
+                "--map",
+                "--id-field",
+                "--rejects",
+                "--state",
+                "--concurrency"
+            ]
+        );
+    }
+
+    #[test]
+    fn resume_is_a_start_and_conflicts_with_offset() {
+        let p = plan(&["--from", "jsonl:a", "--to", "jsonl:b", "--resume"]).unwrap();
+        assert_eq!(p.start, Start::Resume);
+        assert!(
+            plan(&["--from", "jsonl:a", "--to", "jsonl:b", "--resume", "--offset", "3"]).is_err()
+        );
+    }
+
+    #[test]
+    fn zero_sizes_and_bad_targets_are_refused_before_any_io() {
+        assert!(plan(&["--from", "jsonl:a", "--to", "jsonl:b", "--batch-size", "0"]).is_err());
+        assert!(plan(&["--from", "jsonl:a", "--to", "jsonl:b", "--concurrency", "0"]).is_err());
+        assert!(plan(&["--from", "jsonl:a", "--to", "jsonl:b", "--limit", "0"]).is_err());
+        assert!(plan(&["--from", "jsnl:a", "--to", "jsonl:b"]).is_err());
+        assert!(plan(&["--to", "jsonl:b"]).is_err());
+    }
+}

@@ -1,0 +1,662 @@
+//! `ferry import` through the real binary: the local connectors as sources
+//! and destinations, the summary, rejects, mapping, offsets and resumes,
+//! failures, SIGINT and kill -9 with an exact resume.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{Folder, Run};
+
+/// The run's rendering with the parts that change from run to run (the
+/// checkpoint's hash of temporary paths, timings) replaced.
+fn render(run: &Run) -> String {
+    let text = run.render();
+    let rules = [
+        (r"(import|rejects)-[0-9a-f]{12}\.", "$1-[HASH]."),
+        (
+            r#""(elapsedSecs|recordsPerSec)": [0-9.e+-]+"#,
+            r#""$1": [N]"#,
+        ),
+    ];
+    let mut text = text;
+    for (pattern, to) in rules {
+        text = regex::Regex::new(pattern)
+            .expect("valid filter")
+            .replace_all(&text, to)
+            .into_owned();
+    }
+    text
+}
+
+macro_rules! snap_import {
+    ($name:expr, $run:expr) => {
+        insta::assert_snapshot!($name, render(&$run))
+    };
+}
+
+/// `n` JSON lines with ids c1..cN.
+fn people(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("{{\"id\":\"c{i}\",\"email\":\"p{i}@example.com\",\"n\":{i}}}\n"))
+        .collect()
+}
+
+fn ids_in_sqlite(path: &std::path::Path, table: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(path).expect("open the database");
+    let managed: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'ferry_tables'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let sql = if managed {
+        format!("SELECT id FROM \"{table}\" WHERE deleted = 0 ORDER BY rowid")
+    } else {
+        format!("SELECT id FROM \"{table}\" ORDER BY rowid")
+    };
+    let mut stmt = conn.prepare(&sql).unwrap();
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+    rows.map(|r| r.unwrap()).collect()
+}
+
+fn ids_in_jsonl(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("a JSON line");
+            v["id"].as_str().expect("an id").to_string()
+        })
+        .collect()
+}
+
+fn expected_ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("c{i}")).collect()
+}
+
+#[test]
+fn jsonl_to_sqlite_prints_one_summary() {
+    let f = Folder::new();
+    f.write("in.jsonl", &people(5));
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "sqlite:out.db",
+        "--batch-size",
+        "2",
+    ]);
+    snap_import!("jsonl_to_sqlite", run);
+    assert_eq!(ids_in_sqlite(&f.join("out.db"), "records"), expected_ids(5));
+    // The checkpoint is versioned JSON with both targets and the position.
+    let cp_dir = f.join(".ferry");
+    let cp = std::fs::read_dir(&cp_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("import-")
+        })
+        .expect("a checkpoint");
+    let cp: Value = serde_json::from_str(&std::fs::read_to_string(cp).unwrap()).unwrap();
+    assert_eq!(cp["version"], 1);
+    assert_eq!(cp["position"]["offset"], 5);
+    assert_eq!(cp["counts"]["written"], 5);
+    assert!(cp["from"].as_str().unwrap().starts_with("jsonl:/"));
+    assert!(cp["to"].as_str().unwrap().ends_with("out.db"));
+}
+
+#[test]
+fn csv_to_jsonl_and_sqlite_to_csv() {
+    let f = Folder::new();
+    f.write(
+        "in.csv",
+        "id,name,city\n1,Ada,Oslo\n2,Bob,\n3,\"Cy, Jr\",Rome\n",
+    );
+    let run = f.run(&["import", "--from", "csv:in.csv", "--to", "jsonl:out.jsonl"]);
+    assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
+    assert_eq!(
+        f.read("out.jsonl"),
+        "{\"id\":\"1\",\"name\":\"Ada\",\"city\":\"Oslo\"}\n{\"id\":\"2\",\"name\":\"Bob\",\"city\":null}\n{\"id\":\"3\",\"name\":\"Cy, Jr\",\"city\":\"Rome\"}\n"
+    );
+
+    // Into sqlite, then back out of it into CSV.
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:out.jsonl",
+        "--to",
+        "sqlite:db.sqlite#people",
+    ]);
+    assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
+    let run = f.run(&[
+        "import",
+        "--from",
+        "sqlite:db.sqlite#people",
+        "--to",
+        "csv:back.csv",
+        "--batch-size",
+        "2",
+    ]);
+    let summary = run.ok_json();
+    assert_eq!(summary["written"], 3);
+    assert_eq!(summary["batches"], 2);
+    assert_eq!(
+        f.read("back.csv"),
+        "id,name,city\n1,Ada,Oslo\n2,Bob,\n3,\"Cy, Jr\",Rome\n"
+    );
+}
+
+#[test]
+fn rejects_file_and_summary_for_missing_ids_and_bad_dates() {
+    let f = Folder::new();
+    let conn = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT NOT NULL, birthdate DATE, age INTEGER);",
+    )
+    .unwrap();
+    drop(conn);
+    f.write(
+        "in.jsonl",
+        concat!(
+            "{\"id\":\"a\",\"name\":\"Ada\",\"birthdate\":\"1815-12-10\",\"age\":\"36\"}\n",
+            "{\"name\":\"No Id\",\"birthdate\":\"1990-01-01\"}\n",
+            "{\"id\":\"b\",\"name\":\"Bob\",\"birthdate\":\"10/12/1815\"}\n",
+            "{\"id\":\"\",\"name\":\"Empty Id\"}\n",
+            "{\"id\":\"c\",\"birthdate\":\"2001-02-03\"}\n",
+            "{\"id\":7,\"name\":\"Seven\",\"birthdate\":\"yesterday\",\"age\":7}\n",
+        ),
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "sqlite:crm.db#people",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    snap_import!("rejects_summary", run);
+    insta::assert_snapshot!("rejects_file", f.read("rejects.jsonl"));
+    assert_eq!(ids_in_sqlite(&f.join("crm.db"), "people"), ["a", "b", "7"]);
+    let conn = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    let (born, age): (Option<String>, Option<i64>) = conn
+        .query_row(
+            "SELECT birthdate, age FROM people WHERE id = 'b'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((born, age), (None, None));
+    let age: i64 = conn
+        .query_row("SELECT age FROM people WHERE id = 'a'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(age, 36);
+}
+
+#[test]
+fn records_the_destination_refuses_go_to_the_rejects_file() {
+    let f = Folder::new();
+    let conn = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    conn.execute_batch("CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT);")
+        .unwrap();
+    drop(conn);
+    f.write(
+        "in.jsonl",
+        "{\"id\":\"a\",\"name\":\"Ada\"}\n{\"id\":\"b\",\"nickname\":\"B\"}\n{\"id\":\"c\",\"name\":\"Cy\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "sqlite:crm.db#people",
+        "--rejects",
+        "r.jsonl",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["written"], 2);
+    assert_eq!(summary["rejected"]["total"], 1);
+    let reject: Value = serde_json::from_str(f.read("r.jsonl").trim()).unwrap();
+    assert_eq!(reject["offset"], 1);
+    assert_eq!(reject["record"], json!({"id": "b", "nickname": "B"}));
+    assert!(reject["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no column \"nickname\""));
+    assert_eq!(ids_in_sqlite(&f.join("crm.db"), "people"), ["a", "c"]);
+}
+
+#[test]
+fn map_and_id_field_shape_the_records() {
+    let f = Folder::new();
+    f.write(
+        "in.jsonl",
+        "{\"ids\":{\"crm\":\"x1\"},\"mail\":\"a@x\",\"secret\":\"s\",\"address\":{\"city\":\"Oslo\"}}\n{\"ids\":{\"crm\":\"x2\"},\"mail\":\"b@x\",\"address\":{}}\n",
+    );
+    f.write(
+        "map.json",
+        r#"{"email": "mail", "mail": null, "secret": null, "address": null, "city": "/address/city", "origin": {"const": "import"}}"#,
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--map",
+        "map.json",
+        "--id-field",
+        "/ids/crm",
+    ]);
+    assert_eq!(run.ok_json()["written"], 2, "{}", run.render());
+    assert_eq!(
+        f.read("out.jsonl"),
+        "{\"id\":\"x1\",\"ids\":{\"crm\":\"x1\"},\"email\":\"a@x\",\"city\":\"Oslo\",\"origin\":\"import\"}\n{\"id\":\"x2\",\"ids\":{\"crm\":\"x2\"},\"email\":\"b@x\",\"origin\":\"import\"}\n"
+    );
+    // A map that is not an object of sources is a usage error naming the file.
+    f.write("bad.json", r#"{"email": 3}"#);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out2.jsonl",
+        "--map",
+        "bad.json",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(run.stderr.contains("bad.json"), "{}", run.stderr);
+    assert!(!f.exists("out2.jsonl"));
+}
+
+/// Write 10 records into `kind`'s file and answer its target.
+fn source_of_kind(f: &Folder, kind: &str) -> String {
+    f.write("seed.jsonl", &people(10));
+    match kind {
+        "jsonl" => {
+            f.write("src.jsonl", &people(10));
+            "jsonl:src.jsonl".into()
+        }
+        "csv" => {
+            let rows: String = (1..=10)
+                .map(|i| format!("c{i},p{i}@example.com\n"))
+                .collect();
+            f.write("src.csv", &format!("id,email\n{rows}"));
+            "csv:src.csv".into()
+        }
+        _ => {
+            let run = f.run(&[
+                "import",
+                "--from",
+                "jsonl:seed.jsonl",
+                "--to",
+                "sqlite:src.db",
+            ]);
+            run.ok_json();
+            "sqlite:src.db".into()
+        }
+    }
+}
+
+#[test]
+fn offset_and_resume_on_each_source_kind() {
+    for kind in ["jsonl", "csv", "sqlite"] {
+        let f = Folder::new();
+        let from = source_of_kind(&f, kind);
+        // A first run stops after 4 records (two batches)...
+        let run = f.run(&[
+            "import",
+            "--from",
+            &from,
+            "--to",
+            "sqlite:dest.db",
+            "--batch-size",
+            "2",
+            "--limit",
+            "4",
+        ]);
+        let s = run.ok_json();
+        assert_eq!(
+            (s["read"].clone(), s["offset"].clone()),
+            (json!(4), json!(4)),
+            "{kind}"
+        );
+        assert_eq!(s["endOfSource"], false, "{kind}");
+        // ...and --resume carries on from the checkpoint to the end.
+        let run = f.run(&[
+            "import",
+            "--from",
+            &from,
+            "--to",
+            "sqlite:dest.db",
+            "--batch-size",
+            "3",
+            "--resume",
+        ]);
+        let s = run.ok_json();
+        assert_eq!(s["read"], 6, "{kind}: {}", run.render());
+        assert_eq!(s["endOfSource"], true, "{kind}");
+        assert_eq!(
+            ids_in_sqlite(&f.join("dest.db"), "records"),
+            expected_ids(10),
+            "{kind}"
+        );
+        // Resuming a finished import reads nothing new.
+        let run = f.run(&[
+            "import",
+            "--from",
+            &from,
+            "--to",
+            "sqlite:dest.db",
+            "--resume",
+        ]);
+        assert_eq!(run.ok_json()["read"], 0, "{kind}");
+
+        // --offset starts after the first N records.
+        let run = f.run(&[
+            "import",
+            "--from",
+            &from,
+            "--to",
+            "jsonl:tail.jsonl",
+            "--offset",
+            "7",
+        ]);
+        assert_eq!(run.ok_json()["written"], 3, "{kind}: {}", run.render());
+        assert_eq!(
+            ids_in_jsonl(&f.read("tail.jsonl")),
+            ["c8", "c9", "c10"],
+            "{kind}"
+        );
+        // An offset past the end is a usage error for file sources; sqlite reads nothing.
+        let run = f.run(&[
+            "import",
+            "--from",
+            &from,
+            "--to",
+            "jsonl:none.jsonl",
+            "--offset",
+            "50",
+        ]);
+        if kind == "sqlite" {
+            assert_eq!(run.ok_json()["read"], 0);
+        } else {
+            assert_eq!(run.code, 2, "{kind}: {}", run.render());
+        }
+    }
+}
+
+#[test]
+fn resuming_with_other_targets_is_refused() {
+    let f = Folder::new();
+    f.write("a.jsonl", &people(3));
+    f.write("b.jsonl", &people(3));
+    f.run(&[
+        "import",
+        "--from",
+        "jsonl:a.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--state",
+        "cp.json",
+    ])
+    .ok_json();
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:b.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--state",
+        "cp.json",
+        "--resume",
+    ]);
+    snap_import!("resume_other_targets", run);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:b.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--resume",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr.contains("no checkpoint to resume"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn dry_run_shows_the_first_batch_and_writes_nothing() {
+    let f = Folder::new();
+    f.write(
+        "in.jsonl",
+        "{\"id\":\"a\",\"n\":1}\n{\"n\":2}\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "sqlite:out.db",
+        "--batch-size",
+        "3",
+        "--dry-run",
+    ]);
+    snap_import!("dry_run", run);
+    assert!(!f.exists("out.db"));
+    assert!(!f.exists(".ferry"));
+}
+
+#[test]
+fn a_failing_destination_stops_with_the_resume_command() {
+    let f = Folder::new();
+    f.write("in.jsonl", &people(10));
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "3",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--limit", "4"]);
+    assert_eq!(f.run(&first).ok_json()["written"], 4);
+    // The destination path becomes a folder: every write fails.
+    std::fs::rename(f.join("out.jsonl"), f.join("kept.jsonl")).unwrap();
+    std::fs::create_dir(f.join("out.jsonl")).unwrap();
+    let mut again = args.to_vec();
+    again.push("--resume");
+    let run = f.run(&again);
+    snap_import!("failing_destination", run);
+    // The checkpoint did not move past the failed batch.
+    std::fs::remove_dir(f.join("out.jsonl")).unwrap();
+    std::fs::rename(f.join("kept.jsonl"), f.join("out.jsonl")).unwrap();
+    let run = f.run(&again);
+    let s = run.ok_json();
+    assert_eq!(s["read"], 6, "{}", run.render());
+    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), expected_ids(10));
+}
+
+/// Start an import in the background with stdout and stderr captured.
+fn spawn(f: &Folder, args: &[&str]) -> Child {
+    // The same hermetic environment as `Folder::ferry`, as a std command
+    // so the test can signal the child while it runs.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.current_dir(f.path())
+        .env_clear()
+        .env("HOME", f.path())
+        .env("NO_COLOR", "1");
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferry")
+}
+
+/// Wait until the import has committed at least one batch.
+fn wait_for_checkpoint(f: &Folder, child: &mut Child) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if std::fs::read_dir(f.join(".ferry")).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("import-")))
+        }) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("the import never saved a checkpoint");
+}
+
+fn send(signal: &str, child: &Child) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+#[test]
+fn sigint_finishes_the_batches_in_flight_saves_and_exits_130() {
+    let f = Folder::new();
+    f.write("in.jsonl", &people(20_000));
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "sqlite:out.db",
+        "--batch-size",
+        "500",
+    ];
+    let mut child = spawn(&f, &args);
+    assert!(
+        wait_for_checkpoint(&f, &mut child),
+        "finished before the signal"
+    );
+    send("-INT", &child);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(
+            "hint: resume with: ferry import --from jsonl:in.jsonl --to sqlite:out.db --batch-size 500 --resume"
+        ),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "interrupted");
+    let done = summary["offset"].as_u64().unwrap();
+    assert!(done > 0 && done < 20_000, "{summary}");
+    // Everything committed is in the destination.
+    assert_eq!(
+        ids_in_sqlite(&f.join("out.db"), "records").len() as u64,
+        done
+    );
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    assert_eq!(run.ok_json()["read"].as_u64().unwrap(), 20_000 - done);
+    assert_eq!(
+        ids_in_sqlite(&f.join("out.db"), "records"),
+        expected_ids(20_000)
+    );
+}
+
+#[test]
+fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
+    let n = 20_000;
+    let source = people(n);
+    let expected: BTreeSet<String> = expected_ids(n).into_iter().collect();
+    for round in 0..5 {
+        // A fresh folder per round, so "a checkpoint exists" means this run's.
+        let f = Folder::new();
+        f.write("in.jsonl", &source);
+        let db = format!("out{round}.db");
+        let to = format!("sqlite:{db}");
+        // Small batches (50 commits) so the kills land mid-run.
+        let args = [
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            &to,
+            "--batch-size",
+            "400",
+        ];
+        let mut child = spawn(&f, &args);
+        // Kill it once or twice at random points after its first commit.
+        let kills = 1 + round % 2;
+        for _ in 0..kills {
+            if wait_for_checkpoint(&f, &mut child) {
+                std::thread::sleep(Duration::from_millis(rand::random_range(0..60)));
+                send("-KILL", &child);
+            }
+            let _ = child.wait();
+            let mut resume = args.to_vec();
+            resume.push("--resume");
+            child = spawn(&f, &resume);
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ids = ids_in_sqlite(&f.join(&db), "records");
+        assert_eq!(ids.len(), n, "round {round}: duplicates or losses");
+        let got: BTreeSet<String> = ids.into_iter().collect();
+        assert_eq!(got, expected, "round {round}");
+    }
+}
+
+#[test]
+fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
+    let n = 20_000;
+    let source = people(n);
+    for round in 0..3 {
+        let f = Folder::new();
+        f.write("in.jsonl", &source);
+        let to = format!("jsonl:out{round}.jsonl");
+        let args = [
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            &to,
+            "--batch-size",
+            "1000",
+        ];
+        let mut child = spawn(&f, &args);
+        if wait_for_checkpoint(&f, &mut child) {
+            std::thread::sleep(Duration::from_millis(rand::random_range(0..40)));
+            send("-KILL", &child);
+        }
+        let _ = child.wait();
+        let mut resume = args.to_vec();
+        resume.push("--resume");
+        let run = f.run(&resume);
+        assert_eq!(run.code, 0, "{}", run.render());
+        let ids = ids_in_jsonl(&f.read(&format!("out{round}.jsonl")));
+        assert_eq!(ids, expected_ids(n), "round {round}");
+    }
+}
