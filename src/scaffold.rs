@@ -11,6 +11,12 @@ use crate::connector::{Action, FieldType, Spec};
 
 const GITIGNORE: &str = include_str!("../templates/gitignore");
 const README: &str = include_str!("../templates/README.md");
+/// The `http` connector's manifest and inputs: they drive `ferry sandbox`, so
+/// a new folder works at once against a local API.
+const HTTP_MANIFEST: &str = include_str!("../templates/http/connector.json");
+const HTTP_INPUTS: &str = include_str!("../templates/http/in.json");
+/// Where `ferry sandbox --port 8787` listens, the http template's default.
+pub const SANDBOX_URL: &str = "http://127.0.0.1:8787";
 
 /// One file to write, relative to the new folder.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +73,11 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
             None => {}
         }
     }
+    let inputs = if spec.code == "http" {
+        HTTP_INPUTS.to_string()
+    } else {
+        pretty(&inputs(spec))
+    };
     let mut files = vec![
         File {
             path: "account.json",
@@ -74,7 +85,7 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
         },
         File {
             path: "in.json",
-            content: pretty(&inputs(spec)),
+            content: inputs,
         },
         File {
             path: ".env.example",
@@ -89,6 +100,12 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
             content: readme(spec),
         },
     ];
+    if spec.code == "http" {
+        files.push(File {
+            path: "connector.json",
+            content: HTTP_MANIFEST.to_string(),
+        });
+    }
     if !env.is_empty() {
         files.push(File {
             path: ".env",
@@ -211,12 +228,22 @@ fn readme(spec: &Spec) -> String {
             Action::GetUpdates,
             "ferry getupdates         # every record, then pass --last-sync",
         ),
-        (Action::Delete, "ferry delete --id example-1"),
+        (
+            Action::Delete,
+            "ferry delete             # in.json's \"delete\" id",
+        ),
     ] {
         if spec.can(action) {
             examples.push(line.to_string());
         }
     }
+    let before = if spec.code == "http" {
+        format!(
+            "`connector.json` describes the API. It starts out describing the local sample\nAPI: run `ferry sandbox --port 8787` in another terminal ({SANDBOX_URL}),\nthen:\n\n"
+        )
+    } else {
+        String::new()
+    };
     README
         .replace("{{label}}", spec.label)
         .replace("{{code}}", spec.code)
@@ -224,6 +251,7 @@ fn readme(spec: &Spec) -> String {
         .replace("{{options}}", &options)
         .replace("{{actions}}", &actions.join(", "))
         .replace("{{examples}}", &examples.join("\n"))
+        .replace("{{before}}", &before)
 }
 
 #[cfg(test)]

@@ -15,8 +15,9 @@ use crate::ctx::Ctx;
 use crate::error::usage;
 use crate::scaffold::{self, secret_var, Answer};
 
-/// The connector `init` scaffolds when none is named.
-const DEFAULT_CONNECTOR: &str = "sqlite";
+/// The connector `init` scaffolds when none is named: an `http` connector
+/// whose manifest drives `ferry sandbox`, so a new folder works at once.
+const DEFAULT_CONNECTOR: &str = "http";
 
 /// Scaffold a connector folder
 #[derive(Debug, clap::Args)]
@@ -136,6 +137,11 @@ fn answers(spec: &Spec, plan: &Plan, ask: bool) -> Result<BTreeMap<String, Answe
     for opt in &spec.options {
         let given = plan.set.get(opt.key).cloned();
         if opt.secret {
+            // An optional secret (one auth style among several) is left out
+            // unless given: a ${VAR} nobody sets would break every command.
+            if given.is_none() && !opt.required {
+                continue;
+            }
             let var = secret_var(spec, opt.key);
             let value = match given {
                 Some(v) => Some(v),

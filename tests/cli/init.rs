@@ -87,3 +87,16 @@ fn init_refuses_unknown_connectors_and_options() {
         ])
     );
 }
+
+#[test]
+fn init_without_a_connector_scaffolds_the_sandbox_http_connector() {
+    let f = Folder::new();
+    snap!("init_default_http", f.run(&["init", "conn"]));
+    let manifest = f.read("conn/connector.json");
+    assert!(manifest.contains("127.0.0.1:8787"), "{manifest}");
+    // No optional secret is referenced: nothing to set before the first run.
+    assert!(!f.read("conn/account.json").contains("${"));
+    let run = f.run(&["-C", "conn", "insert", "--dry-run"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(run.json()["requests"][0]["method"], "POST");
+}
