@@ -222,7 +222,7 @@ fn readme(spec: &Spec) -> String {
         ),
         (
             Action::Patch,
-            "ferry patch --id example-1 --value '{\"name\": \"Ada King\"}'",
+            "ferry patch              # in.json's \"patch\" id and value",
         ),
         (
             Action::GetUpdates,
