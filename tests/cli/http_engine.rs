@@ -370,3 +370,37 @@ async fn an_attempt_times_out() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_vendor_reset_header_is_honoured_without_retry_after() {
+    let server = MockServer::start().await;
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("X-Vendor-Reset", reset_at.to_string().as_str()),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    p.reset_header = Some("X-Vendor-Reset".into());
+    let started = Instant::now();
+    engine(p)
+        .send(&RequestSpec::new("GET", server.uri()))
+        .await
+        .expect("ok");
+    // A Unix time in whole seconds, two seconds ahead: a wait of one to two seconds.
+    let secs = started.elapsed().as_secs_f64();
+    assert!((0.9..3.0).contains(&secs), "waited {secs:.2}s");
+}
