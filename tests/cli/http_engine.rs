@@ -404,3 +404,19 @@ async fn a_vendor_reset_header_is_honoured_without_retry_after() {
     let secs = started.elapsed().as_secs_f64();
     assert!((0.9..3.0).contains(&secs), "waited {secs:.2}s");
 }
+
+#[tokio::test]
+async fn a_request_that_cannot_be_built_fails_at_once_without_retries() {
+    let started = Instant::now();
+    let mut p = fast();
+    p.retry.base_delay = Duration::from_secs(5);
+    let err = engine(p)
+        .send(
+            &RequestSpec::new("GET", format!("http://127.0.0.1:{}/c", closed_port()))
+                .header("X-Value", "line\nbreak"),
+        )
+        .await
+        .expect_err("an invalid header value");
+    assert!(started.elapsed() < Duration::from_secs(2), "it was retried");
+    assert!(err.to_string().contains("could not be sent"), "{err}");
+}

@@ -294,6 +294,24 @@ pub struct Stop {
     pub max_pages: Option<u64>,
 }
 
+impl Manifest {
+    /// The actions the manifest describes, with their names.
+    pub fn actions_iter(&self) -> impl Iterator<Item = (&'static str, &ActionSpec)> {
+        let a = &self.actions;
+        [
+            ("check", &a.check),
+            ("get", &a.get),
+            ("insert", &a.insert),
+            ("patch", &a.patch),
+            ("delete", &a.delete),
+            ("list", &a.list),
+            ("getupdates", &a.getupdates),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+    }
+}
+
 impl Pagination {
     pub fn stop(&self) -> &Stop {
         match self {
@@ -440,6 +458,38 @@ fn pointer(shown: &str, at: &str, p: &Option<String>) -> Result<()> {
 }
 
 fn validate(m: &Manifest, shown: &str) -> Result<()> {
+    let header_names =
+        m.headers
+            .keys()
+            .map(|k| (format!("headers.{k}"), k))
+            .chain(m.actions_iter().flat_map(|(name, a)| {
+                a.headers
+                    .keys()
+                    .map(move |k| (format!("actions.{name}.headers.{k}"), k))
+            }));
+    for (at, name) in header_names {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                shown,
+                &at,
+                &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+    }
+    if let Auth::ApiKey {
+        location: KeyLocation::Header,
+        name,
+        ..
+    } = &m.auth
+    {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                shown,
+                "auth.name",
+                &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+    }
     if let Some(url) = &m.base_url {
         if url::Url::parse(url).is_err() {
             return Err(bad(shown, "baseUrl", &format!("\"{url}\" is not a URL")));
@@ -595,6 +645,10 @@ mod tests {
         );
         assert!(err(json!({"auth": {"token": "x"}, "actions": {}}))
             .contains("auth: missing field `type`"));
+        assert_eq!(
+            err(json!({"actions": {"get": {"path": "/c", "headers": {"Bad Name": "x"}}}})),
+            "connector.json: actions.get.headers.Bad Name: \"Bad Name\" is not a valid header name"
+        );
     }
 
     #[test]
