@@ -362,6 +362,13 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
     ("resetHeader", "string", "A header that tells when a 429's limit resets (seconds, or a Unix time), read when there is no Retry-After."),
     ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates. Each is optional; a missing one answers \"cannot\"."),
+    ("actions.check", "object", "Tests the credentials: any 2xx answer is success. Without it, check asks list for one record."),
+    ("actions.get", "object", "Reads the record {id}."),
+    ("actions.insert", "object", "Creates a record; the body is the record unless body says otherwise."),
+    ("actions.patch", "object", "Changes fields of the record {id}. Upserts patch first and insert when the patch answers 404."),
+    ("actions.delete", "object", "Deletes the record {id}."),
+    ("actions.list", "object", "Reads the records page by page (the source side of import)."),
+    ("actions.getupdates", "object", "Reads the changes since a sync token, page by page, to the end (or --limit)."),
     ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check GET, insert POST, patch PATCH, delete DELETE."),
     ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; values are URL-encoded."),
     ("actions.*.query", "object", "Query parameters (string values, placeholders allowed)."),
@@ -649,6 +656,74 @@ mod tests {
             err(json!({"actions": {"get": {"path": "/c", "headers": {"Bad Name": "x"}}}})),
             "connector.json: actions.get.headers.Bad Name: \"Bad Name\" is not a valid header name"
         );
+    }
+
+    /// The fields serde accepts where `probe` has an unknown key `zzz`,
+    /// read from its "expected one of" message.
+    fn accepted(probe: Value) -> Vec<String> {
+        let msg = err(probe);
+        assert!(msg.contains("unknown field `zzz`"), "{msg}");
+        msg.split('`')
+            .skip(3)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_schema_field_is_documented() {
+        let documented = |prefixes: &[&str], field: &str| {
+            prefixes
+                .iter()
+                .any(|p| FIELDS.iter().any(|(f, _, _)| *f == format!("{p}{field}")))
+        };
+        let action = |extra: Value| {
+            let mut a = json!({"path": "/x"});
+            for (k, v) in extra.as_object().unwrap() {
+                a[k] = v.clone();
+            }
+            json!({"actions": {"getupdates": a}})
+        };
+        let mut probes: Vec<(Vec<&str>, Value)> = vec![
+            (vec![""], json!({"actions": {}, "zzz": 1})),
+            (
+                vec!["groups[]."],
+                json!({"actions": {}, "groups": [{"zzz": 1}]}),
+            ),
+            (vec!["actions."], json!({"actions": {"zzz": 1}})),
+            (
+                vec!["actions.*.", "actions.getupdates."],
+                action(json!({"zzz": 1})),
+            ),
+            (
+                vec!["actions.getupdates.since."],
+                action(json!({"since": {"param": "s", "zzz": 1}})),
+            ),
+            (
+                vec!["actions.*.pagination.stop."],
+                action(json!({"pagination": {"type": "offset", "stop": {"zzz": 1}}})),
+            ),
+        ];
+        for kind in ["bearer", "basic", "apiKey", "oauth2"] {
+            probes.push((
+                vec!["auth."],
+                json!({"actions": {}, "auth": {"type": kind, "zzz": 1}}),
+            ));
+        }
+        for kind in ["offset", "page", "cursor", "nextUrl"] {
+            probes.push((
+                vec!["actions.*.pagination."],
+                action(json!({"pagination": {"type": kind, "zzz": 1}})),
+            ));
+        }
+        for (prefixes, probe) in probes {
+            for field in accepted(probe) {
+                assert!(
+                    documented(&prefixes, &field),
+                    "{prefixes:?}{field} is not in FIELDS"
+                );
+            }
+        }
     }
 
     #[test]
