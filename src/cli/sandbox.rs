@@ -62,6 +62,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
         token: args.token,
         seed: args.seed,
     };
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("could not listen on 127.0.0.1:{}", args.port))?;
@@ -73,30 +74,31 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
         "sandbox serving {} customers at {url}; Ctrl-C stops it",
         config.records
     ));
-    crate::sandbox::serve(listener, config, shutdown_signal())
+    crate::sandbox::serve(listener, config, shutdown)
         .await
         .context("the sandbox server failed")?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Ctrl-C, or SIGTERM on Unix. The handlers are installed when this is
+/// called, before the URL is printed, so a signal sent as soon as a script
+/// has read the URL still stops the server cleanly.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("could not listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("could not listen for Ctrl-C")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

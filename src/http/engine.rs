@@ -184,6 +184,16 @@ impl Engine {
                         }
                     }
                 }
+                Err(err) if err.is_builder() => {
+                    // Nothing was sent: a header or URL that cannot be sent at all.
+                    return Err(failed(format!(
+                        "{} {shown_url} could not be sent: {}",
+                        req.method,
+                        describe_network_error(&err)
+                    ))
+                    .hint("check the headers and URL the connector builds (run with --dry-run to see them)")
+                    .into());
+                }
                 Err(err) => {
                     let reason = describe_network_error(&err);
                     self.out.verbose(&format!(

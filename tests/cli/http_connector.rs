@@ -901,3 +901,33 @@ fn a_last_sync_without_since_in_the_manifest_is_refused() {
         f.run(&["getupdates", "--last-sync", "42"])
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_account_rate_limit_paces_a_listing() {
+    let s = MockServer::start().await;
+    let pages = ["a", "b", "c", "d", "e", "f"];
+    for (i, id) in pages.iter().enumerate() {
+        let next = pages.get(i + 1).map(|n| format!("after-{n}"));
+        let builder = Mock::given(method("GET"));
+        let builder = if i == 0 {
+            builder.and(query_param_is_missing("cursor"))
+        } else {
+            builder.and(query_param("cursor", format!("after-{id}").as_str()))
+        };
+        builder
+            .respond_with(ok(json!({"data": items(&[id]), "next": next})))
+            .expect(1)
+            .mount(&s)
+            .await;
+    }
+    let f = folder(
+        &s.uri(),
+        listing(json!({"type": "cursor", "cursorPath": "/next"}), "/data"),
+        r#", "rateLimit": {"rps": 5, "burst": 1}"#,
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(ids(&f), pages);
+    // Six requests at 5 per second: five gaps of 200 ms, plus starting ferry.
+    let secs = started.elapsed().as_secs_f64();
+    assert!((0.95..2.5).contains(&secs), "six pages took {secs:.2}s");
+}

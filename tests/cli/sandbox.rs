@@ -355,3 +355,27 @@ async fn latency_delays_every_answer() {
     assert_eq!(status, 200);
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_sandbox_cleanly() {
+    let mut sb = Sandbox::start(&[]);
+    let pid = sb.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(exit) = sb.child.try_wait().expect("wait") {
+            assert!(exit.success(), "exit status {exit:?}");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -294,6 +294,24 @@ pub struct Stop {
     pub max_pages: Option<u64>,
 }
 
+impl Manifest {
+    /// The actions the manifest describes, with their names.
+    pub fn actions_iter(&self) -> impl Iterator<Item = (&'static str, &ActionSpec)> {
+        let a = &self.actions;
+        [
+            ("check", &a.check),
+            ("get", &a.get),
+            ("insert", &a.insert),
+            ("patch", &a.patch),
+            ("delete", &a.delete),
+            ("list", &a.list),
+            ("getupdates", &a.getupdates),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+    }
+}
+
 impl Pagination {
     pub fn stop(&self) -> &Stop {
         match self {
@@ -344,6 +362,13 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
     ("resetHeader", "string", "A header that tells when a 429's limit resets (seconds, or a Unix time), read when there is no Retry-After."),
     ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates. Each is optional; a missing one answers \"cannot\"."),
+    ("actions.check", "object", "Tests the credentials: any 2xx answer is success. Without it, check asks list for one record."),
+    ("actions.get", "object", "Reads the record {id}."),
+    ("actions.insert", "object", "Creates a record; the body is the record unless body says otherwise."),
+    ("actions.patch", "object", "Changes fields of the record {id}. Upserts patch first and insert when the patch answers 404."),
+    ("actions.delete", "object", "Deletes the record {id}."),
+    ("actions.list", "object", "Reads the records page by page (the source side of import)."),
+    ("actions.getupdates", "object", "Reads the changes since a sync token, page by page, to the end (or --limit)."),
     ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check GET, insert POST, patch PATCH, delete DELETE."),
     ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; values are URL-encoded."),
     ("actions.*.query", "object", "Query parameters (string values, placeholders allowed)."),
@@ -440,6 +465,38 @@ fn pointer(shown: &str, at: &str, p: &Option<String>) -> Result<()> {
 }
 
 fn validate(m: &Manifest, shown: &str) -> Result<()> {
+    let header_names =
+        m.headers
+            .keys()
+            .map(|k| (format!("headers.{k}"), k))
+            .chain(m.actions_iter().flat_map(|(name, a)| {
+                a.headers
+                    .keys()
+                    .map(move |k| (format!("actions.{name}.headers.{k}"), k))
+            }));
+    for (at, name) in header_names {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                shown,
+                &at,
+                &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+    }
+    if let Auth::ApiKey {
+        location: KeyLocation::Header,
+        name,
+        ..
+    } = &m.auth
+    {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                shown,
+                "auth.name",
+                &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+    }
     if let Some(url) = &m.base_url {
         if url::Url::parse(url).is_err() {
             return Err(bad(shown, "baseUrl", &format!("\"{url}\" is not a URL")));
@@ -595,6 +652,78 @@ mod tests {
         );
         assert!(err(json!({"auth": {"token": "x"}, "actions": {}}))
             .contains("auth: missing field `type`"));
+        assert_eq!(
+            err(json!({"actions": {"get": {"path": "/c", "headers": {"Bad Name": "x"}}}})),
+            "connector.json: actions.get.headers.Bad Name: \"Bad Name\" is not a valid header name"
+        );
+    }
+
+    /// The fields serde accepts where `probe` has an unknown key `zzz`,
+    /// read from its "expected one of" message.
+    fn accepted(probe: Value) -> Vec<String> {
+        let msg = err(probe);
+        assert!(msg.contains("unknown field `zzz`"), "{msg}");
+        msg.split('`')
+            .skip(3)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_schema_field_is_documented() {
+        let documented = |prefixes: &[&str], field: &str| {
+            prefixes
+                .iter()
+                .any(|p| FIELDS.iter().any(|(f, _, _)| *f == format!("{p}{field}")))
+        };
+        let action = |extra: Value| {
+            let mut a = json!({"path": "/x"});
+            for (k, v) in extra.as_object().unwrap() {
+                a[k] = v.clone();
+            }
+            json!({"actions": {"getupdates": a}})
+        };
+        let mut probes: Vec<(Vec<&str>, Value)> = vec![
+            (vec![""], json!({"actions": {}, "zzz": 1})),
+            (
+                vec!["groups[]."],
+                json!({"actions": {}, "groups": [{"zzz": 1}]}),
+            ),
+            (vec!["actions."], json!({"actions": {"zzz": 1}})),
+            (
+                vec!["actions.*.", "actions.getupdates."],
+                action(json!({"zzz": 1})),
+            ),
+            (
+                vec!["actions.getupdates.since."],
+                action(json!({"since": {"param": "s", "zzz": 1}})),
+            ),
+            (
+                vec!["actions.*.pagination.stop."],
+                action(json!({"pagination": {"type": "offset", "stop": {"zzz": 1}}})),
+            ),
+        ];
+        for kind in ["bearer", "basic", "apiKey", "oauth2"] {
+            probes.push((
+                vec!["auth."],
+                json!({"actions": {}, "auth": {"type": kind, "zzz": 1}}),
+            ));
+        }
+        for kind in ["offset", "page", "cursor", "nextUrl"] {
+            probes.push((
+                vec!["actions.*.pagination."],
+                action(json!({"pagination": {"type": kind, "zzz": 1}})),
+            ));
+        }
+        for (prefixes, probe) in probes {
+            for field in accepted(probe) {
+                assert!(
+                    documented(&prefixes, &field),
+                    "{prefixes:?}{field} is not in FIELDS"
+                );
+            }
+        }
     }
 
     #[test]
