@@ -436,13 +436,15 @@ impl HttpConnector {
             .build(name, None, None, &query, c.url.as_deref())
             .await?;
         let resp = self.engine.send(&req).await?;
-        let body = resp.json(&req)?;
+        let mut body = resp.json(&req)?;
         let rp = action.records.clone().unwrap_or_default();
-        let records = match body.pointer(&rp) {
+        // The records move out of the body (no copy of a page per read); the
+        // rest of the body still answers the paging pointers.
+        let records = match body.pointer_mut(&rp).map(Value::take) {
             Some(Value::Array(items)) => items
-                .iter()
+                .into_iter()
                 .map(|i| match i {
-                    Value::Object(m) => Ok(m.clone()),
+                    Value::Object(m) => Ok(m),
                     _ => Err(failed(format!(
                         "{} {} answered a record that is not an object at \"{rp}\"",
                         req.method,
