@@ -660,3 +660,47 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
         assert_eq!(ids, expected_ids(n), "round {round}");
     }
 }
+
+#[test]
+fn a_destination_failing_mid_run_stops_saves_and_resumes_exactly() {
+    let f = Folder::new();
+    let n = 20_000;
+    f.write("in.jsonl", &people(n));
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "100",
+    ];
+    let mut child = spawn(&f, &args);
+    assert!(wait_for_checkpoint(&f, &mut child), "finished too early");
+    // While it runs, the destination file becomes a folder.
+    std::fs::rename(f.join("out.jsonl"), f.join("kept.jsonl")).unwrap();
+    std::fs::create_dir(f.join("out.jsonl")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hint: fix the cause, then resume with: ferry import --from jsonl:in.jsonl --to jsonl:out.jsonl --batch-size 100 --resume"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "stopped");
+    assert_eq!(summary["failed"], 100, "{summary}");
+    let stopped_at = summary["offset"].as_u64().unwrap();
+    assert!(stopped_at > 0 && stopped_at < n as u64, "{summary}");
+    // Put the file back; the resume writes the rest, once.
+    std::fs::remove_dir(f.join("out.jsonl")).unwrap();
+    std::fs::rename(f.join("kept.jsonl"), f.join("out.jsonl")).unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    assert_eq!(
+        run.ok_json()["read"].as_u64().unwrap(),
+        n as u64 - stopped_at
+    );
+    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), expected_ids(n));
+}
