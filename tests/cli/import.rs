@@ -586,6 +586,7 @@ fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
     let n = 20_000;
     let source = people(n);
     let expected: BTreeSet<String> = expected_ids(n).into_iter().collect();
+    let mut killed_mid_run = 0;
     for round in 0..5 {
         // A fresh folder per round, so "a checkpoint exists" means this run's.
         let f = Folder::new();
@@ -611,6 +612,9 @@ fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
                 send("-KILL", &child);
             }
             let _ = child.wait();
+            if checkpoint_offset(&f) < n as u64 {
+                killed_mid_run += 1;
+            }
             let mut resume = args.to_vec();
             resume.push("--resume");
             child = spawn(&f, &resume);
@@ -627,6 +631,28 @@ fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
         let got: BTreeSet<String> = ids.into_iter().collect();
         assert_eq!(got, expected, "round {round}");
     }
+    // The kills must have hit running imports, or the test proves nothing.
+    assert!(
+        killed_mid_run >= 3,
+        "only {killed_mid_run} kills landed mid-run"
+    );
+}
+
+/// The position of the folder's one import checkpoint.
+fn checkpoint_offset(f: &Folder) -> u64 {
+    let path = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("import-")
+        })
+        .expect("a checkpoint");
+    let cp: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    cp["position"]["offset"].as_u64().unwrap()
 }
 
 #[test]
@@ -652,6 +678,10 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
             send("-KILL", &child);
         }
         let _ = child.wait();
+        assert!(
+            checkpoint_offset(&f) < n as u64,
+            "round {round} finished before the kill"
+        );
         let mut resume = args.to_vec();
         resume.push("--resume");
         let run = f.run(&resume);
