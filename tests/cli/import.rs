@@ -670,7 +670,7 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
             "--to",
             &to,
             "--batch-size",
-            "1000",
+            "500",
         ];
         let mut child = spawn(&f, &args);
         if wait_for_checkpoint(&f, &mut child) {
