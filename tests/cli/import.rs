@@ -734,3 +734,52 @@ fn a_destination_failing_mid_run_stops_saves_and_resumes_exactly() {
     );
     assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), expected_ids(n));
 }
+
+#[test]
+fn a_resumed_run_cuts_rejects_of_uncommitted_batches() {
+    let f = Folder::new();
+    let lines: String = (1..=6)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("{{\"n\":{i}}}\n")
+            } else {
+                format!("{{\"id\":\"c{i}\"}}\n")
+            }
+        })
+        .collect();
+    f.write("in.jsonl", &lines);
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "2",
+        "--rejects",
+        "r.jsonl",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--limit", "2"]);
+    assert_eq!(f.run(&first).code, 3);
+    // What a crash after writing the next batch's rejects, before its
+    // checkpoint, would leave behind.
+    let mut text = f.read("r.jsonl");
+    text.push_str("{\"record\":{\"n\":4},\"reason\":\"missing id\",\"offset\":3}\n");
+    f.write("r.jsonl", &text);
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let offsets: Vec<u64> = f
+        .read("r.jsonl")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["offset"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(offsets, [1, 3, 5]);
+    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), ["c1", "c3", "c5"]);
+}
