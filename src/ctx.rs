@@ -55,6 +55,14 @@ impl Ctx {
     /// Use `dir` (relative to the working directory) as the connector folder.
     pub fn set_folder(&mut self, dir: &std::path::Path) -> Result<()> {
         let folder = crate::config::resolve(&self.cwd, dir);
+        if folder.is_file() {
+            return Err(usage(format!(
+                "{} is a file, not a connector folder",
+                folder.display()
+            ))
+            .hint("-C takes the folder that holds account.json; pass a file with --account FILE")
+            .into());
+        }
         if !folder.is_dir() {
             return Err(usage(format!(
                 "connector folder {} does not exist",

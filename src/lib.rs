@@ -13,7 +13,10 @@ pub mod ctx;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod http;
 pub mod output;
+pub mod sandbox;
+pub mod scaffold;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -19,7 +19,16 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let result = match args.name {
-        Some(name) => serde_json::to_value(registry::spec(&name)?)?,
+        Some(name) => {
+            let spec = registry::spec(&name)?;
+            let mut value = serde_json::to_value(&spec)?;
+            // The declarative connector's manifest is documented from the
+            // table that sits beside its schema.
+            if spec.code == "http" {
+                value["manifest"] = crate::connector::http::manifest_docs();
+            }
+            value
+        }
         None => json!(registry::specs()
             .iter()
             .map(|s| json!({

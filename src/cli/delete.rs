@@ -5,21 +5,30 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 
+use crate::connector::WriteOp;
 use crate::ctx::Ctx;
 
 /// Delete a record by its id
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  ferry delete --id cus_001")]
+#[command(
+    after_help = "Example:\n  ferry delete --id cus_001\n  ferry delete --id cus_001 --dry-run"
+)]
 pub struct Args {
     /// The record's id [default: "delete"."id" in in.json]
     #[arg(long)]
     id: Option<String>,
+    /// Print the requests (or rows) that would be sent, secrets redacted, and send nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("delete", "id", "--id ID", args.id)?;
     let connector = ctx.connector()?;
+    if args.dry_run {
+        return super::dry_run(ctx, connector.as_ref(), &WriteOp::Delete { id });
+    }
     connector.delete(&id).await?;
     ctx.out.result(&json!({ "id": id }))?;
     Ok(ExitCode::SUCCESS)

@@ -8,8 +8,10 @@ mod delete;
 mod get;
 mod getupdates;
 mod import;
+mod init;
 mod insert;
 mod patch;
+mod sandbox;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -69,6 +71,7 @@ struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    Init(init::Args),
     Connectors(connectors::Args),
     Check(check::Args),
     Get(get::Args),
@@ -77,6 +80,7 @@ enum Command {
     Delete(delete::Args),
     #[command(name = "getupdates")]
     GetUpdates(getupdates::Args),
+    Sandbox(sandbox::Args),
     Import(import::Args),
 }
 
@@ -102,6 +106,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         .set_result_file(g.output.map(|o| crate::config::resolve(&ctx.cwd, o)));
 
     match cli.command {
+        Command::Init(args) => init::exec(args, &ctx).await,
         Command::Connectors(args) => connectors::exec(args, &ctx).await,
         Command::Check(args) => check::exec(args, &ctx).await,
         Command::Get(args) => get::exec(args, &ctx).await,
@@ -109,8 +114,21 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::Patch(args) => patch::exec(args, &ctx).await,
         Command::Delete(args) => delete::exec(args, &ctx).await,
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
+        Command::Sandbox(args) => sandbox::exec(args, &ctx).await,
         Command::Import(args) => import::exec(args, &ctx).await,
     }
+}
+
+/// `--dry-run`: print what `op` would send, secrets redacted, and send nothing.
+fn dry_run(
+    ctx: &Ctx,
+    connector: &dyn crate::connector::Connector,
+    op: &crate::connector::WriteOp,
+) -> Result<ExitCode> {
+    let requests = connector.preview(op)?;
+    ctx.out
+        .result(&serde_json::json!({ "dryRun": true, "requests": requests }))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Help and version go to stdout with status 0; usage errors to stderr with 2.

@@ -6,6 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::config::input::parse_value_flag;
+use crate::connector::WriteOp;
 use crate::ctx::Ctx;
 
 /// Change some fields of a record
@@ -18,6 +19,9 @@ pub struct Args {
     /// The fields to change as JSON, or @FILE [default: "patch"."value" in in.json]
     #[arg(long, value_name = "JSON|@FILE")]
     value: Option<String>,
+    /// Print the requests (or rows) that would be sent, secrets redacted, and send nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
@@ -26,6 +30,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
     let value = inputs.require_object("patch", "value", "--value", flag)?;
     let connector = ctx.connector()?;
+    if args.dry_run {
+        return super::dry_run(ctx, connector.as_ref(), &WriteOp::Patch { id, value });
+    }
     connector.patch(&id, value).await?;
     ctx.out.result(&json!({ "id": id }))?;
     Ok(ExitCode::SUCCESS)

@@ -35,9 +35,14 @@ impl Account {
             let hint = if file.is_some() {
                 "check the path given to --account".to_string()
             } else {
+                // Name the folder as the user would type it from here.
+                let init = match folder.strip_prefix(&ctx.cwd) {
+                    Ok(rel) if rel.as_os_str().is_empty() => "ferry init".to_string(),
+                    Ok(rel) => format!("ferry init {}", rel.display()),
+                    Err(_) => format!("ferry init {}", folder.display()),
+                };
                 format!(
-                    "run `ferry init {}` to create a connector folder, or pass -C DIR or --account FILE",
-                    folder.display()
+                    "run `{init}` to create a connector folder, or pass -C DIR or --account FILE"
                 )
             };
             return Err(usage(format!("no account file at {}", path.display()))

@@ -76,17 +76,10 @@ impl<'a> Vars<'a> {
                     .into());
             };
             let name = &after[..end];
-            match self.get(name) {
-                Some(v) => out.push_str(v),
-                None => return Err(usage(format!(
-                    "environment variable {name} is not set (used by option \"{key}\" in {file})"
-                ))
-                .hint(format!(
-                    "export {name}=... or add a line {name}=... to {}",
-                    self.dotenv_path
-                ))
-                .into()),
-            }
+            let Some(value) = self.get(name) else {
+                return Err(self.missing(name, file, key));
+            };
+            out.push_str(value);
             rest = &after[end + 1..];
         }
         out.push_str(rest);
@@ -94,8 +87,21 @@ impl<'a> Vars<'a> {
     }
 }
 
+impl Vars<'_> {
+    fn missing(&self, name: &str, file: &str, key: &str) -> anyhow::Error {
+        let message =
+            format!("environment variable {name} is not set (used by option \"{key}\" in {file})");
+        let hint = format!(
+            "export {name}=... or add a line {name}=... to {}",
+            self.dotenv_path
+        );
+        usage(message).hint(hint).into()
+    }
+}
+
 /// Parse `NAME=value` lines; `#` comments, blank lines, `export ` prefixes
-/// and single or double quotes around the value are accepted.
+/// and single or double quotes around the value are accepted. A `#` after a
+/// value is part of it; `ferry init` quotes a value only when its edges need it.
 pub fn parse_dotenv(text: &str, file: &str) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     for (n, line) in text.lines().enumerate() {
@@ -104,21 +110,32 @@ pub fn parse_dotenv(text: &str, file: &str) -> Result<BTreeMap<String, String>> 
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((name, value)) = line.split_once('=') else {
+        let Some((name, value)) = line
+            .split_once('=')
+            .filter(|(name, _)| is_name(name.trim()))
+        else {
             return Err(usage(format!(
                 "invalid line {} in {file}: expected NAME=value",
                 n + 1
             ))
+            .hint("write each variable as NAME=value, or start the line with # to comment it out")
             .into());
         };
-        let value = value.trim();
-        let value = strip_quotes(value);
+        let value = unquote(value.trim());
         vars.insert(name.trim().to_string(), value.to_string());
     }
     Ok(vars)
 }
 
-fn strip_quotes(v: &str) -> &str {
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+}
+
+/// The value of a line, without the quotes around it.
+fn unquote(v: &str) -> &str {
     for q in ['"', '\''] {
         if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
             return &v[1..v.len() - 1];
@@ -160,5 +177,15 @@ mod tests {
         assert_eq!(vars["B"], "two words");
         assert_eq!(vars["C"], "x");
         assert!(parse_dotenv("oops", ".env").is_err());
+        assert!(parse_dotenv("=value", ".env").is_err());
+        assert!(parse_dotenv("TWO WORDS=x", ".env").is_err());
+    }
+
+    #[test]
+    fn dotenv_values_are_kept_whole() {
+        let vars = parse_dotenv("A=s3cr3t #1\nB=\"x # y\"\nC=a=b\n", ".env").unwrap();
+        assert_eq!(vars["A"], "s3cr3t #1");
+        assert_eq!(vars["B"], "x # y");
+        assert_eq!(vars["C"], "a=b");
     }
 }

@@ -37,10 +37,13 @@ impl Inputs {
         }
         let source = path.display().to_string();
         match json::read_file(&path)? {
-            Value::Object(sections) => Ok(Inputs {
-                path: Some(path),
-                sections,
-            }),
+            Value::Object(sections) => {
+                warn_misspelt_sections(ctx, &sections, &source);
+                Ok(Inputs {
+                    path: Some(path),
+                    sections,
+                })
+            }
             _ => Err(usage(format!("{source} must hold a JSON object"))
                 .hint("write one section per action: {\"get\": {\"id\": \"...\"}}")
                 .into()),
@@ -64,6 +67,7 @@ impl Inputs {
                 "section \"{action}\" in {} must be a JSON object",
                 self.file_name()
             ))
+            .hint(format!("write it as \"{action}\": {{\"{key}\": ...}}"))
             .into()),
         }
     }
@@ -82,9 +86,13 @@ impl Inputs {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => {
-                Err(usage(format!("{} must be a string", self.describe(action, key))).into())
-            }
+            Some(other) => Err(usage(format!(
+                "{} must be a string, got {}",
+                self.describe(action, key),
+                kind_of(other)
+            ))
+            .hint(format!("write it as \"{key}\": \"...\""))
+            .into()),
         }
     }
 
@@ -96,7 +104,8 @@ impl Inputs {
         flag_name: &str,
         flag: Option<String>,
     ) -> Result<String> {
-        self.string(action, key, flag)?.ok_or_else(|| {
+        let value = self.string(action, key, flag)?.filter(|v| !v.is_empty());
+        value.ok_or_else(|| {
             usage(format!("no {key} given for {action}"))
                 .hint(format!(
                     "pass {flag_name} or set {}",
@@ -134,6 +143,10 @@ impl Inputs {
                 "the {key} for {action} must be a JSON object, got {}",
                 kind_of(&other)
             ))
+            .hint(format!(
+                "pass {flag_name} '{{\"name\": \"Ada\"}}' or set {} to an object",
+                self.describe(action, key)
+            ))
             .into()),
         }
     }
@@ -143,6 +156,44 @@ impl Inputs {
             .as_ref()
             .map_or_else(|| "in.json".to_string(), |p| p.display().to_string())
     }
+}
+
+/// The sections of in.json that commands read.
+pub const SECTIONS: &[&str] = &[
+    "get",
+    "insert",
+    "patch",
+    "delete",
+    "getupdates",
+    "export",
+    "import",
+];
+
+/// A section one typo away from a known one is silently ignored otherwise,
+/// and the command then runs on the wrong input (or says none was given).
+fn warn_misspelt_sections(ctx: &Ctx, sections: &Map<String, Value>, source: &str) {
+    for name in sections.keys() {
+        if SECTIONS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(near) = misspelt(name) {
+            ctx.out.warn(&format!(
+                "no command reads section \"{name}\" of {source}; did you mean \"{near}\"?"
+            ));
+        }
+    }
+}
+
+/// The known section `name` is most likely a typo of: one edit away (a
+/// transposition or a wrong case counts as one), or two for longer names.
+fn misspelt(name: &str) -> Option<&'static str> {
+    let lower = name.to_lowercase();
+    SECTIONS
+        .iter()
+        .map(|s| (strsim::damerau_levenshtein(&lower, s), *s))
+        .filter(|(d, _)| *d == 0 || *d == 1 || (*d == 2 && lower.len() >= 6))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, s)| s)
 }
 
 /// "a string", "an array"…: for messages about a value of the wrong type.
@@ -162,5 +213,20 @@ pub fn parse_value_flag(ctx: &Ctx, raw: &str) -> Result<Value> {
     match raw.strip_prefix('@') {
         Some(file) => json::read_file(&crate::config::resolve(&ctx.cwd, file)),
         None => json::parse(raw, "--value"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misspelt_sections_are_recognised() {
+        assert_eq!(misspelt("getUpdates"), Some("getupdates"));
+        assert_eq!(misspelt("gte"), Some("get"));
+        assert_eq!(misspelt("delet"), Some("delete"));
+        assert_eq!(misspelt("getupdate"), Some("getupdates"));
+        assert_eq!(misspelt("notes"), None);
+        assert_eq!(misspelt("x"), None);
     }
 }

@@ -398,6 +398,38 @@ impl IdSet {
     }
 }
 
+/// A file connector's sync token: how many records were read, and the id of
+/// the last one (`"3:c3"`), so records deleted before it do not shift the
+/// next call past new ones. A bare number (`"3"`) is a position alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SyncToken {
+    position: u64,
+    id: Option<String>,
+}
+
+impl SyncToken {
+    fn parse(token: &str) -> Option<SyncToken> {
+        let (position, id) = match token.split_once(':') {
+            Some((p, id)) if !id.is_empty() => (p, Some(id.to_string())),
+            Some(_) => return None,
+            None => (token, None),
+        };
+        Some(SyncToken {
+            position: position.parse().ok()?,
+            id,
+        })
+    }
+}
+
+impl std::fmt::Display for SyncToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.id {
+            Some(id) => write!(f, "{}:{id}", self.position),
+            None => write!(f, "{}", self.position),
+        }
+    }
+}
+
 /// Whether the file of length `len` ends with a newline.
 fn ends_with_newline(path: &Path, len: u64) -> Result<bool> {
     use std::io::{Read, Seek, SeekFrom};
@@ -521,6 +553,12 @@ impl<F: Format> Connector for FileConnector<F> {
                     .into());
                 }
             }
+            // Check first so a missing id leaves the file untouched: the
+            // rewrite would otherwise add the value's new columns, or create
+            // the file.
+            if s.find(&id)?.is_none() {
+                return Err(s.not_found(&id));
+            }
             let mut patched = None;
             s.rewrite(
                 [&value],
@@ -557,23 +595,41 @@ impl<F: Format> Connector for FileConnector<F> {
     }
 
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
-        let start = match since {
-            None => 0,
-            Some(token) => token.parse::<u64>().map_err(|_| {
+        let token = match since {
+            None => SyncToken::default(),
+            Some(token) => SyncToken::parse(token).ok_or_else(|| {
                 usage(format!(
                     "lastSync \"{token}\" is not a position in {}",
                     self.store.path.display()
                 ))
-                .hint("file connectors sync by position: pass the nextSync of the previous getupdates (a number), or no lastSync for every record")
+                .hint("file connectors sync by position: pass the nextSync of the previous getupdates, or no lastSync for every record")
             })?,
         };
         self.blocking(move |s| {
+            // Where to start: right after the anchor record, wherever it is
+            // now (a delete before it moves it up). When it is gone, start
+            // over: sending records twice is safe, skipping one is not.
+            let start = match &token.id {
+                None => token.position,
+                Some(anchor) => {
+                    let mut found = 0u64;
+                    for (i, record) in s.records(0)?.enumerate() {
+                        if s.id_of(&record?).as_deref() == Some(anchor.as_str()) {
+                            found = i as u64 + 1;
+                            break;
+                        }
+                    }
+                    found
+                }
+            };
             let mut entries = Vec::new();
             let mut position = 0u64;
+            let mut last = None;
             for record in s.records(0)? {
                 let record = record?;
                 position += 1;
                 if position <= start {
+                    last = s.id_of(&record);
                     continue;
                 }
                 let id = s.id_of(&record).ok_or_else(|| {
@@ -583,6 +639,7 @@ impl<F: Format> Connector for FileConnector<F> {
                         s.id_field
                     ))
                 })?;
+                last = Some(id.clone());
                 entries.push(Change {
                     id,
                     kind: ChangeType::Upsert,
@@ -592,7 +649,12 @@ impl<F: Format> Connector for FileConnector<F> {
                     break;
                 }
             }
-            let next = start.max(position);
+            let next = if position >= start {
+                SyncToken { position, id: last }
+            } else {
+                // A bare position past the end (the file shrank): keep it.
+                token
+            };
             Ok(Updates {
                 next_sync: next.to_string(),
                 entries,
@@ -709,6 +771,134 @@ impl<F: Format> Connector for FileConnector<F> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The JSON lines format, except that writing fails after `fail_after`
+    /// records, as a full disk or a killed process would stop it.
+    struct FailingWrite {
+        fail_after: usize,
+    }
+
+    impl Format for FailingWrite {
+        fn reader(&self, path: &Path, start: u64) -> Result<Box<dyn RecordReader>> {
+            Jsonl.reader(path, start)
+        }
+
+        fn columns(&self, path: &Path) -> Result<Vec<String>> {
+            Jsonl.columns(path)
+        }
+
+        fn write(
+            &self,
+            out: &mut dyn Write,
+            columns: &[String],
+            records: &mut dyn Iterator<Item = Result<Record>>,
+        ) -> Result<()> {
+            let mut first = records.take(self.fail_after);
+            Jsonl.write(out, columns, &mut first)?;
+            out.flush()?;
+            anyhow::bail!("no space left on device")
+        }
+
+        fn append(
+            &self,
+            out: &mut dyn Write,
+            columns: &[String],
+            records: &[Record],
+        ) -> Result<()> {
+            Jsonl.append(out, columns, records)
+        }
+    }
+
+    const ORIGINAL: &str =
+        "{\"id\":\"c1\",\"name\":\"Ada\"}\n{\"id\":\"c2\",\"name\":\"Grace\"}\n{\"id\":\"c3\"}\n";
+
+    fn failing_store<F: Format>(format: F, dir: &Path) -> Store<F> {
+        let path = dir.join("data.jsonl");
+        std::fs::write(&path, ORIGINAL).unwrap();
+        Store {
+            format,
+            path,
+            id_field: "id".into(),
+            write_lock: Mutex::new(None),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn file_names(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn record(id: &str) -> Record {
+        let mut r = Record::new();
+        r.insert("id".into(), Value::String(id.into()));
+        r
+    }
+
+    #[test]
+    fn a_write_failing_midway_leaves_the_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = failing_store(FailingWrite { fail_after: 2 }, dir.path());
+        let new = record("c4");
+        let err = s.rewrite([&new], Some, || vec![new.clone()]).unwrap_err();
+        assert!(format!("{err:#}").contains("no space left"), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&s.path).unwrap(), ORIGINAL);
+        assert_eq!(
+            file_names(dir.path()),
+            ["data.jsonl"],
+            "a temporary file was left"
+        );
+    }
+
+    #[test]
+    fn a_read_error_midway_leaves_the_file_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = failing_store(Jsonl, dir.path());
+        // The second line breaks: the rewrite has written the first record
+        // to the temporary file when the reader yields the error.
+        let broken = ORIGINAL.replacen("\"Grace\"}", "\"Grace\",}", 1);
+        std::fs::write(&s.path, &broken).unwrap();
+        let new = record("c4");
+        let err = s.rewrite([&new], Some, || vec![new.clone()]).unwrap_err();
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&s.path).unwrap(), broken);
+        assert_eq!(
+            file_names(dir.path()),
+            ["data.jsonl"],
+            "a temporary file was left"
+        );
+    }
+
+    #[test]
+    fn a_rewrite_that_succeeds_replaces_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = failing_store(Jsonl, dir.path());
+        let new = record("c4");
+        s.rewrite(
+            [&new],
+            |r| (r.get("id") != Some(&Value::String("c2".into()))).then_some(r),
+            || vec![new.clone()],
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&s.path).unwrap(),
+            "{\"id\":\"c1\",\"name\":\"Ada\"}\n{\"id\":\"c3\"}\n{\"id\":\"c4\"}\n"
+        );
+    }
+
+    #[test]
+    fn sync_tokens() {
+        assert_eq!(SyncToken::parse("0"), Some(SyncToken::default()));
+        let t = SyncToken::parse("3:cus:3").unwrap();
+        assert_eq!((t.position, t.id.as_deref()), (3, Some("cus:3")));
+        assert_eq!(t.to_string(), "3:cus:3");
+        assert_eq!(SyncToken::parse("3:"), None);
+        assert_eq!(SyncToken::parse("-1"), None);
+        assert_eq!(SyncToken::parse("2026-01-01T00:00:00Z"), None);
+    }
+
     use std::os::unix::fs::MetadataExt;
 
     use serde_json::json;

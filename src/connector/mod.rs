@@ -9,6 +9,7 @@ pub mod spec;
 
 mod csv;
 mod file;
+pub mod http;
 mod jsonl;
 mod sqlite;
 

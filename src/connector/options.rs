@@ -51,6 +51,10 @@ impl Options {
                     describe_type(opt.kind),
                     kind_of(value)
                 ))
+                .hint(format!(
+                    "{}; see `ferry connectors {}`",
+                    opt.description, spec.code
+                ))
                 .into());
             }
         }

@@ -29,6 +29,10 @@ pub fn entries() -> Vec<Entry> {
             spec: super::jsonl::spec,
             open: super::jsonl::open,
         },
+        Entry {
+            spec: super::http::spec,
+            open: super::http::open,
+        },
     ]
 }
 

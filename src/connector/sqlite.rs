@@ -127,11 +127,28 @@ impl Db {
             // WAL keeps readers and the writer out of each other's way and
             // makes each committed batch durable without rewriting the file.
             conn.pragma_update(None, "journal_mode", "WAL")
-                .with_context(|| format!("{} is not a SQLite database", self.path.display()))?;
+                .map_err(|e| self.open_error(e))?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             *guard = Some(conn);
         }
         Ok(Some(guard))
+    }
+
+    /// The first statement on a file is where SQLite finds out it is not a
+    /// database: that is the account's mistake (exit 2), not a failed action.
+    fn open_error(&self, err: rusqlite::Error) -> anyhow::Error {
+        if err.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+            return usage(format!(
+                "{} is not a SQLite database ({err})",
+                self.path.display()
+            ))
+            .hint("point \"path\" in account.json at a SQLite file, or at a new file name to create one")
+            .into();
+        }
+        anyhow::Error::new(err).context(format!(
+            "could not open SQLite file {}",
+            self.path.display()
+        ))
     }
 
     fn layout(&self, conn: &Connection) -> Result<Layout> {
@@ -189,12 +206,19 @@ impl Db {
         })
     }
 
-    fn create_managed(&self, conn: &Connection) -> Result<()> {
+    /// Create the managed table, unless another writer did since `layout`
+    /// looked: the check and the creation share one write transaction, and
+    /// the table and its marker are committed together.
+    fn create_managed(&self, conn: &mut Connection) -> Result<Layout> {
+        let tx = write_tx(conn)?;
+        let layout = self.layout(&tx)?;
+        if layout != Layout::Missing {
+            return Ok(layout);
+        }
         let t = quote(&self.table);
         let idx = quote(&format!("{}_seq", self.table));
-        conn.execute_batch(&format!(
-            "BEGIN;
-             CREATE TABLE IF NOT EXISTS {MANAGED_MARKER} (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {MANAGED_MARKER} (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
              CREATE TABLE {t} (
                  id TEXT PRIMARY KEY,
                  data TEXT,
@@ -203,15 +227,15 @@ impl Db {
                  created_seq INTEGER NOT NULL,
                  deleted INTEGER NOT NULL DEFAULT 0
              );
-             CREATE INDEX {idx} ON {t}(seq);
-             COMMIT;"
+             CREATE INDEX {idx} ON {t}(seq);"
         ))
         .with_context(|| format!("could not create table \"{}\" in {}", self.table, self.path.display()))?;
-        conn.execute(
+        tx.execute(
             &format!("INSERT INTO {MANAGED_MARKER} (name, version) VALUES (?1, 1)"),
             params![self.table],
         )?;
-        Ok(())
+        tx.commit()?;
+        Ok(Layout::Managed)
     }
 
     /// The connection and layout for a read; `None` when there is nothing to read.
@@ -239,8 +263,7 @@ impl Db {
         let conn = guard.as_mut().context("the SQLite connection is closed")?;
         let mut layout = self.layout(conn)?;
         if layout == Layout::Missing {
-            self.create_managed(conn)?;
-            layout = Layout::Managed;
+            layout = self.create_managed(conn)?;
         }
         f(conn, &layout)
     }
@@ -413,6 +436,37 @@ impl Db {
     }
 }
 
+/// A write transaction that takes the write lock up front. A deferred one
+/// reads first and then fails at once with "database is locked" when another
+/// process wrote in between (SQLite cannot upgrade a stale read snapshot);
+/// taken up front, the lock waits for the busy timeout instead.
+fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
+    Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
+}
+
+/// The SQL filter for a `lastSync` token: the last change's sequence number,
+/// or an RFC 3339 time meaning "every change at or after it".
+fn since_filter(token: Option<&str>) -> Result<(&'static str, SqlValue)> {
+    Ok(match token {
+        None => ("deleted = 0", SqlValue::Null),
+        Some(token) => match token.parse::<i64>() {
+            Ok(seq) => ("seq > ?1", SqlValue::Integer(seq)),
+            Err(_) => {
+                let at = chrono::DateTime::parse_from_rfc3339(token).map_err(|_| {
+                    usage(format!(
+                        "lastSync \"{token}\" is neither a nextSync token nor an RFC 3339 time"
+                    ))
+                    .hint("pass the nextSync of the previous getupdates, or a time such as 2026-01-01T00:00:00Z")
+                })?;
+                let at = at
+                    .with_timezone(&chrono::Utc)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                ("updated_at >= ?1", SqlValue::Text(at))
+            }
+        },
+    })
+}
+
 impl Db {
     /// An existing table's columns as fields: the declared type read the way
     /// SQLite reads affinities (plus DATE, DATETIME and BOOLEAN, which SQLite
@@ -579,7 +633,7 @@ impl Connector for Sqlite {
             match report {
                 Some((count, kind)) => {
                     base["records"] = json!(count);
-                    base["table_kind"] = json!(kind);
+                    base["tableKind"] = json!(kind);
                 }
                 None => {
                     if let Some(dir) = db.path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -614,7 +668,7 @@ impl Connector for Sqlite {
     async fn insert(&self, mut value: Record) -> Result<Record> {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 let given = record_id(&value, &db.id_field);
                 if let Some(id) = &given {
                     if db.get(&tx, layout, id)?.is_some() {
@@ -640,9 +694,12 @@ impl Connector for Sqlite {
                         tx.commit()?;
                         return db.get(conn, layout, &id)?.ok_or_else(|| db.not_found(&id));
                     }
-                    _ => given.unwrap_or_else(new_id),
+                    _ => given.clone().unwrap_or_else(new_id),
                 };
-                value.insert(db.id_field.clone(), Value::String(id.clone()));
+                // A given id is kept as written (a number stays a number).
+                if given.is_none() {
+                    value.insert(db.id_field.clone(), Value::String(id.clone()));
+                }
                 db.upsert_one(&tx, layout, &id, &value)?;
                 tx.commit()?;
                 Ok(value)
@@ -664,8 +721,15 @@ impl Connector for Sqlite {
                     .into());
                 }
             }
+            // A patch of a missing file or table must not create them.
+            if db
+                .with_read(None, |conn, layout| db.get(conn, layout, &id))?
+                .is_none()
+            {
+                return Err(db.not_found(&id));
+            }
             db.with_write(|conn, layout| {
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 let Some(mut record) = db.get(&tx, layout, &id)? else {
                     return Err(db.not_found(&id));
                 };
@@ -698,7 +762,7 @@ impl Connector for Sqlite {
             }
             db.with_write(|conn, layout| {
                 let t = quote(&db.table);
-                let tx = conn.transaction()?;
+                let tx = write_tx(conn)?;
                 match layout {
                     Layout::Existing { .. } => {
                         tx.execute(
@@ -722,6 +786,9 @@ impl Connector for Sqlite {
     }
 
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        // Checked before any I/O, so a bad token is refused even when the
+        // database does not exist yet.
+        let (filter, param) = since_filter(since)?;
         let since = since.map(str::to_string);
         self.blocking(move |db| {
             let empty = Updates { next_sync: since.clone().unwrap_or_else(|| "0".into()), entries: Vec::new() };
@@ -737,23 +804,12 @@ impl Connector for Sqlite {
                     .hint("point \"table\" at a new table and import the records into it, or read this one with `ferry get`")
                     .into());
                 }
+                // One read transaction: the entries and the newest sequence
+                // number come from the same snapshot, so a write committed
+                // between the two queries cannot move nextSync past a change
+                // this answer does not hold.
+                let _snapshot = conn.unchecked_transaction()?;
                 let t = quote(&db.table);
-                // The token is the last change's sequence number; an RFC 3339
-                // time also works, as "every change at or after it".
-                let (filter, param): (&str, SqlValue) = match since.as_deref() {
-                    None => ("deleted = 0", SqlValue::Null),
-                    Some(token) => match token.parse::<i64>() {
-                        Ok(seq) => ("seq > ?1", SqlValue::Integer(seq)),
-                        Err(_) => {
-                            let at = chrono::DateTime::parse_from_rfc3339(token).map_err(|_| {
-                                usage(format!("lastSync \"{token}\" is neither a nextSync token nor an RFC 3339 time"))
-                                    .hint("pass the nextSync of the previous getupdates, or a time such as 2026-01-01T00:00:00Z")
-                            })?;
-                            let at = at.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                            ("updated_at >= ?1", SqlValue::Text(at))
-                        }
-                    },
-                };
                 let sql = format!(
                     "SELECT id, data, seq, created_seq, deleted FROM {t} WHERE {filter} {} ORDER BY seq LIMIT ?2",
                     if param == SqlValue::Null { "AND ?1 IS NULL" } else { "" }
@@ -855,7 +911,7 @@ impl Connector for Sqlite {
                 // if any record is refused, that attempt is rolled back and
                 // the batch is written again with one savepoint per record.
                 {
-                    let tx = conn.transaction()?;
+                    let tx = write_tx(conn)?;
                     let mut outcomes = Vec::with_capacity(records.len());
                     let mut clean = true;
                     for record in &records {
@@ -875,7 +931,7 @@ impl Connector for Sqlite {
                     }
                     tx.rollback()?;
                 }
-                let mut tx = conn.transaction()?;
+                let mut tx = write_tx(conn)?;
                 let mut outcomes = Vec::with_capacity(records.len());
                 for record in &records {
                     let Some(id) = record_id(record, &db.id_field) else {

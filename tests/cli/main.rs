@@ -1,8 +1,17 @@
 //! ferry's integration tests: one binary that runs the real `ferry` the way a
-//! user does, one module per command. `support` holds the hermetic command
-//! builder and the snapshot rendering.
+//! user does, one module per command or area. `support` holds the hermetic
+//! command builder and the snapshot rendering.
 
 mod support;
 
+mod config;
+mod connectors;
+mod errors;
+mod examples;
+mod http_connector;
+mod http_engine;
 mod import;
+mod init;
 mod local;
+mod output;
+mod sandbox;

@@ -1,0 +1,753 @@
+//! `connector.json`: the manifest that describes a REST API to the `http`
+//! connector. The types below are the schema: serde refuses unknown keys and
+//! wrong types, and [`load`] reports either with the JSON path of the mistake
+//! (`connector.json: actions.get.path: invalid type: ...`). [`FIELDS`] is the
+//! documentation `ferry connectors http` prints, kept beside the types it
+//! describes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::usage;
+use crate::http::policy::{RateLimitOverride, RetryOverride};
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Manifest {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub base_url: Option<String>,
+    #[serde(default, deserialize_with = "tagged")]
+    pub auth: Auth,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_id_field")]
+    pub id_field: String,
+    pub rate_limit: Option<RateLimitOverride>,
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    pub retry: Option<RetryOverride>,
+    pub reset_header: Option<String>,
+    pub actions: Actions,
+}
+
+fn default_id_field() -> String {
+    "id".into()
+}
+
+/// How requests authenticate. `{name}` placeholders read account options.
+/// Written `{"type": "bearer", ...}`; see [`tagged`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Auth {
+    None {},
+    Bearer {
+        #[serde(default = "default_token")]
+        token: String,
+    },
+    Basic {
+        #[serde(default = "default_username")]
+        username: String,
+        #[serde(default = "default_password")]
+        password: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    ApiKey {
+        #[serde(rename = "in")]
+        location: KeyLocation,
+        name: String,
+        #[serde(default = "default_api_key")]
+        value: String,
+    },
+    #[serde(rename = "oauth2", rename_all = "camelCase")]
+    OAuth2 {
+        token_url: String,
+        #[serde(default = "default_client_id")]
+        client_id: String,
+        #[serde(default = "default_client_secret")]
+        client_secret: String,
+        scope: Option<String>,
+    },
+}
+
+impl Default for Auth {
+    fn default() -> Self {
+        Auth::None {}
+    }
+}
+
+/// The marker between an inner path and its message, for [`parse`].
+const AT: char = '\u{1}';
+
+/// Read a `{"type": "kind", ...fields}` object as the externally tagged
+/// `{"kind": {...fields}}`, so the JSON path of a mistake inside it is kept
+/// (serde's internally tagged enums lose it).
+fn tagged<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let v = Value::deserialize(d)?;
+    let Value::Object(mut fields) = v else {
+        return Err(D::Error::custom(format!(
+            "invalid type: {}, expected an object with a \"type\"",
+            crate::config::input::kind_of(&v)
+        )));
+    };
+    let kind = match fields.remove("type") {
+        Some(Value::String(t)) => t,
+        Some(other) => {
+            return Err(D::Error::custom(format!(
+                "{AT}type{AT}invalid type: {}, expected a string",
+                crate::config::input::kind_of(&other)
+            )))
+        }
+        None => return Err(D::Error::custom("missing field `type`")),
+    };
+    let mut wrapped = serde_json::Map::new();
+    wrapped.insert(kind, Value::Object(fields));
+    serde_path_to_error::deserialize(Value::Object(wrapped)).map_err(|e| {
+        let path = e.path().to_string();
+        // The first segment is the kind itself; an error there is about `type`.
+        let inner = match path.split_once('.') {
+            Some((_, rest)) if !rest.is_empty() => rest.to_string(),
+            _ => "type".to_string(),
+        };
+        D::Error::custom(format!("{AT}{inner}{AT}{}", e.inner()))
+    })
+}
+
+fn tagged_opt<'de, D>(d: D) -> Result<Option<Pagination>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    tagged(d).map(Some)
+}
+
+fn default_token() -> String {
+    "{token}".into()
+}
+fn default_username() -> String {
+    "{username}".into()
+}
+fn default_password() -> String {
+    "{password}".into()
+}
+fn default_api_key() -> String {
+    "{apiKey}".into()
+}
+fn default_client_id() -> String {
+    "{clientId}".into()
+}
+fn default_client_secret() -> String {
+    "{clientSecret}".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyLocation {
+    Header,
+    Query,
+}
+
+/// An endpoint group with its own rate limit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupSpec {
+    pub name: String,
+    pub path: String,
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub rps: f64,
+    pub burst: Option<u32>,
+    pub max_in_flight: Option<usize>,
+}
+
+/// The actions the API supports; a missing one answers "cannot".
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actions {
+    pub check: Option<ActionSpec>,
+    pub get: Option<ActionSpec>,
+    pub insert: Option<ActionSpec>,
+    pub patch: Option<ActionSpec>,
+    pub delete: Option<ActionSpec>,
+    pub list: Option<ActionSpec>,
+    pub getupdates: Option<ActionSpec>,
+}
+
+/// One action: the request to send and where the answer is.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ActionSpec {
+    pub method: Option<String>,
+    pub path: String,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub body: Option<Value>,
+    pub records: Option<String>,
+    pub id: Option<String>,
+    #[serde(default, deserialize_with = "tagged_opt")]
+    pub pagination: Option<Pagination>,
+    pub since: Option<Since>,
+    pub deleted: Option<String>,
+}
+
+/// How `getupdates` asks for changes after a token and finds the next one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Since {
+    pub param: String,
+    pub initial: Option<String>,
+    pub item_token: Option<String>,
+    pub next_token: Option<String>,
+}
+
+/// How a listing is paged. Written `{"type": "cursor", ...}`; see [`tagged`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum Pagination {
+    #[serde(rename_all = "camelCase")]
+    Offset {
+        #[serde(default = "default_offset_param")]
+        offset_param: String,
+        #[serde(default = "default_limit_param")]
+        limit_param: String,
+        #[serde(default = "default_page_size")]
+        page_size: u64,
+        #[serde(default)]
+        stop: Stop,
+    },
+    #[serde(rename_all = "camelCase")]
+    Page {
+        #[serde(default = "default_page_param")]
+        page_param: String,
+        size_param: Option<String>,
+        #[serde(default = "default_first_page")]
+        first_page: u64,
+        #[serde(default = "default_page_size")]
+        page_size: u64,
+        #[serde(default)]
+        stop: Stop,
+    },
+    #[serde(rename_all = "camelCase")]
+    Cursor {
+        #[serde(default = "default_cursor_param")]
+        cursor_param: String,
+        limit_param: Option<String>,
+        #[serde(default = "default_page_size")]
+        page_size: u64,
+        cursor_path: Option<String>,
+        cursor_header: Option<String>,
+        initial: Option<String>,
+        #[serde(default)]
+        stop: Stop,
+    },
+    #[serde(rename_all = "camelCase")]
+    NextUrl {
+        next_path: Option<String>,
+        #[serde(default)]
+        link_header: bool,
+        limit_param: Option<String>,
+        #[serde(default = "default_page_size")]
+        page_size: u64,
+        #[serde(default)]
+        stop: Stop,
+    },
+}
+
+fn default_offset_param() -> String {
+    "offset".into()
+}
+fn default_limit_param() -> String {
+    "limit".into()
+}
+fn default_page_param() -> String {
+    "page".into()
+}
+fn default_cursor_param() -> String {
+    "cursor".into()
+}
+fn default_first_page() -> u64 {
+    1
+}
+fn default_page_size() -> u64 {
+    100
+}
+
+/// The end-of-data signals a listing gives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Stop {
+    #[serde(default)]
+    pub empty_page: bool,
+    pub has_more: Option<String>,
+    pub total: Option<String>,
+    pub max_pages: Option<u64>,
+}
+
+impl Manifest {
+    /// The actions the manifest describes, with their names.
+    pub fn actions_iter(&self) -> impl Iterator<Item = (&'static str, &ActionSpec)> {
+        let a = &self.actions;
+        [
+            ("check", &a.check),
+            ("get", &a.get),
+            ("insert", &a.insert),
+            ("patch", &a.patch),
+            ("delete", &a.delete),
+            ("list", &a.list),
+            ("getupdates", &a.getupdates),
+        ]
+        .into_iter()
+        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+    }
+}
+
+impl Pagination {
+    pub fn stop(&self) -> &Stop {
+        match self {
+            Pagination::Offset { stop, .. }
+            | Pagination::Page { stop, .. }
+            | Pagination::Cursor { stop, .. }
+            | Pagination::NextUrl { stop, .. } => stop,
+        }
+    }
+
+    pub fn page_size(&self) -> u64 {
+        match self {
+            Pagination::Offset { page_size, .. }
+            | Pagination::Page { page_size, .. }
+            | Pagination::Cursor { page_size, .. }
+            | Pagination::NextUrl { page_size, .. } => *page_size,
+        }
+    }
+}
+
+/// Every manifest field, documented: `ferry connectors http` prints this.
+pub const FIELDS: &[(&str, &str, &str)] = &[
+    ("name", "string", "A name for the API, used in messages."),
+    ("description", "string", "What the API is."),
+    ("baseUrl", "string", "The address every action's path is appended to; account.json's baseUrl overrides it."),
+    ("auth", "object", "How requests authenticate; {\"type\": \"none\"} by default. Values may hold {option} placeholders, read from account.json."),
+    ("auth.type", "string", "none | bearer | basic | apiKey | oauth2."),
+    ("auth.token", "string", "bearer: the token; default \"{token}\" (the account's token option)."),
+    ("auth.username", "string", "basic: the user; default \"{username}\"."),
+    ("auth.password", "string", "basic: the password; default \"{password}\"."),
+    ("auth.in", "string", "apiKey: header | query."),
+    ("auth.name", "string", "apiKey: the header or query parameter name, e.g. X-Api-Key."),
+    ("auth.value", "string", "apiKey: the key; default \"{apiKey}\"."),
+    ("auth.tokenUrl", "string", "oauth2: the token endpoint; a client-credentials token is fetched once per run and cached."),
+    ("auth.clientId", "string", "oauth2: default \"{clientId}\"."),
+    ("auth.clientSecret", "string", "oauth2: default \"{clientSecret}\"."),
+    ("auth.scope", "string", "oauth2: the scope to ask for, if any."),
+    ("headers", "object", "Headers sent with every request (string values, {option} placeholders allowed)."),
+    ("idField", "string", "The record field that holds its id; default \"id\"."),
+    ("rateLimit", "object", "The default rate limit: {\"rps\", \"burst\", \"maxInFlight\"}; default 10 rps, burst 10, 8 in flight. account.json's rateLimit overrides it."),
+    ("groups", "array", "Endpoint groups with their own rate limit; a request matching none gets rateLimit."),
+    ("groups[].name", "string", "The group's name, as account.json's rateLimit.GROUP refers to it."),
+    ("groups[].path", "string", "A path pattern: * matches within a segment, ** across segments (\"/customers/bulk\", \"/v1/**\")."),
+    ("groups[].methods", "array", "Methods it covers; all when empty."),
+    ("groups[].rps", "number", "Requests per second."),
+    ("groups[].burst", "integer", "Requests that may start at once; default 1."),
+    ("groups[].maxInFlight", "integer", "Requests in flight at once; default 8."),
+    ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
+    ("resetHeader", "string", "A header that tells when a 429's limit resets (seconds, or a Unix time), read when there is no Retry-After."),
+    ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates. Each is optional; a missing one answers \"cannot\"."),
+    ("actions.check", "object", "Tests the credentials: any 2xx answer is success. Without it, check asks list for one record."),
+    ("actions.get", "object", "Reads the record {id}."),
+    ("actions.insert", "object", "Creates a record; the body is the record unless body says otherwise."),
+    ("actions.patch", "object", "Changes fields of the record {id}. Upserts patch first and insert when the patch answers 404."),
+    ("actions.delete", "object", "Deletes the record {id}."),
+    ("actions.list", "object", "Reads the records page by page (the source side of import)."),
+    ("actions.getupdates", "object", "Reads the changes since a sync token, page by page, to the end (or --limit)."),
+    ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check GET, insert POST, patch PATCH, delete DELETE."),
+    ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; values are URL-encoded."),
+    ("actions.*.query", "object", "Query parameters (string values, placeholders allowed)."),
+    ("actions.*.headers", "object", "Headers for this action only."),
+    ("actions.*.body", "any", "The JSON body; the string \"{record}\" stands for the record. Default for insert and patch: the record itself."),
+    ("actions.*.records", "string", "A JSON pointer to the records in the response: an array for list and getupdates, an object for get, insert and patch. Default \"\" (the whole body)."),
+    ("actions.*.id", "string", "insert: a JSON pointer to the new record's id in the response; default \"/ID_FIELD\" of the record."),
+    ("actions.*.pagination", "object", "list and getupdates: how to page. A repeated cursor, URL or page is an error, and so is an empty page without an end signal."),
+    ("actions.*.pagination.type", "string", "offset | page | cursor | nextUrl."),
+    ("actions.*.pagination.offsetParam", "string", "offset: the offset parameter; default \"offset\"."),
+    ("actions.*.pagination.limitParam", "string", "offset (default \"limit\"), cursor, nextUrl: the page size parameter."),
+    ("actions.*.pagination.pageParam", "string", "page: the page number parameter; default \"page\"."),
+    ("actions.*.pagination.sizeParam", "string", "page: the page size parameter, if any."),
+    ("actions.*.pagination.firstPage", "integer", "page: the number of the first page; default 1."),
+    ("actions.*.pagination.pageSize", "integer", "Records asked for per page; default 100."),
+    ("actions.*.pagination.cursorParam", "string", "cursor: the parameter that carries the cursor; default \"cursor\"."),
+    ("actions.*.pagination.cursorPath", "string", "cursor: a JSON pointer to the next cursor in the body; null, missing or empty ends the listing."),
+    ("actions.*.pagination.cursorHeader", "string", "cursor: a response header holding the next cursor instead."),
+    ("actions.*.pagination.initial", "string", "cursor: the cursor value sent with the first request (some APIs want an empty one)."),
+    ("actions.*.pagination.nextPath", "string", "nextUrl: a JSON pointer to the next page's URL in the body."),
+    ("actions.*.pagination.linkHeader", "boolean", "nextUrl: follow the Link header's rel=\"next\"."),
+    ("actions.*.pagination.stop", "object", "End-of-data signals besides a missing cursor or URL; offset and page need at least one."),
+    ("actions.*.pagination.stop.emptyPage", "boolean", "An empty page ends the listing."),
+    ("actions.*.pagination.stop.hasMore", "string", "A JSON pointer to a boolean that is false on the last page."),
+    ("actions.*.pagination.stop.total", "string", "A JSON pointer to the total number of records."),
+    ("actions.*.pagination.stop.maxPages", "integer", "Stop after this many pages (a cap, not an error)."),
+    ("actions.getupdates.since", "object", "How getupdates asks for changes after a sync token."),
+    ("actions.getupdates.since.param", "string", "The query parameter that carries the token (lastSync)."),
+    ("actions.getupdates.since.initial", "string", "The token sent when there is no lastSync (an initial sync); none by default."),
+    ("actions.getupdates.since.itemToken", "string", "A JSON pointer, inside each record, to its own token; lets --limit stop mid-page with an exact nextSync."),
+    ("actions.getupdates.since.nextToken", "string", "A JSON pointer to the token that follows the last page."),
+    ("actions.getupdates.deleted", "string", "A JSON pointer inside each record; true marks a deletion."),
+];
+
+/// [`FIELDS`] as JSON.
+pub fn docs() -> Value {
+    Value::Array(
+        FIELDS
+            .iter()
+            .map(|(field, kind, doc)| json!({"field": field, "type": kind, "description": doc}))
+            .collect(),
+    )
+}
+
+/// Read and validate the manifest at `path`; `shown` names it in messages.
+pub fn load(path: &Path, shown: &str) -> Result<Manifest> {
+    if !path.exists() {
+        return Err(usage(format!("no manifest at {}", path.display()))
+            .hint("an http connector folder holds connector.json next to account.json; see `ferry connectors http` for its fields")
+            .into());
+    }
+    let value = crate::config::json::read_file(path)?;
+    parse(&value, shown)
+}
+
+/// Validate a manifest held as JSON.
+pub fn parse(value: &Value, shown: &str) -> Result<Manifest> {
+    let manifest: Manifest = serde_path_to_error::deserialize(value).map_err(|e| {
+        let mut path = e.path().to_string();
+        let mut message = e.inner().to_string();
+        // A mistake inside a tagged object carries its own inner path.
+        let parts: Vec<&str> = message.splitn(3, AT).collect();
+        if let [before, inner, rest] = parts[..] {
+            path = format!("{path}.{inner}");
+            message = format!("{before}{rest}");
+        }
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!("{path}: ")
+        };
+        usage(format!("{shown}: {at}{message}"))
+            .hint("`ferry connectors http` documents every manifest field")
+    })?;
+    validate(&manifest, shown)?;
+    Ok(manifest)
+}
+
+fn bad(shown: &str, at: &str, msg: &str) -> anyhow::Error {
+    usage(format!("{shown}: {at}: {msg}"))
+        .hint("`ferry connectors http` documents every manifest field")
+        .into()
+}
+
+fn pointer(shown: &str, at: &str, p: &Option<String>) -> Result<()> {
+    match p {
+        Some(p) if !p.is_empty() && !p.starts_with('/') => Err(bad(
+            shown,
+            at,
+            &format!("\"{p}\" is not a JSON pointer: write \"\" for the whole body or start with / (\"/data\")"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate(m: &Manifest, shown: &str) -> Result<()> {
+    let header_names =
+        m.headers
+            .keys()
+            .map(|k| (format!("headers.{k}"), k))
+            .chain(m.actions_iter().flat_map(|(name, a)| {
+                a.headers
+                    .keys()
+                    .map(move |k| (format!("actions.{name}.headers.{k}"), k))
+            }));
+    for (at, name) in header_names {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                shown,
+                &at,
+                &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+    }
+    if let Auth::ApiKey {
+        location: KeyLocation::Header,
+        name,
+        ..
+    } = &m.auth
+    {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            return Err(bad(
+                shown,
+                "auth.name",
+                &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+    }
+    if let Some(url) = &m.base_url {
+        if url::Url::parse(url).is_err() {
+            return Err(bad(shown, "baseUrl", &format!("\"{url}\" is not a URL")));
+        }
+    }
+    for (i, g) in m.groups.iter().enumerate() {
+        if !(g.rps > 0.0 && g.rps.is_finite()) {
+            return Err(bad(
+                shown,
+                &format!("groups[{i}].rps"),
+                "must be more than 0",
+            ));
+        }
+    }
+    let actions = [
+        ("check", &m.actions.check),
+        ("get", &m.actions.get),
+        ("insert", &m.actions.insert),
+        ("patch", &m.actions.patch),
+        ("delete", &m.actions.delete),
+        ("list", &m.actions.list),
+        ("getupdates", &m.actions.getupdates),
+    ];
+    for (name, action) in actions {
+        let Some(a) = action else { continue };
+        let at = |f: &str| format!("actions.{name}.{f}");
+        if let Some(method) = &a.method {
+            if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
+                .contains(&method.to_ascii_uppercase().as_str())
+            {
+                return Err(bad(
+                    shown,
+                    &at("method"),
+                    &format!("\"{method}\" is not one of GET, POST, PUT, PATCH, DELETE, HEAD"),
+                ));
+            }
+        }
+        if !a.path.starts_with('/') {
+            return Err(bad(shown, &at("path"), "must start with /"));
+        }
+        pointer(shown, &at("records"), &a.records)?;
+        pointer(shown, &at("id"), &a.id)?;
+        pointer(shown, &at("deleted"), &a.deleted)?;
+        if a.since.is_some() && name != "getupdates" {
+            return Err(bad(shown, &at("since"), "only getupdates takes since"));
+        }
+        if let Some(s) = &a.since {
+            pointer(shown, &at("since.itemToken"), &s.item_token)?;
+            pointer(shown, &at("since.nextToken"), &s.next_token)?;
+        }
+        if let Some(p) = &a.pagination {
+            if name != "list" && name != "getupdates" {
+                return Err(bad(
+                    shown,
+                    &at("pagination"),
+                    "only list and getupdates are paged",
+                ));
+            }
+            let stop = p.stop();
+            pointer(shown, &at("pagination.stop.hasMore"), &stop.has_more)?;
+            pointer(shown, &at("pagination.stop.total"), &stop.total)?;
+            if p.page_size() == 0 {
+                return Err(bad(shown, &at("pagination.pageSize"), "must be at least 1"));
+            }
+            let signalled = stop.empty_page
+                || stop.has_more.is_some()
+                || stop.total.is_some()
+                || stop.max_pages.is_some();
+            match p {
+                Pagination::Offset { .. } | Pagination::Page { .. } if !signalled => {
+                    return Err(bad(shown, &at("pagination.stop"), "offset and page pagination need an end-of-data signal: emptyPage, hasMore, total or maxPages"));
+                }
+                Pagination::Cursor {
+                    cursor_path,
+                    cursor_header,
+                    ..
+                } => {
+                    pointer(shown, &at("pagination.cursorPath"), cursor_path)?;
+                    if cursor_path.is_none() == cursor_header.is_none() {
+                        return Err(bad(
+                            shown,
+                            &at("pagination"),
+                            "cursor pagination needs one of cursorPath or cursorHeader",
+                        ));
+                    }
+                }
+                Pagination::NextUrl {
+                    next_path,
+                    link_header,
+                    ..
+                } => {
+                    pointer(shown, &at("pagination.nextPath"), next_path)?;
+                    if next_path.is_none() && !link_header {
+                        return Err(bad(
+                            shown,
+                            &at("pagination"),
+                            "nextUrl pagination needs nextPath or \"linkHeader\": true",
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(v: Value) -> String {
+        parse(&v, "connector.json").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn mistakes_name_their_json_path() {
+        assert_eq!(
+            err(json!({"actions": {"get": {"path": 3}}})),
+            "connector.json: actions.get.path: invalid type: integer `3`, expected a string"
+        );
+        assert!(
+            err(json!({"actions": {"get": {"path": "/x", "metod": "GET"}}}))
+                .starts_with("connector.json: actions.get.metod: unknown field `metod`")
+        );
+        assert!(err(json!({"actions": {}, "bogus": 1}))
+            .starts_with("connector.json: bogus: unknown field `bogus`"));
+        assert!(err(json!({"actions": {"list": {"path": "x"}}}))
+            .contains("actions.list.path: must start with /"));
+        assert!(err(
+            json!({"actions": {"list": {"path": "/x", "pagination": {"type": "offset"}}}})
+        )
+        .contains("need an end-of-data signal"));
+        assert!(
+            err(json!({"actions": {"list": {"path": "/x", "records": "data"}}}))
+                .contains("actions.list.records: \"data\" is not a JSON pointer")
+        );
+    }
+
+    #[test]
+    fn mistakes_inside_tagged_objects_keep_their_path() {
+        assert_eq!(
+            err(json!({"actions": {"list": {"path": "/x", "pagination": {"type": "offset", "pageSize": "10", "stop": {"total": "/t"}}}}})),
+            "connector.json: actions.list.pagination.pageSize: invalid type: string \"10\", expected u64"
+        );
+        assert_eq!(
+            err(json!({"auth": {"type": 3}, "actions": {}})),
+            "connector.json: auth.type: invalid type: a number, expected a string"
+        );
+        assert_eq!(
+            err(json!({"auth": {"type": "bearer", "tokn": "x"}, "actions": {}})),
+            "connector.json: auth.tokn: unknown field `tokn`, expected `token`"
+        );
+        assert!(err(json!({"auth": {"token": "x"}, "actions": {}}))
+            .contains("auth: missing field `type`"));
+        assert_eq!(
+            err(json!({"actions": {"get": {"path": "/c", "headers": {"Bad Name": "x"}}}})),
+            "connector.json: actions.get.headers.Bad Name: \"Bad Name\" is not a valid header name"
+        );
+    }
+
+    /// The fields serde accepts where `probe` has an unknown key `zzz`,
+    /// read from its "expected one of" message.
+    fn accepted(probe: Value) -> Vec<String> {
+        let msg = err(probe);
+        assert!(msg.contains("unknown field `zzz`"), "{msg}");
+        msg.split('`')
+            .skip(3)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_schema_field_is_documented() {
+        let documented = |prefixes: &[&str], field: &str| {
+            prefixes
+                .iter()
+                .any(|p| FIELDS.iter().any(|(f, _, _)| *f == format!("{p}{field}")))
+        };
+        let action = |extra: Value| {
+            let mut a = json!({"path": "/x"});
+            for (k, v) in extra.as_object().unwrap() {
+                a[k] = v.clone();
+            }
+            json!({"actions": {"getupdates": a}})
+        };
+        let mut probes: Vec<(Vec<&str>, Value)> = vec![
+            (vec![""], json!({"actions": {}, "zzz": 1})),
+            (
+                vec!["groups[]."],
+                json!({"actions": {}, "groups": [{"zzz": 1}]}),
+            ),
+            (vec!["actions."], json!({"actions": {"zzz": 1}})),
+            (
+                vec!["actions.*.", "actions.getupdates."],
+                action(json!({"zzz": 1})),
+            ),
+            (
+                vec!["actions.getupdates.since."],
+                action(json!({"since": {"param": "s", "zzz": 1}})),
+            ),
+            (
+                vec!["actions.*.pagination.stop."],
+                action(json!({"pagination": {"type": "offset", "stop": {"zzz": 1}}})),
+            ),
+        ];
+        for kind in ["bearer", "basic", "apiKey", "oauth2"] {
+            probes.push((
+                vec!["auth."],
+                json!({"actions": {}, "auth": {"type": kind, "zzz": 1}}),
+            ));
+        }
+        for kind in ["offset", "page", "cursor", "nextUrl"] {
+            probes.push((
+                vec!["actions.*.pagination."],
+                action(json!({"pagination": {"type": kind, "zzz": 1}})),
+            ));
+        }
+        for (prefixes, probe) in probes {
+            for field in accepted(probe) {
+                assert!(
+                    documented(&prefixes, &field),
+                    "{prefixes:?}{field} is not in FIELDS"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_variant_parses() {
+        let m = parse(
+            &json!({
+                "baseUrl": "https://api.example.com",
+                "auth": {"type": "apiKey", "in": "query", "name": "api_key"},
+                "groups": [{"name": "bulk", "path": "/bulk", "rps": 1}],
+                "actions": {
+                    "list": {"path": "/c", "pagination": {"type": "nextUrl", "linkHeader": true}},
+                    "getupdates": {"path": "/c", "since": {"param": "since"}, "pagination": {"type": "cursor", "cursorHeader": "X-Next"}}
+                }
+            }),
+            "connector.json",
+        )
+        .unwrap();
+        assert!(matches!(
+            m.auth,
+            Auth::ApiKey {
+                location: KeyLocation::Query,
+                ..
+            }
+        ));
+        assert_eq!(m.id_field, "id");
+    }
+}

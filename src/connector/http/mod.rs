@@ -1,0 +1,910 @@
+//! The `http` connector: a REST API described by a `connector.json` manifest
+//! instead of code. [`manifest`] holds the schema and its validation,
+//! [`build`] the pure request building, and this module the actions and
+//! pagination on top of the shared engine ([`crate::http`]).
+//!
+//! Pagination follows the listing to its real end and refuses to loop: a
+//! cursor, URL or page seen before is an error, and so is an empty page that
+//! carries no end-of-data signal.
+
+pub mod build;
+pub mod manifest;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use crate::connector::{
+    record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
+    Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
+};
+use crate::ctx::Ctx;
+use crate::error::{failed, unsupported, usage};
+use crate::http::redact::redact_url;
+use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
+use build::Builder;
+use manifest::{ActionSpec, Pagination};
+
+pub fn spec() -> Spec {
+    let mut options = vec![
+        OptionSpec::optional("manifest", "Manifest", "Path of the manifest describing the API, relative to account.json (run `ferry connectors http` for its fields)")
+            .default("connector.json"),
+    ];
+    options.extend(crate::http::engine_options());
+    options.extend([
+        OptionSpec::optional(
+            "token",
+            "Token",
+            "The bearer token ({token} in the manifest)",
+        )
+        .secret(),
+        OptionSpec::optional("username", "User", "The basic-auth user ({username})"),
+        OptionSpec::optional(
+            "password",
+            "Password",
+            "The basic-auth password ({password})",
+        )
+        .secret(),
+        OptionSpec::optional("apiKey", "API key", "The API key ({apiKey})").secret(),
+        OptionSpec::optional(
+            "clientId",
+            "OAuth2 client id",
+            "The OAuth2 client id ({clientId})",
+        ),
+        OptionSpec::optional(
+            "clientSecret",
+            "OAuth2 client secret",
+            "The OAuth2 client secret ({clientSecret})",
+        )
+        .secret(),
+        OptionSpec::optional(
+            "params",
+            "Parameters",
+            "More values for {name} placeholders in the manifest: {\"workspace\": \"acme\"}",
+        )
+        .kind(FieldType::Object),
+    ]);
+    Spec {
+        code: "http",
+        label: "Declarative REST API",
+        description: "Any REST API described in connector.json, next to account.json: base URL, auth (none, bearer, basic, API key in a header or the query, OAuth2 client credentials), headers, and the actions check, get, insert, patch, delete, list and getupdates with their paths, queries, bodies, where the records are and how they page. The manifest is validated before any request; `manifest` below documents every field. Requests go through the shared HTTP engine (rate limits, retries, redaction, -v logging, --dry-run).",
+        roles: vec![Role::Source, Role::Destination],
+        options,
+        fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the manifest's idField names it)").required()],
+        extra_fields: true,
+        actions: vec![
+            Action::Check,
+            Action::Get,
+            Action::Insert,
+            Action::Patch,
+            Action::Delete,
+            Action::GetUpdates,
+            Action::ReadPage,
+            Action::UpsertBatch,
+        ],
+        max_batch_size: 100,
+        parallelism: 4,
+    }
+}
+
+/// The manifest documentation `ferry connectors http` adds to the spec.
+pub fn manifest_docs() -> Value {
+    manifest::docs()
+}
+
+pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let path = options.require_path("manifest")?;
+    let shown = options
+        .string("manifest")
+        .unwrap_or_else(|| "connector.json".into());
+    let manifest = manifest::load(&path, &shown)?;
+    let base_url = match options
+        .string("baseUrl")
+        .or_else(|| manifest.base_url.clone())
+    {
+        Some(u) => u,
+        None => {
+            return Err(usage(format!("no base URL for the API of {shown}"))
+                .hint(format!(
+                    "set \"baseUrl\" in {shown} or in {}",
+                    options.source()
+                ))
+                .into())
+        }
+    };
+    if url::Url::parse(&base_url).is_err() {
+        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL")).into());
+    }
+    let mut vars = BTreeMap::new();
+    for key in [
+        "token",
+        "username",
+        "password",
+        "apiKey",
+        "clientId",
+        "clientSecret",
+        "baseUrl",
+    ] {
+        if let Some(v) = options.string(key) {
+            vars.insert(key.to_string(), v);
+        }
+    }
+    if let Some(Value::Object(params)) = options.value("params") {
+        for (k, v) in params {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vars.insert(k.clone(), v);
+        }
+    }
+    let mut policy = Policy {
+        source: options.source().to_string(),
+        reset_header: manifest.reset_header.clone(),
+        ..Policy::default()
+    };
+    if let Some(r) = &manifest.rate_limit {
+        r.apply(&mut policy.default);
+    }
+    if let Some(r) = &manifest.retry {
+        r.apply(&mut policy.retry);
+    }
+    policy.groups = manifest
+        .groups
+        .iter()
+        .map(|g| Group {
+            name: g.name.clone(),
+            methods: g.methods.clone(),
+            path: g.path.clone(),
+            limit: crate::http::RateLimit {
+                rps: g.rps,
+                burst: g.burst.unwrap_or(1),
+                max_in_flight: g
+                    .max_in_flight
+                    .unwrap_or(crate::http::policy::DEFAULT_MAX_IN_FLIGHT),
+            },
+        })
+        .collect();
+    policy.apply_overrides(
+        options.value("rateLimit"),
+        options.value("retry"),
+        options.value("timeoutSecs"),
+    )?;
+    let engine = Engine::new(ctx.out.clone(), policy)?;
+    Ok(Box::new(HttpConnector {
+        spec: spec(),
+        id_field: manifest.id_field.clone(),
+        builder: Builder {
+            manifest,
+            shown,
+            base_url,
+            vars,
+        },
+        engine,
+        out: ctx.out.clone(),
+        token: OnceCell::new(),
+        seen: Mutex::new(Seen::new()),
+    }))
+}
+
+pub struct HttpConnector {
+    spec: Spec,
+    id_field: String,
+    builder: Builder,
+    engine: Engine,
+    out: crate::output::Output,
+    /// The OAuth2 token, fetched once per run.
+    token: OnceCell<String>,
+    /// Cursors and URLs already followed by `read_page`, against loops.
+    seen: Mutex<Seen>,
+}
+
+/// Where the next page of a listing starts.
+#[derive(Debug, Clone, Default)]
+struct Cursor {
+    offset: u64,
+    page: Option<u64>,
+    token: Option<String>,
+    url: Option<String>,
+    pages: u64,
+}
+
+/// One page as read.
+struct Fetched {
+    records: Vec<Record>,
+    body: Value,
+    next: Option<Cursor>,
+    total: Option<u64>,
+}
+
+impl HttpConnector {
+    fn action(&self, name: &str) -> Result<&ActionSpec> {
+        let a = &self.builder.manifest.actions;
+        let found = match name {
+            "check" => &a.check,
+            "get" => &a.get,
+            "insert" => &a.insert,
+            "patch" => &a.patch,
+            "delete" => &a.delete,
+            "list" => &a.list,
+            "getupdates" => &a.getupdates,
+            _ => &None,
+        };
+        found.as_ref().ok_or_else(|| {
+            unsupported("http", name)
+                .hint(format!(
+                    "describe it under \"actions\": {{\"{name}\": {{...}}}} in {} (see `ferry connectors http`)",
+                    self.builder.shown
+                ))
+                .into()
+        })
+    }
+
+    async fn bearer(&self) -> Result<Option<String>> {
+        let Some(req) = self.builder.token_request()? else {
+            return Ok(None);
+        };
+        let token = self
+            .token
+            .get_or_try_init(|| async {
+                let resp = self.engine.send(&req).await?;
+                let body = resp.json(&req)?;
+                let token = body
+                    .get("access_token")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        failed(format!(
+                            "the OAuth2 token response of {} has no access_token",
+                            redact_url(&req.url)
+                        ))
+                    })?;
+                self.out.add_secrets([token.clone()]);
+                Ok::<String, anyhow::Error>(token)
+            })
+            .await?;
+        Ok(Some(token.clone()))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn build(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        record: Option<&Record>,
+        query: &[(String, String)],
+        url: Option<&str>,
+    ) -> Result<RequestSpec> {
+        let action = self.action(name)?;
+        let bearer = self.bearer().await?;
+        self.builder
+            .request(name, action, id, record, query, url, bearer.as_deref())
+    }
+
+    fn at(&self, name: &str, field: &str) -> String {
+        format!("{}: actions.{name}.{field}", self.builder.shown)
+    }
+
+    /// The object at the action's `records` pointer (get, insert, patch).
+    fn object_in(&self, name: &str, req: &RequestSpec, resp: &Response) -> Result<Record> {
+        let body = resp.json(req)?;
+        let p = self.action(name)?.records.clone().unwrap_or_default();
+        match body.pointer(&p) {
+            Some(Value::Object(m)) => Ok(m.clone()),
+            _ if body.is_null() => Ok(Record::new()),
+            _ => Err(failed(format!(
+                "{} {} answered no object at \"{p}\" ({})",
+                req.method,
+                redact_url(&req.url),
+                self.at(name, "records")
+            ))
+            .into()),
+        }
+    }
+
+    /// The query of one page.
+    fn page_query(&self, p: Option<&Pagination>, c: &Cursor, size: u64) -> Vec<(String, String)> {
+        let mut q = Vec::new();
+        match p {
+            None => {}
+            Some(Pagination::Offset {
+                offset_param,
+                limit_param,
+                ..
+            }) => {
+                q.push((offset_param.clone(), c.offset.to_string()));
+                q.push((limit_param.clone(), size.to_string()));
+            }
+            Some(Pagination::Page {
+                page_param,
+                size_param,
+                first_page,
+                ..
+            }) => {
+                q.push((
+                    page_param.clone(),
+                    c.page.unwrap_or(*first_page).to_string(),
+                ));
+                if let Some(s) = size_param {
+                    q.push((s.clone(), size.to_string()));
+                }
+            }
+            Some(Pagination::Cursor {
+                cursor_param,
+                limit_param,
+                initial,
+                ..
+            }) => {
+                if let Some(t) = c.token.as_ref().or(initial.as_ref()) {
+                    q.push((cursor_param.clone(), t.clone()));
+                }
+                if let Some(l) = limit_param {
+                    q.push((l.clone(), size.to_string()));
+                }
+            }
+            Some(Pagination::NextUrl { limit_param, .. }) => {
+                // A next URL carries its own query; only the first page needs the size.
+                if let (None, Some(l)) = (&c.url, limit_param) {
+                    q.push((l.clone(), size.to_string()));
+                }
+            }
+        }
+        q
+    }
+
+    /// Read one page of `name` at `c`; `seen` guards against loops.
+    async fn fetch(
+        &self,
+        name: &str,
+        c: &Cursor,
+        size: u64,
+        extra: &[(String, String)],
+        seen: &mut Seen,
+    ) -> Result<Fetched> {
+        let action = self.action(name)?;
+        let p = action.pagination.as_ref();
+        let mut query = extra.to_vec();
+        query.extend(self.page_query(p, c, size));
+        let req = self
+            .build(name, None, None, &query, c.url.as_deref())
+            .await?;
+        let resp = self.engine.send(&req).await?;
+        let body = resp.json(&req)?;
+        let rp = action.records.clone().unwrap_or_default();
+        let records = match body.pointer(&rp) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Value::Object(m) => Ok(m.clone()),
+                    _ => Err(failed(format!(
+                        "{} {} answered a record that is not an object at \"{rp}\"",
+                        req.method,
+                        redact_url(&req.url)
+                    ))
+                    .into()),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => {
+                return Err(failed(format!(
+                    "{} {} answered no array of records at \"{rp}\" ({})",
+                    req.method,
+                    redact_url(&req.url),
+                    self.at(name, "records")
+                ))
+                .into())
+            }
+        };
+        let n = records.len() as u64;
+        let page_no = c.pages + 1;
+        let Some(p) = p else {
+            return Ok(Fetched {
+                records,
+                body,
+                next: None,
+                total: None,
+            });
+        };
+        let stop = p.stop();
+        let total = stop
+            .total
+            .as_ref()
+            .and_then(|t| body.pointer(t))
+            .and_then(Value::as_u64);
+        let has_more = stop
+            .has_more
+            .as_ref()
+            .and_then(|h| body.pointer(h))
+            .and_then(Value::as_bool);
+        let mut end = has_more == Some(false)
+            || total.is_some_and(|t| c.offset + n >= t)
+            || stop.max_pages.is_some_and(|m| page_no >= m)
+            || (n == 0 && stop.empty_page);
+        let loop_error = |what: String| -> anyhow::Error {
+            failed(format!(
+                "{} {} {what}; stopping instead of looping",
+                req.method,
+                redact_url(&req.url),
+            ))
+            .hint(format!(
+                "check {} against the API's paging",
+                self.at(name, "pagination")
+            ))
+            .into()
+        };
+        let mut next = Cursor {
+            offset: c.offset + n,
+            pages: page_no,
+            ..Cursor::default()
+        };
+        match p {
+            Pagination::Offset { .. } => {}
+            Pagination::Page { first_page, .. } => {
+                let this = c.page.unwrap_or(*first_page);
+                next.page = Some(this + 1);
+                if !end && n > 0 {
+                    let key = format!("page-ids:{}", ids(&records, &self.id_field));
+                    if !first_time(seen, key, next.offset) {
+                        return Err(loop_error(format!(
+                            "answered page {this} with the same records as an earlier page"
+                        )));
+                    }
+                }
+            }
+            Pagination::Cursor {
+                cursor_path,
+                cursor_header,
+                ..
+            } => {
+                let token = match (cursor_path, cursor_header) {
+                    (Some(ptr), _) => body.pointer(ptr).and_then(scalar),
+                    (None, Some(h)) => resp.header(h).map(str::to_string),
+                    (None, None) => None,
+                }
+                .filter(|t| !t.is_empty());
+                match token {
+                    None if has_more == Some(true) => {
+                        return Err(failed(format!(
+                            "{} {} says there is more (hasMore) but gives no cursor",
+                            req.method,
+                            redact_url(&req.url)
+                        ))
+                        .into())
+                    }
+                    None => end = true,
+                    Some(t) if !end => {
+                        if !first_time(seen, format!("cursor:{t}"), next.offset) {
+                            return Err(loop_error(format!(
+                                "repeated the cursor \"{}\" on page {page_no}",
+                                redact_url(&t)
+                            )));
+                        }
+                        next.token = Some(t);
+                    }
+                    Some(_) => {}
+                }
+            }
+            Pagination::NextUrl {
+                next_path,
+                link_header,
+                ..
+            } => {
+                let url = next_path
+                    .as_ref()
+                    .and_then(|ptr| body.pointer(ptr))
+                    .and_then(scalar)
+                    .or_else(|| {
+                        link_header
+                            .then(|| resp.header("link").and_then(next_link))
+                            .flatten()
+                    })
+                    .filter(|u| !u.is_empty());
+                match url {
+                    None => end = true,
+                    Some(u) if !end => {
+                        let u = self.builder.resolve(&u);
+                        if !first_time(seen, format!("url:{u}"), next.offset) {
+                            return Err(loop_error(format!(
+                                "repeated the next URL {} on page {page_no}",
+                                redact_url(&u)
+                            )));
+                        }
+                        next.url = Some(u);
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if !end && n == 0 {
+            return Err(failed(format!(
+                "{} {} answered an empty page {page_no} with no end-of-data signal",
+                req.method,
+                redact_url(&req.url)
+            ))
+            .hint(format!(
+                "if an empty page means the end, set \"stop\": {{\"emptyPage\": true}} in {}",
+                self.at(name, "pagination")
+            ))
+            .into());
+        }
+        Ok(Fetched {
+            records,
+            body,
+            next: if end { None } else { Some(next) },
+            total,
+        })
+    }
+
+    fn page_size(&self, name: &str) -> u64 {
+        self.action(name)
+            .ok()
+            .and_then(|a| a.pagination.as_ref())
+            .map_or(100, Pagination::page_size)
+    }
+
+    /// Send a write and answer its response whatever the status.
+    async fn send_write(
+        &self,
+        name: &str,
+        id: Option<&str>,
+        record: &Record,
+    ) -> Result<(RequestSpec, Response)> {
+        let req = self.build(name, id, Some(record), &[], None).await?;
+        let resp = self.engine.execute(&req).await?;
+        Ok((req, resp))
+    }
+
+    /// The stored record of a successful insert, with its new id.
+    fn inserted(&self, value: Record, req: &RequestSpec, resp: &Response) -> Result<Record> {
+        let mut stored = self.object_in("insert", req, resp)?;
+        let id_pointer = self.action("insert")?.id.clone();
+        let id = match &id_pointer {
+            Some(p) => resp.json(req)?.pointer(p).and_then(scalar),
+            None => record_id(&stored, &self.id_field),
+        };
+        if stored.is_empty() {
+            stored = value;
+        }
+        match id {
+            Some(id) => {
+                stored.insert(self.id_field.clone(), Value::String(id));
+            }
+            None if record_id(&stored, &self.id_field).is_none() => {
+                return Err(failed(format!(
+                    "{} {} created a record but answered no id",
+                    req.method,
+                    redact_url(&req.url)
+                ))
+                .hint(format!(
+                    "point {} at the new id in the response",
+                    self.at("insert", "id")
+                ))
+                .into())
+            }
+            None => {}
+        }
+        Ok(stored)
+    }
+
+    fn write_requests(&self, op: &WriteOp) -> Result<Vec<RequestSpec>> {
+        let stand_in = crate::output::REDACTED;
+        let build =
+            |name: &str, id: Option<&str>, record: Option<&Record>| -> Result<RequestSpec> {
+                let action = self.action(name)?;
+                self.builder
+                    .request(name, action, id, record, &[], None, Some(stand_in))
+            };
+        match op {
+            WriteOp::Insert(r) => Ok(vec![build("insert", None, Some(r))?]),
+            WriteOp::Patch { id, value } => Ok(vec![build("patch", Some(id), Some(value))?]),
+            WriteOp::Delete { id } => Ok(vec![build("delete", Some(id), None)?]),
+            WriteOp::UpsertBatch(records) => records
+                .iter()
+                .map(|r| match record_id(r, &self.id_field) {
+                    Some(id) if self.builder.manifest.actions.patch.is_some() => {
+                        build("patch", Some(&id), Some(r))
+                    }
+                    _ => build("insert", None, Some(r)),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Cursors, URLs and pages already met, with the offset each one led to.
+type Seen = HashMap<String, u64>;
+
+/// Whether `key` leads somewhere new. Meeting it again at the same offset is
+/// a re-read of the same page (a retry, a resume) and fine; meeting it at
+/// another offset means the API is going round in circles.
+fn first_time(seen: &mut Seen, key: String, offset: u64) -> bool {
+    match seen.get(&key) {
+        Some(&o) if o != offset => false,
+        _ => {
+            seen.insert(key, offset);
+            true
+        }
+    }
+}
+
+/// A JSON scalar as a string (cursors may be numbers).
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn ids(records: &[Record], field: &str) -> String {
+    records
+        .iter()
+        .map(|r| record_id(r, field).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The `rel="next"` URL of a Link header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (url, params) = part.split_once(';')?;
+        let is_next = params.split(';').any(|p| {
+            p.trim()
+                .replace(' ', "")
+                .eq_ignore_ascii_case("rel=\"next\"")
+                || p.trim().eq_ignore_ascii_case("rel=next")
+        });
+        is_next.then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+fn is_truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => !s.is_empty() && s != "false" && s != "0",
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        _ => false,
+    }
+}
+
+#[async_trait]
+impl Connector for HttpConnector {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn id_field(&self) -> &str {
+        &self.id_field
+    }
+
+    async fn check(&self) -> Result<Value> {
+        let (name, query) = if self.builder.manifest.actions.check.is_some() {
+            ("check", vec![])
+        } else {
+            let a = self.action("list")?;
+            (
+                "list",
+                self.page_query(a.pagination.as_ref(), &Cursor::default(), 1),
+            )
+        };
+        let req = self.build(name, None, None, &query, None).await?;
+        let resp = self.engine.send(&req).await?;
+        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url) }))
+    }
+
+    async fn get(&self, id: &str) -> Result<Record> {
+        let req = self.build("get", Some(id), None, &[], None).await?;
+        let resp = self.engine.send(&req).await?;
+        self.object_in("get", &req, &resp)
+    }
+
+    async fn insert(&self, value: Record) -> Result<Record> {
+        let (req, resp) = self.send_write("insert", None, &value).await?;
+        if !resp.is_success() {
+            return Err(status_error(&req, &resp).into());
+        }
+        self.inserted(value, &req, &resp)
+    }
+
+    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
+        let req = self
+            .build("patch", Some(id), Some(&value), &[], None)
+            .await?;
+        let resp = self.engine.send(&req).await?;
+        self.object_in("patch", &req, &resp)
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let req = self.build("delete", Some(id), None, &[], None).await?;
+        self.engine.send(&req).await?;
+        Ok(())
+    }
+
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        let action = self.action("getupdates")?.clone();
+        let spec = action.since.clone();
+        if spec.is_none() && since.is_some() {
+            return Err(usage(format!(
+                "{} has no \"since\", so getupdates cannot continue from a lastSync",
+                self.at("getupdates", "since").trim_end_matches(".since")
+            ))
+            .hint(format!(
+                "describe how the API takes the token in {} ({{\"param\": ...}}), or run getupdates without --last-sync",
+                self.at("getupdates", "since")
+            ))
+            .into());
+        }
+        let mut extra = Vec::new();
+        if let Some(s) = &spec {
+            if let Some(token) = since.map(str::to_string).or_else(|| s.initial.clone()) {
+                extra.push((s.param.clone(), token));
+            }
+        }
+        let mut entries = Vec::new();
+        let mut seen = Seen::new();
+        let mut cursor = Cursor::default();
+        let mut last_item_token: Option<String> = None;
+        let size = self.page_size("getupdates");
+        loop {
+            let page = self
+                .fetch("getupdates", &cursor, size, &extra, &mut seen)
+                .await?;
+            let item_pointer = spec.as_ref().and_then(|s| s.item_token.clone());
+            for record in page.records {
+                let Some(id) = record_id(&record, &self.id_field) else {
+                    return Err(failed(format!(
+                        "a record of getupdates has no \"{}\" (page {})",
+                        self.id_field,
+                        cursor.pages + 1
+                    ))
+                    .hint(format!("set \"idField\" in {}", self.builder.shown))
+                    .into());
+                };
+                if let Some(p) = &item_pointer {
+                    last_item_token = record
+                        .get(p.trim_start_matches('/'))
+                        .and_then(scalar)
+                        .or_else(|| Value::Object(record.clone()).pointer(p).and_then(scalar));
+                }
+                let deleted = action
+                    .deleted
+                    .as_ref()
+                    .is_some_and(|p| is_truthy(Value::Object(record.clone()).pointer(p)));
+                entries.push(if deleted {
+                    Change {
+                        id,
+                        kind: ChangeType::Delete,
+                        value: None,
+                    }
+                } else {
+                    Change {
+                        id,
+                        kind: ChangeType::Upsert,
+                        value: Some(record),
+                    }
+                });
+                if limit.is_some_and(|l| entries.len() >= l) && item_pointer.is_some() {
+                    let next_sync = last_item_token.clone().unwrap_or_default();
+                    return Ok(Updates { next_sync, entries });
+                }
+            }
+            let page_token = spec
+                .as_ref()
+                .and_then(|s| s.next_token.as_ref())
+                .and_then(|p| page.body.pointer(p))
+                .and_then(scalar);
+            let stop_here = limit.is_some_and(|l| entries.len() >= l);
+            match page.next {
+                Some(next) if !stop_here => cursor = next,
+                _ => {
+                    let next_sync = page_token
+                        .or(last_item_token)
+                        .or_else(|| since.map(str::to_string))
+                        .unwrap_or_default();
+                    return Ok(Updates { next_sync, entries });
+                }
+            }
+        }
+    }
+
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        let action = self.action("list")?;
+        let cursor = match action.pagination.as_ref() {
+            Some(Pagination::Page { first_page, .. }) => Cursor {
+                offset: from.offset,
+                page: Some(
+                    from.cursor
+                        .as_deref()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(*first_page),
+                ),
+                ..Cursor::default()
+            },
+            Some(Pagination::NextUrl { .. }) => Cursor {
+                offset: from.offset,
+                url: from.cursor.clone(),
+                ..Cursor::default()
+            },
+            _ => Cursor {
+                offset: from.offset,
+                token: from.cursor.clone(),
+                ..Cursor::default()
+            },
+        };
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+        let result = self
+            .fetch("list", &cursor, limit.max(1) as u64, &[], &mut seen)
+            .await;
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+        let page = result?;
+        let next = page.next.map(|n| Position {
+            offset: n.offset,
+            cursor: n.token.or(n.url).or_else(|| n.page.map(|p| p.to_string())),
+        });
+        Ok(Page {
+            records: page.records,
+            next,
+            total: page.total,
+        })
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(self
+            .write_requests(op)?
+            .iter()
+            .map(RequestSpec::preview)
+            .collect())
+    }
+
+    async fn upsert(&self, record: Record) -> Result<Outcome> {
+        let id = record_id(&record, &self.id_field);
+        let mut sent = match &id {
+            Some(id) if self.builder.manifest.actions.patch.is_some() => {
+                ("patch", self.send_write("patch", Some(id), &record).await?)
+            }
+            _ => ("insert", self.send_write("insert", None, &record).await?),
+        };
+        if sent.0 == "patch" && sent.1 .1.status == 404 {
+            sent = ("insert", self.send_write("insert", None, &record).await?);
+        }
+        let (name, (req, resp)) = sent;
+        if (400..500).contains(&resp.status) {
+            // The API refused this record; the rest of the batch goes on.
+            let reason = status_error(&req, &resp).message;
+            return Ok(Outcome::Rejected { id, reason });
+        }
+        if !resp.is_success() {
+            return Err(status_error(&req, &resp).into());
+        }
+        let written = match name {
+            "insert" => record_id(&self.inserted(record, &req, &resp)?, &self.id_field),
+            _ => None,
+        };
+        Ok(Outcome::Ok {
+            id: written.or(id).unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_link;
+
+    #[test]
+    fn link_headers_give_the_next_url() {
+        let h = r#"<https://api.example.com/c?page=1>; rel="prev", <https://api.example.com/c?page=3>; rel="next""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://api.example.com/c?page=3")
+        );
+        assert_eq!(next_link(r#"<https://x/1>; rel="last""#), None);
+    }
+}

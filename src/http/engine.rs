@@ -1,0 +1,555 @@
+//! The engine: sends [`RequestSpec`]s under the connector's [`Policy`] —
+//! rate limits per endpoint group, the retry loop, timeouts, logging — and
+//! turns a final error status into a message a user can act on. The retry
+//! decisions live in [`decide`] and nowhere else.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+
+use super::message::vendor_message;
+use super::policy::{Policy, RateLimit, MAX_BACKOFF, MAX_RATE_LIMITED};
+use super::redact::{header_value, redact_body_text, redact_url};
+use super::{Body, RequestSpec};
+use crate::error::{failed, not_found, Failure, Kind};
+use crate::output::Output;
+
+/// A response as the engine read it: the status, the headers and the body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The body as JSON; an empty body is `null`.
+    pub fn json(&self, req: &RequestSpec) -> Result<Value> {
+        if self.body.trim().is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_str(&self.body).map_err(|e| {
+            failed(format!(
+                "{} {} answered {} with a body that is not JSON ({e})",
+                req.method,
+                redact_url(&req.url),
+                self.status
+            ))
+            .into()
+        })
+    }
+}
+
+/// One rate-limit gate: a token bucket and the in-flight cap.
+struct Gate {
+    bucket: DefaultDirectRateLimiter,
+    in_flight: Arc<Semaphore>,
+}
+
+impl Gate {
+    fn new(limit: &RateLimit) -> Gate {
+        let period = Duration::from_secs_f64(1.0 / limit.rps.max(1e-6));
+        let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        Gate {
+            bucket: RateLimiter::direct(quota),
+            in_flight: Arc::new(Semaphore::new(limit.max_in_flight.max(1))),
+        }
+    }
+}
+
+/// The shared HTTP engine of one connector.
+pub struct Engine {
+    client: reqwest::Client,
+    policy: Policy,
+    default_gate: Gate,
+    gates: Vec<Gate>,
+    out: Output,
+}
+
+/// What the retry policy says about one attempt's outcome.
+#[derive(Debug, PartialEq)]
+enum Decision {
+    /// Hand the response to the caller (success or an error not retried).
+    Done,
+    /// Wait, then try again; `spends` says whether it uses up an attempt.
+    Retry { wait: Duration, spends: bool },
+    /// A 429 asked for a wait longer than the maximum.
+    TooLong(Duration),
+}
+
+impl Engine {
+    pub fn new(out: Output, policy: Policy) -> Result<Engine> {
+        policy.validate()?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(policy.connect_timeout)
+            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("could not set up the HTTP client")?;
+        Ok(Engine {
+            client,
+            default_gate: Gate::new(&policy.default),
+            gates: policy.groups.iter().map(|g| Gate::new(&g.limit)).collect(),
+            policy,
+            out,
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Send `req` and answer a 2xx response; any other final status is an
+    /// error naming the method, the redacted URL, the status and the vendor's
+    /// message (404 is a not-found error).
+    pub async fn send(&self, req: &RequestSpec) -> Result<Response> {
+        let resp = self.execute(req).await?;
+        if resp.is_success() {
+            return Ok(resp);
+        }
+        Err(status_error(req, &resp).into())
+    }
+
+    /// Send `req` under the policy and answer the final response, whatever
+    /// its status. Network failures and over-long 429 waits are errors.
+    pub async fn execute(&self, req: &RequestSpec) -> Result<Response> {
+        let gate = match self.policy.group_index(&req.method, &req.path()) {
+            Some(i) => &self.gates[i],
+            None => &self.default_gate,
+        };
+        let shown_url = redact_url(&req.url);
+        let mut failures = 0u32; // attempts spent on 408/5xx/network failures
+        let mut limited = 0u32; // consecutive 429s
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            gate.bucket.until_ready().await;
+            let permit = gate
+                .in_flight
+                .acquire()
+                .await
+                .context("the request gate closed")?;
+            self.log_request(req);
+            let started = Instant::now();
+            let outcome = self.attempt(req).await;
+            drop(permit);
+            let took = started.elapsed().as_millis();
+            match outcome {
+                Ok(resp) => {
+                    self.out.verbose(&format!(
+                        "{} {shown_url} -> {} in {took}ms (attempt {attempt})",
+                        req.method, resp.status
+                    ));
+                    self.log_response(&resp);
+                    if resp.status == 429 {
+                        limited += 1;
+                    } else {
+                        limited = 0;
+                    }
+                    match decide(&self.policy, &resp, failures, limited) {
+                        Decision::Done => return Ok(resp),
+                        Decision::TooLong(wait) => {
+                            return Err(too_long(req, &self.policy, wait).into())
+                        }
+                        Decision::Retry { wait, spends } => {
+                            if spends {
+                                failures += 1;
+                            }
+                            self.out.verbose(&format!(
+                                "{} {shown_url}: {} — retrying in {}ms",
+                                req.method,
+                                resp.status,
+                                wait.as_millis()
+                            ));
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+                Err(err) if err.is_builder() => {
+                    // Nothing was sent: a header or URL that cannot be sent at all.
+                    return Err(failed(format!(
+                        "{} {shown_url} could not be sent: {}",
+                        req.method,
+                        describe_network_error(&err)
+                    ))
+                    .hint("check the headers and URL the connector builds (run with --dry-run to see them)")
+                    .into());
+                }
+                Err(err) => {
+                    let reason = describe_network_error(&err);
+                    self.out.verbose(&format!(
+                        "{} {shown_url} -> network error after {took}ms (attempt {attempt}): {reason}",
+                        req.method
+                    ));
+                    if !req.idempotent() {
+                        return Err(failed(format!(
+                            "{} {shown_url} failed: {reason}",
+                            req.method
+                        ))
+                        .hint(format!(
+                            "{} is not retried after a network failure because the server may have applied it; check the destination before running it again",
+                            req.method
+                        ))
+                        .into());
+                    }
+                    failures += 1;
+                    if failures >= self.policy.retry.max_attempts {
+                        return Err(failed(format!(
+                            "{} {shown_url} failed after {attempt} attempts: {reason}",
+                            req.method
+                        ))
+                        .hint("check that the server is reachable and baseUrl in account.json is right; raise \"retry\": {\"maxAttempts\": N} to try longer")
+                        .into());
+                    }
+                    let wait = backoff(&self.policy, failures);
+                    self.out.verbose(&format!(
+                        "{} {shown_url}: retrying in {}ms",
+                        req.method,
+                        wait.as_millis()
+                    ));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    /// One attempt on the wire, bounded by the total timeout.
+    async fn attempt(&self, req: &RequestSpec) -> reqwest::Result<Response> {
+        let method =
+            reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut b = self
+            .client
+            .request(method, &req.url)
+            .timeout(self.policy.timeout);
+        for (k, v) in &req.headers {
+            b = b.header(k, v);
+        }
+        b = match &req.body {
+            None => b,
+            Some(Body::Json(v)) => b.json(v),
+            Some(Body::Form(fields)) => b
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(
+                    url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(fields)
+                        .finish(),
+                ),
+        };
+        let resp = b.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        let body = resp.text().await?;
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn log_request(&self, req: &RequestSpec) {
+        if self.out.verbosity() < crate::output::Verbosity::Debug {
+            return;
+        }
+        let mut text = format!("> {} {}", req.method, redact_url(&req.url));
+        for (k, v) in &req.headers {
+            text.push_str(&format!("\n> {k}: {}", header_value(k, v)));
+        }
+        match &req.body {
+            Some(Body::Json(v)) => {
+                text.push_str(&format!("\n> {}", redact_body_text(&v.to_string())))
+            }
+            Some(Body::Form(fields)) => {
+                let form: Vec<String> = fields
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", header_value(k, v)))
+                    .collect();
+                text.push_str(&format!("\n> {}", form.join("&")));
+            }
+            None => {}
+        }
+        self.out.debug(&text);
+    }
+
+    fn log_response(&self, resp: &Response) {
+        if self.out.verbosity() < crate::output::Verbosity::Debug {
+            return;
+        }
+        let mut text = format!("< {}", resp.status);
+        for (k, v) in &resp.headers {
+            text.push_str(&format!("\n< {k}: {}", header_value(k, v)));
+        }
+        if !resp.body.is_empty() {
+            let mut body = redact_body_text(&resp.body);
+            if body.len() > 4000 {
+                let cut: String = body.chars().take(4000).collect();
+                body = format!("{cut}… ({} bytes)", resp.body.len());
+            }
+            text.push_str(&format!("\n< {body}"));
+        }
+        self.out.debug(&text);
+    }
+}
+
+/// The retry policy, in one place: what to do after an attempt answered `resp`,
+/// given `failures` attempts already spent and `limited` consecutive 429s.
+fn decide(policy: &Policy, resp: &Response, failures: u32, limited: u32) -> Decision {
+    match resp.status {
+        429 => {
+            if limited > MAX_RATE_LIMITED {
+                return Decision::Done;
+            }
+            let wait = rate_limit_wait(resp, policy.reset_header.as_deref(), SystemTime::now())
+                .unwrap_or_else(|| backoff(policy, limited));
+            if wait > policy.retry.max_wait {
+                Decision::TooLong(wait)
+            } else {
+                Decision::Retry {
+                    wait,
+                    spends: false,
+                }
+            }
+        }
+        408 | 500 | 502..=599 => {
+            if failures + 1 >= policy.retry.max_attempts {
+                Decision::Done
+            } else {
+                Decision::Retry {
+                    wait: backoff(policy, failures + 1),
+                    spends: true,
+                }
+            }
+        }
+        _ => Decision::Done,
+    }
+}
+
+/// How long a 429 asks to wait: `Retry-After` (seconds or an HTTP date),
+/// else the vendor's reset header (seconds, or a Unix time when large).
+fn rate_limit_wait(
+    resp: &Response,
+    reset_header: Option<&str>,
+    now: SystemTime,
+) -> Option<Duration> {
+    if let Some(v) = resp.header("retry-after") {
+        let v = v.trim();
+        if let Ok(secs) = v.parse::<f64>() {
+            return Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9)));
+        }
+        if let Ok(at) = httpdate::parse_http_date(v) {
+            return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
+        }
+    }
+    let names = reset_header
+        .into_iter()
+        .chain(["x-ratelimit-reset", "ratelimit-reset"]);
+    for name in names {
+        if let Some(secs) = resp.header(name).and_then(|v| v.trim().parse::<f64>().ok()) {
+            if secs > 1e9 {
+                let now_secs = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                return Some(Duration::from_secs_f64((secs - now_secs).max(0.0)));
+            }
+            return Some(Duration::from_secs_f64(secs.max(0.0)));
+        }
+    }
+    None
+}
+
+/// Exponential backoff with full jitter: a random wait between zero and
+/// `base × 2^(n-1)`, capped at [`MAX_BACKOFF`].
+fn backoff(policy: &Policy, n: u32) -> Duration {
+    let cap = policy
+        .retry
+        .base_delay
+        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(20)))
+        .min(MAX_BACKOFF);
+    let ms = cap.as_millis() as u64;
+    Duration::from_millis(if ms == 0 {
+        0
+    } else {
+        rand::random_range(0..=ms)
+    })
+}
+
+/// The error for a final non-2xx response.
+pub fn status_error(req: &RequestSpec, resp: &Response) -> Failure {
+    let reason = reqwest::StatusCode::from_u16(resp.status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    let mut message = format!(
+        "{} {} answered {} {reason}",
+        req.method,
+        redact_url(&req.url),
+        resp.status
+    );
+    message = message.trim_end().to_string();
+    if let Some(m) = vendor_message(&resp.body) {
+        message.push_str(&format!(": {}", redact_body_text(&m)));
+    }
+    let failure = match resp.status {
+        404 => not_found(message),
+        _ => Failure::new(Kind::Failed, message),
+    };
+    match resp.status {
+        401 | 403 => failure.hint("check the credentials in account.json (and the variables of .env it refers to)"),
+        429 => failure.hint(format!("the API kept answering 429 ({MAX_RATE_LIMITED} waits); lower \"rateLimit\" in account.json or try again later")),
+        408 | 500 | 502..=599 => failure.hint("the server failed after every retry; try again later or raise \"retry\": {\"maxAttempts\": N} in account.json"),
+        _ => failure,
+    }
+}
+
+fn too_long(req: &RequestSpec, policy: &Policy, wait: Duration) -> Failure {
+    let secs = wait.as_secs_f64().ceil() as u64;
+    failed(format!(
+        "{} {} was rate limited (429) and asked to wait {secs}s, more than the maximum wait of {}s",
+        req.method,
+        redact_url(&req.url),
+        policy.retry.max_wait.as_secs()
+    ))
+    .hint(format!(
+        "try again later, or raise \"retry\": {{\"maxWaitSecs\": {secs}}} in {}",
+        policy.source
+    ))
+}
+
+/// A network error's causes without the URL (reqwest puts the raw URL, with
+/// its query, into its own message).
+fn describe_network_error(err: &reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "could not connect"
+    } else {
+        "connection failed"
+    };
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !causes.contains(&text) {
+            causes.push(text);
+        }
+        source = s.source();
+    }
+    let causes: Vec<String> = causes.iter().map(|c| redact_url(c)).collect();
+    if causes.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} ({})", causes.join(": "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(status: u16, headers: &[(&str, &str)]) -> Response {
+        Response {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_dates_and_reset_headers() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let r = resp(429, &[("Retry-After", "3")]);
+        assert_eq!(rate_limit_wait(&r, None, now), Some(Duration::from_secs(3)));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(7));
+        let r = resp(429, &[("retry-after", &date)]);
+        assert_eq!(rate_limit_wait(&r, None, now), Some(Duration::from_secs(7)));
+        let r = resp(429, &[("X-Vendor-Reset", "1800000004")]);
+        assert_eq!(
+            rate_limit_wait(&r, Some("x-vendor-reset"), now),
+            Some(Duration::from_secs(4))
+        );
+        let r = resp(429, &[("X-RateLimit-Reset", "2")]);
+        assert_eq!(rate_limit_wait(&r, None, now), Some(Duration::from_secs(2)));
+        assert_eq!(rate_limit_wait(&resp(429, &[]), None, now), None);
+    }
+
+    #[test]
+    fn the_policy_retries_what_it_should() {
+        let p = Policy::default();
+        assert_eq!(decide(&p, &resp(200, &[]), 0, 0), Decision::Done);
+        assert_eq!(decide(&p, &resp(404, &[]), 0, 0), Decision::Done);
+        assert_eq!(decide(&p, &resp(501, &[]), 0, 0), Decision::Done);
+        assert!(matches!(
+            decide(&p, &resp(503, &[]), 0, 0),
+            Decision::Retry { spends: true, .. }
+        ));
+        assert!(matches!(
+            decide(&p, &resp(408, &[]), 0, 0),
+            Decision::Retry { spends: true, .. }
+        ));
+        assert_eq!(decide(&p, &resp(500, &[]), 4, 0), Decision::Done);
+        assert_eq!(
+            decide(&p, &resp(429, &[("Retry-After", "1")]), 4, 1),
+            Decision::Retry {
+                wait: Duration::from_secs(1),
+                spends: false
+            }
+        );
+        assert_eq!(
+            decide(&p, &resp(429, &[("Retry-After", "3600")]), 0, 1),
+            Decision::TooLong(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            decide(
+                &p,
+                &resp(429, &[("Retry-After", "1")]),
+                0,
+                MAX_RATE_LIMITED + 1
+            ),
+            Decision::Done
+        );
+    }
+
+    #[test]
+    fn backoff_is_jittered_below_its_cap() {
+        let p = Policy::default();
+        for n in 1..40 {
+            let cap = p
+                .retry
+                .base_delay
+                .saturating_mul(2u32.saturating_pow((n - 1).min(20)))
+                .min(MAX_BACKOFF);
+            assert!(backoff(&p, n) <= cap);
+        }
+    }
+}

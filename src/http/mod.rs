@@ -1,0 +1,141 @@
+//! The HTTP engine every HTTP connector shares, built-in or declarative.
+//!
+//! A connector builds [`RequestSpec`]s without I/O (so `--dry-run` needs no
+//! server) and hands them to an [`Engine`], which owns everything that
+//! happens on the wire. The policy, with its defaults, is written once here
+//! and in [`policy`]:
+//!
+//! - **Client**: reqwest with rustls. Per attempt: 10 s to connect, 30 s for
+//!   the whole attempt (`timeoutSecs` in account.json overrides the latter).
+//! - **Rate limits**: each connector declares endpoint groups (method and path
+//!   pattern) with a token bucket (requests per second and burst) and a cap on
+//!   requests in flight. A request that matches no group gets the connector's
+//!   default (10 rps, burst 10, 8 in flight unless the connector says
+//!   otherwise). account.json overrides with `"rateLimit": {"rps", "burst",
+//!   "maxInFlight"}` for every group or `"rateLimit": {"GROUP": {...}}` per group.
+//! - **429**: waits for `Retry-After` (seconds or an HTTP date), else the
+//!   vendor's reset header (seconds or a Unix time), else an exponential
+//!   backoff. The wait does not spend the retry budget. A wait longer than
+//!   `retry.maxWaitSecs` (default 60) fails at once with a message naming the
+//!   wait and the knob; 20 consecutive 429s fail too.
+//! - **408, 5xx except 501, network failures**: exponential backoff with full
+//!   jitter (a random wait up to 500 ms × 2^n, at most 30 s), up to
+//!   `retry.maxAttempts` attempts in all (default 5). A network failure is
+//!   retried only for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE):
+//!   a POST or PATCH may have been applied before the connection broke.
+//! - **Other 4xx and 501** are not retried.
+//! - **Redaction**: Authorization, Cookie and api-key style headers, query
+//!   parameters such as key, token, secret, password, signature, and secret
+//!   option values are shown as `***` in logs, errors and previews.
+//! - **Logging**: `-v` one line per attempt (method, redacted URL, status,
+//!   duration, attempt); `-vv` adds headers and bodies, redacted.
+//! - **Errors** name the method, the redacted URL, the status and the
+//!   vendor's own message.
+
+mod engine;
+pub mod message;
+pub mod policy;
+pub mod redact;
+
+use serde_json::{json, Map, Value};
+
+pub use engine::{status_error, Engine, Response};
+pub use policy::{Group, Policy, RateLimit, Retry};
+
+use crate::connector::FieldType;
+use crate::connector::OptionSpec;
+
+/// A request body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Json(Value),
+    /// `application/x-www-form-urlencoded` fields (OAuth2 token requests).
+    Form(Vec<(String, String)>),
+}
+
+/// One HTTP request, fully built and not yet sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestSpec {
+    pub method: String,
+    /// Absolute URL, query included.
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Body>,
+}
+
+impl RequestSpec {
+    pub fn new(method: &str, url: impl Into<String>) -> RequestSpec {
+        RequestSpec {
+            method: method.to_ascii_uppercase(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn json(mut self, body: Value) -> Self {
+        self.body = Some(Body::Json(body));
+        self
+    }
+
+    /// Whether sending it twice has the effect of sending it once, so a
+    /// network failure may be retried.
+    pub fn idempotent(&self) -> bool {
+        matches!(
+            self.method.as_str(),
+            "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+        )
+    }
+
+    /// The URL's path, for matching endpoint groups.
+    pub fn path(&self) -> String {
+        match url::Url::parse(&self.url) {
+            Ok(u) => u.path().to_string(),
+            Err(_) => self.url.split('?').next().unwrap_or("").to_string(),
+        }
+    }
+
+    /// The request as `--dry-run` prints it: method, URL, headers, body, redacted.
+    pub fn preview(&self) -> Value {
+        let headers: Map<String, Value> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(redact::header_value(k, v))))
+            .collect();
+        let body = match &self.body {
+            None => Value::Null,
+            Some(Body::Json(v)) => v.clone(),
+            Some(Body::Form(fields)) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(redact::header_value(k, v))))
+                    .collect(),
+            ),
+        };
+        json!({
+            "method": self.method,
+            "url": redact::redact_url(&self.url),
+            "headers": headers,
+            "body": body,
+        })
+    }
+}
+
+/// The options every HTTP connector accepts besides its own.
+pub fn engine_options() -> Vec<OptionSpec> {
+    vec![
+        OptionSpec::optional("baseUrl", "Base URL", "Send requests here instead of the API's own address (a test server, the sandbox)")
+            .placeholder("http://127.0.0.1:8787"),
+        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none)")
+            .kind(FieldType::Object),
+        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}")
+            .kind(FieldType::Object),
+        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30)")
+            .kind(FieldType::Number),
+    ]
+}

@@ -1,0 +1,307 @@
+//! What `ferry init` writes: the files of a new connector folder, planned
+//! from a connector's spec and the answers for its options. Planning is pure
+//! (no I/O), so the CLI can list, prompt and refuse to overwrite around it.
+//! The fixed texts live in `templates/` and are embedded in the binary.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::connector::{Action, FieldType, Spec};
+
+const GITIGNORE: &str = include_str!("../templates/gitignore");
+const README: &str = include_str!("../templates/README.md");
+/// The `http` connector's manifest and inputs: they drive `ferry sandbox`, so
+/// a new folder works at once against a local API.
+const HTTP_MANIFEST: &str = include_str!("../templates/http/connector.json");
+const HTTP_INPUTS: &str = include_str!("../templates/http/in.json");
+/// Where `ferry sandbox --port 8787` listens, the http template's default.
+pub const SANDBOX_URL: &str = "http://127.0.0.1:8787";
+
+/// One file to write, relative to the new folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct File {
+    pub path: &'static str,
+    pub content: String,
+}
+
+/// The value given for one option.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Written into account.json as is.
+    Value(Value),
+    /// A secret: account.json holds `${VAR}`; the value, when known, goes to `.env`.
+    Secret { var: String, value: Option<String> },
+}
+
+/// The environment variable a secret option is read from: `VOUCHERIFY_SECRET_KEY`.
+pub fn secret_var(spec: &Spec, key: &str) -> String {
+    let mut var = spec.code.to_ascii_uppercase().replace('-', "_");
+    var.push('_');
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            var.push('_');
+        }
+        var.push(if c.is_ascii_alphanumeric() {
+            c.to_ascii_uppercase()
+        } else {
+            '_'
+        });
+    }
+    var
+}
+
+/// The files of a connector folder for `spec` with these answers.
+pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
+    let mut account = Map::new();
+    account.insert("connector".into(), json!(spec.code));
+    let mut env_example =
+        String::from("# Values for the ${VARIABLES} in account.json. Copy to .env.\n");
+    let mut env = String::new();
+    for opt in &spec.options {
+        match answers.get(opt.key) {
+            Some(Answer::Value(v)) => {
+                account.insert(opt.key.into(), v.clone());
+            }
+            Some(Answer::Secret { var, value }) => {
+                account.insert(opt.key.into(), json!(format!("${{{var}}}")));
+                env_example.push_str(&format!("{var}=\n"));
+                if let Some(value) = value {
+                    env.push_str(&format!("{var}={}\n", dotenv_value(value)));
+                }
+            }
+            None => {}
+        }
+    }
+    let inputs = if spec.code == "http" {
+        HTTP_INPUTS.to_string()
+    } else {
+        pretty(&inputs(spec))
+    };
+    let mut files = vec![
+        File {
+            path: "account.json",
+            content: pretty(&Value::Object(account)),
+        },
+        File {
+            path: "in.json",
+            content: inputs,
+        },
+        File {
+            path: ".env.example",
+            content: env_example,
+        },
+        File {
+            path: ".gitignore",
+            content: GITIGNORE.to_string(),
+        },
+        File {
+            path: "README.md",
+            content: readme(spec),
+        },
+    ];
+    if spec.code == "http" {
+        files.push(File {
+            path: "connector.json",
+            content: HTTP_MANIFEST.to_string(),
+        });
+    }
+    if !env.is_empty() {
+        files.push(File {
+            path: ".env",
+            content: env,
+        });
+    }
+    files
+}
+
+/// A value as `.env` reads it back unchanged: single-quoted when its edges
+/// hold spaces or quotes (the reader trims and strips one pair of quotes).
+fn dotenv_value(value: &str) -> String {
+    let plain =
+        value.trim() == value && !value.starts_with(['"', '\'']) && !value.ends_with(['"', '\'']);
+    if plain || value.contains('\'') {
+        value.to_string()
+    } else {
+        format!("'{value}'")
+    }
+}
+
+fn pretty(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
+    s.push('\n');
+    s
+}
+
+/// An example record from the spec's declared fields.
+fn example_record(spec: &Spec) -> Map<String, Value> {
+    let mut record = Map::new();
+    for field in &spec.fields {
+        let value = match (field.name, field.kind) {
+            ("id", _) => json!("example-1"),
+            (name, _) if name.contains("email") => json!("ada@example.com"),
+            (_, FieldType::String) => json!("Ada Lovelace"),
+            (_, FieldType::Number | FieldType::Integer) => json!(1),
+            (_, FieldType::Boolean) => json!(true),
+            (_, FieldType::Date) => json!("1815-12-10"),
+            (_, FieldType::Datetime) => json!("2026-01-01T00:00:00Z"),
+            (_, FieldType::Object) => json!({}),
+            (_, FieldType::Array) => json!([]),
+            (_, FieldType::Any) => json!("value"),
+        };
+        record.insert(field.name.into(), value);
+    }
+    if spec.extra_fields && record.len() < 2 {
+        record.insert("email".into(), json!("ada@example.com"));
+        record.insert("name".into(), json!("Ada Lovelace"));
+    }
+    record
+}
+
+/// in.json with one example section per action the connector supports.
+fn inputs(spec: &Spec) -> Value {
+    let record = example_record(spec);
+    let id = record
+        .get("id")
+        .cloned()
+        .unwrap_or_else(|| json!("example-1"));
+    let mut sections = Map::new();
+    for action in &spec.actions {
+        let section = match action {
+            Action::Get => json!({ "id": id }),
+            Action::Insert => json!({ "value": record }),
+            Action::Patch => json!({ "id": id, "value": { "name": "Ada King" } }),
+            Action::Delete => json!({ "id": id }),
+            Action::GetUpdates => json!({}),
+            _ => continue,
+        };
+        let name = serde_json::to_value(action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        sections.insert(name, section);
+    }
+    Value::Object(sections)
+}
+
+fn readme(spec: &Spec) -> String {
+    let options: String = spec
+        .options
+        .iter()
+        .map(|o| {
+            let default = o
+                .default
+                .as_ref()
+                .map(|d| format!("`{d}`"))
+                .unwrap_or_default();
+            format!(
+                "| `{}` | {} | {} | {} | {} |\n",
+                o.key,
+                if o.required { "yes" } else { "no" },
+                if o.secret { "yes" } else { "no" },
+                default,
+                o.description
+            )
+        })
+        .collect();
+    let actions: Vec<String> = spec
+        .actions
+        .iter()
+        .filter_map(|a| serde_json::to_value(a).ok())
+        .filter_map(|v| v.as_str().map(|s| format!("`{s}`")))
+        .collect();
+    let mut examples = vec!["ferry check".to_string()];
+    for (action, line) in [
+        (
+            Action::Insert,
+            "ferry insert             # in.json's \"insert\" value",
+        ),
+        (
+            Action::Get,
+            "ferry get                # the id in in.json's \"get\"",
+        ),
+        (
+            Action::Patch,
+            "ferry patch              # in.json's \"patch\" id and value",
+        ),
+        (
+            Action::GetUpdates,
+            "ferry getupdates         # every record, then pass --last-sync",
+        ),
+        (
+            Action::Delete,
+            "ferry delete             # in.json's \"delete\" id",
+        ),
+    ] {
+        if spec.can(action) {
+            examples.push(line.to_string());
+        }
+    }
+    let before = if spec.code == "http" {
+        format!(
+            "`connector.json` describes the API. It starts out describing the local sample\nAPI: run `ferry sandbox --port 8787` in another terminal ({SANDBOX_URL}),\nthen:\n\n"
+        )
+    } else {
+        String::new()
+    };
+    README
+        .replace("{{label}}", spec.label)
+        .replace("{{code}}", spec.code)
+        .replace("{{description}}", spec.description)
+        .replace("{{options}}", &options)
+        .replace("{{actions}}", &actions.join(", "))
+        .replace("{{examples}}", &examples.join("\n"))
+        .replace("{{before}}", &before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::registry;
+
+    #[test]
+    fn dotenv_values_read_back_unchanged() {
+        for value in ["plain", "  spaced ", "\"quoted\"", "a#b"] {
+            let line = format!("X={}\n", dotenv_value(value));
+            let vars = crate::config::env::parse_dotenv(&line, ".env").unwrap();
+            assert_eq!(vars["X"], value, "{line}");
+        }
+    }
+
+    #[test]
+    fn secret_variables_are_upper_snake_case() {
+        let spec = registry::spec("sqlite").unwrap();
+        assert_eq!(secret_var(&spec, "secretKey"), "SQLITE_SECRET_KEY");
+        assert_eq!(secret_var(&spec, "token"), "SQLITE_TOKEN");
+    }
+
+    #[test]
+    fn every_connector_plans_json_that_parses() {
+        for spec in registry::specs() {
+            let answers = BTreeMap::new();
+            for file in plan(&spec, &answers) {
+                if file.path.ends_with(".json") {
+                    let parsed: Result<Value, _> = serde_json::from_str(&file.content);
+                    assert!(parsed.is_ok(), "{} of {}", file.path, spec.code);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn secrets_become_references_and_dotenv_lines() {
+        let spec = registry::spec("sqlite").unwrap();
+        let answers = BTreeMap::from([(
+            "path".to_string(),
+            Answer::Secret {
+                var: "X_PATH".into(),
+                value: Some("v".into()),
+            },
+        )]);
+        let files = plan(&spec, &answers);
+        let account = files.iter().find(|f| f.path == "account.json").unwrap();
+        assert!(account.content.contains("\"${X_PATH}\""));
+        let env = files.iter().find(|f| f.path == ".env").unwrap();
+        assert_eq!(env.content, "X_PATH=v\n");
+    }
+}

@@ -1,0 +1,57 @@
+//! The README's quickstart, run on a copy of `examples/sqlite` so the
+//! committed database stays as it is: every command it shows works and
+//! prints what the README says.
+
+use crate::snap;
+use crate::support::Folder;
+
+/// A copy of examples/sqlite in a temporary folder.
+fn example() -> Folder {
+    let f = Folder::new();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sqlite");
+    for entry in std::fs::read_dir(&src).expect("examples/sqlite exists") {
+        let entry = entry.expect("an entry");
+        if entry.file_type().expect("a file type").is_file() {
+            std::fs::copy(entry.path(), f.join(&entry.file_name().to_string_lossy()))
+                .expect("copy an example file");
+        }
+    }
+    f
+}
+
+#[test]
+fn readme_quickstart() {
+    let f = example();
+    let steps: &[(&str, &[&str])] = &[
+        ("check", &["check"]),
+        ("get_from_in_json", &["get"]),
+        ("get_flag_wins", &["get", "--id", "cus_002"]),
+        ("insert_from_in_json", &["insert"]),
+        (
+            "patch",
+            &[
+                "patch",
+                "--id",
+                "cus_007",
+                "--value",
+                r#"{"plan": "enterprise"}"#,
+            ],
+        ),
+        ("getupdates_since_6", &["getupdates", "--last-sync", "6"]),
+        ("delete_from_in_json", &["delete"]),
+    ];
+    for (name, args) in steps {
+        let run = f.run(args);
+        assert_eq!(run.code, 0, "{name}:\n{}", run.render());
+        snap!(format!("quickstart_{name}"), run);
+    }
+    let all = f.run(&["getupdates"]).ok_json();
+    let ids: Vec<&str> = all["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"cus_001"), "{ids:?}");
+    assert!(!ids.contains(&"cus_007"), "cus_007 was deleted: {ids:?}");
+}

@@ -1,0 +1,422 @@
+//! The shared HTTP engine against wiremock servers: rate limits, the retry
+//! policy per status, the maximum 429 wait, network failures. Every mock
+//! states how many requests it expects, so a request not made (or made
+//! once too often) fails the test.
+
+use std::time::{Duration, Instant};
+
+use ferry::http::{Engine, Policy, RateLimit, RequestSpec};
+use ferry::output::Output;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn engine(policy: Policy) -> Engine {
+    Engine::new(Output::new(), policy).expect("engine")
+}
+
+/// A fast policy: short backoff so tests do not sleep for long.
+fn fast() -> Policy {
+    let mut p = Policy::default();
+    p.retry.base_delay = Duration::from_millis(10);
+    p
+}
+
+fn render_err(err: &anyhow::Error) -> String {
+    let mut text = format!("error: {err}\n");
+    if let Some(f) = ferry::error::find_failure(err) {
+        if let Some(h) = &f.hint {
+            text.push_str(&format!("hint: {h}\n"));
+        }
+    }
+    crate::support::filter(&text, std::path::Path::new("/nonexistent"))
+}
+
+#[tokio::test]
+async fn the_rate_limit_is_honoured() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .expect(11)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    p.default = RateLimit {
+        rps: 5.0,
+        burst: 1,
+        max_in_flight: 4,
+    };
+    let e = std::sync::Arc::new(engine(p));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..11 {
+        let e = e.clone();
+        let url = format!("{}/items", server.uri());
+        tasks.spawn(async move {
+            e.send(&RequestSpec::new("GET", url))
+                .await
+                .map(|r| r.status)
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.expect("task").expect("request"), 200);
+    }
+    // 11 requests at 5 per second with a burst of 1: the first goes at once,
+    // the other ten one every 200 ms.
+    let secs = started.elapsed().as_secs_f64();
+    let rps = 10.0 / secs;
+    // The tolerance allows for a loaded machine (slower), never for a
+    // missing limit (ten requests at once would measure far above 5.5).
+    assert!(
+        (3.5..=5.5).contains(&rps),
+        "measured {rps:.2} rps over {secs:.2}s"
+    );
+}
+
+#[tokio::test]
+async fn endpoint_groups_have_their_own_buckets() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/bulk"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/fast"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    p.groups = vec![ferry::http::Group {
+        name: "bulk".into(),
+        methods: vec!["POST".into()],
+        path: "/bulk".into(),
+        limit: RateLimit {
+            rps: 2.0,
+            burst: 1,
+            max_in_flight: 1,
+        },
+    }];
+    p.default = RateLimit {
+        rps: 100.0,
+        burst: 10,
+        max_in_flight: 4,
+    };
+    let e = engine(p);
+    let started = Instant::now();
+    for _ in 0..3 {
+        e.send(&RequestSpec::new("GET", format!("{}/fast", server.uri())))
+            .await
+            .expect("get");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "the default group was throttled"
+    );
+    let started = Instant::now();
+    for _ in 0..3 {
+        e.send(&RequestSpec::new("POST", format!("{}/bulk", server.uri())))
+            .await
+            .expect("post");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        (0.9..2.0).contains(&secs),
+        "3 bulk requests at 2 rps took {secs:.2}s"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_without_spending_the_retry_budget() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/limited"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/limited"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"ok": true}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    // One attempt only: the 429 waits must not count against it.
+    p.retry.max_attempts = 1;
+    let e = engine(p);
+    let started = Instant::now();
+    let r = e
+        .send(&RequestSpec::new(
+            "GET",
+            format!("{}/limited", server.uri()),
+        ))
+        .await
+        .expect("succeeds after the waits");
+    assert_eq!(r.status, 200);
+    let secs = started.elapsed().as_secs_f64();
+    assert!(
+        (1.9..4.0).contains(&secs),
+        "waited {secs:.2}s for two Retry-After: 1"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let server = MockServer::start().await;
+    let at = std::time::SystemTime::now() + Duration::from_secs(2);
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", httpdate::fmt_http_date(at).as_str()),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = engine(fast());
+    let started = Instant::now();
+    e.send(&RequestSpec::new("GET", server.uri()))
+        .await
+        .expect("ok");
+    // HTTP dates have whole seconds: the wait is between 1 and 2 seconds.
+    let secs = started.elapsed().as_secs_f64();
+    assert!((0.9..3.0).contains(&secs), "waited {secs:.2}s");
+}
+
+#[tokio::test]
+async fn a_wait_beyond_the_maximum_fails_and_names_the_knob() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = engine(fast());
+    let started = Instant::now();
+    let err = e
+        .send(&RequestSpec::new(
+            "GET",
+            format!("{}/c?api_key=CANARY-s3cr3t-9f8e", server.uri()),
+        ))
+        .await
+        .expect_err("the wait is too long");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "slept through the wait"
+    );
+    insta::assert_snapshot!("max_wait_enforced", render_err(&err));
+}
+
+#[tokio::test]
+async fn server_errors_back_off_then_succeed() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(408))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let r = engine(fast())
+        .send(&RequestSpec::new("GET", server.uri()))
+        .await
+        .expect("ok");
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn server_errors_stop_after_max_attempts_with_the_vendor_message() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500)
+                .set_body_string(r#"{"errors": [{"detail": "database is down"}]}"#),
+        )
+        .expect(3)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    p.retry.max_attempts = 3;
+    let err = engine(p)
+        .send(&RequestSpec::new(
+            "POST",
+            format!("{}/customers", server.uri()),
+        ))
+        .await
+        .expect_err("fails");
+    insta::assert_snapshot!("server_errors_exhausted", render_err(&err));
+}
+
+#[tokio::test]
+async fn client_errors_and_501_are_not_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/customers"))
+        .respond_with(
+            ResponseTemplate::new(422)
+                .set_body_string(r#"{"error": {"message": "email is required"}}"#),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/nope"))
+        .respond_with(ResponseTemplate::new(501))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let e = engine(fast());
+    let err = e
+        .send(&RequestSpec::new(
+            "POST",
+            format!("{}/customers?token=abc", server.uri()),
+        ))
+        .await
+        .expect_err("422");
+    insta::assert_snapshot!("client_error_not_retried", render_err(&err));
+    let err = e
+        .send(&RequestSpec::new("GET", format!("{}/nope", server.uri())))
+        .await
+        .expect_err("501");
+    assert!(err.to_string().contains("501 Not Implemented"), "{err}");
+}
+
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[tokio::test]
+async fn a_post_network_failure_is_not_retried() {
+    let port = closed_port();
+    let e = engine(fast());
+    let err = e
+        .send(
+            &RequestSpec::new("POST", format!("http://127.0.0.1:{port}/customers"))
+                .json(serde_json::json!({"a": 1})),
+        )
+        .await
+        .expect_err("nothing listens");
+    let text = render_err(&err);
+    assert!(
+        text.starts_with("error: POST http://127.0.0.1:[PORT]/customers failed: could not connect"),
+        "{text}"
+    );
+    assert!(
+        text.contains("POST is not retried after a network failure"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_get_network_failure_is_retried_up_to_max_attempts() {
+    let port = closed_port();
+    let mut p = fast();
+    p.retry.max_attempts = 3;
+    let err = engine(p)
+        .send(&RequestSpec::new(
+            "GET",
+            format!("http://127.0.0.1:{port}/customers?secret=x"),
+        ))
+        .await
+        .expect_err("nothing listens");
+    let text = render_err(&err);
+    assert!(
+        text.starts_with("error: GET http://127.0.0.1:[PORT]/customers?secret=*** failed after 3 attempts: could not connect"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_attempt_times_out() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    p.retry.max_attempts = 2;
+    p.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    let err = engine(p)
+        .send(&RequestSpec::new("GET", server.uri()))
+        .await
+        .expect_err("times out");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(
+        err.to_string()
+            .contains("failed after 2 attempts: timed out"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_vendor_reset_header_is_honoured_without_retry_after() {
+    let server = MockServer::start().await;
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 2;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("X-Vendor-Reset", reset_at.to_string().as_str()),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut p = fast();
+    p.reset_header = Some("X-Vendor-Reset".into());
+    let started = Instant::now();
+    engine(p)
+        .send(&RequestSpec::new("GET", server.uri()))
+        .await
+        .expect("ok");
+    // A Unix time in whole seconds, two seconds ahead: a wait of one to two seconds.
+    let secs = started.elapsed().as_secs_f64();
+    assert!((0.9..3.0).contains(&secs), "waited {secs:.2}s");
+}
+
+#[tokio::test]
+async fn a_request_that_cannot_be_built_fails_at_once_without_retries() {
+    let started = Instant::now();
+    let mut p = fast();
+    p.retry.base_delay = Duration::from_secs(5);
+    let err = engine(p)
+        .send(
+            &RequestSpec::new("GET", format!("http://127.0.0.1:{}/c", closed_port()))
+                .header("X-Value", "line\nbreak"),
+        )
+        .await
+        .expect_err("an invalid header value");
+    assert!(started.elapsed() < Duration::from_secs(2), "it was retried");
+    assert!(err.to_string().contains("could not be sent"), "{err}");
+}
