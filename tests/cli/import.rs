@@ -783,3 +783,160 @@ fn a_resumed_run_cuts_rejects_of_uncommitted_batches() {
     assert_eq!(offsets, [1, 3, 5]);
     assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), ["c1", "c3", "c5"]);
 }
+
+/// An http connector folder `dest/` whose API is `base`: upsert is a PATCH
+/// of /items/{id} (a 404 would fall back to POST /items).
+fn http_destination(f: &Folder, base: &str, account_extra: &str) {
+    f.write(
+        "dest/connector.json",
+        &serde_json::to_string_pretty(&json!({
+            "actions": {
+                "insert": {"path": "/items"},
+                "patch": {"method": "PATCH", "path": "/items/{id}"}
+            }
+        }))
+        .unwrap(),
+    );
+    f.write(
+        "dest/account.json",
+        &format!(r#"{{"connector": "http", "baseUrl": "{base}"{account_extra}}}"#),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[12]$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(2)
+        .mount(&s)
+        .await;
+    // c3 fails on every attempt: two, as the account's retry policy says.
+    Mock::given(method("PATCH"))
+        .and(path("/items/c3"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_json(json!({"error": "down for maintenance"})),
+        )
+        .expect(2)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(6));
+    http_destination(
+        &f,
+        &s.uri(),
+        r#", "retry": {"maxAttempts": 2, "baseDelayMs": 1}"#,
+    );
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--batch-size",
+        "2",
+        "--concurrency",
+        "1",
+    ];
+    snap_import!("http_5xx_stops", f.run(&args));
+    s.verify().await;
+    // The API is back: the resume sends the rest, from c3 on, once each.
+    s.reset().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[3-6]$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(4)
+        .mount(&s)
+        .await;
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    let summary = run.ok_json();
+    assert_eq!(
+        (summary["read"].clone(), summary["written"].clone()),
+        (json!(4), json!(4))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/items/c2"))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"error": "email is not valid"})),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[134]$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(3)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(4));
+    http_destination(&f, &s.uri(), "");
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--rejects",
+        "r.jsonl",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["written"], 3);
+    assert_eq!(summary["rejected"]["total"], 1);
+    let reject: Value = serde_json::from_str(f.read("r.jsonl").trim()).unwrap();
+    assert_eq!(reject["offset"], 1);
+    assert_eq!(reject["record"]["id"], "c2");
+    assert!(
+        reject["reason"]
+            .as_str()
+            .unwrap()
+            .contains("email is not valid"),
+        "{reject}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_into_http_respects_the_rate_limit() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[0-9]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(12)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(12));
+    // 10 requests a second, no burst: 12 requests need at least 1.1 s even
+    // with 4 batches in flight at once.
+    http_destination(&f, &s.uri(), r#", "rateLimit": {"rps": 10, "burst": 1}"#);
+    let started = Instant::now();
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--batch-size",
+        "3",
+        "--concurrency",
+        "4",
+    ]);
+    let elapsed = started.elapsed();
+    assert_eq!(run.ok_json()["written"], 12);
+    assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
+}
