@@ -940,3 +940,81 @@ async fn an_import_into_http_respects_the_rate_limit() {
     assert_eq!(run.ok_json()["written"], 12);
     assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
 }
+
+/// A paged API of ten records c1..c10: `?offset=&limit=` with a total.
+struct TenRecords;
+
+impl wiremock::Respond for TenRecords {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let param = |name: &str| {
+            req.url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        };
+        let offset = param("offset").unwrap_or(0);
+        let limit = param("limit").unwrap_or(100);
+        let data: Vec<Value> = (offset..(offset + limit).min(10))
+            .map(|i| json!({"id": format!("c{}", i + 1), "email": format!("p{}@example.com", i + 1)}))
+            .collect();
+        wiremock::ResponseTemplate::new(200).set_body_json(json!({"data": data, "total": 10}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offset_and_resume_on_an_http_source() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer};
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(TenRecords)
+        .expect(1..)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write(
+        "src/connector.json",
+        &json!({"actions": {"list": {"path": "/items", "records": "/data",
+            "pagination": {"type": "offset", "pageSize": 100, "stop": {"total": "/total"}}}}})
+        .to_string(),
+    );
+    f.write(
+        "src/account.json",
+        &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, s.uri()),
+    );
+    let args = [
+        "import",
+        "--from",
+        "src",
+        "--to",
+        "sqlite:dest.db",
+        "--batch-size",
+        "2",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--limit", "4"]);
+    let run = f.run(&first);
+    assert_eq!(run.ok_json()["offset"], 4, "{}", run.render());
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    let summary = run.ok_json();
+    assert_eq!(summary["read"], 6, "{}", run.render());
+    assert_eq!(summary["endOfSource"], true);
+    assert_eq!(
+        ids_in_sqlite(&f.join("dest.db"), "records"),
+        expected_ids(10)
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "src",
+        "--to",
+        "jsonl:tail.jsonl",
+        "--offset",
+        "7",
+    ]);
+    assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
+    assert_eq!(ids_in_jsonl(&f.read("tail.jsonl")), ["c8", "c9", "c10"]);
+}
