@@ -372,29 +372,29 @@ impl IdSet {
     }
 
     fn extend(&mut self, hashes: impl IntoIterator<Item = u64>) {
-        let mut new: Vec<u64> = hashes.into_iter().collect();
+        let mut new: Vec<u64> = hashes.into_iter().filter(|h| !self.contains(h)).collect();
         if new.is_empty() {
             return;
         }
         new.sort_unstable();
-        let old = std::mem::take(&mut self.sorted);
-        let mut merged = Vec::with_capacity(old.len() + new.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), new.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if x <= y => a.next(),
-                (Some(_), Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, Some(_)) => b.next(),
-                (None, None) => break,
-            };
-            if let Some(h) = next {
-                if merged.last() != Some(&h) {
-                    merged.push(h);
-                }
+        new.dedup();
+        // Merge from the back into the grown vector: no second copy of the
+        // set is ever allocated, so memory is the set and nothing more.
+        let (old_len, add) = (self.sorted.len(), new.len());
+        self.sorted.resize(old_len + add, 0);
+        let (mut i, mut j) = (old_len, add);
+        for w in (0..old_len + add).rev() {
+            if j == 0 {
+                break;
+            }
+            if i > 0 && self.sorted[i - 1] > new[j - 1] {
+                self.sorted[w] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[w] = new[j - 1];
+                j -= 1;
             }
         }
-        self.sorted = merged;
     }
 }
 
@@ -929,6 +929,9 @@ mod tests {
         set.extend([4, 9, 0]);
         assert_eq!(set.sorted, [0, 1, 4, 5, 9]);
         assert!(set.contains(&4) && !set.contains(&3));
+        set.extend([10, 2, 3]);
+        set.extend([u64::MAX, 0]);
+        assert_eq!(set.sorted, [0, 1, 2, 3, 4, 5, 9, 10, u64::MAX]);
     }
 
     #[tokio::test]
