@@ -931,3 +931,89 @@ async fn the_account_rate_limit_paces_a_listing() {
     let secs = started.elapsed().as_secs_f64();
     assert!((0.95..2.5).contains(&secs), "six pages took {secs:.2}s");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_action_writes_import_batches_in_one_request_each() {
+    let s = MockServer::start().await;
+    let rec = |id: &str| json!({"id": id, "email": format!("{id}@example.com")});
+    Mock::given(method("POST"))
+        .and(path("/c/bulk"))
+        .and(wiremock::matchers::body_json(
+            json!({"records": [rec("a"), rec("b")], "mode": "upsert"}),
+        ))
+        .respond_with(ok(json!({"results": [
+            {"id": "a", "status": "created"},
+            {"id": "b", "status": "rejected", "error": "email is taken"}
+        ]})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/c/bulk"))
+        .and(wiremock::matchers::body_json(
+            json!({"records": [rec("c")], "mode": "upsert"}),
+        ))
+        .respond_with(ok(json!({"results": [{"id": "c", "status": "created"}]})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(
+        &s.uri(),
+        json!({"actions": {"bulk": {
+            "path": "/c/bulk",
+            "body": {"records": "{records}", "mode": "upsert"},
+            "results": "/results",
+            "error": "/error",
+            "batchSize": 2
+        }}}),
+        "",
+    );
+    f.write(
+        "in.jsonl",
+        "{\"id\":\"a\",\"email\":\"a@example.com\"}\n{\"id\":\"b\",\"email\":\"b@example.com\"}\n{\"id\":\"c\",\"email\":\"c@example.com\"}\n",
+    );
+    let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
+    assert_eq!(run.code, 3, "one record rejected:\n{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["read"], 3, "{summary}");
+    assert_eq!(summary["written"], 2, "{summary}");
+    assert_eq!(summary["batches"], 2, "{summary}");
+    let rejects = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("rejects"))
+        .expect("a rejects file");
+    let rejects = std::fs::read_to_string(rejects).unwrap();
+    assert!(rejects.contains("email is taken"), "{rejects}");
+
+    // The dry run shows the same bulk request and sends nothing more.
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--dry-run",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(
+        run.json()["requests"][0]["url"],
+        format!("{}/c/bulk", s.uri())
+    );
+}
+
+#[test]
+fn bulk_only_fields_are_refused_on_other_actions() {
+    let f = folder(
+        "http://127.0.0.1:9",
+        json!({"actions": {"get": {"path": "/c/{id}", "results": "/r"}}}),
+        "",
+    );
+    snap!("bulk_field_on_get", f.run(&["get", "--id", "a"]));
+    let f = folder(
+        "http://127.0.0.1:9",
+        json!({"actions": {"bulk": {"path": "/c/bulk"}}}),
+        "",
+    );
+    snap!("bulk_without_results", f.run(&["check"]));
+}

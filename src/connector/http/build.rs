@@ -34,7 +34,7 @@ pub struct Builder {
 /// The default method of each action.
 pub fn default_method(action: &str) -> &'static str {
     match action {
-        "insert" => "POST",
+        "insert" | "bulk" => "POST",
         "patch" => "PATCH",
         "delete" => "DELETE",
         _ => "GET",
@@ -231,6 +231,45 @@ impl Builder {
             req = req.json(b);
         }
         Ok(req)
+    }
+
+    /// The request of the `bulk` action: the string "{records}" in its body
+    /// template is the batch; other strings have their placeholders filled.
+    pub fn bulk_request(
+        &self,
+        action: &ActionSpec,
+        records: &[Record],
+        bearer: Option<&str>,
+    ) -> Result<RequestSpec> {
+        let bare = ActionSpec {
+            body: None,
+            ..action.clone()
+        };
+        let req = self.request("bulk", &bare, None, None, &[], None, bearer)?;
+        let batch = || Value::Array(records.iter().cloned().map(Value::Object).collect());
+        let body = match &action.body {
+            Some(template) => self.fill_batch(template, &batch, "actions.bulk.body")?,
+            None => batch(),
+        };
+        Ok(req.json(body))
+    }
+
+    fn fill_batch(&self, v: &Value, batch: &dyn Fn() -> Value, at: &str) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) if s == "{records}" => batch(),
+            Value::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|i| self.fill_batch(i, batch, at))
+                    .collect::<Result<_>>()?,
+            ),
+            Value::Object(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| Ok((k.clone(), self.fill_batch(v, batch, at)?)))
+                    .collect::<Result<_>>()?,
+            ),
+            other => self.fill_value(other, None, None, at)?,
+        })
     }
 
     /// The OAuth2 client-credentials token request, when auth is oauth2.

@@ -180,6 +180,7 @@ pub struct Actions {
     pub delete: Option<ActionSpec>,
     pub list: Option<ActionSpec>,
     pub getupdates: Option<ActionSpec>,
+    pub bulk: Option<ActionSpec>,
 }
 
 /// One action: the request to send and where the answer is.
@@ -199,6 +200,12 @@ pub struct ActionSpec {
     pub pagination: Option<Pagination>,
     pub since: Option<Since>,
     pub deleted: Option<String>,
+    /// bulk: a JSON pointer to the per-record results, in the batch's order.
+    pub results: Option<String>,
+    /// bulk: a JSON pointer inside a result; a value there rejects the record.
+    pub error: Option<String>,
+    /// bulk: the most records one request may carry.
+    pub batch_size: Option<usize>,
 }
 
 /// How `getupdates` asks for changes after a token and finds the next one.
@@ -306,6 +313,7 @@ impl Manifest {
             ("delete", &a.delete),
             ("list", &a.list),
             ("getupdates", &a.getupdates),
+            ("bulk", &a.bulk),
         ]
         .into_iter()
         .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
@@ -361,7 +369,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("groups[].maxInFlight", "integer", "Requests in flight at once; default 8."),
     ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
     ("resetHeader", "string", "A header that tells when a 429's limit resets (seconds, or a Unix time), read when there is no Retry-After."),
-    ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates. Each is optional; a missing one answers \"cannot\"."),
+    ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates, bulk. Each is optional; a missing one answers \"cannot\"."),
     ("actions.check", "object", "Tests the credentials: any 2xx answer is success. Without it, check asks list for one record."),
     ("actions.get", "object", "Reads the record {id}."),
     ("actions.insert", "object", "Creates a record; the body is the record unless body says otherwise."),
@@ -369,7 +377,11 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("actions.delete", "object", "Deletes the record {id}."),
     ("actions.list", "object", "Reads the records page by page (the source side of import)."),
     ("actions.getupdates", "object", "Reads the changes since a sync token, page by page, to the end (or --limit)."),
-    ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check GET, insert POST, patch PATCH, delete DELETE."),
+    ("actions.bulk", "object", "Upserts a batch in one request (the destination side of import); without it, batches are written record by record. Its body template's string \"{records}\" stands for the batch."),
+    ("actions.*.results", "string", "bulk: a JSON pointer to the array of per-record results, in the order the records were sent (required for bulk)."),
+    ("actions.*.error", "string", "bulk: a JSON pointer inside each result; a non-null value there rejects that record with it as the reason. Default \"/error\"."),
+    ("actions.*.batchSize", "integer", "bulk: the most records one request may carry; default 100."),
+    ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check GET, insert and bulk POST, patch PATCH, delete DELETE."),
     ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; values are URL-encoded."),
     ("actions.*.query", "object", "Query parameters (string values, placeholders allowed)."),
     ("actions.*.headers", "object", "Headers for this action only."),
@@ -519,6 +531,7 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
         ("delete", &m.actions.delete),
         ("list", &m.actions.list),
         ("getupdates", &m.actions.getupdates),
+        ("bulk", &m.actions.bulk),
     ];
     for (name, action) in actions {
         let Some(a) = action else { continue };
@@ -540,6 +553,28 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
         pointer(shown, &at("records"), &a.records)?;
         pointer(shown, &at("id"), &a.id)?;
         pointer(shown, &at("deleted"), &a.deleted)?;
+        pointer(shown, &at("results"), &a.results)?;
+        pointer(shown, &at("error"), &a.error)?;
+        let bulk_only = [
+            ("results", a.results.is_some()),
+            ("error", a.error.is_some()),
+            ("batchSize", a.batch_size.is_some()),
+        ];
+        for (field, set) in bulk_only {
+            if set && name != "bulk" {
+                return Err(bad(shown, &at(field), "only bulk takes it"));
+            }
+        }
+        if name == "bulk" && a.results.is_none() {
+            return Err(bad(
+                shown,
+                &at("results"),
+                "bulk needs a JSON pointer to its per-record results",
+            ));
+        }
+        if a.batch_size == Some(0) {
+            return Err(bad(shown, &at("batchSize"), "must be at least 1"));
+        }
         if a.since.is_some() && name != "getupdates" {
             return Err(bad(shown, &at("since"), "only getupdates takes since"));
         }

@@ -175,8 +175,12 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         options.value("timeoutSecs"),
     )?;
     let engine = Engine::new(ctx.out.clone(), policy)?;
+    let mut spec = spec();
+    if let Some(bulk) = &manifest.actions.bulk {
+        spec.max_batch_size = bulk.batch_size.unwrap_or(DEFAULT_BULK_SIZE);
+    }
     Ok(Box::new(HttpConnector {
-        spec: spec(),
+        spec,
         id_field: manifest.id_field.clone(),
         builder: Builder {
             manifest,
@@ -190,6 +194,9 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         seen: Mutex::new(Seen::new()),
     }))
 }
+
+/// The batch size of a bulk action that does not give one.
+const DEFAULT_BULK_SIZE: usize = 100;
 
 pub struct HttpConnector {
     spec: Spec,
@@ -232,6 +239,7 @@ impl HttpConnector {
             "delete" => &a.delete,
             "list" => &a.list,
             "getupdates" => &a.getupdates,
+            "bulk" => &a.bulk,
             _ => &None,
         };
         found.as_ref().ok_or_else(|| {
@@ -283,6 +291,61 @@ impl HttpConnector {
         let bearer = self.bearer().await?;
         self.builder
             .request(name, action, id, record, query, url, bearer.as_deref())
+    }
+
+    /// One bulk request, and one outcome per record from the answer's
+    /// results (in the order sent). A failed request fails the whole batch.
+    async fn send_bulk(&self, chunk: &[Record]) -> Result<Vec<Outcome>> {
+        let action = self.action("bulk")?;
+        let bearer = self.bearer().await?;
+        let req = self
+            .builder
+            .bulk_request(action, chunk, bearer.as_deref())?;
+        let resp = self.engine.send(&req).await?;
+        let body = resp.json(&req)?;
+        let pointer = action.results.clone().unwrap_or_default();
+        let results = match body.pointer(&pointer) {
+            Some(Value::Array(items)) if items.len() == chunk.len() => items,
+            Some(Value::Array(items)) => {
+                return Err(failed(format!(
+                    "{}: the API answered {} results for {} records",
+                    self.at("bulk", "results"),
+                    items.len(),
+                    chunk.len()
+                ))
+                .into())
+            }
+            _ => {
+                return Err(failed(format!(
+                    "{}: no array at \"{pointer}\" in the answer to {} {}",
+                    self.at("bulk", "results"),
+                    req.method,
+                    redact_url(&req.url)
+                ))
+                .into())
+            }
+        };
+        let error_at = action.error.as_deref().unwrap_or("/error");
+        Ok(chunk
+            .iter()
+            .zip(results)
+            .map(|(record, result)| {
+                let id = record_id(record, &self.id_field);
+                match result.pointer(error_at) {
+                    None | Some(Value::Null) => Outcome::Ok {
+                        id: id.unwrap_or_default(),
+                    },
+                    Some(Value::String(reason)) => Outcome::Rejected {
+                        id,
+                        reason: reason.clone(),
+                    },
+                    Some(other) => Outcome::Rejected {
+                        id,
+                        reason: other.to_string(),
+                    },
+                }
+            })
+            .collect())
     }
 
     fn at(&self, name: &str, field: &str) -> String {
@@ -601,6 +664,13 @@ impl HttpConnector {
             WriteOp::Insert(r) => Ok(vec![build("insert", None, Some(r))?]),
             WriteOp::Patch { id, value } => Ok(vec![build("patch", Some(id), Some(value))?]),
             WriteOp::Delete { id } => Ok(vec![build("delete", Some(id), None)?]),
+            WriteOp::UpsertBatch(records) if self.builder.manifest.actions.bulk.is_some() => {
+                let action = self.action("bulk")?;
+                records
+                    .chunks(self.spec.max_batch_size.max(1))
+                    .map(|chunk| self.builder.bulk_request(action, chunk, Some(stand_in)))
+                    .collect()
+            }
             WriteOp::UpsertBatch(records) => records
                 .iter()
                 .map(|r| match record_id(r, &self.id_field) {
@@ -862,6 +932,21 @@ impl Connector for HttpConnector {
             .iter()
             .map(RequestSpec::preview)
             .collect())
+    }
+
+    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+        if self.builder.manifest.actions.bulk.is_none() {
+            let mut outcomes = Vec::with_capacity(records.len());
+            for record in records {
+                outcomes.push(self.upsert(record).await?);
+            }
+            return Ok(outcomes);
+        }
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(self.spec.max_batch_size.max(1)) {
+            outcomes.extend(self.send_bulk(chunk).await?);
+        }
+        Ok(outcomes)
     }
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {
