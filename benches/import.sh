@@ -28,13 +28,15 @@ generate() { # N FILE
     }' > "$2"
 }
 
-# Run a command; print "<seconds> <peak RSS in KiB>".
+# Run a command; print "<seconds> <peak RSS in KiB> <CPU seconds>" (CPU
+# seconds only with /usr/bin/time; it shows the cost on a busy machine).
 measure() {
-    local start end rss
+    local start end rss cpu="-"
     start=$(date +%s.%N)
     if [[ -x /usr/bin/time ]]; then
-        rss=$( { /usr/bin/time -v "$@" > "$WORK/out.json" 2> "$WORK/err.txt"; } 2>&1; \
-               grep 'Maximum resident set size' "$WORK/err.txt" | awk '{print $NF}')
+        /usr/bin/time -v "$@" > "$WORK/out.json" 2> "$WORK/err.txt" || true
+        rss=$(grep 'Maximum resident set size' "$WORK/err.txt" | awk '{print $NF}')
+        cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$WORK/err.txt")
     else
         "$@" > "$WORK/out.json" 2> "$WORK/err.txt" &
         local pid=$! peak=0 now
@@ -47,10 +49,10 @@ measure() {
         rss=$peak
     fi
     end=$(date +%s.%N)
-    echo "$(echo "$end - $start" | bc -l) $rss"
+    echo "$(echo "$end - $start" | bc -l) $rss $cpu"
 }
 
-printf '%-10s %-8s %10s %14s %14s\n' records into seconds records/sec "peak RSS MiB"
+printf '%-10s %-8s %10s %12s %14s %14s\n' records into seconds "CPU seconds" records/sec "peak RSS MiB"
 for n in $SIZES; do
     generate "$n" "$WORK/in.jsonl"
     for dest in sqlite jsonl; do
@@ -59,13 +61,13 @@ for n in $SIZES; do
             sqlite) to="sqlite:$WORK/out.db" ;;
             jsonl) to="jsonl:$WORK/out.jsonl" ;;
         esac
-        read -r secs rss < <(measure "$FERRY" -C "$WORK" import --from "jsonl:$WORK/in.jsonl" --to "$to")
+        read -r secs rss cpu < <(measure "$FERRY" -C "$WORK" import --from "jsonl:$WORK/in.jsonl" --to "$to")
         written=$(jq .written "$WORK/out.json" 2> /dev/null || echo "?")
         if [[ "$written" != "$n" ]]; then
             echo "import into $dest wrote $written of $n records:" >&2
             cat "$WORK/err.txt" >&2
             exit 1
         fi
-        printf '%-10s %-8s %10.2f %14.0f %14.1f\n' "$n" "$dest" "$secs" "$(echo "$n / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+        printf '%-10s %-8s %10.2f %12s %14.0f %14.1f\n' "$n" "$dest" "$secs" "$cpu" "$(echo "$n / $secs" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
     done
 done

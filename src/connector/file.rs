@@ -26,7 +26,7 @@
 //! as invalid, until the next write cuts it. Two processes writing the same
 //! file at once are not supported, as with the rewrite path.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -99,7 +99,7 @@ struct Index {
     len: u64,
     modified: Option<SystemTime>,
     /// Hashes of every id in the file (and maybe of ids deleted since).
-    ids: HashSet<u64>,
+    ids: IdSet,
     columns: Vec<String>,
     /// The file ends with a newline, so appended rows start on their own line.
     clean_end: bool,
@@ -238,12 +238,14 @@ impl<F: Format> Store<F> {
             .as_ref()
             .is_some_and(|ix| ix.len == len && ix.modified == modified);
         if !fresh {
-            let mut ids = HashSet::new();
+            let mut hashes = Vec::new();
             for record in self.records(0)? {
                 if let Some(id) = self.id_of(&record?) {
-                    ids.insert(self.hash(&id));
+                    hashes.push(self.hash(&id));
                 }
             }
+            let mut ids = IdSet::default();
+            ids.extend(hashes);
             let columns = if len > 0 {
                 self.format.columns(&self.path)?
             } else {
@@ -284,11 +286,12 @@ impl<F: Format> Store<F> {
         let meta = file.metadata()?;
         index.len = meta.len();
         index.modified = meta.modified().ok();
-        for record in records {
-            if let Some(id) = self.id_of(record) {
-                index.ids.insert(self.hash(&id));
-            }
-        }
+        index.ids.extend(
+            records
+                .iter()
+                .filter_map(|r| self.id_of(r))
+                .map(|id| self.hash(&id)),
+        );
         Ok(())
     }
 
@@ -351,6 +354,47 @@ impl<F: Format> Store<F> {
             ix.clean_end = ends_with_newline(&self.path, ix.len)?;
         }
         Ok(())
+    }
+}
+
+/// A set of id hashes as one sorted vector: 8 bytes per record, a quarter
+/// of a hash set's footprint, which matters when a bulk import appends
+/// millions of records. Batches merge in O(set) each, which is small next to
+/// writing the batch.
+#[derive(Default)]
+struct IdSet {
+    sorted: Vec<u64>,
+}
+
+impl IdSet {
+    fn contains(&self, hash: &u64) -> bool {
+        self.sorted.binary_search(hash).is_ok()
+    }
+
+    fn extend(&mut self, hashes: impl IntoIterator<Item = u64>) {
+        let mut new: Vec<u64> = hashes.into_iter().filter(|h| !self.contains(h)).collect();
+        if new.is_empty() {
+            return;
+        }
+        new.sort_unstable();
+        new.dedup();
+        // Merge from the back into the grown vector: no second copy of the
+        // set is ever allocated, so memory is the set and nothing more.
+        let (old_len, add) = (self.sorted.len(), new.len());
+        self.sorted.resize(old_len + add, 0);
+        let (mut i, mut j) = (old_len, add);
+        for w in (0..old_len + add).rev() {
+            if j == 0 {
+                break;
+            }
+            if i > 0 && self.sorted[i - 1] > new[j - 1] {
+                self.sorted[w] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[w] = new[j - 1];
+                j -= 1;
+            }
+        }
     }
 }
 
@@ -875,6 +919,19 @@ mod tests {
 
     fn inode(path: &Path) -> u64 {
         std::fs::metadata(path).unwrap().ino()
+    }
+
+    #[test]
+    fn the_id_set_merges_sorted_without_duplicates() {
+        let mut set = IdSet::default();
+        set.extend([5, 1, 9, 1]);
+        set.extend([]);
+        set.extend([4, 9, 0]);
+        assert_eq!(set.sorted, [0, 1, 4, 5, 9]);
+        assert!(set.contains(&4) && !set.contains(&3));
+        set.extend([10, 2, 3]);
+        set.extend([u64::MAX, 0]);
+        assert_eq!(set.sorted, [0, 1, 2, 3, 4, 5, 9, 10, u64::MAX]);
     }
 
     #[tokio::test]

@@ -907,6 +907,30 @@ impl Connector for Sqlite {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
                 // One transaction per batch: the batch is written whole or not at all.
+                // First without savepoints, which cost as much as the writes;
+                // if any record is refused, that attempt is rolled back and
+                // the batch is written again with one savepoint per record.
+                {
+                    let tx = write_tx(conn)?;
+                    let mut outcomes = Vec::with_capacity(records.len());
+                    let mut clean = true;
+                    for record in &records {
+                        let Some(id) = record_id(record, &db.id_field) else {
+                            clean = false;
+                            break;
+                        };
+                        if db.upsert_one(&tx, layout, &id, record).is_err() {
+                            clean = false;
+                            break;
+                        }
+                        outcomes.push(Outcome::Ok { id });
+                    }
+                    if clean {
+                        tx.commit()?;
+                        return Ok(outcomes);
+                    }
+                    tx.rollback()?;
+                }
                 let mut tx = write_tx(conn)?;
                 let mut outcomes = Vec::with_capacity(records.len());
                 for record in &records {

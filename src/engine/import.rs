@@ -214,11 +214,13 @@ fn ask_resume(plan: &ImportPlan, ctx: &Ctx, err: &anyhow::Error, cp: &Checkpoint
         ctx.out.info("resuming once more (--yes)");
         return Ok(true);
     }
-    dialoguer::Confirm::new()
+    // A prompt that cannot be answered (closed terminal, Ctrl-C) is a no:
+    // the run then stops with the resume command.
+    Ok(dialoguer::Confirm::new()
         .with_prompt(format!("Resume now from offset {}?", cp.position.offset))
         .default(true)
         .interact()
-        .context("could not read the answer")
+        .unwrap_or(false))
 }
 
 /// Open both connectors and work out sizes, paths, the map and the fields.
@@ -344,12 +346,20 @@ fn cut_rejects(path: &Path, len: u64) -> Result<()> {
             _ => Ok(()),
         };
     }
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .with_context(|| format!("could not open rejects file {}", path.display()))?;
-    file.set_len(len)
-        .with_context(|| format!("could not cut rejects file {}", path.display()))
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        // Removed by the user: nothing to cut.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("could not open rejects file {}", path.display())))
+        }
+    };
+    if file.metadata()?.len() > len {
+        file.set_len(len)
+            .with_context(|| format!("could not cut rejects file {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// One pass of the pipeline from `start`; answers how it ended and the last

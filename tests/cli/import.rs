@@ -586,6 +586,7 @@ fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
     let n = 20_000;
     let source = people(n);
     let expected: BTreeSet<String> = expected_ids(n).into_iter().collect();
+    let mut killed_mid_run = 0;
     for round in 0..5 {
         // A fresh folder per round, so "a checkpoint exists" means this run's.
         let f = Folder::new();
@@ -611,6 +612,9 @@ fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
                 send("-KILL", &child);
             }
             let _ = child.wait();
+            if checkpoint_offset(&f) < n as u64 {
+                killed_mid_run += 1;
+            }
             let mut resume = args.to_vec();
             resume.push("--resume");
             child = spawn(&f, &resume);
@@ -627,6 +631,28 @@ fn kill_9_at_random_points_then_resume_ends_with_exactly_the_source_ids() {
         let got: BTreeSet<String> = ids.into_iter().collect();
         assert_eq!(got, expected, "round {round}");
     }
+    // The kills must have hit running imports, or the test proves nothing.
+    assert!(
+        killed_mid_run >= 3,
+        "only {killed_mid_run} kills landed mid-run"
+    );
+}
+
+/// The position of the folder's one import checkpoint.
+fn checkpoint_offset(f: &Folder) -> u64 {
+    let path = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("import-")
+        })
+        .expect("a checkpoint");
+    let cp: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    cp["position"]["offset"].as_u64().unwrap()
 }
 
 #[test]
@@ -644,7 +670,7 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
             "--to",
             &to,
             "--batch-size",
-            "1000",
+            "500",
         ];
         let mut child = spawn(&f, &args);
         if wait_for_checkpoint(&f, &mut child) {
@@ -652,6 +678,10 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
             send("-KILL", &child);
         }
         let _ = child.wait();
+        assert!(
+            checkpoint_offset(&f) < n as u64,
+            "round {round} finished before the kill"
+        );
         let mut resume = args.to_vec();
         resume.push("--resume");
         let run = f.run(&resume);
@@ -659,4 +689,332 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
         let ids = ids_in_jsonl(&f.read(&format!("out{round}.jsonl")));
         assert_eq!(ids, expected_ids(n), "round {round}");
     }
+}
+
+#[test]
+fn a_destination_failing_mid_run_stops_saves_and_resumes_exactly() {
+    let f = Folder::new();
+    let n = 20_000;
+    f.write("in.jsonl", &people(n));
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "100",
+    ];
+    let mut child = spawn(&f, &args);
+    assert!(wait_for_checkpoint(&f, &mut child), "finished too early");
+    // While it runs, the destination file becomes a folder.
+    std::fs::rename(f.join("out.jsonl"), f.join("kept.jsonl")).unwrap();
+    std::fs::create_dir(f.join("out.jsonl")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("hint: fix the cause, then resume with: ferry import --from jsonl:in.jsonl --to jsonl:out.jsonl --batch-size 100 --resume"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["status"], "stopped");
+    assert_eq!(summary["failed"], 100, "{summary}");
+    let stopped_at = summary["offset"].as_u64().unwrap();
+    assert!(stopped_at > 0 && stopped_at < n as u64, "{summary}");
+    // Put the file back; the resume writes the rest, once.
+    std::fs::remove_dir(f.join("out.jsonl")).unwrap();
+    std::fs::rename(f.join("kept.jsonl"), f.join("out.jsonl")).unwrap();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    assert_eq!(
+        run.ok_json()["read"].as_u64().unwrap(),
+        n as u64 - stopped_at
+    );
+    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), expected_ids(n));
+}
+
+#[test]
+fn a_resumed_run_cuts_rejects_of_uncommitted_batches() {
+    let f = Folder::new();
+    let lines: String = (1..=6)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("{{\"n\":{i}}}\n")
+            } else {
+                format!("{{\"id\":\"c{i}\"}}\n")
+            }
+        })
+        .collect();
+    f.write("in.jsonl", &lines);
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "2",
+        "--rejects",
+        "r.jsonl",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--limit", "2"]);
+    assert_eq!(f.run(&first).code, 3);
+    // What a crash after writing the next batch's rejects, before its
+    // checkpoint, would leave behind.
+    let mut text = f.read("r.jsonl");
+    text.push_str("{\"record\":{\"n\":4},\"reason\":\"missing id\",\"offset\":3}\n");
+    f.write("r.jsonl", &text);
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let offsets: Vec<u64> = f
+        .read("r.jsonl")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["offset"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(offsets, [1, 3, 5]);
+    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), ["c1", "c3", "c5"]);
+}
+
+/// An http connector folder `dest/` whose API is `base`: upsert is a PATCH
+/// of /items/{id} (a 404 would fall back to POST /items).
+fn http_destination(f: &Folder, base: &str, account_extra: &str) {
+    f.write(
+        "dest/connector.json",
+        &serde_json::to_string_pretty(&json!({
+            "actions": {
+                "insert": {"path": "/items"},
+                "patch": {"method": "PATCH", "path": "/items/{id}"}
+            }
+        }))
+        .unwrap(),
+    );
+    f.write(
+        "dest/account.json",
+        &format!(r#"{{"connector": "http", "baseUrl": "{base}"{account_extra}}}"#),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[12]$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(2)
+        .mount(&s)
+        .await;
+    // c3 fails on every attempt: two, as the account's retry policy says.
+    Mock::given(method("PATCH"))
+        .and(path("/items/c3"))
+        .respond_with(
+            ResponseTemplate::new(503).set_body_json(json!({"error": "down for maintenance"})),
+        )
+        .expect(2)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(6));
+    http_destination(
+        &f,
+        &s.uri(),
+        r#", "retry": {"maxAttempts": 2, "baseDelayMs": 1}"#,
+    );
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--batch-size",
+        "2",
+        "--concurrency",
+        "1",
+    ];
+    snap_import!("http_5xx_stops", f.run(&args));
+    s.verify().await;
+    // The API is back: the resume sends the rest, from c3 on, once each.
+    s.reset().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[3-6]$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(4)
+        .mount(&s)
+        .await;
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    let summary = run.ok_json();
+    assert_eq!(
+        (summary["read"].clone(), summary["written"].clone()),
+        (json!(4), json!(4))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() {
+    use wiremock::matchers::{method, path, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/items/c2"))
+        .respond_with(
+            ResponseTemplate::new(422).set_body_json(json!({"error": "email is not valid"})),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[134]$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(3)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(4));
+    http_destination(&f, &s.uri(), "");
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--rejects",
+        "r.jsonl",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["written"], 3);
+    assert_eq!(summary["rejected"]["total"], 1);
+    let reject: Value = serde_json::from_str(f.read("r.jsonl").trim()).unwrap();
+    assert_eq!(reject["offset"], 1);
+    assert_eq!(reject["record"]["id"], "c2");
+    assert!(
+        reject["reason"]
+            .as_str()
+            .unwrap()
+            .contains("email is not valid"),
+        "{reject}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_import_into_http_respects_the_rate_limit() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path_regex("^/items/c[0-9]+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(12)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(12));
+    // 10 requests a second, no burst: 12 requests need at least 1.1 s even
+    // with 4 batches in flight at once.
+    http_destination(&f, &s.uri(), r#", "rateLimit": {"rps": 10, "burst": 1}"#);
+    let started = Instant::now();
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--batch-size",
+        "3",
+        "--concurrency",
+        "4",
+    ]);
+    let elapsed = started.elapsed();
+    assert_eq!(run.ok_json()["written"], 12);
+    assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
+}
+
+/// A paged API of ten records c1..c10: `?offset=&limit=` with a total.
+struct TenRecords;
+
+impl wiremock::Respond for TenRecords {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let param = |name: &str| {
+            req.url
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        };
+        let offset = param("offset").unwrap_or(0);
+        let limit = param("limit").unwrap_or(100);
+        let data: Vec<Value> = (offset..(offset + limit).min(10))
+            .map(|i| json!({"id": format!("c{}", i + 1), "email": format!("p{}@example.com", i + 1)}))
+            .collect();
+        wiremock::ResponseTemplate::new(200).set_body_json(json!({"data": data, "total": 10}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offset_and_resume_on_an_http_source() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer};
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .respond_with(TenRecords)
+        .expect(1..)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write(
+        "src/connector.json",
+        &json!({"actions": {"list": {"path": "/items", "records": "/data",
+            "pagination": {"type": "offset", "pageSize": 100, "stop": {"total": "/total"}}}}})
+        .to_string(),
+    );
+    f.write(
+        "src/account.json",
+        &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, s.uri()),
+    );
+    let args = [
+        "import",
+        "--from",
+        "src",
+        "--to",
+        "sqlite:dest.db",
+        "--batch-size",
+        "2",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--limit", "4"]);
+    let run = f.run(&first);
+    assert_eq!(run.ok_json()["offset"], 4, "{}", run.render());
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    let summary = run.ok_json();
+    assert_eq!(summary["read"], 6, "{}", run.render());
+    assert_eq!(summary["endOfSource"], true);
+    assert_eq!(
+        ids_in_sqlite(&f.join("dest.db"), "records"),
+        expected_ids(10)
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "src",
+        "--to",
+        "jsonl:tail.jsonl",
+        "--offset",
+        "7",
+    ]);
+    assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
+    assert_eq!(ids_in_jsonl(&f.read("tail.jsonl")), ["c8", "c9", "c10"]);
 }
