@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::{
-    new_id, record_id, Change, ChangeType, Connector, Outcome, Page, Position, Record, Spec,
-    Updates, WriteOp,
+    new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page, Position,
+    ProfileUpdate, Record, Rejection, Spec, Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 
@@ -374,6 +374,94 @@ impl<F: Format> Connector for FileConnector<F> {
                 next,
                 total: None,
             })
+        })
+        .await
+    }
+
+    /// A file has no place for group memberships: export reports them skipped.
+    fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.store.id_field.clone(),
+            key_from_profile_id: true,
+            fields: Vec::new(),
+            extra_fields: true,
+            groups: false,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.blocking(move |s| Ok(s.find(&key)?.map(|_| key))).await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        self.blocking(move |s| {
+            let id = s
+                .id_of(&fields)
+                .ok_or_else(|| Rejection(format!("the profile has no {}", s.id_field)))?;
+            // Create, or merge into the record that already has this id.
+            let pending = std::cell::RefCell::new(Some(fields.clone()));
+            s.rewrite(
+                [&fields],
+                |mut record| {
+                    if s.id_of(&record).as_deref() == Some(id.as_str()) {
+                        if let Some(f) = pending.borrow_mut().take() {
+                            record.extend(f);
+                        }
+                    }
+                    Some(record)
+                },
+                || pending.borrow_mut().take().into_iter().collect(),
+            )?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            if s.find(&id)?.is_none() {
+                return Err(s.not_found(&id));
+            }
+            let new_id = s.id_of(&update.set).unwrap_or_else(|| id.clone());
+            if new_id != id && s.find(&new_id)?.is_some() {
+                return Err(Rejection(format!(
+                    "another record already has {} \"{new_id}\"",
+                    s.id_field
+                ))
+                .into());
+            }
+            // A cleared field is removed (an empty cell in a CSV file).
+            s.rewrite(
+                [&update.set],
+                |mut record| {
+                    if s.id_of(&record).as_deref() == Some(id.as_str()) {
+                        record.extend(update.set.clone());
+                        for key in &update.clear {
+                            record.shift_remove(key);
+                        }
+                    }
+                    Some(record)
+                },
+                Vec::new,
+            )?;
+            Ok(new_id)
+        })
+        .await
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            if s.find(&id)?.is_none() {
+                return Ok(());
+            }
+            s.rewrite(
+                [],
+                |record| (s.id_of(&record).as_deref() != Some(id.as_str())).then_some(record),
+                Vec::new,
+            )
         })
         .await
     }

@@ -14,8 +14,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::connector::{
-    new_id, record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec,
-    Options, Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
+    new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Rejection, Role, Spec,
+    Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
@@ -45,6 +46,8 @@ pub fn spec() -> Spec {
             Action::GetUpdates,
             Action::ReadPage,
             Action::UpsertBatch,
+            Action::ExportProfiles,
+            Action::Groups,
         ],
         max_batch_size: 1_000,
         parallelism: 1,
@@ -406,6 +409,152 @@ impl Db {
             Some(id) => id.to_string(),
             None => tx.last_insert_rowid().to_string(),
         })
+    }
+}
+
+/// Export: group memberships live beside the records table, in
+/// `<table>_groups` (one row per group) and `<table>_members` (group, record
+/// id), so they work for managed and existing tables alike.
+impl Db {
+    fn groups_table(&self) -> String {
+        quote(&format!("{}_groups", self.table))
+    }
+
+    fn members_table(&self) -> String {
+        quote(&format!("{}_members", self.table))
+    }
+
+    fn create_group_tables(&self, conn: &Connection) -> Result<()> {
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {} (group_name TEXT NOT NULL, record_id TEXT NOT NULL,
+                 PRIMARY KEY (group_name, record_id));",
+            self.groups_table(),
+            self.members_table()
+        ))
+        .with_context(|| {
+            format!(
+                "could not create the group tables in {}",
+                self.path.display()
+            )
+        })
+    }
+
+    /// Create the profile, or merge its fields into the record with its id.
+    fn export_create(
+        &self,
+        conn: &mut Connection,
+        layout: &Layout,
+        fields: &Record,
+    ) -> Result<String> {
+        let id = record_id(fields, &self.id_field)
+            .ok_or_else(|| Rejection(format!("the profile has no {}", self.id_field)))?;
+        let tx = conn.transaction()?;
+        let record = match (layout, self.get(&tx, layout, &id)?) {
+            (Layout::Managed, Some(mut old)) => {
+                old.extend(fields.clone());
+                old
+            }
+            _ => fields.clone(),
+        };
+        self.upsert_one(&tx, layout, &id, &record)
+            .map_err(|e| Rejection(format!("{e:#}")))?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Set and clear fields of record `id`; a changed id field renames the
+    /// record (and its memberships) unless another record has that id.
+    fn export_update(
+        &self,
+        conn: &mut Connection,
+        layout: &Layout,
+        id: &str,
+        update: &ProfileUpdate,
+    ) -> Result<String> {
+        let tx = conn.transaction()?;
+        let Some(old) = self.get(&tx, layout, id)? else {
+            return Err(self.not_found(id));
+        };
+        let new_id = record_id(&update.set, &self.id_field).unwrap_or_else(|| id.to_string());
+        if new_id != id && self.get(&tx, layout, &new_id)?.is_some() {
+            return Err(Rejection(format!(
+                "another record already has {} \"{new_id}\"",
+                self.id_field
+            ))
+            .into());
+        }
+        match layout {
+            Layout::Existing { .. } => {
+                // Cleared columns become NULL, the way a table clears a field.
+                let mut values = update.set.clone();
+                for key in &update.clear {
+                    values.insert(key.clone(), Value::Null);
+                }
+                self.upsert_one(&tx, layout, id, &values)
+                    .map_err(|e| Rejection(format!("{e:#}")))?;
+            }
+            _ => {
+                // A managed record is JSON: a cleared field is removed.
+                let mut record = old;
+                record.extend(update.set.clone());
+                for key in &update.clear {
+                    record.shift_remove(key);
+                }
+                if new_id != id {
+                    let t = quote(&self.table);
+                    let seq = next_seq(&tx, &t)?;
+                    tx.execute(
+                        &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
+                        params![id, seq, now()],
+                    )?;
+                }
+                self.upsert_one(&tx, layout, &new_id, &record)
+                    .map_err(|e| Rejection(format!("{e:#}")))?;
+            }
+        }
+        if new_id != id {
+            self.create_group_tables(&tx)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET record_id = ?2 WHERE record_id = ?1",
+                    self.members_table()
+                ),
+                params![id, new_id],
+            )?;
+        }
+        tx.commit()?;
+        Ok(new_id)
+    }
+
+    /// Delete record `id` and its memberships; a missing record is fine.
+    fn export_delete(&self, conn: &mut Connection, layout: &Layout, id: &str) -> Result<()> {
+        let tx = conn.transaction()?;
+        if self.get(&tx, layout, id)?.is_some() {
+            let t = quote(&self.table);
+            match layout {
+                Layout::Existing { .. } => {
+                    tx.execute(
+                        &format!("DELETE FROM {t} WHERE {} = ?1", quote(&self.id_field)),
+                        params![id],
+                    )?;
+                }
+                _ => {
+                    let seq = next_seq(&tx, &t)?;
+                    tx.execute(
+                        &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
+                        params![id, seq, now()],
+                    )?;
+                }
+            }
+        }
+        self.create_group_tables(&tx)?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE record_id = ?1", self.members_table()),
+            params![id],
+        )?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -772,6 +921,100 @@ impl Connector for Sqlite {
                     cursor: Some(last_rowid.to_string()),
                 });
                 Ok(Page { records, next, total: Some(total as u64) })
+            })
+        })
+        .await
+    }
+
+    fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.db.id_field.clone(),
+            key_from_profile_id: true,
+            fields: Vec::new(),
+            extra_fields: true,
+            groups: true,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.blocking(move |db| {
+            let found = db.with_read(None, |conn, layout| db.get(conn, layout, &key))?;
+            Ok(found.map(|_| key))
+        })
+        .await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| db.export_create(conn, layout, &fields))
+        })
+        .await
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| db.export_update(conn, layout, &id, &update))
+        })
+        .await
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.blocking(move |db| db.with_write(|conn, layout| db.export_delete(conn, layout, &id)))
+            .await
+    }
+
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        let name = name.to_string();
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                conn.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO {} (name, created_at) VALUES (?1, ?2)",
+                        db.groups_table()
+                    ),
+                    params![name, now()],
+                )?;
+                Ok(name)
+            })
+        })
+        .await
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        let (group, id) = (group.to_string(), id.to_string());
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                conn.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO {} (group_name, record_id) VALUES (?1, ?2)",
+                        db.members_table()
+                    ),
+                    params![group, id],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        let (group, id) = (group.to_string(), id.to_string());
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                conn.execute(
+                    &format!(
+                        "DELETE FROM {} WHERE group_name = ?1 AND record_id = ?2",
+                        db.members_table()
+                    ),
+                    params![group, id],
+                )?;
+                Ok(())
             })
         })
         .await
