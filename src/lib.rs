@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod ctx;
+pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod output;

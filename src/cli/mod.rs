@@ -5,6 +5,7 @@
 mod check;
 mod connectors;
 mod delete;
+mod export;
 mod get;
 mod getupdates;
 mod init;
@@ -53,7 +54,7 @@ struct GlobalArgs {
     /// Read the account from FILE instead of DIR/account.json
     #[arg(long, value_name = "FILE", global = true)]
     account: Option<PathBuf>,
-    /// Read action inputs from FILE instead of DIR/in.json
+    /// Read action inputs from FILE instead of DIR/in.json (for export: the profiles file)
     #[arg(long, value_name = "FILE", global = true)]
     input: Option<PathBuf>,
     /// Write the JSON result to FILE (atomically) instead of stdout
@@ -78,6 +79,7 @@ enum Command {
     Delete(delete::Args),
     #[command(name = "getupdates")]
     GetUpdates(getupdates::Args),
+    Export(export::Args),
 }
 
 /// Parse `args` and run the command.
@@ -110,6 +112,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::Patch(args) => patch::exec(args, &ctx).await,
         Command::Delete(args) => delete::exec(args, &ctx).await,
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
+        Command::Export(args) => export::exec(args, &ctx).await,
     }
 }
 
