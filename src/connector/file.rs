@@ -382,7 +382,9 @@ impl<F: Format> Connector for FileConnector<F> {
     fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.store.id_field.clone(),
-            key_from_profile_id: true,
+            // Keyed by the default "id": the profile id is the record id.
+            // Keyed by another field (an email): the profile must carry it.
+            key_from_profile_id: self.store.id_field == "id",
             fields: Vec::new(),
             extra_fields: true,
             groups: false,

@@ -4,5 +4,6 @@
 
 mod support;
 
+mod export;
 mod init;
 mod local;

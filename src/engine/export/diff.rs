@@ -79,7 +79,7 @@ impl Planned {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
     Invalid(Invalid),
-    Planned(Planned),
+    Planned(Box<Planned>),
 }
 
 /// How the diff runs.
@@ -135,7 +135,7 @@ pub fn plan(
         }
         let prev = state.get(&profile.id).cloned();
         if profile.to_delete {
-            out.push(Decision::Planned(match prev {
+            out.push(Decision::Planned(Box::new(match prev {
                 Some(p) => Planned {
                     id: profile.id,
                     key: p.key.clone(),
@@ -165,7 +165,7 @@ pub fn plan(
                     prev: None,
                     absent: false,
                 },
-            }));
+            })));
             continue;
         }
         let mut fields = profile.properties;
@@ -217,7 +217,7 @@ pub fn plan(
         };
         let before = prev.as_ref().map(|p| p.groups.clone()).unwrap_or_default();
         let (add, remove, skip) = memberships(&before, &profile.groups, dest, connector, opts.full);
-        out.push(Decision::Planned(Planned {
+        out.push(Decision::Planned(Box::new(Planned {
             id: profile.id,
             key,
             fields,
@@ -228,12 +228,12 @@ pub fn plan(
             skip,
             prev,
             absent: false,
-        }));
+        })));
     }
     if opts.deletes != Deletes::None {
         for (id, p) in state.iter().filter(|(id, _)| !seen.contains(*id)) {
             if let Some(planned) = absent(id, p, dest, opts.deletes) {
-                out.push(Decision::Planned(planned));
+                out.push(Decision::Planned(Box::new(planned)));
             }
         }
     }
@@ -441,7 +441,7 @@ mod tests {
 
     fn one(decisions: Vec<Decision>) -> Planned {
         match decisions.into_iter().next() {
-            Some(Decision::Planned(p)) => p,
+            Some(Decision::Planned(p)) => *p,
             other => panic!("expected one planned profile, got {other:?}"),
         }
     }

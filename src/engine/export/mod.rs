@@ -190,7 +190,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
                 step_ok: false,
                 recreated: false,
                 failure: None,
-                p,
+                p: *p,
             }),
         }
     }
@@ -649,7 +649,7 @@ fn preview(dest: &dyn Connector, decisions: &[Decision], fields: &ExportFields) 
     let planned: Vec<&Planned> = decisions
         .iter()
         .filter_map(|d| match d {
-            Decision::Planned(p) => Some(p),
+            Decision::Planned(p) => Some(p.as_ref()),
             Decision::Invalid(_) => None,
         })
         .collect();
