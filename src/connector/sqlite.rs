@@ -798,6 +798,19 @@ impl Connector for Sqlite {
                         )?;
                     }
                 }
+                // A deleted record leaves the groups export put it in.
+                let members = format!("{}_members", db.table);
+                let has_members: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    params![members],
+                    |r| r.get(0),
+                )?;
+                if has_members {
+                    tx.execute(
+                        &format!("DELETE FROM {} WHERE record_id = ?1", db.members_table()),
+                        params![id],
+                    )?;
+                }
                 tx.commit()?;
                 Ok(())
             })

@@ -456,3 +456,42 @@ fn export_from_a_source_connector_and_from_in_json() {
         none.run(&["export", "--to", "sqlite:crm.db"])
     );
 }
+
+#[test]
+fn export_finds_a_record_gone_from_under_its_old_key() {
+    let f = folder();
+    f.write("first.jsonl", FIRST);
+    f.run(&["export", "--to", "crm", "--input", "first.jsonl"])
+        .ok_json();
+    // Out of band: Dee's record is deleted; Bob's is re-created under a new email.
+    f.run(&["-C", "crm", "delete", "--id", "dee@example.com"])
+        .ok_json();
+    f.run(&["-C", "crm", "delete", "--id", "bob@example.com"])
+        .ok_json();
+    f.run(&[
+        "-C",
+        "crm",
+        "insert",
+        "--value",
+        r#"{"email": "bob@new.example.com", "name": "Robert"}"#,
+    ])
+    .ok_json();
+    f.write(
+        "moved.jsonl",
+        &FIRST
+            .replace("dee@example.com", "dee@new.example.com")
+            .replace("bob@example.com", "bob@new.example.com"),
+    );
+    let run = f.run(&["export", "--to", "crm", "--input", "moved.jsonl"]);
+    snap_export!("export_relocated", run);
+    let dest = dump(&f, "crm/crm.db", "records");
+    insta::assert_json_snapshot!("export_relocated_destination", dest);
+    // Bob was found under his new email and updated, not duplicated.
+    let bobs = dest["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["email"].as_str().unwrap_or("").starts_with("bob"))
+        .count();
+    assert_eq!(bobs, 1);
+}

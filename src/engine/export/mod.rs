@@ -535,16 +535,19 @@ async fn relocate(dest: &dyn Connector, t: &mut Track, sent: &mut Sent) {
     match outcome {
         ProfileOutcome::Ok { id } => {
             t.step_ok = true;
-            t.dest_id = Some(id);
             if t.recreated {
-                // A new record holds no memberships yet.
                 sent.created += 1;
-                t.groups_now.clear();
-                t.p.add = t.p.groups.iter().cloned().collect();
-                t.p.remove.clear();
             } else {
                 sent.updated += 1;
             }
+            if t.dest_id.as_deref() != Some(id.as_str()) {
+                // Another record: its memberships are not the ones recorded,
+                // so every group is joined again.
+                t.groups_now.clear();
+                t.p.add = t.p.groups.iter().cloned().collect();
+                t.p.remove.clear();
+            }
+            t.dest_id = Some(id);
         }
         other => t.fail(&other, "update"),
     }
@@ -726,4 +729,47 @@ fn preview(dest: &dyn Connector, decisions: &[Decision], fields: &ExportFields) 
     }
     rows.truncate(PREVIEW_ROWS);
     rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn a_retry_in_answer_is_waited_for_and_sent_once_more() {
+        let calls = AtomicUsize::new(0);
+        let outcomes = send(vec!["a", "b"], 10, &Output::new(), |items: Vec<&str>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                items
+                    .iter()
+                    .map(|i| match (n, *i) {
+                        (0, "b") => ProfileOutcome::Error {
+                            reason: "slow down".into(),
+                            retry_in: Some(Duration::from_millis(5)),
+                        },
+                        _ => ProfileOutcome::Ok { id: i.to_string() },
+                    })
+                    .collect()
+            }
+        })
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            outcomes,
+            vec![
+                ProfileOutcome::Ok { id: "a".into() },
+                ProfileOutcome::Ok { id: "b".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn short_answers_leave_the_rest_failed() {
+        let got = fit(vec![ProfileOutcome::Ok { id: "a".into() }], 2);
+        assert!(
+            matches!(&got[1], ProfileOutcome::Error { reason, .. } if reason.contains("1 outcomes for 2"))
+        );
+    }
 }
