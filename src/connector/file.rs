@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::connector::{
     new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page, Position,
-    ProfileUpdate, Record, Rejection, Spec, Updates, WriteOp,
+    ProfileOutcome, ProfileUpdate, Record, Rejection, Spec, Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 
@@ -451,6 +451,63 @@ impl<F: Format> Connector for FileConnector<F> {
             Ok(new_id)
         })
         .await
+    }
+
+    /// One rewrite of the file per batch, not one per profile.
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let n = profiles.len();
+        let result = self
+            .blocking(move |s| {
+                let mut outcomes = Vec::with_capacity(profiles.len());
+                // id -> the fields to merge, in the order they came
+                let mut pending: Vec<(String, Record)> = Vec::new();
+                for fields in profiles {
+                    match s.id_of(&fields) {
+                        Some(id) => {
+                            outcomes.push(ProfileOutcome::Ok { id: id.clone() });
+                            match pending.iter_mut().find(|(i, _)| *i == id) {
+                                Some((_, f)) => f.extend(fields),
+                                None => pending.push((id, fields)),
+                            }
+                        }
+                        None => outcomes.push(ProfileOutcome::Rejected {
+                            reason: format!("the profile has no {}", s.id_field),
+                        }),
+                    }
+                }
+                if pending.is_empty() {
+                    return Ok(outcomes);
+                }
+                let written: Vec<Record> = pending.iter().map(|(_, f)| f.clone()).collect();
+                let left = std::cell::RefCell::new(pending);
+                s.rewrite(
+                    &written,
+                    |mut record| {
+                        if let Some(id) = s.id_of(&record) {
+                            let mut left = left.borrow_mut();
+                            if let Some(at) = left.iter().position(|(i, _)| *i == id) {
+                                record.extend(left.remove(at).1);
+                            }
+                        }
+                        Some(record)
+                    },
+                    || left.borrow_mut().drain(..).map(|(_, f)| f).collect(),
+                )?;
+                Ok(outcomes)
+            })
+            .await;
+        match result {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                (0..n)
+                    .map(|_| ProfileOutcome::Error {
+                        reason: reason.clone(),
+                        retry_in: None,
+                    })
+                    .collect()
+            }
+        }
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {

@@ -15,8 +15,8 @@ use serde_json::{json, Map, Value};
 
 use crate::connector::{
     new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Rejection, Role, Spec,
-    Updates, WriteOp,
+    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Rejection,
+    Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
@@ -441,25 +441,18 @@ impl Db {
     }
 
     /// Create the profile, or merge its fields into the record with its id.
-    fn export_create(
-        &self,
-        conn: &mut Connection,
-        layout: &Layout,
-        fields: &Record,
-    ) -> Result<String> {
+    fn export_create(&self, tx: &Connection, layout: &Layout, fields: &Record) -> Result<String> {
         let id = record_id(fields, &self.id_field)
             .ok_or_else(|| Rejection(format!("the profile has no {}", self.id_field)))?;
-        let tx = conn.transaction()?;
-        let record = match (layout, self.get(&tx, layout, &id)?) {
+        let record = match (layout, self.get(tx, layout, &id)?) {
             (Layout::Managed, Some(mut old)) => {
                 old.extend(fields.clone());
                 old
             }
             _ => fields.clone(),
         };
-        self.upsert_one(&tx, layout, &id, &record)
+        self.upsert_one(tx, layout, &id, &record)
             .map_err(|e| Rejection(format!("{e:#}")))?;
-        tx.commit()?;
         Ok(id)
     }
 
@@ -467,17 +460,16 @@ impl Db {
     /// record (and its memberships) unless another record has that id.
     fn export_update(
         &self,
-        conn: &mut Connection,
+        tx: &Connection,
         layout: &Layout,
         id: &str,
         update: &ProfileUpdate,
     ) -> Result<String> {
-        let tx = conn.transaction()?;
-        let Some(old) = self.get(&tx, layout, id)? else {
+        let Some(old) = self.get(tx, layout, id)? else {
             return Err(self.not_found(id));
         };
         let new_id = record_id(&update.set, &self.id_field).unwrap_or_else(|| id.to_string());
-        if new_id != id && self.get(&tx, layout, &new_id)?.is_some() {
+        if new_id != id && self.get(tx, layout, &new_id)?.is_some() {
             return Err(Rejection(format!(
                 "another record already has {} \"{new_id}\"",
                 self.id_field
@@ -491,7 +483,7 @@ impl Db {
                 for key in &update.clear {
                     values.insert(key.clone(), Value::Null);
                 }
-                self.upsert_one(&tx, layout, id, &values)
+                self.upsert_one(tx, layout, id, &values)
                     .map_err(|e| Rejection(format!("{e:#}")))?;
             }
             _ => {
@@ -503,18 +495,18 @@ impl Db {
                 }
                 if new_id != id {
                     let t = quote(&self.table);
-                    let seq = next_seq(&tx, &t)?;
+                    let seq = next_seq(tx, &t)?;
                     tx.execute(
                         &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
                         params![id, seq, now()],
                     )?;
                 }
-                self.upsert_one(&tx, layout, &new_id, &record)
+                self.upsert_one(tx, layout, &new_id, &record)
                     .map_err(|e| Rejection(format!("{e:#}")))?;
             }
         }
         if new_id != id {
-            self.create_group_tables(&tx)?;
+            self.create_group_tables(tx)?;
             tx.execute(
                 &format!(
                     "UPDATE {} SET record_id = ?2 WHERE record_id = ?1",
@@ -523,14 +515,40 @@ impl Db {
                 params![id, new_id],
             )?;
         }
-        tx.commit()?;
         Ok(new_id)
     }
 
+    /// Run `op` for each item in one transaction, each in its own savepoint,
+    /// so one profile the table refuses does not undo the others.
+    fn each<T>(
+        &self,
+        conn: &mut Connection,
+        layout: &Layout,
+        items: &[T],
+        op: impl Fn(&Connection, &Layout, &T) -> Result<String>,
+    ) -> Result<Vec<ProfileOutcome>> {
+        let mut tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let sp = tx.savepoint()?;
+            match op(&sp, layout, item) {
+                Ok(id) => {
+                    sp.commit()?;
+                    out.push(ProfileOutcome::Ok { id });
+                }
+                Err(e) => {
+                    drop(sp);
+                    out.push(ProfileOutcome::from_result(Err(e)));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
     /// Delete record `id` and its memberships; a missing record is fine.
-    fn export_delete(&self, conn: &mut Connection, layout: &Layout, id: &str) -> Result<()> {
-        let tx = conn.transaction()?;
-        if self.get(&tx, layout, id)?.is_some() {
+    fn export_delete(&self, tx: &Connection, layout: &Layout, id: &str) -> Result<()> {
+        if self.get(tx, layout, id)?.is_some() {
             let t = quote(&self.table);
             match layout {
                 Layout::Existing { .. } => {
@@ -540,7 +558,7 @@ impl Db {
                     )?;
                 }
                 _ => {
-                    let seq = next_seq(&tx, &t)?;
+                    let seq = next_seq(tx, &t)?;
                     tx.execute(
                         &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
                         params![id, seq, now()],
@@ -548,13 +566,28 @@ impl Db {
                 }
             }
         }
-        self.create_group_tables(&tx)?;
+        self.create_group_tables(tx)?;
         tx.execute(
             &format!("DELETE FROM {} WHERE record_id = ?1", self.members_table()),
             params![id],
         )?;
-        tx.commit()?;
         Ok(())
+    }
+}
+
+/// A batch whose transaction failed as a whole: every profile gets the error.
+fn batch_failed(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOutcome> {
+    match result {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            (0..n)
+                .map(|_| ProfileOutcome::Error {
+                    reason: reason.clone(),
+                    retry_in: None,
+                })
+                .collect()
+        }
     }
 }
 
@@ -962,23 +995,127 @@ impl Connector for Sqlite {
 
     async fn create_profile(&self, fields: Record) -> Result<String> {
         self.blocking(move |db| {
-            db.with_write(|conn, layout| db.export_create(conn, layout, &fields))
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                let id = db.export_create(&tx, layout, &fields)?;
+                tx.commit()?;
+                Ok(id)
+            })
         })
         .await
+    }
+
+    /// One transaction per batch.
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let n = profiles.len();
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.each(conn, layout, &profiles, |tx, layout, fields| {
+                        db.export_create(tx, layout, fields)
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn update_profiles(&self, updates: Vec<(String, ProfileUpdate)>) -> Vec<ProfileOutcome> {
+        let n = updates.len();
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.each(conn, layout, &updates, |tx, layout, (id, update)| {
+                        db.export_update(tx, layout, id, update)
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn delete_profiles(&self, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = ids.len();
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.each(conn, layout, &ids, |tx, layout, id| {
+                        db.export_delete(tx, layout, id).map(|()| id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let (group, n) = (group.to_string(), ids.len());
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.create_group_tables(conn)?;
+                    let sql = format!(
+                        "INSERT OR IGNORE INTO {} (group_name, record_id) VALUES (?1, ?2)",
+                        db.members_table()
+                    );
+                    db.each(conn, layout, &ids, |tx, _, id| {
+                        tx.execute(&sql, params![group, id])?;
+                        Ok(id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let (group, n) = (group.to_string(), ids.len());
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.create_group_tables(conn)?;
+                    let sql = format!(
+                        "DELETE FROM {} WHERE group_name = ?1 AND record_id = ?2",
+                        db.members_table()
+                    );
+                    db.each(conn, layout, &ids, |tx, _, id| {
+                        tx.execute(&sql, params![group, id])?;
+                        Ok(id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
         let id = id.to_string();
         self.blocking(move |db| {
-            db.with_write(|conn, layout| db.export_update(conn, layout, &id, &update))
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                let new_id = db.export_update(&tx, layout, &id, &update)?;
+                tx.commit()?;
+                Ok(new_id)
+            })
         })
         .await
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.blocking(move |db| db.with_write(|conn, layout| db.export_delete(conn, layout, &id)))
-            .await
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                db.export_delete(&tx, layout, &id)?;
+                tx.commit()?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
