@@ -46,7 +46,7 @@ pub struct Args {
     /// Ask (or fail without a terminal) before deleting or clearing more than N profiles [default: 10% of the exported profiles, rounded up]
     #[arg(long, value_name = "N")]
     max_deletes: Option<u64>,
-    /// Ignore the state: resend every property and membership
+    /// Resend every property and membership, not only what changed (clears and group removals still come from the state)
     #[arg(long)]
     full: bool,
     /// Send nothing: print the predicted counts and the first requests

@@ -132,6 +132,19 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         .max_deletes
         .unwrap_or_else(|| (before.len() as u64).div_ceil(10));
     let over = predicted.destructive > limit;
+    ctx.out.verbose(&format!(
+        "export to {} (state {}, {} profiles exported before): {} to create, {} to update, {} to delete, {} unchanged, {} memberships to add, {} to remove, {} invalid",
+        target.account.source,
+        state.path().display(),
+        before.len(),
+        predicted.created,
+        predicted.updated,
+        predicted.deleted,
+        predicted.unchanged,
+        predicted.groups_added,
+        predicted.groups_removed,
+        predicted.invalid
+    ));
 
     if plan.dry_run {
         let requests = preview(dest.as_ref(), &decisions, &fields);
