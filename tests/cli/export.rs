@@ -573,3 +573,24 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
         2
     );
 }
+
+#[test]
+fn export_full_resends_everything_and_matches_its_dry_run() {
+    let f = folder();
+    f.write("first.jsonl", FIRST);
+    f.run(&["export", "--to", "crm", "--input", "first.jsonl"])
+        .ok_json();
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "first.jsonl",
+        "--full",
+        "--dry-run",
+    ]);
+    let full = f.run(&["export", "--to", "crm", "--input", "first.jsonl", "--full"]);
+    snap_export!("export_full", full);
+    assert_eq!(predicted(&dry), actual(&full));
+    insta::assert_json_snapshot!("export_full_destination", dump(&f, "crm/crm.db", "records"));
+}
