@@ -594,3 +594,24 @@ fn export_full_resends_everything_and_matches_its_dry_run() {
     assert_eq!(predicted(&dry), actual(&full));
     insta::assert_json_snapshot!("export_full_destination", dump(&f, "crm/crm.db", "records"));
 }
+
+#[test]
+fn export_maps_property_names_from_in_json() {
+    let f = folder();
+    f.write(
+        "in.json",
+        r#"{"export": {"map": {"mail": "email", "internalNote": null}}}"#,
+    );
+    f.write("p.jsonl", "{\"id\": \"p1\", \"properties\": {\"mail\": \"ada@example.com\", \"name\": \"Ada\", \"internalNote\": \"x\"}}\n");
+    f.run(&["export", "--to", "crm", "--input", "p.jsonl"])
+        .ok_json();
+    assert_eq!(
+        dump(&f, "crm/crm.db", "records")["records"],
+        json!([{"email": "ada@example.com", "name": "Ada"}])
+    );
+    f.write("in.json", r#"{"export": {"map": {"mail": 5}}}"#);
+    snap_export!(
+        "export_bad_map",
+        f.run(&["export", "--to", "crm", "--input", "p.jsonl"])
+    );
+}

@@ -254,6 +254,34 @@ fn read_csv(path: &Path) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// Rename properties by `map` (property → destination field); a property
+/// mapped to `None` is left out, one not in the map keeps its name.
+pub fn apply_map(
+    entries: Vec<Entry>,
+    map: &std::collections::BTreeMap<String, Option<String>>,
+) -> Vec<Entry> {
+    entries
+        .into_iter()
+        .map(|entry| {
+            let mut profile = entry?;
+            let mut properties = Record::new();
+            for (k, v) in std::mem::take(&mut profile.properties) {
+                match map.get(&k) {
+                    Some(None) => {}
+                    Some(Some(to)) => {
+                        properties.insert(to.clone(), v);
+                    }
+                    None => {
+                        properties.insert(k, v);
+                    }
+                }
+            }
+            profile.properties = properties;
+            Ok(profile)
+        })
+        .collect()
+}
+
 /// Read every record of a source connector, page by page, as profiles.
 pub async fn from_connector(source: &dyn Connector, what: &str) -> Result<Vec<Entry>> {
     const PAGE: usize = 500;
@@ -327,6 +355,25 @@ mod tests {
         assert_eq!(bad.id, "line 2");
         let bad = from_value(&json!({"id": "p3", "groups": [1]}), "line 3").unwrap_err();
         assert!(bad.message.contains("non-empty name"), "{}", bad.message);
+    }
+
+    #[test]
+    fn a_map_renames_and_drops_properties() {
+        let entries = vec![from_value(
+            &json!({"id": "p1", "properties": {"mail": "a@x", "note": "n", "name": "A"}}),
+            "line 1",
+        )];
+        let map = [
+            ("mail".to_string(), Some("email".to_string())),
+            ("note".to_string(), None),
+        ]
+        .into_iter()
+        .collect();
+        let p = apply_map(entries, &map).remove(0).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(p.properties),
+            json!({"email": "a@x", "name": "A"})
+        );
     }
 
     #[test]

@@ -120,6 +120,10 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
             input::from_connector(connector.as_ref(), &source.account.source).await?
         }
     };
+    let entries = match property_map(ctx)? {
+        Some(map) => input::apply_map(entries, &map),
+        None => entries,
+    };
     let mut state = State::open(state::path_for(&ctx.folder, &target.identity))?;
     let before = state.load()?;
     let opts = DiffOptions {
@@ -621,6 +625,40 @@ fn fit(mut outcomes: Vec<ProfileOutcome>, n: usize) -> Vec<ProfileOutcome> {
         });
     }
     outcomes
+}
+
+/// The `export.map` of the folder's in.json (never the `--input` file,
+/// which for export holds the profiles): property name → destination field,
+/// or null to leave the property out.
+fn property_map(ctx: &Ctx) -> Result<Option<BTreeMap<String, Option<String>>>> {
+    let inputs = crate::config::Inputs::load(ctx, &ctx.folder, None)?;
+    let Some(Value::Object(section)) = inputs.section("export") else {
+        return Ok(None);
+    };
+    let Some(map) = section.get("map") else {
+        return Ok(None);
+    };
+    let where_ = inputs.describe("export", "map");
+    let Value::Object(map) = map else {
+        return Err(usage(format!("{where_} must be an object"))
+            .hint("write it as {\"map\": {\"mail\": \"email\", \"internalNote\": null}}")
+            .into());
+    };
+    let mut out = BTreeMap::new();
+    for (from, to) in map {
+        let to = match to {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Null => None,
+            _ => {
+                return Err(usage(format!(
+                    "\"{from}\" in {where_} must name a destination field or be null"
+                ))
+                .into())
+            }
+        };
+        out.insert(from.clone(), to);
+    }
+    Ok(Some(out))
 }
 
 /// Stop before a mass delete unless the user agrees.
