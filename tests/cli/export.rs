@@ -615,3 +615,72 @@ fn export_maps_property_names_from_in_json() {
         f.run(&["export", "--to", "crm", "--input", "p.jsonl"])
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
+    let f = Folder::new();
+    let profiles: String = (0..3000)
+        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
+        .collect();
+    f.write("p.jsonl", &profiles);
+    // One profile per batch into a file destination: slow enough to interrupt.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "export",
+            "--to",
+            "jsonl:out.jsonl",
+            "--input",
+            "p.jsonl",
+            "--batch-size",
+            "1",
+        ])
+        .current_dir(f.path())
+        .env_clear()
+        .env("HOME", f.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !f.exists("out.jsonl") && waited.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = summary["created"].as_u64().unwrap();
+    assert!(created > 0 && created < 3000, "{summary}");
+    assert_eq!(
+        summary["notSent"].as_u64().unwrap(),
+        3000 - created,
+        "{summary}"
+    );
+
+    let rest = f
+        .run(&["export", "--to", "jsonl:out.jsonl", "--input", "p.jsonl"])
+        .ok_json();
+    assert_eq!(rest["created"].as_u64().unwrap(), 3000 - created);
+    assert_eq!(rest["unchanged"].as_u64().unwrap(), created);
+    let mut ids: Vec<String> = f
+        .read("out.jsonl")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3000, "every profile once");
+}

@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -53,6 +55,8 @@ pub struct ExportPlan {
     pub yes: bool,
 }
 
+/// Why a profile was not sent after Ctrl-C.
+const INTERRUPTED: &str = "interrupted before it was sent";
 /// How many preview rows a dry run prints.
 const PREVIEW_ROWS: usize = 10;
 /// The longest `retryIn` a run waits for before leaving the profile to the next run.
@@ -63,6 +67,9 @@ const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 enum FailKind {
     Rejected,
     Error,
+    /// Not sent because the run was interrupted: neither reported nor
+    /// counted as an error; the next run sends it.
+    Interrupted,
 }
 
 /// One profile's progress through the run.
@@ -83,6 +90,9 @@ impl Track {
         let (kind, reason) = match outcome {
             ProfileOutcome::Rejected { reason } => (FailKind::Rejected, reason.clone()),
             ProfileOutcome::NotFound { reason } => (FailKind::Error, reason.clone()),
+            ProfileOutcome::Error { reason, .. } if reason == INTERRUPTED => {
+                (FailKind::Interrupted, reason.clone())
+            }
             ProfileOutcome::Error { reason, .. } => (FailKind::Error, reason.clone()),
             ProfileOutcome::Skipped { reason } => {
                 self.skip = Some(reason.clone());
@@ -212,15 +222,26 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         }
     }
     let mut sent = Sent::default();
-    execute(
-        dest.as_ref(),
-        &fields,
-        &mut tracks,
+    // Ctrl-C: the batch in flight finishes, nothing more is sent, and what
+    // succeeded is saved before the run exits 130.
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, out) = (Arc::clone(&stop), ctx.out.clone());
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                out.warn("interrupted: finishing the batch in flight, then saving the state");
+                stop.store(true, Ordering::SeqCst);
+            }
+        })
+    };
+    let link = Link {
         batch,
-        &ctx.out,
-        &mut sent,
-    )
-    .await;
+        out: &ctx.out,
+        stop: &stop,
+    };
+    execute(dest.as_ref(), &fields, &mut tracks, &link, &mut sent).await;
+    watcher.abort();
+    let interrupted = stop.load(Ordering::SeqCst);
 
     // The state: what succeeded, and nothing for what failed.
     let mut changes = Vec::new();
@@ -258,7 +279,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
     for i in &invalid {
         lines.push(json!({"id": i.id, "level": "error", "kind": "invalid", "message": i.message}));
     }
-    let (mut rejected, mut errors, mut skipped) = (0u64, 0u64, 0u64);
+    let (mut rejected, mut errors, mut skipped, mut not_sent) = (0u64, 0u64, 0u64, 0u64);
     for t in &tracks {
         match &t.failure {
             Some((FailKind::Rejected, m)) => {
@@ -267,6 +288,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
                     json!({"id": t.p.id, "level": "error", "kind": "rejected", "message": m}),
                 );
             }
+            Some((FailKind::Interrupted, _)) => not_sent += 1,
             Some((FailKind::Error, m)) => {
                 errors += 1;
                 lines.push(json!({"id": t.p.id, "level": "error", "kind": "error", "message": m}));
@@ -320,10 +342,21 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         "destination": target.account.source,
         "state": state.path().display().to_string(),
     });
+    if interrupted {
+        summary["notSent"] = json!(not_sent);
+    }
     if let Some(path) = &plan.errors {
         summary["errorsFile"] = json!(crate::config::resolve(&ctx.cwd, path).display().to_string());
     }
     ctx.out.result(&summary)?;
+    if interrupted {
+        return Err(crate::error::Failure::new(
+            crate::error::Kind::Interrupted,
+            "interrupted; what was sent is saved in the export state",
+        )
+        .hint("run the same command again to send the rest")
+        .into());
+    }
     Ok(if failed_count > 0 {
         ExitCode::from(3)
     } else {
@@ -341,14 +374,27 @@ struct Sent {
     groups_removed: u64,
 }
 
+/// How the run sends: batch size, where to log, and the Ctrl-C flag.
+struct Link<'a> {
+    batch: usize,
+    out: &'a Output,
+    stop: &'a AtomicBool,
+}
+
+impl Link<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
 async fn execute(
     dest: &dyn Connector,
     fields: &ExportFields,
     tracks: &mut [Track],
-    batch: usize,
-    out: &Output,
+    link: &Link<'_>,
     sent: &mut Sent,
 ) {
+    let (batch, out, stop) = (link.batch, link.out, link.stop);
     for t in tracks.iter_mut() {
         if t.p.step == Step::Nothing {
             t.step_ok = true;
@@ -365,7 +411,7 @@ async fn execute(
             _ => String::new(),
         })
         .collect();
-    let outcomes = send(ids, batch, out, |chunk| dest.delete_profiles(chunk)).await;
+    let outcomes = send(ids, batch, out, stop, |chunk| dest.delete_profiles(chunk)).await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -381,7 +427,10 @@ async fn execute(
         .filter(|&i| tracks[i].p.step == Step::Create)
         .collect();
     let records: Vec<Record> = idx.iter().map(|&i| tracks[i].p.fields.clone()).collect();
-    let outcomes = send(records, batch, out, |chunk| dest.create_profiles(chunk)).await;
+    let outcomes = send(records, batch, out, stop, |chunk| {
+        dest.create_profiles(chunk)
+    })
+    .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -416,7 +465,10 @@ async fn execute(
             _ => (String::new(), ProfileUpdate::default()),
         })
         .collect();
-    let outcomes = send(updates, batch, out, |chunk| dest.update_profiles(chunk)).await;
+    let outcomes = send(updates, batch, out, stop, |chunk| {
+        dest.update_profiles(chunk)
+    })
+    .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -425,7 +477,7 @@ async fn execute(
                 t.dest_id = Some(id.clone());
                 sent.updated += 1;
             }
-            ProfileOutcome::NotFound { .. } => relocate(dest, t, sent).await,
+            ProfileOutcome::NotFound { .. } if !link.stopped() => relocate(dest, t, sent).await,
             other => t.fail(other, "update"),
         }
     }
@@ -451,6 +503,7 @@ async fn execute(
         for (name, idx) in jobs {
             let group = match groups.get(&name) {
                 Some(g) => g.clone(),
+                None if link.stopped() => Err(INTERRUPTED.to_string()),
                 None => {
                     let g = dest.ensure_group(&name).await.map_err(|e| format!("{e:#}"));
                     groups.insert(name.clone(), g.clone());
@@ -477,9 +530,15 @@ async fn execute(
                 .map(|&i| tracks[i].dest_id.clone().unwrap_or_default())
                 .collect();
             let outcomes = if adding {
-                send(ids, batch, out, |chunk| dest.add_members(&group, chunk)).await
+                send(ids, batch, out, stop, |chunk| {
+                    dest.add_members(&group, chunk)
+                })
+                .await
             } else {
-                send(ids, batch, out, |chunk| dest.remove_members(&group, chunk)).await
+                send(ids, batch, out, stop, |chunk| {
+                    dest.remove_members(&group, chunk)
+                })
+                .await
             };
             for (&i, o) in idx.iter().zip(&outcomes) {
                 let t = &mut tracks[i];
@@ -573,7 +632,13 @@ async fn relocate(dest: &dyn Connector, t: &mut Track, sent: &mut Sent) {
 /// Send `items` in batches of `size`; a profile the destination asks to
 /// retry later is sent once more after the wait (up to a minute), so a
 /// rate limit costs time, not the profile. One outcome per item, in order.
-async fn send<T, F, Fut>(items: Vec<T>, size: usize, out: &Output, call: F) -> Vec<ProfileOutcome>
+async fn send<T, F, Fut>(
+    items: Vec<T>,
+    size: usize,
+    out: &Output,
+    stop: &AtomicBool,
+    call: F,
+) -> Vec<ProfileOutcome>
 where
     T: Clone,
     F: Fn(Vec<T>) -> Fut,
@@ -581,6 +646,13 @@ where
 {
     let mut all = Vec::with_capacity(items.len());
     for chunk in items.chunks(size) {
+        if stop.load(Ordering::SeqCst) {
+            all.extend(chunk.iter().map(|_| ProfileOutcome::Error {
+                reason: INTERRUPTED.into(),
+                retry_in: None,
+            }));
+            continue;
+        }
         let mut outcomes = fit(call(chunk.to_vec()).await, chunk.len());
         let again: Vec<usize> = outcomes
             .iter()
@@ -785,26 +857,33 @@ fn preview(dest: &dyn Connector, decisions: &[Decision], fields: &ExportFields) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
     #[tokio::test]
     async fn a_retry_in_answer_is_waited_for_and_sent_once_more() {
         let calls = AtomicUsize::new(0);
-        let outcomes = send(vec!["a", "b"], 10, &Output::new(), |items: Vec<&str>| {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            async move {
-                items
-                    .iter()
-                    .map(|i| match (n, *i) {
-                        (0, "b") => ProfileOutcome::Error {
-                            reason: "slow down".into(),
-                            retry_in: Some(Duration::from_millis(5)),
-                        },
-                        _ => ProfileOutcome::Ok { id: i.to_string() },
-                    })
-                    .collect()
-            }
-        })
+        let stop = AtomicBool::new(false);
+        let outcomes = send(
+            vec!["a", "b"],
+            10,
+            &Output::new(),
+            &stop,
+            |items: Vec<&str>| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    items
+                        .iter()
+                        .map(|i| match (n, *i) {
+                            (0, "b") => ProfileOutcome::Error {
+                                reason: "slow down".into(),
+                                retry_in: Some(Duration::from_millis(5)),
+                            },
+                            _ => ProfileOutcome::Ok { id: i.to_string() },
+                        })
+                        .collect()
+                }
+            },
+        )
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         assert_eq!(
