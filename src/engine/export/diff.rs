@@ -115,6 +115,9 @@ pub fn plan(
     opts: DiffOptions,
 ) -> Vec<Decision> {
     let mut seen = HashSet::new();
+    // key -> the profile that holds it in this run: two profiles with one
+    // key would silently merge into one destination record.
+    let mut keys: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for entry in entries {
         let profile = match entry {
@@ -189,6 +192,17 @@ pub fn plan(
             }));
             continue;
         };
+        if let Some(other) = keys.get(&key) {
+            out.push(Decision::Invalid(Invalid {
+                id: profile.id,
+                message: format!(
+                    "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
+                    dest.key
+                ),
+            }));
+            continue;
+        }
+        keys.insert(key.clone(), profile.id.clone());
         let step = match &prev {
             None => Step::Create,
             Some(p) => {
@@ -583,6 +597,28 @@ mod tests {
         );
         let c = count(&d, &dest(true));
         assert_eq!((c.invalid, c.created), (2, 1));
+    }
+
+    #[test]
+    fn two_profiles_with_one_key_are_not_merged() {
+        let d = plan(
+            vec![
+                profile("p1", json!({"email": "a@x"}), &[]),
+                profile("p2", json!({"email": "a@x"}), &[]),
+            ],
+            &BTreeMap::new(),
+            &dest(true),
+            "t",
+            OPTS,
+        );
+        match &d[1] {
+            Decision::Invalid(i) => assert!(
+                i.message.contains("profile p1 has the same email"),
+                "{}",
+                i.message
+            ),
+            other => panic!("expected the second profile invalid, got {other:?}"),
+        }
     }
 
     #[test]
