@@ -379,7 +379,7 @@ impl<F: Format> Connector for FileConnector<F> {
     }
 
     /// A file has no place for group memberships: export reports them skipped.
-    fn export_fields(&self) -> Result<ExportFields> {
+    async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.store.id_field.clone(),
             // Keyed by the default "id": the profile id is the record id.

@@ -225,7 +225,8 @@ pub trait Connector: Send + Sync {
 
     /// What the destination needs of an exported profile: its key, known
     /// fields, whether extra fields and group memberships are accepted.
-    fn export_fields(&self) -> Result<ExportFields> {
+    /// Async because a SaaS destination may read its property definitions.
+    async fn export_fields(&self) -> Result<ExportFields> {
         Err(unsupported(self.spec().code, "export profiles").into())
     }
 

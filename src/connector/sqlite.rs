@@ -972,7 +972,7 @@ impl Connector for Sqlite {
         .await
     }
 
-    fn export_fields(&self) -> Result<ExportFields> {
+    async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.db.id_field.clone(),
             // Keyed by the default "id": the profile id is the record id.

@@ -110,7 +110,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
     let started = Instant::now();
     let target = plan.to.resolve(ctx)?;
     let dest = crate::connector::registry::open(ctx, &target.account)?;
-    let fields = dest.export_fields()?;
+    let fields = dest.export_fields().await?;
     let code = dest.spec().code;
     let entries = match &plan.from {
         ProfilesFrom::File(path) => input::read_file(path)?,
