@@ -1,7 +1,8 @@
 //! What the `csv` and `jsonl` connectors share: a file of records, read as a
 //! stream and rewritten atomically (temporary file, fsync, rename) on every
 //! change, so a run killed mid-write leaves the old file whole. Each format
-//! only says how to read and write its rows.
+//! only says how to read and write its rows. As export destinations files
+//! hold profiles but no group memberships.
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -3,6 +3,8 @@
 //! keeps deleted ids as tombstones, so `getupdates` can report inserts,
 //! updates and deletes and never skip a record that shares a timestamp. An
 //! existing table is used as it is: its columns are the record's fields.
+//! As an export destination it is keyed by its id field and keeps group
+//! memberships beside the table (`<table>_groups`, `<table>_members`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
