@@ -5,6 +5,7 @@
 mod check;
 mod connectors;
 mod delete;
+mod export;
 mod get;
 mod getupdates;
 mod import;
@@ -55,7 +56,7 @@ struct GlobalArgs {
     /// Read the account from FILE instead of DIR/account.json
     #[arg(long, value_name = "FILE", global = true)]
     account: Option<PathBuf>,
-    /// Read action inputs from FILE instead of DIR/in.json
+    /// Read action inputs from FILE instead of DIR/in.json (for export: the profiles file)
     #[arg(long, value_name = "FILE", global = true)]
     input: Option<PathBuf>,
     /// Write the JSON result to FILE (atomically) instead of stdout
@@ -82,6 +83,7 @@ enum Command {
     GetUpdates(getupdates::Args),
     Sandbox(sandbox::Args),
     Import(import::Args),
+    Export(export::Args),
 }
 
 /// Parse `args` and run the command.
@@ -116,6 +118,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Command::GetUpdates(args) => getupdates::exec(args, &ctx).await,
         Command::Sandbox(args) => sandbox::exec(args, &ctx).await,
         Command::Import(args) => import::exec(args, &ctx).await,
+        Command::Export(args) => export::exec(args, &ctx).await,
     }
 }
 

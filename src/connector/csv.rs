@@ -40,6 +40,7 @@ pub fn spec() -> Spec {
             Action::GetUpdates,
             Action::ReadPage,
             Action::UpsertBatch,
+            Action::ExportProfiles,
         ],
         max_batch_size: 10_000,
         parallelism: 1,

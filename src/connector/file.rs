@@ -25,6 +25,8 @@
 //! in another process); one that meets a torn tail after a crash reports it
 //! as invalid, until the next write cuts it. Two processes writing the same
 //! file at once are not supported, as with the rewrite path.
+//!
+//! As export destinations, files hold profiles but no group memberships.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -38,8 +40,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::{
-    new_id, record_id, Change, ChangeType, Connector, Outcome, Page, Position, Record, Spec,
-    Updates, WriteOp,
+    new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page, Position,
+    ProfileOutcome, ProfileUpdate, Record, Rejection, Spec, Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 
@@ -697,6 +699,153 @@ impl<F: Format> Connector for FileConnector<F> {
                 next,
                 total: None,
             })
+        })
+        .await
+    }
+
+    /// A file has no place for group memberships: export reports them skipped.
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.store.id_field.clone(),
+            // Keyed by the default "id": the profile id is the record id.
+            // Keyed by another field (an email): the profile must carry it.
+            key_from_profile_id: self.store.id_field == "id",
+            fields: Vec::new(),
+            extra_fields: true,
+            groups: false,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.blocking(move |s| Ok(s.find(&key)?.map(|_| key))).await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        self.blocking(move |s| {
+            let id = s
+                .id_of(&fields)
+                .ok_or_else(|| Rejection(format!("the profile has no {}", s.id_field)))?;
+            // Create, or merge into the record that already has this id.
+            let pending = std::cell::RefCell::new(Some(fields.clone()));
+            s.rewrite(
+                [&fields],
+                |mut record| {
+                    if s.id_of(&record).as_deref() == Some(id.as_str()) {
+                        if let Some(f) = pending.borrow_mut().take() {
+                            record.extend(f);
+                        }
+                    }
+                    Some(record)
+                },
+                || pending.borrow_mut().take().into_iter().collect(),
+            )?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            if s.find(&id)?.is_none() {
+                return Err(s.not_found(&id));
+            }
+            let new_id = s.id_of(&update.set).unwrap_or_else(|| id.clone());
+            if new_id != id && s.find(&new_id)?.is_some() {
+                return Err(Rejection(format!(
+                    "another record already has {} \"{new_id}\"",
+                    s.id_field
+                ))
+                .into());
+            }
+            // A cleared field is removed (an empty cell in a CSV file).
+            s.rewrite(
+                [&update.set],
+                |mut record| {
+                    if s.id_of(&record).as_deref() == Some(id.as_str()) {
+                        record.extend(update.set.clone());
+                        for key in &update.clear {
+                            record.shift_remove(key);
+                        }
+                    }
+                    Some(record)
+                },
+                Vec::new,
+            )?;
+            Ok(new_id)
+        })
+        .await
+    }
+
+    /// One rewrite of the file per batch, not one per profile.
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let n = profiles.len();
+        let result = self
+            .blocking(move |s| {
+                let mut outcomes = Vec::with_capacity(profiles.len());
+                // id -> the fields to merge, in the order they came
+                let mut pending: Vec<(String, Record)> = Vec::new();
+                for fields in profiles {
+                    match s.id_of(&fields) {
+                        Some(id) => {
+                            outcomes.push(ProfileOutcome::Ok { id: id.clone() });
+                            match pending.iter_mut().find(|(i, _)| *i == id) {
+                                Some((_, f)) => f.extend(fields),
+                                None => pending.push((id, fields)),
+                            }
+                        }
+                        None => outcomes.push(ProfileOutcome::Rejected {
+                            reason: format!("the profile has no {}", s.id_field),
+                        }),
+                    }
+                }
+                if pending.is_empty() {
+                    return Ok(outcomes);
+                }
+                let written: Vec<Record> = pending.iter().map(|(_, f)| f.clone()).collect();
+                let left = std::cell::RefCell::new(pending);
+                s.rewrite(
+                    &written,
+                    |mut record| {
+                        if let Some(id) = s.id_of(&record) {
+                            let mut left = left.borrow_mut();
+                            if let Some(at) = left.iter().position(|(i, _)| *i == id) {
+                                record.extend(left.remove(at).1);
+                            }
+                        }
+                        Some(record)
+                    },
+                    || left.borrow_mut().drain(..).map(|(_, f)| f).collect(),
+                )?;
+                Ok(outcomes)
+            })
+            .await;
+        match result {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                (0..n)
+                    .map(|_| ProfileOutcome::Error {
+                        reason: reason.clone(),
+                        retry_in: None,
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.blocking(move |s| {
+            if s.find(&id)?.is_none() {
+                return Ok(());
+            }
+            s.rewrite(
+                [],
+                |record| (s.id_of(&record).as_deref() != Some(id.as_str())).then_some(record),
+                Vec::new,
+            )
         })
         .await
     }

@@ -99,9 +99,30 @@ pub struct Updates {
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
     Insert(Record),
-    Patch { id: String, value: Record },
-    Delete { id: String },
+    Patch {
+        id: String,
+        value: Record,
+    },
+    Delete {
+        id: String,
+    },
     UpsertBatch(Vec<Record>),
+    /// Export: change some fields of a profile and clear others.
+    UpdateProfile {
+        id: String,
+        set: Record,
+        clear: Vec<String>,
+    },
+    /// Export: add profiles (destination ids) to a group (list, tag, segment).
+    AddMembers {
+        group: String,
+        ids: Vec<String>,
+    },
+    /// Export: remove profiles (destination ids) from a group.
+    RemoveMembers {
+        group: String,
+        ids: Vec<String>,
+    },
 }
 
 impl WriteOp {
@@ -112,6 +133,9 @@ impl WriteOp {
             WriteOp::Patch { .. } => "patch",
             WriteOp::Delete { .. } => "delete",
             WriteOp::UpsertBatch(_) => "upsert",
+            WriteOp::UpdateProfile { .. } => "update profile",
+            WriteOp::AddMembers { .. } => "add members",
+            WriteOp::RemoveMembers { .. } => "remove members",
         }
     }
 }
@@ -201,7 +225,227 @@ pub trait Connector: Send + Sync {
         }
         Ok(outcomes)
     }
+
+    // --- Export destination (profiles and group memberships). A destination
+    // implements the single calls; the batch calls default to parallel single
+    // calls up to the spec's `parallelism` and are overridden where the
+    // system has a bulk API. `ferry export` caches `ensure_group` per run.
+
+    /// What the destination needs of an exported profile: its key, known
+    /// fields, whether extra fields and group memberships are accepted.
+    /// Async because a SaaS destination may read its property definitions.
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Err(unsupported(self.spec().code, "export profiles").into())
+    }
+
+    /// The destination id of the profile whose key is `key`, if there is one.
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        let _ = key;
+        Err(unsupported(self.spec().code, "find profiles").into())
+    }
+
+    /// Create a profile, or update the one with the same key (so a re-sent
+    /// create never duplicates); answer its destination id.
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        let _ = fields;
+        Err(unsupported(self.spec().code, "create profiles").into())
+    }
+
+    /// Set some fields of the profile `id` and clear others the way the
+    /// destination clears a field; answer its destination id (a local
+    /// destination keyed by the changed field answers the new one).
+    /// A missing profile is a not-found error.
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let _ = (id, update);
+        Err(unsupported(self.spec().code, "update profiles").into())
+    }
+
+    /// Delete the profile `id`; a profile already gone is not an error.
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let _ = id;
+        Err(unsupported(self.spec().code, "delete profiles").into())
+    }
+
+    /// The id of the group (list, tag, segment) named `name`, created if missing.
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        let _ = name;
+        Err(unsupported(self.spec().code, "hold group memberships").into())
+    }
+
+    /// Add the profile `id` to the group `group` (an id from `ensure_group`).
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        let _ = (group, id);
+        Err(unsupported(self.spec().code, "hold group memberships").into())
+    }
+
+    /// Remove the profile `id` from the group `group`.
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        let _ = (group, id);
+        Err(unsupported(self.spec().code, "hold group memberships").into())
+    }
+
+    /// Create many profiles; one outcome per profile, in order.
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let n = self.spec().parallelism;
+        in_parallel(profiles, n, |p| async move {
+            ProfileOutcome::from_result(self.create_profile(p).await)
+        })
+        .await
+    }
+
+    /// Update many profiles (destination id, change); one outcome each, in order.
+    async fn update_profiles(&self, updates: Vec<(String, ProfileUpdate)>) -> Vec<ProfileOutcome> {
+        let n = self.spec().parallelism;
+        in_parallel(updates, n, |(id, u)| async move {
+            ProfileOutcome::from_result(self.update_profile(&id, u).await)
+        })
+        .await
+    }
+
+    /// Delete many profiles by destination id; one outcome each, in order.
+    async fn delete_profiles(&self, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = self.spec().parallelism;
+        in_parallel(ids, n, |id| async move {
+            ProfileOutcome::from_result(self.delete_profile(&id).await.map(|()| id))
+        })
+        .await
+    }
+
+    /// Add many profiles to one group; one outcome each, in order.
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = self.spec().parallelism;
+        in_parallel(ids, n, |id| async move {
+            ProfileOutcome::from_result(self.add_member(group, &id).await.map(|()| id))
+        })
+        .await
+    }
+
+    /// Remove many profiles from one group; one outcome each, in order.
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = self.spec().parallelism;
+        in_parallel(ids, n, |id| async move {
+            ProfileOutcome::from_result(self.remove_member(group, &id).await.map(|()| id))
+        })
+        .await
+    }
 }
+
+/// Run `f` over `items` with at most `n` calls in flight; results in order.
+pub async fn in_parallel<T, F, Fut>(items: Vec<T>, n: usize, f: F) -> Vec<ProfileOutcome>
+where
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = ProfileOutcome>,
+{
+    use futures::stream::StreamExt;
+    futures::stream::iter(items)
+        .map(f)
+        .buffered(n.max(1))
+        .collect()
+        .await
+}
+
+/// What an export destination needs of a profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportFields {
+    /// The field the destination looks profiles up by (email, an external id).
+    /// A profile without it is invalid and is not sent.
+    pub key: String,
+    /// When the profile has no `key` property, its profile id fills it in
+    /// (the local connectors, keyed by their id field).
+    #[serde(rename = "keyFromProfileId")]
+    pub key_from_profile_id: bool,
+    /// The fields the destination knows, with their types.
+    pub fields: Vec<FieldSpec>,
+    /// Whether fields beyond `key` and `fields` are accepted.
+    #[serde(rename = "extraFields")]
+    pub extra_fields: bool,
+    /// Whether the destination holds group memberships (lists, tags, segments).
+    pub groups: bool,
+}
+
+/// A change to an exported profile: fields to set and fields to clear.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProfileUpdate {
+    pub set: Record,
+    pub clear: Vec<String>,
+}
+
+/// What happened to one profile of an export call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProfileOutcome {
+    /// Done; the profile's destination id.
+    Ok { id: String },
+    /// Not done, by design of the destination; reported, never retried.
+    Skipped { reason: String },
+    /// The destination refused this profile (its data); retried next run.
+    Rejected { reason: String },
+    /// The profile is not in the destination.
+    NotFound { reason: String },
+    /// Anything else; retried next run, or after `retry_in` when the
+    /// destination said when.
+    Error {
+        reason: String,
+        retry_in: Option<std::time::Duration>,
+    },
+}
+
+impl ProfileOutcome {
+    /// Classify a single call's answer: a [`Rejection`] is the profile's
+    /// fault, a not-found failure is [`ProfileOutcome::NotFound`], an
+    /// unsupported action a skip, a [`RetryIn`] an error with its wait.
+    pub fn from_result(result: Result<String>) -> ProfileOutcome {
+        let err = match result {
+            Ok(id) => return ProfileOutcome::Ok { id },
+            Err(err) => err,
+        };
+        let reason = format!("{err:#}");
+        if err.chain().any(|c| c.is::<Rejection>()) {
+            return ProfileOutcome::Rejected { reason };
+        }
+        if let Some(wait) = err.chain().find_map(|c| c.downcast_ref::<RetryIn>()) {
+            return ProfileOutcome::Error {
+                reason,
+                retry_in: Some(wait.after),
+            };
+        }
+        match crate::error::find_failure(&err).map(|f| f.kind) {
+            Some(crate::error::Kind::NotFound) => ProfileOutcome::NotFound { reason },
+            Some(crate::error::Kind::Unsupported) => ProfileOutcome::Skipped { reason },
+            _ => ProfileOutcome::Error {
+                reason,
+                retry_in: None,
+            },
+        }
+    }
+}
+
+/// An error that means "the destination refused this record" (bad data),
+/// as opposed to a failure of the call itself.
+#[derive(Debug, Clone)]
+pub struct Rejection(pub String);
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+/// An error that says when to try again (a 429's `Retry-After`, a vendor's `retryIn`).
+#[derive(Debug, Clone)]
+pub struct RetryIn {
+    pub after: std::time::Duration,
+    pub message: String,
+}
+
+impl std::fmt::Display for RetryIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RetryIn {}
 
 /// The identifier of `record` under `field`, as a string (numbers are accepted).
 pub fn record_id(record: &Record, field: &str) -> Option<String> {
@@ -223,6 +467,15 @@ pub fn preview_rows(op: &WriteOp, target: &str) -> Vec<Value> {
             .iter()
             .map(|r| row("upsert", None, Some(r)))
             .collect(),
+        WriteOp::UpdateProfile { id, set, clear } => vec![serde_json::json!({
+            "action": "update", "target": target, "id": id, "set": set, "clear": clear,
+        })],
+        WriteOp::AddMembers { group, ids } => vec![serde_json::json!({
+            "action": "add members", "target": target, "group": group, "ids": ids,
+        })],
+        WriteOp::RemoveMembers { group, ids } => vec![serde_json::json!({
+            "action": "remove members", "target": target, "group": group, "ids": ids,
+        })],
     }
 }
 

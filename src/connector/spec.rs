@@ -62,6 +62,10 @@ pub enum Action {
     ReadPage,
     /// Write a batch of upserts with one outcome per record (import's destination side).
     UpsertBatch,
+    /// Receive exported profiles: create, update (with clears), delete, find by key.
+    ExportProfiles,
+    /// Hold group memberships (lists, tags, segments) of exported profiles.
+    Groups,
 }
 
 /// One option of account.json.

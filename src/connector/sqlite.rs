@@ -3,6 +3,8 @@
 //! keeps deleted ids as tombstones, so `getupdates` can report inserts,
 //! updates and deletes and never skip a record that shares a timestamp. An
 //! existing table is used as it is: its columns are the record's fields.
+//! As an export destination it is keyed by its id field and keeps group
+//! memberships beside the table (`<table>_groups`, `<table>_members`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,8 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::connector::{
-    new_id, record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec,
-    Options, Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
+    new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Rejection,
+    Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
@@ -45,6 +48,8 @@ pub fn spec() -> Spec {
             Action::GetUpdates,
             Action::ReadPage,
             Action::UpsertBatch,
+            Action::ExportProfiles,
+            Action::Groups,
         ],
         max_batch_size: 1_000,
         parallelism: 1,
@@ -519,6 +524,185 @@ impl Db {
     }
 }
 
+/// Export: group memberships live beside the records table, in
+/// `<table>_groups` (one row per group) and `<table>_members` (group, record
+/// id), so they work for managed and existing tables alike.
+impl Db {
+    fn groups_table(&self) -> String {
+        quote(&format!("{}_groups", self.table))
+    }
+
+    fn members_table(&self) -> String {
+        quote(&format!("{}_members", self.table))
+    }
+
+    fn create_group_tables(&self, conn: &Connection) -> Result<()> {
+        conn.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS {} (group_name TEXT NOT NULL, record_id TEXT NOT NULL,
+                 PRIMARY KEY (group_name, record_id));",
+            self.groups_table(),
+            self.members_table()
+        ))
+        .with_context(|| {
+            format!(
+                "could not create the group tables in {}",
+                self.path.display()
+            )
+        })
+    }
+
+    /// Create the profile, or merge its fields into the record with its id.
+    fn export_create(&self, tx: &Connection, layout: &Layout, fields: &Record) -> Result<String> {
+        let id = record_id(fields, &self.id_field)
+            .ok_or_else(|| Rejection(format!("the profile has no {}", self.id_field)))?;
+        let record = match (layout, self.get(tx, layout, &id)?) {
+            (Layout::Managed, Some(mut old)) => {
+                old.extend(fields.clone());
+                old
+            }
+            _ => fields.clone(),
+        };
+        self.upsert_one(tx, layout, &id, &record)
+            .map_err(|e| Rejection(format!("{e:#}")))?;
+        Ok(id)
+    }
+
+    /// Set and clear fields of record `id`; a changed id field renames the
+    /// record (and its memberships) unless another record has that id.
+    fn export_update(
+        &self,
+        tx: &Connection,
+        layout: &Layout,
+        id: &str,
+        update: &ProfileUpdate,
+    ) -> Result<String> {
+        let Some(old) = self.get(tx, layout, id)? else {
+            return Err(self.not_found(id));
+        };
+        let new_id = record_id(&update.set, &self.id_field).unwrap_or_else(|| id.to_string());
+        if new_id != id && self.get(tx, layout, &new_id)?.is_some() {
+            return Err(Rejection(format!(
+                "another record already has {} \"{new_id}\"",
+                self.id_field
+            ))
+            .into());
+        }
+        match layout {
+            Layout::Existing { .. } => {
+                // Cleared columns become NULL, the way a table clears a field.
+                let mut values = update.set.clone();
+                for key in &update.clear {
+                    values.insert(key.clone(), Value::Null);
+                }
+                self.upsert_one(tx, layout, id, &values)
+                    .map_err(|e| Rejection(format!("{e:#}")))?;
+            }
+            _ => {
+                // A managed record is JSON: a cleared field is removed.
+                let mut record = old;
+                record.extend(update.set.clone());
+                for key in &update.clear {
+                    record.shift_remove(key);
+                }
+                if new_id != id {
+                    let t = quote(&self.table);
+                    let seq = next_seq(tx, &t)?;
+                    tx.execute(
+                        &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
+                        params![id, seq, now()],
+                    )?;
+                }
+                self.upsert_one(tx, layout, &new_id, &record)
+                    .map_err(|e| Rejection(format!("{e:#}")))?;
+            }
+        }
+        if new_id != id {
+            self.create_group_tables(tx)?;
+            tx.execute(
+                &format!(
+                    "UPDATE {} SET record_id = ?2 WHERE record_id = ?1",
+                    self.members_table()
+                ),
+                params![id, new_id],
+            )?;
+        }
+        Ok(new_id)
+    }
+
+    /// Run `op` for each item in one transaction, each in its own savepoint,
+    /// so one profile the table refuses does not undo the others.
+    fn each<T>(
+        &self,
+        conn: &mut Connection,
+        layout: &Layout,
+        items: &[T],
+        op: impl Fn(&Connection, &Layout, &T) -> Result<String>,
+    ) -> Result<Vec<ProfileOutcome>> {
+        let mut tx = conn.transaction()?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            let sp = tx.savepoint()?;
+            match op(&sp, layout, item) {
+                Ok(id) => {
+                    sp.commit()?;
+                    out.push(ProfileOutcome::Ok { id });
+                }
+                Err(e) => {
+                    drop(sp);
+                    out.push(ProfileOutcome::from_result(Err(e)));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Delete record `id` and its memberships; a missing record is fine.
+    fn export_delete(&self, tx: &Connection, layout: &Layout, id: &str) -> Result<()> {
+        if self.get(tx, layout, id)?.is_some() {
+            let t = quote(&self.table);
+            match layout {
+                Layout::Existing { .. } => {
+                    tx.execute(
+                        &format!("DELETE FROM {t} WHERE {} = ?1", quote(&self.id_field)),
+                        params![id],
+                    )?;
+                }
+                _ => {
+                    let seq = next_seq(tx, &t)?;
+                    tx.execute(
+                        &format!("UPDATE {t} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1"),
+                        params![id, seq, now()],
+                    )?;
+                }
+            }
+        }
+        self.create_group_tables(tx)?;
+        tx.execute(
+            &format!("DELETE FROM {} WHERE record_id = ?1", self.members_table()),
+            params![id],
+        )?;
+        Ok(())
+    }
+}
+
+/// A batch whose transaction failed as a whole: every profile gets the error.
+fn batch_failed(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOutcome> {
+    match result {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            (0..n)
+                .map(|_| ProfileOutcome::Error {
+                    reason: reason.clone(),
+                    retry_in: None,
+                })
+                .collect()
+        }
+    }
+}
+
 fn unreachable_layout() -> Result<()> {
     Err(failed("the table disappeared during the write").into())
 }
@@ -778,6 +962,19 @@ impl Connector for Sqlite {
                         )?;
                     }
                 }
+                // A deleted record leaves the groups export put it in.
+                let members = format!("{}_members", db.table);
+                let has_members: bool = tx.query_row(
+                    "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    params![members],
+                    |r| r.get(0),
+                )?;
+                if has_members {
+                    tx.execute(
+                        &format!("DELETE FROM {} WHERE record_id = ?1", db.members_table()),
+                        params![id],
+                    )?;
+                }
                 tx.commit()?;
                 Ok(())
             })
@@ -893,6 +1090,206 @@ impl Connector for Sqlite {
                     cursor: Some(last_rowid.to_string()),
                 });
                 Ok(Page { records, next, total: Some(total as u64) })
+            })
+        })
+        .await
+    }
+
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.db.id_field.clone(),
+            // Keyed by the default "id": the profile id is the record id.
+            // Keyed by another field (an email): the profile must carry it.
+            key_from_profile_id: self.db.id_field == "id",
+            fields: Vec::new(),
+            extra_fields: true,
+            groups: true,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        let key = key.to_string();
+        self.blocking(move |db| {
+            let found = db.with_read(None, |conn, layout| db.get(conn, layout, &key))?;
+            Ok(found.map(|_| key))
+        })
+        .await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                let id = db.export_create(&tx, layout, &fields)?;
+                tx.commit()?;
+                Ok(id)
+            })
+        })
+        .await
+    }
+
+    /// One transaction per batch.
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let n = profiles.len();
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.each(conn, layout, &profiles, |tx, layout, fields| {
+                        db.export_create(tx, layout, fields)
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn update_profiles(&self, updates: Vec<(String, ProfileUpdate)>) -> Vec<ProfileOutcome> {
+        let n = updates.len();
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.each(conn, layout, &updates, |tx, layout, (id, update)| {
+                        db.export_update(tx, layout, id, update)
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn delete_profiles(&self, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = ids.len();
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.each(conn, layout, &ids, |tx, layout, id| {
+                        db.export_delete(tx, layout, id).map(|()| id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let (group, n) = (group.to_string(), ids.len());
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.create_group_tables(conn)?;
+                    let sql = format!(
+                        "INSERT OR IGNORE INTO {} (group_name, record_id) VALUES (?1, ?2)",
+                        db.members_table()
+                    );
+                    db.each(conn, layout, &ids, |tx, _, id| {
+                        tx.execute(&sql, params![group, id])?;
+                        Ok(id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    /// One transaction per batch.
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let (group, n) = (group.to_string(), ids.len());
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.create_group_tables(conn)?;
+                    let sql = format!(
+                        "DELETE FROM {} WHERE group_name = ?1 AND record_id = ?2",
+                        db.members_table()
+                    );
+                    db.each(conn, layout, &ids, |tx, _, id| {
+                        tx.execute(&sql, params![group, id])?;
+                        Ok(id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                let new_id = db.export_update(&tx, layout, &id, &update)?;
+                tx.commit()?;
+                Ok(new_id)
+            })
+        })
+        .await
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.blocking(move |db| {
+            db.with_write(|conn, layout| {
+                let tx = conn.transaction()?;
+                db.export_delete(&tx, layout, &id)?;
+                tx.commit()?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        let name = name.to_string();
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                conn.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO {} (name, created_at) VALUES (?1, ?2)",
+                        db.groups_table()
+                    ),
+                    params![name, now()],
+                )?;
+                Ok(name)
+            })
+        })
+        .await
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        let (group, id) = (group.to_string(), id.to_string());
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                conn.execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO {} (group_name, record_id) VALUES (?1, ?2)",
+                        db.members_table()
+                    ),
+                    params![group, id],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        let (group, id) = (group.to_string(), id.to_string());
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                conn.execute(
+                    &format!(
+                        "DELETE FROM {} WHERE group_name = ?1 AND record_id = ?2",
+                        db.members_table()
+                    ),
+                    params![group, id],
+                )?;
+                Ok(())
             })
         })
         .await

@@ -1,8 +1,9 @@
-//! The engines behind the bulk commands: `import` (the pipeline), its
-//! checkpoint, the record mapping and validation, and the TARGET syntax that
-//! import and export share.
+//! The engines behind the bulk commands: `import` (the pipeline, its
+//! checkpoint, the record mapping and validation) and `export` (input, diff,
+//! state, run), and the TARGET syntax they share.
 
 pub mod checkpoint;
+pub mod export;
 pub mod import;
 pub mod mapping;
 pub mod target;

@@ -28,6 +28,14 @@ pub enum Target {
     Account(PathBuf),
 }
 
+/// A target read from disk: the account to open, and a stable identity
+/// (the shorthand with an absolute path, or the account file's path).
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub account: Account,
+    pub identity: String,
+}
+
 const SHORTHANDS: [&str; 3] = ["csv", "jsonl", "sqlite"];
 
 impl Target {
@@ -122,6 +130,17 @@ impl Target {
                 Account::load(ctx, folder, Some(file))
             }
         }
+    }
+
+    /// The account to open and the target's identity (for state files).
+    pub fn resolve(&self, ctx: &Ctx) -> Result<Resolved> {
+        let identity = self.canonical();
+        let mut account = self.account(ctx, &identity)?;
+        if let Target::Shorthand { .. } = self {
+            // Summaries name the target by its absolute form.
+            account.source = identity.clone();
+        }
+        Ok(Resolved { account, identity })
     }
 
     /// Open the connector (options validated, secrets registered).

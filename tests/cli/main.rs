@@ -8,6 +8,7 @@ mod config;
 mod connectors;
 mod errors;
 mod examples;
+mod export;
 mod http_connector;
 mod http_engine;
 mod import;

@@ -682,6 +682,12 @@ impl HttpConnector {
                     _ => build("insert", None, Some(r)),
                 })
                 .collect(),
+            // The manifest has no profile or group actions (yet).
+            other => Err(crate::error::unsupported(
+                self.spec.code,
+                &format!("preview {}", other.action()),
+            )
+            .into()),
         }
     }
 }

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# The import benchmark on ferry's own sample API (not a timed test: it prints
+# figures for the README's performance section).
+#
+#   benches/sandbox.sh                       # 1,000,000 records
+#   RECORDS=200000 benches/sandbox.sh        # a quicker run
+#   FERRY=target/release/ferry benches/sandbox.sh
+#
+# It starts `ferry sandbox --records $RECORDS` as the source and measures, in
+# one run:
+#   1. wrk, a plain HTTP load generator, fetching the same pages the import
+#      reads (offset paging, $PAGE records a page, one connection: the import
+#      reads pages one after another too);
+#   2. ferry import sandbox -> jsonl file: records/sec and peak RSS, at 100k
+#      (--limit) and at $RECORDS;
+#   3. ferry import sandbox -> a second sandbox's bulk endpoint;
+#   4. dlt's rest_api source (PyPI, in a throwaway virtualenv) reading a
+#      sandbox of $DLT_RECORDS into JSON lines files;
+#   5. with --latency-ms 50 on both sandboxes, import throughput at
+#      --concurrency 1, 4 and 16 (batches of $LAT_BATCH records).
+# Needs: wrk and GNU time (Debian packages wrk, time), python3 with venv.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RECORDS=${RECORDS:-1000000}
+PAGE=${PAGE:-1000}
+DLT_RECORDS=${DLT_RECORDS:-200000}
+LAT_LIMIT=${LAT_LIMIT:-20000}
+LAT_BATCH=${LAT_BATCH:-100}
+if [[ -z "${FERRY:-}" ]]; then
+    cargo build --release --quiet
+    FERRY=$PWD/target/release/ferry
+fi
+for tool in wrk /usr/bin/time python3; do
+    command -v "$tool" > /dev/null || { echo "benches/sandbox.sh needs $tool" >&2; exit 2; }
+done
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-sandbox-bench-XXXXXX")
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# start_sandbox NAME ARGS... : start a sandbox, set URL to its address.
+start_sandbox() {
+    local name=$1
+    shift
+    "$FERRY" sandbox "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
+    PIDS+=($!)
+    until [[ -s "$WORK/$name.out" ]]; do sleep 0.05; done
+    URL=$(head -1 "$WORK/$name.out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+}
+
+# folder DIR URL: an http connector folder on a sandbox, with no client-side
+# rate limit (the benchmark measures ferry, not a pacing policy).
+folder() {
+    mkdir -p "$1"
+    cat > "$1/connector.json" << JSON
+{
+  "baseUrl": "$2",
+  "rateLimit": {"rps": 1000000, "burst": 100000, "maxInFlight": 64},
+  "actions": {
+    "list": {"path": "/customers", "records": "/data",
+             "pagination": {"type": "offset", "pageSize": $PAGE, "stop": {"total": "/total"}}},
+    "bulk": {"path": "/customers/bulk", "body": {"records": "{records}"},
+             "results": "/results", "error": "/error", "batchSize": 1000}
+  }
+}
+JSON
+    echo '{"connector": "http"}' > "$1/account.json"
+}
+
+# import ARGS...: run ferry import; print "records seconds rec/s peakRSS_MiB".
+import() {
+    rm -rf "$WORK/.ferry"
+    /usr/bin/time -v "$FERRY" -C "$WORK" -q import "$@" > "$WORK/summary.json" 2> "$WORK/time.txt" || {
+        cat "$WORK/time.txt" >&2
+        exit 1
+    }
+    local rss
+    rss=$(awk '/Maximum resident set size/ {print $NF}' "$WORK/time.txt")
+    python3 - "$WORK/summary.json" "$rss" << 'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f'{s["written"]:>9} {s["elapsedSecs"]:>8.2f} {s["recordsPerSec"]:>10.0f} {int(sys.argv[2]) / 1024:>8.1f}')
+PY
+}
+
+echo "ferry $("$FERRY" --version | awk '{print $2}'), $(nproc) cores, $RECORDS records, $PAGE per page"
+start_sandbox source --records "$RECORDS"
+SOURCE=$URL
+folder "$WORK/src" "$SOURCE"
+
+echo
+echo "== 1. wrk: the same pages, one connection, 10 s"
+cat > "$WORK/pages.lua" << LUA
+local offset = 0
+request = function()
+  local path = "/customers?offset=" .. offset .. "&limit=$PAGE"
+  offset = offset + $PAGE
+  if offset >= $RECORDS then offset = 0 end
+  return wrk.format("GET", path)
+end
+LUA
+wrk -t1 -c1 -d10s -s "$WORK/pages.lua" "$SOURCE" > "$WORK/wrk.txt"
+WRK_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
+WRK_RECS=$(python3 -c "print(round($WRK_RPS * $PAGE))")
+echo "wrk: $WRK_RPS pages/s = $WRK_RECS records/s"
+
+echo
+echo "== 2. ferry import sandbox -> jsonl"
+printf '%9s %8s %10s %8s  %s\n' records seconds rec/s RSS_MiB run
+printf '%s  %s\n' "$(import --from "$WORK/src" --to "jsonl:$WORK/out.jsonl" --limit 100000)" "100k"
+rm -f "$WORK/out.jsonl"
+LINE=$(import --from "$WORK/src" --to "jsonl:$WORK/out.jsonl")
+printf '%s  %s\n' "$LINE" "all"
+FERRY_RECS=$(echo "$LINE" | awk '{print $3}')
+echo "ferry / wrk: $(python3 -c "print(f'{$FERRY_RECS / $WRK_RECS:.0%}')")"
+rm -f "$WORK/out.jsonl"
+
+echo
+echo "== 3. ferry import sandbox -> sandbox bulk endpoint"
+start_sandbox dest --records 0
+folder "$WORK/dst" "$URL"
+printf '%s  %s\n' "$(import --from "$WORK/src" --to "$WORK/dst" --concurrency 4)" "all, --concurrency 4"
+
+echo
+echo "== 4. dlt rest_api -> jsonl ($DLT_RECORDS records)"
+start_sandbox dlt --records "$DLT_RECORDS"
+if [[ ! -x "$WORK/venv/bin/python" ]]; then
+    python3 -m venv "$WORK/venv"
+    "$WORK/venv/bin/pip" install --quiet dlt
+fi
+DLT=$("$WORK/venv/bin/python" benches/dlt_rest_api.py "$URL" "$PAGE" "$WORK/dlt")
+echo "$DLT"
+DLT_RECS=$(echo "$DLT" | python3 -c 'import json, sys; print(json.load(sys.stdin)["recordsPerSec"])')
+echo "ferry / dlt: $(python3 -c "print(f'{$FERRY_RECS / $DLT_RECS:.1f}x')")"
+
+echo
+echo "== 5. --latency-ms 50 on both sandboxes: $LAT_LIMIT records, batches of $LAT_BATCH"
+start_sandbox lat-src --records "$RECORDS" --latency-ms 50
+folder "$WORK/lat-src" "$URL"
+start_sandbox lat-dst --records 0 --latency-ms 50
+folder "$WORK/lat-dst" "$URL"
+printf '%9s %8s %10s %8s  %s\n' records seconds rec/s RSS_MiB concurrency
+for c in 1 4 16; do
+    printf '%s  %s\n' "$(import --from "$WORK/lat-src" --to "$WORK/lat-dst" --limit "$LAT_LIMIT" --batch-size "$LAT_BATCH" --concurrency "$c")" "$c"
+done

@@ -1,0 +1,165 @@
+//! `ferry export`: sync profiles and their group memberships to a
+//! destination, sending only what changed since the last successful run.
+//! The flags become an [`ExportPlan`] here; `engine::export` runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::ctx::Ctx;
+use crate::engine::export::diff::Deletes;
+use crate::engine::export::{ExportPlan, ProfilesFrom};
+use crate::engine::target::Target;
+use crate::error::usage;
+
+const AFTER_HELP: &str =
+    "Profiles: {\"id\", \"properties\": {...}, \"groups\": [...], \"toDelete\"?: true}
+from the global --input FILE (for export it names the profiles file: JSON lines,
+a JSON array, or CSV with an id column, one column per property, a groups column
+split on ; or | and an optional toDelete column), from --from TARGET (any source
+connector), or else from the \"export\" section of in.json.
+State is kept per destination in DIR/.ferry/export-<hash>.db.
+
+Examples:
+  ferry export --to sqlite:crm.db --input profiles.jsonl
+  ferry export --to crm/ --input profiles.csv --dry-run
+  ferry export --to sqlite:crm.db#contacts --from jsonl:people.jsonl --deletes delete --yes
+  ferry export --to sqlite:crm.db --input profiles.json --errors problems.jsonl";
+
+/// Sync profiles and their group memberships to a destination, sending only what changed
+#[derive(Debug, clap::Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct Args {
+    /// The destination: a connector folder, an account file, or csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE]
+    #[arg(long, value_name = "TARGET")]
+    to: String,
+    /// Read the profiles from a source connector (same TARGET forms as --to) instead of a file
+    #[arg(long, value_name = "TARGET")]
+    from: Option<String>,
+    /// Profiles per destination call [default: the destination's largest batch, at most 100]
+    #[arg(long, value_name = "N")]
+    batch_size: Option<usize>,
+    /// What to do with exported profiles absent from the input: leave them, clear their properties and groups, or delete them
+    #[arg(long, value_enum, default_value = "none", value_name = "MODE")]
+    deletes: DeletesArg,
+    /// Ask (or fail without a terminal) before deleting or clearing more than N profiles [default: 10% of the exported profiles, rounded up]
+    #[arg(long, value_name = "N")]
+    max_deletes: Option<u64>,
+    /// Resend every property and membership, not only what changed (clears and group removals still come from the state)
+    #[arg(long)]
+    full: bool,
+    /// Send nothing: print the predicted counts and the first requests
+    #[arg(long)]
+    dry_run: bool,
+    /// Write one JSON line per problem profile (id, level, kind, message) to FILE
+    #[arg(long, value_name = "FILE")]
+    errors: Option<PathBuf>,
+    /// Go ahead with more deletes or clears than --max-deletes without asking
+    #[arg(long, short = 'y')]
+    yes: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DeletesArg {
+    None,
+    Clear,
+    Delete,
+}
+
+impl Args {
+    /// The typed plan; `input` is the global `--input FILE`.
+    fn plan(self, input: Option<PathBuf>, cwd: &Path) -> Result<ExportPlan> {
+        let from = match (input, self.from) {
+            (Some(_), Some(_)) => {
+                return Err(usage("--input and --from both name the profiles")
+                    .hint("pass one: --input FILE for a file, --from TARGET for a source connector")
+                    .into())
+            }
+            (Some(file), None) => ProfilesFrom::File(file),
+            (None, Some(t)) => ProfilesFrom::Source(Target::parse(&t, cwd)?),
+            (None, None) => ProfilesFrom::Section,
+        };
+        if self.batch_size == Some(0) {
+            return Err(usage("--batch-size must be at least 1").into());
+        }
+        Ok(ExportPlan {
+            to: Target::parse(&self.to, cwd)?,
+            from,
+            batch_size: self.batch_size,
+            deletes: match self.deletes {
+                DeletesArg::None => Deletes::None,
+                DeletesArg::Clear => Deletes::Clear,
+                DeletesArg::Delete => Deletes::Delete,
+            },
+            max_deletes: self.max_deletes,
+            full: self.full,
+            dry_run: self.dry_run,
+            errors: self.errors,
+            yes: self.yes,
+        })
+    }
+}
+
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+    let input = ctx
+        .input_file
+        .as_ref()
+        .map(|f| crate::config::resolve(&ctx.cwd, f));
+    let plan = args.plan(input, &ctx.cwd)?;
+    crate::engine::export::run(ctx, plan).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(argv: &[&str]) -> Args {
+        T::try_parse_from(std::iter::once("export").chain(argv.iter().copied()))
+            .unwrap()
+            .args
+    }
+
+    #[test]
+    fn flags_become_a_plan() {
+        let plan = parse(&[
+            "--to",
+            "sqlite:crm.db#c",
+            "--deletes",
+            "clear",
+            "--max-deletes",
+            "5",
+        ])
+        .plan(Some("p.csv".into()), Path::new("/w"))
+        .unwrap();
+        assert_eq!(plan.from, ProfilesFrom::File("p.csv".into()));
+        assert_eq!(plan.deletes, Deletes::Clear);
+        assert_eq!(plan.max_deletes, Some(5));
+        let plan = parse(&["--to", "crm", "--from", "jsonl:p.jsonl"])
+            .plan(None, Path::new("/w"))
+            .unwrap();
+        assert!(matches!(plan.from, ProfilesFrom::Source(_)));
+        assert_eq!(
+            parse(&["--to", "crm"])
+                .plan(None, Path::new("/w"))
+                .unwrap()
+                .from,
+            ProfilesFrom::Section
+        );
+    }
+
+    #[test]
+    fn input_and_from_together_are_refused() {
+        let err = parse(&["--to", "crm", "--from", "csv:a.csv"])
+            .plan(Some("p.jsonl".into()), Path::new("/w"))
+            .unwrap_err();
+        assert!(err.to_string().contains("both name the profiles"), "{err}");
+    }
+}

@@ -1,0 +1,686 @@
+//! `ferry export` against local sqlite (and csv) destinations, through the
+//! real binary: first run, no-change run, every kind of change, partial
+//! failure and retry, the mass-delete guard, and dry-run predictions that
+//! equal what the real run then does.
+
+use serde_json::{json, Value};
+
+use crate::support::{Folder, Run};
+
+/// The run with its timing numbers replaced (they change every run).
+fn render(run: &Run) -> String {
+    let re = regex::Regex::new(r#""(elapsedSecs|profilesPerSecond)": [0-9.e+-]+"#).unwrap();
+    let rendered = run.render();
+    let text = re.replace_all(&rendered, r#""$1": "[N]""#);
+    // The state file is named after a hash of the destination's absolute path.
+    let hash = regex::Regex::new(r"export-[0-9a-f]{16}\.db").unwrap();
+    hash.replace_all(&text, "export-[HASH].db").into_owned()
+}
+
+macro_rules! snap_export {
+    ($name:expr, $run:expr) => {
+        insta::assert_snapshot!($name, render(&$run))
+    };
+}
+
+/// A folder whose destination `crm/` is an sqlite table keyed by email.
+fn folder() -> Folder {
+    let f = Folder::new();
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "sqlite", "path": "crm.db", "idField": "email"}"#,
+    );
+    f
+}
+
+/// The destination's live records and memberships.
+fn dump(f: &Folder, db: &str, table: &str) -> Value {
+    let conn = rusqlite::Connection::open(f.join(db)).unwrap();
+    let managed: bool = conn
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_master WHERE name = 'ferry_tables'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let mut records = Vec::new();
+    if managed {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT data FROM {table} WHERE deleted = 0 ORDER BY id"
+            ))
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
+        for row in rows {
+            records.push(serde_json::from_str::<Value>(&row.unwrap()).unwrap());
+        }
+    } else {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT email, name, phone FROM {table} ORDER BY email"
+            ))
+            .unwrap();
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(json!({"email": r.get::<_, Option<String>>(0)?, "name": r.get::<_, Option<String>>(1)?, "phone": r.get::<_, Option<String>>(2)?}))
+            })
+            .unwrap();
+        for row in rows {
+            records.push(row.unwrap());
+        }
+    }
+    let mut members = Vec::new();
+    if let Ok(mut stmt) = conn.prepare(&format!(
+        "SELECT group_name, record_id FROM {table}_members ORDER BY 1, 2"
+    )) {
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}: {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            })
+            .unwrap();
+        for row in rows {
+            members.push(row.unwrap());
+        }
+    }
+    json!({"records": records, "members": members})
+}
+
+const FIRST: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada", "plan": "pro"}, "groups": ["vip", "news"]}
+{"id": "p2", "properties": {"email": "bob@example.com", "name": "Bob", "city": "Oslo"}, "groups": ["news"]}
+{"id": "p3", "properties": {"email": "cy@example.com", "name": "Cy"}}
+{"id": "p4", "properties": {"email": "dee@example.com", "name": "Dee"}, "groups": ["news"]}
+"#;
+
+/// The same people after: p1 renamed, joins beta and leaves news; p2 loses
+/// city; p3 marked for deletion; p4 has a new email; p5 has no email.
+const SECOND: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada L.", "plan": "pro"}, "groups": ["vip", "beta"]}
+{"id": "p2", "properties": {"email": "bob@example.com", "name": "Bob"}, "groups": ["news"]}
+{"id": "p3", "properties": {"email": "cy@example.com", "name": "Cy"}, "toDelete": true}
+{"id": "p4", "properties": {"email": "dee@new.example.com", "name": "Dee"}, "groups": ["news"]}
+{"id": "p5", "properties": {"name": "No Email"}}
+"#;
+
+fn state_files(f: &Folder) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    out.push((
+        "crm.db".into(),
+        std::fs::read(f.join("crm/crm.db")).unwrap(),
+    ));
+    out.sort();
+    out
+}
+
+/// The predicted counts of a dry run, as the real run reports them.
+fn predicted(run: &Run) -> Value {
+    run.json()["predicted"].clone()
+}
+
+fn actual(run: &Run) -> Value {
+    let s = run.json();
+    let keys = [
+        "created",
+        "updated",
+        "deleted",
+        "unchanged",
+        "groupsAdded",
+        "groupsRemoved",
+        "invalid",
+        "skipped",
+    ];
+    Value::Object(
+        keys.iter()
+            .map(|k| (k.to_string(), s[*k].clone()))
+            .collect(),
+    )
+}
+
+#[test]
+fn export_first_run_then_no_change_then_every_kind_of_change() {
+    let f = folder();
+    f.write("first.jsonl", FIRST);
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "first.jsonl",
+        "--dry-run",
+    ]);
+    snap_export!("export_first_dry_run", dry);
+    assert!(!f.exists("crm/crm.db"), "a dry run writes nothing");
+    assert!(!f.exists(".ferry"), "a dry run keeps no state");
+
+    let first = f.run(&["export", "--to", "crm", "--input", "first.jsonl"]);
+    snap_export!("export_first_run", first);
+    assert_eq!(predicted(&dry), actual(&first));
+    insta::assert_json_snapshot!(
+        "export_first_destination",
+        dump(&f, "crm/crm.db", "records")
+    );
+
+    // No change: nothing is sent and neither the state nor the destination is touched.
+    let before = state_files(&f);
+    let again = f.run(&["export", "--to", "crm", "--input", "first.jsonl"]);
+    snap_export!("export_no_change", again);
+    assert_eq!(
+        before,
+        state_files(&f),
+        "a run with no change writes nothing"
+    );
+
+    f.write("second.jsonl", SECOND);
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "second.jsonl",
+        "--dry-run",
+    ]);
+    snap_export!("export_changes_dry_run", dry);
+    assert_eq!(before, state_files(&f), "a dry run writes nothing");
+    let second = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "second.jsonl",
+        "--errors",
+        "problems.jsonl",
+    ]);
+    snap_export!("export_changes", second);
+    assert_eq!(predicted(&dry), actual(&second));
+    insta::assert_snapshot!("export_changes_errors_file", f.read("problems.jsonl"));
+    let dest = dump(&f, "crm/crm.db", "records");
+    insta::assert_json_snapshot!("export_changes_destination", dest);
+    // The changed key updated Dee's record: one Dee, under the new email.
+    let dees: Vec<&Value> = dest["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == "Dee")
+        .collect();
+    assert_eq!(dees.len(), 1);
+    assert_eq!(dees[0]["email"], "dee@new.example.com");
+
+    // Everything that succeeded is now unchanged; only the invalid one is reported again.
+    let third = f.run(&["export", "--to", "crm", "--input", "second.jsonl"]);
+    let s = third.json();
+    assert_eq!(
+        (third.code, s["unchanged"].clone(), s["invalid"].clone()),
+        (3, json!(3), json!(1))
+    );
+    assert_eq!(s["created"], 0);
+    assert_eq!(
+        s["skipped"], 1,
+        "p3 is gone, so its toDelete has nothing left to delete"
+    );
+}
+
+#[test]
+fn export_partial_failure_is_retried_and_cleared_next_run() {
+    let f = Folder::new();
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "sqlite", "path": "crm.db", "table": "contacts", "idField": "email"}"#,
+    );
+    {
+        let conn = rusqlite::Connection::open(f.join("crm/crm.db")).unwrap();
+        conn.execute_batch("CREATE TABLE contacts (email TEXT PRIMARY KEY, name TEXT);")
+            .unwrap();
+    }
+    f.write(
+        "profiles.csv",
+        "id,email,name,phone,groups\np1,ada@example.com,Ada,,vip;news\np2,bob@example.com,Bob,+4712345678,news\n",
+    );
+    let first = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "profiles.csv",
+        "--errors",
+        "problems.jsonl",
+    ]);
+    snap_export!("export_partial_failure", first);
+    insta::assert_snapshot!(
+        "export_partial_failure_errors_file",
+        f.read("problems.jsonl")
+    );
+
+    // The table gains the column: the next run sends Bob again, and only Bob.
+    {
+        let conn = rusqlite::Connection::open(f.join("crm/crm.db")).unwrap();
+        conn.execute_batch("ALTER TABLE contacts ADD COLUMN phone TEXT;")
+            .unwrap();
+    }
+    let retry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "profiles.csv",
+        "--errors",
+        "problems.jsonl",
+    ]);
+    snap_export!("export_partial_failure_retried", retry);
+    assert_eq!(f.read("problems.jsonl"), "", "no problem left");
+    insta::assert_json_snapshot!(
+        "export_partial_failure_destination",
+        dump(&f, "crm/crm.db", "contacts")
+    );
+}
+
+#[test]
+fn export_mass_delete_guard_without_a_terminal_and_with_yes() {
+    let f = folder();
+    let all: String = (1..=10)
+        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"email\": \"u{i}@example.com\"}}, \"groups\": [\"all\"]}}\n"))
+        .collect();
+    f.write("all.jsonl", &all);
+    f.write(
+        "two.jsonl",
+        &all.lines()
+            .take(2)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    );
+    assert_eq!(
+        f.run(&["export", "--to", "crm", "--input", "all.jsonl"])
+            .ok_json()["created"],
+        10
+    );
+
+    let before = state_files(&f);
+    let stopped = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "two.jsonl",
+        "--deletes",
+        "delete",
+    ]);
+    snap_export!("export_mass_delete_stopped", stopped);
+    assert_eq!(
+        before,
+        state_files(&f),
+        "the guard stops before sending anything"
+    );
+
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "two.jsonl",
+        "--deletes",
+        "delete",
+        "--dry-run",
+    ]);
+    let done = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "two.jsonl",
+        "--deletes",
+        "delete",
+        "--yes",
+    ]);
+    snap_export!("export_mass_delete_yes", done);
+    assert_eq!(predicted(&dry), actual(&done));
+    let dest = dump(&f, "crm/crm.db", "records");
+    assert_eq!(dest["records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        dest["members"],
+        json!(["all: u1@example.com", "all: u2@example.com"])
+    );
+}
+
+#[test]
+fn export_clear_mode_clears_absent_profiles_within_the_limit() {
+    let f = folder();
+    f.write("two.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.io\", \"name\": \"A\"}, \"groups\": [\"g\"]}\n{\"id\": \"p2\", \"properties\": {\"email\": \"b@x.io\", \"name\": \"B\"}, \"groups\": [\"g\"]}\n");
+    f.write("one.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.io\", \"name\": \"A\"}, \"groups\": [\"g\"]}\n");
+    f.run(&["export", "--to", "crm", "--input", "two.jsonl"])
+        .ok_json();
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "one.jsonl",
+        "--deletes",
+        "clear",
+        "--dry-run",
+    ]);
+    let run = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "one.jsonl",
+        "--deletes",
+        "clear",
+    ]);
+    assert_eq!(predicted(&dry), actual(&run));
+    assert_eq!(
+        (
+            run.json()["updated"].clone(),
+            run.json()["groupsRemoved"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    insta::assert_json_snapshot!(
+        "export_clear_destination",
+        dump(&f, "crm/crm.db", "records")
+    );
+}
+
+#[test]
+fn export_to_csv_skips_memberships_with_a_reason() {
+    let f = Folder::new();
+    f.write("p.json", r#"[{"id": "p1", "properties": {"email": "a@x.io"}, "groups": ["vip"]}, {"id": "p2", "properties": {"email": "b@x.io"}}]"#);
+    let run = f.run(&[
+        "export",
+        "--to",
+        "csv:out.csv",
+        "--input",
+        "p.json",
+        "--errors",
+        "e.jsonl",
+    ]);
+    snap_export!("export_csv_skips_groups", run);
+    insta::assert_snapshot!("export_csv_file", f.read("out.csv"));
+    assert!(f.read("e.jsonl").contains("\"kind\":\"skipped\""));
+    // Skipped is not retried: the next run has nothing to send or report.
+    let again = f.run(&["export", "--to", "csv:out.csv", "--input", "p.json"]);
+    assert_eq!(
+        (
+            again.json()["unchanged"].clone(),
+            again.json()["skipped"].clone()
+        ),
+        (json!(2), json!(0))
+    );
+}
+
+#[test]
+fn export_from_a_source_connector_and_from_in_json() {
+    let f = Folder::new();
+    f.write(
+        "people.jsonl",
+        "{\"id\": \"p1\", \"email\": \"a@x.io\", \"groups\": \"vip;news\"}\n",
+    );
+    let run = f.run(&[
+        "export",
+        "--to",
+        "sqlite:crm.db",
+        "--from",
+        "jsonl:people.jsonl",
+    ]);
+    assert_eq!(
+        (
+            run.ok_json()["created"].clone(),
+            run.json()["groupsAdded"].clone()
+        ),
+        (json!(1), json!(2))
+    );
+    insta::assert_json_snapshot!(
+        "export_from_source_destination",
+        dump(&f, "crm.db", "records")
+    );
+
+    f.write(
+        "in.json",
+        r#"{"export": {"profiles": [{"id": "p9", "properties": {"name": "Nine"}}]}}"#,
+    );
+    let run = f.run(&["export", "--to", "sqlite:crm.db"]);
+    assert_eq!(run.ok_json()["created"], 1);
+    let none = Folder::new();
+    snap_export!(
+        "export_no_profiles",
+        none.run(&["export", "--to", "sqlite:crm.db"])
+    );
+}
+
+#[test]
+fn export_finds_a_record_gone_from_under_its_old_key() {
+    let f = folder();
+    f.write("first.jsonl", FIRST);
+    f.run(&["export", "--to", "crm", "--input", "first.jsonl"])
+        .ok_json();
+    // Out of band: Dee's record is deleted; Bob's is re-created under a new email.
+    f.run(&["-C", "crm", "delete", "--id", "dee@example.com"])
+        .ok_json();
+    f.run(&["-C", "crm", "delete", "--id", "bob@example.com"])
+        .ok_json();
+    f.run(&[
+        "-C",
+        "crm",
+        "insert",
+        "--value",
+        r#"{"email": "bob@new.example.com", "name": "Robert"}"#,
+    ])
+    .ok_json();
+    f.write(
+        "moved.jsonl",
+        &FIRST
+            .replace("dee@example.com", "dee@new.example.com")
+            .replace("bob@example.com", "bob@new.example.com"),
+    );
+    let run = f.run(&["export", "--to", "crm", "--input", "moved.jsonl"]);
+    snap_export!("export_relocated", run);
+    let dest = dump(&f, "crm/crm.db", "records");
+    insta::assert_json_snapshot!("export_relocated_destination", dest);
+    // Bob was found under his new email and updated, not duplicated.
+    let bobs = dest["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["email"].as_str().unwrap_or("").starts_with("bob"))
+        .count();
+    assert_eq!(bobs, 1);
+}
+
+/// Run ferry on a pseudo-terminal (util-linux `script`) and type `answer`.
+#[cfg(target_os = "linux")]
+fn on_terminal(f: &Folder, args: &str, answer: &str) -> (i32, String) {
+    use std::io::Write;
+    let ferry = assert_cmd::cargo::cargo_bin("ferry");
+    let mut child = std::process::Command::new("timeout")
+        .args([
+            "30",
+            "script",
+            "-qec",
+            &format!("{} {args}", ferry.display()),
+            "/dev/null",
+        ])
+        .current_dir(f.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", f.path())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1) from util-linux");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn export_mass_delete_guard_asks_on_a_terminal() {
+    let f = folder();
+    let all: String = (1..=10)
+        .map(|i| {
+            format!("{{\"id\": \"p{i}\", \"properties\": {{\"email\": \"u{i}@example.com\"}}}}\n")
+        })
+        .collect();
+    f.write("all.jsonl", &all);
+    f.write(
+        "two.jsonl",
+        &all.lines()
+            .take(2)
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    );
+    f.run(&["export", "--to", "crm", "--input", "all.jsonl"])
+        .ok_json();
+    let args = "export --to crm --input two.jsonl --deletes delete";
+
+    let before = state_files(&f);
+    let (code, screen) = on_terminal(&f, args, "n");
+    assert!(
+        screen.contains("would delete or clear 8 profiles, more than --max-deletes 1"),
+        "{screen}"
+    );
+    assert!(screen.contains("stopped before deleting"), "{screen}");
+    assert_eq!(code, 1, "{screen}");
+    assert_eq!(before, state_files(&f), "a refused run sends nothing");
+
+    let (code, screen) = on_terminal(&f, args, "y");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("\"deleted\": 8"), "{screen}");
+    assert_eq!(
+        dump(&f, "crm/crm.db", "records")["records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn export_full_resends_everything_and_matches_its_dry_run() {
+    let f = folder();
+    f.write("first.jsonl", FIRST);
+    f.run(&["export", "--to", "crm", "--input", "first.jsonl"])
+        .ok_json();
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "first.jsonl",
+        "--full",
+        "--dry-run",
+    ]);
+    let full = f.run(&["export", "--to", "crm", "--input", "first.jsonl", "--full"]);
+    snap_export!("export_full", full);
+    assert_eq!(predicted(&dry), actual(&full));
+    insta::assert_json_snapshot!("export_full_destination", dump(&f, "crm/crm.db", "records"));
+}
+
+#[test]
+fn export_maps_property_names_from_in_json() {
+    let f = folder();
+    f.write(
+        "in.json",
+        r#"{"export": {"map": {"mail": "email", "internalNote": null}}}"#,
+    );
+    f.write("p.jsonl", "{\"id\": \"p1\", \"properties\": {\"mail\": \"ada@example.com\", \"name\": \"Ada\", \"internalNote\": \"x\"}}\n");
+    f.run(&["export", "--to", "crm", "--input", "p.jsonl"])
+        .ok_json();
+    assert_eq!(
+        dump(&f, "crm/crm.db", "records")["records"],
+        json!([{"email": "ada@example.com", "name": "Ada"}])
+    );
+    f.write("in.json", r#"{"export": {"map": {"mail": 5}}}"#);
+    snap_export!(
+        "export_bad_map",
+        f.run(&["export", "--to", "crm", "--input", "p.jsonl"])
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
+    let f = Folder::new();
+    let profiles: String = (0..3000)
+        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
+        .collect();
+    f.write("p.jsonl", &profiles);
+    // One profile per batch into a file destination: slow enough to interrupt.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+        .args([
+            "export",
+            "--to",
+            "jsonl:out.jsonl",
+            "--input",
+            "p.jsonl",
+            "--batch-size",
+            "1",
+        ])
+        .current_dir(f.path())
+        .env_clear()
+        .env("HOME", f.path())
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let waited = std::time::Instant::now();
+    while !f.exists("out.jsonl") && waited.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("run the same command again"), "{stderr}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let created = summary["created"].as_u64().unwrap();
+    assert!(created > 0 && created < 3000, "{summary}");
+    assert_eq!(
+        summary["notSent"].as_u64().unwrap(),
+        3000 - created,
+        "{summary}"
+    );
+
+    let rest = f
+        .run(&["export", "--to", "jsonl:out.jsonl", "--input", "p.jsonl"])
+        .ok_json();
+    assert_eq!(rest["created"].as_u64().unwrap(), 3000 - created);
+    assert_eq!(rest["unchanged"].as_u64().unwrap(), created);
+    let mut ids: Vec<String> = f
+        .read("out.jsonl")
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3000, "every profile once");
+}
