@@ -225,6 +225,7 @@ fn ask_resume(plan: &ImportPlan, ctx: &Ctx, err: &anyhow::Error, cp: &Checkpoint
 
 /// Open both connectors and work out sizes, paths, the map and the fields.
 async fn setup(plan: &ImportPlan, ctx: &Ctx) -> Result<Setup> {
+    plan.from_target.must_exist(&plan.from)?;
     let source: Arc<dyn Connector> = Arc::from(plan.from_target.open(ctx, &plan.from)?);
     let dest: Arc<dyn Connector> = Arc::from(plan.to_target.open(ctx, &plan.to)?);
     if !source.spec().can(Action::ReadPage) {

@@ -132,6 +132,23 @@ impl Target {
         }
     }
 
+    /// Refuse a source file that does not exist: the file connectors read a
+    /// missing file as empty, which for a source would "import" nothing and
+    /// report success.
+    pub fn must_exist(&self, text: &str) -> Result<()> {
+        if let Target::Shorthand { path, .. } = self {
+            if !path.exists() {
+                return Err(usage(format!(
+                    "source \"{text}\" names no file: {} does not exist",
+                    path.display()
+                ))
+                .hint("check the path; relative paths start at the current directory, not at -C")
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The account to open and the target's identity (for state files).
     pub fn resolve(&self, ctx: &Ctx) -> Result<Resolved> {
         let identity = self.canonical();

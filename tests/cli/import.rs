@@ -1018,3 +1018,19 @@ async fn offset_and_resume_on_an_http_source() {
     assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
     assert_eq!(ids_in_jsonl(&f.read("tail.jsonl")), ["c8", "c9", "c10"]);
 }
+
+#[test]
+fn a_source_file_that_does_not_exist_is_refused() {
+    let f = Folder::new();
+    crate::snap!(
+        "import_missing_source_file",
+        f.run(&[
+            "import",
+            "--from",
+            "jsonl:nope.jsonl",
+            "--to",
+            "sqlite:out.db"
+        ])
+    );
+    assert!(!f.exists("out.db"), "nothing is written");
+}

@@ -125,6 +125,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
             input::from_section(section, &source)?
         }
         ProfilesFrom::Source(spec) => {
+            spec.must_exist(&spec.canonical())?;
             let source = spec.resolve(ctx)?;
             let connector = crate::connector::registry::open(ctx, &source.account)?;
             input::from_connector(connector.as_ref(), &source.account.source).await?
