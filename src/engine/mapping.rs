@@ -243,6 +243,10 @@ fn convert(kind: FieldType, value: &Value) -> Option<Value> {
                 .and_then(Number::from_f64)
                 .map(Value::Number)
         }
+        // A date-time where a date is expected keeps its date, as written.
+        (FieldType::Date, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| Value::String(d.date_naive().format("%Y-%m-%d").to_string())),
         (FieldType::Boolean, Value::String(s)) => match s.as_str() {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),

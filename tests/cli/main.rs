@@ -15,3 +15,5 @@ mod init;
 mod local;
 mod output;
 mod sandbox;
+mod segment;
+mod voucherify;

@@ -285,7 +285,10 @@ impl Segment {
     }
 
     /// Every external id, following `cursor.next`, or the 404 message.
-    async fn external_ids(&self, lookup: &Lookup) -> Result<std::result::Result<Vec<Value>, String>> {
+    async fn external_ids(
+        &self,
+        lookup: &Lookup,
+    ) -> Result<std::result::Result<Vec<Value>, String>> {
         let mut all = Vec::new();
         let mut next: Option<String> = None;
         let mut seen: Vec<String> = Vec::new();
@@ -339,8 +342,8 @@ impl Segment {
 
     fn ids_file(&self) -> Result<&PathBuf> {
         self.ids.as_ref().ok_or_else(|| {
-            usage("connector segment cannot list profiles: the Profile API documents no route that lists them")
-                .hint(format!("set \"ids\" in {} to a file with one identifier per line ({} values, or TYPE:VALUE such as email:ada@example.com), exported from the source system or from Profiles Sync", self.source, self.id_field))
+            // Said in the message itself: import replaces a source error's hint with its resume hint.
+            usage(format!("connector segment cannot list profiles: the Profile API documents no route that lists them; set \"ids\" in {} to a file with one identifier per line ({} values, or TYPE:VALUE such as email:ada@example.com), exported from the source system or from Profiles Sync", self.source, self.id_field))
                 .into()
         })
     }
@@ -428,7 +431,9 @@ impl Connector for Segment {
         let req = self.api.metadata(&probe);
         let resp = self.engine.execute(&req).await?;
         match resp.status {
-            200 => Ok(json!({ "ok": true, "status": 200, "url": redact_url(&req.url), "profile": probe.shown() })),
+            200 => Ok(
+                json!({ "ok": true, "status": 200, "url": redact_url(&req.url), "profile": probe.shown() }),
+            ),
             404 => Ok(json!({
                 "ok": true,
                 "status": 404,
@@ -449,13 +454,15 @@ impl Connector for Segment {
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let (ids, end_pos, end) = self.read_ids(from, limit.clamp(1, MAX_PAGE))?;
-        let total = *self.total.get_or_try_init(|| async { self.count_ids() }).await?;
+        let total = *self
+            .total
+            .get_or_try_init(|| async { self.count_ids() })
+            .await?;
         let lookups = ids
             .iter()
             .map(|t| Lookup::parse(t, &self.id_field))
             .collect::<Result<Vec<_>>>()?;
-        let fetched =
-            futures::future::join_all(lookups.iter().map(|l| self.profile(l))).await;
+        let fetched = futures::future::join_all(lookups.iter().map(|l| self.profile(l))).await;
         let mut records = Vec::with_capacity(fetched.len());
         for (lookup, r) in lookups.iter().zip(fetched) {
             records.push(match r? {
@@ -463,7 +470,10 @@ impl Connector for Segment {
                 Err(message) => {
                     let mut r = Record::new();
                     r.insert("lookup".into(), json!(lookup.shown()));
-                    r.insert("problem".into(), json!(format!("no such profile: {message}")));
+                    r.insert(
+                        "problem".into(),
+                        json!(format!("no such profile: {message}")),
+                    );
                     r
                 }
             });

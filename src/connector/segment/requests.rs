@@ -47,7 +47,10 @@ impl Lookup {
         if let Some((kind, value)) = text.split_once(':') {
             if LOOKUP_TYPES.contains(&kind) {
                 if value.is_empty() {
-                    return Err(usage(format!("identifier \"{text}\" has no value after the colon")).into());
+                    return Err(usage(format!(
+                        "identifier \"{text}\" has no value after the colon"
+                    ))
+                    .into());
                 }
                 return Ok(Lookup {
                     kind: kind.to_string(),
@@ -99,8 +102,8 @@ impl Api {
             url.push('?');
             url.push_str(&q);
         }
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:", self.access_token));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:", self.access_token));
         RequestSpec::new("GET", url)
             .header("Authorization", format!("Basic {basic}"))
             .header("Accept", "application/json")
@@ -133,9 +136,15 @@ mod tests {
     #[test]
     fn lookups_take_a_known_type_or_the_default() {
         let l = Lookup::parse("email:ada@example.com", "user_id").unwrap();
-        assert_eq!((l.kind.as_str(), l.value.as_str()), ("email", "ada@example.com"));
+        assert_eq!(
+            (l.kind.as_str(), l.value.as_str()),
+            ("email", "ada@example.com")
+        );
         let l = Lookup::parse(" google:123 ", "user_id").unwrap();
-        assert_eq!((l.kind.as_str(), l.value.as_str()), ("user_id", "google:123"));
+        assert_eq!(
+            (l.kind.as_str(), l.value.as_str()),
+            ("user_id", "google:123")
+        );
         assert!(Lookup::parse("  ", "user_id").is_err());
         assert!(Lookup::parse("email:", "user_id").is_err());
     }
@@ -147,14 +156,21 @@ mod tests {
             space_id: "spa_1".into(),
             access_token: "tok".into(),
         };
-        let r = api.traits(&Lookup::parse("phone_number:+15555550123", "user_id").unwrap(), 20);
+        let r = api.traits(
+            &Lookup::parse("phone_number:+15555550123", "user_id").unwrap(),
+            20,
+        );
         assert_eq!(
             r.url,
             "https://profiles.segment.com/v1/spaces/spa_1/collections/users/profiles/phone_number:%2B15555550123/traits?limit=20"
         );
         // base64("tok:")
-        assert!(r.headers.contains(&("Authorization".into(), "Basic dG9rOg==".into())));
+        assert!(r
+            .headers
+            .contains(&("Authorization".into(), "Basic dG9rOg==".into())));
         let r = api.external_ids(&Lookup::parse("u1", "user_id").unwrap(), Some("map_x"));
-        assert!(r.url.ends_with("/profiles/user_id:u1/external_ids?limit=100&next=map_x"));
+        assert!(r
+            .url
+            .ends_with("/profiles/user_id:u1/external_ids?limit=100&next=map_x"));
     }
 }

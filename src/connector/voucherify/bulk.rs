@@ -152,7 +152,10 @@ async fn follow(engine: &Engine, api: &Api, polling: Polling, action: &str) -> R
             _ => wait = (wait * 2).min(MAX_POLL_WAIT),
         }
     }
-    let status = last.get("status").and_then(Value::as_str).unwrap_or("unknown");
+    let status = last
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("unknown");
     let progress = last
         .get("progress")
         .and_then(Value::as_u64)

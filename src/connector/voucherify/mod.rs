@@ -85,7 +85,7 @@ pub fn spec() -> Spec {
         OptionSpec::optional(
             "pollIntervalMs",
             "Bulk poll interval",
-            "Milliseconds to wait before the first poll of a bulk job; each later wait doubles, up to 10 s (default 1000)",
+            "Milliseconds to wait before the first poll of a bulk job; each later wait doubles, up to ten seconds (default 1000)",
         )
         .kind(FieldType::Integer)
         .default(1000),
@@ -367,8 +367,14 @@ impl Connector for Voucherify {
     async fn check(&self) -> Result<Value> {
         let req = self.api.list(&[("limit", "1".into())]);
         let resp = send(&self.engine, &req).await?;
-        let total = resp.json(&req)?.get("total").cloned().unwrap_or(Value::Null);
-        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url), "customers": total }))
+        let total = resp
+            .json(&req)?
+            .get("total")
+            .cloned()
+            .unwrap_or(Value::Null);
+        Ok(
+            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url), "customers": total }),
+        )
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -376,7 +382,11 @@ impl Connector for Voucherify {
         let resp = send(&self.engine, &req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
-            _ => Err(failed(format!("GET {} answered no customer object", redact_url(&req.url))).into()),
+            _ => Err(failed(format!(
+                "GET {} answered no customer object",
+                redact_url(&req.url)
+            ))
+            .into()),
         }
     }
 
@@ -385,7 +395,11 @@ impl Connector for Voucherify {
         let resp = send(&self.engine, &req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
-            _ => Err(failed(format!("POST {} answered no customer object", redact_url(&req.url))).into()),
+            _ => Err(failed(format!(
+                "POST {} answered no customer object",
+                redact_url(&req.url)
+            ))
+            .into()),
         }
     }
 
@@ -436,10 +450,7 @@ impl Connector for Voucherify {
                 break;
             }
         }
-        let next_sync = mark
-            .or(since)
-            .map(|m| m.token())
-            .unwrap_or_default();
+        let next_sync = mark.or(since).map(|m| m.token()).unwrap_or_default();
         Ok(Updates { next_sync, entries })
     }
 

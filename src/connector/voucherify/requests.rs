@@ -142,9 +142,10 @@ pub fn customer_body(record: &Record, keep_nulls: bool) -> std::result::Result<V
             continue;
         }
         let value = match (key.as_str(), value) {
-            ("birthdate" | "birthday", Value::String(s)) => Value::String(api_date(s).ok_or_else(|| {
-                Unfit(format!("{key} \"{s}\" is not a date (YYYY-MM-DD)"))
-            })?),
+            ("birthdate" | "birthday", Value::String(s)) => Value::String(
+                api_date(s)
+                    .ok_or_else(|| Unfit(format!("{key} \"{s}\" is not a date (YYYY-MM-DD)")))?,
+            ),
             ("address" | "metadata", v) if !v.is_object() && !v.is_null() => {
                 return Err(Unfit(format!("{key} must be an object")))
             }
@@ -289,8 +290,10 @@ mod tests {
     #[test]
     fn bodies_keep_writable_fields_and_refuse_unknown_ones() {
         let body = customer_body(
-            &rec(json!({"id": "cust_1", "source_id": "s1", "name": "Ada", "email": null,
-                "birthdate": "1990-05-01T10:00:00Z", "created_at": "x"})),
+            &rec(
+                json!({"id": "cust_1", "source_id": "s1", "name": "Ada", "email": null,
+                "birthdate": "1990-05-01T10:00:00Z", "created_at": "x"}),
+            ),
             false,
         )
         .unwrap();
@@ -299,7 +302,12 @@ mod tests {
             json!({"source_id": "s1", "name": "Ada", "birthdate": "1990-05-01"})
         );
         let err = customer_body(&rec(json!({"source_id": "s", "plan": "pro"})), false).unwrap_err();
-        assert!(err.0.starts_with("\"plan\" is not a Voucherify customer field"), "{}", err.0);
+        assert!(
+            err.0
+                .starts_with("\"plan\" is not a Voucherify customer field"),
+            "{}",
+            err.0
+        );
         let err = customer_body(&rec(json!({"birthdate": "May 1st"})), false).unwrap_err();
         assert!(err.0.contains("not a date"));
         assert_eq!(
@@ -319,7 +327,10 @@ mod tests {
         assert!(m.covers(parse_time("2023-12-31").unwrap(), "x"));
         let next = Mark::advance(Some(m), t, "cust_c");
         assert_eq!(next.seen, ["cust_a", "cust_b", "cust_c"]);
-        assert_eq!(Mark::parse("2026-01-01").unwrap().token(), "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            Mark::parse("2026-01-01").unwrap().token(),
+            "2026-01-01T00:00:00.000Z"
+        );
         assert!(Mark::parse("yesterday").is_err());
     }
 }
