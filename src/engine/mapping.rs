@@ -283,6 +283,18 @@ mod tests {
     }
 
     #[test]
+    fn a_date_time_for_a_date_field_keeps_its_date() {
+        let v = Validator::new("id", vec![FieldSpec::new("born", FieldType::Date, "")]);
+        let Checked::Valid { record, warnings } =
+            v.check(rec(json!({"id": "1", "born": "1990-05-01T23:00:00-05:00"})))
+        else {
+            panic!("rejected")
+        };
+        assert_eq!(record["born"], "1990-05-01");
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
     fn without_a_map_records_pass_through() {
         let m = Mapping {
             id_field: "id".into(),

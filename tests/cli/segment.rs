@@ -281,7 +281,7 @@ async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_i
     );
     f.write(
         "ids.txt",
-        "u1\nu2\n\nanonymous_id:a3\nemail:four@example.com\nu5\n",
+        "u1\nu2\n\nanonymous_id:a3\nemail:four@example.com\nu5\nemail:\n",
     );
     let run = f.run(&[
         "import",
@@ -297,7 +297,7 @@ async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_i
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
-    assert_eq!(summary["read"], 5);
+    assert_eq!(summary["read"], 6);
     assert_eq!(summary["written"], 3);
     // The third batch held only u5, which has no profile: nothing to write.
     assert_eq!(summary["batches"], 2);
@@ -313,7 +313,12 @@ async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_i
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(rejects.len(), 2);
+    assert_eq!(rejects.len(), 3);
+    assert_eq!(rejects[2]["record"]["lookup"], "email:");
+    assert_eq!(
+        rejects[2]["record"]["problem"],
+        "not an identifier: identifier \"email:\" has no value after the colon"
+    );
     assert_eq!(rejects[0]["reason"], "missing id");
     assert_eq!(
         rejects[0]["record"]["problem"],

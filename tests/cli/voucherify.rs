@@ -449,3 +449,25 @@ fn dry_run_previews_redact_both_credentials() {
     no_canary(&run);
     snap!("voucherify_dry_run_import", run);
 }
+
+#[test]
+fn an_offset_cannot_jump_into_the_timestamp_cursor() {
+    let f = folder("http://127.0.0.1:9");
+    let run = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:out.jsonl",
+        "--offset",
+        "3",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("connector voucherify cannot start reading at offset 3 without a checkpoint"),
+        "{}",
+        run.render()
+    );
+}

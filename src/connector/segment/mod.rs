@@ -458,25 +458,35 @@ impl Connector for Segment {
             .total
             .get_or_try_init(|| async { self.count_ids() })
             .await?;
-        let lookups = ids
+        // A line that is no identifier becomes a record without id, like a
+        // profile that does not exist: the rejects file shows it.
+        let lookups: Vec<std::result::Result<Lookup, String>> = ids
             .iter()
-            .map(|t| Lookup::parse(t, &self.id_field))
-            .collect::<Result<Vec<_>>>()?;
-        let fetched = futures::future::join_all(lookups.iter().map(|l| self.profile(l))).await;
+            .map(|t| Lookup::parse(t, &self.id_field).map_err(|e| e.to_string()))
+            .collect();
+        let fetched = futures::future::join_all(lookups.iter().map(|l| async move {
+            match l {
+                Ok(l) => self.profile(l).await,
+                Err(e) => Ok(Err(e.clone())),
+            }
+        }))
+        .await;
         let mut records = Vec::with_capacity(fetched.len());
-        for (lookup, r) in lookups.iter().zip(fetched) {
-            records.push(match r? {
-                Ok(record) => record,
-                Err(message) => {
-                    let mut r = Record::new();
-                    r.insert("lookup".into(), json!(lookup.shown()));
-                    r.insert(
-                        "problem".into(),
-                        json!(format!("no such profile: {message}")),
-                    );
-                    r
+        for ((line, lookup), r) in ids.iter().zip(&lookups).zip(fetched) {
+            let (shown, problem) = match (r?, lookup) {
+                (Ok(record), _) => {
+                    records.push(record);
+                    continue;
                 }
-            });
+                (Err(message), Ok(lookup)) => {
+                    (lookup.shown(), format!("no such profile: {message}"))
+                }
+                (Err(message), Err(_)) => (line.clone(), format!("not an identifier: {message}")),
+            };
+            let mut r = Record::new();
+            r.insert("lookup".into(), json!(shown));
+            r.insert("problem".into(), json!(problem));
+            records.push(r);
         }
         let n = records.len() as u64;
         Ok(Page {

@@ -391,7 +391,8 @@ impl Connector for Voucherify {
     }
 
     async fn insert(&self, value: Record) -> Result<Record> {
-        let req = self.write_requests(&WriteOp::Insert(value))?.remove(0);
+        let body = customer_body(&value, false).map_err(|e| usage(e.0))?;
+        let req = self.api.create(body);
         let resp = send(&self.engine, &req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
