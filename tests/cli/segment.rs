@@ -148,7 +148,12 @@ async fn get_fetches_traits_and_every_external_id_page() {
         .await;
     let f = Folder::new();
     f.write("account.json", &account(&s.uri(), json!({})));
-    let run = f.run(&["get", "--id", "email:ada@example.com"]);
+    let run = f.run(&["-vv", "get", "--id", "email:ada@example.com"]);
+    assert!(
+        run.stderr.contains("Authorization: ***"),
+        "{}",
+        run.render()
+    );
     no_canary(&run);
     let r = run.ok_json();
     assert_eq!(r["id"], "u1");

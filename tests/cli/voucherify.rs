@@ -278,7 +278,11 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
         .await;
     let f = folder(&s.uri());
     let started = std::time::Instant::now();
-    let run = f.run(&["get", "--id", "s1"]);
+    // -vv logs headers and bodies: both credentials must stay masked.
+    let run = f.run(&["-vv", "get", "--id", "s1"]);
+    no_canary(&run);
+    assert!(run.stderr.contains("X-App-Token: ***"), "{}", run.render());
+    assert!(run.stderr.contains("-> 429"), "{}", run.render());
     assert_eq!(run.ok_json()["id"], "cust_1");
     // It waited for the reset the header named (a 429 spends no retry).
     assert!(started.elapsed() >= std::time::Duration::from_secs(1));
