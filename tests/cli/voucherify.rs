@@ -475,3 +475,68 @@ fn an_offset_cannot_jump_into_the_timestamp_cursor() {
         run.render()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
+    let s = MockServer::start().await;
+    let (a, b, c) = (
+        customer(1, "2023-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z"),
+        customer(2, "2023-01-01T00:00:00.000Z", "2024-01-02T00:00:00.000Z"),
+        customer(3, "2023-01-01T00:00:00.000Z", "2024-01-03T00:00:00.000Z"),
+    );
+    vf("GET", "/v1/customers")
+        .and(query_param("limit", "100"))
+        .and(query_param("order", "updated_at"))
+        .and(query_param_is_missing("updated_at[after]"))
+        .and(query_param_is_missing("starting_after"))
+        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [a, b], "has_more": true})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    vf("GET", "/v1/customers")
+        .and(query_param("limit", "100"))
+        .and(query_param("order", "updated_at"))
+        .and(query_param("starting_after", "2024-01-01T23:59:59.999Z"))
+        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [b, c], "has_more": false})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let out = f.run(&["getupdates"]).ok_json();
+    let ids: Vec<&str> = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["s1", "s2", "s3"]);
+    assert_eq!(out["nextSync"], "2024-01-03T00:00:00.000Z|cust_3");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_bulk_job_that_names_no_customer_fails_the_batch() {
+    let s = MockServer::start().await;
+    vf("POST", "/v1/customers/bulk/async")
+        .respond_with(ok(json!({"async_action_id": "aa_5"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    vf("GET", "/v1/async-actions/aa_5")
+        .respond_with(ok(json!({"id": "aa_5", "type": "CUSTOMERS.BULK_UPDATE", "status": "FAILED",
+            "operation_status": "FAILED", "result": {"message": "Internal error", "errors": []}, "progress": 100, "object": "async_action"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write("in.jsonl", "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n");
+    let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "Voucherify bulk job aa_5 FAILED for the batch of 1 customer: Internal error"
+        ),
+        "{}",
+        run.render()
+    );
+}

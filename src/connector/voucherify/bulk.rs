@@ -105,7 +105,8 @@ pub async fn upsert(
     let failed_count = result.get("failed_count").and_then(Value::as_u64);
     if status == "FAILED" && named == 0 {
         return Err(failed(format!(
-            "Voucherify bulk job {action} FAILED for the batch of {sent} customers{}",
+            "Voucherify bulk job {action} FAILED for the batch of {sent} customer{}{}",
+            if sent == 1 { "" } else { "s" },
             job_message(&job)
         ))
         .hint("nothing tells which customers were written; resume the import to send the batch again (bulk writes are upserts)")
