@@ -441,7 +441,7 @@ fn dry_run_previews_redact_both_credentials() {
     ]);
     no_canary(&run);
     snap!("voucherify_dry_run_patch", run);
-    f.write("in.jsonl", "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n{\"source_id\":\"s2\",\"birthdate\":\"1990-05-01\"}\n");
+    f.write("in.jsonl", "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n{\"source_id\":\"s2\",\"birthdate\":\"1990-05-01\"}\n{\"source_id\":\"s3\",\"plan\":\"pro\"}\n");
     let run = f.run(&[
         "import",
         "--from",

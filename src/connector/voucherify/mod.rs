@@ -325,8 +325,10 @@ impl Voucherify {
             }
             WriteOp::Delete { id } => vec![self.api.delete(id)],
             WriteOp::UpsertBatch(records) => {
+                // Records the bulk job would refuse are listed by `preview`.
                 let bodies = records
                     .iter()
+                    .filter(|r| record_id(r, "source_id").is_some())
                     .filter_map(|r| customer_body(r, false).ok())
                     .collect::<Vec<_>>();
                 bodies
@@ -479,11 +481,26 @@ impl Connector for Voucherify {
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        Ok(self
+        let mut shown: Vec<Value> = self
             .write_requests(op)?
             .iter()
             .map(RequestSpec::preview)
-            .collect())
+            .collect();
+        // What a batch upsert would refuse before sending, so a dry run
+        // shows every record's fate.
+        if let WriteOp::UpsertBatch(records) = op {
+            for r in records {
+                let id = record_id(r, "source_id");
+                let reason = match &id {
+                    None => Some("missing source_id".to_string()),
+                    Some(_) => customer_body(r, false).err().map(|u| u.0),
+                };
+                if let Some(reason) = reason {
+                    shown.push(json!({ "refused": { "source_id": id, "reason": reason } }));
+                }
+            }
+        }
+        Ok(shown)
     }
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {
