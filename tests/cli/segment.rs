@@ -120,12 +120,11 @@ async fn mount_missing(s: &MockServer, lookup: &str, times: u64) {
 #[tokio::test(flavor = "multi_thread")]
 async fn get_fetches_traits_and_every_external_id_page() {
     let s = MockServer::start().await;
+    // traitsLimit 2 of a profile with more traits: one call, and a warning.
     seg("email:ada%40example.com", "traits")
-        .and(query_param("limit", "20"))
-        .respond_with(ok(traits_body(
-            "email:ada%40example.com",
-            json!({"name": "Ada", "plan": "pro"}),
-        )))
+        .and(query_param("limit", "2"))
+        .respond_with(ok(json!({"traits": {"name": "Ada", "plan": "pro"},
+            "cursor": {"url": "/x", "has_more": true, "next": "plan", "limit": 2}})))
         .expect(1)
         .mount(&s)
         .await;
@@ -147,8 +146,18 @@ async fn get_fetches_traits_and_every_external_id_page() {
         .mount(&s)
         .await;
     let f = Folder::new();
-    f.write("account.json", &account(&s.uri(), json!({})));
+    f.write(
+        "account.json",
+        &account(&s.uri(), json!({"traitsLimit": 2})),
+    );
     let run = f.run(&["-vv", "get", "--id", "email:ada@example.com"]);
+    assert!(
+        run.stderr.contains(
+            "profile email:ada@example.com has more than 2 traits; only the first 2 are read"
+        ),
+        "{}",
+        run.render()
+    );
     assert!(
         run.stderr.contains("Authorization: ***"),
         "{}",

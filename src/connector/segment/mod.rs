@@ -12,7 +12,8 @@
 //! or from the warehouse tables of Segment's Profiles Sync.
 //!
 //! **Cost.** Each profile costs two calls: `GET …/traits?limit=traitsLimit`
-//! (every trait up to `traitsLimit`, default 20, in one call) and
+//! (every trait up to `traitsLimit`, default 20, in one call; a profile with
+//! more traits is warned about once per run) and
 //! `GET …/external_ids?limit=100` (one more call per further 100 external ids,
 //! following `cursor.next`). Importing 100 profiles thus costs 200 API calls
 //! when none has more than 100 external ids; `check` costs one. No call is
@@ -198,6 +199,8 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         ids,
         total: OnceCell::new(),
         source: options.source().to_string(),
+        out: ctx.out.clone(),
+        warned: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -211,6 +214,9 @@ pub struct Segment {
     /// The number of identifiers in the ids file, counted once.
     total: OnceCell<u64>,
     source: String,
+    out: crate::output::Output,
+    /// Whether the "more traits than traitsLimit" warning was given.
+    warned: std::sync::atomic::AtomicBool,
 }
 
 /// A final error status as an error with the vendor's `error.message`.
@@ -274,7 +280,20 @@ impl Segment {
         if !resp.is_success() {
             return Err(vendor_error(&req, &resp).into());
         }
-        match resp.json(&req)?.get("traits") {
+        let body = resp.json(&req)?;
+        if body.pointer("/cursor/has_more").and_then(Value::as_bool) == Some(true)
+            && !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            // Once per run: the limit is the user's choice, but a silent cut is not.
+            self.out.warn(&format!(
+                "profile {} has more than {} traits; only the first {} are read (raise \"traitsLimit\", up to 200, in {})",
+                lookup.shown(),
+                self.traits_limit,
+                self.traits_limit,
+                self.source
+            ));
+        }
+        match body.get("traits") {
             Some(t @ Value::Object(_)) => Ok(Ok(t.clone())),
             _ => Err(failed(format!(
                 "GET {} answered no \"traits\" object",
