@@ -42,7 +42,7 @@ pub fn spec() -> Spec {
             Action::UpsertBatch,
             Action::ExportProfiles,
         ],
-        max_batch_size: 10_000,
+        max_batch_size: 5_000,
         parallelism: 1,
     }
 }

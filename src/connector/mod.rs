@@ -11,7 +11,9 @@ mod csv;
 mod file;
 pub mod http;
 mod jsonl;
+pub mod segment;
 mod sqlite;
+pub mod voucherify;
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -33,6 +33,14 @@ pub fn entries() -> Vec<Entry> {
             spec: super::http::spec,
             open: super::http::open,
         },
+        Entry {
+            spec: super::segment::spec,
+            open: super::segment::open,
+        },
+        Entry {
+            spec: super::voucherify::spec,
+            open: super::voucherify::open,
+        },
     ]
 }
 

@@ -243,6 +243,10 @@ fn convert(kind: FieldType, value: &Value) -> Option<Value> {
                 .and_then(Number::from_f64)
                 .map(Value::Number)
         }
+        // A date-time where a date is expected keeps its date, as written.
+        (FieldType::Date, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| Value::String(d.date_naive().format("%Y-%m-%d").to_string())),
         (FieldType::Boolean, Value::String(s)) => match s.as_str() {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
@@ -276,6 +280,18 @@ mod tests {
             Value::Object(m) => m,
             _ => panic!("not an object"),
         }
+    }
+
+    #[test]
+    fn a_date_time_for_a_date_field_keeps_its_date() {
+        let v = Validator::new("id", vec![FieldSpec::new("born", FieldType::Date, "")]);
+        let Checked::Valid { record, warnings } =
+            v.check(rec(json!({"id": "1", "born": "1990-05-01T23:00:00-05:00"})))
+        else {
+            panic!("rejected")
+        };
+        assert_eq!(record["born"], "1990-05-01");
+        assert!(warnings.is_empty());
     }
 
     #[test]

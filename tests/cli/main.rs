@@ -16,3 +16,5 @@ mod init;
 mod local;
 mod output;
 mod sandbox;
+mod segment;
+mod voucherify;

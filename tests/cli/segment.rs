@@ -1,0 +1,534 @@
+//! The `segment` connector through the real binary against wiremock servers
+//! that answer with the Profile API's documented shapes
+//! (docs/connectors/segment.md): basic auth with the token as the user, the
+//! traits and external_ids routes per profile, reading the profiles of an
+//! ids file page by page to its end, profiles without the chosen identifier
+//! and unknown profiles reaching the rejects file, a 429 then success, the
+//! vendor's error message, the refused write actions, and the import from
+//! segment to voucherify end to end with a resume in the middle.
+
+use std::collections::BTreeSet;
+
+use base64::Engine as _;
+use serde_json::{json, Value};
+use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::snap;
+use crate::support::{Folder, Run};
+use crate::voucherify::{self as vfy, vf};
+
+const TOKEN: &str = "CANARY-seg-token-3b8f";
+const SPACE: &str = "spa_test";
+
+fn basic() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN}:"))
+    )
+}
+
+fn account(base: &str, extra: Value) -> String {
+    let mut a = json!({
+        "connector": "segment",
+        "spaceId": SPACE,
+        "accessToken": TOKEN,
+        "baseUrl": base,
+        "retry": {"maxAttempts": 2, "baseDelayMs": 1}
+    });
+    if let (Value::Object(a), Value::Object(e)) = (&mut a, extra) {
+        a.extend(e);
+    }
+    a.to_string()
+}
+
+fn no_canary(run: &Run) {
+    let b = basic();
+    let encoded = b.trim_start_matches("Basic ");
+    for c in [TOKEN, encoded] {
+        assert!(
+            !run.stdout.contains(c) && !run.stderr.contains(c),
+            "a secret was printed:\n{}",
+            run.render()
+        );
+    }
+}
+
+fn profile_path(id: &str, route: &str) -> String {
+    format!("/v1/spaces/{SPACE}/collections/users/profiles/{id}/{route}")
+}
+
+/// A GET of one profile route with the basic-auth header.
+fn seg(id: &str, route: &str) -> wiremock::MockBuilder {
+    Mock::given(method("GET"))
+        .and(path(profile_path(id, route)))
+        .and(header("Authorization", basic().as_str()))
+}
+
+fn ok(body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+fn traits_body(id: &str, traits: Value) -> Value {
+    json!({"traits": traits, "cursor": {"url": profile_path(id, "traits"), "has_more": false, "next": "", "limit": 20}})
+}
+
+fn ext_id(kind: &str, value: &str) -> Value {
+    json!({"source_id": "GFu4AJc2bE", "collection": "users", "id": value, "type": kind,
+        "created_at": "2017-11-30T06:05:01.40468Z", "encoding": "none", "first_message_id": "ajs-0af8"})
+}
+
+fn ids_body(id: &str, data: Vec<Value>) -> Value {
+    json!({"data": data, "cursor": {"url": profile_path(id, "external_ids"), "has_more": false, "next": ""}})
+}
+
+/// Mount a profile: traits and external ids, each expected `times` times.
+async fn mount_profile(
+    s: &MockServer,
+    lookup: &str,
+    traits: Value,
+    ids: Vec<Value>,
+    times: impl Into<wiremock::Times> + Clone,
+) {
+    seg(lookup, "traits")
+        .and(query_param("limit", "20"))
+        .respond_with(ok(traits_body(lookup, traits)))
+        .expect(times.clone())
+        .mount(s)
+        .await;
+    seg(lookup, "external_ids")
+        .and(query_param("limit", "100"))
+        .and(query_param_is_missing("next"))
+        .respond_with(ok(ids_body(lookup, ids)))
+        .expect(times)
+        .mount(s)
+        .await;
+}
+
+async fn mount_missing(s: &MockServer, lookup: &str, times: u64) {
+    for route in ["traits", "external_ids"] {
+        seg(lookup, route)
+            .respond_with(ResponseTemplate::new(404).set_body_json(
+                json!({"error": {"code": "not_found", "message": "Profile was not found."}}),
+            ))
+            .expect(times)
+            .mount(s)
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_fetches_traits_and_every_external_id_page() {
+    let s = MockServer::start().await;
+    // traitsLimit 2 of a profile with more traits: one call, and a warning.
+    seg("email:ada%40example.com", "traits")
+        .and(query_param("limit", "2"))
+        .respond_with(ok(json!({"traits": {"name": "Ada", "plan": "pro"},
+            "cursor": {"url": "/x", "has_more": true, "next": "plan", "limit": 2}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    seg("email:ada%40example.com", "external_ids")
+        .and(query_param_is_missing("next"))
+        .respond_with(ok(json!({"data": [ext_id("email", "ada@example.com")],
+            "cursor": {"url": "/x", "has_more": true, "next": "map_2"}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    seg("email:ada%40example.com", "external_ids")
+        .and(query_param("next", "map_2"))
+        .and(query_param("limit", "100"))
+        .respond_with(ok(ids_body(
+            "x",
+            vec![ext_id("user_id", "u1"), ext_id("anonymous_id", "a1")],
+        )))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &account(&s.uri(), json!({"traitsLimit": 2})),
+    );
+    let run = f.run(&["-vv", "get", "--id", "email:ada@example.com"]);
+    assert!(
+        run.stderr.contains(
+            "profile email:ada@example.com has more than 2 traits; only the first 2 are read"
+        ),
+        "{}",
+        run.render()
+    );
+    assert!(
+        run.stderr.contains("Authorization: ***"),
+        "{}",
+        run.render()
+    );
+    no_canary(&run);
+    let r = run.ok_json();
+    assert_eq!(r["id"], "u1");
+    assert_eq!(r["lookup"], "email:ada@example.com");
+    assert_eq!(r["traits"], json!({"name": "Ada", "plan": "pro"}));
+    assert_eq!(r["external_ids"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_one_metadata_and_writes_are_refused() {
+    let s = MockServer::start().await;
+    seg("user_id:ferry-check", "metadata")
+        .respond_with(ResponseTemplate::new(404).set_body_json(
+            json!({"error": {"code": "not_found", "message": "Profile was not found."}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("account.json", &account(&s.uri(), json!({})));
+    let run = f.run(&["check"]);
+    no_canary(&run);
+    let r = run.ok_json();
+    assert_eq!(r["ok"], true);
+    assert_eq!(r["status"], 404);
+    let run = f.run(&["insert", "--value", "{\"id\": \"u1\"}"]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("connector segment cannot insert"),
+        "{}",
+        run.render()
+    );
+    let run = f.run(&["delete", "--id", "u1"]);
+    assert!(
+        run.stderr.contains("connector segment cannot delete"),
+        "{}",
+        run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_vendor_error_is_shown_and_a_429_is_retried() {
+    let s = MockServer::start().await;
+    seg("user_id:u1", "traits")
+        .respond_with(ResponseTemplate::new(429).set_body_json(
+            json!({"error": {"code": "rate_limit_error", "message": "Too many requests"}}),
+        ))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&s)
+        .await;
+    mount_profile(
+        &s,
+        "user_id:u1",
+        json!({"name": "Ada"}),
+        vec![ext_id("user_id", "u1")],
+        1,
+    )
+    .await;
+    seg("user_id:u2", "traits")
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"code": "authentication_error", "message": "The access token is invalid."}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    seg("user_id:u2", "external_ids")
+        .respond_with(ok(ids_body("user_id:u2", vec![])))
+        .expect(0..=1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("account.json", &account(&s.uri(), json!({})));
+    let run = f.run(&["get", "--id", "u1"]);
+    assert_eq!(run.ok_json()["traits"]["name"], "Ada");
+    let run = f.run(&["get", "--id", "u2"]);
+    no_canary(&run);
+    snap!("segment_unauthorized", run);
+}
+
+#[test]
+fn reading_without_an_ids_file_says_why() {
+    let f = Folder::new();
+    f.write("account.json", &account("http://127.0.0.1:9", json!({})));
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(run.stderr.contains("caused by: connector segment cannot list profiles: the Profile API documents no route that lists them; set \"ids\" in"), "{}", run.render());
+    assert!(!f.exists("out.jsonl"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_identifier() {
+    let s = MockServer::start().await;
+    mount_profile(
+        &s,
+        "user_id:u1",
+        json!({"name": "One"}),
+        vec![ext_id("user_id", "u1")],
+        1,
+    )
+    .await;
+    mount_profile(
+        &s,
+        "user_id:u2",
+        json!({"name": "Two"}),
+        vec![ext_id("user_id", "u2")],
+        1,
+    )
+    .await;
+    mount_profile(
+        &s,
+        "anonymous_id:a3",
+        json!({"name": "Anon"}),
+        vec![ext_id("anonymous_id", "a3")],
+        1,
+    )
+    .await;
+    mount_profile(
+        &s,
+        "email:four%40example.com",
+        json!({"name": "Four"}),
+        vec![ext_id("email", "four@example.com"), ext_id("user_id", "u4")],
+        1,
+    )
+    .await;
+    mount_missing(&s, "user_id:u5", 1).await;
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &account(&s.uri(), json!({"ids": "ids.txt"})),
+    );
+    f.write(
+        "ids.txt",
+        "u1\nu2\n\nanonymous_id:a3\nemail:four@example.com\nu5\nemail:\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "2",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["read"], 6);
+    assert_eq!(summary["written"], 3);
+    // The third batch held only u5, which has no profile: nothing to write.
+    assert_eq!(summary["batches"], 2);
+    let out: Vec<Value> = f
+        .read("out.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids: Vec<&str> = out.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["u1", "u2", "u4"]);
+    let rejects: Vec<Value> = f
+        .read("rejects.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejects.len(), 3);
+    assert_eq!(rejects[2]["record"]["lookup"], "email:");
+    assert_eq!(
+        rejects[2]["record"]["problem"],
+        "not an identifier: identifier \"email:\" has no value after the colon"
+    );
+    assert_eq!(rejects[0]["reason"], "missing id");
+    assert_eq!(
+        rejects[0]["record"]["problem"],
+        "profile anonymous_id:a3 has no user_id"
+    );
+    assert_eq!(rejects[0]["offset"], 2);
+    assert_eq!(rejects[1]["record"]["problem"], "no such profile: GET http://127.0.0.1:".to_string() + &s.address().port().to_string() + "/v1/spaces/spa_test/collections/users/profiles/user_id:u5/traits?limit=20 answered 404 Not Found: Profile was not found.");
+}
+
+/// The map from a Segment profile to a Voucherify customer.
+const MAP: &str = r#"{"source_id": "id", "name": "/traits/name", "email": "/traits/email",
+  "phone": "/traits/phone", "birthdate": "/traits/birthday", "address": "/traits/address",
+  "metadata": {"const": {"origin": "segment"}},
+  "id": null, "lookup": null, "traits": null, "external_ids": null}"#;
+
+fn customer_of(n: u32) -> Value {
+    json!({"source_id": format!("u{n}"), "name": format!("User {n}"), "email": format!("u{n}@example.com"),
+        "birthdate": "1990-05-01", "metadata": {"origin": "segment"}})
+}
+
+async fn mount_job(s: &MockServer, id: &str) {
+    vf("GET", &format!("/v1/async-actions/{id}"))
+        .respond_with(ok(json!({"id": id, "type": "CUSTOMERS.BULK_UPDATE", "status": "DONE", "operation_status": "SUCCESS",
+            "result": {"done_count": 2, "failed_count": 0, "errors": []}, "progress": 100, "object": "async_action"})))
+        .expect(1)
+        .mount(s)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_from_segment_to_voucherify_end_to_end_with_a_resume() {
+    let seg_server = MockServer::start().await;
+    let vf_server = MockServer::start().await;
+    let traits = |n: u32| json!({"name": format!("User {n}"), "email": format!("u{n}@example.com"), "birthday": "1990-05-01T00:00:00Z", "plan": "pro"});
+    // Batches of two: [u1, u2], [u3, a4], [u5]. The second batch is read
+    // twice (first run, then the resume); the third once or twice (the
+    // reader may have read ahead before the first run stopped).
+    mount_profile(
+        &seg_server,
+        "user_id:u1",
+        traits(1),
+        vec![ext_id("user_id", "u1")],
+        1,
+    )
+    .await;
+    mount_profile(
+        &seg_server,
+        "user_id:u2",
+        traits(2),
+        vec![ext_id("user_id", "u2")],
+        1,
+    )
+    .await;
+    mount_profile(
+        &seg_server,
+        "user_id:u3",
+        traits(3),
+        vec![ext_id("user_id", "u3")],
+        2,
+    )
+    .await;
+    mount_profile(
+        &seg_server,
+        "anonymous_id:a4",
+        traits(4),
+        vec![ext_id("anonymous_id", "a4")],
+        2,
+    )
+    .await;
+    mount_profile(
+        &seg_server,
+        "user_id:u5",
+        traits(5),
+        vec![ext_id("user_id", "u5")],
+        1..=2,
+    )
+    .await;
+
+    vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(json!([customer_of(1), customer_of(2)])))
+        .respond_with(ok(json!({"async_action_id": "aa_1"})))
+        .expect(1)
+        .mount(&vf_server)
+        .await;
+    mount_job(&vf_server, "aa_1").await;
+    // The second batch fails with 500 until the retries run out (two
+    // attempts), in the first run only.
+    vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(json!([customer_of(3)])))
+        .respond_with(ResponseTemplate::new(500).set_body_json(
+            json!({"code": 500, "key": "internal_error", "message": "Internal Server Error"}),
+        ))
+        .up_to_n_times(2)
+        .expect(2)
+        .mount(&vf_server)
+        .await;
+    vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(json!([customer_of(3)])))
+        .respond_with(ok(json!({"async_action_id": "aa_2"})))
+        .expect(1)
+        .mount(&vf_server)
+        .await;
+    mount_job(&vf_server, "aa_2").await;
+    vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(json!([customer_of(5)])))
+        .respond_with(ok(json!({"async_action_id": "aa_3"})))
+        .expect(1)
+        .mount(&vf_server)
+        .await;
+    mount_job(&vf_server, "aa_3").await;
+
+    let f = Folder::new();
+    f.write(
+        "seg/account.json",
+        &account(&seg_server.uri(), json!({"ids": "ids.txt"})),
+    );
+    f.write("seg/ids.txt", "u1\nu2\nu3\nanonymous_id:a4\nu5\n");
+    f.write("vf/account.json", &vfy::account(&vf_server.uri()));
+    f.write("map.json", MAP);
+    let args = [
+        "import",
+        "--from",
+        "seg",
+        "--to",
+        "vf",
+        "--map",
+        "map.json",
+        "--batch-size",
+        "2",
+        "--rejects",
+        "rejects.jsonl",
+    ];
+    let first = f.run(&args);
+    no_canary(&first);
+    vfy::no_canary(&first);
+    assert_eq!(first.code, 1, "{}", first.render());
+    assert!(
+        first.stderr.contains("import stopped at offset 2"),
+        "{}",
+        first.render()
+    );
+    assert!(
+        first
+            .stderr
+            .contains("answered 500 Internal Server Error: Internal Server Error"),
+        "{}",
+        first.render()
+    );
+    assert!(first.stderr.contains("--resume"), "{}", first.render());
+
+    let mut again = args.to_vec();
+    again.push("--resume");
+    let second = f.run(&again);
+    no_canary(&second);
+    vfy::no_canary(&second);
+    assert_eq!(second.code, 3, "{}", second.render());
+    let summary = second.json();
+    assert_eq!(summary["read"], 3);
+    assert_eq!(summary["written"], 2);
+    assert_eq!(summary["rejected"]["total"], 1);
+    assert_eq!(summary["endOfSource"], true);
+
+    // Every profile with a user_id reached Voucherify; the one without it is
+    // in the rejects file with the reason.
+    let upserted: BTreeSet<String> = vf_server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == "/v1/customers/bulk/async")
+        .flat_map(|r| serde_json::from_slice::<Vec<Value>>(&r.body).unwrap())
+        .map(|c| c["source_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        upserted,
+        BTreeSet::from(["u1".into(), "u2".into(), "u3".into(), "u5".into()])
+    );
+    let rejects: Vec<Value> = f
+        .read("rejects.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["reason"], "missing source_id");
+    assert_eq!(
+        rejects[0]["record"]["problem"],
+        "profile anonymous_id:a4 has no user_id"
+    );
+    assert_eq!(rejects[0]["offset"], 3);
+}
+
+#[test]
+fn the_specs_document_options_fields_and_limits() {
+    let f = Folder::new();
+    let run = f.run(&["connectors", "segment"]);
+    snap!("segment_spec", run);
+    let run = f.run(&["connectors", "voucherify"]);
+    snap!("voucherify_spec", run);
+}
