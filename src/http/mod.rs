@@ -6,7 +6,8 @@
 //! and in [`policy`]:
 //!
 //! - **Client**: reqwest with rustls. Per attempt: 10 s to connect, 30 s for
-//!   the whole attempt (`timeoutSecs` in account.json overrides the latter).
+//!   the whole attempt (`timeoutSecs` in account.json: a number for the
+//!   whole attempt, or `{"connect": N, "total": N}`).
 //! - **Rate limits**: each connector declares endpoint groups (method and path
 //!   pattern) with a token bucket (requests per second and burst) and a cap on
 //!   requests in flight. A request that matches no group gets the connector's
@@ -135,7 +136,7 @@ pub fn engine_options() -> Vec<OptionSpec> {
             .kind(FieldType::Object),
         OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}")
             .kind(FieldType::Object),
-        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30)")
-            .kind(FieldType::Number),
+        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too")
+            .kind(FieldType::Any),
     ]
 }

@@ -186,6 +186,22 @@ pub fn parse_at<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A positive number of seconds (a number, or a string holding one).
+fn positive_secs(v: &Value, source: &str, at: &str) -> Result<Duration> {
+    let secs = match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    match secs {
+        Some(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
+        _ => Err(usage(format!(
+            "{source}: {at}: expected a positive number of seconds"
+        ))
+        .into()),
+    }
+}
+
 impl Policy {
     /// Apply `rateLimit`, `retry` and `timeoutSecs` from account options.
     /// `rateLimit` is either `{"rps", "burst", "maxInFlight"}` for every
@@ -232,19 +248,27 @@ impl Policy {
             o.apply(&mut self.retry);
         }
         if let Some(v) = timeout_secs {
-            let secs = match v {
-                Value::Number(n) => n.as_f64(),
-                Value::String(s) => s.trim().parse::<f64>().ok(),
-                _ => None,
-            };
-            match secs {
-                Some(s) if s > 0.0 && s.is_finite() => self.timeout = Duration::from_secs_f64(s),
-                _ => {
-                    return Err(usage(format!(
-                        "{source}: timeoutSecs: expected a positive number of seconds"
-                    ))
-                    .into())
+            // A number is the whole attempt; {"connect": N, "total": N} sets either.
+            match v {
+                Value::Object(m) => {
+                    for (key, v) in m {
+                        let secs = positive_secs(v, &source, &format!("timeoutSecs.{key}"))?;
+                        match key.as_str() {
+                            "connect" => self.connect_timeout = secs,
+                            "total" => self.timeout = secs,
+                            _ => {
+                                return Err(usage(format!(
+                                    "{source}: timeoutSecs.{key}: unknown timeout"
+                                ))
+                                .hint(
+                                    "give a number of seconds, or {\"connect\": 10, \"total\": 30}",
+                                )
+                                .into())
+                            }
+                        }
+                    }
                 }
+                other => self.timeout = positive_secs(other, &source, "timeoutSecs")?,
             }
         }
         self.validate()
@@ -321,6 +345,23 @@ mod tests {
         assert_eq!(p.group_index("GET", "/customers/c1/notes"), None);
         assert_eq!(p.group_index("GET", "/v1/a/b/c"), Some(2));
         assert_eq!(p.group_index("GET", "/other"), None);
+    }
+
+    #[test]
+    fn timeouts_take_seconds_or_connect_and_total() {
+        let mut p = Policy::default();
+        p.apply_overrides(None, None, Some(&json!(3))).unwrap();
+        assert_eq!(p.timeout, Duration::from_secs(3));
+        p.apply_overrides(None, None, Some(&json!({"connect": 2, "total": "40"})))
+            .unwrap();
+        assert_eq!(p.connect_timeout, Duration::from_secs(2));
+        assert_eq!(p.timeout, Duration::from_secs(40));
+        let err = p
+            .apply_overrides(None, None, Some(&json!({"read": 1})))
+            .unwrap_err();
+        assert!(err.to_string().contains("timeoutSecs.read"), "{err}");
+        let err = p.apply_overrides(None, None, Some(&json!(0))).unwrap_err();
+        assert!(err.to_string().contains("positive"), "{err}");
     }
 
     #[test]
