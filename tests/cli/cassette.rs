@@ -359,3 +359,43 @@ fn a_fresh_folder_records_every_action_against_the_sandbox_and_passes_offline() 
     );
     roxmltree::Document::parse(&f.read("junit.xml")).expect("well-formed JUnit XML");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_request_replays_its_attempts_in_order() {
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items/a"))
+        .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "busy"})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items/a"))
+        .respond_with(ok(json!({"id": "a"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "account.json",
+        &format!(
+            r#"{{"connector": "http", "baseUrl": "{}", "token": "${{API_TOKEN}}", "retry": {{"baseDelayMs": 1}}}}"#,
+            s.uri()
+        ),
+    );
+    let first = f.run(&["get", "--id", "a", "--record"]).ok_json();
+    s.verify().await;
+    drop(s);
+    let tape: Value = serde_json::from_str(&f.read("cassettes/get.json")).unwrap();
+    let statuses: Vec<&Value> = tape["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["response"]["status"])
+        .collect();
+    assert_eq!(statuses, [&json!(503), &json!(200)]);
+    let replay = f.run(&["-v", "get", "--id", "a", "--replay"]);
+    assert_eq!(replay.ok_json(), first);
+    assert!(replay.stderr.contains("503"), "{}", replay.render());
+}
