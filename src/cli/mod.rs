@@ -246,7 +246,7 @@ fn finish_recording(
             .context("could not redact the case's input")?;
             let case = cases::Case::new(
                 name,
-                cases::replay_args(argv),
+                inline_value_files(ctx, cases::replay_args(argv))?,
                 input,
                 expected,
                 cassette.tape(command),
@@ -274,6 +274,31 @@ fn dry_run(
     ctx.out
         .result(&serde_json::json!({ "dryRun": true, "requests": requests }))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--value @FILE` read into the arguments, so a case does not depend on
+/// a file outside its own (secrets redacted like the rest of the case).
+fn inline_value_files(ctx: &Ctx, args: Vec<String>) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut after_value = false;
+    for a in args {
+        let (prefix, file) = match a.strip_prefix("--value=@") {
+            Some(f) => ("--value=", Some(f.to_string())),
+            None if after_value => ("", a.strip_prefix('@').map(str::to_string)),
+            None => ("", None),
+        };
+        after_value = a == "--value";
+        match file {
+            Some(f) => {
+                let path = crate::config::resolve(&ctx.cwd, &f);
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("could not read {}", path.display()))?;
+                out.push(format!("{prefix}{}", ctx.out.redact(text.trim_end())));
+            }
+            None => out.push(a),
+        }
+    }
+    Ok(out)
 }
 
 /// Help and version go to stdout with status 0; usage errors to stderr with 2.

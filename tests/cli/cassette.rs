@@ -399,3 +399,37 @@ async fn a_retried_request_replays_its_attempts_in_order() {
     assert_eq!(replay.ok_json(), first);
     assert!(replay.stderr.contains("503"), "{}", replay.render());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_saved_case_holds_the_value_file_it_was_given() {
+    let s = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/items"))
+        .respond_with(ok(json!({"id": "n1", "name": "Ada"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let manifest = json!({"auth": {"type": "bearer"}, "actions": {"insert": {"path": "/items"}}});
+    f.write("connector.json", &manifest.to_string());
+    f.write("value.json", r#"{"name": "Ada"}"#);
+    f.run(&[
+        "insert",
+        "--value",
+        "@value.json",
+        "--record",
+        "--save-case",
+        "ins",
+    ])
+    .ok_json();
+    s.verify().await;
+    drop(s);
+    std::fs::remove_file(f.join("value.json")).unwrap();
+    let case: Value = serde_json::from_str(&f.read("tests/ins.json")).unwrap();
+    assert_eq!(
+        case["args"],
+        json!(["insert", "--value", r#"{"name": "Ada"}"#])
+    );
+    let run = f.run(&["test"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+}
