@@ -1,6 +1,7 @@
 //! `${NAME}` references in account.json: replaced from the process
 //! environment first, then from the folder's `.env` file. A missing variable
-//! is an error that names it and both places it could come from.
+//! is an error that names it and both places it could come from (under
+//! `--replay`, which sends nothing, it is left as written).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,6 +16,8 @@ pub struct Vars<'a> {
     env: &'a BTreeMap<String, String>,
     dotenv: BTreeMap<String, String>,
     dotenv_path: String,
+    /// Leave a missing `${NAME}` as it is instead of failing (under `--replay`).
+    keep_missing: bool,
 }
 
 impl<'a> Vars<'a> {
@@ -32,7 +35,14 @@ impl<'a> Vars<'a> {
             env,
             dotenv,
             dotenv_path: path.display().to_string(),
+            keep_missing: false,
         })
+    }
+
+    /// Leave missing variables as `${NAME}` instead of failing: under
+    /// `--replay` nothing is sent, so a credential is not needed.
+    pub fn keep_missing(&mut self, keep: bool) {
+        self.keep_missing = keep;
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -76,10 +86,11 @@ impl<'a> Vars<'a> {
                     .into());
             };
             let name = &after[..end];
-            let Some(value) = self.get(name) else {
-                return Err(self.missing(name, file, key));
-            };
-            out.push_str(value);
+            match self.get(name) {
+                Some(value) => out.push_str(value),
+                None if self.keep_missing => out.push_str(&rest[start..start + 2 + end + 1]),
+                None => return Err(self.missing(name, file, key)),
+            }
             rest = &after[end + 1..];
         }
         out.push_str(rest);

@@ -12,6 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 
+use super::cassette::{Cassette, Mode};
 use super::message::vendor_message;
 use super::policy::{Policy, RateLimit, MAX_BACKOFF, MAX_RATE_LIMITED};
 use super::redact::{header_value, redact_body_text, redact_url};
@@ -84,6 +85,8 @@ pub struct Engine {
     default_gate: Gate,
     gates: Vec<Gate>,
     out: Output,
+    /// `--record` / `--replay`, taken from the output the engine is built with.
+    cassette: Option<Arc<Cassette>>,
 }
 
 /// What the retry policy says about one attempt's outcome.
@@ -110,6 +113,7 @@ impl Engine {
             default_gate: Gate::new(&policy.default),
             gates: policy.groups.iter().map(|g| Gate::new(&g.limit)).collect(),
             policy,
+            cassette: out.cassette(),
             out,
         })
     }
@@ -142,16 +146,26 @@ impl Engine {
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            gate.bucket.until_ready().await;
-            let permit = gate
-                .in_flight
-                .acquire()
-                .await
-                .context("the request gate closed")?;
             self.log_request(req);
             let started = Instant::now();
-            let outcome = self.attempt(req).await;
-            drop(permit);
+            let outcome = match &self.cassette {
+                // Replay answers from the cassette: no gate, nothing sent.
+                Some(c) if c.mode() == Mode::Replay => Ok(c.answer(req, &self.out)?),
+                _ => {
+                    gate.bucket.until_ready().await;
+                    let permit = gate
+                        .in_flight
+                        .acquire()
+                        .await
+                        .context("the request gate closed")?;
+                    let outcome = self.attempt(req).await;
+                    drop(permit);
+                    if let (Some(c), Ok(resp)) = (&self.cassette, &outcome) {
+                        c.keep(req, resp, &self.out);
+                    }
+                    outcome
+                }
+            };
             let took = started.elapsed().as_millis();
             match outcome {
                 Ok(resp) => {
@@ -180,7 +194,7 @@ impl Engine {
                                 resp.status,
                                 wait.as_millis()
                             ));
-                            tokio::time::sleep(wait).await;
+                            self.pause(wait).await;
                         }
                     }
                 }
@@ -226,9 +240,17 @@ impl Engine {
                         req.method,
                         wait.as_millis()
                     ));
-                    tokio::time::sleep(wait).await;
+                    self.pause(wait).await;
                 }
             }
+        }
+    }
+
+    /// Wait before a retry; a replay does not, the server's wait was spent
+    /// when it was recorded.
+    async fn pause(&self, wait: Duration) {
+        if !matches!(&self.cassette, Some(c) if c.mode() == Mode::Replay) {
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -30,9 +30,13 @@
 //!   option values are shown as `***` in logs, errors and previews.
 //! - **Logging**: `-v` one line per attempt (method, redacted URL, status,
 //!   duration, attempt); `-vv` adds headers and bodies, redacted.
+//! - **Record and replay**: with `--record` every attempt is kept, redacted,
+//!   in a cassette written when the command ends; with `--replay` the
+//!   cassette answers and nothing is sent (see [`cassette`]).
 //! - **Errors** name the method, the redacted URL, the status and the
 //!   vendor's own message.
 
+pub mod cassette;
 mod engine;
 pub mod message;
 pub mod policy;

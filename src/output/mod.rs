@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::error::{exit_code_for, find_failure, is_broken_pipe};
+use crate::http::cassette::Cassette;
 
 /// How much ferry says on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -28,6 +29,10 @@ struct State {
     secrets: Vec<String>,
     result_file: Option<PathBuf>,
     verbosity: Option<Verbosity>,
+    /// The `--record` / `--replay` cassette every HTTP engine of the command uses.
+    cassette: Option<Arc<Cassette>>,
+    /// The last result printed, redacted (what `--save-case` keeps as expected).
+    last_result: Option<Value>,
 }
 
 /// The shared writer; cheap to clone.
@@ -62,6 +67,22 @@ impl Output {
         self.write_state().result_file = path;
     }
 
+    /// The cassette every HTTP engine built from this output records to or
+    /// replays from. It travels with the output because every engine is
+    /// built from it: no connector can miss it.
+    pub fn set_cassette(&self, cassette: Option<Arc<Cassette>>) {
+        self.write_state().cassette = cassette;
+    }
+
+    pub fn cassette(&self) -> Option<Arc<Cassette>> {
+        self.read_state().cassette.clone()
+    }
+
+    /// The last result printed, as printed (secrets redacted).
+    pub fn last_result(&self) -> Option<Value> {
+        self.read_state().last_result.clone()
+    }
+
     /// Register secret values; from now on they are shown as `***`.
     /// Very short values are ignored: masking "1" would garble every number.
     pub fn add_secrets<I: IntoIterator<Item = String>>(&self, secrets: I) {
@@ -93,6 +114,7 @@ impl Output {
             serde_json::to_string_pretty(value).context("could not render the result")?;
         text.push('\n');
         let text = self.redact(&text);
+        self.write_state().last_result = serde_json::from_str(&text).ok();
         let file = self.read_state().result_file.clone();
         match file {
             Some(path) => crate::fsutil::write_bytes_atomic(&path, text.as_bytes())

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod cassette;
 mod config;
 mod connectors;
 mod errors;
