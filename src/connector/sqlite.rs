@@ -751,6 +751,30 @@ fn to_sql(value: &Value) -> SqlValue {
 }
 
 impl Sqlite {
+    /// Run `sql` (with `{members}` for the membership table, `?1` the group
+    /// and `?2` a record id) for every id, in one transaction per batch.
+    async fn membership(
+        &self,
+        sql: &'static str,
+        group: &str,
+        ids: Vec<String>,
+    ) -> Vec<ProfileOutcome> {
+        let (group, n) = (group.to_string(), ids.len());
+        let result = self
+            .blocking(move |db| {
+                db.with_write(|conn, layout| {
+                    db.create_group_tables(conn)?;
+                    let sql = sql.replace("{members}", &db.members_table());
+                    db.each(conn, layout, &ids, |tx, _, id| {
+                        tx.execute(&sql, params![group, id])?;
+                        Ok(id.clone())
+                    })
+                })
+            })
+            .await;
+        batch_failed(result, n)
+    }
+
     async fn blocking<T, Op>(&self, op: Op) -> Result<T>
     where
         T: Send + 'static,
@@ -1175,44 +1199,22 @@ impl Connector for Sqlite {
 
     /// One transaction per batch.
     async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        let (group, n) = (group.to_string(), ids.len());
-        let result = self
-            .blocking(move |db| {
-                db.with_write(|conn, layout| {
-                    db.create_group_tables(conn)?;
-                    let sql = format!(
-                        "INSERT OR IGNORE INTO {} (group_name, record_id) VALUES (?1, ?2)",
-                        db.members_table()
-                    );
-                    db.each(conn, layout, &ids, |tx, _, id| {
-                        tx.execute(&sql, params![group, id])?;
-                        Ok(id.clone())
-                    })
-                })
-            })
-            .await;
-        batch_failed(result, n)
+        self.membership(
+            "INSERT OR IGNORE INTO {members} (group_name, record_id) VALUES (?1, ?2)",
+            group,
+            ids,
+        )
+        .await
     }
 
     /// One transaction per batch.
     async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        let (group, n) = (group.to_string(), ids.len());
-        let result = self
-            .blocking(move |db| {
-                db.with_write(|conn, layout| {
-                    db.create_group_tables(conn)?;
-                    let sql = format!(
-                        "DELETE FROM {} WHERE group_name = ?1 AND record_id = ?2",
-                        db.members_table()
-                    );
-                    db.each(conn, layout, &ids, |tx, _, id| {
-                        tx.execute(&sql, params![group, id])?;
-                        Ok(id.clone())
-                    })
-                })
-            })
-            .await;
-        batch_failed(result, n)
+        self.membership(
+            "DELETE FROM {members} WHERE group_name = ?1 AND record_id = ?2",
+            group,
+            ids,
+        )
+        .await
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
