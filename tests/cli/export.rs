@@ -496,41 +496,6 @@ fn export_finds_a_record_gone_from_under_its_old_key() {
     assert_eq!(bobs, 1);
 }
 
-/// Run ferry on a pseudo-terminal (util-linux `script`) and type `answer`.
-#[cfg(target_os = "linux")]
-fn on_terminal(f: &Folder, args: &str, answer: &str) -> (i32, String) {
-    use std::io::Write;
-    let ferry = assert_cmd::cargo::cargo_bin("ferry");
-    let mut child = std::process::Command::new("timeout")
-        .args([
-            "30",
-            "script",
-            "-qec",
-            &format!("{} {args}", ferry.display()),
-            "/dev/null",
-        ])
-        .current_dir(f.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", f.path())
-        .env("TERM", "dumb")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run script(1) from util-linux");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn export_mass_delete_guard_asks_on_a_terminal() {
@@ -553,7 +518,7 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     let args = "export --to crm --input two.jsonl --deletes delete";
 
     let before = state_files(&f);
-    let (code, screen) = on_terminal(&f, args, "n");
+    let (code, screen) = crate::support::on_terminal(&f, args, "n");
     assert!(
         screen.contains("would delete or clear 8 profiles, more than --max-deletes 1"),
         "{screen}"
@@ -562,7 +527,7 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     assert_eq!(code, 1, "{screen}");
     assert_eq!(before, state_files(&f), "a refused run sends nothing");
 
-    let (code, screen) = on_terminal(&f, args, "y");
+    let (code, screen) = crate::support::on_terminal(&f, args, "y");
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("\"deleted\": 8"), "{screen}");
     assert_eq!(

@@ -100,3 +100,46 @@ fn init_without_a_connector_scaffolds_the_sandbox_http_connector() {
     assert_eq!(run.code, 0, "{}", run.render());
     assert_eq!(run.json()["requests"][0]["method"], "POST");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn init_on_a_terminal_picks_the_default_connector_and_takes_the_answers() {
+    let f = Folder::new();
+    // Enter on the connector list (http, the default), then Enter on every
+    // option prompt to keep its default.
+    let (code, screen) = crate::support::on_terminal(&f, "init conn", &"\r".repeat(20));
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("Connector"), "the list was shown: {screen}");
+    assert!(f.exists("conn/connector.json"), "{screen}");
+    let account = f.read("conn/account.json");
+    assert!(account.contains("\"connector\": \"http\""), "{account}");
+}
+
+#[test]
+fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
+    let f = Folder::new();
+    let list = f.run(&["connectors"]).ok_json();
+    for spec in list.as_array().unwrap() {
+        let code = spec["code"].as_str().unwrap();
+        let dir = format!("c-{code}");
+        let run = f.run(&["init", &dir, "--connector", code, "--yes"]);
+        assert_eq!(run.code, 0, "{code}:\n{}", run.render());
+        let actions = f.run(&["connectors", code]).ok_json()["actions"].clone();
+        if !actions.as_array().unwrap().iter().any(|a| a == "insert") {
+            continue;
+        }
+        // The account opens (options valid, secrets given) and in.json's
+        // insert builds its request without a server.
+        let mut cmd = f.ferry();
+        cmd.args(["-C", &dir, "insert", "--dry-run"]);
+        for var in [
+            "VOUCHERIFY_APPLICATION_ID",
+            "VOUCHERIFY_SECRET_KEY",
+            "SEGMENT_ACCESS_TOKEN",
+        ] {
+            cmd.env(var, "x-value");
+        }
+        let run = f.run_cmd(&mut cmd);
+        assert_eq!(run.code, 0, "{code}:\n{}", run.render());
+    }
+}

@@ -136,6 +136,41 @@ pub fn filter(text: &str, folder: &Path) -> String {
     text
 }
 
+/// Run ferry on a pseudo-terminal (util-linux `script`) and type `answer`.
+#[cfg(target_os = "linux")]
+pub fn on_terminal(f: &Folder, args: &str, answer: &str) -> (i32, String) {
+    use std::io::Write;
+    let ferry = assert_cmd::cargo::cargo_bin("ferry");
+    let mut child = std::process::Command::new("timeout")
+        .args([
+            "30",
+            "script",
+            "-qec",
+            &format!("{} {args}", ferry.display()),
+            "/dev/null",
+        ])
+        .current_dir(f.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", f.path())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1) from util-linux");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(answer.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Snapshot a [`Run`] (exit code, stdout, stderr) under `name`.
 #[macro_export]
 macro_rules! snap {
