@@ -115,6 +115,39 @@ fn init_on_a_terminal_picks_the_default_connector_and_takes_the_answers() {
     assert!(account.contains("\"connector\": \"http\""), "{account}");
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn init_on_a_terminal_hides_secrets_and_writes_them_to_dotenv() {
+    let f = Folder::new();
+    let secret = "CANARY-s3cr3t-9f8e";
+    let typed = format!("{secret}\r");
+    let mut dialog = vec![("Application ID", "app-123\r"), ("Secret key", &typed)];
+    // Keep the default of every other option, in the spec's order.
+    for prompt in [
+        "Base URL",
+        "Rate limit",
+        "Retry",
+        "Timeout",
+        "Bulk poll interval",
+        "Bulk polls",
+    ] {
+        dialog.push((prompt, "\r"));
+    }
+    let (code, screen) =
+        crate::support::on_terminal_dialog(&f, "init vf --connector voucherify", &dialog);
+    assert_eq!(code, 0, "{screen}");
+    assert!(!screen.contains(secret), "a secret was shown: {screen}");
+    let account = f.read("vf/account.json");
+    assert!(account.contains("${VOUCHERIFY_SECRET_KEY}"), "{account}");
+    assert!(!account.contains(secret), "{account}");
+    let env = f.read("vf/.env");
+    assert!(
+        env.contains(&format!("VOUCHERIFY_SECRET_KEY={secret}")),
+        "{env}"
+    );
+    assert!(env.contains("VOUCHERIFY_APPLICATION_ID=app-123"), "{env}");
+}
+
 #[test]
 fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
     let f = Folder::new();

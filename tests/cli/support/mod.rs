@@ -171,6 +171,77 @@ pub fn on_terminal(f: &Folder, args: &str, answer: &str) -> (i32, String) {
     )
 }
 
+/// Run `ferry ARGS` on a real terminal and answer its prompts in turn: for
+/// each `(prompt, answer)`, wait until the screen shows `prompt`, then type
+/// `answer` (a terminal switching to hidden input drops what was typed
+/// ahead, so answers cannot be queued). Answers the exit code and the screen.
+#[cfg(target_os = "linux")]
+pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i32, String) {
+    use std::io::{Read, Write};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+    let ferry = assert_cmd::cargo::cargo_bin("ferry");
+    let mut child = std::process::Command::new("timeout")
+        .args([
+            "30",
+            "script",
+            "-qec",
+            &format!("{} {args}", ferry.display()),
+            "/dev/null",
+        ])
+        .current_dir(f.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", f.path())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1) from util-linux");
+    let screen = Arc::new(Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = {
+        let screen = Arc::clone(&screen);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut seen = 0;
+    for (prompt, answer) in dialog {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = screen.lock().unwrap().clone();
+            if let Some(at) = text[seen..].find(prompt) {
+                seen += at + prompt.len();
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no prompt {prompt:?} on:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Let the prompt switch the terminal mode before typing.
+        std::thread::sleep(Duration::from_millis(100));
+        stdin.write_all(answer.as_bytes()).expect("type");
+        stdin.flush().expect("type");
+    }
+    let status = child.wait().expect("wait");
+    reader.join().expect("reader");
+    let text = screen.lock().unwrap().clone();
+    (status.code().unwrap_or(-1), text)
+}
+
 /// Snapshot a [`Run`] (exit code, stdout, stderr) under `name`.
 #[macro_export]
 macro_rules! snap {
