@@ -703,6 +703,11 @@ fn batch_failed(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOut
     }
 }
 
+/// Membership statements: `{members}` is the membership table, `?1` the
+/// group, `?2` the record id.
+const ADD_MEMBER: &str = "INSERT OR IGNORE INTO {members} (group_name, record_id) VALUES (?1, ?2)";
+const REMOVE_MEMBER: &str = "DELETE FROM {members} WHERE group_name = ?1 AND record_id = ?2";
+
 fn unreachable_layout() -> Result<()> {
     Err(failed("the table disappeared during the write").into())
 }
@@ -751,6 +756,20 @@ fn to_sql(value: &Value) -> SqlValue {
 }
 
 impl Sqlite {
+    /// Run one membership statement for one record.
+    async fn member(&self, sql: &'static str, group: &str, id: &str) -> Result<()> {
+        let (group, id) = (group.to_string(), id.to_string());
+        self.blocking(move |db| {
+            db.with_write(|conn, _| {
+                db.create_group_tables(conn)?;
+                let sql = sql.replace("{members}", &db.members_table());
+                conn.execute(&sql, params![group, id])?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
     /// Run `sql` (with `{members}` for the membership table, `?1` the group
     /// and `?2` a record id) for every id, in one transaction per batch.
     async fn membership(
@@ -1199,22 +1218,12 @@ impl Connector for Sqlite {
 
     /// One transaction per batch.
     async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.membership(
-            "INSERT OR IGNORE INTO {members} (group_name, record_id) VALUES (?1, ?2)",
-            group,
-            ids,
-        )
-        .await
+        self.membership(ADD_MEMBER, group, ids).await
     }
 
     /// One transaction per batch.
     async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.membership(
-            "DELETE FROM {members} WHERE group_name = ?1 AND record_id = ?2",
-            group,
-            ids,
-        )
-        .await
+        self.membership(REMOVE_MEMBER, group, ids).await
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
@@ -1262,39 +1271,11 @@ impl Connector for Sqlite {
     }
 
     async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        let (group, id) = (group.to_string(), id.to_string());
-        self.blocking(move |db| {
-            db.with_write(|conn, _| {
-                db.create_group_tables(conn)?;
-                conn.execute(
-                    &format!(
-                        "INSERT OR IGNORE INTO {} (group_name, record_id) VALUES (?1, ?2)",
-                        db.members_table()
-                    ),
-                    params![group, id],
-                )?;
-                Ok(())
-            })
-        })
-        .await
+        self.member(ADD_MEMBER, group, id).await
     }
 
     async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
-        let (group, id) = (group.to_string(), id.to_string());
-        self.blocking(move |db| {
-            db.with_write(|conn, _| {
-                db.create_group_tables(conn)?;
-                conn.execute(
-                    &format!(
-                        "DELETE FROM {} WHERE group_name = ?1 AND record_id = ?2",
-                        db.members_table()
-                    ),
-                    params![group, id],
-                )?;
-                Ok(())
-            })
-        })
-        .await
+        self.member(REMOVE_MEMBER, group, id).await
     }
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {

@@ -140,24 +140,7 @@ pub fn filter(text: &str, folder: &Path) -> String {
 #[cfg(target_os = "linux")]
 pub fn on_terminal(f: &Folder, args: &str, answer: &str) -> (i32, String) {
     use std::io::Write;
-    let ferry = assert_cmd::cargo::cargo_bin("ferry");
-    let mut child = std::process::Command::new("timeout")
-        .args([
-            "30",
-            "script",
-            "-qec",
-            &format!("{} {args}", ferry.display()),
-            "/dev/null",
-        ])
-        .current_dir(f.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", f.path())
-        .env("TERM", "dumb")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run script(1) from util-linux");
+    let mut child = spawn_on_terminal(f, args);
     child
         .stdin
         .take()
@@ -180,24 +163,7 @@ pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i
     use std::io::{Read, Write};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
-    let ferry = assert_cmd::cargo::cargo_bin("ferry");
-    let mut child = std::process::Command::new("timeout")
-        .args([
-            "30",
-            "script",
-            "-qec",
-            &format!("{} {args}", ferry.display()),
-            "/dev/null",
-        ])
-        .current_dir(f.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", f.path())
-        .env("TERM", "dumb")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run script(1) from util-linux");
+    let mut child = spawn_on_terminal(f, args);
     let screen = Arc::new(Mutex::new(String::new()));
     let mut stdout = child.stdout.take().expect("stdout");
     let reader = {
@@ -240,6 +206,29 @@ pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i
     reader.join().expect("reader");
     let text = screen.lock().unwrap().clone();
     (status.code().unwrap_or(-1), text)
+}
+
+/// `ferry ARGS` under script(1), which gives it a pseudo-terminal; at most 30 s.
+#[cfg(target_os = "linux")]
+fn spawn_on_terminal(f: &Folder, args: &str) -> std::process::Child {
+    let ferry = assert_cmd::cargo::cargo_bin("ferry");
+    std::process::Command::new("timeout")
+        .args([
+            "30",
+            "script",
+            "-qec",
+            &format!("{} {args}", ferry.display()),
+            "/dev/null",
+        ])
+        .current_dir(f.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", f.path())
+        .env("TERM", "dumb")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1) from util-linux")
 }
 
 /// Snapshot a [`Run`] (exit code, stdout, stderr) under `name`.
