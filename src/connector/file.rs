@@ -705,15 +705,7 @@ impl<F: Format> Connector for FileConnector<F> {
 
     /// A file has no place for group memberships: export reports them skipped.
     async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields {
-            key: self.store.id_field.clone(),
-            // Keyed by the default "id": the profile id is the record id.
-            // Keyed by another field (an email): the profile must carry it.
-            key_from_profile_id: self.store.id_field == "id",
-            fields: Vec::new(),
-            extra_fields: true,
-            groups: false,
-        })
+        Ok(ExportFields::keyed_by_id_field(&self.store.id_field, false))
     }
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {

@@ -28,17 +28,7 @@ pub fn spec() -> Spec {
         ],
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
-        actions: vec![
-            Action::Check,
-            Action::Get,
-            Action::Insert,
-            Action::Patch,
-            Action::Delete,
-            Action::GetUpdates,
-            Action::ReadPage,
-            Action::UpsertBatch,
-            Action::ExportProfiles,
-        ],
+        actions: Action::LOCAL_STORE.to_vec(),
         max_batch_size: 5_000,
         parallelism: 1,
     }

@@ -365,6 +365,21 @@ pub struct ExportFields {
     pub groups: bool,
 }
 
+impl ExportFields {
+    /// A local store keyed by its id field: with the default "id" the profile
+    /// id is the record id; with another field (an email) every profile must
+    /// carry it. Any field is accepted.
+    pub fn keyed_by_id_field(id_field: &str, groups: bool) -> ExportFields {
+        ExportFields {
+            key: id_field.to_string(),
+            key_from_profile_id: id_field == "id",
+            fields: Vec::new(),
+            extra_fields: true,
+            groups,
+        }
+    }
+}
+
 /// A change to an exported profile: fields to set and fields to clear.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProfileUpdate {

@@ -68,6 +68,22 @@ pub enum Action {
     Groups,
 }
 
+impl Action {
+    /// What a local store of records (a file, a database table) does: every
+    /// record action, page reads, batch upserts and profile export.
+    pub const LOCAL_STORE: [Action; 9] = [
+        Action::Check,
+        Action::Get,
+        Action::Insert,
+        Action::Patch,
+        Action::Delete,
+        Action::GetUpdates,
+        Action::ReadPage,
+        Action::UpsertBatch,
+        Action::ExportProfiles,
+    ];
+}
+
 /// One option of account.json.
 #[derive(Debug, Clone, Serialize)]
 pub struct OptionSpec {

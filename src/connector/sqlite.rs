@@ -39,18 +39,8 @@ pub fn spec() -> Spec {
         ],
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
-        actions: vec![
-            Action::Check,
-            Action::Get,
-            Action::Insert,
-            Action::Patch,
-            Action::Delete,
-            Action::GetUpdates,
-            Action::ReadPage,
-            Action::UpsertBatch,
-            Action::ExportProfiles,
-            Action::Groups,
-        ],
+        // A table ferry manages also keeps group memberships beside it.
+        actions: [Action::LOCAL_STORE.as_slice(), &[Action::Groups]].concat(),
         max_batch_size: 1_000,
         parallelism: 1,
     }
@@ -1139,15 +1129,7 @@ impl Connector for Sqlite {
     }
 
     async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields {
-            key: self.db.id_field.clone(),
-            // Keyed by the default "id": the profile id is the record id.
-            // Keyed by another field (an email): the profile must carry it.
-            key_from_profile_id: self.db.id_field == "id",
-            fields: Vec::new(),
-            extra_fields: true,
-            groups: true,
-        })
+        Ok(ExportFields::keyed_by_id_field(&self.db.id_field, true))
     }
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {
