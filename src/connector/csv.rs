@@ -153,7 +153,7 @@ impl Format for Csv {
         true
     }
 
-    fn append(&self, out: &mut dyn Write, columns: &[String], records: &[Record]) -> Result<()> {
+    fn append(&self, out: &mut dyn Write, columns: &[String], records: &[&Record]) -> Result<()> {
         let mut writer = csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .has_headers(false)

@@ -78,9 +78,9 @@ impl Format for Jsonl {
         Ok(())
     }
 
-    fn append(&self, out: &mut dyn Write, _columns: &[String], records: &[Record]) -> Result<()> {
+    fn append(&self, out: &mut dyn Write, _columns: &[String], records: &[&Record]) -> Result<()> {
         for record in records {
-            serde_json::to_writer(&mut *out, record)?;
+            serde_json::to_writer(&mut *out, *record)?;
             out.write_all(b"\n")?;
         }
         Ok(())

@@ -17,8 +17,8 @@ use serde_json::{json, Map, Value};
 
 use crate::connector::{
     new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Rejection,
-    Role, Spec, Updates, WriteOp,
+    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
+    Rejection, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
@@ -1261,11 +1261,11 @@ impl Connector for Sqlite {
     }
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {
-        let mut outcomes = self.upsert_batch(vec![record]).await?;
+        let mut outcomes = self.upsert_batch(Records::new(vec![record])).await?;
         Ok(outcomes.remove(0))
     }
 
-    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
                 // One transaction per batch: the batch is written whole or not at all.
@@ -1276,7 +1276,7 @@ impl Connector for Sqlite {
                     let tx = write_tx(conn)?;
                     let mut outcomes = Vec::with_capacity(records.len());
                     let mut clean = true;
-                    for record in &records {
+                    for record in records.iter() {
                         let Some(id) = record_id(record, &db.id_field) else {
                             clean = false;
                             break;
@@ -1295,7 +1295,7 @@ impl Connector for Sqlite {
                 }
                 let mut tx = write_tx(conn)?;
                 let mut outcomes = Vec::with_capacity(records.len());
-                for record in &records {
+                for record in records.iter() {
                     let Some(id) = record_id(record, &db.id_field) else {
                         outcomes.push(Outcome::Rejected {
                             id: None,

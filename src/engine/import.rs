@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::connector::{Action, Connector, Outcome, Position, Record, WriteOp};
+use crate::connector::{Action, Connector, Outcome, Position, Record, Records, WriteOp};
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{self, Checkpoint, Counts};
 use crate::engine::mapping::{Checked, Mapping, Source, Validator};
@@ -95,8 +95,8 @@ struct Batch {
 /// A batch being written.
 struct InFlight {
     batch: Batch,
-    /// A copy of the records, to report the ones the destination refuses.
-    sent: Vec<Record>,
+    /// The records sent, kept to report the ones the destination refuses.
+    sent: Records,
     task: JoinHandle<Result<Vec<Outcome>>>,
 }
 
@@ -442,8 +442,8 @@ async fn attempt(
                     if let Some(total) = batch.total {
                         progress.total(total);
                     }
-                    let records = std::mem::take(&mut batch.records);
-                    let sent = records.clone();
+                    let records = Records::new(std::mem::take(&mut batch.records));
+                    let sent = Arc::clone(&records);
                     let dest = Arc::clone(&setup.dest);
                     let task = tokio::spawn(async move {
                         if records.is_empty() {
@@ -487,7 +487,7 @@ fn commit(
     cp: &mut Checkpoint,
     rejects: &mut RejectsFile,
     batch: Batch,
-    sent: Vec<Record>,
+    sent: Records,
     outcome: Result<Vec<Outcome>>,
 ) -> std::result::Result<Counts, (u64, anyhow::Error)> {
     let size = sent.len() as u64;
@@ -512,7 +512,7 @@ fn commit(
     for line in &batch.rejects {
         rejects.write(line).map_err(fail)?;
     }
-    for ((outcome, record), offset) in outcomes.into_iter().zip(sent).zip(batch.offsets) {
+    for ((outcome, record), offset) in outcomes.into_iter().zip(sent.iter()).zip(batch.offsets) {
         match outcome {
             Outcome::Ok { .. } => counts.written += 1,
             Outcome::Rejected { reason, .. } => {
@@ -885,7 +885,7 @@ mod tests {
         fn spec(&self) -> &Spec {
             &self.spec
         }
-        async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+        async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
             let first = records[0]["n"].as_u64().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(40u64.saturating_sub(first))).await;
             if records.iter().any(|r| r["n"].as_u64() == self.fail_at) {

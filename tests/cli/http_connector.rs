@@ -775,7 +775,7 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
     .map(|v| v.as_object().cloned().unwrap())
     .collect();
     let outcomes = connector
-        .upsert_batch(records)
+        .upsert_batch(std::sync::Arc::new(records))
         .await
         .expect("the batch as a whole works");
     let outcomes = serde_json::to_value(&outcomes).unwrap();

@@ -20,7 +20,7 @@ use tokio::sync::OnceCell;
 
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
-    Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
+    Outcome, Page, Position, Record, Records, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, unsupported, usage};
@@ -942,11 +942,11 @@ impl Connector for HttpConnector {
             .collect())
     }
 
-    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
         if self.builder.manifest.actions.bulk.is_none() {
             let mut outcomes = Vec::with_capacity(records.len());
-            for record in records {
-                outcomes.push(self.upsert(record).await?);
+            for record in records.iter() {
+                outcomes.push(self.upsert(record.clone()).await?);
             }
             return Ok(outcomes);
         }

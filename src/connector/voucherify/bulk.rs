@@ -40,13 +40,13 @@ pub async fn upsert(
     engine: &Engine,
     api: &Api,
     polling: Polling,
-    records: Vec<Record>,
+    records: &[Record],
 ) -> Result<Vec<Outcome>> {
     // Records the API could not take are refused here, before the request.
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
     let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
     let mut bodies = Vec::new();
-    for record in &records {
+    for record in records {
         let id = record_id(record, "source_id");
         let prepared = match &id {
             None => Err("missing source_id".to_string()),

@@ -45,7 +45,7 @@ use serde_json::{json, Value};
 
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
-    Outcome, Page, Position, Record, Role, Spec, Updates, WriteOp,
+    Outcome, Page, Position, Record, Records, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
@@ -512,19 +512,16 @@ impl Connector for Voucherify {
     }
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {
-        let mut outcomes = self.upsert_batch(vec![record]).await?;
+        let mut outcomes = self.upsert_batch(Records::new(vec![record])).await?;
         outcomes
             .pop()
             .ok_or_else(|| failed("the bulk job answered no outcome").into())
     }
 
-    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
-        let mut rest = records;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(MAX_BULK));
-            outcomes.extend(bulk::upsert(&self.engine, &self.api, self.polling, rest).await?);
-            rest = tail;
+        for chunk in records.chunks(MAX_BULK) {
+            outcomes.extend(bulk::upsert(&self.engine, &self.api, self.polling, chunk).await?);
         }
         Ok(outcomes)
     }
