@@ -511,6 +511,12 @@ impl Connector for Intercom {
         &self.spec
     }
 
+    /// The key records are upserted by: import requires it on every record.
+    /// get, patch and delete take Intercom's own id.
+    fn id_field(&self) -> &str {
+        &self.key_field
+    }
+
     async fn check(&self) -> Result<Value> {
         let req = self.api.me();
         let resp = send(&self.engine, &req).await?;
