@@ -100,7 +100,7 @@ async fn every_action_sends_the_documented_request() {
     ic("GET", "/me")
         .respond_with(ok(json!({"type": "admin", "id": "991267", "email": "admin@example.com",
             "app": {"type": "app", "id_code": "this_is_an_id", "name": "MyApp", "region": "US", "timezone": "America/Los_Angeles"}})))
-        .expect(1)
+        .expect(2)
         .mount(&s)
         .await;
     ic("GET", "/contacts/6643703ffae7834d1792fd30")
@@ -170,6 +170,14 @@ async fn every_action_sends_the_documented_request() {
     for run in &runs {
         no_canary(run);
     }
+    // -o writes the result to a file: no token there either.
+    let to_file = f.run(&["-o", "check.json", "check"]);
+    assert_eq!(to_file.code, 0, "{}", to_file.render());
+    let written = f.read("check.json");
+    assert!(
+        written.contains("MyApp") && !written.contains(TOKEN),
+        "{written}"
+    );
     let check = runs[0].ok_json();
     assert_eq!(
         (check["ok"].clone(), check["app"].clone()),
@@ -467,10 +475,9 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
         .expect(1)
         .mount(&s)
         .await;
+    // The role the create filled in is left out: a lead stays a lead.
     ic("PUT", "/contacts/5da6f18e3d7cf967e4582d05")
-        .and(body_json(
-            json!({"email": "b@x.com", "name": "Bob", "role": "user"}),
-        ))
+        .and(body_json(json!({"email": "b@x.com", "name": "Bob"})))
         .respond_with(ok(contact("5da6f18e3d7cf967e4582d05", "b@x.com", 2)))
         .expect(1)
         .mount(&s)
@@ -838,4 +845,107 @@ fn an_offset_cannot_jump_into_the_cursor_and_options_are_checked() {
     let run = f.run(&["get", "--id", "c1"]);
     no_canary(&run);
     snap!("intercom_bad_key_field", run);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done() {
+    let s = MockServer::start().await;
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &json!({"connector": "intercom", "accessToken": TOKEN, "baseUrl": s.uri(),
+            "keyField": "external_id", "retry": {"maxAttempts": 1}})
+        .to_string(),
+    );
+    f.write(
+        "first.jsonl",
+        "{\"id\": \"u1\", \"properties\": {\"email\": \"a@x.com\", \"name\": \"A\"}, \"groups\": [\"vip\"]}\n{\"id\": \"u2\", \"properties\": {\"email\": \"b@x.com\"}}\n",
+    );
+    {
+        // u1 exists without the 409 naming it: found by external_id, then updated.
+        let _g = [
+            ic("POST", "/contacts")
+                .and(body_json(
+                    json!({"email": "a@x.com", "name": "A", "external_id": "u1", "role": "user"}),
+                ))
+                .respond_with(error(
+                    409,
+                    "conflict",
+                    "A contact matching those details already exists",
+                ))
+                .expect(1)
+                .mount_as_scoped(&s)
+                .await,
+            ic("GET", "/contacts/find_by_external_id/u1")
+                .respond_with(ok(contact("cu1", "a@x.com", 1)))
+                .expect(1)
+                .mount_as_scoped(&s)
+                .await,
+            ic("PUT", "/contacts/cu1")
+                .and(body_json(
+                    json!({"email": "a@x.com", "name": "A", "external_id": "u1"}),
+                ))
+                .respond_with(ok(contact("cu1", "a@x.com", 2)))
+                .expect(1)
+                .mount_as_scoped(&s)
+                .await,
+            ic("POST", "/contacts")
+                .and(body_json(
+                    json!({"email": "b@x.com", "external_id": "u2", "role": "user"}),
+                ))
+                .respond_with(ok(contact("cu2", "b@x.com", 1)))
+                .expect(1)
+                .mount_as_scoped(&s)
+                .await,
+            ic("POST", "/tags")
+                .and(body_json(json!({"name": "vip"})))
+                .respond_with(ok(tag("17513", "vip")))
+                .expect(1)
+                .mount_as_scoped(&s)
+                .await,
+            ic("POST", "/contacts/cu1/tags")
+                .and(body_json(json!({"id": "17513"})))
+                .respond_with(ok(tag("17513", "vip")))
+                .expect(1)
+                .mount_as_scoped(&s)
+                .await,
+        ];
+        let run = f.run(&["export", "--to", ".", "--input", "first.jsonl"]);
+        no_canary(&run);
+        assert_eq!(run.code, 0, "{}", run.render());
+        assert_eq!(
+            counts(&run),
+            json!({"created": 2, "updated": 0, "deleted": 0, "groupsAdded": 1, "groupsRemoved": 0, "rejected": 0, "errors": 0})
+        );
+    }
+    // u1 leaves vip and u2 is deleted, both already gone in Intercom (404): done.
+    f.write(
+        "second.jsonl",
+        "{\"id\": \"u1\", \"properties\": {\"email\": \"a@x.com\", \"name\": \"A\"}}\n{\"id\": \"u2\", \"properties\": {\"email\": \"b@x.com\"}, \"toDelete\": true}\n",
+    );
+    let _g = [
+        ic("DELETE", "/contacts/cu2")
+            .respond_with(error(404, "not_found", "Contact Not Found"))
+            .expect(1)
+            .mount_as_scoped(&s)
+            .await,
+        ic("POST", "/tags")
+            .and(body_json(json!({"name": "vip"})))
+            .respond_with(ok(tag("17513", "vip")))
+            .expect(1)
+            .mount_as_scoped(&s)
+            .await,
+        ic("DELETE", "/contacts/cu1/tags/17513")
+            .respond_with(error(404, "not_found", "Tag Not Found"))
+            .expect(1)
+            .mount_as_scoped(&s)
+            .await,
+    ];
+    let run = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(
+        counts(&run),
+        json!({"created": 0, "updated": 0, "deleted": 1, "groupsAdded": 0, "groupsRemoved": 1, "rejected": 0, "errors": 0})
+    );
 }

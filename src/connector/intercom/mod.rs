@@ -416,9 +416,13 @@ impl Intercom {
         id_of(&req, &resp.json(&req)?, "contact").or_else(|_| Ok(id.to_string()))
     }
 
-    /// Create the contact, or update the one Intercom says already has its
-    /// key (409); answers its id.
-    async fn upsert_contact(&self, body: Value, key: Option<&str>) -> Result<String> {
+    /// Create the contact from `record`, or update the one Intercom says
+    /// already has its key (409); answers its id. The update leaves out the
+    /// role the create filled in, so an upsert never turns a lead into a
+    /// user unless the record asks for it.
+    async fn upsert_contact(&self, record: &Record, key: Option<&str>) -> Result<String> {
+        let mut body =
+            contact_body(record, Mode::Create { role: &self.role }).map_err(|e| Rejection(e.0))?;
         let req = self.api.create(body.clone());
         let resp = self.engine.execute(&req).await?;
         if resp.is_success() {
@@ -436,6 +440,11 @@ impl Intercom {
                 None => None,
             },
         };
+        if !record.contains_key("role") {
+            if let Some(m) = body.as_object_mut() {
+                m.remove("role");
+            }
+        }
         match existing {
             Some(id) => self.put(&id, body).await,
             None => Err(write_error(&req, &resp)),
@@ -661,16 +670,7 @@ impl Connector for Intercom {
                 ),
             });
         };
-        let body = match contact_body(&record, Mode::Create { role: &self.role }) {
-            Ok(b) => b,
-            Err(e) => {
-                return Ok(Outcome::Rejected {
-                    id: Some(key),
-                    reason: e.0,
-                })
-            }
-        };
-        match self.upsert_contact(body, Some(&key)).await {
+        match self.upsert_contact(&record, Some(&key)).await {
             Ok(id) => Ok(Outcome::Ok { id }),
             Err(e) if is_rejection(&e) => Ok(Outcome::Rejected {
                 id: Some(key),
@@ -711,9 +711,7 @@ impl Connector for Intercom {
 
     async fn create_profile(&self, fields: Record) -> Result<String> {
         let key = self.key_of(&fields);
-        let body =
-            contact_body(&fields, Mode::Create { role: &self.role }).map_err(|e| Rejection(e.0))?;
-        self.upsert_contact(body, key.as_deref()).await
+        self.upsert_contact(&fields, key.as_deref()).await
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
