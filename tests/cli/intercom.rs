@@ -949,3 +949,26 @@ async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done(
         json!({"created": 0, "updated": 0, "deleted": 1, "groupsAdded": 0, "groupsRemoved": 1, "rejected": 0, "errors": 0})
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_without_an_id_is_a_connector_error() {
+    let s = MockServer::start().await;
+    ic("GET", "/contacts")
+        .respond_with(ok(list(
+            vec![json!({"type": "contact", "email": "a@x.com"})],
+            None,
+            1,
+        )))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains("answered a contact without an id"),
+        "{}",
+        run.render()
+    );
+}

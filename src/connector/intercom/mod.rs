@@ -49,7 +49,10 @@
 //!   case-insensitive), so it takes one call and no lookup. Membership is
 //!   `POST /contacts/{id}/tags {"id"}` and `DELETE
 //!   /contacts/{id}/tags/{tag_id}` (a 404 on removal counts as removed),
-//!   one contact per call.
+//!   one contact per call. A group that is only left is ensured the same
+//!   way, so a tag that no longer existed comes back, empty.
+//! - **Not supported**: companies, notes, events, archiving, and the
+//!   Preview-only bulk update (`PUT /contacts/bulk`).
 //! - **Rate limits**: 10,000 calls a minute per private app and 25,000 per
 //!   workspace, spread over 10-second windows. The default, 160 requests/s
 //!   with a burst of 160 and 10 in flight, stays under the app limit;
