@@ -139,7 +139,7 @@ fn example_record(spec: &Spec) -> Map<String, Value> {
     for field in &spec.fields {
         let value = match (field.name, field.kind) {
             ("id", _) => json!("example-1"),
-            (name, _) if name.contains("email") => json!("ada@example.com"),
+            (name, FieldType::String) if name.contains("email") => json!("ada@example.com"),
             (_, FieldType::String) => json!("Ada Lovelace"),
             (_, FieldType::Number | FieldType::Integer) => json!(1),
             (_, FieldType::Boolean) => json!(true),

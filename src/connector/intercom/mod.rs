@@ -1,0 +1,758 @@
+//! The `intercom` connector: Intercom contacts through the Contacts API, as
+//! a source, an import destination and an export destination whose groups
+//! are tags. Every fact comes from docs/connectors/intercom.md (sources
+//! there); where the vendor leaves a point open, the choice is written here:
+//!
+//! - **Auth and version**: `Authorization: Bearer <accessToken>` and
+//!   `Intercom-Version` (default 2.14, `intercomVersion` to change it) on
+//!   every request. The token is a secret: redacted everywhere.
+//! - **Regions**: `baseUrl` is `https://api.intercom.io` (US, the default),
+//!   `https://api.eu.intercom.io` or `https://api.au.intercom.io`.
+//! - **Reads**: get is `GET /contacts/{id}`; `email:ADDRESS` and
+//!   `external_id:ID` find a contact by key (`POST /contacts/search` and
+//!   `GET /contacts/find_by_external_id/{id}`). `read_page` lists
+//!   `GET /contacts` with the `starting_after` cursor (150 a page, the
+//!   documented maximum) until `pages.next` is gone; a repeated cursor or an
+//!   empty page that is not the end is an error, never a loop. The cursor
+//!   cannot be jumped into, so `--offset` needs a checkpoint.
+//! - **getupdates** searches `updated_at`, sorted ascending, with the
+//!   cursor in the body. The search compares dates by day ("> T" is "from
+//!   the day after T's day"), so ferry asks from the day before and filters
+//!   by the exact second itself; `nextSync` is `SECONDS|ids` so contacts
+//!   sharing a second are neither skipped nor repeated. Deleted contacts do
+//!   not appear in the search, so no deletes are reported, and the search
+//!   index lags creations by "a few minutes".
+//! - **Writes**: insert is `POST /contacts` (role from `role`, default
+//!   `user`), patch is `PUT /contacts/{id}` (fields not sent are unchanged),
+//!   delete is `DELETE /contacts/{id}`. Standard fields go at the top of the
+//!   body; any other field is a custom attribute under `custom_attributes`
+//!   (the workspace must define it; Intercom refuses unknown ones).
+//!   Timestamps are Unix seconds. Read-only fields (`id`, `created_at`, …)
+//!   are left out.
+//! - **Upserts** (import and export creates): `POST /contacts`; a 409
+//!   "already exists with id=X" [CREATE21, Intercom-OpenAPI #543] updates X
+//!   with `PUT` instead; a 409 naming an archived contact is rejected rather
+//!   than written. There is no bulk write in the numbered API versions, so
+//!   a batch (50 records, ferry's choice) becomes parallel single calls, ten
+//!   in flight. A 400, 409 or 422 answer rejects that record with Intercom's
+//!   message; any other failure fails the batch.
+//! - **Export**: profiles are keyed by `keyField` (`email`, the default, or
+//!   `external_id`, which then defaults to the profile id). A clear sends
+//!   `null` for the standard fields the update model types "or null" and
+//!   `custom_attributes: {"NAME": null}` for a custom attribute (the model
+//!   allows null; that it empties the attribute is not confirmed by the
+//!   vendor). `role`, `email` and `external_id` cannot be null there, so
+//!   their clears are not sent (the dry run lists them). A delete of a
+//!   contact already gone (404) is done.
+//! - **Groups are tags**: `ensure_group` is `POST /tags {"name"}`, which
+//!   creates the tag or answers the existing one (names are
+//!   case-insensitive), so it takes one call and no lookup. Membership is
+//!   `POST /contacts/{id}/tags {"id"}` and `DELETE
+//!   /contacts/{id}/tags/{tag_id}` (a 404 on removal counts as removed),
+//!   one contact per call. A group that is only left is ensured the same
+//!   way, so a tag that no longer existed comes back, empty.
+//! - **Not supported**: companies, notes, events, archiving, and the
+//!   Preview-only bulk update (`PUT /contacts/bulk`).
+//! - **Rate limits**: 10,000 calls a minute per private app and 25,000 per
+//!   workspace, spread over 10-second windows. The default, 160 requests/s
+//!   with a burst of 160 and 10 in flight, stays under the app limit;
+//!   lower `rateLimit` when other apps share the workspace. A 429 waits
+//!   until `X-RateLimit-Reset` (a Unix time; no `Retry-After` is sent).
+//! - **Errors** show Intercom's `errors[].message` with its `code`.
+
+pub mod requests;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use futures::stream::StreamExt;
+use serde_json::{json, Value};
+
+use crate::connector::{
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Rejection, Role, Spec,
+    Updates, WriteOp,
+};
+use crate::ctx::Ctx;
+use crate::error::{failed, not_found, usage, Failure};
+use crate::http::message::vendor_message;
+use crate::http::redact::{redact_body_text, redact_url};
+use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
+use requests::{
+    conflict_id, contact_body, find_query, update_with_clears, updates_query, Api, Mark, Mode,
+    Unfit, DEFAULT_VERSION, MAX_PAGE,
+};
+
+/// The US region, Intercom's default host.
+pub const DEFAULT_BASE_URL: &str = "https://api.intercom.io";
+/// Records per import batch: Intercom has no bulk write, so this only sets
+/// how many single calls one batch makes.
+pub const BATCH: usize = 50;
+/// Single calls in flight at once within a batch and for export's batch calls.
+pub const PARALLEL: usize = 10;
+
+pub fn spec() -> Spec {
+    let mut options = vec![OptionSpec::required(
+        "accessToken",
+        "Access token",
+        "The app's access token, sent as Authorization: Bearer (Developer Hub: your app > Configure > Authentication)",
+    )
+    .placeholder("${INTERCOM_ACCESS_TOKEN}")
+    .secret()];
+    for mut o in crate::http::engine_options() {
+        if o.key == "baseUrl" {
+            o.description = "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.";
+            o.placeholder = DEFAULT_BASE_URL;
+            o.default = Some(json!(DEFAULT_BASE_URL));
+        }
+        options.push(o);
+    }
+    options.extend([
+        OptionSpec::optional(
+            "intercomVersion",
+            "API version",
+            "Sent as the Intercom-Version header (2.13 or later: finding by external_id needs it)",
+        )
+        .placeholder(DEFAULT_VERSION)
+        .default(DEFAULT_VERSION),
+        OptionSpec::optional(
+            "role",
+            "Contact role",
+            "The role of the contacts ferry creates, finds and updates: user (the default) or lead",
+        )
+        .placeholder("user")
+        .default("user"),
+        OptionSpec::optional(
+            "keyField",
+            "Key field",
+            "The field import upserts and export profiles are matched by: email (the default) or external_id (then a profile without one uses its profile id)",
+        )
+        .placeholder("email")
+        .default("email"),
+    ]);
+    Spec {
+        code: "intercom",
+        label: "Intercom contacts",
+        description: "Intercom contacts through the Contacts API (Bearer token, Intercom-Version). Source: get by id (or email:ADDRESS, external_id:ID), every contact page by page with the starting_after cursor, getupdates by updated_at. Destination: insert, patch, delete, and batch upsert as parallel single calls (no bulk API; a 409 conflict updates the existing contact). Export: profiles by email or external_id, clears as nulls, groups as tags (created once, contacts tagged and untagged). Rate limit: 10,000 calls a minute per app, spread over 10-second windows; a 429 waits for X-RateLimit-Reset.",
+        roles: vec![Role::Source, Role::Destination],
+        options,
+        fields: vec![
+            FieldSpec::new("id", FieldType::String, "Intercom's id of the contact (read-only; get, patch and delete take it)"),
+            FieldSpec::new("role", FieldType::String, "user or lead (default: the role option)"),
+            FieldSpec::new("external_id", FieldType::String, "Your id of the contact; a user needs it or an email"),
+            FieldSpec::new("email", FieldType::String, "Email address"),
+            FieldSpec::new("phone", FieldType::String, "Phone number, free form (\"+353871234567\")"),
+            FieldSpec::new("name", FieldType::String, "Full name"),
+            FieldSpec::new("avatar", FieldType::String, "URL of an avatar image"),
+            FieldSpec::new("signed_up_at", FieldType::Integer, "Sign-up time, Unix seconds"),
+            FieldSpec::new("last_seen_at", FieldType::Integer, "Last seen time, Unix seconds"),
+            FieldSpec::new("owner_id", FieldType::Integer, "The id of the admin who owns the contact"),
+            FieldSpec::new("unsubscribed_from_emails", FieldType::Boolean, "Whether the contact is unsubscribed from emails"),
+            FieldSpec::new("custom_attributes", FieldType::Object, "Custom data attributes (strings, numbers, booleans); any other field of a record goes here too"),
+        ],
+        extra_fields: true,
+        actions: vec![
+            Action::Check,
+            Action::Get,
+            Action::Insert,
+            Action::Patch,
+            Action::Delete,
+            Action::GetUpdates,
+            Action::ReadPage,
+            Action::UpsertBatch,
+            Action::ExportProfiles,
+            Action::Groups,
+        ],
+        max_batch_size: BATCH,
+        parallelism: PARALLEL,
+    }
+}
+
+/// The rate limits in the module comment.
+fn policy(options: &Options) -> Result<Policy> {
+    let mut policy = Policy {
+        source: options.source().to_string(),
+        reset_header: Some("x-ratelimit-reset".into()),
+        default: RateLimit {
+            rps: 160.0,
+            burst: 160,
+            max_in_flight: PARALLEL,
+        },
+        ..Policy::default()
+    };
+    policy.apply_overrides(
+        options.value("rateLimit"),
+        options.value("retry"),
+        options.value("timeoutSecs"),
+    )?;
+    Ok(policy)
+}
+
+pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let base_url = options
+        .string("baseUrl")
+        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
+    if url::Url::parse(&base_url).is_err() {
+        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
+            .hint(format!(
+                "use {DEFAULT_BASE_URL}, https://api.eu.intercom.io or https://api.au.intercom.io"
+            ))
+            .into());
+    }
+    let role = options.string("role").unwrap_or_else(|| "user".into());
+    if role != "user" && role != "lead" {
+        return Err(usage(format!(
+            "option \"role\" in {} must be user or lead, got \"{role}\"",
+            options.source()
+        ))
+        .into());
+    }
+    let key_field = options.string("keyField").unwrap_or_else(|| "email".into());
+    if key_field != "email" && key_field != "external_id" {
+        return Err(usage(format!(
+            "option \"keyField\" in {} must be email or external_id, got \"{key_field}\"",
+            options.source()
+        ))
+        .into());
+    }
+    let api = Api {
+        base_url,
+        token: options.require("accessToken")?,
+        version: options
+            .string("intercomVersion")
+            .unwrap_or_else(|| DEFAULT_VERSION.into()),
+    };
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    Ok(Box::new(Intercom {
+        spec: spec(),
+        api,
+        engine,
+        role,
+        key_field,
+    }))
+}
+
+pub struct Intercom {
+    spec: Spec,
+    api: Api,
+    engine: Engine,
+    role: String,
+    key_field: String,
+}
+
+/// Send `req`; a final error status becomes an error with Intercom's message.
+async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
+    let resp = engine.execute(req).await?;
+    if resp.is_success() {
+        return Ok(resp);
+    }
+    Err(vendor_error(req, &resp).into())
+}
+
+/// The error for a final error status: method, URL, status, Intercom's
+/// `errors[].message` with their `code`s, and a hint for the credentials.
+fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
+    let mut f = status_error(req, resp);
+    if let Ok(v) = serde_json::from_str::<Value>(&resp.body) {
+        let codes: Vec<&str> = v
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|es| {
+                es.iter()
+                    .filter_map(|e| e.get("code").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !codes.is_empty() {
+            f.message
+                .push_str(&format!(" ({})", redact_body_text(&codes.join(", "))));
+        }
+    }
+    if matches!(resp.status, 401 | 403) {
+        f = f.hint("check accessToken in account.json (and the .env variable it names); a workspace outside the US needs its region in baseUrl, e.g. https://api.eu.intercom.io");
+    }
+    f
+}
+
+/// A 400, 409 or 422 answer to a write is about the record (a field the
+/// workspace does not define, a bad value, a duplicate): a [`Rejection`].
+fn write_error(req: &RequestSpec, resp: &Response) -> anyhow::Error {
+    let f = vendor_error(req, resp);
+    if matches!(resp.status, 400 | 409 | 422) {
+        return Rejection(f.message).into();
+    }
+    f.into()
+}
+
+fn is_rejection(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<Rejection>())
+}
+
+/// The `id` of an object answer (a contact, a tag); numbers are accepted.
+fn id_of(req: &RequestSpec, body: &Value, what: &str) -> Result<String> {
+    match body.get("id") {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        _ => Err(failed(format!(
+            "{} {} answered no {what} id",
+            req.method,
+            redact_url(&req.url)
+        ))
+        .into()),
+    }
+}
+
+fn object(req: &RequestSpec, body: Value, what: &str) -> Result<Record> {
+    match body {
+        Value::Object(m) => Ok(m),
+        _ => Err(failed(format!(
+            "{} {} answered no {what} object",
+            req.method,
+            redact_url(&req.url)
+        ))
+        .into()),
+    }
+}
+
+/// One page of a list or search answer.
+struct Listed {
+    records: Vec<Record>,
+    next: Option<String>,
+    total: Option<u64>,
+}
+
+/// Read `{"data": [...], "pages": {"next": {"starting_after"}}, "total_count"}`;
+/// every contact must have an id.
+fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
+    let url = redact_url(&req.url);
+    let Some(Value::Array(items)) = body.get("data") else {
+        return Err(failed(format!("{} {url} answered no \"data\" array", req.method)).into());
+    };
+    let mut records = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Value::Object(c) if record_id(c, "id").is_some() => records.push(c.clone()),
+            _ => {
+                return Err(failed(format!(
+                    "{} {url} answered a contact without an id",
+                    req.method
+                ))
+                .into())
+            }
+        }
+    }
+    let next = body
+        .pointer("/pages/next/starting_after")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    Ok(Listed {
+        records,
+        next,
+        total: body.get("total_count").and_then(Value::as_u64),
+    })
+}
+
+/// Refuse a cursor that does not move, and a page that is empty but not the end.
+fn check_progress(
+    req: &RequestSpec,
+    page: &Listed,
+    previous: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(next) = &page.next else {
+        return Ok(None);
+    };
+    if previous == Some(next.as_str()) {
+        return Err(failed(format!(
+            "{} {} answered the cursor it was given; stopping instead of looping",
+            req.method,
+            redact_url(&req.url)
+        ))
+        .into());
+    }
+    if page.records.is_empty() {
+        return Err(failed(format!(
+            "{} {} answered no contacts but a next page; stopping instead of looping",
+            req.method,
+            redact_url(&req.url)
+        ))
+        .into());
+    }
+    Ok(Some(next.clone()))
+}
+
+impl Intercom {
+    /// The id of the contact whose `field` is `value`, if there is one.
+    async fn find(&self, field: &str, value: &str) -> Result<Option<String>> {
+        if field == "external_id" && self.role == "user" {
+            let req = self.api.find_by_external_id(value);
+            let resp = self.engine.execute(&req).await?;
+            if resp.status == 404 {
+                return Ok(None);
+            }
+            if !resp.is_success() {
+                return Err(vendor_error(&req, &resp).into());
+            }
+            return id_of(&req, &resp.json(&req)?, "contact").map(Some);
+        }
+        Ok(self
+            .search_one(field, value)
+            .await?
+            .and_then(|c| record_id(&c, "id")))
+    }
+
+    /// The first contact of this role whose `field` is `value`.
+    async fn search_one(&self, field: &str, value: &str) -> Result<Option<Record>> {
+        let req = self
+            .api
+            .search(find_query(field, value, &self.role), 1, None, None);
+        let resp = send(&self.engine, &req).await?;
+        Ok(listed(&req, &resp.json(&req)?)?.records.into_iter().next())
+    }
+
+    /// `PUT /contacts/{id}`; answers the contact's id.
+    async fn put(&self, id: &str, body: Value) -> Result<String> {
+        let req = self.api.update(id, body);
+        let resp = self.engine.execute(&req).await?;
+        if !resp.is_success() {
+            return Err(write_error(&req, &resp));
+        }
+        id_of(&req, &resp.json(&req)?, "contact").or_else(|_| Ok(id.to_string()))
+    }
+
+    /// Create the contact from `record`, or update the one Intercom says
+    /// already has its key (409); answers its id. The update leaves out the
+    /// role the create filled in, so an upsert never turns a lead into a
+    /// user unless the record asks for it.
+    async fn upsert_contact(&self, record: &Record, key: Option<&str>) -> Result<String> {
+        let mut body =
+            contact_body(record, Mode::Create { role: &self.role }).map_err(|e| Rejection(e.0))?;
+        let req = self.api.create(body.clone());
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() {
+            return id_of(&req, &resp.json(&req)?, "contact");
+        }
+        if resp.status != 409 {
+            return Err(write_error(&req, &resp));
+        }
+        let message = vendor_message(&resp.body).unwrap_or_default();
+        let existing = match conflict_id(&message) {
+            Some(Ok(id)) => Some(id),
+            Some(Err(_)) => return Err(write_error(&req, &resp)),
+            None => match key {
+                Some(k) => self.find(&self.key_field, k).await?,
+                None => None,
+            },
+        };
+        if !record.contains_key("role") {
+            if let Some(m) = body.as_object_mut() {
+                m.remove("role");
+            }
+        }
+        match existing {
+            Some(id) => self.put(&id, body).await,
+            None => Err(write_error(&req, &resp)),
+        }
+    }
+
+    fn key_of(&self, record: &Record) -> Option<String> {
+        record_id(record, &self.key_field)
+    }
+
+    /// The requests `op` sends, or rows saying why a record would be refused.
+    fn write_requests(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        let unfit = |e: Unfit| usage(e.0);
+        let create = Mode::Create { role: &self.role };
+        let shown = |r: RequestSpec| r.preview();
+        Ok(match op {
+            WriteOp::Insert(r) => vec![shown(
+                self.api.create(contact_body(r, create).map_err(unfit)?),
+            )],
+            WriteOp::Patch { id, value } => vec![shown(
+                self.api
+                    .update(id, contact_body(value, Mode::Update).map_err(unfit)?),
+            )],
+            WriteOp::Delete { id } => vec![shown(self.api.delete(id))],
+            WriteOp::UpsertBatch(records) => records
+                .iter()
+                .map(|r| {
+                    let key = self.key_of(r);
+                    let refused = |reason: String| {
+                        json!({ "refused": { self.key_field.as_str(): key, "reason": reason } })
+                    };
+                    if key.is_none() {
+                        return refused(format!("missing {}", self.key_field));
+                    }
+                    match contact_body(r, create) {
+                        Ok(body) => shown(self.api.create(body)),
+                        Err(e) => refused(e.0),
+                    }
+                })
+                .collect(),
+            WriteOp::UpdateProfile { id, set, clear } => {
+                let (body, not_cleared) = update_with_clears(set, clear).map_err(unfit)?;
+                let mut rows = vec![shown(self.api.update(id, body))];
+                if !not_cleared.is_empty() {
+                    rows.push(json!({ "notCleared": not_cleared, "reason": "Intercom's update takes no null for these fields" }));
+                }
+                rows
+            }
+            WriteOp::AddMembers { group, ids } | WriteOp::RemoveMembers { group, ids } => {
+                // The tag's id is known only once POST /tags answers.
+                let tag = format!("{{id of tag {group}}}");
+                let mut rows = vec![shown(self.api.create_tag(group))];
+                for id in ids {
+                    let req = match op {
+                        WriteOp::AddMembers { .. } => self.api.tag(id, &tag),
+                        _ => self.api.untag(id, "TAG"),
+                    };
+                    let mut row = shown(req);
+                    if let Some(url) = row["url"].as_str() {
+                        row["url"] = json!(url.replacen("/tags/TAG", &format!("/tags/{tag}"), 1));
+                    }
+                    rows.push(row);
+                }
+                rows
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Connector for Intercom {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The key records are upserted by: import requires it on every record.
+    /// get, patch and delete take Intercom's own id.
+    fn id_field(&self) -> &str {
+        &self.key_field
+    }
+
+    async fn check(&self) -> Result<Value> {
+        let req = self.api.me();
+        let resp = send(&self.engine, &req).await?;
+        let me = resp.json(&req)?;
+        Ok(json!({
+            "ok": true,
+            "status": resp.status,
+            "url": redact_url(&req.url),
+            "app": me.pointer("/app/name").cloned().unwrap_or(Value::Null),
+            "appId": me.pointer("/app/id_code").cloned().unwrap_or(Value::Null),
+            "region": me.pointer("/app/region").cloned().unwrap_or(Value::Null),
+        }))
+    }
+
+    async fn get(&self, id: &str) -> Result<Record> {
+        if let Some(email) = id.strip_prefix("email:") {
+            return self.search_one("email", email).await?.ok_or_else(|| {
+                not_found(format!("no Intercom {} with email \"{email}\"", self.role)).into()
+            });
+        }
+        let req = match id.strip_prefix("external_id:") {
+            Some(ext) if self.role == "user" => self.api.find_by_external_id(ext),
+            Some(ext) => {
+                return self.search_one("external_id", ext).await?.ok_or_else(|| {
+                    not_found(format!("no Intercom lead with external_id \"{ext}\"")).into()
+                })
+            }
+            None => self.api.get(id),
+        };
+        let resp = send(&self.engine, &req).await?;
+        object(&req, resp.json(&req)?, "contact")
+    }
+
+    async fn insert(&self, value: Record) -> Result<Record> {
+        let body =
+            contact_body(&value, Mode::Create { role: &self.role }).map_err(|e| usage(e.0))?;
+        let req = self.api.create(body);
+        let resp = send(&self.engine, &req).await?;
+        object(&req, resp.json(&req)?, "contact")
+    }
+
+    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
+        let body = contact_body(&value, Mode::Update).map_err(|e| usage(e.0))?;
+        let req = self.api.update(id, body);
+        let resp = send(&self.engine, &req).await?;
+        match resp.json(&req)? {
+            Value::Object(m) => Ok(m),
+            _ => Ok(value),
+        }
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        send(&self.engine, &self.api.delete(id)).await?;
+        Ok(())
+    }
+
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        let since = since.map(Mark::parse).transpose()?;
+        let query = updates_query(since.as_ref());
+        let mut mark = since.clone();
+        let mut entries = Vec::new();
+        let mut cursor: Option<String> = None;
+        'pages: loop {
+            let req = self.api.search(
+                query.clone(),
+                MAX_PAGE,
+                cursor.as_deref(),
+                Some(("updated_at", "ascending")),
+            );
+            let resp = send(&self.engine, &req).await?;
+            let page = listed(&req, &resp.json(&req)?)?;
+            for c in &page.records {
+                let id = record_id(c, "id").unwrap_or_default();
+                let Some(at) = c.get("updated_at").and_then(Value::as_i64) else {
+                    return Err(failed(format!(
+                        "POST {} answered contact {id} without an updated_at",
+                        redact_url(&req.url)
+                    ))
+                    .into());
+                };
+                if mark.as_ref().is_some_and(|m| m.covers(at, &id)) {
+                    continue;
+                }
+                if limit.is_some_and(|l| entries.len() >= l) {
+                    break 'pages;
+                }
+                mark = Some(Mark::advance(mark.take(), at, &id));
+                entries.push(Change {
+                    id,
+                    kind: ChangeType::Upsert,
+                    value: Some(c.clone()),
+                });
+            }
+            match check_progress(&req, &page, cursor.as_deref())? {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let next_sync = mark.map_or_else(|| "0".to_string(), |m| m.token());
+        Ok(Updates { next_sync, entries })
+    }
+
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        if from.cursor.is_none() && from.offset > 0 {
+            return Err(usage(format!(
+                "connector intercom cannot start reading at offset {} without a checkpoint",
+                from.offset
+            ))
+            .hint("its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")
+            .into());
+        }
+        let req = self.api.list(limit, from.cursor.as_deref());
+        let resp = send(&self.engine, &req).await?;
+        let page = listed(&req, &resp.json(&req)?)?;
+        let next = check_progress(&req, &page, from.cursor.as_deref())?;
+        let n = page.records.len() as u64;
+        Ok(Page {
+            next: next.map(|cursor| Position {
+                offset: from.offset + n,
+                cursor: Some(cursor),
+            }),
+            total: if from.cursor.is_none() {
+                page.total
+            } else {
+                None
+            },
+            records: page.records,
+        })
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        self.write_requests(op)
+    }
+
+    async fn upsert(&self, record: Record) -> Result<Outcome> {
+        let Some(key) = self.key_of(&record) else {
+            return Ok(Outcome::Rejected {
+                id: None,
+                reason: format!(
+                    "missing {}, the key Intercom contacts are matched by",
+                    self.key_field
+                ),
+            });
+        };
+        match self.upsert_contact(&record, Some(&key)).await {
+            Ok(id) => Ok(Outcome::Ok { id }),
+            Err(e) if is_rejection(&e) => Ok(Outcome::Rejected {
+                id: Some(key),
+                reason: format!("{e:#}"),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+        let outcomes: Vec<Result<Outcome>> = futures::stream::iter(records)
+            .map(|r| self.upsert(r))
+            .buffered(PARALLEL)
+            .collect()
+            .await;
+        outcomes.into_iter().collect()
+    }
+
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.key_field.clone(),
+            key_from_profile_id: self.key_field == "external_id",
+            fields: self
+                .spec
+                .fields
+                .iter()
+                .filter(|f| f.name != "id")
+                .cloned()
+                .collect(),
+            extra_fields: true,
+            groups: true,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        self.find(&self.key_field, key).await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        let key = self.key_of(&fields);
+        self.upsert_contact(&fields, key.as_deref()).await
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let (body, _not_cleared) =
+            update_with_clears(&update.set, &update.clear).map_err(|e| Rejection(e.0))?;
+        if body.as_object().is_some_and(|m| m.is_empty()) {
+            // Only clears Intercom cannot express: nothing to send.
+            return Ok(id.to_string());
+        }
+        self.put(id, body).await
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let req = self.api.delete(id);
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() || resp.status == 404 {
+            return Ok(());
+        }
+        Err(vendor_error(&req, &resp).into())
+    }
+
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        let req = self.api.create_tag(name);
+        let resp = send(&self.engine, &req).await?;
+        id_of(&req, &resp.json(&req)?, "tag")
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        send(&self.engine, &self.api.tag(id, group)).await?;
+        Ok(())
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        let req = self.api.untag(id, group);
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() || resp.status == 404 {
+            return Ok(());
+        }
+        Err(vendor_error(&req, &resp).into())
+    }
+}
