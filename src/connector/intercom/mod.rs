@@ -69,8 +69,8 @@ use serde_json::{json, Value};
 
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Rejection, Role, Spec,
-    Updates, WriteOp,
+    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Records, Rejection, Role,
+    Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure};
@@ -683,8 +683,8 @@ impl Connector for Intercom {
         }
     }
 
-    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
-        let outcomes: Vec<Result<Outcome>> = futures::stream::iter(records)
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+        let outcomes: Vec<Result<Outcome>> = futures::stream::iter(records.iter().cloned())
             .map(|r| self.upsert(r))
             .buffered(PARALLEL)
             .collect()
