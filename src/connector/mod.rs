@@ -10,6 +10,7 @@ pub mod spec;
 mod csv;
 mod file;
 pub mod http;
+pub mod hubspot;
 mod jsonl;
 pub mod segment;
 mod sqlite;
