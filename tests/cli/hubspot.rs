@@ -720,3 +720,151 @@ async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
         .unwrap()
         .contains("Email address bob@example is invalid"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_it() {
+    let s = MockServer::start().await;
+    let t = "2024-01-01T00:00:00Z";
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [
+            {"idProperty": "email", "id": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "objectWriteTraceId": "ada@example.com"},
+            {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bob"}, "objectWriteTraceId": "bob@example.com"}
+        ]})))
+        .respond_with(ok(json!({"status": "COMPLETE", "results": [
+            {"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
+            {"id": "102", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
+        ]})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let gone = || {
+        ResponseTemplate::new(404).set_body_json(json!({"status": "error",
+            "message": "resource not found", "correlationId": "5c0f3e2a-9b8d-4c7e-a6f5-4e3d2c1b0a99", "category": "OBJECT_NOT_FOUND"}))
+    };
+    // Both contacts were merged or deleted in HubSpot since run 1.
+    for id in ["101", "102"] {
+        hs("PATCH", &format!("/crm/v3/objects/contacts/{id}"))
+            .respond_with(gone())
+            .expect(1)
+            .mount(&s)
+            .await;
+    }
+    // Ada is found by email (under a new record id) and updated in full.
+    hs("GET", "/crm/v3/objects/contacts/ada%40example.com")
+        .and(query_param("idProperty", "email"))
+        .respond_with(ok(contact(777, "ada@example.com", t)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("PATCH", "/crm/v3/objects/contacts/777")
+        .and(body_json(
+            json!({"properties": {"email": "ada@example.com", "firstname": "Ada L."}}),
+        ))
+        .respond_with(ok(contact(777, "ada@example.com", t)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    // Bob is found by neither his old nor his new email: created again.
+    hs("GET", "/crm/v3/objects/contacts/bob%40example.com")
+        .and(query_param("idProperty", "email"))
+        .respond_with(gone())
+        .expect(2)
+        .mount(&s)
+        .await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [
+            {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bobby"}, "objectWriteTraceId": "bob@example.com"}
+        ]})))
+        .respond_with(ok(json!({"status": "COMPLETE", "results": [
+            {"id": "888", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
+        ]})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("hs/account.json", &account(&s.uri()));
+    f.write("one.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\", \"firstname\": \"Ada\"}}\n{\"id\": \"p2\", \"properties\": {\"email\": \"bob@example.com\", \"firstname\": \"Bob\"}}\n");
+    f.write("two.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\", \"firstname\": \"Ada L.\"}}\n{\"id\": \"p2\", \"properties\": {\"email\": \"bob@example.com\", \"firstname\": \"Bobby\"}}\n");
+    let first = f.run(&["export", "--to", "hs", "--input", "one.jsonl"]);
+    assert_eq!(first.ok_json()["created"], 2, "{}", first.render());
+    let second = f.run(&[
+        "-o",
+        "summary.json",
+        "export",
+        "--to",
+        "hs",
+        "--input",
+        "two.jsonl",
+    ]);
+    no_canary(&second);
+    assert_eq!(second.code, 0, "{}", second.render());
+    let summary: Value = serde_json::from_str(&f.read("summary.json")).unwrap();
+    assert!(!f.read("summary.json").contains(TOKEN));
+    assert_eq!(summary["updated"], 1, "{summary}");
+    assert_eq!(summary["created"], 1, "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
+    let s = MockServer::start().await;
+    hs("GET", "/crm/v3/objects/contacts/512")
+        .and(query_param("properties", "email,firstname,phone"))
+        .respond_with(ok(contact(
+            512,
+            "ada@example.com",
+            "2024-01-01T00:00:00.000Z",
+        )))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call.",
+            "correlationId": "a43683b0-5717-4ceb-80b4-104d02915d8c", "category": "MISSING_SCOPES",
+            "errors": [{"message": "One or more of the following scopes are required.", "context": {"requiredGranularScopes": ["crm.lists.read"]}}],
+            "context": {"missingScopes": ["crm.lists.read"]}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    let mut acct: Value = serde_json::from_str(&account(&s.uri())).unwrap();
+    acct["properties"] = json!(["email", "firstname", "phone"]);
+    f.write("account.json", &acct.to_string());
+    let run = f.run(&["-o", "got.json", "get", "--id", "512"]);
+    no_canary(&run);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert!(!f.read("got.json").contains(TOKEN));
+    f.write(
+        "in.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}, \"groups\": [\"VIP\"]}\n",
+    );
+    // The contact is written; joining the list fails on the missing scope.
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .respond_with(ok(
+            json!({"status": "COMPLETE", "results": [{"id": "512", "new": false,
+            "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}}]}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let run = f.run(&[
+        "export",
+        "--to",
+        ".",
+        "--input",
+        "in.jsonl",
+        "--errors",
+        "errors.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let errors = f.read("errors.jsonl");
+    assert!(!errors.contains(TOKEN));
+    let line: Value = serde_json::from_str(errors.lines().next().unwrap()).unwrap();
+    assert_eq!(line["id"], "p1");
+    let message = line["message"].as_str().unwrap();
+    assert!(
+        message.contains("403 Forbidden: This app hasn't been granted all required scopes to make this call. (One or more of the following scopes are required.)"),
+        "{message}"
+    );
+}

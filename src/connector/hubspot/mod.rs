@@ -440,14 +440,17 @@ impl Connector for HubSpot {
     async fn check(&self) -> Result<Value> {
         let req = self.api.list(1, None);
         let resp = send(&self.engine, &req).await?;
+        // The answer must be a contact listing, not some other server's page.
         let body = resp.json(&req)?;
-        let seen = body
-            .get("results")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        Ok(
-            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url), "contactsSeen": seen }),
-        )
+        if !body.get("results").is_some_and(Value::is_array) {
+            return Err(failed(format!(
+                "GET {} answered no \"results\" array",
+                redact_url(&req.url)
+            ))
+            .hint("check baseUrl in account.json: HubSpot's API is https://api.hubapi.com")
+            .into());
+        }
+        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url) }))
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -657,7 +660,7 @@ impl Connector for HubSpot {
     }
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {
-        let req = self.api.get(key);
+        let req = self.api.get_by_key(key);
         let resp = self.engine.execute(&req).await?;
         if resp.status == 404 {
             return Ok(None);

@@ -120,6 +120,16 @@ impl Api {
         self.request("GET", &self.contact(id, &self.properties_query()))
     }
 
+    /// `GET /crm/v3/objects/contacts/{value}?idProperty=email`: always by
+    /// the unique property, whatever the value looks like.
+    pub fn get_by_key(&self, key: &str) -> RequestSpec {
+        let q = query(&[("idProperty", self.id_property.clone())]);
+        self.request(
+            "GET",
+            &format!("/crm/v3/objects/contacts/{}?{q}", segment(key)),
+        )
+    }
+
     /// `POST /crm/v3/objects/contacts` with `{"properties": ...}`.
     pub fn create(&self, properties: Value) -> RequestSpec {
         self.with_body(
