@@ -868,3 +868,24 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
+    let s = MockServer::start().await;
+    hs("GET", "/crm/v3/objects/contacts/512")
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("X-HubSpot-RateLimit-Daily", "250000")
+                .insert_header("X-HubSpot-RateLimit-Daily-Remaining", "0")
+                .set_body_json(json!({"status": "error", "message": "You have reached your daily limit.",
+                    "errorType": "RATE_LIMIT", "correlationId": "c033cdaa-2c40-4a64-ae48-b4cec88dad24",
+                    "policyName": "DAILY", "requestId": "3d3e35b7-0dae-4b9f-a6e3-9c230cbcf8dd"})),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&["get", "--id", "512"]);
+    no_canary(&run);
+    snap!("hubspot_daily_limit", run);
+}

@@ -45,9 +45,9 @@
 //!   (the changelog's figure; newer docs may allow 5). A 429 waits for
 //!   `Retry-After` when sent (HubSpot does not document one), else backs
 //!   off exponentially without spending the retry budget; its
-//!   `X-HubSpot-RateLimit-*` headers are logged with `-vv`. Daily limits
-//!   are not modelled: a 429 whose `policyName` is `DAILY` keeps failing
-//!   and ends with HubSpot's message.
+//!   `X-HubSpot-RateLimit-*` headers are logged with `-vv`. A 429 whose
+//!   `policyName` is `DAILY` (the account's daily limit, reset at midnight)
+//!   is not waited on: it fails at once with HubSpot's message.
 //! - **Errors** show HubSpot's `message` with its detailed `errors[].message`
 //!   and the `correlationId` support asks for.
 
@@ -155,6 +155,7 @@ fn policy(options: &Options) -> Result<Policy> {
                 max_in_flight: 1,
             },
         }],
+        quota_spent: Some(("/policyName".into(), "DAILY".into())),
         ..Policy::default()
     };
     policy.apply_overrides(
@@ -258,6 +259,18 @@ fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
                 return f;
             }
         }
+    }
+    if resp.status == 429
+        && serde_json::from_str::<Value>(&resp.body)
+            .ok()
+            .and_then(|v| {
+                v.get("policyName")
+                    .and_then(Value::as_str)
+                    .map(|p| p == "DAILY")
+            })
+            .unwrap_or(false)
+    {
+        return f.hint("the account's daily API limit is spent; it resets at midnight in the account's time zone: run again then (an import resumes with --resume)");
     }
     if matches!(resp.status, 401 | 403) {
         f = f.hint("check accessToken in account.json (and the .env variable it names): a private app token with the scopes crm.objects.contacts.read/write and crm.lists.read/write");
