@@ -889,3 +889,39 @@ async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
     no_canary(&run);
     snap!("hubspot_daily_limit", run);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_active_list_of_that_name_is_an_error_for_its_members() {
+    let s = MockServer::start().await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .respond_with(ok(
+            json!({"status": "COMPLETE", "results": [{"id": "512", "new": false,
+            "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}}]}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let mut active = list("42", "VIP");
+    active["list"]["processingType"] = json!("DYNAMIC");
+    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+        .respond_with(ok(active))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("hs/account.json", &account(&s.uri()));
+    f.write(
+        "in.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}, \"groups\": [\"VIP\"]}\n",
+    );
+    let run = f.run(&["export", "--to", "hs", "--input", "in.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "HubSpot list \"VIP\" (42) is a DYNAMIC list; its members cannot be changed by API"
+        ),
+        "{}",
+        run.render()
+    );
+}

@@ -37,8 +37,9 @@
 //!   case sensitive), else created, once per run; members are added and
 //!   removed with `PUT /crm/v3/lists/{id}/memberships/add|remove`, 100
 //!   record ids a request (no maximum is documented). An id in
-//!   `recordIdsMissing` of an add is a contact that does not exist. A list
-//!   found with another processing type cannot be edited by API: an error.
+//!   `recordIdsMissing` of an add is a contact that does not exist. An
+//!   active (`DYNAMIC`) list of that name cannot be edited by API: an error
+//!   for every profile joining or leaving it.
 //! - **Rate limits**: 100 requests per 10 seconds, the Free/Starter burst
 //!   limit that every tier allows (Professional and Enterprise allow 190,
 //!   raise `rateLimit` to 19 rps), and search at 4 requests a second
@@ -347,14 +348,17 @@ impl HubSpot {
             WriteOp::AddMembers { group, ids } | WriteOp::RemoveMembers { group, ids } => {
                 // The list id is known only once the list is found or
                 // created: the preview shows the lookup and a placeholder.
-                let placeholder = format!("{{listId of {group}}}");
                 let mut reqs = vec![self.api.list_by_name(group)];
                 for chunk in ids.chunks(MAX_MEMBERS) {
-                    reqs.push(if matches!(op, WriteOp::AddMembers { .. }) {
-                        self.api.add_members(&placeholder, chunk)
+                    let mut r = if matches!(op, WriteOp::AddMembers { .. }) {
+                        self.api.add_members("LISTID", chunk)
                     } else {
-                        self.api.remove_members(&placeholder, chunk)
-                    });
+                        self.api.remove_members("LISTID", chunk)
+                    };
+                    r.url = r
+                        .url
+                        .replace("/lists/LISTID/", &format!("/lists/{{listId of {group}}}/"));
+                    reqs.push(r);
                 }
                 reqs
             }
