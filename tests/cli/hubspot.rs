@@ -925,3 +925,129 @@ async fn an_active_list_of_that_name_is_an_error_for_its_members() {
         run.render()
     );
 }
+
+fn upsert_input(email: &str, props: Value) -> Value {
+    json!({"idProperty": "email", "id": email, "properties": props, "objectWriteTraceId": email})
+}
+
+fn upserted(id: &str, email: &str) -> Value {
+    json!({"status": "COMPLETE", "results": [{"id": id, "new": true, "objectWriteTraceId": email,
+        "properties": {"email": email}, "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z", "archived": false}]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
+    let s = MockServer::start().await;
+    let (ada, bob, cy) = (
+        upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
+        upsert_input(
+            "bob@example.com",
+            json!({"email": "bob@example.com", "favourite_colour": "green"}),
+        ),
+        upsert_input("cy@example.com", json!({"email": "cy@example.com"})),
+    );
+    let no_such_property = json!({"status": "error", "message": "Property values were not valid",
+        "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf", "category": "VALIDATION_ERROR",
+        "errors": [{"message": "Property \"favourite_colour\" does not exist", "code": "PROPERTY_DOESNT_EXIST", "in": "favourite_colour"}]});
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [ada, bob, cy]})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(no_such_property.clone()))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [ada]})))
+        .respond_with(ok(upserted("101", "ada@example.com")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [bob]})))
+        .respond_with(ResponseTemplate::new(400).set_body_json(no_such_property))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [cy]})))
+        .respond_with(ok(upserted("103", "cy@example.com")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\",\"favourite_colour\":\"green\"}\n{\"email\":\"cy@example.com\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 2);
+    let rejects: Vec<Value> = f
+        .read("rejects.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
+    assert_eq!(
+        rejects[0]["reason"],
+        "Property values were not valid (Property \"favourite_colour\" does not exist)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
+    let s = MockServer::start().await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .respond_with(ok(upserted("101", "ada@example.com")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"status": "error",
+            "message": "List with name VIP does not exist", "category": "OBJECT_NOT_FOUND"})),
+        )
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("POST", "/crm/v3/lists")
+        .respond_with(
+            ResponseTemplate::new(409).set_body_json(json!({"status": "error",
+            "message": "A list named VIP already exists", "category": "CONFLICT"})),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+        .respond_with(ok(list("611", "VIP")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("PUT", "/crm/v3/lists/611/memberships/add")
+        .and(body_json(json!(["101"])))
+        .respond_with(ok(
+            json!({"recordIdsAdded": ["101"], "recordIdsMissing": []}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("hs/account.json", &account(&s.uri()));
+    f.write(
+        "in.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}, \"groups\": [\"VIP\"]}\n",
+    );
+    let run = f.run(&["export", "--to", "hs", "--input", "in.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.ok_json()["groupsAdded"], 1, "{}", run.render());
+}

@@ -9,7 +9,9 @@
 //! `context` (the key or the trace id; which context key HubSpot uses is
 //! not documented, so every one is read). An error that names no record of
 //! the batch, while some record has no answer, fails the whole batch rather
-//! than guess which records were written.
+//! than guess which records were written. A batch refused as a whole
+//! (400) is sent again one contact per request, so one bad contact does not
+//! stop the others.
 
 use std::collections::HashMap;
 
@@ -219,14 +221,60 @@ pub fn outcomes(
 }
 
 /// Upsert `records` (at most 100) in one request; one outcome per record.
+/// When HubSpot refuses the batch as a whole (400, e.g. a property that
+/// does not exist), each contact is sent again on its own, so only the
+/// contacts at fault are rejected and the rest are written.
 pub async fn upsert(engine: &Engine, api: &Api, records: &[Record]) -> Result<Vec<Outcome>> {
     let prepared = prepare(records, &api.id_property);
     if prepared.inputs.is_empty() {
         return Ok(prepared.refused.into_iter().flatten().collect());
     }
     let req: RequestSpec = api.batch_upsert(prepared.inputs.clone());
-    let resp = super::send(engine, &req).await?;
-    let body = resp.json(&req)?;
+    let resp = engine.execute(&req).await?;
+    if resp.status == 400 && prepared.inputs.len() > 1 {
+        let mut out = Vec::with_capacity(records.len());
+        for (record, refusal) in records.iter().zip(prepared.refused) {
+            out.push(match refusal {
+                Some(o) => o,
+                None => alone(engine, api, record).await?,
+            });
+        }
+        return Ok(out);
+    }
+    answer(api, prepared, &req, &resp)
+}
+
+/// One contact in its own batch: a 400 is this contact's rejection.
+async fn alone(engine: &Engine, api: &Api, record: &Record) -> Result<Outcome> {
+    let prepared = prepare(std::slice::from_ref(record), &api.id_property);
+    let req = api.batch_upsert(prepared.inputs.clone());
+    let resp = engine.execute(&req).await?;
+    if resp.status == 400 {
+        let reason = serde_json::from_str::<Value>(&resp.body)
+            .map(|b| error_text(&b))
+            .unwrap_or_else(|_| super::vendor_error(&req, &resp).message);
+        return Ok(Outcome::Rejected {
+            id: record_id(record, &api.id_property),
+            reason,
+        });
+    }
+    let mut outcomes = answer(api, prepared, &req, &resp)?;
+    outcomes
+        .pop()
+        .ok_or_else(|| failed("the batch upsert answered no outcome").into())
+}
+
+/// The outcomes of a batch answer, or the error of a failed request.
+fn answer(
+    api: &Api,
+    prepared: Prepared,
+    req: &RequestSpec,
+    resp: &crate::http::Response,
+) -> Result<Vec<Outcome>> {
+    if !resp.is_success() {
+        return Err(super::vendor_error(req, resp).into());
+    }
+    let body = resp.json(req)?;
     outcomes(prepared, &api.id_property, &body).map_err(|m| {
         failed(format!("POST {}: {m}", redact_url(&req.url)))
             .hint("send the batch again (upserts are keyed by the unique property, so nothing is duplicated)")

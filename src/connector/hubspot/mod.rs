@@ -34,7 +34,8 @@
 //!   exactly what is sent; `batch/archive` would answer 204 whatever
 //!   happened, which tells nothing per contact.
 //! - **Groups** are static (`MANUAL`) contact lists: found by name (not
-//!   case sensitive), else created, once per run; members are added and
+//!   case sensitive), else created, once per run (a create refused because
+//!   the name was taken meanwhile looks the list up again); members are added and
 //!   removed with `PUT /crm/v3/lists/{id}/memberships/add|remove`, 100
 //!   record ids a request (no maximum is documented). An id in
 //!   `recordIdsMissing` of an add is a contact that does not exist. An
@@ -748,8 +749,20 @@ impl Connector for HubSpot {
             return Err(vendor_error(&req, &resp).into());
         }
         let req = self.api.create_list(name);
-        let resp = send(&self.engine, &req).await?;
-        list_id(&req, &resp.json(&req)?)
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() {
+            return list_id(&req, &resp.json(&req)?);
+        }
+        // Another run may have created the list since the lookup (names
+        // are unique): look it up once more before failing.
+        if matches!(resp.status, 400 | 409) {
+            let again = self.api.list_by_name(name);
+            let found = self.engine.execute(&again).await?;
+            if found.is_success() {
+                return list_id(&again, &found.json(&again)?);
+            }
+        }
+        Err(vendor_error(&req, &resp).into())
     }
 
     async fn add_member(&self, group: &str, id: &str) -> Result<()> {
