@@ -1051,3 +1051,28 @@ async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
     no_canary(&run);
     assert_eq!(run.ok_json()["groupsAdded"], 1, "{}", run.render());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
+    let s = MockServer::start().await;
+    hs("POST", "/crm/v3/objects/contacts/search")
+        .and(body_json(search_body(None, 200)))
+        .respond_with(ok(json!({"total": 0, "results": []})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("POST", "/crm/v3/objects/contacts/search")
+        .and(body_json(search_body(Some(0), 200)))
+        .respond_with(ok(json!({"total": 0, "results": []})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let out = f.run(&["getupdates"]).ok_json();
+    assert_eq!(out["entries"], json!([]));
+    assert_eq!(out["nextSync"], "1970-01-01T00:00:00.000Z");
+    let again = f
+        .run(&["getupdates", "--last-sync", "1970-01-01T00:00:00.000Z"])
+        .ok_json();
+    assert_eq!(again["nextSync"], "1970-01-01T00:00:00.000Z");
+}

@@ -562,7 +562,14 @@ impl Connector for HubSpot {
                 .into());
             }
         }
-        let next_sync = mark.map(|m| m.token()).unwrap_or_default();
+        // No contact at all and no lastSync: the next call starts from the
+        // beginning of time, which misses nothing.
+        let next_sync = mark
+            .unwrap_or(Mark {
+                at: 0,
+                seen: Vec::new(),
+            })
+            .token();
         Ok(Updates { next_sync, entries })
     }
 
