@@ -387,7 +387,18 @@ async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
         .expect(1)
         .mount(&s)
         .await;
+    hs("PATCH", "/crm/v3/objects/contacts/2")
+        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"status": "error",
+            "message": "This app hasn't been granted all required scopes to make this call.",
+            "correlationId": "a43683b0-5717-4ceb-80b4-104d02915d8c", "category": "MISSING_SCOPES",
+            "context": {"missingScopes": ["crm.objects.contacts.write"]}})))
+        .expect(1)
+        .mount(&s)
+        .await;
     let f = folder(&s.uri());
+    let run = f.run(&["patch", "--id", "2", "--value", r#"{"firstname": "X"}"#]);
+    no_canary(&run);
+    snap!("hubspot_missing_scope", run);
     let run = f.run(&["get", "--id", "999"]);
     no_canary(&run);
     snap!("hubspot_not_found", run);

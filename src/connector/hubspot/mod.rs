@@ -225,7 +225,7 @@ pub struct HubSpot {
 }
 
 /// Send `req`; a final error status becomes an error with HubSpot's message.
-pub(crate) async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
+async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
     let resp = engine.execute(req).await?;
     if resp.is_success() {
         return Ok(resp);
@@ -234,50 +234,37 @@ pub(crate) async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response>
 }
 
 /// `status_error` (method, URL, status, `message`) plus HubSpot's detailed
-/// `errors[].message`, its `correlationId`, and a hint for auth failures.
+/// `errors[].message`, its `correlationId`, and a hint for a missing scope,
+/// bad credentials or the spent daily limit.
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut f = status_error(req, resp);
-    if let Ok(v) = serde_json::from_str::<Value>(&resp.body) {
-        let details: Vec<String> = v
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.get("message").and_then(Value::as_str))
-                    .filter(|m| !f.message.contains(m))
-                    .map(redact_body_text)
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !details.is_empty() {
-            f.message.push_str(&format!(" ({})", details.join("; ")));
-        }
-        if let Some(c) = v.get("correlationId").and_then(Value::as_str) {
-            f.message.push_str(&format!(" [correlationId {c}]"));
-        }
-        if resp.status == 403 {
-            if let Some(scopes) = v.pointer("/context/missingScopes") {
-                f = f.hint(format!("the private app lacks the scopes {scopes}: add them in HubSpot (Settings > Integrations > Private Apps) and use the new token"));
-                return f;
-            }
-        }
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    let details: Vec<String> = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("message").and_then(Value::as_str))
+        .filter(|m| !f.message.contains(m))
+        .map(redact_body_text)
+        .collect();
+    if !details.is_empty() {
+        f.message.push_str(&format!(" ({})", details.join("; ")));
     }
-    if resp.status == 429
-        && serde_json::from_str::<Value>(&resp.body)
-            .ok()
-            .and_then(|v| {
-                v.get("policyName")
-                    .and_then(Value::as_str)
-                    .map(|p| p == "DAILY")
-            })
-            .unwrap_or(false)
-    {
-        return f.hint("the account's daily API limit is spent; it resets at midnight in the account's time zone: run again then (an import resumes with --resume)");
+    if let Some(c) = body.get("correlationId").and_then(Value::as_str) {
+        f.message.push_str(&format!(" [correlationId {c}]"));
     }
-    if matches!(resp.status, 401 | 403) {
-        f = f.hint("check accessToken in account.json (and the .env variable it names): a private app token with the scopes crm.objects.contacts.read/write and crm.lists.read/write");
+    let scopes = body.pointer("/context/missingScopes");
+    let daily = body.get("policyName").and_then(Value::as_str) == Some("DAILY");
+    match resp.status {
+        403 if scopes.is_some() => f.hint(format!(
+            "the private app lacks the scopes {}: add them in HubSpot (Settings > Integrations > Private Apps) and use the new token",
+            scopes.map(Value::to_string).unwrap_or_default()
+        )),
+        401 | 403 => f.hint("check accessToken in account.json (and the .env variable it names): a private app token with the scopes crm.objects.contacts.read/write and crm.lists.read/write"),
+        429 if daily => f.hint("the account's daily API limit is spent; it resets at midnight in the account's time zone: run again then (an import resumes with --resume)"),
+        _ => f,
     }
-    f
 }
 
 /// The HubSpot object in a response body, as a record.
