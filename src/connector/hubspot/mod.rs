@@ -42,8 +42,9 @@
 //!   active (`DYNAMIC`) list of that name cannot be edited by API: an error
 //!   for every profile joining or leaving it.
 //! - **Rate limits**: 100 requests per 10 seconds, the Free/Starter burst
-//!   limit that every tier allows (Professional and Enterprise allow 190,
-//!   raise `rateLimit` to 19 rps), and search at 4 requests a second
+//!   limit that every tier allows (Professional and Enterprise allow 190:
+//!   `"rateLimit": {"default": {"rps": 19, "burst": 19}}`), and the
+//!   `search` group at 4 requests a second
 //!   (the changelog's figure; newer docs may allow 5). A 429 waits for
 //!   `Retry-After` when sent (HubSpot does not document one), else backs
 //!   off exponentially without spending the retry budget; its
@@ -109,7 +110,7 @@ pub fn spec() -> Spec {
     Spec {
         code: "hubspot",
         label: "HubSpot contacts",
-        description: "HubSpot CRM contacts (API v3, private app token). Source: get by record id or unique property, every contact page by page with the after cursor, getupdates by lastmodifieddate through search. Destination: insert, patch (null clears), delete (archive), batch upsert keyed by email (100 a request, per-record outcomes), export with groups as static contact lists (found or created by name, members added and removed 100 at a time). Rate limits: 100 requests every ten seconds and search at 4 a second; set rateLimit for a higher tier.",
+        description: "HubSpot CRM contacts (API v3, private app token). Source: get by record id or unique property, every contact page by page with the after cursor, getupdates by lastmodifieddate through search. Destination: insert, patch (null clears), delete (archive), batch upsert keyed by email (100 a request, per-record outcomes), export with groups as static contact lists (found or created by name, members added and removed 100 at a time). Rate limits: 100 requests every ten seconds and search at 4 a second; for a higher tier set rateLimit {\"default\": {\"rps\": 19, \"burst\": 19}}.",
         roles: vec![Role::Source, Role::Destination],
         options,
         fields: vec![
