@@ -388,10 +388,12 @@ async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
         .mount(&s)
         .await;
     hs("PATCH", "/crm/v3/objects/contacts/2")
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"status": "error",
+        .respond_with(
+            ResponseTemplate::new(403).set_body_json(json!({"status": "error",
             "message": "This app hasn't been granted all required scopes to make this call.",
             "correlationId": "a43683b0-5717-4ceb-80b4-104d02915d8c", "category": "MISSING_SCOPES",
-            "context": {"missingScopes": ["crm.objects.contacts.write"]}})))
+            "context": {"missingScopes": ["crm.objects.contacts.write"]}})),
+        )
         .expect(1)
         .mount(&s)
         .await;
@@ -1086,4 +1088,37 @@ async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
         .run(&["getupdates", "--last-sync", "1970-01-01T00:00:00.000Z"])
         .ok_json();
     assert_eq!(again["nextSync"], "1970-01-01T00:00:00.000Z");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_contact_already_gone_from_hubspot_is_done() {
+    let s = MockServer::start().await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .respond_with(ok(upserted("101", "ada@example.com")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("DELETE", "/crm/v3/objects/contacts/101")
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"status": "error",
+            "message": "resource not found", "category": "OBJECT_NOT_FOUND"})),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("hs/account.json", &account(&s.uri()));
+    f.write(
+        "one.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}}\n",
+    );
+    f.write(
+        "two.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}, \"toDelete\": true}\n",
+    );
+    let first = f.run(&["export", "--to", "hs", "--input", "one.jsonl"]);
+    assert_eq!(first.ok_json()["created"], 1, "{}", first.render());
+    let second = f.run(&["export", "--to", "hs", "--input", "two.jsonl", "--yes"]);
+    no_canary(&second);
+    assert_eq!(second.ok_json()["deleted"], 1, "{}", second.render());
 }
