@@ -776,3 +776,57 @@ impl Connector for HubSpot {
         self.members(group, ids, false).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Account;
+
+    fn options(extra: Value) -> Options {
+        let mut options = serde_json::Map::new();
+        options.insert("accessToken".into(), json!("t"));
+        if let Value::Object(m) = extra {
+            options.extend(m);
+        }
+        let account = Account {
+            source: "account.json".into(),
+            folder: std::path::PathBuf::from("."),
+            connector: "hubspot".into(),
+            options,
+        };
+        Options::new(&spec(), &account).unwrap()
+    }
+
+    #[test]
+    fn the_default_rate_limits_are_hubspots_and_a_tier_raises_only_the_default_group() {
+        let p = policy(&options(json!({}))).unwrap();
+        assert_eq!((p.default.rps, p.default.burst), (10.0, 10));
+        let search = p.group_index("POST", "/crm/v3/objects/contacts/search");
+        assert_eq!(search, Some(0));
+        assert_eq!(p.groups[0].limit.rps, 4.0);
+        assert_eq!(
+            p.group_index("POST", "/crm/v3/objects/contacts/batch/upsert"),
+            None
+        );
+        assert!(p.is_quota_spent(r#"{"policyName": "DAILY"}"#));
+        let p = policy(&options(
+            json!({"rateLimit": {"default": {"rps": 19, "burst": 19}}}),
+        ))
+        .unwrap();
+        assert_eq!(p.default.rps, 19.0);
+        assert_eq!(p.groups[0].limit.rps, 4.0);
+    }
+
+    #[test]
+    fn updates_clear_with_empty_strings() {
+        let set = json!({"firstname": "Ada", "phone": null})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let body = update_body(&set, &["company".to_string()]).unwrap();
+        assert_eq!(
+            body,
+            json!({"firstname": "Ada", "phone": "", "company": ""})
+        );
+    }
+}
