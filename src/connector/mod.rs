@@ -10,6 +10,7 @@ pub mod spec;
 mod csv;
 mod file;
 pub mod http;
+pub mod hubspot;
 pub mod intercom;
 mod jsonl;
 pub mod segment;

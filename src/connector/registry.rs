@@ -42,6 +42,10 @@ pub fn entries() -> Vec<Entry> {
             open: super::voucherify::open,
         },
         Entry {
+            spec: super::hubspot::spec,
+            open: super::hubspot::open,
+        },
+        Entry {
             spec: super::intercom::spec,
             open: super::intercom::open,
         },

@@ -345,7 +345,7 @@ impl Engine {
 fn decide(policy: &Policy, resp: &Response, failures: u32, limited: u32) -> Decision {
     match resp.status {
         429 => {
-            if limited > MAX_RATE_LIMITED {
+            if limited > MAX_RATE_LIMITED || policy.is_quota_spent(&resp.body) {
                 return Decision::Done;
             }
             let wait = rate_limit_wait(resp, policy.reset_header.as_deref(), SystemTime::now())
@@ -523,6 +523,22 @@ mod tests {
         let r = resp(429, &[("X-RateLimit-Reset", "2")]);
         assert_eq!(rate_limit_wait(&r, None, now), Some(Duration::from_secs(2)));
         assert_eq!(rate_limit_wait(&resp(429, &[]), None, now), None);
+    }
+
+    #[test]
+    fn a_spent_quota_is_answered_at_once() {
+        let p = Policy {
+            quota_spent: Some(("/policyName".into(), "DAILY".into())),
+            ..Policy::default()
+        };
+        let mut r = resp(429, &[]);
+        r.body = r#"{"errorType": "RATE_LIMIT", "policyName": "DAILY"}"#.into();
+        assert_eq!(decide(&p, &r, 0, 0), Decision::Done);
+        r.body = r#"{"errorType": "RATE_LIMIT", "policyName": "TEN_SECONDLY_ROLLING"}"#.into();
+        assert!(matches!(
+            decide(&p, &r, 0, 0),
+            Decision::Retry { spends: false, .. }
+        ));
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //!   vendor's reset header (seconds or a Unix time), else an exponential
 //!   backoff. The wait does not spend the retry budget. A wait longer than
 //!   `retry.maxWaitSecs` (default 60) fails at once with a message naming the
-//!   wait and the knob; 20 consecutive 429s fail too.
+//!   wait and the knob; 20 consecutive 429s fail too. A connector may name a
+//!   spent quota in the 429's body (`Policy::quota_spent`, e.g. HubSpot's
+//!   `"policyName": "DAILY"`), which fails at once: no short wait restores it.
 //! - **408, 5xx except 501, network failures**: exponential backoff with full
 //!   jitter (a random wait up to 500 ms × 2^n, at most 30 s), up to
 //!   `retry.maxAttempts` attempts in all (default 5). A network failure is

@@ -99,6 +99,10 @@ pub struct Policy {
     /// A vendor header that tells when a 429's limit resets (seconds to
     /// wait, or a Unix time), read when there is no `Retry-After`.
     pub reset_header: Option<String>,
+    /// A 429 whose JSON body holds this value at this JSON pointer (e.g.
+    /// `("/policyName", "DAILY")`) is a spent quota that no short wait
+    /// restores: it is answered at once instead of waited on.
+    pub quota_spent: Option<(String, String)>,
     /// Where the account file is, for messages about overrides.
     pub source: String,
 }
@@ -112,6 +116,7 @@ impl Default for Policy {
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             reset_header: None,
+            quota_spent: None,
             source: "account.json".to_string(),
         }
     }
@@ -291,6 +296,21 @@ impl Policy {
             return Err(usage(format!("{source}: retry.maxAttempts must be at least 1")).into());
         }
         Ok(())
+    }
+
+    /// Whether a 429 answered `body` for a quota that waiting will not restore.
+    pub fn is_quota_spent(&self, body: &str) -> bool {
+        let Some((pointer, value)) = &self.quota_spent else {
+            return false;
+        };
+        serde_json::from_str::<Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.pointer(pointer)
+                    .and_then(Value::as_str)
+                    .map(|s| s == value)
+            })
+            .unwrap_or(false)
     }
 
     /// The group `method path` falls in, or `None` for the default policy.

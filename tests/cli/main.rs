@@ -12,6 +12,7 @@ mod examples;
 mod export;
 mod http_connector;
 mod http_engine;
+mod hubspot;
 mod import;
 mod init;
 mod intercom;

@@ -1,0 +1,832 @@
+//! The `hubspot` connector: HubSpot CRM contacts (API v3) as a source, an
+//! import destination and an export destination whose groups are static
+//! contact lists (Lists API v3). Every fact comes from
+//! docs/connectors/hubspot.md; where that reference says "not confirmed",
+//! the connector takes the safest documented behaviour:
+//!
+//! - **Auth**: a private app (static) token sent as `Authorization: Bearer`;
+//!   the `accessToken` option is a secret, redacted everywhere.
+//! - **Records** are a contact's `id` followed by its properties, flat.
+//!   Written values become strings (HubSpot stores every property as text),
+//!   a list becomes a `;`-separated string (multiple checkboxes), an object
+//!   is refused. Read-only fields (`id`, `hs_object_id`, `lastmodifieddate`,
+//!   `createdAt`, `updatedAt`, `archived`) are left out of writes.
+//! - **Ids**: `--id` of digits is HubSpot's record id; anything else is a
+//!   value of the unique property `idProperty` (default `email`), sent as
+//!   `/contacts/{value}?idProperty=email`. ferry's record id is `idProperty`.
+//! - **Listing** (`read_page`) follows `paging.next.after` until it is
+//!   absent (the end); a cursor repeated, or an empty page that claims more,
+//!   is an error rather than a loop. The largest page is not documented: 100.
+//! - **getupdates** searches `lastmodifieddate >= T` oldest first (the
+//!   object form of `sorts` the guides use), up to 200 a request. Each
+//!   request starts again from the last time read and skips the ids already
+//!   read at that time, so it never pages into the search's result cap
+//!   (10,000 by third-party accounts) and contacts modified in the same
+//!   millisecond are neither skipped nor repeated. Archived contacts do not
+//!   appear in search, so getupdates reports no deletes.
+//! - **Writes**: insert `POST /contacts`, patch `PATCH /contacts/{id}` (a
+//!   null clears the property: HubSpot clears with an empty string),
+//!   delete `DELETE /contacts/{id}` (archive; restorable for 90 days).
+//! - **Batch upsert** (import, export creates): `batch/upsert` keyed by
+//!   `idProperty`, 100 inputs a request, per-record outcomes from the 207
+//!   multi-status answer (see [`batch`]). Export deletes are single
+//!   archives (a 404 is a contact already gone), so `--dry-run` shows
+//!   exactly what is sent; `batch/archive` would answer 204 whatever
+//!   happened, which tells nothing per contact.
+//! - **Groups** are static (`MANUAL`) contact lists: found by name (not
+//!   case sensitive), else created, once per run (a create refused because
+//!   the name was taken meanwhile looks the list up again); members are added and
+//!   removed with `PUT /crm/v3/lists/{id}/memberships/add|remove`, 100
+//!   record ids a request (no maximum is documented). An id in
+//!   `recordIdsMissing` of an add is a contact that does not exist. An
+//!   active (`DYNAMIC`) list of that name cannot be edited by API: an error
+//!   for every profile joining or leaving it.
+//! - **Rate limits**: 100 requests per 10 seconds, the Free/Starter burst
+//!   limit that every tier allows (Professional and Enterprise allow 190:
+//!   `"rateLimit": {"default": {"rps": 19, "burst": 19}}`), and the
+//!   `search` group at 4 requests a second
+//!   (the changelog's figure; newer docs may allow 5). A 429 waits for
+//!   `Retry-After` when sent (HubSpot does not document one), else backs
+//!   off exponentially without spending the retry budget; its
+//!   `X-HubSpot-RateLimit-*` headers are logged with `-vv`. A 429 whose
+//!   `policyName` is `DAILY` (the account's daily limit, reset at midnight)
+//!   is not waited on: it fails at once with HubSpot's message.
+//! - **Errors** show HubSpot's `message` with its detailed `errors[].message`
+//!   and the `correlationId` support asks for.
+
+mod batch;
+pub mod requests;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::connector::{
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
+    Rejection, Role, Spec, Updates, WriteOp,
+};
+use crate::ctx::Ctx;
+use crate::error::{failed, usage, Failure};
+use crate::http::redact::{redact_body_text, redact_url};
+use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use requests::{
+    flatten, modified_ms, properties, Api, Mark, Nulls, MAX_BATCH, MAX_MEMBERS, MAX_PAGE,
+    MAX_SEARCH,
+};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+
+pub fn spec() -> Spec {
+    let mut options = vec![OptionSpec::required(
+        "accessToken",
+        "Access token",
+        "The private app's access token, sent as Authorization: Bearer (HubSpot: Settings > Integrations > Private Apps; scopes crm.objects.contacts.read, crm.objects.contacts.write, crm.lists.read, crm.lists.write)",
+    )
+    .placeholder("${HUBSPOT_ACCESS_TOKEN}")
+    .secret()];
+    for mut o in crate::http::engine_options() {
+        if o.key == "baseUrl" {
+            o.description = "HubSpot's API (https://api.hubapi.com, the default), or a test server";
+            o.placeholder = DEFAULT_BASE_URL;
+            o.default = Some(json!(DEFAULT_BASE_URL));
+        }
+        options.push(o);
+    }
+    options.extend([
+        OptionSpec::optional(
+            "idProperty",
+            "Unique property",
+            "The contact property with unique values that upserts, exports and non-numeric ids are keyed by (default email)",
+        )
+        .default("email"),
+        OptionSpec::optional(
+            "properties",
+            "Properties to read",
+            "Contact properties get, list and getupdates ask for, e.g. [\"email\", \"firstname\", \"phone\"]; without it HubSpot answers its default properties",
+        )
+        .kind(FieldType::Array),
+    ]);
+    Spec {
+        code: "hubspot",
+        label: "HubSpot contacts",
+        description: "HubSpot CRM contacts (API v3, private app token). Source: get by record id or unique property, every contact page by page with the after cursor, getupdates by lastmodifieddate through search. Destination: insert, patch (null clears), delete (archive), batch upsert keyed by email (100 a request, per-record outcomes), export with groups as static contact lists (found or created by name, members added and removed 100 at a time). Rate limits: 100 requests every ten seconds and search at 4 a second; for a higher tier set rateLimit {\"default\": {\"rps\": 19, \"burst\": 19}}.",
+        roles: vec![Role::Source, Role::Destination],
+        options,
+        fields: vec![
+            FieldSpec::new("email", FieldType::String, "Email address; the default unique property records are keyed by"),
+            FieldSpec::new("firstname", FieldType::String, "First name"),
+            FieldSpec::new("lastname", FieldType::String, "Last name"),
+            FieldSpec::new("phone", FieldType::String, "Phone number, free form"),
+            FieldSpec::new("company", FieldType::String, "Company name"),
+            FieldSpec::new("lifecyclestage", FieldType::String, "Lifecycle stage (subscriber, lead, customer, ...)"),
+        ],
+        extra_fields: true,
+        actions: vec![
+            Action::Check,
+            Action::Get,
+            Action::Insert,
+            Action::Patch,
+            Action::Delete,
+            Action::GetUpdates,
+            Action::ReadPage,
+            Action::UpsertBatch,
+            Action::ExportProfiles,
+            Action::Groups,
+        ],
+        max_batch_size: MAX_BATCH,
+        parallelism: 2,
+    }
+}
+
+/// The rate limits in the module doc, per endpoint group.
+fn policy(options: &Options) -> Result<Policy> {
+    let mut policy = Policy {
+        source: options.source().to_string(),
+        default: RateLimit {
+            rps: 10.0,
+            burst: 10,
+            max_in_flight: 4,
+        },
+        groups: vec![Group {
+            name: "search".into(),
+            methods: vec!["POST".into()],
+            path: "/crm/v3/objects/*/search".into(),
+            limit: RateLimit {
+                rps: 4.0,
+                burst: 4,
+                max_in_flight: 1,
+            },
+        }],
+        quota_spent: Some(("/policyName".into(), "DAILY".into())),
+        ..Policy::default()
+    };
+    policy.apply_overrides(
+        options.value("rateLimit"),
+        options.value("retry"),
+        options.value("timeoutSecs"),
+    )?;
+    Ok(policy)
+}
+
+pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let base_url = options
+        .string("baseUrl")
+        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
+    if url::Url::parse(&base_url).is_err() {
+        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
+            .hint(format!(
+                "use {DEFAULT_BASE_URL}, or a test server's address"
+            ))
+            .into());
+    }
+    let properties = match options.value("properties") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    usage(format!(
+                        "{}: properties must be a list of property names",
+                        options.source()
+                    ))
+                })
+            })
+            .collect::<std::result::Result<_, _>>()?,
+        Some(_) => {
+            return Err(usage(format!(
+                "{}: properties must be a list of property names",
+                options.source()
+            ))
+            .hint("e.g. \"properties\": [\"email\", \"firstname\", \"lastname\"]")
+            .into())
+        }
+    };
+    let api = Api {
+        base_url,
+        token: options.require("accessToken")?,
+        id_property: options
+            .string("idProperty")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "email".into()),
+        properties,
+    };
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    Ok(Box::new(HubSpot {
+        spec: spec(),
+        api,
+        engine,
+    }))
+}
+
+pub struct HubSpot {
+    spec: Spec,
+    api: Api,
+    engine: Engine,
+}
+
+/// Send `req`; a final error status becomes an error with HubSpot's message.
+async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
+    let resp = engine.execute(req).await?;
+    if resp.is_success() {
+        return Ok(resp);
+    }
+    Err(vendor_error(req, &resp).into())
+}
+
+/// `status_error` (method, URL, status, `message`) plus HubSpot's detailed
+/// `errors[].message`, its `correlationId`, and a hint for a missing scope,
+/// bad credentials or the spent daily limit.
+fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
+    let mut f = status_error(req, resp);
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    let details: Vec<String> = body
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("message").and_then(Value::as_str))
+        .filter(|m| !f.message.contains(m))
+        .map(redact_body_text)
+        .collect();
+    if !details.is_empty() {
+        f.message.push_str(&format!(" ({})", details.join("; ")));
+    }
+    if let Some(c) = body.get("correlationId").and_then(Value::as_str) {
+        f.message.push_str(&format!(" [correlationId {c}]"));
+    }
+    let scopes = body.pointer("/context/missingScopes");
+    let daily = body.get("policyName").and_then(Value::as_str) == Some("DAILY");
+    match resp.status {
+        403 if scopes.is_some() => f.hint(format!(
+            "the private app lacks the scopes {}: add them in HubSpot (Settings > Integrations > Private Apps) and use the new token",
+            scopes.map(Value::to_string).unwrap_or_default()
+        )),
+        401 | 403 => f.hint("check accessToken in account.json (and the .env variable it names): a private app token with the scopes crm.objects.contacts.read/write and crm.lists.read/write"),
+        429 if daily => f.hint("the account's daily API limit is spent; it resets at midnight in the account's time zone: run again then (an import resumes with --resume)"),
+        _ => f,
+    }
+}
+
+/// The HubSpot object in a response body, as a record.
+fn object(req: &RequestSpec, body: &Value) -> Result<Record> {
+    flatten(body).ok_or_else(|| {
+        failed(format!(
+            "{} {} answered no contact object with an id",
+            req.method,
+            redact_url(&req.url)
+        ))
+        .into()
+    })
+}
+
+/// The id of the list in a Lists API answer (`{"list": {"listId"}}`).
+fn list_id(req: &RequestSpec, body: &Value) -> Result<String> {
+    let list = body.get("list").unwrap_or(body);
+    let id = match list.get("listId") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            return Err(failed(format!(
+                "{} {} answered no list.listId",
+                req.method,
+                redact_url(&req.url)
+            ))
+            .into())
+        }
+    };
+    match list.get("processingType").and_then(Value::as_str) {
+        None | Some("MANUAL" | "SNAPSHOT") => Ok(id),
+        Some(other) => {
+            let name = list.get("name").and_then(Value::as_str).unwrap_or("");
+            Err(failed(format!(
+                "HubSpot list \"{name}\" ({id}) is a {other} list; its members cannot be changed by API"
+            ))
+            .hint("rename that list in HubSpot or use another group name: ferry creates and edits static (MANUAL) lists")
+            .into())
+        }
+    }
+}
+
+impl HubSpot {
+    fn unfit(e: requests::Unfit) -> anyhow::Error {
+        usage(e.0).into()
+    }
+
+    /// The requests `op` sends, built without I/O.
+    fn write_requests(&self, op: &WriteOp) -> Result<Vec<RequestSpec>> {
+        let key = &self.api.id_property;
+        Ok(match op {
+            WriteOp::Insert(r) => vec![self
+                .api
+                .create(properties(r, Nulls::Omit).map_err(Self::unfit)?)],
+            WriteOp::Patch { id, value } => vec![self
+                .api
+                .update(id, properties(value, Nulls::Clear).map_err(Self::unfit)?)],
+            WriteOp::Delete { id } => vec![self.api.archive(id)],
+            WriteOp::UpsertBatch(records) => records
+                .chunks(MAX_BATCH)
+                .filter_map(|c| {
+                    let p = batch::prepare(c, key);
+                    (!p.inputs.is_empty()).then(|| self.api.batch_upsert(p.inputs))
+                })
+                .collect(),
+            WriteOp::UpdateProfile { id, set, clear } => {
+                vec![self.api.update(id, update_body(set, clear)?)]
+            }
+            WriteOp::AddMembers { group, ids } | WriteOp::RemoveMembers { group, ids } => {
+                // The list id is known only once the list is found or
+                // created: the preview shows the lookup and a placeholder.
+                let mut reqs = vec![self.api.list_by_name(group)];
+                for chunk in ids.chunks(MAX_MEMBERS) {
+                    let mut r = if matches!(op, WriteOp::AddMembers { .. }) {
+                        self.api.add_members("LISTID", chunk)
+                    } else {
+                        self.api.remove_members("LISTID", chunk)
+                    };
+                    r.url = r
+                        .url
+                        .replace("/lists/LISTID/", &format!("/lists/{{listId of {group}}}/"));
+                    reqs.push(r);
+                }
+                reqs
+            }
+        })
+    }
+
+    /// One upsert batch per 100 records, outcomes in order.
+    async fn upsert_all(&self, records: &[Record]) -> Result<Vec<Outcome>> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(MAX_BATCH) {
+            outcomes.extend(batch::upsert(&self.engine, &self.api, chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Add or remove `ids` in list `group`, 100 a request.
+    async fn members(&self, group: &str, ids: Vec<String>, add: bool) -> Vec<ProfileOutcome> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_MEMBERS) {
+            let req = if add {
+                self.api.add_members(group, chunk)
+            } else {
+                self.api.remove_members(group, chunk)
+            };
+            let answer = match send(&self.engine, &req).await {
+                Ok(resp) => resp.json(&req),
+                Err(e) => Err(e),
+            };
+            let body = match answer {
+                Ok(b) => b,
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    out.extend(chunk.iter().map(|_| ProfileOutcome::Error {
+                        reason: reason.clone(),
+                        retry_in: None,
+                    }));
+                    continue;
+                }
+            };
+            let missing: Vec<&str> = body
+                .get("recordIdsMissing")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            for id in chunk {
+                // Removing a contact that is not a member is ignored by
+                // HubSpot and is done as far as ferry is concerned.
+                out.push(if add && missing.contains(&id.as_str()) {
+                    ProfileOutcome::NotFound {
+                        reason: format!("HubSpot has no contact {id} to add to the list"),
+                    }
+                } else {
+                    ProfileOutcome::Ok { id: id.clone() }
+                });
+            }
+        }
+        out
+    }
+}
+
+/// The single outcome of a one-id membership call, as a result.
+fn one(mut outcomes: Vec<ProfileOutcome>) -> Result<()> {
+    match outcomes.pop() {
+        Some(ProfileOutcome::Ok { .. }) => Ok(()),
+        Some(ProfileOutcome::NotFound { reason }) => Err(crate::error::not_found(reason).into()),
+        Some(
+            ProfileOutcome::Error { reason, .. }
+            | ProfileOutcome::Rejected { reason }
+            | ProfileOutcome::Skipped { reason },
+        ) => Err(failed(reason).into()),
+        None => Err(failed("the list membership call answered nothing").into()),
+    }
+}
+
+/// A profile update as HubSpot properties: set values, `""` for clears.
+fn update_body(set: &Record, clear: &[String]) -> Result<Value> {
+    let mut props = properties(set, Nulls::Clear).map_err(HubSpot::unfit)?;
+    if let Value::Object(m) = &mut props {
+        for c in clear {
+            m.insert(c.clone(), Value::String(String::new()));
+        }
+    }
+    Ok(props)
+}
+
+#[async_trait]
+impl Connector for HubSpot {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn id_field(&self) -> &str {
+        &self.api.id_property
+    }
+
+    async fn check(&self) -> Result<Value> {
+        let req = self.api.list(1, None);
+        let resp = send(&self.engine, &req).await?;
+        // The answer must be a contact listing, not some other server's page.
+        let body = resp.json(&req)?;
+        if !body.get("results").is_some_and(Value::is_array) {
+            return Err(failed(format!(
+                "GET {} answered no \"results\" array",
+                redact_url(&req.url)
+            ))
+            .hint("check baseUrl in account.json: HubSpot's API is https://api.hubapi.com")
+            .into());
+        }
+        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url) }))
+    }
+
+    async fn get(&self, id: &str) -> Result<Record> {
+        let req = self.api.get(id);
+        let resp = send(&self.engine, &req).await?;
+        object(&req, &resp.json(&req)?)
+    }
+
+    async fn insert(&self, value: Record) -> Result<Record> {
+        let req = self
+            .api
+            .create(properties(&value, Nulls::Omit).map_err(Self::unfit)?);
+        let resp = send(&self.engine, &req).await?;
+        let body = resp.json(&req)?;
+        // The spec's create answer wraps the object in `entity`; the
+        // reference shows the object itself. Both are read.
+        object(&req, body.get("entity").unwrap_or(&body))
+    }
+
+    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
+        let req = self
+            .api
+            .update(id, properties(&value, Nulls::Clear).map_err(Self::unfit)?);
+        let resp = send(&self.engine, &req).await?;
+        object(&req, &resp.json(&req)?)
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        send(&self.engine, &self.api.archive(id)).await?;
+        Ok(())
+    }
+
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        let since = since.map(Mark::parse).transpose()?;
+        let mut mark = since.clone();
+        let mut entries = Vec::new();
+        loop {
+            let want = limit.map_or(MAX_SEARCH, |l| l.saturating_sub(entries.len()));
+            if want == 0 {
+                break;
+            }
+            let skip = mark.as_ref().map_or(0, |m| m.seen.len());
+            let ask = (want + skip).clamp(1, MAX_SEARCH);
+            let req = self.api.search(mark.as_ref().map(|m| m.at), ask);
+            let resp = send(&self.engine, &req).await?;
+            let body = resp.json(&req)?;
+            let Some(results) = body.get("results").and_then(Value::as_array) else {
+                return Err(failed(format!(
+                    "POST {} answered no \"results\" array",
+                    redact_url(&req.url)
+                ))
+                .into());
+            };
+            let more = body.pointer("/paging/next").is_some();
+            let mut taken = 0;
+            let mut truncated = false;
+            for r in results {
+                let (Some(record), Some(at)) = (flatten(r), modified_ms(r)) else {
+                    return Err(failed(format!(
+                        "POST {} answered a contact without an id or a readable lastmodifieddate",
+                        redact_url(&req.url)
+                    ))
+                    .into());
+                };
+                let hs_id = record_id(&record, "id").unwrap_or_default();
+                if mark.as_ref().is_some_and(|m| m.covers(at, &hs_id)) {
+                    continue;
+                }
+                if taken == want {
+                    truncated = true;
+                    break;
+                }
+                mark = Some(Mark::advance(mark.take(), at, &hs_id));
+                taken += 1;
+                entries.push(Change {
+                    id: record_id(&record, &self.api.id_property).unwrap_or(hs_id),
+                    kind: ChangeType::Upsert,
+                    value: Some(record),
+                });
+            }
+            let end = !truncated && !more;
+            if end {
+                break;
+            }
+            if taken == 0 && !truncated {
+                return Err(failed(format!(
+                    "POST {} answered only contacts already read; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .hint("more than 200 contacts share one lastmodifieddate, which a search cannot page past")
+                .into());
+            }
+        }
+        // No contact at all and no lastSync: the next call starts from the
+        // beginning of time, which misses nothing.
+        let next_sync = mark
+            .unwrap_or(Mark {
+                at: 0,
+                seen: Vec::new(),
+            })
+            .token();
+        Ok(Updates { next_sync, entries })
+    }
+
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        if from.cursor.is_none() && from.offset > 0 {
+            return Err(usage(format!(
+                "connector hubspot cannot start reading at offset {} without a checkpoint",
+                from.offset
+            ))
+            .hint("its listing pages with HubSpot's after cursor, not by position: import from the beginning, or --resume a checkpoint")
+            .into());
+        }
+        let req = self
+            .api
+            .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
+        let resp = send(&self.engine, &req).await?;
+        let body = resp.json(&req)?;
+        let Some(results) = body.get("results").and_then(Value::as_array) else {
+            return Err(failed(format!(
+                "GET {} answered no \"results\" array",
+                redact_url(&req.url)
+            ))
+            .into());
+        };
+        let mut records = Vec::with_capacity(results.len());
+        for r in results {
+            records.push(flatten(r).ok_or_else(|| {
+                failed(format!(
+                    "GET {} answered a contact without an id",
+                    redact_url(&req.url)
+                ))
+            })?);
+        }
+        let after = body
+            .pointer("/paging/next/after")
+            .and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .filter(|s| !s.is_empty());
+        if let Some(a) = &after {
+            if from.cursor.as_deref() == Some(a.as_str()) {
+                return Err(failed(format!(
+                    "GET {} answered the cursor it was given as the next one; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
+            if records.is_empty() {
+                return Err(failed(format!(
+                    "GET {} answered no contacts but a next page; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
+        }
+        let n = records.len() as u64;
+        Ok(Page {
+            records,
+            next: after.map(|a| Position {
+                offset: from.offset + n,
+                cursor: Some(a),
+            }),
+            total: None,
+        })
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        let mut shown: Vec<Value> = self
+            .write_requests(op)?
+            .iter()
+            .map(RequestSpec::preview)
+            .collect();
+        // What a batch would refuse before sending, so a dry run shows
+        // every record's fate.
+        if let WriteOp::UpsertBatch(records) = op {
+            for chunk in records.chunks(MAX_BATCH) {
+                let p = batch::prepare(chunk, &self.api.id_property);
+                for o in p.refused.into_iter().flatten() {
+                    if let Outcome::Rejected { id, reason } = o {
+                        shown.push(
+                            json!({ "refused": { &self.api.id_property: id, "reason": reason } }),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(shown)
+    }
+
+    async fn upsert(&self, record: Record) -> Result<Outcome> {
+        let mut outcomes = self.upsert_all(std::slice::from_ref(&record)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| failed("the batch upsert answered no outcome").into())
+    }
+
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+        self.upsert_all(&records).await
+    }
+
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.api.id_property.clone(),
+            key_from_profile_id: false,
+            fields: self.spec.fields.clone(),
+            // Custom properties must exist in the portal; HubSpot refuses
+            // the ones that do not, per contact.
+            extra_fields: true,
+            groups: true,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        let req = self.api.get_by_key(key);
+        let resp = self.engine.execute(&req).await?;
+        if resp.status == 404 {
+            return Ok(None);
+        }
+        if !resp.is_success() {
+            return Err(vendor_error(&req, &resp).into());
+        }
+        let record = object(&req, &resp.json(&req)?)?;
+        Ok(record_id(&record, "id"))
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        match self.upsert(fields).await? {
+            Outcome::Ok { id } => Ok(id),
+            Outcome::Rejected { reason, .. } => Err(Rejection(reason).into()),
+        }
+    }
+
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let mut out = Vec::with_capacity(profiles.len());
+        for chunk in profiles.chunks(MAX_BATCH) {
+            match batch::upsert(&self.engine, &self.api, chunk).await {
+                Ok(outcomes) => out.extend(outcomes.into_iter().map(|o| match o {
+                    Outcome::Ok { id } => ProfileOutcome::Ok { id },
+                    Outcome::Rejected { reason, .. } => ProfileOutcome::Rejected { reason },
+                })),
+                Err(e) => {
+                    let failed = ProfileOutcome::from_result(Err(e));
+                    out.extend(chunk.iter().map(|_| failed.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let req = self
+            .api
+            .update(id, update_body(&update.set, &update.clear)?);
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() {
+            return Ok(id.to_string());
+        }
+        let err = vendor_error(&req, &resp);
+        // A 400 is this contact's data (an invalid value, an unknown property).
+        if resp.status == 400 {
+            return Err(Rejection(err.message).into());
+        }
+        Err(err.into())
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        let req = self.api.archive(id);
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() || resp.status == 404 {
+            return Ok(());
+        }
+        Err(vendor_error(&req, &resp).into())
+    }
+
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        let req = self.api.list_by_name(name);
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() {
+            return list_id(&req, &resp.json(&req)?);
+        }
+        if resp.status != 404 {
+            return Err(vendor_error(&req, &resp).into());
+        }
+        let req = self.api.create_list(name);
+        let resp = self.engine.execute(&req).await?;
+        if resp.is_success() {
+            return list_id(&req, &resp.json(&req)?);
+        }
+        // Another run may have created the list since the lookup (names
+        // are unique): look it up once more before failing.
+        if matches!(resp.status, 400 | 409) {
+            let again = self.api.list_by_name(name);
+            let found = self.engine.execute(&again).await?;
+            if found.is_success() {
+                return list_id(&again, &found.json(&again)?);
+            }
+        }
+        Err(vendor_error(&req, &resp).into())
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        one(self.members(group, vec![id.to_string()], true).await)
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        one(self.members(group, vec![id.to_string()], false).await)
+    }
+
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.members(group, ids, true).await
+    }
+
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.members(group, ids, false).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Account;
+
+    fn options(extra: Value) -> Options {
+        let mut options = serde_json::Map::new();
+        options.insert("accessToken".into(), json!("t"));
+        if let Value::Object(m) = extra {
+            options.extend(m);
+        }
+        let account = Account {
+            source: "account.json".into(),
+            folder: std::path::PathBuf::from("."),
+            connector: "hubspot".into(),
+            options,
+        };
+        Options::new(&spec(), &account).unwrap()
+    }
+
+    #[test]
+    fn the_default_rate_limits_are_hubspots_and_a_tier_raises_only_the_default_group() {
+        let p = policy(&options(json!({}))).unwrap();
+        assert_eq!((p.default.rps, p.default.burst), (10.0, 10));
+        let search = p.group_index("POST", "/crm/v3/objects/contacts/search");
+        assert_eq!(search, Some(0));
+        assert_eq!(p.groups[0].limit.rps, 4.0);
+        assert_eq!(
+            p.group_index("POST", "/crm/v3/objects/contacts/batch/upsert"),
+            None
+        );
+        assert!(p.is_quota_spent(r#"{"policyName": "DAILY"}"#));
+        let p = policy(&options(
+            json!({"rateLimit": {"default": {"rps": 19, "burst": 19}}}),
+        ))
+        .unwrap();
+        assert_eq!(p.default.rps, 19.0);
+        assert_eq!(p.groups[0].limit.rps, 4.0);
+    }
+
+    #[test]
+    fn updates_clear_with_empty_strings() {
+        let set = json!({"firstname": "Ada", "phone": null})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let body = update_body(&set, &["company".to_string()]).unwrap();
+        assert_eq!(
+            body,
+            json!({"firstname": "Ada", "phone": "", "company": ""})
+        );
+    }
+}
