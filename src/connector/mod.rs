@@ -11,6 +11,7 @@ mod csv;
 mod file;
 pub mod http;
 mod jsonl;
+pub mod klaviyo;
 pub mod segment;
 mod sqlite;
 pub mod voucherify;

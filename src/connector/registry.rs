@@ -41,6 +41,10 @@ pub fn entries() -> Vec<Entry> {
             spec: super::voucherify::spec,
             open: super::voucherify::open,
         },
+        Entry {
+            spec: super::klaviyo::spec,
+            open: super::klaviyo::open,
+        },
     ]
 }
 

@@ -169,6 +169,7 @@ fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
             "VOUCHERIFY_APPLICATION_ID",
             "VOUCHERIFY_SECRET_KEY",
             "SEGMENT_ACCESS_TOKEN",
+            "KLAVIYO_API_KEY",
         ] {
             cmd.env(var, "x-value");
         }
