@@ -14,6 +14,7 @@ mod http_connector;
 mod http_engine;
 mod import;
 mod init;
+mod klaviyo;
 mod local;
 mod output;
 mod sandbox;

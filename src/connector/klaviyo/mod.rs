@@ -450,10 +450,12 @@ impl Klaviyo {
                 let mut reqs = self.lookup_requests(&who)?;
                 let shaped = shape(value, true).map_err(|u| usage(u.0))?;
                 let id = who.placeholder();
-                reqs.push(
-                    self.api
-                        .update_profile(&id, profile_body(Some(&id), &shaped)),
-                );
+                let mut req = self
+                    .api
+                    .update_profile(&id, profile_body(Some(&id), &shaped));
+                // A placeholder reads better unescaped.
+                req.url = req.url.replace(&segment(&id), &id);
+                reqs.push(req);
                 reqs
             }
             WriteOp::Delete { id } => {
