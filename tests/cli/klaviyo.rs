@@ -766,3 +766,145 @@ fn an_offset_cannot_jump_into_the_cursor() {
         run.render()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(
+            json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
+        ))
+        .respond_with(answer(
+            201,
+            json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io", "phone_number": "555"}}})))
+        .respond_with(error(400, "invalid", "Invalid input.", "Invalid phone number format (Example of a valid format: +12345678901)"))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("kl/account.json", &account(&s.uri()));
+    f.write(
+        "p.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\"}}\n{\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"phone_number\": \"555\"}}\n",
+    );
+    let run = f.run(&[
+        "export",
+        "--to",
+        "kl",
+        "--input",
+        "p.jsonl",
+        "--errors",
+        "errors.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["created"], 1);
+    assert_eq!(run.json()["rejected"], 1);
+    let line: Value = serde_json::from_str(f.read("errors.jsonl").trim()).unwrap();
+    assert_eq!(line["id"], "b");
+    assert_eq!(line["kind"], "rejected");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid phone number format"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_bulk_job_fails_its_batch() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .respond_with(answer(202, job("JOB9", "queued", 1, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB9")
+        .respond_with(answer(200, job("JOB9", "cancelled", 1, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write("in.jsonl", "{\"email\":\"a@x.io\"}\n");
+    let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("Klaviyo bulk import job JOB9 was cancelled (1 profile)"),
+        "{}",
+        run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .respond_with(answer(202, job("JOB5", "queued", 1, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB5")
+        .respond_with(answer(200, job("JOB5", "processing", 1, 0, 0)))
+        .expect(5)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write("in.jsonl", "{\"email\":\"a@x.io\"}\n");
+    let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "Klaviyo bulk import job JOB5 did not finish after 5 polls (status processing, 0 of 1 done)"
+        ),
+        "{}",
+        run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_next_link_to_the_same_page_stops_instead_of_looping() {
+    let s = MockServer::start().await;
+    kl("GET", "/api/profiles")
+        .respond_with(answer(
+            200,
+            collection(
+                vec![profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00")],
+                Some(format!("{}/api/profiles?page%5Bsize%5D=100", s.uri())),
+            ),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered itself as the next page; stopping instead of looping"),
+        "{}",
+        run.render()
+    );
+}
+
+#[test]
+fn an_unknown_id_field_is_refused() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &json!({"connector": "klaviyo", "apiKey": KEY, "idField": "user_id"}).to_string(),
+    );
+    let run = f.run(&["insert", "--dry-run", "--value", "{}"]);
+    no_canary(&run);
+    snap!("klaviyo_bad_id_field", run);
+}

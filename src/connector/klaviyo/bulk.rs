@@ -236,7 +236,13 @@ async fn run_job(
                 refused.insert(key, reason);
             }
         }
-        match next_link(&page, None) {
+        let next = next_link(&page, None).map_err(|link| {
+            failed(format!(
+                "GET {} answered a next link ferry cannot read: {link}",
+                redact_url(&req.url)
+            ))
+        })?;
+        match next {
             Some(next) if pages < MAX_ERROR_PAGES => {
                 let next = api.follow(&next);
                 if next.url == req.url {

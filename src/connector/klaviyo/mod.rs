@@ -397,7 +397,12 @@ impl Klaviyo {
                 ))
             })?);
         }
-        let next = next_link(&body, size);
+        let next = next_link(&body, size).map_err(|link| {
+            failed(format!(
+                "GET {} answered a next link ferry cannot read: {link}",
+                redact_url(&req.url)
+            ))
+        })?;
         if let Some(n) = &next {
             if self.api.follow(n).url == req.url {
                 return Err(failed(format!(
@@ -629,7 +634,8 @@ impl Connector for Klaviyo {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let size = limit.clamp(1, MAX_PAGE);
         let req = match &from.cursor {
-            Some(c) => self.api.follow(c),
+            // The batch size may differ from the run that saved the cursor.
+            Some(c) => self.api.follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
             None if from.offset > 0 => {
                 return Err(usage(format!(
                     "connector klaviyo cannot start reading at offset {} without a checkpoint",

@@ -473,15 +473,22 @@ pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `links.next` as a path and query to send to `baseUrl`, with `page[size]`
-/// set to `size` (import asks for pages of its batch size). `None` when
-/// there is no next page.
-pub fn next_link(body: &Value, size: Option<usize>) -> Option<String> {
-    let next = body.pointer("/links/next").and_then(Value::as_str)?;
-    if next.is_empty() {
-        return None;
+/// set to `size` when given. `Ok(None)` when there is no next page; an
+/// error (the link) when there is one ferry cannot read, which must not
+/// pass for the end of the data.
+pub fn next_link(body: &Value, size: Option<usize>) -> std::result::Result<Option<String>, String> {
+    match body.pointer("/links/next") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => link_path(s, size).map(Some).ok_or_else(|| s.clone()),
+        Some(other) => Err(other.to_string()),
     }
-    let url = url::Url::parse(next)
-        .or_else(|_| url::Url::parse("http://base/").and_then(|b| b.join(next)))
+}
+
+/// A link (absolute, or a path) as path and query, `page[size]` set to `size`.
+pub fn link_path(link: &str, size: Option<usize>) -> Option<String> {
+    let url = url::Url::parse(link)
+        .or_else(|_| url::Url::parse("http://base/").and_then(|b| b.join(link)))
         .ok()?;
     let mut pairs: Vec<(String, String)> = url
         .query_pairs()
@@ -604,10 +611,11 @@ mod tests {
     fn next_links_keep_the_cursor_and_take_the_page_size() {
         let body = json!({"links": {"next": "https://a.klaviyo.com/api/profiles?page%5Bcursor%5D=bmV4dDo6aWQ6OjE&page%5Bsize%5D=100"}});
         assert_eq!(
-            next_link(&body, Some(2)).unwrap(),
+            next_link(&body, Some(2)).unwrap().unwrap(),
             "/api/profiles?page%5Bcursor%5D=bmV4dDo6aWQ6OjE&page%5Bsize%5D=2"
         );
-        assert_eq!(next_link(&json!({"links": {"next": null}}), None), None);
+        assert_eq!(next_link(&json!({"links": {"next": null}}), None), Ok(None));
+        assert!(next_link(&json!({"links": {"next": 7}}), None).is_err());
         assert!(quote("a\"b'c").is_err());
         assert_eq!(quote("say \"hi\"").unwrap(), "'say \"hi\"'");
     }
