@@ -908,3 +908,55 @@ fn an_unknown_id_field_is_refused() {
     no_canary(&run);
     snap!("klaviyo_bad_id_field", run);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cursors_that_go_round_in_a_circle_stop_the_import() {
+    let s = MockServer::start().await;
+    let t = "2024-01-01T00:00:00+00:00";
+    let next = |c: &str| Some(format!("{}/api/profiles?page%5Bcursor%5D={c}", s.uri()));
+    kl("GET", "/api/profiles")
+        .and(query_param_is_missing("page[cursor]"))
+        .respond_with(answer(
+            200,
+            collection(vec![profile("P1", "p1@x.io", t)], next("c1")),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profiles")
+        .and(query_param("page[cursor]", "c1"))
+        .respond_with(answer(
+            200,
+            collection(vec![profile("P2", "p2@x.io", t)], next("c2")),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profiles")
+        .and(query_param("page[cursor]", "c2"))
+        .respond_with(answer(
+            200,
+            collection(vec![profile("P3", "p3@x.io", t)], next("c1")),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "1",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered a next page that was read before; stopping instead of looping"),
+        "{}",
+        run.render()
+    );
+}

@@ -58,6 +58,8 @@
 mod bulk;
 pub mod requests;
 
+use std::collections::HashSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -281,6 +283,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         engine,
         polling,
         key,
+        cursors: Mutex::new(HashSet::new()),
     }))
 }
 
@@ -291,6 +294,9 @@ pub struct Klaviyo {
     polling: bulk::Polling,
     /// The identifier records are keyed by (`idField`).
     key: String,
+    /// The cursors `read_page` handed out this run: one handed out twice
+    /// means the listing went round in a circle.
+    cursors: Mutex<HashSet<String>>,
 }
 
 /// Send `req`; a final error status becomes an error with Klaviyo's
@@ -399,8 +405,9 @@ impl Klaviyo {
         }
         let next = next_link(&body, size).map_err(|link| {
             failed(format!(
-                "GET {} answered a next link ferry cannot read: {link}",
-                redact_url(&req.url)
+                "GET {} answered a next link ferry cannot read: {}",
+                redact_url(&req.url),
+                redact_url(&link)
             ))
         })?;
         if let Some(n) = &next {
@@ -593,7 +600,15 @@ impl Connector for Klaviyo {
         }
         query.push(("page[size]", MAX_PAGE.to_string()));
         let mut req = self.api.list_profiles(&query);
+        let mut asked = HashSet::new();
         'pages: loop {
+            if !asked.insert(req.url.clone()) {
+                return Err(failed(format!(
+                    "GET {} was answered as a next page twice; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
             let page = self.page(&req, None).await?;
             for r in page.records {
                 if limit.is_some_and(|l| entries.len() >= l) {
@@ -654,6 +669,20 @@ impl Connector for Klaviyo {
                 page.records.len()
             ))
             .into());
+        }
+        if let Some(c) = &page.next {
+            let fresh = self
+                .cursors
+                .lock()
+                .map(|mut seen| seen.insert(c.clone()))
+                .unwrap_or(true);
+            if !fresh {
+                return Err(failed(format!(
+                    "GET {} answered a next page that was read before; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
         }
         let n = page.records.len() as u64;
         Ok(Page {
