@@ -725,7 +725,7 @@ fn dry_run_previews_redact_the_key() {
     snap!("klaviyo_dry_run_delete", run);
     f.write(
         "in.jsonl",
-        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"first_name\":\"No key\"}\n",
+        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"first_name\":\"No key\"}\n{\"email\":\"b@x.io\",\"plan\":\"pro\"}\n",
     );
     let run = f.run(&[
         "import",
@@ -827,18 +827,21 @@ async fn a_cancelled_bulk_job_fails_its_batch() {
         .mount(&s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB9")
-        .respond_with(answer(200, job("JOB9", "cancelled", 1, 0, 0)))
+        .respond_with(answer(200, job("JOB9", "cancelled", 2, 0, 0)))
         .expect(1)
         .mount(&s)
         .await;
     let f = folder(&s.uri());
-    f.write("in.jsonl", "{\"email\":\"a@x.io\"}\n");
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.io\"}\n{\"email\":\"b@x.io\"}\n",
+    );
     let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
     no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
         run.stderr
-            .contains("Klaviyo bulk import job JOB9 was cancelled (1 profile)"),
+            .contains("Klaviyo bulk import job JOB9 was cancelled (2 profiles)"),
         "{}",
         run.render()
     );
@@ -853,18 +856,21 @@ async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
         .mount(&s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB5")
-        .respond_with(answer(200, job("JOB5", "processing", 1, 0, 0)))
+        .respond_with(answer(200, job("JOB5", "processing", 2, 0, 0)))
         .expect(5)
         .mount(&s)
         .await;
     let f = folder(&s.uri());
-    f.write("in.jsonl", "{\"email\":\"a@x.io\"}\n");
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.io\"}\n{\"email\":\"b@x.io\"}\n",
+    );
     let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
     no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
         run.stderr.contains(
-            "Klaviyo bulk import job JOB5 did not finish after 5 polls (status processing, 0 of 1 done)"
+            "Klaviyo bulk import job JOB5 did not finish after 5 polls (status processing, 0 of 2 done)"
         ),
         "{}",
         run.render()
@@ -958,5 +964,50 @@ async fn cursors_that_go_round_in_a_circle_stop_the_import() {
             .contains("answered a next page that was read before; stopping instead of looping"),
         "{}",
         run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
+        .respond_with(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io", "phone_number": "555"}}})))
+        .respond_with(error(400, "invalid", "Invalid input.", "Invalid phone number format (Example of a valid format: +12345678901)"))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"email\":\"b@x.io\",\"phone_number\":\"555\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--batch-size",
+        "1",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1);
+    let reject: Value = serde_json::from_str(f.read("rejects.jsonl").trim()).unwrap();
+    assert_eq!(reject["record"]["email"], "b@x.io");
+    assert!(
+        reject["reason"]
+            .as_str()
+            .unwrap()
+            .contains("answered 400 Bad Request: Invalid phone number format"),
+        "{reject}"
     );
 }

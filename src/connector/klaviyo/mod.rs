@@ -38,7 +38,9 @@
 //!   on it). Inserts and bulk imports leave nulls out.
 //! - **Batch upsert** (import) is the bulk profile import job (see [`bulk`]):
 //!   up to 10,000 profiles and 5 MB a job, 100 KB a profile, polled to
-//!   completion, refused profiles read from the job's import errors.
+//!   completion, refused profiles read from the job's import errors. A
+//!   batch of one is a single `POST /api/profile-import` instead (no job to
+//!   create and poll); a 400, 409 or 422 there rejects the record.
 //! - **Groups are lists**: found with `GET /api/lists?filter=equals(name,...)`
 //!   (the first exact match: names are not documented as unique), else
 //!   created with `POST /api/lists`; members added with `POST` and removed
@@ -486,6 +488,14 @@ impl Klaviyo {
                     _ => vec![self.api.delete_profile(&who)],
                 }
             }
+            WriteOp::UpsertBatch(records) if records.len() == 1 => {
+                match records.first().map(|r| bulk::prepare(r, &self.key)) {
+                    Some(bulk::Prepared::Send { data, .. }) => {
+                        vec![self.api.upsert_profile(json!({ "data": data }))]
+                    }
+                    _ => Vec::new(),
+                }
+            }
             WriteOp::UpsertBatch(records) => bulk::requests(&self.api, records, &self.key),
             WriteOp::UpdateProfile { id, set, clear } => vec![self.update_request(id, set, clear)?],
             WriteOp::AddMembers { group, ids } | WriteOp::RemoveMembers { group, ids } => {
@@ -717,14 +727,33 @@ impl Connector for Klaviyo {
         Ok(shown)
     }
 
+    /// `POST /api/profile-import`; a 400, 409 or 422 rejects the record.
     async fn upsert(&self, record: Record) -> Result<Outcome> {
-        let mut outcomes = self.upsert_batch(vec![record]).await?;
-        outcomes
-            .pop()
-            .ok_or_else(|| failed("the bulk import job answered no outcome").into())
+        let (key, data) = match bulk::prepare(&record, &self.key) {
+            bulk::Prepared::Refuse { key, reason } => {
+                return Ok(Outcome::Rejected { id: key, reason })
+            }
+            bulk::Prepared::Send { key, data } => (key, data),
+        };
+        let req = self.api.upsert_profile(json!({ "data": data }));
+        match send_profile(&self.engine, &req).await {
+            Ok(_) => Ok(Outcome::Ok { id: key }),
+            Err(e) if e.is::<Rejection>() => Ok(Outcome::Rejected {
+                id: Some(key),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
     }
 
-    async fn upsert_batch(&self, records: Vec<Record>) -> Result<Vec<Outcome>> {
+    /// A batch of one is a single upsert (no job to create and poll);
+    /// larger batches go through the bulk profile import job.
+    async fn upsert_batch(&self, mut records: Vec<Record>) -> Result<Vec<Outcome>> {
+        if records.len() == 1 {
+            if let Some(record) = records.pop() {
+                return Ok(vec![self.upsert(record).await?]);
+            }
+        }
         bulk::upsert(&self.engine, &self.api, self.polling, &self.key, records).await
     }
 
