@@ -1011,3 +1011,111 @@ async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
         "{reject}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
+        .respond_with(answer(201, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("kl/account.json", &account(&s.uri()));
+    f.write(
+        "p.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\"}}\n",
+    );
+    let run = f.run(&["export", "--to", "kl", "--input", "p.jsonl"]);
+    assert_eq!(run.ok_json()["created"], 1, "{}", run.render());
+    s.verify().await;
+    s.reset().await;
+    // PA was merged away in Klaviyo: the update answers 404, the key finds PZ.
+    kl("PATCH", "/api/profiles/PA")
+        .respond_with(error(
+            404,
+            "not_found",
+            "Not found.",
+            "A profile with id PA does not exist.",
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profiles")
+        .and(query_param("filter", "equals(email,\"a@x.io\")"))
+        .and(query_param("page[size]", "1"))
+        .respond_with(answer(
+            200,
+            collection(
+                vec![profile("PZ", "a@x.io", "2024-01-01T00:00:00+00:00")],
+                None,
+            ),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("PATCH", "/api/profiles/PZ")
+        .and(body_json(json!({"data": {"type": "profile", "id": "PZ", "attributes": {"email": "a@x.io", "first_name": "Ada L."}}})))
+        .respond_with(answer(200, json!({"data": profile("PZ", "a@x.io", "2024-01-02T00:00:00+00:00")})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    f.write(
+        "p.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada L.\"}}\n",
+    );
+    let run = f.run(&["export", "--to", "kl", "--input", "p.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.ok_json()["updated"], 1, "{}", run.render());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initial_getupdates_pages_by_updated_to_the_end() {
+    let s = MockServer::start().await;
+    kl("GET", "/api/profiles")
+        .and(query_param_is_missing("filter"))
+        .and(query_param("sort", "updated"))
+        .and(query_param("page[size]", "100"))
+        .and(query_param_is_missing("page[cursor]"))
+        .respond_with(answer(
+            200,
+            collection(
+                vec![
+                    profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00"),
+                    profile("P2", "p2@x.io", "2024-01-02T00:00:00+00:00"),
+                ],
+                Some(format!(
+                    "{}/api/profiles?page%5Bcursor%5D=z2&sort=updated&page%5Bsize%5D=100",
+                    s.uri()
+                )),
+            ),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profiles")
+        .and(query_param("page[cursor]", "z2"))
+        .respond_with(answer(
+            200,
+            collection(
+                vec![profile("P3", "p3@x.io", "2024-01-03T00:00:00+00:00")],
+                None,
+            ),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let out = f.run(&["getupdates"]);
+    no_canary(&out);
+    let out = out.ok_json();
+    let ids: Vec<&str> = out["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["p1@x.io", "p2@x.io", "p3@x.io"]);
+    assert_eq!(out["nextSync"], "2024-01-03T00:00:00.000Z|P3");
+}
