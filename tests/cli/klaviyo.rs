@@ -388,15 +388,18 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
     let f = folder(&s.uri());
     let started = std::time::Instant::now();
     // -vv logs headers and bodies: the key must stay masked.
-    let run = f.run(&["-vv", "get", "--id", "P1"]);
+    let run = f.run(&["-vv", "-o", "got.json", "get", "--id", "P1"]);
     no_canary(&run);
+    let written = f.read("got.json");
+    assert!(!written.contains(KEY), "{written}");
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.render());
     assert!(
         run.stderr.contains("Authorization: ***"),
         "{}",
         run.render()
     );
     assert!(run.stderr.contains("-> 429"), "{}", run.render());
-    assert_eq!(run.ok_json()["id"], "P1");
+    assert_eq!(serde_json::from_str::<Value>(&written).unwrap()["id"], "P1");
     assert!(started.elapsed() >= std::time::Duration::from_millis(900));
 }
 
@@ -806,6 +809,7 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["created"], 1);
     assert_eq!(run.json()["rejected"], 1);
+    assert!(!f.read("errors.jsonl").contains(KEY));
     let line: Value = serde_json::from_str(f.read("errors.jsonl").trim()).unwrap();
     assert_eq!(line["id"], "b");
     assert_eq!(line["kind"], "rejected");
