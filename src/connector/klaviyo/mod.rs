@@ -56,6 +56,13 @@
 //!   a day, which ferry cannot pace; the error then names it.
 //! - **Errors** show the JSON:API `errors[].detail`; in export, a 400, 409
 //!   or 422 is the profile's fault (rejected), anything else an error.
+//! - **Not confirmed by the vendor**, decided here: the 429 header (see
+//!   above); whether a PATCH's `properties` merge into the profile's (ferry
+//!   sends only changed keys, as integrations do); the shape of an import
+//!   error's `original_payload` (see [`bulk`]); whether list names are
+//!   unique. **Not supported**: consent and subscriptions, suppression,
+//!   segments and events (other APIs, outside profile export), and deletes
+//!   in getupdates (the API does not list deleted profiles).
 
 mod bulk;
 pub mod requests;
