@@ -298,6 +298,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         polling,
         key,
         cursors: Mutex::new(HashSet::new()),
+        previewed_lists: Mutex::new(HashSet::new()),
     }))
 }
 
@@ -311,6 +312,8 @@ pub struct Klaviyo {
     /// The cursors `read_page` handed out this run: one handed out twice
     /// means the listing went round in a circle.
     cursors: Mutex<HashSet<String>>,
+    /// The lists whose lookup a preview has shown already.
+    previewed_lists: Mutex<HashSet<String>>,
 }
 
 /// Send `req`; a final error status becomes an error with Klaviyo's
@@ -511,7 +514,17 @@ impl Klaviyo {
                 } else {
                     "DELETE"
                 };
-                let mut reqs = vec![self.api.find_list(group)?];
+                // Export looks each list up once a run; so does its preview.
+                let first = self
+                    .previewed_lists
+                    .lock()
+                    .map(|mut seen| seen.insert(group.clone()))
+                    .unwrap_or(true);
+                let mut reqs = if first {
+                    vec![self.api.find_list(group)?]
+                } else {
+                    Vec::new()
+                };
                 let list = format!("{{id of list {group}}}");
                 for chunk in ids.chunks(MAX_MEMBERS) {
                     reqs.push(self.api.members(method, &list, chunk));
