@@ -13,6 +13,7 @@ pub mod http;
 pub mod hubspot;
 pub mod intercom;
 mod jsonl;
+pub mod klaviyo;
 pub mod segment;
 mod sqlite;
 pub mod voucherify;

@@ -49,6 +49,10 @@ pub fn entries() -> Vec<Entry> {
             spec: super::intercom::spec,
             open: super::intercom::open,
         },
+        Entry {
+            spec: super::klaviyo::spec,
+            open: super::klaviyo::open,
+        },
     ]
 }
 

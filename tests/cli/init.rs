@@ -171,6 +171,7 @@ fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
             "SEGMENT_ACCESS_TOKEN",
             "HUBSPOT_ACCESS_TOKEN",
             "INTERCOM_ACCESS_TOKEN",
+            "KLAVIYO_API_KEY",
         ] {
             cmd.env(var, "x-value");
         }

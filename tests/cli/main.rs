@@ -16,6 +16,7 @@ mod hubspot;
 mod import;
 mod init;
 mod intercom;
+mod klaviyo;
 mod local;
 mod output;
 mod sandbox;

@@ -1,0 +1,932 @@
+//! The `klaviyo` connector: Klaviyo profiles and lists through the JSON:API
+//! REST API, as a source, an import destination and an export destination.
+//! Every fact comes from docs/connectors/klaviyo.md (the vendor's OpenAPI
+//! files and guides); where that reference says "not confirmed", the
+//! connector takes the safest documented behaviour:
+//!
+//! - **Auth and version**: `Authorization: Klaviyo-API-Key <private key>`
+//!   (the `apiKey` option, a secret, redacted everywhere) and the required
+//!   `revision` header (`2026-07-15`, the `revision` option overrides it) on
+//!   every request; bodies and answers are `application/vnd.api+json`.
+//! - **Records** are flat: `id` (Klaviyo's profile id) and the profile's
+//!   attributes (`email`, `phone_number`, `external_id`, names, `location`,
+//!   `properties`, ...). When written, a field that is not a Klaviyo
+//!   attribute becomes a custom property, so `{"email", "plan"}` sets
+//!   `properties.plan`. Computed fields (`created`, `updated`, ...) are
+//!   dropped.
+//! - **Identifiers**: the record id (`idField`) is the profile's `email`
+//!   by default (or `phone_number` / `external_id`): import upserts by it and
+//!   export looks profiles up by it. On the command line `--id` is a Klaviyo
+//!   profile id, an email (it holds `@`), a `+`phone number, or
+//!   `external_id:VALUE`; a key is found with
+//!   `GET /api/profiles?filter=equals(FIELD,"VALUE")`.
+//! - **Actions**: get is `GET /api/profiles/{id}`; insert `POST /api/profiles`
+//!   (409 when the identifiers exist); upsert `POST /api/profile-import`
+//!   (create or update by identifiers; export's create); patch
+//!   `PATCH /api/profiles/{id}`; delete `POST /api/data-privacy-deletion-jobs`
+//!   with exactly one identifier (asynchronous, answers 202; Klaviyo has no
+//!   plain DELETE for profiles). Listing pages `GET /api/profiles` 100 at a
+//!   time by the cursor in `links.next` (kept as the checkpoint, with
+//!   `page[size]` set to the batch import asks for); an `--offset` cannot
+//!   jump into a cursor. getupdates asks
+//!   `filter=greater-than(updated,T)&sort=updated` and follows `links.next`;
+//!   `nextSync` is `TIME|ids` so profiles updated in the same instant are
+//!   neither skipped nor repeated. Deleted profiles do not appear there.
+//! - **Clearing**: a null attribute clears it (documented); a custom
+//!   property is removed with `meta.patch_properties.unset` (documented;
+//!   whether a null property would remove it is not, so ferry never relies
+//!   on it). Inserts and bulk imports leave nulls out.
+//! - **Batch upsert** (import) is the bulk profile import job (see [`bulk`]):
+//!   up to 10,000 profiles and 5 MB a job, 100 KB a profile, polled to
+//!   completion, refused profiles read from the job's import errors. A
+//!   batch of one is a single `POST /api/profile-import` instead (no job to
+//!   create and poll); a 400, 409 or 422 there rejects the record.
+//! - **Groups are lists**: found with `GET /api/lists?filter=equals(name,...)`
+//!   (the first exact match: names are not documented as unique), else
+//!   created with `POST /api/lists`; members added with `POST` and removed
+//!   with `DELETE /api/lists/{id}/relationships/profiles`, 1,000 profile ids
+//!   a call. Adding to a list does not subscribe a profile to marketing.
+//! - **Rate limits** are per account and per endpoint, a burst per second
+//!   and a steady rate per minute (`x-klaviyo-ratelimit` in each OpenAPI
+//!   file). Each endpoint is its own group with at most `burst` requests at
+//!   once and `(steady − burst) / 60` requests a second, so no minute ever
+//!   exceeds `steady`. A 429 waits for `Retry-After` (third-party sources
+//!   name it; Klaviyo's guide says the `RateLimit-*` headers are absent on a
+//!   429), else backs off exponentially. List creation is also capped at 150
+//!   a day, which ferry cannot pace; the error then names it.
+//! - **Errors** show the JSON:API `errors[].detail`; in export, a 400, 409
+//!   or 422 is the profile's fault (rejected), anything else an error.
+//! - **Not confirmed by the vendor**, decided here: the 429 header (see
+//!   above); whether a PATCH's `properties` merge into the profile's (ferry
+//!   sends only changed keys, as integrations do); the shape of an import
+//!   error's `original_payload` (see [`bulk`]); whether list names are
+//!   unique. **Not supported**: consent and subscriptions, suppression,
+//!   segments and events (other APIs, outside profile export), and deletes
+//!   in getupdates (the API does not list deleted profiles).
+
+mod bulk;
+pub mod requests;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde_json::{json, Value};
+
+use crate::connector::{
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
+    Rejection, Role, Spec, Updates, WriteOp,
+};
+use crate::ctx::Ctx;
+use crate::error::{failed, usage, Failure};
+use crate::http::redact::redact_url;
+use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use requests::{
+    flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, ATTRIBUTES,
+    KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
+};
+
+/// Klaviyo's production API.
+pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
+
+pub fn spec() -> Spec {
+    let mut options = vec![OptionSpec::required(
+        "apiKey",
+        "Private API key",
+        "A private API key (Klaviyo: Settings > API keys), sent as \"Authorization: Klaviyo-API-Key KEY\"; needs the scopes profiles:read/write, lists:read/write and data-privacy:write for deletes",
+    )
+    .placeholder("${KLAVIYO_API_KEY}")
+    .secret()];
+    for mut o in crate::http::engine_options() {
+        if o.key == "baseUrl" {
+            o.description = "Klaviyo's API, https://a.klaviyo.com (the default), or a test server";
+            o.placeholder = DEFAULT_BASE_URL;
+            o.default = Some(json!(DEFAULT_BASE_URL));
+        }
+        options.push(o);
+    }
+    options.extend([
+        OptionSpec::optional(
+            "revision",
+            "API revision",
+            "The revision header sent with every request (default 2026-07-15, the revision ferry is written against)",
+        )
+        .placeholder(REVISION)
+        .default(REVISION),
+        OptionSpec::optional(
+            "idField",
+            "Key",
+            "The identifier a record is keyed by for import and export: email (the default), phone_number or external_id",
+        )
+        .placeholder("email")
+        .default("email"),
+        OptionSpec::optional(
+            "pollIntervalMs",
+            "Bulk poll interval",
+            "Milliseconds to wait before the first poll of a bulk import job; each later wait doubles, up to ten seconds (default 1000)",
+        )
+        .kind(FieldType::Integer)
+        .default(1000),
+        OptionSpec::optional(
+            "maxPolls",
+            "Bulk polls",
+            "How many times a bulk import job is polled before its batch fails as unfinished (default 60)",
+        )
+        .kind(FieldType::Integer)
+        .default(60),
+    ]);
+    Spec {
+        code: "klaviyo",
+        label: "Klaviyo profiles and lists",
+        description: "Klaviyo profiles through the JSON:API REST API (private API key, revision 2026-07-15). Source: get, every profile page by page with the links.next cursor, getupdates by updated time. Destination: insert, patch (null clears an attribute, a null custom property is unset), delete (data-privacy deletion job), batch upsert through the bulk profile import job (10,000 a job, polled, one outcome per profile). Export: upsert by email (idField), update with clears, delete, groups as lists (found by name or created, members added and removed 1,000 a call). Per-endpoint burst and steady rate limits; 429 waits for Retry-After.",
+        roles: vec![Role::Source, Role::Destination],
+        options,
+        fields: vec![
+            FieldSpec::new("id", FieldType::String, "Klaviyo's profile id (read only; 01GDDKASAP8TKDDA2GRZDSVP4H)"),
+            FieldSpec::new("email", FieldType::String, "Email address; the default key (idField)"),
+            FieldSpec::new("phone_number", FieldType::String, "Phone number in E.164 format (+15005550006)"),
+            FieldSpec::new("external_id", FieldType::String, "The profile's id in your systems"),
+            FieldSpec::new("first_name", FieldType::String, "First name"),
+            FieldSpec::new("last_name", FieldType::String, "Last name"),
+            FieldSpec::new("organization", FieldType::String, "Company or organization"),
+            FieldSpec::new("title", FieldType::String, "Job title"),
+            FieldSpec::new("image", FieldType::String, "URL of a profile image"),
+            FieldSpec::new("locale", FieldType::String, "IETF BCP 47 locale (en-US)"),
+            FieldSpec::new("location", FieldType::Object, "{\"address1\", \"address2\", \"city\", \"country\", \"region\", \"zip\", \"timezone\", \"ip\", \"latitude\", \"longitude\"}"),
+            FieldSpec::new("properties", FieldType::Object, "Custom properties; any other field written becomes one too"),
+            FieldSpec::new("created", FieldType::Datetime, "When the profile was created (read only)"),
+            FieldSpec::new("updated", FieldType::Datetime, "When the profile last changed (read only)"),
+        ],
+        extra_fields: true,
+        actions: vec![
+            Action::Check,
+            Action::Get,
+            Action::Insert,
+            Action::Patch,
+            Action::Delete,
+            Action::GetUpdates,
+            Action::ReadPage,
+            Action::UpsertBatch,
+            Action::ExportProfiles,
+            Action::Groups,
+        ],
+        max_batch_size: requests::MAX_BULK,
+        parallelism: 4,
+    }
+}
+
+/// One endpoint's documented limits: `burst` a second, `steady` a minute.
+fn endpoint(name: &str, methods: &[&str], path: &str, burst: u32, steady: u32) -> Group {
+    Group {
+        name: name.into(),
+        methods: methods.iter().map(|m| m.to_string()).collect(),
+        path: path.into(),
+        limit: RateLimit {
+            rps: f64::from(steady - burst) / 60.0,
+            burst,
+            max_in_flight: burst.min(8) as usize,
+        },
+    }
+}
+
+/// Every endpoint ferry calls, with its `x-klaviyo-ratelimit`.
+fn groups() -> Vec<Group> {
+    vec![
+        endpoint("getProfiles", &["GET"], "/api/profiles", 75, 750),
+        endpoint("getProfile", &["GET"], "/api/profiles/*", 75, 750),
+        endpoint("createProfile", &["POST"], "/api/profiles", 75, 750),
+        endpoint("updateProfile", &["PATCH"], "/api/profiles/*", 75, 750),
+        endpoint("upsertProfile", &["POST"], "/api/profile-import", 75, 750),
+        endpoint(
+            "bulkImport",
+            &["POST"],
+            "/api/profile-bulk-import-jobs",
+            10,
+            150,
+        ),
+        endpoint(
+            "bulkImportJobs",
+            &["GET"],
+            "/api/profile-bulk-import-jobs/**",
+            10,
+            150,
+        ),
+        endpoint(
+            "deleteProfile",
+            &["POST"],
+            "/api/data-privacy-deletion-jobs",
+            3,
+            60,
+        ),
+        endpoint("getLists", &["GET"], "/api/lists", 75, 750),
+        endpoint("createList", &["POST"], "/api/lists", 10, 150),
+        endpoint(
+            "addToList",
+            &["POST"],
+            "/api/lists/*/relationships/profiles",
+            10,
+            150,
+        ),
+        endpoint(
+            "removeFromList",
+            &["DELETE"],
+            "/api/lists/*/relationships/profiles",
+            10,
+            150,
+        ),
+    ]
+}
+
+/// The rate limits of docs/connectors/klaviyo.md §2–§4, per endpoint.
+fn policy(options: &Options) -> Result<Policy> {
+    let mut policy = Policy {
+        source: options.source().to_string(),
+        // Requests that match no endpoint below get tier M (10/s, 150/m).
+        default: RateLimit {
+            rps: 140.0 / 60.0,
+            burst: 10,
+            max_in_flight: 8,
+        },
+        groups: groups(),
+        ..Policy::default()
+    };
+    policy.apply_overrides(
+        options.value("rateLimit"),
+        options.value("retry"),
+        options.value("timeoutSecs"),
+    )?;
+    Ok(policy)
+}
+
+pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let base_url = options
+        .string("baseUrl")
+        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
+    if url::Url::parse(&base_url).is_err() {
+        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
+            .hint(format!("use {DEFAULT_BASE_URL}, or a test server's URL"))
+            .into());
+    }
+    let key = options.string("idField").unwrap_or_else(|| "email".into());
+    if !KEYS.contains(&key.as_str()) {
+        return Err(usage(format!(
+            "{}: idField \"{key}\" is not an identifier Klaviyo looks profiles up by",
+            options.source()
+        ))
+        .hint(format!("use one of {}", KEYS.join(", ")))
+        .into());
+    }
+    let api = Api {
+        base_url,
+        api_key: options.require("apiKey")?,
+        revision: options
+            .string("revision")
+            .unwrap_or_else(|| REVISION.into()),
+    };
+    let polling = bulk::Polling {
+        first_wait: Duration::from_millis(options.u64("pollIntervalMs").unwrap_or(1000)),
+        max_polls: u32::try_from(options.u64("maxPolls").unwrap_or(60)).unwrap_or(u32::MAX),
+    };
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    Ok(Box::new(Klaviyo {
+        spec: spec(),
+        api,
+        engine,
+        polling,
+        key,
+        cursors: Mutex::new(HashSet::new()),
+        previewed_lists: Mutex::new(HashSet::new()),
+    }))
+}
+
+pub struct Klaviyo {
+    spec: Spec,
+    api: Api,
+    engine: Engine,
+    polling: bulk::Polling,
+    /// The identifier records are keyed by (`idField`).
+    key: String,
+    /// The cursors `read_page` handed out this run: one handed out twice
+    /// means the listing went round in a circle.
+    cursors: Mutex<HashSet<String>>,
+    /// The lists whose lookup a preview has shown already.
+    previewed_lists: Mutex<HashSet<String>>,
+}
+
+/// Send `req`; a final error status becomes an error with Klaviyo's
+/// `errors[].detail` (the engine's message) and a hint where one helps.
+pub(crate) async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
+    let resp = engine.execute(req).await?;
+    if resp.is_success() {
+        return Ok(resp);
+    }
+    Err(vendor_error(req, &resp).into())
+}
+
+fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
+    let mut f = status_error(req, resp);
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    let first = body.pointer("/errors/0");
+    // A conflict names the profile that holds the identifiers.
+    if let Some(dup) = first
+        .and_then(|e| e.pointer("/meta/duplicate_profile_id"))
+        .and_then(Value::as_str)
+    {
+        f.message.push_str(&format!(" (existing profile {dup})"));
+    }
+    match resp.status {
+        401 => f.hint("check apiKey in account.json (and the .env variable it names): Klaviyo wants a private API key"),
+        403 => f.hint("the private API key lacks a scope this call needs (profiles:read/write, lists:read/write, data-privacy:write); edit the key in Klaviyo's Settings > API keys"),
+        409 => f.hint("a profile with these identifiers exists: patch it by id, or write it with import or export, which upsert"),
+        _ => f,
+    }
+}
+
+/// In export, a 400, 409 or 422 is the profile's fault: a [`Rejection`].
+async fn send_profile(engine: &Engine, req: &RequestSpec) -> Result<Response> {
+    let resp = engine.execute(req).await?;
+    if resp.is_success() {
+        return Ok(resp);
+    }
+    let f = vendor_error(req, &resp);
+    if matches!(resp.status, 400 | 409 | 422) {
+        return Err(Rejection(f.message).into());
+    }
+    Err(f.into())
+}
+
+/// The `data.id` of a single-resource answer.
+fn data_id(req: &RequestSpec, body: &Value) -> Result<String> {
+    body.pointer("/data/id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            failed(format!(
+                "{} {} answered no data.id",
+                req.method,
+                redact_url(&req.url)
+            ))
+            .into()
+        })
+}
+
+/// One page of profiles and the path of the next one.
+struct Listed {
+    records: Vec<Record>,
+    next: Option<String>,
+}
+
+impl Klaviyo {
+    /// The Klaviyo id of the profile whose `field` equals `value`, if any.
+    async fn find(&self, field: &str, value: &str) -> Result<Option<String>> {
+        let req = self.api.find_profile(field, value)?;
+        let body = send(&self.engine, &req).await?.json(&req)?;
+        Ok(body
+            .pointer("/data/0/id")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// The Klaviyo id `who` names; a key nobody holds is not found.
+    async fn resolve(&self, who: &Ident) -> Result<String> {
+        match who {
+            Ident::Id(id) => Ok(id.clone()),
+            Ident::Key { field, value } => self.find(field, value).await?.ok_or_else(|| {
+                crate::error::not_found(format!("no Klaviyo profile has {field} \"{value}\""))
+                    .into()
+            }),
+        }
+    }
+
+    /// Read one page of profiles; `size` rewrites `page[size]` of the next link.
+    async fn page(&self, req: &RequestSpec, size: Option<usize>) -> Result<Listed> {
+        let body = send(&self.engine, req).await?.json(req)?;
+        let Some(Value::Array(items)) = body.get("data") else {
+            return Err(failed(format!(
+                "GET {} answered no \"data\" array",
+                redact_url(&req.url)
+            ))
+            .into());
+        };
+        let mut records = Vec::with_capacity(items.len());
+        for item in items {
+            records.push(flatten(item).ok_or_else(|| {
+                failed(format!(
+                    "GET {} answered a profile without an id",
+                    redact_url(&req.url)
+                ))
+            })?);
+        }
+        let next = next_link(&body, size).map_err(|link| {
+            failed(format!(
+                "GET {} answered a next link ferry cannot read: {}",
+                redact_url(&req.url),
+                redact_url(&link)
+            ))
+        })?;
+        if let Some(n) = &next {
+            if self.api.follow(n).url == req.url {
+                return Err(failed(format!(
+                    "GET {} answered itself as the next page; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
+            if records.is_empty() {
+                return Err(failed(format!(
+                    "GET {} answered an empty page with a next link; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
+        }
+        Ok(Listed { records, next })
+    }
+
+    /// The record id of a profile read from Klaviyo: its key, else its id.
+    fn record_key(&self, r: &Record) -> String {
+        record_id(r, &self.key)
+            .or_else(|| record_id(r, "id"))
+            .unwrap_or_default()
+    }
+
+    /// The PATCH that sets `set` and clears `clear` on profile `id`.
+    fn update_request(&self, id: &str, set: &Record, clear: &[String]) -> Result<RequestSpec> {
+        let mut shaped = shape(set, true).map_err(|u| usage(u.0))?;
+        for name in clear {
+            if ATTRIBUTES.contains(&name.as_str()) {
+                shaped.attributes.insert(name.clone(), Value::Null);
+            } else if name != "properties" && !requests::READ_ONLY.contains(&name.as_str()) {
+                shaped.unset.push(name.clone());
+            }
+        }
+        Ok(self.api.update_profile(id, profile_body(Some(id), &shaped)))
+    }
+
+    /// What each write sends, built without I/O. A profile named by a key
+    /// is first looked up; previews show that lookup and a placeholder id.
+    fn write_requests(&self, op: &WriteOp) -> Result<Vec<RequestSpec>> {
+        Ok(match op {
+            WriteOp::Insert(r) => {
+                let shaped = shape(r, false).map_err(|u| usage(u.0))?;
+                vec![self.api.create_profile(profile_body(None, &shaped))]
+            }
+            WriteOp::Patch { id, value } => {
+                let who = Ident::parse(id)?;
+                let mut reqs = self.lookup_requests(&who)?;
+                let shaped = shape(value, true).map_err(|u| usage(u.0))?;
+                let id = who.placeholder();
+                let mut req = self
+                    .api
+                    .update_profile(&id, profile_body(Some(&id), &shaped));
+                // A placeholder reads better unescaped.
+                req.url = req.url.replace(&segment(&id), &id);
+                reqs.push(req);
+                reqs
+            }
+            WriteOp::Delete { id } => {
+                let who = Ident::parse(id)?;
+                match &who {
+                    Ident::Key { field, .. } if field == "external_id" => {
+                        let mut reqs = self.lookup_requests(&who)?;
+                        reqs.push(self.api.delete_profile(&Ident::Id(who.placeholder())));
+                        reqs
+                    }
+                    _ => vec![self.api.delete_profile(&who)],
+                }
+            }
+            WriteOp::UpsertBatch(records) if records.len() == 1 => {
+                match records.first().map(|r| bulk::prepare(r, &self.key)) {
+                    Some(bulk::Prepared::Send { data, .. }) => {
+                        vec![self.api.upsert_profile(json!({ "data": data }))]
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            WriteOp::UpsertBatch(records) => bulk::requests(&self.api, records, &self.key),
+            WriteOp::UpdateProfile { id, set, clear } => vec![self.update_request(id, set, clear)?],
+            WriteOp::AddMembers { group, ids } | WriteOp::RemoveMembers { group, ids } => {
+                let method = if matches!(op, WriteOp::AddMembers { .. }) {
+                    "POST"
+                } else {
+                    "DELETE"
+                };
+                // Export looks each list up once a run; so does its preview.
+                let first = self
+                    .previewed_lists
+                    .lock()
+                    .map(|mut seen| seen.insert(group.clone()))
+                    .unwrap_or(true);
+                let mut reqs = if first {
+                    vec![self.api.find_list(group)?]
+                } else {
+                    Vec::new()
+                };
+                let list = format!("{{id of list {group}}}");
+                for chunk in ids.chunks(MAX_MEMBERS) {
+                    reqs.push(self.api.members(method, &list, chunk));
+                }
+                reqs
+            }
+        })
+    }
+
+    fn lookup_requests(&self, who: &Ident) -> Result<Vec<RequestSpec>> {
+        Ok(match who {
+            Ident::Id(_) => Vec::new(),
+            Ident::Key { field, value } => vec![self.api.find_profile(field, value)?],
+        })
+    }
+
+    /// Add (`POST`) or remove (`DELETE`) `ids` on list `group`, 1,000 a call;
+    /// each call's answer is the outcome of its profiles.
+    async fn membership(&self, method: &str, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(MAX_MEMBERS) {
+            let req = self.api.members(method, &segment(group), chunk);
+            match send_profile(&self.engine, &req).await {
+                Ok(_) => out.extend(chunk.iter().map(|id| ProfileOutcome::Ok { id: id.clone() })),
+                Err(e) => {
+                    let o = ProfileOutcome::from_result(Err(e));
+                    out.extend(chunk.iter().map(|_| o.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl Connector for Klaviyo {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn id_field(&self) -> &str {
+        &self.key
+    }
+
+    async fn check(&self) -> Result<Value> {
+        let req = self.api.list_profiles(&[("page[size]", "1".into())]);
+        let resp = send(&self.engine, &req).await?;
+        let body = resp.json(&req)?;
+        let some = body
+            .get("data")
+            .and_then(Value::as_array)
+            .is_some_and(|d| !d.is_empty());
+        Ok(
+            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url),
+            "revision": self.api.revision, "profiles": if some { "some" } else { "none" } }),
+        )
+    }
+
+    async fn get(&self, id: &str) -> Result<Record> {
+        let who = Ident::parse(id)?;
+        let id = self.resolve(&who).await?;
+        let req = self.api.get_profile(&id);
+        let body = send(&self.engine, &req).await?.json(&req)?;
+        body.get("data").and_then(flatten).ok_or_else(|| {
+            failed(format!("GET {} answered no profile", redact_url(&req.url))).into()
+        })
+    }
+
+    async fn insert(&self, value: Record) -> Result<Record> {
+        let shaped = shape(&value, false).map_err(|u| usage(u.0))?;
+        let req = self.api.create_profile(profile_body(None, &shaped));
+        let body = send(&self.engine, &req).await?.json(&req)?;
+        body.get("data").and_then(flatten).ok_or_else(|| {
+            failed(format!("POST {} answered no profile", redact_url(&req.url))).into()
+        })
+    }
+
+    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
+        let who = Ident::parse(id)?;
+        let shaped = shape(&value, true).map_err(|u| usage(u.0))?;
+        let id = self.resolve(&who).await?;
+        let req = self
+            .api
+            .update_profile(&id, profile_body(Some(&id), &shaped));
+        let body = send(&self.engine, &req).await?.json(&req)?;
+        Ok(body.get("data").and_then(flatten).unwrap_or(value))
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        let who = match Ident::parse(id)? {
+            // The deletion job takes an email, a phone number or an id.
+            Ident::Key { field, value } if field == "external_id" => {
+                Ident::Id(self.resolve(&Ident::Key { field, value }).await?)
+            }
+            who => who,
+        };
+        send(&self.engine, &self.api.delete_profile(&who)).await?;
+        Ok(())
+    }
+
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        let since = since.map(Mark::parse).transpose()?;
+        let mut mark = since.clone();
+        let mut entries = Vec::new();
+        let mut query = vec![("sort", "updated".to_string())];
+        if let Some(m) = &since {
+            query.insert(0, ("filter", m.filter()));
+        }
+        query.push(("page[size]", MAX_PAGE.to_string()));
+        let mut req = self.api.list_profiles(&query);
+        let mut asked = HashSet::new();
+        'pages: loop {
+            if !asked.insert(req.url.clone()) {
+                return Err(failed(format!(
+                    "GET {} was answered as a next page twice; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
+            let page = self.page(&req, None).await?;
+            for r in page.records {
+                if limit.is_some_and(|l| entries.len() >= l) {
+                    break 'pages;
+                }
+                let id = record_id(&r, "id").unwrap_or_default();
+                let at = r
+                    .get("updated")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time)
+                    .ok_or_else(|| {
+                        failed(format!(
+                            "GET {} answered profile {id} without a readable updated time",
+                            redact_url(&req.url)
+                        ))
+                    })?;
+                if mark.as_ref().is_some_and(|m| m.covers(at, &id)) {
+                    continue;
+                }
+                mark = Some(Mark::advance(mark.take(), at, &id));
+                entries.push(Change {
+                    id: self.record_key(&r),
+                    kind: ChangeType::Upsert,
+                    value: Some(r),
+                });
+            }
+            match page.next {
+                Some(next) if limit.is_none_or(|l| entries.len() < l) => {
+                    req = self.api.follow(&next)
+                }
+                _ => break,
+            }
+        }
+        let next_sync = mark.map(|m| m.token()).unwrap_or_default();
+        Ok(Updates { next_sync, entries })
+    }
+
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        let size = limit.clamp(1, MAX_PAGE);
+        let req = match &from.cursor {
+            // The batch size may differ from the run that saved the cursor.
+            Some(c) => self.api.follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
+            None if from.offset > 0 => {
+                return Err(usage(format!(
+                    "connector klaviyo cannot start reading at offset {} without a checkpoint",
+                    from.offset
+                ))
+                .hint("Klaviyo pages with a cursor, not by position: import from the beginning, or --resume a checkpoint")
+                .into())
+            }
+            None => self.api.list_profiles(&[("page[size]", size.to_string())]),
+        };
+        let page = self.page(&req, Some(size)).await?;
+        if page.records.len() > limit {
+            return Err(failed(format!(
+                "GET {} answered {} profiles when asked for {limit}",
+                redact_url(&req.url),
+                page.records.len()
+            ))
+            .into());
+        }
+        if let Some(c) = &page.next {
+            let fresh = self
+                .cursors
+                .lock()
+                .map(|mut seen| seen.insert(c.clone()))
+                .unwrap_or(true);
+            if !fresh {
+                return Err(failed(format!(
+                    "GET {} answered a next page that was read before; stopping instead of looping",
+                    redact_url(&req.url)
+                ))
+                .into());
+            }
+        }
+        let n = page.records.len() as u64;
+        Ok(Page {
+            next: page.next.map(|c| Position {
+                offset: from.offset + n,
+                cursor: Some(c),
+            }),
+            records: page.records,
+            total: None,
+        })
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        let mut shown: Vec<Value> = self
+            .write_requests(op)?
+            .iter()
+            .map(RequestSpec::preview)
+            .collect();
+        // What a batch upsert would refuse before sending.
+        if let WriteOp::UpsertBatch(records) = op {
+            for r in records {
+                if let bulk::Prepared::Refuse { key, reason } = bulk::prepare(r, &self.key) {
+                    shown.push(json!({ "refused": { self.key.as_str(): key, "reason": reason } }));
+                }
+            }
+        }
+        Ok(shown)
+    }
+
+    /// `POST /api/profile-import`; a 400, 409 or 422 rejects the record.
+    async fn upsert(&self, record: Record) -> Result<Outcome> {
+        let (key, data) = match bulk::prepare(&record, &self.key) {
+            bulk::Prepared::Refuse { key, reason } => {
+                return Ok(Outcome::Rejected { id: key, reason })
+            }
+            bulk::Prepared::Send { key, data } => (key, data),
+        };
+        let req = self.api.upsert_profile(json!({ "data": data }));
+        match send_profile(&self.engine, &req).await {
+            Ok(_) => Ok(Outcome::Ok { id: key }),
+            Err(e) if e.is::<Rejection>() => Ok(Outcome::Rejected {
+                id: Some(key),
+                reason: e.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A batch of one is a single upsert (no job to create and poll);
+    /// larger batches go through the bulk profile import job.
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+        if let [record] = records.as_slice() {
+            return Ok(vec![self.upsert(record.clone()).await?]);
+        }
+        bulk::upsert(&self.engine, &self.api, self.polling, &self.key, &records).await
+    }
+
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields {
+            key: self.key.clone(),
+            key_from_profile_id: false,
+            fields: self
+                .spec
+                .fields
+                .iter()
+                .filter(|f| !["id", "created", "updated"].contains(&f.name))
+                .cloned()
+                .collect(),
+            extra_fields: true,
+            groups: true,
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        self.find(&self.key, key).await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        let shaped = shape(&fields, false).map_err(|u| Rejection(u.0))?;
+        let req = self.api.upsert_profile(profile_body(None, &shaped));
+        let body = send_profile(&self.engine, &req).await?.json(&req)?;
+        data_id(&req, &body)
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        let req = self
+            .update_request(id, &update.set, &update.clear)
+            .map_err(|e| Rejection(format!("{e:#}")))?;
+        send_profile(&self.engine, &req).await?;
+        Ok(id.to_string())
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        match send_profile(
+            &self.engine,
+            &self.api.delete_profile(&Ident::Id(id.into())),
+        )
+        .await
+        {
+            // Already gone is what a delete wants.
+            Err(e)
+                if crate::error::find_failure(&e)
+                    .is_some_and(|f| f.kind == crate::error::Kind::NotFound) =>
+            {
+                Ok(())
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        let req = self.api.find_list(name)?;
+        let body = send(&self.engine, &req).await?.json(&req)?;
+        let found = body
+            .get("data")
+            .and_then(Value::as_array)
+            .and_then(|lists| {
+                lists
+                    .iter()
+                    .find(|l| l.pointer("/attributes/name").and_then(Value::as_str) == Some(name))
+                    .and_then(|l| l.get("id"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let req = self.api.create_list(name);
+        let resp = send(&self.engine, &req).await.map_err(|e| {
+            e.context(format!(
+                "could not create the Klaviyo list \"{name}\" (Klaviyo allows 150 new lists a day)"
+            ))
+        })?;
+        data_id(&req, &resp.json(&req)?)
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        match self.add_members(group, vec![id.to_string()]).await.pop() {
+            Some(ProfileOutcome::Ok { .. }) => Ok(()),
+            other => Err(failed(outcome_reason(other)).into()),
+        }
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        match self.remove_members(group, vec![id.to_string()]).await.pop() {
+            Some(ProfileOutcome::Ok { .. }) => Ok(()),
+            other => Err(failed(outcome_reason(other)).into()),
+        }
+    }
+
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.membership("POST", group, ids).await
+    }
+
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.membership("DELETE", group, ids).await
+    }
+}
+
+fn outcome_reason(o: Option<ProfileOutcome>) -> String {
+    match o {
+        Some(
+            ProfileOutcome::Skipped { reason }
+            | ProfileOutcome::Rejected { reason }
+            | ProfileOutcome::NotFound { reason }
+            | ProfileOutcome::Error { reason, .. },
+        ) => reason,
+        _ => "no answer".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_endpoint_has_its_own_limit_and_no_minute_exceeds_the_steady_rate() {
+        let p = Policy {
+            groups: groups(),
+            ..Policy::default()
+        };
+        let name = |m: &str, path: &str| p.group_index(m, path).map(|i| p.groups[i].name.as_str());
+        assert_eq!(name("GET", "/api/profiles"), Some("getProfiles"));
+        assert_eq!(name("GET", "/api/profiles/01GD"), Some("getProfile"));
+        assert_eq!(name("PATCH", "/api/profiles/01GD"), Some("updateProfile"));
+        assert_eq!(name("POST", "/api/profile-import"), Some("upsertProfile"));
+        assert_eq!(
+            name("GET", "/api/profile-bulk-import-jobs/J/import-errors"),
+            Some("bulkImportJobs")
+        );
+        assert_eq!(
+            name("POST", "/api/data-privacy-deletion-jobs"),
+            Some("deleteProfile")
+        );
+        assert_eq!(name("POST", "/api/lists"), Some("createList"));
+        assert_eq!(
+            name("POST", "/api/lists/L1/relationships/profiles"),
+            Some("addToList")
+        );
+        assert_eq!(
+            name("DELETE", "/api/lists/L1/relationships/profiles"),
+            Some("removeFromList")
+        );
+        assert_eq!(name("GET", "/api/accounts"), None);
+        let upsert = &p.groups[4].limit;
+        assert_eq!((upsert.burst, upsert.rps), (75, 11.25));
+        // A full burst, then a minute at the steady rate, stays within 750.
+        assert!(f64::from(upsert.burst) + upsert.rps * 60.0 <= 750.0);
+        let delete = &p.groups[7].limit;
+        assert!(f64::from(delete.burst) + delete.rps * 60.0 <= 60.0);
+    }
+}
