@@ -12,8 +12,12 @@
 //!   order, deletions as `{"id", "deleted": true, "seq"}`:
 //!   `{"data", "next_cursor", "sync_token"}`
 //! - `POST /customers`, `GET|PATCH|DELETE /customers/{id}`
+//! - `GET /customers?email=ADDRESS` → the customers with that email, `{"data", "total", "has_more"}`
 //! - `POST /customers/bulk {"records": [...]}` → `{"results": [{"index", "id", "status", "error"}]}`
+//! - `PATCH` is a JSON merge patch: a field set to `null` is removed
+//! - groups of customers for export's memberships: see [`groups`]
 
+mod groups;
 mod store;
 
 use std::collections::HashMap;
@@ -56,6 +60,7 @@ pub struct Config {
 
 struct App {
     store: Mutex<Store>,
+    groups: Mutex<groups::Groups>,
     config: Config,
     limiter: Option<DefaultDirectRateLimiter>,
     rng: Mutex<rand::rngs::StdRng>,
@@ -86,6 +91,7 @@ pub fn router(config: Config) -> Router {
     });
     let app = Arc::new(App {
         store: Mutex::new(Store::new(config.records)),
+        groups: Mutex::new(groups::Groups::default()),
         rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.seed)),
         limiter,
         config,
@@ -93,6 +99,13 @@ pub fn router(config: Config) -> Router {
     Router::new()
         .route("/customers", get(list).post(create))
         .route("/customers/bulk", post(bulk))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route(
+            "/groups/{id}/members",
+            get(groups::members)
+                .post(groups::add)
+                .delete(groups::remove),
+        )
         .route(
             "/customers/{id}",
             get(fetch).patch(update).put(update).delete(remove),
@@ -193,6 +206,11 @@ async fn list(State(app): State<Shared>, Query(q): Query<HashMap<String, String>
         Err(b) => return b.response(),
     };
     let s = store(&app);
+    if let Some(email) = q.get("email") {
+        let data = s.find_by_email(email);
+        let total = data.len();
+        return Json(json!({ "data": data, "total": total, "has_more": false })).into_response();
+    }
     if q.contains_key("updated_since") {
         let since = match number(&q, "updated_since") {
             Ok(v) => v.unwrap_or(0).max(cursor.unwrap_or(0)),

@@ -221,17 +221,47 @@ impl Store {
         Ok(self.record_change(n, Some(record)).unwrap_or_default())
     }
 
-    /// Merge `fields` into a record.
+    /// Merge `fields` into a record (a JSON merge patch: null removes the field).
     pub fn patch(&mut self, id: &str, fields: Record) -> Result<Record, WriteError> {
         let n = self.index_for(id).ok_or_else(|| not_found(id))?;
         let mut record = self.at(n).ok_or_else(|| not_found(id))?;
         for (k, v) in fields {
-            if k != "id" && k != "seq" {
+            if k == "id" || k == "seq" {
+                continue;
+            }
+            if v.is_null() {
+                record.shift_remove(&k);
+            } else {
                 record.insert(k, v);
             }
         }
         require_email(&record)?;
         Ok(self.record_change(n, Some(record)).unwrap_or_default())
+    }
+
+    /// The live customers whose email is `email`, in id order. A generated
+    /// customer's email ends with its number (`ada.lovelace17@example.com`),
+    /// so it is found without generating the others; changed customers
+    /// (few) are scanned.
+    pub fn find_by_email(&self, email: &str) -> Vec<Record> {
+        let mut found: BTreeMap<u64, Record> = self
+            .changes
+            .iter()
+            .filter_map(|(n, c)| c.record.as_ref().map(|r| (*n, r)))
+            .filter(|(_, r)| r.get("email").and_then(Value::as_str) == Some(email))
+            .map(|(n, r)| (n, r.clone()))
+            .collect();
+        let local = email.split('@').next().unwrap_or("");
+        let digits = local.len() - local.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if let Ok(n) = local[local.len() - digits..].parse::<u64>() {
+            if n >= 1 && n <= self.generated && !self.changes.contains_key(&n) {
+                let r = generate(n);
+                if r.get("email").and_then(Value::as_str) == Some(email) {
+                    found.insert(n, r);
+                }
+            }
+        }
+        found.into_values().collect()
     }
 
     pub fn delete(&mut self, id: &str) -> Result<(), WriteError> {

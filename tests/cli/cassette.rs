@@ -6,15 +6,12 @@
 //! records every action against `ferry sandbox` and passes `ferry test`
 //! offline.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::Folder;
+use crate::support::{Folder, Sandbox};
 
 const CANARY: &str = "CANARY-s3cr3t-9f8e";
 
@@ -295,43 +292,10 @@ fn ferry_test_alone_in_a_folder_without_cases_explains_how_to_record_one() {
     );
 }
 
-/// `ferry sandbox --port 0` as a child; killed when dropped.
-struct Sandbox {
-    child: Child,
-    url: String,
-}
-
-impl Sandbox {
-    fn start() -> Sandbox {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-            .args(["sandbox", "--port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ferry sandbox");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the first line");
-        let banner: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("first line {line:?} is not JSON: {e}"));
-        let url = banner["url"].as_str().expect("url").to_string();
-        Sandbox { child, url }
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_fresh_folder_records_every_action_against_the_sandbox_and_passes_offline() {
     let f = Folder::new();
-    let sb = Sandbox::start();
+    let sb = Sandbox::start(&["--port", "0"]);
     let init = f.run(&[
         "init",
         "conn",

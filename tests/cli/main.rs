@@ -10,6 +10,7 @@ mod connectors;
 mod errors;
 mod examples;
 mod export;
+mod export_http;
 mod http_connector;
 mod http_engine;
 mod hubspot;

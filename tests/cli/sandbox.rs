@@ -2,64 +2,9 @@
 //! examples/sandbox connector folder: every action, paging to the end,
 //! deletions in getupdates, a token, 429s and injected 500s.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-use crate::support::Folder;
-
-/// A running sandbox; killed when dropped, so a failing test leaves nothing behind.
-struct Sandbox {
-    child: Child,
-    url: String,
-}
-
-impl Sandbox {
-    fn start(args: &[&str]) -> Sandbox {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-            .arg("sandbox")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start ferry sandbox");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the first line");
-        let banner: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("first line {line:?} is not JSON: {e}"));
-        let url = banner["url"].as_str().expect("url").to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-        Sandbox { child, url }
-    }
-
-    /// A connector folder like examples/sandbox, pointed at this sandbox.
-    fn folder(&self, extra_account: &str) -> Folder {
-        let f = Folder::new();
-        let manifest = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("examples/sandbox/connector.json"),
-        )
-        .expect("examples/sandbox/connector.json");
-        f.write("connector.json", &manifest);
-        f.write(
-            "account.json",
-            &format!(
-                r#"{{"connector": "http", "baseUrl": "{}"{extra_account}}}"#,
-                self.url
-            ),
-        );
-        f
-    }
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::support::Sandbox;
 
 #[test]
 fn every_action_works_against_the_sandbox() {

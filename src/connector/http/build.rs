@@ -24,6 +24,7 @@ const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMER
 
 /// What the builder knows: the manifest, the base URL and the values
 /// placeholders may use.
+#[derive(Clone)]
 pub struct Builder {
     pub manifest: Manifest,
     pub shown: String,
@@ -34,9 +35,9 @@ pub struct Builder {
 /// The default method of each action.
 pub fn default_method(action: &str) -> &'static str {
     match action {
-        "insert" | "bulk" => "POST",
+        "insert" | "bulk" | "createGroup" | "addMembers" => "POST",
         "patch" => "PATCH",
-        "delete" => "DELETE",
+        "delete" | "removeMembers" => "DELETE",
         _ => "GET",
     }
 }
@@ -248,24 +249,69 @@ impl Builder {
         let req = self.request("bulk", &bare, None, None, &[], None, bearer)?;
         let batch = || Value::Array(records.iter().cloned().map(Value::Object).collect());
         let body = match &action.body {
-            Some(template) => self.fill_batch(template, &batch, "actions.bulk.body")?,
+            Some(template) => {
+                self.fill_batch(template, "{records}", &batch, "actions.bulk.body")?
+            }
             None => batch(),
         };
         Ok(req.json(body))
     }
 
-    fn fill_batch(&self, v: &Value, batch: &dyn Fn() -> Value, at: &str) -> Result<Value> {
+    /// The same builder with more placeholder values (`{key}`, `{name}`, `{group}`).
+    pub fn with_vars(&self, extra: &[(&str, &str)]) -> Builder {
+        let mut b = self.clone();
+        for (k, v) in extra {
+            b.vars.insert((*k).to_string(), (*v).to_string());
+        }
+        b
+    }
+
+    /// The request of a membership action (`addMembers`, `removeMembers`)
+    /// for the group `group`: the string "{ids}" in its body template is
+    /// the list of record ids (the body is that list when there is no template).
+    pub fn members_request(
+        &self,
+        name: &str,
+        action: &ActionSpec,
+        group: &str,
+        ids: &[String],
+        bearer: Option<&str>,
+    ) -> Result<RequestSpec> {
+        let bare = ActionSpec {
+            body: None,
+            ..action.clone()
+        };
+        let b = self.with_vars(&[("group", group)]);
+        let req = b.request(name, &bare, None, None, &[], None, bearer)?;
+        let list = || Value::Array(ids.iter().cloned().map(Value::String).collect());
+        let body = match &action.body {
+            Some(template) => {
+                b.fill_batch(template, "{ids}", &list, &format!("actions.{name}.body"))?
+            }
+            None => list(),
+        };
+        Ok(req.json(body))
+    }
+
+    /// A body template whose string `placeholder` stands for `batch()`.
+    fn fill_batch(
+        &self,
+        v: &Value,
+        placeholder: &str,
+        batch: &dyn Fn() -> Value,
+        at: &str,
+    ) -> Result<Value> {
         Ok(match v {
-            Value::String(s) if s == "{records}" => batch(),
+            Value::String(s) if s == placeholder => batch(),
             Value::Array(items) => Value::Array(
                 items
                     .iter()
-                    .map(|i| self.fill_batch(i, batch, at))
+                    .map(|i| self.fill_batch(i, placeholder, batch, at))
                     .collect::<Result<_>>()?,
             ),
             Value::Object(m) => Value::Object(
                 m.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.fill_batch(v, batch, at)?)))
+                    .map(|(k, v)| Ok((k.clone(), self.fill_batch(v, placeholder, batch, at)?)))
                     .collect::<Result<_>>()?,
             ),
             other => self.fill_value(other, None, None, at)?,

@@ -33,6 +33,8 @@ pub struct Manifest {
     pub groups: Vec<GroupSpec>,
     pub retry: Option<RetryOverride>,
     pub reset_header: Option<String>,
+    /// The field `ferry export` looks profiles up by; default `idField`.
+    pub export_key: Option<String>,
     pub actions: Actions,
 }
 
@@ -181,6 +183,41 @@ pub struct Actions {
     pub list: Option<ActionSpec>,
     pub getupdates: Option<ActionSpec>,
     pub bulk: Option<ActionSpec>,
+    /// Export: the records whose export key is `{key}`.
+    pub find: Option<ActionSpec>,
+    /// Export: the groups named `{name}`.
+    #[serde(rename = "findGroup")]
+    pub find_group: Option<ActionSpec>,
+    /// Export: create the group `{name}`.
+    #[serde(rename = "createGroup")]
+    pub create_group: Option<ActionSpec>,
+    /// Export: add the records `{ids}` to the group `{group}`.
+    #[serde(rename = "addMembers")]
+    pub add_members: Option<ActionSpec>,
+    /// Export: remove the records `{ids}` from the group `{group}`.
+    #[serde(rename = "removeMembers")]
+    pub remove_members: Option<ActionSpec>,
+}
+
+impl Actions {
+    /// Every action with its name as the manifest spells it.
+    pub fn named(&self) -> [(&'static str, &Option<ActionSpec>); 13] {
+        [
+            ("check", &self.check),
+            ("get", &self.get),
+            ("insert", &self.insert),
+            ("patch", &self.patch),
+            ("delete", &self.delete),
+            ("list", &self.list),
+            ("getupdates", &self.getupdates),
+            ("bulk", &self.bulk),
+            ("find", &self.find),
+            ("findGroup", &self.find_group),
+            ("createGroup", &self.create_group),
+            ("addMembers", &self.add_members),
+            ("removeMembers", &self.remove_members),
+        ]
+    }
 }
 
 /// One action: the request to send and where the answer is.
@@ -304,19 +341,10 @@ pub struct Stop {
 impl Manifest {
     /// The actions the manifest describes, with their names.
     pub fn actions_iter(&self) -> impl Iterator<Item = (&'static str, &ActionSpec)> {
-        let a = &self.actions;
-        [
-            ("check", &a.check),
-            ("get", &a.get),
-            ("insert", &a.insert),
-            ("patch", &a.patch),
-            ("delete", &a.delete),
-            ("list", &a.list),
-            ("getupdates", &a.getupdates),
-            ("bulk", &a.bulk),
-        ]
-        .into_iter()
-        .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
+        self.actions
+            .named()
+            .into_iter()
+            .filter_map(|(n, a)| a.as_ref().map(|a| (n, a)))
     }
 }
 
@@ -369,7 +397,8 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("groups[].maxInFlight", "integer", "Requests in flight at once; default 8."),
     ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
     ("resetHeader", "string", "A header that tells when a 429's limit resets (seconds, or a Unix time), read when there is no Retry-After."),
-    ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates, bulk. Each is optional; a missing one answers \"cannot\"."),
+    ("exportKey", "string", "export: the field profiles are looked up by (an email); default idField. When it is not idField, export needs actions.find."),
+    ("actions", "object", "The actions: check, get, insert, patch, delete, list, getupdates, bulk, and for export find, findGroup, createGroup, addMembers, removeMembers. Each is optional; a missing one answers \"cannot\"."),
     ("actions.check", "object", "Tests the credentials: any 2xx answer is success. Without it, check asks list for one record."),
     ("actions.get", "object", "Reads the record {id}."),
     ("actions.insert", "object", "Creates a record; the body is the record unless body says otherwise."),
@@ -378,10 +407,15 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("actions.list", "object", "Reads the records page by page (the source side of import)."),
     ("actions.getupdates", "object", "Reads the changes since a sync token, page by page, to the end (or --limit)."),
     ("actions.bulk", "object", "Upserts a batch in one request (the destination side of import); without it, batches are written record by record. Its body template's string \"{records}\" stands for the batch."),
+    ("actions.find", "object", "export: finds the record whose exportKey is {key}; records points at the matches (an array or one object), id inside a match (default \"/ID_FIELD\"); none, or a 404, is not found. A create finds first and patches what it finds, so a re-sent create never duplicates."),
+    ("actions.findGroup", "object", "export: finds the group named {name}; records points at the matches, id inside a match (default \"/id\"). Found groups are not created again."),
+    ("actions.createGroup", "object", "export: creates the group {name}; id points at its id in the response (default \"/id\")."),
+    ("actions.addMembers", "object", "export: adds records to the group {group} (its id); the body template's string \"{ids}\" stands for the record ids. results, error and batchSize as for bulk; without results a 2xx answer adds them all and a 4xx rejects them all."),
+    ("actions.removeMembers", "object", "export: removes records from the group {group}, like addMembers."),
     ("actions.*.results", "string", "bulk: a JSON pointer to the array of per-record results, in the order the records were sent (required for bulk)."),
     ("actions.*.error", "string", "bulk: a JSON pointer inside each result; a non-null value there rejects that record with it as the reason. Default \"/error\"."),
     ("actions.*.batchSize", "integer", "bulk: the most records one request may carry; default 100."),
-    ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check GET, insert and bulk POST, patch PATCH, delete DELETE."),
+    ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check/find/findGroup GET, insert, bulk, createGroup and addMembers POST, patch PATCH, delete and removeMembers DELETE."),
     ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; values are URL-encoded."),
     ("actions.*.query", "object", "Query parameters (string values, placeholders allowed)."),
     ("actions.*.headers", "object", "Headers for this action only."),
@@ -523,17 +557,7 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             ));
         }
     }
-    let actions = [
-        ("check", &m.actions.check),
-        ("get", &m.actions.get),
-        ("insert", &m.actions.insert),
-        ("patch", &m.actions.patch),
-        ("delete", &m.actions.delete),
-        ("list", &m.actions.list),
-        ("getupdates", &m.actions.getupdates),
-        ("bulk", &m.actions.bulk),
-    ];
-    for (name, action) in actions {
+    for (name, action) in m.actions.named() {
         let Some(a) = action else { continue };
         let at = |f: &str| format!("actions.{name}.{f}");
         if let Some(method) = &a.method {
@@ -560,9 +584,14 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             ("error", a.error.is_some()),
             ("batchSize", a.batch_size.is_some()),
         ];
+        let batched = matches!(name, "bulk" | "addMembers" | "removeMembers");
         for (field, set) in bulk_only {
-            if set && name != "bulk" {
-                return Err(bad(shown, &at(field), "only bulk takes it"));
+            if set && !batched {
+                return Err(bad(
+                    shown,
+                    &at(field),
+                    "only bulk, addMembers and removeMembers take it",
+                ));
             }
         }
         if name == "bulk" && a.results.is_none() {

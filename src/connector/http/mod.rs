@@ -8,6 +8,7 @@
 //! carries no end-of-data signal.
 
 pub mod build;
+mod export;
 pub mod manifest;
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,8 +20,9 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
-    Outcome, Page, Position, Record, Records, Role, Spec, Updates, WriteOp,
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
+    Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, unsupported, usage};
@@ -179,7 +181,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     if let Some(bulk) = &manifest.actions.bulk {
         spec.max_batch_size = bulk.batch_size.unwrap_or(DEFAULT_BULK_SIZE);
     }
-    Ok(Box::new(HttpConnector {
+    let mut connector = HttpConnector {
         spec,
         id_field: manifest.id_field.clone(),
         builder: Builder {
@@ -192,7 +194,14 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         out: ctx.out.clone(),
         token: OnceCell::new(),
         seen: Mutex::new(Seen::new()),
-    }))
+    };
+    if connector.can_export() {
+        connector.spec.actions.push(Action::ExportProfiles);
+    }
+    if connector.has_groups() {
+        connector.spec.actions.push(Action::Groups);
+    }
+    Ok(Box::new(connector))
 }
 
 /// The batch size of a bulk action that does not give one.
@@ -230,19 +239,15 @@ struct Fetched {
 
 impl HttpConnector {
     fn action(&self, name: &str) -> Result<&ActionSpec> {
-        let a = &self.builder.manifest.actions;
-        let found = match name {
-            "check" => &a.check,
-            "get" => &a.get,
-            "insert" => &a.insert,
-            "patch" => &a.patch,
-            "delete" => &a.delete,
-            "list" => &a.list,
-            "getupdates" => &a.getupdates,
-            "bulk" => &a.bulk,
-            _ => &None,
-        };
-        found.as_ref().ok_or_else(|| {
+        let found = self
+            .builder
+            .manifest
+            .actions
+            .named()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, a)| a.as_ref());
+        found.ok_or_else(|| {
             unsupported("http", name)
                 .hint(format!(
                     "describe it under \"actions\": {{\"{name}\": {{...}}}} in {} (see `ferry connectors http`)",
@@ -682,12 +687,23 @@ impl HttpConnector {
                     _ => build("insert", None, Some(r)),
                 })
                 .collect(),
-            // The manifest has no profile or group actions (yet).
-            other => Err(crate::error::unsupported(
-                self.spec.code,
-                &format!("preview {}", other.action()),
-            )
-            .into()),
+            WriteOp::UpdateProfile { id, set, clear } => {
+                let update = ProfileUpdate {
+                    set: set.clone(),
+                    clear: clear.clone(),
+                };
+                Ok(vec![build(
+                    "patch",
+                    Some(id),
+                    Some(&Self::update_body(&update)),
+                )?])
+            }
+            WriteOp::AddMembers { group, ids } => {
+                self.members_requests(true, group, ids, Some(stand_in))
+            }
+            WriteOp::RemoveMembers { group, ids } => {
+                self.members_requests(false, group, ids, Some(stand_in))
+            }
         }
     }
 }
@@ -705,6 +721,22 @@ fn first_time(seen: &mut Seen, key: String, offset: u64) -> bool {
             seen.insert(key, offset);
             true
         }
+    }
+}
+
+/// The outcome of a one-id membership change as a result.
+fn one_member(outcomes: Vec<ProfileOutcome>) -> Result<()> {
+    match outcomes.into_iter().next() {
+        Some(ProfileOutcome::Ok { .. }) => Ok(()),
+        Some(ProfileOutcome::Rejected { reason }) => {
+            Err(crate::connector::Rejection(reason).into())
+        }
+        Some(
+            ProfileOutcome::Error { reason, .. }
+            | ProfileOutcome::Skipped { reason }
+            | ProfileOutcome::NotFound { reason },
+        ) => Err(failed(reason).into()),
+        None => Err(failed("the membership change answered nothing").into()),
     }
 }
 
@@ -955,6 +987,60 @@ impl Connector for HttpConnector {
             outcomes.extend(self.send_bulk(chunk).await?);
         }
         Ok(outcomes)
+    }
+
+    async fn export_fields(&self) -> Result<ExportFields> {
+        if !self.can_export() {
+            return Err(unsupported("http", "export profiles")
+                .hint(format!(
+                    "export needs \"insert\" and \"patch\" under \"actions\" in {}, and \"find\" when \"exportKey\" is not the id field (see `ferry connectors http`)",
+                    self.builder.shown
+                ))
+                .into());
+        }
+        Ok(ExportFields {
+            key: self.export_key().to_string(),
+            key_from_profile_id: self.export_key() == self.id_field,
+            fields: Vec::new(),
+            extra_fields: true,
+            groups: self.has_groups(),
+        })
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        self.find_by_key(key).await
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        self.create(fields).await
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        self.update(id, update).await
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        self.remove(id).await
+    }
+
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        self.group_id(name).await
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        one_member(self.members(true, group, vec![id.to_string()]).await)
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        one_member(self.members(false, group, vec![id.to_string()]).await)
+    }
+
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.members(true, group, ids).await
+    }
+
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.members(false, group, ids).await
     }
 
     async fn upsert(&self, record: Record) -> Result<Outcome> {

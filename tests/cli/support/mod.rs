@@ -238,3 +238,73 @@ macro_rules! snap {
         insta::assert_snapshot!($name, $run.render())
     };
 }
+
+/// `ferry sandbox` as a child process; killed when dropped, so a failing
+/// test leaves nothing behind.
+pub struct Sandbox {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+impl Sandbox {
+    /// Start `ferry sandbox ARGS` (pass `--port 0`) and read its address.
+    pub fn start(args: &[&str]) -> Sandbox {
+        use std::io::{BufRead, BufReader};
+        use std::process::Stdio;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
+            .arg("sandbox")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ferry sandbox");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the first line");
+        let banner: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("first line {line:?} is not JSON: {e}"));
+        let url = banner["url"].as_str().expect("url").to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+        Sandbox { child, url }
+    }
+
+    /// A connector folder like examples/sandbox, pointed at this sandbox.
+    pub fn folder(&self, extra_account: &str) -> Folder {
+        let f = Folder::new();
+        let manifest = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/sandbox/connector.json"),
+        )
+        .expect("examples/sandbox/connector.json");
+        f.write("connector.json", &manifest);
+        f.write(
+            "account.json",
+            &format!(
+                r#"{{"connector": "http", "baseUrl": "{}"{extra_account}}}"#,
+                self.url
+            ),
+        );
+        f
+    }
+
+    /// GET `path` from the sandbox as JSON, to check what a run left there
+    /// (HTTP/1.0 over a plain socket: the server closes after the answer).
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut conn = std::net::TcpStream::connect(addr).expect("connect to the sandbox");
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).expect("read the answer");
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {answer:?}: {e}"))
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
