@@ -54,14 +54,15 @@ start_sandbox() {
     URL=$(head -1 "$WORK/$name.out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
 }
 
-# folder DIR URL: an http connector folder on a sandbox, with no client-side
-# rate limit (the benchmark measures ferry, not a pacing policy).
+# folder DIR URL [IN_FLIGHT]: an http connector folder on a sandbox, with no
+# client-side rate limit (the benchmark measures ferry, not a pacing policy)
+# and at most IN_FLIGHT requests at once (default 64).
 folder() {
     mkdir -p "$1"
     cat > "$1/connector.json" << JSON
 {
   "baseUrl": "$2",
-  "rateLimit": {"rps": 1000000, "burst": 100000, "maxInFlight": 64},
+  "rateLimit": {"rps": 1000000, "burst": 100000, "maxInFlight": ${3:-64}},
   "actions": {
     "list": {"path": "/customers", "records": "/data",
              "pagination": {"type": "offset", "pageSize": $PAGE, "stop": {"total": "/total"}}},
@@ -92,7 +93,9 @@ PY
 echo "ferry $("$FERRY" --version | awk '{print $2}'), $(nproc) cores, $RECORDS records, $PAGE per page"
 start_sandbox source --records "$RECORDS"
 SOURCE=$URL
-folder "$WORK/src" "$SOURCE"
+# One request at a time to the source, like wrk's one connection: ferry asks
+# for the next page the moment an answer has arrived and parses meanwhile.
+folder "$WORK/src" "$SOURCE" 1
 
 echo
 echo "== 1. wrk: the same pages, one connection, 10 s"

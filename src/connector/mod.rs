@@ -206,6 +206,13 @@ pub trait Connector: Send + Sync {
         Err(unsupported(self.spec().code, "getupdates").into())
     }
 
+    /// Whether `read_page` can start at any offset (`Position::at_offset(n)`
+    /// without a cursor) at the cost of one page, so import may ask for the
+    /// next page before the current one has been parsed.
+    fn reads_at_any_offset(&self) -> bool {
+        false
+    }
+
     /// Up to `limit` records starting at `from`.
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let _ = (from, limit);

@@ -28,6 +28,7 @@ use crate::connector::{Action, Connector, Outcome, Position, Record, Records, Wr
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{self, Checkpoint, Counts};
 use crate::engine::mapping::{Checked, Mapping, Source, Validator};
+use crate::engine::read_ahead::PageReader;
 use crate::engine::target::Target;
 use crate::error::{failed, find_failure, usage, Failure, Kind};
 use crate::output::progress::{self, Progress};
@@ -610,9 +611,10 @@ async fn read_batches(
     tx: mpsc::Sender<Batch>,
 ) -> Result<()> {
     let mut left = limit.unwrap_or(u64::MAX);
+    let mut reader = PageReader::new(source);
     loop {
         let batch = read_batch(
-            source.as_ref(),
+            &mut reader,
             &mut pos,
             batch_size,
             &mut left,
@@ -629,7 +631,7 @@ async fn read_batches(
 
 /// Read one batch from `pos`, moving `pos` past it.
 async fn read_batch(
-    source: &dyn Connector,
+    reader: &mut PageReader,
     pos: &mut Position,
     batch_size: usize,
     left: &mut u64,
@@ -649,9 +651,9 @@ async fn read_batch(
     let mut read = 0usize;
     while read < batch_size && *left > 0 {
         let want = (batch_size - read).min(usize::try_from(*left).unwrap_or(usize::MAX));
-        let page = source.read_page(pos, want).await?;
+        let page = reader.read(pos, want, *left).await?;
         let n = page.records.len();
-        let code = source.spec().code;
+        let code = reader.source().spec().code;
         if n > want {
             return Err(failed(format!(
                 "connector {code} answered {n} records when asked for at most {want} (offset {})",
@@ -734,7 +736,7 @@ async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode
     };
     let mut left = plan.limit.unwrap_or(u64::MAX);
     let batch = read_batch(
-        setup.source.as_ref(),
+        &mut PageReader::new(Arc::clone(&setup.source)),
         &mut pos,
         setup.batch_size,
         &mut left,

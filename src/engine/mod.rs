@@ -8,4 +8,5 @@ pub mod checkpoint;
 pub mod export;
 pub mod import;
 pub mod mapping;
+pub mod read_ahead;
 pub mod target;

@@ -288,7 +288,13 @@ impl Engine {
                 )
             })
             .collect();
-        let body = resp.text().await?;
+        // UTF-8 checked in one pass; `text()` decodes through a lossy
+        // scanner that cost an import a few percent of its CPU.
+        let bytes = resp.bytes().await?;
+        let body = match String::from_utf8(bytes.into()) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
         Ok(Response {
             status,
             headers,

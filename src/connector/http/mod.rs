@@ -925,6 +925,20 @@ impl Connector for HttpConnector {
         }
     }
 
+    fn reads_at_any_offset(&self) -> bool {
+        // An offset listing asks for `offset=N` itself; pages by number,
+        // cursors and next URLs have to be walked.
+        matches!(
+            self.builder
+                .manifest
+                .actions
+                .list
+                .as_ref()
+                .and_then(|a| a.pagination.as_ref()),
+            Some(Pagination::Offset { .. })
+        )
+    }
+
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let action = self.action("list")?;
         let cursor = match action.pagination.as_ref() {

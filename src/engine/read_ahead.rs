@@ -1,0 +1,211 @@
+//! Import's page reader. A source that can start a page at any offset
+//! ([`Connector::reads_at_any_offset`]) gets the next page asked for while
+//! the current one is still on its way and being parsed, so the source's
+//! answer time and ferry's parse overlap instead of adding up. The guess is
+//! the page size the source answered last; a guess that turns out wrong
+//! (a short page, the end) is dropped and the page read again, so the
+//! records read are always exactly those of plain page-after-page reading.
+//! The connector's own limits still hold: with `maxInFlight` 1 the request
+//! ahead is sent the moment the current answer has arrived.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::task::JoinHandle;
+
+use crate::connector::{Connector, Page, Position};
+
+/// A page asked for before it was wanted.
+struct Ahead {
+    from: Position,
+    limit: usize,
+    task: JoinHandle<Result<Page>>,
+}
+
+pub struct PageReader {
+    source: Arc<dyn Connector>,
+    seeks: bool,
+    ahead: Option<Ahead>,
+    /// The number of records the source put in its last full page.
+    page_size: Option<usize>,
+}
+
+impl PageReader {
+    pub fn new(source: Arc<dyn Connector>) -> PageReader {
+        let seeks = source.reads_at_any_offset();
+        PageReader {
+            source,
+            seeks,
+            ahead: None,
+            page_size: None,
+        }
+    }
+
+    pub fn source(&self) -> &dyn Connector {
+        self.source.as_ref()
+    }
+
+    fn spawn(&self, from: Position, limit: usize) -> JoinHandle<Result<Page>> {
+        let source = Arc::clone(&self.source);
+        tokio::spawn(async move { source.read_page(&from, limit).await })
+    }
+
+    /// Up to `want` records from `from`; `budget` is how many the reader may
+    /// still take in all (a `--limit`), so nothing is asked for beyond it.
+    pub async fn read(&mut self, from: &Position, want: usize, budget: u64) -> Result<Page> {
+        let (task, asked) = match self.ahead.take() {
+            Some(a) if a.from == *from && a.limit <= want => (a.task, a.limit),
+            Some(a) => {
+                a.task.abort();
+                (self.spawn(from.clone(), want), want)
+            }
+            None => (self.spawn(from.clone(), want), want),
+        };
+        if let (true, None, Some(size)) = (self.seeks, &from.cursor, self.page_size) {
+            let expected = size.min(asked);
+            let rest = budget.saturating_sub(expected as u64);
+            let limit = size.min(usize::try_from(rest).unwrap_or(usize::MAX));
+            if limit > 0 {
+                let next = Position::at_offset(from.offset + expected as u64);
+                self.ahead = Some(Ahead {
+                    task: self.spawn(next.clone(), limit),
+                    from: next,
+                    limit,
+                });
+            }
+        }
+        let page = task
+            .await
+            .context("reading a page stopped unexpectedly")??;
+        let n = page.records.len();
+        let full = n > 0 && page.next == Some(Position::at_offset(from.offset + n as u64));
+        self.page_size = full.then_some(n);
+        Ok(page)
+    }
+}
+
+impl Drop for PageReader {
+    fn drop(&mut self) {
+        if let Some(a) = self.ahead.take() {
+            a.task.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use serde_json::json;
+
+    use super::*;
+    use crate::connector::{Record, Spec};
+
+    /// A source of `total` numbered records served `page` at a time, except
+    /// that the page at `short_at` is one record short (as a page with a
+    /// deleted record would be). It notes every read it starts and finishes.
+    struct Numbers {
+        spec: Spec,
+        total: u64,
+        page: usize,
+        short_at: u64,
+        log: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Connector for Numbers {
+        fn spec(&self) -> &Spec {
+            &self.spec
+        }
+        fn reads_at_any_offset(&self) -> bool {
+            true
+        }
+        async fn read_page(&self, from: &Position, limit: usize) -> anyhow::Result<Page> {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("start {}", from.offset));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let mut n = limit.min(self.page) as u64;
+            if from.offset == self.short_at {
+                n -= 1;
+            }
+            let end = (from.offset + n).min(self.total);
+            let records: Vec<Record> = (from.offset..end)
+                .map(|i| json!({ "n": i }).as_object().cloned().unwrap_or_default())
+                .collect();
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("end {}", from.offset));
+            Ok(Page {
+                next: (end < self.total).then(|| Position::at_offset(end)),
+                records,
+                total: Some(self.total),
+            })
+        }
+    }
+
+    fn source(total: u64, page: usize, short_at: u64) -> Arc<Numbers> {
+        Arc::new(Numbers {
+            spec: crate::connector::registry::spec("jsonl").unwrap(),
+            total,
+            page,
+            short_at,
+            log: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Read like import does: page after page from the start, at most `budget`.
+    async fn read_all(source: Arc<Numbers>, want: usize, budget: u64) -> Vec<u64> {
+        let mut reader = PageReader::new(source);
+        let (mut pos, mut left, mut got) = (Position::start(), budget, Vec::new());
+        while left > 0 {
+            let page = reader
+                .read(&pos, want.min(left as usize), left)
+                .await
+                .unwrap();
+            left -= page.records.len() as u64;
+            got.extend(page.records.iter().map(|r| r["n"].as_u64().unwrap()));
+            match page.next {
+                Some(next) => pos = next,
+                None => break,
+            }
+        }
+        got
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_ahead_reads_exactly_the_records_in_order() {
+        let s = source(23, 5, 10);
+        assert_eq!(
+            read_all(Arc::clone(&s), 100, u64::MAX).await,
+            (0..23).collect::<Vec<_>>()
+        );
+        let log = s.log.lock().unwrap().clone();
+        let at = |line: &str| log.iter().position(|l| l == line);
+        // The first page teaches the page size; from then on each page is
+        // asked for while the one before it is still being read.
+        assert!(at("start 10") < at("end 5"), "{log:?}");
+        assert!(at("start 15") < at("end 10"), "{log:?}");
+        // The page at 10 came back short (10..14): the guess of 15 is dropped
+        // and the page at 14 read instead.
+        assert!(at("start 14").is_some(), "{log:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_limit_is_never_read_past() {
+        let s = source(100, 5, 1000);
+        assert_eq!(
+            read_all(Arc::clone(&s), 5, 12).await,
+            (0..12).collect::<Vec<_>>()
+        );
+        let log = s.log.lock().unwrap().clone();
+        assert!(
+            !log.iter().any(|l| l == "start 15"),
+            "nothing is asked for beyond the budget: {log:?}"
+        );
+    }
+}
