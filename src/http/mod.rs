@@ -146,3 +146,38 @@ pub fn engine_options() -> Vec<OptionSpec> {
             .kind(FieldType::Any),
     ]
 }
+
+/// [`engine_options`] for a connector to one vendor's API: `baseUrl`
+/// defaults to `default_url` and says where else it may point.
+pub fn vendor_engine_options(
+    default_url: &'static str,
+    description: &'static str,
+) -> Vec<OptionSpec> {
+    let mut options = engine_options();
+    for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
+        o.description = description;
+        o.placeholder = default_url;
+        o.default = Some(json!(default_url));
+    }
+    options
+}
+
+/// The account's `baseUrl`, or `default_url`; a value that is not a URL is
+/// refused with `hint` (the vendor's other addresses).
+pub fn base_url(
+    options: &crate::connector::Options,
+    default_url: &str,
+    hint: &str,
+) -> anyhow::Result<String> {
+    let base_url = options
+        .string("baseUrl")
+        .unwrap_or_else(|| default_url.to_string());
+    if url::Url::parse(&base_url).is_err() {
+        return Err(
+            crate::error::usage(format!("baseUrl \"{base_url}\" is not a URL"))
+                .hint(hint.to_string())
+                .into(),
+        );
+    }
+    Ok(base_url)
+}

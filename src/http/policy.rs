@@ -211,6 +211,15 @@ impl Policy {
     /// Apply `rateLimit`, `retry` and `timeoutSecs` from account options.
     /// `rateLimit` is either `{"rps", "burst", "maxInFlight"}` for every
     /// group, or `{"GROUP": {...}, "default": {...}}` for named ones.
+    /// Apply the account's `rateLimit`, `retry` and `timeoutSecs` options.
+    pub fn apply_account(&mut self, options: &crate::connector::Options) -> Result<()> {
+        self.apply_overrides(
+            options.value("rateLimit"),
+            options.value("retry"),
+            options.value("timeoutSecs"),
+        )
+    }
+
     pub fn apply_overrides(
         &mut self,
         rate_limit: Option<&Value>,

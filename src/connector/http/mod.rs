@@ -171,11 +171,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             },
         })
         .collect();
-    policy.apply_overrides(
-        options.value("rateLimit"),
-        options.value("retry"),
-        options.value("timeoutSecs"),
-    )?;
+    policy.apply_account(&options)?;
     let engine = Engine::new(ctx.out.clone(), policy)?;
     let mut spec = spec();
     if let Some(bulk) = &manifest.actions.bulk {

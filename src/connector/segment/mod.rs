@@ -98,14 +98,10 @@ pub fn spec() -> Spec {
         )
         .placeholder("ids.txt"),
     ];
-    for mut o in crate::http::engine_options() {
-        if o.key == "baseUrl" {
-            o.description = "The Profile API endpoint: https://profiles.segment.com (US, the default) or https://profiles.euw1.segment.com (EU workspaces must use it). Or a test server.";
-            o.placeholder = DEFAULT_BASE_URL;
-            o.default = Some(json!(DEFAULT_BASE_URL));
-        }
-        options.push(o);
-    }
+    options.extend(crate::http::vendor_engine_options(
+        DEFAULT_BASE_URL,
+        "The Profile API endpoint: https://profiles.segment.com (US, the default) or https://profiles.euw1.segment.com (EU workspaces must use it). Or a test server.",
+    ));
     Spec {
         code: "segment",
         label: "Segment profiles",
@@ -127,16 +123,11 @@ pub fn spec() -> Spec {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = options
-        .string("baseUrl")
-        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
-            .hint(format!(
-                "use {DEFAULT_BASE_URL} or https://profiles.euw1.segment.com"
-            ))
-            .into());
-    }
+    let base_url = crate::http::base_url(
+        &options,
+        DEFAULT_BASE_URL,
+        &format!("use {DEFAULT_BASE_URL} or https://profiles.euw1.segment.com"),
+    )?;
     let id_field = options.require("idField")?;
     if !ID_TYPES.contains(&id_field.as_str()) {
         return Err(usage(format!(
@@ -185,11 +176,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         },
         ..Policy::default()
     };
-    policy.apply_overrides(
-        options.value("rateLimit"),
-        options.value("retry"),
-        options.value("timeoutSecs"),
-    )?;
+    policy.apply_account(&options)?;
     Ok(Box::new(Segment {
         spec: spec(),
         engine: Engine::new(ctx.out.clone(), policy)?,

@@ -73,14 +73,10 @@ pub fn spec() -> Spec {
         .placeholder("${VOUCHERIFY_SECRET_KEY}")
         .secret(),
     ];
-    for mut o in crate::http::engine_options() {
-        if o.key == "baseUrl" {
-            o.description = "The API cluster of the project: https://api.voucherify.io (Europe, the default), https://us1.api.voucherify.io (United States), https://as1.api.voucherify.io (Asia), https://<region>.api.voucherify.io for a dedicated cluster; requests to the wrong cluster are rejected. Or a test server.";
-            o.placeholder = DEFAULT_BASE_URL;
-            o.default = Some(json!(DEFAULT_BASE_URL));
-        }
-        options.push(o);
-    }
+    options.extend(crate::http::vendor_engine_options(
+        DEFAULT_BASE_URL,
+        "The API cluster of the project: https://api.voucherify.io (Europe, the default), https://us1.api.voucherify.io (United States), https://as1.api.voucherify.io (Asia), https://<region>.api.voucherify.io for a dedicated cluster; requests to the wrong cluster are rejected. Or a test server.",
+    ));
     options.extend([
         OptionSpec::optional(
             "pollIntervalMs",
@@ -151,23 +147,16 @@ fn policy(options: &Options) -> Result<Policy> {
         }],
         ..Policy::default()
     };
-    policy.apply_overrides(
-        options.value("rateLimit"),
-        options.value("retry"),
-        options.value("timeoutSecs"),
-    )?;
+    policy.apply_account(options)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = options
-        .string("baseUrl")
-        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
-            .hint(format!("use {DEFAULT_BASE_URL}, https://us1.api.voucherify.io or https://as1.api.voucherify.io"))
-            .into());
-    }
+    let base_url = crate::http::base_url(
+        &options,
+        DEFAULT_BASE_URL,
+        &format!("use {DEFAULT_BASE_URL}, https://us1.api.voucherify.io or https://as1.api.voucherify.io"),
+    )?;
     let api = Api {
         base_url,
         app_id: options.require("applicationId")?,
