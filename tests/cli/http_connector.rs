@@ -784,6 +784,50 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_refused_credential_fails_the_batch_instead_of_rejecting_its_records() {
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/c/a"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "token expired"})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(
+        &s.uri(),
+        json!({"actions": {"insert": {"path": "/c"}, "patch": {"path": "/c/{id}"}}}),
+        "",
+    );
+    f.write(
+        "in.jsonl",
+        "{\"id\": \"a\", \"email\": \"a@example.com\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains("401") && run.stderr.contains("token expired"),
+        "{}",
+        run.render()
+    );
+    assert!(
+        run.stderr.contains("--resume"),
+        "the resume command is printed: {}",
+        run.render()
+    );
+    assert!(
+        !f.exists("rejects.jsonl"),
+        "a 401 is not the record's fault"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn read_page_walks_a_listing_by_position_and_guards_loops() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))

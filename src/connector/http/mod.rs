@@ -1065,8 +1065,12 @@ impl Connector for HttpConnector {
             sent = ("insert", self.send_write("insert", None, &record).await?);
         }
         let (name, (req, resp)) = sent;
-        if (400..500).contains(&resp.status) {
-            // The API refused this record; the rest of the batch goes on.
+        // A 4xx about the record refuses it and the rest of the batch goes
+        // on; credentials, a missing route, a wrong method or the rate limit
+        // concern every record, so they fail the batch (and stop the import).
+        let about_the_record = (400..500).contains(&resp.status)
+            && !matches!(resp.status, 401 | 403 | 404 | 405 | 407 | 408 | 429);
+        if about_the_record {
             let reason = status_error(&req, &resp).message;
             return Ok(Outcome::Rejected { id, reason });
         }
