@@ -22,9 +22,10 @@
 //! unacknowledged batch is sent again by whoever sent it (import resumes from
 //! its checkpoint), nothing is lost, and since upserts replace by id, nothing
 //! is duplicated. Reads do not repair the file (they may run beside a writer
-//! in another process); one that meets a torn tail after a crash reports it
-//! as invalid, until the next write cuts it. Two processes writing the same
-//! file at once are not supported, as with the rewrite path.
+//! in another process): while a journal is there they stop at the length it
+//! saved, so a torn tail is never read and the next write cuts it. Two
+//! processes writing the same file at once are not supported, as with the
+//! rewrite path.
 //!
 //! As export destinations, files hold profiles but no group memberships.
 
@@ -143,7 +144,37 @@ impl<F: Format> Store<F> {
         if !self.exists() {
             return Ok(Box::new(Empty));
         }
-        self.format.reader(&self.path, start)
+        let reader = self.format.reader(&self.path, start)?;
+        // An append in progress or cut short: its records are not there yet.
+        match self.journal_len() {
+            Ok(Some(end)) => Ok(Box::new(UpTo { inner: reader, end })),
+            _ => Ok(reader),
+        }
+    }
+
+    /// The file length an unfinished append's journal saved, if there is one.
+    fn journal_len(&self) -> Result<Option<u64>> {
+        let journal = self.journal();
+        let text = match std::fs::read_to_string(&journal) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("could not read {}", journal.display()))
+                )
+            }
+        };
+        let len = text.trim().parse().map_err(|_| {
+            failed(format!(
+                "{} is damaged: {text:?} is not a length",
+                journal.display()
+            ))
+            .hint(format!(
+                "check the end of {} by hand, then delete the journal",
+                self.path.display()
+            ))
+        })?;
+        Ok(Some(len))
     }
 
     fn id_of(&self, record: &Record) -> Option<String> {
@@ -190,26 +221,10 @@ impl<F: Format> Store<F> {
     /// Cut the file back to the length the journal saved: the append it
     /// announced never finished.
     fn recover(&self) -> Result<()> {
-        let journal = self.journal();
-        let text = match std::fs::read_to_string(&journal) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("could not read {}", journal.display()))
-                )
-            }
+        let Some(len) = self.journal_len()? else {
+            return Ok(());
         };
-        let len: u64 = text.trim().parse().map_err(|_| {
-            failed(format!(
-                "{} is damaged: {text:?} is not a length",
-                journal.display()
-            ))
-            .hint(format!(
-                "check the end of {} by hand, then delete the journal",
-                self.path.display()
-            ))
-        })?;
+        let journal = self.journal();
         if let Ok(meta) = std::fs::metadata(&self.path) {
             if meta.len() > len {
                 let file = std::fs::OpenOptions::new()
@@ -480,6 +495,28 @@ fn ends_with_newline(path: &Path, len: u64) -> Result<bool> {
         .and_then(|_| file.read_exact(&mut last))
         .with_context(|| format!("could not read {}", path.display()))?;
     Ok(last[0] == b'\n')
+}
+
+/// A reader that stops at byte `end` (where an unfinished append began).
+struct UpTo {
+    inner: Box<dyn RecordReader>,
+    end: u64,
+}
+
+impl Iterator for UpTo {
+    type Item = Result<Record>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.inner.byte_offset() >= self.end {
+            return None;
+        }
+        self.inner.next()
+    }
+}
+
+impl RecordReader for UpTo {
+    fn byte_offset(&self) -> u64 {
+        self.inner.byte_offset()
+    }
 }
 
 struct Empty;
@@ -1206,6 +1243,10 @@ mod tests {
         )
         .unwrap();
         let c = store(&path);
+        // Reads stop where the journal says the file ended, without repairing it.
+        let read = c.read_page(&Position::start(), 10).await.unwrap();
+        assert_eq!(read.records.len(), 2);
+        assert!(dir.path().join(".out.jsonl.ferry-append").exists());
         c.upsert_batch(Records::new(vec![
             rec(json!({"id": "c"})),
             rec(json!({"id": "d"})),
