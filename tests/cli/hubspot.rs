@@ -1017,6 +1017,52 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_written() {
+    let s = MockServer::start().await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [
+            upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
+            upsert_input("bob@example.com", json!({"email": "bob@example.com"}))
+        ]})))
+        .respond_with(ok(upserted("101", "ada@example.com")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1);
+    let rejects: Vec<Value> = f
+        .read("rejects.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("neither a result nor an error"),
+        "{}",
+        rejects[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
     let s = MockServer::start().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
