@@ -101,7 +101,30 @@ async fn every_action_sends_the_documented_request() {
         .mount(&s)
         .await;
     hs("DELETE", "/crm/v3/objects/contacts/512")
+        .and(query_param_is_missing("idProperty"))
         .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s)
+        .await;
+    // The archive takes no idProperty: an email is looked up first.
+    hs("GET", "/crm/v3/objects/contacts/bob%40example.com")
+        .and(query_param("idProperty", "email"))
+        .respond_with(ok(contact(513, "bob@example.com", t)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("DELETE", "/crm/v3/objects/contacts/513")
+        .and(query_param_is_missing("idProperty"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("GET", "/crm/v3/objects/contacts/gone%40example.com")
+        .and(query_param("idProperty", "email"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"status": "error",
+            "message": "resource not found", "category": "OBJECT_NOT_FOUND"})),
+        )
         .expect(1)
         .mount(&s)
         .await;
@@ -112,6 +135,8 @@ async fn every_action_sends_the_documented_request() {
         f.run(&["insert", "--value", r#"{"email": "ada@example.com", "firstname": "Ada", "phone": null, "hs_count": 3, "interests": ["math", "engines"]}"#]),
         f.run(&["patch", "--id", "512", "--value", r#"{"firstname": "Ada L.", "phone": null, "hs_object_id": "512"}"#]),
         f.run(&["delete", "--id", "512"]),
+        f.run(&["delete", "--id", "bob@example.com"]),
+        f.run(&["delete", "--id", "gone@example.com"]),
     ];
     for run in &runs {
         no_canary(run);
@@ -124,6 +149,15 @@ async fn every_action_sends_the_documented_request() {
     assert_eq!(runs[2].ok_json()["record"]["id"], "512");
     assert_eq!(runs[3].ok_json()["id"], "512");
     assert_eq!(runs[4].ok_json()["id"], "512");
+    assert_eq!(runs[5].ok_json()["id"], "bob@example.com");
+    assert_eq!(runs[6].code, 1, "{}", runs[6].render());
+    assert!(
+        runs[6]
+            .stderr
+            .contains("HubSpot has no contact whose email is \"gone@example.com\""),
+        "{}",
+        runs[6].render()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -498,6 +532,10 @@ fn dry_run_previews_redact_the_token() {
     ]);
     no_canary(&run);
     snap!("hubspot_dry_run_patch", run);
+    // The archive takes no idProperty: the preview shows the lookup first.
+    let run = f.run(&["delete", "--dry-run", "--id", "ada@example.com"]);
+    no_canary(&run);
+    snap!("hubspot_dry_run_delete_by_email", run);
     f.write(
         "in.jsonl",
         "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\"}\n{\"firstname\":\"No Email\"}\n",

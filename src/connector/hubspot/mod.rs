@@ -26,7 +26,8 @@
 //!   appear in search, so getupdates reports no deletes.
 //! - **Writes**: insert `POST /contacts`, patch `PATCH /contacts/{id}` (a
 //!   null clears the property: HubSpot clears with an empty string),
-//!   delete `DELETE /contacts/{id}` (archive; restorable for 90 days).
+//!   delete `DELETE /contacts/{id}` (archive; restorable for 90 days; the
+//!   archive takes no `idProperty`, so an email is looked up first).
 //! - **Batch upsert** (import, export creates): `batch/upsert` keyed by
 //!   `idProperty`, 100 inputs a request, per-record outcomes from the 207
 //!   multi-status answer (see [`batch`]). Export deletes are single
@@ -323,7 +324,16 @@ impl HubSpot {
             WriteOp::Patch { id, value } => vec![self
                 .api
                 .update(id, properties(value, Nulls::Clear).map_err(Self::unfit)?)],
-            WriteOp::Delete { id } => vec![self.api.archive(id)],
+            WriteOp::Delete { id } if requests::is_record_id(id) => vec![self.api.archive(id)],
+            WriteOp::Delete { id } => {
+                // The archive takes only a record id: the unique property
+                // value is looked up first; the preview shows a placeholder.
+                let mut archive = self.api.archive("HSID");
+                archive.url = archive
+                    .url
+                    .replace("/contacts/HSID", &format!("/contacts/{{id of {id}}}"));
+                vec![self.api.get_by_key(id), archive]
+            }
             WriteOp::UpsertBatch(records) => records
                 .chunks(MAX_BATCH)
                 .filter_map(|c| {
@@ -485,7 +495,24 @@ impl Connector for HubSpot {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        send(&self.engine, &self.api.archive(id)).await?;
+        // HubSpot's archive takes no idProperty (only GET and PATCH do), so
+        // a unique property value (an email) is turned into the record id
+        // first.
+        let record_id = if requests::is_record_id(id) {
+            id.to_string()
+        } else {
+            match self.find_profile(id).await? {
+                Some(found) => found,
+                None => {
+                    return Err(crate::error::not_found(format!(
+                        "HubSpot has no contact whose {} is \"{id}\"",
+                        self.api.id_property
+                    ))
+                    .into())
+                }
+            }
+        };
+        send(&self.engine, &self.api.archive(&record_id)).await?;
         Ok(())
     }
 
