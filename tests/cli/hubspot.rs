@@ -259,6 +259,30 @@ async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_next_page_without_a_cursor_is_an_error_not_an_early_end() {
+    let s = MockServer::start().await;
+    hs("GET", "/crm/v3/objects/contacts")
+        .and(query_param_is_missing("after"))
+        .respond_with(ok(
+            json!({"results": [contact(1, "c1@example.com", "2024-01-01T00:00:00.000Z")],
+            "paging": {"next": {"link": "?after="}}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered a next page without a paging.next.after cursor"),
+        "{}",
+        run.render()
+    );
+}
+
 fn search_body(since_ms: Option<i64>, limit: usize) -> Value {
     let mut body = json!({
         "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],

@@ -14,9 +14,10 @@
 //! - **Ids**: `--id` of digits is HubSpot's record id; anything else is a
 //!   value of the unique property `idProperty` (default `email`), sent as
 //!   `/contacts/{value}?idProperty=email`. ferry's record id is `idProperty`.
-//! - **Listing** (`read_page`) follows `paging.next.after` until it is
-//!   absent (the end); a cursor repeated, or an empty page that claims more,
-//!   is an error rather than a loop. The largest page is not documented: 100.
+//! - **Listing** (`read_page`) follows `paging.next.after` until
+//!   `paging.next` is absent (the end); a cursor repeated, or an empty page
+//!   that claims more, is an error rather than a loop, and a `paging.next`
+//!   without `after` is an error rather than an early end. The largest page is not documented: 100.
 //! - **getupdates** searches `lastmodifieddate >= T` oldest first (the
 //!   object form of `sorts` the guides use), up to 200 a request. Each
 //!   request starts again from the last time read and skips the ids already
@@ -626,6 +627,16 @@ impl Connector for HubSpot {
                 _ => None,
             })
             .filter(|s| !s.is_empty());
+        // `paging.next` is the "more" signal and always carries `after`
+        // (the spec's NextPage requires it): a next page without a usable
+        // cursor would otherwise end the listing early, silently.
+        if after.is_none() && body.pointer("/paging/next").is_some_and(|n| !n.is_null()) {
+            return Err(failed(format!(
+                "GET {} answered a next page without a paging.next.after cursor; stopping instead of ending the listing early",
+                redact_url(&req.url)
+            ))
+            .into());
+        }
         if let Some(a) = &after {
             if from.cursor.as_deref() == Some(a.as_str()) {
                 return Err(failed(format!(
