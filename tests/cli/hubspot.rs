@@ -101,7 +101,30 @@ async fn every_action_sends_the_documented_request() {
         .mount(&s)
         .await;
     hs("DELETE", "/crm/v3/objects/contacts/512")
+        .and(query_param_is_missing("idProperty"))
         .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s)
+        .await;
+    // The archive takes no idProperty: an email is looked up first.
+    hs("GET", "/crm/v3/objects/contacts/bob%40example.com")
+        .and(query_param("idProperty", "email"))
+        .respond_with(ok(contact(513, "bob@example.com", t)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("DELETE", "/crm/v3/objects/contacts/513")
+        .and(query_param_is_missing("idProperty"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s)
+        .await;
+    hs("GET", "/crm/v3/objects/contacts/gone%40example.com")
+        .and(query_param("idProperty", "email"))
+        .respond_with(
+            ResponseTemplate::new(404).set_body_json(json!({"status": "error",
+            "message": "resource not found", "category": "OBJECT_NOT_FOUND"})),
+        )
         .expect(1)
         .mount(&s)
         .await;
@@ -112,6 +135,8 @@ async fn every_action_sends_the_documented_request() {
         f.run(&["insert", "--value", r#"{"email": "ada@example.com", "firstname": "Ada", "phone": null, "hs_count": 3, "interests": ["math", "engines"]}"#]),
         f.run(&["patch", "--id", "512", "--value", r#"{"firstname": "Ada L.", "phone": null, "hs_object_id": "512"}"#]),
         f.run(&["delete", "--id", "512"]),
+        f.run(&["delete", "--id", "bob@example.com"]),
+        f.run(&["delete", "--id", "gone@example.com"]),
     ];
     for run in &runs {
         no_canary(run);
@@ -124,6 +149,15 @@ async fn every_action_sends_the_documented_request() {
     assert_eq!(runs[2].ok_json()["record"]["id"], "512");
     assert_eq!(runs[3].ok_json()["id"], "512");
     assert_eq!(runs[4].ok_json()["id"], "512");
+    assert_eq!(runs[5].ok_json()["id"], "bob@example.com");
+    assert_eq!(runs[6].code, 1, "{}", runs[6].render());
+    assert!(
+        runs[6]
+            .stderr
+            .contains("HubSpot has no contact whose email is \"gone@example.com\""),
+        "{}",
+        runs[6].render()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -220,6 +254,30 @@ async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
     assert!(
         run.stderr
             .contains("answered the cursor it was given as the next one"),
+        "{}",
+        run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_next_page_without_a_cursor_is_an_error_not_an_early_end() {
+    let s = MockServer::start().await;
+    hs("GET", "/crm/v3/objects/contacts")
+        .and(query_param_is_missing("after"))
+        .respond_with(ok(
+            json!({"results": [contact(1, "c1@example.com", "2024-01-01T00:00:00.000Z")],
+            "paging": {"next": {"link": "?after="}}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered a next page without a paging.next.after cursor"),
         "{}",
         run.render()
     );
@@ -498,6 +556,10 @@ fn dry_run_previews_redact_the_token() {
     ]);
     no_canary(&run);
     snap!("hubspot_dry_run_patch", run);
+    // The archive takes no idProperty: the preview shows the lookup first.
+    let run = f.run(&["delete", "--dry-run", "--id", "ada@example.com"]);
+    no_canary(&run);
+    snap!("hubspot_dry_run_delete_by_email", run);
     f.write(
         "in.jsonl",
         "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\"}\n{\"firstname\":\"No Email\"}\n",
@@ -1013,6 +1075,52 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
     assert_eq!(
         rejects[0]["reason"],
         "Property values were not valid (Property \"favourite_colour\" does not exist)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_written() {
+    let s = MockServer::start().await;
+    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+        .and(body_json(json!({"inputs": [
+            upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
+            upsert_input("bob@example.com", json!({"email": "bob@example.com"}))
+        ]})))
+        .respond_with(ok(upserted("101", "ada@example.com")))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1);
+    let rejects: Vec<Value> = f
+        .read("rejects.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("neither a result nor an error"),
+        "{}",
+        rejects[0]
     );
 }
 

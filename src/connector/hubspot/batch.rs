@@ -9,7 +9,8 @@
 //! `context` (the key or the trace id; which context key HubSpot uses is
 //! not documented, so every one is read). An error that names no record of
 //! the batch, while some record has no answer, fails the whole batch rather
-//! than guess which records were written. A batch refused as a whole
+//! than guess which records were written; a record named by neither a
+//! result nor an error is rejected, not counted as written. A batch refused as a whole
 //! (400) is sent again one contact per request, so one bad contact does not
 //! stop the others.
 
@@ -147,8 +148,10 @@ pub fn outcomes(
         .into_iter()
         .flatten()
     {
-        let Some(id) = r.get("id").and_then(Value::as_str) else {
-            continue;
+        let id = match r.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => continue,
         };
         for name in [
             r.get("objectWriteTraceId").and_then(Value::as_str),
@@ -158,7 +161,7 @@ pub fn outcomes(
         .into_iter()
         .flatten()
         {
-            written.insert(name.to_lowercase(), id.to_string());
+            written.insert(name.to_lowercase(), id.clone());
         }
     }
     let errors: Vec<&Value> = body
@@ -205,9 +208,17 @@ pub fn outcomes(
             out.push(Outcome::Ok { id: id.clone() });
         } else {
             unanswered += 1;
-            // With no error at all, a missing result is a written record
-            // whose key stands for its id (the key addresses it too).
-            out.push(Outcome::Ok { id: key });
+            // Neither a result nor an error: nothing says the contact was
+            // written, and its HubSpot id (which list memberships need) is
+            // unknown. Counting it written would hide a lost record; as a
+            // rejection it goes to the rejects file and can be sent again
+            // (upserts are keyed by the unique property, so nothing doubles).
+            out.push(Outcome::Rejected {
+                reason: format!(
+                    "HubSpot's batch answer has neither a result nor an error for {id_property} \"{key}\"; it is not counted as written"
+                ),
+                id: Some(key),
+            });
         }
     }
     if unanswered > 0 && !unnamed.is_empty() {
@@ -331,5 +342,23 @@ mod tests {
         let body = json!({"status": "COMPLETE", "results": [], "errors": [{"message": "Something broke", "context": {}}]});
         let err = outcomes(p, "email", &body).unwrap_err();
         assert!(err.contains("Something broke"), "{err}");
+    }
+
+    #[test]
+    fn a_record_without_result_or_error_is_rejected_not_counted_written() {
+        let records = vec![
+            rec(json!({"email": "a@x.com"})),
+            rec(json!({"email": "b@x.com"})),
+        ];
+        let p = prepare(&records, "email");
+        let body = json!({"status": "COMPLETE",
+            "results": [{"id": 11, "objectWriteTraceId": "a@x.com", "properties": {}}]});
+        let out = outcomes(p, "email", &body).unwrap();
+        assert_eq!(out[0], Outcome::Ok { id: "11".into() });
+        assert!(
+            matches!(&out[1], Outcome::Rejected { id: Some(k), reason } if k == "b@x.com" && reason.contains("neither a result nor an error")),
+            "{:?}",
+            out[1]
+        );
     }
 }

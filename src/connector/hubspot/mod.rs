@@ -14,9 +14,10 @@
 //! - **Ids**: `--id` of digits is HubSpot's record id; anything else is a
 //!   value of the unique property `idProperty` (default `email`), sent as
 //!   `/contacts/{value}?idProperty=email`. ferry's record id is `idProperty`.
-//! - **Listing** (`read_page`) follows `paging.next.after` until it is
-//!   absent (the end); a cursor repeated, or an empty page that claims more,
-//!   is an error rather than a loop. The largest page is not documented: 100.
+//! - **Listing** (`read_page`) follows `paging.next.after` until
+//!   `paging.next` is absent (the end); a cursor repeated, or an empty page
+//!   that claims more, is an error rather than a loop, and a `paging.next`
+//!   without `after` is an error rather than an early end. The largest page is not documented: 100.
 //! - **getupdates** searches `lastmodifieddate >= T` oldest first (the
 //!   object form of `sorts` the guides use), up to 200 a request. Each
 //!   request starts again from the last time read and skips the ids already
@@ -26,7 +27,8 @@
 //!   appear in search, so getupdates reports no deletes.
 //! - **Writes**: insert `POST /contacts`, patch `PATCH /contacts/{id}` (a
 //!   null clears the property: HubSpot clears with an empty string),
-//!   delete `DELETE /contacts/{id}` (archive; restorable for 90 days).
+//!   delete `DELETE /contacts/{id}` (archive; restorable for 90 days; the
+//!   archive takes no `idProperty`, so an email is looked up first).
 //! - **Batch upsert** (import, export creates): `batch/upsert` keyed by
 //!   `idProperty`, 100 inputs a request, per-record outcomes from the 207
 //!   multi-status answer (see [`batch`]). Export deletes are single
@@ -323,7 +325,16 @@ impl HubSpot {
             WriteOp::Patch { id, value } => vec![self
                 .api
                 .update(id, properties(value, Nulls::Clear).map_err(Self::unfit)?)],
-            WriteOp::Delete { id } => vec![self.api.archive(id)],
+            WriteOp::Delete { id } if requests::is_record_id(id) => vec![self.api.archive(id)],
+            WriteOp::Delete { id } => {
+                // The archive takes only a record id: the unique property
+                // value is looked up first; the preview shows a placeholder.
+                let mut archive = self.api.archive("HSID");
+                archive.url = archive
+                    .url
+                    .replace("/contacts/HSID", &format!("/contacts/{{id of {id}}}"));
+                vec![self.api.get_by_key(id), archive]
+            }
             WriteOp::UpsertBatch(records) => records
                 .chunks(MAX_BATCH)
                 .filter_map(|c| {
@@ -485,7 +496,24 @@ impl Connector for HubSpot {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        send(&self.engine, &self.api.archive(id)).await?;
+        // HubSpot's archive takes no idProperty (only GET and PATCH do), so
+        // a unique property value (an email) is turned into the record id
+        // first.
+        let record_id = if requests::is_record_id(id) {
+            id.to_string()
+        } else {
+            match self.find_profile(id).await? {
+                Some(found) => found,
+                None => {
+                    return Err(crate::error::not_found(format!(
+                        "HubSpot has no contact whose {} is \"{id}\"",
+                        self.api.id_property
+                    ))
+                    .into())
+                }
+            }
+        };
+        send(&self.engine, &self.api.archive(&record_id)).await?;
         Ok(())
     }
 
@@ -599,6 +627,16 @@ impl Connector for HubSpot {
                 _ => None,
             })
             .filter(|s| !s.is_empty());
+        // `paging.next` is the "more" signal and always carries `after`
+        // (the spec's NextPage requires it): a next page without a usable
+        // cursor would otherwise end the listing early, silently.
+        if after.is_none() && body.pointer("/paging/next").is_some_and(|n| !n.is_null()) {
+            return Err(failed(format!(
+                "GET {} answered a next page without a paging.next.after cursor; stopping instead of ending the listing early",
+                redact_url(&req.url)
+            ))
+            .into());
+        }
         if let Some(a) = &after {
             if from.cursor.as_deref() == Some(a.as_str()) {
                 return Err(failed(format!(

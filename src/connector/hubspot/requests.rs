@@ -148,9 +148,15 @@ impl Api {
         )
     }
 
-    /// `DELETE /crm/v3/objects/contacts/{id}`: archives (restorable for 90 days).
+    /// `DELETE /crm/v3/objects/contacts/{contactId}`: archives (restorable
+    /// for 90 days). Unlike GET and PATCH, HubSpot's archive takes no
+    /// `idProperty`: `id` must be the record id (a unique property value is
+    /// looked up first, see `HubSpot::delete`).
     pub fn archive(&self, id: &str) -> RequestSpec {
-        self.request("DELETE", &self.contact(id, &[]))
+        self.request(
+            "DELETE",
+            &format!("/crm/v3/objects/contacts/{}", segment(id)),
+        )
     }
 
     /// `GET /crm/v3/objects/contacts?limit=N&after=CURSOR`.
@@ -452,6 +458,10 @@ mod tests {
             .get("1")
             .headers
             .contains(&("Authorization".into(), "Bearer tok".into())));
+        assert_eq!(
+            a.archive("ada@example.com").url,
+            "https://api.hubapi.com/crm/v3/objects/contacts/ada%40example.com"
+        );
         assert_eq!(
             a.list(100, Some("NTI1Cg%3D%3D")).url,
             "https://api.hubapi.com/crm/v3/objects/contacts?limit=100&after=NTI1Cg%3D%3D&archived=false"
