@@ -494,6 +494,14 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
         .expect(1)
         .mount(&s)
         .await;
+    // An avatar as Intercom reads it ({"image_url"}) is written as the URL.
+    ic("POST", "/contacts")
+        .and(body_json(json!({"email": "f@x.com", "role": "user",
+            "avatar": "https://example.org/f.jpg"})))
+        .respond_with(ok(contact("cf", "f@x.com", 1)))
+        .expect(1)
+        .mount(&s)
+        .await;
     ic("POST", "/contacts")
         .and(body_json(json!({"email": "d@x.com", "role": "user"})))
         .respond_with(error(409, "conflict", "An archived contact matching those details already exists with id=6762f0d51bb69f9f2193bb7f"))
@@ -510,6 +518,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
             "{\"name\":\"No Email\"}\n",
             "{\"email\":\"d@x.com\"}\n",
             "{\"email\":\"e@x.com\",\"tiers\":[1,2]}\n",
+            "{\"email\":\"f@x.com\",\"avatar\":{\"type\":\"avatar\",\"image_url\":\"https://example.org/f.jpg\"}}\n",
         ),
     );
     let run = f.run(&[
@@ -524,7 +533,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
-    assert_eq!(summary["written"], 2, "{}", run.render());
+    assert_eq!(summary["written"], 3, "{}", run.render());
     assert_eq!(summary["rejected"]["total"], 4);
     let rejects: Vec<Value> = f
         .read("rejects.jsonl")
@@ -971,4 +980,45 @@ async fn a_contact_without_an_id_is_a_connector_error() {
         "{}",
         run.render()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_export_clear_intercom_cannot_send_is_warned_about() {
+    let s = MockServer::start().await;
+    let f = folder(&s.uri());
+    f.write(
+        "one.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.com\", \"external_id\": \"x1\", \"name\": \"A\"}}\n",
+    );
+    {
+        let _g = ic("POST", "/contacts")
+            .and(body_json(
+                json!({"email": "a@x.com", "external_id": "x1", "name": "A", "role": "user"}),
+            ))
+            .respond_with(ok(contact("ca", "a@x.com", 1)))
+            .expect(1)
+            .mount_as_scoped(&s)
+            .await;
+        let run = f.run(&["export", "--to", ".", "--input", "one.jsonl"]);
+        assert_eq!(run.code, 0, "{}", run.render());
+    }
+    // external_id is dropped: Intercom's update takes no null for it, so
+    // nothing is sent, and the run says the old value stays.
+    f.write(
+        "one.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.com\", \"name\": \"A\"}}\n",
+    );
+    let run = f.run(&["export", "--to", ".", "--input", "one.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(run.json()["updated"], 1, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "Intercom contact ca: external_id not cleared (Intercom's update takes no null there); the old value stays"
+        ),
+        "{}",
+        run.render()
+    );
+    let received = s.received_requests().await.unwrap_or_default();
+    assert_eq!(received.len(), 1, "{received:?}");
 }
