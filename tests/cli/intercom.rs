@@ -1022,3 +1022,31 @@ async fn an_export_clear_intercom_cannot_send_is_warned_about() {
     let received = s.received_requests().await.unwrap_or_default();
     assert_eq!(received.len(), 1, "{received:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn getupdates_stops_when_the_search_cursor_comes_back() {
+    let s = MockServer::start().await;
+    // c1 -> c2 -> c1: without a check this pages forever.
+    for (cursor, next, id) in [
+        (None, "c1", "a"),
+        (Some("c1"), "c2", "b"),
+        (Some("c2"), "c1", "c"),
+    ] {
+        ic("POST", "/contacts/search")
+            .and(body_json(updates_search(0, cursor)))
+            .respond_with(ok(list(vec![contact(id, "x@x.com", 10)], Some(next), 9)))
+            .expect(1)
+            .mount(&s)
+            .await;
+    }
+    let f = folder(&s.uri());
+    let run = f.run(&["getupdates"]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered a cursor it had already given; stopping instead of looping"),
+        "{}",
+        run.render()
+    );
+}

@@ -19,7 +19,8 @@
 //!   cursor in the body. The search compares dates by day ("> T" is "from
 //!   the day after T's day"), so ferry asks from the day before and filters
 //!   by the exact second itself; `nextSync` is `SECONDS|ids` so contacts
-//!   sharing a second are neither skipped nor repeated. Deleted contacts do
+//!   sharing a second are neither skipped nor repeated. A cursor that comes
+//!   back within one call is an error, never a loop. Deleted contacts do
 //!   not appear in the search, so no deletes are reported, and the search
 //!   index lags creations by "a few minutes".
 //! - **Writes**: insert is `POST /contacts` (role from `role`, default
@@ -28,7 +29,8 @@
 //!   body; any other field is a custom attribute under `custom_attributes`
 //!   (the workspace must define it; Intercom refuses unknown ones).
 //!   Timestamps are Unix seconds. Read-only fields (`id`, `created_at`, …)
-//!   are left out.
+//!   are left out. An avatar as Intercom reads it (`{"image_url"}`) is
+//!   written as its URL, the string create and update take.
 //! - **Upserts** (import and export creates): `POST /contacts`; a 409
 //!   "already exists with id=X" [CREATE21, Intercom-OpenAPI #543] updates X
 //!   with `PUT` instead; a 409 naming an archived contact is rejected rather
@@ -602,6 +604,9 @@ impl Connector for Intercom {
         let mut mark = since.clone();
         let mut entries = Vec::new();
         let mut cursor: Option<String> = None;
+        // Every cursor followed in this call: one that comes back (A, B, A)
+        // would loop forever, since its contacts are all skipped as read.
+        let mut followed = std::collections::HashSet::new();
         'pages: loop {
             let req = self.api.search(
                 query.clone(),
@@ -634,6 +639,13 @@ impl Connector for Intercom {
                 });
             }
             match check_progress(&req, &page, cursor.as_deref())? {
+                Some(next) if !followed.insert(next.clone()) => {
+                    return Err(failed(format!(
+                        "POST {} answered a cursor it had already given; stopping instead of looping",
+                        redact_url(&req.url)
+                    ))
+                    .into());
+                }
                 Some(next) => cursor = Some(next),
                 None => break,
             }
