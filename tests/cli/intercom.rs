@@ -983,12 +983,12 @@ async fn a_contact_without_an_id_is_a_connector_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_export_clear_intercom_cannot_send_is_warned_about() {
+async fn export_fields_intercom_cannot_write_or_clear_are_warned_about() {
     let s = MockServer::start().await;
     let f = folder(&s.uri());
     f.write(
         "one.jsonl",
-        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.com\", \"external_id\": \"x1\", \"name\": \"A\"}}\n",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.com\", \"external_id\": \"x1\", \"name\": \"A\", \"os\": \"Linux\"}}\n",
     );
     {
         let _g = ic("POST", "/contacts")
@@ -1001,8 +1001,15 @@ async fn an_export_clear_intercom_cannot_send_is_warned_about() {
             .await;
         let run = f.run(&["export", "--to", ".", "--input", "one.jsonl"]);
         assert_eq!(run.code, 0, "{}", run.render());
+        // os is Intercom's own (read-only): left out of the body, and said so.
+        assert!(
+            run.stderr
+                .contains("Intercom contact ca: os not written (Intercom computes them)"),
+            "{}",
+            run.render()
+        );
     }
-    // external_id is dropped: Intercom's update takes no null for it, so
+    // external_id (and os) are dropped: Intercom's update takes no null for it, so
     // nothing is sent, and the run says the old value stays.
     f.write(
         "one.jsonl",

@@ -82,8 +82,8 @@ use crate::http::message::vendor_message;
 use crate::http::redact::{redact_body_text, redact_url};
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{
-    conflict_id, contact_body, find_query, update_with_clears, updates_query, Api, Mark, Mode,
-    Unfit, DEFAULT_VERSION, MAX_PAGE,
+    conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
+    Api, Mark, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
 };
 
 /// The US region, Intercom's default host.
@@ -467,6 +467,18 @@ impl Intercom {
         }
     }
 
+    /// An exported profile counts as written: say which of its fields were
+    /// not, because Intercom computes them (`os`, `browser`, `utm_*`, …).
+    fn warn_not_written(&self, id: &str, fields: &Record) {
+        let dropped = read_only_fields(fields);
+        if !dropped.is_empty() {
+            self.out.warn(&format!(
+                "Intercom contact {id}: {} not written (Intercom computes them)",
+                dropped.join(", ")
+            ));
+        }
+    }
+
     fn key_of(&self, record: &Record) -> Option<String> {
         record_id(record, &self.key_field)
     }
@@ -737,7 +749,9 @@ impl Connector for Intercom {
 
     async fn create_profile(&self, fields: Record) -> Result<String> {
         let key = self.key_of(&fields);
-        self.upsert_contact(&fields, key.as_deref()).await
+        let id = self.upsert_contact(&fields, key.as_deref()).await?;
+        self.warn_not_written(&id, &fields);
+        Ok(id)
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
@@ -751,6 +765,7 @@ impl Connector for Intercom {
                 not_cleared.join(", ")
             ));
         }
+        self.warn_not_written(id, &update.set);
         if body.as_object().is_some_and(|m| m.is_empty()) {
             // Only clears Intercom cannot express: nothing to send.
             return Ok(id.to_string());

@@ -98,12 +98,28 @@ fn read_only(key: &str) -> bool {
     READ_ONLY.contains(&key) || READ_ONLY_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
+/// The fields of `record` a write leaves out because Intercom computes them.
+pub fn read_only_fields(record: &Record) -> Vec<String> {
+    record.keys().filter(|k| read_only(k)).cloned().collect()
+}
+
 /// Where requests go, the token every request carries and the pinned version.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Api {
     pub base_url: String,
     pub token: String,
     pub version: String,
+}
+
+/// Without the token: a `{:?}` anywhere must not print the secret.
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("base_url", &self.base_url)
+            .field("token", &"***")
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl Api {
@@ -489,6 +505,15 @@ mod tests {
 
     fn rec(v: Value) -> Record {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn the_token_is_not_in_the_debug_form() {
+        let shown = format!("{:?}", api());
+        assert!(
+            !shown.contains("\"tok\"") && shown.contains("***"),
+            "{shown}"
+        );
     }
 
     #[test]
