@@ -246,7 +246,7 @@ pub struct Intercom {
     spec: Spec,
     api: Api,
     engine: Engine,
-    /// For the warning about clears Intercom cannot express.
+    /// For the warnings about exported fields Intercom cannot write or clear.
     out: crate::output::Output,
     role: String,
     key_field: String,
@@ -757,6 +757,12 @@ impl Connector for Intercom {
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
         let (body, not_cleared) =
             update_with_clears(&update.set, &update.clear).map_err(|e| Rejection(e.0))?;
+        let id = if body.as_object().is_some_and(|m| m.is_empty()) {
+            // Only clears Intercom cannot express: nothing to send.
+            id.to_string()
+        } else {
+            self.put(id, body).await?
+        };
         if !not_cleared.is_empty() {
             // The profile counts as updated and the export state records the
             // clear, so say that Intercom still holds these values.
@@ -765,12 +771,8 @@ impl Connector for Intercom {
                 not_cleared.join(", ")
             ));
         }
-        self.warn_not_written(id, &update.set);
-        if body.as_object().is_some_and(|m| m.is_empty()) {
-            // Only clears Intercom cannot express: nothing to send.
-            return Ok(id.to_string());
-        }
-        self.put(id, body).await
+        self.warn_not_written(&id, &update.set);
+        Ok(id)
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
