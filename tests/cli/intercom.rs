@@ -494,6 +494,14 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
         .expect(1)
         .mount(&s)
         .await;
+    // An avatar as Intercom reads it ({"image_url"}) is written as the URL.
+    ic("POST", "/contacts")
+        .and(body_json(json!({"email": "f@x.com", "role": "user",
+            "avatar": "https://example.org/f.jpg"})))
+        .respond_with(ok(contact("cf", "f@x.com", 1)))
+        .expect(1)
+        .mount(&s)
+        .await;
     ic("POST", "/contacts")
         .and(body_json(json!({"email": "d@x.com", "role": "user"})))
         .respond_with(error(409, "conflict", "An archived contact matching those details already exists with id=6762f0d51bb69f9f2193bb7f"))
@@ -510,6 +518,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
             "{\"name\":\"No Email\"}\n",
             "{\"email\":\"d@x.com\"}\n",
             "{\"email\":\"e@x.com\",\"tiers\":[1,2]}\n",
+            "{\"email\":\"f@x.com\",\"avatar\":{\"type\":\"avatar\",\"image_url\":\"https://example.org/f.jpg\"}}\n",
         ),
     );
     let run = f.run(&[
@@ -524,7 +533,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
-    assert_eq!(summary["written"], 2, "{}", run.render());
+    assert_eq!(summary["written"], 3, "{}", run.render());
     assert_eq!(summary["rejected"]["total"], 4);
     let rejects: Vec<Value> = f
         .read("rejects.jsonl")
@@ -968,6 +977,82 @@ async fn a_contact_without_an_id_is_a_connector_error() {
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
         run.stderr.contains("answered a contact without an id"),
+        "{}",
+        run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_fields_intercom_cannot_write_or_clear_are_warned_about() {
+    let s = MockServer::start().await;
+    let f = folder(&s.uri());
+    f.write(
+        "one.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.com\", \"external_id\": \"x1\", \"name\": \"A\", \"os\": \"Linux\"}}\n",
+    );
+    {
+        let _g = ic("POST", "/contacts")
+            .and(body_json(
+                json!({"email": "a@x.com", "external_id": "x1", "name": "A", "role": "user"}),
+            ))
+            .respond_with(ok(contact("ca", "a@x.com", 1)))
+            .expect(1)
+            .mount_as_scoped(&s)
+            .await;
+        let run = f.run(&["export", "--to", ".", "--input", "one.jsonl"]);
+        assert_eq!(run.code, 0, "{}", run.render());
+        // os is Intercom's own (read-only): left out of the body, and said so.
+        assert!(
+            run.stderr
+                .contains("Intercom contact ca: os not written (Intercom computes them)"),
+            "{}",
+            run.render()
+        );
+    }
+    // external_id (and os) are dropped: Intercom's update takes no null for it, so
+    // nothing is sent, and the run says the old value stays.
+    f.write(
+        "one.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.com\", \"name\": \"A\"}}\n",
+    );
+    let run = f.run(&["export", "--to", ".", "--input", "one.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(run.json()["updated"], 1, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "Intercom contact ca: external_id not cleared (Intercom's update takes no null there); the old value stays"
+        ),
+        "{}",
+        run.render()
+    );
+    let received = s.received_requests().await.unwrap_or_default();
+    assert_eq!(received.len(), 1, "{received:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn getupdates_stops_when_the_search_cursor_comes_back() {
+    let s = MockServer::start().await;
+    // c1 -> c2 -> c1: without a check this pages forever.
+    for (cursor, next, id) in [
+        (None, "c1", "a"),
+        (Some("c1"), "c2", "b"),
+        (Some("c2"), "c1", "c"),
+    ] {
+        ic("POST", "/contacts/search")
+            .and(body_json(updates_search(0, cursor)))
+            .respond_with(ok(list(vec![contact(id, "x@x.com", 10)], Some(next), 9)))
+            .expect(1)
+            .mount(&s)
+            .await;
+    }
+    let f = folder(&s.uri());
+    let run = f.run(&["getupdates"]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered a cursor it had already given; stopping instead of looping"),
         "{}",
         run.render()
     );

@@ -19,7 +19,8 @@
 //!   cursor in the body. The search compares dates by day ("> T" is "from
 //!   the day after T's day"), so ferry asks from the day before and filters
 //!   by the exact second itself; `nextSync` is `SECONDS|ids` so contacts
-//!   sharing a second are neither skipped nor repeated. Deleted contacts do
+//!   sharing a second are neither skipped nor repeated. A cursor that comes
+//!   back within one call is an error, never a loop. Deleted contacts do
 //!   not appear in the search, so no deletes are reported, and the search
 //!   index lags creations by "a few minutes".
 //! - **Writes**: insert is `POST /contacts` (role from `role`, default
@@ -28,7 +29,8 @@
 //!   body; any other field is a custom attribute under `custom_attributes`
 //!   (the workspace must define it; Intercom refuses unknown ones).
 //!   Timestamps are Unix seconds. Read-only fields (`id`, `created_at`, …)
-//!   are left out.
+//!   are left out. An avatar as Intercom reads it (`{"image_url"}`) is
+//!   written as its URL, the string create and update take.
 //! - **Upserts** (import and export creates): `POST /contacts`; a 409
 //!   "already exists with id=X" [CREATE21, Intercom-OpenAPI #543] updates X
 //!   with `PUT` instead; a 409 naming an archived contact is rejected rather
@@ -42,8 +44,9 @@
 //!   `custom_attributes: {"NAME": null}` for a custom attribute (the model
 //!   allows null; that it empties the attribute is not confirmed by the
 //!   vendor). `role`, `email` and `external_id` cannot be null there, so
-//!   their clears are not sent (the dry run lists them). A delete of a
-//!   contact already gone (404) is done.
+//!   their clears are not sent: the dry run lists them and the run warns
+//!   about each one, since the profile still counts as updated. A delete of
+//!   a contact already gone (404) is done.
 //! - **Groups are tags**: `ensure_group` is `POST /tags {"name"}`, which
 //!   creates the tag or answers the existing one (names are
 //!   case-insensitive), so it takes one call and no lookup. Membership is
@@ -54,8 +57,9 @@
 //! - **Not supported**: companies, notes, events, archiving, and the
 //!   Preview-only bulk update (`PUT /contacts/bulk`).
 //! - **Rate limits**: 10,000 calls a minute per private app and 25,000 per
-//!   workspace, spread over 10-second windows. The default, 160 requests/s
-//!   with a burst of 160 and 10 in flight, stays under the app limit;
+//!   workspace, spread over 10-second windows (1,666 per window). The
+//!   default, 160 requests/s with a burst of 60 and 10 in flight, lets at
+//!   most 1,660 through in any 10 seconds, under the app limit;
 //!   lower `rateLimit` when other apps share the workspace. A 429 waits
 //!   until `X-RateLimit-Reset` (a Unix time; no `Retry-After` is sent).
 //! - **Errors** show Intercom's `errors[].message` with its `code`.
@@ -78,8 +82,8 @@ use crate::http::message::vendor_message;
 use crate::http::redact::{redact_body_text, redact_url};
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{
-    conflict_id, contact_body, find_query, update_with_clears, updates_query, Api, Mark, Mode,
-    Unfit, DEFAULT_VERSION, MAX_PAGE,
+    conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
+    Api, Mark, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
 };
 
 /// The US region, Intercom's default host.
@@ -89,6 +93,12 @@ pub const DEFAULT_BASE_URL: &str = "https://api.intercom.io";
 pub const BATCH: usize = 50;
 /// Single calls in flight at once within a batch and for export's batch calls.
 pub const PARALLEL: usize = 10;
+/// Requests a second, steady: 9,600 a minute, under the 10,000 of a private app.
+const RPS: f64 = 160.0;
+/// Requests that may start at once. Intercom counts its limit per 10-second
+/// window (10,000 a minute is 1,666 per window, [RL]), and a bucket lets
+/// `BURST + 10 × RPS` through in any 10 seconds: 60 + 1,600 stays under.
+const BURST: u32 = 60;
 
 pub fn spec() -> Spec {
     let mut options = vec![OptionSpec::required(
@@ -142,7 +152,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("email", FieldType::String, "Email address"),
             FieldSpec::new("phone", FieldType::String, "Phone number, free form (\"+353871234567\")"),
             FieldSpec::new("name", FieldType::String, "Full name"),
-            FieldSpec::new("avatar", FieldType::String, "URL of an avatar image"),
+            FieldSpec::new("avatar", FieldType::Any, "URL of an avatar image; a contact read from Intercom holds {\"type\": \"avatar\", \"image_url\"}, which is written as its image_url"),
             FieldSpec::new("signed_up_at", FieldType::Integer, "Sign-up time, Unix seconds"),
             FieldSpec::new("last_seen_at", FieldType::Integer, "Last seen time, Unix seconds"),
             FieldSpec::new("owner_id", FieldType::Integer, "The id of the admin who owns the contact"),
@@ -173,8 +183,8 @@ fn policy(options: &Options) -> Result<Policy> {
         source: options.source().to_string(),
         reset_header: Some("x-ratelimit-reset".into()),
         default: RateLimit {
-            rps: 160.0,
-            burst: 160,
+            rps: RPS,
+            burst: BURST,
             max_in_flight: PARALLEL,
         },
         ..Policy::default()
@@ -226,6 +236,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         spec: spec(),
         api,
         engine,
+        out: ctx.out.clone(),
         role,
         key_field,
     }))
@@ -235,6 +246,8 @@ pub struct Intercom {
     spec: Spec,
     api: Api,
     engine: Engine,
+    /// For the warnings about exported fields Intercom cannot write or clear.
+    out: crate::output::Output,
     role: String,
     key_field: String,
 }
@@ -454,6 +467,18 @@ impl Intercom {
         }
     }
 
+    /// An exported profile counts as written: say which of its fields were
+    /// not, because Intercom computes them (`os`, `browser`, `utm_*`, …).
+    fn warn_not_written(&self, id: &str, fields: &Record) {
+        let dropped = read_only_fields(fields);
+        if !dropped.is_empty() {
+            self.out.warn(&format!(
+                "Intercom contact {id}: {} not written (Intercom computes them)",
+                dropped.join(", ")
+            ));
+        }
+    }
+
     fn key_of(&self, record: &Record) -> Option<String> {
         record_id(record, &self.key_field)
     }
@@ -591,6 +616,9 @@ impl Connector for Intercom {
         let mut mark = since.clone();
         let mut entries = Vec::new();
         let mut cursor: Option<String> = None;
+        // Every cursor followed in this call: one that comes back (A, B, A)
+        // would loop forever, since its contacts are all skipped as read.
+        let mut followed = std::collections::HashSet::new();
         'pages: loop {
             let req = self.api.search(
                 query.clone(),
@@ -623,6 +651,13 @@ impl Connector for Intercom {
                 });
             }
             match check_progress(&req, &page, cursor.as_deref())? {
+                Some(next) if !followed.insert(next.clone()) => {
+                    return Err(failed(format!(
+                        "POST {} answered a cursor it had already given; stopping instead of looping",
+                        redact_url(&req.url)
+                    ))
+                    .into());
+                }
                 Some(next) => cursor = Some(next),
                 None => break,
             }
@@ -714,17 +749,30 @@ impl Connector for Intercom {
 
     async fn create_profile(&self, fields: Record) -> Result<String> {
         let key = self.key_of(&fields);
-        self.upsert_contact(&fields, key.as_deref()).await
+        let id = self.upsert_contact(&fields, key.as_deref()).await?;
+        self.warn_not_written(&id, &fields);
+        Ok(id)
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
-        let (body, _not_cleared) =
+        let (body, not_cleared) =
             update_with_clears(&update.set, &update.clear).map_err(|e| Rejection(e.0))?;
-        if body.as_object().is_some_and(|m| m.is_empty()) {
+        let id = if body.as_object().is_some_and(|m| m.is_empty()) {
             // Only clears Intercom cannot express: nothing to send.
-            return Ok(id.to_string());
+            id.to_string()
+        } else {
+            self.put(id, body).await?
+        };
+        if !not_cleared.is_empty() {
+            // The profile counts as updated and the export state records the
+            // clear, so say that Intercom still holds these values.
+            self.out.warn(&format!(
+                "Intercom contact {id}: {} not cleared (Intercom's update takes no null there); the old value stays",
+                not_cleared.join(", ")
+            ));
         }
-        self.put(id, body).await
+        self.warn_not_written(&id, &update.set);
+        Ok(id)
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
@@ -754,5 +802,17 @@ impl Connector for Intercom {
             return Ok(());
         }
         Err(vendor_error(&req, &resp).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_rate_stays_under_one_10_second_window() {
+        // 10,000 calls a minute per private app, counted per 10 seconds [RL].
+        let per_window = 10_000.0 / 6.0;
+        assert!(f64::from(BURST) + 10.0 * RPS <= per_window);
     }
 }

@@ -98,12 +98,28 @@ fn read_only(key: &str) -> bool {
     READ_ONLY.contains(&key) || READ_ONLY_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
+/// The fields of `record` a write leaves out because Intercom computes them.
+pub fn read_only_fields(record: &Record) -> Vec<String> {
+    record.keys().filter(|k| read_only(k)).cloned().collect()
+}
+
 /// Where requests go, the token every request carries and the pinned version.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Api {
     pub base_url: String,
     pub token: String,
     pub version: String,
+}
+
+/// Without the token: a `{:?}` anywhere must not print the secret.
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("base_url", &self.base_url)
+            .field("token", &"***")
+            .field("version", &self.version)
+            .finish()
+    }
 }
 
 impl Api {
@@ -248,6 +264,18 @@ pub fn contact_body(record: &Record, mode: Mode<'_>) -> std::result::Result<Valu
         if read_only(key) {
             continue;
         }
+        // A contact read from Intercom holds its avatar as
+        // `{"type": "avatar", "image_url": …}`, while create and update take
+        // the URL as a string [SPEC 2.14 `contact`, `create_contact_request`]:
+        // a record read from Intercom is written back with the URL.
+        let url;
+        let value = match (key, value) {
+            ("avatar", Value::Object(m)) => {
+                url = m.get("image_url").cloned().unwrap_or(Value::Null);
+                &url
+            }
+            _ => value,
+        };
         if key == "custom_attributes" {
             match value {
                 Value::Object(m) => {
@@ -277,6 +305,11 @@ pub fn contact_body(record: &Record, mode: Mode<'_>) -> std::result::Result<Valu
         }
         let value = match (key, value) {
             (k, v) if TIMESTAMPS.contains(&k) => unix_seconds(k, v)?,
+            ("avatar", v) if !v.is_null() && !v.is_string() => {
+                return Err(Unfit(
+                    "avatar must be an image URL (or Intercom's {\"image_url\"} object)".into(),
+                ))
+            }
             ("role" | "external_id" | "email", v) if !v.is_string() => {
                 return Err(Unfit(format!("{key} must be a string")))
             }
@@ -426,8 +459,11 @@ impl Mark {
     /// day: `> T` means "from the day after T's day" [SEARCH], so ferry asks
     /// from the day before T's day and filters the rest itself.
     pub fn search_after(&self) -> i64 {
-        let day = self.at.div_euclid(86_400) * 86_400;
-        day - 86_400
+        // The day is the workspace's, not UTC's [SPEC 2.14 SearchContacts];
+        // one day back covers every offset from UTC-12 to UTC+14. Saturating:
+        // a `--last-sync` near i64::MIN must not overflow.
+        let day = self.at.saturating_sub(self.at.rem_euclid(86_400));
+        day.saturating_sub(86_400)
     }
 
     /// Whether a contact updated at `at` with id `id` was read already.
@@ -469,6 +505,15 @@ mod tests {
 
     fn rec(v: Value) -> Record {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn the_token_is_not_in_the_debug_form() {
+        let shown = format!("{:?}", api());
+        assert!(
+            !shown.contains("\"tok\"") && shown.contains("***"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -530,6 +575,25 @@ mod tests {
     }
 
     #[test]
+    fn an_avatar_read_from_intercom_is_written_as_its_url() {
+        let read = json!({"type": "avatar", "image_url": "https://example.org/a.jpg"});
+        assert_eq!(
+            contact_body(&rec(json!({"avatar": read})), Mode::Update).unwrap(),
+            json!({"avatar": "https://example.org/a.jpg"})
+        );
+        let none = json!({"type": "avatar", "image_url": null});
+        assert_eq!(
+            contact_body(
+                &rec(json!({"email": "a@x", "avatar": none})),
+                Mode::Create { role: "lead" }
+            )
+            .unwrap(),
+            json!({"email": "a@x", "role": "lead"})
+        );
+        assert!(contact_body(&rec(json!({"avatar": 3})), Mode::Update).is_err());
+    }
+
+    #[test]
     fn clears_are_nulls_where_the_model_allows_them() {
         let (body, not) = update_with_clears(
             &rec(json!({"name": "Ada"})),
@@ -571,6 +635,24 @@ mod tests {
         assert_eq!(m.token(), "1577869200|a,b");
         // 2020-01-01T09:00Z: the search asks for updated_at > 2019-12-31.
         assert_eq!(m.search_after(), 1_577_836_800 - 86_400);
+        // Before 1970 and at the ends of i64: no overflow.
+        assert_eq!(Mark::parse("-1").unwrap().search_after(), -2 * 86_400);
+        assert_eq!(
+            Mark {
+                at: i64::MIN,
+                seen: vec![]
+            }
+            .search_after(),
+            i64::MIN
+        );
+        assert!(
+            Mark {
+                at: i64::MAX,
+                seen: vec![]
+            }
+            .search_after()
+                < i64::MAX
+        );
         assert!(m.covers(1577869200, "a"));
         assert!(!m.covers(1577869200, "c"));
         assert!(m.covers(1577869199, "z"));
