@@ -105,12 +105,16 @@ mod tests {
 
     /// A source of `total` numbered records served `page` at a time, except
     /// that the page at `short_at` is one record short (as a page with a
-    /// deleted record would be). It notes every read it starts and finishes.
+    /// deleted record would be). It notes every read it starts and finishes;
+    /// with `wait_for_next`, a read finishes only once a read of a later page
+    /// has started (or after two seconds), so the order the log shows does
+    /// not depend on how busy the machine is.
     struct Numbers {
         spec: Spec,
         total: u64,
         page: usize,
         short_at: u64,
+        wait_for_next: bool,
         log: Mutex<Vec<String>>,
     }
 
@@ -127,12 +131,26 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push(format!("start {}", from.offset));
-            tokio::time::sleep(Duration::from_millis(5)).await;
             let mut n = limit.min(self.page) as u64;
             if from.offset == self.short_at {
                 n -= 1;
             }
             let end = (from.offset + n).min(self.total);
+            // Wait until a later page has been asked for (the first page
+            // cannot be read ahead of: nothing is known before it).
+            let later_started = || {
+                self.log.lock().unwrap().iter().any(|l| {
+                    l.strip_prefix("start ")
+                        .and_then(|o| o.parse::<u64>().ok())
+                        .is_some_and(|o| o > from.offset)
+                })
+            };
+            for _ in 0..2000 {
+                if !self.wait_for_next || from.offset == 0 || later_started() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
             let records: Vec<Record> = (from.offset..end)
                 .map(|i| json!({ "n": i }).as_object().cloned().unwrap_or_default())
                 .collect();
@@ -148,12 +166,13 @@ mod tests {
         }
     }
 
-    fn source(total: u64, page: usize, short_at: u64) -> Arc<Numbers> {
+    fn source(total: u64, page: usize, short_at: u64, wait_for_next: bool) -> Arc<Numbers> {
         Arc::new(Numbers {
             spec: crate::connector::registry::spec("jsonl").unwrap(),
             total,
             page,
             short_at,
+            wait_for_next,
             log: Mutex::new(Vec::new()),
         })
     }
@@ -179,7 +198,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn reading_ahead_reads_exactly_the_records_in_order() {
-        let s = source(23, 5, 10);
+        let s = source(23, 5, 10, true);
         assert_eq!(
             read_all(Arc::clone(&s), 100, u64::MAX).await,
             (0..23).collect::<Vec<_>>()
@@ -197,7 +216,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_limit_is_never_read_past() {
-        let s = source(100, 5, 1000);
+        let s = source(100, 5, 1000, false);
         assert_eq!(
             read_all(Arc::clone(&s), 5, 12).await,
             (0..12).collect::<Vec<_>>()
