@@ -1123,3 +1123,135 @@ async fn an_initial_getupdates_pages_by_updated_to_the_end() {
     assert_eq!(ids, ["p1@x.io", "p2@x.io", "p3@x.io"]);
     assert_eq!(out["nextSync"], "2024-01-03T00:00:00.000Z|P3");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
+    // Klaviyo documents `updated` as `YYYY-MM-DDTHH:MM:SS.mmmmmm`.
+    let s = MockServer::start().await;
+    let t = "2024-02-01T10:00:00.000400+00:00";
+    let (b, c) = (profile("PB", "b@x.io", t), profile("PC", "c@x.io", t));
+    kl("GET", "/api/profiles")
+        .and(query_param(
+            "filter",
+            "greater-than(updated,2023-12-31T23:59:59.999Z)",
+        ))
+        .and(query_param("sort", "updated"))
+        .respond_with(answer(200, collection(vec![b.clone(), c.clone()], None)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profiles")
+        .and(query_param(
+            "filter",
+            "greater-than(updated,2024-02-01T09:59:59.999Z)",
+        ))
+        .and(query_param("sort", "updated"))
+        .respond_with(answer(200, collection(vec![b, c], None)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let first = f.run(&[
+        "getupdates",
+        "--last-sync",
+        "2024-01-01T00:00:00Z",
+        "--limit",
+        "1",
+    ]);
+    no_canary(&first);
+    let first = first.ok_json();
+    assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000400Z|PB");
+    let token = first["nextSync"].as_str().unwrap();
+    let next = f.run(&["getupdates", "--last-sync", token]);
+    no_canary(&next);
+    let next = next.ok_json();
+    let ids: Vec<&str> = next["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c@x.io"], "{next}");
+    assert_eq!(next["nextSync"], "2024-02-01T10:00:00.000400Z|PB,PC");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .and(body_json(
+            json!({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
+                {"type": "profile", "attributes": {"email": "bad@", "first_name": "One"}},
+                {"type": "profile", "attributes": {"email": "ok@x.io"}},
+                {"type": "profile", "attributes": {"email": "bad@", "first_name": "Two"}}
+            ]}}}}),
+        ))
+        .respond_with(answer(202, job("JOB2", "queued", 3, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB2")
+        .respond_with(answer(200, job("JOB2", "complete", 3, 1, 2)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let refused = |id: &str, name: &str| {
+        json!({"type": "import-error", "id": id, "attributes": {"code": "invalid", "title": "Invalid input",
+            "detail": "Invalid email address", "source": {"pointer": "/data/attributes/email"},
+            "original_payload": {"type": "profile", "attributes": {"email": "bad@", "first_name": name}}}})
+    };
+    kl("GET", "/api/profile-bulk-import-jobs/JOB2/import-errors")
+        .respond_with(answer(
+            200,
+            json!({"data": [refused("e1", "One"), refused("e2", "Two")],
+                "links": {"self": "https://a.klaviyo.com/api/profile-bulk-import-jobs/JOB2/import-errors", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"bad@\",\"first_name\":\"One\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad@\",\"first_name\":\"Two\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1, "{}", run.render());
+    assert_eq!(run.json()["rejected"]["total"], 2, "{}", run.render());
+    assert_eq!(f.read("rejects.jsonl").lines().count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_with_null_properties_is_refused_before_sending() {
+    let s = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&[
+        "patch",
+        "--id",
+        "01GDDKASAP8TKDDA2GRZDSVP4H",
+        "--value",
+        r#"{"first_name": "Ada", "properties": null}"#,
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("properties: null would remove every custom property"),
+        "{}",
+        run.render()
+    );
+}

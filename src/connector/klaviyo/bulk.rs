@@ -16,7 +16,7 @@
 //! the import keeps its checkpoint before it, and re-sending is safe because
 //! the job upserts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -179,6 +179,7 @@ async fn run_job(
             _ => None,
         })
         .collect();
+    let sent_set: HashSet<&str> = sent_keys.iter().map(String::as_str).collect();
     let req = api.bulk_import(datas);
     let resp = super::send(engine, &req).await?;
     let body = resp.json(&req)?;
@@ -220,7 +221,7 @@ async fn run_job(
                 let Some(key) = payload_key(a.get("original_payload"), key_field) else {
                     continue;
                 };
-                if !sent_keys.contains(&key) {
+                if !sent_set.contains(key.as_str()) {
                     continue;
                 }
                 let text = |k: &str| {
@@ -253,10 +254,15 @@ async fn run_job(
             _ => break,
         }
     }
-    if (refused.len() as u64) < failed_count {
+    // Count the batch's profiles the errors name, not distinct keys: the
+    // same key sent twice and refused twice is two of `failed_count`.
+    let matched = sent_keys
+        .iter()
+        .filter(|k| refused.contains_key(*k))
+        .count();
+    if (matched as u64) < failed_count {
         return Err(failed(format!(
-            "Klaviyo bulk import job {job} reports {failed_count} failed profiles but ferry could match {} of them to the batch",
-            refused.len()
+            "Klaviyo bulk import job {job} reports {failed_count} failed profiles but ferry could match {matched} of them to the batch"
         ))
         .hint("resume the import to send the batch again (the job upserts); run with -vv to see the import errors")
         .into());

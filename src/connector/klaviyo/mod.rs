@@ -35,7 +35,9 @@
 //! - **Clearing**: a null attribute clears it (documented); a custom
 //!   property is removed with `meta.patch_properties.unset` (documented;
 //!   whether a null property would remove it is not, so ferry never relies
-//!   on it). Inserts and bulk imports leave nulls out.
+//!   on it); a null `properties` on a patch would clear them all and is
+//!   refused. Inserts and bulk imports leave nulls out: the bulk import job
+//!   cannot clear a field (Klaviyo's bulk import guide says so).
 //! - **Batch upsert** (import) is the bulk profile import job (see [`bulk`]):
 //!   up to 10,000 profiles and 5 MB a job, 100 KB a profile, polled to
 //!   completion, refused profiles read from the job's import errors. A
@@ -50,15 +52,15 @@
 //!   and a steady rate per minute (`x-klaviyo-ratelimit` in each OpenAPI
 //!   file). Each endpoint is its own group with at most `burst` requests at
 //!   once and `(steady − burst) / 60` requests a second, so no minute ever
-//!   exceeds `steady`. A 429 waits for `Retry-After` (third-party sources
-//!   name it; Klaviyo's guide says the `RateLimit-*` headers are absent on a
-//!   429), else backs off exponentially. List creation is also capped at 150
+//!   exceeds `steady`. A 429 waits for `Retry-After` (integer seconds, as
+//!   Klaviyo's own Python SDK reads it; the guide says the `RateLimit-*`
+//!   headers are absent on a 429), else backs off exponentially. List creation is also capped at 150
 //!   a day, which ferry cannot pace; the error then names it.
 //! - **Errors** show the JSON:API `errors[].detail`; in export, a 400, 409
 //!   or 422 is the profile's fault (rejected), anything else an error.
-//! - **Not confirmed by the vendor**, decided here: the 429 header (see
-//!   above); whether a PATCH's `properties` merge into the profile's (ferry
-//!   sends only changed keys, as integrations do); the shape of an import
+//! - **Not confirmed by the vendor**, decided here: whether a PATCH's
+//!   `properties` merge into the profile's (ferry sends only changed keys,
+//!   as integrations do); the shape of an import
 //!   error's `original_payload` (see [`bulk`]); whether list names are
 //!   unique. **Not supported**: consent and subscriptions, suppression,
 //!   segments and events (other APIs, outside profile export), and deletes
