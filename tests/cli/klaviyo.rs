@@ -1255,3 +1255,52 @@ async fn a_patch_with_null_properties_is_refused_before_sending() {
         run.render()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_null_failed_count_still_reads_the_import_errors() {
+    // `failed_count` is nullable in Klaviyo's schema: null is not "none failed".
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .respond_with(answer(202, job("JOB3", "queued", 2, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let mut done = job("JOB3", "complete", 2, 1, 0);
+    done["data"]["attributes"]["failed_count"] = Value::Null;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB3")
+        .respond_with(answer(200, done))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB3/import-errors")
+        .respond_with(answer(
+            200,
+            json!({"data": [{"type": "import-error", "id": "e1", "attributes": {
+            "code": "invalid", "title": "Invalid input", "detail": "Invalid email address",
+            "source": {"pointer": "/data/attributes/email"},
+            "original_payload": {"type": "profile", "attributes": {"email": "bad@"}}}}],
+            "links": {"self": "x", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"bad@\"}\n{\"email\":\"ok@x.io\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1, "{}", run.render());
+    let reject: Value = serde_json::from_str(f.read("rejects.jsonl").trim()).unwrap();
+    assert_eq!(reject["record"]["email"], "bad@");
+}

@@ -6,8 +6,9 @@
 //! waits `pollIntervalMs` (default 1 s) before the first poll and doubles
 //! the wait up to 10 s, for at most `maxPolls` polls (default 60).
 //!
-//! A complete job with a `failed_count` is asked for its errors
-//! (`GET …/import-errors`, 100 a page, following `links.next`); each error
+//! A complete job whose `failed_count` is not 0 (it is nullable) is asked
+//! for its errors (`GET …/import-errors`, 100 a page, following
+//! `links.next`); each error
 //! carries the profile it refused in `original_payload`, matched back to the
 //! input by the key (`idField`). The exact shape of `original_payload` is not
 //! documented, so the key is looked for in `attributes`, at its top level and
@@ -204,11 +205,14 @@ async fn run_job(
         .hint("nothing tells which profiles were written; resume the import to send the batch again (the job upserts)")
         .into());
     }
-    let failed_count = attr("failed_count").and_then(|v| v.as_u64()).unwrap_or(0);
+    // `failed_count` is nullable: only a 0 says there is nothing to read;
+    // a null one is not taken for "all written" without asking.
+    let failed_count = attr("failed_count").and_then(|v| v.as_u64());
     let mut refused = HashMap::new();
-    if failed_count == 0 {
+    if failed_count == Some(0) {
         return Ok(refused);
     }
+    let failed_count = failed_count.unwrap_or(0);
     let mut req = api.bulk_errors(&job);
     let mut pages = 0;
     loop {
