@@ -1304,3 +1304,60 @@ async fn a_null_failed_count_still_reads_the_import_errors() {
     let reject: Value = serde_json::from_str(f.read("rejects.jsonl").trim()).unwrap();
     assert_eq!(reject["record"]["email"], "bad@");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_errors_are_read_100_a_page_to_the_last_page() {
+    // page[size] is 1–100, default 20 (get_errors_for_bulk_import_profiles_job).
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .respond_with(answer(202, job("JOB4", "queued", 3, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB4")
+        .respond_with(answer(200, job("JOB4", "complete", 3, 1, 2)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let refused = |email: &str| {
+        json!({"type": "import-error", "id": format!("e-{email}"), "attributes": {"code": "invalid",
+            "title": "Invalid input", "detail": "Invalid email address", "source": {"pointer": "/data"},
+            "original_payload": {"type": "profile", "attributes": {"email": email}}}})
+    };
+    kl("GET", "/api/profile-bulk-import-jobs/JOB4/import-errors")
+        .and(query_param("page[size]", "100"))
+        .and(query_param_is_missing("page[cursor]"))
+        .respond_with(answer(200, json!({"data": [refused("bad1@")], "links": {"self": "x",
+            "next": format!("{}/api/profile-bulk-import-jobs/JOB4/import-errors?page%5Bcursor%5D=p2", s.uri())}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB4/import-errors")
+        .and(query_param("page[cursor]", "p2"))
+        .and(query_param("page[size]", "100"))
+        .respond_with(answer(
+            200,
+            json!({"data": [refused("bad2@")], "links": {"self": "x", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"bad1@\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad2@\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1, "{}", run.render());
+    assert_eq!(run.json()["rejected"]["total"], 2, "{}", run.render());
+}

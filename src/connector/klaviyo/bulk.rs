@@ -24,7 +24,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::requests::{
-    next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PROFILE_BYTES,
+    next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PAGE, MAX_PROFILE_BYTES,
 };
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
@@ -241,7 +241,9 @@ async fn run_job(
                 refused.insert(key, reason);
             }
         }
-        let next = next_link(&page, None).map_err(|link| {
+        // Keep 100 a page even if the link leaves the size out (the default
+        // is 20), so MAX_ERROR_PAGES covers every error of a full job.
+        let next = next_link(&page, Some(MAX_PAGE)).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {link}",
                 redact_url(&req.url)
