@@ -1361,3 +1361,60 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
     assert_eq!(run.json()["written"], 1, "{}", run.render());
     assert_eq!(run.json()["rejected"]["total"], 2, "{}", run.render());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
+    // GET /api/lists answers at most 10 lists a page (get_lists).
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .respond_with(answer(
+            201,
+            json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/lists")
+        .and(query_param("filter", "equals(name,\"VIP\")"))
+        .and(query_param_is_missing("page[cursor]"))
+        .respond_with(answer(200, json!({"data": [{"type": "list", "id": "LOWER1", "attributes": {"name": "vip"}}],
+            "links": {"self": "x", "next": format!("{}/api/lists?filter=equals%28name%2C%22VIP%22%29&page%5Bcursor%5D=l2", s.uri())}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/lists")
+        .and(query_param("page[cursor]", "l2"))
+        .respond_with(answer(
+            200,
+            json!({"data": [{"type": "list", "id": "VIPL02", "attributes": {"name": "VIP"}}],
+            "links": {"self": "x", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/lists")
+        .respond_with(answer(
+            201,
+            json!({"data": {"type": "list", "id": "DUP", "attributes": {"name": "VIP"}}}),
+        ))
+        .expect(0)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/lists/VIPL02/relationships/profiles")
+        .and(body_json(
+            json!({"data": [{"type": "profile", "id": "PA"}]}),
+        ))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("kl/account.json", &account(&s.uri()));
+    f.write(
+        "p.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\"}, \"groups\": [\"VIP\"]}\n",
+    );
+    let run = f.run(&["export", "--to", "kl", "--input", "p.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.ok_json()["groupsAdded"], 1, "{}", run.render());
+}

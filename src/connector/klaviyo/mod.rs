@@ -44,7 +44,8 @@
 //!   batch of one is a single `POST /api/profile-import` instead (no job to
 //!   create and poll); a 400, 409 or 422 there rejects the record.
 //! - **Groups are lists**: found with `GET /api/lists?filter=equals(name,...)`
-//!   (the first exact match: names are not documented as unique), else
+//!   (the first exact match over every page, 10 lists a page: names are
+//!   not documented as unique), else
 //!   created with `POST /api/lists`; members added with `POST` and removed
 //!   with `DELETE /api/lists/{id}/relationships/profiles`, 1,000 profile ids
 //!   a call. Adding to a list does not subscribe a profile to marketing.
@@ -90,6 +91,9 @@ use requests::{
     flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, ATTRIBUTES,
     KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
 };
+
+/// Pages of a list lookup read before creating the list (10 lists a page).
+const MAX_LIST_PAGES: usize = 100;
 
 /// Klaviyo's production API.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
@@ -831,21 +835,47 @@ impl Connector for Klaviyo {
     }
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
-        let req = self.api.find_list(name)?;
-        let body = send(&self.engine, &req).await?.json(&req)?;
-        let found = body
-            .get("data")
-            .and_then(Value::as_array)
-            .and_then(|lists| {
-                lists
-                    .iter()
-                    .find(|l| l.pointer("/attributes/name").and_then(Value::as_str) == Some(name))
-                    .and_then(|l| l.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-        if let Some(id) = found {
-            return Ok(id);
+        // `GET /api/lists` answers at most 10 lists a page and names are not
+        // documented as unique (nor `equals` as case-sensitive): follow
+        // `links.next` until a list has exactly this name, so a list on a
+        // later page is found rather than created again.
+        let mut req = self.api.find_list(name)?;
+        for _ in 0..MAX_LIST_PAGES {
+            let body = send(&self.engine, &req).await?.json(&req)?;
+            let found = body
+                .get("data")
+                .and_then(Value::as_array)
+                .and_then(|lists| {
+                    lists
+                        .iter()
+                        .find(|l| {
+                            l.pointer("/attributes/name").and_then(Value::as_str) == Some(name)
+                        })
+                        .and_then(|l| l.get("id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+            if let Some(id) = found {
+                return Ok(id);
+            }
+            match next_link(&body, None) {
+                Ok(Some(next)) => {
+                    let next = self.api.follow(&next);
+                    if next.url == req.url {
+                        break;
+                    }
+                    req = next;
+                }
+                Ok(None) => break,
+                Err(link) => {
+                    return Err(failed(format!(
+                        "GET {} answered a next link ferry cannot read: {}",
+                        redact_url(&req.url),
+                        redact_url(&link)
+                    ))
+                    .into())
+                }
+            }
         }
         let req = self.api.create_list(name);
         let resp = send(&self.engine, &req).await.map_err(|e| {
