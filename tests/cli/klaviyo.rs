@@ -1418,3 +1418,53 @@ async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
     no_canary(&run);
     assert_eq!(run.ok_json()["groupsAdded"], 1, "{}", run.render());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
+    // "A 400 error indicates an invalid or missing API key" (Klaviyo's
+    // authentication guide): only a JSON:API refusal rejects the record.
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(
+            json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
+        ))
+        .respond_with(error(
+            400,
+            "authentication_failed",
+            "Incorrect authentication credentials.",
+            "Missing or invalid private key.",
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io"}}})))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .insert_header("Content-Type", "text/html")
+                .set_body_string("<html><head><title>400 Bad Request</title></head><body>cloudflare</body></html>"),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    for email in ["a@x.io", "b@x.io"] {
+        let f = folder(&s.uri());
+        f.write("in.jsonl", &format!("{{\"email\":\"{email}\"}}\n"));
+        let run = f.run(&[
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            ".",
+            "--rejects",
+            "rejects.jsonl",
+        ]);
+        no_canary(&run);
+        // The batch failed and the import stopped: nothing is counted as
+        // the record's fault.
+        assert_eq!(run.code, 1, "{}", run.render());
+        let summary = run.json();
+        assert_eq!(summary["failed"], 1, "{}", run.render());
+        assert_eq!(summary["rejected"]["total"], 0, "{}", run.render());
+    }
+}
