@@ -1123,3 +1123,348 @@ async fn an_initial_getupdates_pages_by_updated_to_the_end() {
     assert_eq!(ids, ["p1@x.io", "p2@x.io", "p3@x.io"]);
     assert_eq!(out["nextSync"], "2024-01-03T00:00:00.000Z|P3");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
+    // Klaviyo documents `updated` as `YYYY-MM-DDTHH:MM:SS.mmmmmm`.
+    let s = MockServer::start().await;
+    let t = "2024-02-01T10:00:00.000400+00:00";
+    let (b, c) = (profile("PB", "b@x.io", t), profile("PC", "c@x.io", t));
+    kl("GET", "/api/profiles")
+        .and(query_param(
+            "filter",
+            "greater-than(updated,2023-12-31T23:59:59.999Z)",
+        ))
+        .and(query_param("sort", "updated"))
+        .respond_with(answer(200, collection(vec![b.clone(), c.clone()], None)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profiles")
+        .and(query_param(
+            "filter",
+            "greater-than(updated,2024-02-01T09:59:59.999Z)",
+        ))
+        .and(query_param("sort", "updated"))
+        .respond_with(answer(200, collection(vec![b, c], None)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let first = f.run(&[
+        "getupdates",
+        "--last-sync",
+        "2024-01-01T00:00:00Z",
+        "--limit",
+        "1",
+    ]);
+    no_canary(&first);
+    let first = first.ok_json();
+    assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000400Z|PB");
+    let token = first["nextSync"].as_str().unwrap();
+    let next = f.run(&["getupdates", "--last-sync", token]);
+    no_canary(&next);
+    let next = next.ok_json();
+    let ids: Vec<&str> = next["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["c@x.io"], "{next}");
+    assert_eq!(next["nextSync"], "2024-02-01T10:00:00.000400Z|PB,PC");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch() {
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .and(body_json(
+            json!({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
+                {"type": "profile", "attributes": {"email": "bad@", "first_name": "One"}},
+                {"type": "profile", "attributes": {"email": "ok@x.io"}},
+                {"type": "profile", "attributes": {"email": "bad@", "first_name": "Two"}}
+            ]}}}}),
+        ))
+        .respond_with(answer(202, job("JOB2", "queued", 3, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB2")
+        .respond_with(answer(200, job("JOB2", "complete", 3, 1, 2)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let refused = |id: &str, name: &str| {
+        json!({"type": "import-error", "id": id, "attributes": {"code": "invalid", "title": "Invalid input",
+            "detail": "Invalid email address", "source": {"pointer": "/data/attributes/email"},
+            "original_payload": {"type": "profile", "attributes": {"email": "bad@", "first_name": name}}}})
+    };
+    kl("GET", "/api/profile-bulk-import-jobs/JOB2/import-errors")
+        .respond_with(answer(
+            200,
+            json!({"data": [refused("e1", "One"), refused("e2", "Two")],
+                "links": {"self": "https://a.klaviyo.com/api/profile-bulk-import-jobs/JOB2/import-errors", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"bad@\",\"first_name\":\"One\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad@\",\"first_name\":\"Two\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1, "{}", run.render());
+    assert_eq!(run.json()["rejected"]["total"], 2, "{}", run.render());
+    assert_eq!(f.read("rejects.jsonl").lines().count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_patch_with_null_properties_is_refused_before_sending() {
+    let s = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&[
+        "patch",
+        "--id",
+        "01GDDKASAP8TKDDA2GRZDSVP4H",
+        "--value",
+        r#"{"first_name": "Ada", "properties": null}"#,
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("properties: null would remove every custom property"),
+        "{}",
+        run.render()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_null_failed_count_still_reads_the_import_errors() {
+    // `failed_count` is nullable in Klaviyo's schema: null is not "none failed".
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .respond_with(answer(202, job("JOB3", "queued", 2, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let mut done = job("JOB3", "complete", 2, 1, 0);
+    done["data"]["attributes"]["failed_count"] = Value::Null;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB3")
+        .respond_with(answer(200, done))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB3/import-errors")
+        .respond_with(answer(
+            200,
+            json!({"data": [{"type": "import-error", "id": "e1", "attributes": {
+            "code": "invalid", "title": "Invalid input", "detail": "Invalid email address",
+            "source": {"pointer": "/data/attributes/email"},
+            "original_payload": {"type": "profile", "attributes": {"email": "bad@"}}}}],
+            "links": {"self": "x", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"bad@\"}\n{\"email\":\"ok@x.io\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1, "{}", run.render());
+    let reject: Value = serde_json::from_str(f.read("rejects.jsonl").trim()).unwrap();
+    assert_eq!(reject["record"]["email"], "bad@");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_errors_are_read_100_a_page_to_the_last_page() {
+    // page[size] is 1–100, default 20 (get_errors_for_bulk_import_profiles_job).
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .respond_with(answer(202, job("JOB4", "queued", 3, 0, 0)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB4")
+        .respond_with(answer(200, job("JOB4", "complete", 3, 1, 2)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let refused = |email: &str| {
+        json!({"type": "import-error", "id": format!("e-{email}"), "attributes": {"code": "invalid",
+            "title": "Invalid input", "detail": "Invalid email address", "source": {"pointer": "/data"},
+            "original_payload": {"type": "profile", "attributes": {"email": email}}}})
+    };
+    kl("GET", "/api/profile-bulk-import-jobs/JOB4/import-errors")
+        .and(query_param("page[size]", "100"))
+        .and(query_param_is_missing("page[cursor]"))
+        .respond_with(answer(200, json!({"data": [refused("bad1@")], "links": {"self": "x",
+            "next": format!("{}/api/profile-bulk-import-jobs/JOB4/import-errors?page%5Bcursor%5D=p2", s.uri())}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB4/import-errors")
+        .and(query_param("page[cursor]", "p2"))
+        .and(query_param("page[size]", "100"))
+        .respond_with(answer(
+            200,
+            json!({"data": [refused("bad2@")], "links": {"self": "x", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"bad1@\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad2@\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["written"], 1, "{}", run.render());
+    assert_eq!(run.json()["rejected"]["total"], 2, "{}", run.render());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
+    // GET /api/lists answers at most 10 lists a page (get_lists).
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .respond_with(answer(
+            201,
+            json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/lists")
+        .and(query_param("filter", "equals(name,\"VIP\")"))
+        .and(query_param_is_missing("page[cursor]"))
+        .respond_with(answer(200, json!({"data": [{"type": "list", "id": "LOWER1", "attributes": {"name": "vip"}}],
+            "links": {"self": "x", "next": format!("{}/api/lists?filter=equals%28name%2C%22VIP%22%29&page%5Bcursor%5D=l2", s.uri())}})))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("GET", "/api/lists")
+        .and(query_param("page[cursor]", "l2"))
+        .respond_with(answer(
+            200,
+            json!({"data": [{"type": "list", "id": "VIPL02", "attributes": {"name": "VIP"}}],
+            "links": {"self": "x", "next": null}}),
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/lists")
+        .respond_with(answer(
+            201,
+            json!({"data": {"type": "list", "id": "DUP", "attributes": {"name": "VIP"}}}),
+        ))
+        .expect(0)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/lists/VIPL02/relationships/profiles")
+        .and(body_json(
+            json!({"data": [{"type": "profile", "id": "PA"}]}),
+        ))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("kl/account.json", &account(&s.uri()));
+    f.write(
+        "p.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\"}, \"groups\": [\"VIP\"]}\n",
+    );
+    let run = f.run(&["export", "--to", "kl", "--input", "p.jsonl"]);
+    no_canary(&run);
+    assert_eq!(run.ok_json()["groupsAdded"], 1, "{}", run.render());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
+    // "A 400 error indicates an invalid or missing API key" (Klaviyo's
+    // authentication guide): only a JSON:API refusal rejects the record.
+    let s = MockServer::start().await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(
+            json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
+        ))
+        .respond_with(error(
+            400,
+            "authentication_failed",
+            "Incorrect authentication credentials.",
+            "Missing or invalid private key.",
+        ))
+        .expect(1)
+        .mount(&s)
+        .await;
+    kl("POST", "/api/profile-import")
+        .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io"}}})))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .insert_header("Content-Type", "text/html")
+                .set_body_string("<html><head><title>400 Bad Request</title></head><body>cloudflare</body></html>"),
+        )
+        .expect(1)
+        .mount(&s)
+        .await;
+    for email in ["a@x.io", "b@x.io"] {
+        let f = folder(&s.uri());
+        f.write("in.jsonl", &format!("{{\"email\":\"{email}\"}}\n"));
+        let run = f.run(&[
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            ".",
+            "--rejects",
+            "rejects.jsonl",
+        ]);
+        no_canary(&run);
+        // The batch failed and the import stopped: nothing is counted as
+        // the record's fault.
+        assert_eq!(run.code, 1, "{}", run.render());
+        let summary = run.json();
+        assert_eq!(summary["failed"], 1, "{}", run.render());
+        assert_eq!(summary["rejected"]["total"], 0, "{}", run.render());
+    }
+}

@@ -6,8 +6,9 @@
 //! waits `pollIntervalMs` (default 1 s) before the first poll and doubles
 //! the wait up to 10 s, for at most `maxPolls` polls (default 60).
 //!
-//! A complete job with a `failed_count` is asked for its errors
-//! (`GET …/import-errors`, 100 a page, following `links.next`); each error
+//! A complete job whose `failed_count` is not 0 (it is nullable) is asked
+//! for its errors (`GET …/import-errors`, 100 a page, following
+//! `links.next`); each error
 //! carries the profile it refused in `original_payload`, matched back to the
 //! input by the key (`idField`). The exact shape of `original_payload` is not
 //! documented, so the key is looked for in `attributes`, at its top level and
@@ -16,14 +17,14 @@
 //! the import keeps its checkpoint before it, and re-sending is safe because
 //! the job upserts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::Value;
 
 use super::requests::{
-    next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PROFILE_BYTES,
+    next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PAGE, MAX_PROFILE_BYTES,
 };
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
@@ -179,6 +180,7 @@ async fn run_job(
             _ => None,
         })
         .collect();
+    let sent_set: HashSet<&str> = sent_keys.iter().map(String::as_str).collect();
     let req = api.bulk_import(datas);
     let resp = super::send(engine, &req).await?;
     let body = resp.json(&req)?;
@@ -203,11 +205,14 @@ async fn run_job(
         .hint("nothing tells which profiles were written; resume the import to send the batch again (the job upserts)")
         .into());
     }
-    let failed_count = attr("failed_count").and_then(|v| v.as_u64()).unwrap_or(0);
+    // `failed_count` is nullable: only a 0 says there is nothing to read;
+    // a null one is not taken for "all written" without asking.
+    let failed_count = attr("failed_count").and_then(|v| v.as_u64());
     let mut refused = HashMap::new();
-    if failed_count == 0 {
+    if failed_count == Some(0) {
         return Ok(refused);
     }
+    let failed_count = failed_count.unwrap_or(0);
     let mut req = api.bulk_errors(&job);
     let mut pages = 0;
     loop {
@@ -220,7 +225,7 @@ async fn run_job(
                 let Some(key) = payload_key(a.get("original_payload"), key_field) else {
                     continue;
                 };
-                if !sent_keys.contains(&key) {
+                if !sent_set.contains(key.as_str()) {
                     continue;
                 }
                 let text = |k: &str| {
@@ -236,7 +241,9 @@ async fn run_job(
                 refused.insert(key, reason);
             }
         }
-        let next = next_link(&page, None).map_err(|link| {
+        // Keep 100 a page even if the link leaves the size out (the default
+        // is 20), so MAX_ERROR_PAGES covers every error of a full job.
+        let next = next_link(&page, Some(MAX_PAGE)).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {link}",
                 redact_url(&req.url)
@@ -253,10 +260,15 @@ async fn run_job(
             _ => break,
         }
     }
-    if (refused.len() as u64) < failed_count {
+    // Count the batch's profiles the errors name, not distinct keys: the
+    // same key sent twice and refused twice is two of `failed_count`.
+    let matched = sent_keys
+        .iter()
+        .filter(|k| refused.contains_key(*k))
+        .count();
+    if (matched as u64) < failed_count {
         return Err(failed(format!(
-            "Klaviyo bulk import job {job} reports {failed_count} failed profiles but ferry could match {} of them to the batch",
-            refused.len()
+            "Klaviyo bulk import job {job} reports {failed_count} failed profiles but ferry could match {matched} of them to the batch"
         ))
         .hint("resume the import to send the batch again (the job upserts); run with -vv to see the import errors")
         .into());

@@ -35,14 +35,17 @@
 //! - **Clearing**: a null attribute clears it (documented); a custom
 //!   property is removed with `meta.patch_properties.unset` (documented;
 //!   whether a null property would remove it is not, so ferry never relies
-//!   on it). Inserts and bulk imports leave nulls out.
+//!   on it); a null `properties` on a patch would clear them all and is
+//!   refused. Inserts and bulk imports leave nulls out: the bulk import job
+//!   cannot clear a field (Klaviyo's bulk import guide says so).
 //! - **Batch upsert** (import) is the bulk profile import job (see [`bulk`]):
 //!   up to 10,000 profiles and 5 MB a job, 100 KB a profile, polled to
 //!   completion, refused profiles read from the job's import errors. A
 //!   batch of one is a single `POST /api/profile-import` instead (no job to
-//!   create and poll); a 400, 409 or 422 there rejects the record.
+//!   create and poll); a refusal there (see Errors) rejects the record.
 //! - **Groups are lists**: found with `GET /api/lists?filter=equals(name,...)`
-//!   (the first exact match: names are not documented as unique), else
+//!   (the first exact match over every page, 10 lists a page: names are
+//!   not documented as unique), else
 //!   created with `POST /api/lists`; members added with `POST` and removed
 //!   with `DELETE /api/lists/{id}/relationships/profiles`, 1,000 profile ids
 //!   a call. Adding to a list does not subscribe a profile to marketing.
@@ -50,15 +53,18 @@
 //!   and a steady rate per minute (`x-klaviyo-ratelimit` in each OpenAPI
 //!   file). Each endpoint is its own group with at most `burst` requests at
 //!   once and `(steady − burst) / 60` requests a second, so no minute ever
-//!   exceeds `steady`. A 429 waits for `Retry-After` (third-party sources
-//!   name it; Klaviyo's guide says the `RateLimit-*` headers are absent on a
-//!   429), else backs off exponentially. List creation is also capped at 150
+//!   exceeds `steady`. A 429 waits for `Retry-After` (integer seconds, as
+//!   Klaviyo's own Python SDK reads it; the guide says the `RateLimit-*`
+//!   headers are absent on a 429), else backs off exponentially. List creation is also capped at 150
 //!   a day, which ferry cannot pace; the error then names it.
-//! - **Errors** show the JSON:API `errors[].detail`; in export, a 400, 409
-//!   or 422 is the profile's fault (rejected), anything else an error.
-//! - **Not confirmed by the vendor**, decided here: the 429 header (see
-//!   above); whether a PATCH's `properties` merge into the profile's (ferry
-//!   sends only changed keys, as integrations do); the shape of an import
+//! - **Errors** show the JSON:API `errors[].detail`; in export, a 409 or
+//!   422 is the profile's fault (rejected), and so is a 400 that is a
+//!   JSON:API errors document without an authentication code (Klaviyo's
+//!   guide says a 400 can also mean an invalid or missing API key);
+//!   anything else is an error.
+//! - **Not confirmed by the vendor**, decided here: whether a PATCH's
+//!   `properties` merge into the profile's (ferry sends only changed keys,
+//!   as integrations do); the shape of an import
 //!   error's `original_payload` (see [`bulk`]); whether list names are
 //!   unique. **Not supported**: consent and subscriptions, suppression,
 //!   segments and events (other APIs, outside profile export), and deletes
@@ -88,6 +94,9 @@ use requests::{
     flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, ATTRIBUTES,
     KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
 };
+
+/// Pages of a list lookup read before creating the list (10 lists a page).
+const MAX_LIST_PAGES: usize = 100;
 
 /// Klaviyo's production API.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
@@ -339,20 +348,43 @@ fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
     }
     match resp.status {
         401 => f.hint("check apiKey in account.json (and the .env variable it names): Klaviyo wants a private API key"),
+        400 if !profile_refusal(resp) => f.hint("Klaviyo answers 400 to an invalid or missing API key too: check apiKey in account.json (and the .env variable it names)"),
         403 => f.hint("the private API key lacks a scope this call needs (profiles:read/write, lists:read/write, data-privacy:write); edit the key in Klaviyo's Settings > API keys"),
         409 => f.hint("a profile with these identifiers exists: patch it by id, or write it with import or export, which upsert"),
         _ => f,
     }
 }
 
-/// In export, a 400, 409 or 422 is the profile's fault: a [`Rejection`].
+/// Whether a 4xx answer refuses the profile sent, rather than the call:
+/// Klaviyo's guides say "A 400 error indicates an invalid or missing API
+/// key", so a 400 is the profile's fault only as a JSON:API errors document
+/// (Klaviyo's error body) none of whose codes is about authentication; an
+/// HTML page from the edge, or `authentication_failed`, stops the run.
+fn profile_refusal(resp: &Response) -> bool {
+    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
+    match body.get("errors").and_then(Value::as_array) {
+        Some(errors) if !errors.is_empty() => !errors.iter().any(|e| {
+            e.get("code")
+                .and_then(Value::as_str)
+                .is_some_and(|c| c.contains("authenticat"))
+        }),
+        _ => false,
+    }
+}
+
+/// In export, a 409, 422 or [`profile_refusal`] 400 is the profile's fault: a [`Rejection`].
 async fn send_profile(engine: &Engine, req: &RequestSpec) -> Result<Response> {
     let resp = engine.execute(req).await?;
     if resp.is_success() {
         return Ok(resp);
     }
     let f = vendor_error(req, &resp);
-    if matches!(resp.status, 400 | 409 | 422) {
+    let refused = match resp.status {
+        409 | 422 => true,
+        400 => profile_refusal(&resp),
+        _ => false,
+    };
+    if refused {
         return Err(Rejection(f.message).into());
     }
     Err(f.into())
@@ -747,7 +779,7 @@ impl Connector for Klaviyo {
         Ok(shown)
     }
 
-    /// `POST /api/profile-import`; a 400, 409 or 422 rejects the record.
+    /// `POST /api/profile-import`; a refusal of the profile rejects the record.
     async fn upsert(&self, record: Record) -> Result<Outcome> {
         let (key, data) = match bulk::prepare(&record, &self.key) {
             bulk::Prepared::Refuse { key, reason } => {
@@ -829,21 +861,47 @@ impl Connector for Klaviyo {
     }
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
-        let req = self.api.find_list(name)?;
-        let body = send(&self.engine, &req).await?.json(&req)?;
-        let found = body
-            .get("data")
-            .and_then(Value::as_array)
-            .and_then(|lists| {
-                lists
-                    .iter()
-                    .find(|l| l.pointer("/attributes/name").and_then(Value::as_str) == Some(name))
-                    .and_then(|l| l.get("id"))
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
-        if let Some(id) = found {
-            return Ok(id);
+        // `GET /api/lists` answers at most 10 lists a page and names are not
+        // documented as unique (nor `equals` as case-sensitive): follow
+        // `links.next` until a list has exactly this name, so a list on a
+        // later page is found rather than created again.
+        let mut req = self.api.find_list(name)?;
+        for _ in 0..MAX_LIST_PAGES {
+            let body = send(&self.engine, &req).await?.json(&req)?;
+            let found = body
+                .get("data")
+                .and_then(Value::as_array)
+                .and_then(|lists| {
+                    lists
+                        .iter()
+                        .find(|l| {
+                            l.pointer("/attributes/name").and_then(Value::as_str) == Some(name)
+                        })
+                        .and_then(|l| l.get("id"))
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                });
+            if let Some(id) = found {
+                return Ok(id);
+            }
+            match next_link(&body, None) {
+                Ok(Some(next)) => {
+                    let next = self.api.follow(&next);
+                    if next.url == req.url {
+                        break;
+                    }
+                    req = next;
+                }
+                Ok(None) => break,
+                Err(link) => {
+                    return Err(failed(format!(
+                        "GET {} answered a next link ferry cannot read: {}",
+                        redact_url(&req.url),
+                        redact_url(&link)
+                    ))
+                    .into())
+                }
+            }
         }
         let req = self.api.create_list(name);
         let resp = send(&self.engine, &req).await.map_err(|e| {
@@ -892,6 +950,26 @@ fn outcome_reason(o: Option<ProfileOutcome>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_400_rejects_the_profile_only_as_a_json_api_refusal() {
+        let resp = |body: &str| Response {
+            status: 400,
+            headers: Vec::new(),
+            body: body.into(),
+        };
+        let invalid = r#"{"errors": [{"id": "x", "code": "invalid", "title": "Invalid input.", "detail": "Invalid phone number format"}]}"#;
+        let auth = r#"{"errors": [{"id": "x", "code": "authentication_failed", "title": "Incorrect authentication credentials.", "detail": "Missing or invalid private key."}]}"#;
+        assert!(profile_refusal(&resp(invalid)));
+        assert!(!profile_refusal(&resp(auth)));
+        assert!(!profile_refusal(&resp("<html>400 Bad Request</html>")));
+        let req = RequestSpec::new("POST", "https://a.klaviyo.com/api/profile-import");
+        let f = vendor_error(&req, &resp(auth));
+        assert!(f
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("invalid or missing API key")));
+    }
 
     #[test]
     fn each_endpoint_has_its_own_limit_and_no_minute_exceeds_the_steady_rate() {

@@ -336,6 +336,15 @@ pub fn shape(record: &Record, patch: bool) -> std::result::Result<Shaped, Unfit>
                         custom(k, v, &mut out);
                     }
                 }
+                // On a patch, Klaviyo would take a null `properties` as
+                // "clear the field" (documented for every nullable
+                // attribute), wiping every custom property: refuse rather
+                // than drop it silently or guess.
+                Value::Null if patch => {
+                    return Err(Unfit(
+                        "properties: null would remove every custom property; set each one to null to unset it".into(),
+                    ))
+                }
                 Value::Null => {}
                 _ => return Err(Unfit("properties must be an object".into())),
             }
@@ -425,7 +434,16 @@ impl Mark {
     }
 
     pub fn token(&self) -> String {
-        let time = self.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        // Klaviyo writes `updated` with up to microseconds
+        // (`YYYY-MM-DDTHH:MM:SS.mmmmmm`): a token cut to milliseconds would
+        // no longer equal the time of the ids it lists, and those profiles
+        // would be read again.
+        let precision = if self.at.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+            SecondsFormat::Millis
+        } else {
+            SecondsFormat::AutoSi
+        };
+        let time = self.at.to_rfc3339_opts(precision, true);
         if self.seen.is_empty() {
             time
         } else {
@@ -567,6 +585,10 @@ mod tests {
             json!({"patch_properties": {"unset": ["old"]}})
         );
         assert!(shape(&rec(json!({"location": "NYC"})), false).is_err());
+        // A null `properties` is nothing to write on a create, but a patch
+        // would have to clear them all: refused, not dropped.
+        assert!(shape(&rec(json!({"properties": null})), false).is_ok());
+        assert!(shape(&rec(json!({"properties": null})), true).is_err());
     }
 
     #[test]
@@ -605,6 +627,17 @@ mod tests {
         assert!(m.covers(m.at, "a"));
         assert!(!m.covers(m.at, "c"));
         assert!(Mark::parse("yesterday").is_err());
+        // Microseconds survive the token, so the ids read at that instant
+        // are still recognised by the next run.
+        let at = parse_time("2024-02-01T10:00:00.000400+00:00").unwrap();
+        let m = Mark::advance(None, at, "PB");
+        assert_eq!(m.token(), "2024-02-01T10:00:00.000400Z|PB");
+        let again = Mark::parse(&m.token()).unwrap();
+        assert!(again.covers(at, "PB"));
+        assert_eq!(
+            again.filter(),
+            "greater-than(updated,2024-02-01T09:59:59.999Z)"
+        );
     }
 
     #[test]
