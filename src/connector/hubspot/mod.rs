@@ -87,14 +87,10 @@ pub fn spec() -> Spec {
     )
     .placeholder("${HUBSPOT_ACCESS_TOKEN}")
     .secret()];
-    for mut o in crate::http::engine_options() {
-        if o.key == "baseUrl" {
-            o.description = "HubSpot's API (https://api.hubapi.com, the default), or a test server";
-            o.placeholder = DEFAULT_BASE_URL;
-            o.default = Some(json!(DEFAULT_BASE_URL));
-        }
-        options.push(o);
-    }
+    options.extend(crate::http::vendor_engine_options(
+        DEFAULT_BASE_URL,
+        "HubSpot's API (https://api.hubapi.com, the default), or a test server",
+    ));
     options.extend([
         OptionSpec::optional(
             "idProperty",
@@ -163,25 +159,16 @@ fn policy(options: &Options) -> Result<Policy> {
         quota_spent: Some(("/policyName".into(), "DAILY".into())),
         ..Policy::default()
     };
-    policy.apply_overrides(
-        options.value("rateLimit"),
-        options.value("retry"),
-        options.value("timeoutSecs"),
-    )?;
+    policy.apply_account(options)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = options
-        .string("baseUrl")
-        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
-            .hint(format!(
-                "use {DEFAULT_BASE_URL}, or a test server's address"
-            ))
-            .into());
-    }
+    let base_url = crate::http::base_url(
+        &options,
+        DEFAULT_BASE_URL,
+        &format!("use {DEFAULT_BASE_URL}, or a test server's address"),
+    )?;
     let properties = match options.value("properties") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items

@@ -108,14 +108,10 @@ pub fn spec() -> Spec {
     )
     .placeholder("${INTERCOM_ACCESS_TOKEN}")
     .secret()];
-    for mut o in crate::http::engine_options() {
-        if o.key == "baseUrl" {
-            o.description = "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.";
-            o.placeholder = DEFAULT_BASE_URL;
-            o.default = Some(json!(DEFAULT_BASE_URL));
-        }
-        options.push(o);
-    }
+    options.extend(crate::http::vendor_engine_options(
+        DEFAULT_BASE_URL,
+        "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.",
+    ));
     options.extend([
         OptionSpec::optional(
             "intercomVersion",
@@ -189,25 +185,18 @@ fn policy(options: &Options) -> Result<Policy> {
         },
         ..Policy::default()
     };
-    policy.apply_overrides(
-        options.value("rateLimit"),
-        options.value("retry"),
-        options.value("timeoutSecs"),
-    )?;
+    policy.apply_account(options)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = options
-        .string("baseUrl")
-        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
-            .hint(format!(
-                "use {DEFAULT_BASE_URL}, https://api.eu.intercom.io or https://api.au.intercom.io"
-            ))
-            .into());
-    }
+    let base_url = crate::http::base_url(
+        &options,
+        DEFAULT_BASE_URL,
+        &format!(
+            "use {DEFAULT_BASE_URL}, https://api.eu.intercom.io or https://api.au.intercom.io"
+        ),
+    )?;
     let role = options.string("role").unwrap_or_else(|| "user".into());
     if role != "user" && role != "lead" {
         return Err(usage(format!(

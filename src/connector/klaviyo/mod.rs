@@ -109,14 +109,10 @@ pub fn spec() -> Spec {
     )
     .placeholder("${KLAVIYO_API_KEY}")
     .secret()];
-    for mut o in crate::http::engine_options() {
-        if o.key == "baseUrl" {
-            o.description = "Klaviyo's API, https://a.klaviyo.com (the default), or a test server";
-            o.placeholder = DEFAULT_BASE_URL;
-            o.default = Some(json!(DEFAULT_BASE_URL));
-        }
-        options.push(o);
-    }
+    options.extend(crate::http::vendor_engine_options(
+        DEFAULT_BASE_URL,
+        "Klaviyo's API, https://a.klaviyo.com (the default), or a test server",
+    ));
     options.extend([
         OptionSpec::optional(
             "revision",
@@ -262,23 +258,16 @@ fn policy(options: &Options) -> Result<Policy> {
         groups: groups(),
         ..Policy::default()
     };
-    policy.apply_overrides(
-        options.value("rateLimit"),
-        options.value("retry"),
-        options.value("timeoutSecs"),
-    )?;
+    policy.apply_account(options)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = options
-        .string("baseUrl")
-        .unwrap_or_else(|| DEFAULT_BASE_URL.into());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(usage(format!("baseUrl \"{base_url}\" is not a URL"))
-            .hint(format!("use {DEFAULT_BASE_URL}, or a test server's URL"))
-            .into());
-    }
+    let base_url = crate::http::base_url(
+        &options,
+        DEFAULT_BASE_URL,
+        &format!("use {DEFAULT_BASE_URL}, or a test server's URL"),
+    )?;
     let key = options.string("idField").unwrap_or_else(|| "email".into());
     if !KEYS.contains(&key.as_str()) {
         return Err(usage(format!(
