@@ -82,6 +82,21 @@ impl Action {
         Action::UpsertBatch,
         Action::ExportProfiles,
     ];
+
+    /// What a SaaS store of profiles with groups (lists, tags) does: every
+    /// record action, page reads, batch upserts, profile export and groups.
+    pub const PROFILES_WITH_GROUPS: [Action; 10] = [
+        Action::Check,
+        Action::Get,
+        Action::Insert,
+        Action::Patch,
+        Action::Delete,
+        Action::GetUpdates,
+        Action::ReadPage,
+        Action::UpsertBatch,
+        Action::ExportProfiles,
+        Action::Groups,
+    ];
 }
 
 /// One option of account.json.
