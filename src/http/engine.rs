@@ -87,6 +87,9 @@ pub struct Engine {
     out: Output,
     /// `--record` / `--replay`, taken from the output the engine is built with.
     cassette: Option<Arc<Cassette>>,
+    /// What [`Engine::send`] makes of a final error status: [`status_error`],
+    /// or a vendor's richer reading of its error body.
+    describe: fn(&RequestSpec, &Response) -> Failure,
 }
 
 /// What the retry policy says about one attempt's outcome.
@@ -115,7 +118,15 @@ impl Engine {
             policy,
             cassette: out.cassette(),
             out,
+            describe: status_error,
         })
+    }
+
+    /// The engine with `describe` for the errors [`Engine::send`] answers:
+    /// a connector whose API explains its errors in its own shape.
+    pub fn with_errors(mut self, describe: fn(&RequestSpec, &Response) -> Failure) -> Engine {
+        self.describe = describe;
+        self
     }
 
     pub fn policy(&self) -> &Policy {
@@ -124,13 +135,13 @@ impl Engine {
 
     /// Send `req` and answer a 2xx response; any other final status is an
     /// error naming the method, the redacted URL, the status and the vendor's
-    /// message (404 is a not-found error).
+    /// message (404 is a not-found error), as `describe` words it.
     pub async fn send(&self, req: &RequestSpec) -> Result<Response> {
         let resp = self.execute(req).await?;
         if resp.is_success() {
             return Ok(resp);
         }
-        Err(status_error(req, &resp).into())
+        Err((self.describe)(req, &resp).into())
     }
 
     /// Send `req` under the policy and answer the final response, whatever

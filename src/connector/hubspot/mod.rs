@@ -189,7 +189,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .unwrap_or_else(|| "email".into()),
         properties,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(HubSpot {
         spec: spec(),
         api,
@@ -201,15 +201,6 @@ pub struct HubSpot {
     spec: Spec,
     api: Api,
     engine: Engine,
-}
-
-/// Send `req`; a final error status becomes an error with HubSpot's message.
-async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
-    let resp = engine.execute(req).await?;
-    if resp.is_success() {
-        return Ok(resp);
-    }
-    Err(vendor_error(req, &resp).into())
 }
 
 /// `status_error` (method, URL, status, `message`) plus HubSpot's detailed
@@ -359,7 +350,7 @@ impl HubSpot {
             } else {
                 self.api.remove_members(group, chunk)
             };
-            let answer = match send(&self.engine, &req).await {
+            let answer = match self.engine.send(&req).await {
                 Ok(resp) => resp.json(&req),
                 Err(e) => Err(e),
             };
@@ -432,7 +423,7 @@ impl Connector for HubSpot {
 
     async fn check(&self) -> Result<Value> {
         let req = self.api.list(1, None);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         // The answer must be a contact listing, not some other server's page.
         let body = resp.json(&req)?;
         if !body.get("results").is_some_and(Value::is_array) {
@@ -448,7 +439,7 @@ impl Connector for HubSpot {
 
     async fn get(&self, id: &str) -> Result<Record> {
         let req = self.api.get(id);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         object(&req, &resp.json(&req)?)
     }
 
@@ -456,7 +447,7 @@ impl Connector for HubSpot {
         let req = self
             .api
             .create(properties(&value, Nulls::Omit).map_err(Self::unfit)?);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
         // The spec's create answer wraps the object in `entity`; the
         // reference shows the object itself. Both are read.
@@ -467,7 +458,7 @@ impl Connector for HubSpot {
         let req = self
             .api
             .update(id, properties(&value, Nulls::Clear).map_err(Self::unfit)?);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         object(&req, &resp.json(&req)?)
     }
 
@@ -489,7 +480,7 @@ impl Connector for HubSpot {
                 }
             }
         };
-        send(&self.engine, &self.api.archive(&record_id)).await?;
+        self.engine.send(&self.api.archive(&record_id)).await?;
         Ok(())
     }
 
@@ -505,7 +496,7 @@ impl Connector for HubSpot {
             let skip = mark.as_ref().map_or(0, |m| m.seen.len());
             let ask = (want + skip).clamp(1, MAX_SEARCH);
             let req = self.api.search(mark.as_ref().map(|m| m.at), ask);
-            let resp = send(&self.engine, &req).await?;
+            let resp = self.engine.send(&req).await?;
             let body = resp.json(&req)?;
             let Some(results) = body.get("results").and_then(Value::as_array) else {
                 return Err(failed(format!(
@@ -577,7 +568,7 @@ impl Connector for HubSpot {
         let req = self
             .api
             .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
         let Some(results) = body.get("results").and_then(Value::as_array) else {
             return Err(failed(format!(

@@ -209,7 +209,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .string("intercomVersion")
             .unwrap_or_else(|| DEFAULT_VERSION.into()),
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Intercom {
         spec: spec(),
         api,
@@ -228,15 +228,6 @@ pub struct Intercom {
     out: crate::output::Output,
     role: String,
     key_field: String,
-}
-
-/// Send `req`; a final error status becomes an error with Intercom's message.
-async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
-    let resp = engine.execute(req).await?;
-    if resp.is_success() {
-        return Ok(resp);
-    }
-    Err(vendor_error(req, &resp).into())
 }
 
 /// The error for a final error status: method, URL, status, Intercom's
@@ -396,7 +387,7 @@ impl Intercom {
         let req = self
             .api
             .search(find_query(field, value, &self.role), 1, None, None);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         Ok(listed(&req, &resp.json(&req)?)?.records.into_iter().next())
     }
 
@@ -534,7 +525,7 @@ impl Connector for Intercom {
 
     async fn check(&self) -> Result<Value> {
         let req = self.api.me();
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let me = resp.json(&req)?;
         Ok(json!({
             "ok": true,
@@ -561,7 +552,7 @@ impl Connector for Intercom {
             }
             None => self.api.get(id),
         };
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         object(&req, resp.json(&req)?, "contact")
     }
 
@@ -569,14 +560,14 @@ impl Connector for Intercom {
         let body =
             contact_body(&value, Mode::Create { role: &self.role }).map_err(|e| usage(e.0))?;
         let req = self.api.create(body);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         object(&req, resp.json(&req)?, "contact")
     }
 
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
         let body = contact_body(&value, Mode::Update).map_err(|e| usage(e.0))?;
         let req = self.api.update(id, body);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
             _ => Ok(value),
@@ -584,7 +575,7 @@ impl Connector for Intercom {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        send(&self.engine, &self.api.delete(id)).await?;
+        self.engine.send(&self.api.delete(id)).await?;
         Ok(())
     }
 
@@ -604,7 +595,7 @@ impl Connector for Intercom {
                 cursor.as_deref(),
                 Some(("updated_at", "ascending")),
             );
-            let resp = send(&self.engine, &req).await?;
+            let resp = self.engine.send(&req).await?;
             let page = listed(&req, &resp.json(&req)?)?;
             for c in &page.records {
                 let id = record_id(c, "id").unwrap_or_default();
@@ -654,7 +645,7 @@ impl Connector for Intercom {
             .into());
         }
         let req = self.api.list(limit, from.cursor.as_deref());
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let page = listed(&req, &resp.json(&req)?)?;
         let next = check_progress(&req, &page, from.cursor.as_deref())?;
         let n = page.records.len() as u64;
@@ -764,12 +755,12 @@ impl Connector for Intercom {
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
         let req = self.api.create_tag(name);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         id_of(&req, &resp.json(&req)?, "tag")
     }
 
     async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        send(&self.engine, &self.api.tag(id, group)).await?;
+        self.engine.send(&self.api.tag(id, group)).await?;
         Ok(())
     }
 

@@ -182,7 +182,7 @@ async fn run_job(
         .collect();
     let sent_set: HashSet<&str> = sent_keys.iter().map(String::as_str).collect();
     let req = api.bulk_import(datas);
-    let resp = super::send(engine, &req).await?;
+    let resp = engine.send(&req).await?;
     let body = resp.json(&req)?;
     let Some(job) = body.pointer("/data/id").and_then(Value::as_str) else {
         return Err(failed(format!(
@@ -217,7 +217,7 @@ async fn run_job(
     let mut pages = 0;
     loop {
         pages += 1;
-        let resp = super::send(engine, &req).await?;
+        let resp = engine.send(&req).await?;
         let page = resp.json(&req)?;
         if let Some(Value::Array(errors)) = page.get("data") {
             for e in errors {
@@ -299,7 +299,7 @@ async fn follow(engine: &Engine, api: &Api, polling: Polling, job: &str) -> Resu
     for _ in 0..polling.max_polls.max(1) {
         tokio::time::sleep(wait).await;
         let req = api.bulk_job(job);
-        let resp = super::send(engine, &req).await?;
+        let resp = engine.send(&req).await?;
         last = resp.json(&req)?;
         match last
             .pointer("/data/attributes/status")

@@ -277,7 +277,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         first_wait: Duration::from_millis(options.u64("pollIntervalMs").unwrap_or(1000)),
         max_polls: u32::try_from(options.u64("maxPolls").unwrap_or(60)).unwrap_or(u32::MAX),
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Klaviyo {
         spec: spec(),
         api,
@@ -301,16 +301,6 @@ pub struct Klaviyo {
     cursors: Mutex<HashSet<String>>,
     /// The lists whose lookup a preview has shown already.
     previewed_lists: Mutex<HashSet<String>>,
-}
-
-/// Send `req`; a final error status becomes an error with Klaviyo's
-/// `errors[].detail` (the engine's message) and a hint where one helps.
-pub(crate) async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
-    let resp = engine.execute(req).await?;
-    if resp.is_success() {
-        return Ok(resp);
-    }
-    Err(vendor_error(req, &resp).into())
 }
 
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
@@ -393,7 +383,7 @@ impl Klaviyo {
     /// The Klaviyo id of the profile whose `field` equals `value`, if any.
     async fn find(&self, field: &str, value: &str) -> Result<Option<String>> {
         let req = self.api.find_profile(field, value)?;
-        let body = send(&self.engine, &req).await?.json(&req)?;
+        let body = self.engine.send(&req).await?.json(&req)?;
         Ok(body
             .pointer("/data/0/id")
             .and_then(Value::as_str)
@@ -413,7 +403,7 @@ impl Klaviyo {
 
     /// Read one page of profiles; `size` rewrites `page[size]` of the next link.
     async fn page(&self, req: &RequestSpec, size: Option<usize>) -> Result<Listed> {
-        let body = send(&self.engine, req).await?.json(req)?;
+        let body = self.engine.send(req).await?.json(req)?;
         let Some(Value::Array(items)) = body.get("data") else {
             return Err(failed(format!(
                 "GET {} answered no \"data\" array",
@@ -581,7 +571,7 @@ impl Connector for Klaviyo {
 
     async fn check(&self) -> Result<Value> {
         let req = self.api.list_profiles(&[("page[size]", "1".into())]);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
         let some = body
             .get("data")
@@ -597,7 +587,7 @@ impl Connector for Klaviyo {
         let who = Ident::parse(id)?;
         let id = self.resolve(&who).await?;
         let req = self.api.get_profile(&id);
-        let body = send(&self.engine, &req).await?.json(&req)?;
+        let body = self.engine.send(&req).await?.json(&req)?;
         body.get("data").and_then(flatten).ok_or_else(|| {
             failed(format!("GET {} answered no profile", redact_url(&req.url))).into()
         })
@@ -606,7 +596,7 @@ impl Connector for Klaviyo {
     async fn insert(&self, value: Record) -> Result<Record> {
         let shaped = shape(&value, false).map_err(|u| usage(u.0))?;
         let req = self.api.create_profile(profile_body(None, &shaped));
-        let body = send(&self.engine, &req).await?.json(&req)?;
+        let body = self.engine.send(&req).await?.json(&req)?;
         body.get("data").and_then(flatten).ok_or_else(|| {
             failed(format!("POST {} answered no profile", redact_url(&req.url))).into()
         })
@@ -619,7 +609,7 @@ impl Connector for Klaviyo {
         let req = self
             .api
             .update_profile(&id, profile_body(Some(&id), &shaped));
-        let body = send(&self.engine, &req).await?.json(&req)?;
+        let body = self.engine.send(&req).await?.json(&req)?;
         Ok(body.get("data").and_then(flatten).unwrap_or(value))
     }
 
@@ -631,7 +621,7 @@ impl Connector for Klaviyo {
             }
             who => who,
         };
-        send(&self.engine, &self.api.delete_profile(&who)).await?;
+        self.engine.send(&self.api.delete_profile(&who)).await?;
         Ok(())
     }
 
@@ -845,7 +835,7 @@ impl Connector for Klaviyo {
         // later page is found rather than created again.
         let mut req = self.api.find_list(name)?;
         for _ in 0..MAX_LIST_PAGES {
-            let body = send(&self.engine, &req).await?.json(&req)?;
+            let body = self.engine.send(&req).await?.json(&req)?;
             let found = body
                 .get("data")
                 .and_then(Value::as_array)
@@ -882,7 +872,7 @@ impl Connector for Klaviyo {
             }
         }
         let req = self.api.create_list(name);
-        let resp = send(&self.engine, &req).await.map_err(|e| {
+        let resp = self.engine.send(&req).await.map_err(|e| {
             e.context(format!(
                 "could not create the Klaviyo list \"{name}\" (Klaviyo allows 150 new lists a day)"
             ))

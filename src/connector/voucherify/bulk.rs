@@ -69,7 +69,7 @@ pub async fn upsert(
     }
     let sent = bodies.len();
     let req = api.bulk(bodies);
-    let resp = super::send(engine, &req).await?;
+    let resp = engine.send(&req).await?;
     let body = resp.json(&req)?;
     let Some(action) = body.get("async_action_id").and_then(Value::as_str) else {
         return Err(failed(format!(
@@ -146,7 +146,7 @@ async fn follow(engine: &Engine, api: &Api, polling: Polling, action: &str) -> R
     for _ in 0..polling.max_polls.max(1) {
         tokio::time::sleep(wait).await;
         let req = api.async_action(action);
-        let resp = super::send(engine, &req).await?;
+        let resp = engine.send(&req).await?;
         last = resp.json(&req)?;
         match last.get("status").and_then(Value::as_str) {
             Some("DONE" | "FAILED") => return Ok(last),

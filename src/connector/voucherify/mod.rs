@@ -166,7 +166,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         first_wait: Duration::from_millis(options.u64("pollIntervalMs").unwrap_or(1000)),
         max_polls: u32::try_from(options.u64("maxPolls").unwrap_or(30)).unwrap_or(u32::MAX),
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?;
+    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Voucherify {
         spec: spec(),
         api,
@@ -180,16 +180,6 @@ pub struct Voucherify {
     api: Api,
     engine: Engine,
     polling: bulk::Polling,
-}
-
-/// Send `req`; a final error status becomes an error with the vendor's
-/// `message` and `details` and a hint on the credentials and the cluster.
-pub(crate) async fn send(engine: &Engine, req: &RequestSpec) -> Result<Response> {
-    let resp = engine.execute(req).await?;
-    if resp.is_success() {
-        return Ok(resp);
-    }
-    Err(vendor_error(req, &resp).into())
 }
 
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
@@ -236,7 +226,7 @@ impl Voucherify {
             query.push(("starting_after", m.after()));
         }
         let req = self.api.list(&query);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
         let key = body
             .get("data_ref")
@@ -365,7 +355,7 @@ impl Connector for Voucherify {
 
     async fn check(&self) -> Result<Value> {
         let req = self.api.list(&[("limit", "1".into())]);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         let total = resp
             .json(&req)?
             .get("total")
@@ -378,7 +368,7 @@ impl Connector for Voucherify {
 
     async fn get(&self, id: &str) -> Result<Record> {
         let req = self.api.get(id);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
             _ => Err(failed(format!(
@@ -392,7 +382,7 @@ impl Connector for Voucherify {
     async fn insert(&self, value: Record) -> Result<Record> {
         let body = customer_body(&value, false).map_err(|e| usage(e.0))?;
         let req = self.api.create(body);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
             _ => Err(failed(format!(
@@ -405,7 +395,7 @@ impl Connector for Voucherify {
 
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
         let req = self.api.update(id, update_body(id, &value)?);
-        let resp = send(&self.engine, &req).await?;
+        let resp = self.engine.send(&req).await?;
         match resp.json(&req)? {
             Value::Object(m) => Ok(m),
             _ => Ok(value),
@@ -413,7 +403,7 @@ impl Connector for Voucherify {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        send(&self.engine, &self.api.delete(id)).await?;
+        self.engine.send(&self.api.delete(id)).await?;
         Ok(())
     }
 
