@@ -2,9 +2,10 @@
 //! `exportKey` names the field profiles are looked up by, `find` looks a
 //! record up by that key, `insert`/`patch`/`delete` write it, and
 //! `findGroup`, `createGroup`, `addMembers` and `removeMembers` hold group
-//! memberships. Each answer is classified for the export engine: a 4xx on
-//! a record is that profile's [`Rejection`], a 404 is not found, anything
-//! else an error (retried next run).
+//! memberships. Each answer is classified for the export engine as import
+//! classifies it ([`super::refuses_the_record`]): a refusal of the record is
+//! that profile's [`Rejection`], a 404 is not found, anything else an error
+//! (both retried next run).
 
 use anyhow::Result;
 use serde_json::Value;
@@ -15,7 +16,7 @@ use crate::http::redact::redact_url;
 use crate::http::{status_error, RequestSpec, Response};
 
 use super::manifest::ActionSpec;
-use super::{scalar, HttpConnector};
+use super::{refuses_the_record, scalar, HttpConnector};
 
 /// The most ids one membership request carries when the action does not say.
 const DEFAULT_MEMBERS_BATCH: usize = 100;
@@ -122,8 +123,8 @@ impl HttpConnector {
         self.first_match("find", &default_id, &req, &resp)
     }
 
-    /// Send a profile write: a refusal of the profile (4xx but 404, 401,
-    /// 403, 429) is its [`Rejection`], a 404 not found.
+    /// Send a profile write: a refusal of the profile ([`refuses_the_record`])
+    /// is its [`Rejection`], a 404 not found, anything else an error.
     async fn write_profile(
         &self,
         name: &str,
@@ -135,10 +136,10 @@ impl HttpConnector {
             return Ok((req, resp));
         }
         let err = status_error(&req, &resp);
-        match resp.status {
-            400 | 409 | 422 => Err(anyhow::Error::new(Rejection(err.to_string()))),
-            _ => Err(err.into()),
+        if refuses_the_record(resp.status) {
+            return Err(anyhow::Error::new(Rejection(err.to_string())));
         }
+        Err(err.into())
     }
 
     /// Create the profile, or update the one that has its key already.
@@ -313,15 +314,15 @@ impl HttpConnector {
         if !resp.is_success() {
             let err = status_error(req, resp);
             let reason = err.to_string();
-            return match resp.status {
-                400 | 409 | 422 => chunk
+            if refuses_the_record(resp.status) {
+                return chunk
                     .iter()
                     .map(|_| ProfileOutcome::Rejected {
                         reason: reason.clone(),
                     })
-                    .collect(),
-                _ => all(chunk.len(), &err.into()),
-            };
+                    .collect();
+            }
+            return all(chunk.len(), &err.into());
         }
         let Some(pointer) = &action.results else {
             return chunk

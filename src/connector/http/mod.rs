@@ -720,6 +720,14 @@ fn first_time(seen: &mut Seen, key: String, offset: u64) -> bool {
     }
 }
 
+/// Whether an error status is about the record sent (its data), so that
+/// record is refused and the rest of the batch goes on. Credentials, a
+/// missing route, a wrong method, a timeout or the rate limit concern every
+/// record: they fail the call instead.
+fn refuses_the_record(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 404 | 405 | 407 | 408 | 429)
+}
+
 /// The outcome of a one-id membership change as a result.
 fn one_member(outcomes: Vec<ProfileOutcome>) -> Result<()> {
     match outcomes.into_iter().next() {
@@ -1065,12 +1073,7 @@ impl Connector for HttpConnector {
             sent = ("insert", self.send_write("insert", None, &record).await?);
         }
         let (name, (req, resp)) = sent;
-        // A 4xx about the record refuses it and the rest of the batch goes
-        // on; credentials, a missing route, a wrong method or the rate limit
-        // concern every record, so they fail the batch (and stop the import).
-        let about_the_record = (400..500).contains(&resp.status)
-            && !matches!(resp.status, 401 | 403 | 404 | 405 | 407 | 408 | 429);
-        if about_the_record {
+        if refuses_the_record(resp.status) {
             let reason = status_error(&req, &resp).message;
             return Ok(Outcome::Rejected { id, reason });
         }
