@@ -11,7 +11,7 @@ use wiremock::matchers::{header, method, path, query_param, query_param_is_missi
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{Folder, Sandbox};
+use crate::support::{ok, Folder, Sandbox};
 
 const CANARY: &str = "CANARY-s3cr3t-9f8e";
 
@@ -37,10 +37,6 @@ fn folder(base: &str) -> Folder {
     );
     f.write(".env", &format!("API_TOKEN={CANARY}\n"));
     f
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
 }
 
 /// Three pages of items; the first record carries the canary, which the

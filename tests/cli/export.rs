@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{Folder, Run};
+use crate::support::{jsonl_field, Folder, Run};
 
 /// The run with its timing numbers replaced (they change every run).
 fn render(run: &Run) -> String {
@@ -635,16 +635,7 @@ fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
         .ok_json();
     assert_eq!(rest["created"].as_u64().unwrap(), 3000 - created);
     assert_eq!(rest["unchanged"].as_u64().unwrap(), created);
-    let mut ids: Vec<String> = f
-        .read("out.jsonl")
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let mut ids = jsonl_field(&f.read("out.jsonl"), "id");
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3000, "every profile once");

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{Folder, Run, Sandbox};
+use crate::support::{ok, Folder, Run, Sandbox};
 
 const FIRST: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada", "plan": "pro"}, "groups": ["vip", "beta"]}
 {"id": "p2", "properties": {"email": "grace@example.com", "name": "Grace"}, "groups": ["vip"]}
@@ -174,10 +174,6 @@ fn api(verb: &str, p: &str) -> wiremock::MockBuilder {
         .and(header("Authorization", format!("Bearer {TOKEN}").as_str()))
 }
 
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
-}
-
 /// Fail unless every request the server got is one of `allowed` ("METHOD /path").
 async fn only(s: &MockServer, allowed: &[&str]) {
     let unexpected: Vec<String> = s
@@ -192,11 +188,7 @@ async fn only(s: &MockServer, allowed: &[&str]) {
 }
 
 fn no_canary(run: &Run) {
-    assert!(
-        !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
-        "the token leaked: {}",
-        run.render()
-    );
+    run.hides(&[TOKEN], "the token");
 }
 
 #[tokio::test(flavor = "multi_thread")]

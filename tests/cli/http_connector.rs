@@ -8,7 +8,7 @@ use wiremock::matchers::{header, method, path, query_param, query_param_is_missi
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::Folder;
+use crate::support::{ok, Folder};
 
 const CANARY: &str = "CANARY-s3cr3t-9f8e";
 
@@ -34,10 +34,6 @@ fn items(ids: &[&str]) -> Vec<Value> {
     ids.iter()
         .map(|id| json!({"id": id, "name": format!("n{id}")}))
         .collect()
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
 }
 
 /// The ids getupdates printed, in order.

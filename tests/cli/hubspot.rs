@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{Folder, Run};
+use crate::support::{jsonl_field, ok, Folder, Run};
 
 pub const TOKEN: &str = "CANARY-pat-na1-3f9c";
 
@@ -42,10 +42,6 @@ pub fn hs(verb: &str, p: &str) -> wiremock::MockBuilder {
         .and(header("Authorization", format!("Bearer {TOKEN}").as_str()))
 }
 
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
-}
-
 /// A contact object as the API answers it.
 fn contact(id: u32, email: &str, modified: &str) -> Value {
     json!({
@@ -58,11 +54,7 @@ fn contact(id: u32, email: &str, modified: &str) -> Value {
 
 /// Assert the token reached no output.
 pub fn no_canary(run: &Run) {
-    assert!(
-        !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
-        "a secret was printed:\n{}",
-        run.render()
-    );
+    run.hides(&[TOKEN], "a secret");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,16 +199,7 @@ async fn import_pages_with_the_after_cursor_to_the_end() {
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
     assert_eq!(summary["endOfSource"], true);
-    let emails: Vec<String> = f
-        .read("out.jsonl")
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["email"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let emails = jsonl_field(&f.read("out.jsonl"), "email");
     assert_eq!(
         emails,
         [

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{Folder, Run};
+use crate::support::{jsonl_field, Folder, Run};
 
 /// The run's rendering with the parts that change from run to run (the
 /// checkpoint's hash of temporary paths, timings) replaced.
@@ -61,15 +61,6 @@ fn ids_in_sqlite(path: &std::path::Path, table: &str) -> Vec<String> {
     let mut stmt = conn.prepare(&sql).unwrap();
     let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
     rows.map(|r| r.unwrap()).collect()
-}
-
-fn ids_in_jsonl(text: &str) -> Vec<String> {
-    text.lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).expect("a JSON line");
-            v["id"].as_str().expect("an id").to_string()
-        })
-        .collect()
 }
 
 fn expected_ids(n: usize) -> Vec<String> {
@@ -372,7 +363,7 @@ fn offset_and_resume_on_each_source_kind() {
         ]);
         assert_eq!(run.ok_json()["written"], 3, "{kind}: {}", run.render());
         assert_eq!(
-            ids_in_jsonl(&f.read("tail.jsonl")),
+            jsonl_field(&f.read("tail.jsonl"), "id"),
             ["c8", "c9", "c10"],
             "{kind}"
         );
@@ -487,7 +478,7 @@ fn a_failing_destination_stops_with_the_resume_command() {
     let run = f.run(&again);
     let s = run.ok_json();
     assert_eq!(s["read"], 6, "{}", run.render());
-    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), expected_ids(10));
+    assert_eq!(jsonl_field(&f.read("out.jsonl"), "id"), expected_ids(10));
 }
 
 /// Start an import in the background with stdout and stderr captured.
@@ -686,7 +677,7 @@ fn kill_9_during_a_jsonl_import_leaves_no_torn_or_duplicate_lines() {
         resume.push("--resume");
         let run = f.run(&resume);
         assert_eq!(run.code, 0, "{}", run.render());
-        let ids = ids_in_jsonl(&f.read(&format!("out{round}.jsonl")));
+        let ids = jsonl_field(&f.read(&format!("out{round}.jsonl")), "id");
         assert_eq!(ids, expected_ids(n), "round {round}");
     }
 }
@@ -732,7 +723,7 @@ fn a_destination_failing_mid_run_stops_saves_and_resumes_exactly() {
         run.ok_json()["read"].as_u64().unwrap(),
         n as u64 - stopped_at
     );
-    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), expected_ids(n));
+    assert_eq!(jsonl_field(&f.read("out.jsonl"), "id"), expected_ids(n));
 }
 
 #[test]
@@ -781,7 +772,7 @@ fn a_resumed_run_cuts_rejects_of_uncommitted_batches() {
         })
         .collect();
     assert_eq!(offsets, [1, 3, 5]);
-    assert_eq!(ids_in_jsonl(&f.read("out.jsonl")), ["c1", "c3", "c5"]);
+    assert_eq!(jsonl_field(&f.read("out.jsonl"), "id"), ["c1", "c3", "c5"]);
 }
 
 /// An http connector folder `dest/` whose API is `base`: upsert is a PATCH
@@ -1016,7 +1007,10 @@ async fn offset_and_resume_on_an_http_source() {
         "7",
     ]);
     assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
-    assert_eq!(ids_in_jsonl(&f.read("tail.jsonl")), ["c8", "c9", "c10"]);
+    assert_eq!(
+        jsonl_field(&f.read("tail.jsonl"), "id"),
+        ["c8", "c9", "c10"]
+    );
 }
 
 #[test]

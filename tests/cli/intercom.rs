@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{Folder, Run};
+use crate::support::{jsonl_field, ok, Folder, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
 
@@ -42,10 +42,6 @@ fn ic(verb: &str, p: &str) -> wiremock::MockBuilder {
         .and(header("Authorization", format!("Bearer {TOKEN}").as_str()))
         .and(header("Intercom-Version", "2.14"))
         .and(header("Accept", "application/json"))
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
 }
 
 /// An error answer in Intercom's `error.list` shape.
@@ -79,11 +75,7 @@ fn list(data: Vec<Value>, next: Option<&str>, total: u64) -> Value {
 
 /// Assert the token reached no output.
 fn no_canary(run: &Run) {
-    assert!(
-        !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
-        "the token was printed:\n{}",
-        run.render()
-    );
+    run.hides(&[TOKEN], "the token");
 }
 
 #[test]
@@ -246,16 +238,7 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
     assert_eq!(summary["endOfSource"], true);
-    let ids: Vec<String> = f
-        .read("out.jsonl")
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = jsonl_field(&f.read("out.jsonl"), "id");
     assert_eq!(ids, ["c1", "c2", "c3", "c4", "c5"]);
 }
 

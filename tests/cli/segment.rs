@@ -15,7 +15,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{Folder, Run};
+use crate::support::{ok, Folder, Run};
 use crate::voucherify::{self as vfy, vf};
 
 const TOKEN: &str = "CANARY-seg-token-3b8f";
@@ -45,13 +45,7 @@ fn account(base: &str, extra: Value) -> String {
 fn no_canary(run: &Run) {
     let b = basic();
     let encoded = b.trim_start_matches("Basic ");
-    for c in [TOKEN, encoded] {
-        assert!(
-            !run.stdout.contains(c) && !run.stderr.contains(c),
-            "a secret was printed:\n{}",
-            run.render()
-        );
-    }
+    run.hides(&[TOKEN, encoded], "a secret");
 }
 
 fn profile_path(id: &str, route: &str) -> String {
@@ -63,10 +57,6 @@ fn seg(id: &str, route: &str) -> wiremock::MockBuilder {
     Mock::given(method("GET"))
         .and(path(profile_path(id, route)))
         .and(header("Authorization", basic().as_str()))
-}
-
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
 }
 
 fn traits_body(id: &str, traits: Value) -> Value {

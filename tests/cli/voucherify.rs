@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{Folder, Run};
+use crate::support::{jsonl_field, ok, Folder, Run};
 
 pub const APP_ID: &str = "CANARY-app-id-71c2";
 pub const SECRET: &str = "CANARY-vf-secret-5d9a";
@@ -47,10 +47,6 @@ pub fn vf(verb: &str, p: &str) -> wiremock::MockBuilder {
         .and(header("X-App-Token", SECRET))
 }
 
-fn ok(body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(body)
-}
-
 /// A customer object as the API answers it.
 fn customer(n: u32, created: &str, updated: &str) -> Value {
     json!({
@@ -62,13 +58,7 @@ fn customer(n: u32, created: &str, updated: &str) -> Value {
 
 /// Assert no credential reached the output.
 pub fn no_canary(run: &Run) {
-    for c in [APP_ID, SECRET] {
-        assert!(
-            !run.stdout.contains(c) && !run.stderr.contains(c),
-            "a secret was printed:\n{}",
-            run.render()
-        );
-    }
+    run.hides(&[APP_ID, SECRET], "a secret");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,16 +172,7 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
     assert_eq!(summary["endOfSource"], true);
-    let ids: Vec<String> = f
-        .read("out.jsonl")
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["source_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = jsonl_field(&f.read("out.jsonl"), "source_id");
     assert_eq!(ids, ["s1", "s2", "s3", "s4", "s5"]);
 }
 

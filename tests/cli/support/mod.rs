@@ -89,6 +89,17 @@ pub struct Run {
 }
 
 impl Run {
+    /// Fail unless none of `secrets` (canary credentials) is in stdout or stderr.
+    pub fn hides(&self, secrets: &[&str], what: &str) {
+        for secret in secrets {
+            assert!(
+                !self.stdout.contains(secret) && !self.stderr.contains(secret),
+                "{what} was printed:\n{}",
+                self.render()
+            );
+        }
+    }
+
     /// stdout parsed as JSON; panics with the run when it is not.
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout)
@@ -307,4 +318,22 @@ impl Drop for Sandbox {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A 200 answer with `body` as JSON, for wiremock.
+pub fn ok(body: serde_json::Value) -> wiremock::ResponseTemplate {
+    wiremock::ResponseTemplate::new(200).set_body_json(body)
+}
+
+/// The string at `field` of each line of JSON lines `text`, in order.
+pub fn jsonl_field(text: &str, field: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v[field]
+                .as_str()
+                .unwrap_or_else(|| panic!("no string {field} in {l}"))
+                .to_string()
+        })
+        .collect()
 }
