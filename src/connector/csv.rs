@@ -31,7 +31,7 @@ pub fn spec() -> Spec {
         ],
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
-        actions: Action::LOCAL_STORE.to_vec(),
+        actions: Action::records_and(&[Action::ExportProfiles]),
         max_batch_size: 5_000,
         parallelism: 1,
     }

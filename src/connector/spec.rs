@@ -69,9 +69,9 @@ pub enum Action {
 }
 
 impl Action {
-    /// What a local store of records (a file, a database table) does: every
-    /// record action, page reads, batch upserts and profile export.
-    pub const LOCAL_STORE: [Action; 9] = [
+    /// Every action on records: the single-record actions, getupdates, page
+    /// reads and batch upserts; what a full source and destination does.
+    pub const RECORDS: [Action; 8] = [
         Action::Check,
         Action::Get,
         Action::Insert,
@@ -80,23 +80,12 @@ impl Action {
         Action::GetUpdates,
         Action::ReadPage,
         Action::UpsertBatch,
-        Action::ExportProfiles,
     ];
 
-    /// What a SaaS store of profiles with groups (lists, tags) does: every
-    /// record action, page reads, batch upserts, profile export and groups.
-    pub const PROFILES_WITH_GROUPS: [Action; 10] = [
-        Action::Check,
-        Action::Get,
-        Action::Insert,
-        Action::Patch,
-        Action::Delete,
-        Action::GetUpdates,
-        Action::ReadPage,
-        Action::UpsertBatch,
-        Action::ExportProfiles,
-        Action::Groups,
-    ];
+    /// [`Action::RECORDS`] and `more` (profile export, groups), in that order.
+    pub fn records_and(more: &[Action]) -> Vec<Action> {
+        [Action::RECORDS.as_slice(), more].concat()
+    }
 }
 
 /// One option of account.json.

@@ -40,7 +40,7 @@ pub fn spec() -> Spec {
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
         // A table ferry manages also keeps group memberships beside it.
-        actions: [Action::LOCAL_STORE.as_slice(), &[Action::Groups]].concat(),
+        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
         max_batch_size: 1_000,
         parallelism: 1,
     }

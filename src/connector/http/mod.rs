@@ -78,16 +78,7 @@ pub fn spec() -> Spec {
         options,
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the manifest's idField names it)").required()],
         extra_fields: true,
-        actions: vec![
-            Action::Check,
-            Action::Get,
-            Action::Insert,
-            Action::Patch,
-            Action::Delete,
-            Action::GetUpdates,
-            Action::ReadPage,
-            Action::UpsertBatch,
-        ],
+        actions: Action::RECORDS.to_vec(),
         max_batch_size: 100,
         parallelism: 4,
     }

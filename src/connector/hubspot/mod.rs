@@ -120,7 +120,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("lifecyclestage", FieldType::String, "Lifecycle stage (subscriber, lead, customer, ...)"),
         ],
         extra_fields: true,
-        actions: Action::PROFILES_WITH_GROUPS.to_vec(),
+        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
         max_batch_size: MAX_BATCH,
         parallelism: 2,
     }

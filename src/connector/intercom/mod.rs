@@ -156,7 +156,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("custom_attributes", FieldType::Object, "Custom data attributes (strings, numbers, booleans); any other field of a record goes here too"),
         ],
         extra_fields: true,
-        actions: Action::PROFILES_WITH_GROUPS.to_vec(),
+        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
         max_batch_size: BATCH,
         parallelism: PARALLEL,
     }

@@ -166,7 +166,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("updated", FieldType::Datetime, "When the profile last changed (read only)"),
         ],
         extra_fields: true,
-        actions: Action::PROFILES_WITH_GROUPS.to_vec(),
+        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
         max_batch_size: requests::MAX_BULK,
         parallelism: 4,
     }

@@ -110,16 +110,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("metadata", FieldType::Object, "Custom attributes as key/value pairs (the project may enforce a schema)"),
         ],
         extra_fields: false,
-        actions: vec![
-            Action::Check,
-            Action::Get,
-            Action::Insert,
-            Action::Patch,
-            Action::Delete,
-            Action::GetUpdates,
-            Action::ReadPage,
-            Action::UpsertBatch,
-        ],
+        actions: Action::RECORDS.to_vec(),
         max_batch_size: MAX_BULK,
         parallelism: 1,
     }
