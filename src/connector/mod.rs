@@ -14,6 +14,7 @@ pub mod hubspot;
 pub mod intercom;
 mod jsonl;
 pub mod klaviyo;
+pub mod mark;
 pub mod segment;
 mod sqlite;
 pub mod voucherify;

@@ -73,8 +73,8 @@ use crate::error::{failed, usage, Failure};
 use crate::http::redact::{redact_body_text, redact_url};
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
-    flatten, modified_ms, properties, Api, Mark, Nulls, MAX_BATCH, MAX_MEMBERS, MAX_PAGE,
-    MAX_SEARCH,
+    flatten, modified_ms, properties, Api, Mark, MarkToken, Nulls, MAX_BATCH, MAX_MEMBERS,
+    MAX_PAGE, MAX_SEARCH,
 };
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";

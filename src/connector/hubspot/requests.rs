@@ -371,58 +371,30 @@ fn iso(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
-/// Where getupdates stands: the last modification time read and the ids of
-/// every contact read at exactly that time. The next search asks for
-/// `lastmodifieddate >= at` and skips those ids, so contacts modified in
-/// the same millisecond are neither skipped nor read twice, and the search
-/// never pages deep enough to meet its result cap.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mark {
-    pub at: i64,
-    pub seen: Vec<String>,
+/// Where getupdates stands ([`crate::connector::mark`]): the last
+/// modification time read (Unix milliseconds) and the ids read at exactly
+/// that time. The next search asks for `lastmodifieddate >= at` and skips
+/// those ids, so the search never pages deep enough to meet its result cap.
+pub type Mark = crate::connector::mark::Mark<i64>;
+
+/// HubSpot's spelling of a [`Mark`]: TIME is ISO 8601, a date or Unix milliseconds.
+pub trait MarkToken: Sized {
+    /// `TIME` or `TIME|id,id`.
+    fn parse(token: &str) -> Result<Self>;
+    fn token(&self) -> String;
 }
 
-impl Mark {
-    /// `TIME` or `TIME|id,id`; TIME is ISO 8601, a date or Unix milliseconds.
-    pub fn parse(token: &str) -> Result<Mark> {
-        let (time, ids) = token.split_once('|').unwrap_or((token, ""));
-        let at = parse_ms(time).ok_or_else(|| {
+impl MarkToken for Mark {
+    fn parse(token: &str) -> Result<Mark> {
+        Mark::read(token, parse_ms).ok_or_else(|| {
             usage(format!("\"{token}\" is not a HubSpot position: expected an ISO 8601 date-time or Unix milliseconds, optionally followed by |ids"))
                 .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-        })?;
-        let seen = ids
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        Ok(Mark { at, seen })
+                .into()
+        })
     }
 
-    pub fn token(&self) -> String {
-        if self.seen.is_empty() {
-            iso(self.at)
-        } else {
-            format!("{}|{}", iso(self.at), self.seen.join(","))
-        }
-    }
-
-    /// Whether the contact `id` modified at `at` was read already.
-    pub fn covers(&self, at: i64, id: &str) -> bool {
-        at < self.at || (at == self.at && self.seen.iter().any(|s| s == id))
-    }
-
-    /// The mark after reading contact `id` modified at `at`.
-    pub fn advance(mark: Option<Mark>, at: i64, id: &str) -> Mark {
-        match mark {
-            Some(mut m) if m.at == at => {
-                m.seen.push(id.to_string());
-                m
-            }
-            _ => Mark {
-                at,
-                seen: vec![id.to_string()],
-            },
-        }
+    fn token(&self) -> String {
+        self.write(iso(self.at))
     }
 }
 

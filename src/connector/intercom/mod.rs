@@ -83,7 +83,7 @@ use crate::http::redact::{redact_body_text, redact_url};
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
-    Api, Mark, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
+    Api, Mark, MarkToken, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
 };
 
 /// The US region, Intercom's default host.

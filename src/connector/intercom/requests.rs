@@ -5,7 +5,6 @@
 //! queries, and the `getupdates` position.
 
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
@@ -406,83 +405,47 @@ pub fn conflict_id(message: &str) -> Option<std::result::Result<String, String>>
     Some(Ok(id))
 }
 
-/// Where `getupdates` stands: the last `updated_at` read (Unix seconds) and
-/// the ids read at exactly that second, so contacts that share a second are
-/// neither skipped nor read twice.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mark {
-    pub at: i64,
-    pub seen: Vec<String>,
-}
+/// Where `getupdates` stands ([`crate::connector::mark`]): the last
+/// `updated_at` read, in Unix seconds, and the ids read at that second.
+pub type Mark = crate::connector::mark::Mark<i64>;
 
-impl Mark {
+/// Intercom's spelling of a [`Mark`]: TIME is Unix seconds.
+pub trait MarkToken: Sized {
     /// `SECONDS` or `SECONDS|id,id` (what ferry prints as nextSync), or an
     /// RFC 3339 date-time or a date as `--last-sync`.
-    pub fn parse(token: &str) -> Result<Mark> {
-        let (time, ids) = token.split_once('|').unwrap_or((token, ""));
-        let time = time.trim();
-        let at = time
-            .parse::<i64>()
-            .ok()
-            .or_else(|| {
-                DateTime::parse_from_rfc3339(time)
-                    .ok()
-                    .map(|d| d.with_timezone(&Utc).timestamp())
-            })
-            .or_else(|| {
-                NaiveDate::parse_from_str(time, "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|d| d.and_utc().timestamp())
-            })
-            .ok_or_else(|| {
-                usage(format!("\"{token}\" is not an Intercom position: expected Unix seconds, an RFC 3339 date-time or a date, optionally followed by |ids"))
-                    .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-            })?;
-        let seen = ids
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        Ok(Mark { at, seen })
+    fn parse(token: &str) -> Result<Self>;
+    fn token(&self) -> String;
+    /// The value of the `updated_at >` filter.
+    fn search_after(&self) -> i64;
+}
+
+impl MarkToken for Mark {
+    fn parse(token: &str) -> Result<Mark> {
+        let seconds = |time: &str| {
+            time.parse::<i64>()
+                .ok()
+                .or_else(|| crate::connector::mark::parse_time(time).map(|d| d.timestamp()))
+        };
+        Mark::read(token, seconds).ok_or_else(|| {
+            usage(format!("\"{token}\" is not an Intercom position: expected Unix seconds, an RFC 3339 date-time or a date, optionally followed by |ids"))
+                .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
+                .into()
+        })
     }
 
-    pub fn token(&self) -> String {
-        if self.seen.is_empty() {
-            self.at.to_string()
-        } else {
-            format!("{}|{}", self.at, self.seen.join(","))
-        }
+    fn token(&self) -> String {
+        self.write(self.at.to_string())
     }
 
-    /// The value of the `updated_at >` filter. The search compares dates by
-    /// day: `> T` means "from the day after T's day" [SEARCH], so ferry asks
-    /// from the day before T's day and filters the rest itself.
-    pub fn search_after(&self) -> i64 {
+    /// The search compares dates by day: `> T` means "from the day after T's
+    /// day" [SEARCH], so ferry asks from the day before T's day and filters
+    /// the rest itself.
+    fn search_after(&self) -> i64 {
         // The day is the workspace's, not UTC's [SPEC 2.14 SearchContacts];
         // one day back covers every offset from UTC-12 to UTC+14. Saturating:
         // a `--last-sync` near i64::MIN must not overflow.
         let day = self.at.saturating_sub(self.at.rem_euclid(86_400));
         day.saturating_sub(86_400)
-    }
-
-    /// Whether a contact updated at `at` with id `id` was read already.
-    pub fn covers(&self, at: i64, id: &str) -> bool {
-        at < self.at || (at == self.at && self.seen.iter().any(|s| s == id))
-    }
-
-    /// The mark after reading a contact updated at `at` with id `id`.
-    pub fn advance(mark: Option<Mark>, at: i64, id: &str) -> Mark {
-        match mark {
-            Some(mut m) if m.at == at => {
-                m.seen.push(id.to_string());
-                m
-            }
-            _ => Mark {
-                at,
-                seen: vec![id.to_string()],
-            },
-        }
     }
 }
 

@@ -91,8 +91,8 @@ use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_url;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
-    flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, ATTRIBUTES,
-    KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
+    flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, MarkToken,
+    ATTRIBUTES, KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
 };
 
 /// Pages of a list lookup read before creating the list (10 lists a page).

@@ -5,7 +5,7 @@
 //! identifier given on the command line is read, and the getupdates mark.
 
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
@@ -406,34 +406,31 @@ pub fn flatten(resource: &Value) -> Option<Record> {
     Some(record)
 }
 
-/// Where a getupdates run stands: the `updated` time of the last profile
-/// read and the ids read at exactly that time. The next request asks for
-/// profiles updated after one millisecond earlier and skips those ids, so
-/// profiles updated in the same instant are neither skipped nor read twice
-/// (Klaviyo's `greater-than` is strict).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mark {
-    pub at: DateTime<Utc>,
-    pub seen: Vec<String>,
+/// Where a getupdates run stands ([`crate::connector::mark`]): the next
+/// request asks for profiles updated after one millisecond earlier than the
+/// mark and skips the ids read at its time (Klaviyo's `greater-than` is
+/// strict).
+pub type Mark = crate::connector::mark::Mark<DateTime<Utc>>;
+
+/// Klaviyo's spelling of a [`Mark`]: TIME is an ISO 8601 date-time.
+pub trait MarkToken: Sized {
+    /// `TIME` or `TIME|id,id` (the form of nextSync).
+    fn parse(token: &str) -> Result<Self>;
+    fn token(&self) -> String;
+    /// The filter of the first request after this mark.
+    fn filter(&self) -> String;
 }
 
-impl Mark {
-    /// `TIME` or `TIME|id,id` (the form of nextSync).
-    pub fn parse(token: &str) -> Result<Mark> {
-        let (time, ids) = token.split_once('|').unwrap_or((token, ""));
-        let at = parse_time(time.trim()).ok_or_else(|| {
+impl MarkToken for Mark {
+    fn parse(token: &str) -> Result<Mark> {
+        Mark::read(token, parse_time).ok_or_else(|| {
             usage(format!("\"{token}\" is not a Klaviyo sync token: expected an ISO 8601 date-time, optionally followed by |ids"))
                 .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-        })?;
-        let seen = ids
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        Ok(Mark { at, seen })
+                .into()
+        })
     }
 
-    pub fn token(&self) -> String {
+    fn token(&self) -> String {
         // Klaviyo writes `updated` with up to microseconds
         // (`YYYY-MM-DDTHH:MM:SS.mmmmmm`): a token cut to milliseconds would
         // no longer equal the time of the ids it lists, and those profiles
@@ -443,52 +440,18 @@ impl Mark {
         } else {
             SecondsFormat::AutoSi
         };
-        let time = self.at.to_rfc3339_opts(precision, true);
-        if self.seen.is_empty() {
-            time
-        } else {
-            format!("{time}|{}", self.seen.join(","))
-        }
+        self.write(self.at.to_rfc3339_opts(precision, true))
     }
 
-    /// The filter of the first request after this mark.
-    pub fn filter(&self) -> String {
+    fn filter(&self) -> String {
         let after =
             (self.at - TimeDelta::milliseconds(1)).to_rfc3339_opts(SecondsFormat::Millis, true);
         // Klaviyo's filter syntax takes datetimes without quotes.
         format!("greater-than(updated,{after})")
     }
-
-    /// Whether the profile `id` updated at `at` was read already.
-    pub fn covers(&self, at: DateTime<Utc>, id: &str) -> bool {
-        at < self.at || (at == self.at && self.seen.iter().any(|s| s == id))
-    }
-
-    /// The mark after reading the profile `id` updated at `at`.
-    pub fn advance(mark: Option<Mark>, at: DateTime<Utc>, id: &str) -> Mark {
-        match mark {
-            Some(mut m) if m.at == at => {
-                m.seen.push(id.to_string());
-                m
-            }
-            _ => Mark {
-                at,
-                seen: vec![id.to_string()],
-            },
-        }
-    }
 }
 
-/// An ISO 8601 date-time, or a date (midnight UTC).
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Some(d.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc())
-}
+pub use crate::connector::mark::parse_time;
 
 /// `links.next` as a path and query to send to `baseUrl`, with `page[size]`
 /// set to `size` when given. `Ok(None)` when there is no next page; an

@@ -51,7 +51,7 @@ use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::{redact_body_text, redact_url};
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
-use requests::{customer_body, parse_time, Api, Mark, MAX_BULK, MAX_PAGE};
+use requests::{customer_body, parse_time, Api, Mark, MarkToken, MAX_BULK, MAX_PAGE};
 
 /// The European cluster, Voucherify's default.
 pub const DEFAULT_BASE_URL: &str = "https://api.voucherify.io";

@@ -176,80 +176,39 @@ pub fn api_date(s: &str) -> Option<String> {
         .map(|d| d.date_naive().format("%Y-%m-%d").to_string())
 }
 
-/// Where a timestamp-ordered listing stands: the timestamp of the last
-/// customer read and the ids of every customer read at exactly that
-/// timestamp. The next request asks for customers after one millisecond
-/// earlier and skips those, so customers that share a timestamp are neither
-/// skipped nor read twice, whether the API's "after" is strict or not.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Mark {
-    pub at: DateTime<Utc>,
-    pub seen: Vec<String>,
+/// Where a timestamp-ordered listing stands ([`crate::connector::mark`]):
+/// the next request asks for customers after one millisecond earlier than
+/// the mark and skips the ids read at its time.
+pub type Mark = crate::connector::mark::Mark<DateTime<Utc>>;
+
+/// Voucherify's spelling of a [`Mark`]: TIME is an ISO 8601 date-time.
+pub trait MarkToken: Sized {
+    /// `TIME` or `TIME|id,id` (the form written into checkpoints and nextSync).
+    fn parse(token: &str) -> Result<Self>;
+    fn token(&self) -> String;
+    /// The value sent as `starting_after` / `updated_at[after]`.
+    fn after(&self) -> String;
 }
 
-impl Mark {
-    /// `TIME` or `TIME|id,id` (the form written into checkpoints and nextSync).
-    pub fn parse(token: &str) -> Result<Mark> {
-        let (time, ids) = match token.split_once('|') {
-            Some((t, ids)) => (t, ids),
-            None => (token, ""),
-        };
-        let at = parse_time(time.trim()).ok_or_else(|| {
+impl MarkToken for Mark {
+    fn parse(token: &str) -> Result<Mark> {
+        Mark::read(token, parse_time).ok_or_else(|| {
             usage(format!("\"{token}\" is not a Voucherify position: expected an ISO 8601 date-time, optionally followed by |ids"))
                 .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-        })?;
-        let seen = ids
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        Ok(Mark { at, seen })
+                .into()
+        })
     }
 
-    pub fn token(&self) -> String {
-        let time = self.at.to_rfc3339_opts(SecondsFormat::Millis, true);
-        if self.seen.is_empty() {
-            time
-        } else {
-            format!("{time}|{}", self.seen.join(","))
-        }
+    fn token(&self) -> String {
+        self.write(self.at.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 
-    /// The value sent as `starting_after` / `updated_at[after]`.
-    pub fn after(&self) -> String {
+    fn after(&self) -> String {
         (self.at - TimeDelta::milliseconds(1)).to_rfc3339_opts(SecondsFormat::Millis, true)
     }
-
-    /// Whether a customer at `at` with Voucherify id `id` was read already.
-    pub fn covers(&self, at: DateTime<Utc>, id: &str) -> bool {
-        at < self.at || (at == self.at && self.seen.iter().any(|s| s == id))
-    }
-
-    /// The mark after reading a customer at `at` with id `id`.
-    pub fn advance(mark: Option<Mark>, at: DateTime<Utc>, id: &str) -> Mark {
-        match mark {
-            Some(mut m) if m.at == at => {
-                m.seen.push(id.to_string());
-                m
-            }
-            _ => Mark {
-                at,
-                seen: vec![id.to_string()],
-            },
-        }
-    }
 }
 
-/// An ISO 8601 date-time, or a date (midnight UTC).
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        return Some(d.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|d| d.and_utc())
-}
+pub use crate::connector::mark::parse_time;
 
 #[cfg(test)]
 mod tests {
