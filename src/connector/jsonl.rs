@@ -78,6 +78,10 @@ impl Format for Jsonl {
         Ok(())
     }
 
+    fn writes_raw(&self) -> bool {
+        true
+    }
+
     fn append(&self, out: &mut dyn Write, _columns: &[String], records: &[&Record]) -> Result<()> {
         for record in records {
             serde_json::to_writer(&mut *out, *record)?;

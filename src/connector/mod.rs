@@ -15,6 +15,7 @@ pub mod intercom;
 mod jsonl;
 pub mod klaviyo;
 pub mod mark;
+pub mod raw;
 pub mod segment;
 mod sqlite;
 pub mod voucherify;
@@ -218,6 +219,34 @@ pub trait Connector: Send + Sync {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let _ = (from, limit);
         Err(unsupported(self.spec().code, "read pages").into())
+    }
+
+    /// Whether `read_page_raw` answers the source's own JSON text, which
+    /// lets import pass records through unparsed (see [`raw`]).
+    fn reads_raw(&self) -> bool {
+        false
+    }
+
+    /// `read_page`, with the records as JSON text. The default writes the
+    /// parsed records out again: correct, but it saves nothing.
+    async fn read_page_raw(&self, from: &Position, limit: usize) -> Result<raw::RawPage> {
+        let page = self.read_page(from, limit).await?;
+        Ok(raw::RawPage {
+            records: raw::RawRecords::from_records(&page.records)?,
+            next: page.next,
+            total: page.total,
+        })
+    }
+
+    /// Whether `upsert_raw` writes JSON text without parsing it.
+    fn writes_raw(&self) -> bool {
+        false
+    }
+
+    /// `upsert_batch` for records as JSON text, keyed by their ids. The
+    /// default parses them and calls `upsert_batch`.
+    async fn upsert_raw(&self, records: std::sync::Arc<raw::RawRecords>) -> Result<Vec<Outcome>> {
+        self.upsert_batch(Records::new(records.to_records()?)).await
     }
 
     /// What `op` would send, without sending it: the HTTP requests of an HTTP

@@ -24,11 +24,12 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::connector::raw::{self, RawRecords};
 use crate::connector::{Action, Connector, Outcome, Position, Record, Records, WriteOp};
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{self, Checkpoint, Counts};
 use crate::engine::mapping::{Checked, Mapping, Source, Validator};
-use crate::engine::read_ahead::PageReader;
+use crate::engine::read_ahead::{PageReader, Rows};
 use crate::engine::target::Target;
 use crate::error::{failed, find_failure, usage, Failure, Kind};
 use crate::output::progress::{self, Progress};
@@ -80,7 +81,7 @@ struct Batch {
     /// The source offset of its first record.
     first: u64,
     /// The records to write and their source offsets.
-    records: Vec<Record>,
+    records: Rows,
     offsets: Vec<u64>,
     /// Records validation refused, already rendered as rejects-file lines.
     rejects: Vec<Value>,
@@ -97,8 +98,49 @@ struct Batch {
 struct InFlight {
     batch: Batch,
     /// The records sent, kept to report the ones the destination refuses.
-    sent: Records,
+    sent: Sent,
     task: JoinHandle<Result<Vec<Outcome>>>,
+}
+
+/// A batch's records, shared between the write and the commit stage.
+#[derive(Clone)]
+enum Sent {
+    Parsed(Records),
+    Raw(Arc<RawRecords>),
+}
+
+impl Sent {
+    fn new(rows: Rows) -> Sent {
+        match rows {
+            Rows::Parsed(r) => Sent::Parsed(Records::new(r)),
+            Rows::Raw(r) => Sent::Raw(Arc::new(r)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Sent::Parsed(r) => r.len(),
+            Sent::Raw(r) => r.len(),
+        }
+    }
+
+    /// Record `i`, for the rejects file.
+    fn record(&self, i: usize) -> Value {
+        match self {
+            Sent::Parsed(r) => Value::Object(r[i].clone()),
+            Sent::Raw(r) => r
+                .record(i)
+                .map_or_else(|_| Value::String(r.get(i).to_string()), Value::Object),
+        }
+    }
+
+    async fn write(self, dest: &dyn Connector) -> Result<Vec<Outcome>> {
+        match self {
+            _ if self.len() == 0 => Ok(Vec::new()),
+            Sent::Parsed(r) => dest.upsert_batch(r).await,
+            Sent::Raw(r) => dest.upsert_raw(r).await,
+        }
+    }
 }
 
 /// How one attempt ended.
@@ -123,6 +165,8 @@ struct Setup {
     concurrency: usize,
     state: PathBuf,
     rejects: PathBuf,
+    /// Records pass through as the source's JSON text ([`raw`]).
+    raw: bool,
 }
 
 /// Run the import described by `plan`.
@@ -275,11 +319,22 @@ async fn setup(plan: &ImportPlan, ctx: &Ctx) -> Result<Setup> {
         .rejects
         .clone()
         .unwrap_or_else(|| checkpoint::default_rejects_path(&ctx.folder, &from, &to));
+    // Passing records through unparsed is worth it only when both ends
+    // speak JSON text natively and nothing would change a record.
+    let raw = mapping.is_identity()
+        && validator.checks_only_a_text_id()
+        && source.reads_raw()
+        && dest.writes_raw();
     ctx.out.verbose(&format!(
-        "import {} -> {}: batches of {batch_size}, {concurrency} at once, checkpoint {}",
+        "import {} -> {}: batches of {batch_size}, {concurrency} at once, checkpoint {}{}",
         plan.from,
         plan.to,
-        state.display()
+        state.display(),
+        if raw {
+            "; records pass through as JSON text"
+        } else {
+            ""
+        }
     ));
     Ok(Setup {
         source,
@@ -292,6 +347,7 @@ async fn setup(plan: &ImportPlan, ctx: &Ctx) -> Result<Setup> {
         concurrency,
         state,
         rejects,
+        raw,
     })
 }
 
@@ -387,7 +443,7 @@ async fn attempt(
     let mut rejects = RejectsFile::new(&setup.rejects);
     let (tx, mut rx) = mpsc::channel::<Batch>(setup.concurrency);
     let reader = tokio::spawn(read_batches(
-        Arc::clone(&setup.source),
+        PageReader::new(Arc::clone(&setup.source), setup.raw),
         cp.position.clone(),
         setup.batch_size,
         limit,
@@ -443,15 +499,10 @@ async fn attempt(
                     if let Some(total) = batch.total {
                         progress.total(total);
                     }
-                    let records = Records::new(std::mem::take(&mut batch.records));
-                    let sent = Arc::clone(&records);
+                    let sent = Sent::new(std::mem::replace(&mut batch.records, Rows::Parsed(Vec::new())));
+                    let records = sent.clone();
                     let dest = Arc::clone(&setup.dest);
-                    let task = tokio::spawn(async move {
-                        if records.is_empty() {
-                            return Ok(Vec::new());
-                        }
-                        dest.upsert_batch(records).await
-                    });
+                    let task = tokio::spawn(async move { records.write(dest.as_ref()).await });
                     inflight.push_back(InFlight { batch, sent, task });
                 }
                 None => reader_done = true,
@@ -488,7 +539,7 @@ fn commit(
     cp: &mut Checkpoint,
     rejects: &mut RejectsFile,
     batch: Batch,
-    sent: Records,
+    sent: Sent,
     outcome: Result<Vec<Outcome>>,
 ) -> std::result::Result<Counts, (u64, anyhow::Error)> {
     let size = sent.len() as u64;
@@ -513,13 +564,13 @@ fn commit(
     for line in &batch.rejects {
         rejects.write(line).map_err(fail)?;
     }
-    for ((outcome, record), offset) in outcomes.into_iter().zip(sent.iter()).zip(batch.offsets) {
+    for (i, (outcome, offset)) in outcomes.into_iter().zip(batch.offsets).enumerate() {
         match outcome {
             Outcome::Ok { .. } => counts.written += 1,
             Outcome::Rejected { reason, .. } => {
                 counts.rejected += 1;
                 *counts.rejected_by_reason.entry(reason.clone()).or_default() += 1;
-                let line = json!({ "record": record, "reason": reason, "offset": offset });
+                let line = json!({ "record": sent.record(i), "reason": reason, "offset": offset });
                 rejects.write(&line).map_err(fail)?;
             }
         }
@@ -602,7 +653,7 @@ impl RejectsFile {
 /// validates them, and sends them down the bounded queue. It stops at the
 /// end of the source, at `limit`, or when the queue is closed.
 async fn read_batches(
-    source: Arc<dyn Connector>,
+    mut reader: PageReader,
     mut pos: Position,
     batch_size: usize,
     limit: Option<u64>,
@@ -611,7 +662,6 @@ async fn read_batches(
     tx: mpsc::Sender<Batch>,
 ) -> Result<()> {
     let mut left = limit.unwrap_or(u64::MAX);
-    let mut reader = PageReader::new(source);
     loop {
         let batch = read_batch(
             &mut reader,
@@ -640,7 +690,11 @@ async fn read_batch(
 ) -> Result<Batch> {
     let mut batch = Batch {
         first: pos.offset,
-        records: Vec::with_capacity(batch_size.min(10_000)),
+        records: if reader.raw() {
+            Rows::Raw(RawRecords::default())
+        } else {
+            Rows::Parsed(Vec::with_capacity(batch_size.min(10_000)))
+        },
         offsets: Vec::new(),
         rejects: Vec::new(),
         counts: Counts::default(),
@@ -652,7 +706,7 @@ async fn read_batch(
     while read < batch_size && *left > 0 {
         let want = (batch_size - read).min(usize::try_from(*left).unwrap_or(usize::MAX));
         let page = reader.read(pos, want, *left).await?;
-        let n = page.records.len();
+        let n = page.rows.len();
         let code = reader.source().spec().code;
         if n > want {
             return Err(failed(format!(
@@ -676,27 +730,39 @@ async fn read_batch(
             ))
             .into());
         }
-        for (i, record) in page.records.into_iter().enumerate() {
-            let offset = pos.offset + i as u64;
-            match validator.check(mapping.apply(record)) {
-                Checked::Valid { record, warnings } => {
-                    for w in warnings {
-                        batch.counts.warnings += 1;
-                        *batch.counts.warnings_by_reason.entry(w).or_default() += 1;
-                    }
-                    batch.records.push(record);
-                    batch.offsets.push(offset);
+        match page.rows {
+            Rows::Parsed(records) => {
+                for (i, record) in records.into_iter().enumerate() {
+                    take(
+                        &mut batch,
+                        pos.offset + i as u64,
+                        record,
+                        mapping,
+                        validator,
+                    )?;
                 }
-                Checked::Rejected { record, reason } => {
-                    batch.counts.rejected += 1;
-                    *batch
-                        .counts
-                        .rejected_by_reason
-                        .entry(reason.clone())
-                        .or_default() += 1;
-                    batch
-                        .rejects
-                        .push(json!({ "record": record, "reason": reason, "offset": offset }));
+            }
+            Rows::Raw(records) => {
+                if let Rows::Raw(out) = &mut batch.records {
+                    if out.is_empty() {
+                        // Room for the whole batch at this page's record
+                        // size, rather than growing it page by page.
+                        let per = records.bytes() / n.max(1) + 1;
+                        out.reserve(batch_size, per * batch_size * 9 / 8);
+                    }
+                }
+                for (i, json) in records.iter().enumerate() {
+                    let offset = pos.offset + i as u64;
+                    // A record with a plain text id passes validation
+                    // unchanged: it goes as the source sent it.
+                    if let (Rows::Raw(out), Some(id)) =
+                        (&mut batch.records, raw::plain_id(json, &mapping.id_field))
+                    {
+                        out.push_keyed(json, id);
+                        batch.offsets.push(offset);
+                        continue;
+                    }
+                    take(&mut batch, offset, records.record(i)?, mapping, validator)?;
                 }
             }
         }
@@ -715,6 +781,38 @@ async fn read_batch(
     }
     batch.end = pos.clone();
     Ok(batch)
+}
+
+/// Map and validate one record into `batch`, or into its rejects.
+fn take(
+    batch: &mut Batch,
+    offset: u64,
+    record: Record,
+    mapping: &Mapping,
+    validator: &Validator,
+) -> Result<()> {
+    match validator.check(mapping.apply(record)) {
+        Checked::Valid { record, warnings } => {
+            for w in warnings {
+                batch.counts.warnings += 1;
+                *batch.counts.warnings_by_reason.entry(w).or_default() += 1;
+            }
+            batch.records.push(record, &mapping.id_field)?;
+            batch.offsets.push(offset);
+        }
+        Checked::Rejected { record, reason } => {
+            batch.counts.rejected += 1;
+            *batch
+                .counts
+                .rejected_by_reason
+                .entry(reason.clone())
+                .or_default() += 1;
+            batch
+                .rejects
+                .push(json!({ "record": record, "reason": reason, "offset": offset }));
+        }
+    }
+    Ok(())
 }
 
 /// `--dry-run`: the first batch as the destination would receive it, and
@@ -736,7 +834,7 @@ async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode
     };
     let mut left = plan.limit.unwrap_or(u64::MAX);
     let batch = read_batch(
-        &mut PageReader::new(Arc::clone(&setup.source)),
+        &mut PageReader::new(Arc::clone(&setup.source), false),
         &mut pos,
         setup.batch_size,
         &mut left,
@@ -744,7 +842,9 @@ async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode
         &setup.validator,
     )
     .await?;
-    let requests = setup.dest.preview(&WriteOp::UpsertBatch(batch.records))?;
+    let requests = setup
+        .dest
+        .preview(&WriteOp::UpsertBatch(batch.records.into_records()?))?;
     ctx.out.result(&json!({
         "dryRun": true,
         "read": batch.counts.read,
@@ -929,6 +1029,7 @@ mod tests {
             concurrency: 4,
             state: dir.join("cp.json"),
             rejects: dir.join("rejects.jsonl"),
+            raw: false,
         }
     }
 

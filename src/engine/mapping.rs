@@ -77,6 +77,12 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// Whether every record passes through unchanged (no map, no
+    /// `--id-field`).
+    pub fn is_identity(&self) -> bool {
+        self.entries.is_empty() && self.id_from.is_none()
+    }
+
     /// Parse a map file: `{"email": "mail", "city": "/address/city",
     /// "source": {"const": "import"}, "internal": null}`.
     pub fn parse_map(value: Value, file: &Path) -> Result<Vec<(String, Source)>> {
@@ -114,7 +120,7 @@ impl Mapping {
     /// passes through by name; with one, fields the map names take their
     /// value from the map (or are dropped) and the others pass through.
     pub fn apply(&self, source: Record) -> Record {
-        if self.entries.is_empty() && self.id_from.is_none() {
+        if self.is_identity() {
             return source;
         }
         let mut out = Record::with_capacity(source.len() + self.entries.len() + 1);
@@ -171,6 +177,14 @@ impl Validator {
             id_field: id_field.to_string(),
             fields,
         }
+    }
+
+    /// Whether a record whose identifier is a non-blank string always
+    /// passes unchanged: no declared field but the identifier, as text.
+    pub fn checks_only_a_text_id(&self) -> bool {
+        self.fields
+            .iter()
+            .all(|f| f.name == self.id_field && f.kind == FieldType::String)
     }
 
     pub fn check(&self, mut record: Record) -> Checked {

@@ -13,17 +13,68 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 
-use crate::connector::{Connector, Page, Position};
+use crate::connector::raw::RawRecords;
+use crate::connector::{Connector, Position, Record};
+
+/// A page's records: parsed, or as the source's JSON text (import's
+/// pass-through, see [`crate::connector::raw`]).
+pub enum Rows {
+    Parsed(Vec<Record>),
+    Raw(RawRecords),
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        match self {
+            Rows::Parsed(r) => r.len(),
+            Rows::Raw(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Add a record that passed validation, keyed by its `id_field`.
+    pub fn push(&mut self, record: Record, id_field: &str) -> Result<()> {
+        match self {
+            Rows::Parsed(r) => r.push(record),
+            Rows::Raw(r) => {
+                let id = crate::connector::record_id(&record, id_field)
+                    .with_context(|| format!("a validated record has no {id_field}"))?;
+                r.push_record(&record, &id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The records, parsed.
+    pub fn into_records(self) -> Result<Vec<Record>> {
+        match self {
+            Rows::Parsed(r) => Ok(r),
+            Rows::Raw(r) => r.to_records(),
+        }
+    }
+}
+
+/// One page as the reader answers it.
+pub struct Read {
+    pub rows: Rows,
+    pub next: Option<Position>,
+    pub total: Option<u64>,
+}
 
 /// A page asked for before it was wanted.
 struct Ahead {
     from: Position,
     limit: usize,
-    task: JoinHandle<Result<Page>>,
+    task: JoinHandle<Result<Read>>,
 }
 
 pub struct PageReader {
     source: Arc<dyn Connector>,
+    /// Read pages as JSON text ([`Connector::read_page_raw`]).
+    raw: bool,
     seeks: bool,
     ahead: Option<Ahead>,
     /// The number of records the source put in its last full page.
@@ -31,28 +82,50 @@ pub struct PageReader {
 }
 
 impl PageReader {
-    pub fn new(source: Arc<dyn Connector>) -> PageReader {
+    pub fn new(source: Arc<dyn Connector>, raw: bool) -> PageReader {
         let seeks = source.reads_at_any_offset();
         PageReader {
             source,
+            raw,
             seeks,
             ahead: None,
             page_size: None,
         }
     }
 
+    pub fn raw(&self) -> bool {
+        self.raw
+    }
+
     pub fn source(&self) -> &dyn Connector {
         self.source.as_ref()
     }
 
-    fn spawn(&self, from: Position, limit: usize) -> JoinHandle<Result<Page>> {
+    fn spawn(&self, from: Position, limit: usize) -> JoinHandle<Result<Read>> {
         let source = Arc::clone(&self.source);
-        tokio::spawn(async move { source.read_page(&from, limit).await })
+        let raw = self.raw;
+        tokio::spawn(async move {
+            Ok(if raw {
+                let page = source.read_page_raw(&from, limit).await?;
+                Read {
+                    rows: Rows::Raw(page.records),
+                    next: page.next,
+                    total: page.total,
+                }
+            } else {
+                let page = source.read_page(&from, limit).await?;
+                Read {
+                    rows: Rows::Parsed(page.records),
+                    next: page.next,
+                    total: page.total,
+                }
+            })
+        })
     }
 
     /// Up to `want` records from `from`; `budget` is how many the reader may
     /// still take in all (a `--limit`), so nothing is asked for beyond it.
-    pub async fn read(&mut self, from: &Position, want: usize, budget: u64) -> Result<Page> {
+    pub async fn read(&mut self, from: &Position, want: usize, budget: u64) -> Result<Read> {
         let (task, asked) = match self.ahead.take() {
             Some(a) if a.from == *from && a.limit <= want => (a.task, a.limit),
             Some(a) => {
@@ -77,7 +150,7 @@ impl PageReader {
         let page = task
             .await
             .context("reading a page stopped unexpectedly")??;
-        let n = page.records.len();
+        let n = page.rows.len();
         let full = n > 0 && page.next == Some(Position::at_offset(from.offset + n as u64));
         self.page_size = full.then_some(n);
         Ok(page)
@@ -101,7 +174,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::connector::{Record, Spec};
+    use crate::connector::{Page, Record, Spec};
 
     /// A source of `total` numbered records served `page` at a time, except
     /// that the page at `short_at` is one record short (as a page with a
@@ -179,15 +252,18 @@ mod tests {
 
     /// Read like import does: page after page from the start, at most `budget`.
     async fn read_all(source: Arc<Numbers>, want: usize, budget: u64) -> Vec<u64> {
-        let mut reader = PageReader::new(source);
+        let mut reader = PageReader::new(source, false);
         let (mut pos, mut left, mut got) = (Position::start(), budget, Vec::new());
         while left > 0 {
             let page = reader
                 .read(&pos, want.min(left as usize), left)
                 .await
                 .unwrap();
-            left -= page.records.len() as u64;
-            got.extend(page.records.iter().map(|r| r["n"].as_u64().unwrap()));
+            let Rows::Parsed(records) = page.rows else {
+                panic!("asked for parsed records")
+            };
+            left -= records.len() as u64;
+            got.extend(records.iter().map(|r| r["n"].as_u64().unwrap()));
             match page.next {
                 Some(next) => pos = next,
                 None => break,

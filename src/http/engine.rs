@@ -171,6 +171,10 @@ impl Engine {
                         .context("the request gate closed")?;
                     let outcome = self.attempt(req).await;
                     drop(permit);
+                    // A request waiting for this slot was just woken on this
+                    // worker; let it go out before this task parses its
+                    // answer, so the server is not left idle meanwhile.
+                    tokio::task::yield_now().await;
                     if let (Some(c), Ok(resp)) = (&self.cassette, &outcome) {
                         c.keep(req, resp, &self.out);
                     }

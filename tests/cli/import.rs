@@ -7,6 +7,8 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer};
 
 use crate::support::{jsonl_field, Folder, Run};
 
@@ -932,34 +934,24 @@ async fn an_import_into_http_respects_the_rate_limit() {
     assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
 }
 
-/// A paged API of ten records c1..c10: `?offset=&limit=` with a total.
-struct TenRecords;
-
-impl wiremock::Respond for TenRecords {
-    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
-        let param = |name: &str| {
-            req.url
-                .query_pairs()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| v.parse::<usize>().ok())
-        };
-        let offset = param("offset").unwrap_or(0);
-        let limit = param("limit").unwrap_or(100);
-        let data: Vec<Value> = (offset..(offset + limit).min(10))
-            .map(|i| json!({"id": format!("c{}", i + 1), "email": format!("p{}@example.com", i + 1)}))
-            .collect();
-        wiremock::ResponseTemplate::new(200).set_body_json(json!({"data": data, "total": 10}))
-    }
+/// `?offset=&limit=` of a page request (0 and 100 when absent).
+fn page_params(req: &wiremock::Request) -> (usize, usize) {
+    let param = |name: &str| {
+        req.url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    (param("offset").unwrap_or(0), param("limit").unwrap_or(100))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn offset_and_resume_on_an_http_source() {
-    use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer};
+/// A folder `src` with an http connector listing `GET /items` by offset from
+/// a mock server that answers with `pages` and fails the test unless asked.
+async fn offset_paged_source(pages: impl wiremock::Respond + 'static) -> (MockServer, Folder) {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/items"))
-        .respond_with(TenRecords)
+        .respond_with(pages)
         .expect(1..)
         .mount(&s)
         .await;
@@ -974,6 +966,25 @@ async fn offset_and_resume_on_an_http_source() {
         "src/account.json",
         &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, s.uri()),
     );
+    (s, f)
+}
+
+/// A paged API of ten records c1..c10: `?offset=&limit=` with a total.
+struct TenRecords;
+
+impl wiremock::Respond for TenRecords {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let (offset, limit) = page_params(req);
+        let data: Vec<Value> = (offset..(offset + limit).min(10))
+            .map(|i| json!({"id": format!("c{}", i + 1), "email": format!("p{}@example.com", i + 1)}))
+            .collect();
+        wiremock::ResponseTemplate::new(200).set_body_json(json!({"data": data, "total": 10}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn offset_and_resume_on_an_http_source() {
+    let (_s, f) = offset_paged_source(TenRecords).await;
     let args = [
         "import",
         "--from",
@@ -1027,4 +1038,106 @@ fn a_source_file_that_does_not_exist_is_refused() {
         ])
     );
     assert!(!f.exists("out.db"), "nothing is written");
+}
+
+/// A paged API answering fixed record texts, `?offset=&limit=`, with a total.
+struct Texts(Vec<&'static str>);
+
+impl wiremock::Respond for Texts {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let (offset, limit) = page_params(req);
+        let offset = offset.min(self.0.len());
+        let end = (offset + limit).min(self.0.len());
+        let body = format!(
+            r#"{{"total": {}, "data": [{}]}}"#,
+            self.0.len(),
+            self.0[offset..end].join(", ")
+        );
+        wiremock::ResponseTemplate::new(200).set_body_raw(body, "application/json")
+    }
+}
+
+/// From an HTTP listing into a JSON lines file with nothing to change,
+/// records pass through as the source's text; a record validation would
+/// change, refuse, or that spans lines takes the parsed path. Either way the
+/// file holds the same records as a run that parses every one.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_pass_through_as_text_and_match_a_parsed_run() {
+    let texts = vec![
+        r#"{"id":"x1","n":0}"#,
+        r#"{"id":"x2","n":0}"#,
+        r#"{"id": "a",  "name": "kept as sent", "tag": "caf\u00e9"}"#,
+        r#"{"id": 7, "name": "a number id becomes text"}"#,
+        r#"{"name": "no id"}"#,
+        r#"{"id": "b\"q", "n": 1}"#,
+        "{\"id\": \"c\",\n \"n\": 2}",
+        r#"{"id": "d", "id": "e"}"#,
+    ];
+    let (_s, f) = offset_paged_source(Texts(texts)).await;
+    let import = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "-v",
+            "import",
+            "--from",
+            "src",
+            "--to",
+            to,
+            "--batch-size",
+            "2",
+        ];
+        args.extend(extra);
+        f.run(&args)
+    };
+    let raw = import("jsonl:raw.jsonl", &["--rejects", "raw-rejects.jsonl"]);
+    assert_eq!(raw.code, 3, "one record is rejected: {}", raw.render());
+    assert!(
+        raw.stderr.contains("records pass through as JSON text"),
+        "{}",
+        raw.render()
+    );
+    let summary = raw.json();
+    assert_eq!(summary["read"], 8);
+    assert_eq!(summary["written"], 7);
+    assert_eq!(summary["rejected"]["byReason"], json!({"missing id": 1}));
+    let text = f.read("raw.jsonl");
+    let lines: Vec<&str> = text.lines().collect();
+    // The first batch creates the file (parsed); the second is appended as
+    // it came, spacing and escapes included, with the converted id written
+    // out; the batch with a line break inside a record is parsed whole.
+    assert_eq!(
+        lines,
+        [
+            r#"{"id":"x1","n":0}"#,
+            r#"{"id":"x2","n":0}"#,
+            r#"{"id": "a",  "name": "kept as sent", "tag": "caf\u00e9"}"#,
+            r#"{"id":"7","name":"a number id becomes text"}"#,
+            r#"{"id":"b\"q","n":1}"#,
+            r#"{"id":"c","n":2}"#,
+            r#"{"id":"e"}"#,
+        ]
+    );
+    let reject: Value = serde_json::from_str(f.read("raw-rejects.jsonl").trim()).unwrap();
+    assert_eq!(
+        reject,
+        json!({"record": {"name": "no id"}, "reason": "missing id", "offset": 4})
+    );
+    // --id-field id changes nothing, but asks for every record to be parsed.
+    let parsed = import(
+        "jsonl:parsed.jsonl",
+        &["--id-field", "id", "--rejects", "parsed-rejects.jsonl"],
+    );
+    assert_eq!(parsed.code, 3, "{}", parsed.render());
+    assert!(
+        !parsed.stderr.contains("pass through"),
+        "{}",
+        parsed.render()
+    );
+    let records = |file: &str| -> Vec<Value> {
+        f.read(file)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(records("raw.jsonl"), records("parsed.jsonl"));
+    assert_eq!(f.read("raw-rejects.jsonl"), f.read("parsed-rejects.jsonl"));
 }

@@ -19,6 +19,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use crate::connector::raw::{self, RawPage, RawRecords};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
@@ -219,6 +220,8 @@ struct Cursor {
 /// One page as read.
 struct Fetched {
     records: Vec<Record>,
+    /// The records as JSON text instead (then `records` is empty).
+    raw: Option<RawRecords>,
     body: Value,
     next: Option<Cursor>,
     total: Option<u64>,
@@ -420,6 +423,21 @@ impl HttpConnector {
         extra: &[(String, String)],
         seen: &mut Seen,
     ) -> Result<Fetched> {
+        self.fetch_as(name, c, size, extra, seen, false).await
+    }
+
+    /// [`HttpConnector::fetch`], with the records left as JSON text when
+    /// `raw` and the body allows it (an array of objects at the records
+    /// pointer); otherwise parsed, which also words any error.
+    async fn fetch_as(
+        &self,
+        name: &str,
+        c: &Cursor,
+        size: u64,
+        extra: &[(String, String)],
+        seen: &mut Seen,
+        raw: bool,
+    ) -> Result<Fetched> {
         let action = self.action(name)?;
         let p = action.pagination.as_ref();
         let mut query = extra.to_vec();
@@ -427,9 +445,18 @@ impl HttpConnector {
         let req = self
             .build(name, None, None, &query, c.url.as_deref())
             .await?;
-        let resp = self.engine.send(&req).await?;
-        let mut body = resp.json(&req)?;
+        let mut resp = self.engine.send(&req).await?;
         let rp = action.records.clone().unwrap_or_default();
+        let split = raw
+            .then(|| raw::split(&resp.body, &rp))
+            .flatten()
+            .filter(|(_, spans)| spans.iter().all(|s| resp.body[s.clone()].starts_with('{')));
+        if let Some((body, spans)) = split {
+            let text = std::mem::take(&mut resp.body);
+            let raw = RawRecords::from_spans(text, spans);
+            return self.paged(name, c, &req, &resp, seen, body, Vec::new(), Some(raw));
+        }
+        let mut body = resp.json(&req)?;
         // The records move out of the body (no copy of a page per read); the
         // rest of the body still answers the paging pointers.
         let records = match body.pointer_mut(&rp).map(Value::take) {
@@ -455,11 +482,30 @@ impl HttpConnector {
                 .into())
             }
         };
-        let n = records.len() as u64;
+        self.paged(name, c, &req, &resp, seen, body, records, None)
+    }
+
+    /// Where the listing goes after the page `c` answered with `body` (the
+    /// records taken out) and `records` (or `raw`).
+    #[allow(clippy::too_many_arguments)]
+    fn paged(
+        &self,
+        name: &str,
+        c: &Cursor,
+        req: &RequestSpec,
+        resp: &Response,
+        seen: &mut Seen,
+        body: Value,
+        records: Vec<Record>,
+        raw: Option<RawRecords>,
+    ) -> Result<Fetched> {
+        let p = self.action(name)?.pagination.as_ref();
+        let n = raw.as_ref().map_or(records.len(), RawRecords::len) as u64;
         let page_no = c.pages + 1;
         let Some(p) = p else {
             return Ok(Fetched {
                 records,
+                raw,
                 body,
                 next: None,
                 total: None,
@@ -503,7 +549,12 @@ impl HttpConnector {
                 let this = c.page.unwrap_or(*first_page);
                 next.page = Some(this + 1);
                 if !end && n > 0 {
-                    let key = format!("page-ids:{}", ids(&records, &self.id_field));
+                    let parsed = match &raw {
+                        Some(r) => r.to_records()?,
+                        None => Vec::new(),
+                    };
+                    let listed = if raw.is_some() { &parsed } else { &records };
+                    let key = format!("page-ids:{}", ids(listed, &self.id_field));
                     if !first_time(seen, key, next.offset) {
                         return Err(loop_error(format!(
                             "answered page {this} with the same records as an earlier page"
@@ -589,10 +640,54 @@ impl HttpConnector {
         }
         Ok(Fetched {
             records,
+            raw,
             body,
             next: if end { None } else { Some(next) },
             total,
         })
+    }
+
+    /// One page of the `list` action from `from`, and where the next starts.
+    async fn list_page(
+        &self,
+        from: &Position,
+        limit: usize,
+        raw: bool,
+    ) -> Result<(Fetched, Option<Position>)> {
+        let action = self.action("list")?;
+        let cursor = match action.pagination.as_ref() {
+            Some(Pagination::Page { first_page, .. }) => Cursor {
+                offset: from.offset,
+                page: Some(
+                    from.cursor
+                        .as_deref()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(*first_page),
+                ),
+                ..Cursor::default()
+            },
+            Some(Pagination::NextUrl { .. }) => Cursor {
+                offset: from.offset,
+                url: from.cursor.clone(),
+                ..Cursor::default()
+            },
+            _ => Cursor {
+                offset: from.offset,
+                token: from.cursor.clone(),
+                ..Cursor::default()
+            },
+        };
+        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+        let result = self
+            .fetch_as("list", &cursor, limit.max(1) as u64, &[], &mut seen, raw)
+            .await;
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+        let mut page = result?;
+        let next = page.next.take().map(|n| Position {
+            offset: n.offset,
+            cursor: n.token.or(n.url).or_else(|| n.page.map(|p| p.to_string())),
+        });
+        Ok((page, next))
     }
 
     fn page_size(&self, name: &str) -> u64 {
@@ -935,41 +1030,31 @@ impl Connector for HttpConnector {
     }
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        let action = self.action("list")?;
-        let cursor = match action.pagination.as_ref() {
-            Some(Pagination::Page { first_page, .. }) => Cursor {
-                offset: from.offset,
-                page: Some(
-                    from.cursor
-                        .as_deref()
-                        .and_then(|c| c.parse().ok())
-                        .unwrap_or(*first_page),
-                ),
-                ..Cursor::default()
-            },
-            Some(Pagination::NextUrl { .. }) => Cursor {
-                offset: from.offset,
-                url: from.cursor.clone(),
-                ..Cursor::default()
-            },
-            _ => Cursor {
-                offset: from.offset,
-                token: from.cursor.clone(),
-                ..Cursor::default()
-            },
-        };
-        let mut seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
-        let result = self
-            .fetch("list", &cursor, limit.max(1) as u64, &[], &mut seen)
-            .await;
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
-        let page = result?;
-        let next = page.next.map(|n| Position {
-            offset: n.offset,
-            cursor: n.token.or(n.url).or_else(|| n.page.map(|p| p.to_string())),
-        });
+        let (page, next) = self.list_page(from, limit, false).await?;
         Ok(Page {
             records: page.records,
+            next,
+            total: page.total,
+        })
+    }
+
+    fn reads_raw(&self) -> bool {
+        // Paging by page number compares each page's ids with the last
+        // page's, which needs the records parsed anyway.
+        !matches!(
+            self.action("list").ok().and_then(|a| a.pagination.as_ref()),
+            Some(Pagination::Page { .. })
+        )
+    }
+
+    async fn read_page_raw(&self, from: &Position, limit: usize) -> Result<RawPage> {
+        let (page, next) = self.list_page(from, limit, true).await?;
+        let records = match page.raw {
+            Some(raw) => raw,
+            None => RawRecords::from_records(&page.records)?,
+        };
+        Ok(RawPage {
+            records,
             next,
             total: page.total,
         })
