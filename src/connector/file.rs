@@ -395,10 +395,12 @@ impl<F: Format> Store<F> {
     /// line, is appended byte for byte; anything else is parsed and takes
     /// [`Store::upsert_records`].
     fn upsert_raw(&self, records: &RawRecords) -> Result<Vec<Outcome>> {
-        let ids = match records.ids() {
-            Some(ids) if self.format.writes_raw() && !records.has_line_break() => ids,
-            _ => return self.upsert_records(&records.to_records()?),
+        let (Some(ids), Some(lines)) = (records.ids(), records.as_lines()) else {
+            return self.upsert_records(&records.to_records()?);
         };
+        if !self.format.writes_raw() {
+            return self.upsert_records(&records.to_records()?);
+        }
         let mut outcomes = Vec::with_capacity(records.len());
         let mut hashes = Vec::with_capacity(records.len());
         for id in ids {
@@ -410,13 +412,11 @@ impl<F: Format> Store<F> {
             if self.exists() {
                 let index = self.index(&mut guard)?;
                 if self.appends(index, &hashes) {
-                    self.append(index, &hashes, |out, _| {
-                        for json in records.iter() {
-                            out.write_all(json.as_bytes())?;
-                            out.write_all(b"\n")?;
-                        }
-                        Ok(())
-                    })?;
+                    self.append(
+                        index,
+                        &hashes,
+                        |out, _| Ok(out.write_all(lines.as_bytes())?),
+                    )?;
                     return Ok(outcomes);
                 }
             }

@@ -28,6 +28,9 @@ pub struct RawRecords {
     spans: Vec<Range<usize>>,
     ids: String,
     id_spans: Vec<Range<usize>>,
+    /// `text` holds something besides the records, each followed by a
+    /// newline (a response body rather than records added one by one).
+    not_lines: bool,
 }
 
 /// A page read as JSON text.
@@ -44,6 +47,7 @@ impl RawRecords {
         RawRecords {
             text,
             spans,
+            not_lines: true,
             ..RawRecords::default()
         }
     }
@@ -55,6 +59,7 @@ impl RawRecords {
             let start = raw.text.len();
             raw.text.push_str(&serde_json::to_string(record)?);
             raw.spans.push(start..raw.text.len());
+            raw.text.push('\n');
         }
         Ok(raw)
     }
@@ -97,11 +102,22 @@ impl RawRecords {
 
     /// Whether any record's text spans more than one line.
     pub fn has_line_break(&self) -> bool {
-        self.spans.iter().any(|s| {
-            self.text.as_bytes()[s.clone()]
+        let text = self.text.as_bytes();
+        if self.not_lines {
+            return self
+                .spans
                 .iter()
-                .any(|&b| b == b'\n' || b == b'\r')
-        })
+                .any(|s| memchr::memchr2(b'\n', b'\r', &text[s.clone()]).is_some());
+        }
+        // Records added one by one: one newline after each, none inside.
+        memchr::memchr(b'\r', text).is_some()
+            || memchr::memchr_iter(b'\n', text).count() != self.spans.len()
+    }
+
+    /// The records as JSON lines, each on one line ended by a newline, when
+    /// the buffer holds exactly that.
+    pub fn as_lines(&self) -> Option<&str> {
+        (!self.not_lines && !self.has_line_break()).then_some(self.text.as_str())
     }
 
     /// Add a record's text and its id.
@@ -109,6 +125,7 @@ impl RawRecords {
         let start = self.text.len();
         self.text.push_str(json);
         self.spans.push(start..self.text.len());
+        self.text.push('\n');
         let start = self.ids.len();
         self.ids.push_str(id);
         self.id_spans.push(start..self.ids.len());
@@ -215,51 +232,55 @@ impl<'de> Visitor<'de> for At<'_, '_, 'de> {
     }
 }
 
-/// The record's `field` when it is a string written without escapes and not
-/// blank: then validation would pass the record unchanged. `None` for
-/// anything else (no such field, a number, an escaped string, text that is
-/// not one JSON object), which the parsed path handles.
-pub fn plain_id<'a>(json: &'a str, field: &str) -> Option<&'a str> {
-    if let Some(id) = leading_id(json, field) {
-        return Some(id);
-    }
-    let mut de = serde_json::Deserializer::from_str(json);
-    let raw = de.deserialize_map(Fields(field)).ok()??;
-    de.end().ok()?;
-    let text = raw.get();
-    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    (!inner.contains('\\') && !inner.trim().is_empty()).then_some(inner)
+/// Finds records' ids: the record's `field` when it is a string written
+/// without escapes and not blank, so validation would pass the record
+/// unchanged. `None` for anything else (no such field, a number, an escaped
+/// string, text that is not one JSON object), which the parsed path handles.
+pub struct PlainIds {
+    field: String,
+    /// `"FIELD"`, searched for once per record.
+    quoted: memchr::memmem::Finder<'static>,
 }
 
-/// The common case without a parse, for text already known to be one valid
-/// JSON value: the object starts with `{"FIELD":"ID"`, and neither a
-/// backslash (an escaped spelling of the key) nor the quoted field name
-/// occurs anywhere after it (so no later key of that name overrides it).
-/// `None` means "not sure", never "no id".
-fn leading_id<'a>(json: &'a str, field: &str) -> Option<&'a str> {
-    let rest = json
-        .strip_prefix("{\"")?
-        .strip_prefix(field)?
-        .strip_prefix("\":\"")?;
-    // The quotes and backslashes, found with SIMD: a general substring
-    // search costs more to set up than a record this size takes to scan.
-    let (bytes, key) = (rest.as_bytes(), field.as_bytes());
-    let mut end = None;
-    for i in memchr::memchr2_iter(b'"', b'\\', bytes) {
-        if bytes[i] == b'\\' {
-            return None;
-        }
-        if end.is_none() {
-            end = Some(i);
-            continue;
-        }
-        let next = &bytes[i + 1..];
-        if next.len() > key.len() && next[key.len()] == b'"' && next[..key.len()] == *key {
-            return None;
+impl PlainIds {
+    pub fn new(field: &str) -> PlainIds {
+        PlainIds {
+            field: field.to_string(),
+            quoted: memchr::memmem::Finder::new(format!("\"{field}\"").as_bytes()).into_owned(),
         }
     }
-    let id = &rest[..end?];
-    (!id.trim().is_empty()).then_some(id)
+
+    pub fn of<'a>(&self, json: &'a str) -> Option<&'a str> {
+        if let Some(id) = self.leading(json) {
+            return Some(id);
+        }
+        let mut de = serde_json::Deserializer::from_str(json);
+        let raw = de.deserialize_map(Fields(&self.field)).ok()??;
+        de.end().ok()?;
+        let text = raw.get();
+        let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+        (!inner.contains('\\') && !inner.trim().is_empty()).then_some(inner)
+    }
+
+    /// The common case without a parse, for text already known to be one
+    /// valid JSON value: the object starts with `{"FIELD":"ID"`, and
+    /// neither a backslash (an escaped spelling of the key) nor the quoted
+    /// field name occurs after it (so no later key of that name overrides
+    /// it). Three SIMD searches; `None` means "not sure", never "no id".
+    fn leading<'a>(&self, json: &'a str) -> Option<&'a str> {
+        let rest = json
+            .strip_prefix("{\"")?
+            .strip_prefix(self.field.as_str())?
+            .strip_prefix("\":\"")?;
+        let end = memchr::memchr(b'"', rest.as_bytes())?;
+        if memchr::memchr(b'\\', rest.as_bytes()).is_some()
+            || self.quoted.find(&rest.as_bytes()[end..]).is_some()
+        {
+            return None;
+        }
+        let id = &rest[..end];
+        (!id.trim().is_empty()).then_some(id)
+    }
 }
 
 /// Visits an object's fields, keeping the last value of one of them.
@@ -357,17 +378,20 @@ mod tests {
     }
 
     #[test]
-    fn plain_id_only_vouches_for_what_validation_would_pass_unchanged() {
+    fn plain_ids_only_vouch_for_what_validation_would_pass_unchanged() {
         assert_eq!(
-            plain_id(r#"{"id": "cus_1", "x": {"id": 2}}"#, "id"),
+            PlainIds::new("id").of(r#"{"id": "cus_1", "x": {"id": 2}}"#),
             Some("cus_1")
         );
         assert_eq!(
-            plain_id(r#"{"email": "a@x", "id": "1"}"#, "email"),
+            PlainIds::new("email").of(r#"{"email": "a@x", "id": "1"}"#),
             Some("a@x")
         );
         // The last of a repeated key wins, as when the record is parsed.
-        assert_eq!(plain_id(r#"{"id": "a", "id": "b"}"#, "id"), Some("b"));
+        assert_eq!(
+            PlainIds::new("id").of(r#"{"id": "a", "id": "b"}"#),
+            Some("b")
+        );
         for json in [
             r#"{"id": 7}"#,
             r#"{"id": "  "}"#,
@@ -378,12 +402,13 @@ mod tests {
             r#"{"id": "a""#,
             r#"{"id": "a"} {}"#,
         ] {
-            assert_eq!(plain_id(json, "id"), None, "{json}");
+            assert_eq!(PlainIds::new("id").of(json), None, "{json}");
         }
     }
 
     #[test]
     fn the_leading_id_shortcut_agrees_with_the_parse() {
+        let ids = PlainIds::new("id");
         let cases = [
             r#"{"id":"cus_1","email":"a@x"}"#,
             r#"{"id":"a","x":{"id":"b"}}"#,
@@ -403,13 +428,13 @@ mod tests {
                 }
                 _ => None,
             };
-            assert_eq!(plain_id(json, "id"), want, "{json}");
-            if let Some(id) = leading_id(json, "id") {
+            assert_eq!(ids.of(json), want, "{json}");
+            if let Some(id) = ids.leading(json) {
                 assert_eq!(Some(id), want, "the shortcut is never wrong: {json}");
             }
         }
         assert_eq!(
-            leading_id(r#"{"id":"cus_1","email":"a@x"}"#, "id"),
+            ids.leading(r#"{"id":"cus_1","email":"a@x"}"#),
             Some("cus_1")
         );
     }
@@ -426,11 +451,18 @@ mod tests {
         assert_eq!(raw.ids().expect("keyed").collect::<Vec<_>>(), ["a", "b\nc"]);
         assert_eq!(raw.record(1).expect("parsed"), parsed);
         assert!(!raw.has_line_break());
+        assert_eq!(
+            raw.as_lines(),
+            Some("{\"id\": \"a\",  \"n\": 1}\n{\"id\":\"b\\nc\"}\n")
+        );
+        let mut broken = RawRecords::default();
+        broken.push_keyed("{\"id\":\n\"a\"}", "a");
+        assert!(broken.has_line_break() && broken.as_lines().is_none());
         let page = RawRecords::from_spans(
             "[{\"id\":\n\"a\"}]".into(),
             std::iter::once(1..12).collect(),
         );
         assert!(page.ids().is_none());
-        assert!(page.has_line_break());
+        assert!(page.has_line_break() && page.as_lines().is_none());
     }
 }

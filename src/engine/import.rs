@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::connector::raw::{self, RawRecords};
+use crate::connector::raw::{PlainIds, RawRecords};
 use crate::connector::{Action, Connector, Outcome, Position, Record, Records, WriteOp};
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{self, Checkpoint, Counts};
@@ -662,6 +662,7 @@ async fn read_batches(
     tx: mpsc::Sender<Batch>,
 ) -> Result<()> {
     let mut left = limit.unwrap_or(u64::MAX);
+    let ids = PlainIds::new(&mapping.id_field);
     loop {
         let batch = read_batch(
             &mut reader,
@@ -670,6 +671,7 @@ async fn read_batches(
             &mut left,
             &mapping,
             &validator,
+            &ids,
         )
         .await?;
         let last = batch.end_of_source || left == 0;
@@ -687,6 +689,7 @@ async fn read_batch(
     left: &mut u64,
     mapping: &Mapping,
     validator: &Validator,
+    ids: &PlainIds,
 ) -> Result<Batch> {
     let mut batch = Batch {
         first: pos.offset,
@@ -755,9 +758,7 @@ async fn read_batch(
                     let offset = pos.offset + i as u64;
                     // A record with a plain text id passes validation
                     // unchanged: it goes as the source sent it.
-                    if let (Rows::Raw(out), Some(id)) =
-                        (&mut batch.records, raw::plain_id(json, &mapping.id_field))
-                    {
+                    if let (Rows::Raw(out), Some(id)) = (&mut batch.records, ids.of(json)) {
                         out.push_keyed(json, id);
                         batch.offsets.push(offset);
                         continue;
@@ -840,6 +841,7 @@ async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode
         &mut left,
         &setup.mapping,
         &setup.validator,
+        &PlainIds::new(&setup.mapping.id_field),
     )
     .await?;
     let requests = setup
