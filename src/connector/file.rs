@@ -315,7 +315,7 @@ impl<F: Format> Store<F> {
         let meta = file.metadata()?;
         index.len = meta.len();
         index.modified = meta.modified().ok();
-        // `appends` saw that these ids are new and unique.
+        // `appendable` saw that these ids are new and unique.
         index.ids.add_new(hashes);
         Ok(())
     }
@@ -352,8 +352,13 @@ impl<F: Format> Store<F> {
             let header = self.format.has_header();
             let known_columns =
                 |r: &&Record| !header || r.keys().all(|k| index.columns.contains(k));
-            if keyed.iter().all(known_columns) && self.appends(index, &hashes) {
-                self.append(index, &hashes, |out, columns| {
+            let sorted = keyed
+                .iter()
+                .all(known_columns)
+                .then(|| self.appendable(index, &hashes))
+                .flatten();
+            if let Some(sorted) = sorted {
+                self.append(index, &sorted, |out, columns| {
                     self.format.append(out, columns, &keyed)
                 })?;
                 return Ok(outcomes);
@@ -411,10 +416,10 @@ impl<F: Format> Store<F> {
             let mut guard = self.lock()?;
             if self.exists() {
                 let index = self.index(&mut guard)?;
-                if self.appends(index, &hashes) {
+                if let Some(sorted) = self.appendable(index, &hashes) {
                     self.append(
                         index,
-                        &hashes,
+                        &sorted,
                         |out, _| Ok(out.write_all(lines.as_bytes())?),
                     )?;
                     return Ok(outcomes);
@@ -424,13 +429,17 @@ impl<F: Format> Store<F> {
         self.upsert_records(&records.to_records()?)
     }
 
-    /// Whether records with id `hashes` can simply be appended: the file
-    /// has content ending in a newline, and the ids are new and unique.
-    fn appends(&self, index: &Index, hashes: &[u64]) -> bool {
+    /// The id `hashes`, sorted, when their records can simply be appended:
+    /// the file has content ending in a newline, and the ids are new and
+    /// unique.
+    fn appendable(&self, index: &Index, hashes: &[u64]) -> Option<Vec<u64>> {
+        if index.len == 0 || !index.clean_end {
+            return None;
+        }
         let mut sorted = hashes.to_vec();
         sorted.sort_unstable();
         let unique = sorted.windows(2).all(|w| w[0] != w[1]);
-        index.len > 0 && index.clean_end && unique && !sorted.iter().any(|h| index.ids.contains(*h))
+        (unique && !index.ids.contains_any(&sorted)).then_some(sorted)
     }
 
     /// [`Store::rewrite_locked`] under the write lock.
@@ -503,17 +512,18 @@ impl<F: Format> Store<F> {
 /// collides with probability 1 in 280 million; a collision only sends a
 /// batch down the rewrite path, which is always correct.
 ///
-/// New ids first gather in `recent` (sorted, 8 bytes each, at most
-/// [`RECENT_IDS`]), which is merged into the buckets when full: merging every
-/// batch into the buckets moved the whole set each time, an eighth of a
-/// million-record import's CPU.
+/// New ids first gather in `recent` (a hash set of at most [`RECENT_IDS`]),
+/// which is merged into the buckets when full: merging every batch into the
+/// buckets moved the whole set each time, an eighth of a million-record
+/// import's CPU.
 #[derive(Default)]
 struct IdSet {
     /// `low[starts[b]..starts[b + 1]]` is bucket `b`; empty until the first id.
     starts: Vec<usize>,
     low: Vec<u32>,
-    /// The 48 kept bits of ids added since the last merge, sorted.
-    recent: Vec<u64>,
+    /// The 48 kept bits of ids added since the last merge. Fx hashing is
+    /// enough: the keys are already hashes.
+    recent: rustc_hash::FxHashSet<u64>,
 }
 
 const RECENT_IDS: usize = 1 << 16;
@@ -527,12 +537,21 @@ fn id_key(hash: u64) -> (usize, u32) {
 
 impl IdSet {
     fn contains(&self, hash: u64) -> bool {
+        self.in_buckets(hash) || self.recent.contains(&(hash >> 16))
+    }
+
+    fn in_buckets(&self, hash: u64) -> bool {
         let (b, low) = id_key(hash);
-        let merged = match (self.starts.get(b), self.starts.get(b + 1)) {
+        match (self.starts.get(b), self.starts.get(b + 1)) {
             (Some(&from), Some(&to)) => self.low[from..to].binary_search(&low).is_ok(),
             _ => false,
-        };
-        merged || self.recent.binary_search(&(hash >> 16)).is_ok()
+        }
+    }
+
+    /// Whether any of `sorted` (hashes in ascending order, so the buckets
+    /// are read front to back) is in the set.
+    fn contains_any(&self, sorted: &[u64]) -> bool {
+        sorted.iter().any(|&h| self.contains(h))
     }
 
     #[cfg(test)]
@@ -547,25 +566,7 @@ impl IdSet {
 
     /// Add hashes none of which is in the set (they may repeat each other).
     fn add_new(&mut self, hashes: &[u64]) {
-        let mut new: Vec<u64> = hashes.iter().map(|h| h >> 16).collect();
-        if new.is_empty() {
-            return;
-        }
-        new.sort_unstable();
-        new.dedup();
-        let mut recent = Vec::with_capacity(self.recent.len() + new.len());
-        let (mut a, mut b) = (self.recent.iter().peekable(), new.iter().peekable());
-        while let (Some(&&x), Some(&&y)) = (a.peek(), b.peek()) {
-            if x < y {
-                recent.push(x);
-                a.next();
-            } else {
-                recent.push(y);
-                b.next();
-            }
-        }
-        recent.extend(a.chain(b));
-        self.recent = recent;
+        self.recent.extend(hashes.iter().map(|h| h >> 16));
         if self.recent.len() >= RECENT_IDS {
             self.settle();
         }
@@ -573,13 +574,14 @@ impl IdSet {
 
     /// Merge `recent` into the buckets.
     fn settle(&mut self) {
-        let new: Vec<(usize, u32)> = std::mem::take(&mut self.recent)
+        let mut new: Vec<(usize, u32)> = std::mem::take(&mut self.recent)
             .into_iter()
             .map(|k| id_key(k << 16))
             .collect();
         if new.is_empty() {
             return;
         }
+        new.sort_unstable();
         if self.starts.is_empty() {
             self.starts = vec![0; ID_BUCKETS + 1];
         }
@@ -1297,9 +1299,21 @@ mod tests {
             }
             assert_eq!(set.len(), model.len());
         }
-        for n in 0..12_000u64 {
+        // Some ids only in `recent`.
+        let late: Vec<u64> = (20_000..20_300).map(|n| hasher.hash_one(n)).collect();
+        model.extend(late.iter().map(|h| h >> 16));
+        set.extend(late);
+        assert!(!set.recent.is_empty());
+        for n in 0..21_000u64 {
             let h = hasher.hash_one(n);
             assert_eq!(set.contains(h), model.contains(&(h >> 16)), "id {n}");
+        }
+        // The sorted walk agrees with one lookup per hash.
+        for from in (0..21_000u64).step_by(700) {
+            let mut sorted: Vec<u64> = (from..from + 40).map(|n| hasher.hash_one(n)).collect();
+            sorted.sort_unstable();
+            let any = sorted.iter().any(|h| model.contains(&(h >> 16)));
+            assert_eq!(set.contains_any(&sorted), any, "ids {from}..");
         }
     }
 
