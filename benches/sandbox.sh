@@ -10,9 +10,9 @@
 # one run:
 #   1. wrk, a plain HTTP load generator, fetching the same pages the import
 #      reads (offset paging, $PAGE records a page, one connection: the import
-#      reads pages one after another too);
+#      reads pages one after another too), in turns with
 #   2. ferry import sandbox -> jsonl file: records/sec and peak RSS, at 100k
-#      (--limit) and at $RECORDS;
+#      (--limit) and, $ROUNDS rounds, at $RECORDS;
 #   3. ferry import sandbox -> a second sandbox's bulk endpoint;
 #   4. dlt's rest_api source (PyPI, in a throwaway virtualenv) reading a
 #      sandbox of $DLT_RECORDS into JSON lines files;
@@ -26,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RECORDS=${RECORDS:-1000000}
 PAGE=${PAGE:-1000}
+ROUNDS=${ROUNDS:-3}
 DLT_RECORDS=${DLT_RECORDS:-200000}
 LAT_LIMIT=${LAT_LIMIT:-20000}
 LAT_BATCH=${LAT_BATCH:-100}
@@ -98,7 +99,11 @@ SOURCE=$URL
 folder "$WORK/src" "$SOURCE" 1
 
 echo
-echo "== 1. wrk: the same pages, one connection, 10 s"
+echo "== 1-2. wrk and ferry import sandbox -> jsonl, in $ROUNDS rounds"
+# The machine's speed drifts from minute to minute, so wrk and ferry are
+# measured in turns: each round is wrk for 4 s, then the import of every
+# record; the ratio of each round is ferry over the wrk run just before it,
+# and the figure reported is the median round.
 cat > "$WORK/pages.lua" << LUA
 local offset = 0
 request = function()
@@ -108,21 +113,26 @@ request = function()
   return wrk.format("GET", path)
 end
 LUA
-wrk -t1 -c1 -d10s -s "$WORK/pages.lua" "$SOURCE" > "$WORK/wrk.txt"
-WRK_RPS=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.txt")
-WRK_RECS=$(python3 -c "print(round($WRK_RPS * $PAGE))")
-echo "wrk: $WRK_RPS pages/s = $WRK_RECS records/s"
-
-echo
-echo "== 2. ferry import sandbox -> jsonl"
+printf '%s\n' "100k records (for peak RSS):"
 printf '%9s %8s %10s %8s  %s\n' records seconds rec/s RSS_MiB run
 printf '%s  %s\n' "$(import --from "$WORK/src" --to "jsonl:$WORK/out.jsonl" --limit 100000)" "100k"
 rm -f "$WORK/out.jsonl"
-LINE=$(import --from "$WORK/src" --to "jsonl:$WORK/out.jsonl")
-printf '%s  %s\n' "$LINE" "all"
-FERRY_RECS=$(echo "$LINE" | awk '{print $3}')
-echo "ferry / wrk: $(python3 -c "print(f'{$FERRY_RECS / $WRK_RECS:.0%}')")"
-rm -f "$WORK/out.jsonl"
+echo
+printf '%5s %12s %9s %8s %10s %8s %7s\n' round wrk_rec/s records seconds rec/s RSS_MiB ratio
+RATIOS=()
+for round in $(seq "$ROUNDS"); do
+    wrk -t1 -c1 -d4s -s "$WORK/pages.lua" "$SOURCE" > "$WORK/wrk.txt"
+    WRK_RECS=$(awk -v page="$PAGE" '/Requests\/sec/ {printf "%d", $2 * page}' "$WORK/wrk.txt")
+    LINE=$(import --from "$WORK/src" --to "jsonl:$WORK/out.jsonl")
+    rm -f "$WORK/out.jsonl"
+    FERRY_RECS=$(echo "$LINE" | awk '{print $3}')
+    RATIO=$(python3 -c "print(f'{$FERRY_RECS / $WRK_RECS:.3f}')")
+    RATIOS+=("$RATIO $FERRY_RECS")
+    printf '%5s %12s %s %7s\n' "$round" "$WRK_RECS" "$LINE" "$RATIO"
+done
+MEDIAN=$(printf '%s\n' "${RATIOS[@]}" | sort -n | awk -v n="$ROUNDS" 'NR == int((n + 1) / 2)')
+FERRY_RECS=$(echo "$MEDIAN" | awk '{print $2}')
+echo "ferry / wrk, median round: $(python3 -c "print(f'{$(echo "$MEDIAN" | awk '{print $1}'):.0%}')")"
 
 echo
 echo "== 3. ferry import sandbox -> sandbox bulk endpoint"

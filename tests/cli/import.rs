@@ -1141,3 +1141,24 @@ async fn records_pass_through_as_text_and_match_a_parsed_run() {
     assert_eq!(records("raw.jsonl"), records("parsed.jsonl"));
     assert_eq!(f.read("raw-rejects.jsonl"), f.read("parsed-rejects.jsonl"));
 }
+
+/// An API that refuses a page larger than 100 records, as many do.
+struct AtMost100;
+
+impl wiremock::Respond for AtMost100 {
+    fn respond(&self, req: &wiremock::Request) -> wiremock::ResponseTemplate {
+        match page_params(req) {
+            (_, limit) if limit > 100 => wiremock::ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "limit must be at most 100"})),
+            _ => TenRecords.respond(req),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_are_never_asked_larger_than_the_manifest_page_size() {
+    // pageSize is 100 in the manifest; the jsonl batch is 5,000 records.
+    let (_s, f) = offset_paged_source(AtMost100).await;
+    let run = f.run(&["import", "--from", "src", "--to", "jsonl:out.jsonl"]);
+    assert_eq!(run.ok_json()["written"], 10, "{}", run.render());
+}

@@ -678,8 +678,11 @@ impl HttpConnector {
             },
         };
         let mut seen = std::mem::take(&mut *self.seen.lock().unwrap_or_else(|e| e.into_inner()));
+        // Never more than the manifest's page size: an API may refuse a
+        // larger limit, and import asks for what is left of its batch.
+        let size = (limit.max(1) as u64).min(self.page_size("list"));
         let result = self
-            .fetch_as("list", &cursor, limit.max(1) as u64, &[], &mut seen, raw)
+            .fetch_as("list", &cursor, size, &[], &mut seen, raw)
             .await;
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
         let mut page = result?;
