@@ -9,7 +9,10 @@
 //! atomically after each commit. Because a batch ends on a page boundary the
 //! checkpoint holds the source's own resume token (byte offset, rowid, API
 //! cursor), and a resumed run starts exactly after the last committed record.
-//! Memory is bounded by the queue and the batches in flight.
+//! Memory is bounded by the queue and the batches in flight. When nothing
+//! would change a record and both ends speak JSON text, records pass through
+//! unparsed ([`crate::connector::raw`]); records the pass-through cannot
+//! vouch for are mapped and validated as usual within the same batch.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -165,7 +168,8 @@ struct Setup {
     concurrency: usize,
     state: PathBuf,
     rejects: PathBuf,
-    /// Records pass through as the source's JSON text ([`raw`]).
+    /// Records pass through as the source's JSON text
+    /// ([`crate::connector::raw`]).
     raw: bool,
 }
 

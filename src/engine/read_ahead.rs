@@ -6,7 +6,8 @@
 //! (a short page, the end) is dropped and the page read again, so the
 //! records read are always exactly those of plain page-after-page reading.
 //! The connector's own limits still hold: with `maxInFlight` 1 the request
-//! ahead is sent the moment the current answer has arrived.
+//! ahead is sent the moment the current answer has arrived. Pages come back
+//! parsed or, for import's pass-through, as the source's JSON text ([`Rows`]).
 
 use std::sync::Arc;
 
