@@ -144,6 +144,22 @@ impl Engine {
         Err((self.describe)(req, &resp).into())
     }
 
+    /// [`Engine::send`] for a lookup: a 404 answers `None` (nothing there).
+    pub async fn send_found(&self, req: &RequestSpec) -> Result<Option<Response>> {
+        let resp = self.execute(req).await?;
+        match resp.status {
+            404 => Ok(None),
+            _ if resp.is_success() => Ok(Some(resp)),
+            _ => Err((self.describe)(req, &resp).into()),
+        }
+    }
+
+    /// [`Engine::send`] for a removal: a 404 means it is already gone, which
+    /// is done too (a re-run, or a removal made elsewhere).
+    pub async fn send_unless_gone(&self, req: &RequestSpec) -> Result<()> {
+        self.send_found(req).await.map(drop)
+    }
+
     /// Send `req` under the policy and answer the final response, whatever
     /// its status. Network failures and over-long 429 waits are errors.
     pub async fn execute(&self, req: &RequestSpec) -> Result<Response> {

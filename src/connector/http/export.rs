@@ -104,21 +104,13 @@ impl HttpConnector {
         if self.builder.manifest.actions.find.is_none() && self.export_key() == self.id_field {
             // Keyed by the record id itself: the record is found by a get.
             let req = self.build_with("get", Some(key), None, &[]).await?;
-            let resp = self.engine.execute(&req).await?;
-            return match resp.status {
-                404 => Ok(None),
-                _ if resp.is_success() => Ok(Some(key.to_string())),
-                _ => Err(status_error(&req, &resp).into()),
-            };
+            let found = self.engine.send_found(&req).await?;
+            return Ok(found.map(|_| key.to_string()));
         }
         let req = self.build_with("find", None, None, &[("key", key)]).await?;
-        let resp = self.engine.execute(&req).await?;
-        if resp.status == 404 {
+        let Some(resp) = self.engine.send_found(&req).await? else {
             return Ok(None);
-        }
-        if !resp.is_success() {
-            return Err(status_error(&req, &resp).into());
-        }
+        };
         let default_id = format!("/{}", self.id_field);
         self.first_match("find", &default_id, &req, &resp)
     }
@@ -184,11 +176,7 @@ impl HttpConnector {
     /// Delete the record `id`; one already gone (404) is done.
     pub(super) async fn remove(&self, id: &str) -> Result<()> {
         let req = self.build_with("delete", Some(id), None, &[]).await?;
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() || resp.status == 404 {
-            return Ok(());
-        }
-        Err(status_error(&req, &resp).into())
+        self.engine.send_unless_gone(&req).await
     }
 
     /// The id of the group `name`: found by `findGroup`, else created by

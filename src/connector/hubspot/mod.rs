@@ -679,13 +679,9 @@ impl Connector for HubSpot {
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {
         let req = self.api.get_by_key(key);
-        let resp = self.engine.execute(&req).await?;
-        if resp.status == 404 {
+        let Some(resp) = self.engine.send_found(&req).await? else {
             return Ok(None);
-        }
-        if !resp.is_success() {
-            return Err(vendor_error(&req, &resp).into());
-        }
+        };
         let record = object(&req, &resp.json(&req)?)?;
         Ok(record_id(&record, "id"))
     }
@@ -731,22 +727,13 @@ impl Connector for HubSpot {
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
-        let req = self.api.archive(id);
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() || resp.status == 404 {
-            return Ok(());
-        }
-        Err(vendor_error(&req, &resp).into())
+        self.engine.send_unless_gone(&self.api.archive(id)).await
     }
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
         let req = self.api.list_by_name(name);
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() {
+        if let Some(resp) = self.engine.send_found(&req).await? {
             return list_id(&req, &resp.json(&req)?);
-        }
-        if resp.status != 404 {
-            return Err(vendor_error(&req, &resp).into());
         }
         let req = self.api.create_list(name);
         let resp = self.engine.execute(&req).await?;

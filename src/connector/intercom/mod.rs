@@ -367,13 +367,9 @@ impl Intercom {
     async fn find(&self, field: &str, value: &str) -> Result<Option<String>> {
         if field == "external_id" && self.role == "user" {
             let req = self.api.find_by_external_id(value);
-            let resp = self.engine.execute(&req).await?;
-            if resp.status == 404 {
+            let Some(resp) = self.engine.send_found(&req).await? else {
                 return Ok(None);
-            }
-            if !resp.is_success() {
-                return Err(vendor_error(&req, &resp).into());
-            }
+            };
             return id_of(&req, &resp.json(&req)?, "contact").map(Some);
         }
         Ok(self
@@ -745,12 +741,7 @@ impl Connector for Intercom {
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
-        let req = self.api.delete(id);
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() || resp.status == 404 {
-            return Ok(());
-        }
-        Err(vendor_error(&req, &resp).into())
+        self.engine.send_unless_gone(&self.api.delete(id)).await
     }
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
@@ -765,12 +756,9 @@ impl Connector for Intercom {
     }
 
     async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
-        let req = self.api.untag(id, group);
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() || resp.status == 404 {
-            return Ok(());
-        }
-        Err(vendor_error(&req, &resp).into())
+        self.engine
+            .send_unless_gone(&self.api.untag(id, group))
+            .await
     }
 }
 
