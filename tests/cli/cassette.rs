@@ -11,7 +11,7 @@ use wiremock::matchers::{header, method, path, query_param, query_param_is_missi
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{ok, Folder, Sandbox};
+use crate::support::{ok, Folder, MountOnce, Sandbox};
 
 const CANARY: &str = "CANARY-s3cr3t-9f8e";
 
@@ -127,9 +127,7 @@ async fn cassette_flag_names_the_file_and_identical_requests_replay_in_order() {
         .await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
-        .respond_with(ok(json!({"id": "a", "v": 2})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "a", "v": 2})), &s)
         .await;
     let f = folder(&s.uri());
     f.run(&["get", "--id", "a", "--record", "--cassette", "one.json"])
@@ -153,9 +151,7 @@ async fn an_unrecorded_request_fails_the_replay_with_the_command_that_records_it
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
-        .respond_with(ok(json!({"id": "a"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "a"})), &s)
         .await;
     let f = folder(&s.uri());
     f.run(&["get", "--id", "a", "--record"]).ok_json();
@@ -175,9 +171,10 @@ async fn a_failed_recording_still_writes_its_cassette() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/items/zz"))
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "no such item"})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(404).set_body_json(json!({"message": "no such item"})),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["get", "--id", "zz", "--record", "--save-case", "missing"]);
@@ -209,9 +206,7 @@ async fn ferry_test_reports_a_failing_case_and_writes_junit() {
     three_pages(&s).await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
-        .respond_with(ok(json!({"id": "a", "name": "Ada"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "a", "name": "Ada"})), &s)
         .await;
     let f = folder(&s.uri());
     f.write("in.json", r#"{"get": {"id": "a"}}"#);
@@ -332,9 +327,7 @@ async fn a_retried_request_replays_its_attempts_in_order() {
         .await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
-        .respond_with(ok(json!({"id": "a"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "a"})), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -365,9 +358,7 @@ async fn a_saved_case_holds_its_value_file_and_replays_without_credentials() {
     let s = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/items"))
-        .respond_with(ok(json!({"id": "n1", "name": "Ada"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "n1", "name": "Ada"})), &s)
         .await;
     let f = folder(&s.uri());
     let manifest = json!({"auth": {"type": "bearer"}, "actions": {"insert": {"path": "/items"}}});

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::support::{ok, Folder, Run, Sandbox};
+use crate::support::{ok, Folder, MountOnce, Run, Sandbox};
 
 const FIRST: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada", "plan": "pro"}, "groups": ["vip", "beta"]}
 {"id": "p2", "properties": {"email": "grace@example.com", "name": "Grace"}, "groups": ["vip"]}
@@ -211,9 +211,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
     ] {
         api("GET", "/contacts")
             .and(query_param("email", email))
-            .respond_with(ok(json!({ "contacts": found })))
-            .expect(1)
-            .mount(&s)
+            .once(ok(json!({ "contacts": found })), &s)
             .await;
     }
     for (body, id) in [
@@ -222,42 +220,37 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
     ] {
         api("POST", "/contacts")
             .and(body_json(body))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"contact": {"id": id}})))
-            .expect(1)
-            .mount(&s)
+            .once(
+                ResponseTemplate::new(201).set_body_json(json!({"contact": {"id": id}})),
+                &s,
+            )
             .await;
     }
     api("PATCH", "/contacts/7")
         .and(body_json(json!({"email": "c@x.com", "name": "C"})))
-        .respond_with(ok(json!({"id": "7"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "7"})), &s)
         .await;
     api("GET", "/lists")
         .and(query_param("name", "vip"))
-        .respond_with(ok(json!({"lists": []})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"lists": []})), &s)
         .await;
     api("POST", "/lists")
         .and(body_json(json!({"list": {"name": "vip"}})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"list": {"id": "L1"}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(201).set_body_json(json!({"list": {"id": "L1"}})),
+            &s,
+        )
         .await;
     api("POST", "/lists/L1/members")
         .and(body_json(json!({"add": ["5", "6"]})))
-        .respond_with(ok(json!({"results": [{}, {}]})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"results": [{}, {}]})), &s)
         .await;
     api("POST", "/lists/L1/members")
         .and(body_json(json!({"add": ["7"]})))
-        .respond_with(ok(
-            json!({"results": [{"problem": "contact 7 is unsubscribed"}]}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [{"problem": "contact 7 is unsubscribed"}]})),
+            &s,
+        )
         .await;
     let first = f.run(&[
         "export",
@@ -309,32 +302,22 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
     );
     api("PATCH", "/contacts/5")
         .and(body_json(json!({"plan": null})))
-        .respond_with(ok(json!({"id": "5"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "5"})), &s)
         .await;
     api("DELETE", "/contacts/6")
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     api("GET", "/lists")
         .and(query_param("name", "vip"))
-        .respond_with(ok(json!({"lists": [{"id": "L1", "name": "vip"}]})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"lists": [{"id": "L1", "name": "vip"}]})), &s)
         .await;
     api("POST", "/lists/L1/members")
         .and(body_json(json!({"add": ["7"]})))
-        .respond_with(ok(json!({"results": [{}]})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"results": [{}]})), &s)
         .await;
     api("POST", "/lists/L1/members/remove")
         .and(body_json(json!({"remove": ["5"]})))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     let second = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);
     no_canary(&second);

@@ -8,7 +8,7 @@ use wiremock::matchers::{header, method, path, query_param, query_param_is_missi
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{ok, Folder};
+use crate::support::{ok, Folder, MountOnce};
 
 const CANARY: &str = "CANARY-s3cr3t-9f8e";
 
@@ -57,9 +57,7 @@ async fn offset_pagination_pages_to_the_total() {
             .and(path("/items"))
             .and(query_param("offset", offset))
             .and(query_param("limit", "2"))
-            .respond_with(ok(json!({"data": items(page), "total": 5})))
-            .expect(1)
-            .mount(&s)
+            .once(ok(json!({"data": items(page), "total": 5})), &s)
             .await;
     }
     let f = folder(
@@ -79,9 +77,7 @@ async fn offset_pagination_stops_on_an_empty_page() {
     for (offset, page) in [("0", &ALL[0..2]), ("2", &ALL[2..4]), ("4", &ALL[4..4])] {
         Mock::given(method("GET"))
             .and(query_param("offset", offset))
-            .respond_with(ok(json!(items(page))))
-            .expect(1)
-            .mount(&s)
+            .once(ok(json!(items(page))), &s)
             .await;
     }
     let f = folder(
@@ -106,11 +102,10 @@ async fn page_number_pagination_stops_on_has_more() {
         Mock::given(method("GET"))
             .and(query_param("page", page))
             .and(query_param("per_page", "2"))
-            .respond_with(ok(
-                json!({"results": items(ids_), "meta": {"has_more": more}}),
-            ))
-            .expect(1)
-            .mount(&s)
+            .once(
+                ok(json!({"results": items(ids_), "meta": {"has_more": more}})),
+                &s,
+            )
             .await;
     }
     let f = folder(
@@ -129,21 +124,15 @@ async fn cursor_pagination_from_the_body() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
-        .respond_with(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})), &s)
         .await;
     Mock::given(method("GET"))
         .and(query_param("cursor", "c2"))
-        .respond_with(ok(json!({"data": items(&ALL[2..4]), "next": 3})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[2..4]), "next": 3})), &s)
         .await;
     Mock::given(method("GET"))
         .and(query_param("cursor", "3"))
-        .respond_with(ok(json!({"data": items(&ALL[4..5]), "next": null})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[4..5]), "next": null})), &s)
         .await;
     let f = folder(
         &s.uri(),
@@ -158,21 +147,21 @@ async fn cursor_pagination_from_a_header() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("after"))
-        .respond_with(ok(json!(items(&ALL[0..2]))).insert_header("X-Next-Cursor", "p2"))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!(items(&ALL[0..2]))).insert_header("X-Next-Cursor", "p2"),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("after", "p2"))
-        .respond_with(ok(json!(items(&ALL[2..4]))).insert_header("X-Next-Cursor", "p3"))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!(items(&ALL[2..4]))).insert_header("X-Next-Cursor", "p3"),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("after", "p3"))
-        .respond_with(ok(json!(items(&ALL[4..5]))))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!(items(&ALL[4..5]))), &s)
         .await;
     let f = folder(
         &s.uri(),
@@ -192,25 +181,21 @@ async fn next_url_pagination_from_the_body() {
     Mock::given(method("GET"))
         .and(path("/items"))
         .and(query_param_is_missing("p"))
-        .respond_with(ok(
-            json!({"data": items(&ALL[0..2]), "links": {"next": format!("{base}/items?p=2")}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"data": items(&ALL[0..2]), "links": {"next": format!("{base}/items?p=2")}})),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("p", "2"))
-        .respond_with(ok(
-            json!({"data": items(&ALL[2..4]), "links": {"next": "/items?p=3"}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"data": items(&ALL[2..4]), "links": {"next": "/items?p=3"}})),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("p", "3"))
-        .respond_with(ok(json!({"data": items(&ALL[4..5]), "links": {}})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[4..5]), "links": {}})), &s)
         .await;
     let f = folder(
         &base,
@@ -229,30 +214,34 @@ async fn next_url_pagination_from_the_link_header() {
     let base = s.uri();
     Mock::given(method("GET"))
         .and(query_param_is_missing("p"))
-        .respond_with(ok(json!(items(&ALL[0..2]))).insert_header(
-            "Link",
-            format!(r#"<{base}/items?p=2>; rel="next""#).as_str(),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!(items(&ALL[0..2]))).insert_header(
+                "Link",
+                format!(r#"<{base}/items?p=2>; rel="next""#).as_str(),
+            ),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("p", "2"))
-        .respond_with(ok(json!(items(&ALL[2..4]))).insert_header(
-            "Link",
-            format!(r#"<{base}/items?p=1>; rel="prev", <{base}/items?p=3>; rel="next""#).as_str(),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!(items(&ALL[2..4]))).insert_header(
+                "Link",
+                format!(r#"<{base}/items?p=1>; rel="prev", <{base}/items?p=3>; rel="next""#)
+                    .as_str(),
+            ),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("p", "3"))
-        .respond_with(ok(json!(items(&ALL[4..5]))).insert_header(
-            "Link",
-            format!(r#"<{base}/items?p=2>; rel="prev""#).as_str(),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!(items(&ALL[4..5]))).insert_header(
+                "Link",
+                format!(r#"<{base}/items?p=2>; rel="prev""#).as_str(),
+            ),
+            &s,
+        )
         .await;
     let f = folder(
         &base,
@@ -267,15 +256,11 @@ async fn max_pages_caps_an_endless_listing() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
-        .respond_with(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})), &s)
         .await;
     Mock::given(method("GET"))
         .and(query_param("cursor", "c2"))
-        .respond_with(ok(json!({"data": items(&ALL[2..4]), "next": "c3"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[2..4]), "next": "c3"})), &s)
         .await;
     let f = folder(
         &s.uri(),
@@ -293,15 +278,11 @@ async fn a_repeated_cursor_is_an_error_not_a_loop() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
-        .respond_with(ok(json!({"data": items(&ALL[0..2]), "next": "same"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[0..2]), "next": "same"})), &s)
         .await;
     Mock::given(method("GET"))
         .and(query_param("cursor", "same"))
-        .respond_with(ok(json!({"data": items(&ALL[2..4]), "next": "same"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[2..4]), "next": "same"})), &s)
         .await;
     let f = folder(
         &s.uri(),
@@ -335,9 +316,7 @@ async fn a_page_that_repeats_is_an_error_not_a_loop() {
 async fn an_empty_page_without_an_end_signal_is_an_error() {
     let s = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ok(json!({"data": [], "next": "c2"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": [], "next": "c2"})), &s)
         .await;
     let f = folder(
         &s.uri(),
@@ -353,41 +332,36 @@ async fn crud_actions_send_what_the_manifest_says() {
     Mock::given(method("GET"))
         .and(path("/v2/customers/c%201"))
         .and(header("X-Workspace", "acme"))
-        .respond_with(ok(
-            json!({"customer": {"id": "c 1", "email": "a@example.com"}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"customer": {"id": "c 1", "email": "a@example.com"}})),
+            &s,
+        )
         .await;
     Mock::given(method("POST"))
         .and(path("/v2/customers"))
         .and(wiremock::matchers::body_json(
             json!({"customer": {"email": "b@example.com"}}),
         ))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"result": {"uid": "n1"}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(201).set_body_json(json!({"result": {"uid": "n1"}})),
+            &s,
+        )
         .await;
     Mock::given(method("PUT"))
         .and(path("/v2/customers/n1"))
-        .respond_with(ok(json!({"customer": {"id": "n1", "name": "B"}})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"customer": {"id": "n1", "name": "B"}})), &s)
         .await;
     Mock::given(method("DELETE"))
         .and(path("/v2/customers/n1"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     Mock::given(method("GET"))
         .and(path("/v2/customers/missing"))
-        .respond_with(
+        .once(
             ResponseTemplate::new(404)
                 .set_body_json(json!({"errors": [{"detail": "customer missing does not exist"}]})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let manifest = json!({
         "headers": {"X-Workspace": "{workspace}"},
@@ -425,9 +399,7 @@ async fn verbose_logs_one_line_per_request() {
         .mount(&s)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ok(json!({"id": "c1"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "c1"})), &s)
         .await;
     let f = folder(
         &s.uri(),
@@ -452,25 +424,20 @@ async fn oauth2_fetches_one_token_per_run() {
             "grant_type=client_credentials",
         ))
         .and(wiremock::matchers::body_string_contains("client_id=app"))
-        .respond_with(ok(
-            json!({"access_token": "tok-from-server-77", "expires_in": 3600}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"access_token": "tok-from-server-77", "expires_in": 3600})),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(header("Authorization", "Bearer tok-from-server-77"))
         .and(query_param_is_missing("cursor"))
-        .respond_with(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})), &s)
         .await;
     Mock::given(method("GET"))
         .and(header("Authorization", "Bearer tok-from-server-77"))
         .and(query_param("cursor", "c2"))
-        .respond_with(ok(json!({"data": items(&ALL[2..5]), "next": null})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"data": items(&ALL[2..5]), "next": null})), &s)
         .await;
     let mut manifest = listing(json!({"type": "cursor", "cursorPath": "/next"}), "/data");
     manifest["auth"] = json!({"type": "oauth2", "tokenUrl": "/oauth/token"});
@@ -596,17 +563,17 @@ async fn the_canary_secret_is_never_printed() {
         .await;
     Mock::given(method("GET"))
         .and(path("/c/bad"))
-        .respond_with(
+        .once(
             ResponseTemplate::new(401)
                 .set_body_json(json!({"message": format!("token {CANARY} is revoked")})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(422).set_body_string(format!("bad key {CANARY}")))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(422).set_body_string(format!("bad key {CANARY}")),
+            &s,
+        )
         .await;
     let manifest = json!({
         "auth": {"type": "apiKey", "in": "query", "name": "api_key", "value": "{token}"},
@@ -722,23 +689,18 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
     let s = MockServer::start().await;
     Mock::given(method("PATCH"))
         .and(path("/c/a"))
-        .respond_with(ok(json!({"id": "a"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "a"})), &s)
         .await;
     Mock::given(method("PATCH"))
         .and(path("/c/b"))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(404), &s)
         .await;
     Mock::given(method("PATCH"))
         .and(path("/c/x"))
-        .respond_with(
+        .once(
             ResponseTemplate::new(422).set_body_json(json!({"message": "email is invalid"})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     Mock::given(method("POST"))
         .and(path("/c"))
@@ -749,9 +711,10 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
         .await;
     Mock::given(method("POST"))
         .and(path("/c"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": "new1"})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(201).set_body_json(json!({"id": "new1"})),
+            &s,
+        )
         .await;
     let f = folder(
         &s.uri(),
@@ -784,9 +747,10 @@ async fn a_refused_credential_fails_the_batch_instead_of_rejecting_its_records()
     let s = MockServer::start().await;
     Mock::given(method("PATCH"))
         .and(path("/c/a"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "token expired"})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(401).set_body_json(json!({"message": "token expired"})),
+            &s,
+        )
         .await;
     let f = folder(
         &s.uri(),
@@ -829,11 +793,10 @@ async fn read_page_walks_a_listing_by_position_and_guards_loops() {
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
         .and(query_param("limit", "2"))
-        .respond_with(ok(
-            json!({"data": items(&ALL[0..2]), "next": "c2", "total": 5}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"data": items(&ALL[0..2]), "next": "c2", "total": 5})),
+            &s,
+        )
         .await;
     Mock::given(method("GET"))
         .and(query_param("cursor", "c2"))
@@ -845,11 +808,10 @@ async fn read_page_walks_a_listing_by_position_and_guards_loops() {
         .await;
     Mock::given(method("GET"))
         .and(query_param("cursor", "c3"))
-        .respond_with(ok(
-            json!({"data": items(&ALL[4..5]), "next": null, "total": 5}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"data": items(&ALL[4..5]), "next": null, "total": 5})),
+            &s,
+        )
         .await;
     let manifest = json!({"actions": {"list": {"path": "/items", "records": "/data",
         "pagination": {"type": "cursor", "cursorPath": "/next", "limitParam": "limit", "stop": {"total": "/total"}}}}});
@@ -902,15 +864,14 @@ async fn debug_log_shows_headers_and_bodies_redacted() {
     Mock::given(method("POST"))
         .and(path("/c"))
         .and(header("Authorization", format!("Bearer {CANARY}").as_str()))
-        .respond_with(
+        .once(
             ResponseTemplate::new(201)
                 .set_body_json(
                     json!({"id": "n1", "email": "a@example.com", "access_token": "issued-token-1"}),
                 )
                 .insert_header("Set-Cookie", "session=abc123"),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let manifest = json!({"auth": {"type": "bearer"}, "actions": {"insert": {"path": "/c", "query": {"key": "{token}", "mode": "fast"}}}});
     let f = folder(&s.uri(), manifest, r#", "token": "${API_TOKEN}""#);
@@ -955,9 +916,7 @@ async fn the_account_rate_limit_paces_a_listing() {
             builder.and(query_param("cursor", format!("after-{id}").as_str()))
         };
         builder
-            .respond_with(ok(json!({"data": items(&[id]), "next": next})))
-            .expect(1)
-            .mount(&s)
+            .once(ok(json!({"data": items(&[id]), "next": next})), &s)
             .await;
     }
     let f = folder(
@@ -981,21 +940,23 @@ async fn a_bulk_action_writes_import_batches_in_one_request_each() {
         .and(wiremock::matchers::body_json(
             json!({"records": [rec("a"), rec("b")], "mode": "upsert"}),
         ))
-        .respond_with(ok(json!({"results": [
-            {"id": "a", "status": "created"},
-            {"id": "b", "status": "rejected", "error": "email is taken"}
-        ]})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [
+                {"id": "a", "status": "created"},
+                {"id": "b", "status": "rejected", "error": "email is taken"}
+            ]})),
+            &s,
+        )
         .await;
     Mock::given(method("POST"))
         .and(path("/c/bulk"))
         .and(wiremock::matchers::body_json(
             json!({"records": [rec("c")], "mode": "upsert"}),
         ))
-        .respond_with(ok(json!({"results": [{"id": "c", "status": "created"}]})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [{"id": "c", "status": "created"}]})),
+            &s,
+        )
         .await;
     let f = folder(
         &s.uri(),

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::support::MountOnce;
 use ferry::http::{Engine, Policy, RateLimit, RequestSpec};
 use ferry::output::Output;
 use wiremock::matchers::{method, path};
@@ -140,9 +141,10 @@ async fn retry_after_is_honoured_without_spending_the_retry_budget() {
         .await;
     Mock::given(method("GET"))
         .and(path("/limited"))
-        .respond_with(ResponseTemplate::new(200).set_body_string(r#"{"ok": true}"#))
-        .expect(1)
-        .mount(&server)
+        .once(
+            ResponseTemplate::new(200).set_body_string(r#"{"ok": true}"#),
+            &server,
+        )
         .await;
     let mut p = fast();
     // One attempt only: the 429 waits must not count against it.
@@ -178,9 +180,7 @@ async fn retry_after_as_an_http_date_is_honoured() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&server)
+        .once(ResponseTemplate::new(200), &server)
         .await;
     let e = engine(fast());
     let started = Instant::now();
@@ -196,9 +196,10 @@ async fn retry_after_as_an_http_date_is_honoured() {
 async fn a_wait_beyond_the_maximum_fails_and_names_the_knob() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "3600"))
-        .expect(1)
-        .mount(&server)
+        .once(
+            ResponseTemplate::new(429).insert_header("Retry-After", "3600"),
+            &server,
+        )
         .await;
     let e = engine(fast());
     let started = Instant::now();
@@ -232,9 +233,7 @@ async fn server_errors_back_off_then_succeed() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
-        .expect(1)
-        .mount(&server)
+        .once(ResponseTemplate::new(200).set_body_string("{}"), &server)
         .await;
     let r = engine(fast())
         .send(&RequestSpec::new("GET", server.uri()))
@@ -271,18 +270,15 @@ async fn client_errors_and_501_are_not_retried() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/customers"))
-        .respond_with(
+        .once(
             ResponseTemplate::new(422)
                 .set_body_string(r#"{"error": {"message": "email is required"}}"#),
+            &server,
         )
-        .expect(1)
-        .mount(&server)
         .await;
     Mock::given(method("GET"))
         .and(path("/nope"))
-        .respond_with(ResponseTemplate::new(501))
-        .expect(1)
-        .mount(&server)
+        .once(ResponseTemplate::new(501), &server)
         .await;
     let e = engine(fast());
     let err = e
@@ -389,9 +385,7 @@ async fn a_vendor_reset_header_is_honoured_without_retry_after() {
         .mount(&server)
         .await;
     Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200))
-        .expect(1)
-        .mount(&server)
+        .once(ResponseTemplate::new(200), &server)
         .await;
     let mut p = fast();
     p.reset_header = Some("X-Vendor-Reset".into());

@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, ok, Folder, Run};
+use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-pat-na1-3f9c";
 
@@ -64,23 +64,20 @@ async fn every_action_sends_the_documented_request() {
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "1"))
         .and(query_param("archived", "false"))
-        .respond_with(ok(json!({"results": [contact(1, "a@example.com", t)],
-            "paging": {"next": {"after": "2", "link": "?after=2"}}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [contact(1, "a@example.com", t)],
+            "paging": {"next": {"after": "2", "link": "?after=2"}}})),
+            &s,
+        )
         .await;
     hs("GET", "/crm/v3/objects/contacts/ada%40example.com")
         .and(query_param("idProperty", "email"))
-        .respond_with(ok(contact(512, "ada@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(512, "ada@example.com", t)), &s)
         .await;
     hs("POST", "/crm/v3/objects/contacts")
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!({"properties": {"email": "ada@example.com", "firstname": "Ada", "hs_count": "3", "interests": "math;engines"}})))
-        .respond_with(ResponseTemplate::new(201).set_body_json(contact(512, "ada@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(201).set_body_json(contact(512, "ada@example.com", t)), &s)
         .await;
     // A null clears: HubSpot clears a property with an empty string.
     hs("PATCH", "/crm/v3/objects/contacts/512")
@@ -88,37 +85,28 @@ async fn every_action_sends_the_documented_request() {
         .and(body_json(
             json!({"properties": {"firstname": "Ada L.", "phone": ""}}),
         ))
-        .respond_with(ok(contact(512, "ada@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(512, "ada@example.com", t)), &s)
         .await;
     hs("DELETE", "/crm/v3/objects/contacts/512")
         .and(query_param_is_missing("idProperty"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     // The archive takes no idProperty: an email is looked up first.
     hs("GET", "/crm/v3/objects/contacts/bob%40example.com")
         .and(query_param("idProperty", "email"))
-        .respond_with(ok(contact(513, "bob@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(513, "bob@example.com", t)), &s)
         .await;
     hs("DELETE", "/crm/v3/objects/contacts/513")
         .and(query_param_is_missing("idProperty"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     hs("GET", "/crm/v3/objects/contacts/gone%40example.com")
         .and(query_param("idProperty", "email"))
-        .respond_with(
+        .once(
             ResponseTemplate::new(404).set_body_json(json!({"status": "error",
             "message": "resource not found", "category": "OBJECT_NOT_FOUND"})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let f = folder(&s.uri());
     let runs = [
@@ -159,31 +147,28 @@ async fn import_pages_with_the_after_cursor_to_the_end() {
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "2"))
         .and(query_param_is_missing("after"))
-        .respond_with(ok(
+        .once(ok(
             json!({"results": [contact(1, "c1@example.com", t), contact(2, "c2@example.com", t)],
             "paging": {"next": {"after": "NTI1Cg%3D%3D", "link": "?after=NTI1Cg%3D%3D"}}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        ), &s)
         .await;
     // The documented cursor goes back as written (wiremock decodes it).
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "2"))
         .and(query_param("after", "NTI1Cg=="))
-        .respond_with(ok(
+        .once(ok(
             json!({"results": [contact(3, "c3@example.com", t), contact(4, "c4@example.com", t)],
             "paging": {"next": {"after": "5", "link": "?after=5"}}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        ), &s)
         .await;
     // The last page has no paging.next: the end.
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "2"))
         .and(query_param("after", "5"))
-        .respond_with(ok(json!({"results": [contact(5, "c5@example.com", t)]})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [contact(5, "c5@example.com", t)]})),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&[
@@ -218,17 +203,19 @@ async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param_is_missing("after"))
-        .respond_with(ok(json!({"results": [contact(1, "c1@example.com", t)],
-            "paging": {"next": {"after": "7"}}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [contact(1, "c1@example.com", t)],
+            "paging": {"next": {"after": "7"}}})),
+            &s,
+        )
         .await;
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("after", "7"))
-        .respond_with(ok(json!({"results": [contact(2, "c2@example.com", t)],
-            "paging": {"next": {"after": "7"}}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"results": [contact(2, "c2@example.com", t)],
+            "paging": {"next": {"after": "7"}}})),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
@@ -247,12 +234,13 @@ async fn a_next_page_without_a_cursor_is_an_error_not_an_early_end() {
     let s = MockServer::start().await;
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param_is_missing("after"))
-        .respond_with(ok(
-            json!({"results": [contact(1, "c1@example.com", "2024-01-01T00:00:00.000Z")],
+        .once(
+            ok(
+                json!({"results": [contact(1, "c1@example.com", "2024-01-01T00:00:00.000Z")],
             "paging": {"next": {"link": "?after="}}}),
-        ))
-        .expect(1)
-        .mount(&s)
+            ),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
@@ -289,18 +277,17 @@ async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_l
     // 2024-01-01T00:00:00Z and 2024-02-01T10:00:00Z in milliseconds.
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(Some(1_704_067_200_000), 2)))
-        .respond_with(ok(json!({"total": 3, "results": [a, b],
-            "paging": {"next": {"after": "2"}}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"total": 3, "results": [a, b],
+            "paging": {"next": {"after": "2"}}})),
+            &s,
+        )
         .await;
     // b shares c's time: the next search starts at that time, asks for
     // one more and skips b, which HubSpot answers again.
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(Some(1_706_781_600_000), 200)))
-        .respond_with(ok(json!({"total": 2, "results": [b, c]})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"total": 2, "results": [b, c]})), &s)
         .await;
     let f = folder(&s.uri());
     let first = f.run(&[
@@ -338,16 +325,15 @@ async fn an_initial_getupdates_searches_without_a_filter_to_the_end() {
     );
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(None, 200)))
-        .respond_with(ok(json!({"total": 2, "results": [a],
-            "paging": {"next": {"after": "1"}}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"total": 2, "results": [a],
+            "paging": {"next": {"after": "1"}}})),
+            &s,
+        )
         .await;
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(Some(1_704_067_200_000), 200)))
-        .respond_with(ok(json!({"total": 2, "results": [a, b]})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"total": 2, "results": [a, b]})), &s)
         .await;
     let f = folder(&s.uri());
     let out = f.run(&["getupdates"]).ok_json();
@@ -381,13 +367,10 @@ async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
         .mount(&s)
         .await;
     hs("GET", "/crm/v3/objects/contacts/512")
-        .respond_with(ok(contact(
-            512,
-            "ada@example.com",
-            "2024-01-01T00:00:00.000Z",
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(contact(512, "ada@example.com", "2024-01-01T00:00:00.000Z")),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     // -vv logs headers and bodies: the token must stay masked. Two 429s
@@ -407,36 +390,29 @@ async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
 async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
     let s = MockServer::start().await;
     hs("GET", "/crm/v3/objects/contacts/999")
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+        .once(ResponseTemplate::new(404).set_body_json(json!({
             "status": "error", "message": "Object not found.  objectId are usually numeric.",
-            "correlationId": "2f2a4d5e-6c55-4b2d-8e7b-0c1f2e3d4a5b", "context": {"id": ["999"]}, "category": "OBJECT_NOT_FOUND"})))
-        .expect(1)
-        .mount(&s)
+            "correlationId": "2f2a4d5e-6c55-4b2d-8e7b-0c1f2e3d4a5b", "context": {"id": ["999"]}, "category": "OBJECT_NOT_FOUND"})), &s)
         .await;
     hs("POST", "/crm/v3/objects/contacts")
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+        .once(ResponseTemplate::new(400).set_body_json(json!({
             "status": "error", "message": "Property values were not valid",
             "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf", "category": "VALIDATION_ERROR",
-            "errors": [{"message": "Property \"favourite_colour\" does not exist", "code": "PROPERTY_DOESNT_EXIST", "in": "favourite_colour"}]})))
-        .expect(1)
-        .mount(&s)
+            "errors": [{"message": "Property \"favourite_colour\" does not exist", "code": "PROPERTY_DOESNT_EXIST", "in": "favourite_colour"}]})), &s)
         .await;
     hs("DELETE", "/crm/v3/objects/contacts/1")
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+        .once(ResponseTemplate::new(401).set_body_json(json!({
             "status": "error", "message": "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
-            "correlationId": "6e2b5a4c-1111-4c3e-9a9a-5d8c7b6a5f4e", "category": "INVALID_AUTHENTICATION"})))
-        .expect(1)
-        .mount(&s)
+            "correlationId": "6e2b5a4c-1111-4c3e-9a9a-5d8c7b6a5f4e", "category": "INVALID_AUTHENTICATION"})), &s)
         .await;
     hs("PATCH", "/crm/v3/objects/contacts/2")
-        .respond_with(
+        .once(
             ResponseTemplate::new(403).set_body_json(json!({"status": "error",
             "message": "This app hasn't been granted all required scopes to make this call.",
             "correlationId": "a43683b0-5717-4ceb-80b4-104d02915d8c", "category": "MISSING_SCOPES",
             "context": {"missingScopes": ["crm.objects.contacts.write"]}})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["patch", "--id", "2", "--value", r#"{"firstname": "X"}"#]);
@@ -466,7 +442,7 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
             {"idProperty": "email", "id": "bob@", "properties": {"email": "bob@", "firstname": "Bob"}, "objectWriteTraceId": "bob@"},
             {"idProperty": "email", "id": "cy@example.com", "properties": {"email": "cy@example.com", "age": "40"}, "objectWriteTraceId": "cy@example.com"}
         ]})))
-        .respond_with(ResponseTemplate::new(207).set_body_json(json!({
+        .once(ResponseTemplate::new(207).set_body_json(json!({
             "status": "COMPLETE",
             "results": [
                 {"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "createdAt": "2024-01-01T00:00:00Z", "updatedAt": "2024-01-01T00:00:00Z", "archived": false},
@@ -477,9 +453,7 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
                 "context": {"objectWriteTraceId": ["bob@"]},
                 "errors": [{"message": "Email address bob@ is invalid", "code": "INVALID_EMAIL", "in": "email"}], "links": {}}],
             "requestedAt": "2024-01-01T00:00:00Z", "startedAt": "2024-01-01T00:00:00Z", "completedAt": "2024-01-01T00:00:00Z"
-        })))
-        .expect(1)
-        .mount(&s)
+        })), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -601,13 +575,11 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
             {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bob", "phone": "+47 555 0100"}, "objectWriteTraceId": "bob@example.com"},
             {"idProperty": "email", "id": "cy@example.com", "properties": {"email": "cy@example.com", "firstname": "Cy"}, "objectWriteTraceId": "cy@example.com"}
         ]})))
-        .respond_with(ok(json!({"status": "COMPLETE", "results": [
+        .once(ok(json!({"status": "COMPLETE", "results": [
             {"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "102", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "103", "new": true, "objectWriteTraceId": "cy@example.com", "properties": {"email": "cy@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
-        ], "requestedAt": t, "startedAt": t, "completedAt": t})))
-        .expect(1)
-        .mount(&s)
+        ], "requestedAt": t, "startedAt": t, "completedAt": t})), &s)
         .await;
     // VIP does not exist on run 1 (created once); run 2 finds it.
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
@@ -618,64 +590,49 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
         .mount(&s)
         .await;
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .respond_with(ok(list("611", "VIP")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(list("611", "VIP")), &s)
         .await;
     hs("POST", "/crm/v3/lists")
         .and(body_json(
             json!({"name": "VIP", "objectTypeId": "0-1", "processingType": "MANUAL"}),
         ))
-        .respond_with(ok(list("611", "VIP")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(list("611", "VIP")), &s)
         .await;
     hs("PUT", "/crm/v3/lists/611/memberships/add")
         .and(body_json(json!(["101", "102"])))
-        .respond_with(ok(
-            json!({"recordIdsAdded": ["101", "102"], "recordIdsMissing": []}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"recordIdsAdded": ["101", "102"], "recordIdsMissing": []})),
+            &s,
+        )
         .await;
     // Run 2: delete, update with a clear, join Newsletter (found), leave VIP.
     hs("DELETE", "/crm/v3/objects/contacts/103")
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     hs("PATCH", "/crm/v3/objects/contacts/101")
         .and(body_json(json!({"properties": {"firstname": "Ada L."}})))
-        .respond_with(ok(contact(101, "ada@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(101, "ada@example.com", t)), &s)
         .await;
     hs("PATCH", "/crm/v3/objects/contacts/102")
         .and(body_json(json!({"properties": {"phone": ""}})))
-        .respond_with(ok(contact(102, "bob@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(102, "bob@example.com", t)), &s)
         .await;
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/Newsletter")
-        .respond_with(ok(list("612", "Newsletter")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(list("612", "Newsletter")), &s)
         .await;
     hs("PUT", "/crm/v3/lists/612/memberships/add")
         .and(body_json(json!(["101"])))
-        .respond_with(ok(
-            json!({"recordIdsAdded": ["101"], "recordIdsMissing": []}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"recordIdsAdded": ["101"], "recordIdsMissing": []})),
+            &s,
+        )
         .await;
     hs("PUT", "/crm/v3/lists/611/memberships/remove")
         .and(body_json(json!(["102"])))
-        .respond_with(ok(
-            json!({"recordIdsRemoved": ["102"], "recordIdsMissing": []}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"recordIdsRemoved": ["102"], "recordIdsMissing": []})),
+            &s,
+        )
         .await;
 
     let f = Folder::new();
@@ -722,26 +679,21 @@ async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
     let s = MockServer::start().await;
     let t = "2024-01-01T00:00:00Z";
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
-        .respond_with(ResponseTemplate::new(207).set_body_json(json!({"status": "COMPLETE",
+        .once(ResponseTemplate::new(207).set_body_json(json!({"status": "COMPLETE",
             "results": [{"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}],
             "numErrors": 1,
             "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid",
-                "context": {"objectWriteTraceId": ["bob@example"]}, "errors": [{"message": "Email address bob@example is invalid", "code": "INVALID_EMAIL"}]}]})))
-        .expect(1)
-        .mount(&s)
+                "context": {"objectWriteTraceId": ["bob@example"]}, "errors": [{"message": "Email address bob@example is invalid", "code": "INVALID_EMAIL"}]}]})), &s)
         .await;
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .respond_with(ok(list("611", "VIP")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(list("611", "VIP")), &s)
         .await;
     hs("PUT", "/crm/v3/lists/611/memberships/add")
         .and(body_json(json!(["101"])))
-        .respond_with(ok(
-            json!({"recordIdsAdded": [], "recordIdsMissing": ["101"]}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"recordIdsAdded": [], "recordIdsMissing": ["101"]})),
+            &s,
+        )
         .await;
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));
@@ -788,12 +740,10 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
             {"idProperty": "email", "id": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "objectWriteTraceId": "ada@example.com"},
             {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bob"}, "objectWriteTraceId": "bob@example.com"}
         ]})))
-        .respond_with(ok(json!({"status": "COMPLETE", "results": [
+        .once(ok(json!({"status": "COMPLETE", "results": [
             {"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "102", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
-        ]})))
-        .expect(1)
-        .mount(&s)
+        ]})), &s)
         .await;
     let gone = || {
         ResponseTemplate::new(404).set_body_json(json!({"status": "error",
@@ -802,25 +752,19 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
     // Both contacts were merged or deleted in HubSpot since run 1.
     for id in ["101", "102"] {
         hs("PATCH", &format!("/crm/v3/objects/contacts/{id}"))
-            .respond_with(gone())
-            .expect(1)
-            .mount(&s)
+            .once(gone(), &s)
             .await;
     }
     // Ada is found by email (under a new record id) and updated in full.
     hs("GET", "/crm/v3/objects/contacts/ada%40example.com")
         .and(query_param("idProperty", "email"))
-        .respond_with(ok(contact(777, "ada@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(777, "ada@example.com", t)), &s)
         .await;
     hs("PATCH", "/crm/v3/objects/contacts/777")
         .and(body_json(
             json!({"properties": {"email": "ada@example.com", "firstname": "Ada L."}}),
         ))
-        .respond_with(ok(contact(777, "ada@example.com", t)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact(777, "ada@example.com", t)), &s)
         .await;
     // Bob is found by neither his old nor his new email: created again.
     hs("GET", "/crm/v3/objects/contacts/bob%40example.com")
@@ -833,11 +777,9 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
         .and(body_json(json!({"inputs": [
             {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bobby"}, "objectWriteTraceId": "bob@example.com"}
         ]})))
-        .respond_with(ok(json!({"status": "COMPLETE", "results": [
+        .once(ok(json!({"status": "COMPLETE", "results": [
             {"id": "888", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
-        ]})))
-        .expect(1)
-        .mount(&s)
+        ]})), &s)
         .await;
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));
@@ -867,22 +809,17 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
     let s = MockServer::start().await;
     hs("GET", "/crm/v3/objects/contacts/512")
         .and(query_param("properties", "email,firstname,phone"))
-        .respond_with(ok(contact(
-            512,
-            "ada@example.com",
-            "2024-01-01T00:00:00.000Z",
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(contact(512, "ada@example.com", "2024-01-01T00:00:00.000Z")),
+            &s,
+        )
         .await;
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .respond_with(ResponseTemplate::new(403).set_body_json(json!({"status": "error",
+        .once(ResponseTemplate::new(403).set_body_json(json!({"status": "error",
             "message": "This app hasn't been granted all required scopes to make this call.",
             "correlationId": "a43683b0-5717-4ceb-80b4-104d02915d8c", "category": "MISSING_SCOPES",
             "errors": [{"message": "One or more of the following scopes are required.", "context": {"requiredGranularScopes": ["crm.lists.read"]}}],
-            "context": {"missingScopes": ["crm.lists.read"]}})))
-        .expect(1)
-        .mount(&s)
+            "context": {"missingScopes": ["crm.lists.read"]}})), &s)
         .await;
     let f = Folder::new();
     let mut acct: Value = serde_json::from_str(&account(&s.uri())).unwrap();
@@ -898,12 +835,13 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
     );
     // The contact is written; joining the list fails on the missing scope.
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
-        .respond_with(ok(
-            json!({"status": "COMPLETE", "results": [{"id": "512", "new": false,
+        .once(
+            ok(
+                json!({"status": "COMPLETE", "results": [{"id": "512", "new": false,
             "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}}]}),
-        ))
-        .expect(1)
-        .mount(&s)
+            ),
+            &s,
+        )
         .await;
     let run = f.run(&[
         "export",
@@ -931,16 +869,13 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
 async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
     let s = MockServer::start().await;
     hs("GET", "/crm/v3/objects/contacts/512")
-        .respond_with(
+        .once(
             ResponseTemplate::new(429)
                 .insert_header("X-HubSpot-RateLimit-Daily", "250000")
                 .insert_header("X-HubSpot-RateLimit-Daily-Remaining", "0")
                 .set_body_json(json!({"status": "error", "message": "You have reached your daily limit.",
                     "errorType": "RATE_LIMIT", "correlationId": "c033cdaa-2c40-4a64-ae48-b4cec88dad24",
-                    "policyName": "DAILY", "requestId": "3d3e35b7-0dae-4b9f-a6e3-9c230cbcf8dd"})),
-        )
-        .expect(1)
-        .mount(&s)
+                    "policyName": "DAILY", "requestId": "3d3e35b7-0dae-4b9f-a6e3-9c230cbcf8dd"})), &s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["get", "--id", "512"]);
@@ -952,19 +887,18 @@ async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
 async fn an_active_list_of_that_name_is_an_error_for_its_members() {
     let s = MockServer::start().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
-        .respond_with(ok(
-            json!({"status": "COMPLETE", "results": [{"id": "512", "new": false,
+        .once(
+            ok(
+                json!({"status": "COMPLETE", "results": [{"id": "512", "new": false,
             "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}}]}),
-        ))
-        .expect(1)
-        .mount(&s)
+            ),
+            &s,
+        )
         .await;
     let mut active = list("42", "VIP");
     active["list"]["processingType"] = json!("DYNAMIC");
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .respond_with(ok(active))
-        .expect(1)
-        .mount(&s)
+        .once(ok(active), &s)
         .await;
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));
@@ -1009,27 +943,25 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
         "errors": [{"message": "Property \"favourite_colour\" does not exist", "code": "PROPERTY_DOESNT_EXIST", "in": "favourite_colour"}]});
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [ada, bob, cy]})))
-        .respond_with(ResponseTemplate::new(400).set_body_json(no_such_property.clone()))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(400).set_body_json(no_such_property.clone()),
+            &s,
+        )
         .await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [ada]})))
-        .respond_with(ok(upserted("101", "ada@example.com")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [bob]})))
-        .respond_with(ResponseTemplate::new(400).set_body_json(no_such_property))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(400).set_body_json(no_such_property),
+            &s,
+        )
         .await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [cy]})))
-        .respond_with(ok(upserted("103", "cy@example.com")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(upserted("103", "cy@example.com")), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -1069,9 +1001,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
             upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
             upsert_input("bob@example.com", json!({"email": "bob@example.com"}))
         ]})))
-        .respond_with(ok(upserted("101", "ada@example.com")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -1111,9 +1041,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
 async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
     let s = MockServer::start().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
-        .respond_with(ok(upserted("101", "ada@example.com")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
         .respond_with(
@@ -1125,25 +1053,21 @@ async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
         .mount(&s)
         .await;
     hs("POST", "/crm/v3/lists")
-        .respond_with(
+        .once(
             ResponseTemplate::new(409).set_body_json(json!({"status": "error",
             "message": "A list named VIP already exists", "category": "CONFLICT"})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .respond_with(ok(list("611", "VIP")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(list("611", "VIP")), &s)
         .await;
     hs("PUT", "/crm/v3/lists/611/memberships/add")
         .and(body_json(json!(["101"])))
-        .respond_with(ok(
-            json!({"recordIdsAdded": ["101"], "recordIdsMissing": []}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"recordIdsAdded": ["101"], "recordIdsMissing": []})),
+            &s,
+        )
         .await;
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));
@@ -1161,15 +1085,11 @@ async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
     let s = MockServer::start().await;
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(None, 200)))
-        .respond_with(ok(json!({"total": 0, "results": []})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"total": 0, "results": []})), &s)
         .await;
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(Some(0), 200)))
-        .respond_with(ok(json!({"total": 0, "results": []})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"total": 0, "results": []})), &s)
         .await;
     let f = folder(&s.uri());
     let out = f.run(&["getupdates"]).ok_json();
@@ -1185,17 +1105,14 @@ async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
 async fn deleting_a_contact_already_gone_from_hubspot_is_done() {
     let s = MockServer::start().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
-        .respond_with(ok(upserted("101", "ada@example.com")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
     hs("DELETE", "/crm/v3/objects/contacts/101")
-        .respond_with(
+        .once(
             ResponseTemplate::new(404).set_body_json(json!({"status": "error",
             "message": "resource not found", "category": "OBJECT_NOT_FOUND"})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));

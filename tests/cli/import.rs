@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::support::{jsonl_field, Folder, Run};
+use crate::support::{jsonl_field, Folder, MountOnce, Run};
 
 /// The run's rendering with the parts that change from run to run (the
 /// checkpoint's hash of temporary paths, timings) replaced.
@@ -861,11 +861,10 @@ async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() 
     let s = MockServer::start().await;
     Mock::given(method("PATCH"))
         .and(path("/items/c2"))
-        .respond_with(
+        .once(
             ResponseTemplate::new(422).set_body_json(json!({"error": "email is not valid"})),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[134]$"))

@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, ok, Folder, Run};
+use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
 
@@ -96,13 +96,14 @@ async fn every_action_sends_the_documented_request() {
         .mount(&s)
         .await;
     ic("GET", "/contacts/6643703ffae7834d1792fd30")
-        .respond_with(ok(contact(
-            "6643703ffae7834d1792fd30",
-            "ada@example.com",
-            1700000000,
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(contact(
+                "6643703ffae7834d1792fd30",
+                "ada@example.com",
+                1700000000,
+            )),
+            &s,
+        )
         .await;
     ic("POST", "/contacts/search")
         .and(header("Content-Type", "application/json"))
@@ -111,18 +112,17 @@ async fn every_action_sends_the_documented_request() {
                 {"field": "email", "operator": "=", "value": "ada@example.com"},
                 {"field": "role", "operator": "=", "value": "user"}]},
             "pagination": {"per_page": 1}})))
-        .respond_with(ok(list(
-            vec![contact("c1", "ada@example.com", 1700000000)],
-            None,
-            1,
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(
+                vec![contact("c1", "ada@example.com", 1700000000)],
+                None,
+                1,
+            )),
+            &s,
+        )
         .await;
     ic("GET", "/contacts/find_by_external_id/ext%2F25")
-        .respond_with(ok(contact("c25", "x@example.com", 1700000000)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact("c25", "x@example.com", 1700000000)), &s)
         .await;
     ic("POST", "/contacts")
         .and(header("Content-Type", "application/json"))
@@ -130,24 +130,19 @@ async fn every_action_sends_the_documented_request() {
             json!({"email": "bo@example.com", "name": "Bo", "signed_up_at": 1571069751,
             "role": "user", "custom_attributes": {"plan": "pro", "seats": 3}}),
         ))
-        .respond_with(ok(contact("c2", "bo@example.com", 1700000000)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact("c2", "bo@example.com", 1700000000)), &s)
         .await;
     ic("PUT", "/contacts/c2")
         .and(body_json(
             json!({"name": "Bo B.", "phone": null, "custom_attributes": {"plan": null}}),
         ))
-        .respond_with(ok(contact("c2", "bo@example.com", 1700000100)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact("c2", "bo@example.com", 1700000100)), &s)
         .await;
     ic("DELETE", "/contacts/c2")
-        .respond_with(ok(
-            json!({"id": "c2", "external_id": null, "type": "contact", "deleted": true}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"id": "c2", "external_id": null, "type": "contact", "deleted": true})),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let runs = [
@@ -192,13 +187,14 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
     ic("GET", "/contacts")
         .and(query_param("per_page", "2"))
         .and(query_param_is_missing("starting_after"))
-        .respond_with(ok(list(
-            vec![contact("c1", "a@x.com", 1), contact("c2", "b@x.com", 2)],
-            Some("WzE3MTk0OTM3NTcuMCwgIjEiXQ=="),
-            5,
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(
+                vec![contact("c1", "a@x.com", 1), contact("c2", "b@x.com", 2)],
+                Some("WzE3MTk0OTM3NTcuMCwgIjEiXQ=="),
+                5,
+            )),
+            &s,
+        )
         .await;
     ic("GET", "/contacts")
         .and(query_param("per_page", "2"))
@@ -206,13 +202,14 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
             "starting_after",
             "WzE3MTk0OTM3NTcuMCwgIjEiXQ==",
         ))
-        .respond_with(ok(list(
-            vec![contact("c3", "c@x.com", 3), contact("c4", "d@x.com", 4)],
-            Some("WzE3MTk0OTM3NTcuMCwgIjIiXQ=="),
-            5,
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(
+                vec![contact("c3", "c@x.com", 3), contact("c4", "d@x.com", 4)],
+                Some("WzE3MTk0OTM3NTcuMCwgIjIiXQ=="),
+                5,
+            )),
+            &s,
+        )
         .await;
     ic("GET", "/contacts")
         .and(query_param("per_page", "2"))
@@ -220,9 +217,7 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
             "starting_after",
             "WzE3MTk0OTM3NTcuMCwgIjIiXQ==",
         ))
-        .respond_with(ok(list(vec![contact("c5", "e@x.com", 5)], None, 5)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(list(vec![contact("c5", "e@x.com", 5)], None, 5)), &s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&[
@@ -247,15 +242,17 @@ async fn a_cursor_that_does_not_move_stops_the_read() {
     let s = MockServer::start().await;
     ic("GET", "/contacts")
         .and(query_param_is_missing("starting_after"))
-        .respond_with(ok(list(vec![contact("c1", "a@x.com", 1)], Some("same"), 9)))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(vec![contact("c1", "a@x.com", 1)], Some("same"), 9)),
+            &s,
+        )
         .await;
     ic("GET", "/contacts")
         .and(query_param("starting_after", "same"))
-        .respond_with(ok(list(vec![contact("c2", "b@x.com", 1)], Some("same"), 9)))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(vec![contact("c2", "b@x.com", 1)], Some("same"), 9)),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&[
@@ -350,13 +347,14 @@ async fn an_initial_getupdates_reads_every_contact_oldest_first() {
     let s = MockServer::start().await;
     ic("POST", "/contacts/search")
         .and(body_json(updates_search(0, None)))
-        .respond_with(ok(list(
-            vec![contact("c1", "a@x.com", 10), contact("c2", "b@x.com", 20)],
-            None,
-            2,
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(
+                vec![contact("c1", "a@x.com", 10), contact("c2", "b@x.com", 20)],
+                None,
+                2,
+            )),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let out = f.run(&["getupdates"]).ok_json();
@@ -388,13 +386,12 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
         .mount(&s)
         .await;
     ic("GET", "/contacts/c1")
-        .respond_with(
+        .once(
             ok(contact("c1", "a@x.com", 1))
                 .insert_header("X-RateLimit-Limit", "167")
                 .insert_header("X-RateLimit-Remaining", "166"),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let f = folder(&s.uri());
     let started = std::time::Instant::now();
@@ -416,14 +413,10 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
 async fn intercom_error_messages_and_codes_are_shown() {
     let s = MockServer::start().await;
     ic("GET", "/contacts/nobody")
-        .respond_with(error(404, "not_found", "Contact Not Found"))
-        .expect(1)
-        .mount(&s)
+        .once(error(404, "not_found", "Contact Not Found"), &s)
         .await;
     ic("PUT", "/contacts/c1")
-        .respond_with(error(401, "unauthorized", "Access Token Invalid"))
-        .expect(1)
-        .mount(&s)
+        .once(error(401, "unauthorized", "Access Token Invalid"), &s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["get", "--id", "nobody"]);
@@ -441,55 +434,49 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
         .and(body_json(
             json!({"email": "a@x.com", "name": "Ada", "role": "user"}),
         ))
-        .respond_with(ok(contact("ca", "a@x.com", 1)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact("ca", "a@x.com", 1)), &s)
         .await;
     // b@x.com exists: the 409 names it, and the same body updates it.
     ic("POST", "/contacts")
         .and(body_json(
             json!({"email": "b@x.com", "name": "Bob", "role": "user"}),
         ))
-        .respond_with(error(
-            409,
-            "conflict",
-            "A contact matching those details already exists with id=5da6f18e3d7cf967e4582d05",
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            error(
+                409,
+                "conflict",
+                "A contact matching those details already exists with id=5da6f18e3d7cf967e4582d05",
+            ),
+            &s,
+        )
         .await;
     // The role the create filled in is left out: a lead stays a lead.
     ic("PUT", "/contacts/5da6f18e3d7cf967e4582d05")
         .and(body_json(json!({"email": "b@x.com", "name": "Bob"})))
-        .respond_with(ok(contact("5da6f18e3d7cf967e4582d05", "b@x.com", 2)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact("5da6f18e3d7cf967e4582d05", "b@x.com", 2)), &s)
         .await;
     ic("POST", "/contacts")
         .and(body_json(
             json!({"email": "c@x.com", "role": "user", "custom_attributes": {"tier": "gold"}}),
         ))
-        .respond_with(error(
-            400,
-            "parameter_invalid",
-            "Custom attribute 'tier' does not exist",
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            error(
+                400,
+                "parameter_invalid",
+                "Custom attribute 'tier' does not exist",
+            ),
+            &s,
+        )
         .await;
     // An avatar as Intercom reads it ({"image_url"}) is written as the URL.
     ic("POST", "/contacts")
         .and(body_json(json!({"email": "f@x.com", "role": "user",
             "avatar": "https://example.org/f.jpg"})))
-        .respond_with(ok(contact("cf", "f@x.com", 1)))
-        .expect(1)
-        .mount(&s)
+        .once(ok(contact("cf", "f@x.com", 1)), &s)
         .await;
     ic("POST", "/contacts")
         .and(body_json(json!({"email": "d@x.com", "role": "user"})))
-        .respond_with(error(409, "conflict", "An archived contact matching those details already exists with id=6762f0d51bb69f9f2193bb7f"))
-        .expect(1)
-        .mount(&s)
+        .once(error(409, "conflict", "An archived contact matching those details already exists with id=6762f0d51bb69f9f2193bb7f"), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -946,13 +933,14 @@ async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done(
 async fn a_contact_without_an_id_is_a_connector_error() {
     let s = MockServer::start().await;
     ic("GET", "/contacts")
-        .respond_with(ok(list(
-            vec![json!({"type": "contact", "email": "a@x.com"})],
-            None,
-            1,
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(list(
+                vec![json!({"type": "contact", "email": "a@x.com"})],
+                None,
+                1,
+            )),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
@@ -1024,9 +1012,10 @@ async fn getupdates_stops_when_the_search_cursor_comes_back() {
     ] {
         ic("POST", "/contacts/search")
             .and(body_json(updates_search(0, cursor)))
-            .respond_with(ok(list(vec![contact(id, "x@x.com", 10)], Some(next), 9)))
-            .expect(1)
-            .mount(&s)
+            .once(
+                ok(list(vec![contact(id, "x@x.com", 10)], Some(next), 9)),
+                &s,
+            )
             .await;
     }
     let f = folder(&s.uri());

@@ -12,7 +12,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, Folder, Run};
+use crate::support::{jsonl_field, Folder, MountOnce, Run};
 
 pub const KEY: &str = "pk_CANARY-klaviyo-3e7b";
 const REVISION: &str = "2026-07-15";
@@ -106,15 +106,16 @@ async fn every_action_sends_the_documented_request() {
     kl("GET", "/api/profiles")
         .and(query_param("page[size]", "1"))
         .and(query_param_is_missing("filter"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")],
-                None,
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")],
+                    None,
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     // get and patch by email look the profile up first.
     kl("GET", "/api/profiles")
@@ -142,38 +143,33 @@ async fn every_action_sends_the_documented_request() {
         .and(body_json(json!({"data": {"type": "profile", "attributes": {
             "email": "grace@example.com", "first_name": "Grace", "location": {"city": "Arlington"},
             "properties": {"plan": "pro", "pseudonym": "Amazing Grace"}}}})))
-        .respond_with(answer(201, json!({"data": profile("01GRACE0000000000000000000", "grace@example.com", "2024-01-02T00:00:00+00:00")})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(201, json!({"data": profile("01GRACE0000000000000000000", "grace@example.com", "2024-01-02T00:00:00+00:00")})), &s)
         .await;
     kl("PATCH", &format!("/api/profiles/{ada}"))
         .and(body_json(json!({"data": {"type": "profile", "id": ada,
             "attributes": {"first_name": "Ada", "title": null, "properties": {"plan": "team"}},
             "meta": {"patch_properties": {"unset": ["pseudonym"]}}}})))
-        .respond_with(answer(
-            200,
-            json!({"data": profile(ada, "ada@example.com", "2024-01-03T00:00:00+00:00")}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                json!({"data": profile(ada, "ada@example.com", "2024-01-03T00:00:00+00:00")}),
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/data-privacy-deletion-jobs")
         .and(body_json(
             json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
             {"type": "profile", "attributes": {"email": "ada@example.com"}}}}}}),
         ))
-        .respond_with(ResponseTemplate::new(202))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(202), &s)
         .await;
     kl("POST", "/api/data-privacy-deletion-jobs")
         .and(body_json(
             json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
             {"type": "profile", "id": "01GRACE0000000000000000000", "attributes": {}}}}}}),
         ))
-        .respond_with(ResponseTemplate::new(202))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(202), &s)
         .await;
     let f = folder(&s.uri());
     let runs = [
@@ -216,37 +212,37 @@ async fn import_pages_with_the_links_next_cursor_to_the_end() {
     kl("GET", "/api/profiles")
         .and(query_param("page[size]", "2"))
         .and(query_param_is_missing("page[cursor]"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![profile("P1", "p1@x.io", t), profile("P2", "p2@x.io", t)],
-                next("c2"),
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![profile("P1", "p1@x.io", t), profile("P2", "p2@x.io", t)],
+                    next("c2"),
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("page[cursor]", "c2"))
         .and(query_param("page[size]", "2"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![profile("P3", "p3@x.io", t), profile("P4", "p4@x.io", t)],
-                next("c3"),
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![profile("P3", "p3@x.io", t), profile("P4", "p4@x.io", t)],
+                    next("c3"),
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("page[cursor]", "c3"))
-        .respond_with(answer(
-            200,
-            collection(vec![profile("P5", "p5@x.io", t)], None),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(200, collection(vec![profile("P5", "p5@x.io", t)], None)),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&[
@@ -286,24 +282,26 @@ async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
         .and(query_param("sort", "updated"))
         .and(query_param("page[size]", "100"))
         .and(query_param_is_missing("page[cursor]"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![a],
-                Some(format!(
-                    "{}/api/profiles?page%5Bcursor%5D=n1&sort=updated",
-                    s.uri()
-                )),
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![a],
+                    Some(format!(
+                        "{}/api/profiles?page%5Bcursor%5D=n1&sort=updated",
+                        s.uri()
+                    )),
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("page[cursor]", "n1"))
-        .respond_with(answer(200, collection(vec![b.clone(), c.clone()], None)))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(200, collection(vec![b.clone(), c.clone()], None)),
+            &s,
+        )
         .await;
     // The next run starts a millisecond before PB and skips it.
     kl("GET", "/api/profiles")
@@ -312,9 +310,7 @@ async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
             "greater-than(updated,2024-02-01T09:59:59.999Z)",
         ))
         .and(query_param("sort", "updated"))
-        .respond_with(answer(200, collection(vec![b, c], None)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, collection(vec![b, c], None)), &s)
         .await;
     let f = folder(&s.uri());
     let first = f.run(&[
@@ -365,7 +361,7 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
         .mount(&s)
         .await;
     kl("GET", "/api/profiles/P1")
-        .respond_with(
+        .once(
             answer(
                 200,
                 json!({"data": profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00")}),
@@ -373,9 +369,8 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
             .insert_header("RateLimit-Limit", "750")
             .insert_header("RateLimit-Remaining", "749")
             .insert_header("RateLimit-Reset", "42"),
+            &s,
         )
-        .expect(1)
-        .mount(&s)
         .await;
     let f = folder(&s.uri());
     let started = std::time::Instant::now();
@@ -399,31 +394,31 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
 async fn the_vendor_error_detail_is_shown() {
     let s = MockServer::start().await;
     kl("GET", "/api/profiles/NOBODY")
-        .respond_with(error(
-            404,
-            "not_found",
-            "Not found.",
-            "A profile with id NOBODY does not exist.",
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            error(
+                404,
+                "not_found",
+                "Not found.",
+                "A profile with id NOBODY does not exist.",
+            ),
+            &s,
+        )
         .await;
     kl("PATCH", "/api/profiles/P1")
-        .respond_with(error(
-            401,
-            "not_authenticated",
-            "Authentication credentials were not provided.",
-            "Missing or invalid private key.",
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            error(
+                401,
+                "not_authenticated",
+                "Authentication credentials were not provided.",
+                "Missing or invalid private key.",
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/profiles")
-        .respond_with(answer(409, json!({"errors": [{"id": "bf03176f-0000-0000-0000-000000000000", "status": 409,
+        .once(answer(409, json!({"errors": [{"id": "bf03176f-0000-0000-0000-000000000000", "status": 409,
             "code": "duplicate_profile", "title": "Conflict.", "detail": "A profile already exists with one of these identifiers.",
-            "source": {"pointer": "/data/attributes"}, "links": {}, "meta": {"duplicate_profile_id": "01HDUPLICATE000000000000000"}}]})))
-        .expect(1)
-        .mount(&s)
+            "source": {"pointer": "/data/attributes"}, "links": {}, "meta": {"duplicate_profile_id": "01HDUPLICATE000000000000000"}}]})), &s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["get", "--id", "NOBODY"]);
@@ -453,9 +448,7 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
             {"type": "profile", "attributes": {"email": "not-an-email"}},
             {"type": "profile", "attributes": {"email": "c@x.io", "properties": {"plan": "pro"}}}
         ]}}}})))
-        .respond_with(answer(202, job("JOB1", "queued", 3, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(202, job("JOB1", "queued", 3, 0, 0)), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB1")
         .respond_with(answer(200, job("JOB1", "processing", 3, 1, 0)))
@@ -464,19 +457,15 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
         .mount(&s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB1")
-        .respond_with(answer(200, job("JOB1", "complete", 3, 3, 1)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, job("JOB1", "complete", 3, 3, 1)), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB1/import-errors")
         .and(query_param("page[size]", "100"))
-        .respond_with(answer(200, json!({"data": [{"type": "import-error", "id": "e4eebb08-b055-4a6f-bb13-c8cb69c9eb94",
+        .once(answer(200, json!({"data": [{"type": "import-error", "id": "e4eebb08-b055-4a6f-bb13-c8cb69c9eb94",
             "attributes": {"code": "invalid", "title": "Invalid input", "detail": "Invalid email address",
                 "source": {"pointer": "/data/attributes/email"},
                 "original_payload": {"type": "profile", "attributes": {"email": "not-an-email"}}}}],
-            "links": {"self": "https://a.klaviyo.com/api/profile-bulk-import-jobs/JOB1/import-errors", "next": null}})))
-        .expect(1)
-        .mount(&s)
+            "links": {"self": "https://a.klaviyo.com/api/profile-bulk-import-jobs/JOB1/import-errors", "next": null}})), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -553,45 +542,38 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
     // VIP exists; Newsletter is created, once.
     kl("GET", "/api/lists")
         .and(query_param("filter", "equals(name,\"VIP\")"))
-        .respond_with(answer(200, json!({"data": [{"type": "list", "id": "VIPL01", "attributes": {"name": "VIP", "opt_in_process": "single_opt_in"}}], "links": {"self": "x", "next": null}})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": [{"type": "list", "id": "VIPL01", "attributes": {"name": "VIP", "opt_in_process": "single_opt_in"}}], "links": {"self": "x", "next": null}})), &s)
         .await;
     kl("GET", "/api/lists")
         .and(query_param("filter", "equals(name,\"Newsletter\")"))
-        .respond_with(answer(
-            200,
-            json!({"data": [], "links": {"self": "x", "next": null}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                json!({"data": [], "links": {"self": "x", "next": null}}),
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/lists")
         .and(body_json(
             json!({"data": {"type": "list", "attributes": {"name": "Newsletter"}}}),
         ))
-        .respond_with(answer(
+        .once(answer(
             201,
             json!({"data": {"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        ), &s)
         .await;
     kl("POST", "/api/lists/VIPL01/relationships/profiles")
         .and(body_json(
             json!({"data": [{"type": "profile", "id": "PA"}, {"type": "profile", "id": "PB"}]}),
         ))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     kl("POST", "/api/lists/NEWS01/relationships/profiles")
         .and(body_json(
             json!({"data": [{"type": "profile", "id": "PB"}]}),
         ))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     let f = Folder::new();
     f.write("kl/account.json", &account(&s.uri()));
@@ -617,52 +599,43 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
     // cleared, Ada joins and Byron leaves Newsletter, c is deleted.
     kl("PATCH", "/api/profiles/PA")
         .and(body_json(json!({"data": {"type": "profile", "id": "PA", "attributes": {"first_name": "Ada L."}}})))
-        .respond_with(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-02T00:00:00+00:00")})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-02T00:00:00+00:00")})), &s)
         .await;
     kl("PATCH", "/api/profiles/PB")
         .and(body_json(
             json!({"data": {"type": "profile", "id": "PB", "attributes": {"last_name": null},
             "meta": {"patch_properties": {"unset": ["plan"]}}}}),
         ))
-        .respond_with(answer(
-            200,
-            json!({"data": profile("PB", "b@x.io", "2024-01-02T00:00:00+00:00")}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                json!({"data": profile("PB", "b@x.io", "2024-01-02T00:00:00+00:00")}),
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/data-privacy-deletion-jobs")
         .and(body_json(
             json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
             {"type": "profile", "id": "PC", "attributes": {}}}}}}),
         ))
-        .respond_with(ResponseTemplate::new(202))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(202), &s)
         .await;
     kl("GET", "/api/lists")
         .and(query_param("filter", "equals(name,\"Newsletter\")"))
-        .respond_with(answer(200, json!({"data": [{"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}], "links": {"self": "x", "next": null}})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": [{"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}], "links": {"self": "x", "next": null}})), &s)
         .await;
     kl("POST", "/api/lists/NEWS01/relationships/profiles")
         .and(body_json(
             json!({"data": [{"type": "profile", "id": "PA"}]}),
         ))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     kl("DELETE", "/api/lists/NEWS01/relationships/profiles")
         .and(body_json(
             json!({"data": [{"type": "profile", "id": "PB"}]}),
         ))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     f.write(
         "second.jsonl",
@@ -769,18 +742,17 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
         .and(body_json(
             json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
         ))
-        .respond_with(answer(
-            201,
-            json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                201,
+                json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io", "phone_number": "555"}}})))
-        .respond_with(error(400, "invalid", "Invalid input.", "Invalid phone number format (Example of a valid format: +12345678901)"))
-        .expect(1)
-        .mount(&s)
+        .once(error(400, "invalid", "Invalid input.", "Invalid phone number format (Example of a valid format: +12345678901)"), &s)
         .await;
     let f = Folder::new();
     f.write("kl/account.json", &account(&s.uri()));
@@ -818,14 +790,10 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
 async fn a_cancelled_bulk_job_fails_its_batch() {
     let s = MockServer::start().await;
     kl("POST", "/api/profile-bulk-import-jobs")
-        .respond_with(answer(202, job("JOB9", "queued", 1, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(202, job("JOB9", "queued", 1, 0, 0)), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB9")
-        .respond_with(answer(200, job("JOB9", "cancelled", 2, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, job("JOB9", "cancelled", 2, 0, 0)), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -847,9 +815,7 @@ async fn a_cancelled_bulk_job_fails_its_batch() {
 async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
     let s = MockServer::start().await;
     kl("POST", "/api/profile-bulk-import-jobs")
-        .respond_with(answer(202, job("JOB5", "queued", 1, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(202, job("JOB5", "queued", 1, 0, 0)), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB5")
         .respond_with(answer(200, job("JOB5", "processing", 2, 0, 0)))
@@ -877,15 +843,16 @@ async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
 async fn a_next_link_to_the_same_page_stops_instead_of_looping() {
     let s = MockServer::start().await;
     kl("GET", "/api/profiles")
-        .respond_with(answer(
-            200,
-            collection(
-                vec![profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00")],
-                Some(format!("{}/api/profiles?page%5Bsize%5D=100", s.uri())),
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00")],
+                    Some(format!("{}/api/profiles?page%5Bsize%5D=100", s.uri())),
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
@@ -918,30 +885,33 @@ async fn cursors_that_go_round_in_a_circle_stop_the_import() {
     let next = |c: &str| Some(format!("{}/api/profiles?page%5Bcursor%5D={c}", s.uri()));
     kl("GET", "/api/profiles")
         .and(query_param_is_missing("page[cursor]"))
-        .respond_with(answer(
-            200,
-            collection(vec![profile("P1", "p1@x.io", t)], next("c1")),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                collection(vec![profile("P1", "p1@x.io", t)], next("c1")),
+            ),
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("page[cursor]", "c1"))
-        .respond_with(answer(
-            200,
-            collection(vec![profile("P2", "p2@x.io", t)], next("c2")),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                collection(vec![profile("P2", "p2@x.io", t)], next("c2")),
+            ),
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("page[cursor]", "c2"))
-        .respond_with(answer(
-            200,
-            collection(vec![profile("P3", "p3@x.io", t)], next("c1")),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                collection(vec![profile("P3", "p3@x.io", t)], next("c1")),
+            ),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let run = f.run(&[
@@ -968,15 +938,11 @@ async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
     let s = MockServer::start().await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
-        .respond_with(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})), &s)
         .await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io", "phone_number": "555"}}})))
-        .respond_with(error(400, "invalid", "Invalid input.", "Invalid phone number format (Example of a valid format: +12345678901)"))
-        .expect(1)
-        .mount(&s)
+        .once(error(400, "invalid", "Invalid input.", "Invalid phone number format (Example of a valid format: +12345678901)"), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -1013,9 +979,7 @@ async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
     let s = MockServer::start().await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
-        .respond_with(answer(201, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(201, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})), &s)
         .await;
     let f = Folder::new();
     f.write("kl/account.json", &account(&s.uri()));
@@ -1029,33 +993,33 @@ async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
     s.reset().await;
     // PA was merged away in Klaviyo: the update answers 404, the key finds PZ.
     kl("PATCH", "/api/profiles/PA")
-        .respond_with(error(
-            404,
-            "not_found",
-            "Not found.",
-            "A profile with id PA does not exist.",
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            error(
+                404,
+                "not_found",
+                "Not found.",
+                "A profile with id PA does not exist.",
+            ),
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("filter", "equals(email,\"a@x.io\")"))
         .and(query_param("page[size]", "1"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![profile("PZ", "a@x.io", "2024-01-01T00:00:00+00:00")],
-                None,
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![profile("PZ", "a@x.io", "2024-01-01T00:00:00+00:00")],
+                    None,
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     kl("PATCH", "/api/profiles/PZ")
         .and(body_json(json!({"data": {"type": "profile", "id": "PZ", "attributes": {"email": "a@x.io", "first_name": "Ada L."}}})))
-        .respond_with(answer(200, json!({"data": profile("PZ", "a@x.io", "2024-01-02T00:00:00+00:00")})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": profile("PZ", "a@x.io", "2024-01-02T00:00:00+00:00")})), &s)
         .await;
     f.write(
         "p.jsonl",
@@ -1074,33 +1038,35 @@ async fn an_initial_getupdates_pages_by_updated_to_the_end() {
         .and(query_param("sort", "updated"))
         .and(query_param("page[size]", "100"))
         .and(query_param_is_missing("page[cursor]"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![
-                    profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00"),
-                    profile("P2", "p2@x.io", "2024-01-02T00:00:00+00:00"),
-                ],
-                Some(format!(
-                    "{}/api/profiles?page%5Bcursor%5D=z2&sort=updated&page%5Bsize%5D=100",
-                    s.uri()
-                )),
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![
+                        profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00"),
+                        profile("P2", "p2@x.io", "2024-01-02T00:00:00+00:00"),
+                    ],
+                    Some(format!(
+                        "{}/api/profiles?page%5Bcursor%5D=z2&sort=updated&page%5Bsize%5D=100",
+                        s.uri()
+                    )),
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param("page[cursor]", "z2"))
-        .respond_with(answer(
-            200,
-            collection(
-                vec![profile("P3", "p3@x.io", "2024-01-03T00:00:00+00:00")],
-                None,
+        .once(
+            answer(
+                200,
+                collection(
+                    vec![profile("P3", "p3@x.io", "2024-01-03T00:00:00+00:00")],
+                    None,
+                ),
             ),
-        ))
-        .expect(1)
-        .mount(&s)
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let out = f.run(&["getupdates"]);
@@ -1128,9 +1094,10 @@ async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
             "greater-than(updated,2023-12-31T23:59:59.999Z)",
         ))
         .and(query_param("sort", "updated"))
-        .respond_with(answer(200, collection(vec![b.clone(), c.clone()], None)))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(200, collection(vec![b.clone(), c.clone()], None)),
+            &s,
+        )
         .await;
     kl("GET", "/api/profiles")
         .and(query_param(
@@ -1138,9 +1105,7 @@ async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
             "greater-than(updated,2024-02-01T09:59:59.999Z)",
         ))
         .and(query_param("sort", "updated"))
-        .respond_with(answer(200, collection(vec![b, c], None)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, collection(vec![b, c], None)), &s)
         .await;
     let f = folder(&s.uri());
     let first = f.run(&[
@@ -1178,14 +1143,10 @@ async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch()
                 {"type": "profile", "attributes": {"email": "bad@", "first_name": "Two"}}
             ]}}}}),
         ))
-        .respond_with(answer(202, job("JOB2", "queued", 3, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(202, job("JOB2", "queued", 3, 0, 0)), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB2")
-        .respond_with(answer(200, job("JOB2", "complete", 3, 1, 2)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, job("JOB2", "complete", 3, 1, 2)), &s)
         .await;
     let refused = |id: &str, name: &str| {
         json!({"type": "import-error", "id": id, "attributes": {"code": "invalid", "title": "Invalid input",
@@ -1193,13 +1154,11 @@ async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch()
             "original_payload": {"type": "profile", "attributes": {"email": "bad@", "first_name": name}}}})
     };
     kl("GET", "/api/profile-bulk-import-jobs/JOB2/import-errors")
-        .respond_with(answer(
+        .once(answer(
             200,
             json!({"data": [refused("e1", "One"), refused("e2", "Two")],
                 "links": {"self": "https://a.klaviyo.com/api/profile-bulk-import-jobs/JOB2/import-errors", "next": null}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        ), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -1253,28 +1212,25 @@ async fn a_null_failed_count_still_reads_the_import_errors() {
     // `failed_count` is nullable in Klaviyo's schema: null is not "none failed".
     let s = MockServer::start().await;
     kl("POST", "/api/profile-bulk-import-jobs")
-        .respond_with(answer(202, job("JOB3", "queued", 2, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(202, job("JOB3", "queued", 2, 0, 0)), &s)
         .await;
     let mut done = job("JOB3", "complete", 2, 1, 0);
     done["data"]["attributes"]["failed_count"] = Value::Null;
     kl("GET", "/api/profile-bulk-import-jobs/JOB3")
-        .respond_with(answer(200, done))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, done), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB3/import-errors")
-        .respond_with(answer(
-            200,
-            json!({"data": [{"type": "import-error", "id": "e1", "attributes": {
+        .once(
+            answer(
+                200,
+                json!({"data": [{"type": "import-error", "id": "e1", "attributes": {
             "code": "invalid", "title": "Invalid input", "detail": "Invalid email address",
             "source": {"pointer": "/data/attributes/email"},
             "original_payload": {"type": "profile", "attributes": {"email": "bad@"}}}}],
             "links": {"self": "x", "next": null}}),
-        ))
-        .expect(1)
-        .mount(&s)
+            ),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -1302,14 +1258,10 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
     // page[size] is 1–100, default 20 (get_errors_for_bulk_import_profiles_job).
     let s = MockServer::start().await;
     kl("POST", "/api/profile-bulk-import-jobs")
-        .respond_with(answer(202, job("JOB4", "queued", 3, 0, 0)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(202, job("JOB4", "queued", 3, 0, 0)), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB4")
-        .respond_with(answer(200, job("JOB4", "complete", 3, 1, 2)))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, job("JOB4", "complete", 3, 1, 2)), &s)
         .await;
     let refused = |email: &str| {
         json!({"type": "import-error", "id": format!("e-{email}"), "attributes": {"code": "invalid",
@@ -1319,20 +1271,19 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
     kl("GET", "/api/profile-bulk-import-jobs/JOB4/import-errors")
         .and(query_param("page[size]", "100"))
         .and(query_param_is_missing("page[cursor]"))
-        .respond_with(answer(200, json!({"data": [refused("bad1@")], "links": {"self": "x",
-            "next": format!("{}/api/profile-bulk-import-jobs/JOB4/import-errors?page%5Bcursor%5D=p2", s.uri())}})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": [refused("bad1@")], "links": {"self": "x",
+            "next": format!("{}/api/profile-bulk-import-jobs/JOB4/import-errors?page%5Bcursor%5D=p2", s.uri())}})), &s)
         .await;
     kl("GET", "/api/profile-bulk-import-jobs/JOB4/import-errors")
         .and(query_param("page[cursor]", "p2"))
         .and(query_param("page[size]", "100"))
-        .respond_with(answer(
-            200,
-            json!({"data": [refused("bad2@")], "links": {"self": "x", "next": null}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                200,
+                json!({"data": [refused("bad2@")], "links": {"self": "x", "next": null}}),
+            ),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -1359,30 +1310,30 @@ async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
     // GET /api/lists answers at most 10 lists a page (get_lists).
     let s = MockServer::start().await;
     kl("POST", "/api/profile-import")
-        .respond_with(answer(
-            201,
-            json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            answer(
+                201,
+                json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")}),
+            ),
+            &s,
+        )
         .await;
     kl("GET", "/api/lists")
         .and(query_param("filter", "equals(name,\"VIP\")"))
         .and(query_param_is_missing("page[cursor]"))
-        .respond_with(answer(200, json!({"data": [{"type": "list", "id": "LOWER1", "attributes": {"name": "vip"}}],
-            "links": {"self": "x", "next": format!("{}/api/lists?filter=equals%28name%2C%22VIP%22%29&page%5Bcursor%5D=l2", s.uri())}})))
-        .expect(1)
-        .mount(&s)
+        .once(answer(200, json!({"data": [{"type": "list", "id": "LOWER1", "attributes": {"name": "vip"}}],
+            "links": {"self": "x", "next": format!("{}/api/lists?filter=equals%28name%2C%22VIP%22%29&page%5Bcursor%5D=l2", s.uri())}})), &s)
         .await;
     kl("GET", "/api/lists")
         .and(query_param("page[cursor]", "l2"))
-        .respond_with(answer(
-            200,
-            json!({"data": [{"type": "list", "id": "VIPL02", "attributes": {"name": "VIP"}}],
+        .once(
+            answer(
+                200,
+                json!({"data": [{"type": "list", "id": "VIPL02", "attributes": {"name": "VIP"}}],
             "links": {"self": "x", "next": null}}),
-        ))
-        .expect(1)
-        .mount(&s)
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/lists")
         .respond_with(answer(
@@ -1396,9 +1347,7 @@ async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
         .and(body_json(
             json!({"data": [{"type": "profile", "id": "PA"}]}),
         ))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     let f = Folder::new();
     f.write("kl/account.json", &account(&s.uri()));
@@ -1420,24 +1369,22 @@ async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
         .and(body_json(
             json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
         ))
-        .respond_with(error(
-            400,
-            "authentication_failed",
-            "Incorrect authentication credentials.",
-            "Missing or invalid private key.",
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            error(
+                400,
+                "authentication_failed",
+                "Incorrect authentication credentials.",
+                "Missing or invalid private key.",
+            ),
+            &s,
+        )
         .await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "b@x.io"}}})))
-        .respond_with(
+        .once(
             ResponseTemplate::new(400)
                 .insert_header("Content-Type", "text/html")
-                .set_body_string("<html><head><title>400 Bad Request</title></head><body>cloudflare</body></html>"),
-        )
-        .expect(1)
-        .mount(&s)
+                .set_body_string("<html><head><title>400 Bad Request</title></head><body>cloudflare</body></html>"), &s)
         .await;
     for email in ["a@x.io", "b@x.io"] {
         let f = folder(&s.uri());

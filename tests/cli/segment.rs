@@ -15,7 +15,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{ok, Folder, Run};
+use crate::support::{ok, Folder, MountOnce, Run};
 use crate::voucherify::{self as vfy, vf};
 
 const TOKEN: &str = "CANARY-seg-token-3b8f";
@@ -113,27 +113,30 @@ async fn get_fetches_traits_and_every_external_id_page() {
     // traitsLimit 2 of a profile with more traits: one call, and a warning.
     seg("email:ada%40example.com", "traits")
         .and(query_param("limit", "2"))
-        .respond_with(ok(json!({"traits": {"name": "Ada", "plan": "pro"},
-            "cursor": {"url": "/x", "has_more": true, "next": "plan", "limit": 2}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"traits": {"name": "Ada", "plan": "pro"},
+            "cursor": {"url": "/x", "has_more": true, "next": "plan", "limit": 2}})),
+            &s,
+        )
         .await;
     seg("email:ada%40example.com", "external_ids")
         .and(query_param_is_missing("next"))
-        .respond_with(ok(json!({"data": [ext_id("email", "ada@example.com")],
-            "cursor": {"url": "/x", "has_more": true, "next": "map_2"}})))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(json!({"data": [ext_id("email", "ada@example.com")],
+            "cursor": {"url": "/x", "has_more": true, "next": "map_2"}})),
+            &s,
+        )
         .await;
     seg("email:ada%40example.com", "external_ids")
         .and(query_param("next", "map_2"))
         .and(query_param("limit", "100"))
-        .respond_with(ok(ids_body(
-            "x",
-            vec![ext_id("user_id", "u1"), ext_id("anonymous_id", "a1")],
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(ids_body(
+                "x",
+                vec![ext_id("user_id", "u1"), ext_id("anonymous_id", "a1")],
+            )),
+            &s,
+        )
         .await;
     let f = Folder::new();
     f.write(
@@ -165,11 +168,12 @@ async fn get_fetches_traits_and_every_external_id_page() {
 async fn check_reads_one_metadata_and_writes_are_refused() {
     let s = MockServer::start().await;
     seg("user_id:ferry-check", "metadata")
-        .respond_with(ResponseTemplate::new(404).set_body_json(
-            json!({"error": {"code": "not_found", "message": "Profile was not found."}}),
-        ))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ResponseTemplate::new(404).set_body_json(
+                json!({"error": {"code": "not_found", "message": "Profile was not found."}}),
+            ),
+            &s,
+        )
         .await;
     let f = Folder::new();
     f.write("account.json", &account(&s.uri(), json!({})));
@@ -213,9 +217,7 @@ async fn the_vendor_error_is_shown_and_a_429_is_retried() {
     )
     .await;
     seg("user_id:u2", "traits")
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error": {"code": "authentication_error", "message": "The access token is invalid."}})))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(401).set_body_json(json!({"error": {"code": "authentication_error", "message": "The access token is invalid."}})), &s)
         .await;
     seg("user_id:u2", "external_ids")
         .respond_with(ok(ids_body("user_id:u2", vec![])))
@@ -403,9 +405,7 @@ async fn import_from_segment_to_voucherify_end_to_end_with_a_resume() {
 
     vf("POST", "/v1/customers/bulk/async")
         .and(body_json(json!([customer_of(1), customer_of(2)])))
-        .respond_with(ok(json!({"async_action_id": "aa_1"})))
-        .expect(1)
-        .mount(&vf_server)
+        .once(ok(json!({"async_action_id": "aa_1"})), &vf_server)
         .await;
     mount_job(&vf_server, "aa_1").await;
     // The second batch fails with 500 until the retries run out (two
@@ -421,16 +421,12 @@ async fn import_from_segment_to_voucherify_end_to_end_with_a_resume() {
         .await;
     vf("POST", "/v1/customers/bulk/async")
         .and(body_json(json!([customer_of(3)])))
-        .respond_with(ok(json!({"async_action_id": "aa_2"})))
-        .expect(1)
-        .mount(&vf_server)
+        .once(ok(json!({"async_action_id": "aa_2"})), &vf_server)
         .await;
     mount_job(&vf_server, "aa_2").await;
     vf("POST", "/v1/customers/bulk/async")
         .and(body_json(json!([customer_of(5)])))
-        .respond_with(ok(json!({"async_action_id": "aa_3"})))
-        .expect(1)
-        .mount(&vf_server)
+        .once(ok(json!({"async_action_id": "aa_3"})), &vf_server)
         .await;
     mount_job(&vf_server, "aa_3").await;
 

@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, ok, Folder, Run};
+use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const APP_ID: &str = "CANARY-app-id-71c2";
 pub const SECRET: &str = "CANARY-vf-secret-5d9a";
@@ -66,40 +66,36 @@ async fn every_action_sends_the_documented_request() {
     let s = MockServer::start().await;
     vf("GET", "/v1/customers")
         .and(query_param("limit", "1"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [customer(1, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")], "total": 7, "has_more": true})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [customer(1, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")], "total": 7, "has_more": true})), &s)
         .await;
     vf("GET", "/v1/customers/ada%40example.com")
-        .respond_with(ok(customer(
-            1,
-            "2024-01-01T00:00:00.000Z",
-            "2024-01-02T00:00:00.000Z",
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(customer(
+                1,
+                "2024-01-01T00:00:00.000Z",
+                "2024-01-02T00:00:00.000Z",
+            )),
+            &s,
+        )
         .await;
     vf("POST", "/v1/customers")
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!({"source_id": "s2", "name": "Ada", "birthdate": "1990-05-01", "address": {"city": "New York"}})))
-        .respond_with(ok(customer(2, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")))
-        .expect(1)
-        .mount(&s)
+        .once(ok(customer(2, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")), &s)
         .await;
     vf("PUT", "/v1/customers/s2")
         .and(body_json(json!({"name": "Ada L.", "email": null})))
-        .respond_with(ok(customer(
-            2,
-            "2024-01-01T00:00:00.000Z",
-            "2024-01-03T00:00:00.000Z",
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(customer(
+                2,
+                "2024-01-01T00:00:00.000Z",
+                "2024-01-03T00:00:00.000Z",
+            )),
+            &s,
+        )
         .await;
     vf("DELETE", "/v1/customers/s2")
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(204), &s)
         .await;
     let f = folder(&s.uri());
     let runs = [
@@ -137,9 +133,7 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
         .and(query_param("limit", "2"))
         .and(query_param("order", "created_at"))
         .and(query_param_is_missing("starting_after"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [c1, c2], "total": 5, "has_more": true})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [c1, c2], "total": 5, "has_more": true})), &s)
         .await;
     // c3 shares c2's timestamp: the next page asks from a millisecond
     // earlier and skips c2, which the server answers again.
@@ -147,16 +141,12 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
         .and(query_param("limit", "3"))
         .and(query_param("order", "created_at"))
         .and(query_param("starting_after", "2024-01-01T23:59:59.999Z"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [c2, c3, c4], "total": 5, "has_more": true})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [c2, c3, c4], "total": 5, "has_more": true})), &s)
         .await;
     vf("GET", "/v1/customers")
         .and(query_param("limit", "3"))
         .and(query_param("starting_after", "2024-01-02T23:59:59.999Z"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [c5], "total": 5, "has_more": false})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [c5], "total": 5, "has_more": false})), &s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&[
@@ -190,17 +180,13 @@ async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() 
         .and(query_param("order", "updated_at"))
         .and(query_param("updated_at[after]", "2023-12-31T23:59:59.999Z"))
         .and(query_param_is_missing("starting_after"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [a, b], "has_more": true})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [a, b], "has_more": true})), &s)
         .await;
     vf("GET", "/v1/customers")
         .and(query_param("limit", "100"))
         .and(query_param("order", "updated_at"))
         .and(query_param("updated_at[after]", "2024-02-01T09:59:59.999Z"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [b, c], "has_more": false})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [b, c], "has_more": false})), &s)
         .await;
     let f = folder(&s.uri());
     let first = f
@@ -249,13 +235,14 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
         .mount(&s)
         .await;
     vf("GET", "/v1/customers/s1")
-        .respond_with(ok(customer(
-            1,
-            "2024-01-01T00:00:00.000Z",
-            "2024-01-01T00:00:00.000Z",
-        )))
-        .expect(1)
-        .mount(&s)
+        .once(
+            ok(customer(
+                1,
+                "2024-01-01T00:00:00.000Z",
+                "2024-01-01T00:00:00.000Z",
+            )),
+            &s,
+        )
         .await;
     let f = folder(&s.uri());
     let started = std::time::Instant::now();
@@ -273,18 +260,17 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
 async fn the_vendor_error_message_and_details_are_shown() {
     let s = MockServer::start().await;
     vf("GET", "/v1/customers/nobody")
-        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+        .once(
+            ResponseTemplate::new(404).set_body_json(json!({
             "code": 404, "key": "not_found", "message": "Resource not found",
             "details": "Cannot find customer with id nobody", "request_id": "v-0aeb88df54c82af560",
-            "resource_id": "nobody", "resource_type": "customer"})))
-        .expect(1)
-        .mount(&s)
+            "resource_id": "nobody", "resource_type": "customer"})),
+            &s,
+        )
         .await;
     vf("PUT", "/v1/customers/s1")
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({
-            "code": 401, "key": "unauthorized", "message": "Unauthorized", "details": "Wrong X-App-Id or X-App-Token"})))
-        .expect(1)
-        .mount(&s)
+        .once(ResponseTemplate::new(401).set_body_json(json!({
+            "code": 401, "key": "unauthorized", "message": "Unauthorized", "details": "Wrong X-App-Id or X-App-Token"})), &s)
         .await;
     let f = folder(&s.uri());
     let run = f.run(&["get", "--id", "nobody"]);
@@ -315,9 +301,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
             {"source_id": "s2", "email": "not-an-email"},
             {"source_id": "s3", "birthdate": "1990-01-02", "metadata": {"plan": "pro"}}
         ])))
-        .respond_with(ok(json!({"async_action_id": "aa_1"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"async_action_id": "aa_1"})), &s)
         .await;
     vf("GET", "/v1/async-actions/aa_1")
         .respond_with(ok(json!({"id": "aa_1", "type": "CUSTOMERS.BULK_UPDATE", "status": "IN_PROGRESS", "progress": 40, "object": "async_action"})))
@@ -326,14 +310,12 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
         .mount(&s)
         .await;
     vf("GET", "/v1/async-actions/aa_1")
-        .respond_with(ok(bulk_job(
+        .once(ok(bulk_job(
             "aa_1",
             json!([{"message": "Invalid customer", "details": "email must be a valid email", "key": "invalid_customer", "source_id": "s2"}]),
             1,
             2,
-        )))
-        .expect(1)
-        .mount(&s)
+        )), &s)
         .await;
     let f = folder(&s.uri());
     f.write(
@@ -376,9 +358,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
 async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
     let s = MockServer::start().await;
     vf("POST", "/v1/customers/bulk/async")
-        .respond_with(ok(json!({"async_action_id": "aa_9"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"async_action_id": "aa_9"})), &s)
         .await;
     vf("GET", "/v1/async-actions/aa_9")
         .respond_with(ok(
@@ -470,17 +450,13 @@ async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
         .and(query_param("order", "updated_at"))
         .and(query_param_is_missing("updated_at[after]"))
         .and(query_param_is_missing("starting_after"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [a, b], "has_more": true})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [a, b], "has_more": true})), &s)
         .await;
     vf("GET", "/v1/customers")
         .and(query_param("limit", "100"))
         .and(query_param("order", "updated_at"))
         .and(query_param("starting_after", "2024-01-01T23:59:59.999Z"))
-        .respond_with(ok(json!({"object": "list", "data_ref": "customers", "customers": [b, c], "has_more": false})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [b, c], "has_more": false})), &s)
         .await;
     let f = folder(&s.uri());
     let out = f.run(&["getupdates"]).ok_json();
@@ -498,15 +474,11 @@ async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
 async fn a_failed_bulk_job_that_names_no_customer_fails_the_batch() {
     let s = MockServer::start().await;
     vf("POST", "/v1/customers/bulk/async")
-        .respond_with(ok(json!({"async_action_id": "aa_5"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"async_action_id": "aa_5"})), &s)
         .await;
     vf("GET", "/v1/async-actions/aa_5")
-        .respond_with(ok(json!({"id": "aa_5", "type": "CUSTOMERS.BULK_UPDATE", "status": "FAILED",
-            "operation_status": "FAILED", "result": {"message": "Internal error", "errors": []}, "progress": 100, "object": "async_action"})))
-        .expect(1)
-        .mount(&s)
+        .once(ok(json!({"id": "aa_5", "type": "CUSTOMERS.BULK_UPDATE", "status": "FAILED",
+            "operation_status": "FAILED", "result": {"message": "Internal error", "errors": []}, "progress": 100, "object": "async_action"})), &s)
         .await;
     let f = folder(&s.uri());
     f.write("in.jsonl", "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n");

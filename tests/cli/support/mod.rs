@@ -321,6 +321,27 @@ impl Drop for Sandbox {
 }
 
 /// A 200 answer with `body` as JSON, for wiremock.
+/// Mount a mock that answers with `response` and fails the test (when the
+/// server drops) unless its request came exactly once: the shape of most
+/// connector tests' expectations.
+pub trait MountOnce {
+    fn once<'a>(
+        self,
+        response: impl wiremock::Respond + 'static,
+        server: &'a wiremock::MockServer,
+    ) -> impl std::future::Future<Output = ()> + 'a;
+}
+
+impl MountOnce for wiremock::MockBuilder {
+    fn once<'a>(
+        self,
+        response: impl wiremock::Respond + 'static,
+        server: &'a wiremock::MockServer,
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        self.respond_with(response).expect(1).mount(server)
+    }
+}
+
 pub fn ok(body: serde_json::Value) -> wiremock::ResponseTemplate {
     wiremock::ResponseTemplate::new(200).set_body_json(body)
 }
