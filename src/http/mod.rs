@@ -181,3 +181,30 @@ pub fn base_url(
     }
     Ok(base_url)
 }
+
+/// The records of a vendor's listing: the array at `key` of `body`, each
+/// item made a record by `read` (`None`: it has no id). A missing array or
+/// an item without an id is an error naming the request, where `what` is
+/// what one item is ("contact").
+pub fn records_in(
+    req: &RequestSpec,
+    body: &Value,
+    key: &str,
+    what: &str,
+    read: impl Fn(&Value) -> Option<crate::connector::Record>,
+) -> anyhow::Result<Vec<crate::connector::Record>> {
+    let shown = || format!("{} {}", req.method, redact::redact_url(&req.url));
+    let Some(Value::Array(items)) = body.get(key) else {
+        return Err(
+            crate::error::failed(format!("{} answered no \"{key}\" array", shown())).into(),
+        );
+    };
+    items
+        .iter()
+        .map(|item| {
+            read(item).ok_or_else(|| {
+                crate::error::failed(format!("{} answered a {what} without an id", shown())).into()
+            })
+        })
+        .collect()
+}

@@ -570,22 +570,7 @@ impl Connector for HubSpot {
             .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
-        let Some(results) = body.get("results").and_then(Value::as_array) else {
-            return Err(failed(format!(
-                "GET {} answered no \"results\" array",
-                redact_url(&req.url)
-            ))
-            .into());
-        };
-        let mut records = Vec::with_capacity(results.len());
-        for r in results {
-            records.push(flatten(r).ok_or_else(|| {
-                failed(format!(
-                    "GET {} answered a contact without an id",
-                    redact_url(&req.url)
-                ))
-            })?);
-        }
+        let records = crate::http::records_in(&req, &body, "results", "contact", flatten)?;
         let after = body
             .pointer("/paging/next/after")
             .and_then(|v| match v {

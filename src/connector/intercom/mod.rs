@@ -305,23 +305,11 @@ struct Listed {
 /// Read `{"data": [...], "pages": {"next": {"starting_after"}}, "total_count"}`;
 /// every contact must have an id.
 fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
-    let url = redact_url(&req.url);
-    let Some(Value::Array(items)) = body.get("data") else {
-        return Err(failed(format!("{} {url} answered no \"data\" array", req.method)).into());
-    };
-    let mut records = Vec::with_capacity(items.len());
-    for item in items {
-        match item {
-            Value::Object(c) if record_id(c, "id").is_some() => records.push(c.clone()),
-            _ => {
-                return Err(failed(format!(
-                    "{} {url} answered a contact without an id",
-                    req.method
-                ))
-                .into())
-            }
-        }
-    }
+    let records = crate::http::records_in(req, body, "data", "contact", |item| {
+        item.as_object()
+            .filter(|c| record_id(c, "id").is_some())
+            .cloned()
+    })?;
     let next = body
         .pointer("/pages/next/starting_after")
         .and_then(Value::as_str)

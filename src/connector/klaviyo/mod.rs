@@ -404,22 +404,7 @@ impl Klaviyo {
     /// Read one page of profiles; `size` rewrites `page[size]` of the next link.
     async fn page(&self, req: &RequestSpec, size: Option<usize>) -> Result<Listed> {
         let body = self.engine.send(req).await?.json(req)?;
-        let Some(Value::Array(items)) = body.get("data") else {
-            return Err(failed(format!(
-                "GET {} answered no \"data\" array",
-                redact_url(&req.url)
-            ))
-            .into());
-        };
-        let mut records = Vec::with_capacity(items.len());
-        for item in items {
-            records.push(flatten(item).ok_or_else(|| {
-                failed(format!(
-                    "GET {} answered a profile without an id",
-                    redact_url(&req.url)
-                ))
-            })?);
-        }
+        let records = crate::http::records_in(req, &body, "data", "profile", flatten)?;
         let next = next_link(&body, size).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {}",
