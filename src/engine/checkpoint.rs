@@ -36,6 +36,12 @@ pub struct Checkpoint {
     /// True once the source was read to its end.
     #[serde(default)]
     pub finished: bool,
+    /// Once finished: where the source's last page started. A source that
+    /// pages by cursor cannot start at an offset, so a resume of a finished
+    /// import reads that page again, skips the records before `position`,
+    /// and reads on from there (instead of reading the source again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_page: Option<Position>,
 }
 
 /// Record counts, in the summary and the checkpoint.
@@ -109,6 +115,17 @@ impl Checkpoint {
             counts: Counts::default(),
             rejects_bytes: 0,
             finished: false,
+            last_page: None,
+        }
+    }
+
+    /// Where a resumed run starts reading, and the offset before which the
+    /// records it reads were already imported: the last page again for a
+    /// finished import that knows where it started, `position` otherwise.
+    pub fn resume_from(&self) -> (Position, u64) {
+        match (&self.last_page, self.finished) {
+            (Some(page), true) => (page.clone(), self.position.offset),
+            _ => (self.position.clone(), 0),
         }
     }
 

@@ -93,6 +93,8 @@ struct Batch {
     end: Position,
     /// The source has nothing after this batch.
     end_of_source: bool,
+    /// At the end of the source: where its last page started.
+    last_page: Option<Position>,
     /// The number of records in the whole source, when it says.
     total: Option<u64>,
 }
@@ -443,12 +445,13 @@ async fn attempt(
             cp.position.offset
         ));
     }
+    let (from, skip) = cp.resume_from();
     cp.finished = false;
     let mut rejects = RejectsFile::new(&setup.rejects);
     let (tx, mut rx) = mpsc::channel::<Batch>(setup.concurrency);
     let reader = tokio::spawn(read_batches(
-        PageReader::new(Arc::clone(&setup.source), setup.raw),
-        cp.position.clone(),
+        PageReader::new(Arc::clone(&setup.source), setup.raw).skipping_before(skip),
+        from,
         setup.batch_size,
         limit,
         Arc::clone(&setup.mapping),
@@ -586,6 +589,7 @@ fn commit(
     cp.rejects_bytes = rejects.flush().map_err(fail)?;
     cp.position = batch.end;
     cp.finished = batch.end_of_source;
+    cp.last_page = batch.last_page;
     cp.counts.add(&counts);
     cp.save(&setup.state).map_err(fail)?;
     Ok(counts)
@@ -707,6 +711,7 @@ async fn read_batch(
         counts: Counts::default(),
         end: pos.clone(),
         end_of_source: false,
+        last_page: None,
         total: None,
     };
     let mut read = 0usize;
@@ -737,9 +742,14 @@ async fn read_batch(
             ))
             .into());
         }
+        // A resumed finished import reads its last page again: the records
+        // before the checkpoint's offset were imported already.
+        let skip = usize::try_from(reader.skip_before().saturating_sub(pos.offset))
+            .unwrap_or(usize::MAX)
+            .min(n);
         match page.rows {
             Rows::Parsed(records) => {
-                for (i, record) in records.into_iter().enumerate() {
+                for (i, record) in records.into_iter().enumerate().skip(skip) {
                     take(
                         &mut batch,
                         pos.offset + i as u64,
@@ -758,7 +768,7 @@ async fn read_batch(
                         out.reserve(batch_size, per * batch_size * 9 / 8);
                     }
                 }
-                for (i, json) in records.iter().enumerate() {
+                for (i, json) in records.iter().enumerate().skip(skip) {
                     let offset = pos.offset + i as u64;
                     // A record with a plain text id passes validation
                     // unchanged: it goes as the source sent it.
@@ -771,13 +781,15 @@ async fn read_batch(
                 }
             }
         }
-        read += n;
+        let fresh = n - skip;
+        read += fresh;
         batch.total = page.total.or(batch.total);
-        *left = left.saturating_sub(n as u64);
-        batch.counts.read += n as u64;
+        *left = left.saturating_sub(fresh as u64);
+        batch.counts.read += fresh as u64;
         match page.next {
             Some(next) => *pos = next,
             None => {
+                batch.last_page = Some(pos.clone());
                 *pos = Position::at_offset(pos.offset + n as u64);
                 batch.end_of_source = true;
                 break;
@@ -823,9 +835,14 @@ fn take(
 /// `--dry-run`: the first batch as the destination would receive it, and
 /// what validation would reject. Nothing is written, not even a checkpoint.
 async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode> {
+    let mut reader = PageReader::new(Arc::clone(&setup.source), false);
     let mut pos = match plan.start {
         Start::Resume => match Checkpoint::load(&setup.state)? {
-            Some(cp) => cp.position,
+            Some(cp) => {
+                let (from, skip) = cp.resume_from();
+                reader = reader.skipping_before(skip);
+                from
+            }
             None => {
                 return Err(usage(format!(
                     "there is no checkpoint to resume at {}",
@@ -839,7 +856,7 @@ async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode
     };
     let mut left = plan.limit.unwrap_or(u64::MAX);
     let batch = read_batch(
-        &mut PageReader::new(Arc::clone(&setup.source), false),
+        &mut reader,
         &mut pos,
         setup.batch_size,
         &mut left,

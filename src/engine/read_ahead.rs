@@ -80,6 +80,9 @@ pub struct PageReader {
     ahead: Option<Ahead>,
     /// The number of records the source put in its last full page.
     page_size: Option<usize>,
+    /// Records before this offset are already imported (see
+    /// [`crate::engine::checkpoint::Checkpoint::resume_from`]).
+    skip_before: u64,
 }
 
 impl PageReader {
@@ -91,7 +94,19 @@ impl PageReader {
             seeks,
             ahead: None,
             page_size: None,
+            skip_before: 0,
         }
+    }
+
+    /// A reader whose caller drops the records before `offset`: a resumed
+    /// import that reads its source's last page again.
+    pub fn skipping_before(mut self, offset: u64) -> PageReader {
+        self.skip_before = offset;
+        self
+    }
+
+    pub fn skip_before(&self) -> u64 {
+        self.skip_before
     }
 
     pub fn raw(&self) -> bool {

@@ -1161,3 +1161,98 @@ async fn pages_are_never_asked_larger_than_the_manifest_page_size() {
     let run = f.run(&["import", "--from", "src", "--to", "jsonl:out.jsonl"]);
     assert_eq!(run.ok_json()["written"], 10, "{}", run.render());
 }
+
+/// Page `c4`, the last one of a cursor listing: r5 alone, then r5 and r6
+/// once it has been asked `grow_after` times (a record added at the end).
+struct LastPage {
+    asked: std::sync::atomic::AtomicUsize,
+    grow_after: usize,
+}
+
+impl wiremock::Respond for LastPage {
+    fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut data = vec![json!({"id": "r5"})];
+        if n >= self.grow_after {
+            data.push(json!({"id": "r6"}));
+        }
+        crate::support::ok(json!({"data": data, "next": null}))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_cursor_import_resumes_from_its_last_page_not_from_the_start() {
+    use wiremock::matchers::{query_param, query_param_is_missing};
+    let s = MockServer::start().await;
+    let page = |data: Value, next: &str| crate::support::ok(json!({"data": data, "next": next}));
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .and(query_param_is_missing("cursor"))
+        .once(page(json!([{"id": "r1"}, {"id": "r2"}]), "c2"), &s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .and(query_param("cursor", "c2"))
+        .once(page(json!([{"id": "r3"}, {"id": "r4"}]), "c4"), &s)
+        .await;
+    // The first run reads c4 once; each of the two resumes reads it again
+    // (and nothing before it).
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .and(query_param("cursor", "c4"))
+        .respond_with(LastPage {
+            asked: Default::default(),
+            grow_after: 2,
+        })
+        .expect(3)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write(
+        "src/connector.json",
+        &json!({"actions": {"list": {"path": "/items", "records": "/data",
+            "pagination": {"type": "cursor", "cursorParam": "cursor", "cursorPath": "/next",
+                           "limitParam": "limit", "pageSize": 2}}}})
+        .to_string(),
+    );
+    f.write(
+        "src/account.json",
+        &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, s.uri()),
+    );
+    let args = ["import", "--from", "src", "--to", "jsonl:out.jsonl"];
+    let first = f.run(&args).ok_json();
+    assert_eq!(
+        (first["read"].clone(), first["offset"].clone()),
+        (json!(5), json!(5))
+    );
+
+    let resume = [&args[..], &["--resume"]].concat();
+    let again = f.run(&resume);
+    let summary = again.ok_json();
+    assert_eq!(
+        (summary["read"].clone(), summary["offset"].clone()),
+        (json!(0), json!(5)),
+        "{}",
+        again.render()
+    );
+    assert!(
+        again.stderr.contains("reading on from offset 5"),
+        "{}",
+        again.render()
+    );
+
+    // r6 was added at the end of the listing: the next resume reads it alone.
+    let grown = f.run(&resume).ok_json();
+    assert_eq!(
+        (
+            grown["read"].clone(),
+            grown["written"].clone(),
+            grown["offset"].clone()
+        ),
+        (json!(1), json!(1), json!(6))
+    );
+    assert_eq!(
+        jsonl_field(&f.read("out.jsonl"), "id"),
+        ["r1", "r2", "r3", "r4", "r5", "r6"]
+    );
+}
