@@ -131,6 +131,29 @@ impl Options {
         self.value(key).and_then(Value::as_f64)
     }
 
+    /// A number of seconds within `range` (a defaulted option is always
+    /// set); out of range is an error naming the key, the file and the range.
+    pub fn seconds_in(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<f64>,
+    ) -> Result<std::time::Duration> {
+        let secs = self.f64(key).unwrap_or(*range.start());
+        if !range.contains(&secs) {
+            return Err(usage(format!(
+                "option \"{key}\" of connector {} in {} is {secs}, out of range",
+                self.connector, self.source
+            ))
+            .hint(format!(
+                "set \"{key}\" to a number of seconds from {} to {}",
+                range.start(),
+                range.end()
+            ))
+            .into());
+        }
+        Ok(std::time::Duration::from_secs_f64(secs))
+    }
+
     /// Where the options came from, for messages.
     pub fn source(&self) -> &str {
         &self.source

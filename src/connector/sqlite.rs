@@ -36,6 +36,9 @@ pub fn spec() -> Spec {
                 .default("records"),
             OptionSpec::optional("idField", "Id field", "The field (or column) that identifies a record")
                 .default("id"),
+            OptionSpec::optional("busyTimeoutSecs", "Busy timeout", "How long a write waits for another process that holds the database (0 to 3600 seconds); past it the run stops, resumably")
+                .kind(FieldType::Number)
+                .default(10),
         ],
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
@@ -50,12 +53,14 @@ pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let table = options.require("table")?;
     let id_field = options.require("idField")?;
+    let busy_timeout = options.seconds_in("busyTimeoutSecs", 0.0..=3600.0)?;
     Ok(Box::new(Sqlite {
         spec: spec(),
         db: Arc::new(Db {
             path,
             table,
             id_field,
+            busy_timeout,
             conn: Mutex::new(None),
         }),
     }))
@@ -70,6 +75,8 @@ struct Db {
     path: PathBuf,
     table: String,
     id_field: String,
+    /// How long a write waits for another process's lock.
+    busy_timeout: std::time::Duration,
     /// Opened on first use, so a read of a missing file creates nothing.
     conn: Mutex<Option<Connection>>,
 }
@@ -118,7 +125,7 @@ impl Db {
             }
             let conn = Connection::open(&self.path)
                 .with_context(|| format!("could not open SQLite file {}", self.path.display()))?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            conn.busy_timeout(self.busy_timeout)?;
             // WAL keeps readers and the writer out of each other's way and
             // makes each committed batch durable without rewriting the file.
             conn.pragma_update(None, "journal_mode", "WAL")
@@ -439,6 +446,46 @@ fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>> {
     Ok(conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?)
 }
 
+/// Whether SQLite's error code says the database failed, rather than that
+/// it refused a record: read-only, full, locked past the busy timeout, gone,
+/// damaged. A constraint, a type mismatch or a value too big is the
+/// record's fault; so is any error that is not SQLite's (ferry's own checks).
+fn store_code(err: &anyhow::Error) -> Option<rusqlite::ErrorCode> {
+    use rusqlite::ErrorCode as C;
+    let code = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<rusqlite::Error>())?
+        .sqlite_error_code()?;
+    match code {
+        C::ConstraintViolation | C::TypeMismatch | C::TooBig => None,
+        other => Some(other),
+    }
+}
+
+impl Db {
+    /// The error that stops a run when the database itself failed, with
+    /// what to do about it; `None` when the record is at fault.
+    fn store_failure(&self, err: &anyhow::Error) -> Option<anyhow::Error> {
+        use rusqlite::ErrorCode as C;
+        let code = store_code(err)?;
+        let file = self.path.display();
+        let hint = match code {
+            C::DatabaseBusy | C::DatabaseLocked => format!(
+                "another process holds {file} (waited {}s): let it finish or close it, or raise \"busyTimeoutSecs\" in the account",
+                self.busy_timeout.as_secs_f64()
+            ),
+            C::ReadOnly => format!("{file} cannot be written: make it (and its folder) writable"),
+            C::DiskFull => format!("the disk holding {file} is full: free some space"),
+            _ => format!("check that {file} is a healthy SQLite file on a working disk"),
+        };
+        Some(
+            failed(format!("could not write to SQLite file {file}: {err:#}"))
+                .hint(hint)
+                .into(),
+        )
+    }
+}
+
 /// The SQL filter for a `lastSync` token: the last change's sequence number,
 /// or an RFC 3339 time meaning "every change at or after it".
 fn since_filter(token: Option<&str>) -> Result<(&'static str, SqlValue)> {
@@ -629,7 +676,7 @@ impl Db {
         items: &[T],
         op: impl Fn(&Connection, &Layout, &T) -> Result<String>,
     ) -> Result<Vec<ProfileOutcome>> {
-        let mut tx = conn.transaction()?;
+        let mut tx = write_tx(conn).map_err(|e| self.store_failure(&e).unwrap_or(e))?;
         let mut out = Vec::with_capacity(items.len());
         for item in items {
             let sp = tx.savepoint()?;
@@ -639,6 +686,9 @@ impl Db {
                     out.push(ProfileOutcome::Ok { id });
                 }
                 Err(e) => {
+                    if let Some(failure) = self.store_failure(&e) {
+                        return Err(failure);
+                    }
                     drop(sp);
                     out.push(ProfileOutcome::from_result(Err(e)));
                 }
@@ -1144,8 +1194,10 @@ impl Connector for Sqlite {
     async fn create_profile(&self, fields: Record) -> Result<String> {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
-                let tx = conn.transaction()?;
-                let id = db.export_create(&tx, layout, &fields)?;
+                let tx = write_tx(conn)?;
+                let id = db
+                    .export_create(&tx, layout, &fields)
+                    .map_err(|e| db.store_failure(&e).unwrap_or(e))?;
                 tx.commit()?;
                 Ok(id)
             })
@@ -1273,7 +1325,7 @@ impl Connector for Sqlite {
                 // if any record is refused, that attempt is rolled back and
                 // the batch is written again with one savepoint per record.
                 {
-                    let tx = write_tx(conn)?;
+                    let tx = write_tx(conn).map_err(|e| db.store_failure(&e).unwrap_or(e))?;
                     let mut outcomes = Vec::with_capacity(records.len());
                     let mut clean = true;
                     for record in records.iter() {
@@ -1281,7 +1333,12 @@ impl Connector for Sqlite {
                             clean = false;
                             break;
                         };
-                        if db.upsert_one(&tx, layout, &id, record).is_err() {
+                        if let Err(e) = db.upsert_one(&tx, layout, &id, record) {
+                            // The database itself failing is the batch's
+                            // failure, not the record's: the run stops.
+                            if let Some(failure) = db.store_failure(&e) {
+                                return Err(failure);
+                            }
                             clean = false;
                             break;
                         }
@@ -1312,6 +1369,9 @@ impl Connector for Sqlite {
                             outcomes.push(Outcome::Ok { id });
                         }
                         Err(e) => {
+                            if let Some(failure) = db.store_failure(&e) {
+                                return Err(failure);
+                            }
                             drop(sp);
                             outcomes.push(Outcome::Rejected {
                                 id: Some(id),
@@ -1325,5 +1385,118 @@ impl Connector for Sqlite {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::OpenFlags;
+
+    use super::*;
+
+    fn sqlite_at(path: PathBuf, conn: Option<Connection>) -> Sqlite {
+        Sqlite {
+            spec: spec(),
+            db: Arc::new(Db {
+                path,
+                table: "records".into(),
+                id_field: "id".into(),
+                busy_timeout: std::time::Duration::from_millis(100),
+                conn: Mutex::new(conn),
+            }),
+        }
+    }
+
+    fn records(ids: &[&str], size: usize) -> Records {
+        Records::new(
+            ids.iter()
+                .map(|id| {
+                    let v = json!({"id": id, "note": "x".repeat(size)});
+                    v.as_object().cloned().unwrap_or_default()
+                })
+                .collect(),
+        )
+    }
+
+    /// A managed table with one record in a new file, and the file's path.
+    async fn seeded(dir: &tempfile::TempDir) -> PathBuf {
+        let path = dir.path().join("d.db");
+        let db = sqlite_at(path.clone(), None);
+        let out = db.upsert_batch(records(&["a"], 1)).await.expect("seed");
+        assert_eq!(out, vec![Outcome::Ok { id: "a".into() }]);
+        path
+    }
+
+    fn hint_of(err: &anyhow::Error) -> String {
+        crate::error::find_failure(err)
+            .and_then(|f| f.hint.clone())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_read_only_database_fails_the_batch_instead_of_rejecting_its_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = seeded(&dir).await;
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open read-only");
+        let db = sqlite_at(path, Some(conn));
+        let err = db
+            .upsert_batch(records(&["b", "c"], 1))
+            .await
+            .expect_err("a read-only database cannot take the batch");
+        assert!(
+            format!("{err:#}").contains("could not write to SQLite file"),
+            "{err:#}"
+        );
+        assert!(
+            hint_of(&err).contains("cannot be written"),
+            "{}",
+            hint_of(&err)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_database_fails_the_batch_instead_of_rejecting_its_records() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = seeded(&dir).await;
+        let conn = Connection::open(&path).expect("open");
+        let pages: i64 = conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .expect("page count");
+        // No room for another page: what a full disk looks like to SQLite.
+        conn.pragma_update(None, "max_page_count", pages)
+            .expect("cap");
+        let db = sqlite_at(path, Some(conn));
+        let err = db
+            .upsert_batch(records(&["b", "c"], 100_000))
+            .await
+            .expect_err("a full database cannot take the batch");
+        assert!(hint_of(&err).contains("is full"), "{err:#}");
+    }
+
+    #[tokio::test]
+    async fn a_record_the_table_refuses_is_still_a_reject() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("d.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE records (id TEXT PRIMARY KEY, note TEXT CHECK (length(note) < 5))",
+        )
+        .expect("table");
+        drop(conn);
+        let db = sqlite_at(path, None);
+        let out = db
+            .upsert_batch(records(&["short", "long"], 1))
+            .await
+            .expect("the batch is written");
+        assert_eq!(out[0], Outcome::Ok { id: "short".into() });
+        let out = db
+            .upsert_batch(records(&["long"], 10))
+            .await
+            .expect("the batch is written");
+        assert!(
+            matches!(&out[0], Outcome::Rejected { reason, .. } if reason.contains("CHECK")),
+            "{out:?}"
+        );
     }
 }

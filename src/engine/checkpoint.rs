@@ -170,14 +170,45 @@ impl Checkpoint {
         let mut text =
             serde_json::to_vec_pretty(self).context("could not render the checkpoint")?;
         text.push(b'\n');
-        crate::fsutil::write_bytes_atomic(path, &text)
-            .with_context(|| format!("could not save checkpoint {}", path.display()))
+        crate::fsutil::write_bytes_atomic(path, &text).map_err(|e| save_error(path, e))
     }
+}
+
+/// A checkpoint that could not be saved, with what to do when the disk is
+/// full (the one cause a user can fix before resuming).
+fn save_error(path: &Path, err: anyhow::Error) -> anyhow::Error {
+    let full = err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+    });
+    let err = err.context(format!("could not save checkpoint {}", path.display()));
+    if !full {
+        return err;
+    }
+    let folder = path.parent().unwrap_or(Path::new("."));
+    err.context(crate::error::failed("the disk is full").hint(format!(
+        "free some space on the disk holding {} (or pass --state FILE on another disk)",
+        folder.display()
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_says_what_to_free() {
+        let err = anyhow::Error::new(std::io::Error::from_raw_os_error(28));
+        let err = save_error(Path::new("/data/.ferry/import-1.json"), err);
+        let failure = crate::error::find_failure(&err).expect("a failure with a hint");
+        assert_eq!(
+            failure.hint.as_deref(),
+            Some("free some space on the disk holding /data/.ferry (or pass --state FILE on another disk)")
+        );
+        assert!(format!("{err:#}").contains("could not save checkpoint /data/.ferry/import-1.json"));
+        let other = save_error(Path::new("/x.json"), anyhow::anyhow!("denied"));
+        assert!(crate::error::find_failure(&other).is_none());
+    }
 
     #[test]
     fn round_trips_and_is_versioned() {

@@ -244,7 +244,11 @@ pub async fn run(plan: &ImportPlan, ctx: &Ctx) -> Result<ExitCode> {
                         setup.state.display()
                     ),
                 )
-                .hint(format!("fix the cause, then resume with: {resume}"));
+                .hint(match find_failure(&err).and_then(|f| f.hint.as_deref()) {
+                    // The cause knows what to fix (a locked or full database...).
+                    Some(fix) => format!("{fix}; then resume with: {resume}"),
+                    None => format!("fix the cause, then resume with: {resume}"),
+                });
                 if !retried && ctx.interactive() && ask_resume(plan, ctx, &err, &cp)? {
                     retried = true;
                     start = Start::Resume;

@@ -177,6 +177,16 @@ fn unknown_option() {
 }
 
 #[test]
+fn option_out_of_range() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        r#"{"connector": "sqlite", "path": "ferry.db", "busyTimeoutSecs": 1e20}"#,
+    );
+    snap!("option_out_of_range", f.run(&["check"]));
+}
+
+#[test]
 fn option_of_the_wrong_type() {
     let f = Folder::new();
     f.write("account.json", r#"{"connector": "csv", "path": ["a.csv"]}"#);

@@ -640,3 +640,54 @@ fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
     ids.dedup();
     assert_eq!(ids.len(), 3000, "every profile once");
 }
+
+#[test]
+fn export_to_a_locked_destination_waits_then_reports_errors_not_rejects() {
+    let f = Folder::new();
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "sqlite", "path": "crm.db", "busyTimeoutSecs": 0.2}"#,
+    );
+    let profiles = |plan: &str| {
+        (1..=3)
+            .map(|i| {
+                json!({"id": format!("p{i}"), "properties": {"plan": plan}}).to_string() + "\n"
+            })
+            .collect::<String>()
+    };
+    f.write("profiles.jsonl", &profiles("free"));
+    let args = ["export", "--to", "crm", "--input", "profiles.jsonl"];
+    assert_eq!(f.run(&args).ok_json()["created"], 3);
+
+    // Another program holds the database's write lock for the whole run.
+    f.write("profiles.jsonl", &profiles("pro"));
+    let other = rusqlite::Connection::open(f.join("crm/crm.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked = f.run(&args);
+    other.execute_batch("ROLLBACK").unwrap();
+    let summary = locked.json();
+    assert_eq!(
+        (
+            summary["errors"].clone(),
+            summary["rejected"].clone(),
+            summary["updated"].clone()
+        ),
+        (json!(3), json!(0), json!(0)),
+        "{}",
+        locked.render()
+    );
+    snap_export!("export_locked_destination", locked);
+
+    // Nothing was recorded as sent: the next run sends the three updates.
+    let after = f.run(&args).ok_json();
+    assert_eq!(
+        (after["updated"].clone(), after["errors"].clone()),
+        (json!(3), json!(0))
+    );
+    assert_eq!(
+        dump(&f, "crm/crm.db", "records")["records"]
+            .as_array()
+            .map(|r| r.iter().filter(|r| r["plan"] == "pro").count()),
+        Some(3)
+    );
+}

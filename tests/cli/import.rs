@@ -1256,3 +1256,48 @@ async fn a_finished_cursor_import_resumes_from_its_last_page_not_from_the_start(
         ["r1", "r2", "r3", "r4", "r5", "r6"]
     );
 }
+
+#[test]
+fn a_locked_sqlite_destination_stops_the_run_resumably_instead_of_rejecting() {
+    let f = Folder::new();
+    let seed: String = (1..=5)
+        .map(|i| json!({"id": format!("c{i}")}).to_string() + "\n")
+        .collect();
+    f.write("in.jsonl", &seed);
+    f.write(
+        "dest/account.json",
+        r#"{"connector": "sqlite", "path": "d.db", "busyTimeoutSecs": 0.2}"#,
+    );
+    let args = ["import", "--from", "jsonl:in.jsonl", "--to", "dest"];
+    // The file exists with ferry's table, and another program holds its
+    // write lock for the whole run.
+    let one = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "dest",
+        "--limit",
+        "1",
+    ]);
+    assert_eq!(one.ok_json()["written"], 1);
+    let other = rusqlite::Connection::open(f.join("dest/d.db")).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked = f.run(&args);
+    other.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(locked.code, 1, "{}", locked.render());
+    assert!(!f.exists("rejects.jsonl"), "{}", locked.render());
+    snap_import!("locked_sqlite_destination", locked);
+
+    let resumed = f.run(&[&args[..], &["--resume"]].concat());
+    let summary = resumed.ok_json();
+    assert_eq!(
+        (
+            summary["written"].clone(),
+            summary["rejected"]["total"].clone()
+        ),
+        (json!(5), json!(0)),
+        "{}",
+        resumed.render()
+    );
+}
