@@ -1050,8 +1050,7 @@ mod tests {
     async fn run_attempt(setup: &Setup) -> (Ending, Checkpoint, Counts) {
         let ctx = Ctx::from_process().unwrap();
         let mut counts = Counts::default();
-        let never = std::future::pending::<std::io::Result<()>>();
-        tokio::pin!(never);
+        let never = Interrupt::never();
         let (ending, cp) = attempt(
             setup,
             &ctx,
@@ -1059,7 +1058,7 @@ mod tests {
             None,
             &mut counts,
             &Silent,
-            never.as_mut(),
+            &never,
         )
         .await
         .unwrap();

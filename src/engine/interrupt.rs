@@ -51,6 +51,12 @@ impl Interrupt {
         Ok(Interrupt { asked })
     }
 
+    /// One that never fires, for runs driven from code (unit tests).
+    pub fn never() -> Interrupt {
+        let (_, asked) = watch::channel(false);
+        Interrupt { asked }
+    }
+
     /// A stop was asked for.
     pub fn is_set(&self) -> bool {
         *self.asked.borrow()
