@@ -1622,6 +1622,54 @@ mod tests {
         );
     }
 
+    /// A batch of updates answers what one update after another would:
+    /// an id moved onto a free one, a missing id, an id moved onto a taken one.
+    #[tokio::test]
+    async fn a_batch_of_updates_is_one_rewrite_with_per_profile_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(
+            &path,
+            "{\"id\":\"a\",\"n\":1,\"x\":1}\n{\"id\":\"b\",\"n\":2}\n",
+        )
+        .unwrap();
+        let c = store(&path);
+        let update = |set: Value, clear: &[&str]| ProfileUpdate {
+            set: rec(set),
+            clear: clear.iter().map(|k| k.to_string()).collect(),
+        };
+        let outcomes = c
+            .update_profiles(vec![
+                ("a".into(), update(json!({"id": "a2", "n": 10}), &["x"])),
+                ("gone".into(), update(json!({"n": 0}), &[])),
+                ("b".into(), update(json!({"id": "a2"}), &[])),
+                ("b".into(), update(json!({"n": 20}), &[])),
+            ])
+            .await;
+        assert_eq!(outcomes[0], ProfileOutcome::Ok { id: "a2".into() });
+        assert!(
+            matches!(&outcomes[1], ProfileOutcome::NotFound { reason } if reason.contains("\"gone\"")),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(&outcomes[2], ProfileOutcome::Rejected { reason } if reason.contains("already has id \"a2\"")),
+            "{outcomes:?}"
+        );
+        assert_eq!(outcomes[3], ProfileOutcome::Ok { id: "b".into() });
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a2\",\"n\":10}\n{\"id\":\"b\",\"n\":20}\n"
+        );
+        let deleted = c.delete_profiles(vec!["a2".into(), "never".into()]).await;
+        assert!(deleted
+            .iter()
+            .all(|o| matches!(o, ProfileOutcome::Ok { .. })));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"b\",\"n\":20}\n"
+        );
+    }
+
     #[tokio::test]
     async fn csv_appends_rows_and_rewrites_for_a_new_column() {
         let dir = tempfile::tempdir().unwrap();
