@@ -9,7 +9,8 @@
 //! a lock on the old inode would not hold the new one. The holder writes its
 //! PID and (redacted) command line into the lock file, so a second run can
 //! say who holds it. A second run waits up to [`DEFAULT_WAIT`] (or
-//! `FERRY_LOCK_WAIT_MS`), then fails with exit 1. The lock file stays after
+//! `FERRY_LOCK_WAIT_MS`), then fails with exit 1 (130 when it is
+//! interrupted while waiting). The lock file stays after
 //! the run (emptied): removing it would let a waiting process lock a file
 //! that is no longer the one a third process opens. The OS releases the lock
 //! of a process that dies, even by kill -9.
@@ -23,7 +24,8 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
-use crate::error::{failed, usage};
+use crate::engine::interrupt::Interrupt;
+use crate::error::{failed, usage, Failure, Kind};
 
 /// How long a run waits for a file another run holds.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
@@ -68,7 +70,8 @@ pub fn lock_path(target: &Path) -> PathBuf {
 
 /// Hold `target` (described as `what`, e.g. "the destination") for this
 /// run: take its lock, waiting up to the configured time for another holder.
-pub async fn hold(ctx: &Ctx, target: &Path, what: &str) -> Result<Held> {
+/// A Ctrl-C, SIGTERM or SIGHUP while waiting ends the wait (exit 130).
+pub async fn hold(ctx: &Ctx, target: &Path, what: &str, interrupt: &Interrupt) -> Result<Held> {
     let wait = configured_wait(ctx)?;
     let path = lock_path(target);
     if let Some(dir) = path.parent() {
@@ -100,7 +103,21 @@ pub async fn hold(ctx: &Ctx, target: &Path, what: &str) -> Result<Held> {
                         wait.as_secs_f64()
                     ));
                 }
-                tokio::time::sleep(POLL).await;
+                tokio::select! {
+                    () = tokio::time::sleep(POLL) => {}
+                    () = interrupt.wait() => {
+                        return Err(Failure::new(
+                            Kind::Interrupted,
+                            format!(
+                                "interrupted while waiting for {what} {}, in use by {}; nothing was written",
+                                target.display(),
+                                holder(&path)
+                            ),
+                        )
+                        .hint("run the same command again once the other run has finished")
+                        .into());
+                    }
+                }
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(

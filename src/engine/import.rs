@@ -187,9 +187,9 @@ pub async fn run(plan: &ImportPlan, ctx: &Ctx) -> Result<ExitCode> {
     // held until the run returns.
     let mut _locks = Vec::new();
     if let Some(file) = setup.dest.written_file() {
-        _locks.push(crate::lock::hold(ctx, file, "the destination").await?);
+        _locks.push(crate::lock::hold(ctx, file, "the destination", &interrupt).await?);
     }
-    _locks.push(crate::lock::hold(ctx, &setup.state, "the checkpoint").await?);
+    _locks.push(crate::lock::hold(ctx, &setup.state, "the checkpoint", &interrupt).await?);
     let progress = progress::for_stderr(
         ctx.stderr_tty,
         ctx.out.verbosity() == crate::output::Verbosity::Quiet,

@@ -260,6 +260,58 @@ fn the_same_export_state_is_held_by_one_export_at_a_time() {
     assert_eq!(code, 0, "{stdout}{stderr}");
 }
 
+/// Ctrl-C or SIGTERM while a run waits for a file another run holds ends
+/// the wait at once (exit 130), writing nothing.
+#[test]
+fn a_signal_while_waiting_for_a_held_file_ends_the_wait_with_130() {
+    use std::io::{BufRead, BufReader};
+    let f = Folder::new();
+    let pipe = fifo(&f, "a.jsonl");
+    f.write("b.jsonl", &records("b", 3));
+    let mut first = Running(Some(f.spawn(&[
+        "import",
+        "--from",
+        "jsonl:a.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+    ])));
+    let mut writer = writer_of(&pipe, &mut first);
+    let mut second = Running(Some(f.spawn_with(
+        &[
+            "import",
+            "--from",
+            "jsonl:b.jsonl",
+            "--to",
+            "jsonl:out.jsonl",
+        ],
+        &[("FERRY_LOCK_WAIT_MS", "20000")],
+    )));
+    let stderr = second.0.as_mut().unwrap().stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map(|l| l.unwrap());
+    let waiting = lines.next().expect("a line saying the run waits");
+    assert!(waiting.contains("waiting up to"), "{waiting}");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &second.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let rest: Vec<String> = lines.collect();
+    let (code, stdout, _) = second.finish();
+    let text = format!(
+        "exit: {code}\n--- stdout\n{stdout}--- stderr\n{waiting}\n{}\n",
+        rest.join("\n")
+    );
+    insta::assert_snapshot!(
+        "signal_while_waiting_for_a_held_file",
+        crate::support::filter(&text, f.path()).replace(&first.pid().to_string(), "[PID]")
+    );
+    writer.write_all(records("a", 3).as_bytes()).unwrap();
+    drop(writer);
+    let (code, stdout, stderr) = first.finish();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(sorted_ids(&f.read("out.jsonl")), expected(&[("a", 3)]));
+}
+
 /// A SIGTERM that arrives while the export still reads its profiles (the
 /// first moments of a run) stops it cleanly: nothing half-sent, the
 /// summary, exit 130; the next run sends everything.

@@ -120,9 +120,9 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
     let mut _locks = Vec::new();
     if !plan.dry_run {
         if let Some(file) = dest.written_file() {
-            _locks.push(crate::lock::hold(ctx, file, "the destination").await?);
+            _locks.push(crate::lock::hold(ctx, file, "the destination", &interrupt).await?);
         }
-        _locks.push(crate::lock::hold(ctx, &state_path, "the export state").await?);
+        _locks.push(crate::lock::hold(ctx, &state_path, "the export state", &interrupt).await?);
     }
     let fields = dest.export_fields().await?;
     let code = dest.spec().code;
