@@ -493,3 +493,18 @@ fn an_export_into_a_file_rewrites_it_once_per_batch() {
         "every profile updated"
     );
 }
+
+#[test]
+fn a_lock_wait_out_of_range_is_a_usage_error() {
+    let f = Folder::new();
+    f.write("in.jsonl", &records("r", 1));
+    let run = f.run_cmd(f.ferry().env("FERRY_LOCK_WAIT_MS", "1e9").args([
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+    ]));
+    insta::assert_snapshot!("lock_wait_out_of_range", run.render());
+    assert!(!f.exists("out.jsonl"));
+}
