@@ -37,7 +37,7 @@ pub struct Args {
     /// Read the profiles from a source connector (same TARGET forms as --to) instead of a file
     #[arg(long, value_name = "TARGET")]
     from: Option<String>,
-    /// Profiles per destination call [default: the destination's largest batch, at most 100]
+    /// Profiles per destination call [default: the destination's largest batch; at most 100 for a remote one]
     #[arg(long, value_name = "N")]
     batch_size: Option<usize>,
     /// What to do with exported profiles absent from the input: leave them, clear their properties and groups, or delete them

@@ -37,7 +37,7 @@ pub fn spec() -> Spec {
     }
 }
 
-pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let id_field = options.require("idField")?;
     let delimiter = options.require("delimiter")?;
@@ -55,12 +55,9 @@ pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .into())
         }
     };
-    Ok(Box::new(FileConnector::new(
-        spec(),
-        Csv { delimiter },
-        path,
-        id_field,
-    )))
+    Ok(Box::new(
+        FileConnector::new(spec(), Csv { delimiter }, path, id_field).logging_to(ctx.out.clone()),
+    ))
 }
 
 /// The CSV format with a given delimiter.

@@ -24,12 +24,13 @@
 //! is duplicated. Reads do not repair the file (they may run beside a writer
 //! in another process): while a journal is there they stop at the length it
 //! saved, so a torn tail is never read and the next write cuts it. Two
-//! processes writing the same file at once are not supported, as with the
-//! rewrite path.
+//! processes never write the same file at once: an import or export holds
+//! the file's lock ([`crate::lock`], via [`Connector::written_file`]) for
+//! its whole run.
 //!
 //! As export destinations, files hold profiles but no group memberships.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ use crate::connector::{
     ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec, Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
+use crate::output::Output;
 
 /// A stream of records and the byte offset after the last one read.
 pub trait RecordReader: Iterator<Item = Result<Record>> + Send {
@@ -101,6 +103,9 @@ struct Store<F> {
     write_lock: Mutex<Option<Index>>,
     /// Hashes ids for the index (per process: the index is never saved).
     hasher: RandomState,
+    /// Where `-v` says what each write did (one line per rewrite or
+    /// append), when the connector was opened for a command.
+    log: Option<Output>,
 }
 
 /// What the store knows about its file, valid while the file's length and
@@ -125,8 +130,17 @@ impl<F: Format> FileConnector<F> {
                 id_field,
                 write_lock: Mutex::new(None),
                 hasher: RandomState::new(),
+                log: None,
             }),
         }
+    }
+
+    /// Say on `-v` what each write of the file did.
+    pub fn logging_to(mut self, out: Output) -> Self {
+        if let Some(store) = Arc::get_mut(&mut self.store) {
+            store.log = Some(out);
+        }
+        self
     }
 
     /// Run a blocking file operation off the async workers.
@@ -253,6 +267,13 @@ impl<F: Format> Store<F> {
         self.hasher.hash_one(id)
     }
 
+    /// A `-v` line about a write of the file.
+    fn logged(&self, what: impl FnOnce() -> String) {
+        if let Some(out) = &self.log {
+            out.verbose(&what());
+        }
+    }
+
     /// The index, built (one scan) or rebuilt when the file changed under it.
     fn index<'g>(&self, guard: &'g mut Option<Index>) -> Result<&'g mut Index> {
         let meta = std::fs::metadata(&self.path).ok();
@@ -312,6 +333,13 @@ impl<F: Format> Store<F> {
             .with_context(|| format!("could not flush {} to disk", self.path.display()))?;
         std::fs::remove_file(&journal)
             .with_context(|| format!("could not remove {}", journal.display()))?;
+        self.logged(|| {
+            format!(
+                "appended {} records to {}",
+                hashes.len(),
+                self.path.display()
+            )
+        });
         let meta = file.metadata()?;
         index.len = meta.len();
         index.modified = meta.modified().ok();
@@ -481,14 +509,18 @@ impl<F: Format> Store<F> {
             }
         }
         let mut edit = edit;
+        let mut written = 0u64;
         let mut all = self
             .records(0)?
             .filter_map(move |r| match r {
                 Ok(r) => edit(r).map(Ok),
                 Err(e) => Some(Err(e)),
             })
-            .chain(std::iter::once_with(tail).flatten().map(Ok));
+            .chain(std::iter::once_with(tail).flatten().map(Ok))
+            .inspect(|r| written += u64::from(r.is_ok()));
         crate::fsutil::write_atomic(&self.path, |w| self.format.write(w, &columns, &mut all))?;
+        drop(all);
+        self.logged(|| format!("rewrote {}: {written} records", self.path.display()));
         // Keep the index in step: ids written may be new (deleted ones stay,
         // which costs at most a rewrite later).
         if let Some(ix) = index.as_mut() {
@@ -501,6 +533,183 @@ impl<F: Format> Store<F> {
             ix.clean_end = ends_with_newline(&self.path, ix.len)?;
         }
         Ok(())
+    }
+}
+
+/// The outcomes of a batch written in one go: a failure of the write
+/// itself fails every profile of the batch (they are retried next run).
+fn batch_outcomes(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOutcome> {
+    match result {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            let reason = format!("{e:#}");
+            (0..n)
+                .map(|_| ProfileOutcome::Error {
+                    reason: reason.clone(),
+                    retry_in: None,
+                })
+                .collect()
+        }
+    }
+}
+
+impl<F: Format> Store<F> {
+    /// Create profiles, or merge into the records that have their ids, in
+    /// one rewrite.
+    fn create_profiles(&self, profiles: Vec<Record>) -> Result<Vec<ProfileOutcome>> {
+        let mut outcomes = Vec::with_capacity(profiles.len());
+        // id -> the fields to merge; `order` keeps the order they came in.
+        let mut pending: HashMap<String, Record> = HashMap::new();
+        let mut order = Vec::new();
+        for fields in profiles {
+            match self.id_of(&fields) {
+                Some(id) => {
+                    outcomes.push(ProfileOutcome::Ok { id: id.clone() });
+                    match pending.get_mut(&id) {
+                        Some(f) => f.extend(fields),
+                        None => {
+                            order.push(id.clone());
+                            pending.insert(id, fields);
+                        }
+                    }
+                }
+                None => outcomes.push(ProfileOutcome::Rejected {
+                    reason: format!("the profile has no {}", self.id_field),
+                }),
+            }
+        }
+        if pending.is_empty() {
+            return Ok(outcomes);
+        }
+        let written: Vec<Record> = order
+            .iter()
+            .filter_map(|id| pending.get(id).cloned())
+            .collect();
+        let left = std::cell::RefCell::new(pending);
+        self.rewrite(
+            &written,
+            |mut record| {
+                if let Some(id) = self.id_of(&record) {
+                    if let Some(fields) = left.borrow_mut().remove(&id) {
+                        record.extend(fields);
+                    }
+                }
+                Some(record)
+            },
+            || {
+                let mut left = left.borrow_mut();
+                order.iter().filter_map(|id| left.remove(id)).collect()
+            },
+        )?;
+        Ok(outcomes)
+    }
+
+    /// Update profiles in one scan and one rewrite, with the outcomes that
+    /// one `update_profile` after another would give: a missing id is not
+    /// found, a change of id onto another record's is refused.
+    fn update_profiles(
+        &self,
+        updates: Vec<(String, ProfileUpdate)>,
+    ) -> Result<Vec<ProfileOutcome>> {
+        let mut guard = self.lock()?;
+        // Only the ids the batch names (and may move to) are looked for,
+        // so memory stays with the batch, not the file.
+        let mut wanted: HashSet<String> = HashSet::new();
+        for (id, update) in &updates {
+            wanted.insert(id.clone());
+            if let Some(new_id) = self.id_of(&update.set) {
+                wanted.insert(new_id);
+            }
+        }
+        // id now -> the id of the record in the file that holds it.
+        let mut origin: HashMap<String, String> = HashMap::new();
+        for record in self.records(0)? {
+            if let Some(id) = self.id_of(&record?) {
+                if wanted.contains(&id) {
+                    origin.insert(id.clone(), id);
+                }
+            }
+        }
+        let mut outcomes = Vec::with_capacity(updates.len());
+        let mut edits: HashMap<String, Vec<ProfileUpdate>> = HashMap::new();
+        for (id, update) in updates {
+            let Some(file_id) = origin.get(&id).cloned() else {
+                outcomes.push(ProfileOutcome::NotFound {
+                    reason: format!("{:#}", self.not_found(&id)),
+                });
+                continue;
+            };
+            let new_id = self.id_of(&update.set).unwrap_or_else(|| id.clone());
+            if new_id != id {
+                if origin.contains_key(&new_id) {
+                    outcomes.push(ProfileOutcome::Rejected {
+                        reason: format!(
+                            "another record already has {} \"{new_id}\"",
+                            self.id_field
+                        ),
+                    });
+                    continue;
+                }
+                origin.remove(&id);
+                origin.insert(new_id.clone(), file_id.clone());
+            }
+            outcomes.push(ProfileOutcome::Ok { id: new_id });
+            edits.entry(file_id).or_default().push(update);
+        }
+        if edits.is_empty() {
+            return Ok(outcomes);
+        }
+        let sets: Vec<&Record> = edits.values().flatten().map(|u| &u.set).collect();
+        // A cleared field is removed (an empty cell in a CSV file).
+        self.rewrite_locked(
+            &mut guard,
+            sets,
+            |mut record| {
+                let changes = self.id_of(&record).and_then(|id| edits.get(&id));
+                for update in changes.into_iter().flatten() {
+                    record.extend(update.set.clone());
+                    for key in &update.clear {
+                        record.shift_remove(key);
+                    }
+                }
+                Some(record)
+            },
+            Vec::new,
+        )?;
+        Ok(outcomes)
+    }
+
+    /// Delete profiles in one rewrite; ids already gone are done too.
+    fn delete_profiles(&self, ids: Vec<String>) -> Result<Vec<ProfileOutcome>> {
+        let mut guard = self.lock()?;
+        let gone: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let mut any = false;
+        for record in self.records(0)? {
+            if self
+                .id_of(&record?)
+                .is_some_and(|id| gone.contains(id.as_str()))
+            {
+                any = true;
+                break;
+            }
+        }
+        if any {
+            self.rewrite_locked(
+                &mut guard,
+                [],
+                |record| {
+                    let keep = self
+                        .id_of(&record)
+                        .is_none_or(|id| !gone.contains(id.as_str()));
+                    keep.then_some(record)
+                },
+                Vec::new,
+            )?;
+        }
+        Ok(ids
+            .iter()
+            .map(|id| ProfileOutcome::Ok { id: id.clone() })
+            .collect())
     }
 }
 
@@ -1017,58 +1226,22 @@ impl<F: Format> Connector for FileConnector<F> {
     /// One rewrite of the file per batch, not one per profile.
     async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
         let n = profiles.len();
-        let result = self
-            .blocking(move |s| {
-                let mut outcomes = Vec::with_capacity(profiles.len());
-                // id -> the fields to merge, in the order they came
-                let mut pending: Vec<(String, Record)> = Vec::new();
-                for fields in profiles {
-                    match s.id_of(&fields) {
-                        Some(id) => {
-                            outcomes.push(ProfileOutcome::Ok { id: id.clone() });
-                            match pending.iter_mut().find(|(i, _)| *i == id) {
-                                Some((_, f)) => f.extend(fields),
-                                None => pending.push((id, fields)),
-                            }
-                        }
-                        None => outcomes.push(ProfileOutcome::Rejected {
-                            reason: format!("the profile has no {}", s.id_field),
-                        }),
-                    }
-                }
-                if pending.is_empty() {
-                    return Ok(outcomes);
-                }
-                let written: Vec<Record> = pending.iter().map(|(_, f)| f.clone()).collect();
-                let left = std::cell::RefCell::new(pending);
-                s.rewrite(
-                    &written,
-                    |mut record| {
-                        if let Some(id) = s.id_of(&record) {
-                            let mut left = left.borrow_mut();
-                            if let Some(at) = left.iter().position(|(i, _)| *i == id) {
-                                record.extend(left.remove(at).1);
-                            }
-                        }
-                        Some(record)
-                    },
-                    || left.borrow_mut().drain(..).map(|(_, f)| f).collect(),
-                )?;
-                Ok(outcomes)
-            })
-            .await;
-        match result {
-            Ok(outcomes) => outcomes,
-            Err(e) => {
-                let reason = format!("{e:#}");
-                (0..n)
-                    .map(|_| ProfileOutcome::Error {
-                        reason: reason.clone(),
-                        retry_in: None,
-                    })
-                    .collect()
-            }
-        }
+        let result = self.blocking(move |s| s.create_profiles(profiles)).await;
+        batch_outcomes(result, n)
+    }
+
+    /// One rewrite of the file per batch, not one per profile.
+    async fn update_profiles(&self, updates: Vec<(String, ProfileUpdate)>) -> Vec<ProfileOutcome> {
+        let n = updates.len();
+        let result = self.blocking(move |s| s.update_profiles(updates)).await;
+        batch_outcomes(result, n)
+    }
+
+    /// One rewrite of the file per batch (none when no id is in it).
+    async fn delete_profiles(&self, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = ids.len();
+        let result = self.blocking(move |s| s.delete_profiles(ids)).await;
+        batch_outcomes(result, n)
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
@@ -1097,6 +1270,10 @@ impl<F: Format> Connector for FileConnector<F> {
 
     fn writes_raw(&self) -> bool {
         self.store.format.writes_raw()
+    }
+
+    fn written_file(&self) -> Option<&Path> {
+        Some(&self.store.path)
     }
 
     async fn upsert_raw(&self, records: Arc<RawRecords>) -> Result<Vec<Outcome>> {
@@ -1156,6 +1333,7 @@ mod tests {
             id_field: "id".into(),
             write_lock: Mutex::new(None),
             hasher: RandomState::new(),
+            log: None,
         }
     }
 
@@ -1441,6 +1619,54 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
+        );
+    }
+
+    /// A batch of updates answers what one update after another would:
+    /// an id moved onto a free one, a missing id, an id moved onto a taken one.
+    #[tokio::test]
+    async fn a_batch_of_updates_is_one_rewrite_with_per_profile_outcomes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        std::fs::write(
+            &path,
+            "{\"id\":\"a\",\"n\":1,\"x\":1}\n{\"id\":\"b\",\"n\":2}\n",
+        )
+        .unwrap();
+        let c = store(&path);
+        let update = |set: Value, clear: &[&str]| ProfileUpdate {
+            set: rec(set),
+            clear: clear.iter().map(|k| k.to_string()).collect(),
+        };
+        let outcomes = c
+            .update_profiles(vec![
+                ("a".into(), update(json!({"id": "a2", "n": 10}), &["x"])),
+                ("gone".into(), update(json!({"n": 0}), &[])),
+                ("b".into(), update(json!({"id": "a2"}), &[])),
+                ("b".into(), update(json!({"n": 20}), &[])),
+            ])
+            .await;
+        assert_eq!(outcomes[0], ProfileOutcome::Ok { id: "a2".into() });
+        assert!(
+            matches!(&outcomes[1], ProfileOutcome::NotFound { reason } if reason.contains("\"gone\"")),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(&outcomes[2], ProfileOutcome::Rejected { reason } if reason.contains("already has id \"a2\"")),
+            "{outcomes:?}"
+        );
+        assert_eq!(outcomes[3], ProfileOutcome::Ok { id: "b".into() });
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"a2\",\"n\":10}\n{\"id\":\"b\",\"n\":20}\n"
+        );
+        let deleted = c.delete_profiles(vec!["a2".into(), "never".into()]).await;
+        assert!(deleted
+            .iter()
+            .all(|o| matches!(o, ProfileOutcome::Ok { .. })));
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"id\":\"b\",\"n\":20}\n"
         );
     }
 

@@ -34,10 +34,12 @@ pub fn spec() -> Spec {
     }
 }
 
-pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let id_field = options.require("idField")?;
-    Ok(Box::new(FileConnector::new(spec(), Jsonl, path, id_field)))
+    Ok(Box::new(
+        FileConnector::new(spec(), Jsonl, path, id_field).logging_to(ctx.out.clone()),
+    ))
 }
 
 /// The JSON lines format.

@@ -243,6 +243,14 @@ pub trait Connector: Send + Sync {
         false
     }
 
+    /// The local file this connector writes, which an import or export
+    /// holds locked against other ferry runs for its whole length
+    /// ([`crate::lock`]); `None` where the destination keeps writers apart
+    /// itself (SQLite) or is remote.
+    fn written_file(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// `upsert_batch` for records as JSON text, keyed by their ids. The
     /// default parses them and calls `upsert_batch`.
     async fn upsert_raw(&self, records: std::sync::Arc<raw::RawRecords>) -> Result<Vec<Outcome>> {

@@ -31,6 +31,7 @@ use crate::connector::raw::{PlainIds, RawRecords};
 use crate::connector::{Action, Connector, Outcome, Position, Record, Records, WriteOp};
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{self, Checkpoint, Counts};
+use crate::engine::interrupt::Interrupt;
 use crate::engine::mapping::{Checked, Mapping, Source, Validator};
 use crate::engine::read_ahead::{PageReader, Rows};
 use crate::engine::target::Target;
@@ -177,13 +178,20 @@ struct Setup {
 
 /// Run the import described by `plan`.
 pub async fn run(plan: &ImportPlan, ctx: &Ctx) -> Result<ExitCode> {
-    // Installed first, so a Ctrl-C at any point after this is ours to handle.
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // Installed first, so a Ctrl-C, SIGTERM or SIGHUP at any point after
+    // this is ours to handle.
+    let interrupt = Interrupt::install()?;
     let setup = setup(plan, ctx).await?;
     if plan.dry_run {
         return dry_run(plan, &setup, ctx).await;
     }
+    // One writer at a time for the destination file and the checkpoint,
+    // held until the run returns.
+    let mut _locks = Vec::new();
+    if let Some(file) = setup.dest.written_file() {
+        _locks.push(crate::lock::hold(ctx, file, "the destination", &interrupt).await?);
+    }
+    _locks.push(crate::lock::hold(ctx, &setup.state, "the checkpoint", &interrupt).await?);
     let progress = progress::for_stderr(
         ctx.stderr_tty,
         ctx.out.verbosity() == crate::output::Verbosity::Quiet,
@@ -200,7 +208,7 @@ pub async fn run(plan: &ImportPlan, ctx: &Ctx) -> Result<ExitCode> {
             plan.limit.map(|l| l.saturating_sub(run_counts.read)),
             &mut run_counts,
             progress.as_ref(),
-            ctrl_c.as_mut(),
+            &interrupt,
         )
         .await?;
         let resume = resume_command(
@@ -440,7 +448,7 @@ async fn attempt(
     limit: Option<u64>,
     run_counts: &mut Counts,
     progress: &dyn Progress,
-    mut ctrl_c: std::pin::Pin<&mut impl std::future::Future<Output = std::io::Result<()>>>,
+    interrupt: &Interrupt,
 ) -> Result<(Ending, Checkpoint)> {
     let mut cp = starting_point(setup, ctx, start)?;
     if cp.finished && start == Start::Resume {
@@ -475,7 +483,7 @@ async fn attempt(
         let room = inflight.len() < setup.concurrency;
         tokio::select! {
             biased;
-            _ = &mut ctrl_c, if !interrupted => {
+            () = interrupt.wait(), if !interrupted => {
                 interrupted = true;
                 stopping = true;
                 rx.close();
@@ -1063,8 +1071,7 @@ mod tests {
     async fn run_attempt(setup: &Setup) -> (Ending, Checkpoint, Counts) {
         let ctx = Ctx::from_process().unwrap();
         let mut counts = Counts::default();
-        let never = std::future::pending::<std::io::Result<()>>();
-        tokio::pin!(never);
+        let never = Interrupt::never();
         let (ending, cp) = attempt(
             setup,
             &ctx,
@@ -1072,7 +1079,7 @@ mod tests {
             None,
             &mut counts,
             &Silent,
-            never.as_mut(),
+            &never,
         )
         .await
         .unwrap();

@@ -7,6 +7,7 @@ pub mod cases;
 pub mod checkpoint;
 pub mod export;
 pub mod import;
+pub mod interrupt;
 pub mod mapping;
 pub mod read_ahead;
 pub mod target;

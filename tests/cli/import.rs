@@ -3,7 +3,7 @@
 //! failures, SIGINT and kill -9 with an exact resume.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -485,21 +485,7 @@ fn a_failing_destination_stops_with_the_resume_command() {
 
 /// Start an import in the background with stdout and stderr captured.
 fn spawn(f: &Folder, args: &[&str]) -> Child {
-    // The same hermetic environment as `Folder::ferry`, as a std command
-    // so the test can signal the child while it runs.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.current_dir(f.path())
-        .env_clear()
-        .env("HOME", f.path())
-        .env("NO_COLOR", "1");
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ferry")
+    f.spawn(args)
 }
 
 /// Wait until the import has committed at least one batch.
@@ -572,6 +558,66 @@ fn sigint_finishes_the_batches_in_flight_saves_and_exits_130() {
         ids_in_sqlite(&f.join("out.db"), "records"),
         expected_ids(20_000)
     );
+}
+
+/// SIGTERM (a service manager, `timeout`, `kill`) and SIGHUP (a closed
+/// terminal) stop an import the way Ctrl-C does.
+#[test]
+fn sigterm_and_sighup_finish_the_batches_in_flight_save_and_exit_130() {
+    for signal in ["-TERM", "-HUP"] {
+        let f = Folder::new();
+        f.write("in.jsonl", &people(20_000));
+        let args = [
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            "sqlite:out.db",
+            "--batch-size",
+            "500",
+        ];
+        let mut child = spawn(&f, &args);
+        assert!(
+            wait_for_checkpoint(&f, &mut child),
+            "{signal}: finished before the signal"
+        );
+        send(signal, &child);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{signal}: {stderr}");
+        assert!(
+            stderr.contains("hint: resume with: ferry import --from jsonl:in.jsonl --to sqlite:out.db --batch-size 500 --resume"),
+            "{signal}: {stderr}"
+        );
+        let summary: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{signal}: no summary ({e}): {stderr}"));
+        assert_eq!(summary["status"], "interrupted", "{signal}");
+        let done = summary["offset"].as_u64().unwrap();
+        assert!(done > 0 && done < 20_000, "{signal}: {summary}");
+        assert_eq!(
+            ids_in_sqlite(&f.join("out.db"), "records").len() as u64,
+            done
+        );
+        let leftovers: Vec<String> = std::fs::read_dir(f.path())
+            .unwrap()
+            .chain(std::fs::read_dir(f.join(".ferry")).unwrap())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".ferry-tmp-"))
+            .collect();
+        assert_eq!(
+            leftovers,
+            Vec::<String>::new(),
+            "{signal}: temporary files left"
+        );
+        let mut resume = args.to_vec();
+        resume.push("--resume");
+        let run = f.run(&resume);
+        assert_eq!(run.ok_json()["read"].as_u64().unwrap(), 20_000 - done);
+        assert_eq!(
+            ids_in_sqlite(&f.join("out.db"), "records"),
+            expected_ids(20_000)
+        );
+    }
 }
 
 #[test]

@@ -23,3 +23,4 @@ mod output;
 mod sandbox;
 mod segment;
 mod voucherify;
+mod writers;

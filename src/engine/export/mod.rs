@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::connector::{Connector, ExportFields, ProfileOutcome, ProfileUpdate, Record, WriteOp};
 use crate::ctx::Ctx;
+use crate::engine::interrupt::Interrupt;
 use crate::engine::target::Target;
 use crate::error::{failed, usage};
 use crate::output::Output;
@@ -107,9 +108,22 @@ impl Track {
 }
 
 pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
+    // Before any work: a signal while the profiles are still being read
+    // stops the run cleanly (nothing sent, summary, exit 130).
+    let interrupt = Interrupt::install()?;
     let started = Instant::now();
     let target = plan.to.resolve(ctx)?;
     let dest = crate::connector::registry::open(ctx, &target.account)?;
+    let state_path = state::path_for(&ctx.folder, &target.identity);
+    // One writer at a time for the destination file and the export state,
+    // held until the run returns; a dry run writes neither.
+    let mut _locks = Vec::new();
+    if !plan.dry_run {
+        if let Some(file) = dest.written_file() {
+            _locks.push(crate::lock::hold(ctx, file, "the destination", &interrupt).await?);
+        }
+        _locks.push(crate::lock::hold(ctx, &state_path, "the export state", &interrupt).await?);
+    }
     let fields = dest.export_fields().await?;
     let code = dest.spec().code;
     let entries = match &plan.from {
@@ -135,7 +149,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         Some(map) => input::apply_map(entries, &map),
         None => entries,
     };
-    let mut state = State::open(state::path_for(&ctx.folder, &target.identity))?;
+    let mut state = State::open(state_path)?;
     let before = state.load()?;
     let opts = DiffOptions {
         full: plan.full,
@@ -198,9 +212,14 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         confirm_deletes(ctx, predicted.destructive, limit, before.len())?;
     }
 
+    // A remote destination gets batches of at most 100 profiles; a file
+    // takes its largest batch, since each batch costs one rewrite of it.
     let batch = plan
         .batch_size
-        .unwrap_or_else(|| dest.spec().max_batch_size.min(100))
+        .unwrap_or_else(|| match dest.written_file() {
+            Some(_) => dest.spec().max_batch_size,
+            None => dest.spec().max_batch_size.min(100),
+        })
         .max(1);
     let mut invalid = Vec::new();
     let mut tracks = Vec::new();
@@ -223,16 +242,22 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         }
     }
     let mut sent = Sent::default();
-    // Ctrl-C: the batch in flight finishes, nothing more is sent, and what
-    // succeeded is saved before the run exits 130.
-    let stop = Arc::new(AtomicBool::new(false));
+    // Ctrl-C, SIGTERM, SIGHUP: the batch in flight finishes, nothing more
+    // is sent, and what succeeded is saved before the run exits 130.
+    let stop = Arc::new(AtomicBool::new(interrupt.is_set()));
+    if interrupt.is_set() {
+        ctx.out
+            .warn("interrupted before anything was sent: saving the state as it was");
+    }
     let watcher = {
         let (stop, out) = (Arc::clone(&stop), ctx.out.clone());
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                out.warn("interrupted: finishing the batch in flight, then saving the state");
-                stop.store(true, Ordering::SeqCst);
+            if stop.load(Ordering::SeqCst) {
+                return;
             }
+            interrupt.wait().await;
+            out.warn("interrupted: finishing the batch in flight, then saving the state");
+            stop.store(true, Ordering::SeqCst);
         })
     };
     let link = Link {

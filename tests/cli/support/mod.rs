@@ -63,6 +63,32 @@ impl Folder {
         cmd
     }
 
+    /// Start `ferry ARGS` here in the background, in the same hermetic
+    /// environment as [`Folder::ferry`], with stdout and stderr captured, so
+    /// a test can signal it or race it while it runs.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.spawn_with(args, &[])
+    }
+
+    /// [`Folder::spawn`] with extra environment variables.
+    pub fn spawn_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        use std::process::Stdio;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("HOME", self.path())
+            .env("NO_COLOR", "1");
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.envs(env.iter().copied())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ferry")
+    }
+
     /// Run `ferry ARGS` here and capture the outcome.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_cmd(self.ferry().args(args))
