@@ -536,23 +536,6 @@ impl<F: Format> Store<F> {
     }
 }
 
-/// The outcomes of a batch written in one go: a failure of the write
-/// itself fails every profile of the batch (they are retried next run).
-fn batch_outcomes(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOutcome> {
-    match result {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            let reason = format!("{e:#}");
-            (0..n)
-                .map(|_| ProfileOutcome::Error {
-                    reason: reason.clone(),
-                    retry_in: None,
-                })
-                .collect()
-        }
-    }
-}
-
 impl<F: Format> Store<F> {
     /// Create profiles, or merge into the records that have their ids, in
     /// one rewrite.
@@ -1227,21 +1210,21 @@ impl<F: Format> Connector for FileConnector<F> {
     async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
         let n = profiles.len();
         let result = self.blocking(move |s| s.create_profiles(profiles)).await;
-        batch_outcomes(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     /// One rewrite of the file per batch, not one per profile.
     async fn update_profiles(&self, updates: Vec<(String, ProfileUpdate)>) -> Vec<ProfileOutcome> {
         let n = updates.len();
         let result = self.blocking(move |s| s.update_profiles(updates)).await;
-        batch_outcomes(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     /// One rewrite of the file per batch (none when no id is in it).
     async fn delete_profiles(&self, ids: Vec<String>) -> Vec<ProfileOutcome> {
         let n = ids.len();
         let result = self.blocking(move |s| s.delete_profiles(ids)).await;
-        batch_outcomes(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {

@@ -461,6 +461,24 @@ pub enum ProfileOutcome {
 }
 
 impl ProfileOutcome {
+    /// The outcomes of a batch written in one go (one transaction, one
+    /// rewrite): a failure of the write itself fails every profile of the
+    /// batch, as an error retried next run.
+    pub fn of_batch(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOutcome> {
+        match result {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                let reason = format!("{e:#}");
+                (0..n)
+                    .map(|_| ProfileOutcome::Error {
+                        reason: reason.clone(),
+                        retry_in: None,
+                    })
+                    .collect()
+            }
+        }
+    }
+
     /// Classify a single call's answer: a [`Rejection`] is the profile's
     /// fault, a not-found failure is [`ProfileOutcome::NotFound`], an
     /// unsupported action a skip, a [`RetryIn`] an error with its wait.

@@ -727,22 +727,6 @@ impl Db {
     }
 }
 
-/// A batch whose transaction failed as a whole: every profile gets the error.
-fn batch_failed(result: Result<Vec<ProfileOutcome>>, n: usize) -> Vec<ProfileOutcome> {
-    match result {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            let reason = format!("{e:#}");
-            (0..n)
-                .map(|_| ProfileOutcome::Error {
-                    reason: reason.clone(),
-                    retry_in: None,
-                })
-                .collect()
-        }
-    }
-}
-
 /// Membership statements: `{members}` is the membership table, `?1` the
 /// group, `?2` the record id.
 const ADD_MEMBER: &str = "INSERT OR IGNORE INTO {members} (group_name, record_id) VALUES (?1, ?2)";
@@ -831,7 +815,7 @@ impl Sqlite {
                 })
             })
             .await;
-        batch_failed(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     async fn blocking<T, Op>(&self, op: Op) -> Result<T>
@@ -1217,7 +1201,7 @@ impl Connector for Sqlite {
                 })
             })
             .await;
-        batch_failed(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     /// One transaction per batch.
@@ -1232,7 +1216,7 @@ impl Connector for Sqlite {
                 })
             })
             .await;
-        batch_failed(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     /// One transaction per batch.
@@ -1247,7 +1231,7 @@ impl Connector for Sqlite {
                 })
             })
             .await;
-        batch_failed(result, n)
+        ProfileOutcome::of_batch(result, n)
     }
 
     /// One transaction per batch.
