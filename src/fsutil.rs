@@ -32,6 +32,25 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
 ) -> Result<()> {
+    // 0666 lets the umask decide, as for any file a program creates.
+    write_atomic_as(path, 0o666, fill)
+}
+
+/// Write a file that holds secrets (`.env`) atomically: a new one is
+/// readable by its owner only, whatever the umask; an existing one keeps
+/// the mode its owner gave it.
+pub fn write_private_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_as(path, 0o600, |w| {
+        w.write_all(bytes)
+            .with_context(|| format!("could not write {}", path.display()))
+    })
+}
+
+fn write_atomic_as(
+    path: &Path,
+    new_mode: u32,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
+) -> Result<()> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create folder {}", dir.display()))?;
@@ -40,13 +59,14 @@ pub fn write_atomic(
     let prefix = format!("{TMP_PREFIX}{}-", std::process::id());
     let mut builder = tempfile::Builder::new();
     builder.prefix(&prefix);
-    // tempfile creates 0600; 0666 lets the umask decide, as for any file
-    // a program creates.
+    // tempfile creates 0600 whatever is asked of the caller.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        builder.permissions(std::fs::Permissions::from_mode(0o666));
+        builder.permissions(std::fs::Permissions::from_mode(new_mode));
     }
+    #[cfg(not(unix))]
+    let _ = new_mode;
     let tmp = builder
         .tempfile_in(dir)
         .with_context(|| format!("could not create a temporary file in {}", dir.display()))?;

@@ -106,7 +106,12 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
             kept.push(file.path);
             continue;
         }
-        crate::fsutil::write_bytes_atomic(&path, file.content.as_bytes())?;
+        if file.path == ".env" {
+            // It holds the secrets the prompts asked for.
+            crate::fsutil::write_private_atomic(&path, file.content.as_bytes())?;
+        } else {
+            crate::fsutil::write_bytes_atomic(&path, file.content.as_bytes())?;
+        }
         written.push(file.path);
     }
     if !kept.is_empty() {

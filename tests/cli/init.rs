@@ -146,6 +146,13 @@ fn init_on_a_terminal_hides_secrets_and_writes_them_to_dotenv() {
         "{env}"
     );
     assert!(env.contains("VOUCHERIFY_APPLICATION_ID=app-123"), "{env}");
+    // The secrets file is the owner's alone, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(f.join("vf/.env"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
 }
 
 #[test]
