@@ -42,8 +42,8 @@ use serde_json::{json, Value};
 
 use crate::connector::raw::RawRecords;
 use crate::connector::{
-    new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page, Position,
-    ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec, Updates, WriteOp,
+    given_id, new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page,
+    Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec, Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 
@@ -760,7 +760,7 @@ impl<F: Format> Connector for FileConnector<F> {
 
     async fn insert(&self, mut value: Record) -> Result<Record> {
         self.blocking(move |s| {
-            let id = match s.id_of(&value) {
+            let id = match given_id(&value, &s.id_field)? {
                 Some(id) => id,
                 None => {
                     let id = new_id();

@@ -18,7 +18,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::config::input::kind_of;
-use crate::connector::{record_id, Connector, Position, Record};
+use crate::connector::{id_text, BadId, Connector, Position, Record};
 use crate::error::{failed, usage};
 
 /// One profile to export.
@@ -126,8 +126,10 @@ pub fn from_value(value: &Value, at: &str) -> Entry {
             format!("{at} is {}, not a profile object", kind_of(value)),
         ));
     };
-    let Some(id) = record_id(obj, "id") else {
-        return Err(invalid(at, format!("{at} has no \"id\"")));
+    let id = match id_text(obj.get("id")) {
+        Ok(id) => id,
+        Err(BadId::Missing) => return Err(invalid(at, format!("{at} has no \"id\""))),
+        Err(bad) => return Err(invalid(at, format!("{at}: {}", bad.reason("\"id\"")))),
     };
     let properties = match obj.get("properties") {
         None | Some(Value::Null) => Record::new(),
@@ -315,11 +317,18 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
     if record.contains_key("properties") {
         return from_value(&Value::Object(record), at);
     }
-    let Some(id) = record_id(&record, id_field) else {
-        return Err(Invalid {
-            id: at.to_string(),
-            message: format!("{at} has no {id_field}"),
-        });
+    let id = match id_text(record.get(id_field)) {
+        Ok(id) => id,
+        Err(bad) => {
+            let message = match bad {
+                BadId::Missing => format!("{at} has no {id_field}"),
+                bad => format!("{at}: {}", bad.reason(id_field)),
+            };
+            return Err(Invalid {
+                id: at.to_string(),
+                message,
+            });
+        }
     };
     record.shift_remove(id_field);
     let groups = match record.shift_remove("groups") {
