@@ -45,7 +45,7 @@ impl<'a> Vars<'a> {
         let path = folder.join(".env");
         let file = path.display().to_string();
         let dotenv = match std::fs::read(&path) {
-            Ok(bytes) => parse_dotenv(&crate::config::decode(bytes, &file, 1)?, &file)?,
+            Ok(bytes) => parse_dotenv(&crate::config::decode(bytes, &file)?, &file)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
             Err(e) => {
                 return Err(usage(format!("could not read {file}: {e}")).into());

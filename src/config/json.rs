@@ -21,7 +21,7 @@ pub fn read_file(path: &Path) -> Result<Value> {
             .hint("check the path, or pass another file")
     })?;
     let source = path.display().to_string();
-    let text = crate::config::decode(bytes, &source, 1)?;
+    let text = crate::config::decode(bytes, &source)?;
     parse(&text, &source)
 }
 
@@ -70,7 +70,7 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_utf8_name_the_line() {
-        let err = crate::config::decode(b"{\n\"a\": \"\xff\"}".to_vec(), "x.json", 1).unwrap_err();
+        let err = crate::config::decode(b"{\n\"a\": \"\xff\"}".to_vec(), "x.json").unwrap_err();
         assert_eq!(
             err.message,
             "x.json is not UTF-8 text: byte 0xff at line 2, column 7"

@@ -26,30 +26,42 @@ pub fn strip_bom(text: &str) -> &str {
     text.strip_prefix(BOM).unwrap_or(text)
 }
 
-/// The bytes of `source` (a file, or a line of one: `where_` names it, and
-/// `first_line` is the line its bytes start on) as text without a byte
-/// order mark; bytes that are not UTF-8 are an error naming the line and
-/// column of the first of them.
-pub fn decode(bytes: Vec<u8>, where_: &str, first_line: u64) -> Result<String, Failure> {
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
+/// The bytes of a file (`where_` names it) as text without a byte order
+/// mark; bytes that are not UTF-8 are an error naming the line and column
+/// of the first of them.
+pub fn decode(bytes: Vec<u8>, where_: &str) -> Result<String, Failure> {
+    utf8(&bytes, || where_.to_string(), Some(1)).map(str::to_string)
+}
+
+/// [`decode`] for bytes that start on line `first_line` of their file, or
+/// on a line whose number is not known (`None`: a read resumed at an
+/// offset), without a copy; `where_` is only called for the error.
+pub fn utf8<'a>(
+    bytes: &'a [u8],
+    where_: impl FnOnce() -> String,
+    first_line: Option<u64>,
+) -> Result<&'a str, Failure> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(strip_bom(text)),
         Err(e) => {
-            let bytes = e.as_bytes();
-            let bad = e.utf8_error().valid_up_to();
+            let bad = e.valid_up_to();
             let before = &bytes[..bad];
-            let line = first_line + memchr::memchr_iter(b'\n', before).count() as u64;
             let column = bad - memchr::memrchr(b'\n', before).map_or(0, |i| i + 1) + 1;
-            return Err(usage(format!(
-                "{where_} is not UTF-8 text: byte 0x{:02x} at line {line}, column {column}",
+            let at = match first_line {
+                Some(first) => {
+                    let line = first + memchr::memchr_iter(b'\n', before).count() as u64;
+                    format!("line {line}, column {column}")
+                }
+                None => format!("column {column}"),
+            };
+            Err(usage(format!(
+                "{} is not UTF-8 text: byte 0x{:02x} at {at}",
+                where_(),
                 bytes[bad]
             ))
-            .hint("save the file as UTF-8 (in most editors: \"Save with encoding\" → UTF-8)"));
+            .hint("save the file as UTF-8 (in most editors: \"Save with encoding\" → UTF-8)"))
         }
-    };
-    Ok(match text.strip_prefix(BOM) {
-        Some(rest) => rest.to_string(),
-        None => text,
-    })
+    }
 }
 
 /// Resolve `path` against `base` unless it is absolute.

@@ -7,7 +7,7 @@ pub mod options;
 pub mod registry;
 pub mod spec;
 
-mod csv;
+pub(crate) mod csv;
 mod file;
 pub mod http;
 pub mod hubspot;
