@@ -36,11 +36,11 @@ pub fn decode(bytes: Vec<u8>, where_: &str) -> Result<String, Failure> {
 /// [`decode`] for bytes that start on line `first_line` of their file, or
 /// on a line whose number is not known (`None`: a read resumed at an
 /// offset), without a copy; `where_` is only called for the error.
-pub fn utf8<'a>(
-    bytes: &'a [u8],
+pub fn utf8(
+    bytes: &[u8],
     where_: impl FnOnce() -> String,
     first_line: Option<u64>,
-) -> Result<&'a str, Failure> {
+) -> Result<&str, Failure> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Ok(strip_bom(text)),
         Err(e) => {

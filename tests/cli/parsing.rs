@@ -126,6 +126,25 @@ fn integer_ids_beyond_64_bits_are_rejected_never_merged() {
 }
 
 #[test]
+fn integer_ids_beyond_64_bits_in_export_profiles_are_invalid_never_merged() {
+    let f = Folder::new();
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "jsonl", "path": "crm.jsonl"}"#,
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\":18446744073709551616,\"properties\":{\"a\":1}}\n{\"id\":18446744073709551617,\"properties\":{\"a\":2}}\n",
+    );
+    let run = f.run(&["export", "--to", "crm", "--input", "profiles.jsonl"]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["invalid"], 2, "{}", run.render());
+    assert_eq!(run.json()["created"], 0, "{}", run.render());
+    insta::assert_snapshot!("big_ids_export_warnings", run.stderr);
+    assert!(!f.exists("crm/crm.jsonl"));
+}
+
+#[test]
 fn integer_ids_beyond_64_bits_in_a_csv_stay_two_records() {
     let f = csv_folder("id,n\n18446744073709551616,1\n18446744073709551617,2\n");
     let run = f.run(&["import", "--from", "csv:c.csv", "--to", "jsonl:out.jsonl"]);

@@ -131,7 +131,7 @@ pub fn from_value(value: &Value, at: &str) -> Entry {
     let id = match id_text(obj.get("id")) {
         Ok(id) => id,
         Err(BadId::Missing) => return Err(invalid(at, format!("{at} has no \"id\""))),
-        Err(bad) => return Err(invalid(at, format!("{at}: {}", bad.reason("\"id\"")))),
+        Err(bad) => return Err(invalid(at, bad.reason("\"id\""))),
     };
     let properties = match obj.get("properties") {
         None | Some(Value::Null) => Record::new(),
@@ -320,7 +320,7 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
         Err(bad) => {
             let message = match bad {
                 BadId::Missing => format!("{at} has no {id_field}"),
-                bad => format!("{at}: {}", bad.reason(id_field)),
+                bad => bad.reason(id_field),
             };
             return Err(Invalid {
                 id: at.to_string(),
