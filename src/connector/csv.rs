@@ -115,6 +115,9 @@ pub struct Rows {
     headers: Vec<String>,
     /// The file's length when opened: a row that reaches it ends the file.
     len: u64,
+    /// A second handle on the file, opened on the first row that needs
+    /// its bytes read again, then kept (a file may have many such rows).
+    raw: Option<File>,
 }
 
 impl Rows {
@@ -162,6 +165,7 @@ impl Rows {
             from_start: start == 0,
             headers,
             len,
+            raw: None,
         })
     }
 
@@ -196,8 +200,8 @@ impl Rows {
     /// Scan the bytes of the row just read, when it spans lines or ends the
     /// file (the only rows a quote left open can affect; the others are
     /// not read twice).
-    fn check_quotes(&self, start: &csv::Position) -> Result<()> {
-        let end = self.reader.position();
+    fn check_quotes(&mut self, start: &csv::Position) -> Result<()> {
+        let end = self.reader.position().clone();
         let lines = end.line().saturating_sub(start.line());
         if lines <= 1 && end.byte() < self.len {
             return Ok(());
@@ -228,16 +232,20 @@ impl Rows {
     }
 
     /// The file's bytes from `start` to `end`.
-    fn raw(&self, start: u64, end: u64) -> Result<Vec<u8>> {
-        let read = || -> std::io::Result<Vec<u8>> {
-            let mut file = File::open(&self.path)?;
+    fn raw(&mut self, start: u64, end: u64) -> Result<Vec<u8>> {
+        let path = &self.path;
+        let read = |raw: &mut Option<File>| -> std::io::Result<Vec<u8>> {
+            let file = match raw {
+                Some(file) => file,
+                None => raw.insert(File::open(path)?),
+            };
             file.seek(SeekFrom::Start(start))?;
             let mut bytes = Vec::new();
             file.take(end.saturating_sub(start))
                 .read_to_end(&mut bytes)?;
             Ok(bytes)
         };
-        read().with_context(|| format!("could not read {}", self.path.display()))
+        read(&mut self.raw).with_context(|| format!("could not read {}", self.path.display()))
     }
 }
 
