@@ -42,8 +42,9 @@ use serde_json::{json, Value};
 
 use crate::connector::raw::RawRecords;
 use crate::connector::{
-    given_id, new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page,
-    Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec, Updates, WriteOp,
+    given_id, id_text, new_id, record_id, BadId, Change, ChangeType, Connector, ExportFields,
+    Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec,
+    Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 
@@ -878,12 +879,12 @@ impl<F: Format> Connector for FileConnector<F> {
                     last = s.id_of(&record);
                     continue;
                 }
-                let id = s.id_of(&record).ok_or_else(|| {
-                    failed(format!(
-                        "record {position} of {} has no {}",
-                        s.path.display(),
-                        s.id_field
-                    ))
+                let id = id_text(record.get(&s.id_field)).map_err(|bad| {
+                    let why = match bad {
+                        BadId::Missing => format!("has no {}", s.id_field),
+                        bad => format!("is unusable: {}", bad.reason(&s.id_field)),
+                    };
+                    failed(format!("record {position} of {} {why}", s.path.display()))
                 })?;
                 last = Some(id.clone());
                 entries.push(Change {

@@ -126,6 +126,12 @@ fn integer_ids_beyond_64_bits_are_rejected_never_merged() {
 }
 
 #[test]
+fn integer_ids_beyond_64_bits_in_a_jsonl_source_are_not_listed_as_one() {
+    let f = jsonl_folder(BIG_IDS.as_bytes());
+    snap!("big_ids_getupdates", f.run(&["getupdates"]));
+}
+
+#[test]
 fn integer_ids_beyond_64_bits_in_export_profiles_are_invalid_never_merged() {
     let f = Folder::new();
     f.write(
@@ -161,38 +167,56 @@ fn integer_ids_beyond_64_bits_in_a_csv_stay_two_records() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn integer_ids_beyond_64_bits_from_an_http_source_are_rejected() {
-    let s = MockServer::start().await;
-    // The body as the API would send it: digits a JSON value cannot hold.
-    let body = r#"{"data": [{"id": 18446744073709551616, "n": 1}, {"id": 18446744073709551617, "n": 2}, {"id": 7, "n": 3}]}"#;
-    wiremock::Mock::given(method("GET"))
-        .and(path("/items"))
-        .once(
-            wiremock::ResponseTemplate::new(200).set_body_raw(body, "application/json"),
-            &s,
-        )
-        .await;
-    let f = Folder::new();
-    f.write(
-        "src/connector.json",
-        &json!({"actions": {"list": {"path": "/items", "records": "/data"}}}).to_string(),
-    );
-    f.write(
-        "src/account.json",
-        &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, s.uri()),
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "src",
-        "--to",
-        "jsonl:out.jsonl",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    assert_eq!(run.code, 3, "{}", run.render());
-    assert_eq!(run.json()["written"], 1, "{}", run.render());
-    assert_eq!(lines(&f, "out.jsonl"), [json!({"id": "7", "n": 3})]);
-    insta::assert_snapshot!("big_ids_http_rejects", f.read("rejects.jsonl"));
+    for to in ["jsonl:out.jsonl", "csv:out.csv", "sqlite:out.db"] {
+        let s = MockServer::start().await;
+        // The body as the API would send it: digits a JSON value cannot hold.
+        let body = r#"{"data": [{"id": 18446744073709551616, "n": 1}, {"id": 18446744073709551617, "n": 2}, {"id": 7, "n": 3}]}"#;
+        wiremock::Mock::given(method("GET"))
+            .and(path("/items"))
+            .once(
+                wiremock::ResponseTemplate::new(200).set_body_raw(body, "application/json"),
+                &s,
+            )
+            .await;
+        let f = Folder::new();
+        f.write(
+            "src/connector.json",
+            &json!({"actions": {"list": {"path": "/items", "records": "/data"}}}).to_string(),
+        );
+        f.write(
+            "src/account.json",
+            &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, s.uri()),
+        );
+        let run = f.run(&[
+            "import",
+            "--from",
+            "src",
+            "--to",
+            to,
+            "--rejects",
+            "rejects.jsonl",
+        ]);
+        assert_eq!(run.code, 3, "{to}: {}", run.render());
+        assert_eq!(run.json()["written"], 1, "{to}: {}", run.render());
+        insta::assert_snapshot!("big_ids_http_rejects", f.read("rejects.jsonl"));
+        let dest = Folder::new();
+        dest.write(
+            "account.json",
+            &format!(
+                r#"{{"connector": "{}", "path": "{}"}}"#,
+                to.split(':').next().unwrap_or_default(),
+                f.join(to.split(':').nth(1).unwrap_or_default()).display()
+            ),
+        );
+        let ids: Vec<Value> = dest.run(&["getupdates"]).ok_json()["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["id"].clone())
+            .collect();
+        assert_eq!(ids, [json!("7")], "{to}");
+        s.verify().await;
+    }
 }
 
 #[test]
