@@ -299,6 +299,27 @@ mod tests {
     }
 
     #[test]
+    fn random_dotenv_values_read_back_unchanged_and_add_no_line() {
+        use rand::{Rng, SeedableRng};
+        const ALPHABET: &[char] = &[
+            'a', 'Z', '0', ' ', '\t', '#', '"', '\'', '\\', '=', '$', '{', '}', 'n', '\n', '\r',
+            'é', '\u{feff}',
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..12);
+            let value: String = (0..len)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
+                .collect();
+            let line = format!("X={}\n", dotenv_value(&value));
+            let vars = crate::config::env::parse_dotenv(&line, ".env")
+                .unwrap_or_else(|e| panic!("{value:?} as {line:?}: {e}"));
+            assert_eq!(vars.len(), 1, "{value:?} as {line:?}");
+            assert_eq!(vars["X"], value, "{line:?}");
+        }
+    }
+
+    #[test]
     fn secret_variables_are_upper_snake_case() {
         let spec = registry::spec("sqlite").unwrap();
         assert_eq!(secret_var(&spec, "secretKey"), "SQLITE_SECRET_KEY");

@@ -375,4 +375,28 @@ mod tests {
             assert!(err.starts_with(want), "{text}: {err}");
         }
     }
+
+    #[test]
+    fn no_input_makes_the_parsers_panic() {
+        use rand::{Rng, SeedableRng};
+        const PIECES: &[&str] = &[
+            "A", "=", " ", "\t", "#", "\"", "'", "\\", "\n", "\r\n", "export ", "${", "}", ":-",
+            "é", "\u{feff}", "x",
+        ];
+        let env = BTreeMap::from([("A".to_string(), String::new())]);
+        let vars = Vars::load(&env, Path::new("/nonexistent")).unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..16);
+            let text: String = (0..len)
+                .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+                .collect();
+            if let Err(e) = parse_dotenv(&text, ".env") {
+                assert!(e.to_string().starts_with("invalid line "), "{text:?}: {e}");
+            }
+            if let Err(e) = vars.interpolate(&mut Value::String(text.clone()), "f", "k") {
+                assert!(e.to_string().contains("option \"k\""), "{text:?}: {e}");
+            }
+        }
+    }
 }

@@ -434,4 +434,24 @@ mod tests {
         assert_eq!(duplicate(&h("id,name,name")), Some((1, 2)));
         assert_eq!(duplicate(&h("id,name")), None);
     }
+
+    #[test]
+    fn no_bytes_make_the_quote_scan_or_the_utf8_check_panic() {
+        use rand::{Rng, SeedableRng};
+        const BYTES: &[u8] = b"a,\"\n\r;\xff\xc3";
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..16);
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| BYTES[rng.random_range(0..BYTES.len())])
+                .collect();
+            if let Some((open, _)) = quote_problem(&bytes, b',') {
+                assert_eq!(bytes[open], b'"');
+            }
+            match crate::config::utf8(&bytes, || "f".into(), Some(1)) {
+                Ok(text) => assert!(std::str::from_utf8(&bytes).is_ok(), "{text:?}"),
+                Err(e) => assert!(e.message.starts_with("f is not UTF-8 text: byte 0x")),
+            }
+        }
+    }
 }
