@@ -1,4 +1,7 @@
-//! The `jsonl` connector: one JSON object per line in a local file.
+//! The `jsonl` connector: one JSON object per line in a local file. Lines
+//! are decoded one by one, so an error (bytes that are not UTF-8, invalid
+//! JSON, a value that is not an object) names its line; a byte order mark
+//! at the start of the file is skipped.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -122,7 +125,7 @@ impl Iterator for LineReader {
                 None => format!("{} (byte {})", self.path.display(), self.offset - n as u64),
             };
             // Decoded per line, so bytes that are not UTF-8 are named by
-            // their line; a byte order mark before the first is skipped.
+            // their line (and a byte order mark is skipped).
             let text = match crate::config::utf8(&self.buf, where_, None) {
                 Ok(text) => text.trim(),
                 Err(e) => {
