@@ -761,7 +761,7 @@ impl<F: Format> Connector for FileConnector<F> {
 
     async fn insert(&self, mut value: Record) -> Result<Record> {
         self.blocking(move |s| {
-            let id = match given_id(&value, &s.id_field)? {
+            let id = match given_id(&value, &s.id_field, "insert")? {
                 Some(id) => id,
                 None => {
                     let id = new_id();
@@ -787,7 +787,7 @@ impl<F: Format> Connector for FileConnector<F> {
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
         let id = id.to_string();
         self.blocking(move |s| {
-            if let Some(new_id) = s.id_of(&value) {
+            if let Some(new_id) = given_id(&value, &s.id_field, "patch")? {
                 if new_id != id {
                     return Err(usage(format!(
                         "the patch changes {} from \"{id}\" to \"{new_id}\"",

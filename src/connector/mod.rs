@@ -543,20 +543,24 @@ impl BadId {
     }
 }
 
-/// The id a record to insert gives, if any: `None` when it has none (the
-/// connector then generates one); an id of the wrong kind is a usage error,
-/// never silently replaced by a generated one.
-pub fn given_id(record: &Record, field: &str) -> Result<Option<String>> {
+/// The id a record to insert or a patch gives, if any: `None` when it has
+/// none (an insert then generates one); an id of the wrong kind is a usage
+/// error, never replaced by a generated one nor written over the record's
+/// id. `action` is "insert" or "patch", for the message.
+pub fn given_id(record: &Record, field: &str, action: &str) -> Result<Option<String>> {
     match id_text(record.get(field)) {
         Ok(id) => Ok(Some(id)),
         Err(BadId::Missing) => Ok(None),
         Err(bad) => Err(crate::error::usage(format!(
-            "cannot insert the record: {}",
+            "cannot {action} the record: {}",
             bad.reason(field)
         ))
-        .hint(format!(
-            "give \"{field}\" as a string, or leave it out to get a generated one"
-        ))
+        .hint(match action {
+            "insert" => {
+                format!("give \"{field}\" as a string, or leave it out to get a generated one")
+            }
+            _ => format!("leave \"{field}\" out of the value"),
+        })
         .into()),
     }
 }

@@ -886,7 +886,7 @@ impl Connector for Sqlite {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
                 let tx = write_tx(conn)?;
-                let given = given_id(&value, &db.id_field)?;
+                let given = given_id(&value, &db.id_field, "insert")?;
                 if let Some(id) = &given {
                     if db.get(&tx, layout, id)?.is_some() {
                         return Err(failed(format!(
@@ -928,7 +928,7 @@ impl Connector for Sqlite {
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
         let id = id.to_string();
         self.blocking(move |db| {
-            if let Some(other) = record_id(&value, &db.id_field) {
+            if let Some(other) = given_id(&value, &db.id_field, "patch")? {
                 if other != id {
                     return Err(usage(format!(
                         "the patch changes {} from \"{id}\" to \"{other}\"",

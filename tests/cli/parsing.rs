@@ -244,6 +244,17 @@ fn an_id_that_is_true_or_an_object_is_named_as_such() {
         f.run(&["insert", "--value", r#"{"id": true, "name": "Ada"}"#])
     );
     assert_eq!(lines(&f, "c.jsonl").len(), 3);
+    // Nor does patch write it over the record's id, in a file or a table.
+    snap!(
+        "patch_id_object",
+        f.run(&["patch", "--id", "ok", "--value", r#"{"id": {"a": 1}}"#])
+    );
+    assert_eq!(lines(&f, "c.jsonl")[2], json!({"id": "ok"}));
+    f.write("account.json", r#"{"connector": "sqlite", "path": "c.db"}"#);
+    f.run(&["insert", "--value", r#"{"id": "ok"}"#]).ok_json();
+    let run = f.run(&["patch", "--id", "ok", "--value", r#"{"id": true}"#]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert_eq!(f.run(&["get", "--id", "ok"]).ok_json(), json!({"id": "ok"}));
 }
 
 const BOM: &str = "\u{feff}";
