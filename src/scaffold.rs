@@ -115,15 +115,34 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
     files
 }
 
-/// A value as `.env` reads it back unchanged: single-quoted when its edges
-/// hold spaces or quotes (the reader trims and strips one pair of quotes).
+/// A value as `.env` reads it back unchanged (config/env.rs has the
+/// dialect): as it is when nothing in it means something to the reader,
+/// else single-quoted, else double-quoted with escapes. A line break is
+/// escaped, so a value can never add a line (a variable) of its own.
 fn dotenv_value(value: &str) -> String {
-    let plain =
-        value.trim() == value && !value.starts_with(['"', '\'']) && !value.ends_with(['"', '\'']);
-    if plain || value.contains('\'') {
+    let special = |c: char| matches!(c, '\n' | '\r');
+    let plain = !value.contains(special)
+        && value.trim() == value
+        && !value.starts_with(['"', '\''])
+        && crate::config::env::parse_dotenv(&format!("X={value}"), ".env")
+            .is_ok_and(|vars| vars.get("X").map(String::as_str) == Some(value));
+    if plain {
         value.to_string()
-    } else {
+    } else if !value.contains('\'') && !value.contains(special) {
         format!("'{value}'")
+    } else {
+        let mut out = String::from("\"");
+        for c in value.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     }
 }
 
@@ -261,10 +280,42 @@ mod tests {
 
     #[test]
     fn dotenv_values_read_back_unchanged() {
-        for value in ["plain", "  spaced ", "\"quoted\"", "a#b"] {
+        for value in [
+            "plain",
+            "  spaced ",
+            "\"quoted\"",
+            "a#b",
+            "a #b",
+            "#x",
+            "it's \"both\"",
+            "a\nX=1",
+            "back\\slash 'and' \"quote\"\r",
+            "",
+        ] {
             let line = format!("X={}\n", dotenv_value(value));
             let vars = crate::config::env::parse_dotenv(&line, ".env").unwrap();
             assert_eq!(vars["X"], value, "{line}");
+        }
+    }
+
+    #[test]
+    fn random_dotenv_values_read_back_unchanged_and_add_no_line() {
+        use rand::{Rng, SeedableRng};
+        const ALPHABET: &[char] = &[
+            'a', 'Z', '0', ' ', '\t', '#', '"', '\'', '\\', '=', '$', '{', '}', 'n', '\n', '\r',
+            'é', '\u{feff}',
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+        for _ in 0..20_000 {
+            let len = rng.random_range(0..12);
+            let value: String = (0..len)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
+                .collect();
+            let line = format!("X={}\n", dotenv_value(&value));
+            let vars = crate::config::env::parse_dotenv(&line, ".env")
+                .unwrap_or_else(|e| panic!("{value:?} as {line:?}: {e}"));
+            assert_eq!(vars.len(), 1, "{value:?} as {line:?}");
+            assert_eq!(vars["X"], value, "{line:?}");
         }
     }
 

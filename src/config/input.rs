@@ -39,6 +39,7 @@ impl Inputs {
         match json::read_file(&path)? {
             Value::Object(sections) => {
                 warn_misspelt_sections(ctx, &sections, &source);
+                check_section_keys(&sections, &source)?;
                 Ok(Inputs {
                     path: Some(path),
                     sections,
@@ -168,6 +169,43 @@ pub const SECTIONS: &[&str] = &[
     "export",
     "import",
 ];
+
+/// The keys commands read in each section whose keys are fixed (`import`
+/// has none of its own). A key outside them would be silently ignored, and
+/// the command would run on the wrong input or say none was given.
+const SECTION_KEYS: &[(&str, &[&str])] = &[
+    ("get", &["id"]),
+    ("insert", &["value"]),
+    ("patch", &["id", "value"]),
+    ("delete", &["id"]),
+    ("getupdates", &["lastSync"]),
+    ("export", &["profiles", "map"]),
+];
+
+/// Refuse an unknown key inside a known section, as account.json refuses
+/// an unknown option: with the nearest known key, or the list of them.
+fn check_section_keys(sections: &Map<String, Value>, source: &str) -> Result<()> {
+    for (section, keys) in SECTION_KEYS {
+        let Some(Value::Object(given)) = sections.get(*section) else {
+            continue;
+        };
+        let Some(key) = given.keys().find(|k| !keys.contains(&k.as_str())) else {
+            continue;
+        };
+        let err = usage(format!(
+            "unknown key \"{key}\" in section \"{section}\" of {source}"
+        ));
+        let err = match crate::connector::registry::nearest(key, keys) {
+            Some(near) => err.hint(format!("did you mean \"{near}\"?")),
+            None => err.hint(format!(
+                "the keys of \"{section}\" are: {}",
+                keys.join(", ")
+            )),
+        };
+        return Err(err.into());
+    }
+    Ok(())
+}
 
 /// A section one typo away from a known one is silently ignored otherwise,
 /// and the command then runs on the wrong input (or says none was given).

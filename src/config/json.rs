@@ -8,18 +8,21 @@ use serde_json::Value;
 
 use crate::error::usage;
 
-/// Parse `text` read from `source` (a file path or a flag name).
+/// Parse `text` read from `source` (a file path or a flag name). A byte
+/// order mark before the JSON is skipped, as editors on Windows write one.
 pub fn parse(text: &str, source: &str) -> Result<Value> {
-    serde_json::from_str(text).map_err(|e| invalid(source, &e).into())
+    serde_json::from_str(crate::config::strip_bom(text)).map_err(|e| invalid(source, &e).into())
 }
 
 /// Read and parse the JSON file at `path`.
 pub fn read_file(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let bytes = std::fs::read(path).map_err(|e| {
         usage(format!("could not read {}: {e}", path.display()))
             .hint("check the path, or pass another file")
     })?;
-    parse(&text, &path.display().to_string())
+    let source = path.display().to_string();
+    let text = crate::config::decode(bytes, &source)?;
+    parse(&text, &source)
 }
 
 /// The one wording of a JSON syntax error, with where to look.
@@ -54,6 +57,23 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "invalid JSON in in.json at line 3, column 7: expected `:`"
+        );
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        assert_eq!(
+            parse("\u{feff}{\"a\": 1}", "in.json").unwrap(),
+            serde_json::json!({"a": 1})
+        );
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_name_the_line() {
+        let err = crate::config::decode(b"{\n\"a\": \"\xff\"}".to_vec(), "x.json").unwrap_err();
+        assert_eq!(
+            err.message,
+            "x.json is not UTF-8 text: byte 0xff at line 2, column 7"
         );
     }
 }

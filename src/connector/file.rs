@@ -43,8 +43,9 @@ use serde_json::{json, Value};
 
 use crate::connector::raw::RawRecords;
 use crate::connector::{
-    new_id, record_id, Change, ChangeType, Connector, ExportFields, Outcome, Page, Position,
-    ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec, Updates, WriteOp,
+    given_id, id_text, new_id, record_id, BadId, Change, ChangeType, Connector, ExportFields,
+    Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec,
+    Updates, WriteOp,
 };
 use crate::error::{failed, not_found, usage};
 use crate::output::Output;
@@ -952,7 +953,7 @@ impl<F: Format> Connector for FileConnector<F> {
 
     async fn insert(&self, mut value: Record) -> Result<Record> {
         self.blocking(move |s| {
-            let id = match s.id_of(&value) {
+            let id = match given_id(&value, &s.id_field, "insert")? {
                 Some(id) => id,
                 None => {
                     let id = new_id();
@@ -978,7 +979,7 @@ impl<F: Format> Connector for FileConnector<F> {
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
         let id = id.to_string();
         self.blocking(move |s| {
-            if let Some(new_id) = s.id_of(&value) {
+            if let Some(new_id) = given_id(&value, &s.id_field, "patch")? {
                 if new_id != id {
                     return Err(usage(format!(
                         "the patch changes {} from \"{id}\" to \"{new_id}\"",
@@ -1070,12 +1071,12 @@ impl<F: Format> Connector for FileConnector<F> {
                     last = s.id_of(&record);
                     continue;
                 }
-                let id = s.id_of(&record).ok_or_else(|| {
-                    failed(format!(
-                        "record {position} of {} has no {}",
-                        s.path.display(),
-                        s.id_field
-                    ))
+                let id = id_text(record.get(&s.id_field)).map_err(|bad| {
+                    let why = match bad {
+                        BadId::Missing => format!("has no {}", s.id_field),
+                        bad => format!("is unusable: {}", bad.reason(&s.id_field)),
+                    };
+                    failed(format!("record {position} of {} {why}", s.path.display()))
                 })?;
                 last = Some(id.clone());
                 entries.push(Change {

@@ -1,4 +1,7 @@
-//! The `jsonl` connector: one JSON object per line in a local file.
+//! The `jsonl` connector: one JSON object per line in a local file. Lines
+//! are decoded one by one, so an error (bytes that are not UTF-8, invalid
+//! JSON, a value that is not an object) names its line; a byte order mark
+//! at the start of the file is skipped.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -59,7 +62,7 @@ impl Format for Jsonl {
             offset: start,
             // Line numbers are only known when reading from the start.
             line: if start == 0 { Some(0) } else { None },
-            buf: String::new(),
+            buf: Vec::new(),
         }))
     }
 
@@ -98,7 +101,7 @@ struct LineReader {
     reader: BufReader<File>,
     offset: u64,
     line: Option<u64>,
-    buf: String,
+    buf: Vec<u8>,
 }
 
 impl Iterator for LineReader {
@@ -107,7 +110,7 @@ impl Iterator for LineReader {
     fn next(&mut self) -> Option<Result<Record>> {
         loop {
             self.buf.clear();
-            let n = match self.reader.read_line(&mut self.buf) {
+            let n = match self.reader.read_until(b'\n', &mut self.buf) {
                 Ok(0) => return None,
                 Ok(n) => n,
                 Err(e) => {
@@ -119,21 +122,31 @@ impl Iterator for LineReader {
             if let Some(line) = self.line.as_mut() {
                 *line += 1;
             }
-            let text = self.buf.trim();
-            if text.is_empty() {
-                continue;
-            }
-            let where_ = match self.line {
+            let where_ = || match self.line {
                 Some(l) => format!("{} line {l}", self.path.display()),
                 None => format!("{} (byte {})", self.path.display(), self.offset - n as u64),
             };
+            // Decoded per line, so bytes that are not UTF-8 are named by
+            // their line (and a byte order mark is skipped).
+            let text = match crate::config::utf8(&self.buf, where_, None) {
+                Ok(text) => text.trim(),
+                Err(e) => {
+                    return Some(Err(e
+                        .hint("save the file as UTF-8, or fix that line")
+                        .into()))
+                }
+            };
+            if text.is_empty() {
+                continue;
+            }
             return Some(match serde_json::from_str::<Value>(text) {
                 Ok(Value::Object(map)) => Ok(map),
-                Ok(_) => Err(usage(format!("{where_} is not a JSON object"))
+                Ok(_) => Err(usage(format!("{} is not a JSON object", where_()))
                     .hint("each line of a jsonl file holds one object: {\"id\": \"...\", ...}")
                     .into()),
                 Err(e) => Err(usage(format!(
-                    "invalid JSON in {where_}, column {}: {}",
+                    "invalid JSON in {}, column {}: {}",
+                    where_(),
                     e.column(),
                     strip(&e.to_string())
                 ))

@@ -16,9 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::connector::{
-    new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
-    Rejection, Role, Spec, Updates, WriteOp,
+    given_id, new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec,
+    FieldType, OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record,
+    Records, Rejection, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
@@ -920,7 +920,7 @@ impl Connector for Sqlite {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
                 let tx = write_tx(conn)?;
-                let given = record_id(&value, &db.id_field);
+                let given = given_id(&value, &db.id_field, "insert")?;
                 if let Some(id) = &given {
                     if db.get(&tx, layout, id)?.is_some() {
                         return Err(failed(format!(
@@ -962,7 +962,7 @@ impl Connector for Sqlite {
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
         let id = id.to_string();
         self.blocking(move |db| {
-            if let Some(other) = record_id(&value, &db.id_field) {
+            if let Some(other) = given_id(&value, &db.id_field, "patch")? {
                 if other != id {
                     return Err(usage(format!(
                         "the patch changes {} from \"{id}\" to \"{other}\"",

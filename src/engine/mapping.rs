@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{Number, Value};
 
-use crate::connector::{FieldSpec, FieldType, Record};
+use crate::connector::{id_text, BadId, FieldSpec, FieldType, Record};
 use crate::error::usage;
 
 /// Where one destination field's value comes from.
@@ -189,18 +189,27 @@ impl Validator {
 
     pub fn check(&self, mut record: Record) -> Checked {
         match record.get(&self.id_field) {
-            Some(Value::String(s)) if !s.trim().is_empty() => {}
-            // A numeric identifier is unambiguous as text.
-            Some(Value::Number(n)) => {
-                let id = Value::String(n.to_string());
-                record.insert(self.id_field.clone(), id);
-            }
-            _ => {
+            Some(Value::String(s)) if s.trim().is_empty() => {
                 return Checked::Rejected {
-                    reason: format!("missing {}", self.id_field),
+                    reason: BadId::Missing.reason(&self.id_field),
                     record,
                 }
             }
+            Some(Value::String(_)) => {}
+            // An integer identifier is unambiguous as text; any other value
+            // (a float that may have lost digits, a boolean, an object) is
+            // refused with what it is.
+            value => match id_text(value) {
+                Ok(id) => {
+                    record.insert(self.id_field.clone(), Value::String(id));
+                }
+                Err(bad) => {
+                    return Checked::Rejected {
+                        reason: bad.reason(&self.id_field),
+                        record,
+                    }
+                }
+            },
         }
         for field in self.fields.iter().filter(|f| f.required) {
             if record.get(field.name).is_none_or(Value::is_null) {
@@ -383,6 +392,31 @@ mod tests {
                 Checked::Rejected { reason, .. } => assert_eq!(reason, why),
                 other => panic!("{other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn ids_that_are_not_text_or_exact_integers_say_what_they_are() {
+        let v = validator();
+        for (r, why) in [
+            (json!({"id": true, "name": "a"}), "id must be a string or number, got a boolean"),
+            (json!({"id": {"a": 1}, "name": "a"}), "id must be a string or number, got an object"),
+            (json!({"id": [1], "name": "a"}), "id must be a string or number, got an array"),
+            (json!({"id": 1.5, "name": "a"}), "id 1.5 is not an integer of at most 64 bits, so it cannot be kept exactly; write it as a string"),
+        ] {
+            match v.check(rec(r)) {
+                Checked::Rejected { reason, .. } => assert_eq!(reason, why),
+                other => panic!("{other:?}"),
+            }
+        }
+        let big: Value =
+            serde_json::from_str(r#"{"id": 18446744073709551616, "name": "a"}"#).unwrap();
+        assert!(matches!(v.check(rec(big)), Checked::Rejected { .. }));
+        let max: Value =
+            serde_json::from_str(r#"{"id": 18446744073709551615, "name": "a"}"#).unwrap();
+        match v.check(rec(max)) {
+            Checked::Valid { record, .. } => assert_eq!(record["id"], "18446744073709551615"),
+            other => panic!("{other:?}"),
         }
     }
 

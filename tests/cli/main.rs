@@ -20,6 +20,7 @@ mod intercom;
 mod klaviyo;
 mod local;
 mod output;
+mod parsing;
 mod sandbox;
 mod segment;
 mod voucherify;

@@ -18,7 +18,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::config::input::kind_of;
-use crate::connector::{record_id, Connector, Position, Record};
+use crate::connector::csv::Rows;
+use crate::connector::{id_text, BadId, Connector, Position, Record};
 use crate::error::{failed, usage};
 
 /// One profile to export.
@@ -53,8 +54,9 @@ pub fn read_file(path: &Path) -> Result<Vec<Entry>> {
     if is_csv {
         return read_csv(path);
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("could not read {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
+    let text = crate::config::decode(bytes, &path.display().to_string())?;
     if text.trim_start().starts_with('[') {
         let value = crate::config::json::read_file(path)?;
         return from_array(&value, &path.display().to_string());
@@ -126,8 +128,10 @@ pub fn from_value(value: &Value, at: &str) -> Entry {
             format!("{at} is {}, not a profile object", kind_of(value)),
         ));
     };
-    let Some(id) = record_id(obj, "id") else {
-        return Err(invalid(at, format!("{at} has no \"id\"")));
+    let id = match id_text(obj.get("id")) {
+        Ok(id) => id,
+        Err(BadId::Missing) => return Err(invalid(at, format!("{at} has no \"id\""))),
+        Err(bad) => return Err(invalid(at, bad.reason("\"id\""))),
     };
     let properties = match obj.get("properties") {
         None | Some(Value::Null) => Record::new(),
@@ -191,25 +195,21 @@ fn split_groups(s: &str) -> BTreeSet<String> {
 }
 
 fn read_csv(path: &Path) -> Result<Vec<Entry>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .from_path(path)
-        .with_context(|| format!("could not open {}", path.display()))?;
-    let headers: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("could not read the header of {}", path.display()))?
-        .iter()
-        .map(str::to_string)
-        .collect();
+    let mut rows = Rows::open(path, &csv::ReaderBuilder::new(), b',', 0)?;
+    let headers = rows.headers().to_vec();
     if !headers.iter().any(|h| h == "id") {
         return Err(usage(format!("{} has no \"id\" column", path.display()))
             .hint("the first row names the columns: id, one per property, and optionally groups and toDelete")
             .into());
     }
     let mut out = Vec::new();
-    for (n, row) in reader.records().enumerate() {
+    let mut row = csv::StringRecord::new();
+    let mut n = 0;
+    while let Some(read) = rows.next_row(&mut row)? {
         let at = format!("row {}", n + 2);
-        let row = match row {
-            Ok(r) => r,
+        n += 1;
+        match read {
+            Ok(()) => {}
             Err(e) => {
                 out.push(Err(Invalid {
                     id: at,
@@ -315,11 +315,18 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
     if record.contains_key("properties") {
         return from_value(&Value::Object(record), at);
     }
-    let Some(id) = record_id(&record, id_field) else {
-        return Err(Invalid {
-            id: at.to_string(),
-            message: format!("{at} has no {id_field}"),
-        });
+    let id = match id_text(record.get(id_field)) {
+        Ok(id) => id,
+        Err(bad) => {
+            let message = match bad {
+                BadId::Missing => format!("{at} has no {id_field}"),
+                bad => bad.reason(id_field),
+            };
+            return Err(Invalid {
+                id: at.to_string(),
+                message,
+            });
+        }
     };
     record.shift_remove(id_field);
     let groups = match record.shift_remove("groups") {
