@@ -820,7 +820,11 @@ fn take(
     mapping: &Mapping,
     validator: &Validator,
 ) -> Result<()> {
-    match validator.check(mapping.apply(record)) {
+    let checked = match mapping.apply(record) {
+        Checked::Valid { record, .. } => validator.check(record),
+        refused => refused,
+    };
+    match checked {
         Checked::Valid { record, warnings } => {
             for w in warnings {
                 batch.counts.warnings += 1;

@@ -119,29 +119,61 @@ impl Mapping {
     /// The destination record for `source`. Without a map every field
     /// passes through by name; with one, fields the map names take their
     /// value from the map (or are dropped) and the others pass through.
-    pub fn apply(&self, source: Record) -> Record {
+    /// `--id-field` then picks the identifier from the mapped record (so
+    /// it may name a field the map made), and a record without it is
+    /// rejected (`missing email`): it never keeps an identifier it came
+    /// with under another name.
+    pub fn apply(&self, source: Record) -> Checked {
         if self.is_identity() {
-            return source;
+            return Checked::valid(source);
         }
         let mut out = Record::with_capacity(source.len() + self.entries.len() + 1);
-        if let Some(v) = self.id_from.as_ref().and_then(|s| s.get(&source)) {
-            out.insert(self.id_field.clone(), v);
-        }
         let mapped = |k: &str| self.entries.iter().any(|(key, _)| key == k);
         for (k, v) in &source {
-            if !mapped(k) && !out.contains_key(k) {
+            if !mapped(k) {
                 out.insert(k.clone(), v.clone());
             }
         }
         for (key, src) in &self.entries {
-            if self.id_from.is_some() && key == &self.id_field {
-                continue;
-            }
             if let Some(v) = src.get(&source) {
                 out.insert(key.clone(), v);
             }
         }
-        out
+        let Some(id_from) = &self.id_from else {
+            return Checked::valid(out);
+        };
+        let id = id_from.get(&out).filter(|v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.trim().is_empty(),
+            _ => true,
+        });
+        let Some(id) = id else {
+            return Checked::Rejected {
+                reason: BadId::Missing.reason(&id_from.to_string()),
+                record: source,
+            };
+        };
+        // The identifier first, where a reader of the output looks for it.
+        let mut record = Record::with_capacity(out.len() + 1);
+        record.insert(self.id_field.clone(), id);
+        for (k, v) in out {
+            if k != self.id_field {
+                record.insert(k, v);
+            }
+        }
+        Checked::valid(record)
+    }
+}
+
+impl std::fmt::Display for Source {
+    /// The source as the user wrote it, for reasons.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Field(name) => f.write_str(name),
+            Source::Pointer(p) => f.write_str(p),
+            Source::Const(v) => write!(f, "{{\"const\": {v}}}"),
+            Source::Drop => f.write_str("null"),
+        }
     }
 }
 
@@ -152,7 +184,7 @@ pub struct Validator {
     fields: Vec<FieldSpec>,
 }
 
-/// What validation made of one record.
+/// What mapping or validation made of one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Checked {
     /// Send it; the warnings say which values were set to null.
@@ -162,6 +194,15 @@ pub enum Checked {
     },
     /// Do not send it, for this reason.
     Rejected { record: Record, reason: String },
+}
+
+impl Checked {
+    fn valid(record: Record) -> Checked {
+        Checked::Valid {
+            record,
+            warnings: Vec::new(),
+        }
+    }
 }
 
 impl Validator {
@@ -324,7 +365,7 @@ mod tests {
             ..Mapping::default()
         };
         let r = rec(json!({"id": "1", "a": 2}));
-        assert_eq!(m.apply(r.clone()), r);
+        assert_eq!(m.apply(r.clone()), Checked::valid(r));
     }
 
     #[test]
@@ -339,14 +380,46 @@ mod tests {
             id_from: Some(Source::path("/ids/crm")),
             id_field: "id".into(),
         };
-        let out = m.apply(rec(json!({
+        let Checked::Valid { record: out, .. } = m.apply(rec(json!({
             "ids": {"crm": 7}, "mail": "a@x", "secret": "s", "address": {"city": "Oslo"}, "tags": ["x", "y"]
-        })));
+        }))) else {
+            panic!("rejected")
+        };
         assert_eq!(
             Value::Object(out),
             json!({"id": 7, "ids": {"crm": 7}, "mail": "a@x", "address": {"city": "Oslo"}, "tags": ["x", "y"],
                    "email": "a@x", "city": "Oslo", "origin": "import", "tag": "y"})
         );
+    }
+
+    #[test]
+    fn the_id_field_is_read_after_the_map_and_never_falls_back() {
+        let m = Mapping {
+            entries: vec![("email".into(), Source::path("mail"))],
+            id_from: Some(Source::path("email")),
+            id_field: "id".into(),
+        };
+        let Checked::Valid { record, .. } = m.apply(rec(json!({"id": "old", "mail": "a@x"})))
+        else {
+            panic!("rejected")
+        };
+        assert_eq!(
+            Value::Object(record),
+            json!({"id": "a@x", "mail": "a@x", "email": "a@x"})
+        );
+        for without in [
+            json!({"id": "old"}),
+            json!({"id": "old", "mail": null}),
+            json!({"id": "old", "mail": " "}),
+        ] {
+            assert_eq!(
+                m.apply(rec(without.clone())),
+                Checked::Rejected {
+                    record: rec(without),
+                    reason: "missing email".into()
+                }
+            );
+        }
     }
 
     #[test]

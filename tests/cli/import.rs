@@ -1347,3 +1347,80 @@ fn a_locked_sqlite_destination_stops_the_run_resumably_instead_of_rejecting() {
         resumed.render()
     );
 }
+
+#[test]
+fn a_record_without_the_id_field_is_rejected_on_every_local_destination() {
+    let f = Folder::new();
+    let mut lines: String = (1..=4)
+        .map(|i| {
+            json!({"id": format!("old{i}"), "email": format!("p{i}@example.com")}).to_string()
+                + "\n"
+        })
+        .collect();
+    lines.push_str(&(json!({"id": "old5"}).to_string() + "\n"));
+    lines.push_str(&(json!({"id": "old6", "email": null}).to_string() + "\n"));
+    f.write("in.jsonl", &lines);
+    for to in ["jsonl:out.jsonl", "csv:out.csv", "sqlite:out.db"] {
+        let run = f.run(&[
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            to,
+            "--id-field",
+            "email",
+        ]);
+        assert_eq!(run.code, 3, "{to}: {}", run.render());
+        let summary = run.json();
+        assert_eq!(
+            (summary["written"].clone(), summary["rejected"].clone()),
+            (
+                json!(4),
+                json!({"total": 2, "byReason": {"missing email": 2}})
+            ),
+            "{to}: {}",
+            run.render()
+        );
+        if to == "jsonl:out.jsonl" {
+            snap_import!("id_field_missing", run);
+            // Nothing is written under the id it came with.
+            assert_eq!(
+                jsonl_field(&f.read("out.jsonl"), "id"),
+                [
+                    "p1@example.com",
+                    "p2@example.com",
+                    "p3@example.com",
+                    "p4@example.com"
+                ]
+            );
+        }
+    }
+}
+
+#[test]
+fn the_id_field_names_a_field_the_map_made() {
+    let f = Folder::new();
+    let lines: String = (1..=3)
+        .map(|i| json!({"id": i, "mail": format!("p{i}@example.com")}).to_string() + "\n")
+        .collect();
+    f.write("in.jsonl", &lines);
+    f.write("map.json", r#"{"email": "mail", "mail": null}"#);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--map",
+        "map.json",
+        "--id-field",
+        "email",
+    ]);
+    assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
+    assert_eq!(
+        f.read("out.jsonl"),
+        "{\"id\":\"p1@example.com\",\"email\":\"p1@example.com\"}\n\
+         {\"id\":\"p2@example.com\",\"email\":\"p2@example.com\"}\n\
+         {\"id\":\"p3@example.com\",\"email\":\"p3@example.com\"}\n"
+    );
+}
