@@ -8,7 +8,7 @@
 //! "next"}}`, and reads each listed profile by `segment_id:<id>`. The
 //! vendor's reference documents this route only in passing (its pagination
 //! section says profiles can be listed; its routes table lists none), so
-//! ferry uses it exactly as Voucherify's own initial-sync script for the
+//! ferry uses it the way Voucherify's own initial-sync script for the
 //! Segment → Voucherify migration does (voucherifyio/segmentio-initial-sync,
 //! initial-sync.ts): `limit` from `pageSize` (1–100, default 100), `next=0`
 //! for the first page, then `cursor.next` until `has_more` is false. The
@@ -424,7 +424,9 @@ impl Segment {
             .hint(format!("the listing pages with Segment's opaque cursor, not by position: import from the beginning, --resume a checkpoint, or set \"ids\" in {} to read given profiles", self.source))
             .into());
         }
-        let size = (limit as u32).clamp(1, self.page_size);
+        let size = u32::try_from(limit)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.page_size);
         let previous = from.cursor.as_deref();
         let req = self
             .api
