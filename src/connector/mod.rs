@@ -221,6 +221,16 @@ pub trait Connector: Send + Sync {
         Err(unsupported(self.spec().code, "read pages").into())
     }
 
+    /// Why the source itself could not make a whole record of one it read
+    /// (a profile without the chosen identifier, a listed one that does not
+    /// exist), or `None`. Import rejects such a record with this reason
+    /// before mapping it, so the reason names what the source lacked rather
+    /// than whichever field a map would have filled from it.
+    fn source_reject(&self, record: &Record) -> Option<String> {
+        let _ = record;
+        None
+    }
+
     /// Whether `read_page_raw` answers the source's own JSON text, which
     /// lets import pass records through unparsed (see [`raw`]).
     fn reads_raw(&self) -> bool {

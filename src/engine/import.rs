@@ -768,6 +768,7 @@ async fn read_batch(
                         record,
                         mapping,
                         validator,
+                        reader.source(),
                     )?;
                 }
             }
@@ -789,7 +790,15 @@ async fn read_batch(
                         batch.offsets.push(offset);
                         continue;
                     }
-                    take(&mut batch, offset, records.record(i)?, mapping, validator)?;
+                    let record = records.record(i)?;
+                    take(
+                        &mut batch,
+                        offset,
+                        record,
+                        mapping,
+                        validator,
+                        reader.source(),
+                    )?;
                 }
             }
         }
@@ -812,17 +821,22 @@ async fn read_batch(
     Ok(batch)
 }
 
-/// Map and validate one record into `batch`, or into its rejects.
+/// Map and validate one record into `batch`, or into its rejects (as the
+/// source read it, when the source itself refuses it).
 fn take(
     batch: &mut Batch,
     offset: u64,
     record: Record,
     mapping: &Mapping,
     validator: &Validator,
+    source: &dyn Connector,
 ) -> Result<()> {
-    let checked = match mapping.apply(record) {
-        Checked::Valid { record, .. } => validator.check(record),
-        refused => refused,
+    let checked = match source.source_reject(&record) {
+        Some(reason) => Checked::Rejected { record, reason },
+        None => match mapping.apply(record) {
+            Checked::Valid { record, .. } => validator.check(record),
+            refused => refused,
+        },
     };
     match checked {
         Checked::Valid { record, warnings } => {

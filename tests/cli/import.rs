@@ -14,7 +14,7 @@ use crate::support::{jsonl_field, Folder, MountOnce, Run};
 
 /// The run's rendering with the parts that change from run to run (the
 /// checkpoint's hash of temporary paths, timings) replaced.
-fn render(run: &Run) -> String {
+pub(crate) fn render(run: &Run) -> String {
     let text = run.render();
     let rules = [
         (r"(import|rejects)-[0-9a-f]{12}\.", "$1-[HASH]."),

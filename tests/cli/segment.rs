@@ -233,17 +233,6 @@ async fn the_vendor_error_is_shown_and_a_429_is_retried() {
     snap!("segment_unauthorized", run);
 }
 
-#[test]
-fn reading_without_an_ids_file_says_why() {
-    let f = Folder::new();
-    f.write("account.json", &account("http://127.0.0.1:9", json!({})));
-    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(run.stderr.contains("caused by: connector segment cannot list profiles: the Profile API documents no route that lists them; set \"ids\" in"), "{}", run.render());
-    assert!(!f.exists("out.jsonl"));
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_identifier() {
     let s = MockServer::start().await;
@@ -325,7 +314,9 @@ async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_i
         rejects[2]["record"]["problem"],
         "not an identifier: identifier \"email:\" has no value after the colon"
     );
-    assert_eq!(rejects[0]["reason"], "missing id");
+    assert_eq!(rejects[0]["reason"], "missing user_id");
+    assert_eq!(rejects[1]["reason"], "no such profile");
+    assert_eq!(rejects[2]["reason"], "not an identifier");
     assert_eq!(
         rejects[0]["record"]["problem"],
         "profile anonymous_id:a3 has no user_id"
@@ -502,7 +493,8 @@ async fn import_from_segment_to_voucherify_end_to_end_with_a_resume() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(rejects.len(), 1, "{rejects:?}");
-    assert_eq!(rejects[0]["reason"], "missing source_id");
+    // The source's reason, not the mapped field's: the profile has no user_id.
+    assert_eq!(rejects[0]["reason"], "missing user_id");
     assert_eq!(
         rejects[0]["record"]["problem"],
         "profile anonymous_id:a4 has no user_id"
@@ -517,4 +509,471 @@ fn the_specs_document_options_fields_and_limits() {
     snap!("segment_spec", run);
     let run = f.run(&["connectors", "voucherify"]);
     snap!("voucherify_spec", run);
+}
+
+/// A local stand-in for the Profile API as Voucherify's initial-sync script
+/// uses it (voucherifyio/segmentio-initial-sync, initial-sync.ts): the
+/// listing `GET …/collections/users/profiles?limit=L&next=N` in cursor pages
+/// of `{"data": [{"segment_id"}], "cursor": {"url", "has_more", "next"}}`,
+/// then `…/profiles/segment_id:ID/traits` and `…/external_ids` per profile,
+/// and 404 `not_found` for a profile it does not hold. Cursors are opaque
+/// (`cur_N`); the first page is asked for with `next=0`, as the script does.
+mod stand_in {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use serde_json::{json, Value};
+    use wiremock::matchers::{header, method, path, path_regex};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    use super::{basic, ext_id, profile_path, SPACE};
+
+    /// The profiles `seg_1..=seg_n`; those for which `has_user_id(n)` is
+    /// false have only an anonymous id.
+    pub struct Profiles {
+        pub n: usize,
+        pub has_user_id: fn(usize) -> bool,
+        /// A listing cursor whose page is held back the first time it is
+        /// asked for (answered only after a long delay), so a test can kill
+        /// the import while it waits there.
+        pub hold_once: Mutex<Option<String>>,
+    }
+
+    /// The route a responder answers.
+    #[derive(Clone, Copy)]
+    enum Route {
+        List,
+        Traits,
+        ExternalIds,
+    }
+
+    struct Responder(Arc<Profiles>, Route);
+
+    fn listing_path() -> String {
+        format!("/v1/spaces/{SPACE}/collections/users/profiles")
+    }
+
+    fn not_found() -> ResponseTemplate {
+        ResponseTemplate::new(404).set_body_json(
+            json!({"error": {"code": "not_found", "message": "Profile was not found."}}),
+        )
+    }
+
+    impl Profiles {
+        /// The profile number in `…/profiles/segment_id:seg_N/…`, if held.
+        fn number(&self, req: &Request) -> Option<usize> {
+            let lookup = req.url.path().split('/').nth(7)?;
+            let n: usize = lookup.strip_prefix("segment_id:seg_")?.parse().ok()?;
+            (1..=self.n).contains(&n).then_some(n)
+        }
+
+        fn list(&self, req: &Request) -> ResponseTemplate {
+            let q = |k: &str| {
+                req.url
+                    .query_pairs()
+                    .find(|(key, _)| key == k)
+                    .map(|(_, v)| v.into_owned())
+            };
+            let limit: usize = match q("limit").and_then(|l| l.parse().ok()) {
+                Some(l @ 1..=100) => l,
+                _ => {
+                    return ResponseTemplate::new(400).set_body_json(json!({"error": {"code": "validation_error", "message": "limit must be between 1 and 100"}}))
+                }
+            };
+            let next = q("next").unwrap_or_default();
+            let start = match next.as_str() {
+                "0" => 0,
+                c => match c.strip_prefix("cur_").and_then(|s| s.parse().ok()) {
+                    Some(s) => s,
+                    None => {
+                        return ResponseTemplate::new(400).set_body_json(json!({"error": {"code": "validation_error", "message": format!("invalid cursor {next:?}")}}))
+                    }
+                },
+            };
+            let end = (start + limit).min(self.n);
+            let data: Vec<Value> = (start + 1..=end)
+                .map(|i| json!({"segment_id": format!("seg_{i}"), "metadata": {"created_at": "2026-01-01T00:00:00Z"}}))
+                .collect();
+            let more = end < self.n;
+            let body = json!({"data": data, "cursor": {"url": listing_path(), "has_more": more,
+                "next": if more { format!("cur_{end}") } else { String::new() }, "limit": limit}});
+            let held = {
+                let mut hold = self.hold_once.lock().unwrap();
+                (hold.as_deref() == Some(next.as_str())).then(|| hold.take())
+            };
+            let answer = ResponseTemplate::new(200).set_body_json(body);
+            match held {
+                Some(_) => answer.set_delay(Duration::from_secs(15)),
+                None => answer,
+            }
+        }
+
+        fn traits(&self, n: usize) -> ResponseTemplate {
+            ResponseTemplate::new(200).set_body_json(json!({
+                "traits": {"name": format!("User {n}"), "email": format!("u{n}@example.com")},
+                "cursor": {"url": profile_path(&format!("segment_id:seg_{n}"), "traits"), "has_more": false, "next": "", "limit": 20}}))
+        }
+
+        fn external_ids(&self, n: usize) -> ResponseTemplate {
+            let mut data = vec![ext_id("anonymous_id", &format!("anon-{n}"))];
+            if (self.has_user_id)(n) {
+                data.push(ext_id("user_id", &format!("u{n}")));
+            }
+            ResponseTemplate::new(200).set_body_json(json!({"data": data,
+                "cursor": {"url": profile_path(&format!("segment_id:seg_{n}"), "external_ids"), "has_more": false, "next": ""}}))
+        }
+    }
+
+    impl Respond for Responder {
+        fn respond(&self, req: &Request) -> ResponseTemplate {
+            let profiles = &self.0;
+            match (self.1, profiles.number(req)) {
+                (Route::List, _) => profiles.list(req),
+                (Route::Traits, Some(n)) => profiles.traits(n),
+                (Route::ExternalIds, Some(n)) => profiles.external_ids(n),
+                (_, None) => not_found(),
+            }
+        }
+    }
+
+    /// How many requests each route must receive before the server drops.
+    pub struct Expect {
+        pub pages: u64,
+        pub traits: u64,
+        pub external_ids: u64,
+    }
+
+    /// Mount the stand-in; every route must be asked exactly as `expect`
+    /// says, and any other request fails the test.
+    pub async fn mount(s: &MockServer, profiles: Arc<Profiles>, expect: Expect) {
+        let auth = basic();
+        Mock::given(method("GET"))
+            .and(path(listing_path()))
+            .and(header("Authorization", auth.as_str()))
+            .respond_with(Responder(Arc::clone(&profiles), Route::List))
+            .expect(expect.pages)
+            .mount(s)
+            .await;
+        let one = format!("^/v1/spaces/{SPACE}/collections/users/profiles/[^/]+");
+        Mock::given(method("GET"))
+            .and(path_regex(format!("{one}/traits$")))
+            .and(wiremock::matchers::query_param("limit", "20"))
+            .and(header("Authorization", auth.as_str()))
+            .respond_with(Responder(Arc::clone(&profiles), Route::Traits))
+            .expect(expect.traits)
+            .mount(s)
+            .await;
+        Mock::given(method("GET"))
+            .and(path_regex(format!("{one}/external_ids$")))
+            .and(wiremock::matchers::query_param("limit", "100"))
+            .and(header("Authorization", auth.as_str()))
+            .respond_with(Responder(profiles, Route::ExternalIds))
+            .expect(expect.external_ids)
+            .mount(s)
+            .await;
+        // Anything else is a request ferry should not have sent.
+        Mock::given(wiremock::matchers::any())
+            .respond_with(ResponseTemplate::new(500))
+            .with_priority(u8::MAX)
+            .expect(0)
+            .mount(s)
+            .await;
+    }
+}
+
+fn stand_in_profiles(
+    n: usize,
+    has_user_id: fn(usize) -> bool,
+) -> std::sync::Arc<stand_in::Profiles> {
+    std::sync::Arc::new(stand_in::Profiles {
+        n,
+        has_user_id,
+        hold_once: std::sync::Mutex::new(None),
+    })
+}
+
+fn jsonl(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_by_segment_id_reads_that_profile_and_an_unknown_one_is_not_found() {
+    let s = MockServer::start().await;
+    // Two gets of a held profile and one of an unknown one: 2 calls each.
+    stand_in::mount(
+        &s,
+        stand_in_profiles(3, |_| true),
+        stand_in::Expect {
+            pages: 0,
+            traits: 2,
+            external_ids: 2,
+        },
+    )
+    .await;
+    let f = Folder::new();
+    f.write("account.json", &account(&s.uri(), json!({})));
+    let run = f.run(&["get", "--id", "segment_id:seg_2"]);
+    no_canary(&run);
+    let r = run.ok_json();
+    assert_eq!(r["id"], "u2");
+    assert_eq!(r["lookup"], "segment_id:seg_2");
+    assert_eq!(r["traits"]["name"], "User 2");
+    let run = f.run(&["get", "--id", "segment_id:seg_9"]);
+    no_canary(&run);
+    snap!("segment_get_unknown_segment_id", run);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_without_ids_pages_through_the_listing_at_2_calls_per_profile_and_1_per_page() {
+    let s = MockServer::start().await;
+    // 5 profiles in pages of 2: 3 pages, 10 profile calls. The resume of
+    // the finished import reads the last page (1 profile) once more.
+    stand_in::mount(
+        &s,
+        stand_in_profiles(5, |n| n != 4),
+        stand_in::Expect {
+            pages: 3 + 1,
+            traits: 5 + 1,
+            external_ids: 5 + 1,
+        },
+    )
+    .await;
+    let f = Folder::new();
+    f.write("account.json", &account(&s.uri(), json!({"pageSize": 2})));
+    let args = [
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:out.jsonl",
+        "--rejects",
+        "rejects.jsonl",
+    ];
+    let run = f.run(&args);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["read"], 5, "{}", run.render());
+    assert_eq!(summary["written"], 4);
+    assert_eq!(
+        summary["rejected"]["byReason"],
+        json!({"missing user_id": 1})
+    );
+    let ids: Vec<String> = jsonl(&f.read("out.jsonl"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["u1", "u2", "u3", "u5"]);
+    let rejects = jsonl(&f.read("rejects.jsonl"));
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["reason"], "missing user_id");
+    assert_eq!(rejects[0]["record"]["lookup"], "segment_id:seg_4");
+    assert_eq!(rejects[0]["offset"], 3);
+    // The listing was asked in pages of 2, the first with next=0.
+    let listed: Vec<String> = s
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/profiles"))
+        .map(|r| r.url.query().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        listed,
+        ["limit=2&next=0", "limit=2&next=cur_2", "limit=2&next=cur_4"]
+    );
+    // Resuming the finished import reads only the last listing page again.
+    let mut again = args.to_vec();
+    again.push("--resume");
+    let run = f.run(&again);
+    let summary = run.ok_json();
+    assert_eq!(summary["read"], 0, "{}", run.render());
+    assert_eq!(jsonl(&f.read("out.jsonl")).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_of_250_profiles_killed_mid_listing_and_resumed_ends_with_225_records_and_25_rejects(
+) {
+    let s = MockServer::start().await;
+    let profiles = stand_in_profiles(250, |n| n % 10 != 0);
+    // The second page is held back the first time, so the kill lands after
+    // the first page was committed and before anything else was.
+    *profiles.hold_once.lock().unwrap() = Some("cur_50".into());
+    // Pages of 50: 5 pages, plus the held one asked for by the killed run;
+    // every profile read exactly once: 2 calls per profile, 1 per page.
+    stand_in::mount(
+        &s,
+        profiles,
+        stand_in::Expect {
+            pages: 5 + 1,
+            traits: 250,
+            external_ids: 250,
+        },
+    )
+    .await;
+    let f = Folder::new();
+    f.write(
+        "seg/account.json",
+        &account(&s.uri(), json!({"pageSize": 50})),
+    );
+    let args = [
+        "import",
+        "--from",
+        "seg",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "50",
+        "--rejects",
+        "rejects.jsonl",
+    ];
+    let mut child = f.spawn(&args);
+    // Kill once the first page is committed and the run waits on the held
+    // second one: the kill lands mid-listing, every time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let checkpoint = loop {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the import ended before the kill"
+        );
+        let saved = std::fs::read_dir(f.join(".ferry")).ok().and_then(|d| {
+            d.flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("import-"))
+                .and_then(|e| std::fs::read_to_string(e.path()).ok())
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        });
+        let waiting = s
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|r| r.url.query() == Some("limit=50&next=cur_50"));
+        match saved {
+            Some(cp) if waiting && cp["position"]["offset"] == 50 => break cp,
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint was saved, or the second page was never asked for"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), None, "killed by a signal: {stderr}");
+    // Killed mid-listing: the first page is in, the listing's cursor is the
+    // position.
+    assert_eq!(checkpoint["position"]["offset"], 50, "{checkpoint}");
+    assert_eq!(checkpoint["position"]["cursor"], "cur_50", "{checkpoint}");
+    assert_eq!(jsonl(&f.read("out.jsonl")).len(), 45);
+
+    let mut again = args.to_vec();
+    again.push("--resume");
+    let run = f.run(&again);
+    no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["read"], 200, "{}", run.render());
+    assert_eq!(summary["endOfSource"], true);
+
+    let ids: Vec<String> = jsonl(&f.read("out.jsonl"))
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(ids.len(), 225, "no duplicates");
+    let expected: BTreeSet<String> = (1..=250)
+        .filter(|n| n % 10 != 0)
+        .map(|n| format!("u{n}"))
+        .collect();
+    assert_eq!(unique, expected.iter().collect());
+    let rejects = jsonl(&f.read("rejects.jsonl"));
+    assert_eq!(rejects.len(), 25, "{rejects:?}");
+    assert!(
+        rejects.iter().all(|r| r["reason"] == "missing user_id"),
+        "{rejects:?}"
+    );
+    let rejected: BTreeSet<String> = rejects
+        .iter()
+        .map(|r| r["record"]["lookup"].as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = (1..=25)
+        .map(|n| format!("segment_id:seg_{}", n * 10))
+        .collect();
+    assert_eq!(rejected, expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_404_or_401_from_the_listing_names_the_route_and_what_to_check() {
+    let s = MockServer::start().await;
+    let list = || {
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/v1/spaces/{SPACE}/collections/users/profiles"
+            )))
+            .and(query_param("limit", "100"))
+            .and(query_param("next", "0"))
+    };
+    list()
+        .and(header("Authorization", basic().as_str()))
+        .once(
+            ResponseTemplate::new(404).set_body_json(
+                json!({"error": {"code": "not_found", "message": "Space was not found."}}),
+            ),
+            &s,
+        )
+        .await;
+    let f = Folder::new();
+    f.write("account.json", &account(&s.uri(), json!({})));
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    insta::assert_snapshot!("segment_listing_not_found", crate::import::render(&run));
+
+    let s = MockServer::start().await;
+    list()
+        .once(
+            ResponseTemplate::new(401).set_body_json(json!({"error": {"code": "authentication_error", "message": "The access token is invalid."}})),
+            &s,
+        )
+        .await;
+    let f = Folder::new();
+    f.write("account.json", &account(&s.uri(), json!({})));
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    no_canary(&run);
+    insta::assert_snapshot!("segment_listing_unauthorized", crate::import::render(&run));
+    assert!(!f.exists("out.jsonl"));
+}
+
+#[test]
+fn page_size_out_of_range_and_an_offset_without_a_checkpoint_are_usage_errors() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &account("http://127.0.0.1:9", json!({"pageSize": 101})),
+    );
+    let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
+    snap!("segment_page_size_out_of_range", run);
+    f.write("account.json", &account("http://127.0.0.1:9", json!({})));
+    let run = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:out.jsonl",
+        "--offset",
+        "100",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "caused by: connector segment cannot start listing profiles at offset 100 without a checkpoint"
+        ),
+        "{}",
+        run.render()
+    );
+    assert!(!f.exists("out.jsonl"));
 }

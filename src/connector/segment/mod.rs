@@ -2,44 +2,58 @@
 //! source only (docs/connectors/segment.md). The Profile API is read-only, so
 //! insert, patch, delete and batch upsert answer "connector segment cannot …".
 //!
-//! **Listing.** The Profile API documents no route that lists every profile
-//! (its routes all need a profile identifier; §4.6), so ferry does not
-//! invent one. `read_page` reads the identifiers from the file named by the
-//! `ids` option (one per line: a value of `idField`, or `TYPE:VALUE` such as
-//! `email:ada@example.com`), and fetches each profile. The checkpoint holds
-//! the byte position in that file, so a resumed import goes on from the next
-//! identifier. Export the identifiers from the system the users come from,
-//! or from the warehouse tables of Segment's Profiles Sync.
+//! **Listing.** Without an `ids` option, `read_page` pages through the
+//! space's profiles with `GET …/collections/users/profiles?limit=L&next=N`,
+//! answered `{"data": [{"segment_id"}, …], "cursor": {"url", "has_more",
+//! "next"}}`, and reads each listed profile by `segment_id:<id>`. The
+//! vendor's reference documents this route only in passing (its pagination
+//! section says profiles can be listed; its routes table lists none), so
+//! ferry uses it the way Voucherify's own initial-sync script for the
+//! Segment → Voucherify migration does (voucherifyio/segmentio-initial-sync,
+//! initial-sync.ts): `limit` from `pageSize` (1–100, default 100), `next=0`
+//! for the first page, then `cursor.next` until `has_more` is false. The
+//! cursor is the checkpoint position, so `--resume` continues mid-listing; an
+//! `--offset` without a checkpoint is refused, since the cursor is opaque.
+//! With `ids` (one identifier per line: a value of `idField`, or `TYPE:VALUE`
+//! such as `email:ada@example.com`), only those profiles are read, and the
+//! checkpoint holds the byte position in that file.
 //!
 //! **Cost.** Each profile costs two calls: `GET …/traits?limit=traitsLimit`
 //! (every trait up to `traitsLimit`, default 20, in one call; a profile with
 //! more traits is warned about once per run) and
 //! `GET …/external_ids?limit=100` (one more call per further 100 external ids,
-//! following `cursor.next`). Importing 100 profiles thus costs 200 API calls
-//! when none has more than 100 external ids; `check` costs one. No call is
-//! spent on listing. The Profile API allows 100 requests a second per space;
-//! ferry defaults to that rate with a burst of 20 and 16 requests in flight.
-//! A 429 is retried with backoff (no rate-limit headers are documented; a
-//! `Retry-After` is honoured if sent).
+//! following `cursor.next`); the listing costs one call per page. Importing
+//! 100 profiles thus costs 201 API calls with the default `pageSize`, as the
+//! script does (200 from an ids file), when none has more than 100 external
+//! ids; `check` costs one. The Profile API allows 100 requests a second per
+//! space; ferry defaults to that rate with a burst of 20 and 16 requests in
+//! flight. A 429 is retried with backoff (no rate-limit headers are
+//! documented; a `Retry-After` is honoured if sent).
 //!
 //! **Records.** `id` is the profile's `idField` identifier (user_id by
-//! default): the looked-up value when the lookup used that type, else the
-//! first external id of that type. `traits` and `external_ids` are as the
-//! API answers them, and `lookup` is the identifier the profile was fetched
-//! by. A profile without the chosen identifier, or a listed identifier with
-//! no profile (404), becomes a record without `id` and with a `problem`
-//! saying why, so import puts it in its rejects file instead of dropping it.
+//! default): the first external id of that type (or the looked-up value
+//! when an ids line looked the profile up by that type), never another
+//! identifier. `traits` and `external_ids` are as the API answers them, and
+//! `lookup` is the identifier the profile was fetched by. A profile without
+//! the chosen identifier, or a listed identifier with no profile (404),
+//! becomes a record without `id` and with a `problem` saying why, which
+//! import rejects before mapping it ([`Connector::source_reject`]) with the
+//! reason `missing user_id` (`missing email`, …), `no such profile` or
+//! `not an identifier`, so it reaches the rejects file instead of being
+//! dropped or keyed by something else.
 //!
 //! **Not confirmed by the vendor**, and handled the safe way: the traits
 //! route documents `limit` up to 200 while the pagination section says
 //! 1–100, so `traitsLimit` accepts 1–200 as the traits route documents;
 //! `check` reads a profile's metadata because there is no "who am I" route,
-//! and takes a 404 `not_found` as a token and space that were accepted.
+//! and takes a 404 `not_found` as a token and space that were accepted; the
+//! listing's request and answer shapes are the script's and the reference's
+//! pagination section's, not a documented route's.
 
 pub mod requests;
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use async_trait::async_trait;
@@ -58,8 +72,12 @@ use requests::{Api, Lookup, ID_TYPES};
 
 /// The US endpoint, the default.
 pub const DEFAULT_BASE_URL: &str = "https://profiles.segment.com";
-/// Profiles fetched at once per page.
+/// Profiles fetched at once per page: the listing's documented maximum
+/// `limit`, and the default `pageSize`.
 const MAX_PAGE: usize = 100;
+/// The reasons of records that are no profile (see `source_reject`).
+const NO_PROFILE: &str = "no such profile";
+const NOT_AN_ID: &str = "not an identifier";
 /// Pages of external ids followed for one profile before giving up.
 const MAX_EXTERNAL_ID_PAGES: usize = 50;
 
@@ -92,9 +110,16 @@ pub fn spec() -> Spec {
         .kind(FieldType::Integer)
         .default(20),
         OptionSpec::optional(
+            "pageSize",
+            "Listing page size",
+            "How many profiles each page of the listing asks for, 1 to 100 (default 100); each page costs one call",
+        )
+        .kind(FieldType::Integer)
+        .default(100),
+        OptionSpec::optional(
             "ids",
             "Identifiers file",
-            "The profiles to read, since the Profile API cannot list them: a text file, relative to account.json, with one identifier per line (a value of idField, or TYPE:VALUE such as email:ada@example.com)",
+            "Read only these profiles instead of listing the space: a text file, relative to account.json, with one identifier per line (a value of idField, or TYPE:VALUE such as email:ada@example.com or segment_id:use_...)",
         )
         .placeholder("ids.txt"),
     ];
@@ -105,7 +130,7 @@ pub fn spec() -> Spec {
     Spec {
         code: "segment",
         label: "Segment profiles",
-        description: "User profiles from the Segment Profile API (read only). get one profile by identifier (user_id by default, or TYPE:VALUE), check the token and space, and read the profiles listed in the `ids` file (the Profile API has no route that lists profiles): 2 API calls per profile, traits and external ids, so 200 calls for 100 profiles. A profile without the chosen identifier reaches import's rejects file with the reason.",
+        description: "User profiles from the Segment Profile API (read only). get one profile by identifier (user_id by default, or TYPE:VALUE such as segment_id:use_...), check the token and space, and read every profile of the space page by page (or only those of the `ids` file): 2 API calls per profile, traits and external ids, plus 1 per listing page, so 201 calls for 100 profiles. A profile without the chosen identifier reaches import's rejects file as `missing user_id`.",
         roles: vec![Role::Source],
         options,
         fields: vec![
@@ -137,22 +162,8 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         ))
         .into());
     }
-    let traits_limit = match options.value("traitsLimit") {
-        None => 20,
-        Some(v) => match v
-            .as_u64()
-            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-        {
-            Some(n @ 1..=200) => n as u32,
-            _ => {
-                return Err(usage(format!(
-                    "traitsLimit in {} must be a whole number from 1 to 200, got {v}",
-                    options.source()
-                ))
-                .into())
-            }
-        },
-    };
+    let traits_limit = whole_number(&options, "traitsLimit", 20, 200)?;
+    let page_size = whole_number(&options, "pageSize", MAX_PAGE as u32, MAX_PAGE as u32)?;
     let api = Api {
         base_url,
         space_id: options.require("spaceId")?,
@@ -183,6 +194,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         api,
         id_field,
         traits_limit,
+        page_size,
         ids,
         total: OnceCell::new(),
         source: options.source().to_string(),
@@ -197,6 +209,8 @@ pub struct Segment {
     api: Api,
     id_field: String,
     traits_limit: u32,
+    /// Profiles per listing page (`pageSize`).
+    page_size: u32,
     ids: Option<PathBuf>,
     /// The number of identifiers in the ids file, counted once.
     total: OnceCell<u64>,
@@ -204,6 +218,27 @@ pub struct Segment {
     out: crate::output::Output,
     /// Whether the "more traits than traitsLimit" warning was given.
     warned: std::sync::atomic::AtomicBool,
+}
+
+/// The whole number option `key`, from 1 to `max`, `default` when unset.
+fn whole_number(options: &Options, key: &str, default: u32, max: u32) -> Result<u32> {
+    let Some(v) = options.value(key) else {
+        return Ok(default);
+    };
+    match v
+        .as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    {
+        Some(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u32),
+        _ => Err(usage(format!(
+            "{key} in {} must be a whole number from 1 to {max}, got {v}",
+            options.source()
+        ))
+        .hint(format!(
+            "set \"{key}\" to a number from 1 to {max}, or remove it for the default {default}"
+        ))
+        .into()),
+    }
 }
 
 /// A final error status as an error with the vendor's `error.message`.
@@ -346,18 +381,164 @@ impl Segment {
         .into())
     }
 
-    fn ids_file(&self) -> Result<&PathBuf> {
-        self.ids.as_ref().ok_or_else(|| {
-            // Said in the message itself: import replaces a source error's hint with its resume hint.
-            usage(format!("connector segment cannot list profiles: the Profile API documents no route that lists them; set \"ids\" in {} to a file with one identifier per line ({} values, or TYPE:VALUE such as email:ada@example.com), exported from the source system or from Profiles Sync", self.source, self.id_field))
-                .into()
+    /// Each listed or looked-up profile as a record; one that is no profile
+    /// (404, or a line that is no identifier) becomes a record with only
+    /// `lookup` and the `problem`, which import rejects.
+    async fn profiles(
+        &self,
+        lookups: Vec<(String, std::result::Result<Lookup, String>)>,
+    ) -> Result<Vec<Record>> {
+        let fetched = futures::future::join_all(lookups.iter().map(|(_, l)| async move {
+            match l {
+                Ok(l) => self.profile(l).await,
+                Err(e) => Ok(Err(e.clone())),
+            }
+        }))
+        .await;
+        let mut records = Vec::with_capacity(fetched.len());
+        for ((text, lookup), r) in lookups.iter().zip(fetched) {
+            let (shown, problem) = match (r?, lookup) {
+                (Ok(record), _) => {
+                    records.push(record);
+                    continue;
+                }
+                (Err(message), Ok(lookup)) => (lookup.shown(), format!("{NO_PROFILE}: {message}")),
+                (Err(message), Err(_)) => (text.clone(), format!("{NOT_AN_ID}: {message}")),
+            };
+            let mut r = Record::new();
+            r.insert("lookup".into(), json!(shown));
+            r.insert("problem".into(), json!(problem));
+            records.push(r);
+        }
+        Ok(records)
+    }
+
+    /// One page of the space's profiles from the listing, at the cursor of
+    /// `from` (the first page without one).
+    async fn list_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        if from.cursor.is_none() && from.offset > 0 {
+            return Err(usage(format!(
+                "connector segment cannot start listing profiles at offset {} without a checkpoint",
+                from.offset
+            ))
+            .hint(format!("the listing pages with Segment's opaque cursor, not by position: import from the beginning, --resume a checkpoint, or set \"ids\" in {} to read given profiles", self.source))
+            .into());
+        }
+        let size = u32::try_from(limit)
+            .unwrap_or(u32::MAX)
+            .clamp(1, self.page_size);
+        let previous = from.cursor.as_deref();
+        let req = self
+            .api
+            .list(size, previous.unwrap_or(requests::FIRST_PAGE));
+        let resp = self.engine.execute(&req).await?;
+        if !resp.is_success() {
+            return Err(self.listing_error(&req, &resp).into());
+        }
+        let body = resp.json(&req)?;
+        let shown = redact_url(&req.url);
+        let Some(Value::Array(data)) = body.get("data") else {
+            return Err(failed(format!("GET {shown} answered no \"data\" array")).into());
+        };
+        let mut lookups = Vec::with_capacity(data.len());
+        for (i, item) in data.iter().enumerate() {
+            match item.get("segment_id").and_then(Value::as_str) {
+                Some(id) if !id.trim().is_empty() => lookups.push((
+                    id.to_string(),
+                    Ok(Lookup {
+                        kind: "segment_id".into(),
+                        value: id.to_string(),
+                    }),
+                )),
+                _ => {
+                    return Err(failed(format!(
+                    "GET {shown} answered a profile without a segment_id (entry {} of the page)",
+                    i + 1
+                ))
+                    .into())
+                }
+            }
+        }
+        if lookups.len() > size as usize {
+            return Err(failed(format!(
+                "GET {shown} answered {} profiles when asked for {size}",
+                lookups.len()
+            ))
+            .into());
+        }
+        let next = body
+            .pointer("/cursor/next")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty());
+        // `has_more` is the documented end signal; the script itself goes
+        // on while `next` is set, which only matters when `has_more` is absent.
+        let more = body
+            .pointer("/cursor/has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(next.is_some());
+        let next = match (more, next) {
+            (false, _) => None,
+            (true, None) => {
+                return Err(failed(format!(
+                    "GET {shown} answered has_more without a cursor.next; stopping instead of ending the listing early"
+                ))
+                .into())
+            }
+            (true, Some(c)) if Some(c) == previous => {
+                return Err(failed(format!(
+                    "GET {shown} answered the cursor it was given as the next one; stopping instead of looping"
+                ))
+                .into())
+            }
+            (true, Some(_)) if lookups.is_empty() => {
+                return Err(failed(format!(
+                    "GET {shown} answered no profiles but a next page; stopping instead of looping"
+                ))
+                .into())
+            }
+            (true, Some(c)) => Some(c.to_string()),
+        };
+        let records = self.profiles(lookups).await?;
+        let n = records.len() as u64;
+        Ok(Page {
+            records,
+            next: next.map(|c| Position {
+                offset: from.offset + n,
+                cursor: Some(c),
+            }),
+            total: None,
         })
     }
 
-    /// Up to `limit` identifiers from `from`; the byte position after them
-    /// and whether the file ends there.
-    fn read_ids(&self, from: &Position, limit: usize) -> Result<(Vec<String>, u64, bool)> {
-        let path = self.ids_file()?;
+    /// A refused listing: which route, and what to check. The listing is
+    /// an import's first call, so it is where a wrong space, token or
+    /// region shows first.
+    fn listing_error(&self, req: &RequestSpec, resp: &Response) -> Failure {
+        if !matches!(resp.status, 401 | 403 | 404) {
+            return vendor_error(req, resp);
+        }
+        let f = status_error(req, resp);
+        Failure::new(
+            f.kind,
+            format!(
+                "could not list the profiles of space {} (the listing route GET /v1/spaces/{{spaceId}}/collections/users/profiles): {}",
+                self.api.space_id, f.message
+            ),
+        )
+        .hint(format!(
+            "check spaceId and accessToken in {} (Unify > Unify settings > API access; the token belongs to one space) and the region: an EU workspace needs baseUrl https://profiles.euw1.segment.com",
+            self.source
+        ))
+    }
+
+    /// Up to `limit` identifiers from `from` in the ids file; the byte
+    /// position after them and whether the file ends there.
+    fn read_ids(
+        &self,
+        path: &Path,
+        from: &Position,
+        limit: usize,
+    ) -> Result<(Vec<String>, u64, bool)> {
         let shown = path.display();
         let file = std::fs::File::open(path)
             .with_context(|| format!("could not open the ids file {shown}"))?;
@@ -400,8 +581,7 @@ impl Segment {
         }
     }
 
-    fn count_ids(&self) -> Result<u64> {
-        let path = self.ids_file()?;
+    fn count_ids(&self, path: &Path) -> Result<u64> {
         let file = std::fs::File::open(path)
             .with_context(|| format!("could not open the ids file {}", path.display()))?;
         let mut n = 0;
@@ -422,8 +602,8 @@ impl Connector for Segment {
 
     async fn check(&self) -> Result<Value> {
         let probe = match &self.ids {
-            Some(_) => self
-                .read_ids(&Position::start(), 1)?
+            Some(path) => self
+                .read_ids(path, &Position::start(), 1)?
                 .0
                 .first()
                 .map(|t| Lookup::parse(t, &self.id_field))
@@ -459,41 +639,24 @@ impl Connector for Segment {
     }
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        let (ids, end_pos, end) = self.read_ids(from, limit.clamp(1, MAX_PAGE))?;
+        let Some(path) = &self.ids else {
+            return self.list_page(from, limit).await;
+        };
+        let (ids, end_pos, end) = self.read_ids(path, from, limit.clamp(1, MAX_PAGE))?;
         let total = *self
             .total
-            .get_or_try_init(|| async { self.count_ids() })
+            .get_or_try_init(|| async { self.count_ids(path) })
             .await?;
         // A line that is no identifier becomes a record without id, like a
         // profile that does not exist: the rejects file shows it.
-        let lookups: Vec<std::result::Result<Lookup, String>> = ids
-            .iter()
-            .map(|t| Lookup::parse(t, &self.id_field).map_err(|e| e.to_string()))
+        let lookups = ids
+            .into_iter()
+            .map(|t| {
+                let l = Lookup::parse(&t, &self.id_field).map_err(|e| e.to_string());
+                (t, l)
+            })
             .collect();
-        let fetched = futures::future::join_all(lookups.iter().map(|l| async move {
-            match l {
-                Ok(l) => self.profile(l).await,
-                Err(e) => Ok(Err(e.clone())),
-            }
-        }))
-        .await;
-        let mut records = Vec::with_capacity(fetched.len());
-        for ((line, lookup), r) in ids.iter().zip(&lookups).zip(fetched) {
-            let (shown, problem) = match (r?, lookup) {
-                (Ok(record), _) => {
-                    records.push(record);
-                    continue;
-                }
-                (Err(message), Ok(lookup)) => {
-                    (lookup.shown(), format!("no such profile: {message}"))
-                }
-                (Err(message), Err(_)) => (line.clone(), format!("not an identifier: {message}")),
-            };
-            let mut r = Record::new();
-            r.insert("lookup".into(), json!(shown));
-            r.insert("problem".into(), json!(problem));
-            records.push(r);
-        }
+        let records = self.profiles(lookups).await?;
         let n = records.len() as u64;
         Ok(Page {
             records,
@@ -503,5 +666,18 @@ impl Connector for Segment {
             }),
             total: Some(total),
         })
+    }
+
+    fn source_reject(&self, record: &Record) -> Option<String> {
+        if record.contains_key("id") {
+            return None;
+        }
+        let problem = record.get("problem")?.as_str()?;
+        Some(
+            [NO_PROFILE, NOT_AN_ID]
+                .into_iter()
+                .find(|r| problem.starts_with(&format!("{r}: ")))
+                .map_or_else(|| format!("missing {}", self.id_field), str::to_string),
+        )
     }
 }

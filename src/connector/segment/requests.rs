@@ -1,8 +1,9 @@
 //! Pure request building for the Segment Profile API
-//! (docs/connectors/segment.md §2–§5): the per-profile routes under
-//! `/v1/spaces/{space}/collections/users/profiles/{type}:{value}/`, HTTP
-//! basic auth with the access token as the user and an empty password, and
-//! the identifiers profiles are looked up by.
+//! (docs/connectors/segment.md §2–§5): the listing of a space's profiles
+//! `/v1/spaces/{space}/collections/users/profiles`, the per-profile routes
+//! under `…/profiles/{type}:{value}/`, HTTP basic auth with the access token
+//! as the user and an empty password, and the identifiers profiles are
+//! looked up by.
 
 use anyhow::Result;
 use base64::Engine as _;
@@ -19,14 +20,26 @@ const VALUE_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUME
     .remove(b'.')
     .remove(b'~');
 
-/// The identifier types a lookup may name (the vendor's examples).
-pub const LOOKUP_TYPES: &[&str] = &["user_id", "anonymous_id", "email", "phone_number"];
+/// The identifier types a lookup may name: the vendor's examples, and
+/// `segment_id`, the profile's own id that the listing answers (and that
+/// Voucherify's initial-sync script reads profiles by).
+pub const LOOKUP_TYPES: &[&str] = &[
+    "user_id",
+    "anonymous_id",
+    "email",
+    "phone_number",
+    "segment_id",
+];
 
 /// The identifier types that may become the record id (`idField`).
 pub const ID_TYPES: &[&str] = &["user_id", "email", "anonymous_id"];
 
 /// External ids asked for per call: the documented maximum page size.
 pub const EXTERNAL_IDS_PAGE: u32 = 100;
+
+/// The listing cursor of the first page: what Voucherify's initial-sync
+/// script sends (`next=0`), the only use of the listing route on record.
+pub const FIRST_PAGE: &str = "0";
 
 /// A profile's address in the API: `type:value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,13 +101,25 @@ pub struct Api {
 }
 
 impl Api {
-    fn request(&self, lookup: &Lookup, route: &str, query: &[(&str, String)]) -> RequestSpec {
-        let mut url = format!(
-            "{}/v1/spaces/{}/collections/users/profiles/{}/{route}",
+    /// `…/v1/spaces/{space}/collections/users/profiles`: the listing, and
+    /// the prefix of every per-profile route.
+    fn profiles_url(&self) -> String {
+        format!(
+            "{}/v1/spaces/{}/collections/users/profiles",
             self.base_url.trim_end_matches('/'),
             percent_encoding::utf8_percent_encode(&self.space_id, VALUE_SAFE),
-            lookup.path()
-        );
+        )
+    }
+
+    fn request(&self, lookup: &Lookup, route: &str, query: &[(&str, String)]) -> RequestSpec {
+        self.get(
+            format!("{}/{}/{route}", self.profiles_url(), lookup.path()),
+            query,
+        )
+    }
+
+    /// A GET of `url` with `query`, authenticated.
+    fn get(&self, mut url: String, query: &[(&str, String)]) -> RequestSpec {
         if !query.is_empty() {
             let q = url::form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
@@ -107,6 +132,15 @@ impl Api {
         RequestSpec::new("GET", url)
             .header("Authorization", format!("Basic {basic}"))
             .header("Accept", "application/json")
+    }
+
+    /// `GET …/collections/users/profiles?limit=L&next=CURSOR`: one page of
+    /// the space's profiles, `{"data": [{"segment_id"}], "cursor"}`.
+    pub fn list(&self, limit: u32, next: &str) -> RequestSpec {
+        self.get(
+            self.profiles_url(),
+            &[("limit", limit.to_string()), ("next", next.to_string())],
+        )
     }
 
     /// `GET .../traits?limit=N`: up to N traits in one call.
@@ -145,6 +179,8 @@ mod tests {
             (l.kind.as_str(), l.value.as_str()),
             ("user_id", "google:123")
         );
+        let l = Lookup::parse("segment_id:use_1", "user_id").unwrap();
+        assert_eq!((l.kind.as_str(), l.value.as_str()), ("segment_id", "use_1"));
         assert!(Lookup::parse("  ", "user_id").is_err());
         assert!(Lookup::parse("email:", "user_id").is_err());
     }
@@ -172,5 +208,13 @@ mod tests {
         assert!(r
             .url
             .ends_with("/profiles/user_id:u1/external_ids?limit=100&next=map_x"));
+        let r = api.list(50, "cur/2");
+        assert_eq!(
+            r.url,
+            "https://profiles.segment.com/v1/spaces/spa_1/collections/users/profiles?limit=50&next=cur%2F2"
+        );
+        assert!(r
+            .headers
+            .contains(&("Authorization".into(), "Basic dG9rOg==".into())));
     }
 }
