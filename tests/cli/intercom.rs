@@ -1029,3 +1029,61 @@ async fn getupdates_stops_when_the_search_cursor_comes_back() {
         run.render()
     );
 }
+
+/// Where ferry knowingly differs from Intercom's OpenAPI description
+/// (docs/connectors/intercom.md, "Checked against the vendor's API description").
+const SPEC_DEVIATIONS: &[&str] = &[];
+
+#[test]
+fn every_previewed_request_satisfies_intercoms_openapi_description() {
+    use crate::support::openapi::{previews, violations, Spec};
+    let f = folder("https://api.intercom.io");
+    f.write("ic/account.json", &account("https://api.intercom.io"));
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.com\",\"name\":\"Ada\",\"plan\":\"pro\"}\n",
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.com\", \"name\": \"Ada\", \"phone\": null}, \"groups\": [\"VIP\"]}\n",
+    );
+    let requests = previews(
+        &f,
+        &[
+            &[
+                "insert",
+                "--dry-run",
+                "--value",
+                r#"{"email": "ada@example.com", "name": "Ada", "plan": "pro"}"#,
+            ],
+            &[
+                "patch",
+                "--dry-run",
+                "--id",
+                "c1",
+                "--value",
+                r#"{"phone": null, "last_seen_at": 1700000000}"#,
+            ],
+            &["delete", "--dry-run", "--id", "c1"],
+            &[
+                "import",
+                "--from",
+                "jsonl:in.jsonl",
+                "--to",
+                ".",
+                "--dry-run",
+            ],
+            &[
+                "export",
+                "--to",
+                "ic",
+                "--input",
+                "profiles.jsonl",
+                "--dry-run",
+            ],
+        ],
+        &[TOKEN],
+    );
+    let problems = violations(&Spec::load("intercom"), &requests, SPEC_DEVIATIONS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

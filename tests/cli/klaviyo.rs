@@ -1407,3 +1407,70 @@ async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
         assert_eq!(summary["rejected"]["total"], 0, "{}", run.render());
     }
 }
+
+/// Where ferry knowingly differs from Klaviyo's OpenAPI description
+/// (docs/connectors/klaviyo.md, "Checked against the vendor's API description").
+const SPEC_DEVIATIONS: &[&str] = &[];
+
+#[test]
+fn every_previewed_request_satisfies_klaviyos_openapi_description() {
+    use crate::support::openapi::{previews, violations, Spec};
+    let f = folder("https://a.klaviyo.com");
+    f.write("kl/account.json", &account("https://a.klaviyo.com"));
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\",\"plan\":\"pro\"}\n",
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\", \"title\": null}, \"groups\": [\"VIP\"]}\n",
+    );
+    let requests = previews(
+        &f,
+        &[
+            &[
+                "insert",
+                "--dry-run",
+                "--value",
+                r#"{"email": "ada@example.com", "first_name": "Ada", "plan": "pro"}"#,
+            ],
+            &[
+                "patch",
+                "--dry-run",
+                "--id",
+                "ada@example.com",
+                "--value",
+                r#"{"title": null, "plan": null}"#,
+            ],
+            &[
+                "patch",
+                "--dry-run",
+                "--id",
+                "01HX",
+                "--value",
+                r#"{"first_name": "Ada"}"#,
+            ],
+            &["delete", "--dry-run", "--id", "external_id:crm-7"],
+            &["delete", "--dry-run", "--id", "01HX"],
+            &[
+                "import",
+                "--from",
+                "jsonl:in.jsonl",
+                "--to",
+                ".",
+                "--dry-run",
+            ],
+            &[
+                "export",
+                "--to",
+                "kl",
+                "--input",
+                "profiles.jsonl",
+                "--dry-run",
+            ],
+        ],
+        &[KEY],
+    );
+    let problems = violations(&Spec::load("klaviyo"), &requests, SPEC_DEVIATIONS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -136,7 +136,7 @@ def main():
         if found is None:
             sys.exit(f"{op}: not in the description")
         item, o = found
-        entry = {"query": [], "requiredQuery": [], "requiredHeaders": {}}
+        entry = {"query": [], "requiredQuery": [], "headers": {}, "requiredHeaders": []}
         for p in item.get("parameters", []) + o.get("parameters", []):
             if "$ref" in p:
                 p = params[ref_name(p["$ref"])]
@@ -144,9 +144,10 @@ def main():
                 entry["query"].append(p["name"])
                 if p.get("required"):
                     entry["requiredQuery"].append(p["name"])
-            if p.get("in") == "header" and p.get("required"):
-                sch = p.get("schema", {})
-                entry["requiredHeaders"][p["name"]] = reduce(sch)
+            if p.get("in") == "header":
+                entry["headers"][p["name"]] = reduce(p.get("schema", {}))
+                if p.get("required"):
+                    entry["requiredHeaders"].append(p["name"])
         body = o.get("requestBody")
         if body:
             content = body.get("content", {})

@@ -9,7 +9,12 @@
 //! operation and a JSON pointer, so a test can allow a documented deviation
 //! by its exact line.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
+
+/// How a key outside the schema is reported.
+const UNNAMED: &str = ": a key the schema does not name";
 
 /// One vendor's extract.
 pub struct Spec {
@@ -65,10 +70,16 @@ impl Spec {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        for (name, schema) in entry["requiredHeaders"].as_object().into_iter().flatten() {
-            match header(name) {
-                None => errors.push(format!("{op}: required header {name:?} is missing")),
-                Some(v) => self.validate(schema, &v, &format!("{op}: header {name}"), &mut errors),
+        for name in names(&entry["requiredHeaders"]) {
+            if header(name).is_none() {
+                errors.push(format!("{op}: required header {name:?} is missing"));
+            }
+        }
+        // A declared header that is sent is checked against its schema
+        // (Intercom-Version's enum, for one).
+        for (name, schema) in entry["headers"].as_object().into_iter().flatten() {
+            if let Some(v) = header(name) {
+                self.validate(schema, &v, &format!("{op}: header {name}"), &mut errors);
             }
         }
         let body = request.get("body").filter(|b| !b.is_null());
@@ -133,7 +144,16 @@ impl Spec {
             return;
         }
         for branch in schema["allOf"].as_array().into_iter().flatten() {
-            self.validate(branch, value, at, errors);
+            // Each branch names only some keys: their union is checked once,
+            // in validate_object, not per branch.
+            let mut found = Vec::new();
+            self.validate(branch, value, at, &mut found);
+            let own = |e: &String| {
+                value
+                    .as_object()
+                    .is_some_and(|m| m.keys().any(|k| *e == format!("{at}/{k}{UNNAMED}")))
+            };
+            errors.extend(found.into_iter().filter(|e| !own(e)));
         }
         for key in ["oneOf", "anyOf"] {
             if let Some(branches) = schema[key].as_array() {
@@ -190,22 +210,43 @@ impl Spec {
         let extra = schema.get("additionalProperties");
         for (k, v) in map {
             let at = format!("{at}/{k}");
-            match (props.and_then(|p| p.get(k)), extra) {
-                (Some(s), _) | (None, Some(s)) => self.validate(s, v, &at, errors),
-                // Keys of a composed schema are checked by its branches.
-                (None, None) if props.is_some() && !is_composed(schema) => {
-                    errors.push(format!("{at}: a key the schema does not name"));
-                }
-                (None, None) => {}
+            if let Some(s) = props.and_then(|p| p.get(k)).or(extra) {
+                self.validate(s, v, &at, errors);
+            }
+        }
+        // A key no branch of the schema names is most likely misspelt.
+        if let Some(known) = self.known_keys(schema) {
+            for k in map.keys().filter(|k| !known.contains(k.as_str())) {
+                errors.push(format!("{at}/{k}{UNNAMED}"));
             }
         }
     }
-}
 
-fn is_composed(schema: &Value) -> bool {
-    ["allOf", "oneOf", "anyOf"]
-        .iter()
-        .any(|k| schema.get(*k).is_some())
+    /// The keys an object of `schema` may have, its `allOf` branches'
+    /// included; `None` when any key may be there (no `properties`, an
+    /// `additionalProperties` schema, or a `oneOf`/`anyOf`, whose branches
+    /// check their own keys).
+    fn known_keys<'a>(&'a self, schema: &'a Value) -> Option<HashSet<&'a str>> {
+        if let Some(name) = schema.get("$ref").and_then(Value::as_str) {
+            return self.known_keys(&self.doc["schemas"][name]);
+        }
+        if ["additionalProperties", "oneOf", "anyOf"]
+            .iter()
+            .any(|k| schema.get(*k).is_some())
+        {
+            return None;
+        }
+        let branches = schema["allOf"].as_array();
+        let mut keys: HashSet<&str> = match (schema["properties"].as_object(), branches) {
+            (Some(p), _) => p.keys().map(String::as_str).collect(),
+            (None, Some(_)) => HashSet::new(),
+            (None, None) => return None,
+        };
+        for b in branches.into_iter().flatten() {
+            keys.extend(self.known_keys(b)?);
+        }
+        Some(keys)
+    }
 }
 
 fn names(list: &Value) -> Vec<&str> {
@@ -261,4 +302,17 @@ pub fn previewed(stdout_json: &Value) -> Vec<Value> {
         .as_array()
         .cloned()
         .expect("a dry-run answer with requests")
+}
+
+/// The requests the `--dry-run` runs `runs` print, each run checked to succeed
+/// and to print none of `secrets`.
+pub fn previews(f: &super::Folder, runs: &[&[&str]], secrets: &[&str]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for args in runs {
+        let run = f.run(args);
+        run.hides(secrets, "a secret");
+        assert_eq!(run.code, 0, "{args:?}: {}", run.render());
+        out.extend(previewed(&run.json()));
+    }
+    out
 }
