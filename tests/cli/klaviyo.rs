@@ -1412,6 +1412,57 @@ async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
 /// (docs/connectors/klaviyo.md, "Checked against the vendor's API description").
 const SPEC_DEVIATIONS: &[&str] = &[];
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_read_satisfies_klaviyos_openapi_description() {
+    use crate::support::openapi::{received, violations, Spec};
+    let s = MockServer::start().await;
+    let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
+    let page = || {
+        answer(
+            200,
+            collection(
+                vec![profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")],
+                None,
+            ),
+        )
+    };
+    // check, get by email, import's listing and getupdates all list profiles.
+    kl("GET", "/api/profiles")
+        .respond_with(page())
+        .expect(4)
+        .mount(&s)
+        .await;
+    kl("GET", &format!("/api/profiles/{ada}"))
+        .respond_with(answer(
+            200,
+            json!({"data": profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")}),
+        ))
+        .expect(2)
+        .mount(&s)
+        .await;
+    let f = folder(&s.uri());
+    for args in [
+        &["check"][..],
+        &["get", "--id", ada],
+        &["get", "--id", "ada@example.com"],
+        &["import", "--from", ".", "--to", "jsonl:out.jsonl"],
+        &["getupdates"],
+    ] {
+        let run = f.run(args);
+        no_canary(&run);
+        assert_eq!(run.code, 0, "{args:?}: {}", run.render());
+    }
+    let sent: Vec<Value> = s
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(received)
+        .collect();
+    let problems = violations(&Spec::load("klaviyo"), &sent, SPEC_DEVIATIONS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn every_previewed_request_satisfies_klaviyos_openapi_description() {
     use crate::support::openapi::{previews, violations, Spec};
