@@ -316,3 +316,66 @@ pub fn previews(f: &super::Folder, runs: &[&[&str]], secrets: &[&str]) -> Vec<Va
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    //! The checker itself: a conformance test that passes must mean something.
+    use super::*;
+    use serde_json::json;
+
+    fn spec() -> Spec {
+        Spec {
+            doc: json!({"operations": {
+                "POST /things/{id}": {"query": ["limit"], "requiredQuery": [], "headers": {"v": {"enum": ["1"]}},
+                    "requiredHeaders": ["v"], "contentType": "application/json", "bodyRequired": true,
+                    "body": {"$ref": "Thing"}}},
+                "schemas": {"Thing": {"allOf": [{"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"}, "kind": {"type": "string", "enum": ["a", "b"]}}},
+                    {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}]}}}),
+        }
+    }
+
+    fn request(url: &str, v: &str, body: Value) -> Value {
+        json!({"method": "POST", "url": url, "headers": {"V": v, "Content-Type": "application/json"}, "body": body})
+    }
+
+    #[test]
+    fn a_conforming_request_passes_and_each_difference_is_named() {
+        let s = spec();
+        let good = request(
+            "http://h/things/7?limit=1",
+            "1",
+            json!({"name": "x", "kind": "a", "tags": ["t"]}),
+        );
+        assert_eq!(s.check(&good), Vec::<String>::new());
+        let bad = request(
+            "http://h/things/7?size=1",
+            "2",
+            json!({"kind": "c", "tags": [1], "nmae": "x"}),
+        );
+        assert_eq!(
+            s.check(&bad),
+            [
+                r#"POST /things/{id}: query parameter "size" is not one of ["limit"]"#,
+                r#"POST /things/{id}: header v: "2" is not one of ["1"]"#,
+                r#"POST /things/{id}: body : required key "name" is missing"#,
+                r#"POST /things/{id}: body /kind: "c" is not one of ["a","b"]"#,
+                "POST /things/{id}: body /tags/0: 1 is not of type string",
+                "POST /things/{id}: body /nmae: a key the schema does not name",
+            ]
+        );
+        let missing = json!({"method": "POST", "url": "http://h/things/7", "headers": {}});
+        assert_eq!(
+            s.check(&missing),
+            [
+                r#"POST /things/{id}: required header "v" is missing"#,
+                "POST /things/{id}: the request body is missing"
+            ]
+        );
+        let elsewhere = json!({"method": "GET", "url": "http://h/things/7", "headers": {}});
+        assert_eq!(
+            s.check(&elsewhere),
+            ["GET /things/7: no such operation in the description"]
+        );
+    }
+}
