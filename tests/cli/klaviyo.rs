@@ -1407,3 +1407,177 @@ async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
         assert_eq!(summary["rejected"]["total"], 0, "{}", run.render());
     }
 }
+
+/// Where ferry knowingly differs from Klaviyo's OpenAPI description
+/// (docs/connectors/klaviyo.md, "Checked against the vendor's API description").
+const SPEC_DEVIATIONS: &[&str] = &[];
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_read_satisfies_klaviyos_openapi_description() {
+    use crate::support::openapi::{received, violations, Spec};
+    let s = MockServer::start().await;
+    let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
+    let page = || {
+        answer(
+            200,
+            collection(
+                vec![profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")],
+                None,
+            ),
+        )
+    };
+    // check, get by email, import's listing and getupdates list profiles.
+    kl("GET", "/api/profiles")
+        .respond_with(page())
+        .expect(4)
+        .mount(&s)
+        .await;
+    kl("GET", &format!("/api/profiles/{ada}"))
+        .respond_with(answer(
+            200,
+            json!({"data": profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")}),
+        ))
+        .expect(2)
+        .mount(&s)
+        .await;
+    // A bulk import with one refused profile: the job is polled, then its errors read.
+    kl("POST", "/api/profile-bulk-import-jobs")
+        .once(answer(202, job("JOB1", "queued", 2, 0, 0)), &s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB1")
+        .once(answer(200, job("JOB1", "complete", 2, 2, 1)), &s)
+        .await;
+    kl("GET", "/api/profile-bulk-import-jobs/JOB1/import-errors")
+        .once(answer(200, json!({"data": [{"type": "import-error", "id": "e4eebb08-b055-4a6f-bb13-c8cb69c9eb94",
+            "attributes": {"code": "invalid", "title": "Invalid input", "detail": "Invalid email address",
+                "source": {"pointer": "/data/attributes/email"},
+                "original_payload": {"type": "profile", "attributes": {"email": "not-an-email"}}}}],
+            "links": {"self": "x", "next": null}})), &s)
+        .await;
+    // An export of one profile into a list that does not exist yet.
+    kl("POST", "/api/profile-import")
+        .once(
+            answer(
+                201,
+                json!({"data": profile(ada, "ada@example.com", "2024-01-01T00:00:00+00:00")}),
+            ),
+            &s,
+        )
+        .await;
+    kl("GET", "/api/lists")
+        .once(
+            answer(
+                200,
+                json!({"data": [], "links": {"self": "x", "next": null}}),
+            ),
+            &s,
+        )
+        .await;
+    kl("POST", "/api/lists")
+        .once(
+            answer(
+                201,
+                json!({"data": {"type": "list", "id": "VIPL01", "attributes": {"name": "VIP"}}}),
+            ),
+            &s,
+        )
+        .await;
+    kl("POST", "/api/lists/VIPL01/relationships/profiles")
+        .once(ResponseTemplate::new(204), &s)
+        .await;
+    let f = folder(&s.uri());
+    f.write("kl/account.json", &account(&s.uri()));
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.io\"}\n{\"email\":\"not-an-email\"}\n",
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"ada@example.com\"}, \"groups\": [\"VIP\"]}\n",
+    );
+    for (args, code) in [
+        (&["check"][..], 0),
+        (&["get", "--id", ada], 0),
+        (&["get", "--id", "ada@example.com"], 0),
+        (&["import", "--from", ".", "--to", "jsonl:out.jsonl"], 0),
+        (&["getupdates"], 0),
+        (&["import", "--from", "jsonl:in.jsonl", "--to", "."], 3),
+        (&["export", "--to", "kl", "--input", "profiles.jsonl"], 0),
+    ] {
+        let run = f.run(args);
+        no_canary(&run);
+        assert_eq!(run.code, code, "{args:?}: {}", run.render());
+    }
+    let sent: Vec<Value> = s
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(received)
+        .collect();
+    let problems = violations(&Spec::load("klaviyo"), &sent, SPEC_DEVIATIONS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn every_previewed_request_satisfies_klaviyos_openapi_description() {
+    use crate::support::openapi::{previews, violations, Spec};
+    let f = folder("https://a.klaviyo.com");
+    f.write("kl/account.json", &account("https://a.klaviyo.com"));
+    f.write(
+        "in.jsonl",
+        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\",\"plan\":\"pro\"}\n",
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\", \"title\": null}, \"groups\": [\"VIP\"]}\n",
+    );
+    let requests = previews(
+        &f,
+        &[
+            &[
+                "insert",
+                "--dry-run",
+                "--value",
+                r#"{"email": "ada@example.com", "first_name": "Ada", "plan": "pro"}"#,
+            ],
+            &[
+                "patch",
+                "--dry-run",
+                "--id",
+                "ada@example.com",
+                "--value",
+                r#"{"title": null, "plan": null}"#,
+            ],
+            &[
+                "patch",
+                "--dry-run",
+                "--id",
+                "01HX",
+                "--value",
+                r#"{"first_name": "Ada"}"#,
+            ],
+            &["delete", "--dry-run", "--id", "external_id:crm-7"],
+            &["delete", "--dry-run", "--id", "01HX"],
+            &[
+                "import",
+                "--from",
+                "jsonl:in.jsonl",
+                "--to",
+                ".",
+                "--dry-run",
+            ],
+            &[
+                "export",
+                "--to",
+                "kl",
+                "--input",
+                "profiles.jsonl",
+                "--dry-run",
+            ],
+        ],
+        &[KEY],
+    );
+    let problems = violations(&Spec::load("klaviyo"), &requests, SPEC_DEVIATIONS);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

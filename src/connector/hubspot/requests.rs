@@ -33,6 +33,19 @@ pub const MAX_MEMBERS: usize = 100;
 pub const CONTACTS: &str = "0-1";
 /// The property getupdates filters and sorts by.
 pub const MODIFIED: &str = "lastmodifieddate";
+/// The properties a contact search answers when none are asked for
+/// (https://developers.hubspot.com/docs/api-reference/2026-03/crm/search-the-crm).
+/// The spec requires `properties` in every search, so a search without
+/// configured properties names these instead of leaving the key out: the
+/// answer stays what it was.
+pub const SEARCH_DEFAULTS: &[&str] = &[
+    "createdate",
+    "email",
+    "firstname",
+    "hs_object_id",
+    "lastmodifieddate",
+    "lastname",
+];
 
 /// Fields HubSpot computes: a record read from HubSpot carries them, and
 /// writing them back is an error ("Read-only and non-existent properties
@@ -130,12 +143,14 @@ impl Api {
         )
     }
 
-    /// `POST /crm/v3/objects/contacts` with `{"properties": ...}`.
+    /// `POST /crm/v3/objects/contacts` with `{"properties": ..., "associations": []}`:
+    /// the spec's `SimplePublicObjectInputForCreate` requires both keys, and
+    /// ferry creates a contact associated with nothing.
     pub fn create(&self, properties: Value) -> RequestSpec {
         self.with_body(
             "POST",
             "/crm/v3/objects/contacts",
-            json!({ "properties": properties }),
+            json!({ "properties": properties, "associations": [] }),
         )
     }
 
@@ -178,31 +193,38 @@ impl Api {
     }
 
     /// `POST /crm/v3/objects/contacts/search`: contacts modified at or after
-    /// `since_ms`, oldest change first.
+    /// `since_ms`, oldest change first. Every key the spec's
+    /// `PublicObjectSearchRequest` requires is sent: `filterGroups` is empty
+    /// when there is no position yet, `properties` names HubSpot's defaults
+    /// when none are configured (and always `lastmodifieddate`, which the
+    /// position is read from), and `after` is `"0"`, the first result:
+    /// getupdates never pages a search, it searches again from the last
+    /// modification time read.
     pub fn search(&self, since_ms: Option<i64>, limit: usize) -> RequestSpec {
-        let mut body = Map::new();
-        if let Some(ms) = since_ms {
-            body.insert(
-                "filterGroups".into(),
-                json!([{ "filters": [{ "propertyName": MODIFIED, "operator": "GTE", "value": ms.to_string() }] }]),
-            );
-        }
-        body.insert(
-            "sorts".into(),
-            json!([{ "propertyName": MODIFIED, "direction": "ASCENDING" }]),
-        );
-        if !self.properties.is_empty() {
-            let mut props = self.properties.clone();
-            if !props.iter().any(|p| p == MODIFIED) {
-                props.push(MODIFIED.into());
+        let filter_groups = match since_ms {
+            Some(ms) => {
+                json!([{ "filters": [{ "propertyName": MODIFIED, "operator": "GTE", "value": ms.to_string() }] }])
             }
-            body.insert("properties".into(), json!(props));
+            None => json!([]),
+        };
+        let mut props: Vec<String> = if self.properties.is_empty() {
+            SEARCH_DEFAULTS.iter().map(|p| p.to_string()).collect()
+        } else {
+            self.properties.clone()
+        };
+        if !props.iter().any(|p| p == MODIFIED) {
+            props.push(MODIFIED.into());
         }
-        body.insert("limit".into(), json!(limit));
         self.with_body(
             "POST",
             "/crm/v3/objects/contacts/search",
-            Value::Object(body),
+            json!({
+                "filterGroups": filter_groups,
+                "sorts": [{ "propertyName": MODIFIED, "direction": "ASCENDING" }],
+                "properties": props,
+                "limit": limit,
+                "after": "0",
+            }),
         )
     }
 
@@ -442,6 +464,23 @@ mod tests {
             a.list_by_name("VIP / 2026").url,
             "https://api.hubapi.com/crm/v3/lists/object-type-id/0-1/name/VIP%20%2F%202026"
         );
+    }
+
+    #[test]
+    fn create_and_search_carry_every_key_the_spec_requires() {
+        let body = |r: RequestSpec| match r.body {
+            Some(crate::http::Body::Json(v)) => v,
+            other => panic!("not a JSON body: {other:?}"),
+        };
+        assert_eq!(body(api().create(json!({})))["associations"], json!([]));
+        let mut a = api();
+        a.properties = vec!["email".into()];
+        let search = body(a.search(None, 10));
+        for key in ["after", "filterGroups", "limit", "properties", "sorts"] {
+            assert!(search.get(key).is_some(), "{key} missing: {search}");
+        }
+        assert_eq!(search["filterGroups"], json!([]));
+        assert_eq!(search["properties"], json!(["email", "lastmodifieddate"]));
     }
 
     #[test]
