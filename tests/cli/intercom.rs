@@ -1044,7 +1044,7 @@ const SPEC_DEVIATIONS: &[&str] = &[
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_intercoms_openapi_description() {
-    use crate::support::openapi::{received, violations, Spec};
+    use crate::support::openapi::{assert_conform, received_by};
     let s = MockServer::start().await;
     ic("GET", "/me")
         .once(
@@ -1080,20 +1080,12 @@ async fn every_read_satisfies_intercoms_openapi_description() {
         no_canary(&run);
         assert_eq!(run.code, 0, "{args:?}: {}", run.render());
     }
-    let sent: Vec<Value> = s
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(received)
-        .collect();
-    let problems = violations(&Spec::load("intercom"), &sent, SPEC_DEVIATIONS);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_conform("intercom", &received_by(&s).await, SPEC_DEVIATIONS);
 }
 
 #[test]
 fn every_previewed_request_satisfies_intercoms_openapi_description() {
-    use crate::support::openapi::{previews, violations, Spec};
+    use crate::support::openapi::{assert_conform, previews};
     let f = folder("https://api.intercom.io");
     f.write("ic/account.json", &account("https://api.intercom.io"));
     f.write(
@@ -1141,6 +1133,5 @@ fn every_previewed_request_satisfies_intercoms_openapi_description() {
         ],
         &[TOKEN],
     );
-    let problems = violations(&Spec::load("intercom"), &requests, SPEC_DEVIATIONS);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_conform("intercom", &requests, SPEC_DEVIATIONS);
 }

@@ -1414,7 +1414,7 @@ const SPEC_DEVIATIONS: &[&str] = &[];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_klaviyos_openapi_description() {
-    use crate::support::openapi::{received, violations, Spec};
+    use crate::support::openapi::{assert_conform, received_by};
     let s = MockServer::start().await;
     let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
     let page = || {
@@ -1508,20 +1508,12 @@ async fn every_read_satisfies_klaviyos_openapi_description() {
         no_canary(&run);
         assert_eq!(run.code, code, "{args:?}: {}", run.render());
     }
-    let sent: Vec<Value> = s
-        .received_requests()
-        .await
-        .unwrap()
-        .iter()
-        .map(received)
-        .collect();
-    let problems = violations(&Spec::load("klaviyo"), &sent, SPEC_DEVIATIONS);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_conform("klaviyo", &received_by(&s).await, SPEC_DEVIATIONS);
 }
 
 #[test]
 fn every_previewed_request_satisfies_klaviyos_openapi_description() {
-    use crate::support::openapi::{previews, violations, Spec};
+    use crate::support::openapi::{assert_conform, previews};
     let f = folder("https://a.klaviyo.com");
     f.write("kl/account.json", &account("https://a.klaviyo.com"));
     f.write(
@@ -1578,6 +1570,5 @@ fn every_previewed_request_satisfies_klaviyos_openapi_description() {
         ],
         &[KEY],
     );
-    let problems = violations(&Spec::load("klaviyo"), &requests, SPEC_DEVIATIONS);
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_conform("klaviyo", &requests, SPEC_DEVIATIONS);
 }

@@ -296,6 +296,23 @@ pub fn violations(spec: &Spec, requests: &[Value], allowed: &[&str]) -> Vec<Stri
     out
 }
 
+/// Every request the mock server `s` received, as [`received`] shapes them.
+pub async fn received_by(s: &wiremock::MockServer) -> Vec<Value> {
+    s.received_requests()
+        .await
+        .expect("the mock server records requests")
+        .iter()
+        .map(received)
+        .collect()
+}
+
+/// Fail, listing every problem, unless `requests` satisfy the spec extract
+/// of `connector` but for the deviations in `allowed`.
+pub fn assert_conform(connector: &str, requests: &[Value], allowed: &[&str]) {
+    let problems = violations(&Spec::load(connector), requests, allowed);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// The `requests` a `--dry-run` printed.
 pub fn previewed(stdout_json: &Value) -> Vec<Value> {
     stdout_json["requests"]
