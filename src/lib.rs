@@ -15,6 +15,7 @@ pub mod error;
 pub mod fsutil;
 pub mod http;
 pub mod output;
+pub mod range;
 pub mod sandbox;
 pub mod scaffold;
 

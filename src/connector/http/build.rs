@@ -51,11 +51,7 @@ impl Builder {
             let after = &rest[open + 1..];
             let close = after.find('}');
             let name = close.map(|c| &after[..c]).unwrap_or("");
-            let is_name = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-            if !is_name {
+            if !super::manifest::is_placeholder_name(name) {
                 out.push_str(&rest[..=open]);
                 rest = after;
                 continue;

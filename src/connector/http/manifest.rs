@@ -13,7 +13,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::usage;
-use crate::http::policy::{RateLimitOverride, RetryOverride};
+use crate::http::policy::{
+    RateLimitOverride, RetryOverride, BURST_RANGE, MAX_IN_FLIGHT_RANGE, RPS_RANGE,
+};
+use crate::range::{self, At};
+
+/// Records one bulk request may carry.
+pub const BATCH_SIZE_RANGE: (u64, u64) = (1, 10_000);
+/// Records one page may ask for.
+pub const PAGE_SIZE_RANGE: (u64, u64) = (1, 100_000);
+/// The first page's number: 0 or 1 in practice; a bound keeps page + 1 in range.
+pub const FIRST_PAGE_RANGE: (u64, u64) = (0, 1_000_000_000);
 
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize)]
@@ -510,22 +520,81 @@ fn pointer(shown: &str, at: &str, p: &Option<String>) -> Result<()> {
     }
 }
 
+/// The methods an action or a group may name.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+fn method_name(shown: &str, at: &str, method: &str) -> Result<()> {
+    if METHODS.contains(&method.to_ascii_uppercase().as_str()) {
+        return Ok(());
+    }
+    Err(bad(
+        shown,
+        at,
+        &format!("\"{method}\" is not one of {}", METHODS.join(", ")),
+    ))
+}
+
+/// Every `{` of a template opens a placeholder that is closed and named
+/// (`{id}`, `{workspace}`): an unclosed `{id` would otherwise be sent as is.
+fn placeholders(shown: &str, at: &str, text: &str) -> Result<()> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(bad(
+                shown,
+                at,
+                &format!(
+                    "\"{text}\" has a {{ that is never closed: write {{name}} for a placeholder"
+                ),
+            ));
+        };
+        let name = &after[..close];
+        if !is_placeholder_name(name) {
+            return Err(bad(
+                shown,
+                at,
+                &format!("\"{{{name}}}\" in \"{text}\" is not a placeholder: a name is letters, digits, _ and ."),
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// Whether `name` may stand between braces: `{id}`, `{params.workspace}`.
+pub fn is_placeholder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
 fn validate(m: &Manifest, shown: &str) -> Result<()> {
-    let header_names =
-        m.headers
-            .keys()
-            .map(|k| (format!("headers.{k}"), k))
-            .chain(m.actions_iter().flat_map(|(name, a)| {
-                a.headers
-                    .keys()
-                    .map(move |k| (format!("actions.{name}.headers.{k}"), k))
-            }));
-    for (at, name) in header_names {
+    let header_names = m
+        .headers
+        .iter()
+        .map(|(k, v)| (format!("headers.{k}"), k, v))
+        .chain(m.actions_iter().flat_map(|(name, a)| {
+            a.headers
+                .iter()
+                .map(move |(k, v)| (format!("actions.{name}.headers.{k}"), k, v))
+        }));
+    for (at, name, value) in header_names {
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(bad(
                 shown,
                 &at,
                 &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+        // CR, LF and other controls would split or corrupt the request; say
+        // so now rather than when the first request fails to go out.
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(bad(
+                shown,
+                &at,
+                "the value holds a line break or another control character, which a header cannot carry",
             ));
         }
     }
@@ -548,32 +617,76 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             return Err(bad(shown, "baseUrl", &format!("\"{url}\" is not a URL")));
         }
     }
+    if let Some(r) = &m.rate_limit {
+        r.check(shown, "rateLimit")?;
+    }
+    if let Some(r) = &m.retry {
+        r.check(shown, "retry")?;
+    }
     for (i, g) in m.groups.iter().enumerate() {
-        if !(g.rps > 0.0 && g.rps.is_finite()) {
+        let at = |f: &str| format!("groups[{i}].{f}");
+        if g.name.is_empty() {
+            return Err(bad(shown, &at("name"), "must not be empty"));
+        }
+        if let Some(j) = m.groups[..i].iter().position(|o| o.name == g.name) {
             return Err(bad(
                 shown,
-                &format!("groups[{i}].rps"),
-                "must be more than 0",
+                &at("name"),
+                &format!(
+                    "\"{}\" is already the name of groups[{j}]; each group needs its own name",
+                    g.name
+                ),
             ));
+        }
+        if !g.path.starts_with('/') {
+            return Err(bad(
+                shown,
+                &at("path"),
+                "must start with / (\"/customers/*\", \"/v1/**\")",
+            ));
+        }
+        for (k, method) in g.methods.iter().enumerate() {
+            method_name(shown, &format!("groups[{i}].methods[{k}]"), method)?;
+        }
+        let (min, max) = RPS_RANGE;
+        range::float(
+            g.rps,
+            At::file(shown, &at("rps")),
+            min,
+            max,
+            "requests per second",
+        )?;
+        if let Some(b) = g.burst {
+            let (min, max) = BURST_RANGE;
+            range::int(
+                u64::from(b),
+                At::file(shown, &at("burst")),
+                min,
+                max,
+                "requests",
+            )?;
+        }
+        if let Some(n) = g.max_in_flight {
+            let (min, max) = MAX_IN_FLIGHT_RANGE;
+            range::int(
+                n as u64,
+                At::file(shown, &at("maxInFlight")),
+                min,
+                max,
+                "requests",
+            )?;
         }
     }
     for (name, action) in m.actions.named() {
         let Some(a) = action else { continue };
         let at = |f: &str| format!("actions.{name}.{f}");
         if let Some(method) = &a.method {
-            if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
-                .contains(&method.to_ascii_uppercase().as_str())
-            {
-                return Err(bad(
-                    shown,
-                    &at("method"),
-                    &format!("\"{method}\" is not one of GET, POST, PUT, PATCH, DELETE, HEAD"),
-                ));
-            }
+            method_name(shown, &at("method"), method)?;
         }
         if !a.path.starts_with('/') {
             return Err(bad(shown, &at("path"), "must start with /"));
         }
+        placeholders(shown, &at("path"), &a.path)?;
         pointer(shown, &at("records"), &a.records)?;
         pointer(shown, &at("id"), &a.id)?;
         pointer(shown, &at("deleted"), &a.deleted)?;
@@ -601,8 +714,15 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
                 "bulk needs a JSON pointer to its per-record results",
             ));
         }
-        if a.batch_size == Some(0) {
-            return Err(bad(shown, &at("batchSize"), "must be at least 1"));
+        if let Some(n) = a.batch_size {
+            let (min, max) = BATCH_SIZE_RANGE;
+            range::int(
+                n as u64,
+                At::file(shown, &at("batchSize")),
+                min,
+                max,
+                "records",
+            )?;
         }
         if a.since.is_some() && name != "getupdates" {
             return Err(bad(shown, &at("since"), "only getupdates takes since"));
@@ -622,8 +742,23 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             let stop = p.stop();
             pointer(shown, &at("pagination.stop.hasMore"), &stop.has_more)?;
             pointer(shown, &at("pagination.stop.total"), &stop.total)?;
-            if p.page_size() == 0 {
-                return Err(bad(shown, &at("pagination.pageSize"), "must be at least 1"));
+            let (min, max) = PAGE_SIZE_RANGE;
+            let size_at = at("pagination.pageSize");
+            range::int(
+                p.page_size(),
+                At::file(shown, &size_at),
+                min,
+                max,
+                "records",
+            )?;
+            if let Some(n) = stop.max_pages {
+                let pages_at = at("pagination.stop.maxPages");
+                range::int(n, At::file(shown, &pages_at), 1, u64::MAX, "pages")?;
+            }
+            if let Pagination::Page { first_page, .. } = p {
+                let (min, max) = FIRST_PAGE_RANGE;
+                let first_at = at("pagination.firstPage");
+                range::int(*first_page, At::file(shown, &first_at), min, max, "")?;
             }
             let signalled = stop.empty_page
                 || stop.has_more.is_some()

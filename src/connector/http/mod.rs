@@ -547,7 +547,7 @@ impl HttpConnector {
             Pagination::Offset { .. } => {}
             Pagination::Page { first_page, .. } => {
                 let this = c.page.unwrap_or(*first_page);
-                next.page = Some(this + 1);
+                next.page = Some(this.saturating_add(1));
                 if !end && n > 0 {
                     let parsed = match &raw {
                         Some(r) => r.to_records()?,

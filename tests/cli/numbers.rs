@@ -1,0 +1,115 @@
+//! Numbers from files and flags are range-checked before any work: a value
+//! the code cannot use (a timeout of 1e20 seconds, a rate of 1e-300 requests
+//! per second) is a configuration error naming the file, the key and the
+//! allowed range, exit 2, never a panic (exit 101) or a silent clamp.
+
+use serde_json::{json, Value};
+
+use crate::snap;
+use crate::support::Folder;
+
+/// An http connector folder with `account_extra` in account.json and
+/// `manifest_extra` merged into a one-action manifest. Nothing listens on
+/// the base URL: every case here must fail before a request is made.
+fn folder(account_extra: &str, manifest_extra: Value) -> Folder {
+    let f = Folder::new();
+    let mut manifest = json!({"actions": {"get": {"path": "/items/{id}"}}});
+    for (k, v) in manifest_extra.as_object().expect("an object") {
+        manifest[k] = v.clone();
+    }
+    f.write("connector.json", &manifest.to_string());
+    f.write(
+        "account.json",
+        &format!(r#"{{"connector": "http", "baseUrl": "http://127.0.0.1:9"{account_extra}}}"#),
+    );
+    f
+}
+
+#[test]
+fn account_engine_numbers_out_of_range_are_config_errors() {
+    let cases = [
+        ("timeout_1e20", r#", "timeoutSecs": 1e20"#),
+        (
+            "timeout_total_1e300",
+            r#", "timeoutSecs": {"total": 1e300}"#,
+        ),
+        (
+            "timeout_connect_negative",
+            r#", "timeoutSecs": {"connect": -1}"#,
+        ),
+        ("rps_tiny", r#", "rateLimit": {"rps": 1e-300}"#),
+        ("burst_huge", r#", "rateLimit": {"burst": 1e20}"#),
+        (
+            "max_in_flight_huge",
+            r#", "rateLimit": {"default": {"maxInFlight": 1e300}}"#,
+        ),
+        ("max_attempts_zero", r#", "retry": {"maxAttempts": 0}"#),
+        ("max_wait_huge", r#", "retry": {"maxWaitSecs": 1e20}"#),
+        ("base_delay_fraction", r#", "retry": {"baseDelayMs": 2.5}"#),
+    ];
+    for (name, extra) in cases {
+        let run = folder(extra, json!({})).run(&["get", "--id", "a"]);
+        assert_eq!(run.code, 2, "{name}:\n{}", run.render());
+        snap!(format!("numbers_account_{name}"), run);
+    }
+}
+
+#[test]
+fn manifest_numbers_out_of_range_are_manifest_errors() {
+    let cases = [
+        ("rps_huge", json!({"rateLimit": {"rps": 1e300}})),
+        (
+            "retry_attempts_huge",
+            json!({"retry": {"maxAttempts": 1e20}}),
+        ),
+        (
+            "group_rps_tiny",
+            json!({"groups": [{"name": "g", "path": "/items/*", "rps": 1e-300}]}),
+        ),
+        (
+            "group_in_flight_huge",
+            json!({"groups": [{"name": "g", "path": "/items/*", "rps": 1, "maxInFlight": 4_000_000_000u64}]}),
+        ),
+        (
+            "page_size_huge",
+            json!({"actions": {"list": {"path": "/items", "pagination": {"type": "offset", "pageSize": 1_000_000_000u64, "stop": {"emptyPage": true}}}}}),
+        ),
+        (
+            "first_page_huge",
+            json!({"actions": {"list": {"path": "/items", "pagination": {"type": "page", "firstPage": u64::MAX, "stop": {"emptyPage": true}}}}}),
+        ),
+        (
+            "batch_size_huge",
+            json!({"actions": {"bulk": {"path": "/items/bulk", "results": "/r", "batchSize": 1_000_000u64}}}),
+        ),
+    ];
+    for (name, manifest) in cases {
+        let run = folder("", manifest).run(&["get", "--id", "a"]);
+        assert_eq!(run.code, 2, "{name}:\n{}", run.render());
+        snap!(format!("numbers_manifest_{name}"), run);
+    }
+}
+
+#[test]
+fn sandbox_flags_out_of_range_fail_before_the_url_is_printed() {
+    let f = Folder::new();
+    let cases: [(&str, &[&str]); 5] = [
+        ("rate_limit_tiny", &["--rate-limit", "1e-300"]),
+        ("rate_limit_nan", &["--rate-limit", "NaN"]),
+        ("fail_rate_above_one", &["--fail-rate", "1.5"]),
+        ("latency_huge", &["--latency-ms", "18446744073709551615"]),
+        ("records_huge", &["--records", "18446744073709551615"]),
+    ];
+    for (name, flags) in cases {
+        let mut args = vec!["sandbox", "--port", "0"];
+        args.extend_from_slice(flags);
+        let run = f.run(&args);
+        assert_eq!(run.code, 2, "{name}:\n{}", run.render());
+        assert!(
+            run.stdout.is_empty(),
+            "{name} printed a URL:\n{}",
+            run.render()
+        );
+        snap!(format!("numbers_sandbox_{name}"), run);
+    }
+}
