@@ -258,11 +258,22 @@ impl Engine {
                     }
                     failures += 1;
                     if failures >= self.policy.retry.max_attempts {
+                        // A timeout is cured by a longer timeout, not by more
+                        // attempts that time out the same way.
+                        let hint = if err.is_timeout() {
+                            format!(
+                                "every attempt took longer than the timeout of {}s; raise \"timeoutSecs\" in {} (a number, or {{\"connect\": N, \"total\": N}}) if the server is just slow",
+                                self.policy.timeout.as_secs_f64(),
+                                self.policy.source
+                            )
+                        } else {
+                            "check that the server is reachable and baseUrl in account.json is right; raise \"retry\": {\"maxAttempts\": N} to try longer".to_string()
+                        };
                         return Err(failed(format!(
                             "{} {shown_url} failed after {attempt} attempts: {reason}",
                             req.method
                         ))
-                        .hint("check that the server is reachable and baseUrl in account.json is right; raise \"retry\": {\"maxAttempts\": N} to try longer")
+                        .hint(hint)
                         .into());
                     }
                     let wait = backoff(&self.policy, failures);

@@ -19,6 +19,7 @@ mod init;
 mod intercom;
 mod klaviyo;
 mod local;
+mod manifest;
 mod numbers;
 mod output;
 mod sandbox;

@@ -22,6 +22,8 @@ use crate::range::{self, At};
 pub const BATCH_SIZE_RANGE: (u64, u64) = (1, 10_000);
 /// Records one page may ask for.
 pub const PAGE_SIZE_RANGE: (u64, u64) = (1, 100_000);
+/// A cap on pages: at least one page is read.
+pub const MAX_PAGES_RANGE: (u64, u64) = (1, 1_000_000_000);
 /// The first page's number: 0 or 1 in practice; a bound keeps page + 1 in range.
 pub const FIRST_PAGE_RANGE: (u64, u64) = (0, 1_000_000_000);
 
@@ -753,7 +755,8 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             )?;
             if let Some(n) = stop.max_pages {
                 let pages_at = at("pagination.stop.maxPages");
-                range::int(n, At::file(shown, &pages_at), 1, u64::MAX, "pages")?;
+                let (min, max) = MAX_PAGES_RANGE;
+                range::int(n, At::file(shown, &pages_at), min, max, "pages")?;
             }
             if let Pagination::Page { first_page, .. } = p {
                 let (min, max) = FIRST_PAGE_RANGE;
