@@ -11,6 +11,7 @@ mod errors;
 mod examples;
 mod export;
 mod export_http;
+mod fuzz;
 mod http_connector;
 mod http_engine;
 mod hubspot;
