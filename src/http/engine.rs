@@ -50,7 +50,7 @@ impl Response {
             failed(format!(
                 "{} {} answered {} with a body that is not JSON ({e})",
                 req.method,
-                redact_url(&req.url),
+                req.shown_url(),
                 self.status
             ))
             .into()
@@ -167,7 +167,9 @@ impl Engine {
             Some(i) => &self.gates[i],
             None => &self.default_gate,
         };
-        let shown_url = redact_url(&req.url);
+        // Parsed once: the URL logged and in errors is the one sent.
+        let wire = req.wire_url()?;
+        let shown_url = redact_url(wire.as_str());
         let mut failures = 0u32; // attempts spent on 408/5xx/network failures
         let mut limited = 0u32; // consecutive 429s
         let mut attempt = 0u32;
@@ -185,7 +187,7 @@ impl Engine {
                         .acquire()
                         .await
                         .context("the request gate closed")?;
-                    let outcome = self.attempt(req).await;
+                    let outcome = self.attempt(req, &wire).await;
                     drop(permit);
                     // A request waiting for this slot was just woken on this
                     // worker; let it go out before this task parses its
@@ -297,12 +299,12 @@ impl Engine {
     }
 
     /// One attempt on the wire, bounded by the total timeout.
-    async fn attempt(&self, req: &RequestSpec) -> reqwest::Result<Response> {
+    async fn attempt(&self, req: &RequestSpec, url: &url::Url) -> reqwest::Result<Response> {
         let method =
             reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut b = self
             .client
-            .request(method, &req.url)
+            .request(method, url.clone())
             .timeout(self.policy.timeout);
         for (k, v) in &req.headers {
             b = b.header(k, v);
@@ -348,7 +350,7 @@ impl Engine {
         if self.out.verbosity() < crate::output::Verbosity::Debug {
             return;
         }
-        let mut text = format!("> {} {}", req.method, redact_url(&req.url));
+        let mut text = format!("> {} {}", req.method, req.shown_url());
         for (k, v) in &req.headers {
             text.push_str(&format!("\n> {k}: {}", header_value(k, v)));
         }
@@ -480,7 +482,7 @@ pub fn status_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut message = format!(
         "{} {} answered {} {reason}",
         req.method,
-        redact_url(&req.url),
+        req.shown_url(),
         resp.status
     );
     message = message.trim_end().to_string();
@@ -504,7 +506,7 @@ fn too_long(req: &RequestSpec, policy: &Policy, wait: Duration) -> Failure {
     failed(format!(
         "{} {} was rate limited (429) and asked to wait {secs}s, more than the maximum wait of {}s",
         req.method,
-        redact_url(&req.url),
+        req.shown_url(),
         policy.retry.max_wait.as_secs()
     ))
     .hint(format!(

@@ -14,6 +14,7 @@ mod export_http;
 mod fuzz;
 mod http_connector;
 mod http_engine;
+mod http_paths;
 mod hubspot;
 mod import;
 mod init;

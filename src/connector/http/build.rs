@@ -15,13 +15,6 @@ use crate::connector::Record;
 use crate::error::usage;
 use crate::http::{Body, RequestSpec};
 
-/// The characters a path placeholder's value keeps unescaped.
-const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// What the builder knows: the manifest, the base URL and the values
 /// placeholders may use.
 #[derive(Clone)]
@@ -81,7 +74,7 @@ impl Builder {
                 },
             };
             if encode {
-                out.extend(percent_encoding::utf8_percent_encode(&value, PATH_SAFE));
+                out.push_str(&crate::http::segment(&value));
             } else {
                 out.push_str(&value);
             }
@@ -149,6 +142,8 @@ impl Builder {
                 self.fill(&action.path, id, &at("path"), true)?
             ),
         };
+        // Before parsing, which would resolve a `..` id away.
+        crate::http::check_path(&method, &raw)?;
         let mut parsed = url::Url::parse(&raw).map_err(|e| {
             usage(format!(
                 "{}: {}: \"{raw}\" is not a valid URL ({e})",

@@ -263,7 +263,7 @@ impl HttpConnector {
                     .ok_or_else(|| {
                         failed(format!(
                             "the OAuth2 token response of {} has no access_token",
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                     })?;
                 self.out.add_secrets([token.clone()]);
@@ -315,7 +315,7 @@ impl HttpConnector {
                     "{}: no array at \"{pointer}\" in the answer to {} {}",
                     self.at("bulk", "results"),
                     req.method,
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into())
             }
@@ -357,7 +357,7 @@ impl HttpConnector {
             _ => Err(failed(format!(
                 "{} {} answered no object at \"{p}\" ({})",
                 req.method,
-                redact_url(&req.url),
+                req.shown_url(),
                 self.at(name, "records")
             ))
             .into()),
@@ -467,7 +467,7 @@ impl HttpConnector {
                     _ => Err(failed(format!(
                         "{} {} answered a record that is not an object at \"{rp}\"",
                         req.method,
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                     .into()),
                 })
@@ -476,7 +476,7 @@ impl HttpConnector {
                 return Err(failed(format!(
                     "{} {} answered no array of records at \"{rp}\" ({})",
                     req.method,
-                    redact_url(&req.url),
+                    req.shown_url(),
                     self.at(name, "records")
                 ))
                 .into())
@@ -530,7 +530,7 @@ impl HttpConnector {
             failed(format!(
                 "{} {} {what}; stopping instead of looping",
                 req.method,
-                redact_url(&req.url),
+                req.shown_url(),
             ))
             .hint(format!(
                 "check {} against the API's paging",
@@ -578,7 +578,7 @@ impl HttpConnector {
                         return Err(failed(format!(
                             "{} {} says there is more (hasMore) but gives no cursor",
                             req.method,
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                         .into())
                     }
@@ -630,7 +630,7 @@ impl HttpConnector {
             return Err(failed(format!(
                 "{} {} answered an empty page {page_no} with no end-of-data signal",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint(format!(
                 "if an empty page means the end, set \"stop\": {{\"emptyPage\": true}} in {}",
@@ -731,7 +731,7 @@ impl HttpConnector {
                 return Err(failed(format!(
                     "{} {} created a record but answered no id",
                     req.method,
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .hint(format!(
                     "point {} at the new id in the response",
@@ -900,7 +900,7 @@ impl Connector for HttpConnector {
         };
         let req = self.build(name, None, None, &query, None).await?;
         let resp = self.engine.send(&req).await?;
-        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url) }))
+        Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url() }))
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -1073,11 +1073,7 @@ impl Connector for HttpConnector {
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
         if self.builder.manifest.actions.bulk.is_none() {
-            let mut outcomes = Vec::with_capacity(records.len());
-            for record in records.iter() {
-                outcomes.push(self.upsert(record.clone()).await?);
-            }
-            return Ok(outcomes);
+            return crate::connector::upsert_each(self, records).await;
         }
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(self.spec.max_batch_size.max(1)) {

@@ -89,10 +89,10 @@ use crate::connector::{
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_url;
-use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{segment, status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
-    flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, MarkToken,
-    ATTRIBUTES, KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
+    flatten, next_link, parse_time, profile_body, shape, Api, Ident, Mark, MarkToken, ATTRIBUTES,
+    KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
 };
 
 /// Pages of a list lookup read before creating the list (10 lists a page).
@@ -367,7 +367,7 @@ fn data_id(req: &RequestSpec, body: &Value) -> Result<String> {
             failed(format!(
                 "{} {} answered no data.id",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()
         })
@@ -408,7 +408,7 @@ impl Klaviyo {
         let next = next_link(&body, size).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {}",
-                redact_url(&req.url),
+                req.shown_url(),
                 redact_url(&link)
             ))
         })?;
@@ -416,14 +416,14 @@ impl Klaviyo {
             if self.api.follow(n).url == req.url {
                 return Err(failed(format!(
                     "GET {} answered itself as the next page; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
             if records.is_empty() {
                 return Err(failed(format!(
                     "GET {} answered an empty page with a next link; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
@@ -467,8 +467,11 @@ impl Klaviyo {
                 let mut req = self
                     .api
                     .update_profile(&id, profile_body(Some(&id), &shaped));
-                // A placeholder reads better unescaped.
-                req.url = req.url.replace(&segment(&id), &id);
+                // A placeholder ("{id of email ...}") reads better unescaped;
+                // a real id is shown as it is sent.
+                if matches!(who, Ident::Key { .. }) {
+                    req.url = req.url.replace(&segment(&id), &id);
+                }
                 reqs.push(req);
                 reqs
             }
@@ -563,7 +566,7 @@ impl Connector for Klaviyo {
             .and_then(Value::as_array)
             .is_some_and(|d| !d.is_empty());
         Ok(
-            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url),
+            json!({ "ok": true, "status": resp.status, "url": req.shown_url(),
             "revision": self.api.revision, "profiles": if some { "some" } else { "none" } }),
         )
     }
@@ -573,18 +576,18 @@ impl Connector for Klaviyo {
         let id = self.resolve(&who).await?;
         let req = self.api.get_profile(&id);
         let body = self.engine.send(&req).await?.json(&req)?;
-        body.get("data").and_then(flatten).ok_or_else(|| {
-            failed(format!("GET {} answered no profile", redact_url(&req.url))).into()
-        })
+        body.get("data")
+            .and_then(flatten)
+            .ok_or_else(|| failed(format!("GET {} answered no profile", req.shown_url())).into())
     }
 
     async fn insert(&self, value: Record) -> Result<Record> {
         let shaped = shape(&value, false).map_err(|u| usage(u.0))?;
         let req = self.api.create_profile(profile_body(None, &shaped));
         let body = self.engine.send(&req).await?.json(&req)?;
-        body.get("data").and_then(flatten).ok_or_else(|| {
-            failed(format!("POST {} answered no profile", redact_url(&req.url))).into()
-        })
+        body.get("data")
+            .and_then(flatten)
+            .ok_or_else(|| failed(format!("POST {} answered no profile", req.shown_url())).into())
     }
 
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
@@ -625,7 +628,7 @@ impl Connector for Klaviyo {
             if !asked.insert(req.url.clone()) {
                 return Err(failed(format!(
                     "GET {} was answered as a next page twice; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
@@ -642,7 +645,7 @@ impl Connector for Klaviyo {
                     .ok_or_else(|| {
                         failed(format!(
                             "GET {} answered profile {id} without a readable updated time",
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                     })?;
                 if mark.as_ref().is_some_and(|m| m.covers(at, &id)) {
@@ -685,7 +688,7 @@ impl Connector for Klaviyo {
         if page.records.len() > limit {
             return Err(failed(format!(
                 "GET {} answered {} profiles when asked for {limit}",
-                redact_url(&req.url),
+                req.shown_url(),
                 page.records.len()
             ))
             .into());
@@ -699,7 +702,7 @@ impl Connector for Klaviyo {
             if !fresh {
                 return Err(failed(format!(
                     "GET {} answered a next page that was read before; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
@@ -849,7 +852,7 @@ impl Connector for Klaviyo {
                 Err(link) => {
                     return Err(failed(format!(
                         "GET {} answered a next link ferry cannot read: {}",
-                        redact_url(&req.url),
+                        req.shown_url(),
                         redact_url(&link)
                     ))
                     .into())

@@ -49,7 +49,7 @@ use crate::connector::{
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
-use crate::http::redact::{redact_body_text, redact_url};
+use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{customer_body, parse_time, Api, Mark, MarkToken, MAX_BULK, MAX_PAGE};
 
@@ -226,7 +226,7 @@ impl Voucherify {
         let Some(Value::Array(items)) = body.get(key) else {
             return Err(failed(format!(
                 "GET {} answered no \"{key}\" array",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into());
         };
@@ -240,7 +240,7 @@ impl Voucherify {
             let Value::Object(c) = item else {
                 return Err(failed(format!(
                     "GET {} answered a customer that is not an object",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             };
@@ -253,7 +253,7 @@ impl Voucherify {
                 .ok_or_else(|| {
                     failed(format!(
                         "GET {} answered customer {id} without a readable {order}",
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                 })?;
             if cover.as_ref().is_some_and(|m| m.covers(at, id)) {
@@ -273,7 +273,7 @@ impl Voucherify {
         if records.is_empty() && !end {
             return Err(failed(format!(
                 "GET {} answered only customers already read; stopping instead of looping",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint("more than 100 customers share one timestamp, which starting_after cannot page through")
             .into());
@@ -352,9 +352,7 @@ impl Connector for Voucherify {
             .get("total")
             .cloned()
             .unwrap_or(Value::Null);
-        Ok(
-            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url), "customers": total }),
-        )
+        Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url(), "customers": total }))
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -364,7 +362,7 @@ impl Connector for Voucherify {
             Value::Object(m) => Ok(m),
             _ => Err(failed(format!(
                 "GET {} answered no customer object",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()),
         }
@@ -378,7 +376,7 @@ impl Connector for Voucherify {
             Value::Object(m) => Ok(m),
             _ => Err(failed(format!(
                 "POST {} answered no customer object",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()),
         }
