@@ -29,7 +29,14 @@
 //! - **Other 4xx and 501** are not retried.
 //! - **Redaction**: Authorization, Cookie and api-key style headers, query
 //!   parameters such as key, token, secret, password, signature, and secret
-//!   option values are shown as `***` in logs, errors and previews.
+//!   option values are shown as `***` in logs, errors, previews and
+//!   cassettes, in every form a value takes on the way out (raw,
+//!   percent-encoded, form-encoded, JSON-escaped; a basic-auth account's
+//!   base64 credential too), by [`crate::output::Output`].
+//! - **Paths**: every placeholder in a path is one segment
+//!   ([`segment`]); a `.` or `..` segment, which URL parsers resolve away,
+//!   is refused before anything is sent ([`check_path`]); `-v`, errors and
+//!   the request use the one parsed URL.
 //! - **Logging**: `-v` one line per attempt (method, redacted URL, status,
 //!   duration, attempt); `-vv` adds headers and bodies, redacted.
 //! - **Record and replay**: with `--record` every attempt is kept, redacted,

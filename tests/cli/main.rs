@@ -24,6 +24,7 @@ mod local;
 mod manifest;
 mod numbers;
 mod output;
+mod redaction;
 mod sandbox;
 mod segment;
 mod voucherify;

@@ -15,6 +15,11 @@ use crate::connector::Record;
 use crate::error::usage;
 use crate::http::{Body, RequestSpec};
 
+/// The base64 of `user:pass` that a Basic Authorization header carries.
+pub fn basic_credentials(user: &str, pass: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+}
+
 /// What the builder knows: the manifest, the base URL and the values
 /// placeholders may use.
 #[derive(Clone)]
@@ -198,9 +203,10 @@ impl Builder {
             Auth::Basic { username, password } => {
                 let user = self.fill(username, None, "auth.username", false)?;
                 let pass = self.fill(password, None, "auth.password", false)?;
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-                req = req.header("Authorization", format!("Basic {encoded}"));
+                req = req.header(
+                    "Authorization",
+                    format!("Basic {}", basic_credentials(&user, &pass)),
+                );
             }
             Auth::ApiKey {
                 name: key, value, ..

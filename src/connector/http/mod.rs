@@ -183,6 +183,18 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         token: OnceCell::new(),
         seen: Mutex::new(Seen::new()),
     };
+    // A server may echo the Authorization header back: its base64 is as
+    // secret as the password in it.
+    if let manifest::Auth::Basic { username, password } = &connector.builder.manifest.auth {
+        let b = &connector.builder;
+        if let (Ok(user), Ok(pass)) = (
+            b.fill(username, None, "auth.username", false),
+            b.fill(password, None, "auth.password", false),
+        ) {
+            ctx.out
+                .add_secrets([build::basic_credentials(&user, &pass)]);
+        }
+    }
     if connector.can_export() {
         connector.spec.actions.push(Action::ExportProfiles);
     }
