@@ -515,7 +515,10 @@ impl Klaviyo {
                 };
                 let list = format!("{{id of list {group}}}");
                 for chunk in ids.chunks(MAX_MEMBERS) {
-                    reqs.push(self.api.members(method, &list, chunk));
+                    let mut req = self.api.members(method, &list, chunk);
+                    // The placeholder reads better unescaped, as in patch.
+                    req.url = req.url.replace(&segment(&list), &list);
+                    reqs.push(req);
                 }
                 reqs
             }
