@@ -314,3 +314,46 @@ pub fn records_in(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_one_path_segment() {
+        assert_eq!(segment("a/b c+d@e.f~g_h-i"), "a%2Fb%20c%2Bd%40e.f~g_h-i");
+        assert_eq!(segment("."), "%2E");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("../admin"), "..%2Fadmin");
+        assert_eq!(segment("..."), "...");
+    }
+
+    #[test]
+    fn dot_segments_are_found_in_every_spelling_and_refused() {
+        for url in [
+            "http://h/items/..",
+            "http://h/items/./x",
+            "http://h/items/%2E%2E?x=1",
+            "http://h/items/%2e",
+            "http://h/a/.%2E/b",
+            "http://h/a\\..\\b",
+        ] {
+            assert!(dot_segment(url).is_some(), "{url}");
+            let err = check_path("DELETE", url).unwrap_err();
+            assert!(err.chain().any(|c| c.is::<crate::connector::Rejection>()));
+            assert_eq!(
+                crate::error::find_failure(&err).unwrap().kind,
+                crate::error::Kind::Usage
+            );
+        }
+        for url in [
+            "http://h/items/..%2Fadmin",
+            "http://h/a...b/c",
+            "http://h/?q=..",
+            "http://h",
+        ] {
+            assert_eq!(dot_segment(url), None, "{url}");
+            assert!(check_path("GET", url).is_ok());
+        }
+    }
+}
