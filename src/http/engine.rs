@@ -433,7 +433,7 @@ fn rate_limit_wait(
     if let Some(v) = resp.header("retry-after") {
         let v = v.trim();
         if let Ok(secs) = v.parse::<f64>() {
-            return Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9)));
+            return Some(seconds(secs));
         }
         if let Ok(at) = httpdate::parse_http_date(v) {
             return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
@@ -449,12 +449,24 @@ fn rate_limit_wait(
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0);
-                return Some(Duration::from_secs_f64((secs - now_secs).max(0.0)));
+                return Some(seconds(secs - now_secs));
             }
-            return Some(Duration::from_secs_f64(secs.max(0.0)));
+            return Some(seconds(secs));
         }
     }
     None
+}
+
+/// A server's number of seconds as a wait: negative and NaN are none, and
+/// anything past a billion seconds (or infinite) is capped there, so a
+/// hostile `Retry-After: NaN` or `1e300` cannot panic the conversion; the
+/// maximum wait turns a long one into an error.
+fn seconds(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(secs.min(1e9))
+    }
 }
 
 /// Exponential backoff with full jitter: a random wait between zero and
@@ -509,10 +521,16 @@ fn too_long(req: &RequestSpec, policy: &Policy, wait: Duration) -> Failure {
         req.shown_url(),
         policy.retry.max_wait.as_secs()
     ))
-    .hint(format!(
-        "try again later, or raise \"retry\": {{\"maxWaitSecs\": {secs}}} in {}",
-        policy.source
-    ))
+    .hint(if secs <= super::policy::MAX_WAIT_SECS_RANGE.1 {
+        format!(
+            "try again later, or raise \"retry\": {{\"maxWaitSecs\": {secs}}} in {}",
+            policy.source
+        )
+    } else {
+        // No maxWaitSecs reaches that far: waiting it out is no answer.
+        "try again later: the API asked for a wait longer than ferry waits at all (a day)"
+            .to_string()
+    })
 }
 
 /// A network error's causes without the URL (reqwest puts the raw URL, with
@@ -573,6 +591,12 @@ mod tests {
         let r = resp(429, &[("X-RateLimit-Reset", "2")]);
         assert_eq!(rate_limit_wait(&r, None, now), Some(Duration::from_secs(2)));
         assert_eq!(rate_limit_wait(&resp(429, &[]), None, now), None);
+        for hostile in ["NaN", "inf", "-inf", "1e300", "-1e300"] {
+            let r = resp(429, &[("Retry-After", hostile)]);
+            assert!(rate_limit_wait(&r, None, now).is_some(), "{hostile}");
+            let r = resp(429, &[("X-RateLimit-Reset", hostile)]);
+            assert!(rate_limit_wait(&r, None, now).is_some(), "{hostile}");
+        }
     }
 
     #[test]
