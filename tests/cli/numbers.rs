@@ -150,3 +150,27 @@ fn import_concurrency_out_of_range_is_a_usage_error() {
     exit_2_each(&[("concurrency_huge", run)]);
     assert!(!f.exists("out.jsonl"));
 }
+
+#[test]
+fn polling_options_out_of_range_are_config_errors() {
+    let cases = [
+        (
+            "klaviyo_poll_interval_huge",
+            r#"{"connector": "klaviyo", "apiKey": "pk_x", "baseUrl": "http://127.0.0.1:9", "pollIntervalMs": 18446744073709551615}"#,
+        ),
+        (
+            "voucherify_max_polls_zero",
+            r#"{"connector": "voucherify", "applicationId": "a", "secretKey": "s", "baseUrl": "http://127.0.0.1:9", "maxPolls": 0}"#,
+        ),
+    ];
+    let mut runs = Vec::new();
+    for (name, account) in cases {
+        let f = Folder::new();
+        f.write("account.json", account);
+        runs.push((name, get(&f)));
+    }
+    exit_2_each(&runs);
+    for (name, run) in runs {
+        snap!(format!("numbers_account_{name}"), run);
+    }
+}

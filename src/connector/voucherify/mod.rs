@@ -154,8 +154,19 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         secret_key: options.require("secretKey")?,
     };
     let polling = bulk::Polling {
-        first_wait: Duration::from_millis(options.u64("pollIntervalMs").unwrap_or(1000)),
-        max_polls: u32::try_from(options.u64("maxPolls").unwrap_or(30)).unwrap_or(u32::MAX),
+        first_wait: Duration::from_millis(
+            options
+                .u64_in(
+                    "pollIntervalMs",
+                    0,
+                    crate::connector::options::MAX_POLL_INTERVAL_MS,
+                    "milliseconds",
+                )?
+                .unwrap_or(1000),
+        ),
+        max_polls: options
+            .u64_in("maxPolls", 1, crate::connector::options::MAX_POLLS, "polls")?
+            .map_or(30, |n| n as u32),
     };
     let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Voucherify {
