@@ -17,7 +17,16 @@ fn folder(account_extra: &str, manifest_extra: Value) -> Folder {
     let f = Folder::new();
     let mut manifest = json!({"actions": {"get": {"path": "/items/{id}"}}});
     for (k, v) in manifest_extra.as_object().expect("an object") {
-        manifest[k] = v.clone();
+        match (k.as_str(), v.as_object()) {
+            // Actions are added to get, so the command stays one the
+            // connector has and only the number is wrong.
+            ("actions", Some(actions)) => {
+                for (name, a) in actions {
+                    manifest["actions"][name] = a.clone();
+                }
+            }
+            _ => manifest[k] = v.clone(),
+        }
     }
     f.write("connector.json", &manifest.to_string());
     f.write(
