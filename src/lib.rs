@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod http;
 pub mod lock;
 pub mod output;
+pub mod range;
 pub mod sandbox;
 pub mod scaffold;
 

@@ -8,6 +8,7 @@ use anyhow::Result;
 use crate::ctx::Ctx;
 use crate::engine::import::{ImportPlan, Start};
 use crate::engine::target::Target;
+use crate::range::At;
 
 const EXAMPLES: &str = "Examples:
   ferry import --from jsonl:customers.jsonl --to sqlite:ferry.db
@@ -66,6 +67,9 @@ pub struct Args {
     yes: bool,
 }
 
+/// The most batches `--concurrency` may write at once.
+const MAX_CONCURRENCY: u64 = 256;
+
 impl Args {
     /// The typed plan; relative paths resolve against `cwd`. No I/O.
     pub fn plan(self, cwd: &Path) -> Result<ImportPlan> {
@@ -101,6 +105,11 @@ impl Args {
             (None, true) => Start::Resume,
             (None, false) => Start::Beginning,
         };
+        if let Some(c) = self.concurrency {
+            // A semaphore refuses more than a few billion permits; far
+            // fewer batches in flight already swamp any destination.
+            crate::range::int(c, At::flag("--concurrency"), 1, MAX_CONCURRENCY, "batches")?;
+        }
         let resolve = |p: Option<PathBuf>| p.map(|p| crate::config::resolve(cwd, p));
         let to_usize = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok(ImportPlan {

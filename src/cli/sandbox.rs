@@ -9,8 +9,14 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::ctx::Ctx;
-use crate::error::usage;
+use crate::http::policy::RPS_RANGE;
+use crate::range::{self, At};
 use crate::sandbox::Config;
+
+/// The longest latency the sandbox injects: a minute is already a hang.
+const MAX_LATENCY_MS: u64 = 60_000;
+/// The most customers it generates, so offset arithmetic stays far from overflow.
+const MAX_RECORDS: u64 = 1_000_000_000;
 
 /// Serve a local sample REST API of customers, to try connectors without credentials
 #[derive(Debug, clap::Args)]
@@ -48,12 +54,33 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
-    if !(0.0..=1.0).contains(&args.fail_rate) {
-        return Err(usage("--fail-rate must be between 0 and 1").into());
+    // Checked before the URL is printed: a script that read the URL must
+    // find a server behind it, not a panic.
+    range::float(
+        args.fail_rate,
+        At::flag("--fail-rate"),
+        0.0,
+        1.0,
+        "(a share of requests)",
+    )?;
+    if let Some(r) = args.rate_limit {
+        let (min, max) = RPS_RANGE;
+        range::float(r, At::flag("--rate-limit"), min, max, "requests per second")?;
     }
-    if args.rate_limit.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
-        return Err(usage("--rate-limit must be a positive number of requests per second").into());
-    }
+    range::int(
+        args.latency_ms,
+        At::flag("--latency-ms"),
+        0,
+        MAX_LATENCY_MS,
+        "milliseconds",
+    )?;
+    range::int(
+        args.records,
+        At::flag("--records"),
+        0,
+        MAX_RECORDS,
+        "records",
+    )?;
     let config = Config {
         records: args.records,
         rate_limit: args.rate_limit,

@@ -285,11 +285,7 @@ pub trait Connector: Send + Sync {
     /// The default writes them one by one; connectors with a bulk API override it.
     /// An `Err` means the batch as a whole failed and nothing can be assumed.
     async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
-        let mut outcomes = Vec::with_capacity(records.len());
-        for record in records.iter() {
-            outcomes.push(self.upsert(record.clone()).await?);
-        }
-        Ok(outcomes)
+        upsert_each(self, records).await
     }
 
     // --- Export destination (profiles and group memberships). A destination
@@ -516,6 +512,24 @@ impl ProfileOutcome {
             },
         }
     }
+}
+
+/// Upsert `records` one by one (the default batch write). A record that
+/// cannot be sent as it is ([`Rejection`]: an id that is `..`) is rejected
+/// and the batch goes on; any other error fails the batch.
+pub async fn upsert_each<C: Connector + ?Sized>(c: &C, records: Records) -> Result<Vec<Outcome>> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    for record in records.iter() {
+        let outcome = match c.upsert(record.clone()).await {
+            Err(err) if err.chain().any(|e| e.is::<Rejection>()) => Outcome::Rejected {
+                id: record.get("id").and_then(Value::as_str).map(str::to_string),
+                reason: format!("{err:#}"),
+            },
+            other => other?,
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 /// An error that means "the destination refused this record" (bad data),

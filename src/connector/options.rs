@@ -13,6 +13,12 @@ use crate::config::Account;
 use crate::connector::spec::{FieldType, Spec};
 use crate::error::usage;
 
+/// The first wait of a connector polling an async job (`pollIntervalMs`):
+/// up to a minute; it doubles from there, so more would overflow a wait.
+pub const MAX_POLL_INTERVAL_MS: u64 = 60_000;
+/// Polls of one async job (`maxPolls`).
+pub const MAX_POLLS: u64 = 10_000;
+
 /// Validated options of one account.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -125,6 +131,20 @@ impl Options {
 
     pub fn u64(&self, key: &str) -> Option<u64> {
         self.value(key).and_then(Value::as_u64)
+    }
+
+    /// A whole-number option from `min` to `max`, or `None` when it is not
+    /// set; anything else (1e20, -1, 2.5) is an error naming the key, the
+    /// file and the range, not a silent default.
+    pub fn u64_in(&self, key: &str, min: u64, max: u64, unit: &str) -> Result<Option<u64>> {
+        let Some(v) = self.value(key) else {
+            return Ok(None);
+        };
+        let at = crate::range::At::file(&self.source, key);
+        Ok(Some(match v.as_u64() {
+            Some(n) => crate::range::int(n, at, min, max, unit)?,
+            None => crate::range::whole(v.as_f64().unwrap_or(f64::NAN), at, min, max, unit)?,
+        }))
     }
 
     pub fn f64(&self, key: &str) -> Option<f64> {

@@ -352,7 +352,8 @@ pub fn normalise(req: &RequestSpec, out: &Output) -> RecordedRequest {
     RecordedRequest {
         method: req.method.clone(),
         url: out.redact(&redact_url(&req.url)),
-        path,
+        // A `{token}` placeholder puts a secret in the path itself.
+        path: out.redact(&path),
         query,
         body,
     }

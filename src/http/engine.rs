@@ -50,7 +50,7 @@ impl Response {
             failed(format!(
                 "{} {} answered {} with a body that is not JSON ({e})",
                 req.method,
-                redact_url(&req.url),
+                req.shown_url(),
                 self.status
             ))
             .into()
@@ -167,7 +167,9 @@ impl Engine {
             Some(i) => &self.gates[i],
             None => &self.default_gate,
         };
-        let shown_url = redact_url(&req.url);
+        // Parsed once: the URL logged and in errors is the one sent.
+        let wire = req.wire_url()?;
+        let shown_url = redact_url(wire.as_str());
         let mut failures = 0u32; // attempts spent on 408/5xx/network failures
         let mut limited = 0u32; // consecutive 429s
         let mut attempt = 0u32;
@@ -185,7 +187,7 @@ impl Engine {
                         .acquire()
                         .await
                         .context("the request gate closed")?;
-                    let outcome = self.attempt(req).await;
+                    let outcome = self.attempt(req, &wire).await;
                     drop(permit);
                     // A request waiting for this slot was just woken on this
                     // worker; let it go out before this task parses its
@@ -258,11 +260,22 @@ impl Engine {
                     }
                     failures += 1;
                     if failures >= self.policy.retry.max_attempts {
+                        // A timeout is cured by a longer timeout, not by more
+                        // attempts that time out the same way.
+                        let hint = if err.is_timeout() {
+                            format!(
+                                "every attempt took longer than the timeout of {}s; raise \"timeoutSecs\" in {} (a number, or {{\"connect\": N, \"total\": N}}) if the server is just slow",
+                                self.policy.timeout.as_secs_f64(),
+                                self.policy.source
+                            )
+                        } else {
+                            "check that the server is reachable and baseUrl in account.json is right; raise \"retry\": {\"maxAttempts\": N} to try longer".to_string()
+                        };
                         return Err(failed(format!(
                             "{} {shown_url} failed after {attempt} attempts: {reason}",
                             req.method
                         ))
-                        .hint("check that the server is reachable and baseUrl in account.json is right; raise \"retry\": {\"maxAttempts\": N} to try longer")
+                        .hint(hint)
                         .into());
                     }
                     let wait = backoff(&self.policy, failures);
@@ -286,12 +299,12 @@ impl Engine {
     }
 
     /// One attempt on the wire, bounded by the total timeout.
-    async fn attempt(&self, req: &RequestSpec) -> reqwest::Result<Response> {
+    async fn attempt(&self, req: &RequestSpec, url: &url::Url) -> reqwest::Result<Response> {
         let method =
             reqwest::Method::from_bytes(req.method.as_bytes()).unwrap_or(reqwest::Method::GET);
         let mut b = self
             .client
-            .request(method, &req.url)
+            .request(method, url.clone())
             .timeout(self.policy.timeout);
         for (k, v) in &req.headers {
             b = b.header(k, v);
@@ -337,7 +350,7 @@ impl Engine {
         if self.out.verbosity() < crate::output::Verbosity::Debug {
             return;
         }
-        let mut text = format!("> {} {}", req.method, redact_url(&req.url));
+        let mut text = format!("> {} {}", req.method, req.shown_url());
         for (k, v) in &req.headers {
             text.push_str(&format!("\n> {k}: {}", header_value(k, v)));
         }
@@ -420,7 +433,7 @@ fn rate_limit_wait(
     if let Some(v) = resp.header("retry-after") {
         let v = v.trim();
         if let Ok(secs) = v.parse::<f64>() {
-            return Some(Duration::from_secs_f64(secs.clamp(0.0, 1e9)));
+            return Some(seconds(secs));
         }
         if let Ok(at) = httpdate::parse_http_date(v) {
             return Some(at.duration_since(now).unwrap_or(Duration::ZERO));
@@ -436,12 +449,24 @@ fn rate_limit_wait(
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map(|d| d.as_secs_f64())
                     .unwrap_or(0.0);
-                return Some(Duration::from_secs_f64((secs - now_secs).max(0.0)));
+                return Some(seconds(secs - now_secs));
             }
-            return Some(Duration::from_secs_f64(secs.max(0.0)));
+            return Some(seconds(secs));
         }
     }
     None
+}
+
+/// A server's number of seconds as a wait: negative and NaN are none, and
+/// anything past a billion seconds (or infinite) is capped there, so a
+/// hostile `Retry-After: NaN` or `1e300` cannot panic the conversion; the
+/// maximum wait turns a long one into an error.
+fn seconds(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else {
+        Duration::from_secs_f64(secs.min(1e9))
+    }
 }
 
 /// Exponential backoff with full jitter: a random wait between zero and
@@ -469,7 +494,7 @@ pub fn status_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut message = format!(
         "{} {} answered {} {reason}",
         req.method,
-        redact_url(&req.url),
+        req.shown_url(),
         resp.status
     );
     message = message.trim_end().to_string();
@@ -493,13 +518,19 @@ fn too_long(req: &RequestSpec, policy: &Policy, wait: Duration) -> Failure {
     failed(format!(
         "{} {} was rate limited (429) and asked to wait {secs}s, more than the maximum wait of {}s",
         req.method,
-        redact_url(&req.url),
+        req.shown_url(),
         policy.retry.max_wait.as_secs()
     ))
-    .hint(format!(
-        "try again later, or raise \"retry\": {{\"maxWaitSecs\": {secs}}} in {}",
-        policy.source
-    ))
+    .hint(if secs <= super::policy::MAX_WAIT_SECS_RANGE.1 {
+        format!(
+            "try again later, or raise \"retry\": {{\"maxWaitSecs\": {secs}}} in {}",
+            policy.source
+        )
+    } else {
+        // No maxWaitSecs reaches that far: waiting it out is no answer.
+        "try again later: the API asked for a wait longer than ferry waits at all (a day)"
+            .to_string()
+    })
 }
 
 /// A network error's causes without the URL (reqwest puts the raw URL, with
@@ -560,6 +591,12 @@ mod tests {
         let r = resp(429, &[("X-RateLimit-Reset", "2")]);
         assert_eq!(rate_limit_wait(&r, None, now), Some(Duration::from_secs(2)));
         assert_eq!(rate_limit_wait(&resp(429, &[]), None, now), None);
+        for hostile in ["NaN", "inf", "-inf", "1e300", "-1e300"] {
+            let r = resp(429, &[("Retry-After", hostile)]);
+            assert!(rate_limit_wait(&r, None, now).is_some(), "{hostile}");
+            let r = resp(429, &[("X-RateLimit-Reset", hostile)]);
+            assert!(rate_limit_wait(&r, None, now).is_some(), "{hostile}");
+        }
     }
 
     #[test]

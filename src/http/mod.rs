@@ -29,7 +29,14 @@
 //! - **Other 4xx and 501** are not retried.
 //! - **Redaction**: Authorization, Cookie and api-key style headers, query
 //!   parameters such as key, token, secret, password, signature, and secret
-//!   option values are shown as `***` in logs, errors and previews.
+//!   option values are shown as `***` in logs, errors, previews and
+//!   cassettes, in every form a value takes on the way out (raw,
+//!   percent-encoded, form-encoded, JSON-escaped; a basic-auth account's
+//!   base64 credential too), by [`crate::output::Output`].
+//! - **Paths**: every placeholder in a path is one segment
+//!   ([`segment`]); a `.` or `..` segment, which URL parsers resolve away,
+//!   is refused before anything is sent ([`check_path`]); `-v`, errors and
+//!   the request use the one parsed URL.
 //! - **Logging**: `-v` one line per attempt (method, redacted URL, status,
 //!   duration, attempt); `-vv` adds headers and bodies, redacted.
 //! - **Record and replay**: with `--record` every attempt is kept, redacted,
@@ -44,6 +51,7 @@ pub mod message;
 pub mod policy;
 pub mod redact;
 
+use anyhow::Result;
 use serde_json::{json, Map, Value};
 
 pub use engine::{status_error, Engine, Response};
@@ -99,6 +107,27 @@ impl RequestSpec {
         )
     }
 
+    /// The URL exactly as it goes on the wire: what `-v`, `--dry-run`,
+    /// errors and the request itself show. Parsing may percent-encode a
+    /// character the builder left as is, and would resolve a `.` or `..`
+    /// segment away, which [`check_path`] refuses first.
+    pub fn wire_url(&self) -> Result<url::Url> {
+        check_path(&self.method, &self.url)?;
+        url::Url::parse(&self.url).map_err(|e| {
+            crate::error::failed(format!(
+                "{} {} is not a valid URL ({e})",
+                self.method,
+                redact::redact_url(&self.url)
+            ))
+            .into()
+        })
+    }
+
+    /// The URL as messages show it: as it goes on the wire, redacted.
+    pub fn shown_url(&self) -> String {
+        redact::redact_url(&shown_url(&self.url))
+    }
+
     /// The URL's path, for matching endpoint groups.
     pub fn path(&self) -> String {
         match url::Url::parse(&self.url) {
@@ -124,12 +153,89 @@ impl RequestSpec {
                     .collect(),
             ),
         };
-        json!({
+        let mut shown = json!({
             "method": self.method,
+            // As built: a preview may hold a placeholder ("{id of ...}")
+            // that parsing would escape; real values are already encoded.
             "url": redact::redact_url(&self.url),
             "headers": headers,
             "body": body,
-        })
+        });
+        // A request the engine would refuse says so in the preview too.
+        if let Some(segment) = dot_segment(&self.url) {
+            shown["refused"] = Value::String(dot_segment_reason(segment));
+        }
+        shown
+    }
+}
+
+/// The characters a path segment keeps as they are: RFC 3986's unreserved
+/// ones. Everything else, `/`, `?`, `#`, `%` and `+` included, is
+/// percent-encoded, so a value is always exactly one segment.
+const SEGMENT_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `value` (an id, a list or group name) as one URL path segment: every
+/// connector's request builder puts placeholders in paths through this.
+/// `.` and `..` become `%2E` and `%2E%2E`, which URL parsers still read as
+/// dot segments, so [`check_path`] refuses them before anything is sent.
+pub fn segment(value: &str) -> String {
+    match value {
+        "." => "%2E".to_string(),
+        ".." => "%2E%2E".to_string(),
+        v => percent_encoding::utf8_percent_encode(v, SEGMENT_SAFE).to_string(),
+    }
+}
+
+/// The first segment of `url`'s path that a URL parser resolves away
+/// (`.`, `..`, or their percent-encoded spellings; `\` counts as `/` in
+/// http URLs), if any.
+pub fn dot_segment(url: &str) -> Option<&str> {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path_start = after_scheme.find(['/', '\\'])?;
+    let path = &after_scheme[path_start..];
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    path.split(['/', '\\']).find(|seg| {
+        matches!(
+            seg.to_ascii_lowercase().as_str(),
+            "." | ".." | "%2e" | "%2e%2e" | ".%2e" | "%2e."
+        )
+    })
+}
+
+fn dot_segment_reason(segment: &str) -> String {
+    let dots = if segment.len() <= 3 { "." } else { ".." };
+    format!(
+        "its path segment \"{segment}\" means \"{dots}\" to every URL parser, so the request would go to another path"
+    )
+}
+
+/// Refuse a request whose path holds a dot segment: `DELETE /items/..`
+/// would delete `/`. The error is a usage error with a hint for a single
+/// action, and a [`crate::connector::Rejection`] of the record for a batch.
+pub fn check_path(method: &str, url: &str) -> Result<()> {
+    let Some(segment) = dot_segment(url) else {
+        return Ok(());
+    };
+    let reason = dot_segment_reason(segment);
+    Err(anyhow::Error::new(crate::connector::Rejection(reason)).context(
+        crate::error::usage(format!(
+            "{method} {} cannot be sent",
+            redact::redact_url(url)
+        ))
+        .hint("a value in a URL path (an id, a list or group name) cannot be \".\" or \"..\"; give the record another id"),
+    ))
+}
+
+/// `url` as a URL parser serializes it (what goes on the wire), or as it is
+/// when it does not parse.
+pub(crate) fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if dot_segment(url).is_none() => u.to_string(),
+        _ => url.to_string(),
     }
 }
 
@@ -138,11 +244,11 @@ pub fn engine_options() -> Vec<OptionSpec> {
     vec![
         OptionSpec::optional("baseUrl", "Base URL", "Send requests here instead of the API's own address (a test server, the sandbox)")
             .placeholder("http://127.0.0.1:8787"),
-        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none)")
+        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none); rps 0.001 to 100000, burst 1 to 100000, maxInFlight 1 to 10000")
             .kind(FieldType::Object),
-        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}")
+        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000")
             .kind(FieldType::Object),
-        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too")
+        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too; 0.001 to 86400")
             .kind(FieldType::Any),
     ]
 }
@@ -168,7 +274,7 @@ pub fn base_url(
     options: &crate::connector::Options,
     default_url: &str,
     hint: &str,
-) -> anyhow::Result<String> {
+) -> Result<String> {
     let base_url = options
         .string("baseUrl")
         .unwrap_or_else(|| default_url.to_string());
@@ -192,8 +298,8 @@ pub fn records_in(
     key: &str,
     what: &str,
     read: impl Fn(&Value) -> Option<crate::connector::Record>,
-) -> anyhow::Result<Vec<crate::connector::Record>> {
-    let shown = || format!("{} {}", req.method, redact::redact_url(&req.url));
+) -> Result<Vec<crate::connector::Record>> {
+    let shown = || format!("{} {}", req.method, req.shown_url());
     let Some(Value::Array(items)) = body.get(key) else {
         return Err(
             crate::error::failed(format!("{} answered no \"{key}\" array", shown())).into(),
@@ -207,4 +313,47 @@ pub fn records_in(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_one_path_segment() {
+        assert_eq!(segment("a/b c+d@e.f~g_h-i"), "a%2Fb%20c%2Bd%40e.f~g_h-i");
+        assert_eq!(segment("."), "%2E");
+        assert_eq!(segment(".."), "%2E%2E");
+        assert_eq!(segment("../admin"), "..%2Fadmin");
+        assert_eq!(segment("..."), "...");
+    }
+
+    #[test]
+    fn dot_segments_are_found_in_every_spelling_and_refused() {
+        for url in [
+            "http://h/items/..",
+            "http://h/items/./x",
+            "http://h/items/%2E%2E?x=1",
+            "http://h/items/%2e",
+            "http://h/a/.%2E/b",
+            "http://h/a\\..\\b",
+        ] {
+            assert!(dot_segment(url).is_some(), "{url}");
+            let err = check_path("DELETE", url).unwrap_err();
+            assert!(err.chain().any(|c| c.is::<crate::connector::Rejection>()));
+            assert_eq!(
+                crate::error::find_failure(&err).unwrap().kind,
+                crate::error::Kind::Usage
+            );
+        }
+        for url in [
+            "http://h/items/..%2Fadmin",
+            "http://h/a...b/c",
+            "http://h/?q=..",
+            "http://h",
+        ] {
+            assert_eq!(dot_segment(url), None, "{url}");
+            assert!(check_path("GET", url).is_ok());
+        }
+    }
 }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::usage;
+use crate::range::{self, At};
 
 /// Requests per second the default policy allows.
 pub const DEFAULT_RPS: f64 = 10.0;
@@ -122,54 +123,135 @@ impl Default for Policy {
     }
 }
 
-/// `rateLimit` in account.json, for all groups or for one.
+/// The rates a token bucket can keep: a period from 1000 s down to 10 µs.
+pub const RPS_RANGE: (f64, f64) = (0.001, 100_000.0);
+/// Bursts and in-flight caps beyond these are no limit at all, and a
+/// semaphore refuses permits past a few billion.
+pub const BURST_RANGE: (u64, u64) = (1, 100_000);
+pub const MAX_IN_FLIGHT_RANGE: (u64, u64) = (1, 10_000);
+/// Attempts per request: at least the first one.
+pub const MAX_ATTEMPTS_RANGE: (u64, u64) = (1, 100);
+/// The longest 429 wait one may accept: a day.
+pub const MAX_WAIT_SECS_RANGE: (u64, u64) = (0, 86_400);
+/// The first backoff step: up to ten minutes.
+pub const BASE_DELAY_MS_RANGE: (u64, u64) = (0, 600_000);
+/// Timeouts: from a millisecond to a day (a `Duration` overflows long before 1e20 s).
+pub const TIMEOUT_SECS_RANGE: (f64, f64) = (0.001, 86_400.0);
+
+/// `rateLimit` in account.json or connector.json, for all groups or for one.
+/// Numbers are read as JSON numbers and range-checked by [`RateLimitOverride::check`],
+/// so `1e20` is an error naming the key and its range, not a type mismatch.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RateLimitOverride {
     /// Requests per second (may be fractional: 0.5 is one every two seconds).
     pub rps: Option<f64>,
     /// Requests that may start at once after a quiet moment.
-    pub burst: Option<u32>,
+    pub burst: Option<f64>,
     /// Requests in flight at once.
-    pub max_in_flight: Option<usize>,
+    pub max_in_flight: Option<f64>,
 }
 
 impl RateLimitOverride {
+    /// Refuse a number outside its range; `prefix` is the JSON path of the
+    /// object (`rateLimit`, `rateLimit.bulk`).
+    pub fn check(&self, source: &str, prefix: &str) -> Result<()> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        if let Some(r) = self.rps {
+            let (min, max) = RPS_RANGE;
+            range::float(
+                r,
+                At::file(source, &key("rps")),
+                min,
+                max,
+                "requests per second",
+            )?;
+        }
+        if let Some(b) = self.burst {
+            let (min, max) = BURST_RANGE;
+            range::whole(b, At::file(source, &key("burst")), min, max, "requests")?;
+        }
+        if let Some(m) = self.max_in_flight {
+            let (min, max) = MAX_IN_FLIGHT_RANGE;
+            range::whole(
+                m,
+                At::file(source, &key("maxInFlight")),
+                min,
+                max,
+                "requests",
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Apply the override (checked first with [`RateLimitOverride::check`]).
     pub fn apply(&self, to: &mut RateLimit) {
         if let Some(r) = self.rps {
             to.rps = r;
         }
         if let Some(b) = self.burst {
-            to.burst = b;
+            to.burst = b as u32;
         }
         if let Some(m) = self.max_in_flight {
-            to.max_in_flight = m;
+            to.max_in_flight = m as usize;
         }
     }
 }
 
-/// `retry` in account.json.
+/// `retry` in account.json or connector.json.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RetryOverride {
     /// Attempts per request for 408, 5xx and network failures (1 = no retry).
-    pub max_attempts: Option<u32>,
+    pub max_attempts: Option<f64>,
     /// The longest 429 wait accepted, in seconds.
-    pub max_wait_secs: Option<u64>,
+    pub max_wait_secs: Option<f64>,
     /// The first backoff step in milliseconds.
-    pub base_delay_ms: Option<u64>,
+    pub base_delay_ms: Option<f64>,
 }
 
 impl RetryOverride {
+    /// Refuse a number outside its range; `prefix` is the object's JSON path.
+    pub fn check(&self, source: &str, prefix: &str) -> Result<()> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        let fields = [
+            (
+                self.max_attempts,
+                "maxAttempts",
+                MAX_ATTEMPTS_RANGE,
+                "attempts",
+            ),
+            (
+                self.max_wait_secs,
+                "maxWaitSecs",
+                MAX_WAIT_SECS_RANGE,
+                "seconds",
+            ),
+            (
+                self.base_delay_ms,
+                "baseDelayMs",
+                BASE_DELAY_MS_RANGE,
+                "milliseconds",
+            ),
+        ];
+        for (value, name, (min, max), unit) in fields {
+            if let Some(v) = value {
+                range::whole(v, At::file(source, &key(name)), min, max, unit)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply the override (checked first with [`RetryOverride::check`]).
     pub fn apply(&self, to: &mut Retry) {
         if let Some(a) = self.max_attempts {
-            to.max_attempts = a;
+            to.max_attempts = a as u32;
         }
         if let Some(w) = self.max_wait_secs {
-            to.max_wait = Duration::from_secs(w);
+            to.max_wait = Duration::from_secs(w as u64);
         }
         if let Some(d) = self.base_delay_ms {
-            to.base_delay = Duration::from_millis(d);
+            to.base_delay = Duration::from_millis(d as u64);
         }
     }
 }
@@ -191,20 +273,23 @@ pub fn parse_at<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A positive number of seconds (a number, or a string holding one).
-fn positive_secs(v: &Value, source: &str, at: &str) -> Result<Duration> {
+/// A number of seconds in [`TIMEOUT_SECS_RANGE`] (a number, or a string holding one).
+fn read_timeout(v: &Value, source: &str, at: &str) -> Result<Duration> {
     let secs = match v {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     };
-    match secs {
-        Some(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        _ => Err(usage(format!(
+    let Some(secs) = secs else {
+        return Err(usage(format!(
             "{source}: {at}: expected a positive number of seconds"
         ))
-        .into()),
-    }
+        .hint("give a number of seconds, or {\"connect\": 10, \"total\": 30}")
+        .into());
+    };
+    let (min, max) = TIMEOUT_SECS_RANGE;
+    let secs = range::float(secs, At::file(source, at), min, max, "seconds")?;
+    Ok(Duration::from_secs_f64(secs))
 }
 
 impl Policy {
@@ -234,13 +319,16 @@ impl Policy {
             });
             if flat || !v.is_object() {
                 let o: RateLimitOverride = parse_at(v, &source, "rateLimit")?;
+                o.check(&source, "rateLimit")?;
                 o.apply(&mut self.default);
                 for g in &mut self.groups {
                     o.apply(&mut g.limit);
                 }
             } else if let Some(map) = v.as_object() {
                 for (name, gv) in map {
-                    let o: RateLimitOverride = parse_at(gv, &source, &format!("rateLimit.{name}"))?;
+                    let at = format!("rateLimit.{name}");
+                    let o: RateLimitOverride = parse_at(gv, &source, &at)?;
+                    o.check(&source, &at)?;
                     if name == "default" {
                         o.apply(&mut self.default);
                         continue;
@@ -259,6 +347,7 @@ impl Policy {
         }
         if let Some(v) = retry {
             let o: RetryOverride = parse_at(v, &source, "retry")?;
+            o.check(&source, "retry")?;
             o.apply(&mut self.retry);
         }
         if let Some(v) = timeout_secs {
@@ -266,7 +355,7 @@ impl Policy {
             match v {
                 Value::Object(m) => {
                     for (key, v) in m {
-                        let secs = positive_secs(v, &source, &format!("timeoutSecs.{key}"))?;
+                        let secs = read_timeout(v, &source, &format!("timeoutSecs.{key}"))?;
                         match key.as_str() {
                             "connect" => self.connect_timeout = secs,
                             "total" => self.timeout = secs,
@@ -282,7 +371,7 @@ impl Policy {
                         }
                     }
                 }
-                other => self.timeout = positive_secs(other, &source, "timeoutSecs")?,
+                other => self.timeout = read_timeout(other, &source, "timeoutSecs")?,
             }
         }
         self.validate()
@@ -390,7 +479,14 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("timeoutSecs.read"), "{err}");
         let err = p.apply_overrides(None, None, Some(&json!(0))).unwrap_err();
-        assert!(err.to_string().contains("positive"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "account.json: timeoutSecs: 0 is out of range: expected 0.001 to 86400 seconds"
+        );
+        for huge in [json!(1e20), json!({"total": 1e300}), json!({"connect": -1})] {
+            let err = p.apply_overrides(None, None, Some(&huge)).unwrap_err();
+            assert!(err.to_string().contains("is out of range"), "{err}");
+        }
     }
 
     #[test]
@@ -443,6 +539,36 @@ mod tests {
         let err = p
             .apply_overrides(Some(&json!({"rps": 0})), None, None)
             .unwrap_err();
-        assert!(err.to_string().contains("rps > 0"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "account.json: rateLimit.rps: 0 is out of range: expected 0.001 to 100000 requests per second"
+        );
+        let err = p
+            .apply_overrides(None, Some(&json!({"maxAttempts": 1e20})), None)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "account.json: retry.maxAttempts: 1e20 is out of range: expected 1 to 100 attempts"
+        );
+        let err = p
+            .apply_overrides(Some(&json!({"bulk": {"maxInFlight": 1e300}})), None, None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("rateLimit.bulk.maxInFlight: 1e300 is out of range"),
+            "{err}"
+        );
+        let err = p
+            .apply_overrides(
+                Some(&json!({"default": {"maxInFlight": 1e300}})),
+                None,
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("account.json: rateLimit.default.maxInFlight: 1e300 is out of range"),
+            "{err}"
+        );
     }
 }

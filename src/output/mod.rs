@@ -83,13 +83,19 @@ impl Output {
         self.read_state().last_result.clone()
     }
 
-    /// Register secret values; from now on they are shown as `***`.
+    /// Register secret values; from now on they are shown as `***` in
+    /// every form they take on the way out (see [`encoded_forms`]).
     /// Very short values are ignored: masking "1" would garble every number.
     pub fn add_secrets<I: IntoIterator<Item = String>>(&self, secrets: I) {
         let mut state = self.write_state();
-        for s in secrets {
-            if s.len() >= 4 && !state.secrets.contains(&s) {
-                state.secrets.push(s);
+        for secret in secrets {
+            if secret.len() < 4 {
+                continue;
+            }
+            for s in encoded_forms(&secret) {
+                if !state.secrets.contains(&s) {
+                    state.secrets.push(s);
+                }
             }
         }
         // Longest first, so a secret that contains another is masked whole.
@@ -186,6 +192,67 @@ impl Output {
     }
 }
 
+/// The characters RFC 3986 leaves unreserved: every other one is
+/// percent-encoded in a path segment or a query component.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// What the WHATWG URL parser percent-encodes in a path it is given raw.
+const URL_PATH: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// Every spelling of `secret` that may reach an output: as it is; percent-
+/// encoded as a path segment or query value (a space as `%20` or `+`, hex in
+/// either case, `/` kept or not); JSON-escaped (with `/` as `\/` too), as a
+/// JSON file or a vendor's echo shows it.
+fn encoded_forms(secret: &str) -> Vec<String> {
+    let percent = percent_encoding::utf8_percent_encode(secret, UNRESERVED).to_string();
+    // What `url` makes of a path it is handed as is: `/` and `+` kept.
+    let path = percent_encoding::utf8_percent_encode(secret, URL_PATH).to_string();
+    let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+    let json = serde_json::to_string(secret).unwrap_or_default();
+    let json = json[1..json.len().saturating_sub(1).max(1)].to_string();
+    let mut forms = vec![
+        secret.to_string(),
+        percent.clone(),
+        lower_hex(&percent),
+        form.clone(),
+        lower_hex(&form),
+        path,
+        json.replace('/', "\\/"),
+        json,
+    ];
+    forms.sort();
+    forms.dedup();
+    forms.retain(|f| f.len() >= 4);
+    forms
+}
+
+/// `text` with the hex digits of its `%XX` escapes in lower case.
+fn lower_hex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3).unwrap_or(&rest[at..]);
+        out.push_str(&escape.to_ascii_lowercase());
+        rest = &rest[at + escape.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Print an error chain once, with its hint, and return its exit status.
 pub fn report_error(out: &Output, err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
@@ -200,4 +267,26 @@ pub fn report_error(out: &Output, err: &anyhow::Error) -> ExitCode {
     }
     out.stderr_text(&text);
     exit_code_for(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_encoded_form_of_a_secret_is_masked() {
+        let out = Output::new();
+        out.add_secrets(["A+b/c== \"q\"".to_string()]);
+        for shown in [
+            "A+b/c== \"q\"",
+            "A%2Bb%2Fc%3D%3D%20%22q%22",
+            "A%2bb%2fc%3d%3d%20%22q%22",
+            "A%2Bb%2Fc%3D%3D+%22q%22",
+            "A+b/c==%20%22q%22",
+            "A+b/c== \\\"q\\\"",
+            "A+b\\/c== \\\"q\\\"",
+        ] {
+            assert_eq!(out.redact(&format!("<{shown}>")), "<***>", "{shown}");
+        }
+    }
 }

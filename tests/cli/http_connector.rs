@@ -1018,3 +1018,43 @@ fn bulk_only_fields_are_refused_on_other_actions() {
     );
     snap!("bulk_without_results", f.run(&["check"]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timeout_hint_names_timeout_secs() {
+    let s = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/items/a"))
+        .respond_with(ok(json!({"id": "a"})).set_delay(std::time::Duration::from_secs(3)))
+        .expect(2)
+        .mount(&s)
+        .await;
+    let f = folder(
+        &s.uri(),
+        json!({"actions": {"get": {"path": "/items/{id}"}}}),
+        r#", "timeoutSecs": 0.2, "retry": {"maxAttempts": 2, "baseDelayMs": 0}"#,
+    );
+    let run = f.run(&["get", "--id", "a"]);
+    assert!(run.stderr.contains("timeoutSecs"), "{}", run.render());
+    snap!("http_timeout_hint", run);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hostile_retry_after_is_no_panic() {
+    for (name, value, requests) in [("nan", "NaN", 21), ("huge", "1e300", 1)] {
+        let s = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/items/a"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", value))
+            .expect(requests)
+            .mount(&s)
+            .await;
+        let f = folder(
+            &s.uri(),
+            json!({"actions": {"get": {"path": "/items/{id}"}}}),
+            "",
+        );
+        let run = f.run(&["get", "--id", "a"]);
+        assert_eq!(run.code, 1, "{}", run.render());
+        snap!(format!("http_retry_after_{name}"), run);
+    }
+}

@@ -29,7 +29,7 @@ pub fn account(base: &str) -> String {
     .to_string()
 }
 
-fn folder(base: &str) -> Folder {
+pub fn folder(base: &str) -> Folder {
     let f = Folder::new();
     f.write("account.json", &account(base));
     f

@@ -15,12 +15,10 @@ use crate::connector::Record;
 use crate::error::usage;
 use crate::http::{Body, RequestSpec};
 
-/// The characters a path placeholder's value keeps unescaped.
-const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+/// The base64 of `user:pass` that a Basic Authorization header carries.
+pub fn basic_credentials(user: &str, pass: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+}
 
 /// What the builder knows: the manifest, the base URL and the values
 /// placeholders may use.
@@ -51,11 +49,7 @@ impl Builder {
             let after = &rest[open + 1..];
             let close = after.find('}');
             let name = close.map(|c| &after[..c]).unwrap_or("");
-            let is_name = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-            if !is_name {
+            if !super::manifest::is_placeholder_name(name) {
                 out.push_str(&rest[..=open]);
                 rest = after;
                 continue;
@@ -85,7 +79,7 @@ impl Builder {
                 },
             };
             if encode {
-                out.extend(percent_encoding::utf8_percent_encode(&value, PATH_SAFE));
+                out.push_str(&crate::http::segment(&value));
             } else {
                 out.push_str(&value);
             }
@@ -153,6 +147,8 @@ impl Builder {
                 self.fill(&action.path, id, &at("path"), true)?
             ),
         };
+        // Before parsing, which would resolve a `..` id away.
+        crate::http::check_path(&method, &raw)?;
         let mut parsed = url::Url::parse(&raw).map_err(|e| {
             usage(format!(
                 "{}: {}: \"{raw}\" is not a valid URL ({e})",
@@ -207,9 +203,10 @@ impl Builder {
             Auth::Basic { username, password } => {
                 let user = self.fill(username, None, "auth.username", false)?;
                 let pass = self.fill(password, None, "auth.password", false)?;
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
-                req = req.header("Authorization", format!("Basic {encoded}"));
+                req = req.header(
+                    "Authorization",
+                    format!("Basic {}", basic_credentials(&user, &pass)),
+                );
             }
             Auth::ApiKey {
                 name: key, value, ..

@@ -12,7 +12,6 @@ use serde_json::Value;
 
 use crate::connector::{record_id, ProfileOutcome, ProfileUpdate, Record, Rejection};
 use crate::error::{failed, not_found, unsupported};
-use crate::http::redact::redact_url;
 use crate::http::{status_error, RequestSpec, Response};
 
 use super::manifest::ActionSpec;
@@ -89,7 +88,7 @@ impl HttpConnector {
             None => Err(failed(format!(
                 "{} {} answered a match with no id at \"{id_at}\"",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint(format!(
                 "point {} at the id inside a match",
@@ -151,7 +150,7 @@ impl HttpConnector {
             failed(format!(
                 "{} {} created a record but answered no id",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()
         })
@@ -218,7 +217,7 @@ impl HttpConnector {
             failed(format!(
                 "{} {} created group \"{name}\" but answered no id at \"{id_at}\"",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint(format!(
                 "point {} at the new group's id",
@@ -327,7 +326,7 @@ impl HttpConnector {
                         self.at(name, "results"),
                         chunk.len(),
                         req.method,
-                        redact_url(&req.url)
+                        req.shown_url()
                     ));
                     return all(chunk.len(), &e.into());
                 }

@@ -13,7 +13,19 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::usage;
-use crate::http::policy::{RateLimitOverride, RetryOverride};
+use crate::http::policy::{
+    RateLimitOverride, RetryOverride, BURST_RANGE, MAX_IN_FLIGHT_RANGE, RPS_RANGE,
+};
+use crate::range::{self, At};
+
+/// Records one bulk request may carry.
+pub const BATCH_SIZE_RANGE: (u64, u64) = (1, 10_000);
+/// Records one page may ask for.
+pub const PAGE_SIZE_RANGE: (u64, u64) = (1, 100_000);
+/// A cap on pages: at least one page is read.
+pub const MAX_PAGES_RANGE: (u64, u64) = (1, 1_000_000_000);
+/// The first page's number: 0 or 1 in practice; a bound keeps page + 1 in range.
+pub const FIRST_PAGE_RANGE: (u64, u64) = (0, 1_000_000_000);
 
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize)]
@@ -385,16 +397,16 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("auth.clientId", "string", "oauth2: default \"{clientId}\"."),
     ("auth.clientSecret", "string", "oauth2: default \"{clientSecret}\"."),
     ("auth.scope", "string", "oauth2: the scope to ask for, if any."),
-    ("headers", "object", "Headers sent with every request (string values, {option} placeholders allowed)."),
+    ("headers", "object", "Headers sent with every request (string values without line breaks, {option} placeholders allowed)."),
     ("idField", "string", "The record field that holds its id; default \"id\"."),
     ("rateLimit", "object", "The default rate limit: {\"rps\", \"burst\", \"maxInFlight\"}; default 10 rps, burst 10, 8 in flight. account.json's rateLimit overrides it."),
     ("groups", "array", "Endpoint groups with their own rate limit; a request matching none gets rateLimit."),
-    ("groups[].name", "string", "The group's name, as account.json's rateLimit.GROUP refers to it."),
+    ("groups[].name", "string", "The group's name, as account.json's rateLimit.GROUP refers to it; each group's own."),
     ("groups[].path", "string", "A path pattern: * matches within a segment, ** across segments (\"/customers/bulk\", \"/v1/**\")."),
-    ("groups[].methods", "array", "Methods it covers; all when empty."),
-    ("groups[].rps", "number", "Requests per second."),
-    ("groups[].burst", "integer", "Requests that may start at once; default 1."),
-    ("groups[].maxInFlight", "integer", "Requests in flight at once; default 8."),
+    ("groups[].methods", "array", "Methods it covers (GET, POST, PUT, PATCH, DELETE, HEAD); all when empty."),
+    ("groups[].rps", "number", "Requests per second, 0.001 to 100000."),
+    ("groups[].burst", "integer", "Requests that may start at once, 1 to 100000; default 1."),
+    ("groups[].maxInFlight", "integer", "Requests in flight at once, 1 to 10000; default 8."),
     ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
     ("resetHeader", "string", "A header that tells when a 429's limit resets (seconds, or a Unix time), read when there is no Retry-After."),
     ("exportKey", "string", "export: the field profiles are looked up by (an email); default idField. When it is not idField, export needs actions.find."),
@@ -414,9 +426,9 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("actions.removeMembers", "object", "export: removes records from the group {group}, like addMembers."),
     ("actions.*.results", "string", "bulk: a JSON pointer to the array of per-record results, in the order the records were sent (required for bulk)."),
     ("actions.*.error", "string", "bulk: a JSON pointer inside each result; a non-null value there rejects that record with it as the reason. Default \"/error\"."),
-    ("actions.*.batchSize", "integer", "bulk: the most records one request may carry; default 100."),
+    ("actions.*.batchSize", "integer", "bulk: the most records one request may carry, 1 to 10000; default 100."),
     ("actions.*.method", "string", "GET, POST, PUT, PATCH, DELETE or HEAD; defaults: get/list/getupdates/check/find/findGroup GET, insert, bulk, createGroup and addMembers POST, patch PATCH, delete and removeMembers DELETE."),
-    ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; values are URL-encoded."),
+    ("actions.*.path", "string", "A path appended to the base URL, with {id} (the record's id) and {option} placeholders; each value is encoded as one path segment, and a value of . or .. is refused."),
     ("actions.*.query", "object", "Query parameters (string values, placeholders allowed)."),
     ("actions.*.headers", "object", "Headers for this action only."),
     ("actions.*.body", "any", "The JSON body; the string \"{record}\" stands for the record. Default for insert and patch: the record itself."),
@@ -428,8 +440,8 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("actions.*.pagination.limitParam", "string", "offset (default \"limit\"), cursor, nextUrl: the page size parameter."),
     ("actions.*.pagination.pageParam", "string", "page: the page number parameter; default \"page\"."),
     ("actions.*.pagination.sizeParam", "string", "page: the page size parameter, if any."),
-    ("actions.*.pagination.firstPage", "integer", "page: the number of the first page; default 1."),
-    ("actions.*.pagination.pageSize", "integer", "Records asked for per page; default 100."),
+    ("actions.*.pagination.firstPage", "integer", "page: the number of the first page, 0 to 1000000000; default 1."),
+    ("actions.*.pagination.pageSize", "integer", "Records asked for per page, 1 to 100000; default 100."),
     ("actions.*.pagination.cursorParam", "string", "cursor: the parameter that carries the cursor; default \"cursor\"."),
     ("actions.*.pagination.cursorPath", "string", "cursor: a JSON pointer to the next cursor in the body; null, missing or empty ends the listing."),
     ("actions.*.pagination.cursorHeader", "string", "cursor: a response header holding the next cursor instead."),
@@ -440,7 +452,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("actions.*.pagination.stop.emptyPage", "boolean", "An empty page ends the listing."),
     ("actions.*.pagination.stop.hasMore", "string", "A JSON pointer to a boolean that is false on the last page."),
     ("actions.*.pagination.stop.total", "string", "A JSON pointer to the total number of records."),
-    ("actions.*.pagination.stop.maxPages", "integer", "Stop after this many pages (a cap, not an error)."),
+    ("actions.*.pagination.stop.maxPages", "integer", "Stop after this many pages, at least 1 (a cap, not an error)."),
     ("actions.getupdates.since", "object", "How getupdates asks for changes after a sync token."),
     ("actions.getupdates.since.param", "string", "The query parameter that carries the token (lastSync)."),
     ("actions.getupdates.since.initial", "string", "The token sent when there is no lastSync (an initial sync); none by default."),
@@ -510,22 +522,81 @@ fn pointer(shown: &str, at: &str, p: &Option<String>) -> Result<()> {
     }
 }
 
+/// The methods an action or a group may name.
+const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+fn method_name(shown: &str, at: &str, method: &str) -> Result<()> {
+    if METHODS.contains(&method.to_ascii_uppercase().as_str()) {
+        return Ok(());
+    }
+    Err(bad(
+        shown,
+        at,
+        &format!("\"{method}\" is not one of {}", METHODS.join(", ")),
+    ))
+}
+
+/// Every `{` of a template opens a placeholder that is closed and named
+/// (`{id}`, `{workspace}`): an unclosed `{id` would otherwise be sent as is.
+fn placeholders(shown: &str, at: &str, text: &str) -> Result<()> {
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err(bad(
+                shown,
+                at,
+                &format!(
+                    "\"{text}\" has a {{ that is never closed: write {{name}} for a placeholder"
+                ),
+            ));
+        };
+        let name = &after[..close];
+        if !is_placeholder_name(name) {
+            return Err(bad(
+                shown,
+                at,
+                &format!("\"{{{name}}}\" in \"{text}\" is not a placeholder: a name is letters, digits, _ and ."),
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
+/// Whether `name` may stand between braces: `{id}`, `{params.workspace}`.
+pub fn is_placeholder_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
 fn validate(m: &Manifest, shown: &str) -> Result<()> {
-    let header_names =
-        m.headers
-            .keys()
-            .map(|k| (format!("headers.{k}"), k))
-            .chain(m.actions_iter().flat_map(|(name, a)| {
-                a.headers
-                    .keys()
-                    .map(move |k| (format!("actions.{name}.headers.{k}"), k))
-            }));
-    for (at, name) in header_names {
+    let header_names = m
+        .headers
+        .iter()
+        .map(|(k, v)| (format!("headers.{k}"), k, v))
+        .chain(m.actions_iter().flat_map(|(name, a)| {
+            a.headers
+                .iter()
+                .map(move |(k, v)| (format!("actions.{name}.headers.{k}"), k, v))
+        }));
+    for (at, name, value) in header_names {
         if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
             return Err(bad(
                 shown,
                 &at,
                 &format!("\"{name}\" is not a valid header name"),
+            ));
+        }
+        // CR, LF and other controls would split or corrupt the request; say
+        // so now rather than when the first request fails to go out.
+        if reqwest::header::HeaderValue::from_str(value).is_err() {
+            return Err(bad(
+                shown,
+                &at,
+                "the value holds a line break or another control character, which a header cannot carry",
             ));
         }
     }
@@ -548,32 +619,76 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             return Err(bad(shown, "baseUrl", &format!("\"{url}\" is not a URL")));
         }
     }
+    if let Some(r) = &m.rate_limit {
+        r.check(shown, "rateLimit")?;
+    }
+    if let Some(r) = &m.retry {
+        r.check(shown, "retry")?;
+    }
     for (i, g) in m.groups.iter().enumerate() {
-        if !(g.rps > 0.0 && g.rps.is_finite()) {
+        let at = |f: &str| format!("groups[{i}].{f}");
+        if g.name.is_empty() {
+            return Err(bad(shown, &at("name"), "must not be empty"));
+        }
+        if let Some(j) = m.groups[..i].iter().position(|o| o.name == g.name) {
             return Err(bad(
                 shown,
-                &format!("groups[{i}].rps"),
-                "must be more than 0",
+                &at("name"),
+                &format!(
+                    "\"{}\" is already the name of groups[{j}]; each group needs its own name",
+                    g.name
+                ),
             ));
+        }
+        if !g.path.starts_with('/') {
+            return Err(bad(
+                shown,
+                &at("path"),
+                "must start with / (\"/customers/*\", \"/v1/**\")",
+            ));
+        }
+        for (k, method) in g.methods.iter().enumerate() {
+            method_name(shown, &format!("groups[{i}].methods[{k}]"), method)?;
+        }
+        let (min, max) = RPS_RANGE;
+        range::float(
+            g.rps,
+            At::file(shown, &at("rps")),
+            min,
+            max,
+            "requests per second",
+        )?;
+        if let Some(b) = g.burst {
+            let (min, max) = BURST_RANGE;
+            range::int(
+                u64::from(b),
+                At::file(shown, &at("burst")),
+                min,
+                max,
+                "requests",
+            )?;
+        }
+        if let Some(n) = g.max_in_flight {
+            let (min, max) = MAX_IN_FLIGHT_RANGE;
+            range::int(
+                n as u64,
+                At::file(shown, &at("maxInFlight")),
+                min,
+                max,
+                "requests",
+            )?;
         }
     }
     for (name, action) in m.actions.named() {
         let Some(a) = action else { continue };
         let at = |f: &str| format!("actions.{name}.{f}");
         if let Some(method) = &a.method {
-            if !["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]
-                .contains(&method.to_ascii_uppercase().as_str())
-            {
-                return Err(bad(
-                    shown,
-                    &at("method"),
-                    &format!("\"{method}\" is not one of GET, POST, PUT, PATCH, DELETE, HEAD"),
-                ));
-            }
+            method_name(shown, &at("method"), method)?;
         }
         if !a.path.starts_with('/') {
             return Err(bad(shown, &at("path"), "must start with /"));
         }
+        placeholders(shown, &at("path"), &a.path)?;
         pointer(shown, &at("records"), &a.records)?;
         pointer(shown, &at("id"), &a.id)?;
         pointer(shown, &at("deleted"), &a.deleted)?;
@@ -601,8 +716,15 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
                 "bulk needs a JSON pointer to its per-record results",
             ));
         }
-        if a.batch_size == Some(0) {
-            return Err(bad(shown, &at("batchSize"), "must be at least 1"));
+        if let Some(n) = a.batch_size {
+            let (min, max) = BATCH_SIZE_RANGE;
+            range::int(
+                n as u64,
+                At::file(shown, &at("batchSize")),
+                min,
+                max,
+                "records",
+            )?;
         }
         if a.since.is_some() && name != "getupdates" {
             return Err(bad(shown, &at("since"), "only getupdates takes since"));
@@ -622,8 +744,24 @@ fn validate(m: &Manifest, shown: &str) -> Result<()> {
             let stop = p.stop();
             pointer(shown, &at("pagination.stop.hasMore"), &stop.has_more)?;
             pointer(shown, &at("pagination.stop.total"), &stop.total)?;
-            if p.page_size() == 0 {
-                return Err(bad(shown, &at("pagination.pageSize"), "must be at least 1"));
+            let (min, max) = PAGE_SIZE_RANGE;
+            let size_at = at("pagination.pageSize");
+            range::int(
+                p.page_size(),
+                At::file(shown, &size_at),
+                min,
+                max,
+                "records",
+            )?;
+            if let Some(n) = stop.max_pages {
+                let pages_at = at("pagination.stop.maxPages");
+                let (min, max) = MAX_PAGES_RANGE;
+                range::int(n, At::file(shown, &pages_at), min, max, "pages")?;
+            }
+            if let Pagination::Page { first_page, .. } = p {
+                let (min, max) = FIRST_PAGE_RANGE;
+                let first_at = at("pagination.firstPage");
+                range::int(*first_page, At::file(shown, &first_at), min, max, "")?;
             }
             let signalled = stop.empty_page
                 || stop.has_more.is_some()

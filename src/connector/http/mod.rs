@@ -183,6 +183,18 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         token: OnceCell::new(),
         seen: Mutex::new(Seen::new()),
     };
+    // A server may echo the Authorization header back: its base64 is as
+    // secret as the password in it.
+    if let manifest::Auth::Basic { username, password } = &connector.builder.manifest.auth {
+        let b = &connector.builder;
+        if let (Ok(user), Ok(pass)) = (
+            b.fill(username, None, "auth.username", false),
+            b.fill(password, None, "auth.password", false),
+        ) {
+            ctx.out
+                .add_secrets([build::basic_credentials(&user, &pass)]);
+        }
+    }
     if connector.can_export() {
         connector.spec.actions.push(Action::ExportProfiles);
     }
@@ -263,7 +275,7 @@ impl HttpConnector {
                     .ok_or_else(|| {
                         failed(format!(
                             "the OAuth2 token response of {} has no access_token",
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                     })?;
                 self.out.add_secrets([token.clone()]);
@@ -315,7 +327,7 @@ impl HttpConnector {
                     "{}: no array at \"{pointer}\" in the answer to {} {}",
                     self.at("bulk", "results"),
                     req.method,
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into())
             }
@@ -357,7 +369,7 @@ impl HttpConnector {
             _ => Err(failed(format!(
                 "{} {} answered no object at \"{p}\" ({})",
                 req.method,
-                redact_url(&req.url),
+                req.shown_url(),
                 self.at(name, "records")
             ))
             .into()),
@@ -467,7 +479,7 @@ impl HttpConnector {
                     _ => Err(failed(format!(
                         "{} {} answered a record that is not an object at \"{rp}\"",
                         req.method,
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                     .into()),
                 })
@@ -476,7 +488,7 @@ impl HttpConnector {
                 return Err(failed(format!(
                     "{} {} answered no array of records at \"{rp}\" ({})",
                     req.method,
-                    redact_url(&req.url),
+                    req.shown_url(),
                     self.at(name, "records")
                 ))
                 .into())
@@ -530,7 +542,7 @@ impl HttpConnector {
             failed(format!(
                 "{} {} {what}; stopping instead of looping",
                 req.method,
-                redact_url(&req.url),
+                req.shown_url(),
             ))
             .hint(format!(
                 "check {} against the API's paging",
@@ -547,7 +559,7 @@ impl HttpConnector {
             Pagination::Offset { .. } => {}
             Pagination::Page { first_page, .. } => {
                 let this = c.page.unwrap_or(*first_page);
-                next.page = Some(this + 1);
+                next.page = Some(this.saturating_add(1));
                 if !end && n > 0 {
                     let parsed = match &raw {
                         Some(r) => r.to_records()?,
@@ -578,7 +590,7 @@ impl HttpConnector {
                         return Err(failed(format!(
                             "{} {} says there is more (hasMore) but gives no cursor",
                             req.method,
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                         .into())
                     }
@@ -630,7 +642,7 @@ impl HttpConnector {
             return Err(failed(format!(
                 "{} {} answered an empty page {page_no} with no end-of-data signal",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint(format!(
                 "if an empty page means the end, set \"stop\": {{\"emptyPage\": true}} in {}",
@@ -731,7 +743,7 @@ impl HttpConnector {
                 return Err(failed(format!(
                     "{} {} created a record but answered no id",
                     req.method,
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .hint(format!(
                     "point {} at the new id in the response",
@@ -900,7 +912,7 @@ impl Connector for HttpConnector {
         };
         let req = self.build(name, None, None, &query, None).await?;
         let resp = self.engine.send(&req).await?;
-        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url) }))
+        Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url() }))
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -1073,11 +1085,7 @@ impl Connector for HttpConnector {
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
         if self.builder.manifest.actions.bulk.is_none() {
-            let mut outcomes = Vec::with_capacity(records.len());
-            for record in records.iter() {
-                outcomes.push(self.upsert(record.clone()).await?);
-            }
-            return Ok(outcomes);
+            return crate::connector::upsert_each(self, records).await;
         }
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(self.spec.max_batch_size.max(1)) {

@@ -22,7 +22,6 @@ use serde_json::{json, Value};
 use super::requests::{properties, Api, Nulls};
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
-use crate::http::redact::redact_url;
 use crate::http::{Engine, RequestSpec};
 
 /// A batch made ready to send: one slot per record, in order.
@@ -287,7 +286,7 @@ fn answer(
     }
     let body = resp.json(req)?;
     outcomes(prepared, &api.id_property, &body).map_err(|m| {
-        failed(format!("POST {}: {m}", redact_url(&req.url)))
+        failed(format!("POST {}: {m}", req.shown_url()))
             .hint("send the batch again (upserts are keyed by the unique property, so nothing is duplicated)")
             .into()
     })

@@ -70,7 +70,7 @@ use crate::connector::{
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
-use crate::http::redact::{redact_body_text, redact_url};
+use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     flatten, modified_ms, properties, Api, Mark, MarkToken, Nulls, MAX_BATCH, MAX_MEMBERS,
@@ -243,7 +243,7 @@ fn object(req: &RequestSpec, body: &Value) -> Result<Record> {
         failed(format!(
             "{} {} answered no contact object with an id",
             req.method,
-            redact_url(&req.url)
+            req.shown_url()
         ))
         .into()
     })
@@ -259,7 +259,7 @@ fn list_id(req: &RequestSpec, body: &Value) -> Result<String> {
             return Err(failed(format!(
                 "{} {} answered no list.listId",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into())
         }
@@ -429,12 +429,12 @@ impl Connector for HubSpot {
         if !body.get("results").is_some_and(Value::is_array) {
             return Err(failed(format!(
                 "GET {} answered no \"results\" array",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint("check baseUrl in account.json: HubSpot's API is https://api.hubapi.com")
             .into());
         }
-        Ok(json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url) }))
+        Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url() }))
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -501,7 +501,7 @@ impl Connector for HubSpot {
             let Some(results) = body.get("results").and_then(Value::as_array) else {
                 return Err(failed(format!(
                     "POST {} answered no \"results\" array",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             };
@@ -512,7 +512,7 @@ impl Connector for HubSpot {
                 let (Some(record), Some(at)) = (flatten(r), modified_ms(r)) else {
                     return Err(failed(format!(
                         "POST {} answered a contact without an id or a readable lastmodifieddate",
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                     .into());
                 };
@@ -539,7 +539,7 @@ impl Connector for HubSpot {
             if taken == 0 && !truncated {
                 return Err(failed(format!(
                     "POST {} answered only contacts already read; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .hint("more than 200 contacts share one lastmodifieddate, which a search cannot page past")
                 .into());
@@ -585,7 +585,7 @@ impl Connector for HubSpot {
         if after.is_none() && body.pointer("/paging/next").is_some_and(|n| !n.is_null()) {
             return Err(failed(format!(
                 "GET {} answered a next page without a paging.next.after cursor; stopping instead of ending the listing early",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into());
         }
@@ -593,14 +593,14 @@ impl Connector for HubSpot {
             if from.cursor.as_deref() == Some(a.as_str()) {
                 return Err(failed(format!(
                     "GET {} answered the cursor it was given as the next one; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
             if records.is_empty() {
                 return Err(failed(format!(
                     "GET {} answered no contacts but a next page; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }

@@ -11,14 +11,7 @@ use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
 use crate::error::usage;
-use crate::http::RequestSpec;
-
-/// The characters a path segment keeps unescaped (an email holds `@` and `+`).
-const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+use crate::http::{segment, RequestSpec};
 
 /// The page `GET /crm/v3/objects/contacts` is asked for at most (the spec
 /// states no maximum; 100 is what HubSpot's own tools use).
@@ -76,10 +69,6 @@ pub struct Api {
 /// the unique property (an email).
 pub fn is_record_id(id: &str) -> bool {
     !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, PATH_SAFE).to_string()
 }
 
 fn query(pairs: &[(&str, String)]) -> String {

@@ -79,7 +79,7 @@ use crate::connector::{
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure};
 use crate::http::message::vendor_message;
-use crate::http::redact::{redact_body_text, redact_url};
+use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
@@ -277,7 +277,7 @@ fn id_of(req: &RequestSpec, body: &Value, what: &str) -> Result<String> {
         _ => Err(failed(format!(
             "{} {} answered no {what} id",
             req.method,
-            redact_url(&req.url)
+            req.shown_url()
         ))
         .into()),
     }
@@ -289,7 +289,7 @@ fn object(req: &RequestSpec, body: Value, what: &str) -> Result<Record> {
         _ => Err(failed(format!(
             "{} {} answered no {what} object",
             req.method,
-            redact_url(&req.url)
+            req.shown_url()
         ))
         .into()),
     }
@@ -335,7 +335,7 @@ fn check_progress(
         return Err(failed(format!(
             "{} {} answered the cursor it was given; stopping instead of looping",
             req.method,
-            redact_url(&req.url)
+            req.shown_url()
         ))
         .into());
     }
@@ -343,7 +343,7 @@ fn check_progress(
         return Err(failed(format!(
             "{} {} answered no contacts but a next page; stopping instead of looping",
             req.method,
-            redact_url(&req.url)
+            req.shown_url()
         ))
         .into());
     }
@@ -514,7 +514,7 @@ impl Connector for Intercom {
         Ok(json!({
             "ok": true,
             "status": resp.status,
-            "url": redact_url(&req.url),
+            "url": req.shown_url(),
             "app": me.pointer("/app/name").cloned().unwrap_or(Value::Null),
             "appId": me.pointer("/app/id_code").cloned().unwrap_or(Value::Null),
             "region": me.pointer("/app/region").cloned().unwrap_or(Value::Null),
@@ -586,7 +586,7 @@ impl Connector for Intercom {
                 let Some(at) = c.get("updated_at").and_then(Value::as_i64) else {
                     return Err(failed(format!(
                         "POST {} answered contact {id} without an updated_at",
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                     .into());
                 };
@@ -607,7 +607,7 @@ impl Connector for Intercom {
                 Some(next) if !followed.insert(next.clone()) => {
                     return Err(failed(format!(
                         "POST {} answered a cursor it had already given; stopping instead of looping",
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                     .into());
                 }

@@ -9,14 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
 use crate::error::usage;
-use crate::http::RequestSpec;
-
-/// The characters a path segment keeps unescaped (an external id may hold `/`, `@`, `+`).
-const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+use crate::http::{segment, RequestSpec};
 
 /// The API version ferry pins with `Intercom-Version` unless the account
 /// says otherwise: 2.13 added `GET /contacts/find_by_external_id`, and 2.14
@@ -223,10 +216,6 @@ impl Api {
             &format!("/contacts/{}/tags/{}", segment(contact), segment(tag_id)),
         )
     }
-}
-
-fn segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, PATH_SAFE).to_string()
 }
 
 /// A search filter `field = value` for the contacts of `role`.

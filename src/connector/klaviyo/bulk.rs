@@ -28,7 +28,6 @@ use super::requests::{
 };
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
-use crate::http::redact::redact_url;
 use crate::http::{Engine, RequestSpec};
 
 /// The longest wait between two polls.
@@ -187,7 +186,7 @@ async fn run_job(
     let Some(job) = body.pointer("/data/id").and_then(Value::as_str) else {
         return Err(failed(format!(
             "POST {} answered no job id (data.id)",
-            redact_url(&req.url)
+            req.shown_url()
         ))
         .into());
     };
@@ -246,7 +245,7 @@ async fn run_job(
         let next = next_link(&page, Some(MAX_PAGE)).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {link}",
-                redact_url(&req.url)
+                req.shown_url()
             ))
         })?;
         match next {

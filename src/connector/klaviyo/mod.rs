@@ -89,10 +89,10 @@ use crate::connector::{
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_url;
-use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{segment, status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
-    flatten, next_link, parse_time, profile_body, segment, shape, Api, Ident, Mark, MarkToken,
-    ATTRIBUTES, KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
+    flatten, next_link, parse_time, profile_body, shape, Api, Ident, Mark, MarkToken, ATTRIBUTES,
+    KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
 };
 
 /// Pages of a list lookup read before creating the list (10 lists a page).
@@ -274,8 +274,19 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .unwrap_or_else(|| REVISION.into()),
     };
     let polling = bulk::Polling {
-        first_wait: Duration::from_millis(options.u64("pollIntervalMs").unwrap_or(1000)),
-        max_polls: u32::try_from(options.u64("maxPolls").unwrap_or(60)).unwrap_or(u32::MAX),
+        first_wait: Duration::from_millis(
+            options
+                .u64_in(
+                    "pollIntervalMs",
+                    0,
+                    crate::connector::options::MAX_POLL_INTERVAL_MS,
+                    "milliseconds",
+                )?
+                .unwrap_or(1000),
+        ),
+        max_polls: options
+            .u64_in("maxPolls", 1, crate::connector::options::MAX_POLLS, "polls")?
+            .map_or(60, |n| n as u32),
     };
     let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Klaviyo {
@@ -367,7 +378,7 @@ fn data_id(req: &RequestSpec, body: &Value) -> Result<String> {
             failed(format!(
                 "{} {} answered no data.id",
                 req.method,
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()
         })
@@ -408,7 +419,7 @@ impl Klaviyo {
         let next = next_link(&body, size).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {}",
-                redact_url(&req.url),
+                req.shown_url(),
                 redact_url(&link)
             ))
         })?;
@@ -416,14 +427,14 @@ impl Klaviyo {
             if self.api.follow(n).url == req.url {
                 return Err(failed(format!(
                     "GET {} answered itself as the next page; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
             if records.is_empty() {
                 return Err(failed(format!(
                     "GET {} answered an empty page with a next link; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
@@ -467,8 +478,11 @@ impl Klaviyo {
                 let mut req = self
                     .api
                     .update_profile(&id, profile_body(Some(&id), &shaped));
-                // A placeholder reads better unescaped.
-                req.url = req.url.replace(&segment(&id), &id);
+                // A placeholder ("{id of email ...}") reads better unescaped;
+                // a real id is shown as it is sent.
+                if matches!(who, Ident::Key { .. }) {
+                    req.url = req.url.replace(&segment(&id), &id);
+                }
                 reqs.push(req);
                 reqs
             }
@@ -512,7 +526,10 @@ impl Klaviyo {
                 };
                 let list = format!("{{id of list {group}}}");
                 for chunk in ids.chunks(MAX_MEMBERS) {
-                    reqs.push(self.api.members(method, &list, chunk));
+                    let mut req = self.api.members(method, &list, chunk);
+                    // The placeholder reads better unescaped, as in patch.
+                    req.url = req.url.replace(&segment(&list), &list);
+                    reqs.push(req);
                 }
                 reqs
             }
@@ -563,7 +580,7 @@ impl Connector for Klaviyo {
             .and_then(Value::as_array)
             .is_some_and(|d| !d.is_empty());
         Ok(
-            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url),
+            json!({ "ok": true, "status": resp.status, "url": req.shown_url(),
             "revision": self.api.revision, "profiles": if some { "some" } else { "none" } }),
         )
     }
@@ -573,18 +590,18 @@ impl Connector for Klaviyo {
         let id = self.resolve(&who).await?;
         let req = self.api.get_profile(&id);
         let body = self.engine.send(&req).await?.json(&req)?;
-        body.get("data").and_then(flatten).ok_or_else(|| {
-            failed(format!("GET {} answered no profile", redact_url(&req.url))).into()
-        })
+        body.get("data")
+            .and_then(flatten)
+            .ok_or_else(|| failed(format!("GET {} answered no profile", req.shown_url())).into())
     }
 
     async fn insert(&self, value: Record) -> Result<Record> {
         let shaped = shape(&value, false).map_err(|u| usage(u.0))?;
         let req = self.api.create_profile(profile_body(None, &shaped));
         let body = self.engine.send(&req).await?.json(&req)?;
-        body.get("data").and_then(flatten).ok_or_else(|| {
-            failed(format!("POST {} answered no profile", redact_url(&req.url))).into()
-        })
+        body.get("data")
+            .and_then(flatten)
+            .ok_or_else(|| failed(format!("POST {} answered no profile", req.shown_url())).into())
     }
 
     async fn patch(&self, id: &str, value: Record) -> Result<Record> {
@@ -625,7 +642,7 @@ impl Connector for Klaviyo {
             if !asked.insert(req.url.clone()) {
                 return Err(failed(format!(
                     "GET {} was answered as a next page twice; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
@@ -642,7 +659,7 @@ impl Connector for Klaviyo {
                     .ok_or_else(|| {
                         failed(format!(
                             "GET {} answered profile {id} without a readable updated time",
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                     })?;
                 if mark.as_ref().is_some_and(|m| m.covers(at, &id)) {
@@ -685,7 +702,7 @@ impl Connector for Klaviyo {
         if page.records.len() > limit {
             return Err(failed(format!(
                 "GET {} answered {} profiles when asked for {limit}",
-                redact_url(&req.url),
+                req.shown_url(),
                 page.records.len()
             ))
             .into());
@@ -699,7 +716,7 @@ impl Connector for Klaviyo {
             if !fresh {
                 return Err(failed(format!(
                     "GET {} answered a next page that was read before; stopping instead of looping",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             }
@@ -849,7 +866,7 @@ impl Connector for Klaviyo {
                 Err(link) => {
                     return Err(failed(format!(
                         "GET {} answered a next link ferry cannot read: {}",
-                        redact_url(&req.url),
+                        req.shown_url(),
                         redact_url(&link)
                     ))
                     .into())

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
 use crate::error::usage;
-use crate::http::RequestSpec;
+use crate::http::{segment, RequestSpec};
 
 /// The API revision ferry is written against (the newest the vendor's
 /// OpenAPI files declare); `revision` in account.json overrides it.
@@ -27,13 +27,6 @@ pub const MAX_BULK_BYTES: usize = 5_000_000;
 pub const MAX_PROFILE_BYTES: usize = 100_000;
 /// The most profiles one list membership call adds or removes.
 pub const MAX_MEMBERS: usize = 1_000;
-
-/// The characters a path segment keeps unescaped.
-const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 /// Profile attributes Klaviyo documents as writable; anything else a record
 /// carries (besides [`READ_ONLY`]) is a custom property.
@@ -203,15 +196,10 @@ impl Api {
             .collect();
         self.with_body(
             method,
-            &format!("/api/lists/{list}/relationships/profiles"),
+            &format!("/api/lists/{}/relationships/profiles", segment(list)),
             json!({ "data": data }),
         )
     }
-}
-
-/// An id as a URL path segment.
-pub fn segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, PATH_SAFE).to_string()
 }
 
 fn encode(query: &[(&str, String)]) -> String {

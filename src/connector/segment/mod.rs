@@ -66,7 +66,6 @@ use crate::connector::{
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
-use crate::http::redact::redact_url;
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{Api, Lookup, ID_TYPES};
 
@@ -319,7 +318,7 @@ impl Segment {
             Some(t @ Value::Object(_)) => Ok(Ok(t.clone())),
             _ => Err(failed(format!(
                 "GET {} answered no \"traits\" object",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()),
         }
@@ -348,7 +347,7 @@ impl Segment {
                 _ => {
                     return Err(failed(format!(
                         "GET {} answered no \"data\" array",
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                     .into())
                 }
@@ -363,7 +362,7 @@ impl Segment {
                     if seen.iter().any(|s| s == c) {
                         return Err(failed(format!(
                             "GET {} repeated the cursor {c}; stopping instead of looping",
-                            redact_url(&req.url)
+                            req.shown_url()
                         ))
                         .into());
                     }
@@ -436,7 +435,7 @@ impl Segment {
             return Err(self.listing_error(&req, &resp).into());
         }
         let body = resp.json(&req)?;
-        let shown = redact_url(&req.url);
+        let shown = req.shown_url();
         let Some(Value::Array(data)) = body.get("data") else {
             return Err(failed(format!("GET {shown} answered no \"data\" array")).into());
         };
@@ -618,12 +617,12 @@ impl Connector for Segment {
         let resp = self.engine.execute(&req).await?;
         match resp.status {
             200 => Ok(
-                json!({ "ok": true, "status": 200, "url": redact_url(&req.url), "profile": probe.shown() }),
+                json!({ "ok": true, "status": 200, "url": req.shown_url(), "profile": probe.shown() }),
             ),
             404 => Ok(json!({
                 "ok": true,
                 "status": 404,
-                "url": redact_url(&req.url),
+                "url": req.shown_url(),
                 "note": format!("the token and space were accepted; profile {} does not exist (the Profile API has no route that checks credentials alone)", probe.shown()),
             })),
             _ => Err(vendor_error(&req, &resp).into()),

@@ -11,15 +11,6 @@ use base64::Engine as _;
 use crate::error::usage;
 use crate::http::RequestSpec;
 
-/// The characters an identifier's value keeps unescaped; everything else is
-/// percent-encoded (a `+` in a phone number must be `%2B`, and the vendor
-/// warns that unescaped characters may answer 500).
-const VALUE_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// The identifier types a lookup may name: the vendor's examples, and
 /// `segment_id`, the profile's own id that the listing answers (and that
 /// Voucherify's initial-sync script reads profiles by).
@@ -87,7 +78,9 @@ impl Lookup {
         format!(
             "{}:{}",
             self.kind,
-            percent_encoding::utf8_percent_encode(&self.value, VALUE_SAFE)
+            // Percent-encoded (a `+` in a phone number must be `%2B`, and
+            // the vendor warns that unescaped characters may answer 500).
+            crate::http::segment(&self.value)
         )
     }
 }
@@ -107,7 +100,7 @@ impl Api {
         format!(
             "{}/v1/spaces/{}/collections/users/profiles",
             self.base_url.trim_end_matches('/'),
-            percent_encoding::utf8_percent_encode(&self.space_id, VALUE_SAFE),
+            crate::http::segment(&self.space_id),
         )
     }
 

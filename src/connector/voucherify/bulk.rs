@@ -74,7 +74,7 @@ pub async fn upsert(
     let Some(action) = body.get("async_action_id").and_then(Value::as_str) else {
         return Err(failed(format!(
             "POST {} answered no async_action_id",
-            crate::http::redact::redact_url(&req.url)
+            req.shown_url()
         ))
         .into());
     };

@@ -49,7 +49,7 @@ use crate::connector::{
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
-use crate::http::redact::{redact_body_text, redact_url};
+use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{customer_body, parse_time, Api, Mark, MarkToken, MAX_BULK, MAX_PAGE};
 
@@ -154,8 +154,19 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         secret_key: options.require("secretKey")?,
     };
     let polling = bulk::Polling {
-        first_wait: Duration::from_millis(options.u64("pollIntervalMs").unwrap_or(1000)),
-        max_polls: u32::try_from(options.u64("maxPolls").unwrap_or(30)).unwrap_or(u32::MAX),
+        first_wait: Duration::from_millis(
+            options
+                .u64_in(
+                    "pollIntervalMs",
+                    0,
+                    crate::connector::options::MAX_POLL_INTERVAL_MS,
+                    "milliseconds",
+                )?
+                .unwrap_or(1000),
+        ),
+        max_polls: options
+            .u64_in("maxPolls", 1, crate::connector::options::MAX_POLLS, "polls")?
+            .map_or(30, |n| n as u32),
     };
     let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Voucherify {
@@ -226,7 +237,7 @@ impl Voucherify {
         let Some(Value::Array(items)) = body.get(key) else {
             return Err(failed(format!(
                 "GET {} answered no \"{key}\" array",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into());
         };
@@ -240,7 +251,7 @@ impl Voucherify {
             let Value::Object(c) = item else {
                 return Err(failed(format!(
                     "GET {} answered a customer that is not an object",
-                    redact_url(&req.url)
+                    req.shown_url()
                 ))
                 .into());
             };
@@ -253,7 +264,7 @@ impl Voucherify {
                 .ok_or_else(|| {
                     failed(format!(
                         "GET {} answered customer {id} without a readable {order}",
-                        redact_url(&req.url)
+                        req.shown_url()
                     ))
                 })?;
             if cover.as_ref().is_some_and(|m| m.covers(at, id)) {
@@ -273,7 +284,7 @@ impl Voucherify {
         if records.is_empty() && !end {
             return Err(failed(format!(
                 "GET {} answered only customers already read; stopping instead of looping",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .hint("more than 100 customers share one timestamp, which starting_after cannot page through")
             .into());
@@ -352,9 +363,7 @@ impl Connector for Voucherify {
             .get("total")
             .cloned()
             .unwrap_or(Value::Null);
-        Ok(
-            json!({ "ok": true, "status": resp.status, "url": redact_url(&req.url), "customers": total }),
-        )
+        Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url(), "customers": total }))
     }
 
     async fn get(&self, id: &str) -> Result<Record> {
@@ -364,7 +373,7 @@ impl Connector for Voucherify {
             Value::Object(m) => Ok(m),
             _ => Err(failed(format!(
                 "GET {} answered no customer object",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()),
         }
@@ -378,7 +387,7 @@ impl Connector for Voucherify {
             Value::Object(m) => Ok(m),
             _ => Err(failed(format!(
                 "POST {} answered no customer object",
-                redact_url(&req.url)
+                req.shown_url()
             ))
             .into()),
         }

@@ -9,14 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::connector::Record;
 use crate::error::usage;
-use crate::http::RequestSpec;
-
-/// The characters a path segment keeps unescaped (a source_id may hold `@`, `/`, `+`).
-const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+use crate::http::{segment, RequestSpec};
 
 /// The largest page `GET /v1/customers` serves (`limit` 1–100).
 pub const MAX_PAGE: usize = 100;
@@ -112,10 +105,6 @@ impl Api {
     pub fn async_action(&self, id: &str) -> RequestSpec {
         self.request("GET", &format!("/v1/async-actions/{}", segment(id)))
     }
-}
-
-fn segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, PATH_SAFE).to_string()
 }
 
 /// Why a record cannot be written as a Voucherify customer.

@@ -386,3 +386,20 @@ pub fn jsonl_field(text: &str, field: &str) -> Vec<String> {
         })
         .collect()
 }
+
+/// Fail, naming every case at once, unless each run exited 2 (a usage or
+/// configuration error) and printed nothing on stdout.
+pub fn exit_2_each(runs: &[(&str, Run)]) {
+    let wrong: Vec<String> = runs
+        .iter()
+        .filter(|(_, run)| run.code != 2 || !run.stdout.is_empty())
+        .map(|(name, run)| format!("{name}:\n{}", run.render()))
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases did not fail with exit 2 and an empty stdout:\n{}",
+        wrong.len(),
+        runs.len(),
+        wrong.join("\n")
+    );
+}
