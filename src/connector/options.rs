@@ -151,26 +151,12 @@ impl Options {
         self.value(key).and_then(Value::as_f64)
     }
 
-    /// A number of seconds within `range` (a defaulted option is always
-    /// set); out of range is an error naming the key, the file and the range.
-    pub fn seconds_in(
-        &self,
-        key: &str,
-        range: std::ops::RangeInclusive<f64>,
-    ) -> Result<std::time::Duration> {
-        let secs = self.f64(key).unwrap_or(*range.start());
-        if !range.contains(&secs) {
-            return Err(usage(format!(
-                "option \"{key}\" of connector {} in {} is {secs}, out of range",
-                self.connector, self.source
-            ))
-            .hint(format!(
-                "set \"{key}\" to a number of seconds from {} to {}",
-                range.start(),
-                range.end()
-            ))
-            .into());
-        }
+    /// A number of seconds from `min` to `max` (a defaulted option is
+    /// always set); out of range names the file, the key and the range.
+    pub fn seconds_in(&self, key: &str, min: f64, max: f64) -> Result<std::time::Duration> {
+        let secs = self.f64(key).unwrap_or(min);
+        let at = crate::range::At::file(&self.source, key);
+        let secs = crate::range::float(secs, at, min, max, "seconds")?;
         Ok(std::time::Duration::from_secs_f64(secs))
     }
 

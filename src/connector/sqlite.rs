@@ -53,7 +53,7 @@ pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let table = options.require("table")?;
     let id_field = options.require("idField")?;
-    let busy_timeout = options.seconds_in("busyTimeoutSecs", 0.0..=3600.0)?;
+    let busy_timeout = options.seconds_in("busyTimeoutSecs", 0.0, 3600.0)?;
     Ok(Box::new(Sqlite {
         spec: spec(),
         db: Arc::new(Db {
