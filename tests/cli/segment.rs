@@ -1146,3 +1146,94 @@ async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_b
     assert_eq!(rejects[0]["record"]["lookup"], "segment_id:s3");
     assert_eq!(rejects[0]["record"]["problem"], "profile segment_id:s3 has no user_id");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_which_finishes_the_job(
+) {
+    let seg_server = MockServer::start().await;
+    let vf_server = MockServer::start().await;
+    // Read by the failed run and again by the resume (the batch was never
+    // committed, so the resume starts at the same listing page).
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/spaces/{SPACE}/collections/users/profiles")))
+        .and(query_param("limit", "100"))
+        .and(query_param("next", "0"))
+        .and(header("Authorization", basic().as_str()))
+        .respond_with(ok(json!({"data": [{"segment_id": "s1"}],
+            "cursor": {"url": "/x", "has_more": false, "next": ""}})))
+        .expect(2)
+        .mount(&seg_server)
+        .await;
+    mount_profile(
+        &seg_server,
+        "segment_id:s1",
+        json!({"name": "Ada", "plan": "pro"}),
+        vec![ext_id("user_id", "u1")],
+        2,
+    )
+    .await;
+    nothing_else(&seg_server).await;
+    let customer = json!([{"source_id": "u1", "name": "Ada", "metadata": {"plan": "pro"}}]);
+    Mock::given(method("POST"))
+        .and(path("/v1/customers/bulk/async"))
+        .and(header("X-App-Token", "wrong"))
+        .once(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"code": 401, "key": "unauthorized", "message": "Unauthorized"}),
+            ),
+            &vf_server,
+        )
+        .await;
+    vfy::vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(customer))
+        .once(ok(json!({"async_action_id": "aa_1"})), &vf_server)
+        .await;
+    vfy::vf("GET", "/v1/async-actions/aa_1")
+        .once(ok(json!({"id": "aa_1", "type": "CUSTOMERS.BULK_UPDATE", "status": "DONE", "operation_status": "SUCCESS",
+            "result": {"done_count": 1, "failed_count": 0, "errors": []}, "progress": 100, "object": "async_action"})), &vf_server)
+        .await;
+    nothing_else(&vf_server).await;
+
+    let f = Folder::new();
+    f.write("map.json", &shipped("map.json"));
+    shipped_folder(
+        &f,
+        "segment",
+        &seg_server.uri(),
+        json!({}),
+        &format!("SEGMENT_SPACE_ID={SPACE}\nSEGMENT_ACCESS_TOKEN={TOKEN}\n"),
+    );
+    let vf_env = |secret: &str| format!("VOUCHERIFY_APPLICATION_ID={}\nVOUCHERIFY_SECRET_KEY={secret}\n", vfy::APP_ID);
+    shipped_folder(
+        &f,
+        "voucherify",
+        &vf_server.uri(),
+        json!({"pollIntervalMs": 1}),
+        &vf_env("wrong"),
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "segment",
+        "--to",
+        "voucherify",
+        "--map",
+        "map.json",
+        "--rejects",
+        "profiles-without-user_id.jsonl",
+    ]);
+    no_canary(&run);
+    vfy::no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    insta::assert_snapshot!("segment_voucherify_example_wrong_key", crate::import::render(&run));
+    // The README's resume command, word for word.
+    let resume = "ferry import --from segment --to voucherify --map map.json --rejects profiles-without-user_id.jsonl --resume";
+    assert!(run.stderr.contains(&format!("resume with: {resume}")), "{}", run.render());
+    f.write("voucherify/.env", &vf_env(vfy::SECRET));
+    let words: Vec<&str> = resume.split(' ').skip(1).collect();
+    let run = f.run(&words);
+    no_canary(&run);
+    let summary = run.ok_json();
+    assert_eq!(summary["written"], 1, "{}", run.render());
+    assert_eq!(summary["endOfSource"], true);
+}
