@@ -294,10 +294,8 @@ fn put(out: &mut Record, key: &str, value: Value) {
 /// segment, a dropped pointer, or one key inside another's value
 /// (`"address"` and `"/address/city"`).
 fn check_destinations(entries: &[(String, Source)], file: &Path) -> Result<()> {
-    let keys: Vec<(&String, Vec<String>)> = entries
-        .iter()
-        .map(|(k, _)| (k, path_segments(k)))
-        .collect();
+    let keys: Vec<(&String, Vec<String>)> =
+        entries.iter().map(|(k, _)| (k, path_segments(k))).collect();
     for ((key, src), (_, parts)) in entries.iter().zip(&keys) {
         if key.starts_with('/') && parts.iter().any(String::is_empty) {
             return Err(usage(format!(
@@ -540,7 +538,9 @@ fn convert(kind: FieldType, value: &Value) -> Option<Value> {
                 .map(Value::Number)
         }
         // A date-time where a date is expected keeps its date, as written.
-        (FieldType::Date, Value::String(s)) => crate::connector::spec::iso_date(s).map(Value::String),
+        (FieldType::Date, Value::String(s)) => {
+            crate::connector::spec::iso_date(s).map(Value::String)
+        }
         (FieldType::Boolean, Value::String(s)) => match s.as_str() {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
@@ -784,7 +784,10 @@ mod tests {
             panic!("rejected")
         };
         let line = warnings[0].line("c", 0);
-        assert!(line.contains(&format!("birthdate \"{}...", "x".repeat(56))), "{line}");
+        assert!(
+            line.contains(&format!("birthdate \"{}...", "x".repeat(56))),
+            "{line}"
+        );
         assert!(line.len() < 160, "{line}");
     }
 

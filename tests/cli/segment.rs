@@ -1011,7 +1011,8 @@ async fn nothing_else(s: &MockServer) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_birthdate_warnings() {
+async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_birthdate_warnings()
+{
     let seg_server = MockServer::start().await;
     let vf_server = MockServer::start().await;
     // One listing page of five profiles, read by the dry run and the run.
@@ -1123,18 +1124,32 @@ async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_b
     no_canary(&run);
     vfy::no_canary(&run);
     assert_eq!(run.code, 0, "{}", run.render());
-    assert_eq!(run.json()["requests"][0]["body"], customers, "{}", run.render());
-    insta::assert_snapshot!("segment_voucherify_example_dry_run", crate::import::render(&run));
+    assert_eq!(
+        run.json()["requests"][0]["body"],
+        customers,
+        "{}",
+        run.render()
+    );
+    insta::assert_snapshot!(
+        "segment_voucherify_example_dry_run",
+        crate::import::render(&run)
+    );
 
     let run = f.run(&args);
     no_canary(&run);
     vfy::no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
-    insta::assert_snapshot!("segment_voucherify_example_run", crate::import::render(&run));
+    insta::assert_snapshot!(
+        "segment_voucherify_example_run",
+        crate::import::render(&run)
+    );
     let summary = run.json();
     assert_eq!(summary["read"], 5);
     assert_eq!(summary["written"], 4);
-    assert_eq!(summary["rejected"]["byReason"], json!({"missing user_id": 1}));
+    assert_eq!(
+        summary["rejected"]["byReason"],
+        json!({"missing user_id": 1})
+    );
     assert_eq!(
         summary["warnings"],
         json!({"total": 2, "byReason": {"birthdate is not an ISO 8601 date (YYYY-MM-DD); set to null": 2}})
@@ -1144,7 +1159,10 @@ async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_b
     assert_eq!(rejects[0]["reason"], "missing user_id");
     assert_eq!(rejects[0]["offset"], 2);
     assert_eq!(rejects[0]["record"]["lookup"], "segment_id:s3");
-    assert_eq!(rejects[0]["record"]["problem"], "profile segment_id:s3 has no user_id");
+    assert_eq!(
+        rejects[0]["record"]["problem"],
+        "profile segment_id:s3 has no user_id"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1155,7 +1173,9 @@ async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_wh
     // Read by the failed run and again by the resume (the batch was never
     // committed, so the resume starts at the same listing page).
     Mock::given(method("GET"))
-        .and(path(format!("/v1/spaces/{SPACE}/collections/users/profiles")))
+        .and(path(format!(
+            "/v1/spaces/{SPACE}/collections/users/profiles"
+        )))
         .and(query_param("limit", "100"))
         .and(query_param("next", "0"))
         .and(header("Authorization", basic().as_str()))
@@ -1203,7 +1223,12 @@ async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_wh
         json!({}),
         &format!("SEGMENT_SPACE_ID={SPACE}\nSEGMENT_ACCESS_TOKEN={TOKEN}\n"),
     );
-    let vf_env = |secret: &str| format!("VOUCHERIFY_APPLICATION_ID={}\nVOUCHERIFY_SECRET_KEY={secret}\n", vfy::APP_ID);
+    let vf_env = |secret: &str| {
+        format!(
+            "VOUCHERIFY_APPLICATION_ID={}\nVOUCHERIFY_SECRET_KEY={secret}\n",
+            vfy::APP_ID
+        )
+    };
     shipped_folder(
         &f,
         "voucherify",
@@ -1225,10 +1250,17 @@ async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_wh
     no_canary(&run);
     vfy::no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());
-    insta::assert_snapshot!("segment_voucherify_example_wrong_key", crate::import::render(&run));
+    insta::assert_snapshot!(
+        "segment_voucherify_example_wrong_key",
+        crate::import::render(&run)
+    );
     // The README's resume command, word for word.
     let resume = "ferry import --from segment --to voucherify --map map.json --rejects profiles-without-user_id.jsonl --resume";
-    assert!(run.stderr.contains(&format!("resume with: {resume}")), "{}", run.render());
+    assert!(
+        run.stderr.contains(&format!("resume with: {resume}")),
+        "{}",
+        run.render()
+    );
     f.write("voucherify/.env", &vf_env(vfy::SECRET));
     let words: Vec<&str> = resume.split(' ').skip(1).collect();
     let run = f.run(&words);
