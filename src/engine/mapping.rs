@@ -72,6 +72,18 @@ fn segments(ptr: &str) -> Vec<String> {
         .collect()
 }
 
+/// The top-level field a destination pointer writes into (`/address/city`
+/// writes `address`), without allocating unless it is escaped; none for a
+/// plain field name.
+fn top_field(key: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let first = key.strip_prefix('/')?.split('/').next()?;
+    Some(if first.contains('~') {
+        std::borrow::Cow::Owned(first.replace("~1", "/").replace("~0", "~"))
+    } else {
+        std::borrow::Cow::Borrowed(first)
+    })
+}
+
 /// Where `path` (a field name or a pointer) leads, as segments.
 fn path_segments(path: &str) -> Vec<String> {
     if path.starts_with('/') {
@@ -182,7 +194,7 @@ impl Mapping {
         let mapped = |k: &str| {
             self.entries
                 .iter()
-                .any(|(key, _)| key == k || (key.starts_with('/') && segments(key)[0] == k))
+                .any(|(key, _)| key == k || top_field(key).is_some_and(|top| top == k))
         };
         for (k, v) in &source {
             if !mapped(k) {
@@ -273,7 +285,9 @@ fn put(out: &mut Record, key: &str, value: Value) {
         return;
     }
     let parts = segments(key);
-    let (last, path) = parts.split_last().expect("split yields a segment");
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
     let mut here = out;
     for part in path {
         let slot = here
