@@ -5,7 +5,10 @@
 //! ids file page by page to its end, profiles without the chosen identifier
 //! and unknown profiles reaching the rejects file, a 429 then success, the
 //! vendor's error message, the refused write actions, and the import from
-//! segment to voucherify end to end with a resume in the middle.
+//! segment to voucherify end to end with a resume in the middle, and the
+//! shipped examples/segment-voucherify map from the listing into Voucherify's
+//! bulk API (fields, metadata, bad birthdates named, rejects, the README's
+//! deliberate failure and resume command).
 
 use std::collections::BTreeSet;
 
