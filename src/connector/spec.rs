@@ -200,15 +200,101 @@ impl FieldType {
             (FieldType::Number, Value::Number(_)) => true,
             (FieldType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
             (FieldType::Boolean, Value::Bool(_)) => true,
-            (FieldType::Date, Value::String(s)) => {
-                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
-            }
+            (FieldType::Date, Value::String(s)) => is_plain_date(s),
             (FieldType::Datetime, Value::String(s)) => {
                 chrono::DateTime::parse_from_rfc3339(s).is_ok()
             }
             (FieldType::Object, Value::Object(_)) => true,
             (FieldType::Array, Value::Array(_)) => true,
             _ => false,
+        }
+    }
+}
+
+/// Whether `s` is exactly `YYYY-MM-DD` and a real day. chrono alone would
+/// also take `1990-5-1` or `+1990-05-01`, which an API expecting ISO 8601
+/// may refuse.
+pub fn is_plain_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10
+        && b.iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        })
+        && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+}
+
+/// `s` as an ISO 8601 date (`YYYY-MM-DD`): a plain date as it is, a full
+/// date-time (`YYYY-MM-DDTHH:MM:SS[.fff]`, with `Z`, an offset or none)
+/// cut to the date it was written with; anything else is no date.
+pub fn iso_date(s: &str) -> Option<String> {
+    if is_plain_date(s) {
+        return Some(s.to_string());
+    }
+    let (date, time) = (s.get(..10)?, s.get(10..)?);
+    if !is_plain_date(date) || !time.starts_with(['T', 't']) {
+        return None;
+    }
+    let full = chrono::DateTime::parse_from_rfc3339(s).is_ok()
+        || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok();
+    full.then(|| date.to_string())
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates_are_a_plain_date_or_a_full_date_time_cut_to_its_date() {
+        for (text, date) in [
+            ("1990-05-12", "1990-05-12"),
+            ("1990-05-12T10:20:30Z", "1990-05-12"),
+            ("1990-05-12T10:20:30.123Z", "1990-05-12"),
+            ("1990-05-12T23:00:00-05:00", "1990-05-12"),
+            ("1990-05-12T10:20:30", "1990-05-12"),
+            ("1990-05-12T10:20:30.5", "1990-05-12"),
+            ("2000-02-29", "2000-02-29"),
+        ] {
+            assert_eq!(iso_date(text).as_deref(), Some(date), "{text}");
+        }
+        for text in [
+            "12/05/1990",
+            "1990-13-01",
+            "1990-02-30",
+            "1990-5-1",
+            "+1990-05-01",
+            "19900512",
+            "1990-05-12 ",
+            " 1990-05-12",
+            "1990-05-12T",
+            "1990-05-12T10",
+            "1990-05-12T10:20",
+            "1990-05-12X10:20:30Z",
+            "1990-05-12T25:00:00Z",
+            "May 12, 1990",
+            "",
+            "1990-05-12\u{e9}",
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}",
+        ] {
+            assert_eq!(iso_date(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_date_field_accepts_only_a_plain_date_and_null() {
+        use serde_json::json;
+        assert!(FieldType::Date.accepts(&json!("1990-05-12")));
+        assert!(FieldType::Date.accepts(&json!(null)));
+        for v in [
+            json!("1990-5-12"),
+            json!(19900512),
+            json!(""),
+            json!("1990-05-12T00:00:00Z"),
+        ] {
+            assert!(!FieldType::Date.accepts(&v), "{v}");
         }
     }
 }

@@ -89,6 +89,9 @@ struct Batch {
     offsets: Vec<u64>,
     /// Records validation refused, already rendered as rejects-file lines.
     rejects: Vec<Value>,
+    /// One line per value validation set to null, naming its record;
+    /// shown when the batch is committed ([`show_warnings`]).
+    warned: Vec<String>,
     counts: Counts,
     /// Where the source continues after this batch.
     end: Position,
@@ -174,6 +177,30 @@ struct Setup {
     /// Records pass through as the source's JSON text
     /// ([`crate::connector::raw`]).
     raw: bool,
+    /// How many values set to null this invocation has named so far.
+    warned: std::sync::atomic::AtomicUsize,
+}
+
+/// Values set to null named one by one on stderr, unless `-v` names all.
+const WARN_LINES: usize = 20;
+
+/// Name the records whose values validation set to null: every one with
+/// `-v`, else the first [`WARN_LINES`] of the invocation and then one line
+/// saying the others are only counted (a migration with a bad field in
+/// every record would otherwise bury the progress and the summary).
+fn show_warnings(setup: &Setup, ctx: &Ctx, lines: &[String]) {
+    use std::sync::atomic::Ordering;
+    let all = ctx.out.verbosity() >= crate::output::Verbosity::Verbose;
+    for line in lines {
+        let n = setup.warned.fetch_add(1, Ordering::Relaxed);
+        if all || n < WARN_LINES {
+            ctx.out.warn(line);
+        } else if n == WARN_LINES {
+            ctx.out.warn(&format!(
+                "more values were set to null than the {WARN_LINES} named above; the summary counts every one under warnings.byReason, and -v names each record"
+            ));
+        }
+    }
 }
 
 /// Run the import described by `plan`.
@@ -366,6 +393,7 @@ async fn setup(plan: &ImportPlan, ctx: &Ctx) -> Result<Setup> {
         state,
         rejects,
         raw,
+        warned: Default::default(),
     })
 }
 
@@ -490,7 +518,7 @@ async fn attempt(
                 ctx.out.info("interrupted: finishing the batches in flight (the checkpoint will be saved)");
             }
             joined = async { (&mut inflight.front_mut().expect("checked non-empty").task).await }, if !inflight.is_empty() => {
-                let Some(done) = inflight.pop_front() else { continue };
+                let Some(mut done) = inflight.pop_front() else { continue };
                 let outcome = match joined {
                     Ok(r) => r,
                     Err(e) => Err(anyhow::Error::new(e).context("a batch write stopped unexpectedly")),
@@ -500,8 +528,10 @@ async fn attempt(
                     // checkpoint stays before the failed one.
                     continue;
                 }
+                let warned = std::mem::take(&mut done.batch.warned);
                 match commit(setup, &mut cp, &mut rejects, done.batch, done.sent, outcome) {
                     Ok(counts) => {
+                        show_warnings(setup, ctx, &warned);
                         run_counts.add(&counts);
                         progress.update(cp.position.offset, run_counts.rejected);
                     }
@@ -720,6 +750,7 @@ async fn read_batch(
         },
         offsets: Vec::new(),
         rejects: Vec::new(),
+        warned: Vec::new(),
         counts: Counts::default(),
         end: pos.clone(),
         end_of_source: false,
@@ -842,7 +873,12 @@ fn take(
         Checked::Valid { record, warnings } => {
             for w in warnings {
                 batch.counts.warnings += 1;
-                *batch.counts.warnings_by_reason.entry(w).or_default() += 1;
+                let id = record
+                    .get(&mapping.id_field)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                batch.warned.push(w.line(id, offset));
+                *batch.counts.warnings_by_reason.entry(w.reason).or_default() += 1;
             }
             batch.records.push(record, &mapping.id_field)?;
             batch.offsets.push(offset);
@@ -895,6 +931,7 @@ async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode
         &PlainIds::new(&setup.mapping.id_field),
     )
     .await?;
+    show_warnings(setup, ctx, &batch.warned);
     let requests = setup
         .dest
         .preview(&WriteOp::UpsertBatch(batch.records.into_records()?))?;
@@ -1083,6 +1120,7 @@ mod tests {
             state: dir.join("cp.json"),
             rejects: dir.join("rejects.jsonl"),
             raw: false,
+            warned: Default::default(),
         }
     }
 

@@ -1,10 +1,12 @@
 //! How a source record becomes a destination record, and whether the
-//! destination can take it. [`Mapping`] applies `--map` (destination field ->
-//! source field, JSON pointer, constant or drop) and `--id-field`;
-//! [`Validator`] checks the result against the destination's declared fields:
-//! no identifier or a missing required field rejects the record, a value of
-//! the wrong type is converted when that is unambiguous and otherwise set to
-//! null with a warning (or rejected when the field is required).
+//! destination can take it. [`Mapping`] applies `--map` (destination field
+//! or pointer -> source field, JSON pointer, the rest of an object, constant
+//! or drop) and `--id-field`; [`Validator`] checks the result against the
+//! destination's declared fields: no identifier or a missing required field
+//! rejects the record, a value of the wrong type is converted when that is
+//! unambiguous and otherwise set to null with a [`Warning`] that keeps the
+//! value, so the run can name the record (or rejected when the field is
+//! required).
 
 use std::path::Path;
 
@@ -23,6 +25,10 @@ pub enum Source {
     Pointer(String),
     /// The same value for every record.
     Const(Value),
+    /// The object at this field or pointer without the keys that the map's
+    /// other entries read from it (`{"rest": "/traits"}`): "everything not
+    /// mapped elsewhere", such as Voucherify's `metadata`.
+    Rest(String),
     /// Leave the field out.
     Drop,
 }
@@ -42,8 +48,48 @@ impl Source {
             Source::Field(name) => record.get(name).cloned(),
             Source::Pointer(p) => pointer(record, p).cloned(),
             Source::Const(v) => Some(v.clone()),
-            Source::Drop => None,
+            Source::Drop | Source::Rest(_) => None,
         }
+    }
+
+    /// The path this source reads, as pointer segments (`"mail"` is
+    /// `["mail"]`); none for constants, drops and rests.
+    fn segments(&self) -> Option<Vec<String>> {
+        match self {
+            Source::Field(name) => Some(vec![name.clone()]),
+            Source::Pointer(p) => Some(segments(p)),
+            Source::Const(_) | Source::Drop | Source::Rest(_) => None,
+        }
+    }
+}
+
+/// The unescaped segments of a JSON pointer (`/a~1b/c` is `["a/b", "c"]`).
+fn segments(ptr: &str) -> Vec<String> {
+    ptr.strip_prefix('/')
+        .unwrap_or(ptr)
+        .split('/')
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+/// The top-level field a destination pointer writes into (`/address/city`
+/// writes `address`), without allocating unless it is escaped; none for a
+/// plain field name.
+fn top_field(key: &str) -> Option<std::borrow::Cow<'_, str>> {
+    let first = key.strip_prefix('/')?.split('/').next()?;
+    Some(if first.contains('~') {
+        std::borrow::Cow::Owned(first.replace("~1", "/").replace("~0", "~"))
+    } else {
+        std::borrow::Cow::Borrowed(first)
+    })
+}
+
+/// Where `path` (a field name or a pointer) leads, as segments.
+fn path_segments(path: &str) -> Vec<String> {
+    if path.starts_with('/') {
+        segments(path)
+    } else {
+        vec![path.to_string()]
     }
 }
 
@@ -84,7 +130,10 @@ impl Mapping {
     }
 
     /// Parse a map file: `{"email": "mail", "city": "/address/city",
-    /// "source": {"const": "import"}, "internal": null}`.
+    /// "source": {"const": "import"}, "internal": null,
+    /// "metadata": {"rest": "/traits"}, "/address/line_1": "/street"}`.
+    /// A key that starts with `/` is a pointer into the destination record:
+    /// the value is put there, objects made on the way.
     pub fn parse_map(value: Value, file: &Path) -> Result<Vec<(String, Source)>> {
         let Value::Object(map) = value else {
             return Err(usage(format!(
@@ -102,17 +151,30 @@ impl Mapping {
                 Value::Object(o) if o.len() == 1 && o.contains_key("const") => {
                     Source::Const(o.get("const").cloned().unwrap_or(Value::Null))
                 }
+                Value::Object(o) if o.len() == 1 && o.contains_key("rest") => match o.get("rest") {
+                    Some(Value::String(s)) if !s.is_empty() => Source::Rest(s.clone()),
+                    other => {
+                        return Err(usage(format!(
+                            "field \"{key}\" in map file {} has an invalid rest: {}; it must name the object whose other keys it takes",
+                            file.display(),
+                            other.unwrap_or(&Value::Null)
+                        ))
+                        .hint("write {\"rest\": \"/json/pointer\"} or {\"rest\": \"source_field\"}, e.g. \"metadata\": {\"rest\": \"/traits\"}")
+                        .into())
+                    }
+                },
                 other => {
                     return Err(usage(format!(
                         "field \"{key}\" in map file {} has an invalid source: {other}",
                         file.display()
                     ))
-                    .hint("use \"source_field\", \"/json/pointer\", {\"const\": VALUE} or null (drop the field)")
+                    .hint("use \"source_field\", \"/json/pointer\", {\"const\": VALUE}, {\"rest\": \"/json/pointer\"} or null (drop the field)")
                     .into())
                 }
             };
             entries.push((key, source));
         }
+        check_destinations(&entries, file)?;
         Ok(entries)
     }
 
@@ -128,15 +190,32 @@ impl Mapping {
             return Checked::valid(source);
         }
         let mut out = Record::with_capacity(source.len() + self.entries.len() + 1);
-        let mapped = |k: &str| self.entries.iter().any(|(key, _)| key == k);
+        // A destination pointer names the top-level field it writes into.
+        let mapped = |k: &str| {
+            self.entries
+                .iter()
+                .any(|(key, _)| key == k || top_field(key).is_some_and(|top| top == k))
+        };
         for (k, v) in &source {
             if !mapped(k) {
                 out.insert(k.clone(), v.clone());
             }
         }
         for (key, src) in &self.entries {
-            if let Some(v) = src.get(&source) {
-                out.insert(key.clone(), v);
+            let value = match src {
+                Source::Rest(path) => match self.rest(&source, path) {
+                    Ok(v) => v,
+                    Err(reason) => {
+                        return Checked::Rejected {
+                            reason,
+                            record: source,
+                        }
+                    }
+                },
+                src => src.get(&source),
+            };
+            if let Some(v) = value {
+                put(&mut out, key, v);
             }
         }
         let Some(id_from) = &self.id_from else {
@@ -165,6 +244,127 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// The object at `path` without the keys the other entries read from
+    /// it (an entry reading `/traits/address/city` takes `address`). Absent,
+    /// null or left empty, the field is left out; anything but an object
+    /// rejects the record, since its "rest" means nothing.
+    fn rest(&self, source: &Record, path: &str) -> std::result::Result<Option<Value>, String> {
+        let value = match Source::path(path).get(source) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(o)) => o,
+            Some(other) => {
+                return Err(format!(
+                    "{path} is {}, so its rest cannot be taken",
+                    describe_value(&other)
+                ))
+            }
+        };
+        let base = path_segments(path);
+        let taken: Vec<String> = self
+            .entries
+            .iter()
+            .filter_map(|(_, src)| src.segments())
+            .filter(|s| s.len() > base.len() && s[..base.len()] == base[..])
+            .map(|s| s[base.len()].clone())
+            .collect();
+        let rest: serde_json::Map<String, Value> = value
+            .into_iter()
+            .filter(|(k, _)| !taken.contains(k))
+            .collect();
+        Ok((!rest.is_empty()).then_some(Value::Object(rest)))
+    }
+}
+
+/// Put `value` at `key` of `out`: a field name, or a pointer whose objects
+/// are made on the way. [`check_destinations`] made sure no entry writes
+/// inside another's value, so every step is an object the map made.
+fn put(out: &mut Record, key: &str, value: Value) {
+    if !key.starts_with('/') {
+        out.insert(key.to_string(), value);
+        return;
+    }
+    let parts = segments(key);
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
+    let mut here = out;
+    for part in path {
+        let slot = here
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(Record::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Record::new());
+        }
+        let Value::Object(next) = slot else {
+            return;
+        };
+        here = next;
+    }
+    here.insert(last.clone(), value);
+}
+
+/// Refuse destination keys that cannot all be written: an empty pointer
+/// segment, a dropped pointer, or one key inside another's value
+/// (`"address"` and `"/address/city"`).
+fn check_destinations(entries: &[(String, Source)], file: &Path) -> Result<()> {
+    let keys: Vec<(&String, Vec<String>)> =
+        entries.iter().map(|(k, _)| (k, path_segments(k))).collect();
+    for ((key, src), (_, parts)) in entries.iter().zip(&keys) {
+        if key.starts_with('/') && parts.iter().any(String::is_empty) {
+            return Err(usage(format!(
+                "key \"{key}\" in map file {} is not a destination pointer: it has an empty segment",
+                file.display()
+            ))
+            .hint("write a destination pointer as /field/inner, e.g. \"/address/line_1\"")
+            .into());
+        }
+        if key.starts_with('/') && *src == Source::Drop {
+            return Err(usage(format!(
+                "key \"{key}\" in map file {} drops a destination pointer, which holds nothing to drop",
+                file.display()
+            ))
+            .hint("drop the top-level field instead (\"field\": null), or give the pointer a source")
+            .into());
+        }
+    }
+    for (i, (a, pa)) in keys.iter().enumerate() {
+        for (b, pb) in keys.iter().skip(i + 1) {
+            let (short, long, ps, pl) = if pa.len() <= pb.len() {
+                (a, b, pa, pb)
+            } else {
+                (b, a, pb, pa)
+            };
+            if pl[..ps.len()] == ps[..] {
+                return Err(usage(format!(
+                    "keys \"{short}\" and \"{long}\" in map file {} both write {}",
+                    file.display(),
+                    if ps.len() == pl.len() {
+                        format!("\"{}\"", ps.join("/"))
+                    } else {
+                        format!("inside \"{}\"", ps.join("/"))
+                    }
+                ))
+                .hint("keep one of them, or give every inner key its own pointer (\"/address/city\", \"/address/line_1\")")
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a JSON value is, for reasons.
+fn describe_value(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 impl std::fmt::Display for Source {
     /// The source as the user wrote it, for reasons.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -172,6 +372,7 @@ impl std::fmt::Display for Source {
             Source::Field(name) => f.write_str(name),
             Source::Pointer(p) => f.write_str(p),
             Source::Const(v) => write!(f, "{{\"const\": {v}}}"),
+            Source::Rest(p) => write!(f, "{{\"rest\": \"{p}\"}}"),
             Source::Drop => f.write_str("null"),
         }
     }
@@ -184,13 +385,56 @@ pub struct Validator {
     fields: Vec<FieldSpec>,
 }
 
+/// A value validation set to null, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Warning {
+    /// Why, without the value: the key the summary counts it under
+    /// (`birthdate is not an ISO 8601 date (YYYY-MM-DD); set to null`).
+    pub reason: String,
+    pub field: String,
+    /// The value as the record had it.
+    pub value: Value,
+}
+
+impl Warning {
+    fn new(field: &str, value: Value, why: &str) -> Warning {
+        Warning {
+            reason: format!("{why}; set to null"),
+            field: field.to_string(),
+            value,
+        }
+    }
+
+    /// One line naming the record:
+    /// `record u1 (offset 12): birthdate "12/05/1990" is not ...; set to null`.
+    pub fn line(&self, id: &str, offset: u64) -> String {
+        let mut value = self.value.to_string();
+        // A long value would bury the line; its start is enough to find it.
+        if value.chars().count() > 60 {
+            value = value.chars().take(57).collect::<String>() + "...";
+        }
+        let why = self
+            .reason
+            .strip_prefix(self.field.as_str())
+            .unwrap_or(&self.reason);
+        format!("record {id} (offset {offset}): {} {value}{why}", self.field)
+    }
+}
+
+/// The unit tests compare warnings with their reasons.
+impl PartialEq<&str> for Warning {
+    fn eq(&self, other: &&str) -> bool {
+        self.reason == *other
+    }
+}
+
 /// What mapping or validation made of one record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Checked {
     /// Send it; the warnings say which values were set to null.
     Valid {
         record: Record,
-        warnings: Vec<String>,
+        warnings: Vec<Warning>,
     },
     /// Do not send it, for this reason.
     Rejected { record: Record, reason: String },
@@ -280,8 +524,8 @@ impl Validator {
             if field.required {
                 return Checked::Rejected { record, reason };
             }
-            *value = Value::Null;
-            warnings.push(format!("{reason}; set to null"));
+            let was = std::mem::take(value);
+            warnings.push(Warning::new(field.name, was, &reason));
         }
         Checked::Valid { record, warnings }
     }
@@ -308,9 +552,9 @@ fn convert(kind: FieldType, value: &Value) -> Option<Value> {
                 .map(Value::Number)
         }
         // A date-time where a date is expected keeps its date, as written.
-        (FieldType::Date, Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| Value::String(d.date_naive().format("%Y-%m-%d").to_string())),
+        (FieldType::Date, Value::String(s)) => {
+            crate::connector::spec::iso_date(s).map(Value::String)
+        }
         (FieldType::Boolean, Value::String(s)) => match s.as_str() {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
@@ -432,6 +676,133 @@ mod tests {
         ] {
             assert!(Mapping::parse_map(bad, Path::new("m.json")).is_err());
         }
+    }
+
+    #[test]
+    fn a_rest_takes_the_keys_no_other_entry_reads_and_pointers_build_objects() {
+        let entries = Mapping::parse_map(
+            json!({"source_id": "id", "email": "/traits/email", "/address/city": "/traits/address/city",
+                   "/address/line_1": "/traits/address/street", "metadata": {"rest": "/traits"},
+                   "traits": null, "id": null}),
+            Path::new("map.json"),
+        )
+        .unwrap();
+        let m = Mapping {
+            entries,
+            id_from: None,
+            id_field: "source_id".into(),
+        };
+        let Checked::Valid { record, .. } = m.apply(rec(json!({
+            "id": "u1", "address": "kept out: the map writes address",
+            "traits": {"email": "a@x", "plan": "pro", "address": {"city": "Oslo", "street": "Main 1", "zip": "0150"}, "vip": true}
+        }))) else {
+            panic!("rejected")
+        };
+        assert_eq!(
+            Value::Object(record),
+            json!({"source_id": "u1", "email": "a@x", "address": {"city": "Oslo", "line_1": "Main 1"},
+                   "metadata": {"plan": "pro", "vip": true}})
+        );
+        // Nothing left, nothing there: the field is left out; no address
+        // trait, no address.
+        for traits in [json!({"email": "a@x"}), json!(null)] {
+            let Checked::Valid { record, .. } = m.apply(rec(json!({"id": "u2", "traits": traits})))
+            else {
+                panic!("rejected")
+            };
+            assert!(!record.contains_key("metadata"), "{record:?}");
+            assert!(!record.contains_key("address"), "{record:?}");
+        }
+        // The rest of a value that is no object rejects the record.
+        match m.apply(rec(json!({"id": "u3", "traits": "plain"}))) {
+            Checked::Rejected { reason, .. } => {
+                assert_eq!(reason, "/traits is a string, so its rest cannot be taken")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rest_of_a_field_and_an_escaped_pointer() {
+        let entries = Mapping::parse_map(
+            json!({"a/b": "/t/a~1b", "extra": {"rest": "t"}, "t": null}),
+            Path::new("m.json"),
+        )
+        .unwrap();
+        let m = Mapping {
+            entries,
+            id_from: None,
+            id_field: "id".into(),
+        };
+        let Checked::Valid { record, .. } =
+            m.apply(rec(json!({"id": "1", "t": {"a/b": 1, "c": 2}})))
+        else {
+            panic!("rejected")
+        };
+        assert_eq!(
+            Value::Object(record),
+            json!({"id": "1", "a/b": 1, "extra": {"c": 2}})
+        );
+    }
+
+    #[test]
+    fn bad_rests_and_destination_pointers_are_refused_with_the_key() {
+        for (bad, says) in [
+            (json!({"m": {"rest": ""}}), "field \"m\" in map file m.json has an invalid rest: \"\""),
+            (json!({"m": {"rest": 3}}), "field \"m\" in map file m.json has an invalid rest: 3"),
+            (json!({"m": {"rest": null}}), "field \"m\" in map file m.json has an invalid rest: null"),
+            (json!({"m": {"rest": "/t", "x": 1}}), "field \"m\" in map file m.json has an invalid source"),
+            (json!({"/a//b": "x"}), "key \"/a//b\" in map file m.json is not a destination pointer"),
+            (json!({"/a/": "x"}), "key \"/a/\" in map file m.json is not a destination pointer"),
+            (json!({"/a/b": null}), "key \"/a/b\" in map file m.json drops a destination pointer"),
+            (json!({"address": "x", "/address/city": "y"}), "keys \"address\" and \"/address/city\" in map file m.json both write inside \"address\""),
+            (json!({"/a": "x", "a": "y"}), "keys \"/a\" and \"a\" in map file m.json both write \"a\""),
+        ] {
+            let err = Mapping::parse_map(bad.clone(), Path::new("m.json")).unwrap_err();
+            assert!(format!("{err}").starts_with(says), "{bad}: {err}");
+            let failure = crate::error::find_failure(&err).expect("a usage error");
+            assert_eq!(failure.kind, crate::error::Kind::Usage, "{bad}");
+            assert!(failure.hint.is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_warning_names_the_record_its_offset_and_the_value() {
+        let v = validator();
+        for (value, shown) in [
+            (json!("12/05/1990"), "\"12/05/1990\""),
+            (json!("1990-13-01"), "\"1990-13-01\""),
+            (json!(""), "\"\""),
+            (json!(19900512), "19900512"),
+            (json!({"y": 1990}), "{\"y\":1990}"),
+        ] {
+            let Checked::Valid { record, warnings } =
+                v.check(rec(json!({"id": "cus_1", "name": "a", "birthdate": value})))
+            else {
+                panic!("rejected")
+            };
+            assert_eq!(record["birthdate"], Value::Null);
+            assert_eq!(
+                warnings[0].line("cus_1", 12),
+                format!("record cus_1 (offset 12): birthdate {shown} is not an ISO 8601 date (YYYY-MM-DD); set to null")
+            );
+            assert_eq!(
+                warnings[0].reason,
+                "birthdate is not an ISO 8601 date (YYYY-MM-DD); set to null"
+            );
+        }
+        let long = "x".repeat(100);
+        let Checked::Valid { warnings, .. } =
+            v.check(rec(json!({"id": "c", "name": "a", "birthdate": long})))
+        else {
+            panic!("rejected")
+        };
+        let line = warnings[0].line("c", 0);
+        assert!(
+            line.contains(&format!("birthdate \"{}...", "x".repeat(56))),
+            "{line}"
+        );
+        assert!(line.len() < 160, "{line}");
     }
 
     fn validator() -> Validator {

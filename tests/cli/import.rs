@@ -1424,3 +1424,105 @@ fn the_id_field_names_a_field_the_map_made() {
          {\"id\":\"p3@example.com\",\"email\":\"p3@example.com\"}\n"
     );
 }
+
+#[test]
+fn values_set_to_null_name_their_record_the_first_20_then_a_count_and_all_with_v() {
+    let f = Folder::new();
+    let conn = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    conn.execute_batch("CREATE TABLE people (id TEXT PRIMARY KEY, birthdate DATE);")
+        .unwrap();
+    drop(conn);
+    // Every accepted form once, then 23 that are not ISO 8601 dates.
+    let mut lines = String::from(concat!(
+        "{\"id\":\"ok1\",\"birthdate\":\"1990-05-12\"}\n",
+        "{\"id\":\"ok2\",\"birthdate\":\"1990-05-12T10:20:30.000Z\"}\n",
+        "{\"id\":\"ok3\",\"birthdate\":\"1990-05-12T23:00:00-05:00\"}\n",
+    ));
+    let bad = [
+        "\"12/05/1990\"",
+        "\"1990-13-01\"",
+        "\"\"",
+        "19900512",
+        "\"1990-5-1\"",
+    ];
+    for i in 0..23 {
+        lines.push_str(&format!(
+            "{{\"id\":\"c{i}\",\"birthdate\":{}}}\n",
+            bad[i % bad.len()]
+        ));
+    }
+    f.write("in.jsonl", &lines);
+    let args = [
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "sqlite:crm.db#people",
+    ];
+    let run = f.run(&args);
+    assert_eq!(run.code, 0, "{}", run.render());
+    snap_import!("warnings_name_the_first_20_records", run);
+    let conn = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    let kept: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT id, birthdate FROM people WHERE id LIKE 'ok%' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        kept,
+        ["ok1", "ok2", "ok3"].map(|id| (id.to_string(), Some("1990-05-12".to_string())))
+    );
+    let nulls: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM people WHERE birthdate IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(nulls, 23);
+    // -v names every one of them; -q none.
+    let mut verbose = vec!["-v"];
+    verbose.extend(args);
+    let run = f.run(&verbose);
+    let named = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: record c"))
+        .count();
+    assert_eq!(named, 23, "{}", run.render());
+    assert!(!run.stderr.contains("more values"), "{}", run.render());
+    let mut quiet = vec!["-q"];
+    quiet.extend(args);
+    let run = f.run(&quiet);
+    assert!(!run.stderr.contains("warning"), "{}", run.render());
+    assert_eq!(run.json()["warnings"]["total"], 23);
+}
+
+#[test]
+fn a_bad_rest_or_destination_pointer_in_the_map_is_a_usage_error_naming_the_file_and_key() {
+    let f = Folder::new();
+    f.write("in.jsonl", "{\"id\":\"a\",\"traits\":{\"x\":1}}\n");
+    for (name, map) in [
+        ("map_bad_rest", r#"{"metadata": {"rest": 7}}"#),
+        (
+            "map_pointer_inside_a_field",
+            r#"{"address": "/traits/address", "/address/line_1": "/traits/street"}"#,
+        ),
+    ] {
+        f.write("map.json", map);
+        let run = f.run(&[
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            "jsonl:out.jsonl",
+            "--map",
+            "map.json",
+        ]);
+        assert_eq!(run.code, 2, "{}", run.render());
+        snap_import!(name, run);
+        assert!(!f.exists("out.jsonl"));
+    }
+}

@@ -5,7 +5,10 @@
 //! ids file page by page to its end, profiles without the chosen identifier
 //! and unknown profiles reaching the rejects file, a 429 then success, the
 //! vendor's error message, the refused write actions, and the import from
-//! segment to voucherify end to end with a resume in the middle.
+//! segment to voucherify end to end with a resume in the middle, and the
+//! shipped examples/segment-voucherify map from the listing into Voucherify's
+//! bulk API (fields, metadata, bad birthdates named, rejects, the README's
+//! deliberate failure and resume command).
 
 use std::collections::BTreeSet;
 
@@ -976,4 +979,296 @@ fn page_size_out_of_range_and_an_offset_without_a_checkpoint_are_usage_errors() 
         run.render()
     );
     assert!(!f.exists("out.jsonl"));
+}
+
+/// A file of the shipped examples/segment-voucherify folder.
+fn shipped(rel: &str) -> String {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/segment-voucherify")
+        .join(rel);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A shipped account.json pointed at a test server, its `${VAR}`s kept and
+/// given in the folder's `.env`, as a user fills them in.
+fn shipped_folder(f: &Folder, name: &str, base: &str, extra: Value, env: &str) {
+    let mut account: Value = serde_json::from_str(&shipped(&format!("{name}/account.json")))
+        .expect("the shipped account is JSON");
+    let obj = account.as_object_mut().expect("an object");
+    obj.insert("baseUrl".into(), json!(base));
+    if let Value::Object(e) = extra {
+        obj.extend(e);
+    }
+    f.write(&format!("{name}/account.json"), &account.to_string());
+    f.write(&format!("{name}/.env"), env);
+}
+
+/// Fail the test on any request no other mock of `s` expects.
+async fn nothing_else(s: &MockServer) {
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(u8::MAX)
+        .expect(0)
+        .mount(s)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_birthdate_warnings()
+{
+    let seg_server = MockServer::start().await;
+    let vf_server = MockServer::start().await;
+    // One listing page of five profiles, read by the dry run and the run.
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/spaces/{SPACE}/collections/users/profiles")))
+        .and(query_param("limit", "100"))
+        .and(query_param("next", "0"))
+        .and(header("Authorization", basic().as_str()))
+        .respond_with(ok(json!({
+            "data": [{"segment_id": "s1"}, {"segment_id": "s2"}, {"segment_id": "s3"}, {"segment_id": "s4"}, {"segment_id": "s5"}],
+            "cursor": {"url": format!("/v1/spaces/{SPACE}/collections/users/profiles"), "has_more": false, "next": ""}})))
+        .expect(2)
+        .mount(&seg_server)
+        .await;
+    let profiles = [
+        (
+            "s1",
+            json!({"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000",
+                "birthday": "1990-05-12", "description": "first customer",
+                "address": {"street": "12 St James's Sq", "city": "London", "state": "London",
+                            "postal_code": "SW1Y 4JH", "country": "UK"},
+                "plan": "pro", "company": {"name": "ACME"}}),
+            vec![ext_id("anonymous_id", "anon-1"), ext_id("user_id", "u1")],
+        ),
+        (
+            "s2",
+            json!({"name": "Bob", "email": "bob@example.com", "birthday": "12/05/1990", "vip": true}),
+            vec![ext_id("user_id", "u2")],
+        ),
+        (
+            "s3",
+            json!({"name": "Anonymous", "birthday": "1990-13-01"}),
+            vec![ext_id("anonymous_id", "anon-3")],
+        ),
+        (
+            "s4",
+            json!({"email": "cy@example.com", "birthday": "1990-05-12T23:30:00.000-05:00", "age": 36}),
+            vec![ext_id("user_id", "u4")],
+        ),
+        (
+            "s5",
+            json!({"name": "Dee", "birthday": 19900512, "address": {"city": "Oslo"}}),
+            vec![ext_id("user_id", "u5"), ext_id("email", "dee@example.com")],
+        ),
+    ];
+    for (id, traits, ids) in profiles {
+        mount_profile(&seg_server, &format!("segment_id:{id}"), traits, ids, 2).await;
+    }
+    nothing_else(&seg_server).await;
+
+    // What Voucherify must receive: source_id from user_id, the customer
+    // fields Voucherify has, every other trait in metadata, bad birthdates
+    // left out (null), the profile without user_id nowhere.
+    let customers = json!([
+        {"source_id": "u1", "name": "Ada Lovelace", "description": "first customer",
+         "email": "ada@example.com", "phone": "+44 20 7946 0000", "birthdate": "1990-05-12",
+         "address": {"line_1": "12 St James's Sq", "city": "London", "state": "London",
+                     "postal_code": "SW1Y 4JH", "country": "UK"},
+         "metadata": {"plan": "pro", "company": {"name": "ACME"}}},
+        {"source_id": "u2", "name": "Bob", "email": "bob@example.com", "metadata": {"vip": true}},
+        {"source_id": "u4", "email": "cy@example.com", "birthdate": "1990-05-12", "metadata": {"age": 36}},
+        {"source_id": "u5", "name": "Dee", "address": {"city": "Oslo"}}
+    ]);
+    vfy::vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(customers.clone()))
+        .once(ok(json!({"async_action_id": "aa_1"})), &vf_server)
+        .await;
+    vfy::vf("GET", "/v1/async-actions/aa_1")
+        .once(ok(json!({"id": "aa_1", "type": "CUSTOMERS.BULK_UPDATE", "status": "DONE", "operation_status": "SUCCESS",
+            "result": {"done_count": 4, "failed_count": 0, "errors": []}, "progress": 100, "object": "async_action"})), &vf_server)
+        .await;
+    nothing_else(&vf_server).await;
+
+    let f = Folder::new();
+    f.write("map.json", &shipped("map.json"));
+    shipped_folder(
+        &f,
+        "segment",
+        &seg_server.uri(),
+        json!({"retry": {"maxAttempts": 2, "baseDelayMs": 1}}),
+        &format!("SEGMENT_SPACE_ID={SPACE}\nSEGMENT_ACCESS_TOKEN={TOKEN}\n"),
+    );
+    shipped_folder(
+        &f,
+        "voucherify",
+        &vf_server.uri(),
+        json!({"pollIntervalMs": 1, "retry": {"maxAttempts": 2, "baseDelayMs": 1}}),
+        &format!(
+            "VOUCHERIFY_APPLICATION_ID={}\nVOUCHERIFY_SECRET_KEY={}\n",
+            vfy::APP_ID,
+            vfy::SECRET
+        ),
+    );
+    // The README's commands, as written there.
+    let args = [
+        "import",
+        "--from",
+        "segment",
+        "--to",
+        "voucherify",
+        "--map",
+        "map.json",
+        "--rejects",
+        "profiles-without-user_id.jsonl",
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let run = f.run(&dry);
+    no_canary(&run);
+    vfy::no_canary(&run);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(
+        run.json()["requests"][0]["body"],
+        customers,
+        "{}",
+        run.render()
+    );
+    insta::assert_snapshot!(
+        "segment_voucherify_example_dry_run",
+        crate::import::render(&run)
+    );
+
+    let run = f.run(&args);
+    no_canary(&run);
+    vfy::no_canary(&run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    insta::assert_snapshot!(
+        "segment_voucherify_example_run",
+        crate::import::render(&run)
+    );
+    let summary = run.json();
+    assert_eq!(summary["read"], 5);
+    assert_eq!(summary["written"], 4);
+    assert_eq!(
+        summary["rejected"]["byReason"],
+        json!({"missing user_id": 1})
+    );
+    assert_eq!(
+        summary["warnings"],
+        json!({"total": 2, "byReason": {"birthdate is not an ISO 8601 date (YYYY-MM-DD); set to null": 2}})
+    );
+    let rejects = jsonl(&f.read("profiles-without-user_id.jsonl"));
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    assert_eq!(rejects[0]["reason"], "missing user_id");
+    assert_eq!(rejects[0]["offset"], 2);
+    assert_eq!(rejects[0]["record"]["lookup"], "segment_id:s3");
+    assert_eq!(
+        rejects[0]["record"]["problem"],
+        "profile segment_id:s3 has no user_id"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_which_finishes_the_job(
+) {
+    let seg_server = MockServer::start().await;
+    let vf_server = MockServer::start().await;
+    // Read by the failed run and again by the resume (the batch was never
+    // committed, so the resume starts at the same listing page).
+    Mock::given(method("GET"))
+        .and(path(format!(
+            "/v1/spaces/{SPACE}/collections/users/profiles"
+        )))
+        .and(query_param("limit", "100"))
+        .and(query_param("next", "0"))
+        .and(header("Authorization", basic().as_str()))
+        .respond_with(ok(json!({"data": [{"segment_id": "s1"}],
+            "cursor": {"url": "/x", "has_more": false, "next": ""}})))
+        .expect(2)
+        .mount(&seg_server)
+        .await;
+    mount_profile(
+        &seg_server,
+        "segment_id:s1",
+        json!({"name": "Ada", "plan": "pro"}),
+        vec![ext_id("user_id", "u1")],
+        2,
+    )
+    .await;
+    nothing_else(&seg_server).await;
+    let customer = json!([{"source_id": "u1", "name": "Ada", "metadata": {"plan": "pro"}}]);
+    Mock::given(method("POST"))
+        .and(path("/v1/customers/bulk/async"))
+        .and(header("X-App-Token", "wrong"))
+        .once(
+            ResponseTemplate::new(401).set_body_json(
+                json!({"code": 401, "key": "unauthorized", "message": "Unauthorized"}),
+            ),
+            &vf_server,
+        )
+        .await;
+    vfy::vf("POST", "/v1/customers/bulk/async")
+        .and(body_json(customer))
+        .once(ok(json!({"async_action_id": "aa_1"})), &vf_server)
+        .await;
+    vfy::vf("GET", "/v1/async-actions/aa_1")
+        .once(ok(json!({"id": "aa_1", "type": "CUSTOMERS.BULK_UPDATE", "status": "DONE", "operation_status": "SUCCESS",
+            "result": {"done_count": 1, "failed_count": 0, "errors": []}, "progress": 100, "object": "async_action"})), &vf_server)
+        .await;
+    nothing_else(&vf_server).await;
+
+    let f = Folder::new();
+    f.write("map.json", &shipped("map.json"));
+    shipped_folder(
+        &f,
+        "segment",
+        &seg_server.uri(),
+        json!({}),
+        &format!("SEGMENT_SPACE_ID={SPACE}\nSEGMENT_ACCESS_TOKEN={TOKEN}\n"),
+    );
+    let vf_env = |secret: &str| {
+        format!(
+            "VOUCHERIFY_APPLICATION_ID={}\nVOUCHERIFY_SECRET_KEY={secret}\n",
+            vfy::APP_ID
+        )
+    };
+    shipped_folder(
+        &f,
+        "voucherify",
+        &vf_server.uri(),
+        json!({"pollIntervalMs": 1}),
+        &vf_env("wrong"),
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "segment",
+        "--to",
+        "voucherify",
+        "--map",
+        "map.json",
+        "--rejects",
+        "profiles-without-user_id.jsonl",
+    ]);
+    no_canary(&run);
+    vfy::no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    insta::assert_snapshot!(
+        "segment_voucherify_example_wrong_key",
+        crate::import::render(&run)
+    );
+    // The README's resume command, word for word.
+    let resume = "ferry import --from segment --to voucherify --map map.json --rejects profiles-without-user_id.jsonl --resume";
+    assert!(
+        run.stderr.contains(&format!("resume with: {resume}")),
+        "{}",
+        run.render()
+    );
+    f.write("voucherify/.env", &vf_env(vfy::SECRET));
+    let words: Vec<&str> = resume.split(' ').skip(1).collect();
+    let run = f.run(&words);
+    no_canary(&run);
+    let summary = run.ok_json();
+    assert_eq!(summary["written"], 1, "{}", run.render());
+    assert_eq!(summary["endOfSource"], true);
 }
