@@ -574,3 +574,38 @@ fn every_previewed_request_satisfies_voucherifys_openapi_description() {
     );
     assert_conform("voucherify", &requests, SPEC_DEVIATIONS);
 }
+
+#[test]
+fn insert_takes_the_birthdates_import_takes_and_refuses_the_rest() {
+    let f = folder("https://api.voucherify.io");
+    let insert = |birthdate: &str| {
+        f.run(&[
+            "insert",
+            "--dry-run",
+            "--value",
+            &json!({"source_id": "s1", "birthdate": birthdate}).to_string(),
+        ])
+    };
+    for (given, sent) in [
+        ("1990-05-01", "1990-05-01"),
+        ("1990-05-01T23:30:00-05:00", "1990-05-01"),
+        ("1990-05-01T08:00:00", "1990-05-01"),
+    ] {
+        let run = insert(given);
+        assert_eq!(
+            run.ok_json()["requests"][0]["body"]["birthdate"],
+            sent,
+            "{given}: {}",
+            run.render()
+        );
+    }
+    for bad in ["1990-5-1", "+1990-05-01", "12/05/1990"] {
+        let run = insert(bad);
+        assert_eq!(run.code, 2, "{bad}: {}", run.render());
+        assert!(
+            run.stderr.contains("is not a date (YYYY-MM-DD)"),
+            "{}",
+            run.render()
+        );
+    }
+}

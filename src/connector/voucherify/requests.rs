@@ -4,7 +4,7 @@
 //! documents (docs/connectors/voucherify.md §3–§4) and the listing cursor.
 
 use anyhow::Result;
-use chrono::{DateTime, NaiveDate, SecondsFormat, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::connector::Record;
@@ -155,14 +155,11 @@ pub fn customer_body(record: &Record, keep_nulls: bool) -> std::result::Result<V
     Ok(Value::Object(body))
 }
 
-/// A date as the API writes it: `YYYY-MM-DD`; an RFC 3339 date-time keeps its date.
+/// A date as the API writes it: `YYYY-MM-DD`; an ISO 8601 date-time keeps
+/// its date. The same rule as import's validation of a `date` field, so an
+/// `insert` and an import accept the same birthdates.
 pub fn api_date(s: &str) -> Option<String> {
-    if NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
-        return Some(s.to_string());
-    }
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|d| d.date_naive().format("%Y-%m-%d").to_string())
+    crate::connector::spec::iso_date(s)
 }
 
 /// Where a timestamp-ordered listing stands ([`crate::connector::mark`]):
