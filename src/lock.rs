@@ -78,13 +78,27 @@ pub async fn hold(ctx: &Ctx, target: &Path, what: &str, interrupt: &Interrupt) -
         std::fs::create_dir_all(dir)
             .with_context(|| format!("could not create folder {}", dir.display()))?;
     }
-    let mut file = OpenOptions::new()
+    let opened = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
-        .open(&path)
-        .with_context(|| format!("could not open the lock file {}", path.display()))?;
+        .open(&path);
+    // A lock file another user left (0644 under the usual umask) cannot be
+    // written by us, but a lock works on a read-only handle too: lock it,
+    // without saying who holds it.
+    let (mut file, writable) = match opened {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => (
+            File::open(&path)
+                .with_context(|| format!("could not open the lock file {}", path.display()))?,
+            false,
+        ),
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("could not open the lock file {}", path.display())))
+        }
+    };
     let deadline = Instant::now() + wait;
     let mut said = false;
     loop {
@@ -125,6 +139,9 @@ pub async fn hold(ctx: &Ctx, target: &Path, what: &str, interrupt: &Interrupt) -
                 );
             }
         }
+    }
+    if !writable {
+        return Ok(Held { file });
     }
     let me = json!({"pid": std::process::id(), "command": command_line(ctx)});
     file.set_len(0)

@@ -29,6 +29,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     if args.dry_run {
         return super::dry_run(ctx, connector.as_ref(), &WriteOp::Delete { id });
     }
+    let _held = super::hold_file(ctx, connector.as_ref()).await?;
     connector.delete(&id).await?;
     ctx.out.result(&json!({ "id": id }))?;
     Ok(ExitCode::SUCCESS)

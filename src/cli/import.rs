@@ -10,6 +10,9 @@ use crate::engine::import::{ImportPlan, Start};
 use crate::engine::target::Target;
 use crate::range::At;
 
+/// The largest `--offset`: a million billion records.
+const MAX_OFFSET: u64 = 1_000_000_000_000_000;
+
 const EXAMPLES: &str = "Examples:
   ferry import --from jsonl:customers.jsonl --to sqlite:ferry.db
   ferry import --from csv:old.csv --to ./crm --map map.json --id-field email
@@ -99,6 +102,10 @@ impl Args {
         }
         if let Some(c) = self.concurrency {
             flag("--concurrency", Some(c.to_string()));
+        }
+        if let Some(n) = self.offset {
+            // Offsets are added to; far beyond any source, and no overflow.
+            crate::range::int(n, At::flag("--offset"), 0, MAX_OFFSET, "records")?;
         }
         let start = match (self.offset, self.resume) {
             (Some(n), _) => Start::Offset(n),

@@ -31,6 +31,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     if args.dry_run {
         return super::dry_run(ctx, connector.as_ref(), &WriteOp::Insert(value));
     }
+    let _held = super::hold_file(ctx, connector.as_ref()).await?;
     let stored = connector.insert(value).await?;
     let id = record_id(&stored, connector.id_field());
     ctx.out.result(&json!({ "id": id, "record": stored }))?;

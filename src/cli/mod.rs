@@ -265,6 +265,22 @@ fn finish_recording(
 }
 
 /// `--dry-run`: print what `op` would send, secrets redacted, and send nothing.
+/// A single write to a csv or jsonl file holds the file's lock, as an
+/// import or export does, so it never lands inside another run's append
+/// (docs/files.md). Dropped when the command ends.
+async fn hold_file(
+    ctx: &Ctx,
+    connector: &dyn crate::connector::Connector,
+) -> Result<Option<crate::lock::Held>> {
+    let Some(file) = connector.written_file() else {
+        return Ok(None);
+    };
+    let never = crate::engine::interrupt::Interrupt::never();
+    Ok(Some(
+        crate::lock::hold(ctx, file, "the file", &never).await?,
+    ))
+}
+
 fn dry_run(
     ctx: &Ctx,
     connector: &dyn crate::connector::Connector,

@@ -33,6 +33,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     if args.dry_run {
         return super::dry_run(ctx, connector.as_ref(), &WriteOp::Patch { id, value });
     }
+    let _held = super::hold_file(ctx, connector.as_ref()).await?;
     connector.patch(&id, value).await?;
     ctx.out.result(&json!({ "id": id }))?;
     Ok(ExitCode::SUCCESS)

@@ -150,20 +150,25 @@ impl Rows {
             .hint("rename or remove one of them: each column is one field of a record")
             .into());
         }
-        if start > 0 {
-            let mut pos = csv::Position::new();
-            pos.set_byte(start);
-            reader.seek(pos).map_err(|e| csv_error(path, e))?;
-        }
-        Ok(Rows {
+        let mut rows = Rows {
             path: path.to_path_buf(),
             reader,
             delimiter,
-            from_start: start == 0,
+            from_start: true,
             headers,
             len,
             raw: None,
-        })
+        };
+        // The header is a row too: a quote it leaves open swallows the
+        // whole file into one column name.
+        rows.check_quotes(&csv::Position::new())?;
+        if start > 0 {
+            let mut pos = csv::Position::new();
+            pos.set_byte(start);
+            rows.reader.seek(pos).map_err(|e| csv_error(path, e))?;
+            rows.from_start = false;
+        }
+        Ok(rows)
     }
 
     pub fn headers(&self) -> &[String] {

@@ -515,7 +515,7 @@ async fn attempt(
                 interrupted = true;
                 stopping = true;
                 rx.close();
-                ctx.out.info("interrupted: finishing the batches in flight (the checkpoint will be saved)");
+                ctx.out.info("interrupted: finishing the batches in flight (the checkpoint will be saved); interrupt again to stop at once");
             }
             joined = async { (&mut inflight.front_mut().expect("checked non-empty").task).await }, if !inflight.is_empty() => {
                 let Some(mut done) = inflight.pop_front() else { continue };

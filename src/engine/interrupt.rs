@@ -35,8 +35,16 @@ impl Interrupt {
                     _ = hup.recv() => {}
                 }
                 let _ = tx.send(true);
-                // Later signals are swallowed while the run saves: the
-                // handlers stay registered for the life of the process.
+                // A second signal means "now": a request that never answers
+                // must not keep the process alive. Nothing is lost: the
+                // checkpoint and export state only ever hold what was
+                // committed.
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                    _ = hup.recv() => {}
+                }
+                std::process::exit(130);
             });
         }
         #[cfg(not(unix))]

@@ -1526,3 +1526,62 @@ fn a_bad_rest_or_destination_pointer_in_the_map_is_a_usage_error_naming_the_file
         assert!(!f.exists("out.jsonl"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_stops_an_import_stuck_on_a_write_at_once() {
+    // A destination that takes its time: the write answers after a minute,
+    // so the first signal waits for the batch in flight.
+    let s = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .and(path("/items/c1"))
+        .respond_with(crate::support::ok(json!({})).set_delay(Duration::from_secs(60)))
+        .expect(1)
+        .mount(&s)
+        .await;
+    let f = Folder::new();
+    f.write("in.jsonl", &people(1));
+    http_destination(&f, &s.uri(), "");
+    let mut child = spawn(&f, &["import", "--from", "jsonl:in.jsonl", "--to", "dest"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while s.received_requests().await.unwrap_or_default().is_empty() {
+        assert!(Instant::now() < deadline, "the import never sent its write");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    send("-INT", &child);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        child.try_wait().expect("wait for ferry").is_none(),
+        "the first signal waits for the batch in flight"
+    );
+    send("-TERM", &child);
+    // Well before the write would have answered.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for ferry") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a second signal did not stop the import"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(status.code(), Some(130));
+}
+
+#[test]
+fn an_offset_past_any_source_is_a_usage_error_not_an_overflow() {
+    let f = Folder::new();
+    f.write("in.jsonl", "{\"id\": \"a\"}\n");
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+        "--offset",
+        "18446744073709551615",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(run.stderr.contains("--offset"), "{}", run.render());
+}

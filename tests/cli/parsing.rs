@@ -63,6 +63,19 @@ fn a_csv_quote_left_open_to_the_end_of_the_file_is_an_error_naming_its_line() {
 }
 
 #[test]
+fn a_csv_header_that_leaves_a_quote_open_is_an_error_not_an_empty_file() {
+    let f = csv_folder("\"id,name\n1,a\n2,b\n");
+    let run = f.run(&["import", "--from", "csv:c.csv", "--to", "jsonl:out.jsonl"]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("the quoted cell opened at line 1 is never closed"),
+        "{}",
+        run.render()
+    );
+}
+
+#[test]
 fn a_csv_quote_left_open_that_pairs_with_a_later_quote_is_an_error() {
     let f = csv_folder("id,name\n1,\"a\n2,Bob\n3,\"Cy\"\n4,Di\n");
     snap!("csv_quote_open_mid_file", f.run(&["getupdates"]));

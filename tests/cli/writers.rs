@@ -508,3 +508,36 @@ fn a_lock_wait_out_of_range_is_a_usage_error() {
     insta::assert_snapshot!("lock_wait_out_of_range", run.render());
     assert!(!f.exists("out.jsonl"));
 }
+
+#[test]
+fn an_insert_into_a_file_an_import_is_writing_waits_for_it_instead_of_interleaving() {
+    let f = Folder::new();
+    let pipe = fifo(&f, "a.jsonl");
+    f.write(
+        "account.json",
+        r#"{"connector": "jsonl", "path": "out.jsonl"}"#,
+    );
+    let mut first = Running(Some(f.spawn(&[
+        "import",
+        "--from",
+        "jsonl:a.jsonl",
+        "--to",
+        "jsonl:out.jsonl",
+    ])));
+    let mut writer = writer_of(&pipe, &mut first);
+    let insert = ["insert", "--value", r#"{"id": "solo"}"#];
+    insta::assert_snapshot!(
+        "insert_into_a_held_file",
+        second_run(&f, &insert, first.pid())
+    );
+    writer.write_all(records("a", 100).as_bytes()).unwrap();
+    drop(writer);
+    let (code, stdout, stderr) = first.finish();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    // Its turn now: every record once, the import's and the insert's.
+    f.run(&insert).ok_json();
+    let mut want = expected(&[("a", 100)]);
+    want.push("solo".into());
+    want.sort();
+    assert_eq!(sorted_ids(&f.read("out.jsonl")), want);
+}

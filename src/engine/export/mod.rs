@@ -256,7 +256,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
                 return;
             }
             interrupt.wait().await;
-            out.warn("interrupted: finishing the batch in flight, then saving the state");
+            out.warn("interrupted: finishing the batch in flight, then saving the state; interrupt again to stop at once");
             stop.store(true, Ordering::SeqCst);
         })
     };
