@@ -404,7 +404,7 @@ pub const FIELDS: &[(&str, &str, &str)] = &[
     ("groups[].name", "string", "The group's name, as account.json's rateLimit.GROUP refers to it; each group's own."),
     ("groups[].path", "string", "A path pattern: * matches within a segment, ** across segments (\"/customers/bulk\", \"/v1/**\")."),
     ("groups[].methods", "array", "Methods it covers (GET, POST, PUT, PATCH, DELETE, HEAD); all when empty."),
-    ("groups[].rps", "number", "Requests per second, 0.001 to 100000."),
+    ("groups[].rps", "number", "Requests per second, 0.001 to 1000000."),
     ("groups[].burst", "integer", "Requests that may start at once, 1 to 100000; default 1."),
     ("groups[].maxInFlight", "integer", "Requests in flight at once, 1 to 10000; default 8."),
     ("retry", "object", "{\"maxAttempts\", \"maxWaitSecs\", \"baseDelayMs\"}: the retry policy's defaults for this API; account.json's retry overrides it."),
