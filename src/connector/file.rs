@@ -651,10 +651,7 @@ impl<F: Format> Store<F> {
             |mut record| {
                 let changes = self.id_of(&record).and_then(|id| edits.get(&id));
                 for update in changes.into_iter().flatten() {
-                    record.extend(update.set.clone());
-                    for key in &update.clear {
-                        record.shift_remove(key);
-                    }
+                    apply_update(&mut record, update);
                 }
                 Some(record)
             },
@@ -694,6 +691,15 @@ impl<F: Format> Store<F> {
             .iter()
             .map(|id| ProfileOutcome::Ok { id: id.clone() })
             .collect())
+    }
+}
+
+/// Set and clear the fields an export update names; a cleared field is
+/// removed (an empty cell in a CSV file).
+fn apply_update(record: &mut Record, update: &ProfileUpdate) {
+    record.extend(update.set.clone());
+    for key in &update.clear {
+        record.shift_remove(key);
     }
 }
 
@@ -1193,10 +1199,7 @@ impl<F: Format> Connector for FileConnector<F> {
                 [&update.set],
                 |mut record| {
                     if s.id_of(&record).as_deref() == Some(id.as_str()) {
-                        record.extend(update.set.clone());
-                        for key in &update.clear {
-                            record.shift_remove(key);
-                        }
+                        apply_update(&mut record, &update);
                     }
                     Some(record)
                 },

@@ -151,6 +151,19 @@ impl Options {
         self.value(key).and_then(Value::as_f64)
     }
 
+    /// The `pollIntervalMs` and `maxPolls` options of a connector that polls
+    /// an async job: the first wait (default 1 s) and how many polls
+    /// (default `default_polls`), each range-checked.
+    pub fn polling(&self, default_polls: u32) -> Result<(std::time::Duration, u32)> {
+        let wait = self
+            .u64_in("pollIntervalMs", 0, MAX_POLL_INTERVAL_MS, "milliseconds")?
+            .unwrap_or(1000);
+        let polls = self
+            .u64_in("maxPolls", 1, MAX_POLLS, "polls")?
+            .map_or(default_polls, |n| n as u32);
+        Ok((std::time::Duration::from_millis(wait), polls))
+    }
+
     /// A number of seconds from `min` to `max` (a defaulted option is
     /// always set); out of range names the file, the key and the range.
     pub fn seconds_in(&self, key: &str, min: f64, max: f64) -> Result<std::time::Duration> {

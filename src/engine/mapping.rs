@@ -256,7 +256,7 @@ impl Mapping {
             Some(other) => {
                 return Err(format!(
                     "{path} is {}, so its rest cannot be taken",
-                    describe_value(&other)
+                    crate::config::input::kind_of(&other)
                 ))
             }
         };
@@ -351,18 +351,6 @@ fn check_destinations(entries: &[(String, Source)], file: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// What a JSON value is, for reasons.
-fn describe_value(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 impl std::fmt::Display for Source {

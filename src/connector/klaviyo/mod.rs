@@ -75,7 +75,6 @@ pub mod requests;
 
 use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -273,20 +272,10 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .string("revision")
             .unwrap_or_else(|| REVISION.into()),
     };
+    let (first_wait, max_polls) = options.polling(60)?;
     let polling = bulk::Polling {
-        first_wait: Duration::from_millis(
-            options
-                .u64_in(
-                    "pollIntervalMs",
-                    0,
-                    crate::connector::options::MAX_POLL_INTERVAL_MS,
-                    "milliseconds",
-                )?
-                .unwrap_or(1000),
-        ),
-        max_polls: options
-            .u64_in("maxPolls", 1, crate::connector::options::MAX_POLLS, "polls")?
-            .map_or(60, |n| n as u32),
+        first_wait,
+        max_polls,
     };
     let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Klaviyo {

@@ -37,8 +37,6 @@
 mod bulk;
 pub mod requests;
 
-use std::time::Duration;
-
 use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -153,20 +151,10 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         app_id: options.require("applicationId")?,
         secret_key: options.require("secretKey")?,
     };
+    let (first_wait, max_polls) = options.polling(30)?;
     let polling = bulk::Polling {
-        first_wait: Duration::from_millis(
-            options
-                .u64_in(
-                    "pollIntervalMs",
-                    0,
-                    crate::connector::options::MAX_POLL_INTERVAL_MS,
-                    "milliseconds",
-                )?
-                .unwrap_or(1000),
-        ),
-        max_polls: options
-            .u64_in("maxPolls", 1, crate::connector::options::MAX_POLLS, "polls")?
-            .map_or(30, |n| n as u32),
+        first_wait,
+        max_polls,
     };
     let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
     Ok(Box::new(Voucherify {
