@@ -1,16 +1,21 @@
 //! The environment a command runs in: working folder, environment variables,
-//! whether the standard streams are terminals, and the output handle. Commands
-//! read these through [`Ctx`] only, so tests control them from outside.
+//! whether the standard streams are terminals, the output handle and the
+//! `--record` / `--replay` cassette. Commands read these through [`Ctx`]
+//! only, so tests control them from outside. A connector never sees it: it
+//! opens with the [`connector::Env`] built here.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
 use crate::config::{Account, Inputs};
-use crate::connector::Connector;
+use crate::connector::{self, Connector};
 use crate::error::usage;
+use crate::http::cassette::{Cassette, Mode};
+use crate::http::HttpEnv;
 use crate::output::Output;
 
 /// What a command may know about the world it runs in.
@@ -32,6 +37,8 @@ pub struct Ctx {
     pub account_file: Option<PathBuf>,
     /// `--input FILE`, when given.
     pub input_file: Option<PathBuf>,
+    /// The `--record` / `--replay` cassette every HTTP engine of the command uses.
+    pub cassette: Option<Arc<Cassette>>,
 }
 
 impl Ctx {
@@ -48,6 +55,7 @@ impl Ctx {
             folder: cwd.clone(),
             account_file: None,
             input_file: None,
+            cassette: None,
             cwd,
         })
     }
@@ -80,18 +88,60 @@ impl Ctx {
 
     /// The folder's account (or `--account FILE`).
     pub fn account(&self) -> Result<Account> {
-        Account::load(self, &self.folder, self.account_file.as_deref())
+        self.account_in(&self.folder, self.account_file.as_deref())
+    }
+
+    /// The account in `folder`, or in `file` (relative to the working directory).
+    pub fn account_in(&self, folder: &Path, file: Option<&Path>) -> Result<Account> {
+        Account::load(&self.cwd, &self.env, self.replaying(), folder, file)
+    }
+
+    /// An account from JSON read from `source`, relative to `folder`.
+    pub fn account_from(
+        &self,
+        value: serde_json::Value,
+        source: &str,
+        folder: &Path,
+    ) -> Result<Account> {
+        Account::from_value(&self.env, self.replaying(), value, source, folder)
     }
 
     /// The folder's in.json (or `--input FILE`); empty when there is none.
     pub fn inputs(&self) -> Result<Inputs> {
-        Inputs::load(self, &self.folder, self.input_file.as_deref())
+        Inputs::load(
+            &self.cwd,
+            &self.out,
+            &self.folder,
+            self.input_file.as_deref(),
+        )
+    }
+
+    /// Whether a `--replay` cassette answers, so nothing is sent (and
+    /// credentials may be missing).
+    pub fn replaying(&self) -> bool {
+        self.cassette
+            .as_ref()
+            .is_some_and(|c| c.mode() == Mode::Replay)
+    }
+
+    /// What a connector opens with: the HTTP environment of this command
+    /// (its output and cassette) and the folder.
+    pub fn connector_env(&self) -> connector::Env {
+        connector::Env {
+            http: HttpEnv::new(self.out.clone(), self.cassette.clone()),
+            folder: self.folder.clone(),
+        }
+    }
+
+    /// Open the connector `account` names.
+    pub fn open(&self, account: &Account) -> Result<Box<dyn Connector>> {
+        connector::registry::open(&self.connector_env(), account)
     }
 
     /// Open the connector the folder's account names.
     pub fn connector(&self) -> Result<Box<dyn Connector>> {
         let account = self.account()?;
-        let connector = crate::connector::registry::open(self, &account)?;
+        let connector = self.open(&account)?;
         self.out.verbose(&format!(
             "using {} (connector {})",
             account.source, account.connector

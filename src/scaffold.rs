@@ -185,7 +185,7 @@ fn inputs(spec: &Spec) -> Value {
         .cloned()
         .unwrap_or_else(|| json!("example-1"));
     let mut sections = Map::new();
-    for action in &spec.actions {
+    for action in &spec.actions() {
         let section = match action {
             Action::Get => json!({ "id": id }),
             Action::Insert => json!({ "value": record }),
@@ -224,7 +224,7 @@ fn readme(spec: &Spec) -> String {
         })
         .collect();
     let actions: Vec<String> = spec
-        .actions
+        .actions()
         .iter()
         .filter_map(|a| serde_json::to_value(a).ok())
         .filter_map(|v| v.as_str().map(|s| format!("`{s}`")))

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::json;
 
-use crate::connector::WriteOp;
+use crate::connector::{able, WriteOp};
 use crate::ctx::Ctx;
 
 /// Delete a record by its id
@@ -30,7 +30,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
         return super::dry_run(ctx, connector.as_ref(), &WriteOp::Delete { id });
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
-    connector.delete(&id).await?;
+    let records = able(connector.as_ref(), connector.records(), "delete")?;
+    records.delete(&id).await?;
     ctx.out.result(&json!({ "id": id }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use serde_json::Value;
 
+use crate::connector::able;
 use crate::ctx::Ctx;
 
 /// Print one record by its id
@@ -22,7 +23,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("get", "id", "--id ID", args.id)?;
     let connector = ctx.connector()?;
-    let record = connector.get(&id).await?;
+    let lookup = able(connector.as_ref(), connector.lookup(), "get")?;
+    let record = lookup.get(&id).await?;
     ctx.out.result(&Value::Object(record))?;
     Ok(ExitCode::SUCCESS)
 }

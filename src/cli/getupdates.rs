@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use crate::connector::able;
 use crate::ctx::Ctx;
 
 /// List the records changed since the last sync (every record without one)
@@ -25,7 +26,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let inputs = ctx.inputs()?;
     let since = inputs.string("getupdates", "lastSync", args.last_sync)?;
     let connector = ctx.connector()?;
-    let updates = connector
+    let feed = able(connector.as_ref(), connector.updates(), "getupdates")?;
+    let updates = feed
         .get_updates(since.as_deref(), args.limit.map(|l| l as usize))
         .await?;
     ctx.out

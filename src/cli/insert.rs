@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::config::input::parse_value_flag;
-use crate::connector::{record_id, WriteOp};
+use crate::connector::{able, record_id, WriteOp};
 use crate::ctx::Ctx;
 
 /// Create a record
@@ -25,14 +25,18 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let inputs = ctx.inputs()?;
-    let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
+    let flag = args
+        .value
+        .map(|v| parse_value_flag(&ctx.cwd, &v))
+        .transpose()?;
     let value = inputs.require_object("insert", "value", "--value", flag)?;
     let connector = ctx.connector()?;
     if args.dry_run {
         return super::dry_run(ctx, connector.as_ref(), &WriteOp::Insert(value));
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
-    let stored = connector.insert(value).await?;
+    let records = able(connector.as_ref(), connector.records(), "insert")?;
+    let stored = records.insert(value).await?;
     let id = record_id(&stored, connector.id_field());
     ctx.out.result(&json!({ "id": id, "record": stored }))?;
     Ok(ExitCode::SUCCESS)

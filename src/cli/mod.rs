@@ -180,7 +180,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         } else {
             Cassette::replay_file(path, rerecord)?
         };
-        ctx.out.set_cassette(Some(Arc::new(cassette)));
+        ctx.cassette = Some(Arc::new(cassette));
     }
 
     let result = dispatch(cli.command, &ctx).await;
@@ -213,7 +213,7 @@ fn finish_recording(
     save_case: Option<&str>,
     result: Result<ExitCode>,
 ) -> Result<ExitCode> {
-    let Some(cassette) = ctx.out.cassette().filter(|c| c.mode() == Mode::Record) else {
+    let Some(cassette) = ctx.cassette.clone().filter(|c| c.mode() == Mode::Record) else {
         return result;
     };
     let command = ctx.out.redact(&format!("ferry {}", shell_line(argv)));
@@ -286,7 +286,9 @@ fn dry_run(
     connector: &dyn crate::connector::Connector,
     op: &crate::connector::WriteOp,
 ) -> Result<ExitCode> {
-    let requests = connector.preview(op)?;
+    let action = format!("preview {}", op.action());
+    let records = crate::connector::able(connector, connector.records(), &action)?;
+    let requests = crate::connector::RecordStore::preview(records, op)?;
     ctx.out
         .result(&serde_json::json!({ "dryRun": true, "requests": requests }))?;
     Ok(ExitCode::SUCCESS)

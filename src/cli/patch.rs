@@ -6,7 +6,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::config::input::parse_value_flag;
-use crate::connector::WriteOp;
+use crate::connector::{able, WriteOp};
 use crate::ctx::Ctx;
 
 /// Change some fields of a record
@@ -27,14 +27,18 @@ pub struct Args {
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("patch", "id", "--id ID", args.id)?;
-    let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
+    let flag = args
+        .value
+        .map(|v| parse_value_flag(&ctx.cwd, &v))
+        .transpose()?;
     let value = inputs.require_object("patch", "value", "--value", flag)?;
     let connector = ctx.connector()?;
     if args.dry_run {
         return super::dry_run(ctx, connector.as_ref(), &WriteOp::Patch { id, value });
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
-    connector.patch(&id, value).await?;
+    let records = able(connector.as_ref(), connector.records(), "patch")?;
+    records.patch(&id, value).await?;
     ctx.out.result(&json!({ "id": id }))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -113,11 +113,11 @@ async fn run_case(ctx: &Ctx, name: &str, path: &std::path::Path) -> Result<Optio
         "ferry {} --record --save-case {name}",
         shell_line(&case.args)
     );
-    case_ctx.out.set_cassette(Some(Arc::new(Cassette::replay(
+    case_ctx.cassette = Some(Arc::new(Cassette::replay(
         case.cassette.interactions.clone(),
         format!("test case {}", path.display()),
         rerecord,
-    ))));
+    )));
     let mut argv: Vec<std::ffi::OsString> = vec![
         "ferry".into(),
         "-q".into(),

@@ -1,6 +1,7 @@
 //! `account.json`: which connector, and its options. Flat, like the accounts
 //! of the connector platforms users know: `{"connector": "sqlite", "path": ...}`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -8,7 +9,6 @@ use serde_json::{Map, Value};
 
 use crate::config::env::Vars;
 use crate::config::json;
-use crate::ctx::Ctx;
 use crate::error::usage;
 
 /// A connector and its options, with `${NAME}` references already replaced.
@@ -25,10 +25,18 @@ pub struct Account {
 }
 
 impl Account {
-    /// Load `account.json` from `folder`, or the file given with `--account`.
-    pub fn load(ctx: &Ctx, folder: &Path, file: Option<&Path>) -> Result<Account> {
+    /// Load `account.json` from `folder`, or the file given with `--account`
+    /// (relative to `cwd`); see [`Account::from_value`] for `vars` and
+    /// `replaying`.
+    pub fn load(
+        cwd: &Path,
+        vars: &BTreeMap<String, String>,
+        replaying: bool,
+        folder: &Path,
+        file: Option<&Path>,
+    ) -> Result<Account> {
         let path = match file {
-            Some(f) => crate::config::resolve(&ctx.cwd, f),
+            Some(f) => crate::config::resolve(cwd, f),
             None => folder.join("account.json"),
         };
         if !path.exists() {
@@ -36,7 +44,7 @@ impl Account {
                 "check the path given to --account".to_string()
             } else {
                 // Name the folder as the user would type it from here.
-                let init = match folder.strip_prefix(&ctx.cwd) {
+                let init = match folder.strip_prefix(cwd) {
                     Ok(rel) if rel.as_os_str().is_empty() => "ferry init".to_string(),
                     Ok(rel) => format!("ferry init {}", rel.display()),
                     Err(_) => format!("ferry init {}", folder.display()),
@@ -55,12 +63,27 @@ impl Account {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| folder.to_path_buf());
-        Account::from_value(ctx, value, &path.display().to_string(), &account_folder)
+        Account::from_value(
+            vars,
+            replaying,
+            value,
+            &path.display().to_string(),
+            &account_folder,
+        )
     }
 
     /// Build an account from JSON, replacing `${NAME}` from the environment
-    /// and the `.env` file in `folder`.
-    pub fn from_value(ctx: &Ctx, value: Value, source: &str, folder: &Path) -> Result<Account> {
+    /// variables `vars` and the `.env` file in `folder`. When `replaying` (a
+    /// `--replay` cassette answers), a missing variable is kept as it is: a
+    /// replay sends nothing, so a case or a cassette replays offline on a
+    /// machine (CI) without the secrets.
+    pub fn from_value(
+        vars: &BTreeMap<String, String>,
+        replaying: bool,
+        value: Value,
+        source: &str,
+        folder: &Path,
+    ) -> Result<Account> {
         let Value::Object(mut options) = value else {
             return Err(usage(format!("{source} must hold a JSON object"))
                 .hint("write it as {\"connector\": \"sqlite\", ...}")
@@ -78,13 +101,7 @@ impl Account {
                     .hint("add \"connector\": \"sqlite\" (or another name from `ferry connectors`)")
                     .into()),
             };
-        let mut vars = Vars::load(&ctx.env, folder)?;
-        // A replay sends nothing, so credentials are not needed: a case or a
-        // cassette replays offline on a machine (CI) without the secrets.
-        let replaying = ctx
-            .out
-            .cassette()
-            .is_some_and(|c| c.mode() == crate::http::cassette::Mode::Replay);
+        let mut vars = Vars::load(vars, folder)?;
         vars.keep_missing(replaying);
         for (key, value) in options.iter_mut() {
             vars.interpolate(value, source, key)?;

@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde_json::{Map, Value};
 
 use crate::config::json;
-use crate::ctx::Ctx;
 use crate::error::usage;
+use crate::output::Output;
 
 /// The parsed `in.json`, or nothing when the folder has none.
 #[derive(Debug, Clone, Default)]
@@ -21,10 +21,11 @@ pub struct Inputs {
 impl Inputs {
     /// Load `in.json` from `folder`, or the file given with `--input`.
     /// A missing default file is fine (flags may give everything); a missing
-    /// file named with `--input` is an error.
-    pub fn load(ctx: &Ctx, folder: &Path, file: Option<&Path>) -> Result<Inputs> {
+    /// file named with `--input` (relative to `cwd`) is an error. A section
+    /// that looks misspelt is a warning on `out`.
+    pub fn load(cwd: &Path, out: &Output, folder: &Path, file: Option<&Path>) -> Result<Inputs> {
         let path = match file {
-            Some(f) => crate::config::resolve(&ctx.cwd, f),
+            Some(f) => crate::config::resolve(cwd, f),
             None => folder.join("in.json"),
         };
         if !path.exists() {
@@ -38,7 +39,7 @@ impl Inputs {
         let source = path.display().to_string();
         match json::read_file(&path)? {
             Value::Object(sections) => {
-                warn_misspelt_sections(ctx, &sections, &source);
+                warn_misspelt_sections(out, &sections, &source);
                 check_section_keys(&sections, &source)?;
                 Ok(Inputs {
                     path: Some(path),
@@ -195,7 +196,7 @@ fn check_section_keys(sections: &Map<String, Value>, source: &str) -> Result<()>
         let err = usage(format!(
             "unknown key \"{key}\" in section \"{section}\" of {source}"
         ));
-        let err = match crate::connector::registry::nearest(key, keys) {
+        let err = match crate::config::nearest(key, keys) {
             Some(near) => err.hint(format!("did you mean \"{near}\"?")),
             None => err.hint(format!(
                 "the keys of \"{section}\" are: {}",
@@ -209,13 +210,13 @@ fn check_section_keys(sections: &Map<String, Value>, source: &str) -> Result<()>
 
 /// A section one typo away from a known one is silently ignored otherwise,
 /// and the command then runs on the wrong input (or says none was given).
-fn warn_misspelt_sections(ctx: &Ctx, sections: &Map<String, Value>, source: &str) {
+fn warn_misspelt_sections(out: &Output, sections: &Map<String, Value>, source: &str) {
     for name in sections.keys() {
         if SECTIONS.contains(&name.as_str()) {
             continue;
         }
         if let Some(near) = misspelt(name) {
-            ctx.out.warn(&format!(
+            out.warn(&format!(
                 "no command reads section \"{name}\" of {source}; did you mean \"{near}\"?"
             ));
         }
@@ -246,10 +247,11 @@ pub fn kind_of(v: &Value) -> &'static str {
     }
 }
 
-/// Parse a `--value` flag: inline JSON, or `@FILE` to read it from a file.
-pub fn parse_value_flag(ctx: &Ctx, raw: &str) -> Result<Value> {
+/// Parse a `--value` flag: inline JSON, or `@FILE` to read it from a file
+/// (relative to `cwd`).
+pub fn parse_value_flag(cwd: &Path, raw: &str) -> Result<Value> {
     match raw.strip_prefix('@') {
-        Some(file) => json::read_file(&crate::config::resolve(&ctx.cwd, file)),
+        Some(file) => json::read_file(&crate::config::resolve(cwd, file)),
         None => json::parse(raw, "--value"),
     }
 }

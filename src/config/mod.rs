@@ -73,3 +73,13 @@ pub fn resolve(base: &Path, path: impl AsRef<Path>) -> PathBuf {
         base.join(path)
     }
 }
+
+/// The candidate closest to `word`, if any is close enough to be a typo.
+pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}

@@ -20,10 +20,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::connector::file::{FileConnector, Format, RecordReader};
-use crate::connector::{
-    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec,
-};
-use crate::ctx::Ctx;
+use crate::connector::Env;
+use crate::connector::{Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec};
 use crate::error::usage;
 
 pub fn spec() -> Spec {
@@ -42,13 +40,13 @@ pub fn spec() -> Spec {
         ],
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
-        actions: Action::records_and(&[Action::ExportProfiles]),
+        capabilities: FileConnector::<Csv>::CAPABILITIES,
         max_batch_size: 5_000,
         parallelism: 1,
     }
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let id_field = options.require("idField")?;
     let delimiter = options.require("delimiter")?;
@@ -67,7 +65,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         }
     };
     Ok(Box::new(
-        FileConnector::new(spec(), Csv { delimiter }, path, id_field).logging_to(ctx.out.clone()),
+        FileConnector::new(spec(), Csv { delimiter }, path, id_field).logging_to(env.out().clone()),
     ))
 }
 

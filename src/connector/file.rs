@@ -43,9 +43,12 @@ use serde_json::{json, Value};
 
 use crate::connector::raw::RawRecords;
 use crate::connector::{
-    given_id, id_text, new_id, record_id, BadId, Change, ChangeType, Connector, ExportFields,
-    Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec,
-    Updates, WriteOp,
+    given_id, id_text, new_id, record_id, BadId, Change, ChangeType, Connector, ExportFields, Page,
+    Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Spec, Updates,
+    UpsertOutcome, WriteOp,
+};
+use crate::connector::{
+    ChangeFeed, ProfileSink, RawSink, RecordLookup, RecordSink, RecordSource, RecordStore,
 };
 use crate::error::{failed, not_found, usage};
 use crate::output::Output;
@@ -351,7 +354,7 @@ impl<F: Format> Store<F> {
 
     /// Upsert `records`: appended as they stand when every id is new to the
     /// file, else by a rewrite that replaces records where they stand.
-    fn upsert_records(&self, records: &[Record]) -> Result<Vec<Outcome>> {
+    fn upsert_records(&self, records: &[Record]) -> Result<Vec<UpsertOutcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
         // The records that have an id, and the hashes of their ids.
         let mut keyed: Vec<&Record> = Vec::with_capacity(records.len());
@@ -361,9 +364,9 @@ impl<F: Format> Store<F> {
                 Some(id) => {
                     hashes.push(self.hash(&id));
                     keyed.push(record);
-                    outcomes.push(Outcome::Ok { id });
+                    outcomes.push(UpsertOutcome::Ok { id });
                 }
-                None => outcomes.push(Outcome::Rejected {
+                None => outcomes.push(UpsertOutcome::Rejected {
                     id: None,
                     reason: format!("the record has no {}", self.id_field),
                 }),
@@ -428,7 +431,7 @@ impl<F: Format> Store<F> {
     /// Upsert records as JSON text. A batch of new ids, each record on one
     /// line, is appended byte for byte; anything else is parsed and takes
     /// [`Store::upsert_records`].
-    fn upsert_raw(&self, records: &RawRecords) -> Result<Vec<Outcome>> {
+    fn upsert_raw(&self, records: &RawRecords) -> Result<Vec<UpsertOutcome>> {
         let (Some(ids), Some(lines)) = (records.ids(), records.as_lines()) else {
             return self.upsert_records(&records.to_records()?);
         };
@@ -439,7 +442,7 @@ impl<F: Format> Store<F> {
         let mut hashes = Vec::with_capacity(records.len());
         for id in ids {
             hashes.push(self.hash(id));
-            outcomes.push(Outcome::Ok { id: id.to_string() });
+            outcomes.push(UpsertOutcome::Ok { id: id.to_string() });
         }
         {
             let mut guard = self.lock()?;
@@ -905,6 +908,8 @@ impl RecordReader for Empty {
     }
 }
 
+crate::capabilities!([F: Format] FileConnector<F>: Records, Updates, Source, Sink, Profiles);
+
 #[async_trait]
 impl<F: Format> Connector for FileConnector<F> {
     fn spec(&self) -> &Spec {
@@ -913,13 +918,6 @@ impl<F: Format> Connector for FileConnector<F> {
 
     fn id_field(&self) -> &str {
         &self.store.id_field
-    }
-
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        Ok(super::preview_rows(
-            op,
-            &self.store.path.display().to_string(),
-        ))
     }
 
     async fn check(&self) -> Result<Value> {
@@ -951,10 +949,27 @@ impl<F: Format> Connector for FileConnector<F> {
         .await
     }
 
+    fn written_file(&self) -> Option<&Path> {
+        Some(&self.store.path)
+    }
+}
+
+#[async_trait]
+impl<F: Format> RecordLookup for FileConnector<F> {
     async fn get(&self, id: &str) -> Result<Record> {
         let id = id.to_string();
         self.blocking(move |s| s.find(&id)?.ok_or_else(|| s.not_found(&id)))
             .await
+    }
+}
+
+#[async_trait]
+impl<F: Format> RecordStore for FileConnector<F> {
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(super::preview_rows(
+            op,
+            &self.store.path.display().to_string(),
+        ))
     }
 
     async fn insert(&self, mut value: Record) -> Result<Record> {
@@ -1038,7 +1053,10 @@ impl<F: Format> Connector for FileConnector<F> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<F: Format> ChangeFeed for FileConnector<F> {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let token = match since {
             None => SyncToken::default(),
@@ -1107,7 +1125,10 @@ impl<F: Format> Connector for FileConnector<F> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<F: Format> RecordSource for FileConnector<F> {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let from = from.clone();
         self.blocking(move |s| {
@@ -1145,7 +1166,10 @@ impl<F: Format> Connector for FileConnector<F> {
         })
         .await
     }
+}
 
+#[async_trait]
+impl<F: Format> ProfileSink for FileConnector<F> {
     /// A file has no place for group memberships: export reports them skipped.
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields::keyed_by_id_field(&self.store.id_field, false))
@@ -1246,24 +1270,38 @@ impl<F: Format> Connector for FileConnector<F> {
         .await
     }
 
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordStore::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl<F: Format> RecordSink for FileConnector<F> {
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let mut outcomes = self.upsert_batch(Records::new(vec![record])).await?;
         Ok(outcomes.remove(0))
     }
 
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         self.blocking(move |s| s.upsert_records(&records)).await
     }
 
-    fn writes_raw(&self) -> bool {
-        self.store.format.writes_raw()
+    fn raw(&self) -> Option<&dyn RawSink> {
+        if self.store.format.writes_raw() {
+            Some(self)
+        } else {
+            None
+        }
     }
 
-    fn written_file(&self) -> Option<&Path> {
-        Some(&self.store.path)
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordStore::preview(self, op)
     }
+}
 
-    async fn upsert_raw(&self, records: Arc<RawRecords>) -> Result<Vec<Outcome>> {
+#[async_trait]
+impl<F: Format> RawSink for FileConnector<F> {
+    async fn upsert_raw(&self, records: Arc<RawRecords>) -> Result<Vec<UpsertOutcome>> {
         self.blocking(move |s| s.upsert_raw(&records)).await
     }
 }

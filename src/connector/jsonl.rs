@@ -11,10 +11,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::connector::file::{FileConnector, Format, RecordReader};
-use crate::connector::{
-    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec,
-};
-use crate::ctx::Ctx;
+use crate::connector::Env;
+use crate::connector::{Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec};
 use crate::error::usage;
 
 pub fn spec() -> Spec {
@@ -31,17 +29,17 @@ pub fn spec() -> Spec {
         ],
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
-        actions: Action::records_and(&[Action::ExportProfiles]),
+        capabilities: FileConnector::<Jsonl>::CAPABILITIES,
         max_batch_size: 5_000,
         parallelism: 1,
     }
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let id_field = options.require("idField")?;
     Ok(Box::new(
-        FileConnector::new(spec(), Jsonl, path, id_field).logging_to(ctx.out.clone()),
+        FileConnector::new(spec(), Jsonl, path, id_field).logging_to(env.out().clone()),
     ))
 }
 

@@ -1,7 +1,9 @@
-//! The connector contract: one trait every connector implements, the records,
-//! pages and outcomes that cross it, and the registry that finds a connector
-//! by name. A connector implements what its system can do; every other action
-//! answers "connector X cannot Y".
+//! The connector contract: a small [`Connector`] trait every connector
+//! implements, one trait per capability (single records, changes, import
+//! source and destination, export profiles and groups), the records, pages
+//! and outcomes that cross them, and the registry that finds a connector by
+//! name. A connector declares its capabilities once ([`capabilities!`]);
+//! every other action answers "connector X cannot Y".
 
 pub mod options;
 pub mod registry;
@@ -29,6 +31,23 @@ pub use options::Options;
 pub use spec::{Action, FieldSpec, FieldType, OptionSpec, Role, Spec};
 
 use crate::error::unsupported;
+
+/// What a connector opens with besides its options: the HTTP environment
+/// its engines are built by (the command's output and cassette) and the
+/// connector folder. Never the whole command context.
+#[derive(Clone)]
+pub struct Env {
+    pub http: crate::http::HttpEnv,
+    /// The connector folder (`-C DIR`).
+    pub folder: std::path::PathBuf,
+}
+
+impl Env {
+    /// The output to log to and register secrets with.
+    pub fn out(&self) -> &crate::output::Output {
+        self.http.out()
+    }
+}
 
 /// A record as a connector reads or writes it: a JSON object. Its identifier
 /// is the field named by [`Connector::id_field`].
@@ -74,7 +93,7 @@ pub struct Page {
 /// What happened to one record of a batch write.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
-pub enum Outcome {
+pub enum UpsertOutcome {
     /// Written (created or updated).
     Ok { id: String },
     /// The destination refused this record; the rest of the batch went on.
@@ -153,12 +172,16 @@ impl WriteOp {
     }
 }
 
-/// A connector: the actions one kind of system supports. Every method has a
-/// default that answers "connector X cannot Y", so a connector implements only
-/// what its system can honestly do.
+/// A connector: its declaration, a connection check, and one accessor per
+/// capability. A capability is a trait ([`RecordLookup`], [`RecordStore`],
+/// [`ChangeFeed`], [`RecordSource`], [`RecordSink`], [`ProfileSink`],
+/// [`GroupSink`]); the accessors come from one [`capabilities!`]
+/// declaration, which also gives the actions `ferry connectors` prints, so
+/// the two cannot disagree. A missing capability answers "connector X
+/// cannot Y" through [`able`].
 #[async_trait]
-pub trait Connector: Send + Sync {
-    /// The connector's declaration: options, fields, actions, limits.
+pub trait Connector: Capable + Send + Sync {
+    /// The connector's declaration: options, fields, capabilities, limits.
     fn spec(&self) -> &Spec;
 
     /// The field that identifies a record.
@@ -166,11 +189,12 @@ pub trait Connector: Send + Sync {
         "id"
     }
 
-    /// The fields a written record must fit: the spec's, or what the system
-    /// itself declares (an existing table's columns). Import validates
-    /// records against these before sending them.
-    async fn fields(&self) -> Result<Vec<FieldSpec>> {
-        Ok(self.spec().fields.clone())
+    /// The local file this connector writes, which an import or export
+    /// holds locked against other ferry runs for its whole length
+    /// ([`crate::lock`]); `None` where the destination keeps writers apart
+    /// itself (SQLite) or is remote.
+    fn written_file(&self) -> Option<&std::path::Path> {
+        None
     }
 
     /// Test the connection and the credentials; answer a short JSON report.
@@ -178,36 +202,289 @@ pub trait Connector: Send + Sync {
         Err(unsupported(self.spec().code, "check").into())
     }
 
-    /// The record with this id, or a not-found error.
-    async fn get(&self, id: &str) -> Result<Record> {
-        let _ = id;
-        Err(unsupported(self.spec().code, "get").into())
+    /// Why this connector cannot do `action` ("export profiles"), when it
+    /// can say more than "it cannot" (a manifest that lacks an action).
+    fn cannot_hint(&self, action: &str) -> Option<String> {
+        let _ = action;
+        None
     }
+}
 
-    /// Create a record; answer it as stored (with its id).
-    async fn insert(&self, value: Record) -> Result<Record> {
-        let _ = value;
-        Err(unsupported(self.spec().code, "insert").into())
+/// The capability accessors of a [`Connector`]; [`capabilities!`] writes
+/// them, so a connector never does by hand.
+pub trait Capable {
+    /// `get`.
+    fn lookup(&self) -> Option<&(dyn RecordLookup + 'static)> {
+        None
     }
+    /// `get`, `insert`, `patch`, `delete`.
+    fn records(&self) -> Option<&(dyn RecordStore + 'static)> {
+        None
+    }
+    /// `getupdates`.
+    fn updates(&self) -> Option<&(dyn ChangeFeed + 'static)> {
+        None
+    }
+    /// Import's source side: pages of records.
+    fn source(&self) -> Option<&(dyn RecordSource + 'static)> {
+        None
+    }
+    /// Import's destination side: batches of upserts.
+    fn sink(&self) -> Option<&(dyn RecordSink + 'static)> {
+        None
+    }
+    /// Export's destination side: profiles.
+    fn profiles(&self) -> Option<&(dyn ProfileSink + 'static)> {
+        None
+    }
+    /// Export's group memberships (lists, tags, segments).
+    fn groups(&self) -> Option<&(dyn GroupSink + 'static)> {
+        None
+    }
+}
+
+/// One capability a connector may declare with [`capabilities!`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// [`RecordLookup`]: `get` only.
+    Lookup,
+    /// [`RecordStore`] (and so [`RecordLookup`]).
+    Records,
+    /// [`ChangeFeed`].
+    Updates,
+    /// [`RecordSource`].
+    Source,
+    /// [`RecordSink`].
+    Sink,
+    /// [`ProfileSink`].
+    Profiles,
+    /// [`GroupSink`].
+    Groups,
+}
+
+impl Capability {
+    /// The actions this capability gives, as `ferry connectors` names them.
+    pub fn actions(self) -> &'static [Action] {
+        match self {
+            Capability::Lookup => &[Action::Get],
+            Capability::Records => &[Action::Get, Action::Insert, Action::Patch, Action::Delete],
+            Capability::Updates => &[Action::GetUpdates],
+            Capability::Source => &[Action::ReadPage],
+            Capability::Sink => &[Action::UpsertBatch],
+            Capability::Profiles => &[Action::ExportProfiles],
+            Capability::Groups => &[Action::Groups],
+        }
+    }
+}
+
+/// A capability as declared: `always`, or only when the opened connector
+/// says so (a manifest that describes the actions it needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Declared {
+    pub capability: Capability,
+    pub always: bool,
+}
+
+/// The actions `capabilities` give, in [`Action`]'s order: `check` (every
+/// connector answers it), then those of every capability declared `always`.
+pub fn actions_of(capabilities: &[Declared]) -> Vec<Action> {
+    let mut actions = vec![Action::Check];
+    for d in capabilities.iter().filter(|d| d.always) {
+        for a in d.capability.actions() {
+            if !actions.contains(a) {
+                actions.push(*a);
+            }
+        }
+    }
+    actions.sort_by_key(|a| *a as usize);
+    actions
+}
+
+/// The actions an opened connector has, read from its accessors.
+pub fn actions(connector: &dyn Connector) -> Vec<Action> {
+    let has = [
+        (connector.lookup().is_some(), Capability::Lookup),
+        (connector.records().is_some(), Capability::Records),
+        (connector.updates().is_some(), Capability::Updates),
+        (connector.source().is_some(), Capability::Source),
+        (connector.sink().is_some(), Capability::Sink),
+        (connector.profiles().is_some(), Capability::Profiles),
+        (connector.groups().is_some(), Capability::Groups),
+    ];
+    let declared: Vec<Declared> = has
+        .into_iter()
+        .filter(|(yes, _)| *yes)
+        .map(|(_, capability)| Declared {
+            capability,
+            always: true,
+        })
+        .collect();
+    actions_of(&declared)
+}
+
+/// `capability`, or the "connector X cannot `action`" error, where
+/// `action` is what the user asked for ("insert", "read pages").
+pub fn able<'a, T: ?Sized>(
+    connector: &dyn Connector,
+    capability: Option<&'a T>,
+    action: &str,
+) -> Result<&'a T> {
+    capability.ok_or_else(|| {
+        let code = connector.spec().code;
+        let mut err = unsupported(code, action);
+        if let Some(hint) = connector.cannot_hint(action) {
+            err = err.hint(hint);
+        }
+        err.into()
+    })
+}
+
+/// Declare a connector's capabilities, once: this writes its [`Capable`]
+/// accessors and `CAPABILITIES`, the list its spec shows as actions.
+///
+/// ```ignore
+/// capabilities!(Sqlite: Records, Updates, Source, Sink, Profiles, Groups);
+/// capabilities!([F: Format] FileConnector<F>: Records, Source, Sink);
+/// // Only when the opened connector's method says so:
+/// capabilities!(HttpConnector: Records, Profiles if can_export);
+/// ```
+#[macro_export]
+macro_rules! capabilities {
+    ([$($g:tt)*] $t:ty : $($cap:ident $(if $when:ident)?),+ $(,)?) => {
+        impl<$($g)*> $crate::connector::Capable for $t {
+            $( $crate::capabilities!(@accessor $cap $(if $when)?); )+
+        }
+        impl<$($g)*> $t {
+            /// What this connector can do: the one declaration its
+            /// accessors and its spec's actions both come from.
+            // A test's fake connector borrows another's spec, not this.
+            #[allow(dead_code)]
+            pub const CAPABILITIES: &'static [$crate::connector::Declared] = &[$(
+                $crate::connector::Declared {
+                    capability: $crate::connector::Capability::$cap,
+                    always: $crate::capabilities!(@always $($when)?),
+                }
+            ),+];
+        }
+    };
+    ($t:ty : $($rest:tt)+) => {
+        $crate::capabilities!([] $t : $($rest)+);
+    };
+    (@always) => { true };
+    (@always $when:ident) => { false };
+    (@accessor Lookup $(if $when:ident)?) => {
+        $crate::capabilities!(@one lookup RecordLookup $($when)?);
+    };
+    (@accessor Records $(if $when:ident)?) => {
+        $crate::capabilities!(@one lookup RecordLookup $($when)?);
+        $crate::capabilities!(@one records RecordStore $($when)?);
+    };
+    (@accessor Updates $(if $when:ident)?) => {
+        $crate::capabilities!(@one updates ChangeFeed $($when)?);
+    };
+    (@accessor Source $(if $when:ident)?) => {
+        $crate::capabilities!(@one source RecordSource $($when)?);
+    };
+    (@accessor Sink $(if $when:ident)?) => {
+        $crate::capabilities!(@one sink RecordSink $($when)?);
+    };
+    (@accessor Profiles $(if $when:ident)?) => {
+        $crate::capabilities!(@one profiles ProfileSink $($when)?);
+    };
+    (@accessor Groups $(if $when:ident)?) => {
+        $crate::capabilities!(@one groups GroupSink $($when)?);
+    };
+    (@one $name:ident $trait:ident) => {
+        fn $name(&self) -> Option<&(dyn $crate::connector::$trait + 'static)> {
+            Some(self)
+        }
+    };
+    (@one $name:ident $trait:ident $when:ident) => {
+        fn $name(&self) -> Option<&(dyn $crate::connector::$trait + 'static)> {
+            if self.$when() {
+                Some(self)
+            } else {
+                None
+            }
+        }
+    };
+}
+
+/// A capability of a shared connector, owned, for a task that outlives a
+/// borrow (an import's writers and read-ahead): checked once when made,
+/// then used as the capability itself.
+pub struct Shared<T: ?Sized + 'static> {
+    connector: std::sync::Arc<dyn Connector>,
+    get: fn(&dyn Connector) -> Option<&T>,
+}
+
+impl<T: ?Sized + 'static> Shared<T> {
+    /// `get` of `connector` (`Connector::sink`…), or the "cannot `action`" error.
+    pub fn new(
+        connector: std::sync::Arc<dyn Connector>,
+        get: fn(&dyn Connector) -> Option<&T>,
+        action: &str,
+    ) -> Result<Shared<T>> {
+        able(connector.as_ref(), get(connector.as_ref()), action)?;
+        Ok(Shared { connector, get })
+    }
+}
+
+impl<T: ?Sized + 'static> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared {
+            connector: self.connector.clone(),
+            get: self.get,
+        }
+    }
+}
+
+impl<T: ?Sized + 'static> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // An accessor answers the same for the connector's whole life.
+        (self.get)(self.connector.as_ref()).expect("a capability checked when shared")
+    }
+}
+
+/// `get`: one record by its id.
+#[async_trait]
+pub trait RecordLookup: Connector {
+    /// The record with this id, or a not-found error.
+    async fn get(&self, id: &str) -> Result<Record>;
+}
+
+/// The single-record writes: `insert`, `patch`, `delete`, and their
+/// `--dry-run` previews.
+#[async_trait]
+pub trait RecordStore: RecordLookup {
+    /// Create a record; answer it as stored (with its id).
+    async fn insert(&self, value: Record) -> Result<Record>;
 
     /// Change some fields of a record; answer it as stored.
-    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
-        let _ = (id, value);
-        Err(unsupported(self.spec().code, "patch").into())
-    }
+    async fn patch(&self, id: &str, value: Record) -> Result<Record>;
 
     /// Delete a record.
-    async fn delete(&self, id: &str) -> Result<()> {
-        let _ = id;
-        Err(unsupported(self.spec().code, "delete").into())
-    }
+    async fn delete(&self, id: &str) -> Result<()>;
 
+    /// What `op` would send, without sending it: the HTTP requests of an
+    /// HTTP connector, the rows of a local one. Building it must be pure
+    /// (no I/O to the destination), so `--dry-run` needs no server.
+    /// Secrets are redacted by the output layer.
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>>;
+}
+
+/// `getupdates`: what changed since a sync token.
+#[async_trait]
+pub trait ChangeFeed: Connector {
     /// Changes since `since` (every record when `None`), up to `limit` entries.
-    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
-        let _ = (since, limit);
-        Err(unsupported(self.spec().code, "getupdates").into())
-    }
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates>;
+}
 
+/// Import's source side: the records page by page.
+#[async_trait]
+pub trait RecordSource: Connector {
     /// Whether `read_page` can start at any offset (`Position::at_offset(n)`
     /// without a cursor) at the cost of one page, so import may ask for the
     /// next page before the current one has been parsed.
@@ -216,10 +493,7 @@ pub trait Connector: Send + Sync {
     }
 
     /// Up to `limit` records starting at `from`.
-    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        let _ = (from, limit);
-        Err(unsupported(self.spec().code, "read pages").into())
-    }
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page>;
 
     /// Why the source itself could not make a whole record of one it read
     /// (a profile without the chosen identifier, a listed one that does not
@@ -231,120 +505,90 @@ pub trait Connector: Send + Sync {
         None
     }
 
-    /// Whether `read_page_raw` answers the source's own JSON text, which
-    /// lets import pass records through unparsed (see [`raw`]).
-    fn reads_raw(&self) -> bool {
-        false
-    }
-
-    /// `read_page`, with the records as JSON text. The default writes the
-    /// parsed records out again: correct, but it saves nothing.
-    async fn read_page_raw(&self, from: &Position, limit: usize) -> Result<raw::RawPage> {
-        let page = self.read_page(from, limit).await?;
-        Ok(raw::RawPage {
-            records: raw::RawRecords::from_records(&page.records)?,
-            next: page.next,
-            total: page.total,
-        })
-    }
-
-    /// Whether `upsert_raw` writes JSON text without parsing it.
-    fn writes_raw(&self) -> bool {
-        false
-    }
-
-    /// The local file this connector writes, which an import or export
-    /// holds locked against other ferry runs for its whole length
-    /// ([`crate::lock`]); `None` where the destination keeps writers apart
-    /// itself (SQLite) or is remote.
-    fn written_file(&self) -> Option<&std::path::Path> {
+    /// The pages as the source's own JSON text, when it can answer them so,
+    /// which lets import pass records through unparsed (see [`mod@raw`]).
+    fn raw(&self) -> Option<&dyn RawSource> {
         None
     }
+}
 
-    /// `upsert_batch` for records as JSON text, keyed by their ids. The
-    /// default parses them and calls `upsert_batch`.
-    async fn upsert_raw(&self, records: std::sync::Arc<raw::RawRecords>) -> Result<Vec<Outcome>> {
-        self.upsert_batch(Records::new(records.to_records()?)).await
-    }
+/// [`RecordSource::read_page`] with the records as JSON text.
+#[async_trait]
+pub trait RawSource: Send + Sync {
+    async fn read_page_raw(&self, from: &Position, limit: usize) -> Result<raw::RawPage>;
+}
 
-    /// What `op` would send, without sending it: the HTTP requests of an HTTP
-    /// connector, the rows of a local one. Building it must be pure (no I/O
-    /// to the destination), so `--dry-run` needs no server. Secrets are
-    /// redacted by the output layer.
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        Err(unsupported(self.spec().code, &format!("preview {}", op.action())).into())
+/// Import's destination side: upserts keyed by the id, in batches.
+#[async_trait]
+pub trait RecordSink: Connector {
+    /// The fields a written record must fit: the spec's, or what the system
+    /// itself declares (an existing table's columns). Import validates
+    /// records against these before sending them.
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        Ok(self.spec().fields.clone())
     }
 
     /// Create or replace one record, keyed by its id.
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
-        let _ = record;
-        Err(unsupported(self.spec().code, "upsert").into())
-    }
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome>;
 
     /// Create or replace many records, one outcome per record in order.
-    /// The default writes them one by one; connectors with a bulk API override it.
-    /// An `Err` means the batch as a whole failed and nothing can be assumed.
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    /// The default writes them one by one ([`upsert_each`]); connectors
+    /// with a bulk API override it. An `Err` means the batch as a whole
+    /// failed and nothing can be assumed.
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         upsert_each(self, records).await
     }
 
-    // --- Export destination (profiles and group memberships). A destination
-    // implements the single calls; the batch calls default to parallel single
-    // calls up to the spec's `parallelism` and are overridden where the
-    // system has a bulk API. `ferry export` caches `ensure_group` per run.
+    /// What a batch upsert ([`WriteOp::UpsertBatch`]) would send, without
+    /// sending it (import's `--dry-run`); see [`RecordStore::preview`].
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>>;
 
+    /// Batches written as JSON text without parsing them, when the
+    /// destination can (see [`mod@raw`]).
+    fn raw(&self) -> Option<&dyn RawSink> {
+        None
+    }
+}
+
+/// [`RecordSink::upsert_batch`] for records as JSON text, keyed by their ids.
+#[async_trait]
+pub trait RawSink: Send + Sync {
+    async fn upsert_raw(
+        &self,
+        records: std::sync::Arc<raw::RawRecords>,
+    ) -> Result<Vec<UpsertOutcome>>;
+}
+
+/// Export's destination: profiles created, updated (with clears), deleted
+/// and found by key. A destination implements the single calls; the batch
+/// calls default to parallel single calls up to the spec's `parallelism`
+/// ([`in_parallel`]) and are overridden where the system has a bulk API.
+#[async_trait]
+pub trait ProfileSink: Connector {
     /// What the destination needs of an exported profile: its key, known
     /// fields, whether extra fields and group memberships are accepted.
     /// Async because a SaaS destination may read its property definitions.
-    async fn export_fields(&self) -> Result<ExportFields> {
-        Err(unsupported(self.spec().code, "export profiles").into())
-    }
+    async fn export_fields(&self) -> Result<ExportFields>;
 
     /// The destination id of the profile whose key is `key`, if there is one.
-    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
-        let _ = key;
-        Err(unsupported(self.spec().code, "find profiles").into())
-    }
+    async fn find_profile(&self, key: &str) -> Result<Option<String>>;
 
     /// Create a profile, or update the one with the same key (so a re-sent
     /// create never duplicates); answer its destination id.
-    async fn create_profile(&self, fields: Record) -> Result<String> {
-        let _ = fields;
-        Err(unsupported(self.spec().code, "create profiles").into())
-    }
+    async fn create_profile(&self, fields: Record) -> Result<String>;
 
     /// Set some fields of the profile `id` and clear others the way the
     /// destination clears a field; answer its destination id (a local
     /// destination keyed by the changed field answers the new one).
     /// A missing profile is a not-found error.
-    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
-        let _ = (id, update);
-        Err(unsupported(self.spec().code, "update profiles").into())
-    }
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String>;
 
     /// Delete the profile `id`; a profile already gone is not an error.
-    async fn delete_profile(&self, id: &str) -> Result<()> {
-        let _ = id;
-        Err(unsupported(self.spec().code, "delete profiles").into())
-    }
+    async fn delete_profile(&self, id: &str) -> Result<()>;
 
-    /// The id of the group (list, tag, segment) named `name`, created if missing.
-    async fn ensure_group(&self, name: &str) -> Result<String> {
-        let _ = name;
-        Err(unsupported(self.spec().code, "hold group memberships").into())
-    }
-
-    /// Add the profile `id` to the group `group` (an id from `ensure_group`).
-    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        let _ = (group, id);
-        Err(unsupported(self.spec().code, "hold group memberships").into())
-    }
-
-    /// Remove the profile `id` from the group `group`.
-    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
-        let _ = (group, id);
-        Err(unsupported(self.spec().code, "hold group memberships").into())
-    }
+    /// What an export write would send, without sending it (export's
+    /// `--dry-run`); see [`RecordStore::preview`].
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>>;
 
     /// Create many profiles; one outcome per profile, in order.
     async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
@@ -372,6 +616,21 @@ pub trait Connector: Send + Sync {
         })
         .await
     }
+}
+
+/// Export's group memberships: groups (lists, tags, segments) found or
+/// created by name, and profiles added to and removed from them. `ferry
+/// export` caches `ensure_group` per run.
+#[async_trait]
+pub trait GroupSink: Connector {
+    /// The id of the group (list, tag, segment) named `name`, created if missing.
+    async fn ensure_group(&self, name: &str) -> Result<String>;
+
+    /// Add the profile `id` to the group `group` (an id from `ensure_group`).
+    async fn add_member(&self, group: &str, id: &str) -> Result<()>;
+
+    /// Remove the profile `id` from the group `group`.
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()>;
 
     /// Add many profiles to one group; one outcome each, in order.
     async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
@@ -517,11 +776,14 @@ impl ProfileOutcome {
 /// Upsert `records` one by one (the default batch write). A record that
 /// cannot be sent as it is ([`Rejection`]: an id that is `..`) is rejected
 /// and the batch goes on; any other error fails the batch.
-pub async fn upsert_each<C: Connector + ?Sized>(c: &C, records: Records) -> Result<Vec<Outcome>> {
+pub async fn upsert_each<C: RecordSink + ?Sized>(
+    c: &C,
+    records: Records,
+) -> Result<Vec<UpsertOutcome>> {
     let mut outcomes = Vec::with_capacity(records.len());
     for record in records.iter() {
         let outcome = match c.upsert(record.clone()).await {
-            Err(err) if err.chain().any(|e| e.is::<Rejection>()) => Outcome::Rejected {
+            Err(err) if err.chain().any(|e| e.is::<Rejection>()) => UpsertOutcome::Rejected {
                 id: record.get("id").and_then(Value::as_str).map(str::to_string),
                 reason: format!("{err:#}"),
             },

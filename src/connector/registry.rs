@@ -4,14 +4,13 @@
 use anyhow::Result;
 
 use crate::config::Account;
-use crate::connector::{Connector, Options, Spec};
-use crate::ctx::Ctx;
+use crate::connector::{Connector, Env, Options, Spec};
 use crate::error::usage;
 
 /// How to describe and open one connector.
 pub struct Entry {
     pub spec: fn() -> Spec,
-    pub open: fn(&Ctx, Options) -> Result<Box<dyn Connector>>,
+    pub open: fn(&Env, Options) -> Result<Box<dyn Connector>>,
 }
 
 /// Every built-in connector, in the order `ferry connectors` lists them.
@@ -68,12 +67,12 @@ pub fn spec(code: &str) -> Result<Spec> {
 
 /// Open the connector an account names, with its options validated and its
 /// secrets registered for redaction.
-pub fn open(ctx: &Ctx, account: &Account) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, account: &Account) -> Result<Box<dyn Connector>> {
     let entry = find(&account.connector, &format!(" in {}", account.source))?;
     let spec = (entry.spec)();
     let options = Options::new(&spec, account)?;
-    ctx.out.add_secrets(options.secrets().iter().cloned());
-    (entry.open)(ctx, options)
+    env.out().add_secrets(options.secrets().iter().cloned());
+    (entry.open)(env, options)
 }
 
 /// The entry for `code`; `place` (" in account.json") completes the error.
@@ -94,12 +93,4 @@ fn find(code: &str, place: &str) -> Result<Entry> {
     }
 }
 
-/// The candidate closest to `word`, if any is close enough to be a typo.
-pub fn nearest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::jaro_winkler(word, c), *c))
-        .filter(|(score, _)| *score > 0.7)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
-}
+pub use crate::config::nearest;

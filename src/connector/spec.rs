@@ -5,6 +5,15 @@
 use serde::Serialize;
 use serde_json::Value;
 
+use super::{actions_of, Declared};
+
+fn serialize_actions<S: serde::Serializer>(
+    capabilities: &&'static [Declared],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    actions_of(capabilities).serialize(serializer)
+}
+
 /// A connector's declaration.
 #[derive(Debug, Clone, Serialize)]
 pub struct Spec {
@@ -21,8 +30,11 @@ pub struct Spec {
     /// Whether records may carry fields beyond `fields`.
     #[serde(rename = "extraFields")]
     pub extra_fields: bool,
-    /// The actions it supports; every other one answers "cannot".
-    pub actions: Vec<Action>,
+    /// What it can do: the type's `CAPABILITIES` from its one
+    /// [`capabilities!`](crate::capabilities) declaration, shown as the
+    /// actions it supports; every other one answers "cannot".
+    #[serde(rename = "actions", serialize_with = "serialize_actions")]
+    pub capabilities: &'static [Declared],
     /// The largest batch it writes at once.
     #[serde(rename = "maxBatchSize")]
     pub max_batch_size: usize,
@@ -31,8 +43,13 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The actions its capabilities give (`check` first).
+    pub fn actions(&self) -> Vec<Action> {
+        actions_of(self.capabilities)
+    }
+
     pub fn can(&self, action: Action) -> bool {
-        self.actions.contains(&action)
+        self.actions().contains(&action)
     }
 
     pub fn option(&self, key: &str) -> Option<&OptionSpec> {
@@ -47,7 +64,7 @@ pub enum Role {
     Destination,
 }
 
-/// The actions a connector can declare.
+/// The actions a connector's capabilities give, as `ferry connectors` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Action {
@@ -66,26 +83,6 @@ pub enum Action {
     ExportProfiles,
     /// Hold group memberships (lists, tags, segments) of exported profiles.
     Groups,
-}
-
-impl Action {
-    /// Every action on records: the single-record actions, getupdates, page
-    /// reads and batch upserts; what a full source and destination does.
-    pub const RECORDS: [Action; 8] = [
-        Action::Check,
-        Action::Get,
-        Action::Insert,
-        Action::Patch,
-        Action::Delete,
-        Action::GetUpdates,
-        Action::ReadPage,
-        Action::UpsertBatch,
-    ];
-
-    /// [`Action::RECORDS`] and `more` (profile export, groups), in that order.
-    pub fn records_and(more: &[Action]) -> Vec<Action> {
-        [Action::RECORDS.as_slice(), more].concat()
-    }
 }
 
 /// One option of account.json.

@@ -16,11 +16,13 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
 use crate::connector::{
-    given_id, new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec,
-    FieldType, OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record,
-    Records, Rejection, Role, Spec, Updates, WriteOp,
+    given_id, new_id, record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
+    OptionSpec, Options, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection,
+    Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
-use crate::ctx::Ctx;
+use crate::connector::{
+    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
+};
 use crate::error::{failed, not_found, usage, Failure, Kind};
 
 pub fn spec() -> Spec {
@@ -43,13 +45,13 @@ pub fn spec() -> Spec {
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
         // A table ferry manages also keeps group memberships beside it.
-        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
+        capabilities: Sqlite::CAPABILITIES,
         max_batch_size: 1_000,
         parallelism: 1,
     }
 }
 
-pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(_env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("path")?;
     let table = options.require("table")?;
     let id_field = options.require("idField")?;
@@ -830,6 +832,8 @@ impl Sqlite {
     }
 }
 
+crate::capabilities!(Sqlite: Records, Updates, Source, Sink, Profiles, Groups);
+
 #[async_trait]
 impl Connector for Sqlite {
     fn spec(&self) -> &Spec {
@@ -838,24 +842,6 @@ impl Connector for Sqlite {
 
     fn id_field(&self) -> &str {
         &self.db.id_field
-    }
-
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        Ok(super::preview_rows(
-            op,
-            &format!("{}#{}", self.db.path.display(), self.db.table),
-        ))
-    }
-
-    async fn fields(&self) -> Result<Vec<FieldSpec>> {
-        let spec_fields = self.spec.fields.clone();
-        self.blocking(move |db| {
-            db.with_read(spec_fields.clone(), |conn, layout| match layout {
-                Layout::Existing { .. } => db.declared_fields(conn),
-                _ => Ok(spec_fields.clone()),
-            })
-        })
-        .await
     }
 
     async fn check(&self) -> Result<Value> {
@@ -906,7 +892,10 @@ impl Connector for Sqlite {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RecordLookup for Sqlite {
     async fn get(&self, id: &str) -> Result<Record> {
         let id = id.to_string();
         self.blocking(move |db| {
@@ -915,7 +904,10 @@ impl Connector for Sqlite {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RecordStore for Sqlite {
     async fn insert(&self, mut value: Record) -> Result<Record> {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
@@ -1049,6 +1041,13 @@ impl Connector for Sqlite {
         .await
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for Sqlite {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         // Checked before any I/O, so a bad token is refused even when the
         // database does not exist yet.
@@ -1118,7 +1117,10 @@ impl Connector for Sqlite {
         })
         .await
     }
+}
 
+#[async_trait]
+impl RecordSource for Sqlite {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let from = from.clone();
         self.blocking(move |db| {
@@ -1161,7 +1163,10 @@ impl Connector for Sqlite {
         })
         .await
     }
+}
 
+#[async_trait]
+impl ProfileSink for Sqlite {
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields::keyed_by_id_field(&self.db.id_field, true))
     }
@@ -1234,16 +1239,6 @@ impl Connector for Sqlite {
         ProfileOutcome::of_batch(result, n)
     }
 
-    /// One transaction per batch.
-    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.membership(ADD_MEMBER, group, ids).await
-    }
-
-    /// One transaction per batch.
-    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.membership(REMOVE_MEMBER, group, ids).await
-    }
-
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
         let id = id.to_string();
         self.blocking(move |db| {
@@ -1268,6 +1263,23 @@ impl Connector for Sqlite {
             })
         })
         .await
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl GroupSink for Sqlite {
+    /// One transaction per batch.
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.membership(ADD_MEMBER, group, ids).await
+    }
+
+    /// One transaction per batch.
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        self.membership(REMOVE_MEMBER, group, ids).await
     }
 
     async fn ensure_group(&self, name: &str) -> Result<String> {
@@ -1295,13 +1307,34 @@ impl Connector for Sqlite {
     async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
         self.member(REMOVE_MEMBER, group, id).await
     }
+}
 
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+#[async_trait]
+impl RecordSink for Sqlite {
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(super::preview_rows(
+            op,
+            &format!("{}#{}", self.db.path.display(), self.db.table),
+        ))
+    }
+
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        let spec_fields = self.spec.fields.clone();
+        self.blocking(move |db| {
+            db.with_read(spec_fields.clone(), |conn, layout| match layout {
+                Layout::Existing { .. } => db.declared_fields(conn),
+                _ => Ok(spec_fields.clone()),
+            })
+        })
+        .await
+    }
+
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let mut outcomes = self.upsert_batch(Records::new(vec![record])).await?;
         Ok(outcomes.remove(0))
     }
 
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         self.blocking(move |db| {
             db.with_write(|conn, layout| {
                 // One transaction per batch: the batch is written whole or not at all.
@@ -1326,7 +1359,7 @@ impl Connector for Sqlite {
                             clean = false;
                             break;
                         }
-                        outcomes.push(Outcome::Ok { id });
+                        outcomes.push(UpsertOutcome::Ok { id });
                     }
                     if clean {
                         tx.commit()?;
@@ -1338,7 +1371,7 @@ impl Connector for Sqlite {
                 let mut outcomes = Vec::with_capacity(records.len());
                 for record in records.iter() {
                     let Some(id) = record_id(record, &db.id_field) else {
-                        outcomes.push(Outcome::Rejected {
+                        outcomes.push(UpsertOutcome::Rejected {
                             id: None,
                             reason: format!("the record has no {}", db.id_field),
                         });
@@ -1350,14 +1383,14 @@ impl Connector for Sqlite {
                     match db.upsert_one(&sp, layout, &id, record) {
                         Ok(()) => {
                             sp.commit()?;
-                            outcomes.push(Outcome::Ok { id });
+                            outcomes.push(UpsertOutcome::Ok { id });
                         }
                         Err(e) => {
                             if let Some(failure) = db.store_failure(&e) {
                                 return Err(failure);
                             }
                             drop(sp);
-                            outcomes.push(Outcome::Rejected {
+                            outcomes.push(UpsertOutcome::Rejected {
                                 id: Some(id),
                                 reason: format!("{e:#}"),
                             });
@@ -1407,7 +1440,7 @@ mod tests {
         let path = dir.path().join("d.db");
         let db = sqlite_at(path.clone(), None);
         let out = db.upsert_batch(records(&["a"], 1)).await.expect("seed");
-        assert_eq!(out, vec![Outcome::Ok { id: "a".into() }]);
+        assert_eq!(out, vec![UpsertOutcome::Ok { id: "a".into() }]);
         path
     }
 
@@ -1473,13 +1506,13 @@ mod tests {
             .upsert_batch(records(&["short", "long"], 1))
             .await
             .expect("the batch is written");
-        assert_eq!(out[0], Outcome::Ok { id: "short".into() });
+        assert_eq!(out[0], UpsertOutcome::Ok { id: "short".into() });
         let out = db
             .upsert_batch(records(&["long"], 10))
             .await
             .expect("the batch is written");
         assert!(
-            matches!(&out[0], Outcome::Rejected { reason, .. } if reason.contains("CHECK")),
+            matches!(&out[0], UpsertOutcome::Rejected { reason, .. } if reason.contains("CHECK")),
             "{out:?}"
         );
     }

@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::connector::raw::{PlainIds, RawRecords};
-use crate::connector::{Action, Connector, Outcome, Position, Record, Records, WriteOp};
+use crate::connector::{
+    Connector, Position, Record, RecordSink, RecordSource, Records, Shared, UpsertOutcome, WriteOp,
+};
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{self, Checkpoint, Counts};
 use crate::engine::interrupt::Interrupt;
@@ -108,7 +110,7 @@ struct InFlight {
     batch: Batch,
     /// The records sent, kept to report the ones the destination refuses.
     sent: Sent,
-    task: JoinHandle<Result<Vec<Outcome>>>,
+    task: JoinHandle<Result<Vec<UpsertOutcome>>>,
 }
 
 /// A batch's records, shared between the write and the commit stage.
@@ -143,11 +145,14 @@ impl Sent {
         }
     }
 
-    async fn write(self, dest: &dyn Connector) -> Result<Vec<Outcome>> {
+    async fn write(self, dest: &dyn RecordSink) -> Result<Vec<UpsertOutcome>> {
         match self {
             _ if self.len() == 0 => Ok(Vec::new()),
             Sent::Parsed(r) => dest.upsert_batch(r).await,
-            Sent::Raw(r) => dest.upsert_raw(r).await,
+            Sent::Raw(r) => match dest.raw() {
+                Some(raw) => raw.upsert_raw(r).await,
+                None => dest.upsert_batch(Records::new(r.to_records()?)).await,
+            },
         }
     }
 }
@@ -164,8 +169,8 @@ enum Ending {
 
 /// What the pipeline needs, opened once per attempt.
 struct Setup {
-    source: Arc<dyn Connector>,
-    dest: Arc<dyn Connector>,
+    source: Shared<dyn RecordSource>,
+    dest: Shared<dyn RecordSink>,
     from: String,
     to: String,
     mapping: Arc<Mapping>,
@@ -318,16 +323,12 @@ async fn setup(plan: &ImportPlan, ctx: &Ctx) -> Result<Setup> {
     plan.from_target.must_exist(&plan.from)?;
     let source: Arc<dyn Connector> = Arc::from(plan.from_target.open(ctx, &plan.from)?);
     let dest: Arc<dyn Connector> = Arc::from(plan.to_target.open(ctx, &plan.to)?);
-    if !source.spec().can(Action::ReadPage) {
-        let code = source.spec().code;
-        return Err(crate::error::unsupported(code, "be an import source (read pages)").into());
-    }
-    if !dest.spec().can(Action::UpsertBatch) {
-        let code = dest.spec().code;
-        return Err(
-            crate::error::unsupported(code, "be an import destination (batch upsert)").into(),
-        );
-    }
+    let source = Shared::new(source, |c| c.source(), "be an import source (read pages)")?;
+    let dest = Shared::new(
+        dest,
+        |c| c.sink(),
+        "be an import destination (batch upsert)",
+    )?;
     let from = plan.from_target.canonical();
     let to = plan.to_target.canonical();
     let max = dest.spec().max_batch_size.max(1);
@@ -368,8 +369,8 @@ async fn setup(plan: &ImportPlan, ctx: &Ctx) -> Result<Setup> {
     // speak JSON text natively and nothing would change a record.
     let raw = mapping.is_identity()
         && validator.checks_only_a_text_id()
-        && source.reads_raw()
-        && dest.writes_raw();
+        && source.raw().is_some()
+        && dest.raw().is_some();
     ctx.out.verbose(&format!(
         "import {} -> {}: batches of {batch_size}, {concurrency} at once, checkpoint {}{}",
         plan.from,
@@ -490,7 +491,7 @@ async fn attempt(
     let mut rejects = RejectsFile::new(&setup.rejects);
     let (tx, mut rx) = mpsc::channel::<Batch>(setup.concurrency);
     let reader = tokio::spawn(read_batches(
-        PageReader::new(Arc::clone(&setup.source), setup.raw).skipping_before(skip),
+        PageReader::new(setup.source.clone(), setup.raw).skipping_before(skip),
         from,
         setup.batch_size,
         limit,
@@ -550,8 +551,8 @@ async fn attempt(
                     }
                     let sent = Sent::new(std::mem::replace(&mut batch.records, Rows::Parsed(Vec::new())));
                     let records = sent.clone();
-                    let dest = Arc::clone(&setup.dest);
-                    let task = tokio::spawn(async move { records.write(dest.as_ref()).await });
+                    let dest = setup.dest.clone();
+                    let task = tokio::spawn(async move { records.write(&*dest).await });
                     inflight.push_back(InFlight { batch, sent, task });
                 }
                 None => reader_done = true,
@@ -589,7 +590,7 @@ fn commit(
     rejects: &mut RejectsFile,
     batch: Batch,
     sent: Sent,
-    outcome: Result<Vec<Outcome>>,
+    outcome: Result<Vec<UpsertOutcome>>,
 ) -> std::result::Result<Counts, (u64, anyhow::Error)> {
     let size = sent.len() as u64;
     let fail = |e: anyhow::Error| (size, e);
@@ -615,8 +616,8 @@ fn commit(
     }
     for (i, (outcome, offset)) in outcomes.into_iter().zip(batch.offsets).enumerate() {
         match outcome {
-            Outcome::Ok { .. } => counts.written += 1,
-            Outcome::Rejected { reason, .. } => {
+            UpsertOutcome::Ok { .. } => counts.written += 1,
+            UpsertOutcome::Rejected { reason, .. } => {
                 counts.rejected += 1;
                 *counts.rejected_by_reason.entry(reason.clone()).or_default() += 1;
                 let line = json!({ "record": sent.record(i), "reason": reason, "offset": offset });
@@ -860,7 +861,7 @@ fn take(
     record: Record,
     mapping: &Mapping,
     validator: &Validator,
-    source: &dyn Connector,
+    source: &dyn RecordSource,
 ) -> Result<()> {
     let checked = match source.source_reject(&record) {
         Some(reason) => Checked::Rejected { record, reason },
@@ -901,7 +902,7 @@ fn take(
 /// `--dry-run`: the first batch as the destination would receive it, and
 /// what validation would reject. Nothing is written, not even a checkpoint.
 async fn dry_run(plan: &ImportPlan, setup: &Setup, ctx: &Ctx) -> Result<ExitCode> {
-    let mut reader = PageReader::new(Arc::clone(&setup.source), false);
+    let mut reader = PageReader::new(setup.source.clone(), false);
     let mut pos = match plan.start {
         Start::Resume => match Checkpoint::load(&setup.state)? {
             Some(cp) => {
@@ -1026,6 +1027,7 @@ fn quote(s: &str) -> String {
 mod tests {
     use super::*;
     use crate::connector::{Page, Spec};
+    use crate::error::failed;
     use crate::output::progress::Silent;
     use async_trait::async_trait;
     use std::time::Duration;
@@ -1036,11 +1038,17 @@ mod tests {
         n: u64,
     }
 
+    crate::capabilities!(FakeSource: Source);
+
     #[async_trait]
     impl Connector for FakeSource {
         fn spec(&self) -> &Spec {
             &self.spec
         }
+    }
+
+    #[async_trait]
+    impl RecordSource for FakeSource {
         async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
             // The cursor must be the one this source handed out.
             if let Some(c) = &from.cursor {
@@ -1072,12 +1080,26 @@ mod tests {
         fail_at: Option<u64>,
     }
 
+    crate::capabilities!(FakeDest: Sink);
+
     #[async_trait]
     impl Connector for FakeDest {
         fn spec(&self) -> &Spec {
             &self.spec
         }
-        async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    }
+
+    #[async_trait]
+    impl RecordSink for FakeDest {
+        async fn upsert(&self, _: Record) -> Result<UpsertOutcome> {
+            Err(failed("batches only").into())
+        }
+
+        fn preview(&self, _: &WriteOp) -> Result<Vec<Value>> {
+            Ok(Vec::new())
+        }
+
+        async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
             let first = records[0]["n"].as_u64().unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(40u64.saturating_sub(first))).await;
             if records.iter().any(|r| r["n"].as_u64() == self.fail_at) {
@@ -1088,12 +1110,12 @@ mod tests {
                 .map(|r| {
                     let id = r["id"].as_str().unwrap_or_default().to_string();
                     if r["n"].as_u64().unwrap_or(0) % 10 == 7 {
-                        Outcome::Rejected {
+                        UpsertOutcome::Rejected {
                             id: Some(id),
                             reason: "refused".into(),
                         }
                     } else {
-                        Outcome::Ok { id }
+                        UpsertOutcome::Ok { id }
                     }
                 })
                 .collect())
@@ -1103,11 +1125,21 @@ mod tests {
     fn setup(dir: &Path, n: u64, fail_at: Option<u64>) -> Setup {
         let spec = || crate::connector::registry::spec("jsonl").unwrap();
         Setup {
-            source: Arc::new(FakeSource { spec: spec(), n }),
-            dest: Arc::new(FakeDest {
-                spec: spec(),
-                fail_at,
-            }),
+            source: Shared::new(
+                Arc::new(FakeSource { spec: spec(), n }),
+                |c| c.source(),
+                "read pages",
+            )
+            .unwrap(),
+            dest: Shared::new(
+                Arc::new(FakeDest {
+                    spec: spec(),
+                    fail_at,
+                }),
+                |c| c.sink(),
+                "upsert",
+            )
+            .unwrap(),
             from: "fake:a".into(),
             to: "fake:b".into(),
             mapping: Arc::new(Mapping {

@@ -9,13 +9,11 @@
 //! ahead is sent the moment the current answer has arrived. Pages come back
 //! parsed or, for import's pass-through, as the source's JSON text ([`Rows`]).
 
-use std::sync::Arc;
-
 use anyhow::{Context, Result};
 use tokio::task::JoinHandle;
 
 use crate::connector::raw::RawRecords;
-use crate::connector::{Connector, Position, Record};
+use crate::connector::{Position, Record, RecordSource, Shared};
 
 /// A page's records: parsed, or as the source's JSON text (import's
 /// pass-through, see [`crate::connector::raw`]).
@@ -73,8 +71,8 @@ struct Ahead {
 }
 
 pub struct PageReader {
-    source: Arc<dyn Connector>,
-    /// Read pages as JSON text ([`Connector::read_page_raw`]).
+    source: Shared<dyn RecordSource>,
+    /// Read pages as JSON text ([`crate::connector::RawSource`]).
     raw: bool,
     seeks: bool,
     ahead: Option<Ahead>,
@@ -86,7 +84,7 @@ pub struct PageReader {
 }
 
 impl PageReader {
-    pub fn new(source: Arc<dyn Connector>, raw: bool) -> PageReader {
+    pub fn new(source: Shared<dyn RecordSource>, raw: bool) -> PageReader {
         let seeks = source.reads_at_any_offset();
         PageReader {
             source,
@@ -113,27 +111,30 @@ impl PageReader {
         self.raw
     }
 
-    pub fn source(&self) -> &dyn Connector {
-        self.source.as_ref()
+    pub fn source(&self) -> &dyn RecordSource {
+        &*self.source
     }
 
     fn spawn(&self, from: Position, limit: usize) -> JoinHandle<Result<Read>> {
-        let source = Arc::clone(&self.source);
+        let source = self.source.clone();
         let raw = self.raw;
         tokio::spawn(async move {
-            Ok(if raw {
-                let page = source.read_page_raw(&from, limit).await?;
-                Read {
-                    rows: Rows::Raw(page.records),
-                    next: page.next,
-                    total: page.total,
+            Ok(match source.raw().filter(|_| raw) {
+                Some(raw_source) => {
+                    let page = raw_source.read_page_raw(&from, limit).await?;
+                    Read {
+                        rows: Rows::Raw(page.records),
+                        next: page.next,
+                        total: page.total,
+                    }
                 }
-            } else {
-                let page = source.read_page(&from, limit).await?;
-                Read {
-                    rows: Rows::Parsed(page.records),
-                    next: page.next,
-                    total: page.total,
+                None => {
+                    let page = source.read_page(&from, limit).await?;
+                    Read {
+                        rows: Rows::Parsed(page.records),
+                        next: page.next,
+                        total: page.total,
+                    }
                 }
             })
         })
@@ -190,7 +191,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::connector::{Page, Record, Spec};
+    use crate::connector::{Connector, Page, Record, Spec};
+    use std::sync::Arc;
 
     /// A source of `total` numbered records served `page` at a time, except
     /// that the page at `short_at` is one record short (as a page with a
@@ -207,11 +209,17 @@ mod tests {
         log: Mutex<Vec<String>>,
     }
 
+    crate::capabilities!(Numbers: Source);
+
     #[async_trait]
     impl Connector for Numbers {
         fn spec(&self) -> &Spec {
             &self.spec
         }
+    }
+
+    #[async_trait]
+    impl RecordSource for Numbers {
         fn reads_at_any_offset(&self) -> bool {
             true
         }
@@ -268,6 +276,7 @@ mod tests {
 
     /// Read like import does: page after page from the start, at most `budget`.
     async fn read_all(source: Arc<Numbers>, want: usize, budget: u64) -> Vec<u64> {
+        let source = Shared::new(source, |c| c.source(), "read pages").unwrap();
         let mut reader = PageReader::new(source, false);
         let (mut pos, mut left, mut got) = (Position::start(), budget, Vec::new());
         while left > 0 {

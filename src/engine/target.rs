@@ -124,10 +124,10 @@ impl Target {
                     options,
                 })
             }
-            Target::Account(path) if path.is_dir() => Account::load(ctx, path, None),
+            Target::Account(path) if path.is_dir() => ctx.account_in(path, None),
             Target::Account(file) => {
                 let folder = file.parent().unwrap_or(Path::new("."));
-                Account::load(ctx, folder, Some(file))
+                ctx.account_in(folder, Some(file))
             }
         }
     }
@@ -163,7 +163,7 @@ impl Target {
     /// Open the connector (options validated, secrets registered).
     pub fn open(&self, ctx: &Ctx, text: &str) -> Result<Box<dyn Connector>> {
         let account = self.account(ctx, text)?;
-        registry::open(ctx, &account)
+        ctx.open(&account)
     }
 }
 

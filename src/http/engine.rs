@@ -78,6 +78,31 @@ impl Gate {
     }
 }
 
+/// What every HTTP engine of one command is built with: the output it logs
+/// to and redacts through, and the `--record` / `--replay` cassette. A
+/// connector builds its engines here, so none can miss the cassette.
+#[derive(Clone, Default)]
+pub struct HttpEnv {
+    out: Output,
+    cassette: Option<Arc<Cassette>>,
+}
+
+impl HttpEnv {
+    pub fn new(out: Output, cassette: Option<Arc<Cassette>>) -> HttpEnv {
+        HttpEnv { out, cassette }
+    }
+
+    /// An engine with `policy`.
+    pub fn engine(&self, policy: Policy) -> Result<Engine> {
+        Ok(Engine::new(self.out.clone(), policy)?.with_cassette(self.cassette.clone()))
+    }
+
+    /// The output engines log to.
+    pub fn out(&self) -> &Output {
+        &self.out
+    }
+}
+
 /// The shared HTTP engine of one connector.
 pub struct Engine {
     client: reqwest::Client,
@@ -85,7 +110,7 @@ pub struct Engine {
     default_gate: Gate,
     gates: Vec<Gate>,
     out: Output,
-    /// `--record` / `--replay`, taken from the output the engine is built with.
+    /// `--record` / `--replay`, from the [`HttpEnv`] the engine is built by.
     cassette: Option<Arc<Cassette>>,
     /// What [`Engine::send`] makes of a final error status: [`status_error`],
     /// or a vendor's richer reading of its error body.
@@ -116,10 +141,16 @@ impl Engine {
             default_gate: Gate::new(&policy.default),
             gates: policy.groups.iter().map(|g| Gate::new(&g.limit)).collect(),
             policy,
-            cassette: out.cassette(),
+            cassette: None,
             out,
             describe: status_error,
         })
+    }
+
+    /// The engine recording to or replaying from `cassette`.
+    pub fn with_cassette(mut self, cassette: Option<Arc<Cassette>>) -> Engine {
+        self.cassette = cassette;
+        self
     }
 
     /// The engine with `describe` for the errors [`Engine::send`] answers:

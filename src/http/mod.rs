@@ -54,7 +54,7 @@ pub mod redact;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
-pub use engine::{status_error, Engine, Response};
+pub use engine::{status_error, Engine, HttpEnv, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 
 use crate::connector::FieldType;

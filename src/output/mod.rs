@@ -13,7 +13,6 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::error::{exit_code_for, find_failure, is_broken_pipe};
-use crate::http::cassette::Cassette;
 
 /// How much ferry says on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -29,8 +28,6 @@ struct State {
     secrets: Vec<String>,
     result_file: Option<PathBuf>,
     verbosity: Option<Verbosity>,
-    /// The `--record` / `--replay` cassette every HTTP engine of the command uses.
-    cassette: Option<Arc<Cassette>>,
     /// The last result printed, redacted (what `--save-case` keeps as expected).
     last_result: Option<Value>,
 }
@@ -65,17 +62,6 @@ impl Output {
     /// Send the result to `path` (atomically) instead of stdout.
     pub fn set_result_file(&self, path: Option<PathBuf>) {
         self.write_state().result_file = path;
-    }
-
-    /// The cassette every HTTP engine built from this output records to or
-    /// replays from. It travels with the output because every engine is
-    /// built from it: no connector can miss it.
-    pub fn set_cassette(&self, cassette: Option<Arc<Cassette>>) {
-        self.write_state().cassette = cassette;
-    }
-
-    pub fn cassette(&self) -> Option<Arc<Cassette>> {
-        self.read_state().cassette.clone()
     }
 
     /// The last result printed, as printed (secrets redacted).

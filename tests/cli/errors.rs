@@ -324,6 +324,8 @@ fn version_exits_0() {
 /// trait's defaults answer.
 struct Bare(ferry::connector::Spec);
 
+impl ferry::connector::Capable for Bare {}
+
 #[async_trait::async_trait]
 impl ferry::connector::Connector for Bare {
     fn spec(&self) -> &ferry::connector::Spec {
@@ -333,7 +335,7 @@ impl ferry::connector::Connector for Bare {
 
 #[test]
 fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
-    use ferry::connector::Connector;
+    use ferry::connector::{able, Capable, Connector};
     let bare = Bare(ferry::connector::Spec {
         code: "bare",
         label: "Bare",
@@ -342,7 +344,7 @@ fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
         options: vec![],
         fields: vec![],
         extra_fields: false,
-        actions: vec![],
+        capabilities: &[],
         max_batch_size: 1,
         parallelism: 1,
     });
@@ -352,12 +354,15 @@ fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
     let errors = runtime.block_on(async {
         vec![
             ("check", bare.check().await.map(drop)),
-            ("get", bare.get("x").await.map(drop)),
-            ("insert", bare.insert(Default::default()).await.map(drop)),
-            ("patch", bare.patch("x", Default::default()).await.map(drop)),
-            ("delete", bare.delete("x").await.map(drop)),
-            ("getupdates", bare.get_updates(None, None).await.map(drop)),
-            ("upsert", bare.upsert(Default::default()).await.map(drop)),
+            ("get", able(&bare, bare.lookup(), "get").map(drop)),
+            ("insert", able(&bare, bare.records(), "insert").map(drop)),
+            ("patch", able(&bare, bare.records(), "patch").map(drop)),
+            ("delete", able(&bare, bare.records(), "delete").map(drop)),
+            (
+                "getupdates",
+                able(&bare, bare.updates(), "getupdates").map(drop),
+            ),
+            ("upsert", able(&bare, bare.sink(), "upsert").map(drop)),
         ]
     });
     for (action, result) in errors {

@@ -412,6 +412,7 @@ fn ctx(folder: &Path) -> ferry::ctx::Ctx {
         folder: folder.to_path_buf(),
         account_file: None,
         input_file: None,
+        cassette: None,
     }
 }
 
@@ -432,12 +433,7 @@ fn fuzz_account() {
         json!({"connector": "hubspot", "accessToken": "${TOKEN}", "timeoutSecs": 3}),
     ];
     fuzz("account.json", &seeds, &|value, _| {
-        let Ok(account) = ferry::config::account::Account::from_value(
-            &ctx,
-            value.clone(),
-            "account.json",
-            folder.path(),
-        ) else {
+        let Ok(account) = ctx.account_from(value.clone(), "account.json", folder.path()) else {
             return false;
         };
         let Ok(spec) = ferry::connector::registry::spec(&account.connector) else {
@@ -464,7 +460,9 @@ fn fuzz_in_json() {
     ];
     fuzz("in.json", &seeds, &|_, text| {
         std::fs::write(&file, text).expect("write in.json");
-        let Ok(inputs) = ferry::config::input::Inputs::load(&ctx, folder.path(), None) else {
+        let Ok(inputs) =
+            ferry::config::input::Inputs::load(&ctx.cwd, &ctx.out, folder.path(), None)
+        else {
             return false;
         };
         for action in ["get", "insert", "patch", "delete", "getupdates", "export"] {

@@ -734,6 +734,8 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
     .map(|v| v.as_object().cloned().unwrap())
     .collect();
     let outcomes = connector
+        .sink()
+        .expect("a sink")
         .upsert_batch(std::sync::Arc::new(records))
         .await
         .expect("the batch as a whole works");
@@ -823,7 +825,12 @@ async fn read_page_walks_a_listing_by_position_and_guards_loops() {
     let mut seen = Vec::new();
     let mut positions = Vec::new();
     loop {
-        let page = c.read_page(&pos, 2).await.expect("page");
+        let page = c
+            .source()
+            .expect("a source")
+            .read_page(&pos, 2)
+            .await
+            .expect("page");
         assert_eq!(page.total, Some(5));
         seen.extend(
             page.records
@@ -845,6 +852,8 @@ async fn read_page_walks_a_listing_by_position_and_guards_loops() {
     );
     // Reading a page again (a retry or a resume) is not a loop.
     let again = c
+        .source()
+        .expect("a source")
         .read_page(
             &ferry::connector::Position {
                 offset: 2,

@@ -21,11 +21,14 @@ use tokio::sync::OnceCell;
 
 use crate::connector::raw::{self, RawPage, RawRecords};
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
-    Role, Spec, Updates, WriteOp,
+    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, OptionSpec,
+    Options, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates,
+    UpsertOutcome, WriteOp,
 };
-use crate::ctx::Ctx;
+use crate::connector::{
+    ChangeFeed, Env, GroupSink, ProfileSink, RawSource, RecordLookup, RecordSink, RecordSource,
+    RecordStore,
+};
 use crate::error::{failed, unsupported, usage};
 use crate::http::redact::redact_url;
 use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
@@ -79,7 +82,7 @@ pub fn spec() -> Spec {
         options,
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the manifest's idField names it)").required()],
         extra_fields: true,
-        actions: Action::RECORDS.to_vec(),
+        capabilities: HttpConnector::CAPABILITIES,
         max_batch_size: 100,
         parallelism: 4,
     }
@@ -90,7 +93,7 @@ pub fn manifest_docs() -> Value {
     manifest::docs()
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let path = options.require_path("manifest")?;
     let shown = options
         .string("manifest")
@@ -164,12 +167,12 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         })
         .collect();
     policy.apply_account(&options)?;
-    let engine = Engine::new(ctx.out.clone(), policy)?;
+    let engine = env.http.engine(policy)?;
     let mut spec = spec();
     if let Some(bulk) = &manifest.actions.bulk {
         spec.max_batch_size = bulk.batch_size.unwrap_or(DEFAULT_BULK_SIZE);
     }
-    let mut connector = HttpConnector {
+    let connector = HttpConnector {
         spec,
         id_field: manifest.id_field.clone(),
         builder: Builder {
@@ -179,7 +182,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             vars,
         },
         engine,
-        out: ctx.out.clone(),
+        out: env.out().clone(),
         token: OnceCell::new(),
         seen: Mutex::new(Seen::new()),
     };
@@ -191,15 +194,9 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             b.fill(username, None, "auth.username", false),
             b.fill(password, None, "auth.password", false),
         ) {
-            ctx.out
+            env.out()
                 .add_secrets([build::basic_credentials(&user, &pass)]);
         }
-    }
-    if connector.can_export() {
-        connector.spec.actions.push(Action::ExportProfiles);
-    }
-    if connector.has_groups() {
-        connector.spec.actions.push(Action::Groups);
     }
     Ok(Box::new(connector))
 }
@@ -302,7 +299,7 @@ impl HttpConnector {
 
     /// One bulk request, and one outcome per record from the answer's
     /// results (in the order sent). A failed request fails the whole batch.
-    async fn send_bulk(&self, chunk: &[Record]) -> Result<Vec<Outcome>> {
+    async fn send_bulk(&self, chunk: &[Record]) -> Result<Vec<UpsertOutcome>> {
         let action = self.action("bulk")?;
         let bearer = self.bearer().await?;
         let req = self
@@ -339,14 +336,14 @@ impl HttpConnector {
             .map(|(record, result)| {
                 let id = record_id(record, &self.id_field);
                 match result.pointer(error_at) {
-                    None | Some(Value::Null) => Outcome::Ok {
+                    None | Some(Value::Null) => UpsertOutcome::Ok {
                         id: id.unwrap_or_default(),
                     },
-                    Some(Value::String(reason)) => Outcome::Rejected {
+                    Some(Value::String(reason)) => UpsertOutcome::Rejected {
                         id,
                         reason: reason.clone(),
                     },
-                    Some(other) => Outcome::Rejected {
+                    Some(other) => UpsertOutcome::Rejected {
                         id,
                         reason: other.to_string(),
                     },
@@ -890,6 +887,8 @@ fn is_truthy(v: Option<&Value>) -> bool {
     }
 }
 
+crate::capabilities!(HttpConnector: Records, Updates, Source, Sink, Profiles if can_export, Groups if has_groups);
+
 #[async_trait]
 impl Connector for HttpConnector {
     fn spec(&self) -> &Spec {
@@ -915,12 +914,31 @@ impl Connector for HttpConnector {
         Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url() }))
     }
 
+    fn cannot_hint(&self, action: &str) -> Option<String> {
+        let shown = &self.builder.shown;
+        match action {
+            "export profiles" => Some(format!(
+                "export needs \"insert\" and \"patch\" under \"actions\" in {shown}, and \"find\" when \"exportKey\" is not the id field (see `ferry connectors http`)"
+            )),
+            "hold group memberships" => Some(format!(
+                "describe \"findGroup\" or \"createGroup\", \"addMembers\" and \"removeMembers\" under \"actions\" in {shown}"
+            )),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl RecordLookup for HttpConnector {
     async fn get(&self, id: &str) -> Result<Record> {
         let req = self.build("get", Some(id), None, &[], None).await?;
         let resp = self.engine.send(&req).await?;
         self.object_in("get", &req, &resp)
     }
+}
 
+#[async_trait]
+impl RecordStore for HttpConnector {
     async fn insert(&self, value: Record) -> Result<Record> {
         let (req, resp) = self.send_write("insert", None, &value).await?;
         if !resp.is_success() {
@@ -943,6 +961,13 @@ impl Connector for HttpConnector {
         Ok(())
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for HttpConnector {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let action = self.action("getupdates")?.clone();
         let spec = action.since.clone();
@@ -1029,7 +1054,10 @@ impl Connector for HttpConnector {
             }
         }
     }
+}
 
+#[async_trait]
+impl RecordSource for HttpConnector {
     fn reads_at_any_offset(&self) -> bool {
         // An offset listing asks for `offset=N` itself; pages by number,
         // cursors and next URLs have to be walked.
@@ -1053,15 +1081,23 @@ impl Connector for HttpConnector {
         })
     }
 
-    fn reads_raw(&self) -> bool {
+    fn raw(&self) -> Option<&dyn RawSource> {
         // Paging by page number compares each page's ids with the last
         // page's, which needs the records parsed anyway.
-        !matches!(
+        let by_page = matches!(
             self.action("list").ok().and_then(|a| a.pagination.as_ref()),
             Some(Pagination::Page { .. })
-        )
+        );
+        if by_page {
+            None
+        } else {
+            Some(self)
+        }
     }
+}
 
+#[async_trait]
+impl RawSource for HttpConnector {
     async fn read_page_raw(&self, from: &Position, limit: usize) -> Result<RawPage> {
         let (page, next) = self.list_page(from, limit, true).await?;
         let records = match page.raw {
@@ -1074,26 +1110,10 @@ impl Connector for HttpConnector {
             total: page.total,
         })
     }
+}
 
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        Ok(self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect())
-    }
-
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
-        if self.builder.manifest.actions.bulk.is_none() {
-            return crate::connector::upsert_each(self, records).await;
-        }
-        let mut outcomes = Vec::with_capacity(records.len());
-        for chunk in records.chunks(self.spec.max_batch_size.max(1)) {
-            outcomes.extend(self.send_bulk(chunk).await?);
-        }
-        Ok(outcomes)
-    }
-
+#[async_trait]
+impl ProfileSink for HttpConnector {
     async fn export_fields(&self) -> Result<ExportFields> {
         if !self.can_export() {
             return Err(unsupported("http", "export profiles")
@@ -1128,6 +1148,13 @@ impl Connector for HttpConnector {
         self.remove(id).await
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl GroupSink for HttpConnector {
     async fn ensure_group(&self, name: &str) -> Result<String> {
         self.group_id(name).await
     }
@@ -1147,8 +1174,30 @@ impl Connector for HttpConnector {
     async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
         self.members(false, group, ids).await
     }
+}
 
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+#[async_trait]
+impl RecordSink for HttpConnector {
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(self
+            .write_requests(op)?
+            .iter()
+            .map(RequestSpec::preview)
+            .collect())
+    }
+
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
+        if self.builder.manifest.actions.bulk.is_none() {
+            return crate::connector::upsert_each(self, records).await;
+        }
+        let mut outcomes = Vec::with_capacity(records.len());
+        for chunk in records.chunks(self.spec.max_batch_size.max(1)) {
+            outcomes.extend(self.send_bulk(chunk).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let id = record_id(&record, &self.id_field);
         let mut sent = match &id {
             Some(id) if self.builder.manifest.actions.patch.is_some() => {
@@ -1162,7 +1211,7 @@ impl Connector for HttpConnector {
         let (name, (req, resp)) = sent;
         if refuses_the_record(resp.status) {
             let reason = status_error(&req, &resp).message;
-            return Ok(Outcome::Rejected { id, reason });
+            return Ok(UpsertOutcome::Rejected { id, reason });
         }
         if !resp.is_success() {
             return Err(status_error(&req, &resp).into());
@@ -1171,7 +1220,7 @@ impl Connector for HttpConnector {
             "insert" => record_id(&self.inserted(record, &req, &resp)?, &self.id_field),
             _ => None,
         };
-        Ok(Outcome::Ok {
+        Ok(UpsertOutcome::Ok {
             id: written.or(id).unwrap_or_default(),
         })
     }

@@ -20,14 +20,14 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::requests::{properties, Api, Nulls};
-use crate::connector::{record_id, Outcome, Record};
+use crate::connector::{record_id, Record, UpsertOutcome};
 use crate::error::failed;
 use crate::http::{Engine, RequestSpec};
 
 /// A batch made ready to send: one slot per record, in order.
 pub struct Prepared {
     /// Records refused before sending, with why.
-    pub refused: Vec<Option<Outcome>>,
+    pub refused: Vec<Option<UpsertOutcome>>,
     /// Each record's key (its trace id), when it has one.
     pub keys: Vec<Option<String>>,
     /// The inputs sent, for the records not refused.
@@ -50,7 +50,7 @@ pub fn prepare(records: &[Record], id_property: &str) -> Prepared {
     let mut inputs = Vec::new();
     for (i, (record, key)) in records.iter().zip(&keys).enumerate() {
         let Some(key) = key else {
-            refused.push(Some(Outcome::Rejected {
+            refused.push(Some(UpsertOutcome::Rejected {
                 id: None,
                 reason: format!(
                     "missing {id_property}, the unique property contacts are upserted by"
@@ -59,7 +59,7 @@ pub fn prepare(records: &[Record], id_property: &str) -> Prepared {
             continue;
         };
         if last.get(&key.to_lowercase()) != Some(&i) {
-            refused.push(Some(Outcome::Rejected {
+            refused.push(Some(UpsertOutcome::Rejected {
                 id: Some(key.clone()),
                 reason: format!("{id_property} \"{key}\" comes again later in the same batch; the later record was sent"),
             }));
@@ -75,7 +75,7 @@ pub fn prepare(records: &[Record], id_property: &str) -> Prepared {
                     "objectWriteTraceId": key,
                 }));
             }
-            Err(u) => refused.push(Some(Outcome::Rejected {
+            Err(u) => refused.push(Some(UpsertOutcome::Rejected {
                 id: Some(key.clone()),
                 reason: u.0,
             })),
@@ -139,7 +139,7 @@ pub fn outcomes(
     prepared: Prepared,
     id_property: &str,
     body: &Value,
-) -> std::result::Result<Vec<Outcome>, String> {
+) -> std::result::Result<Vec<UpsertOutcome>, String> {
     let mut written: HashMap<String, String> = HashMap::new();
     for r in body
         .get("results")
@@ -199,12 +199,12 @@ pub fn outcomes(
         let key = key.unwrap_or_default();
         let lower = key.to_lowercase();
         if let Some(reason) = refused.get(&lower) {
-            out.push(Outcome::Rejected {
+            out.push(UpsertOutcome::Rejected {
                 id: Some(key),
                 reason: reason.clone(),
             });
         } else if let Some(id) = written.get(&lower) {
-            out.push(Outcome::Ok { id: id.clone() });
+            out.push(UpsertOutcome::Ok { id: id.clone() });
         } else {
             unanswered += 1;
             // Neither a result nor an error: nothing says the contact was
@@ -212,7 +212,7 @@ pub fn outcomes(
             // unknown. Counting it written would hide a lost record; as a
             // rejection it goes to the rejects file and can be sent again
             // (upserts are keyed by the unique property, so nothing doubles).
-            out.push(Outcome::Rejected {
+            out.push(UpsertOutcome::Rejected {
                 reason: format!(
                     "HubSpot's batch answer has neither a result nor an error for {id_property} \"{key}\"; it is not counted as written"
                 ),
@@ -234,7 +234,7 @@ pub fn outcomes(
 /// When HubSpot refuses the batch as a whole (400, e.g. a property that
 /// does not exist), each contact is sent again on its own, so only the
 /// contacts at fault are rejected and the rest are written.
-pub async fn upsert(engine: &Engine, api: &Api, records: &[Record]) -> Result<Vec<Outcome>> {
+pub async fn upsert(engine: &Engine, api: &Api, records: &[Record]) -> Result<Vec<UpsertOutcome>> {
     let prepared = prepare(records, &api.id_property);
     if prepared.inputs.is_empty() {
         return Ok(prepared.refused.into_iter().flatten().collect());
@@ -255,7 +255,7 @@ pub async fn upsert(engine: &Engine, api: &Api, records: &[Record]) -> Result<Ve
 }
 
 /// One contact in its own batch: a 400 is this contact's rejection.
-async fn alone(engine: &Engine, api: &Api, record: &Record) -> Result<Outcome> {
+async fn alone(engine: &Engine, api: &Api, record: &Record) -> Result<UpsertOutcome> {
     let prepared = prepare(std::slice::from_ref(record), &api.id_property);
     let req = api.batch_upsert(prepared.inputs.clone());
     let resp = engine.execute(&req).await?;
@@ -263,7 +263,7 @@ async fn alone(engine: &Engine, api: &Api, record: &Record) -> Result<Outcome> {
         let reason = serde_json::from_str::<Value>(&resp.body)
             .map(|b| error_text(&b))
             .unwrap_or_else(|_| super::vendor_error(&req, &resp).message);
-        return Ok(Outcome::Rejected {
+        return Ok(UpsertOutcome::Rejected {
             id: record_id(record, &api.id_property),
             reason,
         });
@@ -280,7 +280,7 @@ fn answer(
     prepared: Prepared,
     req: &RequestSpec,
     resp: &crate::http::Response,
-) -> Result<Vec<Outcome>> {
+) -> Result<Vec<UpsertOutcome>> {
     if !resp.is_success() {
         return Err(super::vendor_error(req, resp).into());
     }
@@ -317,16 +317,18 @@ mod tests {
             "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "Property values were not valid",
                 "context": {"objectWriteTraceId": ["bad@"]}, "errors": [{"message": "Email address bad@ is invalid", "code": "INVALID_EMAIL"}]}]});
         let out = outcomes(p, "email", &body).unwrap();
-        assert_eq!(out[0], Outcome::Ok { id: "11".into() });
+        assert_eq!(out[0], UpsertOutcome::Ok { id: "11".into() });
         assert_eq!(
             out[1],
-            Outcome::Rejected {
+            UpsertOutcome::Rejected {
                 id: Some("bad@".into()),
                 reason: "Property values were not valid (Email address bad@ is invalid)".into()
             }
         );
-        assert!(matches!(&out[2], Outcome::Rejected { id: None, .. }));
-        assert!(matches!(&out[3], Outcome::Rejected { reason, .. } if reason.contains("object")));
+        assert!(matches!(&out[2], UpsertOutcome::Rejected { id: None, .. }));
+        assert!(
+            matches!(&out[3], UpsertOutcome::Rejected { reason, .. } if reason.contains("object"))
+        );
     }
 
     #[test]
@@ -353,9 +355,9 @@ mod tests {
         let body = json!({"status": "COMPLETE",
             "results": [{"id": 11, "objectWriteTraceId": "a@x.com", "properties": {}}]});
         let out = outcomes(p, "email", &body).unwrap();
-        assert_eq!(out[0], Outcome::Ok { id: "11".into() });
+        assert_eq!(out[0], UpsertOutcome::Ok { id: "11".into() });
         assert!(
-            matches!(&out[1], Outcome::Rejected { id: Some(k), reason } if k == "b@x.com" && reason.contains("neither a result nor an error")),
+            matches!(&out[1], UpsertOutcome::Rejected { id: Some(k), reason } if k == "b@x.com" && reason.contains("neither a result nor an error")),
             "{:?}",
             out[1]
         );

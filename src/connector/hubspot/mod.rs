@@ -64,11 +64,13 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
-    Rejection, Role, Spec, Updates, WriteOp,
+    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, OptionSpec,
+    Options, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec,
+    Updates, UpsertOutcome, WriteOp,
 };
-use crate::ctx::Ctx;
+use crate::connector::{
+    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
+};
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
@@ -120,7 +122,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("lifecyclestage", FieldType::String, "Lifecycle stage (subscriber, lead, customer, ...)"),
         ],
         extra_fields: true,
-        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
+        capabilities: HubSpot::CAPABILITIES,
         max_batch_size: MAX_BATCH,
         parallelism: 2,
     }
@@ -152,7 +154,7 @@ fn policy(options: &Options) -> Result<Policy> {
     Ok(policy)
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let base_url = crate::http::base_url(
         &options,
         DEFAULT_BASE_URL,
@@ -189,7 +191,10 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .unwrap_or_else(|| "email".into()),
         properties,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let engine = env
+        .http
+        .engine(policy(&options)?)?
+        .with_errors(vendor_error);
     Ok(Box::new(HubSpot {
         spec: spec(),
         api,
@@ -333,7 +338,7 @@ impl HubSpot {
     }
 
     /// One upsert batch per 100 records, outcomes in order.
-    async fn upsert_all(&self, records: &[Record]) -> Result<Vec<Outcome>> {
+    async fn upsert_all(&self, records: &[Record]) -> Result<Vec<UpsertOutcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(MAX_BATCH) {
             outcomes.extend(batch::upsert(&self.engine, &self.api, chunk).await?);
@@ -411,6 +416,8 @@ fn update_body(set: &Record, clear: &[String]) -> Result<Value> {
     Ok(props)
 }
 
+crate::capabilities!(HubSpot: Records, Updates, Source, Sink, Profiles, Groups);
+
 #[async_trait]
 impl Connector for HubSpot {
     fn spec(&self) -> &Spec {
@@ -436,13 +443,19 @@ impl Connector for HubSpot {
         }
         Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url() }))
     }
+}
 
+#[async_trait]
+impl RecordLookup for HubSpot {
     async fn get(&self, id: &str) -> Result<Record> {
         let req = self.api.get(id);
         let resp = self.engine.send(&req).await?;
         object(&req, &resp.json(&req)?)
     }
+}
 
+#[async_trait]
+impl RecordStore for HubSpot {
     async fn insert(&self, value: Record) -> Result<Record> {
         let req = self
             .api
@@ -484,6 +497,13 @@ impl Connector for HubSpot {
         Ok(())
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for HubSpot {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let since = since.map(Mark::parse).transpose()?;
         let mut mark = since.clone();
@@ -555,7 +575,10 @@ impl Connector for HubSpot {
             .token();
         Ok(Updates { next_sync, entries })
     }
+}
 
+#[async_trait]
+impl RecordSource for HubSpot {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         if from.cursor.is_none() && from.offset > 0 {
             return Err(usage(format!(
@@ -615,7 +638,10 @@ impl Connector for HubSpot {
             total: None,
         })
     }
+}
 
+#[async_trait]
+impl RecordSink for HubSpot {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         let mut shown: Vec<Value> = self
             .write_requests(op)?
@@ -628,7 +654,7 @@ impl Connector for HubSpot {
             for chunk in records.chunks(MAX_BATCH) {
                 let p = batch::prepare(chunk, &self.api.id_property);
                 for o in p.refused.into_iter().flatten() {
-                    if let Outcome::Rejected { id, reason } = o {
+                    if let UpsertOutcome::Rejected { id, reason } = o {
                         shown.push(
                             json!({ "refused": { &self.api.id_property: id, "reason": reason } }),
                         );
@@ -639,17 +665,20 @@ impl Connector for HubSpot {
         Ok(shown)
     }
 
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let mut outcomes = self.upsert_all(std::slice::from_ref(&record)).await?;
         outcomes
             .pop()
             .ok_or_else(|| failed("the batch upsert answered no outcome").into())
     }
 
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         self.upsert_all(&records).await
     }
+}
 
+#[async_trait]
+impl ProfileSink for HubSpot {
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.api.id_property.clone(),
@@ -673,8 +702,8 @@ impl Connector for HubSpot {
 
     async fn create_profile(&self, fields: Record) -> Result<String> {
         match self.upsert(fields).await? {
-            Outcome::Ok { id } => Ok(id),
-            Outcome::Rejected { reason, .. } => Err(Rejection(reason).into()),
+            UpsertOutcome::Ok { id } => Ok(id),
+            UpsertOutcome::Rejected { reason, .. } => Err(Rejection(reason).into()),
         }
     }
 
@@ -683,8 +712,8 @@ impl Connector for HubSpot {
         for chunk in profiles.chunks(MAX_BATCH) {
             match batch::upsert(&self.engine, &self.api, chunk).await {
                 Ok(outcomes) => out.extend(outcomes.into_iter().map(|o| match o {
-                    Outcome::Ok { id } => ProfileOutcome::Ok { id },
-                    Outcome::Rejected { reason, .. } => ProfileOutcome::Rejected { reason },
+                    UpsertOutcome::Ok { id } => ProfileOutcome::Ok { id },
+                    UpsertOutcome::Rejected { reason, .. } => ProfileOutcome::Rejected { reason },
                 })),
                 Err(e) => {
                     let failed = ProfileOutcome::from_result(Err(e));
@@ -715,6 +744,13 @@ impl Connector for HubSpot {
         self.engine.send_unless_gone(&self.api.archive(id)).await
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl GroupSink for HubSpot {
     async fn ensure_group(&self, name: &str) -> Result<String> {
         let req = self.api.list_by_name(name);
         if let Some(resp) = self.engine.send_found(&req).await? {

@@ -72,11 +72,13 @@ use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Records, Rejection, Role,
-    Spec, Updates, WriteOp,
+    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, OptionSpec,
+    Options, Page, Position, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates,
+    UpsertOutcome, WriteOp,
 };
-use crate::ctx::Ctx;
+use crate::connector::{
+    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
+};
 use crate::error::{failed, not_found, usage, Failure};
 use crate::http::message::vendor_message;
 use crate::http::redact::redact_body_text;
@@ -156,7 +158,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("custom_attributes", FieldType::Object, "Custom data attributes (strings, numbers, booleans); any other field of a record goes here too"),
         ],
         extra_fields: true,
-        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
+        capabilities: Intercom::CAPABILITIES,
         max_batch_size: BATCH,
         parallelism: PARALLEL,
     }
@@ -178,7 +180,7 @@ fn policy(options: &Options) -> Result<Policy> {
     Ok(policy)
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let base_url = crate::http::base_url(
         &options,
         DEFAULT_BASE_URL,
@@ -209,12 +211,15 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             .string("intercomVersion")
             .unwrap_or_else(|| DEFAULT_VERSION.into()),
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let engine = env
+        .http
+        .engine(policy(&options)?)?
+        .with_errors(vendor_error);
     Ok(Box::new(Intercom {
         spec: spec(),
         api,
         engine,
-        out: ctx.out.clone(),
+        out: env.out().clone(),
         role,
         key_field,
     }))
@@ -495,6 +500,8 @@ impl Intercom {
     }
 }
 
+crate::capabilities!(Intercom: Records, Updates, Source, Sink, Profiles, Groups);
+
 #[async_trait]
 impl Connector for Intercom {
     fn spec(&self) -> &Spec {
@@ -520,7 +527,10 @@ impl Connector for Intercom {
             "region": me.pointer("/app/region").cloned().unwrap_or(Value::Null),
         }))
     }
+}
 
+#[async_trait]
+impl RecordLookup for Intercom {
     async fn get(&self, id: &str) -> Result<Record> {
         if let Some(email) = id.strip_prefix("email:") {
             return self.search_one("email", email).await?.ok_or_else(|| {
@@ -539,7 +549,10 @@ impl Connector for Intercom {
         let resp = self.engine.send(&req).await?;
         object(&req, resp.json(&req)?, "contact")
     }
+}
 
+#[async_trait]
+impl RecordStore for Intercom {
     async fn insert(&self, value: Record) -> Result<Record> {
         let body =
             contact_body(&value, Mode::Create { role: &self.role }).map_err(|e| usage(e.0))?;
@@ -563,6 +576,13 @@ impl Connector for Intercom {
         Ok(())
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for Intercom {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let since = since.map(Mark::parse).transpose()?;
         let query = updates_query(since.as_ref());
@@ -618,7 +638,10 @@ impl Connector for Intercom {
         let next_sync = mark.map_or_else(|| "0".to_string(), |m| m.token());
         Ok(Updates { next_sync, entries })
     }
+}
 
+#[async_trait]
+impl RecordSource for Intercom {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         if from.cursor.is_none() && from.offset > 0 {
             return Err(usage(format!(
@@ -646,14 +669,17 @@ impl Connector for Intercom {
             records: page.records,
         })
     }
+}
 
+#[async_trait]
+impl RecordSink for Intercom {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         self.write_requests(op)
     }
 
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let Some(key) = self.key_of(&record) else {
-            return Ok(Outcome::Rejected {
+            return Ok(UpsertOutcome::Rejected {
                 id: None,
                 reason: format!(
                     "missing {}, the key Intercom contacts are matched by",
@@ -662,8 +688,8 @@ impl Connector for Intercom {
             });
         };
         match self.upsert_contact(&record, Some(&key)).await {
-            Ok(id) => Ok(Outcome::Ok { id }),
-            Err(e) if is_rejection(&e) => Ok(Outcome::Rejected {
+            Ok(id) => Ok(UpsertOutcome::Ok { id }),
+            Err(e) if is_rejection(&e) => Ok(UpsertOutcome::Rejected {
                 id: Some(key),
                 reason: format!("{e:#}"),
             }),
@@ -671,15 +697,18 @@ impl Connector for Intercom {
         }
     }
 
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
-        let outcomes: Vec<Result<Outcome>> = futures::stream::iter(records.iter().cloned())
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
+        let outcomes: Vec<Result<UpsertOutcome>> = futures::stream::iter(records.iter().cloned())
             .map(|r| self.upsert(r))
             .buffered(PARALLEL)
             .collect()
             .await;
         outcomes.into_iter().collect()
     }
+}
 
+#[async_trait]
+impl ProfileSink for Intercom {
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.key_field.clone(),
@@ -732,6 +761,13 @@ impl Connector for Intercom {
         self.engine.send_unless_gone(&self.api.delete(id)).await
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl GroupSink for Intercom {
     async fn ensure_group(&self, name: &str) -> Result<String> {
         let req = self.api.create_tag(name);
         let resp = self.engine.send(&req).await?;

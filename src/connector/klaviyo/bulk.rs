@@ -26,7 +26,7 @@ use serde_json::Value;
 use super::requests::{
     next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PAGE, MAX_PROFILE_BYTES,
 };
-use crate::connector::{record_id, Outcome, Record};
+use crate::connector::{record_id, Record, UpsertOutcome};
 use crate::error::failed;
 use crate::http::{Engine, RequestSpec};
 
@@ -121,8 +121,8 @@ pub async fn upsert(
     polling: Polling,
     key_field: &str,
     records: &[Record],
-) -> Result<Vec<Outcome>> {
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
+) -> Result<Vec<UpsertOutcome>> {
+    let mut outcomes: Vec<Option<UpsertOutcome>> = Vec::with_capacity(records.len());
     let mut keys: Vec<Option<String>> = Vec::with_capacity(records.len());
     let mut datas = Vec::new();
     for record in records {
@@ -134,7 +134,7 @@ pub async fn upsert(
             }
             Prepared::Refuse { key, reason } => {
                 keys.push(key.clone());
-                outcomes.push(Some(Outcome::Rejected { id: key, reason }));
+                outcomes.push(Some(UpsertOutcome::Rejected { id: key, reason }));
             }
         }
     }
@@ -150,11 +150,11 @@ pub async fn upsert(
             None => {
                 let key = key.unwrap_or_default();
                 match refused.get(&key) {
-                    Some(reason) => Outcome::Rejected {
+                    Some(reason) => UpsertOutcome::Rejected {
                         id: Some(key),
                         reason: reason.clone(),
                     },
-                    None => Outcome::Ok { id: key },
+                    None => UpsertOutcome::Ok { id: key },
                 }
             }
         })

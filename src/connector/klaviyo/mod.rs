@@ -81,11 +81,13 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
-    Rejection, Role, Spec, Updates, WriteOp,
+    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, OptionSpec,
+    Options, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec,
+    Updates, UpsertOutcome, WriteOp,
 };
-use crate::ctx::Ctx;
+use crate::connector::{
+    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
+};
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_url;
 use crate::http::{segment, status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
@@ -165,7 +167,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("updated", FieldType::Datetime, "When the profile last changed (read only)"),
         ],
         extra_fields: true,
-        actions: Action::records_and(&[Action::ExportProfiles, Action::Groups]),
+        capabilities: Klaviyo::CAPABILITIES,
         max_batch_size: requests::MAX_BULK,
         parallelism: 4,
     }
@@ -250,7 +252,7 @@ fn policy(options: &Options) -> Result<Policy> {
     Ok(policy)
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let base_url = crate::http::base_url(
         &options,
         DEFAULT_BASE_URL,
@@ -277,7 +279,10 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         first_wait,
         max_polls,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let engine = env
+        .http
+        .engine(policy(&options)?)?
+        .with_errors(vendor_error);
     Ok(Box::new(Klaviyo {
         spec: spec(),
         api,
@@ -550,6 +555,8 @@ impl Klaviyo {
     }
 }
 
+crate::capabilities!(Klaviyo: Records, Updates, Source, Sink, Profiles, Groups);
+
 #[async_trait]
 impl Connector for Klaviyo {
     fn spec(&self) -> &Spec {
@@ -573,7 +580,10 @@ impl Connector for Klaviyo {
             "revision": self.api.revision, "profiles": if some { "some" } else { "none" } }),
         )
     }
+}
 
+#[async_trait]
+impl RecordLookup for Klaviyo {
     async fn get(&self, id: &str) -> Result<Record> {
         let who = Ident::parse(id)?;
         let id = self.resolve(&who).await?;
@@ -583,7 +593,10 @@ impl Connector for Klaviyo {
             .and_then(flatten)
             .ok_or_else(|| failed(format!("GET {} answered no profile", req.shown_url())).into())
     }
+}
 
+#[async_trait]
+impl RecordStore for Klaviyo {
     async fn insert(&self, value: Record) -> Result<Record> {
         let shaped = shape(&value, false).map_err(|u| usage(u.0))?;
         let req = self.api.create_profile(profile_body(None, &shaped));
@@ -616,6 +629,13 @@ impl Connector for Klaviyo {
         Ok(())
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for Klaviyo {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let since = since.map(Mark::parse).transpose()?;
         let mut mark = since.clone();
@@ -671,7 +691,10 @@ impl Connector for Klaviyo {
         let next_sync = mark.map(|m| m.token()).unwrap_or_default();
         Ok(Updates { next_sync, entries })
     }
+}
 
+#[async_trait]
+impl RecordSource for Klaviyo {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let size = limit.clamp(1, MAX_PAGE);
         let req = match &from.cursor {
@@ -720,7 +743,10 @@ impl Connector for Klaviyo {
             total: None,
         })
     }
+}
 
+#[async_trait]
+impl RecordSink for Klaviyo {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         let mut shown: Vec<Value> = self
             .write_requests(op)?
@@ -739,17 +765,17 @@ impl Connector for Klaviyo {
     }
 
     /// `POST /api/profile-import`; a refusal of the profile rejects the record.
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let (key, data) = match bulk::prepare(&record, &self.key) {
             bulk::Prepared::Refuse { key, reason } => {
-                return Ok(Outcome::Rejected { id: key, reason })
+                return Ok(UpsertOutcome::Rejected { id: key, reason })
             }
             bulk::Prepared::Send { key, data } => (key, data),
         };
         let req = self.api.upsert_profile(json!({ "data": data }));
         match send_profile(&self.engine, &req).await {
-            Ok(_) => Ok(Outcome::Ok { id: key }),
-            Err(e) if e.is::<Rejection>() => Ok(Outcome::Rejected {
+            Ok(_) => Ok(UpsertOutcome::Ok { id: key }),
+            Err(e) if e.is::<Rejection>() => Ok(UpsertOutcome::Rejected {
                 id: Some(key),
                 reason: e.to_string(),
             }),
@@ -759,13 +785,16 @@ impl Connector for Klaviyo {
 
     /// A batch of one is a single upsert (no job to create and poll);
     /// larger batches go through the bulk profile import job.
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         if let [record] = records.as_slice() {
             return Ok(vec![self.upsert(record.clone()).await?]);
         }
         bulk::upsert(&self.engine, &self.api, self.polling, &self.key, &records).await
     }
+}
 
+#[async_trait]
+impl ProfileSink for Klaviyo {
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.key.clone(),
@@ -819,6 +848,13 @@ impl Connector for Klaviyo {
         }
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl GroupSink for Klaviyo {
     async fn ensure_group(&self, name: &str) -> Result<String> {
         // `GET /api/lists` answers at most 10 lists a page and names are not
         // documented as unique (nor `equals` as case-sensitive): follow

@@ -61,10 +61,9 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::connector::{
-    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Page, Position, Record, Role,
-    Spec,
+    Connector, FieldSpec, FieldType, OptionSpec, Options, Page, Position, Record, Role, Spec,
 };
-use crate::ctx::Ctx;
+use crate::connector::{Env, RecordLookup, RecordSource};
 use crate::error::{failed, usage, Failure};
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{Api, Lookup, ID_TYPES};
@@ -140,13 +139,13 @@ pub fn spec() -> Spec {
             FieldSpec::new("problem", FieldType::String, "Why the record has no id (only then)"),
         ],
         extra_fields: false,
-        actions: vec![Action::Check, Action::Get, Action::ReadPage],
+        capabilities: Segment::CAPABILITIES,
         max_batch_size: MAX_PAGE,
         parallelism: 1,
     }
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let base_url = crate::http::base_url(
         &options,
         DEFAULT_BASE_URL,
@@ -169,7 +168,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         access_token: options.require("accessToken")?,
     };
     // The Authorization header carries the token in base64; keep it out of output too.
-    ctx.out.add_secrets([base64::Engine::encode(
+    env.out().add_secrets([base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("{}:", api.access_token),
     )]);
@@ -189,7 +188,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     policy.apply_account(&options)?;
     Ok(Box::new(Segment {
         spec: spec(),
-        engine: Engine::new(ctx.out.clone(), policy)?,
+        engine: env.http.engine(policy)?,
         api,
         id_field,
         traits_limit,
@@ -197,7 +196,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         ids,
         total: OnceCell::new(),
         source: options.source().to_string(),
-        out: ctx.out.clone(),
+        out: env.out().clone(),
         warned: std::sync::atomic::AtomicBool::new(false),
     }))
 }
@@ -593,6 +592,8 @@ impl Segment {
     }
 }
 
+crate::capabilities!(Segment: Lookup, Source);
+
 #[async_trait]
 impl Connector for Segment {
     fn spec(&self) -> &Spec {
@@ -628,7 +629,10 @@ impl Connector for Segment {
             _ => Err(vendor_error(&req, &resp).into()),
         }
     }
+}
 
+#[async_trait]
+impl RecordLookup for Segment {
     async fn get(&self, id: &str) -> Result<Record> {
         let lookup = Lookup::parse(id, &self.id_field)?;
         match self.profile(&lookup).await? {
@@ -636,7 +640,10 @@ impl Connector for Segment {
             Err(message) => Err(crate::error::not_found(message).into()),
         }
     }
+}
 
+#[async_trait]
+impl RecordSource for Segment {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let Some(path) = &self.ids else {
             return self.list_page(from, limit).await;

@@ -21,7 +21,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::requests::{customer_body, Api};
-use crate::connector::{record_id, Outcome, Record};
+use crate::connector::{record_id, Record, UpsertOutcome};
 use crate::error::failed;
 use crate::http::Engine;
 
@@ -41,9 +41,9 @@ pub async fn upsert(
     api: &Api,
     polling: Polling,
     records: &[Record],
-) -> Result<Vec<Outcome>> {
+) -> Result<Vec<UpsertOutcome>> {
     // Records the API could not take are refused here, before the request.
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
+    let mut outcomes: Vec<Option<UpsertOutcome>> = Vec::with_capacity(records.len());
     let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
     let mut bodies = Vec::new();
     for record in records {
@@ -57,7 +57,7 @@ pub async fn upsert(
                 bodies.push(body);
                 outcomes.push(None);
             }
-            Err(reason) => outcomes.push(Some(Outcome::Rejected {
+            Err(reason) => outcomes.push(Some(UpsertOutcome::Rejected {
                 id: id.clone(),
                 reason,
             })),
@@ -128,11 +128,11 @@ pub async fn upsert(
             None => {
                 let id = id.unwrap_or_default();
                 match refused.get(&id) {
-                    Some(reason) => Outcome::Rejected {
+                    Some(reason) => UpsertOutcome::Rejected {
                         id: Some(id),
                         reason: reason.clone(),
                     },
-                    None => Outcome::Ok { id },
+                    None => UpsertOutcome::Ok { id },
                 }
             }
         })

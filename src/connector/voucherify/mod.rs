@@ -42,10 +42,10 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
-    Outcome, Page, Position, Record, Records, Role, Spec, Updates, WriteOp,
+    record_id, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options, Page,
+    Position, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
-use crate::ctx::Ctx;
+use crate::connector::{ChangeFeed, Env, RecordLookup, RecordSink, RecordSource, RecordStore};
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
@@ -108,7 +108,7 @@ pub fn spec() -> Spec {
             FieldSpec::new("metadata", FieldType::Object, "Custom attributes as key/value pairs (the project may enforce a schema)"),
         ],
         extra_fields: false,
-        actions: Action::RECORDS.to_vec(),
+        capabilities: Voucherify::CAPABILITIES,
         max_batch_size: MAX_BULK,
         parallelism: 1,
     }
@@ -140,7 +140,7 @@ fn policy(options: &Options) -> Result<Policy> {
     Ok(policy)
 }
 
-pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let base_url = crate::http::base_url(
         &options,
         DEFAULT_BASE_URL,
@@ -156,7 +156,10 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         first_wait,
         max_polls,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let engine = env
+        .http
+        .engine(policy(&options)?)?
+        .with_errors(vendor_error);
     Ok(Box::new(Voucherify {
         spec: spec(),
         api,
@@ -333,6 +336,8 @@ fn update_body(id: &str, value: &Record) -> Result<Value> {
     customer_body(&value, true).map_err(|e| usage(e.0).into())
 }
 
+crate::capabilities!(Voucherify: Records, Updates, Source, Sink);
+
 #[async_trait]
 impl Connector for Voucherify {
     fn spec(&self) -> &Spec {
@@ -353,7 +358,10 @@ impl Connector for Voucherify {
             .unwrap_or(Value::Null);
         Ok(json!({ "ok": true, "status": resp.status, "url": req.shown_url(), "customers": total }))
     }
+}
 
+#[async_trait]
+impl RecordLookup for Voucherify {
     async fn get(&self, id: &str) -> Result<Record> {
         let req = self.api.get(id);
         let resp = self.engine.send(&req).await?;
@@ -366,7 +374,10 @@ impl Connector for Voucherify {
             .into()),
         }
     }
+}
 
+#[async_trait]
+impl RecordStore for Voucherify {
     async fn insert(&self, value: Record) -> Result<Record> {
         let body = customer_body(&value, false).map_err(|e| usage(e.0))?;
         let req = self.api.create(body);
@@ -395,6 +406,13 @@ impl Connector for Voucherify {
         Ok(())
     }
 
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl ChangeFeed for Voucherify {
     async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
         let since = since.map(Mark::parse).transpose()?;
         let mut entries = Vec::new();
@@ -431,7 +449,10 @@ impl Connector for Voucherify {
         let next_sync = mark.or(since).map(|m| m.token()).unwrap_or_default();
         Ok(Updates { next_sync, entries })
     }
+}
 
+#[async_trait]
+impl RecordSource for Voucherify {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let mark = from.cursor.as_deref().map(Mark::parse).transpose()?;
         if mark.is_none() && from.offset > 0 {
@@ -454,7 +475,10 @@ impl Connector for Voucherify {
             total: if first { page.total } else { None },
         })
     }
+}
 
+#[async_trait]
+impl RecordSink for Voucherify {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         let mut shown: Vec<Value> = self
             .write_requests(op)?
@@ -478,14 +502,14 @@ impl Connector for Voucherify {
         Ok(shown)
     }
 
-    async fn upsert(&self, record: Record) -> Result<Outcome> {
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
         let mut outcomes = self.upsert_batch(Records::new(vec![record])).await?;
         outcomes
             .pop()
             .ok_or_else(|| failed("the bulk job answered no outcome").into())
     }
 
-    async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         let mut outcomes = Vec::with_capacity(records.len());
         for chunk in records.chunks(MAX_BULK) {
             outcomes.extend(bulk::upsert(&self.engine, &self.api, self.polling, chunk).await?);

@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::config::input::kind_of;
 use crate::connector::csv::Rows;
-use crate::connector::{id_text, BadId, Connector, Position, Record};
+use crate::connector::{id_text, BadId, Position, Record, RecordSource};
 use crate::error::{failed, usage};
 
 /// One profile to export.
@@ -283,7 +283,7 @@ pub fn apply_map(
 }
 
 /// Read every record of a source connector, page by page, as profiles.
-pub async fn from_connector(source: &dyn Connector, what: &str) -> Result<Vec<Entry>> {
+pub async fn from_connector(source: &dyn RecordSource, what: &str) -> Result<Vec<Entry>> {
     const PAGE: usize = 500;
     let id_field = source.id_field().to_string();
     let mut out = Vec::new();

@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
-use crate::connector::{Connector, ExportFields, ProfileOutcome, ProfileUpdate, Record, WriteOp};
+use crate::connector::{
+    able, ExportFields, ProfileOutcome, ProfileSink, ProfileUpdate, Record, WriteOp,
+};
 use crate::ctx::Ctx;
 use crate::engine::interrupt::Interrupt;
 use crate::engine::target::Target;
@@ -113,7 +115,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
     let interrupt = Interrupt::install()?;
     let started = Instant::now();
     let target = plan.to.resolve(ctx)?;
-    let dest = crate::connector::registry::open(ctx, &target.account)?;
+    let dest = ctx.open(&target.account)?;
     let state_path = state::path_for(&ctx.folder, &target.identity);
     // One writer at a time for the destination file and the export state,
     // held until the run returns; a dry run writes neither.
@@ -124,7 +126,8 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         }
         _locks.push(crate::lock::hold(ctx, &state_path, "the export state", &interrupt).await?);
     }
-    let fields = dest.export_fields().await?;
+    let profiles = able(dest.as_ref(), dest.profiles(), "export profiles")?;
+    let fields = profiles.export_fields().await?;
     let code = dest.spec().code;
     let entries = match &plan.from {
         ProfilesFrom::File(path) => input::read_file(path)?,
@@ -141,8 +144,9 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         ProfilesFrom::Source(spec) => {
             spec.must_exist(&spec.canonical())?;
             let source = spec.resolve(ctx)?;
-            let connector = crate::connector::registry::open(ctx, &source.account)?;
-            input::from_connector(connector.as_ref(), &source.account.source).await?
+            let connector = ctx.open(&source.account)?;
+            let source_pages = able(connector.as_ref(), connector.source(), "read pages")?;
+            input::from_connector(source_pages, &source.account.source).await?
         }
     };
     let entries = match property_map(ctx)? {
@@ -176,7 +180,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
     ));
 
     if plan.dry_run {
-        let requests = preview(dest.as_ref(), &decisions, &fields);
+        let requests = preview(profiles, &decisions, &fields);
         let mut report = json!({
             "dryRun": true,
             "destination": target.account.source,
@@ -265,7 +269,7 @@ pub async fn run(ctx: &Ctx, plan: ExportPlan) -> Result<ExitCode> {
         out: &ctx.out,
         stop: &stop,
     };
-    execute(dest.as_ref(), &fields, &mut tracks, &link, &mut sent).await;
+    execute(profiles, &fields, &mut tracks, &link, &mut sent).await;
     watcher.abort();
     let interrupted = stop.load(Ordering::SeqCst);
 
@@ -414,7 +418,7 @@ impl Link<'_> {
 }
 
 async fn execute(
-    dest: &dyn Connector,
+    dest: &dyn ProfileSink,
     fields: &ExportFields,
     tracks: &mut [Track],
     link: &Link<'_>,
@@ -524,6 +528,7 @@ async fn execute(
             removes.entry(g.clone()).or_default().push(i);
         }
     }
+    let sink = able(dest, dest.groups(), "hold group memberships").map_err(|e| format!("{e:#}"));
     let mut groups: HashMap<String, std::result::Result<String, String>> = HashMap::new();
     for (adding, jobs) in [(true, adds), (false, removes)] {
         for (name, idx) in jobs {
@@ -531,7 +536,10 @@ async fn execute(
                 Some(g) => g.clone(),
                 None if link.stopped() => Err(INTERRUPTED.to_string()),
                 None => {
-                    let g = dest.ensure_group(&name).await.map_err(|e| format!("{e:#}"));
+                    let g = match &sink {
+                        Ok(s) => s.ensure_group(&name).await.map_err(|e| format!("{e:#}")),
+                        Err(reason) => Err(reason.clone()),
+                    };
                     groups.insert(name.clone(), g.clone());
                     g
                 }
@@ -551,18 +559,20 @@ async fn execute(
                     continue;
                 }
             };
+            // A group id means the destination holds groups.
+            let Ok(members) = &sink else { continue };
             let ids: Vec<String> = idx
                 .iter()
                 .map(|&i| tracks[i].dest_id.clone().unwrap_or_default())
                 .collect();
             let outcomes = if adding {
                 send(ids, batch, out, stop, |chunk| {
-                    dest.add_members(&group, chunk)
+                    members.add_members(&group, chunk)
                 })
                 .await
             } else {
                 send(ids, batch, out, stop, |chunk| {
-                    dest.remove_members(&group, chunk)
+                    members.remove_members(&group, chunk)
                 })
                 .await
             };
@@ -597,7 +607,7 @@ async fn execute(
 /// The record exported last time is gone from the destination: look it up
 /// by its old key, then by its new key, and update what is found; create it
 /// only when neither exists.
-async fn relocate(dest: &dyn Connector, t: &mut Track, sent: &mut Sent) {
+async fn relocate(dest: &dyn ProfileSink, t: &mut Track, sent: &mut Sent) {
     let old_key = match &t.p.step {
         Step::Update { old_key, .. } => old_key.clone(),
         _ => return,
@@ -729,7 +739,7 @@ fn fit(mut outcomes: Vec<ProfileOutcome>, n: usize) -> Vec<ProfileOutcome> {
 /// which for export holds the profiles): property name → destination field,
 /// or null to leave the property out.
 fn property_map(ctx: &Ctx) -> Result<Option<BTreeMap<String, Option<String>>>> {
-    let inputs = crate::config::Inputs::load(ctx, &ctx.folder, None)?;
+    let inputs = crate::config::Inputs::load(&ctx.cwd, &ctx.out, &ctx.folder, None)?;
     let Some(Value::Object(section)) = inputs.section("export") else {
         return Ok(None);
     };
@@ -797,7 +807,7 @@ fn counts_json(c: &Counts) -> Value {
 }
 
 /// The first requests the run would send, in the order it sends them.
-fn preview(dest: &dyn Connector, decisions: &[Decision], fields: &ExportFields) -> Vec<Value> {
+fn preview(dest: &dyn ProfileSink, decisions: &[Decision], fields: &ExportFields) -> Vec<Value> {
     let planned: Vec<&Planned> = decisions
         .iter()
         .filter_map(|d| match d {
