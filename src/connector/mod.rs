@@ -342,7 +342,7 @@ pub fn able<'a, T: ?Sized>(
 /// Declare a connector's capabilities, once: this writes its [`Capable`]
 /// accessors and `CAPABILITIES`, the list its spec shows as actions.
 ///
-/// ```ignore
+/// ```text
 /// capabilities!(Sqlite: Records, Updates, Source, Sink, Profiles, Groups);
 /// capabilities!([F: Format] FileConnector<F>: Records, Source, Sink);
 /// // Only when the opened connector's method says so:
