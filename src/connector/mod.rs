@@ -794,18 +794,7 @@ pub async fn upsert_each<C: RecordSink + ?Sized>(
     Ok(outcomes)
 }
 
-/// An error that means "the destination refused this record" (bad data),
-/// as opposed to a failure of the call itself.
-#[derive(Debug, Clone)]
-pub struct Rejection(pub String);
-
-impl std::fmt::Display for Rejection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Rejection {}
+pub use crate::error::Rejection;
 
 /// An error that says when to try again (a 429's `Retry-After`, a vendor's `retryIn`).
 #[derive(Debug, Clone)]

@@ -208,3 +208,13 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+impl crate::http::AccountOptions for Options {
+    fn value(&self, key: &str) -> Option<&Value> {
+        Options::value(self, key)
+    }
+
+    fn string(&self, key: &str) -> Option<String> {
+        Options::string(self, key)
+    }
+}

@@ -94,3 +94,37 @@ fn find(code: &str, place: &str) -> Result<Entry> {
 }
 
 pub use crate::config::nearest;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpEnv;
+
+    /// The actions a spec shows and the accessors of the opened connector
+    /// come from one declaration; this holds them to it for the connectors
+    /// that open without a server.
+    #[test]
+    fn a_specs_actions_are_what_the_opened_connector_can_do() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let env = Env {
+            http: HttpEnv::default(),
+            folder: dir.path().to_path_buf(),
+        };
+        for (code, path) in [("sqlite", "t.db"), ("csv", "t.csv"), ("jsonl", "t.jsonl")] {
+            let mut options = serde_json::Map::new();
+            options.insert("path".into(), path.into());
+            let account = Account {
+                source: "account.json".into(),
+                folder: dir.path().to_path_buf(),
+                connector: code.into(),
+                options,
+            };
+            let connector = open(&env, &account).expect("open");
+            assert_eq!(
+                crate::connector::actions(connector.as_ref()),
+                spec(code).unwrap().actions(),
+                "{code}"
+            );
+        }
+    }
+}

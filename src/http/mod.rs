@@ -57,8 +57,16 @@ use serde_json::{json, Map, Value};
 pub use engine::{status_error, Engine, HttpEnv, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 
-use crate::connector::FieldType;
-use crate::connector::OptionSpec;
+/// The account options the engine reads its overrides from, by key
+/// (`baseUrl`, `rateLimit`, `retry`, `timeoutSecs`): a connector's
+/// validated options.
+pub trait AccountOptions {
+    /// The value of `key`, if set (null counts as unset).
+    fn value(&self, key: &str) -> Option<&Value>;
+
+    /// A string option (a number as its JSON text), if set and not empty.
+    fn string(&self, key: &str) -> Option<String>;
+}
 
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,13 +223,13 @@ fn dot_segment_reason(segment: &str) -> String {
 
 /// Refuse a request whose path holds a dot segment: `DELETE /items/..`
 /// would delete `/`. The error is a usage error with a hint for a single
-/// action, and a [`crate::connector::Rejection`] of the record for a batch.
+/// action, and a [`crate::error::Rejection`] of the record for a batch.
 pub fn check_path(method: &str, url: &str) -> Result<()> {
     let Some(segment) = dot_segment(url) else {
         return Ok(());
     };
     let reason = dot_segment_reason(segment);
-    Err(anyhow::Error::new(crate::connector::Rejection(reason)).context(
+    Err(anyhow::Error::new(crate::error::Rejection(reason)).context(
         crate::error::usage(format!(
             "{method} {} cannot be sent",
             redact::redact_url(url)
@@ -239,42 +247,9 @@ pub(crate) fn shown_url(url: &str) -> String {
     }
 }
 
-/// The options every HTTP connector accepts besides its own.
-pub fn engine_options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::optional("baseUrl", "Base URL", "Send requests here instead of the API's own address (a test server, the sandbox)")
-            .placeholder("http://127.0.0.1:8787"),
-        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too; 0.001 to 86400")
-            .kind(FieldType::Any),
-    ]
-}
-
-/// [`engine_options`] for a connector to one vendor's API: `baseUrl`
-/// defaults to `default_url` and says where else it may point.
-pub fn vendor_engine_options(
-    default_url: &'static str,
-    description: &'static str,
-) -> Vec<OptionSpec> {
-    let mut options = engine_options();
-    for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
-        o.description = description;
-        o.placeholder = default_url;
-        o.default = Some(json!(default_url));
-    }
-    options
-}
-
 /// The account's `baseUrl`, or `default_url`; a value that is not a URL is
 /// refused with `hint` (the vendor's other addresses).
-pub fn base_url(
-    options: &crate::connector::Options,
-    default_url: &str,
-    hint: &str,
-) -> Result<String> {
+pub fn base_url(options: &impl AccountOptions, default_url: &str, hint: &str) -> Result<String> {
     let base_url = options
         .string("baseUrl")
         .unwrap_or_else(|| default_url.to_string());
@@ -297,8 +272,8 @@ pub fn records_in(
     body: &Value,
     key: &str,
     what: &str,
-    read: impl Fn(&Value) -> Option<crate::connector::Record>,
-) -> Result<Vec<crate::connector::Record>> {
+    read: impl Fn(&Value) -> Option<Map<String, Value>>,
+) -> Result<Vec<Map<String, Value>>> {
     let shown = || format!("{} {}", req.method, req.shown_url());
     let Some(Value::Array(items)) = body.get(key) else {
         return Err(
@@ -340,7 +315,7 @@ mod tests {
         ] {
             assert!(dot_segment(url).is_some(), "{url}");
             let err = check_path("DELETE", url).unwrap_err();
-            assert!(err.chain().any(|c| c.is::<crate::connector::Rejection>()));
+            assert!(err.chain().any(|c| c.is::<crate::error::Rejection>()));
             assert_eq!(
                 crate::error::find_failure(&err).unwrap().kind,
                 crate::error::Kind::Usage

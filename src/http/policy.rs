@@ -298,7 +298,7 @@ impl Policy {
     /// `rateLimit` is either `{"rps", "burst", "maxInFlight"}` for every
     /// group, or `{"GROUP": {...}, "default": {...}}` for named ones.
     /// Apply the account's `rateLimit`, `retry` and `timeoutSecs` options.
-    pub fn apply_account(&mut self, options: &crate::connector::Options) -> Result<()> {
+    pub fn apply_account(&mut self, options: &impl super::AccountOptions) -> Result<()> {
         self.apply_overrides(
             options.value("rateLimit"),
             options.value("retry"),

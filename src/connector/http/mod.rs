@@ -40,7 +40,7 @@ pub fn spec() -> Spec {
         OptionSpec::optional("manifest", "Manifest", "Path of the manifest describing the API, relative to account.json (run `ferry connectors http` for its fields)")
             .default("connector.json"),
     ];
-    options.extend(crate::http::engine_options());
+    options.extend(crate::connector::spec::engine_options());
     options.extend([
         OptionSpec::optional(
             "token",

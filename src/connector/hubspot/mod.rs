@@ -89,7 +89,7 @@ pub fn spec() -> Spec {
     )
     .placeholder("${HUBSPOT_ACCESS_TOKEN}")
     .secret()];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::spec::vendor_engine_options(
         DEFAULT_BASE_URL,
         "HubSpot's API (https://api.hubapi.com, the default), or a test server",
     ));

@@ -110,7 +110,7 @@ pub fn spec() -> Spec {
     )
     .placeholder("${INTERCOM_ACCESS_TOKEN}")
     .secret()];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::spec::vendor_engine_options(
         DEFAULT_BASE_URL,
         "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.",
     ));

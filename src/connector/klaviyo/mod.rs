@@ -110,7 +110,7 @@ pub fn spec() -> Spec {
     )
     .placeholder("${KLAVIYO_API_KEY}")
     .secret()];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::spec::vendor_engine_options(
         DEFAULT_BASE_URL,
         "Klaviyo's API, https://a.klaviyo.com (the default), or a test server",
     ));

@@ -121,7 +121,7 @@ pub fn spec() -> Spec {
         )
         .placeholder("ids.txt"),
     ];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::spec::vendor_engine_options(
         DEFAULT_BASE_URL,
         "The Profile API endpoint: https://profiles.segment.com (US, the default) or https://profiles.euw1.segment.com (EU workspaces must use it). Or a test server.",
     ));

@@ -71,7 +71,7 @@ pub fn spec() -> Spec {
         .placeholder("${VOUCHERIFY_SECRET_KEY}")
         .secret(),
     ];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::spec::vendor_engine_options(
         DEFAULT_BASE_URL,
         "The API cluster of the project: https://api.voucherify.io (Europe, the default), https://us1.api.voucherify.io (United States), https://as1.api.voucherify.io (Asia), https://<region>.api.voucherify.io for a dedicated cluster; requests to the wrong cluster are rejected. Or a test server.",
     ));
