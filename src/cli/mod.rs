@@ -338,4 +338,27 @@ mod tests {
         assert_eq!(cli.global.dir, Some(PathBuf::from("dir")));
         assert_eq!(cli.global.verbose, 2);
     }
+
+    #[test]
+    fn a_command_is_named_as_it_is_typed() {
+        for argv in [&["ferry", "getupdates"][..], &["ferry", "connectors"]] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            assert_eq!(cli.command.name(), argv[1]);
+        }
+        assert_eq!(
+            actions(),
+            ["check", "get", "insert", "patch", "delete", "getupdates"]
+        );
+    }
+
+    #[test]
+    fn a_case_runs_only_an_action() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let command = parse_action(&args(&["get", "--id", "c_1"])).unwrap();
+        assert_eq!(command.name(), "get");
+        let err = parse_action(&args(&["import", "--from", "a", "--to", "b"])).unwrap_err();
+        assert!(err.contains("`ferry import` is not an action"), "{err}");
+        let err = parse_action(&args(&["get", "--nope"])).unwrap_err();
+        assert!(err.contains("--nope"), "{err}");
+    }
 }
