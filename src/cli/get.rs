@@ -1,10 +1,9 @@
 //! `ferry get`: print one record by id.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::Value;
 
+use super::Done;
 use crate::connector::able;
 use crate::ctx::Ctx;
 
@@ -19,12 +18,11 @@ pub struct Args {
     id: Option<String>,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("get", "id", "--id ID", args.id)?;
     let connector = ctx.connector()?;
     let lookup = able(connector.as_ref(), connector.lookup(), "get")?;
     let record = lookup.get(&id).await?;
-    ctx.out.result(&Value::Object(record))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(Value::Object(record)))
 }

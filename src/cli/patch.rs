@@ -1,10 +1,9 @@
 //! `ferry patch`: change some fields of a record.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::json;
 
+use super::Done;
 use crate::config::input::parse_value_flag;
 use crate::connector::{able, WriteOp};
 use crate::ctx::Ctx;
@@ -24,7 +23,7 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("patch", "id", "--id ID", args.id)?;
     let flag = args
@@ -34,11 +33,10 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let value = inputs.require_object("patch", "value", "--value", flag)?;
     let connector = ctx.connector()?;
     if args.dry_run {
-        return super::dry_run(ctx, connector.as_ref(), &WriteOp::Patch { id, value });
+        return super::dry_run(connector.as_ref(), &WriteOp::Patch { id, value });
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
     let records = able(connector.as_ref(), connector.records(), "patch")?;
     records.patch(&id, value).await?;
-    ctx.out.result(&json!({ "id": id }))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(json!({ "id": id })))
 }

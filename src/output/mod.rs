@@ -28,8 +28,6 @@ struct State {
     secrets: Vec<String>,
     result_file: Option<PathBuf>,
     verbosity: Option<Verbosity>,
-    /// The last result printed, redacted (what `--save-case` keeps as expected).
-    last_result: Option<Value>,
 }
 
 /// The shared writer; cheap to clone.
@@ -62,11 +60,6 @@ impl Output {
     /// Send the result to `path` (atomically) instead of stdout.
     pub fn set_result_file(&self, path: Option<PathBuf>) {
         self.write_state().result_file = path;
-    }
-
-    /// The last result printed, as printed (secrets redacted).
-    pub fn last_result(&self) -> Option<Value> {
-        self.read_state().last_result.clone()
     }
 
     /// Register secret values; from now on they are shown as `***` in
@@ -106,7 +99,6 @@ impl Output {
             serde_json::to_string_pretty(value).context("could not render the result")?;
         text.push('\n');
         let text = self.redact(&text);
-        self.write_state().last_result = serde_json::from_str(&text).ok();
         let file = self.read_state().result_file.clone();
         match file {
             Some(path) => crate::fsutil::write_bytes_atomic(&path, text.as_bytes())
