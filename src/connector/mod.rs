@@ -2,7 +2,7 @@
 //! implements, one trait per capability (single records, changes, import
 //! source and destination, export profiles and groups), the records, pages
 //! and outcomes that cross them, and the registry that finds a connector by
-//! name. A connector declares its capabilities once ([`capabilities!`]);
+//! name. A connector declares its capabilities once ([`capabilities!`](crate::capabilities));
 //! every other action answers "connector X cannot Y".
 
 pub mod options;
@@ -53,7 +53,7 @@ impl Env {
 /// is the field named by [`Connector::id_field`].
 pub type Record = Map<String, Value>;
 
-/// A batch of records handed to [`Connector::upsert_batch`]. Shared rather
+/// A batch of records handed to [`RecordSink::upsert_batch`]. Shared rather
 /// than moved: the caller keeps it to report the records the destination
 /// refuses, and copying every record of an import for that cost a tenth of
 /// its CPU.
@@ -175,7 +175,7 @@ impl WriteOp {
 /// A connector: its declaration, a connection check, and one accessor per
 /// capability. A capability is a trait ([`RecordLookup`], [`RecordStore`],
 /// [`ChangeFeed`], [`RecordSource`], [`RecordSink`], [`ProfileSink`],
-/// [`GroupSink`]); the accessors come from one [`capabilities!`]
+/// [`GroupSink`]); the accessors come from one [`capabilities!`](crate::capabilities)
 /// declaration, which also gives the actions `ferry connectors` prints, so
 /// the two cannot disagree. A missing capability answers "connector X
 /// cannot Y" through [`able`].
@@ -210,7 +210,7 @@ pub trait Connector: Capable + Send + Sync {
     }
 }
 
-/// The capability accessors of a [`Connector`]; [`capabilities!`] writes
+/// The capability accessors of a [`Connector`]; [`capabilities!`](crate::capabilities) writes
 /// them, so a connector never does by hand.
 pub trait Capable {
     /// `get`.
@@ -243,7 +243,7 @@ pub trait Capable {
     }
 }
 
-/// One capability a connector may declare with [`capabilities!`].
+/// One capability a connector may declare with [`capabilities!`](crate::capabilities).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Capability {
     /// [`RecordLookup`]: `get` only.
@@ -419,7 +419,7 @@ pub struct Shared<T: ?Sized + 'static> {
 }
 
 impl<T: ?Sized + 'static> Shared<T> {
-    /// `get` of `connector` (`Connector::sink`…), or the "cannot `action`" error.
+    /// `get` of `connector` (`Capable::sink`…), or the "cannot `action`" error.
     pub fn new(
         connector: std::sync::Arc<dyn Connector>,
         get: fn(&dyn Connector) -> Option<&T>,

@@ -1,5 +1,5 @@
 //! Import's page reader. A source that can start a page at any offset
-//! ([`Connector::reads_at_any_offset`]) gets the next page asked for while
+//! ([`crate::connector::RecordSource::reads_at_any_offset`]) gets the next page asked for while
 //! the current one is still on its way and being parsed, so the source's
 //! answer time and ferry's parse overlap instead of adding up. The guess is
 //! the page size the source answered last; a guess that turns out wrong

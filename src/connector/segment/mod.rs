@@ -37,7 +37,7 @@
 //! `lookup` is the identifier the profile was fetched by. A profile without
 //! the chosen identifier, or a listed identifier with no profile (404),
 //! becomes a record without `id` and with a `problem` saying why, which
-//! import rejects before mapping it ([`Connector::source_reject`]) with the
+//! import rejects before mapping it ([`crate::connector::RecordSource::source_reject`]) with the
 //! reason `missing user_id` (`missing email`, …), `no such profile` or
 //! `not an identifier`, so it reaches the rejects file instead of being
 //! dropped or keyed by something else.
