@@ -8,8 +8,8 @@
 //!
 //! [`run`] goes through its phases in order: open the destination, read the
 //! profiles ([`input`]), diff them against the state ([`diff`]), preview
-//! ([`preview`]) or ask before a mass delete, send ([`send`]), save the
-//! state ([`state`]) and report ([`report`]). It answers an
+//! (`preview`) or ask before a mass delete, send (`send`), save the state
+//! ([`state`]) and report (`report`). It answers an
 //! [`ExportReport`]; the command renders it, asks the question on a
 //! terminal and picks the exit status.
 

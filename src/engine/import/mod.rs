@@ -16,8 +16,9 @@
 //!
 //! [`run`] answers an [`ImportReport`]; the command renders it, asks the
 //! questions on a terminal and picks the exit status. The modules follow the
-//! pipeline: [`setup`] opens, [`batch`] reads, [`pipeline`] writes and
-//! commits, [`rejects`] keeps the refused records, [`dry_run`] previews.
+//! pipeline: `setup` opens, `batch` reads, `pipeline` writes and commits,
+//! `rejects` keeps the refused records, `dry_run` previews, `report` is
+//! what a run answers.
 
 mod batch;
 mod dry_run;

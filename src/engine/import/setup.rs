@@ -15,7 +15,7 @@ use crate::engine::checkpoint;
 use crate::engine::mapping::{Mapping, Source, Validator};
 use crate::error::usage;
 
-/// What the pipeline needs, opened once per attempt.
+/// What the pipeline needs, opened once per run (its attempts share it).
 pub(super) struct Setup {
     pub(super) source: Arc<dyn Connector>,
     pub(super) dest: Arc<dyn Connector>,
