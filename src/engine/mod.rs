@@ -1,6 +1,6 @@
 //! The engines behind the bulk commands: `import` (the pipeline, its
-//! checkpoint, the record mapping and validation) and `export` (input, diff,
-//! state, run), the TARGET syntax they share, and the test cases `ferry test`
+//! checkpoint, the record mapping and validation) and `export` (read, diff,
+//! preview, send, state, report), the TARGET syntax they share, and the test cases `ferry test`
 //! replays.
 
 pub mod cases;
