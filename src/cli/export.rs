@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::Done;
 use crate::ctx::Ctx;
 use crate::engine::export::diff::Deletes;
 use crate::engine::export::{
@@ -108,7 +109,7 @@ impl Args {
     }
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let input = ctx
         .input_file
         .as_ref()
@@ -116,13 +117,16 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     let plan = args.plan(input, &ctx.cwd)?;
     let progress = progress::for_stderr(ctx.stderr_tty, ctx.out.verbosity() == Verbosity::Quiet);
     let mut confirm = |over: &DeletesOverLimit| confirm_deletes(ctx, over);
-    match crate::engine::export::run(ctx, plan, progress.as_ref(), &mut confirm).await? {
-        ExportReport::DryRun(dry) => dry_run(ctx, &dry),
-        ExportReport::Run(run) => conclude(ctx, &run),
-        ExportReport::Declined => Err(failed("stopped before deleting; nothing was sent")
-            .hint("pass --max-deletes N or --yes, or fix the input")
-            .into()),
-    }
+    let code = match crate::engine::export::run(ctx, plan, progress.as_ref(), &mut confirm).await? {
+        ExportReport::DryRun(dry) => dry_run(ctx, &dry)?,
+        ExportReport::Run(run) => conclude(ctx, &run)?,
+        ExportReport::Declined => {
+            return Err(failed("stopped before deleting; nothing was sent")
+                .hint("pass --max-deletes N or --yes, or fix the input")
+                .into())
+        }
+    };
+    Ok(Done::exit(code))
 }
 
 /// Stop before a mass delete unless the user agrees on a terminal.

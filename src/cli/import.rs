@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Result;
-
 use serde_json::{json, Value};
 
+use super::Done;
 use crate::ctx::Ctx;
 use crate::engine::import::{Ending, ImportPlan, ImportReport, RunReport, Start, Stopped};
 use crate::engine::target::Target;
@@ -146,11 +146,12 @@ impl Args {
     }
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let plan = args.plan(&ctx.cwd)?;
     let progress = progress::for_stderr(ctx.stderr_tty, ctx.out.verbosity() == Verbosity::Quiet);
     let mut confirm = |stopped: &Stopped<'_>| ask_resume(&plan, ctx, stopped);
-    match crate::engine::import::run(&plan, ctx, progress.as_ref(), &mut confirm).await? {
+    let code = match crate::engine::import::run(&plan, ctx, progress.as_ref(), &mut confirm).await?
+    {
         ImportReport::DryRun(dry) => {
             ctx.out.result(&json!({
                 "dryRun": true,
@@ -159,10 +160,11 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
                 "rejected": dry.rejected,
                 "warnings": dry.warnings,
             }))?;
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
-        ImportReport::Run(run) => conclude(&plan, ctx, *run),
-    }
+        ImportReport::Run(run) => conclude(&plan, ctx, *run)?,
+    };
+    Ok(Done::exit(code))
 }
 
 /// On a terminal: say what failed and ask whether to try again now.
@@ -292,14 +294,7 @@ pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> 
 
 /// Quote `s` for a POSIX shell when it needs it.
 fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:#@=,+%".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    crate::shell::quote(s).into_owned()
 }
 
 #[cfg(test)]
