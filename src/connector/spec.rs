@@ -105,6 +105,32 @@ pub struct OptionSpec {
 }
 
 impl OptionSpec {
+    /// An optional string option with no label yet; what
+    /// `connector_options!` starts each field from.
+    pub fn new(key: &'static str, description: &'static str) -> Self {
+        OptionSpec {
+            key,
+            label: "",
+            description,
+            placeholder: "",
+            kind: FieldType::String,
+            required: false,
+            secret: false,
+            default: None,
+        }
+    }
+
+    pub fn label(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
+    }
+
+    /// Required: a missing value is an error naming the key and the file.
+    pub fn mandatory(mut self) -> Self {
+        self.required = true;
+        self
+    }
+
     /// A required string option.
     pub fn required(key: &'static str, label: &'static str, description: &'static str) -> Self {
         OptionSpec {
