@@ -102,7 +102,9 @@ impl Options {
             secrets,
         };
         for opt in spec.options.iter().filter(|o| o.required) {
-            options.require(opt.key)?;
+            if options.values.get(opt.key).is_none_or(is_unset) {
+                return Err(options.missing(opt.key));
+            }
         }
         Ok(options)
     }
@@ -117,10 +119,22 @@ impl Options {
     /// were checked by [`Options::new`]; what is left to refuse here is a
     /// field's own shape, in the message its deserializer words.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T> {
+        self.parse_where(|_| true)
+    }
+
+    /// The part of the options a shared config (say the HTTP engine's)
+    /// declares, for code that holds the account's options but not the
+    /// connector's config.
+    pub fn parse_part<T: DeserializeOwned + Described>(&self) -> Result<T> {
+        let keys: Vec<&str> = T::option_specs().iter().map(|o| o.key).collect();
+        self.parse_where(|key| keys.contains(&key))
+    }
+
+    fn parse_where<T: DeserializeOwned>(&self, keep: impl Fn(&str) -> bool) -> Result<T> {
         let set: Map<String, Value> = self
             .values
             .iter()
-            .filter(|(_, v)| !is_unset(v))
+            .filter(|(k, v)| keep(k) && !is_unset(v))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         serde_json::from_value(Value::Object(set))
@@ -137,81 +151,18 @@ impl Options {
         At::file(&self.source, key)
     }
 
-    pub fn value(&self, key: &str) -> Option<&Value> {
-        self.values.get(key).filter(|v| !v.is_null())
-    }
-
-    /// A string option, if set (or defaulted).
-    pub fn string(&self, key: &str) -> Option<String> {
-        match self.value(key)? {
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(s.clone()),
-            other => Some(other.to_string()),
-        }
-    }
-
-    /// A required string option; the error names the key and the file.
-    pub fn require(&self, key: &str) -> Result<String> {
-        self.string(key).ok_or_else(|| {
-            usage(format!(
-                "missing option \"{key}\" for connector {}",
-                self.connector
-            ))
-            .hint(format!(
-                "set \"{key}\" in {} (see `ferry connectors {}`)",
-                self.source, self.connector
-            ))
-            .into()
-        })
-    }
-
-    /// A required path option, resolved against the account's folder.
-    pub fn require_path(&self, key: &str) -> Result<PathBuf> {
-        Ok(crate::config::resolve(&self.folder, self.require(key)?))
-    }
-
-    pub fn u64(&self, key: &str) -> Option<u64> {
-        self.value(key).and_then(Value::as_u64)
-    }
-
-    /// A whole-number option from `min` to `max`, or `None` when it is not
-    /// set; anything else (1e20, -1, 2.5) is an error naming the key, the
-    /// file and the range, not a silent default.
-    pub fn u64_in(&self, key: &str, min: u64, max: u64, unit: &str) -> Result<Option<u64>> {
-        let Some(v) = self.value(key) else {
-            return Ok(None);
-        };
-        let at = crate::range::At::file(&self.source, key);
-        Ok(Some(match v.as_u64() {
-            Some(n) => crate::range::int(n, at, min, max, unit)?,
-            None => crate::range::whole(v.as_f64().unwrap_or(f64::NAN), at, min, max, unit)?,
-        }))
-    }
-
-    pub fn f64(&self, key: &str) -> Option<f64> {
-        self.value(key).and_then(Value::as_f64)
-    }
-
-    /// The `pollIntervalMs` and `maxPolls` options of a connector that polls
-    /// an async job: the first wait (default 1 s) and how many polls
-    /// (default `default_polls`), each range-checked.
-    pub fn polling(&self, default_polls: u32) -> Result<(std::time::Duration, u32)> {
-        let wait = self
-            .u64_in("pollIntervalMs", 0, MAX_POLL_INTERVAL_MS, "milliseconds")?
-            .unwrap_or(1000);
-        let polls = self
-            .u64_in("maxPolls", 1, MAX_POLLS, "polls")?
-            .map_or(default_polls, |n| n as u32);
-        Ok((std::time::Duration::from_millis(wait), polls))
-    }
-
-    /// A number of seconds from `min` to `max` (a defaulted option is
-    /// always set); out of range names the file, the key and the range.
-    pub fn seconds_in(&self, key: &str, min: f64, max: f64) -> Result<std::time::Duration> {
-        let secs = self.f64(key).unwrap_or(min);
-        let at = crate::range::At::file(&self.source, key);
-        let secs = crate::range::float(secs, at, min, max, "seconds")?;
-        Ok(std::time::Duration::from_secs_f64(secs))
+    /// The error for a required option that is not set: it names the key
+    /// and the file to set it in.
+    fn missing(&self, key: &str) -> anyhow::Error {
+        usage(format!(
+            "missing option \"{key}\" for connector {}",
+            self.connector
+        ))
+        .hint(format!(
+            "set \"{key}\" in {} (see `ferry connectors {}`)",
+            self.source, self.connector
+        ))
+        .into()
     }
 
     /// Where the options came from, for messages.

@@ -131,28 +131,6 @@ impl OptionSpec {
         self
     }
 
-    /// A required string option.
-    pub fn required(key: &'static str, label: &'static str, description: &'static str) -> Self {
-        OptionSpec {
-            key,
-            label,
-            description,
-            placeholder: "",
-            kind: FieldType::String,
-            required: true,
-            secret: false,
-            default: None,
-        }
-    }
-
-    /// An optional string option.
-    pub fn optional(key: &'static str, label: &'static str, description: &'static str) -> Self {
-        OptionSpec {
-            required: false,
-            ..OptionSpec::required(key, label, description)
-        }
-    }
-
     pub fn placeholder(mut self, p: &'static str) -> Self {
         self.placeholder = p;
         self
