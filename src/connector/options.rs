@@ -446,6 +446,7 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     /// The marker after which README.md holds `code`'s option table.
     fn marker(code: &str) -> String {
@@ -488,6 +489,100 @@ mod tests {
             .map(|(a, b)| format!("README.md has\n  {a}\nthe config gives\n  {b}"))
             .unwrap_or_default();
         panic!("README.md's option tables differ from the connectors' configs; run `FERRY_UPDATE_DOCS=1 cargo test readme` to rewrite them\n{first}");
+    }
+
+    /// `T` reads an account that sets every option `code` declares to a
+    /// value of its declared type: the types in `#[option(...)]` and the
+    /// field types agree, and so do the keys.
+    fn reads_every_option<T: DeserializeOwned + Described>(code: &str) {
+        let spec = crate::connector::registry::spec(code).unwrap();
+        assert_eq!(
+            T::option_specs().iter().map(|o| o.key).collect::<Vec<_>>(),
+            spec.options.iter().map(|o| o.key).collect::<Vec<_>>(),
+            "{code}"
+        );
+        let options = spec
+            .options
+            .iter()
+            .map(|o| {
+                let v = match o.kind {
+                    FieldType::Number | FieldType::Integer | FieldType::Any => json!(5),
+                    FieldType::Boolean => json!(true),
+                    FieldType::Object => json!({}),
+                    FieldType::Array => json!([]),
+                    _ => json!("user_id"),
+                };
+                (o.key.to_string(), v)
+            })
+            .collect();
+        let account = Account {
+            source: "account.json".into(),
+            folder: ".".into(),
+            connector: code.into(),
+            options,
+        };
+        let options = Options::new(&spec, &account).unwrap();
+        if let Err(e) = options.parse::<T>() {
+            panic!("{code}: {e}");
+        }
+    }
+
+    #[test]
+    fn each_config_reads_every_option_its_spec_declares() {
+        use crate::connector::*;
+        reads_every_option::<sqlite::SqliteOptions>("sqlite");
+        reads_every_option::<csv::CsvOptions>("csv");
+        reads_every_option::<jsonl::JsonlOptions>("jsonl");
+        reads_every_option::<http::HttpConnectorOptions>("http");
+        reads_every_option::<segment::SegmentOptions>("segment");
+        reads_every_option::<voucherify::VoucherifyOptions>("voucherify");
+        reads_every_option::<hubspot::HubSpotOptions>("hubspot");
+        reads_every_option::<intercom::IntercomOptions>("intercom");
+        reads_every_option::<klaviyo::KlaviyoOptions>("klaviyo");
+    }
+
+    #[test]
+    fn unset_values_take_the_default_and_required_ones_are_missing() {
+        let spec = crate::connector::registry::spec("sqlite").unwrap();
+        let account = |options: Value| Account {
+            source: "account.json".into(),
+            folder: ".".into(),
+            connector: "sqlite".into(),
+            options: options.as_object().cloned().unwrap(),
+        };
+        let o = Options::new(&spec, &account(json!({"path": "a.db", "table": ""}))).unwrap();
+        let config: crate::connector::sqlite::SqliteOptions = o.parse().unwrap();
+        assert_eq!(
+            (config.table.as_str(), config.id_field.as_str()),
+            ("records", "id")
+        );
+        let e = Options::new(&spec, &account(json!({"path": null}))).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "missing option \"path\" for connector sqlite"
+        );
+    }
+
+    #[test]
+    fn a_fields_own_check_words_its_error_with_the_file() {
+        let spec = crate::connector::registry::spec("hubspot").unwrap();
+        let account = Account {
+            source: "account.json".into(),
+            folder: ".".into(),
+            connector: "hubspot".into(),
+            options: json!({"accessToken": "t", "properties": ["email", 1]})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        };
+        let o = Options::new(&spec, &account).unwrap();
+        let e = o
+            .parse::<crate::connector::hubspot::HubSpotOptions>()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "account.json: properties must be a list of property names"
+        );
     }
 
     #[test]
