@@ -102,26 +102,30 @@ pub struct OptionSpec {
 }
 
 impl OptionSpec {
-    /// A required string option.
-    pub fn required(key: &'static str, label: &'static str, description: &'static str) -> Self {
+    /// An optional string option with no label yet; what
+    /// `connector_options!` starts each field from.
+    pub fn new(key: &'static str, description: &'static str) -> Self {
         OptionSpec {
             key,
-            label,
+            label: "",
             description,
             placeholder: "",
             kind: FieldType::String,
-            required: true,
+            required: false,
             secret: false,
             default: None,
         }
     }
 
-    /// An optional string option.
-    pub fn optional(key: &'static str, label: &'static str, description: &'static str) -> Self {
-        OptionSpec {
-            required: false,
-            ..OptionSpec::required(key, label, description)
-        }
+    pub fn label(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
+    }
+
+    /// Required: a missing value is an error naming the key and the file.
+    pub fn mandatory(mut self) -> Self {
+        self.required = true;
+        self
     }
 
     pub fn placeholder(mut self, p: &'static str) -> Self {
@@ -238,36 +242,6 @@ pub fn iso_date(s: &str) -> Option<String> {
     let full = chrono::DateTime::parse_from_rfc3339(s).is_ok()
         || chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f").is_ok();
     full.then(|| date.to_string())
-}
-
-/// The options every HTTP connector accepts besides its own: the
-/// overrides the HTTP engine reads ([`crate::http::policy`]) and `baseUrl`.
-pub fn engine_options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::optional("baseUrl", "Base URL", "Send requests here instead of the API's own address (a test server, the sandbox)")
-            .placeholder("http://127.0.0.1:8787"),
-        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too; 0.001 to 86400")
-            .kind(FieldType::Any),
-    ]
-}
-
-/// [`engine_options`] for a connector to one vendor's API: `baseUrl`
-/// defaults to `default_url` and says where else it may point.
-pub fn vendor_engine_options(
-    default_url: &'static str,
-    description: &'static str,
-) -> Vec<OptionSpec> {
-    let mut options = engine_options();
-    for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
-        o.description = description;
-        o.placeholder = default_url;
-        o.default = Some(serde_json::json!(default_url));
-    }
-    options
 }
 
 #[cfg(test)]

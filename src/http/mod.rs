@@ -57,16 +57,9 @@ use serde_json::{json, Map, Value};
 pub use engine::{status_error, Engine, HttpEnv, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 
-/// The account options the engine reads its overrides from, by key
-/// (`baseUrl`, `rateLimit`, `retry`, `timeoutSecs`): a connector's
-/// validated options.
-pub trait AccountOptions {
-    /// The value of `key`, if set (null counts as unset).
-    fn value(&self, key: &str) -> Option<&Value>;
-
-    /// A string option (a number as its JSON text), if set and not empty.
-    fn string(&self, key: &str) -> Option<String>;
-}
+use crate::connector::options::connector_options;
+use crate::connector::FieldType;
+use crate::connector::OptionSpec;
 
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
@@ -223,13 +216,13 @@ fn dot_segment_reason(segment: &str) -> String {
 
 /// Refuse a request whose path holds a dot segment: `DELETE /items/..`
 /// would delete `/`. The error is a usage error with a hint for a single
-/// action, and a [`crate::error::Rejection`] of the record for a batch.
+/// action, and a [`crate::connector::Rejection`] of the record for a batch.
 pub fn check_path(method: &str, url: &str) -> Result<()> {
     let Some(segment) = dot_segment(url) else {
         return Ok(());
     };
     let reason = dot_segment_reason(segment);
-    Err(anyhow::Error::new(crate::error::Rejection(reason)).context(
+    Err(anyhow::Error::new(crate::connector::Rejection(reason)).context(
         crate::error::usage(format!(
             "{method} {} cannot be sent",
             redact::redact_url(url)
@@ -247,11 +240,49 @@ pub(crate) fn shown_url(url: &str) -> String {
     }
 }
 
+connector_options! {
+    /// The options every HTTP connector accepts besides its own, flattened
+    /// into each one's config: where requests go, and the overrides of its
+    /// rate limits, retry policy and timeouts (read by
+    /// [`Policy::apply_http`], which checks their ranges).
+    pub struct HttpOptions {
+        /// Send requests here instead of the API's own address (a test server, the sandbox)
+        #[option(label = "Base URL", placeholder = "http://127.0.0.1:8787")]
+        pub base_url: Option<String>,
+        /// Override the rate limits: {"rps": 5, "burst": 5, "maxInFlight": 4} for every endpoint group, or {"GROUP": {...}} for one ("default" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000
+        #[option(label = "Rate limit", kind = FieldType::Object)]
+        pub rate_limit: Option<Value>,
+        /// Override the retry policy: {"maxAttempts": 5, "maxWaitSecs": 60, "baseDelayMs": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000
+        #[option(label = "Retry", kind = FieldType::Object)]
+        pub retry: Option<Value>,
+        /// Seconds one attempt of a request may take, connecting and reading included (default 30); or {"connect": 10, "total": 30} to set the connect timeout too; 0.001 to 86400
+        #[option(label = "Timeout", kind = FieldType::Any)]
+        pub timeout_secs: Option<Value>,
+    }
+}
+
+/// `options` (a vendor connector's, [`HttpOptions`] among them) with
+/// `baseUrl` defaulting to `default_url` and `description` saying where
+/// else it may point: the vendor's regions.
+pub fn vendor_base_url(
+    mut options: Vec<OptionSpec>,
+    default_url: &'static str,
+    description: &'static str,
+) -> Vec<OptionSpec> {
+    for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
+        o.description = description;
+        o.placeholder = default_url;
+        o.default = Some(json!(default_url));
+    }
+    options
+}
+
 /// The account's `baseUrl`, or `default_url`; a value that is not a URL is
 /// refused with `hint` (the vendor's other addresses).
-pub fn base_url(options: &impl AccountOptions, default_url: &str, hint: &str) -> Result<String> {
-    let base_url = options
-        .string("baseUrl")
+pub fn base_url(http: &HttpOptions, default_url: &str, hint: &str) -> Result<String> {
+    let base_url = http
+        .base_url
+        .clone()
         .unwrap_or_else(|| default_url.to_string());
     if url::Url::parse(&base_url).is_err() {
         return Err(
@@ -272,8 +303,8 @@ pub fn records_in(
     body: &Value,
     key: &str,
     what: &str,
-    read: impl Fn(&Value) -> Option<Map<String, Value>>,
-) -> Result<Vec<Map<String, Value>>> {
+    read: impl Fn(&Value) -> Option<crate::connector::Record>,
+) -> Result<Vec<crate::connector::Record>> {
     let shown = || format!("{} {}", req.method, req.shown_url());
     let Some(Value::Array(items)) = body.get(key) else {
         return Err(
@@ -315,7 +346,7 @@ mod tests {
         ] {
             assert!(dot_segment(url).is_some(), "{url}");
             let err = check_path("DELETE", url).unwrap_err();
-            assert!(err.chain().any(|c| c.is::<crate::error::Rejection>()));
+            assert!(err.chain().any(|c| c.is::<crate::connector::Rejection>()));
             assert_eq!(
                 crate::error::find_failure(&err).unwrap().kind,
                 crate::error::Kind::Usage
