@@ -1,10 +1,16 @@
-//! Unit tests of the sqlite connector.
+//! Unit tests of the sqlite connector, on in-memory or temporary
+//! databases: how a failing database stops a batch (here), and each
+//! layout's records, column types, `getupdates` and export (beside).
+
+mod export;
+mod records;
+mod updates;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::db::Db;
 use super::*;
@@ -20,6 +26,51 @@ fn sqlite_at(path: PathBuf, conn: Option<Connection>) -> Sqlite {
             conn: Mutex::new(conn),
         }),
     }
+}
+
+/// A connector on an in-memory database after `sql` (say, a `CREATE
+/// TABLE records` for an existing table; nothing for a managed one).
+fn in_memory(sql: &str) -> Sqlite {
+    let conn = Connection::open_in_memory().expect("in-memory database");
+    conn.execute_batch(sql).expect("the setup SQL");
+    sqlite_at(PathBuf::from("memory.db"), Some(conn))
+}
+
+/// Run `sql` on the connector's own connection.
+fn exec(db: &Sqlite, sql: &str) {
+    let guard = db.db.conn.lock().expect("the connection");
+    let conn = guard.as_ref().expect("an open connection");
+    conn.execute_batch(sql).expect("the SQL");
+}
+
+/// Run `sql` on the connector's own connection and read its rows as text.
+fn rows(db: &Sqlite, sql: &str) -> Vec<Vec<String>> {
+    let guard = db.db.conn.lock().expect("the connection");
+    let conn = guard.as_ref().expect("an open connection");
+    let mut stmt = conn.prepare(sql).expect("the query");
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                r.get::<_, Option<String>>(i)
+                    .map(|v| v.unwrap_or_else(|| "NULL".into()))
+            })
+            .collect()
+    })
+    .expect("the rows")
+    .map(|r| r.expect("a row"))
+    .collect()
+}
+
+fn rec(v: Value) -> Record {
+    match v {
+        Value::Object(m) => m,
+        _ => panic!("not an object"),
+    }
+}
+
+fn kind_of(err: &anyhow::Error) -> Option<crate::error::Kind> {
+    crate::error::find_failure(err).map(|f| f.kind)
 }
 
 fn records(ids: &[&str], size: usize) -> Records {
