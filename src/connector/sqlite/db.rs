@@ -181,12 +181,41 @@ impl Db {
         )
     }
 
+    /// Run `op` on each item in its own savepoint of `tx`, so an item the
+    /// table refuses is undone alone and answered with its error; the
+    /// database itself failing stops them all.
+    pub(super) fn each_saved<T, R>(
+        &self,
+        tx: &mut rusqlite::Transaction<'_>,
+        items: impl IntoIterator<Item = T>,
+        mut op: impl FnMut(&Connection, T) -> Result<R>,
+    ) -> Result<Vec<Result<R>>> {
+        let mut out = Vec::new();
+        for item in items {
+            let sp = tx.savepoint()?;
+            match op(&sp, item) {
+                Ok(done) => {
+                    sp.commit()?;
+                    out.push(Ok(done));
+                }
+                Err(e) => {
+                    if let Some(failure) = self.store_failure(&e) {
+                        return Err(failure);
+                    }
+                    drop(sp);
+                    out.push(Err(e));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// What `ferry check` says of the file and its table.
     pub(super) fn check(&self) -> Result<Value> {
         let mut base =
             json!({ "ok": true, "path": self.path.display().to_string(), "table": self.table });
         let report = self.with_read(None, |conn, layout| {
-            Ok(Some((layout.count(conn)?, layout.kind())))
+            Ok(Some((self.count(conn, layout)?, layout.kind())))
         })?;
         match report {
             Some((count, kind)) => {

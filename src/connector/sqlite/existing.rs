@@ -185,14 +185,6 @@ impl Layout for Existing<'_> {
         "1 = 1"
     }
 
-    fn count(&self, conn: &Connection) -> Result<i64> {
-        Ok(
-            conn.query_row(&format!("SELECT count(*) FROM {}", self.table()), [], |r| {
-                r.get(0)
-            })?,
-        )
-    }
-
     fn fields(&self, conn: &Connection, _spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>> {
         self.declared_fields(conn)
     }

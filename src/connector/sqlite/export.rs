@@ -116,23 +116,11 @@ impl Db {
         op: impl Fn(&Connection, &T) -> Result<String>,
     ) -> Result<Vec<ProfileOutcome>> {
         let mut tx = write_tx(conn).map_err(|e| self.store_failure(&e).unwrap_or(e))?;
-        let mut out = Vec::with_capacity(items.len());
-        for item in items {
-            let sp = tx.savepoint()?;
-            match op(&sp, item) {
-                Ok(id) => {
-                    sp.commit()?;
-                    out.push(ProfileOutcome::Ok { id });
-                }
-                Err(e) => {
-                    if let Some(failure) = self.store_failure(&e) {
-                        return Err(failure);
-                    }
-                    drop(sp);
-                    out.push(ProfileOutcome::from_result(Err(e)));
-                }
-            }
-        }
+        let out = self
+            .each_saved(&mut tx, items, op)?
+            .into_iter()
+            .map(ProfileOutcome::from_result)
+            .collect();
         tx.commit()?;
         Ok(out)
     }

@@ -20,9 +20,6 @@ pub(super) trait Layout {
     /// The SQL condition of a live record (not a tombstone).
     fn live(&self) -> &'static str;
 
-    /// The number of live records.
-    fn count(&self, conn: &Connection) -> Result<i64>;
-
     /// The fields a record has: the connector's own (`spec`), or the
     /// table's columns.
     fn fields(&self, conn: &Connection, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>>;

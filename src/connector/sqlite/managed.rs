@@ -80,14 +80,6 @@ impl Layout for Managed<'_> {
         "deleted = 0"
     }
 
-    fn count(&self, conn: &Connection) -> Result<i64> {
-        Ok(conn.query_row(
-            &format!("SELECT count(*) FROM {} WHERE deleted = 0", self.table),
-            [],
-            |r| r.get(0),
-        )?)
-    }
-
     fn fields(&self, _conn: &Connection, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>> {
         Ok(spec)
     }

@@ -4,14 +4,26 @@
 //! there.
 
 use anyhow::Result;
-use rusqlite::params;
+use rusqlite::{params, Connection};
 
 use super::db::{write_tx, Db};
-use super::layout::quote;
-use crate::connector::{given_id, record_id, FieldSpec, Outcome, Page, Position, Record, Records};
+use super::layout::{quote, Layout};
+use crate::connector::{
+    given_id, record_id, FieldSpec, Outcome, Page, Position, Record, Records, Rejection,
+};
 use crate::error::{failed, usage};
 
 impl Db {
+    /// The number of live records.
+    pub(super) fn count(&self, conn: &Connection, layout: &dyn Layout) -> Result<i64> {
+        let (t, live) = (quote(&self.table), layout.live());
+        Ok(
+            conn.query_row(&format!("SELECT count(*) FROM {t} WHERE {live}"), [], |r| {
+                r.get(0)
+            })?,
+        )
+    }
+
     pub(super) fn fields(&self, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>> {
         self.with_read(spec.clone(), |conn, layout| {
             layout.fields(conn, spec.clone())
@@ -106,11 +118,7 @@ impl Db {
         self.with_read(Page::default(), |conn, layout| {
             let t = quote(&self.table);
             let (live, select) = (layout.live(), layout.select());
-            let total: i64 = conn.query_row(
-                &format!("SELECT count(*) FROM {t} WHERE {live}"),
-                [],
-                |r| r.get(0),
-            )?;
+            let total = self.count(conn, layout)?;
             let after = from.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
             let (sql, p1) = match after {
                 Some(rowid) => (format!("SELECT {select} FROM {t} WHERE {live} AND rowid > ?1 ORDER BY rowid LIMIT ?2"), rowid),
@@ -169,33 +177,22 @@ impl Db {
                 tx.rollback()?;
             }
             let mut tx = write_tx(conn)?;
-            let mut outcomes = Vec::with_capacity(records.len());
-            for record in records.iter() {
-                let Some(id) = record_id(record, &self.id_field) else {
-                    outcomes.push(Outcome::Rejected {
-                        id: None,
-                        reason: format!("the record has no {}", self.id_field),
-                    });
-                    continue;
-                };
-                let sp = tx.savepoint()?;
-                match layout.upsert(&sp, &id, record) {
-                    Ok(()) => {
-                        sp.commit()?;
-                        outcomes.push(Outcome::Ok { id });
-                    }
-                    Err(e) => {
-                        if let Some(failure) = self.store_failure(&e) {
-                            return Err(failure);
-                        }
-                        drop(sp);
-                        outcomes.push(Outcome::Rejected {
-                            id: Some(id),
-                            reason: format!("{e:#}"),
-                        });
-                    }
-                }
-            }
+            let written = self.each_saved(&mut tx, records.iter(), |sp, record| {
+                let id = record_id(record, &self.id_field)
+                    .ok_or_else(|| Rejection(format!("the record has no {}", self.id_field)))?;
+                layout.upsert(sp, &id, record).map(|()| id)
+            })?;
+            let outcomes = written
+                .into_iter()
+                .zip(records.iter())
+                .map(|(written, record)| match written {
+                    Ok(id) => Outcome::Ok { id },
+                    Err(e) => Outcome::Rejected {
+                        id: record_id(record, &self.id_field),
+                        reason: format!("{e:#}"),
+                    },
+                })
+                .collect();
             tx.commit()?;
             Ok(outcomes)
         })
