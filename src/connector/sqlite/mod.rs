@@ -150,12 +150,7 @@ impl Connector for Sqlite {
         // Checked before any I/O, so a bad token is refused even when the
         // database does not exist yet.
         let since = Since::parse(since)?;
-        self.blocking(move |db| {
-            db.with_read(since.nothing(), |conn, layout| {
-                layout.updates(conn, &since, limit)
-            })
-        })
-        .await
+        self.blocking(move |db| db.updates(&since, limit)).await
     }
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {

@@ -9,6 +9,7 @@ use rusqlite::params;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::Connection;
 
+use super::db::Db;
 use super::managed::{parse_data, Managed};
 use crate::connector::{Change, ChangeType, Updates};
 use crate::error::usage;
@@ -58,6 +59,16 @@ impl Since {
             next_sync: self.token.clone().unwrap_or_else(|| "0".into()),
             entries: Vec::new(),
         }
+    }
+}
+
+impl Db {
+    /// The changes after `since`, at most `limit`; nothing (and the same
+    /// token) while the database or table does not exist.
+    pub(super) fn updates(&self, since: &Since, limit: Option<usize>) -> Result<Updates> {
+        self.with_read(since.nothing(), |conn, layout| {
+            layout.updates(conn, since, limit)
+        })
     }
 }
 
