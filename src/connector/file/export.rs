@@ -239,7 +239,7 @@ fn apply_update(record: &mut Record, update: &ProfileUpdate) {
 mod tests {
     use serde_json::{json, Value};
 
-    use crate::connector::file::testing::{rec, store};
+    use crate::connector::file::testing::{rec, store, text};
     use crate::connector::{Connector, ProfileOutcome, ProfileUpdate};
 
     /// A batch of updates answers what one update after another would:
@@ -277,16 +277,13 @@ mod tests {
         );
         assert_eq!(outcomes[3], ProfileOutcome::Ok { id: "b".into() });
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            text(&path),
             "{\"id\":\"a2\",\"n\":10}\n{\"id\":\"b\",\"n\":20}\n"
         );
         let deleted = c.delete_profiles(vec!["a2".into(), "never".into()]).await;
         assert!(deleted
             .iter()
             .all(|o| matches!(o, ProfileOutcome::Ok { .. })));
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "{\"id\":\"b\",\"n\":20}\n"
-        );
+        assert_eq!(text(&path), "{\"id\":\"b\",\"n\":20}\n");
     }
 }

@@ -148,7 +148,7 @@ impl RecordReader for UpTo {
 mod tests {
     use serde_json::json;
 
-    use crate::connector::file::testing::{rec, store};
+    use crate::connector::file::testing::{rec, store, text, upsert};
     use crate::connector::{Connector, Position, Records};
 
     #[tokio::test]
@@ -169,14 +169,9 @@ mod tests {
         let read = c.read_page(&Position::start(), 10).await.unwrap();
         assert_eq!(read.records.len(), 2);
         assert!(dir.path().join(".out.jsonl.ferry-append").exists());
-        c.upsert_batch(Records::new(vec![
-            rec(json!({"id": "c"})),
-            rec(json!({"id": "d"})),
-        ]))
-        .await
-        .unwrap();
+        upsert(&c, json!([{"id": "c"}, {"id": "d"}])).await;
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            text(&path),
             format!("{good}{{\"id\":\"c\"}}\n{{\"id\":\"d\"}}\n")
         );
         assert!(!dir.path().join(".out.jsonl.ferry-append").exists());
@@ -198,6 +193,6 @@ mod tests {
             "{}",
             failure.message
         );
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"id\":\"a\"}\n");
+        assert_eq!(text(&path), "{\"id\":\"a\"}\n");
     }
 }

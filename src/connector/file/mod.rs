@@ -247,9 +247,9 @@ mod testing {
 
     use serde_json::Value;
 
-    use super::FileConnector;
+    use super::{FileConnector, Format};
     use crate::connector::jsonl::{self, Jsonl};
-    use crate::connector::Record;
+    use crate::connector::{Connector, Outcome, Record, Records};
 
     pub fn rec(v: Value) -> Record {
         match v {
@@ -260,6 +260,19 @@ mod testing {
 
     pub fn store(path: &Path) -> FileConnector<Jsonl> {
         FileConnector::new(jsonl::spec(), Jsonl, path.to_path_buf(), "id".into())
+    }
+
+    /// Upsert the records of a JSON array as one batch.
+    pub async fn upsert<F: Format>(c: &FileConnector<F>, records: Value) -> Vec<Outcome> {
+        let records = match records {
+            Value::Array(items) => items.into_iter().map(rec).collect(),
+            _ => panic!("not an array"),
+        };
+        c.upsert_batch(Records::new(records)).await.unwrap()
+    }
+
+    pub fn text(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap()
     }
 
     pub fn inode(path: &Path) -> u64 {

@@ -126,43 +126,29 @@ impl<F: Format> Store<F> {
 mod tests {
     use serde_json::json;
 
-    use crate::connector::file::testing::{inode, rec, store};
+    use crate::connector::file::testing::{inode, store, text, upsert};
     use crate::connector::file::FileConnector;
-    use crate::connector::{Connector, Records};
 
     #[tokio::test]
     async fn new_ids_are_appended_and_known_ids_replaced_in_place() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         let c = store(&path);
-        c.upsert_batch(Records::new(vec![
-            rec(json!({"id": "a"})),
-            rec(json!({"id": "b"})),
-        ]))
-        .await
-        .unwrap();
+        upsert(&c, json!([{"id": "a"}, {"id": "b"}])).await;
         let first = inode(&path);
         // New ids: appended to the same file, not a rewritten copy.
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "c"}))]))
-            .await
-            .unwrap();
+        upsert(&c, json!([{"id": "c"}])).await;
         assert_eq!(inode(&path), first);
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            text(&path),
             "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
         );
         // A known id: the file is rewritten with the record in its place.
-        let outcomes = c
-            .upsert_batch(Records::new(vec![
-                rec(json!({"id": "b", "v": 2})),
-                rec(json!({"id": "d"})),
-            ]))
-            .await
-            .unwrap();
+        let outcomes = upsert(&c, json!([{"id": "b", "v": 2}, {"id": "d"}])).await;
         assert_eq!(outcomes.len(), 2);
         assert_ne!(inode(&path), first);
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            text(&path),
             "{\"id\":\"a\"}\n{\"id\":\"b\",\"v\":2}\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n"
         );
         assert!(!dir.path().join(".out.jsonl.ferry-append").exists());
@@ -173,14 +159,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         std::fs::write(&path, "{\"id\":\"a\"}").unwrap();
-        store(&path)
-            .upsert_batch(Records::new(vec![rec(json!({"id": "b"}))]))
-            .await
-            .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "{\"id\":\"a\"}\n{\"id\":\"b\"}\n"
-        );
+        upsert(&store(&path), json!([{"id": "b"}])).await;
+        assert_eq!(text(&path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
     }
 
     #[tokio::test]
@@ -188,21 +168,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.jsonl");
         let c = store(&path);
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "a"}))]))
-            .await
-            .unwrap();
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "b"}))]))
-            .await
-            .unwrap();
+        upsert(&c, json!([{"id": "a"}])).await;
+        upsert(&c, json!([{"id": "b"}])).await;
         // Someone else adds c; our next batch upserts c and must replace it.
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        text.push_str("{\"id\":\"c\",\"by\":\"hand\"}\n");
-        std::fs::write(&path, &text).unwrap();
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "c"}))]))
-            .await
-            .unwrap();
+        let mut edited = text(&path);
+        edited.push_str("{\"id\":\"c\",\"by\":\"hand\"}\n");
+        std::fs::write(&path, &edited).unwrap();
+        upsert(&c, json!([{"id": "c"}])).await;
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
+            text(&path),
             "{\"id\":\"a\"}\n{\"id\":\"b\"}\n{\"id\":\"c\"}\n"
         );
     }
@@ -217,24 +191,12 @@ mod tests {
             path.clone(),
             "id".into(),
         );
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "1", "name": "Ada"}))]))
-            .await
-            .unwrap();
+        upsert(&c, json!([{"id": "1", "name": "Ada"}])).await;
         let first = inode(&path);
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "2"}))]))
-            .await
-            .unwrap();
+        upsert(&c, json!([{"id": "2"}])).await;
         assert_eq!(inode(&path), first);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "id,name\n1,Ada\n2,\n"
-        );
-        c.upsert_batch(Records::new(vec![rec(json!({"id": "3", "city": "Oslo"}))]))
-            .await
-            .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "id,name,city\n1,Ada,\n2,,\n3,,Oslo\n"
-        );
+        assert_eq!(text(&path), "id,name\n1,Ada\n2,\n");
+        upsert(&c, json!([{"id": "3", "city": "Oslo"}])).await;
+        assert_eq!(text(&path), "id,name,city\n1,Ada,\n2,,\n3,,Oslo\n");
     }
 }
