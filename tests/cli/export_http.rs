@@ -193,7 +193,7 @@ fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = api_folder(&s.uri());
     f.write(
         "first.jsonl",

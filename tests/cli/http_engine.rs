@@ -9,7 +9,7 @@ use crate::support::MountOnce;
 use ferry::http::{Engine, Policy, RateLimit, RequestSpec};
 use ferry::output::Output;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 fn engine(policy: Policy) -> Engine {
     Engine::new(Output::new(), policy).expect("engine")
@@ -34,7 +34,7 @@ fn render_err(err: &anyhow::Error) -> String {
 
 #[tokio::test]
 async fn the_rate_limit_is_honoured() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items"))
         .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
@@ -76,7 +76,7 @@ async fn the_rate_limit_is_honoured() {
 
 #[tokio::test]
 async fn endpoint_groups_have_their_own_buckets() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/bulk"))
         .respond_with(ResponseTemplate::new(200))
@@ -131,7 +131,7 @@ async fn endpoint_groups_have_their_own_buckets() {
 
 #[tokio::test]
 async fn retry_after_is_honoured_without_spending_the_retry_budget() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/limited"))
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
@@ -168,7 +168,7 @@ async fn retry_after_is_honoured_without_spending_the_retry_budget() {
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     let at = std::time::SystemTime::now() + Duration::from_secs(2);
     Mock::given(method("GET"))
         .respond_with(
@@ -194,7 +194,7 @@ async fn retry_after_as_an_http_date_is_honoured() {
 
 #[tokio::test]
 async fn a_wait_beyond_the_maximum_fails_and_names_the_knob() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .once(
             ResponseTemplate::new(429).insert_header("Retry-After", "3600"),
@@ -219,7 +219,7 @@ async fn a_wait_beyond_the_maximum_fails_and_names_the_knob() {
 
 #[tokio::test]
 async fn server_errors_back_off_then_succeed() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(2)
@@ -244,7 +244,7 @@ async fn server_errors_back_off_then_succeed() {
 
 #[tokio::test]
 async fn server_errors_stop_after_max_attempts_with_the_vendor_message() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(500)
@@ -267,7 +267,7 @@ async fn server_errors_stop_after_max_attempts_with_the_vendor_message() {
 
 #[tokio::test]
 async fn client_errors_and_501_are_not_retried() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/customers"))
         .once(
@@ -345,7 +345,7 @@ async fn a_get_network_failure_is_retried_up_to_max_attempts() {
 
 #[tokio::test]
 async fn an_attempt_times_out() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
         .expect(2)
@@ -369,7 +369,7 @@ async fn an_attempt_times_out() {
 
 #[tokio::test]
 async fn a_vendor_reset_header_is_honoured_without_retry_after() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     let reset_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

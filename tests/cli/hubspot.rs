@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
@@ -59,7 +59,7 @@ pub fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-02T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "1"))
@@ -142,7 +142,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_pages_with_the_after_cursor_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "2"))
@@ -199,7 +199,7 @@ async fn import_pages_with_the_after_cursor_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param_is_missing("after"))
@@ -231,7 +231,7 @@ async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_page_without_a_cursor_is_an_error_not_an_early_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param_is_missing("after"))
         .once(
@@ -275,7 +275,7 @@ fn search_body(since_ms: Option<i64>, limit: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00.000Z";
     let (a, b, c) = (
         contact(1, "a@example.com", "2024-01-15T00:00:00.000Z"),
@@ -326,7 +326,7 @@ async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_l
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_searches_without_a_filter_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let (a, b) = (
         contact(1, "a@example.com", "2024-01-01T00:00:00.000Z"),
         contact(2, "b@example.com", "2024-01-02T00:00:00.000Z"),
@@ -357,7 +357,7 @@ async fn an_initial_getupdates_searches_without_a_filter_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/512")
         .respond_with(
             ResponseTemplate::new(429)
@@ -396,7 +396,7 @@ async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/999")
         .once(ResponseTemplate::new(404).set_body_json(json!({
             "status": "error", "message": "Object not found.  objectId are usually numeric.",
@@ -443,7 +443,7 @@ async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects_file() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
             {"idProperty": "email", "id": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "objectWriteTraceId": "ada@example.com"},
@@ -574,7 +574,7 @@ fn list(id: &str, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_creates_updates_clears_changes_lists_and_deletes() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     // Run 1: one batch upsert keyed by email.
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
@@ -684,7 +684,7 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(ResponseTemplate::new(207).set_body_json(json!({"status": "COMPLETE",
@@ -741,7 +741,7 @@ async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
@@ -814,7 +814,7 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/512")
         .and(query_param("properties", "email,firstname,phone"))
         .once(
@@ -875,7 +875,7 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/512")
         .once(
             ResponseTemplate::new(429)
@@ -893,7 +893,7 @@ async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_active_list_of_that_name_is_an_error_for_its_members() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(
             ok(
@@ -937,7 +937,7 @@ fn upserted(id: &str, email: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let (ada, bob, cy) = (
         upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
         upsert_input(
@@ -1003,7 +1003,7 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_written() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
             upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
@@ -1047,7 +1047,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
@@ -1090,7 +1090,7 @@ async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(None, 200)))
         .once(ok(json!({"total": 0, "results": []})), &s)
@@ -1111,7 +1111,7 @@ async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_contact_already_gone_from_hubspot_is_done() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
@@ -1150,7 +1150,7 @@ const SPEC_DEVIATIONS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_satisfies_hubspots_openapi_description() {
     use crate::support::openapi::{assert_conform, previewed, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .once(ok(json!({"results": []})), &s)

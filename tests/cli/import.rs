@@ -845,8 +845,8 @@ fn http_destination(f: &Folder, base: &str, account_extra: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
     use wiremock::matchers::{method, path, path_regex};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let s = MockServer::start().await;
+    use wiremock::{Mock, ResponseTemplate};
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[12]$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -903,8 +903,8 @@ async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
 #[tokio::test(flavor = "multi_thread")]
 async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() {
     use wiremock::matchers::{method, path, path_regex};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let s = MockServer::start().await;
+    use wiremock::{Mock, ResponseTemplate};
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path("/items/c2"))
         .once(
@@ -949,8 +949,8 @@ async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_into_http_respects_the_rate_limit() {
     use wiremock::matchers::{method, path_regex};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let s = MockServer::start().await;
+    use wiremock::{Mock, ResponseTemplate};
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[0-9]+$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -993,7 +993,7 @@ fn page_params(req: &wiremock::Request) -> (usize, usize) {
 /// A folder `src` with an http connector listing `GET /items` by offset from
 /// a mock server that answers with `pages` and fails the test unless asked.
 async fn offset_paged_source(pages: impl wiremock::Respond + 'static) -> (MockServer, Folder) {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items"))
         .respond_with(pages)
@@ -1229,7 +1229,7 @@ impl wiremock::Respond for LastPage {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finished_cursor_import_resumes_from_its_last_page_not_from_the_start() {
     use wiremock::matchers::{query_param, query_param_is_missing};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let page = |data: Value, next: &str| crate::support::ok(json!({"data": data, "next": next}));
     Mock::given(method("GET"))
         .and(path("/items"))
@@ -1531,7 +1531,7 @@ fn a_bad_rest_or_destination_pointer_in_the_map_is_a_usage_error_naming_the_file
 async fn a_second_signal_stops_an_import_stuck_on_a_write_at_once() {
     // A destination that takes its time: the write answers after a minute,
     // so the first signal waits for the batch in flight.
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path("/items/c1"))
         .respond_with(crate::support::ok(json!({})).set_delay(Duration::from_secs(60)))

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
@@ -88,7 +88,7 @@ fn connectors_intercom_documents_options_and_fields() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/me")
         .respond_with(ok(json!({"type": "admin", "id": "991267", "email": "admin@example.com",
             "app": {"type": "app", "id_code": "this_is_an_id", "name": "MyApp", "region": "US", "timezone": "America/Los_Angeles"}})))
@@ -183,7 +183,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_follows_the_starting_after_cursor_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts")
         .and(query_param("per_page", "2"))
         .and(query_param_is_missing("starting_after"))
@@ -239,7 +239,7 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cursor_that_does_not_move_stops_the_read() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts")
         .and(query_param_is_missing("starting_after"))
         .once(
@@ -289,7 +289,7 @@ fn updates_search(after: i64, cursor: Option<&str>) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_searches_by_day_filters_by_second_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // --last-sync 2020-01-01T09:00:00Z = 1577869200: the search compares
     // days, so ferry asks from 2019-12-31 (1577750400) and drops what is older.
     let (early, a, b, c) = (
@@ -344,7 +344,7 @@ async fn getupdates_searches_by_day_filters_by_second_and_continues_exactly_afte
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_reads_every_contact_oldest_first() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("POST", "/contacts/search")
         .and(body_json(updates_search(0, None)))
         .once(
@@ -364,7 +364,7 @@ async fn an_initial_getupdates_reads_every_contact_oldest_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let reset = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -411,7 +411,7 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn intercom_error_messages_and_codes_are_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts/nobody")
         .once(error(404, "not_found", "Contact Not Found"), &s)
         .await;
@@ -429,7 +429,7 @@ async fn intercom_error_messages_and_codes_are_shown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("POST", "/contacts")
         .and(body_json(
             json!({"email": "a@x.com", "name": "Ada", "role": "user"}),
@@ -566,7 +566,7 @@ fn counts(run: &Run) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_creates_updates_clears_moves_tags_and_deletes() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
     f.write("first.jsonl", FIRST);
     f.write("second.jsonl", SECOND);
@@ -710,7 +710,7 @@ async fn export_creates_updates_clears_moves_tags_and_deletes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_update_of_a_contact_gone_finds_it_by_email_or_creates_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
     f.write(
         "one.jsonl",
@@ -828,7 +828,7 @@ fn an_offset_cannot_jump_into_the_cursor_and_options_are_checked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = Folder::new();
     f.write(
         "account.json",
@@ -931,7 +931,7 @@ async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_contact_without_an_id_is_a_connector_error() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts")
         .once(
             ok(list(
@@ -955,7 +955,7 @@ async fn a_contact_without_an_id_is_a_connector_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_fields_intercom_cannot_write_or_clear_are_warned_about() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
     f.write(
         "one.jsonl",
@@ -1003,7 +1003,7 @@ async fn export_fields_intercom_cannot_write_or_clear_are_warned_about() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_stops_when_the_search_cursor_comes_back() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // c1 -> c2 -> c1: without a check this pages forever.
     for (cursor, next, id) in [
         (None, "c1", "a"),
@@ -1045,7 +1045,7 @@ const SPEC_DEVIATIONS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_intercoms_openapi_description() {
     use crate::support::openapi::{assert_conform, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/me")
         .once(
             ok(json!({"type": "admin", "id": "991267", "app": {"type": "app", "name": "MyApp"}})),

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::{jsonl_field, Folder, MountOnce, Run};
@@ -101,7 +101,7 @@ fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
     kl("GET", "/api/profiles")
         .and(query_param("page[size]", "1"))
@@ -201,7 +201,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_pages_with_the_links_next_cursor_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00+00:00";
     let next = |c: &str| {
         Some(format!(
@@ -267,7 +267,7 @@ async fn import_pages_with_the_links_next_cursor_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00+00:00";
     let (a, b, c) = (
         profile("PA", "a@x.io", "2024-01-15T00:00:00+00:00"),
@@ -345,7 +345,7 @@ async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_waits_for_retry_after_then_succeeds() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles/P1")
         .respond_with(
             error(
@@ -392,7 +392,7 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vendor_error_detail_is_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles/NOBODY")
         .once(
             error(
@@ -441,7 +441,7 @@ fn job(id: &str, status: &str, total: u64, done: u64, failed: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_outcome() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .and(body_json(json!({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
             {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}},
@@ -510,7 +510,7 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_creates_updates_clears_changes_lists_and_deletes() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let upsert = |email: &str, attrs: Value, id: &str| {
         kl("POST", "/api/profile-import")
             .and(body_json(
@@ -737,7 +737,7 @@ fn an_offset_cannot_jump_into_the_cursor() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(
             json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
@@ -788,7 +788,7 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_bulk_job_fails_its_batch() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB9", "queued", 1, 0, 0)), &s)
         .await;
@@ -813,7 +813,7 @@ async fn a_cancelled_bulk_job_fails_its_batch() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB5", "queued", 1, 0, 0)), &s)
         .await;
@@ -841,7 +841,7 @@ async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_link_to_the_same_page_stops_instead_of_looping() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles")
         .once(
             answer(
@@ -880,7 +880,7 @@ fn an_unknown_id_field_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cursors_that_go_round_in_a_circle_stop_the_import() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00+00:00";
     let next = |c: &str| Some(format!("{}/api/profiles?page%5Bcursor%5D={c}", s.uri()));
     kl("GET", "/api/profiles")
@@ -935,7 +935,7 @@ async fn cursors_that_go_round_in_a_circle_stop_the_import() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
         .once(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})), &s)
@@ -976,7 +976,7 @@ async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
         .once(answer(201, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})), &s)
@@ -1032,7 +1032,7 @@ async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_pages_by_updated_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles")
         .and(query_param_is_missing("filter"))
         .and(query_param("sort", "updated"))
@@ -1085,7 +1085,7 @@ async fn an_initial_getupdates_pages_by_updated_to_the_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
     // Klaviyo documents `updated` as `YYYY-MM-DDTHH:MM:SS.mmmmmm`.
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00.000400+00:00";
     let (b, c) = (profile("PB", "b@x.io", t), profile("PC", "c@x.io", t));
     kl("GET", "/api/profiles")
@@ -1134,7 +1134,7 @@ async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .and(body_json(
             json!({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
@@ -1183,7 +1183,7 @@ async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_patch_with_null_properties_is_refused_before_sending() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(wiremock::matchers::any())
         .respond_with(ResponseTemplate::new(500))
         .expect(0)
@@ -1210,7 +1210,7 @@ async fn a_patch_with_null_properties_is_refused_before_sending() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_null_failed_count_still_reads_the_import_errors() {
     // `failed_count` is nullable in Klaviyo's schema: null is not "none failed".
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB3", "queued", 2, 0, 0)), &s)
         .await;
@@ -1256,7 +1256,7 @@ async fn a_null_failed_count_still_reads_the_import_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn import_errors_are_read_100_a_page_to_the_last_page() {
     // page[size] is 1–100, default 20 (get_errors_for_bulk_import_profiles_job).
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB4", "queued", 3, 0, 0)), &s)
         .await;
@@ -1308,7 +1308,7 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
     // GET /api/lists answers at most 10 lists a page (get_lists).
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .once(
             answer(
@@ -1364,7 +1364,7 @@ async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
 async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
     // "A 400 error indicates an invalid or missing API key" (Klaviyo's
     // authentication guide): only a JSON:API refusal rejects the record.
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(
             json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
@@ -1415,7 +1415,7 @@ const SPEC_DEVIATIONS: &[&str] = &[];
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_klaviyos_openapi_description() {
     use crate::support::openapi::{assert_conform, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
     let page = || {
         answer(

@@ -7,7 +7,6 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::MockServer;
 
 use crate::snap;
 use crate::support::{Folder, MountOnce};
@@ -181,7 +180,7 @@ fn integer_ids_beyond_64_bits_in_a_csv_stay_two_records() {
 #[tokio::test(flavor = "multi_thread")]
 async fn integer_ids_beyond_64_bits_from_an_http_source_are_rejected() {
     for to in ["jsonl:out.jsonl", "csv:out.csv", "sqlite:out.db"] {
-        let s = MockServer::start().await;
+        let s = crate::support::mock::server().await;
         // The body as the API would send it: digits a JSON value cannot hold.
         let body = r#"{"data": [{"id": 18446744073709551616, "n": 1}, {"id": 18446744073709551617, "n": 2}, {"id": 7, "n": 3}]}"#;
         wiremock::Mock::given(method("GET"))

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
@@ -63,7 +63,7 @@ pub fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("GET", "/v1/customers")
         .and(query_param("limit", "1"))
         .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [customer(1, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")], "total": 7, "has_more": true})), &s)
@@ -117,7 +117,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t1 = "2024-01-01T00:00:00.000Z";
     let t2 = "2024-01-02T00:00:00.000Z";
     let t3 = "2024-01-03T00:00:00.000Z";
@@ -168,7 +168,7 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00.000Z";
     let (a, b, c) = (
         customer(1, "2023-01-01T00:00:00.000Z", "2024-01-15T00:00:00.000Z"),
@@ -216,7 +216,7 @@ async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let retry_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -258,7 +258,7 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vendor_error_message_and_details_are_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("GET", "/v1/customers/nobody")
         .once(
             ResponseTemplate::new(404).set_body_json(json!({
@@ -293,7 +293,7 @@ fn bulk_job(id: &str, errors: Value, failed: u64, done: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("POST", "/v1/customers/bulk/async")
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!([
@@ -356,7 +356,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("POST", "/v1/customers/bulk/async")
         .once(ok(json!({"async_action_id": "aa_9"})), &s)
         .await;
@@ -439,7 +439,7 @@ fn an_offset_cannot_jump_into_the_timestamp_cursor() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let (a, b, c) = (
         customer(1, "2023-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z"),
         customer(2, "2023-01-01T00:00:00.000Z", "2024-01-02T00:00:00.000Z"),
@@ -472,7 +472,7 @@ async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_bulk_job_that_names_no_customer_fails_the_batch() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("POST", "/v1/customers/bulk/async")
         .once(ok(json!({"async_action_id": "aa_5"})), &s)
         .await;
@@ -505,7 +505,7 @@ const SPEC_DEVIATIONS: &[&str] =
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_voucherifys_openapi_description() {
     use crate::support::openapi::{assert_conform, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     // check, import's listing and getupdates list customers.
     vf("GET", "/v1/customers")

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod mock;
 pub mod openapi;
 
 use std::path::{Path, PathBuf};
