@@ -924,11 +924,12 @@ async fn the_account_rate_limit_paces_a_listing() {
         listing(json!({"type": "cursor", "cursorPath": "/next"}), "/data"),
         r#", "rateLimit": {"rps": 5, "burst": 1}"#,
     );
-    let started = std::time::Instant::now();
-    assert_eq!(ids(&f), pages);
-    // Six requests at 5 per second: five gaps of 200 ms, plus starting ferry.
-    let secs = started.elapsed().as_secs_f64();
-    assert!((0.95..2.5).contains(&secs), "six pages took {secs:.2}s");
+    let (run, waits) = f.run_on_virtual_clock(&["getupdates"]);
+    let entries = run.ok_json()["entries"].as_array().unwrap().clone();
+    let got: Vec<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(got, pages);
+    // Six requests at 5 per second: five gaps of 200 ms.
+    assert_eq!(waits.of("slot"), [std::time::Duration::from_millis(200); 5]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1053,8 +1054,11 @@ async fn a_hostile_retry_after_is_no_panic() {
             json!({"actions": {"get": {"path": "/items/{id}"}}}),
             "",
         );
-        let run = f.run(&["get", "--id", "a"]);
+        let (run, waits) = f.run_on_virtual_clock(&["get", "--id", "a"]);
         assert_eq!(run.code, 1, "{}", run.render());
+        // A NaN is no wait asked for: backoff between the 21 attempts; a
+        // huge wait is refused before any.
+        assert_eq!(waits.of("retry").len(), requests as usize - 1, "{waits:?}");
         snap!(format!("http_retry_after_{name}"), run);
     }
 }

@@ -383,8 +383,9 @@ async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
     let f = folder(&s.uri());
     // -vv logs headers and bodies: the token must stay masked. Two 429s
     // with maxAttempts 2: a 429 wait does not spend the retry budget.
-    let run = f.run(&["-vv", "get", "--id", "512"]);
+    let (run, waits) = f.run_on_virtual_clock(&["-vv", "get", "--id", "512"]);
     no_canary(&run);
+    assert_eq!(waits.of("retry").len(), 2, "{waits:?}");
     assert!(
         run.stderr.contains("Authorization: ***"),
         "{}",

@@ -962,8 +962,7 @@ async fn an_import_into_http_respects_the_rate_limit() {
     // 10 requests a second, no burst: 12 requests need at least 1.1 s even
     // with 4 batches in flight at once.
     http_destination(&f, &s.uri(), r#", "rateLimit": {"rps": 10, "burst": 1}"#);
-    let started = Instant::now();
-    let run = f.run(&[
+    let (run, waits) = f.run_on_virtual_clock(&[
         "import",
         "--from",
         "jsonl:in.jsonl",
@@ -974,9 +973,9 @@ async fn an_import_into_http_respects_the_rate_limit() {
         "--concurrency",
         "4",
     ]);
-    let elapsed = started.elapsed();
     assert_eq!(run.ok_json()["written"], 12);
-    assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
+    // The first at once, the eleven others one every 100 ms.
+    assert_eq!(waits.of("slot"), [Duration::from_millis(100); 11]);
 }
 
 /// `?offset=&limit=` of a page request (0 and 100 when absent).

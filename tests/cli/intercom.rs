@@ -394,9 +394,8 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
         )
         .await;
     let f = folder(&s.uri());
-    let started = std::time::Instant::now();
     // -vv logs headers and bodies: the token must stay masked.
-    let run = f.run(&["-vv", "get", "--id", "c1"]);
+    let (run, waits) = f.run_on_virtual_clock(&["-vv", "get", "--id", "c1"]);
     no_canary(&run);
     assert!(
         run.stderr.contains("Authorization: ***"),
@@ -405,8 +404,11 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
     );
     assert!(run.stderr.contains("-> 429"), "{}", run.render());
     assert_eq!(run.ok_json()["id"], "c1");
-    // It waited for the reset time (a 429 spends no retry: maxAttempts is 2).
-    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // It waited for the reset time, a Unix time in whole seconds two
+    // seconds ahead (a 429 spends no retry: maxAttempts is 2).
+    let waited = waits.of("retry");
+    assert_eq!(waited.len(), 1, "{waits:?}");
+    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waits:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

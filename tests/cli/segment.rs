@@ -229,8 +229,9 @@ async fn the_vendor_error_is_shown_and_a_429_is_retried() {
         .await;
     let f = Folder::new();
     f.write("account.json", &account(&s.uri(), json!({})));
-    let run = f.run(&["get", "--id", "u1"]);
+    let (run, waits) = f.run_on_virtual_clock(&["get", "--id", "u1"]);
     assert_eq!(run.ok_json()["traits"]["name"], "Ada");
+    assert_eq!(waits.of("retry").len(), 1, "{waits:?}");
     let run = f.run(&["get", "--id", "u2"]);
     no_canary(&run);
     snap!("segment_unauthorized", run);

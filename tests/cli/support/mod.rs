@@ -97,6 +97,16 @@ impl Folder {
         self.run_cmd(self.ferry().args(args))
     }
 
+    /// Run `ferry ARGS` here with its HTTP engines on a virtual clock (the
+    /// `FERRY_TEST_CLOCK` test hook): a retry or rate-limit wait returns at
+    /// once, and the waits ferry asked for are answered with the run.
+    pub fn run_on_virtual_clock(&self, args: &[&str]) -> (Run, Waits) {
+        let log = tempfile::NamedTempFile::new().expect("a file for the waits");
+        let run = self.run_cmd(self.ferry().env("FERRY_TEST_CLOCK", log.path()).args(args));
+        let text = std::fs::read_to_string(log.path()).expect("read the waits");
+        (run, Waits::parse(&text))
+    }
+
     pub fn run_cmd(&self, cmd: &mut Command) -> Run {
         let out = cmd.output().expect("run ferry");
         Run {
@@ -105,6 +115,34 @@ impl Folder {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             folder: self.path().to_path_buf(),
         }
+    }
+}
+
+/// The waits one run asked its virtual clock for, in order: `retry` (before
+/// trying a request again) and `slot` (for a rate-limit slot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waits(pub Vec<(String, std::time::Duration)>);
+
+impl Waits {
+    /// Lines such as `retry 1000.000ms`, as the engine's test clock writes them.
+    fn parse(text: &str) -> Waits {
+        Waits(
+            text.lines()
+                .map(|line| {
+                    let (why, ms) = line.split_once(' ').expect("why and wait");
+                    let ms: f64 = ms.trim_end_matches("ms").parse().expect("milliseconds");
+                    (why.to_string(), std::time::Duration::from_secs_f64(ms / 1000.0))
+                })
+                .collect(),
+        )
+    }
+
+    /// The waits for `why` (`retry` or `slot`).
+    pub fn of(&self, why: &str) -> Vec<std::time::Duration> {
+        (self.0.iter())
+            .filter(|(w, _)| w == why)
+            .map(|(_, wait)| *wait)
+            .collect()
     }
 }
 
