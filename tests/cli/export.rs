@@ -518,7 +518,7 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     let args = "export --to crm --input two.jsonl --deletes delete";
 
     let before = state_files(&f);
-    let (code, screen) = crate::support::on_terminal(&f, args, "n");
+    let (code, screen) = crate::support::on_terminal(&f, args, "Go ahead?", "n");
     assert!(
         screen.contains("would delete or clear 8 profiles, more than --max-deletes 1"),
         "{screen}"
@@ -527,7 +527,7 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     assert_eq!(code, 1, "{screen}");
     assert_eq!(before, state_files(&f), "a refused run sends nothing");
 
-    let (code, screen) = crate::support::on_terminal(&f, args, "y");
+    let (code, screen) = crate::support::on_terminal(&f, args, "Go ahead?", "y");
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("\"deleted\": 8"), "{screen}");
     assert_eq!(

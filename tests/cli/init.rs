@@ -107,7 +107,8 @@ fn init_on_a_terminal_picks_the_default_connector_and_takes_the_answers() {
     let f = Folder::new();
     // Enter on the connector list (http, the default), then Enter on every
     // option prompt to keep its default.
-    let (code, screen) = crate::support::on_terminal(&f, "init conn", &"\r".repeat(20));
+    let (code, screen) =
+        crate::support::on_terminal(&f, "init conn", "Connector", &"\r".repeat(20));
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("Connector"), "the list was shown: {screen}");
     assert!(f.exists("conn/connector.json"), "{screen}");
