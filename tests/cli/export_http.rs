@@ -289,7 +289,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
         ],
     )
     .await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
 
     // Second run: a's plan cleared (null in a merge patch) and a leaves vip,
     // c is retried into vip (the list is found this time), b is deleted.
@@ -344,7 +344,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
         ],
     )
     .await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
 
     // The same file again sends nothing at all.
     let third = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);

@@ -883,7 +883,7 @@ async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
     snap_import!("http_5xx_stops", f.run(&args));
     s.verify().await;
     // The API is back: the resume sends the rest, from c3 on, once each.
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[3-6]$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))

@@ -593,7 +593,7 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
         run.render()
     );
     s.verify().await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
 
     // Second run: Ada's name changes, Byron's plan and last name are
     // cleared, Ada joins and Byron leaves Newsletter, c is deleted.
@@ -990,7 +990,7 @@ async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
     let run = f.run(&["export", "--to", "kl", "--input", "p.jsonl"]);
     assert_eq!(run.ok_json()["created"], 1, "{}", run.render());
     s.verify().await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
     // PA was merged away in Klaviyo: the update answers 404, the key finds PZ.
     kl("PATCH", "/api/profiles/PA")
         .once(

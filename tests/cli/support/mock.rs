@@ -14,6 +14,19 @@ const LAST: u8 = u8::MAX;
 /// A started wiremock server that fails the test on any unexpected request.
 pub async fn server() -> MockServer {
     let server = MockServer::start().await;
+    catch_all(&server).await;
+    server
+}
+
+/// `server.reset()` for a strict server: every mock and every recorded
+/// request is dropped, and the catch-all is mounted again (a bare reset
+/// would leave the server lenient).
+pub async fn reset(server: &MockServer) {
+    server.reset().await;
+    catch_all(server).await;
+}
+
+async fn catch_all(server: &MockServer) {
     Mock::given(any())
         .respond_with(
             // A client error, so the engine does not retry it; a teapot, so
@@ -23,9 +36,8 @@ pub async fn server() -> MockServer {
         .with_priority(LAST)
         .named("a request no test expected")
         .expect(0)
-        .mount(&server)
+        .mount(server)
         .await;
-    server
 }
 
 #[cfg(test)]
