@@ -134,7 +134,10 @@ async fn endpoint_groups_have_their_own_buckets() {
             .expect("post");
     }
     // 3 bulk requests at 2 rps: the first at once, then one every 500 ms.
-    assert_eq!(clock.waits(), vec![(Why::Slot, Duration::from_millis(500)); 2]);
+    assert_eq!(
+        clock.waits(),
+        vec![(Why::Slot, Duration::from_millis(500)); 2]
+    );
 }
 
 #[tokio::test]
@@ -252,7 +255,10 @@ async fn server_errors_back_off_then_succeed() {
     let waited = waits(&clock, Why::Retry);
     let caps = [10, 20, 40].map(Duration::from_millis);
     assert_eq!(waited.len(), 3, "{waited:?}");
-    assert!(waited.iter().zip(caps).all(|(w, cap)| *w <= cap), "{waited:?}");
+    assert!(
+        waited.iter().zip(caps).all(|(w, cap)| *w <= cap),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]

@@ -13,9 +13,16 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
+use crate::support::saas::{a_429_waited_out, Vendor};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
+
+/// The connector as the SaaS scenarios see it.
+const VENDOR: Vendor = Vendor {
+    folder: ".",
+    secrets: &[TOKEN],
+};
 
 /// The account of a test: fast rate limits and quick retries.
 fn account(base: &str) -> String {
@@ -370,7 +377,7 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
         .unwrap()
         .as_secs()
         + 2;
-    ic("GET", "/contacts/c1")
+    let limited = ic("GET", "/contacts/c1")
         .respond_with(
             error(
                 429,
@@ -382,33 +389,30 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
             .insert_header("X-RateLimit-Reset", reset.to_string().as_str()),
         )
         .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    ic("GET", "/contacts/c1")
-        .once(
+        .expect(1);
+    let answer = ic("GET", "/contacts/c1")
+        .respond_with(
             ok(contact("c1", "a@x.com", 1))
                 .insert_header("X-RateLimit-Limit", "167")
                 .insert_header("X-RateLimit-Remaining", "166"),
-            &s,
         )
-        .await;
+        .expect(1);
     let f = folder(&s.uri());
     // -vv logs headers and bodies: the token must stay masked.
-    let (run, waits) = f.run_on_virtual_clock(&["-vv", "get", "--id", "c1"]);
-    no_canary(&run);
-    assert!(
-        run.stderr.contains("Authorization: ***"),
-        "{}",
-        run.render()
-    );
-    assert!(run.stderr.contains("-> 429"), "{}", run.render());
+    let (run, waited) = a_429_waited_out(
+        &f,
+        &s,
+        &VENDOR,
+        vec![limited, answer],
+        &["get", "--id", "c1"],
+        "Authorization: ***",
+    )
+    .await;
     assert_eq!(run.ok_json()["id"], "c1");
     // It waited for the reset time, a Unix time in whole seconds two
     // seconds ahead (a 429 spends no retry: maxAttempts is 2).
-    let waited = waits.of("retry");
-    assert_eq!(waited.len(), 1, "{waits:?}");
-    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waits:?}");
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

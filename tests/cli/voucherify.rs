@@ -13,10 +13,17 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
+use crate::support::saas::{a_429_waited_out, Vendor};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const APP_ID: &str = "CANARY-app-id-71c2";
 pub const SECRET: &str = "CANARY-vf-secret-5d9a";
+
+/// The connector as the SaaS scenarios see it.
+const VENDOR: Vendor = Vendor {
+    folder: ".",
+    secrets: &[APP_ID, SECRET],
+};
 
 /// The account of a test: fast rate limits, quick retries and polls.
 pub fn account(base: &str) -> String {
@@ -222,7 +229,7 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
         .unwrap()
         .as_secs()
         + 2;
-    vf("GET", "/v1/customers/s1")
+    let limited = vf("GET", "/v1/customers/s1")
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("X-Rate-Limit-Limit", "5000")
@@ -231,31 +238,30 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
                 .set_body_json(json!({"code": 429, "key": "too_many_requests", "message": "Too many requests"})),
         )
         .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    vf("GET", "/v1/customers/s1")
-        .once(
-            ok(customer(
-                1,
-                "2024-01-01T00:00:00.000Z",
-                "2024-01-01T00:00:00.000Z",
-            )),
-            &s,
-        )
-        .await;
+        .expect(1);
+    let answer = vf("GET", "/v1/customers/s1")
+        .respond_with(ok(customer(
+            1,
+            "2024-01-01T00:00:00.000Z",
+            "2024-01-01T00:00:00.000Z",
+        )))
+        .expect(1);
     let f = folder(&s.uri());
     // -vv logs headers and bodies: both credentials must stay masked.
-    let (run, waits) = f.run_on_virtual_clock(&["-vv", "get", "--id", "s1"]);
-    no_canary(&run);
-    assert!(run.stderr.contains("X-App-Token: ***"), "{}", run.render());
-    assert!(run.stderr.contains("-> 429"), "{}", run.render());
+    let (run, waited) = a_429_waited_out(
+        &f,
+        &s,
+        &VENDOR,
+        vec![limited, answer],
+        &["get", "--id", "s1"],
+        "X-App-Token: ***",
+    )
+    .await;
     assert_eq!(run.ok_json()["id"], "cust_1");
     // It waited for the reset the header named, a Unix time in whole
     // seconds two seconds ahead (a 429 spends no retry).
-    let waited = waits.of("retry");
-    assert_eq!(waited.len(), 1, "{waits:?}");
-    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waits:?}");
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,6 +6,7 @@
 
 pub mod mock;
 pub mod openapi;
+pub mod saas;
 
 use std::path::{Path, PathBuf};
 
@@ -131,7 +132,10 @@ impl Waits {
                 .map(|line| {
                     let (why, ms) = line.split_once(' ').expect("why and wait");
                     let ms: f64 = ms.trim_end_matches("ms").parse().expect("milliseconds");
-                    (why.to_string(), std::time::Duration::from_secs_f64(ms / 1000.0))
+                    (
+                        why.to_string(),
+                        std::time::Duration::from_secs_f64(ms / 1000.0),
+                    )
                 })
                 .collect(),
         )
@@ -305,7 +309,10 @@ fn pty_of(root: u32, deadline: std::time::Instant) -> PathBuf {
                 }
             }
         }
-        assert!(std::time::Instant::now() < deadline, "no terminal under {root}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no terminal under {root}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }

@@ -1,0 +1,134 @@
+//! One scenario harness for the SaaS connectors (hubspot, intercom, klaviyo,
+//! voucherify, segment): the scenarios every vendor goes through — an export
+//! that creates, updates, clears, adds to and removes from groups and
+//! deletes; a 429 waited out — are run and checked here once, and each
+//! vendor's test supplies only what is the vendor's: the requests each step
+//! must send (wiremock mocks with their expectations) and the answers.
+//!
+//! A step's mocks are mounted for that step alone and verified when it
+//! ends, so a request sent in the wrong run fails the test; anything not
+//! mocked fails it too (the servers are strict, see [`super::mock`]).
+
+use serde_json::Value;
+use wiremock::{Mock, MockServer};
+
+use super::{Folder, Run};
+
+/// What a scenario needs to know of the vendor's connector.
+pub struct Vendor<'a> {
+    /// The connector folder (relative to the test folder) the runs use:
+    /// `--to` of an export, `-C` of a single action.
+    pub folder: &'a str,
+    /// Canary credentials in its account: no run may print them.
+    pub secrets: &'a [&'a str],
+}
+
+/// One export run of a scenario.
+pub struct Step<'a> {
+    /// The input file: its name and its profiles (JSON lines).
+    pub input: (&'a str, &'a str),
+    /// Extra arguments: `--dry-run`, `--yes`.
+    pub flags: &'a [&'a str],
+    /// The requests this run must send, each mock with its expectation.
+    pub requests: Vec<Mock>,
+    /// Fields the run's JSON summary must have, with their values (the run
+    /// must succeed); `Value::Null` checks no summary.
+    pub summary: Value,
+    /// What else the vendor checks of the run (a snapshot, a field).
+    pub check: Option<Box<dyn Fn(&Run) + 'a>>,
+}
+
+impl<'a> Step<'a> {
+    /// An export of `name` holding `profiles`, expecting `requests`.
+    pub fn export(name: &'a str, profiles: &'a str, requests: Vec<Mock>) -> Step<'a> {
+        Step {
+            input: (name, profiles),
+            flags: &[],
+            requests,
+            summary: Value::Null,
+            check: None,
+        }
+    }
+
+    pub fn flags(mut self, flags: &'a [&'a str]) -> Step<'a> {
+        self.flags = flags;
+        self
+    }
+
+    /// The summary must have these fields with these values.
+    pub fn summary(mut self, fields: Value) -> Step<'a> {
+        self.summary = fields;
+        self
+    }
+
+    pub fn check(mut self, check: impl Fn(&Run) + 'a) -> Step<'a> {
+        self.check = Some(Box::new(check));
+        self
+    }
+}
+
+/// Run `steps` in turn as exports into `vendor`'s folder in `f`, against
+/// `server`: each step's requests mounted for it alone, its secrets hidden,
+/// its summary and checks met, its requests verified when it ends.
+pub async fn export_scenario(
+    f: &Folder,
+    server: &MockServer,
+    vendor: &Vendor<'_>,
+    steps: Vec<Step<'_>>,
+) {
+    for (i, step) in steps.into_iter().enumerate() {
+        let mut guards = Vec::new();
+        for mock in step.requests {
+            guards.push(mock.mount_as_scoped(server).await);
+        }
+        let (name, profiles) = step.input;
+        f.write(name, profiles);
+        let mut args = vec!["export", "--to", vendor.folder, "--input", name];
+        args.extend_from_slice(step.flags);
+        let run = f.run(&args);
+        run.hides(vendor.secrets, &format!("a secret (step {i}: {args:?})"));
+        if let Value::Object(fields) = &step.summary {
+            let summary = run.ok_json();
+            for (field, want) in fields {
+                assert_eq!(
+                    &summary[field],
+                    want,
+                    "step {i} ({args:?}): {field} in\n{}",
+                    run.render()
+                );
+            }
+        }
+        if let Some(check) = &step.check {
+            check(&run);
+        }
+        // Verified here (a guard panics on drop unless its expectation held).
+        drop(guards);
+    }
+}
+
+/// A single action that meets a 429 and must wait it out: `requests` (the
+/// 429s and the answer after them) are mounted, `ferry -vv ARGS` runs in
+/// `vendor`'s folder on the engine's virtual clock, and the run must show the
+/// 429, keep `header` masked in the debug log (`Authorization: ***`), hide
+/// the secrets and succeed. Answers the run and the retry waits it asked
+/// for, for the vendor to check against its headers.
+pub async fn a_429_waited_out(
+    f: &Folder,
+    server: &MockServer,
+    vendor: &Vendor<'_>,
+    requests: Vec<Mock>,
+    args: &[&str],
+    header: &str,
+) -> (Run, Vec<std::time::Duration>) {
+    for mock in requests {
+        mock.mount(server).await;
+    }
+    let mut all = vec!["-vv", "-C", vendor.folder];
+    all.extend_from_slice(args);
+    let (run, waits) = f.run_on_virtual_clock(&all);
+    run.hides(vendor.secrets, "a secret in the -vv log");
+    assert!(run.stderr.contains(header), "{}", run.render());
+    assert!(run.stderr.contains("-> 429"), "{}", run.render());
+    assert_eq!(run.code, 0, "{}", run.render());
+    (run, waits.of("retry"))
+}
