@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, FakeRelativeClock};
-use governor::state::{InMemoryState, NotKeyed};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
 use governor::RateLimiter;
 
 /// The environment variable of the binary's test hook: the file to which a

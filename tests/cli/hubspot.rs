@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, Vendor};
+use crate::support::saas::{a_429_waited_out, export_scenario, Step, Vendor};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-pat-na1-3f9c";
@@ -585,109 +585,111 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
     let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     // Run 1: one batch upsert keyed by email.
-    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+    let upsert = hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
             {"idProperty": "email", "id": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "objectWriteTraceId": "ada@example.com"},
             {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bob", "phone": "+47 555 0100"}, "objectWriteTraceId": "bob@example.com"},
             {"idProperty": "email", "id": "cy@example.com", "properties": {"email": "cy@example.com", "firstname": "Cy"}, "objectWriteTraceId": "cy@example.com"}
         ]})))
-        .once(ok(json!({"status": "COMPLETE", "results": [
+        .respond_with(ok(json!({"status": "COMPLETE", "results": [
             {"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "102", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "103", "new": true, "objectWriteTraceId": "cy@example.com", "properties": {"email": "cy@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
-        ], "requestedAt": t, "startedAt": t, "completedAt": t})), &s)
-        .await;
+        ], "requestedAt": t, "startedAt": t, "completedAt": t})))
+        .expect(1);
     // VIP does not exist on run 1 (created once); run 2 finds it.
-    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+    let no_vip = hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"status": "error",
             "message": "List with name VIP does not exist", "correlationId": "0b7f2a3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c", "category": "OBJECT_NOT_FOUND"})))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .once(ok(list("611", "VIP")), &s)
-        .await;
-    hs("POST", "/crm/v3/lists")
+        .expect(1);
+    let vip = hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+        .respond_with(ok(list("611", "VIP")))
+        .expect(1);
+    let create_vip = hs("POST", "/crm/v3/lists")
         .and(body_json(
             json!({"name": "VIP", "objectTypeId": "0-1", "processingType": "MANUAL"}),
         ))
-        .once(ok(list("611", "VIP")), &s)
-        .await;
-    hs("PUT", "/crm/v3/lists/611/memberships/add")
+        .respond_with(ok(list("611", "VIP")))
+        .expect(1);
+    let join_vip = hs("PUT", "/crm/v3/lists/611/memberships/add")
         .and(body_json(json!(["101", "102"])))
-        .once(
-            ok(json!({"recordIdsAdded": ["101", "102"], "recordIdsMissing": []})),
-            &s,
-        )
-        .await;
+        .respond_with(ok(
+            json!({"recordIdsAdded": ["101", "102"], "recordIdsMissing": []}),
+        ))
+        .expect(1);
     // Run 2: delete, update with a clear, join Newsletter (found), leave VIP.
-    hs("DELETE", "/crm/v3/objects/contacts/103")
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    hs("PATCH", "/crm/v3/objects/contacts/101")
+    let delete = hs("DELETE", "/crm/v3/objects/contacts/103")
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1);
+    let rename = hs("PATCH", "/crm/v3/objects/contacts/101")
         .and(body_json(json!({"properties": {"firstname": "Ada L."}})))
-        .once(ok(contact(101, "ada@example.com", t)), &s)
-        .await;
-    hs("PATCH", "/crm/v3/objects/contacts/102")
+        .respond_with(ok(contact(101, "ada@example.com", t)))
+        .expect(1);
+    let clear = hs("PATCH", "/crm/v3/objects/contacts/102")
         .and(body_json(json!({"properties": {"phone": ""}})))
-        .once(ok(contact(102, "bob@example.com", t)), &s)
-        .await;
-    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/Newsletter")
-        .once(ok(list("612", "Newsletter")), &s)
-        .await;
-    hs("PUT", "/crm/v3/lists/612/memberships/add")
+        .respond_with(ok(contact(102, "bob@example.com", t)))
+        .expect(1);
+    let newsletter = hs("GET", "/crm/v3/lists/object-type-id/0-1/name/Newsletter")
+        .respond_with(ok(list("612", "Newsletter")))
+        .expect(1);
+    let join_newsletter = hs("PUT", "/crm/v3/lists/612/memberships/add")
         .and(body_json(json!(["101"])))
-        .once(
-            ok(json!({"recordIdsAdded": ["101"], "recordIdsMissing": []})),
-            &s,
-        )
-        .await;
-    hs("PUT", "/crm/v3/lists/611/memberships/remove")
+        .respond_with(ok(
+            json!({"recordIdsAdded": ["101"], "recordIdsMissing": []}),
+        ))
+        .expect(1);
+    let leave_vip = hs("PUT", "/crm/v3/lists/611/memberships/remove")
         .and(body_json(json!(["102"])))
-        .once(
-            ok(json!({"recordIdsRemoved": ["102"], "recordIdsMissing": []})),
-            &s,
-        )
-        .await;
+        .respond_with(ok(
+            json!({"recordIdsRemoved": ["102"], "recordIdsMissing": []}),
+        ))
+        .expect(1);
 
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));
-    f.write("first.jsonl", FIRST);
-    f.write("second.jsonl", SECOND);
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "first.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    insta::assert_snapshot!("hubspot_export_first_dry_run", render(&dry));
-    let first = f.run(&["export", "--to", "hs", "--input", "first.jsonl"]);
-    no_canary(&first);
-    insta::assert_snapshot!("hubspot_export_first_run", render(&first));
-    let again = f.run(&["export", "--to", "hs", "--input", "first.jsonl"]);
-    assert_eq!(again.ok_json()["unchanged"], 3, "{}", again.render());
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    insta::assert_snapshot!("hubspot_export_changes_dry_run", render(&dry));
-    let second = f.run(&["export", "--to", "hs", "--input", "second.jsonl", "--yes"]);
-    no_canary(&second);
-    insta::assert_snapshot!("hubspot_export_changes", render(&second));
-    let summary = second.ok_json();
-    assert_eq!(summary["updated"], 2);
-    assert_eq!(summary["deleted"], 1);
-    assert_eq!(summary["groupsAdded"], 1);
-    assert_eq!(summary["groupsRemoved"], 1);
+    let vendor = Vendor {
+        folder: "hs",
+        ..VENDOR
+    };
+    export_scenario(
+        &f,
+        &s,
+        &vendor,
+        vec![
+            Step::export("first.jsonl", FIRST, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| insta::assert_snapshot!("hubspot_export_first_dry_run", render(dry))),
+            Step::export(
+                "first.jsonl",
+                FIRST,
+                vec![upsert, no_vip, create_vip, join_vip],
+            )
+            .check(|first| insta::assert_snapshot!("hubspot_export_first_run", render(first))),
+            Step::export("first.jsonl", FIRST, vec![]).summary(json!({"unchanged": 3})),
+            Step::export("second.jsonl", SECOND, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| {
+                    insta::assert_snapshot!("hubspot_export_changes_dry_run", render(dry))
+                }),
+            Step::export(
+                "second.jsonl",
+                SECOND,
+                vec![
+                    delete,
+                    rename,
+                    clear,
+                    vip,
+                    newsletter,
+                    join_newsletter,
+                    leave_vip,
+                ],
+            )
+            .flags(&["--yes"])
+            .summary(json!({"updated": 2, "deleted": 1, "groupsAdded": 1, "groupsRemoved": 1}))
+            .check(|second| insta::assert_snapshot!("hubspot_export_changes", render(second))),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
