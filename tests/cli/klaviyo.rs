@@ -12,7 +12,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, Vendor};
+use crate::support::saas::{a_429_waited_out, export_scenario, Step, Vendor};
 use crate::support::{jsonl_field, Folder, MountOnce, Run};
 
 pub const KEY: &str = "pk_CANARY-klaviyo-3e7b";
@@ -527,150 +527,131 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
             ))
             .expect(1)
     };
-    upsert(
-        "a@x.io",
-        json!({"email": "a@x.io", "first_name": "Ada"}),
-        "PA",
-    )
-    .mount(&s)
-    .await;
-    upsert(
-        "b@x.io",
-        json!({"email": "b@x.io", "last_name": "Byron", "properties": {"plan": "pro"}}),
-        "PB",
-    )
-    .mount(&s)
-    .await;
-    upsert("c@x.io", json!({"email": "c@x.io"}), "PC")
-        .mount(&s)
-        .await;
-    // VIP exists; Newsletter is created, once.
-    kl("GET", "/api/lists")
-        .and(query_param("filter", "equals(name,\"VIP\")"))
-        .once(answer(200, json!({"data": [{"type": "list", "id": "VIPL01", "attributes": {"name": "VIP", "opt_in_process": "single_opt_in"}}], "links": {"self": "x", "next": null}})), &s)
-        .await;
-    kl("GET", "/api/lists")
-        .and(query_param("filter", "equals(name,\"Newsletter\")"))
-        .once(
-            answer(
+    let lookup = |name: &str, found: Value| {
+        kl("GET", "/api/lists")
+            .and(query_param(
+                "filter",
+                format!("equals(name,\"{name}\")").as_str(),
+            ))
+            .respond_with(answer(
                 200,
-                json!({"data": [], "links": {"self": "x", "next": null}}),
-            ),
-            &s,
-        )
-        .await;
-    kl("POST", "/api/lists")
-        .and(body_json(
-            json!({"data": {"type": "list", "attributes": {"name": "Newsletter"}}}),
-        ))
-        .once(answer(
-            201,
-            json!({"data": {"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}}),
-        ), &s)
-        .await;
-    kl("POST", "/api/lists/VIPL01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PA"}, {"type": "profile", "id": "PB"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    kl("POST", "/api/lists/NEWS01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PB"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    let f = Folder::new();
-    f.write("kl/account.json", &account(&s.uri()));
-    f.write(
-        "first.jsonl",
-        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\"}, \"groups\": [\"VIP\"]}\n\
-         {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"last_name\": \"Byron\", \"plan\": \"pro\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
-         {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": []}\n",
-    );
-    let run = f.run(&["export", "--to", "kl", "--input", "first.jsonl"]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(
-        (summary["created"].as_u64(), summary["groupsAdded"].as_u64()),
-        (Some(3), Some(3)),
-        "{}",
-        run.render()
-    );
-    s.verify().await;
-    crate::support::mock::reset(&s).await;
-
+                json!({"data": found, "links": {"self": "x", "next": null}}),
+            ))
+            .expect(1)
+    };
+    let members = |verb: &str, list: &str, ids: &[&str]| {
+        let data: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"type": "profile", "id": id}))
+            .collect();
+        kl(verb, &format!("/api/lists/{list}/relationships/profiles"))
+            .and(body_json(json!({ "data": data })))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+    };
+    // First run: three creates; VIP exists, Newsletter is created, once.
+    let first = vec![
+        upsert(
+            "a@x.io",
+            json!({"email": "a@x.io", "first_name": "Ada"}),
+            "PA",
+        ),
+        upsert(
+            "b@x.io",
+            json!({"email": "b@x.io", "last_name": "Byron", "properties": {"plan": "pro"}}),
+            "PB",
+        ),
+        upsert("c@x.io", json!({"email": "c@x.io"}), "PC"),
+        lookup(
+            "VIP",
+            json!([{"type": "list", "id": "VIPL01", "attributes": {"name": "VIP", "opt_in_process": "single_opt_in"}}]),
+        ),
+        lookup("Newsletter", json!([])),
+        kl("POST", "/api/lists")
+            .and(body_json(
+                json!({"data": {"type": "list", "attributes": {"name": "Newsletter"}}}),
+            ))
+            .respond_with(answer(
+                201,
+                json!({"data": {"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}}),
+            ))
+            .expect(1),
+        members("POST", "VIPL01", &["PA", "PB"]),
+        members("POST", "NEWS01", &["PB"]),
+    ];
     // Second run: Ada's name changes, Byron's plan and last name are
     // cleared, Ada joins and Byron leaves Newsletter, c is deleted.
-    kl("PATCH", "/api/profiles/PA")
-        .and(body_json(json!({"data": {"type": "profile", "id": "PA", "attributes": {"first_name": "Ada L."}}})))
-        .once(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-02T00:00:00+00:00")})), &s)
-        .await;
-    kl("PATCH", "/api/profiles/PB")
-        .and(body_json(
-            json!({"data": {"type": "profile", "id": "PB", "attributes": {"last_name": null},
-            "meta": {"patch_properties": {"unset": ["plan"]}}}}),
-        ))
-        .once(
-            answer(
+    let second = vec![
+        kl("PATCH", "/api/profiles/PA")
+            .and(body_json(json!({"data": {"type": "profile", "id": "PA", "attributes": {"first_name": "Ada L."}}})))
+            .respond_with(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-02T00:00:00+00:00")})))
+            .expect(1),
+        kl("PATCH", "/api/profiles/PB")
+            .and(body_json(
+                json!({"data": {"type": "profile", "id": "PB", "attributes": {"last_name": null},
+                "meta": {"patch_properties": {"unset": ["plan"]}}}}),
+            ))
+            .respond_with(answer(
                 200,
                 json!({"data": profile("PB", "b@x.io", "2024-01-02T00:00:00+00:00")}),
-            ),
-            &s,
-        )
-        .await;
-    kl("POST", "/api/data-privacy-deletion-jobs")
-        .and(body_json(
-            json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
-            {"type": "profile", "id": "PC", "attributes": {}}}}}}),
-        ))
-        .once(ResponseTemplate::new(202), &s)
-        .await;
-    kl("GET", "/api/lists")
-        .and(query_param("filter", "equals(name,\"Newsletter\")"))
-        .once(answer(200, json!({"data": [{"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}], "links": {"self": "x", "next": null}})), &s)
-        .await;
-    kl("POST", "/api/lists/NEWS01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PA"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    kl("DELETE", "/api/lists/NEWS01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PB"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    f.write(
-        "second.jsonl",
-        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada L.\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
-         {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\"}, \"groups\": [\"VIP\"]}\n\
-         {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": [], \"toDelete\": true}\n",
-    );
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "kl",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    // The state file is named after a hash of the temporary folder's path.
-    let hash = regex::Regex::new(r"export-[0-9a-f]{16}\.db").unwrap();
-    insta::assert_snapshot!(
-        "klaviyo_export_dry_run",
-        hash.replace_all(&dry.render(), "export-[HASH].db")
-    );
-    let run = f.run(&["export", "--to", "kl", "--input", "second.jsonl", "--yes"]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["updated"], 2, "{}", run.render());
-    assert_eq!(summary["deleted"], 1);
-    assert_eq!(summary["groupsAdded"], 1);
-    assert_eq!(summary["groupsRemoved"], 1);
+            ))
+            .expect(1),
+        kl("POST", "/api/data-privacy-deletion-jobs")
+            .and(body_json(
+                json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
+                {"type": "profile", "id": "PC", "attributes": {}}}}}}),
+            ))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(1),
+        lookup(
+            "Newsletter",
+            json!([{"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}]),
+        ),
+        members("POST", "NEWS01", &["PA"]),
+        members("DELETE", "NEWS01", &["PB"]),
+    ];
+    let f = Folder::new();
+    f.write("kl/account.json", &account(&s.uri()));
+    let vendor = Vendor {
+        folder: "kl",
+        ..VENDOR
+    };
+    export_scenario(
+        &f,
+        &s,
+        &vendor,
+        vec![
+            Step::export(
+                "first.jsonl",
+                "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\"}, \"groups\": [\"VIP\"]}\n\
+                 {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"last_name\": \"Byron\", \"plan\": \"pro\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
+                 {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": []}\n",
+                first,
+            )
+            .summary(json!({"created": 3, "groupsAdded": 3})),
+            Step::export("second.jsonl", SECOND, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| {
+                    // The state file is named after a hash of the temporary folder's path.
+                    let hash = regex::Regex::new(r"export-[0-9a-f]{16}\.db").unwrap();
+                    insta::assert_snapshot!(
+                        "klaviyo_export_dry_run",
+                        hash.replace_all(&dry.render(), "export-[HASH].db")
+                    );
+                }),
+            Step::export("second.jsonl", SECOND, second)
+                .flags(&["--yes"])
+                .summary(json!({"updated": 2, "deleted": 1, "groupsAdded": 1, "groupsRemoved": 1})),
+        ],
+    )
+    .await;
 }
+
+/// The second run: a@x.io renamed and joins Newsletter, b@x.io loses its
+/// plan, last name and Newsletter, c@x.io is deleted.
+const SECOND: &str = "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada L.\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
+     {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\"}, \"groups\": [\"VIP\"]}\n\
+     {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": [], \"toDelete\": true}\n";
 
 #[test]
 fn dry_run_previews_redact_the_key() {
