@@ -13,7 +13,7 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, Vendor};
+use crate::support::saas::{a_429_waited_out, export_scenario, Step, Vendor};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
@@ -574,142 +574,127 @@ fn counts(run: &Run) -> Value {
 async fn export_creates_updates_clears_moves_tags_and_deletes() {
     let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
-    f.write("first.jsonl", FIRST);
-    f.write("second.jsonl", SECOND);
+    let once = |verb: &str, p: &str, body: Option<Value>, answer: Value| {
+        let builder = ic(verb, p);
+        let builder = match body {
+            Some(body) => builder.and(body_json(body)),
+            None => builder,
+        };
+        builder.respond_with(ok(answer)).expect(1)
+    };
 
     // First run: three creates, each tag created once, three memberships.
-    {
-        let mut guards = Vec::new();
-        for (body, id) in [
-            (
-                json!({"email": "ada@example.com", "name": "Ada", "role": "user", "custom_attributes": {"plan": "pro"}}),
-                "ca",
-            ),
-            (
-                json!({"email": "bob@example.com", "name": "Bob", "phone": "+4712345678", "role": "user"}),
-                "cb",
-            ),
-            (
-                json!({"email": "cy@example.com", "name": "Cy", "role": "user"}),
-                "cc",
-            ),
-        ] {
-            guards.push(
-                ic("POST", "/contacts")
-                    .and(body_json(body))
-                    .respond_with(ok(contact(id, "x@example.com", 1)))
-                    .expect(1)
-                    .mount_as_scoped(&s)
-                    .await,
-            );
-        }
-        for (name, id) in [("vip", "17513"), ("beta", "17514")] {
-            guards.push(
-                ic("POST", "/tags")
-                    .and(body_json(json!({"name": name})))
-                    .respond_with(ok(tag(id, name)))
-                    .expect(1)
-                    .mount_as_scoped(&s)
-                    .await,
-            );
-        }
-        for (who, tag_id, name) in [
-            ("ca", "17513", "vip"),
-            ("cb", "17513", "vip"),
-            ("cb", "17514", "beta"),
-        ] {
-            guards.push(
-                ic("POST", &format!("/contacts/{who}/tags"))
-                    .and(body_json(json!({"id": tag_id})))
-                    .respond_with(ok(tag(tag_id, name)))
-                    .expect(1)
-                    .mount_as_scoped(&s)
-                    .await,
-            );
-        }
-        let run = f.run(&["export", "--to", ".", "--input", "first.jsonl"]);
-        no_canary(&run);
-        assert_eq!(run.code, 0, "{}", run.render());
-        assert_eq!(
-            counts(&run),
-            json!({"created": 3, "updated": 0, "deleted": 0, "groupsAdded": 3, "groupsRemoved": 0, "rejected": 0, "errors": 0})
-        );
+    let mut first = Vec::new();
+    for (body, id) in [
+        (
+            json!({"email": "ada@example.com", "name": "Ada", "role": "user", "custom_attributes": {"plan": "pro"}}),
+            "ca",
+        ),
+        (
+            json!({"email": "bob@example.com", "name": "Bob", "phone": "+4712345678", "role": "user"}),
+            "cb",
+        ),
+        (
+            json!({"email": "cy@example.com", "name": "Cy", "role": "user"}),
+            "cc",
+        ),
+    ] {
+        first.push(once(
+            "POST",
+            "/contacts",
+            Some(body),
+            contact(id, "x@example.com", 1),
+        ));
     }
-
-    // The dry run of the changes sends nothing and shows every request.
-    let dry = f.run(&[
-        "export",
-        "--to",
-        ".",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    assert_eq!(dry.code, 0, "{}", dry.render());
-    let requests = serde_json::to_string_pretty(&dry.json()["requests"]).unwrap();
-    insta::assert_snapshot!(
-        "intercom_export_dry_run",
-        crate::support::filter(&requests, f.path())
-    );
+    for (name, id) in [("vip", "17513"), ("beta", "17514")] {
+        first.push(once(
+            "POST",
+            "/tags",
+            Some(json!({"name": name})),
+            tag(id, name),
+        ));
+    }
+    for (who, tag_id, name) in [
+        ("ca", "17513", "vip"),
+        ("cb", "17513", "vip"),
+        ("cb", "17514", "beta"),
+    ] {
+        first.push(once(
+            "POST",
+            &format!("/contacts/{who}/tags"),
+            Some(json!({"id": tag_id})),
+            tag(tag_id, name),
+        ));
+    }
 
     // Second run: a rename, two clears, a tag joined and one left (beta
     // ensured once for both), a delete.
-    {
-        let guards = vec![
-            ic("PUT", "/contacts/ca")
-                .and(body_json(
-                    json!({"name": "Ada L.", "custom_attributes": {"plan": null}}),
-                ))
-                .respond_with(ok(contact("ca", "ada@example.com", 2)))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("PUT", "/contacts/cb")
-                .and(body_json(json!({"phone": null})))
-                .respond_with(ok(contact("cb", "bob@example.com", 2)))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("DELETE", "/contacts/cc")
-                .respond_with(ok(
-                    json!({"id": "cc", "external_id": null, "type": "contact", "deleted": true}),
-                ))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("POST", "/tags")
-                .and(body_json(json!({"name": "beta"})))
-                .respond_with(ok(tag("17514", "beta")))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("POST", "/contacts/ca/tags")
-                .and(body_json(json!({"id": "17514"})))
-                .respond_with(ok(tag("17514", "beta")))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("DELETE", "/contacts/cb/tags/17514")
-                .respond_with(ok(tag("17514", "beta")))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-        ];
-        let run = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);
-        no_canary(&run);
-        assert_eq!(run.code, 0, "{}", run.render());
-        assert_eq!(
-            counts(&run),
-            json!({"created": 0, "updated": 2, "deleted": 1, "groupsAdded": 1, "groupsRemoved": 1, "rejected": 0, "errors": 0})
-        );
-        drop(guards);
-    }
+    let second = vec![
+        once(
+            "PUT",
+            "/contacts/ca",
+            Some(json!({"name": "Ada L.", "custom_attributes": {"plan": null}})),
+            contact("ca", "ada@example.com", 2),
+        ),
+        once(
+            "PUT",
+            "/contacts/cb",
+            Some(json!({"phone": null})),
+            contact("cb", "bob@example.com", 2),
+        ),
+        once(
+            "DELETE",
+            "/contacts/cc",
+            None,
+            json!({"id": "cc", "external_id": null, "type": "contact", "deleted": true}),
+        ),
+        once(
+            "POST",
+            "/tags",
+            Some(json!({"name": "beta"})),
+            tag("17514", "beta"),
+        ),
+        once(
+            "POST",
+            "/contacts/ca/tags",
+            Some(json!({"id": "17514"})),
+            tag("17514", "beta"),
+        ),
+        once(
+            "DELETE",
+            "/contacts/cb/tags/17514",
+            None,
+            tag("17514", "beta"),
+        ),
+    ];
 
-    // Third run: nothing changed, nothing is sent (any request would 404 and fail).
-    let run = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);
-    assert_eq!(run.code, 0, "{}", run.render());
-    assert_eq!(run.json()["unchanged"], 2, "{}", run.render());
+    let counted = |created, updated, deleted, added, removed| {
+        json!({"created": created, "updated": updated, "deleted": deleted,
+            "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
+    };
+    export_scenario(
+        &f,
+        &s,
+        &VENDOR,
+        vec![
+            Step::export("first.jsonl", FIRST, first).summary(counted(3, 0, 0, 3, 0)),
+            // The dry run of the changes sends nothing and shows every request.
+            Step::export("second.jsonl", SECOND, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| {
+                    assert_eq!(dry.code, 0, "{}", dry.render());
+                    let requests = serde_json::to_string_pretty(&dry.json()["requests"]).unwrap();
+                    insta::assert_snapshot!(
+                        "intercom_export_dry_run",
+                        crate::support::filter(&requests, f.path())
+                    );
+                }),
+            Step::export("second.jsonl", SECOND, second).summary(counted(0, 2, 1, 1, 1)),
+            // Third run: nothing changed, nothing is sent.
+            Step::export("second.jsonl", SECOND, vec![]).summary(json!({"unchanged": 2})),
+        ],
+    )
+    .await;
     let received = s.received_requests().await.unwrap_or_default();
     assert_eq!(received.len(), 8 + 6, "{received:?}");
 }
