@@ -13,7 +13,9 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, export_scenario, Step, Vendor};
+use crate::support::saas::{
+    a_429_waited_out, dry_run_previews, export_scenario, Previews, Step, Vendor,
+};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-pat-na1-3f9c";
@@ -511,42 +513,21 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
 #[test]
 fn dry_run_previews_redact_the_token() {
     let f = folder("https://api.hubapi.com");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"email": "ada@example.com", "firstname": "Ada", "vip": true}"#,
-    ]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "ada@example.com",
-        "--value",
-        r#"{"phone": null, "lifecyclestage": "customer"}"#,
-    ]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_patch", run);
-    // The archive takes no idProperty: the preview shows the lookup first.
-    let run = f.run(&["delete", "--dry-run", "--id", "ada@example.com"]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_delete_by_email", run);
-    f.write(
-        "in.jsonl",
-        "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\"}\n{\"firstname\":\"No Email\"}\n",
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"email": "ada@example.com", "firstname": "Ada", "vip": true}"#,
+        patch: (
+            "ada@example.com",
+            r#"{"phone": null, "lifecyclestage": "customer"}"#,
+        ),
+        // The archive takes no idProperty: the preview shows the lookup first.
+        delete: Some("ada@example.com"),
+        import:
+            "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\"}\n{\"firstname\":\"No Email\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| match action {
+        "delete" => snap!("hubspot_dry_run_delete_by_email", run),
+        _ => snap!(format!("hubspot_dry_run_{action}"), run),
+    });
 }
 
 #[test]

@@ -13,7 +13,10 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, export_scenario, Step, Vendor};
+use crate::support::saas::{
+    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews, export_scenario,
+    Previews, Step, Vendor,
+};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
@@ -753,60 +756,21 @@ async fn an_export_update_of_a_contact_gone_finds_it_by_email_or_creates_it() {
 #[test]
 fn dry_run_previews_redact_the_token() {
     let f = folder("https://api.intercom.io");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"email": "ada@example.com", "name": "Ada", "plan": "pro"}"#,
-    ]);
-    no_canary(&run);
-    snap!("intercom_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "c1",
-        "--value",
-        r#"{"phone": null, "last_seen_at": 1700000000}"#,
-    ]);
-    no_canary(&run);
-    snap!("intercom_dry_run_patch", run);
-    f.write(
-        "in.jsonl",
-        "{\"email\":\"a@x.com\",\"name\":\"Ada\"}\n{\"name\":\"No Email\"}\n{\"email\":\"c@x.com\",\"signed_up_at\":\"yesterday\"}\n",
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("intercom_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"email": "ada@example.com", "name": "Ada", "plan": "pro"}"#,
+        patch: ("c1", r#"{"phone": null, "last_seen_at": 1700000000}"#),
+        delete: None,
+        import: "{\"email\":\"a@x.com\",\"name\":\"Ada\"}\n{\"name\":\"No Email\"}\n{\"email\":\"c@x.com\",\"signed_up_at\":\"yesterday\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| {
+        snap!(format!("intercom_dry_run_{action}"), run)
+    });
 }
 
 #[test]
 fn an_offset_cannot_jump_into_the_cursor_and_options_are_checked() {
     let f = folder("http://127.0.0.1:9");
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("connector intercom cannot start reading at offset 3 without a checkpoint"),
-        "{}",
-        run.render()
-    );
+    an_offset_without_a_checkpoint_is_refused(&f, &VENDOR, "intercom");
     let f = Folder::new();
     f.write(
         "account.json",

@@ -12,7 +12,10 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, export_scenario, Step, Vendor};
+use crate::support::saas::{
+    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews, export_scenario,
+    Previews, Step, Vendor,
+};
 use crate::support::{jsonl_field, Folder, MountOnce, Run};
 
 pub const KEY: &str = "pk_CANARY-klaviyo-3e7b";
@@ -656,41 +659,15 @@ const SECOND: &str = "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"
 #[test]
 fn dry_run_previews_redact_the_key() {
     let f = folder("https://a.klaviyo.com");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"email": "ada@example.com", "first_name": "Ada", "plan": "pro"}"#,
-    ]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "ada@example.com",
-        "--value",
-        r#"{"title": null, "plan": null}"#,
-    ]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_patch", run);
-    let run = f.run(&["delete", "--dry-run", "--id", "external_id:crm-7"]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_delete", run);
-    f.write(
-        "in.jsonl",
-        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"first_name\":\"No key\"}\n{\"email\":\"b@x.io\",\"plan\":\"pro\"}\n",
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"email": "ada@example.com", "first_name": "Ada", "plan": "pro"}"#,
+        patch: ("ada@example.com", r#"{"title": null, "plan": null}"#),
+        delete: Some("external_id:crm-7"),
+        import: "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"first_name\":\"No key\"}\n{\"email\":\"b@x.io\",\"plan\":\"pro\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| {
+        snap!(format!("klaviyo_dry_run_{action}"), run)
+    });
 }
 
 #[test]
@@ -702,23 +679,7 @@ fn the_spec_documents_options_and_fields() {
 #[test]
 fn an_offset_cannot_jump_into_the_cursor() {
     let f = folder("http://127.0.0.1:9");
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("connector klaviyo cannot start reading at offset 3 without a checkpoint"),
-        "{}",
-        run.render()
-    );
+    an_offset_without_a_checkpoint_is_refused(&f, &VENDOR, "klaviyo");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,7 +13,9 @@ use wiremock::matchers::{body_json, header, method, path, query_param, query_par
 use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::saas::{a_429_waited_out, Vendor};
+use crate::support::saas::{
+    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews, Previews, Vendor,
+};
 use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
 
 pub const APP_ID: &str = "CANARY-app-id-71c2";
@@ -392,57 +394,21 @@ async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
 #[test]
 fn dry_run_previews_redact_both_credentials() {
     let f = folder("https://api.voucherify.io");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"source_id": "s1", "name": "Ada", "phone": "+1 933 222 3333"}"#,
-    ]);
-    no_canary(&run);
-    snap!("voucherify_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "s1",
-        "--value",
-        r#"{"metadata": {"lang": "en"}}"#,
-    ]);
-    no_canary(&run);
-    snap!("voucherify_dry_run_patch", run);
-    f.write("in.jsonl", "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n{\"source_id\":\"s2\",\"birthdate\":\"1990-05-01\"}\n{\"source_id\":\"s3\",\"plan\":\"pro\"}\n");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("voucherify_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"source_id": "s1", "name": "Ada", "phone": "+1 933 222 3333"}"#,
+        patch: ("s1", r#"{"metadata": {"lang": "en"}}"#),
+        delete: None,
+        import: "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n{\"source_id\":\"s2\",\"birthdate\":\"1990-05-01\"}\n{\"source_id\":\"s3\",\"plan\":\"pro\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| {
+        snap!(format!("voucherify_dry_run_{action}"), run)
+    });
 }
 
 #[test]
 fn an_offset_cannot_jump_into_the_timestamp_cursor() {
     let f = folder("http://127.0.0.1:9");
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("connector voucherify cannot start reading at offset 3 without a checkpoint"),
-        "{}",
-        run.render()
-    );
+    an_offset_without_a_checkpoint_is_refused(&f, &VENDOR, "voucherify");
 }
 
 #[tokio::test(flavor = "multi_thread")]

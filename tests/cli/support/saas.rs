@@ -132,3 +132,75 @@ pub async fn a_429_waited_out(
     assert_eq!(run.code, 0, "{}", run.render());
     (run, waits.of("retry"))
 }
+
+/// The single actions and the import a dry run previews: what is typed.
+pub struct Previews<'a> {
+    /// `insert --dry-run --value VALUE`.
+    pub insert: &'a str,
+    /// `patch --dry-run --id ID --value VALUE`.
+    pub patch: (&'a str, &'a str),
+    /// `delete --dry-run --id ID`, where the vendor deletes.
+    pub delete: Option<&'a str>,
+    /// The JSON lines of `import --from jsonl:in.jsonl --to . --dry-run`.
+    pub import: &'a str,
+}
+
+/// Dry runs of the single actions and of an import into the vendor's
+/// connector in `f` (its account at the top): each hides the secrets and is
+/// handed to `snap` with its action (`insert`, `patch`, `delete`, `import`),
+/// for the vendor's snapshot of the requests it previews.
+pub fn dry_run_previews(
+    f: &Folder,
+    vendor: &Vendor<'_>,
+    previews: &Previews<'_>,
+    snap: impl Fn(&str, &Run),
+) {
+    let (id, patch) = previews.patch;
+    let mut runs: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "insert",
+            vec!["insert", "--dry-run", "--value", previews.insert],
+        ),
+        (
+            "patch",
+            vec!["patch", "--dry-run", "--id", id, "--value", patch],
+        ),
+    ];
+    if let Some(id) = previews.delete {
+        runs.push(("delete", vec!["delete", "--dry-run", "--id", id]));
+    }
+    for (action, args) in runs {
+        let run = f.run(&args);
+        run.hides(vendor.secrets, &format!("a secret in the {action} preview"));
+        snap(action, &run);
+    }
+    f.write("in.jsonl", previews.import);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--dry-run",
+    ]);
+    run.hides(vendor.secrets, "a secret in the import preview");
+    snap("import", &run);
+}
+
+/// A vendor that reads by cursor or timestamp cannot start an import at an
+/// offset without a checkpoint: a usage error naming the connector `code`.
+pub fn an_offset_without_a_checkpoint_is_refused(f: &Folder, vendor: &Vendor<'_>, code: &str) {
+    let run = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:out.jsonl",
+        "--offset",
+        "3",
+    ]);
+    run.hides(vendor.secrets, "a secret");
+    assert_eq!(run.code, 2, "{}", run.render());
+    let message = format!("connector {code} cannot start reading at offset 3 without a checkpoint");
+    assert!(run.stderr.contains(&message), "{}", run.render());
+}
