@@ -364,15 +364,8 @@ async fn a_saved_case_holds_its_value_file_and_replays_without_credentials() {
     let manifest = json!({"auth": {"type": "bearer"}, "actions": {"insert": {"path": "/items"}}});
     f.write("connector.json", &manifest.to_string());
     f.write("value.json", r#"{"name": "Ada"}"#);
-    f.run(&[
-        "insert",
-        "--value",
-        "@value.json",
-        "--record",
-        "--save-case",
-        "ins",
-    ])
-    .ok_json();
+    f.run_line("insert --value @value.json --record --save-case ins")
+        .ok_json();
     s.verify().await;
     drop(s);
     std::fs::remove_file(f.join("value.json")).unwrap();

@@ -252,15 +252,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
             &s,
         )
         .await;
-    let first = f.run(&[
-        "export",
-        "--to",
-        ".",
-        "--input",
-        "first.jsonl",
-        "--errors",
-        "problems.jsonl",
-    ]);
+    let first = f.run_line("export --to . --input first.jsonl --errors problems.jsonl");
     no_canary(&first);
     let sum = first.json();
     assert_eq!(first.code, 3, "one membership failed: {}", first.render());

@@ -761,15 +761,7 @@ async fn a_refused_credential_fails_the_batch_instead_of_rejecting_its_records()
         "in.jsonl",
         "{\"id\": \"a\", \"email\": \"a@example.com\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
         run.stderr.contains("401") && run.stderr.contains("token expired"),
@@ -989,14 +981,7 @@ async fn a_bulk_action_writes_import_batches_in_one_request_each() {
     assert!(rejects.contains("email is taken"), "{rejects}");
 
     // The dry run shows the same bulk request and sends nothing more.
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --dry-run");
     assert_eq!(run.code, 0, "{}", run.render());
     assert_eq!(
         run.json()["requests"][0]["url"],

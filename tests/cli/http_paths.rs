@@ -154,15 +154,7 @@ async fn an_imported_record_with_a_dot_id_is_rejected_and_the_rest_written() {
         "in.jsonl",
         "{\"id\": \"a\"}\n{\"id\": \"..\"}\n{\"id\": \".\"}\n{\"id\": \"b\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     let rejects = f.read("rejects.jsonl");
     assert_eq!(rejects.lines().count(), 2, "{rejects}");

@@ -180,15 +180,7 @@ async fn import_pages_with_the_after_cursor_to_the_end() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
     no_canary(&run);
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
@@ -307,13 +299,7 @@ async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_l
         .once(ok(json!({"total": 2, "results": [b, c]})), &s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2024-01-01T00:00:00Z",
-        "--limit",
-        "2",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 2");
     no_canary(&first);
     let first = first.ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000Z|2");
@@ -478,15 +464,7 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
         "in.jsonl",
         "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\",\"phone\":null}\n{\"email\":\"bob@\",\"firstname\":\"Bob\"}\n{\"email\":\"cy@example.com\",\"age\":40}\n{\"email\":\"dee@example.com\",\"address\":{\"city\":\"Oslo\"}}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
@@ -700,15 +678,7 @@ async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
         "in.jsonl",
         "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}, \"groups\": [\"VIP\"]}\n{\"id\": \"p2\", \"properties\": {\"email\": \"bob@example\"}, \"groups\": [\"VIP\"]}\n",
     );
-    let run = f.run(&[
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "in.jsonl",
-        "--errors",
-        "errors.jsonl",
-    ]);
+    let run = f.run_line("export --to hs --input in.jsonl --errors errors.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let lines: Vec<Value> = f
@@ -786,15 +756,7 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
     f.write("two.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\", \"firstname\": \"Ada L.\"}}\n{\"id\": \"p2\", \"properties\": {\"email\": \"bob@example.com\", \"firstname\": \"Bobby\"}}\n");
     let first = f.run(&["export", "--to", "hs", "--input", "one.jsonl"]);
     assert_eq!(first.ok_json()["created"], 2, "{}", first.render());
-    let second = f.run(&[
-        "-o",
-        "summary.json",
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "two.jsonl",
-    ]);
+    let second = f.run_line("-o summary.json export --to hs --input two.jsonl");
     no_canary(&second);
     assert_eq!(second.code, 0, "{}", second.render());
     let summary: Value = serde_json::from_str(&f.read("summary.json")).unwrap();
@@ -842,15 +804,7 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
             &s,
         )
         .await;
-    let run = f.run(&[
-        "export",
-        "--to",
-        ".",
-        "--input",
-        "in.jsonl",
-        "--errors",
-        "errors.jsonl",
-    ]);
+    let run = f.run_line("export --to . --input in.jsonl --errors errors.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let errors = f.read("errors.jsonl");
@@ -967,15 +921,7 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
         "in.jsonl",
         "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\",\"favourite_colour\":\"green\"}\n{\"email\":\"cy@example.com\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 2);
@@ -1007,15 +953,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
         "in.jsonl",
         "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1);

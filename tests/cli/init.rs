@@ -44,26 +44,11 @@ fn init_keeps_existing_files_unless_forced() {
         "conn/account.json",
         "{\"connector\": \"jsonl\", \"path\": \"mine.jsonl\"}\n",
     );
-    let run = f.run(&[
-        "init",
-        "conn",
-        "--connector",
-        "sqlite",
-        "--set",
-        "path=x.db",
-    ]);
+    let run = f.run_line("init conn --connector sqlite --set path=x.db");
     snap!("init_keeps_existing", run);
     assert!(f.read("conn/account.json").contains("mine.jsonl"));
 
-    let run = f.run(&[
-        "init",
-        "conn",
-        "--connector",
-        "sqlite",
-        "--set",
-        "path=x.db",
-        "--force",
-    ]);
+    let run = f.run_line("init conn --connector sqlite --set path=x.db --force");
     assert_eq!(run.code, 0, "{}", run.render());
     assert!(f.read("conn/account.json").contains("x.db"));
 }

@@ -230,15 +230,7 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
         .once(ok(list(vec![contact("c5", "e@x.com", 5)], None, 5)), &s)
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
     no_canary(&run);
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
@@ -265,15 +257,7 @@ async fn a_cursor_that_does_not_move_stops_the_read() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "1",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 1");
     no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
@@ -321,13 +305,7 @@ async fn getupdates_searches_by_day_filters_by_second_and_continues_exactly_afte
         .mount(&s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2020-01-01T09:00:00Z",
-        "--limit",
-        "2",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2020-01-01T09:00:00Z --limit 2");
     no_canary(&first);
     let first = first.ok_json();
     let ids: Vec<&str> = first["entries"]
@@ -500,15 +478,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
             "{\"email\":\"f@x.com\",\"avatar\":{\"type\":\"avatar\",\"image_url\":\"https://example.org/f.jpg\"}}\n",
         ),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();

@@ -255,15 +255,7 @@ async fn import_pages_with_the_links_next_cursor_to_the_end() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
     no_canary(&run);
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
@@ -323,13 +315,7 @@ async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
         .once(answer(200, collection(vec![b, c], None)), &s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2024-01-01T00:00:00Z",
-        "--limit",
-        "2",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 2");
     no_canary(&first);
     let first = first.ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000Z|PB");
@@ -480,15 +466,7 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
         "in.jsonl",
         "{\"email\":\"a@x.io\",\"first_name\":\"Ada\",\"last_name\":null}\n{\"email\":\"not-an-email\"}\n{\"email\":\"c@x.io\",\"plan\":\"pro\"}\n{\"first_name\":\"No key\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
@@ -707,15 +685,7 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
         "p.jsonl",
         "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\"}}\n{\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"phone_number\": \"555\"}}\n",
     );
-    let run = f.run(&[
-        "export",
-        "--to",
-        "kl",
-        "--input",
-        "p.jsonl",
-        "--errors",
-        "errors.jsonl",
-    ]);
+    let run = f.run_line("export --to kl --input p.jsonl --errors errors.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["created"], 1);
@@ -861,15 +831,7 @@ async fn cursors_that_go_round_in_a_circle_stop_the_import() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "1",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 1");
     no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
@@ -896,17 +858,8 @@ async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
         "in.jsonl",
         "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"email\":\"b@x.io\",\"phone_number\":\"555\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--batch-size",
-        "1",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from jsonl:in.jsonl --to . --batch-size 1 --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1);
@@ -1055,13 +1008,7 @@ async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
         .once(answer(200, collection(vec![b, c], None)), &s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2024-01-01T00:00:00Z",
-        "--limit",
-        "1",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 1");
     no_canary(&first);
     let first = first.ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000400Z|PB");
@@ -1112,15 +1059,7 @@ async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch()
         "in.jsonl",
         "{\"email\":\"bad@\",\"first_name\":\"One\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad@\",\"first_name\":\"Two\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1, "{}", run.render());
@@ -1184,15 +1123,7 @@ async fn a_null_failed_count_still_reads_the_import_errors() {
         "in.jsonl",
         "{\"email\":\"bad@\"}\n{\"email\":\"ok@x.io\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1, "{}", run.render());
@@ -1237,15 +1168,7 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
         "in.jsonl",
         "{\"email\":\"bad1@\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad2@\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1, "{}", run.render());
@@ -1336,15 +1259,7 @@ async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
     for email in ["a@x.io", "b@x.io"] {
         let f = folder(&s.uri());
         f.write("in.jsonl", &format!("{{\"email\":\"{email}\"}}\n"));
-        let run = f.run(&[
-            "import",
-            "--from",
-            "jsonl:in.jsonl",
-            "--to",
-            ".",
-            "--rejects",
-            "rejects.jsonl",
-        ]);
+        let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
         no_canary(&run);
         // The batch failed and the import stopped: nothing is counted as
         // the record's fault.

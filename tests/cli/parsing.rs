@@ -234,15 +234,8 @@ async fn integer_ids_beyond_64_bits_from_an_http_source_are_rejected() {
 #[test]
 fn an_id_that_is_true_or_an_object_is_named_as_such() {
     let f = jsonl_folder(b"{\"id\":true}\n{\"id\":{\"a\":1}}\n{\"id\":\"ok\"}\n");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:c.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from jsonl:c.jsonl --to jsonl:out.jsonl --rejects rejects.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(
         run.json()["rejected"]["byReason"],

@@ -282,17 +282,8 @@ async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_i
         "ids.txt",
         "u1\nu2\n\nanonymous_id:a3\nemail:four@example.com\nu5\nemail:\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2 --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
@@ -961,15 +952,7 @@ fn page_size_out_of_range_and_an_offset_without_a_checkpoint_are_usage_errors() 
     let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
     snap!("segment_page_size_out_of_range", run);
     f.write("account.json", &account("http://127.0.0.1:9", json!({})));
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "100",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --offset 100");
     no_canary(&run);
     assert_eq!(run.code, 2, "{}", run.render());
     assert!(
@@ -1240,17 +1223,7 @@ async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_wh
         json!({"pollIntervalMs": 1}),
         &vf_env("wrong"),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "segment",
-        "--to",
-        "voucherify",
-        "--map",
-        "map.json",
-        "--rejects",
-        "profiles-without-user_id.jsonl",
-    ]);
+    let run = f.run_line("import --from segment --to voucherify --map map.json --rejects profiles-without-user_id.jsonl");
     no_canary(&run);
     vfy::no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());

@@ -158,15 +158,7 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
         .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [c5], "total": 5, "has_more": false})), &s)
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
     no_canary(&run);
     let summary = run.ok_json();
     assert_eq!(summary["written"], 5, "{}", run.render());
@@ -199,13 +191,7 @@ async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() 
         .await;
     let f = folder(&s.uri());
     let first = f
-        .run(&[
-            "getupdates",
-            "--last-sync",
-            "2024-01-01T00:00:00Z",
-            "--limit",
-            "2",
-        ])
+        .run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 2")
         .ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000Z|cust_2");
     let ids: Vec<&str> = first["entries"]
@@ -332,15 +318,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
         "in.jsonl",
         "{\"source_id\":\"s1\",\"name\":\"Ada\",\"email\":null}\n{\"source_id\":\"s2\",\"email\":\"not-an-email\"}\n{\"source_id\":\"s3\",\"birthdate\":\"1990-01-02\",\"metadata\":{\"plan\":\"pro\"}}\n{\"source_id\":\"s4\",\"plan\":\"pro\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();

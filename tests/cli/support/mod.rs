@@ -56,7 +56,13 @@ impl Folder {
     /// `ferry` run in this folder with a cleared environment: no HOME, no
     /// user variables, no terminal.
     pub fn ferry(&self) -> Command {
-        let mut cmd = Command::cargo_bin("ferry").expect("the ferry binary is built");
+        Command::from_std(self.ferry_std())
+    }
+
+    /// [`Folder::ferry`] as a plain process command, for a run the test
+    /// drives itself.
+    fn ferry_std(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
         cmd.current_dir(self.path())
             .env_clear()
             .env("HOME", self.path())
@@ -77,15 +83,8 @@ impl Folder {
     /// [`Folder::spawn`] with extra environment variables.
     pub fn spawn_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
         use std::process::Stdio;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.current_dir(self.path())
-            .env_clear()
-            .env("HOME", self.path())
-            .env("NO_COLOR", "1");
-        if let Ok(path) = std::env::var("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd.envs(env.iter().copied())
+        self.ferry_std()
+            .envs(env.iter().copied())
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -96,6 +95,12 @@ impl Folder {
     /// Run `ferry ARGS` here and capture the outcome.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_cmd(self.ferry().args(args))
+    }
+
+    /// [`Folder::run`] with the arguments written as one line, split at
+    /// white space (for arguments that hold none).
+    pub fn run_line(&self, line: &str) -> Run {
+        self.run(&line.split_whitespace().collect::<Vec<_>>())
     }
 
     /// Run `ferry ARGS` here with its HTTP engines on a virtual clock (the

@@ -175,14 +175,7 @@ pub fn dry_run_previews(
         snap(action, &run);
     }
     f.write("in.jsonl", previews.import);
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --dry-run");
     run.hides(vendor.secrets, "a secret in the import preview");
     snap("import", &run);
 }
@@ -190,15 +183,7 @@ pub fn dry_run_previews(
 /// A vendor that reads by cursor or timestamp cannot start an import at an
 /// offset without a checkpoint: a usage error naming the connector `code`.
 pub fn an_offset_without_a_checkpoint_is_refused(f: &Folder, vendor: &Vendor<'_>, code: &str) {
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --offset 3");
     run.hides(vendor.secrets, "a secret");
     assert_eq!(run.code, 2, "{}", run.render());
     let message = format!("connector {code} cannot start reading at offset 3 without a checkpoint");
