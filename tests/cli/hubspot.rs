@@ -14,9 +14,10 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, dry_run_previews, export_scenario, Previews, Step, Vendor,
+    a_429_waited_out, dry_run_previews, export_scenario, import_reads_to_the_end, Previews, Step,
+    Vendor,
 };
-use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
+use crate::support::{ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-pat-na1-3f9c";
 
@@ -180,21 +181,17 @@ async fn import_pages_with_the_after_cursor_to_the_end() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let emails = jsonl_field(&f.read("out.jsonl"), "email");
-    assert_eq!(
-        emails,
-        [
+    import_reads_to_the_end(
+        &f,
+        &VENDOR,
+        "email",
+        &[
             "c1@example.com",
             "c2@example.com",
             "c3@example.com",
             "c4@example.com",
-            "c5@example.com"
-        ]
+            "c5@example.com",
+        ],
     );
 }
 

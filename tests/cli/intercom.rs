@@ -14,10 +14,10 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews, export_scenario,
-    Previews, Step, Vendor,
+    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
+    dry_run_previews, export_scenario, import_reads_to_the_end, Previews, Step, Vendor,
 };
-use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
+use crate::support::{ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
 
@@ -230,13 +230,7 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
         .once(ok(list(vec![contact("c5", "e@x.com", 5)], None, 5)), &s)
         .await;
     let f = folder(&s.uri());
-    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let ids = jsonl_field(&f.read("out.jsonl"), "id");
-    assert_eq!(ids, ["c1", "c2", "c3", "c4", "c5"]);
+    import_reads_to_the_end(&f, &VENDOR, "id", &["c1", "c2", "c3", "c4", "c5"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,14 +251,10 @@ async fn a_cursor_that_does_not_move_stops_the_read() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 1");
-    no_canary(&run);
-    assert_eq!(run.code, 1, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("answered the cursor it was given; stopping instead of looping"),
-        "{}",
-        run.render()
+    an_import_stops_a_loop(
+        &f,
+        &VENDOR,
+        "answered the cursor it was given; stopping instead of looping",
     );
 }
 

@@ -13,10 +13,10 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews, export_scenario,
-    Previews, Step, Vendor,
+    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
+    dry_run_previews, export_scenario, import_reads_to_the_end, Previews, Step, Vendor,
 };
-use crate::support::{jsonl_field, Folder, MountOnce, Run};
+use crate::support::{Folder, MountOnce, Run};
 
 pub const KEY: &str = "pk_CANARY-klaviyo-3e7b";
 
@@ -255,15 +255,11 @@ async fn import_pages_with_the_links_next_cursor_to_the_end() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let emails = jsonl_field(&f.read("out.jsonl"), "email");
-    assert_eq!(
-        emails,
-        ["p1@x.io", "p2@x.io", "p3@x.io", "p4@x.io", "p5@x.io"]
+    import_reads_to_the_end(
+        &f,
+        &VENDOR,
+        "email",
+        &["p1@x.io", "p2@x.io", "p3@x.io", "p4@x.io", "p5@x.io"],
     );
 }
 
@@ -831,14 +827,10 @@ async fn cursors_that_go_round_in_a_circle_stop_the_import() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 1");
-    no_canary(&run);
-    assert_eq!(run.code, 1, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("answered a next page that was read before; stopping instead of looping"),
-        "{}",
-        run.render()
+    an_import_stops_a_loop(
+        &f,
+        &VENDOR,
+        "answered a next page that was read before; stopping instead of looping",
     );
 }
 

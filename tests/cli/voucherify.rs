@@ -14,9 +14,10 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews, Previews, Vendor,
+    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews,
+    import_reads_to_the_end, Previews, Vendor,
 };
-use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
+use crate::support::{ok, Folder, MountOnce, Run};
 
 pub const APP_ID: &str = "CANARY-app-id-71c2";
 pub const SECRET: &str = "CANARY-vf-secret-5d9a";
@@ -158,13 +159,7 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
         .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [c5], "total": 5, "has_more": false})), &s)
         .await;
     let f = folder(&s.uri());
-    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let ids = jsonl_field(&f.read("out.jsonl"), "source_id");
-    assert_eq!(ids, ["s1", "s2", "s3", "s4", "s5"]);
+    import_reads_to_the_end(&f, &VENDOR, "source_id", &["s1", "s2", "s3", "s4", "s5"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -189,3 +189,24 @@ pub fn an_offset_without_a_checkpoint_is_refused(f: &Folder, vendor: &Vendor<'_>
     let message = format!("connector {code} cannot start reading at offset 3 without a checkpoint");
     assert!(run.stderr.contains(&message), "{}", run.render());
 }
+
+/// An import of all the vendor lists, two records a batch, into out.jsonl:
+/// it pages to the end of the source and writes the records in order, whose
+/// `field` values are `want`.
+pub fn import_reads_to_the_end(f: &Folder, vendor: &Vendor<'_>, field: &str, want: &[&str]) {
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2");
+    run.hides(vendor.secrets, "a secret");
+    let summary = run.ok_json();
+    assert_eq!(summary["written"], want.len(), "{}", run.render());
+    assert_eq!(summary["endOfSource"], true);
+    assert_eq!(super::jsonl_field(&f.read("out.jsonl"), field), want);
+}
+
+/// An import whose listing goes round (a cursor or next page seen before)
+/// fails with `message` instead of reading forever.
+pub fn an_import_stops_a_loop(f: &Folder, vendor: &Vendor<'_>, message: &str) {
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --batch-size 1");
+    run.hides(vendor.secrets, "a secret");
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(run.stderr.contains(message), "{}", run.render());
+}
