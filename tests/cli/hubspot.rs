@@ -14,8 +14,8 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, dry_run_previews, export_scenario, import_reads_to_the_end, Previews, Step,
-    Vendor,
+    a_429_waited_out, dry_run_previews, export_scenario, import_reads_to_the_end,
+    import_with_refusals, Previews, Step, Vendor,
 };
 use crate::support::{ok, Folder, MountOnce, Run};
 
@@ -461,18 +461,7 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
         "in.jsonl",
         "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\",\"phone\":null}\n{\"email\":\"bob@\",\"firstname\":\"Bob\"}\n{\"email\":\"cy@example.com\",\"age\":40}\n{\"email\":\"dee@example.com\",\"address\":{\"city\":\"Oslo\"}}\n",
     );
-    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 2);
-    assert_eq!(summary["rejected"]["total"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 2);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 2);
     assert_eq!(rejects[0]["record"]["email"], "bob@");
     assert_eq!(
         rejects[0]["reason"],
@@ -918,16 +907,7 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
         "in.jsonl",
         "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\",\"favourite_colour\":\"green\"}\n{\"email\":\"cy@example.com\"}\n",
     );
-    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    assert_eq!(run.json()["written"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 1);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 1);
     assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
     assert_eq!(
         rejects[0]["reason"],
@@ -950,16 +930,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
         "in.jsonl",
         "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\"}\n",
     );
-    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    assert_eq!(run.json()["written"], 1);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 1);
+    let rejects = import_with_refusals(&f, &VENDOR, 1, 1);
     assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
     assert!(
         rejects[0]["reason"]

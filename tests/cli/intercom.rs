@@ -15,7 +15,8 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::snap;
 use crate::support::saas::{
     a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
-    dry_run_previews, export_scenario, import_reads_to_the_end, Previews, Step, Vendor,
+    dry_run_previews, export_scenario, import_reads_to_the_end, import_with_refusals, Previews,
+    Step, Vendor,
 };
 use crate::support::{ok, Folder, MountOnce, Run};
 
@@ -468,17 +469,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
             "{\"email\":\"f@x.com\",\"avatar\":{\"type\":\"avatar\",\"image_url\":\"https://example.org/f.jpg\"}}\n",
         ),
     );
-    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 3, "{}", run.render());
-    assert_eq!(summary["rejected"]["total"], 4);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rejects = import_with_refusals(&f, &VENDOR, 3, 4);
     // Validation rejects (no key) come first, then Intercom's, by offset.
     let reasons: std::collections::BTreeMap<String, String> = rejects
         .iter()

@@ -14,7 +14,8 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::snap;
 use crate::support::saas::{
     a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
-    dry_run_previews, export_scenario, import_reads_to_the_end, Previews, Step, Vendor,
+    dry_run_previews, export_scenario, import_reads_to_the_end, import_with_refusals, Previews,
+    Step, Vendor,
 };
 use crate::support::{Folder, MountOnce, Run};
 
@@ -462,18 +463,7 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
         "in.jsonl",
         "{\"email\":\"a@x.io\",\"first_name\":\"Ada\",\"last_name\":null}\n{\"email\":\"not-an-email\"}\n{\"email\":\"c@x.io\",\"plan\":\"pro\"}\n{\"first_name\":\"No key\"}\n",
     );
-    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 2);
-    assert_eq!(summary["rejected"]["total"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 2);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 2);
     let reasons: Vec<(&str, &str)> = rejects
         .iter()
         .map(|r| {

@@ -15,7 +15,7 @@ use wiremock::{Mock, ResponseTemplate};
 use crate::snap;
 use crate::support::saas::{
     a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews,
-    import_reads_to_the_end, Previews, Vendor,
+    import_reads_to_the_end, import_with_refusals, Previews, Vendor,
 };
 use crate::support::{ok, Folder, MountOnce, Run};
 
@@ -313,18 +313,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
         "in.jsonl",
         "{\"source_id\":\"s1\",\"name\":\"Ada\",\"email\":null}\n{\"source_id\":\"s2\",\"email\":\"not-an-email\"}\n{\"source_id\":\"s3\",\"birthdate\":\"1990-01-02\",\"metadata\":{\"plan\":\"pro\"}}\n{\"source_id\":\"s4\",\"plan\":\"pro\"}\n",
     );
-    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 2);
-    assert_eq!(summary["rejected"]["total"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 2);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 2);
     assert_eq!(rejects[0]["record"]["source_id"], "s2");
     assert_eq!(
         rejects[0]["reason"],

@@ -210,3 +210,26 @@ pub fn an_import_stops_a_loop(f: &Folder, vendor: &Vendor<'_>, message: &str) {
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(run.stderr.contains(message), "{}", run.render());
 }
+
+/// An import from in.jsonl into the vendor where some records are refused
+/// (by ferry before sending, or by the vendor in a partial batch answer):
+/// exit 3, `written` counted, and `rejected` records in rejects.jsonl,
+/// answered in order for the vendor to check their reasons.
+pub fn import_with_refusals(
+    f: &Folder,
+    vendor: &Vendor<'_>,
+    written: u64,
+    rejected: usize,
+) -> Vec<Value> {
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
+    run.hides(vendor.secrets, "a secret");
+    assert_eq!(run.code, 3, "{}", run.render());
+    let summary = run.json();
+    assert_eq!(summary["written"], written, "{}", run.render());
+    assert_eq!(summary["rejected"]["total"], rejected, "{}", run.render());
+    let rejects: Vec<Value> = (f.read("rejects.jsonl").lines())
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(rejects.len(), rejected, "{rejects:?}");
+    rejects
+}
