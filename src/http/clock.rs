@@ -141,13 +141,14 @@ impl Virtual {
         }
         if let Some(path) = &self.log {
             let line = format!("{why} {:.3}ms\n", wait.as_secs_f64() * 1000.0);
+            // A test that asked for the log cannot go on without it.
             let written = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .and_then(|mut f| f.write_all(line.as_bytes()));
             if let Err(e) = written {
-                eprintln!("{TEST_CLOCK_VAR}: cannot write {}: {e}", path.display());
+                panic!("{TEST_CLOCK_VAR}: cannot write {}: {e}", path.display());
             }
         }
     }

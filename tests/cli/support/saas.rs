@@ -23,6 +23,9 @@ pub struct Vendor<'a> {
     pub secrets: &'a [&'a str],
 }
 
+/// A vendor's own check of a run.
+pub type Check<'a> = Box<dyn Fn(&Run) + 'a>;
+
 /// One export run of a scenario.
 pub struct Step<'a> {
     /// The input file: its name and its profiles (JSON lines).
@@ -35,7 +38,7 @@ pub struct Step<'a> {
     /// must succeed); `Value::Null` checks no summary.
     pub summary: Value,
     /// What else the vendor checks of the run (a snapshot, a field).
-    pub check: Option<Box<dyn Fn(&Run) + 'a>>,
+    pub check: Option<Check<'a>>,
 }
 
 impl<'a> Step<'a> {
