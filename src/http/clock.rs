@@ -153,3 +153,40 @@ impl Virtual {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::num::NonZeroU32;
+
+    #[tokio::test]
+    async fn a_virtual_clock_records_waits_and_paces_a_bucket_without_sleeping() {
+        let clock = Clock::virtual_time();
+        let started = std::time::Instant::now();
+        clock.sleep(Duration::from_secs(3600)).await;
+        let quota =
+            governor::Quota::per_second(NonZeroU32::new(4).unwrap()).allow_burst(NonZeroU32::MIN);
+        let bucket = clock.virtual_bucket(quota).expect("a virtual bucket");
+        for _ in 0..3 {
+            clock.until_ready(&bucket).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(1), "it slept");
+        let slot = Duration::from_millis(250);
+        assert_eq!(
+            clock.waits(),
+            [
+                (Why::Retry, Duration::from_secs(3600)),
+                (Why::Slot, slot),
+                (Why::Slot, slot)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_real_clock_has_no_virtual_buckets_and_records_nothing() {
+        let clock = Clock::default();
+        let quota = governor::Quota::per_second(NonZeroU32::MIN);
+        assert!(clock.virtual_bucket(quota).is_none());
+        assert!(clock.waits().is_empty());
+    }
+}
