@@ -46,6 +46,7 @@
 //!   vendor's own message.
 
 pub mod cassette;
+pub mod clock;
 mod engine;
 pub mod message;
 pub mod policy;
@@ -54,6 +55,7 @@ pub mod redact;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
+pub use clock::Clock;
 pub use engine::{status_error, Engine, HttpEnv, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 
