@@ -49,6 +49,7 @@ pub mod cassette;
 mod engine;
 pub mod message;
 pub mod policy;
+mod poll;
 pub mod redact;
 
 use anyhow::Result;
@@ -56,9 +57,7 @@ use serde_json::{json, Map, Value};
 
 pub use engine::{status_error, Engine, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
-
-use crate::connector::FieldType;
-use crate::connector::OptionSpec;
+pub use poll::{Polled, Polling};
 
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
@@ -237,82 +236,6 @@ pub(crate) fn shown_url(url: &str) -> String {
         Ok(u) if dot_segment(url).is_none() => u.to_string(),
         _ => url.to_string(),
     }
-}
-
-/// The options every HTTP connector accepts besides its own.
-pub fn engine_options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::optional("baseUrl", "Base URL", "Send requests here instead of the API's own address (a test server, the sandbox)")
-            .placeholder("http://127.0.0.1:8787"),
-        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too; 0.001 to 86400")
-            .kind(FieldType::Any),
-    ]
-}
-
-/// [`engine_options`] for a connector to one vendor's API: `baseUrl`
-/// defaults to `default_url` and says where else it may point.
-pub fn vendor_engine_options(
-    default_url: &'static str,
-    description: &'static str,
-) -> Vec<OptionSpec> {
-    let mut options = engine_options();
-    for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
-        o.description = description;
-        o.placeholder = default_url;
-        o.default = Some(json!(default_url));
-    }
-    options
-}
-
-/// The account's `baseUrl`, or `default_url`; a value that is not a URL is
-/// refused with `hint` (the vendor's other addresses).
-pub fn base_url(
-    options: &crate::connector::Options,
-    default_url: &str,
-    hint: &str,
-) -> Result<String> {
-    let base_url = options
-        .string("baseUrl")
-        .unwrap_or_else(|| default_url.to_string());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(
-            crate::error::usage(format!("baseUrl \"{base_url}\" is not a URL"))
-                .hint(hint.to_string())
-                .into(),
-        );
-    }
-    Ok(base_url)
-}
-
-/// The records of a vendor's listing: the array at `key` of `body`, each
-/// item made a record by `read` (`None`: it has no id). A missing array or
-/// an item without an id is an error naming the request, where `what` is
-/// what one item is ("contact").
-pub fn records_in(
-    req: &RequestSpec,
-    body: &Value,
-    key: &str,
-    what: &str,
-    read: impl Fn(&Value) -> Option<crate::connector::Record>,
-) -> Result<Vec<crate::connector::Record>> {
-    let shown = || format!("{} {}", req.method, req.shown_url());
-    let Some(Value::Array(items)) = body.get(key) else {
-        return Err(
-            crate::error::failed(format!("{} answered no \"{key}\" array", shown())).into(),
-        );
-    };
-    items
-        .iter()
-        .map(|item| {
-            read(item).ok_or_else(|| {
-                crate::error::failed(format!("{} answered a {what} without an id", shown())).into()
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ pub mod build;
 mod export;
 pub mod manifest;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -20,6 +20,8 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::connector::raw::{self, RawPage, RawRecords};
+use crate::connector::saas::paging::{first_time, next_link, Seen};
+use crate::connector::saas::scalar;
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
@@ -37,7 +39,7 @@ pub fn spec() -> Spec {
         OptionSpec::optional("manifest", "Manifest", "Path of the manifest describing the API, relative to account.json (run `ferry connectors http` for its fields)")
             .default("connector.json"),
     ];
-    options.extend(crate::http::engine_options());
+    options.extend(crate::connector::saas::engine_options());
     options.extend([
         OptionSpec::optional(
             "token",
@@ -805,22 +807,6 @@ impl HttpConnector {
     }
 }
 
-/// Cursors, URLs and pages already met, with the offset each one led to.
-type Seen = HashMap<String, u64>;
-
-/// Whether `key` leads somewhere new. Meeting it again at the same offset is
-/// a re-read of the same page (a retry, a resume) and fine; meeting it at
-/// another offset means the API is going round in circles.
-fn first_time(seen: &mut Seen, key: String, offset: u64) -> bool {
-    match seen.get(&key) {
-        Some(&o) if o != offset => false,
-        _ => {
-            seen.insert(key, offset);
-            true
-        }
-    }
-}
-
 /// Whether an error status is about the record sent (its data), so that
 /// record is refused and the rest of the batch goes on. Credentials, a
 /// missing route, a wrong method, a timeout or the rate limit concern every
@@ -845,40 +831,12 @@ fn one_member(outcomes: Vec<ProfileOutcome>) -> Result<()> {
     }
 }
 
-/// A JSON scalar as a string (cursors may be numbers).
-fn scalar(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 fn ids(records: &[Record], field: &str) -> String {
     records
         .iter()
         .map(|r| record_id(r, field).unwrap_or_default())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// The `rel="next"` URL of a Link header.
-fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (url, params) = part.split_once(';')?;
-        let is_next = params.split(';').any(|p| {
-            p.trim()
-                .replace(' ', "")
-                .eq_ignore_ascii_case("rel=\"next\"")
-                || p.trim().eq_ignore_ascii_case("rel=next")
-        });
-        is_next.then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
 }
 
 fn is_truthy(v: Option<&Value>) -> bool {
@@ -1174,20 +1132,5 @@ impl Connector for HttpConnector {
         Ok(Outcome::Ok {
             id: written.or(id).unwrap_or_default(),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_link;
-
-    #[test]
-    fn link_headers_give_the_next_url() {
-        let h = r#"<https://api.example.com/c?page=1>; rel="prev", <https://api.example.com/c?page=3>; rel="next""#;
-        assert_eq!(
-            next_link(h).as_deref(),
-            Some("https://api.example.com/c?page=3")
-        );
-        assert_eq!(next_link(r#"<https://x/1>; rel="last""#), None);
     }
 }

@@ -63,6 +63,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::connector::saas::paging::{step, Next};
+use crate::connector::saas::{self, records_in, scalar};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
@@ -87,7 +89,7 @@ pub fn spec() -> Spec {
     )
     .placeholder("${HUBSPOT_ACCESS_TOKEN}")
     .secret()];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::saas::vendor_engine_options(
         DEFAULT_BASE_URL,
         "HubSpot's API (https://api.hubapi.com, the default), or a test server",
     ));
@@ -153,7 +155,7 @@ fn policy(options: &Options) -> Result<Policy> {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &options,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, or a test server's address"),
@@ -570,41 +572,28 @@ impl Connector for HubSpot {
             .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
-        let records = crate::http::records_in(&req, &body, "results", "contact", flatten)?;
-        let after = body
-            .pointer("/paging/next/after")
-            .and_then(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty());
+        let records = records_in(&req, &body, "results", "contact", flatten)?;
         // `paging.next` is the "more" signal and always carries `after`
         // (the spec's NextPage requires it): a next page without a usable
         // cursor would otherwise end the listing early, silently.
-        if after.is_none() && body.pointer("/paging/next").is_some_and(|n| !n.is_null()) {
-            return Err(failed(format!(
-                "GET {} answered a next page without a paging.next.after cursor; stopping instead of ending the listing early",
-                req.shown_url()
-            ))
-            .into());
-        }
-        if let Some(a) = &after {
-            if from.cursor.as_deref() == Some(a.as_str()) {
-                return Err(failed(format!(
-                    "GET {} answered the cursor it was given as the next one; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
+        let after = body
+            .pointer("/paging/next/after")
+            .and_then(scalar)
+            .filter(|s| !s.is_empty());
+        let next = match after {
+            Some(a) => Next::Cursor(a),
+            None if body.pointer("/paging/next").is_some_and(|n| !n.is_null()) => {
+                Next::Missing("a paging.next.after cursor")
             }
-            if records.is_empty() {
-                return Err(failed(format!(
-                    "GET {} answered no contacts but a next page; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
-        }
+            None => Next::End,
+        };
+        let after = step(
+            &req,
+            from.cursor.as_deref(),
+            records.len(),
+            "contacts",
+            next,
+        )?;
         let n = records.len() as u64;
         Ok(Page {
             records,
@@ -627,12 +616,10 @@ impl Connector for HubSpot {
         if let WriteOp::UpsertBatch(records) = op {
             for chunk in records.chunks(MAX_BATCH) {
                 let p = batch::prepare(chunk, &self.api.id_property);
-                for o in p.refused.into_iter().flatten() {
-                    if let Outcome::Rejected { id, reason } = o {
-                        shown.push(
-                            json!({ "refused": { &self.api.id_property: id, "reason": reason } }),
-                        );
-                    }
+                for (id, reason) in p.slots.refusals() {
+                    shown.push(
+                        json!({ "refused": { &self.api.id_property: id, "reason": reason } }),
+                    );
                 }
             }
         }
@@ -682,14 +669,8 @@ impl Connector for HubSpot {
         let mut out = Vec::with_capacity(profiles.len());
         for chunk in profiles.chunks(MAX_BATCH) {
             match batch::upsert(&self.engine, &self.api, chunk).await {
-                Ok(outcomes) => out.extend(outcomes.into_iter().map(|o| match o {
-                    Outcome::Ok { id } => ProfileOutcome::Ok { id },
-                    Outcome::Rejected { reason, .. } => ProfileOutcome::Rejected { reason },
-                })),
-                Err(e) => {
-                    let failed = ProfileOutcome::from_result(Err(e));
-                    out.extend(chunk.iter().map(|_| failed.clone()));
-                }
+                Ok(outcomes) => out.extend(outcomes.into_iter().map(saas::batch::profile_outcome)),
+                Err(e) => out.extend(saas::batch::all_failed(chunk.len(), e)),
             }
         }
         out

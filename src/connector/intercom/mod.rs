@@ -71,6 +71,8 @@ use async_trait::async_trait;
 use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
+use crate::connector::saas::paging::{step, Next};
+use crate::connector::saas::{batch, records_in};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Records, Rejection, Role,
@@ -108,7 +110,7 @@ pub fn spec() -> Spec {
     )
     .placeholder("${INTERCOM_ACCESS_TOKEN}")
     .secret()];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::saas::vendor_engine_options(
         DEFAULT_BASE_URL,
         "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.",
     ));
@@ -179,7 +181,7 @@ fn policy(options: &Options) -> Result<Policy> {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &options,
         DEFAULT_BASE_URL,
         &format!(
@@ -265,10 +267,6 @@ fn write_error(req: &RequestSpec, resp: &Response) -> anyhow::Error {
     f.into()
 }
 
-fn is_rejection(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| c.is::<Rejection>())
-}
-
 /// The `id` of an object answer (a contact, a tag); numbers are accepted.
 fn id_of(req: &RequestSpec, body: &Value, what: &str) -> Result<String> {
     match body.get("id") {
@@ -305,7 +303,7 @@ struct Listed {
 /// Read `{"data": [...], "pages": {"next": {"starting_after"}}, "total_count"}`;
 /// every contact must have an id.
 fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
-    let records = crate::http::records_in(req, body, "data", "contact", |item| {
+    let records = records_in(req, body, "data", "contact", |item| {
         item.as_object()
             .filter(|c| record_id(c, "id").is_some())
             .cloned()
@@ -322,16 +320,10 @@ fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
     })
 }
 
-/// Refuse a cursor that does not move, and a page that is empty but not the end.
-fn check_progress(
-    req: &RequestSpec,
-    page: &Listed,
-    previous: Option<&str>,
-) -> Result<Option<String>> {
-    let Some(next) = &page.next else {
-        return Ok(None);
-    };
-    if previous == Some(next.as_str()) {
+/// The cursor of the page after `page` (asked at `given`), checked by
+/// [`step`]; a repeated cursor keeps the wording Intercom users have met.
+fn next_page(req: &RequestSpec, page: &Listed, given: Option<&str>) -> Result<Option<String>> {
+    if page.next.is_some() && page.next.as_deref() == given {
         return Err(failed(format!(
             "{} {} answered the cursor it was given; stopping instead of looping",
             req.method,
@@ -339,15 +331,13 @@ fn check_progress(
         ))
         .into());
     }
-    if page.records.is_empty() {
-        return Err(failed(format!(
-            "{} {} answered no contacts but a next page; stopping instead of looping",
-            req.method,
-            req.shown_url()
-        ))
-        .into());
-    }
-    Ok(Some(next.clone()))
+    step(
+        req,
+        given,
+        page.records.len(),
+        "contacts",
+        Next::cursor(page.next.clone()),
+    )
 }
 
 impl Intercom {
@@ -603,7 +593,7 @@ impl Connector for Intercom {
                     value: Some(c.clone()),
                 });
             }
-            match check_progress(&req, &page, cursor.as_deref())? {
+            match next_page(&req, &page, cursor.as_deref())? {
                 Some(next) if !followed.insert(next.clone()) => {
                     return Err(failed(format!(
                         "POST {} answered a cursor it had already given; stopping instead of looping",
@@ -631,7 +621,7 @@ impl Connector for Intercom {
         let req = self.api.list(limit, from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let page = listed(&req, &resp.json(&req)?)?;
-        let next = check_progress(&req, &page, from.cursor.as_deref())?;
+        let next = next_page(&req, &page, from.cursor.as_deref())?;
         let n = page.records.len() as u64;
         Ok(Page {
             next: next.map(|cursor| Position {
@@ -661,14 +651,8 @@ impl Connector for Intercom {
                 ),
             });
         };
-        match self.upsert_contact(&record, Some(&key)).await {
-            Ok(id) => Ok(Outcome::Ok { id }),
-            Err(e) if is_rejection(&e) => Ok(Outcome::Rejected {
-                id: Some(key),
-                reason: format!("{e:#}"),
-            }),
-            Err(e) => Err(e),
-        }
+        let written = self.upsert_contact(&record, Some(&key)).await;
+        batch::one(key, written)
     }
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<Outcome>> {

@@ -80,6 +80,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::connector::saas::paging::{step, Next};
+use crate::connector::saas::{batch, records_in};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
@@ -108,7 +110,7 @@ pub fn spec() -> Spec {
     )
     .placeholder("${KLAVIYO_API_KEY}")
     .secret()];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::saas::vendor_engine_options(
         DEFAULT_BASE_URL,
         "Klaviyo's API, https://a.klaviyo.com (the default), or a test server",
     ));
@@ -251,7 +253,7 @@ fn policy(options: &Options) -> Result<Policy> {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &options,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, or a test server's URL"),
@@ -404,7 +406,7 @@ impl Klaviyo {
     /// Read one page of profiles; `size` rewrites `page[size]` of the next link.
     async fn page(&self, req: &RequestSpec, size: Option<usize>) -> Result<Listed> {
         let body = self.engine.send(req).await?.json(req)?;
-        let records = crate::http::records_in(req, &body, "data", "profile", flatten)?;
+        let records = records_in(req, &body, "data", "profile", flatten)?;
         let next = next_link(&body, size).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {}",
@@ -413,20 +415,8 @@ impl Klaviyo {
             ))
         })?;
         if let Some(n) = &next {
-            if self.api.follow(n).url == req.url {
-                return Err(failed(format!(
-                    "GET {} answered itself as the next page; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
-            if records.is_empty() {
-                return Err(failed(format!(
-                    "GET {} answered an empty page with a next link; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
+            let url = Next::Url(self.api.follow(n).url);
+            step(req, Some(&req.url), records.len(), "profiles", url)?;
         }
         Ok(Listed { records, next })
     }
@@ -540,10 +530,7 @@ impl Klaviyo {
             let req = self.api.members(method, &segment(group), chunk);
             match send_profile(&self.engine, &req).await {
                 Ok(_) => out.extend(chunk.iter().map(|id| ProfileOutcome::Ok { id: id.clone() })),
-                Err(e) => {
-                    let o = ProfileOutcome::from_result(Err(e));
-                    out.extend(chunk.iter().map(|_| o.clone()));
-                }
+                Err(e) => out.extend(batch::all_failed(chunk.len(), e)),
             }
         }
         out
@@ -747,14 +734,8 @@ impl Connector for Klaviyo {
             bulk::Prepared::Send { key, data } => (key, data),
         };
         let req = self.api.upsert_profile(json!({ "data": data }));
-        match send_profile(&self.engine, &req).await {
-            Ok(_) => Ok(Outcome::Ok { id: key }),
-            Err(e) if e.is::<Rejection>() => Ok(Outcome::Rejected {
-                id: Some(key),
-                reason: e.to_string(),
-            }),
-            Err(e) => Err(e),
-        }
+        let written = send_profile(&self.engine, &req).await.map(|_| key.clone());
+        batch::one(key, written)
     }
 
     /// A batch of one is a single upsert (no job to create and poll);

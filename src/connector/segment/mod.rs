@@ -60,6 +60,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use crate::connector::saas::paging::{step, Next};
 use crate::connector::{
     Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Page, Position, Record, Role,
     Spec,
@@ -122,7 +123,7 @@ pub fn spec() -> Spec {
         )
         .placeholder("ids.txt"),
     ];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::saas::vendor_engine_options(
         DEFAULT_BASE_URL,
         "The Profile API endpoint: https://profiles.segment.com (US, the default) or https://profiles.euw1.segment.com (EU workspaces must use it). Or a test server.",
     ));
@@ -147,7 +148,7 @@ pub fn spec() -> Spec {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &options,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL} or https://profiles.euw1.segment.com"),
@@ -476,27 +477,11 @@ impl Segment {
             .and_then(Value::as_bool)
             .unwrap_or(next.is_some());
         let next = match (more, next) {
-            (false, _) => None,
-            (true, None) => {
-                return Err(failed(format!(
-                    "GET {shown} answered has_more without a cursor.next; stopping instead of ending the listing early"
-                ))
-                .into())
-            }
-            (true, Some(c)) if Some(c) == previous => {
-                return Err(failed(format!(
-                    "GET {shown} answered the cursor it was given as the next one; stopping instead of looping"
-                ))
-                .into())
-            }
-            (true, Some(_)) if lookups.is_empty() => {
-                return Err(failed(format!(
-                    "GET {shown} answered no profiles but a next page; stopping instead of looping"
-                ))
-                .into())
-            }
-            (true, Some(c)) => Some(c.to_string()),
+            (false, _) => Next::End,
+            (true, None) => Next::Missing("a cursor.next"),
+            (true, Some(c)) => Next::Cursor(c.to_string()),
         };
+        let next = step(&req, previous, lookups.len(), "profiles", next)?;
         let records = self.profiles(lookups).await?;
         let n = records.len() as u64;
         Ok(Page {

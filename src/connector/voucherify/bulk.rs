@@ -15,25 +15,17 @@
 //! than guess which records were written.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::Value;
 
 use super::requests::{customer_body, Api};
+use crate::connector::saas::batch::Slots;
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
-use crate::http::Engine;
+use crate::http::{Engine, Polled};
 
-/// The longest wait between two polls.
-const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
-
-/// How a bulk job is followed.
-#[derive(Debug, Clone, Copy)]
-pub struct Polling {
-    pub first_wait: Duration,
-    pub max_polls: u32,
-}
+pub use crate::http::Polling;
 
 /// Upsert `records` in one bulk job; one outcome per record, in order.
 pub async fn upsert(
@@ -43,29 +35,23 @@ pub async fn upsert(
     records: &[Record],
 ) -> Result<Vec<Outcome>> {
     // Records the API could not take are refused here, before the request.
-    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(records.len());
-    let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
+    let mut slots = Slots::with_capacity(records.len());
     let mut bodies = Vec::new();
     for record in records {
-        let id = record_id(record, "source_id");
-        let prepared = match &id {
-            None => Err("missing source_id".to_string()),
-            Some(_) => customer_body(record, false).map_err(|u| u.0),
+        let Some(id) = record_id(record, "source_id") else {
+            slots.refuse(None, "missing source_id");
+            continue;
         };
-        match prepared {
+        match customer_body(record, false) {
             Ok(body) => {
                 bodies.push(body);
-                outcomes.push(None);
+                slots.send(id);
             }
-            Err(reason) => outcomes.push(Some(Outcome::Rejected {
-                id: id.clone(),
-                reason,
-            })),
+            Err(u) => slots.refuse(Some(id), u.0),
         }
-        ids.push(id);
     }
     if bodies.is_empty() {
-        return Ok(outcomes.into_iter().flatten().collect());
+        return Ok(slots.merge_refused(&HashMap::new()));
     }
     let sent = bodies.len();
     let req = api.bulk(bodies);
@@ -97,11 +83,7 @@ pub async fn upsert(
         }
     }
     let status = job.get("status").and_then(Value::as_str).unwrap_or("");
-    let named = ids
-        .iter()
-        .zip(&outcomes)
-        .filter(|(id, o)| o.is_none() && id.as_ref().is_some_and(|i| refused.contains_key(i)))
-        .count() as u64;
+    let named = slots.count_sent(|id| refused.contains_key(id)) as u64;
     let failed_count = result.get("failed_count").and_then(Value::as_u64);
     if status == "FAILED" && named == 0 {
         return Err(failed(format!(
@@ -120,39 +102,22 @@ pub async fn upsert(
         .hint("resume the import to send the batch again (bulk writes are upserts)")
         .into());
     }
-    Ok(outcomes
-        .into_iter()
-        .zip(ids)
-        .map(|(o, id)| match o {
-            Some(o) => o,
-            None => {
-                let id = id.unwrap_or_default();
-                match refused.get(&id) {
-                    Some(reason) => Outcome::Rejected {
-                        id: Some(id),
-                        reason: reason.clone(),
-                    },
-                    None => Outcome::Ok { id },
-                }
-            }
-        })
-        .collect())
+    Ok(slots.merge_refused(&refused))
 }
 
 /// Poll the async action until it is `DONE` or `FAILED`; answer its body.
 async fn follow(engine: &Engine, api: &Api, polling: Polling, action: &str) -> Result<Value> {
-    let mut wait = polling.first_wait;
-    let mut last = Value::Null;
-    for _ in 0..polling.max_polls.max(1) {
-        tokio::time::sleep(wait).await;
-        let req = api.async_action(action);
-        let resp = engine.send(&req).await?;
-        last = resp.json(&req)?;
-        match last.get("status").and_then(Value::as_str) {
-            Some("DONE" | "FAILED") => return Ok(last),
-            _ => wait = (wait * 2).min(MAX_POLL_WAIT),
-        }
-    }
+    let req = api.async_action(action);
+    let done = |body: &Value| {
+        matches!(
+            body.get("status").and_then(Value::as_str),
+            Some("DONE" | "FAILED")
+        )
+    };
+    let last = match engine.poll(polling, &req, done).await? {
+        Polled::Done(body) => return Ok(body),
+        Polled::Unfinished(last) => last,
+    };
     let status = last
         .get("status")
         .and_then(Value::as_str)

@@ -71,7 +71,7 @@ pub fn spec() -> Spec {
         .placeholder("${VOUCHERIFY_SECRET_KEY}")
         .secret(),
     ];
-    options.extend(crate::http::vendor_engine_options(
+    options.extend(crate::connector::saas::vendor_engine_options(
         DEFAULT_BASE_URL,
         "The API cluster of the project: https://api.voucherify.io (Europe, the default), https://us1.api.voucherify.io (United States), https://as1.api.voucherify.io (Asia), https://<region>.api.voucherify.io for a dedicated cluster; requests to the wrong cluster are rejected. Or a test server.",
     ));
@@ -141,7 +141,7 @@ fn policy(options: &Options) -> Result<Policy> {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &options,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, https://us1.api.voucherify.io or https://as1.api.voucherify.io"),
