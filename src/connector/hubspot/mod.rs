@@ -63,7 +63,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::connector::saas::paging::{step, Next};
+use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::saas::{self, records_in, scalar};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
@@ -559,14 +559,7 @@ impl Connector for HubSpot {
     }
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        if from.cursor.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector hubspot cannot start reading at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint("its listing pages with HubSpot's after cursor, not by position: import from the beginning, or --resume a checkpoint")
-            .into());
-        }
+        paging::from_checkpoint("hubspot", "reading", from, "its listing pages with HubSpot's after cursor, not by position: import from the beginning, or --resume a checkpoint")?;
         let req = self
             .api
             .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
@@ -594,33 +587,17 @@ impl Connector for HubSpot {
             "contacts",
             next,
         )?;
-        let n = records.len() as u64;
-        Ok(Page {
-            records,
-            next: after.map(|a| Position {
-                offset: from.offset + n,
-                cursor: Some(a),
-            }),
-            total: None,
-        })
+        Ok(paging::page(from, records, after, None))
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        let mut shown: Vec<Value> = self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect();
+        let mut shown = saas::previews(&self.write_requests(op)?);
         // What a batch would refuse before sending, so a dry run shows
         // every record's fate.
         if let WriteOp::UpsertBatch(records) = op {
             for chunk in records.chunks(MAX_BATCH) {
                 let p = batch::prepare(chunk, &self.api.id_property);
-                for (id, reason) in p.slots.refusals() {
-                    shown.push(
-                        json!({ "refused": { &self.api.id_property: id, "reason": reason } }),
-                    );
-                }
+                shown.extend(p.slots.refused_rows(&self.api.id_property));
             }
         }
         Ok(shown)

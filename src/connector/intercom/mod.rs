@@ -71,7 +71,7 @@ use async_trait::async_trait;
 use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
-use crate::connector::saas::paging::{step, Next};
+use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::saas::{batch, records_in};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
@@ -610,31 +610,13 @@ impl Connector for Intercom {
     }
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        if from.cursor.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector intercom cannot start reading at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint("its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")
-            .into());
-        }
+        paging::from_checkpoint("intercom", "reading", from, "its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")?;
         let req = self.api.list(limit, from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let page = listed(&req, &resp.json(&req)?)?;
         let next = next_page(&req, &page, from.cursor.as_deref())?;
-        let n = page.records.len() as u64;
-        Ok(Page {
-            next: next.map(|cursor| Position {
-                offset: from.offset + n,
-                cursor: Some(cursor),
-            }),
-            total: if from.cursor.is_none() {
-                page.total
-            } else {
-                None
-            },
-            records: page.records,
-        })
+        let total = page.total.filter(|_| from.cursor.is_none());
+        Ok(paging::page(from, page.records, next, total))
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {

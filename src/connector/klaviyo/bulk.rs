@@ -92,15 +92,25 @@ pub fn chunks(datas: Vec<Value>) -> Vec<Vec<Value>> {
     out
 }
 
+/// Each record of a batch prepared: its slot, and the profiles to send.
+pub fn prepare_all(records: &[Record], key_field: &str) -> (Slots, Vec<Value>) {
+    let mut slots = Slots::with_capacity(records.len());
+    let mut datas = Vec::new();
+    for record in records {
+        match prepare(record, key_field) {
+            Prepared::Send { key, data } => {
+                datas.push(data);
+                slots.send(key);
+            }
+            Prepared::Refuse { key, reason } => slots.refuse(key, reason),
+        }
+    }
+    (slots, datas)
+}
+
 /// The requests a batch sends first (one per job), for previews.
 pub fn requests(api: &Api, records: &[Record], key_field: &str) -> Vec<RequestSpec> {
-    let datas = records
-        .iter()
-        .filter_map(|r| match prepare(r, key_field) {
-            Prepared::Send { data, .. } => Some(data),
-            Prepared::Refuse { .. } => None,
-        })
-        .collect();
+    let (_, datas) = prepare_all(records, key_field);
     chunks(datas)
         .into_iter()
         .map(|c| api.bulk_import(c))
@@ -115,17 +125,7 @@ pub async fn upsert(
     key_field: &str,
     records: &[Record],
 ) -> Result<Vec<Outcome>> {
-    let mut slots = Slots::with_capacity(records.len());
-    let mut datas = Vec::new();
-    for record in records {
-        match prepare(record, key_field) {
-            Prepared::Send { key, data } => {
-                datas.push(data);
-                slots.send(key);
-            }
-            Prepared::Refuse { key, reason } => slots.refuse(key, reason),
-        }
-    }
+    let (slots, datas) = prepare_all(records, key_field);
     let mut refused: HashMap<String, String> = HashMap::new();
     for chunk in chunks(datas) {
         refused.extend(run_job(engine, api, polling, key_field, chunk).await?);

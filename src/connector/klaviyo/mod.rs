@@ -80,8 +80,8 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::connector::saas::paging::{step, Next};
-use crate::connector::saas::{batch, records_in};
+use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::{self, batch, records_in};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
@@ -660,18 +660,13 @@ impl Connector for Klaviyo {
     }
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        paging::from_checkpoint("klaviyo", "reading", from, "Klaviyo pages with a cursor, not by position: import from the beginning, or --resume a checkpoint")?;
         let size = limit.clamp(1, MAX_PAGE);
         let req = match &from.cursor {
             // The batch size may differ from the run that saved the cursor.
-            Some(c) => self.api.follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
-            None if from.offset > 0 => {
-                return Err(usage(format!(
-                    "connector klaviyo cannot start reading at offset {} without a checkpoint",
-                    from.offset
-                ))
-                .hint("Klaviyo pages with a cursor, not by position: import from the beginning, or --resume a checkpoint")
-                .into())
-            }
+            Some(c) => self
+                .api
+                .follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
             None => self.api.list_profiles(&[("page[size]", size.to_string())]),
         };
         let page = self.page(&req, Some(size)).await?;
@@ -697,30 +692,18 @@ impl Connector for Klaviyo {
                 .into());
             }
         }
-        let n = page.records.len() as u64;
-        Ok(Page {
-            next: page.next.map(|c| Position {
-                offset: from.offset + n,
-                cursor: Some(c),
-            }),
-            records: page.records,
-            total: None,
-        })
+        Ok(paging::page(from, page.records, page.next, None))
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        let mut shown: Vec<Value> = self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect();
+        let mut shown = saas::previews(&self.write_requests(op)?);
         // What a batch upsert would refuse before sending.
         if let WriteOp::UpsertBatch(records) = op {
-            for r in records {
-                if let bulk::Prepared::Refuse { key, reason } = bulk::prepare(r, &self.key) {
-                    shown.push(json!({ "refused": { self.key.as_str(): key, "reason": reason } }));
-                }
-            }
+            shown.extend(
+                bulk::prepare_all(records, &self.key)
+                    .0
+                    .refused_rows(&self.key),
+            );
         }
         Ok(shown)
     }

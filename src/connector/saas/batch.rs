@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use anyhow::Result;
+use serde_json::{json, Value};
 
 use crate::connector::{Outcome, ProfileOutcome, Rejection};
 
@@ -76,6 +77,14 @@ impl Slots {
             }
             _ => None,
         })
+    }
+
+    /// The rows a preview shows for the records refused before sending,
+    /// each named by `key_field`, so a dry run shows every record's fate.
+    pub fn refused_rows(&self, key_field: &str) -> Vec<Value> {
+        self.refusals()
+            .map(|(id, reason)| json!({ "refused": { key_field: id, "reason": reason } }))
+            .collect()
     }
 
     /// Each record's refusal before sending, `None` for a record sent.

@@ -95,3 +95,8 @@ pub fn scalar(v: &Value) -> Option<String> {
         _ => None,
     }
 }
+
+/// What `--dry-run` shows of `reqs`.
+pub fn previews(reqs: &[RequestSpec]) -> Vec<Value> {
+    reqs.iter().map(RequestSpec::preview).collect()
+}

@@ -20,7 +20,8 @@ use std::collections::HashMap;
 
 use anyhow::Result;
 
-use crate::error::failed;
+use crate::connector::{Page, Position, Record};
+use crate::error::{failed, usage};
 use crate::http::RequestSpec;
 
 /// What a page says about the next one.
@@ -83,6 +84,40 @@ pub fn step(
         ));
     }
     Ok(Some(next))
+}
+
+/// Refuse to start a listing that goes on by an opaque position (a cursor,
+/// a time) at an offset without a checkpoint: it cannot jump ahead. `doing`
+/// is what cannot start ("reading"); `hint` says what to do instead.
+pub fn from_checkpoint(code: &str, doing: &str, from: &Position, hint: &str) -> Result<()> {
+    if from.cursor.is_some() || from.offset == 0 {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "connector {code} cannot start {doing} at offset {} without a checkpoint",
+        from.offset
+    ))
+    .hint(hint.to_string())
+    .into())
+}
+
+/// The page of `records` read at `from`: the next one starts after them,
+/// at `next` (a cursor), unless the listing ended.
+pub fn page(
+    from: &Position,
+    records: Vec<Record>,
+    next: Option<String>,
+    total: Option<u64>,
+) -> Page {
+    let n = records.len() as u64;
+    Page {
+        next: next.map(|cursor| Position {
+            offset: from.offset + n,
+            cursor: Some(cursor),
+        }),
+        records,
+        total,
+    }
 }
 
 /// The cursors, URLs and pages a listing has followed, each with the offset

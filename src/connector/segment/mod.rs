@@ -60,7 +60,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
-use crate::connector::saas::paging::{step, Next};
+use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::{
     Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Page, Position, Record, Role,
     Spec,
@@ -416,14 +416,8 @@ impl Segment {
     /// One page of the space's profiles from the listing, at the cursor of
     /// `from` (the first page without one).
     async fn list_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        if from.cursor.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector segment cannot start listing profiles at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint(format!("the listing pages with Segment's opaque cursor, not by position: import from the beginning, --resume a checkpoint, or set \"ids\" in {} to read given profiles", self.source))
-            .into());
-        }
+        let hint = format!("the listing pages with Segment's opaque cursor, not by position: import from the beginning, --resume a checkpoint, or set \"ids\" in {} to read given profiles", self.source);
+        paging::from_checkpoint("segment", "listing profiles", from, &hint)?;
         let size = u32::try_from(limit)
             .unwrap_or(u32::MAX)
             .clamp(1, self.page_size);
@@ -483,15 +477,7 @@ impl Segment {
         };
         let next = step(&req, previous, lookups.len(), "profiles", next)?;
         let records = self.profiles(lookups).await?;
-        let n = records.len() as u64;
-        Ok(Page {
-            records,
-            next: next.map(|c| Position {
-                offset: from.offset + n,
-                cursor: Some(c),
-            }),
-            total: None,
-        })
+        Ok(paging::page(from, records, next, None))
     }
 
     /// A refused listing: which route, and what to check. The listing is

@@ -27,14 +27,9 @@ use crate::http::{Engine, Polled};
 
 pub use crate::http::Polling;
 
-/// Upsert `records` in one bulk job; one outcome per record, in order.
-pub async fn upsert(
-    engine: &Engine,
-    api: &Api,
-    polling: Polling,
-    records: &[Record],
-) -> Result<Vec<Outcome>> {
-    // Records the API could not take are refused here, before the request.
+/// Each record of a batch prepared: its slot, and the customers to send.
+/// Records the API could not take are refused here, before the request.
+pub fn prepare_all(records: &[Record]) -> (Slots, Vec<Value>) {
     let mut slots = Slots::with_capacity(records.len());
     let mut bodies = Vec::new();
     for record in records {
@@ -50,6 +45,17 @@ pub async fn upsert(
             Err(u) => slots.refuse(Some(id), u.0),
         }
     }
+    (slots, bodies)
+}
+
+/// Upsert `records` in one bulk job; one outcome per record, in order.
+pub async fn upsert(
+    engine: &Engine,
+    api: &Api,
+    polling: Polling,
+    records: &[Record],
+) -> Result<Vec<Outcome>> {
+    let (slots, bodies) = prepare_all(records);
     if bodies.is_empty() {
         return Ok(slots.merge_refused(&HashMap::new()));
     }

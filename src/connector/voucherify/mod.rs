@@ -41,6 +41,7 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::connector::saas::{self, paging};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
     Outcome, Page, Position, Record, Records, Role, Spec, Updates, WriteOp,
@@ -434,14 +435,7 @@ impl Connector for Voucherify {
 
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let mark = from.cursor.as_deref().map(Mark::parse).transpose()?;
-        if mark.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector voucherify cannot start reading at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint("its listing pages by timestamp, not by position: import from the beginning, or --resume a checkpoint")
-            .into());
-        }
+        paging::from_checkpoint("voucherify", "reading", from, "its listing pages by timestamp, not by position: import from the beginning, or --resume a checkpoint")?;
         let first = mark.is_none();
         let page = self.list("created_at", mark, None, limit).await?;
         let n = page.records.len() as u64;
@@ -456,24 +450,10 @@ impl Connector for Voucherify {
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        let mut shown: Vec<Value> = self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect();
-        // What a batch upsert would refuse before sending, so a dry run
-        // shows every record's fate.
+        let mut shown = saas::previews(&self.write_requests(op)?);
+        // What a batch upsert would refuse before sending.
         if let WriteOp::UpsertBatch(records) = op {
-            for r in records {
-                let id = record_id(r, "source_id");
-                let reason = match &id {
-                    None => Some("missing source_id".to_string()),
-                    Some(_) => customer_body(r, false).err().map(|u| u.0),
-                };
-                if let Some(reason) = reason {
-                    shown.push(json!({ "refused": { "source_id": id, "reason": reason } }));
-                }
-            }
+            shown.extend(bulk::prepare_all(records).0.refused_rows("source_id"));
         }
         Ok(shown)
     }
