@@ -26,6 +26,7 @@ use super::requests::{
     next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PAGE, MAX_PROFILE_BYTES,
 };
 use crate::connector::saas::batch::Slots;
+use crate::connector::saas::string_at;
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
 use crate::http::{Engine, Polled, RequestSpec};
@@ -155,14 +156,7 @@ async fn run_job(
     let req = api.bulk_import(datas);
     let resp = engine.send(&req).await?;
     let body = resp.json(&req)?;
-    let Some(job) = body.pointer("/data/id").and_then(Value::as_str) else {
-        return Err(failed(format!(
-            "POST {} answered no job id (data.id)",
-            req.shown_url()
-        ))
-        .into());
-    };
-    let job = job.to_string();
+    let job = string_at(&req, &body, "/data/id", "job id (data.id)")?;
     let state = follow(engine, api, polling, &job).await?;
     let attr = |k: &str| state.pointer(&format!("/data/attributes/{k}")).cloned();
     let status = attr("status")

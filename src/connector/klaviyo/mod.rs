@@ -362,17 +362,7 @@ async fn send_profile(engine: &Engine, req: &RequestSpec) -> Result<Response> {
 
 /// The `data.id` of a single-resource answer.
 fn data_id(req: &RequestSpec, body: &Value) -> Result<String> {
-    body.pointer("/data/id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            failed(format!(
-                "{} {} answered no data.id",
-                req.method,
-                req.shown_url()
-            ))
-            .into()
-        })
+    saas::string_at(req, body, "/data/id", "data.id")
 }
 
 /// One page of profiles and the path of the next one.

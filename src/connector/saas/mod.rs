@@ -100,3 +100,26 @@ pub fn scalar(v: &Value) -> Option<String> {
 pub fn previews(reqs: &[RequestSpec]) -> Vec<Value> {
     reqs.iter().map(RequestSpec::preview).collect()
 }
+
+/// A request to `path_and_query` under `base_url` (whose trailing `/`, if
+/// any, is dropped); the vendor adds its credentials and media types.
+pub fn request(method: &str, base_url: &str, path_and_query: &str) -> RequestSpec {
+    RequestSpec::new(
+        method,
+        format!("{}{path_and_query}", base_url.trim_end_matches('/')),
+    )
+}
+
+/// The string at `pointer` of the `body` that `req` answered: a job id, a
+/// created object's id. Missing, it is an error naming `what`.
+pub fn string_at(req: &RequestSpec, body: &Value, pointer: &str, what: &str) -> Result<String> {
+    match body.pointer(pointer).and_then(Value::as_str) {
+        Some(s) => Ok(s.to_string()),
+        None => Err(crate::error::failed(format!(
+            "{} {} answered no {what}",
+            req.method,
+            req.shown_url()
+        ))
+        .into()),
+    }
+}

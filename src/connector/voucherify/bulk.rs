@@ -21,6 +21,7 @@ use serde_json::Value;
 
 use super::requests::{customer_body, Api};
 use crate::connector::saas::batch::Slots;
+use crate::connector::saas::string_at;
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
 use crate::http::{Engine, Polled};
@@ -63,14 +64,8 @@ pub async fn upsert(
     let req = api.bulk(bodies);
     let resp = engine.send(&req).await?;
     let body = resp.json(&req)?;
-    let Some(action) = body.get("async_action_id").and_then(Value::as_str) else {
-        return Err(failed(format!(
-            "POST {} answered no async_action_id",
-            req.shown_url()
-        ))
-        .into());
-    };
-    let job = follow(engine, api, polling, action).await?;
+    let action = string_at(&req, &body, "/async_action_id", "async_action_id")?;
+    let job = follow(engine, api, polling, &action).await?;
     let result = job.get("result").cloned().unwrap_or(Value::Null);
     let mut refused: HashMap<String, String> = HashMap::new();
     if let Some(Value::Array(errors)) = result.get("errors") {
