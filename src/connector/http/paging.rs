@@ -223,6 +223,16 @@ impl HttpConnector {
             pages: page_no,
             ..Cursor::default()
         };
+        // A page, cursor or next URL met before at another offset is a
+        // loop, which `what` words.
+        let offset = next.offset;
+        let mut new_or_loop = |key: String, what: String| -> Result<()> {
+            if first_time(seen, key, offset) {
+                Ok(())
+            } else {
+                Err(loop_error(what))
+            }
+        };
         match p {
             Pagination::Offset { .. } => {}
             Pagination::Page { first_page, .. } => {
@@ -235,11 +245,9 @@ impl HttpConnector {
                     };
                     let listed = if raw.is_some() { &parsed } else { &records };
                     let key = format!("page-ids:{}", ids(listed, &self.id_field));
-                    if !first_time(seen, key, next.offset) {
-                        return Err(loop_error(format!(
-                            "answered page {this} with the same records as an earlier page"
-                        )));
-                    }
+                    let what =
+                        format!("answered page {this} with the same records as an earlier page");
+                    new_or_loop(key, what)?;
                 }
             }
             Pagination::Cursor {
@@ -264,12 +272,11 @@ impl HttpConnector {
                     }
                     None => end = true,
                     Some(t) if !end => {
-                        if !first_time(seen, format!("cursor:{t}"), next.offset) {
-                            return Err(loop_error(format!(
-                                "repeated the cursor \"{}\" on page {page_no}",
-                                redact_url(&t)
-                            )));
-                        }
+                        let what = format!(
+                            "repeated the cursor \"{}\" on page {page_no}",
+                            redact_url(&t)
+                        );
+                        new_or_loop(format!("cursor:{t}"), what)?;
                         next.token = Some(t);
                     }
                     Some(_) => {}
@@ -294,12 +301,9 @@ impl HttpConnector {
                     None => end = true,
                     Some(u) if !end => {
                         let u = self.builder.resolve(&u);
-                        if !first_time(seen, format!("url:{u}"), next.offset) {
-                            return Err(loop_error(format!(
-                                "repeated the next URL {} on page {page_no}",
-                                redact_url(&u)
-                            )));
-                        }
+                        let what =
+                            format!("repeated the next URL {} on page {page_no}", redact_url(&u));
+                        new_or_loop(format!("url:{u}"), what)?;
                         next.url = Some(u);
                     }
                     Some(_) => {}

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 
 use super::requests::{properties, Api, Nulls};
 use crate::connector::saas::batch::Slots;
+use crate::connector::saas::error_fields;
 use crate::connector::{record_id, Outcome, Record};
 use crate::error::failed;
 use crate::http::{Engine, RequestSpec};
@@ -83,16 +84,8 @@ fn error_text(e: &Value) -> String {
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or("refused by HubSpot");
-    let details: Vec<&str> = e
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.get("message").and_then(Value::as_str))
-                .filter(|d| !message.contains(d))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut details = error_fields(e, "message");
+    details.retain(|d| !message.contains(d));
     if details.is_empty() {
         message.to_string()
     } else {

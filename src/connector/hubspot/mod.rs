@@ -211,12 +211,8 @@ pub struct HubSpot {
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut f = status_error(req, resp);
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-    let details: Vec<String> = body
-        .get("errors")
-        .and_then(Value::as_array)
+    let details: Vec<String> = saas::error_fields(&body, "message")
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("message").and_then(Value::as_str))
         .filter(|m| !f.message.contains(m))
         .map(redact_body_text)
         .collect();

@@ -72,7 +72,7 @@ use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use crate::connector::saas::paging::{self, step, Next};
-use crate::connector::saas::{batch, records_in};
+use crate::connector::saas::{batch, error_fields, records_in};
 use crate::connector::{
     record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
     OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Records, Rejection, Role,
@@ -237,15 +237,7 @@ pub struct Intercom {
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut f = status_error(req, resp);
     if let Ok(v) = serde_json::from_str::<Value>(&resp.body) {
-        let codes: Vec<&str> = v
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|es| {
-                es.iter()
-                    .filter_map(|e| e.get("code").and_then(Value::as_str))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let codes = error_fields(&v, "code");
         if !codes.is_empty() {
             f.message
                 .push_str(&format!(" ({})", redact_body_text(&codes.join(", "))));

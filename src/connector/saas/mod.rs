@@ -123,3 +123,14 @@ pub fn string_at(req: &RequestSpec, body: &Value, pointer: &str, what: &str) -> 
         .into()),
     }
 }
+
+/// The `field` of each item of an error body's `errors` array (HubSpot's
+/// and Intercom's `errors[].message`, `errors[].code`), in order.
+pub fn error_fields<'a>(body: &'a Value, field: &str) -> Vec<&'a str> {
+    body.get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get(field).and_then(Value::as_str))
+        .collect()
+}
