@@ -19,6 +19,8 @@ pub mod output;
 pub mod range;
 pub mod sandbox;
 pub mod scaffold;
+pub mod shell;
+pub mod testcase;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -158,10 +158,8 @@ fn command_line(ctx: &Ctx) -> String {
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    ctx.out.redact(&format!(
-        "ferry {}",
-        crate::http::cassette::shell_line(&args)
-    ))
+    ctx.out
+        .redact(&format!("ferry {}", crate::shell::join(&args)))
 }
 
 /// Who holds the lock file at `path`, as its holder wrote it.

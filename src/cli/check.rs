@@ -1,9 +1,8 @@
 //! `ferry check`: test the connection and the credentials of the folder's account.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
+use super::Done;
 use crate::ctx::Ctx;
 
 /// Test the connection and the credentials
@@ -11,9 +10,8 @@ use crate::ctx::Ctx;
 #[command(after_help = "Example:\n  ferry -C examples/sqlite check")]
 pub struct Args {}
 
-pub async fn exec(_args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(_args: Args, ctx: &Ctx) -> Result<Done> {
     let connector = ctx.connector()?;
     let report = connector.check().await?;
-    ctx.out.result(&report)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(report))
 }

@@ -1,11 +1,10 @@
 //! `ferry connectors [NAME]`: list the built-in connectors, or print one's
 //! spec in full (options, fields, actions, limits).
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::json;
 
+use super::Done;
 use crate::connector::registry;
 use crate::ctx::Ctx;
 
@@ -17,7 +16,7 @@ pub struct Args {
     name: Option<String>,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, _ctx: &Ctx) -> Result<Done> {
     let result = match args.name {
         Some(name) => {
             let spec = registry::spec(&name)?;
@@ -39,6 +38,5 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
             }))
             .collect::<Vec<_>>()),
     };
-    ctx.out.result(&result)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(result))
 }

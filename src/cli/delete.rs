@@ -1,10 +1,9 @@
 //! `ferry delete`: delete a record by id.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::json;
 
+use super::Done;
 use crate::connector::WriteOp;
 use crate::ctx::Ctx;
 
@@ -22,15 +21,14 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("delete", "id", "--id ID", args.id)?;
     let connector = ctx.connector()?;
     if args.dry_run {
-        return super::dry_run(ctx, connector.as_ref(), &WriteOp::Delete { id });
+        return super::dry_run(connector.as_ref(), &WriteOp::Delete { id });
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
     connector.delete(&id).await?;
-    ctx.out.result(&json!({ "id": id }))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(json!({ "id": id })))
 }

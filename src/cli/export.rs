@@ -3,10 +3,10 @@
 //! The flags become an [`ExportPlan`] here; `engine::export` runs it.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Result;
 
+use super::Done;
 use crate::ctx::Ctx;
 use crate::engine::export::diff::Deletes;
 use crate::engine::export::{ExportPlan, ProfilesFrom};
@@ -101,13 +101,13 @@ impl Args {
     }
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let input = ctx
         .input_file
         .as_ref()
         .map(|f| crate::config::resolve(&ctx.cwd, f));
     let plan = args.plan(input, &ctx.cwd)?;
-    crate::engine::export::run(ctx, plan).await
+    crate::engine::export::run(ctx, plan).await.map(Done::exit)
 }
 
 #[cfg(test)]

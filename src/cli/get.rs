@@ -1,10 +1,9 @@
 //! `ferry get`: print one record by id.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::Value;
 
+use super::Done;
 use crate::ctx::Ctx;
 
 /// Print one record by its id
@@ -18,11 +17,10 @@ pub struct Args {
     id: Option<String>,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("get", "id", "--id ID", args.id)?;
     let connector = ctx.connector()?;
     let record = connector.get(&id).await?;
-    ctx.out.result(&Value::Object(record))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(Value::Object(record)))
 }

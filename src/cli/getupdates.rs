@@ -1,10 +1,9 @@
 //! `ferry getupdates`: the records changed since a sync token, and the token
 //! that continues after them.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 
+use super::Done;
 use crate::ctx::Ctx;
 
 /// List the records changed since the last sync (every record without one)
@@ -21,7 +20,7 @@ pub struct Args {
     limit: Option<u64>,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let since = inputs.string("getupdates", "lastSync", args.last_sync)?;
     let connector = ctx.connector()?;
@@ -30,6 +29,5 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
         .await?;
     ctx.out
         .verbose(&format!("{} entries", updates.entries.len()));
-    ctx.out.result(&serde_json::to_value(&updates)?)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(serde_json::to_value(&updates)?))
 }

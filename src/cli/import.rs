@@ -1,10 +1,10 @@
 //! `ferry import`: flags to an [`ImportPlan`], then the import engine.
 
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::Result;
 
+use super::Done;
 use crate::ctx::Ctx;
 use crate::engine::import::{ImportPlan, Start};
 use crate::engine::target::Target;
@@ -139,9 +139,9 @@ impl Args {
     }
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let plan = args.plan(&ctx.cwd)?;
-    crate::engine::import::run(&plan, ctx).await
+    crate::engine::import::run(&plan, ctx).await.map(Done::exit)
 }
 
 #[cfg(test)]

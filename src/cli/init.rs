@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::Done;
 use crate::connector::{registry, Spec};
 use crate::ctx::Ctx;
 use crate::error::usage;
@@ -77,7 +77,7 @@ impl Args {
     }
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let plan = args.plan(ctx)?;
     let ask = ctx.interactive() && !plan.yes;
     let code = match (&plan.connector, ask) {
@@ -127,13 +127,12 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
             .unwrap_or(&plan.dir)
             .display()
     ));
-    ctx.out.result(&json!({
+    Ok(Done::value(json!({
         "folder": plan.dir.display().to_string(),
         "connector": spec.code,
         "written": written,
         "kept": kept,
-    }))?;
-    Ok(ExitCode::SUCCESS)
+    })))
 }
 
 /// An answer for every option that needs one.

@@ -1,10 +1,9 @@
 //! `ferry insert`: create a record and print its id and the stored record.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::json;
 
+use super::Done;
 use crate::config::input::parse_value_flag;
 use crate::connector::{record_id, WriteOp};
 use crate::ctx::Ctx;
@@ -23,17 +22,16 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
     let value = inputs.require_object("insert", "value", "--value", flag)?;
     let connector = ctx.connector()?;
     if args.dry_run {
-        return super::dry_run(ctx, connector.as_ref(), &WriteOp::Insert(value));
+        return super::dry_run(connector.as_ref(), &WriteOp::Insert(value));
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
     let stored = connector.insert(value).await?;
     let id = record_id(&stored, connector.id_field());
-    ctx.out.result(&json!({ "id": id, "record": stored }))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(json!({ "id": id, "record": stored })))
 }

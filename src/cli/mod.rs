@@ -1,6 +1,8 @@
 //! The command line: the only code that sees clap. Each subcommand lives in
 //! its own file with its `Args` and an `exec` that turns the flags into a
-//! typed request before any I/O.
+//! typed request before any I/O and returns what it produced ([`Done`]);
+//! [`run`] prints it, records it with `--record` / `--save-case`
+//! ([`crate::testcase`]) and answers the exit status.
 
 mod check;
 mod connectors;
@@ -18,16 +20,16 @@ mod test;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
 
 use crate::ctx::Ctx;
-use crate::engine::cases;
 use crate::error::usage;
-use crate::http::cassette::{shell_line, Cassette, Mode};
+use crate::http::cassette::Mode;
 use crate::output::Verbosity;
+use crate::testcase::{self, Recording};
 
 const ABOUT: &str = "Build, test and run data-sync connectors";
 
@@ -88,40 +90,96 @@ struct GlobalArgs {
     save_case: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-enum Command {
-    Init(init::Args),
-    Connectors(connectors::Args),
-    Check(check::Args),
-    Get(get::Args),
-    Insert(insert::Args),
-    Patch(patch::Args),
-    Delete(delete::Args),
-    #[command(name = "getupdates")]
-    GetUpdates(getupdates::Args),
-    Sandbox(sandbox::Args),
-    Import(import::Args),
-    Export(export::Args),
-    Test(test::Args),
+/// Whether a command can be saved as a test case: an action runs once
+/// against the connector and returns its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Action,
+    Other,
 }
 
-impl Command {
-    /// The subcommand's name, as typed.
-    fn name(&self) -> &'static str {
-        match self {
-            Command::Init(_) => "init",
-            Command::Connectors(_) => "connectors",
-            Command::Check(_) => "check",
-            Command::Get(_) => "get",
-            Command::Insert(_) => "insert",
-            Command::Patch(_) => "patch",
-            Command::Delete(_) => "delete",
-            Command::GetUpdates(_) => "getupdates",
-            Command::Sandbox(_) => "sandbox",
-            Command::Import(_) => "import",
-            Command::Export(_) => "export",
-            Command::Test(_) => "test",
+/// The commands, written once: each is `Variant = module: Kind`, the
+/// module holding its `Args` and `exec`; the module's name is the command's.
+/// This makes the clap enum, [`Command::name`], [`Command::exec`] and
+/// [`actions`].
+macro_rules! commands {
+    ($($variant:ident = $module:ident: $kind:ident,)*) => {
+        #[derive(Debug, Subcommand)]
+        enum Command {
+            $(
+                #[command(name = stringify!($module))]
+                $variant($module::Args),
+            )*
         }
+
+        impl Command {
+            /// The subcommand's name, as typed.
+            fn name(&self) -> &'static str {
+                match self {
+                    $(Command::$variant(_) => stringify!($module),)*
+                }
+            }
+
+            fn kind(&self) -> Kind {
+                match self {
+                    $(Command::$variant(_) => Kind::$kind,)*
+                }
+            }
+
+            async fn exec(self, ctx: &Ctx) -> Result<Done> {
+                match self {
+                    $(Command::$variant(args) => $module::exec(args, ctx).await,)*
+                }
+            }
+        }
+
+        /// The commands a test case can hold, in the order of `--help`.
+        fn actions() -> Vec<&'static str> {
+            [$((stringify!($module), Kind::$kind),)*]
+                .into_iter()
+                .filter(|(_, kind)| *kind == Kind::Action)
+                .map(|(name, _)| name)
+                .collect()
+        }
+    };
+}
+
+commands! {
+    Init = init: Other,
+    Connectors = connectors: Other,
+    Check = check: Action,
+    Get = get: Action,
+    Insert = insert: Action,
+    Patch = patch: Action,
+    Delete = delete: Action,
+    GetUpdates = getupdates: Action,
+    Sandbox = sandbox: Other,
+    Import = import: Other,
+    Export = export: Other,
+    Test = test: Other,
+}
+
+/// What a command produced: the JSON result [`run`] prints (and
+/// `--save-case` keeps, and `ferry test` compares), and its exit status.
+#[derive(Debug)]
+pub struct Done {
+    pub result: Option<Value>,
+    pub code: ExitCode,
+}
+
+impl Done {
+    /// A result, exit 0.
+    pub fn value(value: Value) -> Done {
+        Done {
+            result: Some(value),
+            code: ExitCode::SUCCESS,
+        }
+    }
+
+    /// Nothing left to print: the command wrote its own output (the
+    /// sandbox's banner, an import's or an export's summary).
+    pub fn exit(code: ExitCode) -> Done {
+        Done { result: None, code }
     }
 }
 
@@ -151,120 +209,80 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
     ctx.out
         .set_result_file(g.output.map(|o| crate::config::resolve(&ctx.cwd, o)));
 
-    let name = cli.command.name();
+    let command = cli.command;
+    let name = command.name();
     if let Some(case) = &g.save_case {
-        cases::check_name(case)?;
-        if !cases::ACTIONS.contains(&name) {
+        testcase::check_name(case)?;
+        if command.kind() != Kind::Action {
             return Err(
                 usage(format!("`ferry {name}` cannot be saved as a test case"))
                     .hint(format!(
                         "a test case holds one action: {}",
-                        cases::ACTIONS.join(", ")
+                        actions().join(", ")
                     ))
                     .into(),
             );
         }
     }
-    if g.record || g.replay {
-        let path = match &g.cassette {
-            Some(p) => crate::config::resolve(&ctx.cwd, p),
-            None => ctx.folder.join("cassettes").join(format!("{name}.json")),
-        };
-        let mut again: Vec<String> = argv.iter().filter(|a| *a != "--replay").cloned().collect();
-        if !again.iter().any(|a| a == "--record") {
-            again.push("--record".into());
-        }
-        let rerecord = ctx.out.redact(&format!("ferry {}", shell_line(&again)));
-        let cassette = if g.record {
-            Cassette::record(path, rerecord)
-        } else {
-            Cassette::replay_file(path, rerecord)?
-        };
-        ctx.out.set_cassette(Some(Arc::new(cassette)));
-    }
-
-    let result = dispatch(cli.command, &ctx).await;
-    finish_recording(&ctx, &argv, name, g.save_case.as_deref(), result)
-}
-
-async fn dispatch(command: Command, ctx: &Ctx) -> Result<ExitCode> {
-    match command {
-        Command::Init(args) => init::exec(args, ctx).await,
-        Command::Connectors(args) => connectors::exec(args, ctx).await,
-        Command::Check(args) => check::exec(args, ctx).await,
-        Command::Get(args) => get::exec(args, ctx).await,
-        Command::Insert(args) => insert::exec(args, ctx).await,
-        Command::Patch(args) => patch::exec(args, ctx).await,
-        Command::Delete(args) => delete::exec(args, ctx).await,
-        Command::GetUpdates(args) => getupdates::exec(args, ctx).await,
-        Command::Sandbox(args) => sandbox::exec(args, ctx).await,
-        Command::Import(args) => import::exec(args, ctx).await,
-        Command::Export(args) => export::exec(args, ctx).await,
-        Command::Test(args) => test::exec(args, ctx).await,
-    }
-}
-
-/// After a `--record` run, failed or not: write the cassette, and with
-/// `--save-case` (and success) the test case.
-fn finish_recording(
-    ctx: &Ctx,
-    argv: &[String],
-    name: &str,
-    save_case: Option<&str>,
-    result: Result<ExitCode>,
-) -> Result<ExitCode> {
-    let Some(cassette) = ctx.out.cassette().filter(|c| c.mode() == Mode::Record) else {
-        return result;
+    let mode = match (g.record, g.replay) {
+        (true, _) => Some(Mode::Record),
+        (false, true) => Some(Mode::Replay),
+        (false, false) => None,
     };
-    let command = ctx.out.redact(&format!("ferry {}", shell_line(argv)));
-    match cassette.save(&command) {
-        Ok(Some(path)) => ctx.out.info(&format!(
-            "recorded {} HTTP exchange(s) to {}",
-            cassette.interactions().len(),
-            path.display()
-        )),
-        Ok(None) => {}
-        Err(err) if result.is_ok() => return Err(err),
-        Err(err) => ctx.out.warn(&format!("{err:#}")),
-    }
-    let Some(case_name) = save_case else {
-        return result;
+    let recording = match mode {
+        Some(mode) => Some(Recording::start(
+            &ctx,
+            argv,
+            name,
+            mode,
+            g.cassette.as_deref(),
+            g.save_case,
+        )?),
+        None => None,
     };
-    let succeeded = matches!(&result, Ok(code) if *code == ExitCode::SUCCESS);
-    let expected = ctx.out.last_result();
-    match (succeeded, expected) {
-        (true, Some(expected)) => {
-            let section = ctx.inputs()?.section(name).cloned();
-            let mut input = serde_json::Map::new();
-            if let Some(section) = section {
-                input.insert(name.to_string(), section);
-            }
-            let input = serde_json::from_str(
-                &ctx.out
-                    .redact(&serde_json::Value::Object(input).to_string()),
-            )
-            .context("could not redact the case's input")?;
-            let case = cases::Case::new(
-                name,
-                inline_value_files(ctx, cases::replay_args(argv))?,
-                input,
-                expected,
-                cassette.tape(command),
-            );
-            let path = cases::save(&ctx.folder, case_name, &case)?;
-            ctx.out.info(&format!(
-                "saved test case {case_name} to {}",
-                path.display()
-            ));
-        }
-        _ => ctx.out.warn(&format!(
-            "test case {case_name} was not saved: the command did not succeed"
-        )),
+    if let Some(recording) = &recording {
+        ctx.out.set_cassette(Some(recording.cassette()));
     }
-    result
+
+    let outcome = match command.exec(&ctx).await {
+        Ok(done) => print(&ctx, done),
+        Err(err) => Err(err),
+    };
+    if let Some(recording) = recording {
+        let result = match &outcome {
+            Ok(done) if done.code == ExitCode::SUCCESS => done.result.as_ref(),
+            _ => None,
+        };
+        recording.finish(&ctx, outcome.is_ok(), result)?;
+    }
+    outcome.map(|done| done.code)
 }
 
-/// `--dry-run`: print what `op` would send, secrets redacted, and send nothing.
+/// Print the command's result, if it returned one; answers it back.
+fn print(ctx: &Ctx, done: Done) -> Result<Done> {
+    if let Some(result) = &done.result {
+        ctx.out.result(result)?;
+    }
+    Ok(done)
+}
+
+/// Parse a test case's arguments (the subcommand and its flags) into the
+/// command they name, which must be an action.
+fn parse_action(args: &[String]) -> std::result::Result<Command, String> {
+    let argv = std::iter::once("ferry").chain(args.iter().map(String::as_str));
+    let command = Cli::try_parse_from(argv)
+        .map_err(|err| err.render().to_string().trim_end().to_string())?
+        .command;
+    if command.kind() != Kind::Action {
+        return Err(format!(
+            "`ferry {}` is not an action a test case can run ({})",
+            command.name(),
+            actions().join(", ")
+        ));
+    }
+    Ok(command)
+}
+
 /// A single write to a csv or jsonl file holds the file's lock, as an
 /// import or export does, so it never lands inside another run's append
 /// (docs/files.md). Dropped when the command ends.
@@ -281,40 +299,15 @@ async fn hold_file(
     ))
 }
 
+/// `--dry-run`: what `op` would send, secrets redacted; nothing is sent.
 fn dry_run(
-    ctx: &Ctx,
     connector: &dyn crate::connector::Connector,
     op: &crate::connector::WriteOp,
-) -> Result<ExitCode> {
+) -> Result<Done> {
     let requests = connector.preview(op)?;
-    ctx.out
-        .result(&serde_json::json!({ "dryRun": true, "requests": requests }))?;
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `--value @FILE` read into the arguments, so a case does not depend on
-/// a file outside its own (secrets redacted like the rest of the case).
-fn inline_value_files(ctx: &Ctx, args: Vec<String>) -> Result<Vec<String>> {
-    let mut out = Vec::with_capacity(args.len());
-    let mut after_value = false;
-    for a in args {
-        let (prefix, file) = match a.strip_prefix("--value=@") {
-            Some(f) => ("--value=", Some(f.to_string())),
-            None if after_value => ("", a.strip_prefix('@').map(str::to_string)),
-            None => ("", None),
-        };
-        after_value = a == "--value";
-        match file {
-            Some(f) => {
-                let path = crate::config::resolve(&ctx.cwd, &f);
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("could not read {}", path.display()))?;
-                out.push(format!("{prefix}{}", ctx.out.redact(text.trim_end())));
-            }
-            None => out.push(a),
-        }
-    }
-    Ok(out)
+    Ok(Done::value(
+        serde_json::json!({ "dryRun": true, "requests": requests }),
+    ))
 }
 
 /// Help and version go to stdout with status 0; usage errors to stderr with 2.
@@ -344,5 +337,28 @@ mod tests {
         let cli = Cli::try_parse_from(["ferry", "get", "--id", "x", "-C", "dir", "-vv"]).unwrap();
         assert_eq!(cli.global.dir, Some(PathBuf::from("dir")));
         assert_eq!(cli.global.verbose, 2);
+    }
+
+    #[test]
+    fn a_command_is_named_as_it_is_typed() {
+        for argv in [&["ferry", "getupdates"][..], &["ferry", "connectors"]] {
+            let cli = Cli::try_parse_from(argv).unwrap();
+            assert_eq!(cli.command.name(), argv[1]);
+        }
+        assert_eq!(
+            actions(),
+            ["check", "get", "insert", "patch", "delete", "getupdates"]
+        );
+    }
+
+    #[test]
+    fn a_case_runs_only_an_action() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let command = parse_action(&args(&["get", "--id", "c_1"])).unwrap();
+        assert_eq!(command.name(), "get");
+        let err = parse_action(&args(&["import", "--from", "a", "--to", "b"])).unwrap_err();
+        assert!(err.contains("`ferry import` is not an action"), "{err}");
+        let err = parse_action(&args(&["get", "--nope"])).unwrap_err();
+        assert!(err.contains("--nope"), "{err}");
     }
 }

@@ -1,10 +1,9 @@
 //! `ferry patch`: change some fields of a record.
 
-use std::process::ExitCode;
-
 use anyhow::Result;
 use serde_json::json;
 
+use super::Done;
 use crate::config::input::parse_value_flag;
 use crate::connector::WriteOp;
 use crate::ctx::Ctx;
@@ -24,17 +23,16 @@ pub struct Args {
     dry_run: bool,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("patch", "id", "--id ID", args.id)?;
     let flag = args.value.map(|v| parse_value_flag(ctx, &v)).transpose()?;
     let value = inputs.require_object("patch", "value", "--value", flag)?;
     let connector = ctx.connector()?;
     if args.dry_run {
-        return super::dry_run(ctx, connector.as_ref(), &WriteOp::Patch { id, value });
+        return super::dry_run(connector.as_ref(), &WriteOp::Patch { id, value });
     }
     let _held = super::hold_file(ctx, connector.as_ref()).await?;
     connector.patch(&id, value).await?;
-    ctx.out.result(&json!({ "id": id }))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::value(json!({ "id": id })))
 }

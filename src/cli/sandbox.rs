@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use super::Done;
 use crate::ctx::Ctx;
 use crate::http::policy::RPS_RANGE;
 use crate::range::{self, At};
@@ -53,7 +54,7 @@ pub struct Args {
     seed: u64,
 }
 
-pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     // Checked before the URL is printed: a script that read the URL must
     // find a server behind it, not a panic.
     range::float(
@@ -104,7 +105,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<ExitCode> {
     crate::sandbox::serve(listener, config, shutdown)
         .await
         .context("the sandbox server failed")?;
-    Ok(ExitCode::SUCCESS)
+    Ok(Done::exit(ExitCode::SUCCESS))
 }
 
 /// Ctrl-C, or SIGTERM on Unix. The handlers are installed when this is

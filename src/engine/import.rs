@@ -1012,14 +1012,7 @@ pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> 
 
 /// Quote `s` for a POSIX shell when it needs it.
 fn quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:#@=,+%".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
+    crate::shell::quote(s).into_owned()
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! The engines behind the bulk commands: `import` (the pipeline, its
 //! checkpoint, the record mapping and validation) and `export` (input, diff,
-//! state, run), the TARGET syntax they share, and the test cases `ferry test`
-//! replays.
+//! state, run), and the TARGET syntax they share.
 
-pub mod cases;
 pub mod checkpoint;
 pub mod export;
 pub mod import;

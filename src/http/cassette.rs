@@ -434,24 +434,6 @@ pub fn sort_keys(v: &Value) -> Value {
     }
 }
 
-/// A command line as a user would type it again, each argument quoted for
-/// a POSIX shell when it needs to be.
-pub fn shell_line(args: &[String]) -> String {
-    args.iter()
-        .map(|a| {
-            let plain = !a.is_empty()
-                && a.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
-            if plain {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,17 +502,5 @@ mod tests {
             Some(json!({"access_token": "***", "next_token": "n2", "who": "***"}))
         );
         assert_eq!(rr.headers.len(), 1);
-    }
-
-    #[test]
-    fn shell_lines_quote_what_needs_it() {
-        let args: Vec<String> = ["get", "--value", r#"{"a": "it's"}"#, "--id", "c_1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(
-            shell_line(&args),
-            r#"get --value '{"a": "it'\''s"}' --id c_1"#
-        );
     }
 }

@@ -31,8 +31,6 @@ struct State {
     verbosity: Option<Verbosity>,
     /// The `--record` / `--replay` cassette every HTTP engine of the command uses.
     cassette: Option<Arc<Cassette>>,
-    /// The last result printed, redacted (what `--save-case` keeps as expected).
-    last_result: Option<Value>,
 }
 
 /// The shared writer; cheap to clone.
@@ -78,11 +76,6 @@ impl Output {
         self.read_state().cassette.clone()
     }
 
-    /// The last result printed, as printed (secrets redacted).
-    pub fn last_result(&self) -> Option<Value> {
-        self.read_state().last_result.clone()
-    }
-
     /// Register secret values; from now on they are shown as `***` in
     /// every form they take on the way out (see [`encoded_forms`]).
     /// Very short values are ignored: masking "1" would garble every number.
@@ -120,7 +113,6 @@ impl Output {
             serde_json::to_string_pretty(value).context("could not render the result")?;
         text.push('\n');
         let text = self.redact(&text);
-        self.write_state().last_result = serde_json::from_str(&text).ok();
         let file = self.read_state().result_file.clone();
         match file {
             Some(path) => crate::fsutil::write_bytes_atomic(&path, text.as_bytes())

@@ -1,0 +1,157 @@
+//! Test cases for `ferry test`: one recorded run of an action kept as a file
+//! (`DIR/tests/NAME.json`) holding the action, its command-line arguments,
+//! its in.json section, the cassette of its HTTP traffic and the JSON it
+//! printed. This module owns what a case is and its file (here), how a run
+//! is recorded into a cassette and a case ([`record`]), how a case is set up
+//! to run again and judged ([`replay`], [`diff`]) and the JUnit report
+//! ([`junit`]). `cli/` parses and runs the commands themselves, so the
+//! list of actions a case may hold is handed in from there.
+
+pub mod diff;
+pub mod junit;
+pub mod record;
+pub mod replay;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::usage;
+use crate::http::cassette::{parse_tape, Tape};
+
+pub use diff::diff;
+pub use record::Recording;
+pub use replay::{Outcome, Replay};
+
+/// The case format's version, written into every file.
+const VERSION: u32 = 1;
+
+/// One test case file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Case {
+    pub ferry_case: u32,
+    /// The command: `get`, `getupdates`, ...
+    pub action: String,
+    /// The arguments after `ferry`, without the flags that only say how the
+    /// run was made (-C, -o, -v, --record, --save-case, --input, ...).
+    pub args: Vec<String>,
+    /// The in.json the run read, reduced to the action's section.
+    pub input: Value,
+    /// The JSON the run printed, secrets redacted.
+    pub expected: Value,
+    /// The HTTP traffic of the run, secrets redacted.
+    pub cassette: Tape,
+}
+
+impl Case {
+    pub fn new(
+        action: &str,
+        args: Vec<String>,
+        input: Value,
+        expected: Value,
+        cassette: Tape,
+    ) -> Case {
+        Case {
+            ferry_case: VERSION,
+            action: action.to_string(),
+            args,
+            input,
+            expected,
+            cassette,
+        }
+    }
+}
+
+/// Where cases live in a connector folder.
+pub fn dir(folder: &Path) -> PathBuf {
+    folder.join("tests")
+}
+
+/// Check a case name: it becomes a file name.
+pub fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!("{name:?} cannot name a test case"))
+            .hint("use letters, digits, '-', '_' and '.', e.g. --save-case get-customer")
+            .into())
+    }
+}
+
+/// Write `case` to `DIR/tests/NAME.json`, atomically; answers the path.
+pub fn save(folder: &Path, name: &str, case: &Case) -> Result<PathBuf> {
+    let path = dir(folder).join(format!("{name}.json"));
+    let mut text = serde_json::to_string_pretty(case).context("could not render the test case")?;
+    text.push('\n');
+    crate::fsutil::write_bytes_atomic(&path, text.as_bytes())
+        .with_context(|| format!("could not write the test case {}", path.display()))?;
+    Ok(path)
+}
+
+/// The case files of a folder, sorted by name: (name, path).
+pub fn list(folder: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let dir = dir(folder);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("could not read {}", dir.display())),
+    };
+    let mut cases = Vec::new();
+    for entry in entries {
+        let path = entry
+            .with_context(|| format!("could not read {}", dir.display()))?
+            .path();
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+            cases.push((stem.to_string(), path.clone()));
+        }
+    }
+    cases.sort();
+    Ok(cases)
+}
+
+/// Read one case file; its action must be one of `actions`.
+pub fn load(path: &Path, actions: &[&str]) -> Result<Case> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let source = path.display().to_string();
+    let value: Value = serde_json::from_str(&text).map_err(|e| {
+        usage(format!(
+            "{source} is not valid JSON: {e} (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    // The cassette is checked by its own parser, so its errors read the same everywhere.
+    if let Some(tape) = value.get("cassette") {
+        parse_tape(&tape.to_string(), &format!("the cassette of {source}"))?;
+    }
+    let case: Case = serde_json::from_value(value)
+        .map_err(|e| usage(format!("{source} is not a ferry test case: {e}")))?;
+    if case.ferry_case != VERSION {
+        return Err(usage(format!(
+            "{source} is a test case of version {}; this ferry reads version {VERSION}",
+            case.ferry_case
+        ))
+        .into());
+    }
+    if !actions.contains(&case.action.as_str()) {
+        return Err(usage(format!(
+            "{source}: \"{}\" is not an action a test case can run ({})",
+            case.action,
+            actions.join(", ")
+        ))
+        .into());
+    }
+    Ok(case)
+}
