@@ -8,6 +8,7 @@ pub mod build;
 mod export;
 pub mod manifest;
 mod paging;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
