@@ -1,17 +1,25 @@
 //! `ferry export`: sync profiles and their group memberships to a
 //! destination, sending only what changed since the last successful run.
-//! The flags become an [`ExportPlan`] here; `engine::export` runs it.
+//! The flags become an [`ExportPlan`] here; `engine::export` runs it, and
+//! its report becomes the JSON summary and the exit status here, where the
+//! question before a mass delete is asked too.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
 
 use super::Done;
 use crate::ctx::Ctx;
 use crate::engine::export::diff::Deletes;
-use crate::engine::export::{ExportPlan, ProfilesFrom};
+use crate::engine::export::{
+    DeletesOverLimit, DryRunReport, ExportPlan, ExportReport, ProfilesFrom, RunReport,
+};
 use crate::engine::target::Target;
-use crate::error::usage;
+use crate::error::{failed, usage, Failure, Kind};
+use crate::output::progress;
+use crate::output::Verbosity;
 
 const AFTER_HELP: &str =
     "Profiles: {\"id\", \"properties\": {...}, \"groups\": [...], \"toDelete\"?: true}
@@ -107,7 +115,123 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
         .as_ref()
         .map(|f| crate::config::resolve(&ctx.cwd, f));
     let plan = args.plan(input, &ctx.cwd)?;
-    crate::engine::export::run(ctx, plan).await.map(Done::exit)
+    let progress = progress::for_stderr(ctx.stderr_tty, ctx.out.verbosity() == Verbosity::Quiet);
+    let mut confirm = |over: &DeletesOverLimit| confirm_deletes(ctx, over);
+    let code = match crate::engine::export::run(ctx, plan, progress.as_ref(), &mut confirm).await? {
+        ExportReport::DryRun(dry) => dry_run(ctx, &dry)?,
+        ExportReport::Run(run) => conclude(ctx, &run)?,
+        ExportReport::Declined => {
+            return Err(failed("stopped before deleting; nothing was sent")
+                .hint("pass --max-deletes N or --yes, or fix the input")
+                .into())
+        }
+    };
+    Ok(Done::exit(code))
+}
+
+/// Stop before a mass delete unless the user agrees on a terminal.
+fn confirm_deletes(ctx: &Ctx, over: &DeletesOverLimit) -> Result<bool> {
+    let what = format!(
+        "this run would delete or clear {} profiles, more than --max-deletes {} ({} profiles exported so far)",
+        over.count, over.limit, over.exported
+    );
+    if !ctx.interactive() {
+        return Err(failed(format!("{what}; stopped, nothing was sent"))
+            .hint("check that the input is complete; pass --yes to go ahead, or --max-deletes N to raise the limit (preview with --dry-run)")
+            .into());
+    }
+    dialoguer::Confirm::new()
+        .with_prompt(format!("{what}. Go ahead?"))
+        .default(false)
+        .interact()
+        .context("could not read the answer")
+}
+
+/// The dry run's JSON; exit 3 when some profiles are invalid.
+fn dry_run(ctx: &Ctx, dry: &DryRunReport) -> Result<ExitCode> {
+    let p = &dry.predicted;
+    let mut report = json!({
+        "dryRun": true,
+        "destination": dry.destination,
+        "state": dry.state.display().to_string(),
+        "predicted": {
+            "created": p.created,
+            "updated": p.updated,
+            "deleted": p.deleted,
+            "unchanged": p.unchanged,
+            "groupsAdded": p.groups_added,
+            "groupsRemoved": p.groups_removed,
+            "invalid": p.invalid,
+            "skipped": p.skipped,
+        },
+        "requests": dry.requests,
+    });
+    if let Some(over) = &dry.over_limit {
+        report["deletesOverLimit"] = json!(format!(
+            "{} deletes or clears, more than --max-deletes {}: a real run asks first, or needs --yes",
+            over.count, over.limit
+        ));
+    }
+    if !dry.invalid.is_empty() {
+        let invalid: Vec<Value> = dry
+            .invalid
+            .iter()
+            .map(|i| json!({"id": i.id, "message": i.message}))
+            .collect();
+        report["invalidProfiles"] = json!(invalid);
+    }
+    ctx.out.result(&report)?;
+    Ok(ExitCode::from(if p.invalid > 0 { 3 } else { 0 }))
+}
+
+/// Name each failed profile on stderr, print the summary, and pick the exit
+/// status: 0, 3 when some profiles failed, 130 (an error) when interrupted.
+fn conclude(ctx: &Ctx, run: &RunReport) -> Result<ExitCode> {
+    for line in &run.problems {
+        if line["level"] == "error" {
+            ctx.out.warn(&format!(
+                "profile {}: {} ({})",
+                line["id"].as_str().unwrap_or_default(),
+                line["message"].as_str().unwrap_or_default(),
+                line["kind"].as_str().unwrap_or_default()
+            ));
+        }
+    }
+    let elapsed = run.elapsed.as_secs_f64();
+    let sent = &run.sent;
+    let mut summary = json!({
+        "created": sent.created,
+        "updated": sent.updated,
+        "deleted": sent.deleted,
+        "unchanged": run.unchanged,
+        "groupsAdded": sent.groups_added,
+        "groupsRemoved": sent.groups_removed,
+        "invalid": run.invalid,
+        "rejected": run.rejected,
+        "errors": run.errors,
+        "skipped": run.skipped,
+        "profiles": run.profiles,
+        "elapsedSecs": (elapsed * 1000.0).round() / 1000.0,
+        "profilesPerSecond": if elapsed > 0.0 { (run.profiles as f64 / elapsed).round() } else { 0.0 },
+        "destination": run.destination,
+        "state": run.state.display().to_string(),
+    });
+    if let Some(not_sent) = run.not_sent {
+        summary["notSent"] = json!(not_sent);
+    }
+    if let Some(path) = &run.errors_file {
+        summary["errorsFile"] = json!(path.display().to_string());
+    }
+    ctx.out.result(&summary)?;
+    if run.not_sent.is_some() {
+        return Err(Failure::new(
+            Kind::Interrupted,
+            "interrupted; what was sent is saved in the export state",
+        )
+        .hint("run the same command again to send the rest")
+        .into());
+    }
+    Ok(ExitCode::from(if run.failed() > 0 { 3 } else { 0 }))
 }
 
 #[cfg(test)]

@@ -1,13 +1,20 @@
-//! `ferry import`: flags to an [`ImportPlan`], then the import engine.
+//! `ferry import`: flags to an [`ImportPlan`], then the import engine; its
+//! report becomes the JSON summary, the resume command and the exit status
+//! here, and the question whether to resume a stopped run is asked here.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Result;
+use serde_json::{json, Value};
 
 use super::Done;
 use crate::ctx::Ctx;
-use crate::engine::import::{ImportPlan, Start};
+use crate::engine::import::{Ending, ImportPlan, ImportReport, RunReport, Start, Stopped};
 use crate::engine::target::Target;
+use crate::error::{find_failure, Failure, Kind};
+use crate::output::progress;
+use crate::output::Verbosity;
 use crate::range::At;
 
 /// The largest `--offset`: a million billion records.
@@ -141,7 +148,153 @@ impl Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let plan = args.plan(&ctx.cwd)?;
-    crate::engine::import::run(&plan, ctx).await.map(Done::exit)
+    let progress = progress::for_stderr(ctx.stderr_tty, ctx.out.verbosity() == Verbosity::Quiet);
+    let mut confirm = |stopped: &Stopped<'_>| ask_resume(&plan, ctx, stopped);
+    let code = match crate::engine::import::run(&plan, ctx, progress.as_ref(), &mut confirm).await?
+    {
+        ImportReport::DryRun(dry) => {
+            ctx.out.result(&json!({
+                "dryRun": true,
+                "read": dry.read,
+                "requests": dry.requests,
+                "rejected": dry.rejected,
+                "warnings": dry.warnings,
+            }))?;
+            ExitCode::SUCCESS
+        }
+        ImportReport::Run(run) => conclude(&plan, ctx, *run)?,
+    };
+    Ok(Done::exit(code))
+}
+
+/// On a terminal: say what failed and ask whether to try again now.
+fn ask_resume(plan: &ImportPlan, ctx: &Ctx, stopped: &Stopped<'_>) -> Result<bool> {
+    if !ctx.interactive() {
+        return Ok(false);
+    }
+    ctx.out
+        .warn(&format!("the import stopped: {:#}", stopped.error));
+    if plan.yes {
+        ctx.out.info("resuming once more (--yes)");
+        return Ok(true);
+    }
+    // A prompt that cannot be answered (closed terminal, Ctrl-C) is a no:
+    // the run then stops with the resume command.
+    Ok(dialoguer::Confirm::new()
+        .with_prompt(format!("Resume now from offset {}?", stopped.offset))
+        .default(true)
+        .interact()
+        .unwrap_or(false))
+}
+
+/// Print the run's one JSON summary on stdout and pick the exit status:
+/// 0 done, 3 done with rejects; an interrupted or stopped run is an error
+/// that names the exact resume command.
+fn conclude(plan: &ImportPlan, ctx: &Ctx, run: RunReport) -> Result<ExitCode> {
+    let status = match run.ending {
+        Ending::Done => "done",
+        Ending::Interrupted => "interrupted",
+        Ending::Failed(_) => "stopped",
+    };
+    ctx.out.result(&summary(&run, status))?;
+    let offset = run.checkpoint.position.offset;
+    let resume = resume_command(
+        plan,
+        ctx,
+        plan.limit.map(|l| l.saturating_sub(run.counts.read)),
+    );
+    match run.ending {
+        Ending::Done => Ok(ExitCode::from(if run.counts.rejected > 0 { 3 } else { 0 })),
+        Ending::Interrupted => Err(Failure::new(
+            Kind::Interrupted,
+            format!(
+                "import interrupted; the checkpoint is saved at offset {offset} in {}",
+                run.state.display()
+            ),
+        )
+        .hint(format!("resume with: {resume}"))
+        .into()),
+        Ending::Failed(err) => {
+            let cause = find_failure(&err);
+            let kind = match cause.map(|f| f.kind) {
+                Some(Kind::Usage) => Kind::Usage,
+                _ => Kind::Failed,
+            };
+            let stop = Failure::new(
+                kind,
+                format!(
+                    "import stopped at offset {offset}; the checkpoint is saved in {}",
+                    run.state.display()
+                ),
+            )
+            .hint(match cause.and_then(|f| f.hint.as_deref()) {
+                // The cause knows what to fix (a locked or full database...).
+                Some(fix) => format!("{fix}; then resume with: {resume}"),
+                None => format!("fix the cause, then resume with: {resume}"),
+            });
+            Err(err.context(stop))
+        }
+    }
+}
+
+/// The one JSON summary of a run.
+fn summary(run: &RunReport, status: &str) -> Value {
+    let counts = &run.counts;
+    let elapsed = run.elapsed.as_secs_f64();
+    let per_sec = if elapsed > 0.0 {
+        counts.read as f64 / elapsed
+    } else {
+        0.0
+    };
+    json!({
+        "status": status,
+        "read": counts.read,
+        "written": counts.written,
+        "rejected": { "total": counts.rejected, "byReason": counts.rejected_by_reason },
+        "warnings": { "total": counts.warnings, "byReason": counts.warnings_by_reason },
+        "failed": counts.failed,
+        "batches": counts.batches,
+        "elapsedSecs": (elapsed * 1000.0).round() / 1000.0,
+        "recordsPerSec": per_sec.round(),
+        "offset": run.checkpoint.position.offset,
+        "endOfSource": run.checkpoint.finished,
+        "checkpoint": run.state.display().to_string(),
+        "rejects": run.rejects.as_ref().map(|p| p.display().to_string()),
+    })
+}
+
+/// The exact command that continues this import from its checkpoint.
+pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> String {
+    let mut words: Vec<String> = vec!["ferry".into()];
+    if ctx.folder != ctx.cwd {
+        words.push("-C".into());
+        words.push(quote(&ctx.folder.display().to_string()));
+    }
+    words.push("import".into());
+    for (flag, value) in &plan.flags {
+        match flag.as_str() {
+            "--offset" | "--resume" | "--dry-run" | "--yes" => continue,
+            "--limit" => {
+                if let Some(left) = limit_left {
+                    words.push("--limit".into());
+                    words.push(left.to_string());
+                }
+                continue;
+            }
+            _ => {}
+        }
+        words.push(flag.clone());
+        if let Some(v) = value {
+            words.push(quote(v));
+        }
+    }
+    words.push("--resume".into());
+    words.join(" ")
+}
+
+/// Quote `s` for a POSIX shell when it needs it.
+fn quote(s: &str) -> String {
+    crate::shell::quote(s).into_owned()
 }
 
 #[cfg(test)]
@@ -232,6 +385,14 @@ mod tests {
                 "--concurrency"
             ]
         );
+    }
+
+    #[test]
+    fn shell_quoting_leaves_plain_words_alone() {
+        assert_eq!(quote("sqlite:out.db#t"), "sqlite:out.db#t");
+        assert_eq!(quote("my file.jsonl"), "'my file.jsonl'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        assert_eq!(quote(""), "''");
     }
 
     #[test]

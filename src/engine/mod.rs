@@ -1,6 +1,6 @@
 //! The engines behind the bulk commands: `import` (the pipeline, its
-//! checkpoint, the record mapping and validation) and `export` (input, diff,
-//! state, run), and the TARGET syntax they share.
+//! checkpoint, the record mapping and validation) and `export` (read, diff,
+//! preview, send, state, report), and the TARGET syntax they share.
 
 pub mod checkpoint;
 pub mod export;

@@ -53,6 +53,9 @@ impl Bar {
 
 impl Progress for Bar {
     fn start(&self, done: u64, total: Option<u64>) {
+        // Drawn from here on only: a bar dropped before its run started
+        // (an error or a dry run) leaves nothing on the terminal.
+        self.bar.set_draw_target(ProgressDrawTarget::stderr());
         match total {
             Some(t) => self.total(t),
             None => self.style(UNKNOWN_TOTAL),
@@ -85,8 +88,9 @@ impl Progress for Bar {
 /// The listener for a run: a bar on a terminal, silence elsewhere or with `-q`.
 pub fn for_stderr(stderr_tty: bool, quiet: bool) -> Box<dyn Progress> {
     if stderr_tty && !quiet {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        Box::new(Bar { bar })
+        Box::new(Bar {
+            bar: ProgressBar::hidden(),
+        })
     } else {
         Box::new(Silent)
     }

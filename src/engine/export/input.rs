@@ -11,15 +11,17 @@
 //! `properties`; otherwise its id field is the id, its `groups` field (array,
 //! or a `;`/`|` list) the groups, and every other field a property.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use super::ProfilesFrom;
 use crate::config::input::kind_of;
 use crate::connector::csv::Rows;
 use crate::connector::{id_text, BadId, Connector, Position, Record};
+use crate::ctx::Ctx;
 use crate::error::{failed, usage};
 
 /// One profile to export.
@@ -343,6 +345,68 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
         groups,
         to_delete,
     })
+}
+
+/// The read phase: every profile of the run, from where the plan says,
+/// with in.json's `export.map` applied.
+pub async fn read(ctx: &Ctx, from: &ProfilesFrom) -> Result<Vec<Entry>> {
+    let entries = match from {
+        ProfilesFrom::File(path) => read_file(path)?,
+        ProfilesFrom::Section => {
+            let inputs = ctx.inputs()?;
+            let source = inputs.describe("export", "profiles");
+            let Some(section) = inputs.section("export") else {
+                return Err(usage("no profiles to export")
+                    .hint("pass --input FILE (JSON lines, JSON array or CSV), --from TARGET, or add an \"export\" section to in.json")
+                    .into());
+            };
+            from_section(section, &source)?
+        }
+        ProfilesFrom::Source(spec) => {
+            spec.must_exist(&spec.canonical())?;
+            let source = spec.resolve(ctx)?;
+            let connector = crate::connector::registry::open(ctx, &source.account)?;
+            from_connector(connector.as_ref(), &source.account.source).await?
+        }
+    };
+    Ok(match property_map(ctx)? {
+        Some(map) => apply_map(entries, &map),
+        None => entries,
+    })
+}
+
+/// The `export.map` of the folder's in.json (never the `--input` file,
+/// which for export holds the profiles): property name → destination field,
+/// or null to leave the property out.
+fn property_map(ctx: &Ctx) -> Result<Option<BTreeMap<String, Option<String>>>> {
+    let inputs = crate::config::Inputs::load(ctx, &ctx.folder, None)?;
+    let Some(Value::Object(section)) = inputs.section("export") else {
+        return Ok(None);
+    };
+    let Some(map) = section.get("map") else {
+        return Ok(None);
+    };
+    let where_ = inputs.describe("export", "map");
+    let Value::Object(map) = map else {
+        return Err(usage(format!("{where_} must be an object"))
+            .hint("write it as {\"map\": {\"mail\": \"email\", \"internalNote\": null}}")
+            .into());
+    };
+    let mut out = BTreeMap::new();
+    for (from, to) in map {
+        let to = match to {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Null => None,
+            _ => {
+                return Err(usage(format!(
+                    "\"{from}\" in {where_} must name a destination field or be null"
+                ))
+                .into())
+            }
+        };
+        out.insert(from.clone(), to);
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]

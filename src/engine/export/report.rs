@@ -1,0 +1,159 @@
+//! What an export answers: for a run, what the destination acknowledged,
+//! each problem profile and where the state is; for a dry run, the
+//! predicted counts and first requests; or that the user declined a mass
+//! delete. `cli/export.rs` renders the report and picks the exit status.
+//! The report phase also writes `--errors FILE`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+
+use super::diff::Counts;
+use super::input::Invalid;
+use super::send::{FailKind, Track};
+use super::DeletesOverLimit;
+use crate::output::Output;
+
+/// The result of `export::run`.
+#[derive(Debug)]
+pub enum ExportReport {
+    Run(Box<RunReport>),
+    DryRun(Box<DryRunReport>),
+    /// More deletes or clears than `--max-deletes`, and the answer was no:
+    /// nothing was sent.
+    Declined,
+}
+
+/// What the destination acknowledged.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub created: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub groups_added: u64,
+    pub groups_removed: u64,
+}
+
+/// A run that sent.
+#[derive(Debug)]
+pub struct RunReport {
+    pub sent: Sent,
+    pub unchanged: u64,
+    pub invalid: u64,
+    pub rejected: u64,
+    pub errors: u64,
+    pub skipped: u64,
+    /// Profiles in the input (invalid ones included, absent ones not).
+    pub profiles: u64,
+    pub elapsed: Duration,
+    /// The destination as its account names it.
+    pub destination: String,
+    /// The export state file.
+    pub state: PathBuf,
+    /// Interrupted: how many profiles were not sent (the next run sends them).
+    pub not_sent: Option<u64>,
+    /// Where the problem lines were written (`--errors FILE`).
+    pub errors_file: Option<PathBuf>,
+    /// One line per problem profile: id, level (`error` or `info`), kind
+    /// (`invalid`, `rejected`, `error`, `skipped`) and message.
+    pub problems: Vec<Value>,
+}
+
+impl RunReport {
+    /// Profiles that failed: invalid, rejected or in error.
+    pub fn failed(&self) -> u64 {
+        self.invalid + self.rejected + self.errors
+    }
+}
+
+/// `--dry-run`: what a run would do.
+#[derive(Debug)]
+pub struct DryRunReport {
+    pub destination: String,
+    pub state: PathBuf,
+    pub predicted: Counts,
+    /// The first requests, as the destination's preview renders them.
+    pub requests: Vec<Value>,
+    /// A real run would ask before this many deletes or clears.
+    pub over_limit: Option<DeletesOverLimit>,
+    pub invalid: Vec<Invalid>,
+}
+
+/// What a run that sent reports; `interrupted` adds how many were not sent.
+pub(super) struct Finished<'a> {
+    pub invalid: &'a [Invalid],
+    pub tracks: &'a [Track],
+    pub sent: Sent,
+    pub interrupted: bool,
+}
+
+/// The report phase: count the outcomes and list the problem profiles.
+pub(super) fn run_report(
+    done: Finished<'_>,
+    elapsed: Duration,
+    destination: String,
+    state: PathBuf,
+) -> RunReport {
+    let Finished {
+        invalid,
+        tracks,
+        sent,
+        interrupted,
+    } = done;
+    let mut problems = Vec::new();
+    for i in invalid {
+        problems
+            .push(json!({"id": i.id, "level": "error", "kind": "invalid", "message": i.message}));
+    }
+    let (mut rejected, mut errors, mut skipped, mut not_sent) = (0u64, 0u64, 0u64, 0u64);
+    for t in tracks {
+        match &t.failure {
+            Some((FailKind::Rejected, m)) => {
+                rejected += 1;
+                problems.push(
+                    json!({"id": t.p.id, "level": "error", "kind": "rejected", "message": m}),
+                );
+            }
+            Some((FailKind::Interrupted, _)) => not_sent += 1,
+            Some((FailKind::Error, m)) => {
+                errors += 1;
+                problems
+                    .push(json!({"id": t.p.id, "level": "error", "kind": "error", "message": m}));
+            }
+            None => {
+                if let Some(reason) = &t.skip {
+                    skipped += 1;
+                    problems.push(json!({"id": t.p.id, "level": "info", "kind": "skipped", "message": reason}));
+                }
+            }
+        }
+    }
+    RunReport {
+        sent,
+        unchanged: tracks.iter().filter(|t| t.p.is_unchanged()).count() as u64,
+        invalid: invalid.len() as u64,
+        rejected,
+        errors,
+        skipped,
+        profiles: (invalid.len() + tracks.iter().filter(|t| !t.p.absent).count()) as u64,
+        elapsed,
+        destination,
+        state,
+        not_sent: interrupted.then_some(not_sent),
+        errors_file: None,
+        problems,
+    }
+}
+
+/// Write the problem lines to `--errors FILE`, redacted, in one go.
+pub(super) fn write_errors_file(out: &Output, path: &Path, problems: &[Value]) -> Result<()> {
+    let mut text = String::new();
+    for line in problems {
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    crate::fsutil::write_bytes_atomic(path, out.redact(&text).as_bytes())
+        .with_context(|| format!("could not write the errors file {}", path.display()))
+}

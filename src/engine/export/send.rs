@@ -1,0 +1,578 @@
+//! The send phase of an export: one [`Track`] per planned profile, then
+//! deletes, creates, updates and group memberships in that order, each in
+//! batches, each profile's outcome kept on its track. A destination that
+//! asks to retry later is waited for once (up to a minute); Ctrl-C lets the
+//! batch in flight finish and marks the rest as not sent. What succeeded
+//! becomes the state changes ([`state_changes`]); nothing else does.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::diff::{Decision, Planned, Step};
+use super::input::Invalid;
+use super::report::Sent;
+use super::state::Exported;
+use crate::connector::{Connector, ExportFields, ProfileOutcome, ProfileUpdate, Record};
+use crate::engine::interrupt::Interrupt;
+use crate::output::progress::Progress;
+use crate::output::Output;
+
+/// Why a profile was not sent after Ctrl-C.
+const INTERRUPTED: &str = "interrupted before it was sent";
+/// The longest `retryIn` a run waits for before leaving the profile to the next run.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// Why a profile failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FailKind {
+    Rejected,
+    Error,
+    /// Not sent because the run was interrupted: neither reported nor
+    /// counted as an error; the next run sends it.
+    Interrupted,
+}
+
+/// One profile's progress through the run.
+pub(super) struct Track {
+    pub(super) p: Planned,
+    pub(super) dest_id: Option<String>,
+    /// The record step succeeded (or there was none).
+    pub(super) step_ok: bool,
+    /// The record step turned into a create (its record was gone).
+    pub(super) recreated: bool,
+    pub(super) failure: Option<(FailKind, String)>,
+    pub(super) skip: Option<String>,
+    pub(super) groups_now: BTreeSet<String>,
+}
+
+impl Track {
+    fn fail(&mut self, outcome: &ProfileOutcome, what: &str) {
+        let (kind, reason) = match outcome {
+            ProfileOutcome::Rejected { reason } => (FailKind::Rejected, reason.clone()),
+            ProfileOutcome::NotFound { reason } => (FailKind::Error, reason.clone()),
+            ProfileOutcome::Error { reason, .. } if reason == INTERRUPTED => {
+                (FailKind::Interrupted, reason.clone())
+            }
+            ProfileOutcome::Error { reason, .. } => (FailKind::Error, reason.clone()),
+            ProfileOutcome::Skipped { reason } => {
+                self.skip = Some(reason.clone());
+                return;
+            }
+            ProfileOutcome::Ok { .. } => return,
+        };
+        if self.failure.is_none() {
+            self.failure = Some((kind, format!("{what}: {reason}")));
+        }
+    }
+}
+
+/// One track per planned profile; the invalid ones are set aside.
+pub(super) fn tracks(decisions: Vec<Decision>) -> (Vec<Invalid>, Vec<Track>) {
+    let mut invalid = Vec::new();
+    let mut tracks = Vec::new();
+    for d in decisions {
+        match d {
+            Decision::Invalid(i) => invalid.push(i),
+            Decision::Planned(p) => tracks.push(Track {
+                dest_id: p.prev.as_ref().map(|e| e.dest_id.clone()),
+                groups_now: p
+                    .prev
+                    .as_ref()
+                    .map(|e| e.groups.clone())
+                    .unwrap_or_default(),
+                skip: p.skip.clone(),
+                step_ok: false,
+                recreated: false,
+                failure: None,
+                p: *p,
+            }),
+        }
+    }
+    (invalid, tracks)
+}
+
+/// Send what the tracks plan, in batches of `batch`. Answers what the
+/// destination acknowledged and whether a signal stopped the run.
+pub(super) async fn send_all(
+    dest: &dyn Connector,
+    fields: &ExportFields,
+    tracks: &mut [Track],
+    batch: usize,
+    out: &Output,
+    interrupt: Interrupt,
+    progress: &dyn Progress,
+) -> (Sent, bool) {
+    let mut sent = Sent::default();
+    // Ctrl-C, SIGTERM, SIGHUP: the batch in flight finishes, nothing more
+    // is sent, and what succeeded is saved before the run exits 130.
+    let stop = Arc::new(AtomicBool::new(interrupt.is_set()));
+    if interrupt.is_set() {
+        out.warn("interrupted before anything was sent: saving the state as it was");
+    }
+    let watcher = {
+        let (stop, out) = (Arc::clone(&stop), out.clone());
+        tokio::spawn(async move {
+            if stop.load(Ordering::SeqCst) {
+                return;
+            }
+            interrupt.wait().await;
+            out.warn("interrupted: finishing the batch in flight, then saving the state; interrupt again to stop at once");
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let link = Link {
+        batch,
+        out,
+        stop: &stop,
+    };
+    for t in tracks.iter_mut() {
+        if t.p.step == Step::Nothing {
+            t.step_ok = true;
+        }
+    }
+    let (done, _) = settled(tracks);
+    progress.start(done, Some(tracks.len() as u64));
+    let show = |tracks: &[Track]| {
+        let (done, failed) = settled(tracks);
+        progress.update(done, failed);
+    };
+    deletes(dest, tracks, &link, &mut sent).await;
+    show(tracks);
+    creates(dest, tracks, &link, &mut sent).await;
+    show(tracks);
+    updates(dest, tracks, &link, &mut sent).await;
+    show(tracks);
+    if fields.groups {
+        memberships(dest, tracks, &link, &mut sent).await;
+    }
+    progress.finish();
+    watcher.abort();
+    (sent, stop.load(Ordering::SeqCst))
+}
+
+/// How many tracks are settled (their record step done, or failed), and
+/// how many of them failed.
+fn settled(tracks: &[Track]) -> (u64, u64) {
+    let done = tracks
+        .iter()
+        .filter(|t| t.step_ok || t.failure.is_some())
+        .count();
+    let failed = tracks
+        .iter()
+        .filter(|t| matches!(t.failure, Some((FailKind::Rejected | FailKind::Error, _))))
+        .count();
+    (done as u64, failed as u64)
+}
+
+/// The state changes of a run: what succeeded, and nothing for what
+/// failed, so a failed profile is sent again next run.
+pub(super) fn state_changes(
+    tracks: &[Track],
+    fields: &ExportFields,
+) -> Vec<(String, Option<Exported>)> {
+    let mut changes = Vec::new();
+    for t in tracks {
+        if t.p.is_unchanged() || (!t.step_ok && t.failure.is_some()) {
+            continue;
+        }
+        match (&t.p.step, &t.dest_id) {
+            (Step::Delete { .. }, _) => changes.push((t.p.id.clone(), None)),
+            (_, Some(dest_id)) => {
+                let groups = if fields.groups {
+                    t.groups_now.clone()
+                } else {
+                    t.p.groups.clone()
+                };
+                changes.push((
+                    t.p.id.clone(),
+                    Some(Exported {
+                        dest_id: dest_id.clone(),
+                        key: t.p.key.clone(),
+                        properties: t.p.fields.clone(),
+                        groups,
+                    }),
+                ));
+            }
+            (_, None) => {}
+        }
+    }
+    changes
+}
+
+/// How the run sends: batch size, where to log, and the Ctrl-C flag.
+struct Link<'a> {
+    batch: usize,
+    out: &'a Output,
+    stop: &'a AtomicBool,
+}
+
+impl Link<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+/// Deletes, by the destination id recorded last time.
+async fn deletes(dest: &dyn Connector, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
+    let (batch, out, stop) = (link.batch, link.out, link.stop);
+    let idx: Vec<usize> = (0..tracks.len())
+        .filter(|&i| matches!(tracks[i].p.step, Step::Delete { .. }))
+        .collect();
+    let ids: Vec<String> = idx
+        .iter()
+        .map(|&i| match &tracks[i].p.step {
+            Step::Delete { dest_id } => dest_id.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    let outcomes = send(ids, batch, out, stop, |chunk| dest.delete_profiles(chunk)).await;
+    for (&i, o) in idx.iter().zip(&outcomes) {
+        let t = &mut tracks[i];
+        match o {
+            ProfileOutcome::Ok { .. } => {
+                t.step_ok = true;
+                sent.deleted += 1;
+            }
+            other => t.fail(other, "delete"),
+        }
+    }
+}
+
+/// Creates: upserts by key, so a re-sent create never duplicates.
+async fn creates(dest: &dyn Connector, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
+    let (batch, out, stop) = (link.batch, link.out, link.stop);
+    let idx: Vec<usize> = (0..tracks.len())
+        .filter(|&i| tracks[i].p.step == Step::Create)
+        .collect();
+    let records: Vec<Record> = idx.iter().map(|&i| tracks[i].p.fields.clone()).collect();
+    let outcomes = send(records, batch, out, stop, |chunk| {
+        dest.create_profiles(chunk)
+    })
+    .await;
+    for (&i, o) in idx.iter().zip(&outcomes) {
+        let t = &mut tracks[i];
+        match o {
+            ProfileOutcome::Ok { id } => {
+                t.step_ok = true;
+                t.dest_id = Some(id.clone());
+                sent.created += 1;
+            }
+            other => t.fail(other, "create"),
+        }
+    }
+}
+
+/// Updates, by the destination id found last time, so a changed key
+/// updates the record instead of creating a second one.
+async fn updates(dest: &dyn Connector, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
+    let (batch, out, stop) = (link.batch, link.out, link.stop);
+    // updates the record instead of creating a second one.
+    let idx: Vec<usize> = (0..tracks.len())
+        .filter(|&i| matches!(tracks[i].p.step, Step::Update { .. }))
+        .collect();
+    let updates: Vec<(String, ProfileUpdate)> = idx
+        .iter()
+        .map(|&i| match &tracks[i].p.step {
+            Step::Update {
+                dest_id,
+                set,
+                clear,
+                ..
+            } => (
+                dest_id.clone(),
+                ProfileUpdate {
+                    set: set.clone(),
+                    clear: clear.clone(),
+                },
+            ),
+            _ => (String::new(), ProfileUpdate::default()),
+        })
+        .collect();
+    let outcomes = send(updates, batch, out, stop, |chunk| {
+        dest.update_profiles(chunk)
+    })
+    .await;
+    for (&i, o) in idx.iter().zip(&outcomes) {
+        let t = &mut tracks[i];
+        match o {
+            ProfileOutcome::Ok { id } => {
+                t.step_ok = true;
+                t.dest_id = Some(id.clone());
+                sent.updated += 1;
+            }
+            ProfileOutcome::NotFound { .. } if !link.stopped() => relocate(dest, t, sent).await,
+            other => t.fail(other, "update"),
+        }
+    }
+}
+
+/// Memberships: each group ensured once, then members added and removed
+/// per group, for the profiles whose record step succeeded.
+async fn memberships(dest: &dyn Connector, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
+    let (batch, out, stop) = (link.batch, link.out, link.stop);
+    let mut adds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut removes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, t) in tracks.iter().enumerate() {
+        if !t.step_ok || t.dest_id.is_none() || matches!(t.p.step, Step::Delete { .. }) {
+            continue;
+        }
+        for g in &t.p.add {
+            adds.entry(g.clone()).or_default().push(i);
+        }
+        for g in &t.p.remove {
+            removes.entry(g.clone()).or_default().push(i);
+        }
+    }
+    let mut groups: HashMap<String, std::result::Result<String, String>> = HashMap::new();
+    for (adding, jobs) in [(true, adds), (false, removes)] {
+        for (name, idx) in jobs {
+            let group = match groups.get(&name) {
+                Some(g) => g.clone(),
+                None if link.stopped() => Err(INTERRUPTED.to_string()),
+                None => {
+                    let g = dest.ensure_group(&name).await.map_err(|e| format!("{e:#}"));
+                    groups.insert(name.clone(), g.clone());
+                    g
+                }
+            };
+            let group = match group {
+                Ok(g) => g,
+                Err(reason) => {
+                    for &i in &idx {
+                        tracks[i].fail(
+                            &ProfileOutcome::Error {
+                                reason: reason.clone(),
+                                retry_in: None,
+                            },
+                            &format!("group \"{name}\""),
+                        );
+                    }
+                    continue;
+                }
+            };
+            let ids: Vec<String> = idx
+                .iter()
+                .map(|&i| tracks[i].dest_id.clone().unwrap_or_default())
+                .collect();
+            let outcomes = if adding {
+                send(ids, batch, out, stop, |chunk| {
+                    dest.add_members(&group, chunk)
+                })
+                .await
+            } else {
+                send(ids, batch, out, stop, |chunk| {
+                    dest.remove_members(&group, chunk)
+                })
+                .await
+            };
+            for (&i, o) in idx.iter().zip(&outcomes) {
+                let t = &mut tracks[i];
+                match (o, adding) {
+                    (ProfileOutcome::Ok { .. }, true) => {
+                        t.groups_now.insert(name.clone());
+                        sent.groups_added += 1;
+                    }
+                    (ProfileOutcome::Ok { .. }, false) => {
+                        t.groups_now.remove(&name);
+                        sent.groups_removed += 1;
+                    }
+                    (ProfileOutcome::Skipped { reason }, _) => {
+                        // Informational: record the wish so it is not retried.
+                        t.skip = Some(reason.clone());
+                        if adding {
+                            t.groups_now.insert(name.clone());
+                        } else {
+                            t.groups_now.remove(&name);
+                        }
+                    }
+                    (other, true) => t.fail(other, &format!("join group \"{name}\"")),
+                    (other, false) => t.fail(other, &format!("leave group \"{name}\"")),
+                }
+            }
+        }
+    }
+}
+
+/// The record exported last time is gone from the destination: look it up
+/// by its old key, then by its new key, and update what is found; create it
+/// only when neither exists.
+async fn relocate(dest: &dyn Connector, t: &mut Track, sent: &mut Sent) {
+    let old_key = match &t.p.step {
+        Step::Update { old_key, .. } => old_key.clone(),
+        _ => return,
+    };
+    let clear = match &t.p.step {
+        Step::Update { clear, .. } => clear.clone(),
+        _ => Vec::new(),
+    };
+    let mut found = None;
+    let new_key = t.p.key.clone();
+    for key in [old_key.as_str(), new_key.as_str()] {
+        match dest.find_profile(key).await {
+            Ok(Some(id)) => {
+                found = Some(id);
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                t.fail(&ProfileOutcome::from_result(Err(e)), "find");
+                return;
+            }
+        }
+    }
+    let outcome = match found {
+        Some(id) => {
+            let update = ProfileUpdate {
+                set: t.p.fields.clone(),
+                clear,
+            };
+            ProfileOutcome::from_result(dest.update_profile(&id, update).await)
+        }
+        None => {
+            t.recreated = true;
+            ProfileOutcome::from_result(dest.create_profile(t.p.fields.clone()).await)
+        }
+    };
+    match outcome {
+        ProfileOutcome::Ok { id } => {
+            t.step_ok = true;
+            if t.recreated {
+                sent.created += 1;
+            } else {
+                sent.updated += 1;
+            }
+            if t.dest_id.as_deref() != Some(id.as_str()) {
+                // Another record: its memberships are not the ones recorded,
+                // so every group is joined again.
+                t.groups_now.clear();
+                t.p.add = t.p.groups.iter().cloned().collect();
+                t.p.remove.clear();
+            }
+            t.dest_id = Some(id);
+        }
+        other => t.fail(&other, "update"),
+    }
+}
+
+/// Send `items` in batches of `size`; a profile the destination asks to
+/// retry later is sent once more after the wait (up to a minute), so a
+/// rate limit costs time, not the profile. One outcome per item, in order.
+async fn send<T, F, Fut>(
+    items: Vec<T>,
+    size: usize,
+    out: &Output,
+    stop: &AtomicBool,
+    call: F,
+) -> Vec<ProfileOutcome>
+where
+    T: Clone,
+    F: Fn(Vec<T>) -> Fut,
+    Fut: Future<Output = Vec<ProfileOutcome>>,
+{
+    let mut all = Vec::with_capacity(items.len());
+    for chunk in items.chunks(size) {
+        if stop.load(Ordering::SeqCst) {
+            all.extend(chunk.iter().map(|_| ProfileOutcome::Error {
+                reason: INTERRUPTED.into(),
+                retry_in: None,
+            }));
+            continue;
+        }
+        let mut outcomes = fit(call(chunk.to_vec()).await, chunk.len());
+        let again: Vec<usize> = outcomes
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o, ProfileOutcome::Error { retry_in: Some(d), .. } if *d <= MAX_RETRY_WAIT))
+            .map(|(i, _)| i)
+            .collect();
+        if !again.is_empty() {
+            let wait = again
+                .iter()
+                .filter_map(|&i| match &outcomes[i] {
+                    ProfileOutcome::Error { retry_in, .. } => *retry_in,
+                    _ => None,
+                })
+                .max()
+                .unwrap_or_default();
+            out.info(&format!(
+                "the destination asked to retry {} profile(s) in {:.1}s; waiting",
+                again.len(),
+                wait.as_secs_f64()
+            ));
+            tokio::time::sleep(wait).await;
+            let retry: Vec<T> = again.iter().map(|&i| chunk[i].clone()).collect();
+            let second = fit(call(retry).await, again.len());
+            for (&i, o) in again.iter().zip(second) {
+                outcomes[i] = o;
+            }
+        }
+        all.extend(outcomes);
+    }
+    all
+}
+
+/// Exactly `n` outcomes: a destination that answers fewer leaves the rest failed.
+fn fit(mut outcomes: Vec<ProfileOutcome>, n: usize) -> Vec<ProfileOutcome> {
+    let got = outcomes.len();
+    outcomes.truncate(n);
+    while outcomes.len() < n {
+        outcomes.push(ProfileOutcome::Error {
+            reason: format!("the destination answered {got} outcomes for {n} profiles"),
+            retry_in: None,
+        });
+    }
+    outcomes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[tokio::test]
+    async fn a_retry_in_answer_is_waited_for_and_sent_once_more() {
+        let calls = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let outcomes = send(
+            vec!["a", "b"],
+            10,
+            &Output::new(),
+            &stop,
+            |items: Vec<&str>| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    items
+                        .iter()
+                        .map(|i| match (n, *i) {
+                            (0, "b") => ProfileOutcome::Error {
+                                reason: "slow down".into(),
+                                retry_in: Some(Duration::from_millis(5)),
+                            },
+                            _ => ProfileOutcome::Ok { id: i.to_string() },
+                        })
+                        .collect()
+                }
+            },
+        )
+        .await;
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            outcomes,
+            vec![
+                ProfileOutcome::Ok { id: "a".into() },
+                ProfileOutcome::Ok { id: "b".into() }
+            ]
+        );
+    }
+
+    #[test]
+    fn short_answers_leave_the_rest_failed() {
+        let got = fit(vec![ProfileOutcome::Ok { id: "a".into() }], 2);
+        assert!(
+            matches!(&got[1], ProfileOutcome::Error { reason, .. } if reason.contains("1 outcomes for 2"))
+        );
+    }
+}
