@@ -20,11 +20,25 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::connector::file::{FileConnector, Format, RecordReader};
-use crate::connector::{
-    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec,
-};
+use crate::connector::options::{connector_options, Described};
+use crate::connector::{Action, Connector, FieldSpec, FieldType, Options, Record, Role, Spec};
 use crate::ctx::Ctx;
 use crate::error::usage;
+
+connector_options! {
+    /// The options of a `csv` account.
+    pub struct CsvOptions {
+        /// Path of the .csv file, relative to account.json; created on the first write
+        #[option(label = "File", placeholder = "customers.csv", required)]
+        pub path: String,
+        /// The column that identifies a record
+        #[option(label = "Id column", default = "id")]
+        pub id_field: String,
+        /// The one-character field separator
+        #[option(label = "Delimiter", default = ",")]
+        pub delimiter: String,
+    }
+}
 
 pub fn spec() -> Spec {
     Spec {
@@ -32,14 +46,7 @@ pub fn spec() -> Spec {
         label: "CSV file",
         description: "Records as rows of a local CSV file with a header row. Cells read as strings, an empty cell as null; objects and arrays are written as JSON text. Changes rewrite the file atomically; getupdates reads by position.",
         roles: vec![Role::Source, Role::Destination],
-        options: vec![
-            OptionSpec::required("path", "File", "Path of the .csv file, relative to account.json; created on the first write")
-                .placeholder("customers.csv"),
-            OptionSpec::optional("idField", "Id column", "The column that identifies a record")
-                .default("id"),
-            OptionSpec::optional("delimiter", "Delimiter", "The one-character field separator")
-                .default(","),
-        ],
+        options: CsvOptions::option_specs(),
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
         actions: Action::records_and(&[Action::ExportProfiles]),
@@ -49,9 +56,8 @@ pub fn spec() -> Spec {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let path = options.require_path("path")?;
-    let id_field = options.require("idField")?;
-    let delimiter = options.require("delimiter")?;
+    let config: CsvOptions = options.parse()?;
+    let delimiter = config.delimiter;
     let delimiter = match delimiter.as_bytes() {
         [b] => *b,
         _ if delimiter == "\\t" => b'\t',
@@ -67,7 +73,13 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         }
     };
     Ok(Box::new(
-        FileConnector::new(spec(), Csv { delimiter }, path, id_field).logging_to(ctx.out.clone()),
+        FileConnector::new(
+            spec(),
+            Csv { delimiter },
+            options.resolve(&config.path),
+            config.id_field,
+        )
+        .logging_to(ctx.out.clone()),
     ))
 }
 

@@ -11,11 +11,22 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::connector::file::{FileConnector, Format, RecordReader};
-use crate::connector::{
-    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Record, Role, Spec,
-};
+use crate::connector::options::{connector_options, Described};
+use crate::connector::{Action, Connector, FieldSpec, FieldType, Options, Record, Role, Spec};
 use crate::ctx::Ctx;
 use crate::error::usage;
+
+connector_options! {
+    /// The options of a `jsonl` account.
+    pub struct JsonlOptions {
+        /// Path of the .jsonl file, relative to account.json; created on the first write
+        #[option(label = "File", placeholder = "customers.jsonl", required)]
+        pub path: String,
+        /// The field that identifies a record
+        #[option(label = "Id field", default = "id")]
+        pub id_field: String,
+    }
+}
 
 pub fn spec() -> Spec {
     Spec {
@@ -23,12 +34,7 @@ pub fn spec() -> Spec {
         label: "JSON lines file",
         description: "Records as one JSON object per line in a local file. Changes rewrite the file atomically; getupdates reads by position (records after the last sync's line), so edits to earlier lines are not reported.",
         roles: vec![Role::Source, Role::Destination],
-        options: vec![
-            OptionSpec::required("path", "File", "Path of the .jsonl file, relative to account.json; created on the first write")
-                .placeholder("customers.jsonl"),
-            OptionSpec::optional("idField", "Id field", "The field that identifies a record")
-                .default("id"),
-        ],
+        options: JsonlOptions::option_specs(),
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
         actions: Action::records_and(&[Action::ExportProfiles]),
@@ -38,10 +44,10 @@ pub fn spec() -> Spec {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let path = options.require_path("path")?;
-    let id_field = options.require("idField")?;
+    let config: JsonlOptions = options.parse()?;
+    let path = options.resolve(&config.path);
     Ok(Box::new(
-        FileConnector::new(spec(), Jsonl, path, id_field).logging_to(ctx.out.clone()),
+        FileConnector::new(spec(), Jsonl, path, config.id_field).logging_to(ctx.out.clone()),
     ))
 }
 

@@ -105,26 +105,30 @@ pub struct OptionSpec {
 }
 
 impl OptionSpec {
-    /// A required string option.
-    pub fn required(key: &'static str, label: &'static str, description: &'static str) -> Self {
+    /// An optional string option with no label yet; what
+    /// `connector_options!` starts each field from.
+    pub fn new(key: &'static str, description: &'static str) -> Self {
         OptionSpec {
             key,
-            label,
+            label: "",
             description,
             placeholder: "",
             kind: FieldType::String,
-            required: true,
+            required: false,
             secret: false,
             default: None,
         }
     }
 
-    /// An optional string option.
-    pub fn optional(key: &'static str, label: &'static str, description: &'static str) -> Self {
-        OptionSpec {
-            required: false,
-            ..OptionSpec::required(key, label, description)
-        }
+    pub fn label(mut self, label: &'static str) -> Self {
+        self.label = label;
+        self
+    }
+
+    /// Required: a missing value is an error naming the key and the file.
+    pub fn mandatory(mut self) -> Self {
+        self.required = true;
+        self
     }
 
     pub fn placeholder(mut self, p: &'static str) -> Self {

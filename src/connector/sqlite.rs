@@ -15,13 +15,32 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{json, Map, Value};
 
+use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::{
     given_id, new_id, record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec,
-    FieldType, OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record,
-    Records, Rejection, Role, Spec, Updates, WriteOp,
+    FieldType, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
+    Rejection, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure, Kind};
+
+connector_options! {
+    /// The options of a `sqlite` account.
+    pub struct SqliteOptions {
+        /// Path of the SQLite file, relative to account.json; created on the first write
+        #[option(label = "Database file", placeholder = "ferry.db", required)]
+        pub path: String,
+        /// The table holding the records; created on the first write when missing
+        #[option(label = "Table", default = "records")]
+        pub table: String,
+        /// The field (or column) that identifies a record
+        #[option(label = "Id field", default = "id")]
+        pub id_field: String,
+        /// How long a write waits for another process that holds the database (0 to 3600 seconds); past it the run stops, resumably
+        #[option(label = "Busy timeout", kind = FieldType::Number, default = 10)]
+        pub busy_timeout_secs: Num,
+    }
+}
 
 pub fn spec() -> Spec {
     Spec {
@@ -29,17 +48,7 @@ pub fn spec() -> Spec {
         label: "SQLite database",
         description: "Records in a table of a local SQLite file (the embedded default: no server, no credentials). A table ferry creates stores each record as JSON with its update time and tracks inserts, updates and deletes for getupdates; an existing table is used as it is, one column per field.",
         roles: vec![Role::Source, Role::Destination],
-        options: vec![
-            OptionSpec::required("path", "Database file", "Path of the SQLite file, relative to account.json; created on the first write")
-                .placeholder("ferry.db"),
-            OptionSpec::optional("table", "Table", "The table holding the records; created on the first write when missing")
-                .default("records"),
-            OptionSpec::optional("idField", "Id field", "The field (or column) that identifies a record")
-                .default("id"),
-            OptionSpec::optional("busyTimeoutSecs", "Busy timeout", "How long a write waits for another process that holds the database (0 to 3600 seconds); past it the run stops, resumably")
-                .kind(FieldType::Number)
-                .default(10),
-        ],
+        options: SqliteOptions::option_specs(),
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
         extra_fields: true,
         // A table ferry manages also keeps group memberships beside it.
@@ -50,16 +59,15 @@ pub fn spec() -> Spec {
 }
 
 pub fn open(_ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let path = options.require_path("path")?;
-    let table = options.require("table")?;
-    let id_field = options.require("idField")?;
-    let busy_timeout = options.seconds_in("busyTimeoutSecs", 0.0, 3600.0)?;
+    let config: SqliteOptions = options.parse()?;
+    let at = options.at("busyTimeoutSecs");
+    let busy_timeout = config.busy_timeout_secs.seconds_in(at, 0.0, 3600.0)?;
     Ok(Box::new(Sqlite {
         spec: spec(),
         db: Arc::new(Db {
-            path,
-            table,
-            id_field,
+            path: options.resolve(&config.path),
+            table: config.table,
+            id_field: config.id_field,
             busy_timeout,
             conn: Mutex::new(None),
         }),

@@ -18,65 +18,63 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use crate::connector::options::{connector_options, Described};
 use crate::connector::raw::{RawPage, RawRecords};
 use crate::connector::saas::paging::Seen;
 use crate::connector::saas::scalar;
 use crate::connector::{
-    record_id, Action, Connector, ExportFields, FieldSpec, FieldType, OptionSpec, Options, Outcome,
-    Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates, WriteOp,
+    record_id, Action, Connector, ExportFields, FieldSpec, FieldType, Options, Outcome, Page,
+    Position, ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, unsupported, usage};
-use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
+use crate::http::{status_error, Engine, Group, HttpOptions, Policy, RequestSpec, Response};
 use build::Builder;
 use manifest::{ActionSpec, Pagination};
 use paging::Cursor;
 
+connector_options! {
+    /// The options of an `http` account: the manifest, the engine's
+    /// overrides and the credentials the manifest's placeholders name.
+    pub struct HttpConnectorOptions {
+        /// Path of the manifest describing the API, relative to account.json (run `ferry connectors http` for its fields)
+        #[option(label = "Manifest", default = "connector.json")]
+        pub manifest: String,
+        /// The engine's options (baseUrl, rateLimit, retry, timeoutSecs).
+        #[option(flatten)]
+        #[serde(flatten)]
+        pub http: HttpOptions,
+        /// The bearer token ({token} in the manifest)
+        #[option(label = "Token", secret)]
+        pub token: Option<String>,
+        /// The basic-auth user ({username})
+        #[option(label = "User")]
+        pub username: Option<String>,
+        /// The basic-auth password ({password})
+        #[option(label = "Password", secret)]
+        pub password: Option<String>,
+        /// The API key ({apiKey})
+        #[option(label = "API key", secret)]
+        pub api_key: Option<String>,
+        /// The OAuth2 client id ({clientId})
+        #[option(label = "OAuth2 client id")]
+        pub client_id: Option<String>,
+        /// The OAuth2 client secret ({clientSecret})
+        #[option(label = "OAuth2 client secret", secret)]
+        pub client_secret: Option<String>,
+        /// More values for {name} placeholders in the manifest: {"workspace": "acme"}
+        #[option(label = "Parameters", kind = FieldType::Object)]
+        pub params: Option<serde_json::Map<String, Value>>,
+    }
+}
+
 pub fn spec() -> Spec {
-    let mut options = vec![
-        OptionSpec::optional("manifest", "Manifest", "Path of the manifest describing the API, relative to account.json (run `ferry connectors http` for its fields)")
-            .default("connector.json"),
-    ];
-    options.extend(crate::connector::saas::engine_options());
-    options.extend([
-        OptionSpec::optional(
-            "token",
-            "Token",
-            "The bearer token ({token} in the manifest)",
-        )
-        .secret(),
-        OptionSpec::optional("username", "User", "The basic-auth user ({username})"),
-        OptionSpec::optional(
-            "password",
-            "Password",
-            "The basic-auth password ({password})",
-        )
-        .secret(),
-        OptionSpec::optional("apiKey", "API key", "The API key ({apiKey})").secret(),
-        OptionSpec::optional(
-            "clientId",
-            "OAuth2 client id",
-            "The OAuth2 client id ({clientId})",
-        ),
-        OptionSpec::optional(
-            "clientSecret",
-            "OAuth2 client secret",
-            "The OAuth2 client secret ({clientSecret})",
-        )
-        .secret(),
-        OptionSpec::optional(
-            "params",
-            "Parameters",
-            "More values for {name} placeholders in the manifest: {\"workspace\": \"acme\"}",
-        )
-        .kind(FieldType::Object),
-    ]);
     Spec {
         code: "http",
         label: "Declarative REST API",
         description: "Any REST API described in connector.json, next to account.json: base URL, auth (none, bearer, basic, API key in a header or the query, OAuth2 client credentials), headers, and the actions check, get, insert, patch, delete, list and getupdates with their paths, queries, bodies, where the records are and how they page. The manifest is validated before any request; `manifest` below documents every field. Requests go through the shared HTTP engine (rate limits, retries, redaction, -v logging, --dry-run).",
         roles: vec![Role::Source, Role::Destination],
-        options,
+        options: HttpConnectorOptions::option_specs(),
         fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the manifest's idField names it)").required()],
         extra_fields: true,
         actions: Action::RECORDS.to_vec(),
@@ -91,13 +89,14 @@ pub fn manifest_docs() -> Value {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
-    let path = options.require_path("manifest")?;
-    let shown = options
-        .string("manifest")
-        .unwrap_or_else(|| "connector.json".into());
+    let config: HttpConnectorOptions = options.parse()?;
+    let path = options.resolve(&config.manifest);
+    let shown = config.manifest;
     let manifest = manifest::load(&path, &shown)?;
-    let base_url = match options
-        .string("baseUrl")
+    let base_url = match config
+        .http
+        .base_url
+        .clone()
         .or_else(|| manifest.base_url.clone())
     {
         Some(u) => u,
@@ -113,28 +112,27 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     if url::Url::parse(&base_url).is_err() {
         return Err(usage(format!("baseUrl \"{base_url}\" is not a URL")).into());
     }
+    // The values the manifest's {name} placeholders may use.
     let mut vars = BTreeMap::new();
-    for key in [
-        "token",
-        "username",
-        "password",
-        "apiKey",
-        "clientId",
-        "clientSecret",
-        "baseUrl",
+    for (key, value) in [
+        ("token", config.token),
+        ("username", config.username),
+        ("password", config.password),
+        ("apiKey", config.api_key),
+        ("clientId", config.client_id),
+        ("clientSecret", config.client_secret),
+        ("baseUrl", config.http.base_url.clone()),
     ] {
-        if let Some(v) = options.string(key) {
+        if let Some(v) = value {
             vars.insert(key.to_string(), v);
         }
     }
-    if let Some(Value::Object(params)) = options.value("params") {
-        for (k, v) in params {
-            let v = match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            vars.insert(k.clone(), v);
-        }
+    for (k, v) in config.params.unwrap_or_default() {
+        let v = match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        vars.insert(k, v);
     }
     let mut policy = Policy {
         source: options.source().to_string(),
@@ -163,7 +161,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
             },
         })
         .collect();
-    policy.apply_account(&options)?;
+    policy.apply_http(&config.http)?;
     let engine = Engine::new(ctx.out.clone(), policy)?;
     let mut spec = spec();
     if let Some(bulk) = &manifest.actions.bulk {

@@ -63,17 +63,20 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::connector::options::{connector_options, Described};
 use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::saas::{self, records_in, scalar};
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
-    Rejection, Role, Spec, Updates, WriteOp,
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options,
+    Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec,
+    Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
-use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{
+    status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
+};
 use requests::{
     flatten, modified_ms, properties, Api, Mark, MarkToken, Nulls, MAX_BATCH, MAX_MEMBERS,
     MAX_PAGE, MAX_SEARCH,
@@ -81,32 +84,46 @@ use requests::{
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 
+connector_options! {
+    /// The options of a `hubspot` account.
+    pub struct HubSpotOptions {
+        /// The private app's access token, sent as Authorization: Bearer (HubSpot: Settings > Integrations > Private Apps; scopes crm.objects.contacts.read, crm.objects.contacts.write, crm.lists.read, crm.lists.write)
+        #[option(label = "Access token", placeholder = "${HUBSPOT_ACCESS_TOKEN}", required, secret)]
+        pub access_token: String,
+        /// The engine's options.
+        #[option(flatten)]
+        #[serde(flatten)]
+        pub http: HttpOptions,
+        /// The contact property with unique values that upserts, exports and non-numeric ids are keyed by (default email)
+        #[option(label = "Unique property", default = "email")]
+        pub id_property: String,
+        /// Contact properties get, list and getupdates ask for, e.g. ["email", "firstname", "phone"]; without it HubSpot answers its default properties
+        #[option(label = "Properties to read", kind = FieldType::Array)]
+        #[serde(default, deserialize_with = "property_names")]
+        pub properties: Vec<String>,
+    }
+}
+
+/// The `properties` option: a list of property names, nothing else.
+fn property_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let items = <Vec<Value> as serde::Deserialize>::deserialize(d)?;
+    items
+        .into_iter()
+        .map(|v| match v {
+            Value::String(s) => Ok(s),
+            _ => Err(serde::de::Error::custom(
+                "properties must be a list of property names",
+            )),
+        })
+        .collect()
+}
+
 pub fn spec() -> Spec {
-    let mut options = vec![OptionSpec::required(
-        "accessToken",
-        "Access token",
-        "The private app's access token, sent as Authorization: Bearer (HubSpot: Settings > Integrations > Private Apps; scopes crm.objects.contacts.read, crm.objects.contacts.write, crm.lists.read, crm.lists.write)",
-    )
-    .placeholder("${HUBSPOT_ACCESS_TOKEN}")
-    .secret()];
-    options.extend(crate::connector::saas::vendor_engine_options(
+    let options = crate::connector::saas::vendor_base_url(
+        HubSpotOptions::option_specs(),
         DEFAULT_BASE_URL,
         "HubSpot's API (https://api.hubapi.com, the default), or a test server",
-    ));
-    options.extend([
-        OptionSpec::optional(
-            "idProperty",
-            "Unique property",
-            "The contact property with unique values that upserts, exports and non-numeric ids are keyed by (default email)",
-        )
-        .default("email"),
-        OptionSpec::optional(
-            "properties",
-            "Properties to read",
-            "Contact properties get, list and getupdates ask for, e.g. [\"email\", \"firstname\", \"phone\"]; without it HubSpot answers its default properties",
-        )
-        .kind(FieldType::Array),
-    ]);
+    );
     Spec {
         code: "hubspot",
         label: "HubSpot contacts",
@@ -129,7 +146,7 @@ pub fn spec() -> Spec {
 }
 
 /// The rate limits in the module doc, per endpoint group.
-fn policy(options: &Options) -> Result<Policy> {
+fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
     let mut policy = Policy {
         source: options.source().to_string(),
         default: RateLimit {
@@ -150,48 +167,25 @@ fn policy(options: &Options) -> Result<Policy> {
         quota_spent: Some(("/policyName".into(), "DAILY".into())),
         ..Policy::default()
     };
-    policy.apply_account(options)?;
+    policy.apply_http(http)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let config: HubSpotOptions = options.parse()?;
     let base_url = crate::connector::saas::base_url(
-        &options,
+        &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, or a test server's address"),
     )?;
-    let properties = match options.value("properties") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str().map(str::to_string).ok_or_else(|| {
-                    usage(format!(
-                        "{}: properties must be a list of property names",
-                        options.source()
-                    ))
-                })
-            })
-            .collect::<std::result::Result<_, _>>()?,
-        Some(_) => {
-            return Err(usage(format!(
-                "{}: properties must be a list of property names",
-                options.source()
-            ))
-            .hint("e.g. \"properties\": [\"email\", \"firstname\", \"lastname\"]")
-            .into())
-        }
-    };
+    let policy = policy(&options, &config.http)?;
     let api = Api {
         base_url,
-        token: options.require("accessToken")?,
-        id_property: options
-            .string("idProperty")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "email".into()),
-        properties,
+        token: config.access_token,
+        id_property: config.id_property,
+        properties: config.properties,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let engine = Engine::new(ctx.out.clone(), policy)?.with_errors(vendor_error);
     Ok(Box::new(HubSpot {
         spec: spec(),
         api,
@@ -730,7 +724,8 @@ mod tests {
 
     #[test]
     fn the_default_rate_limits_are_hubspots_and_a_tier_raises_only_the_default_group() {
-        let p = policy(&options(json!({}))).unwrap();
+        let o = options(json!({}));
+        let p = policy(&o, &o.parse_part().unwrap()).unwrap();
         assert_eq!((p.default.rps, p.default.burst), (10.0, 10));
         let search = p.group_index("POST", "/crm/v3/objects/contacts/search");
         assert_eq!(search, Some(0));
@@ -740,10 +735,8 @@ mod tests {
             None
         );
         assert!(p.is_quota_spent(r#"{"policyName": "DAILY"}"#));
-        let p = policy(&options(
-            json!({"rateLimit": {"default": {"rps": 19, "burst": 19}}}),
-        ))
-        .unwrap();
+        let o = options(json!({"rateLimit": {"default": {"rps": 19, "burst": 19}}}));
+        let p = policy(&o, &o.parse_part().unwrap()).unwrap();
         assert_eq!(p.default.rps, 19.0);
         assert_eq!(p.groups[0].limit.rps, 4.0);
     }

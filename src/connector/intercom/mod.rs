@@ -71,18 +71,19 @@ use async_trait::async_trait;
 use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
+use crate::connector::options::{connector_options, Described};
 use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::saas::{batch, error_fields, records_in};
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileUpdate, Record, Records, Rejection, Role,
-    Spec, Updates, WriteOp,
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options,
+    Outcome, Page, Position, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates,
+    WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, not_found, usage, Failure};
 use crate::http::message::vendor_message;
 use crate::http::redact::redact_body_text;
-use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{status_error, Engine, HttpOptions, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
     Api, Mark, MarkToken, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
@@ -102,41 +103,34 @@ const RPS: f64 = 160.0;
 /// `BURST + 10 × RPS` through in any 10 seconds: 60 + 1,600 stays under.
 const BURST: u32 = 60;
 
+connector_options! {
+    /// The options of an `intercom` account.
+    pub struct IntercomOptions {
+        /// The app's access token, sent as Authorization: Bearer (Developer Hub: your app > Configure > Authentication)
+        #[option(label = "Access token", placeholder = "${INTERCOM_ACCESS_TOKEN}", required, secret)]
+        pub access_token: String,
+        /// The engine's options; baseUrl picks the region.
+        #[option(flatten)]
+        #[serde(flatten)]
+        pub http: HttpOptions,
+        /// Sent as the Intercom-Version header (2.13 or later: finding by external_id needs it)
+        #[option(label = "API version", placeholder = DEFAULT_VERSION, default = DEFAULT_VERSION)]
+        pub intercom_version: String,
+        /// The role of the contacts ferry creates, finds and updates: user (the default) or lead
+        #[option(label = "Contact role", placeholder = "user", default = "user")]
+        pub role: String,
+        /// The field import upserts and export profiles are matched by: email (the default) or external_id (then a profile without one uses its profile id)
+        #[option(label = "Key field", placeholder = "email", default = "email")]
+        pub key_field: String,
+    }
+}
+
 pub fn spec() -> Spec {
-    let mut options = vec![OptionSpec::required(
-        "accessToken",
-        "Access token",
-        "The app's access token, sent as Authorization: Bearer (Developer Hub: your app > Configure > Authentication)",
-    )
-    .placeholder("${INTERCOM_ACCESS_TOKEN}")
-    .secret()];
-    options.extend(crate::connector::saas::vendor_engine_options(
+    let options = crate::connector::saas::vendor_base_url(
+        IntercomOptions::option_specs(),
         DEFAULT_BASE_URL,
         "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.",
-    ));
-    options.extend([
-        OptionSpec::optional(
-            "intercomVersion",
-            "API version",
-            "Sent as the Intercom-Version header (2.13 or later: finding by external_id needs it)",
-        )
-        .placeholder(DEFAULT_VERSION)
-        .default(DEFAULT_VERSION),
-        OptionSpec::optional(
-            "role",
-            "Contact role",
-            "The role of the contacts ferry creates, finds and updates: user (the default) or lead",
-        )
-        .placeholder("user")
-        .default("user"),
-        OptionSpec::optional(
-            "keyField",
-            "Key field",
-            "The field import upserts and export profiles are matched by: email (the default) or external_id (then a profile without one uses its profile id)",
-        )
-        .placeholder("email")
-        .default("email"),
-    ]);
+    );
     Spec {
         code: "intercom",
         label: "Intercom contacts",
@@ -165,7 +159,7 @@ pub fn spec() -> Spec {
 }
 
 /// The rate limits in the module comment.
-fn policy(options: &Options) -> Result<Policy> {
+fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
     let mut policy = Policy {
         source: options.source().to_string(),
         reset_header: Some("x-ratelimit-reset".into()),
@@ -176,19 +170,20 @@ fn policy(options: &Options) -> Result<Policy> {
         },
         ..Policy::default()
     };
-    policy.apply_account(options)?;
+    policy.apply_http(http)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let config: IntercomOptions = options.parse()?;
     let base_url = crate::connector::saas::base_url(
-        &options,
+        &config.http,
         DEFAULT_BASE_URL,
         &format!(
             "use {DEFAULT_BASE_URL}, https://api.eu.intercom.io or https://api.au.intercom.io"
         ),
     )?;
-    let role = options.string("role").unwrap_or_else(|| "user".into());
+    let role = config.role;
     if role != "user" && role != "lead" {
         return Err(usage(format!(
             "option \"role\" in {} must be user or lead, got \"{role}\"",
@@ -196,7 +191,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         ))
         .into());
     }
-    let key_field = options.string("keyField").unwrap_or_else(|| "email".into());
+    let key_field = config.key_field;
     if key_field != "email" && key_field != "external_id" {
         return Err(usage(format!(
             "option \"keyField\" in {} must be email or external_id, got \"{key_field}\"",
@@ -206,12 +201,11 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     }
     let api = Api {
         base_url,
-        token: options.require("accessToken")?,
-        version: options
-            .string("intercomVersion")
-            .unwrap_or_else(|| DEFAULT_VERSION.into()),
+        token: config.access_token,
+        version: config.intercom_version,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let policy = policy(&options, &config.http)?;
+    let engine = Engine::new(ctx.out.clone(), policy)?.with_errors(vendor_error);
     Ok(Box::new(Intercom {
         spec: spec(),
         api,

@@ -80,17 +80,20 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::saas::{self, batch, records_in};
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType,
-    OptionSpec, Options, Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records,
-    Rejection, Role, Spec, Updates, WriteOp,
+    record_id, Action, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options,
+    Outcome, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec,
+    Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_url;
-use crate::http::{segment, status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{
+    segment, status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
+};
 use requests::{
     flatten, next_link, parse_time, profile_body, shape, Api, Ident, Mark, MarkToken, ATTRIBUTES,
     KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
@@ -102,48 +105,37 @@ const MAX_LIST_PAGES: usize = 100;
 /// Klaviyo's production API.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
 
+connector_options! {
+    /// The options of a `klaviyo` account.
+    pub struct KlaviyoOptions {
+        /// A private API key (Klaviyo: Settings > API keys), sent as "Authorization: Klaviyo-API-Key KEY"; needs the scopes profiles:read/write, lists:read/write and data-privacy:write for deletes
+        #[option(label = "Private API key", placeholder = "${KLAVIYO_API_KEY}", required, secret)]
+        pub api_key: String,
+        /// The engine's options.
+        #[option(flatten)]
+        #[serde(flatten)]
+        pub http: HttpOptions,
+        /// The revision header sent with every request (default 2026-07-15, the revision ferry is written against)
+        #[option(label = "API revision", placeholder = REVISION, default = REVISION)]
+        pub revision: String,
+        /// The identifier a record is keyed by for import and export: email (the default), phone_number or external_id
+        #[option(label = "Key", placeholder = "email", default = "email")]
+        pub id_field: String,
+        /// Milliseconds to wait before the first poll of a bulk import job; each later wait doubles, up to ten seconds (default 1000)
+        #[option(label = "Bulk poll interval", kind = FieldType::Integer, default = 1000)]
+        pub poll_interval_ms: Num,
+        /// How many times a bulk import job is polled before its batch fails as unfinished (default 60)
+        #[option(label = "Bulk polls", kind = FieldType::Integer, default = 60)]
+        pub max_polls: Num,
+    }
+}
+
 pub fn spec() -> Spec {
-    let mut options = vec![OptionSpec::required(
-        "apiKey",
-        "Private API key",
-        "A private API key (Klaviyo: Settings > API keys), sent as \"Authorization: Klaviyo-API-Key KEY\"; needs the scopes profiles:read/write, lists:read/write and data-privacy:write for deletes",
-    )
-    .placeholder("${KLAVIYO_API_KEY}")
-    .secret()];
-    options.extend(crate::connector::saas::vendor_engine_options(
+    let options = crate::connector::saas::vendor_base_url(
+        KlaviyoOptions::option_specs(),
         DEFAULT_BASE_URL,
         "Klaviyo's API, https://a.klaviyo.com (the default), or a test server",
-    ));
-    options.extend([
-        OptionSpec::optional(
-            "revision",
-            "API revision",
-            "The revision header sent with every request (default 2026-07-15, the revision ferry is written against)",
-        )
-        .placeholder(REVISION)
-        .default(REVISION),
-        OptionSpec::optional(
-            "idField",
-            "Key",
-            "The identifier a record is keyed by for import and export: email (the default), phone_number or external_id",
-        )
-        .placeholder("email")
-        .default("email"),
-        OptionSpec::optional(
-            "pollIntervalMs",
-            "Bulk poll interval",
-            "Milliseconds to wait before the first poll of a bulk import job; each later wait doubles, up to ten seconds (default 1000)",
-        )
-        .kind(FieldType::Integer)
-        .default(1000),
-        OptionSpec::optional(
-            "maxPolls",
-            "Bulk polls",
-            "How many times a bulk import job is polled before its batch fails as unfinished (default 60)",
-        )
-        .kind(FieldType::Integer)
-        .default(60),
-    ]);
+    );
     Spec {
         code: "klaviyo",
         label: "Klaviyo profiles and lists",
@@ -236,7 +228,7 @@ fn groups() -> Vec<Group> {
 }
 
 /// The rate limits of docs/connectors/klaviyo.md §2–§4, per endpoint.
-fn policy(options: &Options) -> Result<Policy> {
+fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
     let mut policy = Policy {
         source: options.source().to_string(),
         // Requests that match no endpoint below get tier M (10/s, 150/m).
@@ -248,17 +240,18 @@ fn policy(options: &Options) -> Result<Policy> {
         groups: groups(),
         ..Policy::default()
     };
-    policy.apply_account(options)?;
+    policy.apply_http(http)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let config: KlaviyoOptions = options.parse()?;
     let base_url = crate::connector::saas::base_url(
-        &options,
+        &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, or a test server's URL"),
     )?;
-    let key = options.string("idField").unwrap_or_else(|| "email".into());
+    let key = config.id_field;
     if !KEYS.contains(&key.as_str()) {
         return Err(usage(format!(
             "{}: idField \"{key}\" is not an identifier Klaviyo looks profiles up by",
@@ -269,17 +262,17 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
     }
     let api = Api {
         base_url,
-        api_key: options.require("apiKey")?,
-        revision: options
-            .string("revision")
-            .unwrap_or_else(|| REVISION.into()),
+        api_key: config.api_key,
+        revision: config.revision,
     };
-    let (first_wait, max_polls) = options.polling(60)?;
+    let (first_wait, max_polls) =
+        crate::connector::options::polling(&options, &config.poll_interval_ms, &config.max_polls)?;
     let polling = bulk::Polling {
         first_wait,
         max_polls,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let policy = policy(&options, &config.http)?;
+    let engine = Engine::new(ctx.out.clone(), policy)?.with_errors(vendor_error);
     Ok(Box::new(Klaviyo {
         spec: spec(),
         api,

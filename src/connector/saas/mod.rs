@@ -12,30 +12,17 @@ pub mod paging;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::connector::{FieldType, OptionSpec, Options, Record};
-use crate::http::RequestSpec;
+use crate::connector::{OptionSpec, Record};
+use crate::http::{HttpOptions, RequestSpec};
 
-/// The options every HTTP connector accepts besides its own.
-pub fn engine_options() -> Vec<OptionSpec> {
-    vec![
-        OptionSpec::optional("baseUrl", "Base URL", "Send requests here instead of the API's own address (a test server, the sandbox)")
-            .placeholder("http://127.0.0.1:8787"),
-        OptionSpec::optional("rateLimit", "Rate limit", "Override the rate limits: {\"rps\": 5, \"burst\": 5, \"maxInFlight\": 4} for every endpoint group, or {\"GROUP\": {...}} for one (\"default\" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("retry", "Retry", "Override the retry policy: {\"maxAttempts\": 5, \"maxWaitSecs\": 60, \"baseDelayMs\": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000")
-            .kind(FieldType::Object),
-        OptionSpec::optional("timeoutSecs", "Timeout", "Seconds one attempt of a request may take, connecting and reading included (default 30); or {\"connect\": 10, \"total\": 30} to set the connect timeout too; 0.001 to 86400")
-            .kind(FieldType::Any),
-    ]
-}
-
-/// [`engine_options`] for a connector to one vendor's API: `baseUrl`
-/// defaults to `default_url` and says where else it may point.
-pub fn vendor_engine_options(
+/// `options` (a vendor connector's, [`HttpOptions`] among them) with
+/// `baseUrl` defaulting to `default_url` and `description` saying where
+/// else it may point: the vendor's regions.
+pub fn vendor_base_url(
+    mut options: Vec<OptionSpec>,
     default_url: &'static str,
     description: &'static str,
 ) -> Vec<OptionSpec> {
-    let mut options = engine_options();
     for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
         o.description = description;
         o.placeholder = default_url;
@@ -46,9 +33,10 @@ pub fn vendor_engine_options(
 
 /// The account's `baseUrl`, or `default_url`; a value that is not a URL is
 /// refused with `hint` (the vendor's other addresses).
-pub fn base_url(options: &Options, default_url: &str, hint: &str) -> Result<String> {
-    let base_url = options
-        .string("baseUrl")
+pub fn base_url(http: &HttpOptions, default_url: &str, hint: &str) -> Result<String> {
+    let base_url = http
+        .base_url
+        .clone()
         .unwrap_or_else(|| default_url.to_string());
     if url::Url::parse(&base_url).is_err() {
         return Err(

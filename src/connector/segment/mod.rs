@@ -60,14 +60,14 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
+use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::{
-    Action, Connector, FieldSpec, FieldType, OptionSpec, Options, Page, Position, Record, Role,
-    Spec,
+    Action, Connector, FieldSpec, FieldType, Options, Page, Position, Record, Role, Spec,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
-use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{status_error, Engine, HttpOptions, Policy, RateLimit, RequestSpec, Response};
 use requests::{Api, Lookup, ID_TYPES};
 
 /// The US endpoint, the default.
@@ -81,52 +81,40 @@ const NOT_AN_ID: &str = "not an identifier";
 /// Pages of external ids followed for one profile before giving up.
 const MAX_EXTERNAL_ID_PAGES: usize = 50;
 
+connector_options! {
+    /// The options of a `segment` account.
+    pub struct SegmentOptions {
+        /// The Unify space the access token belongs to (Unify > Unify settings > API access)
+        #[option(label = "Space ID", placeholder = "spa_...", required)]
+        pub space_id: String,
+        /// The Profile API access token of the space, sent as the basic-auth user with an empty password
+        #[option(label = "Access token", placeholder = "${SEGMENT_ACCESS_TOKEN}", required, secret)]
+        pub access_token: String,
+        /// Which identifier becomes the record id: user_id (default), email or anonymous_id
+        #[option(label = "Record id", default = "user_id")]
+        pub id_field: String,
+        /// How many traits to fetch per profile, 1 to 200, in one call (default 20)
+        #[option(label = "Traits per profile", kind = FieldType::Integer, default = 20)]
+        pub traits_limit: Num,
+        /// How many profiles each page of the listing asks for, 1 to 100 (default 100); each page costs one call
+        #[option(label = "Listing page size", kind = FieldType::Integer, default = 100)]
+        pub page_size: Num,
+        /// Read only these profiles instead of listing the space: a text file, relative to account.json, with one identifier per line (a value of idField, or TYPE:VALUE such as email:ada@example.com or segment_id:use_...)
+        #[option(label = "Identifiers file", placeholder = "ids.txt")]
+        pub ids: Option<String>,
+        /// The engine's options; baseUrl picks the region.
+        #[option(flatten)]
+        #[serde(flatten)]
+        pub http: HttpOptions,
+    }
+}
+
 pub fn spec() -> Spec {
-    let mut options = vec![
-        OptionSpec::required(
-            "spaceId",
-            "Space ID",
-            "The Unify space the access token belongs to (Unify > Unify settings > API access)",
-        )
-        .placeholder("spa_..."),
-        OptionSpec::required(
-            "accessToken",
-            "Access token",
-            "The Profile API access token of the space, sent as the basic-auth user with an empty password",
-        )
-        .placeholder("${SEGMENT_ACCESS_TOKEN}")
-        .secret(),
-        OptionSpec::optional(
-            "idField",
-            "Record id",
-            "Which identifier becomes the record id: user_id (default), email or anonymous_id",
-        )
-        .default("user_id"),
-        OptionSpec::optional(
-            "traitsLimit",
-            "Traits per profile",
-            "How many traits to fetch per profile, 1 to 200, in one call (default 20)",
-        )
-        .kind(FieldType::Integer)
-        .default(20),
-        OptionSpec::optional(
-            "pageSize",
-            "Listing page size",
-            "How many profiles each page of the listing asks for, 1 to 100 (default 100); each page costs one call",
-        )
-        .kind(FieldType::Integer)
-        .default(100),
-        OptionSpec::optional(
-            "ids",
-            "Identifiers file",
-            "Read only these profiles instead of listing the space: a text file, relative to account.json, with one identifier per line (a value of idField, or TYPE:VALUE such as email:ada@example.com or segment_id:use_...)",
-        )
-        .placeholder("ids.txt"),
-    ];
-    options.extend(crate::connector::saas::vendor_engine_options(
+    let options = crate::connector::saas::vendor_base_url(
+        SegmentOptions::option_specs(),
         DEFAULT_BASE_URL,
         "The Profile API endpoint: https://profiles.segment.com (US, the default) or https://profiles.euw1.segment.com (EU workspaces must use it). Or a test server.",
-    ));
+    );
     Spec {
         code: "segment",
         label: "Segment profiles",
@@ -148,12 +136,13 @@ pub fn spec() -> Spec {
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let config: SegmentOptions = options.parse()?;
     let base_url = crate::connector::saas::base_url(
-        &options,
+        &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL} or https://profiles.euw1.segment.com"),
     )?;
-    let id_field = options.require("idField")?;
+    let id_field = config.id_field;
     if !ID_TYPES.contains(&id_field.as_str()) {
         return Err(usage(format!(
             "idField \"{id_field}\" in {} is not one of {}",
@@ -162,22 +151,25 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         ))
         .into());
     }
-    let traits_limit = whole_number(&options, "traitsLimit", 20, 200)?;
-    let page_size = whole_number(&options, "pageSize", MAX_PAGE as u32, MAX_PAGE as u32)?;
+    let traits_limit = whole_number(&options, "traitsLimit", &config.traits_limit, 20, 200)?;
+    let page_size = whole_number(
+        &options,
+        "pageSize",
+        &config.page_size,
+        MAX_PAGE as u32,
+        MAX_PAGE as u32,
+    )?;
     let api = Api {
         base_url,
-        space_id: options.require("spaceId")?,
-        access_token: options.require("accessToken")?,
+        space_id: config.space_id,
+        access_token: config.access_token,
     };
     // The Authorization header carries the token in base64; keep it out of output too.
     ctx.out.add_secrets([base64::Engine::encode(
         &base64::engine::general_purpose::STANDARD,
         format!("{}:", api.access_token),
     )]);
-    let ids = match options.string("ids") {
-        Some(_) => Some(options.require_path("ids")?),
-        None => None,
-    };
+    let ids = config.ids.map(|path| options.resolve(&path));
     let mut policy = Policy {
         source: options.source().to_string(),
         default: RateLimit {
@@ -187,7 +179,7 @@ pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
         },
         ..Policy::default()
     };
-    policy.apply_account(&options)?;
+    policy.apply_http(&config.http)?;
     Ok(Box::new(Segment {
         spec: spec(),
         engine: Engine::new(ctx.out.clone(), policy)?,
@@ -220,15 +212,10 @@ pub struct Segment {
     warned: std::sync::atomic::AtomicBool,
 }
 
-/// The whole number option `key`, from 1 to `max`, `default` when unset.
-fn whole_number(options: &Options, key: &str, default: u32, max: u32) -> Result<u32> {
-    let Some(v) = options.value(key) else {
-        return Ok(default);
-    };
-    match v
-        .as_u64()
-        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-    {
+/// The whole number option `key` (`v`), from 1 to `max`; the hint names
+/// its `default`.
+fn whole_number(options: &Options, key: &str, v: &Num, default: u32, max: u32) -> Result<u32> {
+    match v.as_u64() {
         Some(n) if (1..=u64::from(max)).contains(&n) => Ok(n as u32),
         _ => Err(usage(format!(
             "{key} in {} must be a whole number from 1 to {max}, got {v}",

@@ -41,57 +41,51 @@ use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::{self, paging};
 use crate::connector::{
-    record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, OptionSpec, Options,
-    Outcome, Page, Position, Record, Records, Role, Spec, Updates, WriteOp,
+    record_id, Action, Change, ChangeType, Connector, FieldSpec, FieldType, Options, Outcome, Page,
+    Position, Record, Records, Role, Spec, Updates, WriteOp,
 };
 use crate::ctx::Ctx;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
-use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{
+    status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
+};
 use requests::{customer_body, parse_time, Api, Mark, MarkToken, MAX_BULK, MAX_PAGE};
 
 /// The European cluster, Voucherify's default.
 pub const DEFAULT_BASE_URL: &str = "https://api.voucherify.io";
 
+connector_options! {
+    /// The options of a `voucherify` account.
+    pub struct VoucherifyOptions {
+        /// The project's Application ID, sent as X-App-Id (Voucherify dashboard: Project settings > General > Application Keys)
+        #[option(label = "Application ID", placeholder = "${VOUCHERIFY_APPLICATION_ID}", required, secret)]
+        pub application_id: String,
+        /// The project's Secret Key, sent as X-App-Token
+        #[option(label = "Secret key", placeholder = "${VOUCHERIFY_SECRET_KEY}", required, secret)]
+        pub secret_key: String,
+        /// The engine's options; baseUrl picks the cluster.
+        #[option(flatten)]
+        #[serde(flatten)]
+        pub http: HttpOptions,
+        /// Milliseconds to wait before the first poll of a bulk job; each later wait doubles, up to ten seconds (default 1000)
+        #[option(label = "Bulk poll interval", kind = FieldType::Integer, default = 1000)]
+        pub poll_interval_ms: Num,
+        /// How many times a bulk job is polled before its batch fails as unfinished (default 30)
+        #[option(label = "Bulk polls", kind = FieldType::Integer, default = 30)]
+        pub max_polls: Num,
+    }
+}
+
 pub fn spec() -> Spec {
-    let mut options = vec![
-        OptionSpec::required(
-            "applicationId",
-            "Application ID",
-            "The project's Application ID, sent as X-App-Id (Voucherify dashboard: Project settings > General > Application Keys)",
-        )
-        .placeholder("${VOUCHERIFY_APPLICATION_ID}")
-        .secret(),
-        OptionSpec::required(
-            "secretKey",
-            "Secret key",
-            "The project's Secret Key, sent as X-App-Token",
-        )
-        .placeholder("${VOUCHERIFY_SECRET_KEY}")
-        .secret(),
-    ];
-    options.extend(crate::connector::saas::vendor_engine_options(
+    let options = crate::connector::saas::vendor_base_url(
+        VoucherifyOptions::option_specs(),
         DEFAULT_BASE_URL,
         "The API cluster of the project: https://api.voucherify.io (Europe, the default), https://us1.api.voucherify.io (United States), https://as1.api.voucherify.io (Asia), https://<region>.api.voucherify.io for a dedicated cluster; requests to the wrong cluster are rejected. Or a test server.",
-    ));
-    options.extend([
-        OptionSpec::optional(
-            "pollIntervalMs",
-            "Bulk poll interval",
-            "Milliseconds to wait before the first poll of a bulk job; each later wait doubles, up to ten seconds (default 1000)",
-        )
-        .kind(FieldType::Integer)
-        .default(1000),
-        OptionSpec::optional(
-            "maxPolls",
-            "Bulk polls",
-            "How many times a bulk job is polled before its batch fails as unfinished (default 30)",
-        )
-        .kind(FieldType::Integer)
-        .default(30),
-    ]);
+    );
     Spec {
         code: "voucherify",
         label: "Voucherify customers",
@@ -116,7 +110,7 @@ pub fn spec() -> Spec {
 }
 
 /// The rate limits in [`spec`]'s description, per endpoint group.
-fn policy(options: &Options) -> Result<Policy> {
+fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
     let mut policy = Policy {
         source: options.source().to_string(),
         reset_header: Some("x-rate-limit-retry".into()),
@@ -137,27 +131,30 @@ fn policy(options: &Options) -> Result<Policy> {
         }],
         ..Policy::default()
     };
-    policy.apply_account(options)?;
+    policy.apply_http(http)?;
     Ok(policy)
 }
 
 pub fn open(ctx: &Ctx, options: Options) -> Result<Box<dyn Connector>> {
+    let config: VoucherifyOptions = options.parse()?;
     let base_url = crate::connector::saas::base_url(
-        &options,
+        &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, https://us1.api.voucherify.io or https://as1.api.voucherify.io"),
     )?;
     let api = Api {
         base_url,
-        app_id: options.require("applicationId")?,
-        secret_key: options.require("secretKey")?,
+        app_id: config.application_id,
+        secret_key: config.secret_key,
     };
-    let (first_wait, max_polls) = options.polling(30)?;
+    let (first_wait, max_polls) =
+        crate::connector::options::polling(&options, &config.poll_interval_ms, &config.max_polls)?;
     let polling = bulk::Polling {
         first_wait,
         max_polls,
     };
-    let engine = Engine::new(ctx.out.clone(), policy(&options)?)?.with_errors(vendor_error);
+    let policy = policy(&options, &config.http)?;
+    let engine = Engine::new(ctx.out.clone(), policy)?.with_errors(vendor_error);
     Ok(Box::new(Voucherify {
         spec: spec(),
         api,
