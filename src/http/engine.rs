@@ -13,6 +13,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use super::cassette::{Cassette, Mode};
+use super::clock::{Clock, VirtualBucket};
 use super::message::vendor_message;
 use super::policy::{Policy, RateLimit, MAX_BACKOFF, MAX_RATE_LIMITED};
 use super::redact::{header_value, redact_body_text, redact_url};
@@ -61,11 +62,14 @@ impl Response {
 /// One rate-limit gate: a token bucket and the in-flight cap.
 struct Gate {
     bucket: DefaultDirectRateLimiter,
+    /// The same bucket on a test clock's virtual time, used instead of
+    /// `bucket` when there is one (see [`Clock`]).
+    virtual_bucket: Option<VirtualBucket>,
     in_flight: Arc<Semaphore>,
 }
 
 impl Gate {
-    fn new(limit: &RateLimit) -> Gate {
+    fn new(limit: &RateLimit, clock: &Clock) -> Gate {
         let period = Duration::from_secs_f64(1.0 / limit.rps.max(1e-6));
         let burst = NonZeroU32::new(limit.burst.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(period)
@@ -73,7 +77,16 @@ impl Gate {
             .allow_burst(burst);
         Gate {
             bucket: RateLimiter::direct(quota),
+            virtual_bucket: clock.virtual_bucket(quota),
             in_flight: Arc::new(Semaphore::new(limit.max_in_flight.max(1))),
+        }
+    }
+
+    /// Wait for a slot in the bucket.
+    async fn ready(&self, clock: &Clock) {
+        match &self.virtual_bucket {
+            None => self.bucket.until_ready().await,
+            Some(bucket) => clock.until_ready(bucket).await,
         }
     }
 }
@@ -90,6 +103,8 @@ pub struct Engine {
     /// What [`Engine::send`] makes of a final error status: [`status_error`],
     /// or a vendor's richer reading of its error body.
     describe: fn(&RequestSpec, &Response) -> Failure,
+    /// How the engine waits: real time, or a test's virtual time.
+    clock: Clock,
 }
 
 /// What the retry policy says about one attempt's outcome.
@@ -111,10 +126,16 @@ impl Engine {
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("could not set up the HTTP client")?;
+        let clock = Clock::from_env();
         Ok(Engine {
             client,
-            default_gate: Gate::new(&policy.default),
-            gates: policy.groups.iter().map(|g| Gate::new(&g.limit)).collect(),
+            default_gate: Gate::new(&policy.default, &clock),
+            gates: policy
+                .groups
+                .iter()
+                .map(|g| Gate::new(&g.limit, &clock))
+                .collect(),
+            clock,
             policy,
             cassette: out.cassette(),
             out,
@@ -126,6 +147,17 @@ impl Engine {
     /// a connector whose API explains its errors in its own shape.
     pub fn with_errors(mut self, describe: fn(&RequestSpec, &Response) -> Failure) -> Engine {
         self.describe = describe;
+        self
+    }
+
+    /// The engine waiting on `clock` (a test hook: see [`Clock`]); the
+    /// rate-limit buckets start afresh on it.
+    pub fn with_clock(mut self, clock: Clock) -> Engine {
+        self.default_gate = Gate::new(&self.policy.default, &clock);
+        self.gates = (self.policy.groups.iter())
+            .map(|g| Gate::new(&g.limit, &clock))
+            .collect();
+        self.clock = clock;
         self
     }
 
@@ -181,7 +213,7 @@ impl Engine {
                 // Replay answers from the cassette: no gate, nothing sent.
                 Some(c) if c.mode() == Mode::Replay => Ok(c.answer(req, &self.out)?),
                 _ => {
-                    gate.bucket.until_ready().await;
+                    gate.ready(&self.clock).await;
                     let permit = gate
                         .in_flight
                         .acquire()
@@ -294,7 +326,7 @@ impl Engine {
     /// when it was recorded.
     pub(super) async fn pause(&self, wait: Duration) {
         if !matches!(&self.cassette, Some(c) if c.mode() == Mode::Replay) {
-            tokio::time::sleep(wait).await;
+            self.clock.sleep(wait).await;
         }
     }
 

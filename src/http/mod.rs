@@ -46,6 +46,7 @@
 //!   vendor's own message.
 
 pub mod cassette;
+pub mod clock;
 mod engine;
 pub mod message;
 pub mod policy;
@@ -55,6 +56,7 @@ pub mod redact;
 use anyhow::Result;
 use serde_json::{json, Map, Value};
 
+pub use clock::Clock;
 pub use engine::{status_error, Engine, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 pub use poll::{Polled, Polling};

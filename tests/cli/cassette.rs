@@ -77,7 +77,7 @@ fn entry_ids(out: &Value) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn record_then_replay_pages_to_the_end_and_redacts_the_canary() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     three_pages(&s).await;
     let f = folder(&s.uri());
     let recorded = f.run(&["getupdates", "--record", "-vv"]);
@@ -117,7 +117,7 @@ async fn record_then_replay_pages_to_the_end_and_redacts_the_canary() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cassette_flag_names_the_file_and_identical_requests_replay_in_order() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
         .respond_with(ok(json!({"id": "a", "v": 1})))
@@ -148,7 +148,7 @@ async fn cassette_flag_names_the_file_and_identical_requests_replay_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unrecorded_request_fails_the_replay_with_the_command_that_records_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
         .once(ok(json!({"id": "a"})), &s)
@@ -168,7 +168,7 @@ async fn an_unrecorded_request_fails_the_replay_with_the_command_that_records_it
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_recording_still_writes_its_cassette() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/zz"))
         .once(
@@ -202,7 +202,7 @@ async fn a_failed_recording_still_writes_its_cassette() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ferry_test_reports_a_failing_case_and_writes_junit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     three_pages(&s).await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
@@ -317,7 +317,7 @@ fn a_fresh_folder_records_every_action_against_the_sandbox_and_passes_offline() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retried_request_replays_its_attempts_in_order() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
         .respond_with(ResponseTemplate::new(503).set_body_json(json!({"message": "busy"})))
@@ -355,7 +355,7 @@ async fn a_retried_request_replays_its_attempts_in_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_saved_case_holds_its_value_file_and_replays_without_credentials() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/items"))
         .once(ok(json!({"id": "n1", "name": "Ada"})), &s)
@@ -364,15 +364,8 @@ async fn a_saved_case_holds_its_value_file_and_replays_without_credentials() {
     let manifest = json!({"auth": {"type": "bearer"}, "actions": {"insert": {"path": "/items"}}});
     f.write("connector.json", &manifest.to_string());
     f.write("value.json", r#"{"name": "Ada"}"#);
-    f.run(&[
-        "insert",
-        "--value",
-        "@value.json",
-        "--record",
-        "--save-case",
-        "ins",
-    ])
-    .ok_json();
+    f.run_line("insert --value @value.json --record --save-case ins")
+        .ok_json();
     s.verify().await;
     drop(s);
     std::fs::remove_file(f.join("value.json")).unwrap();

@@ -151,14 +151,7 @@ fn actual(run: &Run) -> Value {
 fn export_first_run_then_no_change_then_every_kind_of_change() {
     let f = folder();
     f.write("first.jsonl", FIRST);
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "first.jsonl",
-        "--dry-run",
-    ]);
+    let dry = f.run_line("export --to crm --input first.jsonl --dry-run");
     snap_export!("export_first_dry_run", dry);
     assert!(!f.exists("crm/crm.db"), "a dry run writes nothing");
     assert!(!f.exists(".ferry"), "a dry run keeps no state");
@@ -182,25 +175,10 @@ fn export_first_run_then_no_change_then_every_kind_of_change() {
     );
 
     f.write("second.jsonl", SECOND);
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
+    let dry = f.run_line("export --to crm --input second.jsonl --dry-run");
     snap_export!("export_changes_dry_run", dry);
     assert_eq!(before, state_files(&f), "a dry run writes nothing");
-    let second = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "second.jsonl",
-        "--errors",
-        "problems.jsonl",
-    ]);
+    let second = f.run_line("export --to crm --input second.jsonl --errors problems.jsonl");
     snap_export!("export_changes", second);
     assert_eq!(predicted(&dry), actual(&second));
     insta::assert_snapshot!("export_changes_errors_file", f.read("problems.jsonl"));
@@ -246,15 +224,7 @@ fn export_partial_failure_is_retried_and_cleared_next_run() {
         "profiles.csv",
         "id,email,name,phone,groups\np1,ada@example.com,Ada,,vip;news\np2,bob@example.com,Bob,+4712345678,news\n",
     );
-    let first = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "profiles.csv",
-        "--errors",
-        "problems.jsonl",
-    ]);
+    let first = f.run_line("export --to crm --input profiles.csv --errors problems.jsonl");
     snap_export!("export_partial_failure", first);
     insta::assert_snapshot!(
         "export_partial_failure_errors_file",
@@ -267,15 +237,7 @@ fn export_partial_failure_is_retried_and_cleared_next_run() {
         conn.execute_batch("ALTER TABLE contacts ADD COLUMN phone TEXT;")
             .unwrap();
     }
-    let retry = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "profiles.csv",
-        "--errors",
-        "problems.jsonl",
-    ]);
+    let retry = f.run_line("export --to crm --input profiles.csv --errors problems.jsonl");
     snap_export!("export_partial_failure_retried", retry);
     assert_eq!(f.read("problems.jsonl"), "", "no problem left");
     insta::assert_json_snapshot!(
@@ -305,15 +267,7 @@ fn export_mass_delete_guard_without_a_terminal_and_with_yes() {
     );
 
     let before = state_files(&f);
-    let stopped = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "two.jsonl",
-        "--deletes",
-        "delete",
-    ]);
+    let stopped = f.run_line("export --to crm --input two.jsonl --deletes delete");
     snap_export!("export_mass_delete_stopped", stopped);
     assert_eq!(
         before,
@@ -321,26 +275,8 @@ fn export_mass_delete_guard_without_a_terminal_and_with_yes() {
         "the guard stops before sending anything"
     );
 
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "two.jsonl",
-        "--deletes",
-        "delete",
-        "--dry-run",
-    ]);
-    let done = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "two.jsonl",
-        "--deletes",
-        "delete",
-        "--yes",
-    ]);
+    let dry = f.run_line("export --to crm --input two.jsonl --deletes delete --dry-run");
+    let done = f.run_line("export --to crm --input two.jsonl --deletes delete --yes");
     snap_export!("export_mass_delete_yes", done);
     assert_eq!(predicted(&dry), actual(&done));
     let dest = dump(&f, "crm/crm.db", "records");
@@ -358,25 +294,8 @@ fn export_clear_mode_clears_absent_profiles_within_the_limit() {
     f.write("one.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.io\", \"name\": \"A\"}, \"groups\": [\"g\"]}\n");
     f.run(&["export", "--to", "crm", "--input", "two.jsonl"])
         .ok_json();
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "one.jsonl",
-        "--deletes",
-        "clear",
-        "--dry-run",
-    ]);
-    let run = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "one.jsonl",
-        "--deletes",
-        "clear",
-    ]);
+    let dry = f.run_line("export --to crm --input one.jsonl --deletes clear --dry-run");
+    let run = f.run_line("export --to crm --input one.jsonl --deletes clear");
     assert_eq!(predicted(&dry), actual(&run));
     assert_eq!(
         (
@@ -395,15 +314,7 @@ fn export_clear_mode_clears_absent_profiles_within_the_limit() {
 fn export_to_csv_skips_memberships_with_a_reason() {
     let f = Folder::new();
     f.write("p.json", r#"[{"id": "p1", "properties": {"email": "a@x.io"}, "groups": ["vip"]}, {"id": "p2", "properties": {"email": "b@x.io"}}]"#);
-    let run = f.run(&[
-        "export",
-        "--to",
-        "csv:out.csv",
-        "--input",
-        "p.json",
-        "--errors",
-        "e.jsonl",
-    ]);
+    let run = f.run_line("export --to csv:out.csv --input p.json --errors e.jsonl");
     snap_export!("export_csv_skips_groups", run);
     insta::assert_snapshot!("export_csv_file", f.read("out.csv"));
     assert!(f.read("e.jsonl").contains("\"kind\":\"skipped\""));
@@ -425,13 +336,7 @@ fn export_from_a_source_connector_and_from_in_json() {
         "people.jsonl",
         "{\"id\": \"p1\", \"email\": \"a@x.io\", \"groups\": \"vip;news\"}\n",
     );
-    let run = f.run(&[
-        "export",
-        "--to",
-        "sqlite:crm.db",
-        "--from",
-        "jsonl:people.jsonl",
-    ]);
+    let run = f.run_line("export --to sqlite:crm.db --from jsonl:people.jsonl");
     assert_eq!(
         (
             run.ok_json()["created"].clone(),
@@ -518,7 +423,7 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     let args = "export --to crm --input two.jsonl --deletes delete";
 
     let before = state_files(&f);
-    let (code, screen) = crate::support::on_terminal(&f, args, "n");
+    let (code, screen) = crate::support::on_terminal(&f, args, "Go ahead?", "n");
     assert!(
         screen.contains("would delete or clear 8 profiles, more than --max-deletes 1"),
         "{screen}"
@@ -527,7 +432,7 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     assert_eq!(code, 1, "{screen}");
     assert_eq!(before, state_files(&f), "a refused run sends nothing");
 
-    let (code, screen) = crate::support::on_terminal(&f, args, "y");
+    let (code, screen) = crate::support::on_terminal(&f, args, "Go ahead?", "y");
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("\"deleted\": 8"), "{screen}");
     assert_eq!(
@@ -545,15 +450,7 @@ fn export_full_resends_everything_and_matches_its_dry_run() {
     f.write("first.jsonl", FIRST);
     f.run(&["export", "--to", "crm", "--input", "first.jsonl"])
         .ok_json();
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "crm",
-        "--input",
-        "first.jsonl",
-        "--full",
-        "--dry-run",
-    ]);
+    let dry = f.run_line("export --to crm --input first.jsonl --full --dry-run");
     let full = f.run(&["export", "--to", "crm", "--input", "first.jsonl", "--full"]);
     snap_export!("export_full", full);
     assert_eq!(predicted(&dry), actual(&full));

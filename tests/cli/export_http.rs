@@ -193,7 +193,7 @@ fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = api_folder(&s.uri());
     f.write(
         "first.jsonl",
@@ -252,15 +252,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
             &s,
         )
         .await;
-    let first = f.run(&[
-        "export",
-        "--to",
-        ".",
-        "--input",
-        "first.jsonl",
-        "--errors",
-        "problems.jsonl",
-    ]);
+    let first = f.run_line("export --to . --input first.jsonl --errors problems.jsonl");
     no_canary(&first);
     let sum = first.json();
     assert_eq!(first.code, 3, "one membership failed: {}", first.render());
@@ -289,7 +281,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
         ],
     )
     .await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
 
     // Second run: a's plan cleared (null in a merge patch) and a leaves vip,
     // c is retried into vip (the list is found this time), b is deleted.
@@ -344,7 +336,7 @@ async fn export_to_an_http_api_makes_exactly_the_documented_requests() {
         ],
     )
     .await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
 
     // The same file again sends nothing at all.
     let third = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::{ok, Folder, MountOnce};
@@ -51,7 +51,7 @@ const ALL: [&str; 5] = ["a", "b", "c", "d", "e"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn offset_pagination_pages_to_the_total() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     for (offset, page) in [("0", &ALL[0..2]), ("2", &ALL[2..4]), ("4", &ALL[4..5])] {
         Mock::given(method("GET"))
             .and(path("/items"))
@@ -73,7 +73,7 @@ async fn offset_pagination_pages_to_the_total() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn offset_pagination_stops_on_an_empty_page() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     for (offset, page) in [("0", &ALL[0..2]), ("2", &ALL[2..4]), ("4", &ALL[4..4])] {
         Mock::given(method("GET"))
             .and(query_param("offset", offset))
@@ -93,7 +93,7 @@ async fn offset_pagination_stops_on_an_empty_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn page_number_pagination_stops_on_has_more() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     for (page, ids_, more) in [
         ("1", &ALL[0..2], true),
         ("2", &ALL[2..4], true),
@@ -121,7 +121,7 @@ async fn page_number_pagination_stops_on_has_more() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cursor_pagination_from_the_body() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
         .once(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})), &s)
@@ -144,7 +144,7 @@ async fn cursor_pagination_from_the_body() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cursor_pagination_from_a_header() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("after"))
         .once(
@@ -176,7 +176,7 @@ async fn cursor_pagination_from_a_header() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn next_url_pagination_from_the_body() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let base = s.uri();
     Mock::given(method("GET"))
         .and(path("/items"))
@@ -210,7 +210,7 @@ async fn next_url_pagination_from_the_body() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn next_url_pagination_from_the_link_header() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let base = s.uri();
     Mock::given(method("GET"))
         .and(query_param_is_missing("p"))
@@ -253,7 +253,7 @@ async fn next_url_pagination_from_the_link_header() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn max_pages_caps_an_endless_listing() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
         .once(ok(json!({"data": items(&ALL[0..2]), "next": "c2"})), &s)
@@ -275,7 +275,7 @@ async fn max_pages_caps_an_endless_listing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_repeated_cursor_is_an_error_not_a_loop() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
         .once(ok(json!({"data": items(&ALL[0..2]), "next": "same"})), &s)
@@ -294,7 +294,7 @@ async fn a_repeated_cursor_is_an_error_not_a_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_that_repeats_is_an_error_not_a_loop() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // The server ignores the page parameter and always says there is more.
     Mock::given(method("GET"))
         .respond_with(ok(json!({"data": items(&ALL[0..2]), "more": true})))
@@ -314,7 +314,7 @@ async fn a_page_that_repeats_is_an_error_not_a_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_page_without_an_end_signal_is_an_error() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .once(ok(json!({"data": [], "next": "c2"})), &s)
         .await;
@@ -328,7 +328,7 @@ async fn an_empty_page_without_an_end_signal_is_an_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn crud_actions_send_what_the_manifest_says() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/v2/customers/c%201"))
         .and(header("X-Workspace", "acme"))
@@ -391,7 +391,7 @@ async fn crud_actions_send_what_the_manifest_says() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verbose_logs_one_line_per_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(1)
@@ -417,7 +417,7 @@ async fn verbose_logs_one_line_per_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oauth2_fetches_one_token_per_run() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .and(wiremock::matchers::body_string_contains(
@@ -550,7 +550,7 @@ fn dry_run_prints_the_requests_and_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_canary_secret_is_never_printed() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // A careless API echoes the credentials back, in bodies and headers.
     Mock::given(method("GET"))
         .and(path("/c/ok"))
@@ -686,7 +686,7 @@ fn connectors_http_documents_every_manifest_field() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upserts_patch_then_insert_and_report_rejections_per_record() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path("/c/a"))
         .once(ok(json!({"id": "a"})), &s)
@@ -744,7 +744,7 @@ async fn upserts_patch_then_insert_and_report_rejections_per_record() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_credential_fails_the_batch_instead_of_rejecting_its_records() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path("/c/a"))
         .once(
@@ -761,15 +761,7 @@ async fn a_refused_credential_fails_the_batch_instead_of_rejecting_its_records()
         "in.jsonl",
         "{\"id\": \"a\", \"email\": \"a@example.com\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
         run.stderr.contains("401") && run.stderr.contains("token expired"),
@@ -789,7 +781,7 @@ async fn a_refused_credential_fails_the_batch_instead_of_rejecting_its_records()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn read_page_walks_a_listing_by_position_and_guards_loops() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(query_param_is_missing("cursor"))
         .and(query_param("limit", "2"))
@@ -860,7 +852,7 @@ async fn read_page_walks_a_listing_by_position_and_guards_loops() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn debug_log_shows_headers_and_bodies_redacted() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/c"))
         .and(header("Authorization", format!("Bearer {CANARY}").as_str()))
@@ -905,7 +897,7 @@ fn a_last_sync_without_since_in_the_manifest_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_account_rate_limit_paces_a_listing() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let pages = ["a", "b", "c", "d", "e", "f"];
     for (i, id) in pages.iter().enumerate() {
         let next = pages.get(i + 1).map(|n| format!("after-{n}"));
@@ -924,16 +916,17 @@ async fn the_account_rate_limit_paces_a_listing() {
         listing(json!({"type": "cursor", "cursorPath": "/next"}), "/data"),
         r#", "rateLimit": {"rps": 5, "burst": 1}"#,
     );
-    let started = std::time::Instant::now();
-    assert_eq!(ids(&f), pages);
-    // Six requests at 5 per second: five gaps of 200 ms, plus starting ferry.
-    let secs = started.elapsed().as_secs_f64();
-    assert!((0.95..2.5).contains(&secs), "six pages took {secs:.2}s");
+    let (run, waits) = f.run_on_virtual_clock(&["getupdates"]);
+    let entries = run.ok_json()["entries"].as_array().unwrap().clone();
+    let got: Vec<&str> = entries.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(got, pages);
+    // Six requests at 5 per second: five gaps of 200 ms.
+    assert_eq!(waits.of("slot"), [std::time::Duration::from_millis(200); 5]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_action_writes_import_batches_in_one_request_each() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let rec = |id: &str| json!({"id": id, "email": format!("{id}@example.com")});
     Mock::given(method("POST"))
         .and(path("/c/bulk"))
@@ -988,14 +981,7 @@ async fn a_bulk_action_writes_import_batches_in_one_request_each() {
     assert!(rejects.contains("email is taken"), "{rejects}");
 
     // The dry run shows the same bulk request and sends nothing more.
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --dry-run");
     assert_eq!(run.code, 0, "{}", run.render());
     assert_eq!(
         run.json()["requests"][0]["url"],
@@ -1021,7 +1007,7 @@ fn bulk_only_fields_are_refused_on_other_actions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_timeout_hint_names_timeout_secs() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
         .respond_with(ok(json!({"id": "a"})).set_delay(std::time::Duration::from_secs(3)))
@@ -1041,7 +1027,7 @@ async fn a_timeout_hint_names_timeout_secs() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hostile_retry_after_is_no_panic() {
     for (name, value, requests) in [("nan", "NaN", 21), ("huge", "1e300", 1)] {
-        let s = MockServer::start().await;
+        let s = crate::support::mock::server().await;
         Mock::given(method("GET"))
             .and(path("/items/a"))
             .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", value))
@@ -1053,8 +1039,11 @@ async fn a_hostile_retry_after_is_no_panic() {
             json!({"actions": {"get": {"path": "/items/{id}"}}}),
             "",
         );
-        let run = f.run(&["get", "--id", "a"]);
+        let (run, waits) = f.run_on_virtual_clock(&["get", "--id", "a"]);
         assert_eq!(run.code, 1, "{}", run.render());
+        // A NaN is no wait asked for: backoff between the 21 attempts; a
+        // huge wait is refused before any.
+        assert_eq!(waits.of("retry").len(), requests as usize - 1, "{waits:?}");
         snap!(format!("http_retry_after_{name}"), run);
     }
 }

@@ -1,21 +1,39 @@
 //! The shared HTTP engine against wiremock servers: rate limits, the retry
 //! policy per status, the maximum 429 wait, network failures. Every mock
 //! states how many requests it expects, so a request not made (or made
-//! once too often) fails the test.
+//! once too often) fails the test. The engines wait on a virtual clock:
+//! nothing sleeps, and the tests assert the waits the engine chose.
 
 use std::time::{Duration, Instant};
 
 use crate::support::MountOnce;
-use ferry::http::{Engine, Policy, RateLimit, RequestSpec};
+use ferry::http::clock::Why;
+use ferry::http::{Clock, Engine, Policy, RateLimit, RequestSpec};
 use ferry::output::Output;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
+/// An engine on a virtual clock of its own: its waits return at once.
 fn engine(policy: Policy) -> Engine {
-    Engine::new(Output::new(), policy).expect("engine")
+    engine_on(policy, &Clock::virtual_time())
 }
 
-/// A fast policy: short backoff so tests do not sleep for long.
+/// An engine waiting on `clock`, whose waits a test reads.
+fn engine_on(policy: Policy, clock: &Clock) -> Engine {
+    Engine::new(Output::new(), policy)
+        .expect("engine")
+        .with_clock(clock.clone())
+}
+
+/// The waits of `clock` that were for `why`.
+fn waits(clock: &Clock, why: Why) -> Vec<Duration> {
+    (clock.waits().into_iter())
+        .filter(|(w, _)| *w == why)
+        .map(|(_, wait)| wait)
+        .collect()
+}
+
+/// A short backoff, so the retry waits are small.
 fn fast() -> Policy {
     let mut p = Policy::default();
     p.retry.base_delay = Duration::from_millis(10);
@@ -34,7 +52,7 @@ fn render_err(err: &anyhow::Error) -> String {
 
 #[tokio::test]
 async fn the_rate_limit_is_honoured() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items"))
         .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
@@ -47,8 +65,8 @@ async fn the_rate_limit_is_honoured() {
         burst: 1,
         max_in_flight: 4,
     };
-    let e = std::sync::Arc::new(engine(p));
-    let started = Instant::now();
+    let clock = Clock::virtual_time();
+    let e = std::sync::Arc::new(engine_on(p, &clock));
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..11 {
         let e = e.clone();
@@ -64,19 +82,16 @@ async fn the_rate_limit_is_honoured() {
     }
     // 11 requests at 5 per second with a burst of 1: the first goes at once,
     // the other ten one every 200 ms.
-    let secs = started.elapsed().as_secs_f64();
-    let rps = 10.0 / secs;
-    // The tolerance allows for a loaded machine (slower), never for a
-    // missing limit (ten requests at once would measure far above 5.5).
-    assert!(
-        (3.5..=5.5).contains(&rps),
-        "measured {rps:.2} rps over {secs:.2}s"
+    assert_eq!(
+        waits(&clock, Why::Slot),
+        vec![Duration::from_millis(200); 10]
     );
+    assert_eq!(waits(&clock, Why::Retry), vec![]);
 }
 
 #[tokio::test]
 async fn endpoint_groups_have_their_own_buckets() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/bulk"))
         .respond_with(ResponseTemplate::new(200))
@@ -105,33 +120,29 @@ async fn endpoint_groups_have_their_own_buckets() {
         burst: 10,
         max_in_flight: 4,
     };
-    let e = engine(p);
-    let started = Instant::now();
+    let clock = Clock::virtual_time();
+    let e = engine_on(p, &clock);
     for _ in 0..3 {
         e.send(&RequestSpec::new("GET", format!("{}/fast", server.uri())))
             .await
             .expect("get");
     }
-    assert!(
-        started.elapsed() < Duration::from_millis(900),
-        "the default group was throttled"
-    );
-    let started = Instant::now();
+    assert_eq!(clock.waits(), vec![], "the default group was throttled");
     for _ in 0..3 {
         e.send(&RequestSpec::new("POST", format!("{}/bulk", server.uri())))
             .await
             .expect("post");
     }
-    let secs = started.elapsed().as_secs_f64();
-    assert!(
-        (0.9..2.0).contains(&secs),
-        "3 bulk requests at 2 rps took {secs:.2}s"
+    // 3 bulk requests at 2 rps: the first at once, then one every 500 ms.
+    assert_eq!(
+        clock.waits(),
+        vec![(Why::Slot, Duration::from_millis(500)); 2]
     );
 }
 
 #[tokio::test]
 async fn retry_after_is_honoured_without_spending_the_retry_budget() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/limited"))
         .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
@@ -149,8 +160,8 @@ async fn retry_after_is_honoured_without_spending_the_retry_budget() {
     let mut p = fast();
     // One attempt only: the 429 waits must not count against it.
     p.retry.max_attempts = 1;
-    let e = engine(p);
-    let started = Instant::now();
+    let clock = Clock::virtual_time();
+    let e = engine_on(p, &clock);
     let r = e
         .send(&RequestSpec::new(
             "GET",
@@ -159,16 +170,16 @@ async fn retry_after_is_honoured_without_spending_the_retry_budget() {
         .await
         .expect("succeeds after the waits");
     assert_eq!(r.status, 200);
-    let secs = started.elapsed().as_secs_f64();
-    assert!(
-        (1.9..4.0).contains(&secs),
-        "waited {secs:.2}s for two Retry-After: 1"
+    assert_eq!(
+        clock.waits(),
+        vec![(Why::Retry, Duration::from_secs(1)); 2],
+        "two Retry-After: 1"
     );
 }
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     let at = std::time::SystemTime::now() + Duration::from_secs(2);
     Mock::given(method("GET"))
         .respond_with(
@@ -182,27 +193,29 @@ async fn retry_after_as_an_http_date_is_honoured() {
     Mock::given(method("GET"))
         .once(ResponseTemplate::new(200), &server)
         .await;
-    let e = engine(fast());
-    let started = Instant::now();
+    let clock = Clock::virtual_time();
+    let e = engine_on(fast(), &clock);
     e.send(&RequestSpec::new("GET", server.uri()))
         .await
         .expect("ok");
     // HTTP dates have whole seconds: the wait is between 1 and 2 seconds.
-    let secs = started.elapsed().as_secs_f64();
+    let waited = waits(&clock, Why::Retry);
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    let secs = waited[0].as_secs_f64();
     assert!((0.9..3.0).contains(&secs), "waited {secs:.2}s");
 }
 
 #[tokio::test]
 async fn a_wait_beyond_the_maximum_fails_and_names_the_knob() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .once(
             ResponseTemplate::new(429).insert_header("Retry-After", "3600"),
             &server,
         )
         .await;
-    let e = engine(fast());
-    let started = Instant::now();
+    let clock = Clock::virtual_time();
+    let e = engine_on(fast(), &clock);
     let err = e
         .send(&RequestSpec::new(
             "GET",
@@ -210,16 +223,13 @@ async fn a_wait_beyond_the_maximum_fails_and_names_the_knob() {
         ))
         .await
         .expect_err("the wait is too long");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "slept through the wait"
-    );
+    assert_eq!(clock.waits(), vec![], "slept through the wait");
     insta::assert_snapshot!("max_wait_enforced", render_err(&err));
 }
 
 #[tokio::test]
 async fn server_errors_back_off_then_succeed() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(503))
         .up_to_n_times(2)
@@ -235,16 +245,25 @@ async fn server_errors_back_off_then_succeed() {
     Mock::given(method("GET"))
         .once(ResponseTemplate::new(200).set_body_string("{}"), &server)
         .await;
-    let r = engine(fast())
+    let clock = Clock::virtual_time();
+    let r = engine_on(fast(), &clock)
         .send(&RequestSpec::new("GET", server.uri()))
         .await
         .expect("ok");
     assert_eq!(r.status, 200);
+    // Three backoffs, each at most the doubling cap of 10, 20 and 40 ms.
+    let waited = waits(&clock, Why::Retry);
+    let caps = [10, 20, 40].map(Duration::from_millis);
+    assert_eq!(waited.len(), 3, "{waited:?}");
+    assert!(
+        waited.iter().zip(caps).all(|(w, cap)| *w <= cap),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]
 async fn server_errors_stop_after_max_attempts_with_the_vendor_message() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .respond_with(
             ResponseTemplate::new(500)
@@ -267,7 +286,7 @@ async fn server_errors_stop_after_max_attempts_with_the_vendor_message() {
 
 #[tokio::test]
 async fn client_errors_and_501_are_not_retried() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/customers"))
         .once(
@@ -345,7 +364,7 @@ async fn a_get_network_failure_is_retried_up_to_max_attempts() {
 
 #[tokio::test]
 async fn an_attempt_times_out() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(5)))
         .expect(2)
@@ -369,7 +388,7 @@ async fn an_attempt_times_out() {
 
 #[tokio::test]
 async fn a_vendor_reset_header_is_honoured_without_retry_after() {
-    let server = MockServer::start().await;
+    let server = crate::support::mock::server().await;
     let reset_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -389,13 +408,15 @@ async fn a_vendor_reset_header_is_honoured_without_retry_after() {
         .await;
     let mut p = fast();
     p.reset_header = Some("X-Vendor-Reset".into());
-    let started = Instant::now();
-    engine(p)
+    let clock = Clock::virtual_time();
+    engine_on(p, &clock)
         .send(&RequestSpec::new("GET", server.uri()))
         .await
         .expect("ok");
     // A Unix time in whole seconds, two seconds ahead: a wait of one to two seconds.
-    let secs = started.elapsed().as_secs_f64();
+    let waited = waits(&clock, Why::Retry);
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    let secs = waited[0].as_secs_f64();
     assert!((0.9..3.0).contains(&secs), "waited {secs:.2}s");
 }
 
@@ -404,7 +425,8 @@ async fn a_request_that_cannot_be_built_fails_at_once_without_retries() {
     let started = Instant::now();
     let mut p = fast();
     p.retry.base_delay = Duration::from_secs(5);
-    let err = engine(p)
+    let clock = Clock::virtual_time();
+    let err = engine_on(p, &clock)
         .send(
             &RequestSpec::new("GET", format!("http://127.0.0.1:{}/c", closed_port()))
                 .header("X-Value", "line\nbreak"),
@@ -412,5 +434,6 @@ async fn a_request_that_cannot_be_built_fails_at_once_without_retries() {
         .await
         .expect_err("an invalid header value");
     assert!(started.elapsed() < Duration::from_secs(2), "it was retried");
+    assert_eq!(clock.waits(), vec![], "it was retried");
     assert!(err.to_string().contains("could not be sent"), "{err}");
 }

@@ -13,7 +13,7 @@ use crate::support::{Folder, MountOnce};
 
 /// A server that fails the test (when dropped) on any request at all.
 async fn refusing_server() -> MockServer {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(any())
         .respond_with(ResponseTemplate::new(500))
         .expect(0)
@@ -24,7 +24,7 @@ async fn refusing_server() -> MockServer {
 
 /// A server that answers one request, whatever it is, with 404.
 async fn one_request_server() -> MockServer {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(any())
         .once(ResponseTemplate::new(404).set_body_json(json!({})), &s)
         .await;
@@ -142,7 +142,7 @@ async fn dry_runs_show_the_url_that_would_be_sent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_imported_record_with_a_dot_id_is_rejected_and_the_rest_written() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     for id in ["a", "b"] {
         Mock::given(wiremock::matchers::method("PATCH"))
             .and(wiremock::matchers::path(format!("/items/{id}")))
@@ -154,15 +154,7 @@ async fn an_imported_record_with_a_dot_id_is_rejected_and_the_rest_written() {
         "in.jsonl",
         "{\"id\": \"a\"}\n{\"id\": \"..\"}\n{\"id\": \".\"}\n{\"id\": \"b\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     let rejects = f.read("rejects.jsonl");
     assert_eq!(rejects.lines().count(), 2, "{rejects}");

@@ -10,12 +10,22 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
+use crate::support::saas::{
+    a_429_waited_out, dry_run_previews, export_scenario, import_reads_to_the_end,
+    import_with_refusals, Previews, Step, Vendor,
+};
+use crate::support::{ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-pat-na1-3f9c";
+
+/// The connector as the SaaS scenarios see it.
+const VENDOR: Vendor = Vendor {
+    folder: ".",
+    secrets: &[TOKEN],
+};
 
 /// The account of a test: fast rate limits and quick retries.
 pub fn account(base: &str) -> String {
@@ -59,7 +69,7 @@ pub fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-02T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "1"))
@@ -142,7 +152,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_pages_with_the_after_cursor_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param("limit", "2"))
@@ -171,35 +181,23 @@ async fn import_pages_with_the_after_cursor_to_the_end() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let emails = jsonl_field(&f.read("out.jsonl"), "email");
-    assert_eq!(
-        emails,
-        [
+    import_reads_to_the_end(
+        &f,
+        &VENDOR,
+        "email",
+        &[
             "c1@example.com",
             "c2@example.com",
             "c3@example.com",
             "c4@example.com",
-            "c5@example.com"
-        ]
+            "c5@example.com",
+        ],
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param_is_missing("after"))
@@ -231,7 +229,7 @@ async fn a_page_that_repeats_its_cursor_is_an_error_not_a_loop() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_page_without_a_cursor_is_an_error_not_an_early_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts")
         .and(query_param_is_missing("after"))
         .once(
@@ -275,7 +273,7 @@ fn search_body(since_ms: Option<i64>, limit: usize) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00.000Z";
     let (a, b, c) = (
         contact(1, "a@example.com", "2024-01-15T00:00:00.000Z"),
@@ -298,13 +296,7 @@ async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_l
         .once(ok(json!({"total": 2, "results": [b, c]})), &s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2024-01-01T00:00:00Z",
-        "--limit",
-        "2",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 2");
     no_canary(&first);
     let first = first.ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000Z|2");
@@ -326,7 +318,7 @@ async fn getupdates_searches_by_lastmodifieddate_and_continues_exactly_after_a_l
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_searches_without_a_filter_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let (a, b) = (
         contact(1, "a@example.com", "2024-01-01T00:00:00.000Z"),
         contact(2, "b@example.com", "2024-01-02T00:00:00.000Z"),
@@ -357,8 +349,8 @@ async fn an_initial_getupdates_searches_without_a_filter_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
-    let s = MockServer::start().await;
-    hs("GET", "/crm/v3/objects/contacts/512")
+    let s = crate::support::mock::server().await;
+    let limited = hs("GET", "/crm/v3/objects/contacts/512")
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("X-HubSpot-RateLimit-Interval-Milliseconds", "10000")
@@ -371,32 +363,33 @@ async fn a_429_with_hubspot_rate_limit_headers_backs_off_then_succeeds() {
                     "policyName": "TEN_SECONDLY_ROLLING", "requestId": "3d3e35b7-0dae-4b9f-a6e3-9c230cbcf8dd"})),
         )
         .up_to_n_times(2)
-        .expect(2)
-        .mount(&s)
-        .await;
-    hs("GET", "/crm/v3/objects/contacts/512")
-        .once(
-            ok(contact(512, "ada@example.com", "2024-01-01T00:00:00.000Z")),
-            &s,
-        )
-        .await;
+        .expect(2);
+    let answer = hs("GET", "/crm/v3/objects/contacts/512")
+        .respond_with(ok(contact(
+            512,
+            "ada@example.com",
+            "2024-01-01T00:00:00.000Z",
+        )))
+        .expect(1);
     let f = folder(&s.uri());
     // -vv logs headers and bodies: the token must stay masked. Two 429s
     // with maxAttempts 2: a 429 wait does not spend the retry budget.
-    let run = f.run(&["-vv", "get", "--id", "512"]);
-    no_canary(&run);
-    assert!(
-        run.stderr.contains("Authorization: ***"),
-        "{}",
-        run.render()
-    );
-    assert!(run.stderr.contains("-> 429"), "{}", run.render());
+    let (run, waits) = a_429_waited_out(
+        &f,
+        &s,
+        &VENDOR,
+        vec![limited, answer],
+        &["get", "--id", "512"],
+        "Authorization: ***",
+    )
+    .await;
+    assert_eq!(waits.len(), 2, "{waits:?}");
     assert_eq!(run.ok_json()["id"], "512");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/999")
         .once(ResponseTemplate::new(404).set_body_json(json!({
             "status": "error", "message": "Object not found.  objectId are usually numeric.",
@@ -443,7 +436,7 @@ async fn hubspot_error_messages_details_and_correlation_ids_are_shown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects_file() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
             {"idProperty": "email", "id": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "objectWriteTraceId": "ada@example.com"},
@@ -468,26 +461,7 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
         "in.jsonl",
         "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\",\"phone\":null}\n{\"email\":\"bob@\",\"firstname\":\"Bob\"}\n{\"email\":\"cy@example.com\",\"age\":40}\n{\"email\":\"dee@example.com\",\"address\":{\"city\":\"Oslo\"}}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 2);
-    assert_eq!(summary["rejected"]["total"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 2);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 2);
     assert_eq!(rejects[0]["record"]["email"], "bob@");
     assert_eq!(
         rejects[0]["reason"],
@@ -503,42 +477,21 @@ async fn import_upserts_by_email_and_a_partial_batch_failure_goes_to_the_rejects
 #[test]
 fn dry_run_previews_redact_the_token() {
     let f = folder("https://api.hubapi.com");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"email": "ada@example.com", "firstname": "Ada", "vip": true}"#,
-    ]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "ada@example.com",
-        "--value",
-        r#"{"phone": null, "lifecyclestage": "customer"}"#,
-    ]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_patch", run);
-    // The archive takes no idProperty: the preview shows the lookup first.
-    let run = f.run(&["delete", "--dry-run", "--id", "ada@example.com"]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_delete_by_email", run);
-    f.write(
-        "in.jsonl",
-        "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\"}\n{\"firstname\":\"No Email\"}\n",
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("hubspot_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"email": "ada@example.com", "firstname": "Ada", "vip": true}"#,
+        patch: (
+            "ada@example.com",
+            r#"{"phone": null, "lifecyclestage": "customer"}"#,
+        ),
+        // The archive takes no idProperty: the preview shows the lookup first.
+        delete: Some("ada@example.com"),
+        import:
+            "{\"email\":\"ada@example.com\",\"firstname\":\"Ada\"}\n{\"firstname\":\"No Email\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| match action {
+        "delete" => snap!("hubspot_dry_run_delete_by_email", run),
+        _ => snap!(format!("hubspot_dry_run_{action}"), run),
+    });
 }
 
 #[test]
@@ -574,117 +527,119 @@ fn list(id: &str, name: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_creates_updates_clears_changes_lists_and_deletes() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     // Run 1: one batch upsert keyed by email.
-    hs("POST", "/crm/v3/objects/contacts/batch/upsert")
+    let upsert = hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
             {"idProperty": "email", "id": "ada@example.com", "properties": {"email": "ada@example.com", "firstname": "Ada"}, "objectWriteTraceId": "ada@example.com"},
             {"idProperty": "email", "id": "bob@example.com", "properties": {"email": "bob@example.com", "firstname": "Bob", "phone": "+47 555 0100"}, "objectWriteTraceId": "bob@example.com"},
             {"idProperty": "email", "id": "cy@example.com", "properties": {"email": "cy@example.com", "firstname": "Cy"}, "objectWriteTraceId": "cy@example.com"}
         ]})))
-        .once(ok(json!({"status": "COMPLETE", "results": [
+        .respond_with(ok(json!({"status": "COMPLETE", "results": [
             {"id": "101", "new": true, "objectWriteTraceId": "ada@example.com", "properties": {"email": "ada@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "102", "new": true, "objectWriteTraceId": "bob@example.com", "properties": {"email": "bob@example.com"}, "createdAt": t, "updatedAt": t, "archived": false},
             {"id": "103", "new": true, "objectWriteTraceId": "cy@example.com", "properties": {"email": "cy@example.com"}, "createdAt": t, "updatedAt": t, "archived": false}
-        ], "requestedAt": t, "startedAt": t, "completedAt": t})), &s)
-        .await;
+        ], "requestedAt": t, "startedAt": t, "completedAt": t})))
+        .expect(1);
     // VIP does not exist on run 1 (created once); run 2 finds it.
-    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+    let no_vip = hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
         .respond_with(ResponseTemplate::new(404).set_body_json(json!({"status": "error",
             "message": "List with name VIP does not exist", "correlationId": "0b7f2a3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c", "category": "OBJECT_NOT_FOUND"})))
-        .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
-        .once(ok(list("611", "VIP")), &s)
-        .await;
-    hs("POST", "/crm/v3/lists")
+        .expect(1);
+    let vip = hs("GET", "/crm/v3/lists/object-type-id/0-1/name/VIP")
+        .respond_with(ok(list("611", "VIP")))
+        .expect(1);
+    let create_vip = hs("POST", "/crm/v3/lists")
         .and(body_json(
             json!({"name": "VIP", "objectTypeId": "0-1", "processingType": "MANUAL"}),
         ))
-        .once(ok(list("611", "VIP")), &s)
-        .await;
-    hs("PUT", "/crm/v3/lists/611/memberships/add")
+        .respond_with(ok(list("611", "VIP")))
+        .expect(1);
+    let join_vip = hs("PUT", "/crm/v3/lists/611/memberships/add")
         .and(body_json(json!(["101", "102"])))
-        .once(
-            ok(json!({"recordIdsAdded": ["101", "102"], "recordIdsMissing": []})),
-            &s,
-        )
-        .await;
+        .respond_with(ok(
+            json!({"recordIdsAdded": ["101", "102"], "recordIdsMissing": []}),
+        ))
+        .expect(1);
     // Run 2: delete, update with a clear, join Newsletter (found), leave VIP.
-    hs("DELETE", "/crm/v3/objects/contacts/103")
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    hs("PATCH", "/crm/v3/objects/contacts/101")
+    let delete = hs("DELETE", "/crm/v3/objects/contacts/103")
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1);
+    let rename = hs("PATCH", "/crm/v3/objects/contacts/101")
         .and(body_json(json!({"properties": {"firstname": "Ada L."}})))
-        .once(ok(contact(101, "ada@example.com", t)), &s)
-        .await;
-    hs("PATCH", "/crm/v3/objects/contacts/102")
+        .respond_with(ok(contact(101, "ada@example.com", t)))
+        .expect(1);
+    let clear = hs("PATCH", "/crm/v3/objects/contacts/102")
         .and(body_json(json!({"properties": {"phone": ""}})))
-        .once(ok(contact(102, "bob@example.com", t)), &s)
-        .await;
-    hs("GET", "/crm/v3/lists/object-type-id/0-1/name/Newsletter")
-        .once(ok(list("612", "Newsletter")), &s)
-        .await;
-    hs("PUT", "/crm/v3/lists/612/memberships/add")
+        .respond_with(ok(contact(102, "bob@example.com", t)))
+        .expect(1);
+    let newsletter = hs("GET", "/crm/v3/lists/object-type-id/0-1/name/Newsletter")
+        .respond_with(ok(list("612", "Newsletter")))
+        .expect(1);
+    let join_newsletter = hs("PUT", "/crm/v3/lists/612/memberships/add")
         .and(body_json(json!(["101"])))
-        .once(
-            ok(json!({"recordIdsAdded": ["101"], "recordIdsMissing": []})),
-            &s,
-        )
-        .await;
-    hs("PUT", "/crm/v3/lists/611/memberships/remove")
+        .respond_with(ok(
+            json!({"recordIdsAdded": ["101"], "recordIdsMissing": []}),
+        ))
+        .expect(1);
+    let leave_vip = hs("PUT", "/crm/v3/lists/611/memberships/remove")
         .and(body_json(json!(["102"])))
-        .once(
-            ok(json!({"recordIdsRemoved": ["102"], "recordIdsMissing": []})),
-            &s,
-        )
-        .await;
+        .respond_with(ok(
+            json!({"recordIdsRemoved": ["102"], "recordIdsMissing": []}),
+        ))
+        .expect(1);
 
     let f = Folder::new();
     f.write("hs/account.json", &account(&s.uri()));
-    f.write("first.jsonl", FIRST);
-    f.write("second.jsonl", SECOND);
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "first.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    insta::assert_snapshot!("hubspot_export_first_dry_run", render(&dry));
-    let first = f.run(&["export", "--to", "hs", "--input", "first.jsonl"]);
-    no_canary(&first);
-    insta::assert_snapshot!("hubspot_export_first_run", render(&first));
-    let again = f.run(&["export", "--to", "hs", "--input", "first.jsonl"]);
-    assert_eq!(again.ok_json()["unchanged"], 3, "{}", again.render());
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    insta::assert_snapshot!("hubspot_export_changes_dry_run", render(&dry));
-    let second = f.run(&["export", "--to", "hs", "--input", "second.jsonl", "--yes"]);
-    no_canary(&second);
-    insta::assert_snapshot!("hubspot_export_changes", render(&second));
-    let summary = second.ok_json();
-    assert_eq!(summary["updated"], 2);
-    assert_eq!(summary["deleted"], 1);
-    assert_eq!(summary["groupsAdded"], 1);
-    assert_eq!(summary["groupsRemoved"], 1);
+    let vendor = Vendor {
+        folder: "hs",
+        ..VENDOR
+    };
+    export_scenario(
+        &f,
+        &s,
+        &vendor,
+        vec![
+            Step::export("first.jsonl", FIRST, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| insta::assert_snapshot!("hubspot_export_first_dry_run", render(dry))),
+            Step::export(
+                "first.jsonl",
+                FIRST,
+                vec![upsert, no_vip, create_vip, join_vip],
+            )
+            .check(|first| insta::assert_snapshot!("hubspot_export_first_run", render(first))),
+            Step::export("first.jsonl", FIRST, vec![]).summary(json!({"unchanged": 3})),
+            Step::export("second.jsonl", SECOND, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| {
+                    insta::assert_snapshot!("hubspot_export_changes_dry_run", render(dry))
+                }),
+            Step::export(
+                "second.jsonl",
+                SECOND,
+                vec![
+                    delete,
+                    rename,
+                    clear,
+                    vip,
+                    newsletter,
+                    join_newsletter,
+                    leave_vip,
+                ],
+            )
+            .flags(&["--yes"])
+            .summary(json!({"updated": 2, "deleted": 1, "groupsAdded": 1, "groupsRemoved": 1}))
+            .check(|second| insta::assert_snapshot!("hubspot_export_changes", render(second))),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(ResponseTemplate::new(207).set_body_json(json!({"status": "COMPLETE",
@@ -709,15 +664,7 @@ async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
         "in.jsonl",
         "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\"}, \"groups\": [\"VIP\"]}\n{\"id\": \"p2\", \"properties\": {\"email\": \"bob@example\"}, \"groups\": [\"VIP\"]}\n",
     );
-    let run = f.run(&[
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "in.jsonl",
-        "--errors",
-        "errors.jsonl",
-    ]);
+    let run = f.run_line("export --to hs --input in.jsonl --errors errors.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let lines: Vec<Value> = f
@@ -741,7 +688,7 @@ async fn export_reports_a_refused_contact_and_a_missing_member_per_profile() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00Z";
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
@@ -795,15 +742,7 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
     f.write("two.jsonl", "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@example.com\", \"firstname\": \"Ada L.\"}}\n{\"id\": \"p2\", \"properties\": {\"email\": \"bob@example.com\", \"firstname\": \"Bobby\"}}\n");
     let first = f.run(&["export", "--to", "hs", "--input", "one.jsonl"]);
     assert_eq!(first.ok_json()["created"], 2, "{}", first.render());
-    let second = f.run(&[
-        "-o",
-        "summary.json",
-        "export",
-        "--to",
-        "hs",
-        "--input",
-        "two.jsonl",
-    ]);
+    let second = f.run_line("-o summary.json export --to hs --input two.jsonl");
     no_canary(&second);
     assert_eq!(second.code, 0, "{}", second.render());
     let summary: Value = serde_json::from_str(&f.read("summary.json")).unwrap();
@@ -814,7 +753,7 @@ async fn an_update_of_a_contact_gone_from_hubspot_finds_it_by_email_or_creates_i
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/512")
         .and(query_param("properties", "email,firstname,phone"))
         .once(
@@ -851,15 +790,7 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
             &s,
         )
         .await;
-    let run = f.run(&[
-        "export",
-        "--to",
-        ".",
-        "--input",
-        "in.jsonl",
-        "--errors",
-        "errors.jsonl",
-    ]);
+    let run = f.run_line("export --to . --input in.jsonl --errors errors.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let errors = f.read("errors.jsonl");
@@ -875,7 +806,7 @@ async fn a_missing_scope_names_the_scopes_and_properties_are_asked_for() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("GET", "/crm/v3/objects/contacts/512")
         .once(
             ResponseTemplate::new(429)
@@ -893,7 +824,7 @@ async fn a_429_for_the_spent_daily_limit_fails_at_once_with_hubspots_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_active_list_of_that_name_is_an_error_for_its_members() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(
             ok(
@@ -937,7 +868,7 @@ fn upserted(id: &str, email: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let (ada, bob, cy) = (
         upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
         upsert_input(
@@ -976,24 +907,7 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
         "in.jsonl",
         "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\",\"favourite_colour\":\"green\"}\n{\"email\":\"cy@example.com\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    assert_eq!(run.json()["written"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 1);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 1);
     assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
     assert_eq!(
         rejects[0]["reason"],
@@ -1003,7 +917,7 @@ async fn a_batch_refused_as_a_whole_is_sent_again_one_contact_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_written() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .and(body_json(json!({"inputs": [
             upsert_input("ada@example.com", json!({"email": "ada@example.com"})),
@@ -1016,24 +930,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
         "in.jsonl",
         "{\"email\":\"ada@example.com\"}\n{\"email\":\"bob@example.com\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    assert_eq!(run.json()["written"], 1);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 1);
+    let rejects = import_with_refusals(&f, &VENDOR, 1, 1);
     assert_eq!(rejects[0]["record"]["email"], "bob@example.com");
     assert!(
         rejects[0]["reason"]
@@ -1047,7 +944,7 @@ async fn a_contact_the_batch_answer_does_not_mention_is_rejected_not_counted_wri
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
@@ -1090,7 +987,7 @@ async fn a_list_created_meanwhile_by_someone_else_is_looked_up_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/search")
         .and(body_json(search_body(None, 200)))
         .once(ok(json!({"total": 0, "results": []})), &s)
@@ -1111,7 +1008,7 @@ async fn getupdates_on_an_empty_portal_answers_a_token_that_misses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn deleting_a_contact_already_gone_from_hubspot_is_done() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     hs("POST", "/crm/v3/objects/contacts/batch/upsert")
         .once(ok(upserted("101", "ada@example.com")), &s)
         .await;
@@ -1150,7 +1047,7 @@ const SPEC_DEVIATIONS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_satisfies_hubspots_openapi_description() {
     use crate::support::openapi::{assert_conform, previewed, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     hs("GET", "/crm/v3/objects/contacts")
         .once(ok(json!({"results": []})), &s)

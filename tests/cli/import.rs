@@ -73,15 +73,7 @@ fn expected_ids(n: usize) -> Vec<String> {
 fn jsonl_to_sqlite_prints_one_summary() {
     let f = Folder::new();
     f.write("in.jsonl", &people(5));
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "sqlite:out.db",
-        "--batch-size",
-        "2",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to sqlite:out.db --batch-size 2");
     snap_import!("jsonl_to_sqlite", run);
     assert_eq!(ids_in_sqlite(&f.join("out.db"), "records"), expected_ids(5));
     // The checkpoint is versioned JSON with both targets and the position.
@@ -119,23 +111,9 @@ fn csv_to_jsonl_and_sqlite_to_csv() {
     );
 
     // Into sqlite, then back out of it into CSV.
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:out.jsonl",
-        "--to",
-        "sqlite:db.sqlite#people",
-    ]);
+    let run = f.run_line("import --from jsonl:out.jsonl --to sqlite:db.sqlite#people");
     assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
-    let run = f.run(&[
-        "import",
-        "--from",
-        "sqlite:db.sqlite#people",
-        "--to",
-        "csv:back.csv",
-        "--batch-size",
-        "2",
-    ]);
+    let run = f.run_line("import --from sqlite:db.sqlite#people --to csv:back.csv --batch-size 2");
     let summary = run.ok_json();
     assert_eq!(summary["written"], 3);
     assert_eq!(summary["batches"], 2);
@@ -165,15 +143,8 @@ fn rejects_file_and_summary_for_missing_ids_and_bad_dates() {
             "{\"id\":7,\"name\":\"Seven\",\"birthdate\":\"yesterday\",\"age\":7}\n",
         ),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "sqlite:crm.db#people",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f
+        .run_line("import --from jsonl:in.jsonl --to sqlite:crm.db#people --rejects rejects.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     snap_import!("rejects_summary", run);
     insta::assert_snapshot!("rejects_file", f.read("rejects.jsonl"));
@@ -204,15 +175,8 @@ fn records_the_destination_refuses_go_to_the_rejects_file() {
         "in.jsonl",
         "{\"id\":\"a\",\"name\":\"Ada\"}\n{\"id\":\"b\",\"nickname\":\"B\"}\n{\"id\":\"c\",\"name\":\"Cy\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "sqlite:crm.db#people",
-        "--rejects",
-        "r.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from jsonl:in.jsonl --to sqlite:crm.db#people --rejects r.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
     assert_eq!(summary["written"], 2);
@@ -238,17 +202,9 @@ fn map_and_id_field_shape_the_records() {
         "map.json",
         r#"{"email": "mail", "mail": null, "secret": null, "address": null, "city": "/address/city", "origin": {"const": "import"}}"#,
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--map",
-        "map.json",
-        "--id-field",
-        "/ids/crm",
-    ]);
+    let run = f.run_line(
+        "import --from jsonl:in.jsonl --to jsonl:out.jsonl --map map.json --id-field /ids/crm",
+    );
     assert_eq!(run.ok_json()["written"], 2, "{}", run.render());
     assert_eq!(
         f.read("out.jsonl"),
@@ -256,15 +212,7 @@ fn map_and_id_field_shape_the_records() {
     );
     // A map that is not an object of sources is a usage error naming the file.
     f.write("bad.json", r#"{"email": 3}"#);
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "jsonl:out2.jsonl",
-        "--map",
-        "bad.json",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to jsonl:out2.jsonl --map bad.json");
     assert_eq!(run.code, 2, "{}", run.render());
     assert!(run.stderr.contains("bad.json"), "{}", run.stderr);
     assert!(!f.exists("out2.jsonl"));
@@ -286,13 +234,7 @@ fn source_of_kind(f: &Folder, kind: &str) -> String {
             "csv:src.csv".into()
         }
         _ => {
-            let run = f.run(&[
-                "import",
-                "--from",
-                "jsonl:seed.jsonl",
-                "--to",
-                "sqlite:src.db",
-            ]);
+            let run = f.run_line("import --from jsonl:seed.jsonl --to sqlite:src.db");
             run.ok_json();
             "sqlite:src.db".into()
         }
@@ -392,35 +334,12 @@ fn resuming_with_other_targets_is_refused() {
     let f = Folder::new();
     f.write("a.jsonl", &people(3));
     f.write("b.jsonl", &people(3));
-    f.run(&[
-        "import",
-        "--from",
-        "jsonl:a.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--state",
-        "cp.json",
-    ])
-    .ok_json();
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:b.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--state",
-        "cp.json",
-        "--resume",
-    ]);
+    f.run_line("import --from jsonl:a.jsonl --to jsonl:out.jsonl --state cp.json")
+        .ok_json();
+    let run =
+        f.run_line("import --from jsonl:b.jsonl --to jsonl:out.jsonl --state cp.json --resume");
     snap_import!("resume_other_targets", run);
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:b.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--resume",
-    ]);
+    let run = f.run_line("import --from jsonl:b.jsonl --to jsonl:out.jsonl --resume");
     assert_eq!(run.code, 2, "{}", run.render());
     assert!(
         run.stderr.contains("no checkpoint to resume"),
@@ -436,16 +355,8 @@ fn dry_run_shows_the_first_batch_and_writes_nothing() {
         "in.jsonl",
         "{\"id\":\"a\",\"n\":1}\n{\"n\":2}\n{\"id\":\"c\"}\n{\"id\":\"d\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "sqlite:out.db",
-        "--batch-size",
-        "3",
-        "--dry-run",
-    ]);
+    let run =
+        f.run_line("import --from jsonl:in.jsonl --to sqlite:out.db --batch-size 3 --dry-run");
     snap_import!("dry_run", run);
     assert!(!f.exists("out.db"));
     assert!(!f.exists(".ferry"));
@@ -845,8 +756,8 @@ fn http_destination(f: &Folder, base: &str, account_extra: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
     use wiremock::matchers::{method, path, path_regex};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let s = MockServer::start().await;
+    use wiremock::{Mock, ResponseTemplate};
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[12]$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -883,7 +794,7 @@ async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
     snap_import!("http_5xx_stops", f.run(&args));
     s.verify().await;
     // The API is back: the resume sends the rest, from c3 on, once each.
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[3-6]$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -903,8 +814,8 @@ async fn an_http_destination_answering_5xx_stops_with_the_resume_command() {
 #[tokio::test(flavor = "multi_thread")]
 async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() {
     use wiremock::matchers::{method, path, path_regex};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let s = MockServer::start().await;
+    use wiremock::{Mock, ResponseTemplate};
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path("/items/c2"))
         .once(
@@ -921,15 +832,7 @@ async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() 
     let f = Folder::new();
     f.write("in.jsonl", &people(4));
     http_destination(&f, &s.uri(), "");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "dest",
-        "--rejects",
-        "r.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to dest --rejects r.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
     assert_eq!(summary["written"], 3);
@@ -949,8 +852,8 @@ async fn records_an_http_destination_refuses_are_rejected_and_the_run_goes_on() 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_import_into_http_respects_the_rate_limit() {
     use wiremock::matchers::{method, path_regex};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let s = MockServer::start().await;
+    use wiremock::{Mock, ResponseTemplate};
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path_regex("^/items/c[0-9]+$"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
@@ -962,8 +865,7 @@ async fn an_import_into_http_respects_the_rate_limit() {
     // 10 requests a second, no burst: 12 requests need at least 1.1 s even
     // with 4 batches in flight at once.
     http_destination(&f, &s.uri(), r#", "rateLimit": {"rps": 10, "burst": 1}"#);
-    let started = Instant::now();
-    let run = f.run(&[
+    let (run, waits) = f.run_on_virtual_clock(&[
         "import",
         "--from",
         "jsonl:in.jsonl",
@@ -974,9 +876,9 @@ async fn an_import_into_http_respects_the_rate_limit() {
         "--concurrency",
         "4",
     ]);
-    let elapsed = started.elapsed();
     assert_eq!(run.ok_json()["written"], 12);
-    assert!(elapsed >= Duration::from_millis(1000), "{elapsed:?}");
+    // The first at once, the eleven others one every 100 ms.
+    assert_eq!(waits.of("slot"), [Duration::from_millis(100); 11]);
 }
 
 /// `?offset=&limit=` of a page request (0 and 100 when absent).
@@ -993,7 +895,7 @@ fn page_params(req: &wiremock::Request) -> (usize, usize) {
 /// A folder `src` with an http connector listing `GET /items` by offset from
 /// a mock server that answers with `pages` and fails the test unless asked.
 async fn offset_paged_source(pages: impl wiremock::Respond + 'static) -> (MockServer, Folder) {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items"))
         .respond_with(pages)
@@ -1053,15 +955,7 @@ async fn offset_and_resume_on_an_http_source() {
         ids_in_sqlite(&f.join("dest.db"), "records"),
         expected_ids(10)
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "src",
-        "--to",
-        "jsonl:tail.jsonl",
-        "--offset",
-        "7",
-    ]);
+    let run = f.run_line("import --from src --to jsonl:tail.jsonl --offset 7");
     assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
     assert_eq!(
         jsonl_field(&f.read("tail.jsonl"), "id"),
@@ -1229,7 +1123,7 @@ impl wiremock::Respond for LastPage {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_finished_cursor_import_resumes_from_its_last_page_not_from_the_start() {
     use wiremock::matchers::{query_param, query_param_is_missing};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let page = |data: Value, next: &str| crate::support::ok(json!({"data": data, "next": next}));
     Mock::given(method("GET"))
         .and(path("/items"))
@@ -1317,15 +1211,7 @@ fn a_locked_sqlite_destination_stops_the_run_resumably_instead_of_rejecting() {
     let args = ["import", "--from", "jsonl:in.jsonl", "--to", "dest"];
     // The file exists with ferry's table, and another program holds its
     // write lock for the whole run.
-    let one = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "dest",
-        "--limit",
-        "1",
-    ]);
+    let one = f.run_line("import --from jsonl:in.jsonl --to dest --limit 1");
     assert_eq!(one.ok_json()["written"], 1);
     let other = rusqlite::Connection::open(f.join("dest/d.db")).unwrap();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
@@ -1405,17 +1291,9 @@ fn the_id_field_names_a_field_the_map_made() {
         .collect();
     f.write("in.jsonl", &lines);
     f.write("map.json", r#"{"email": "mail", "mail": null}"#);
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--map",
-        "map.json",
-        "--id-field",
-        "email",
-    ]);
+    let run = f.run_line(
+        "import --from jsonl:in.jsonl --to jsonl:out.jsonl --map map.json --id-field email",
+    );
     assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
     assert_eq!(
         f.read("out.jsonl"),
@@ -1512,15 +1390,7 @@ fn a_bad_rest_or_destination_pointer_in_the_map_is_a_usage_error_naming_the_file
         ),
     ] {
         f.write("map.json", map);
-        let run = f.run(&[
-            "import",
-            "--from",
-            "jsonl:in.jsonl",
-            "--to",
-            "jsonl:out.jsonl",
-            "--map",
-            "map.json",
-        ]);
+        let run = f.run_line("import --from jsonl:in.jsonl --to jsonl:out.jsonl --map map.json");
         assert_eq!(run.code, 2, "{}", run.render());
         snap_import!(name, run);
         assert!(!f.exists("out.jsonl"));
@@ -1531,7 +1401,7 @@ fn a_bad_rest_or_destination_pointer_in_the_map_is_a_usage_error_naming_the_file
 async fn a_second_signal_stops_an_import_stuck_on_a_write_at_once() {
     // A destination that takes its time: the write answers after a minute,
     // so the first signal waits for the batch in flight.
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("PATCH"))
         .and(path("/items/c1"))
         .respond_with(crate::support::ok(json!({})).set_delay(Duration::from_secs(60)))
@@ -1573,15 +1443,9 @@ async fn a_second_signal_stops_an_import_stuck_on_a_write_at_once() {
 fn an_offset_past_any_source_is_a_usage_error_not_an_overflow() {
     let f = Folder::new();
     f.write("in.jsonl", "{\"id\": \"a\"}\n");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "18446744073709551615",
-    ]);
+    let run = f.run_line(
+        "import --from jsonl:in.jsonl --to jsonl:out.jsonl --offset 18446744073709551615",
+    );
     assert_eq!(run.code, 2, "{}", run.render());
     assert!(run.stderr.contains("--offset"), "{}", run.render());
 }

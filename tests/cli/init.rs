@@ -44,26 +44,11 @@ fn init_keeps_existing_files_unless_forced() {
         "conn/account.json",
         "{\"connector\": \"jsonl\", \"path\": \"mine.jsonl\"}\n",
     );
-    let run = f.run(&[
-        "init",
-        "conn",
-        "--connector",
-        "sqlite",
-        "--set",
-        "path=x.db",
-    ]);
+    let run = f.run_line("init conn --connector sqlite --set path=x.db");
     snap!("init_keeps_existing", run);
     assert!(f.read("conn/account.json").contains("mine.jsonl"));
 
-    let run = f.run(&[
-        "init",
-        "conn",
-        "--connector",
-        "sqlite",
-        "--set",
-        "path=x.db",
-        "--force",
-    ]);
+    let run = f.run_line("init conn --connector sqlite --set path=x.db --force");
     assert_eq!(run.code, 0, "{}", run.render());
     assert!(f.read("conn/account.json").contains("x.db"));
 }
@@ -107,7 +92,8 @@ fn init_on_a_terminal_picks_the_default_connector_and_takes_the_answers() {
     let f = Folder::new();
     // Enter on the connector list (http, the default), then Enter on every
     // option prompt to keep its default.
-    let (code, screen) = crate::support::on_terminal(&f, "init conn", &"\r".repeat(20));
+    let (code, screen) =
+        crate::support::on_terminal(&f, "init conn", "Connector", &"\r".repeat(20));
     assert_eq!(code, 0, "{screen}");
     assert!(screen.contains("Connector"), "the list was shown: {screen}");
     assert!(f.exists("conn/connector.json"), "{screen}");

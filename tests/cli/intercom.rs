@@ -10,12 +10,23 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
+use crate::support::saas::{
+    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
+    dry_run_previews, export_scenario, import_reads_to_the_end, import_with_refusals, Previews,
+    Step, Vendor,
+};
+use crate::support::{ok, Folder, MountOnce, Run};
 
 pub const TOKEN: &str = "CANARY-ic-token-3e8b";
+
+/// The connector as the SaaS scenarios see it.
+const VENDOR: Vendor = Vendor {
+    folder: ".",
+    secrets: &[TOKEN],
+};
 
 /// The account of a test: fast rate limits and quick retries.
 fn account(base: &str) -> String {
@@ -88,7 +99,7 @@ fn connectors_intercom_documents_options_and_fields() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/me")
         .respond_with(ok(json!({"type": "admin", "id": "991267", "email": "admin@example.com",
             "app": {"type": "app", "id_code": "this_is_an_id", "name": "MyApp", "region": "US", "timezone": "America/Los_Angeles"}})))
@@ -183,7 +194,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_follows_the_starting_after_cursor_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts")
         .and(query_param("per_page", "2"))
         .and(query_param_is_missing("starting_after"))
@@ -220,26 +231,12 @@ async fn import_follows_the_starting_after_cursor_to_the_end() {
         .once(ok(list(vec![contact("c5", "e@x.com", 5)], None, 5)), &s)
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let ids = jsonl_field(&f.read("out.jsonl"), "id");
-    assert_eq!(ids, ["c1", "c2", "c3", "c4", "c5"]);
+    import_reads_to_the_end(&f, &VENDOR, "id", &["c1", "c2", "c3", "c4", "c5"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cursor_that_does_not_move_stops_the_read() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts")
         .and(query_param_is_missing("starting_after"))
         .once(
@@ -255,22 +252,10 @@ async fn a_cursor_that_does_not_move_stops_the_read() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "1",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 1, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("answered the cursor it was given; stopping instead of looping"),
-        "{}",
-        run.render()
+    an_import_stops_a_loop(
+        &f,
+        &VENDOR,
+        "answered the cursor it was given; stopping instead of looping",
     );
 }
 
@@ -289,7 +274,7 @@ fn updates_search(after: i64, cursor: Option<&str>) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_searches_by_day_filters_by_second_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // --last-sync 2020-01-01T09:00:00Z = 1577869200: the search compares
     // days, so ferry asks from 2019-12-31 (1577750400) and drops what is older.
     let (early, a, b, c) = (
@@ -311,13 +296,7 @@ async fn getupdates_searches_by_day_filters_by_second_and_continues_exactly_afte
         .mount(&s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2020-01-01T09:00:00Z",
-        "--limit",
-        "2",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2020-01-01T09:00:00Z --limit 2");
     no_canary(&first);
     let first = first.ok_json();
     let ids: Vec<&str> = first["entries"]
@@ -344,7 +323,7 @@ async fn getupdates_searches_by_day_filters_by_second_and_continues_exactly_afte
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_reads_every_contact_oldest_first() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("POST", "/contacts/search")
         .and(body_json(updates_search(0, None)))
         .once(
@@ -364,13 +343,13 @@ async fn an_initial_getupdates_reads_every_contact_oldest_first() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let reset = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 2;
-    ic("GET", "/contacts/c1")
+    let limited = ic("GET", "/contacts/c1")
         .respond_with(
             error(
                 429,
@@ -382,36 +361,35 @@ async fn a_429_waits_for_x_ratelimit_reset_then_succeeds() {
             .insert_header("X-RateLimit-Reset", reset.to_string().as_str()),
         )
         .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    ic("GET", "/contacts/c1")
-        .once(
+        .expect(1);
+    let answer = ic("GET", "/contacts/c1")
+        .respond_with(
             ok(contact("c1", "a@x.com", 1))
                 .insert_header("X-RateLimit-Limit", "167")
                 .insert_header("X-RateLimit-Remaining", "166"),
-            &s,
         )
-        .await;
+        .expect(1);
     let f = folder(&s.uri());
-    let started = std::time::Instant::now();
     // -vv logs headers and bodies: the token must stay masked.
-    let run = f.run(&["-vv", "get", "--id", "c1"]);
-    no_canary(&run);
-    assert!(
-        run.stderr.contains("Authorization: ***"),
-        "{}",
-        run.render()
-    );
-    assert!(run.stderr.contains("-> 429"), "{}", run.render());
+    let (run, waited) = a_429_waited_out(
+        &f,
+        &s,
+        &VENDOR,
+        vec![limited, answer],
+        &["get", "--id", "c1"],
+        "Authorization: ***",
+    )
+    .await;
     assert_eq!(run.ok_json()["id"], "c1");
-    // It waited for the reset time (a 429 spends no retry: maxAttempts is 2).
-    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // It waited for the reset time, a Unix time in whole seconds two
+    // seconds ahead (a 429 spends no retry: maxAttempts is 2).
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn intercom_error_messages_and_codes_are_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts/nobody")
         .once(error(404, "not_found", "Contact Not Found"), &s)
         .await;
@@ -429,7 +407,7 @@ async fn intercom_error_messages_and_codes_are_shown() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("POST", "/contacts")
         .and(body_json(
             json!({"email": "a@x.com", "name": "Ada", "role": "user"}),
@@ -491,25 +469,7 @@ async fn import_upserts_one_call_each_and_rejects_what_intercom_refuses() {
             "{\"email\":\"f@x.com\",\"avatar\":{\"type\":\"avatar\",\"image_url\":\"https://example.org/f.jpg\"}}\n",
         ),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 3, "{}", run.render());
-    assert_eq!(summary["rejected"]["total"], 4);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rejects = import_with_refusals(&f, &VENDOR, 3, 4);
     // Validation rejects (no key) come first, then Intercom's, by offset.
     let reasons: std::collections::BTreeMap<String, String> = rejects
         .iter()
@@ -566,151 +526,136 @@ fn counts(run: &Run) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_creates_updates_clears_moves_tags_and_deletes() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
-    f.write("first.jsonl", FIRST);
-    f.write("second.jsonl", SECOND);
+    let once = |verb: &str, p: &str, body: Option<Value>, answer: Value| {
+        let builder = ic(verb, p);
+        let builder = match body {
+            Some(body) => builder.and(body_json(body)),
+            None => builder,
+        };
+        builder.respond_with(ok(answer)).expect(1)
+    };
 
     // First run: three creates, each tag created once, three memberships.
-    {
-        let mut guards = Vec::new();
-        for (body, id) in [
-            (
-                json!({"email": "ada@example.com", "name": "Ada", "role": "user", "custom_attributes": {"plan": "pro"}}),
-                "ca",
-            ),
-            (
-                json!({"email": "bob@example.com", "name": "Bob", "phone": "+4712345678", "role": "user"}),
-                "cb",
-            ),
-            (
-                json!({"email": "cy@example.com", "name": "Cy", "role": "user"}),
-                "cc",
-            ),
-        ] {
-            guards.push(
-                ic("POST", "/contacts")
-                    .and(body_json(body))
-                    .respond_with(ok(contact(id, "x@example.com", 1)))
-                    .expect(1)
-                    .mount_as_scoped(&s)
-                    .await,
-            );
-        }
-        for (name, id) in [("vip", "17513"), ("beta", "17514")] {
-            guards.push(
-                ic("POST", "/tags")
-                    .and(body_json(json!({"name": name})))
-                    .respond_with(ok(tag(id, name)))
-                    .expect(1)
-                    .mount_as_scoped(&s)
-                    .await,
-            );
-        }
-        for (who, tag_id, name) in [
-            ("ca", "17513", "vip"),
-            ("cb", "17513", "vip"),
-            ("cb", "17514", "beta"),
-        ] {
-            guards.push(
-                ic("POST", &format!("/contacts/{who}/tags"))
-                    .and(body_json(json!({"id": tag_id})))
-                    .respond_with(ok(tag(tag_id, name)))
-                    .expect(1)
-                    .mount_as_scoped(&s)
-                    .await,
-            );
-        }
-        let run = f.run(&["export", "--to", ".", "--input", "first.jsonl"]);
-        no_canary(&run);
-        assert_eq!(run.code, 0, "{}", run.render());
-        assert_eq!(
-            counts(&run),
-            json!({"created": 3, "updated": 0, "deleted": 0, "groupsAdded": 3, "groupsRemoved": 0, "rejected": 0, "errors": 0})
-        );
+    let mut first = Vec::new();
+    for (body, id) in [
+        (
+            json!({"email": "ada@example.com", "name": "Ada", "role": "user", "custom_attributes": {"plan": "pro"}}),
+            "ca",
+        ),
+        (
+            json!({"email": "bob@example.com", "name": "Bob", "phone": "+4712345678", "role": "user"}),
+            "cb",
+        ),
+        (
+            json!({"email": "cy@example.com", "name": "Cy", "role": "user"}),
+            "cc",
+        ),
+    ] {
+        first.push(once(
+            "POST",
+            "/contacts",
+            Some(body),
+            contact(id, "x@example.com", 1),
+        ));
     }
-
-    // The dry run of the changes sends nothing and shows every request.
-    let dry = f.run(&[
-        "export",
-        "--to",
-        ".",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    assert_eq!(dry.code, 0, "{}", dry.render());
-    let requests = serde_json::to_string_pretty(&dry.json()["requests"]).unwrap();
-    insta::assert_snapshot!(
-        "intercom_export_dry_run",
-        crate::support::filter(&requests, f.path())
-    );
+    for (name, id) in [("vip", "17513"), ("beta", "17514")] {
+        first.push(once(
+            "POST",
+            "/tags",
+            Some(json!({"name": name})),
+            tag(id, name),
+        ));
+    }
+    for (who, tag_id, name) in [
+        ("ca", "17513", "vip"),
+        ("cb", "17513", "vip"),
+        ("cb", "17514", "beta"),
+    ] {
+        first.push(once(
+            "POST",
+            &format!("/contacts/{who}/tags"),
+            Some(json!({"id": tag_id})),
+            tag(tag_id, name),
+        ));
+    }
 
     // Second run: a rename, two clears, a tag joined and one left (beta
     // ensured once for both), a delete.
-    {
-        let guards = vec![
-            ic("PUT", "/contacts/ca")
-                .and(body_json(
-                    json!({"name": "Ada L.", "custom_attributes": {"plan": null}}),
-                ))
-                .respond_with(ok(contact("ca", "ada@example.com", 2)))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("PUT", "/contacts/cb")
-                .and(body_json(json!({"phone": null})))
-                .respond_with(ok(contact("cb", "bob@example.com", 2)))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("DELETE", "/contacts/cc")
-                .respond_with(ok(
-                    json!({"id": "cc", "external_id": null, "type": "contact", "deleted": true}),
-                ))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("POST", "/tags")
-                .and(body_json(json!({"name": "beta"})))
-                .respond_with(ok(tag("17514", "beta")))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("POST", "/contacts/ca/tags")
-                .and(body_json(json!({"id": "17514"})))
-                .respond_with(ok(tag("17514", "beta")))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-            ic("DELETE", "/contacts/cb/tags/17514")
-                .respond_with(ok(tag("17514", "beta")))
-                .expect(1)
-                .mount_as_scoped(&s)
-                .await,
-        ];
-        let run = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);
-        no_canary(&run);
-        assert_eq!(run.code, 0, "{}", run.render());
-        assert_eq!(
-            counts(&run),
-            json!({"created": 0, "updated": 2, "deleted": 1, "groupsAdded": 1, "groupsRemoved": 1, "rejected": 0, "errors": 0})
-        );
-        drop(guards);
-    }
+    let second = vec![
+        once(
+            "PUT",
+            "/contacts/ca",
+            Some(json!({"name": "Ada L.", "custom_attributes": {"plan": null}})),
+            contact("ca", "ada@example.com", 2),
+        ),
+        once(
+            "PUT",
+            "/contacts/cb",
+            Some(json!({"phone": null})),
+            contact("cb", "bob@example.com", 2),
+        ),
+        once(
+            "DELETE",
+            "/contacts/cc",
+            None,
+            json!({"id": "cc", "external_id": null, "type": "contact", "deleted": true}),
+        ),
+        once(
+            "POST",
+            "/tags",
+            Some(json!({"name": "beta"})),
+            tag("17514", "beta"),
+        ),
+        once(
+            "POST",
+            "/contacts/ca/tags",
+            Some(json!({"id": "17514"})),
+            tag("17514", "beta"),
+        ),
+        once(
+            "DELETE",
+            "/contacts/cb/tags/17514",
+            None,
+            tag("17514", "beta"),
+        ),
+    ];
 
-    // Third run: nothing changed, nothing is sent (any request would 404 and fail).
-    let run = f.run(&["export", "--to", ".", "--input", "second.jsonl"]);
-    assert_eq!(run.code, 0, "{}", run.render());
-    assert_eq!(run.json()["unchanged"], 2, "{}", run.render());
+    let counted = |created, updated, deleted, added, removed| {
+        json!({"created": created, "updated": updated, "deleted": deleted,
+            "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
+    };
+    export_scenario(
+        &f,
+        &s,
+        &VENDOR,
+        vec![
+            Step::export("first.jsonl", FIRST, first).summary(counted(3, 0, 0, 3, 0)),
+            // The dry run of the changes sends nothing and shows every request.
+            Step::export("second.jsonl", SECOND, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| {
+                    assert_eq!(dry.code, 0, "{}", dry.render());
+                    let requests = serde_json::to_string_pretty(&dry.json()["requests"]).unwrap();
+                    insta::assert_snapshot!(
+                        "intercom_export_dry_run",
+                        crate::support::filter(&requests, f.path())
+                    );
+                }),
+            Step::export("second.jsonl", SECOND, second).summary(counted(0, 2, 1, 1, 1)),
+            // Third run: nothing changed, nothing is sent.
+            Step::export("second.jsonl", SECOND, vec![]).summary(json!({"unchanged": 2})),
+        ],
+    )
+    .await;
     let received = s.received_requests().await.unwrap_or_default();
     assert_eq!(received.len(), 8 + 6, "{received:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_update_of_a_contact_gone_finds_it_by_email_or_creates_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
     f.write(
         "one.jsonl",
@@ -762,60 +707,21 @@ async fn an_export_update_of_a_contact_gone_finds_it_by_email_or_creates_it() {
 #[test]
 fn dry_run_previews_redact_the_token() {
     let f = folder("https://api.intercom.io");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"email": "ada@example.com", "name": "Ada", "plan": "pro"}"#,
-    ]);
-    no_canary(&run);
-    snap!("intercom_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "c1",
-        "--value",
-        r#"{"phone": null, "last_seen_at": 1700000000}"#,
-    ]);
-    no_canary(&run);
-    snap!("intercom_dry_run_patch", run);
-    f.write(
-        "in.jsonl",
-        "{\"email\":\"a@x.com\",\"name\":\"Ada\"}\n{\"name\":\"No Email\"}\n{\"email\":\"c@x.com\",\"signed_up_at\":\"yesterday\"}\n",
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("intercom_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"email": "ada@example.com", "name": "Ada", "plan": "pro"}"#,
+        patch: ("c1", r#"{"phone": null, "last_seen_at": 1700000000}"#),
+        delete: None,
+        import: "{\"email\":\"a@x.com\",\"name\":\"Ada\"}\n{\"name\":\"No Email\"}\n{\"email\":\"c@x.com\",\"signed_up_at\":\"yesterday\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| {
+        snap!(format!("intercom_dry_run_{action}"), run)
+    });
 }
 
 #[test]
 fn an_offset_cannot_jump_into_the_cursor_and_options_are_checked() {
     let f = folder("http://127.0.0.1:9");
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("connector intercom cannot start reading at offset 3 without a checkpoint"),
-        "{}",
-        run.render()
-    );
+    an_offset_without_a_checkpoint_is_refused(&f, &VENDOR, "intercom");
     let f = Folder::new();
     f.write(
         "account.json",
@@ -828,7 +734,7 @@ fn an_offset_cannot_jump_into_the_cursor_and_options_are_checked() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = Folder::new();
     f.write(
         "account.json",
@@ -931,7 +837,7 @@ async fn an_export_keyed_by_external_id_finds_conflicts_and_treats_gone_as_done(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_contact_without_an_id_is_a_connector_error() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/contacts")
         .once(
             ok(list(
@@ -955,7 +861,7 @@ async fn a_contact_without_an_id_is_a_connector_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_fields_intercom_cannot_write_or_clear_are_warned_about() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let f = folder(&s.uri());
     f.write(
         "one.jsonl",
@@ -1003,7 +909,7 @@ async fn export_fields_intercom_cannot_write_or_clear_are_warned_about() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_stops_when_the_search_cursor_comes_back() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // c1 -> c2 -> c1: without a check this pages forever.
     for (cursor, next, id) in [
         (None, "c1", "a"),
@@ -1045,7 +951,7 @@ const SPEC_DEVIATIONS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_intercoms_openapi_description() {
     use crate::support::openapi::{assert_conform, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     ic("GET", "/me")
         .once(
             ok(json!({"type": "admin", "id": "991267", "app": {"type": "app", "name": "MyApp"}})),

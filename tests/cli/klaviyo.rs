@@ -9,12 +9,23 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, Folder, MountOnce, Run};
+use crate::support::saas::{
+    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
+    dry_run_previews, export_scenario, import_reads_to_the_end, import_with_refusals, Previews,
+    Step, Vendor,
+};
+use crate::support::{Folder, MountOnce, Run};
 
 pub const KEY: &str = "pk_CANARY-klaviyo-3e7b";
+
+/// The connector as the SaaS scenarios see it: no canary at all may show.
+const VENDOR: Vendor = Vendor {
+    folder: ".",
+    secrets: &[KEY, "CANARY"],
+};
 const REVISION: &str = "2026-07-15";
 const JSON_API: &str = "application/vnd.api+json";
 
@@ -101,7 +112,7 @@ fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
     kl("GET", "/api/profiles")
         .and(query_param("page[size]", "1"))
@@ -201,7 +212,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_pages_with_the_links_next_cursor_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00+00:00";
     let next = |c: &str| {
         Some(format!(
@@ -245,29 +256,17 @@ async fn import_pages_with_the_links_next_cursor_to_the_end() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let emails = jsonl_field(&f.read("out.jsonl"), "email");
-    assert_eq!(
-        emails,
-        ["p1@x.io", "p2@x.io", "p3@x.io", "p4@x.io", "p5@x.io"]
+    import_reads_to_the_end(
+        &f,
+        &VENDOR,
+        "email",
+        &["p1@x.io", "p2@x.io", "p3@x.io", "p4@x.io", "p5@x.io"],
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00+00:00";
     let (a, b, c) = (
         profile("PA", "a@x.io", "2024-01-15T00:00:00+00:00"),
@@ -313,13 +312,7 @@ async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
         .once(answer(200, collection(vec![b, c], None)), &s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2024-01-01T00:00:00Z",
-        "--limit",
-        "2",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 2");
     no_canary(&first);
     let first = first.ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000Z|PB");
@@ -345,8 +338,8 @@ async fn getupdates_filters_by_updated_and_continues_exactly_after_a_limit() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_waits_for_retry_after_then_succeeds() {
-    let s = MockServer::start().await;
-    kl("GET", "/api/profiles/P1")
+    let s = crate::support::mock::server().await;
+    let limited = kl("GET", "/api/profiles/P1")
         .respond_with(
             error(
                 429,
@@ -357,11 +350,9 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
             .insert_header("Retry-After", "1"),
         )
         .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    kl("GET", "/api/profiles/P1")
-        .once(
+        .expect(1);
+    let ok = kl("GET", "/api/profiles/P1")
+        .respond_with(
             answer(
                 200,
                 json!({"data": profile("P1", "p1@x.io", "2024-01-01T00:00:00+00:00")}),
@@ -369,30 +360,30 @@ async fn a_429_waits_for_retry_after_then_succeeds() {
             .insert_header("RateLimit-Limit", "750")
             .insert_header("RateLimit-Remaining", "749")
             .insert_header("RateLimit-Reset", "42"),
-            &s,
         )
-        .await;
+        .expect(1);
     let f = folder(&s.uri());
-    let started = std::time::Instant::now();
     // -vv logs headers and bodies: the key must stay masked.
-    let run = f.run(&["-vv", "-o", "got.json", "get", "--id", "P1"]);
-    no_canary(&run);
+    let (run, waited) = a_429_waited_out(
+        &f,
+        &s,
+        &VENDOR,
+        vec![limited, ok],
+        &["-o", "got.json", "get", "--id", "P1"],
+        "Authorization: ***",
+    )
+    .await;
     let written = f.read("got.json");
     assert!(!written.contains(KEY), "{written}");
     assert_eq!((run.code, run.stdout.as_str()), (0, ""), "{}", run.render());
-    assert!(
-        run.stderr.contains("Authorization: ***"),
-        "{}",
-        run.render()
-    );
-    assert!(run.stderr.contains("-> 429"), "{}", run.render());
     assert_eq!(serde_json::from_str::<Value>(&written).unwrap()["id"], "P1");
-    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // It waited the second Retry-After asked for.
+    assert_eq!(waited, [std::time::Duration::from_secs(1)]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vendor_error_detail_is_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles/NOBODY")
         .once(
             error(
@@ -441,7 +432,7 @@ fn job(id: &str, status: &str, total: u64, done: u64, failed: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_outcome() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .and(body_json(json!({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
             {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}},
@@ -472,26 +463,7 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
         "in.jsonl",
         "{\"email\":\"a@x.io\",\"first_name\":\"Ada\",\"last_name\":null}\n{\"email\":\"not-an-email\"}\n{\"email\":\"c@x.io\",\"plan\":\"pro\"}\n{\"first_name\":\"No key\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 2);
-    assert_eq!(summary["rejected"]["total"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 2);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 2);
     let reasons: Vec<(&str, &str)> = rejects
         .iter()
         .map(|r| {
@@ -510,7 +482,7 @@ async fn the_bulk_import_job_is_polled_to_completion_and_each_record_gets_its_ou
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_creates_updates_clears_changes_lists_and_deletes() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let upsert = |email: &str, attrs: Value, id: &str| {
         kl("POST", "/api/profile-import")
             .and(body_json(
@@ -522,189 +494,144 @@ async fn export_creates_updates_clears_changes_lists_and_deletes() {
             ))
             .expect(1)
     };
-    upsert(
-        "a@x.io",
-        json!({"email": "a@x.io", "first_name": "Ada"}),
-        "PA",
-    )
-    .mount(&s)
-    .await;
-    upsert(
-        "b@x.io",
-        json!({"email": "b@x.io", "last_name": "Byron", "properties": {"plan": "pro"}}),
-        "PB",
-    )
-    .mount(&s)
-    .await;
-    upsert("c@x.io", json!({"email": "c@x.io"}), "PC")
-        .mount(&s)
-        .await;
-    // VIP exists; Newsletter is created, once.
-    kl("GET", "/api/lists")
-        .and(query_param("filter", "equals(name,\"VIP\")"))
-        .once(answer(200, json!({"data": [{"type": "list", "id": "VIPL01", "attributes": {"name": "VIP", "opt_in_process": "single_opt_in"}}], "links": {"self": "x", "next": null}})), &s)
-        .await;
-    kl("GET", "/api/lists")
-        .and(query_param("filter", "equals(name,\"Newsletter\")"))
-        .once(
-            answer(
+    let lookup = |name: &str, found: Value| {
+        kl("GET", "/api/lists")
+            .and(query_param(
+                "filter",
+                format!("equals(name,\"{name}\")").as_str(),
+            ))
+            .respond_with(answer(
                 200,
-                json!({"data": [], "links": {"self": "x", "next": null}}),
-            ),
-            &s,
-        )
-        .await;
-    kl("POST", "/api/lists")
-        .and(body_json(
-            json!({"data": {"type": "list", "attributes": {"name": "Newsletter"}}}),
-        ))
-        .once(answer(
-            201,
-            json!({"data": {"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}}),
-        ), &s)
-        .await;
-    kl("POST", "/api/lists/VIPL01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PA"}, {"type": "profile", "id": "PB"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    kl("POST", "/api/lists/NEWS01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PB"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    let f = Folder::new();
-    f.write("kl/account.json", &account(&s.uri()));
-    f.write(
-        "first.jsonl",
-        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\"}, \"groups\": [\"VIP\"]}\n\
-         {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"last_name\": \"Byron\", \"plan\": \"pro\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
-         {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": []}\n",
-    );
-    let run = f.run(&["export", "--to", "kl", "--input", "first.jsonl"]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(
-        (summary["created"].as_u64(), summary["groupsAdded"].as_u64()),
-        (Some(3), Some(3)),
-        "{}",
-        run.render()
-    );
-    s.verify().await;
-    s.reset().await;
-
+                json!({"data": found, "links": {"self": "x", "next": null}}),
+            ))
+            .expect(1)
+    };
+    let members = |verb: &str, list: &str, ids: &[&str]| {
+        let data: Vec<Value> = ids
+            .iter()
+            .map(|id| json!({"type": "profile", "id": id}))
+            .collect();
+        kl(verb, &format!("/api/lists/{list}/relationships/profiles"))
+            .and(body_json(json!({ "data": data })))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+    };
+    // First run: three creates; VIP exists, Newsletter is created, once.
+    let first = vec![
+        upsert(
+            "a@x.io",
+            json!({"email": "a@x.io", "first_name": "Ada"}),
+            "PA",
+        ),
+        upsert(
+            "b@x.io",
+            json!({"email": "b@x.io", "last_name": "Byron", "properties": {"plan": "pro"}}),
+            "PB",
+        ),
+        upsert("c@x.io", json!({"email": "c@x.io"}), "PC"),
+        lookup(
+            "VIP",
+            json!([{"type": "list", "id": "VIPL01", "attributes": {"name": "VIP", "opt_in_process": "single_opt_in"}}]),
+        ),
+        lookup("Newsletter", json!([])),
+        kl("POST", "/api/lists")
+            .and(body_json(
+                json!({"data": {"type": "list", "attributes": {"name": "Newsletter"}}}),
+            ))
+            .respond_with(answer(
+                201,
+                json!({"data": {"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}}),
+            ))
+            .expect(1),
+        members("POST", "VIPL01", &["PA", "PB"]),
+        members("POST", "NEWS01", &["PB"]),
+    ];
     // Second run: Ada's name changes, Byron's plan and last name are
     // cleared, Ada joins and Byron leaves Newsletter, c is deleted.
-    kl("PATCH", "/api/profiles/PA")
-        .and(body_json(json!({"data": {"type": "profile", "id": "PA", "attributes": {"first_name": "Ada L."}}})))
-        .once(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-02T00:00:00+00:00")})), &s)
-        .await;
-    kl("PATCH", "/api/profiles/PB")
-        .and(body_json(
-            json!({"data": {"type": "profile", "id": "PB", "attributes": {"last_name": null},
-            "meta": {"patch_properties": {"unset": ["plan"]}}}}),
-        ))
-        .once(
-            answer(
+    let second = vec![
+        kl("PATCH", "/api/profiles/PA")
+            .and(body_json(json!({"data": {"type": "profile", "id": "PA", "attributes": {"first_name": "Ada L."}}})))
+            .respond_with(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-02T00:00:00+00:00")})))
+            .expect(1),
+        kl("PATCH", "/api/profiles/PB")
+            .and(body_json(
+                json!({"data": {"type": "profile", "id": "PB", "attributes": {"last_name": null},
+                "meta": {"patch_properties": {"unset": ["plan"]}}}}),
+            ))
+            .respond_with(answer(
                 200,
                 json!({"data": profile("PB", "b@x.io", "2024-01-02T00:00:00+00:00")}),
-            ),
-            &s,
-        )
-        .await;
-    kl("POST", "/api/data-privacy-deletion-jobs")
-        .and(body_json(
-            json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
-            {"type": "profile", "id": "PC", "attributes": {}}}}}}),
-        ))
-        .once(ResponseTemplate::new(202), &s)
-        .await;
-    kl("GET", "/api/lists")
-        .and(query_param("filter", "equals(name,\"Newsletter\")"))
-        .once(answer(200, json!({"data": [{"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}], "links": {"self": "x", "next": null}})), &s)
-        .await;
-    kl("POST", "/api/lists/NEWS01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PA"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    kl("DELETE", "/api/lists/NEWS01/relationships/profiles")
-        .and(body_json(
-            json!({"data": [{"type": "profile", "id": "PB"}]}),
-        ))
-        .once(ResponseTemplate::new(204), &s)
-        .await;
-    f.write(
-        "second.jsonl",
-        "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada L.\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
-         {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\"}, \"groups\": [\"VIP\"]}\n\
-         {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": [], \"toDelete\": true}\n",
-    );
-    let dry = f.run(&[
-        "export",
-        "--to",
-        "kl",
-        "--input",
-        "second.jsonl",
-        "--dry-run",
-    ]);
-    no_canary(&dry);
-    // The state file is named after a hash of the temporary folder's path.
-    let hash = regex::Regex::new(r"export-[0-9a-f]{16}\.db").unwrap();
-    insta::assert_snapshot!(
-        "klaviyo_export_dry_run",
-        hash.replace_all(&dry.render(), "export-[HASH].db")
-    );
-    let run = f.run(&["export", "--to", "kl", "--input", "second.jsonl", "--yes"]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["updated"], 2, "{}", run.render());
-    assert_eq!(summary["deleted"], 1);
-    assert_eq!(summary["groupsAdded"], 1);
-    assert_eq!(summary["groupsRemoved"], 1);
+            ))
+            .expect(1),
+        kl("POST", "/api/data-privacy-deletion-jobs")
+            .and(body_json(
+                json!({"data": {"type": "data-privacy-deletion-job", "attributes": {"profile": {"data":
+                {"type": "profile", "id": "PC", "attributes": {}}}}}}),
+            ))
+            .respond_with(ResponseTemplate::new(202))
+            .expect(1),
+        lookup(
+            "Newsletter",
+            json!([{"type": "list", "id": "NEWS01", "attributes": {"name": "Newsletter"}}]),
+        ),
+        members("POST", "NEWS01", &["PA"]),
+        members("DELETE", "NEWS01", &["PB"]),
+    ];
+    let f = Folder::new();
+    f.write("kl/account.json", &account(&s.uri()));
+    let vendor = Vendor {
+        folder: "kl",
+        ..VENDOR
+    };
+    export_scenario(
+        &f,
+        &s,
+        &vendor,
+        vec![
+            Step::export(
+                "first.jsonl",
+                "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada\"}, \"groups\": [\"VIP\"]}\n\
+                 {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"last_name\": \"Byron\", \"plan\": \"pro\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
+                 {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": []}\n",
+                first,
+            )
+            .summary(json!({"created": 3, "groupsAdded": 3})),
+            Step::export("second.jsonl", SECOND, vec![])
+                .flags(&["--dry-run"])
+                .check(|dry| {
+                    // The state file is named after a hash of the temporary folder's path.
+                    let hash = regex::Regex::new(r"export-[0-9a-f]{16}\.db").unwrap();
+                    insta::assert_snapshot!(
+                        "klaviyo_export_dry_run",
+                        hash.replace_all(&dry.render(), "export-[HASH].db")
+                    );
+                }),
+            Step::export("second.jsonl", SECOND, second)
+                .flags(&["--yes"])
+                .summary(json!({"updated": 2, "deleted": 1, "groupsAdded": 1, "groupsRemoved": 1})),
+        ],
+    )
+    .await;
 }
+
+/// The second run: a@x.io renamed and joins Newsletter, b@x.io loses its
+/// plan, last name and Newsletter, c@x.io is deleted.
+const SECOND: &str = "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\", \"first_name\": \"Ada L.\"}, \"groups\": [\"VIP\", \"Newsletter\"]}\n\
+     {\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\"}, \"groups\": [\"VIP\"]}\n\
+     {\"id\": \"c\", \"properties\": {\"email\": \"c@x.io\"}, \"groups\": [], \"toDelete\": true}\n";
 
 #[test]
 fn dry_run_previews_redact_the_key() {
     let f = folder("https://a.klaviyo.com");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"email": "ada@example.com", "first_name": "Ada", "plan": "pro"}"#,
-    ]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "ada@example.com",
-        "--value",
-        r#"{"title": null, "plan": null}"#,
-    ]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_patch", run);
-    let run = f.run(&["delete", "--dry-run", "--id", "external_id:crm-7"]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_delete", run);
-    f.write(
-        "in.jsonl",
-        "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"first_name\":\"No key\"}\n{\"email\":\"b@x.io\",\"plan\":\"pro\"}\n",
-    );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("klaviyo_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"email": "ada@example.com", "first_name": "Ada", "plan": "pro"}"#,
+        patch: ("ada@example.com", r#"{"title": null, "plan": null}"#),
+        delete: Some("external_id:crm-7"),
+        import: "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"first_name\":\"No key\"}\n{\"email\":\"b@x.io\",\"plan\":\"pro\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| {
+        snap!(format!("klaviyo_dry_run_{action}"), run)
+    });
 }
 
 #[test]
@@ -716,28 +643,12 @@ fn the_spec_documents_options_and_fields() {
 #[test]
 fn an_offset_cannot_jump_into_the_cursor() {
     let f = folder("http://127.0.0.1:9");
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("connector klaviyo cannot start reading at offset 3 without a checkpoint"),
-        "{}",
-        run.render()
-    );
+    an_offset_without_a_checkpoint_is_refused(&f, &VENDOR, "klaviyo");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(
             json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
@@ -760,15 +671,7 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
         "p.jsonl",
         "{\"id\": \"a\", \"properties\": {\"email\": \"a@x.io\"}}\n{\"id\": \"b\", \"properties\": {\"email\": \"b@x.io\", \"phone_number\": \"555\"}}\n",
     );
-    let run = f.run(&[
-        "export",
-        "--to",
-        "kl",
-        "--input",
-        "p.jsonl",
-        "--errors",
-        "errors.jsonl",
-    ]);
+    let run = f.run_line("export --to kl --input p.jsonl --errors errors.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["created"], 1);
@@ -788,7 +691,7 @@ async fn export_reports_a_profile_klaviyo_refuses_and_goes_on() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_bulk_job_fails_its_batch() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB9", "queued", 1, 0, 0)), &s)
         .await;
@@ -813,7 +716,7 @@ async fn a_cancelled_bulk_job_fails_its_batch() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB5", "queued", 1, 0, 0)), &s)
         .await;
@@ -841,7 +744,7 @@ async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_next_link_to_the_same_page_stops_instead_of_looping() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles")
         .once(
             answer(
@@ -880,7 +783,7 @@ fn an_unknown_id_field_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn cursors_that_go_round_in_a_circle_stop_the_import() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00+00:00";
     let next = |c: &str| Some(format!("{}/api/profiles?page%5Bcursor%5D={c}", s.uri()));
     kl("GET", "/api/profiles")
@@ -914,28 +817,16 @@ async fn cursors_that_go_round_in_a_circle_stop_the_import() {
         )
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "1",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 1, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("answered a next page that was read before; stopping instead of looping"),
-        "{}",
-        run.render()
+    an_import_stops_a_loop(
+        &f,
+        &VENDOR,
+        "answered a next page that was read before; stopping instead of looping",
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
         .once(answer(200, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})), &s)
@@ -949,17 +840,8 @@ async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
         "in.jsonl",
         "{\"email\":\"a@x.io\",\"first_name\":\"Ada\"}\n{\"email\":\"b@x.io\",\"phone_number\":\"555\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--batch-size",
-        "1",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from jsonl:in.jsonl --to . --batch-size 1 --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1);
@@ -976,7 +858,7 @@ async fn a_batch_of_one_is_a_single_upsert_and_a_refusal_rejects_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(json!({"data": {"type": "profile", "attributes": {"email": "a@x.io", "first_name": "Ada"}}})))
         .once(answer(201, json!({"data": profile("PA", "a@x.io", "2024-01-01T00:00:00+00:00")})), &s)
@@ -990,7 +872,7 @@ async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
     let run = f.run(&["export", "--to", "kl", "--input", "p.jsonl"]);
     assert_eq!(run.ok_json()["created"], 1, "{}", run.render());
     s.verify().await;
-    s.reset().await;
+    crate::support::mock::reset(&s).await;
     // PA was merged away in Klaviyo: the update answers 404, the key finds PZ.
     kl("PATCH", "/api/profiles/PA")
         .once(
@@ -1032,7 +914,7 @@ async fn export_finds_a_profile_by_its_key_when_its_id_is_gone() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_pages_by_updated_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("GET", "/api/profiles")
         .and(query_param_is_missing("filter"))
         .and(query_param("sort", "updated"))
@@ -1085,7 +967,7 @@ async fn an_initial_getupdates_pages_by_updated_to_the_end() {
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
     // Klaviyo documents `updated` as `YYYY-MM-DDTHH:MM:SS.mmmmmm`.
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00.000400+00:00";
     let (b, c) = (profile("PB", "b@x.io", t), profile("PC", "c@x.io", t));
     kl("GET", "/api/profiles")
@@ -1108,13 +990,7 @@ async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
         .once(answer(200, collection(vec![b, c], None)), &s)
         .await;
     let f = folder(&s.uri());
-    let first = f.run(&[
-        "getupdates",
-        "--last-sync",
-        "2024-01-01T00:00:00Z",
-        "--limit",
-        "1",
-    ]);
+    let first = f.run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 1");
     no_canary(&first);
     let first = first.ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000400Z|PB");
@@ -1134,7 +1010,7 @@ async fn getupdates_keeps_microseconds_so_the_next_run_skips_what_it_read() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .and(body_json(
             json!({"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
@@ -1165,15 +1041,7 @@ async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch()
         "in.jsonl",
         "{\"email\":\"bad@\",\"first_name\":\"One\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad@\",\"first_name\":\"Two\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1, "{}", run.render());
@@ -1183,7 +1051,7 @@ async fn a_key_sent_twice_and_refused_twice_rejects_both_records_not_the_batch()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_patch_with_null_properties_is_refused_before_sending() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(wiremock::matchers::any())
         .respond_with(ResponseTemplate::new(500))
         .expect(0)
@@ -1210,7 +1078,7 @@ async fn a_patch_with_null_properties_is_refused_before_sending() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_null_failed_count_still_reads_the_import_errors() {
     // `failed_count` is nullable in Klaviyo's schema: null is not "none failed".
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB3", "queued", 2, 0, 0)), &s)
         .await;
@@ -1237,15 +1105,7 @@ async fn a_null_failed_count_still_reads_the_import_errors() {
         "in.jsonl",
         "{\"email\":\"bad@\"}\n{\"email\":\"ok@x.io\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1, "{}", run.render());
@@ -1256,7 +1116,7 @@ async fn a_null_failed_count_still_reads_the_import_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn import_errors_are_read_100_a_page_to_the_last_page() {
     // page[size] is 1–100, default 20 (get_errors_for_bulk_import_profiles_job).
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-bulk-import-jobs")
         .once(answer(202, job("JOB4", "queued", 3, 0, 0)), &s)
         .await;
@@ -1290,15 +1150,7 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
         "in.jsonl",
         "{\"email\":\"bad1@\"}\n{\"email\":\"ok@x.io\"}\n{\"email\":\"bad2@\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(run.json()["written"], 1, "{}", run.render());
@@ -1308,7 +1160,7 @@ async fn import_errors_are_read_100_a_page_to_the_last_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
     // GET /api/lists answers at most 10 lists a page (get_lists).
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .once(
             answer(
@@ -1364,7 +1216,7 @@ async fn a_list_on_a_later_page_of_the_lookup_is_used_not_created_again() {
 async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
     // "A 400 error indicates an invalid or missing API key" (Klaviyo's
     // authentication guide): only a JSON:API refusal rejects the record.
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     kl("POST", "/api/profile-import")
         .and(body_json(
             json!({"data": {"type": "profile", "attributes": {"email": "a@x.io"}}}),
@@ -1389,15 +1241,7 @@ async fn a_400_about_the_key_stops_the_run_instead_of_rejecting_the_record() {
     for email in ["a@x.io", "b@x.io"] {
         let f = folder(&s.uri());
         f.write("in.jsonl", &format!("{{\"email\":\"{email}\"}}\n"));
-        let run = f.run(&[
-            "import",
-            "--from",
-            "jsonl:in.jsonl",
-            "--to",
-            ".",
-            "--rejects",
-            "rejects.jsonl",
-        ]);
+        let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
         no_canary(&run);
         // The batch failed and the import stopped: nothing is counted as
         // the record's fault.
@@ -1415,7 +1259,7 @@ const SPEC_DEVIATIONS: &[&str] = &[];
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_klaviyos_openapi_description() {
     use crate::support::openapi::{assert_conform, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let ada = "01GDDKASAP8TKDDA2GRZDSVP4H";
     let page = || {
         answer(

@@ -147,15 +147,9 @@ fn sandbox_flags_out_of_range_fail_before_the_url_is_printed() {
 fn import_concurrency_out_of_range_is_a_usage_error() {
     let f = Folder::new();
     f.write("in.jsonl", "{\"id\": \"a\"}\n");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--concurrency",
-        "18446744073709551615",
-    ]);
+    let run = f.run_line(
+        "import --from jsonl:in.jsonl --to jsonl:out.jsonl --concurrency 18446744073709551615",
+    );
     exit_2_each(&[("concurrency_huge", run)]);
     assert!(!f.exists("out.jsonl"));
 }

@@ -7,7 +7,6 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::MockServer;
 
 use crate::snap;
 use crate::support::{Folder, MountOnce};
@@ -181,7 +180,7 @@ fn integer_ids_beyond_64_bits_in_a_csv_stay_two_records() {
 #[tokio::test(flavor = "multi_thread")]
 async fn integer_ids_beyond_64_bits_from_an_http_source_are_rejected() {
     for to in ["jsonl:out.jsonl", "csv:out.csv", "sqlite:out.db"] {
-        let s = MockServer::start().await;
+        let s = crate::support::mock::server().await;
         // The body as the API would send it: digits a JSON value cannot hold.
         let body = r#"{"data": [{"id": 18446744073709551616, "n": 1}, {"id": 18446744073709551617, "n": 2}, {"id": 7, "n": 3}]}"#;
         wiremock::Mock::given(method("GET"))
@@ -235,15 +234,8 @@ async fn integer_ids_beyond_64_bits_from_an_http_source_are_rejected() {
 #[test]
 fn an_id_that_is_true_or_an_object_is_named_as_such() {
     let f = jsonl_folder(b"{\"id\":true}\n{\"id\":{\"a\":1}}\n{\"id\":\"ok\"}\n");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:c.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from jsonl:c.jsonl --to jsonl:out.jsonl --rejects rejects.jsonl");
     assert_eq!(run.code, 3, "{}", run.render());
     assert_eq!(
         run.json()["rejected"]["byReason"],

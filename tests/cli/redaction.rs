@@ -7,7 +7,7 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::support::{Folder, MountOnce};
 
@@ -88,7 +88,7 @@ fn check(f: &Folder, args: &[&str], what: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_api_key_in_the_query_is_masked_in_every_form() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
         .once(echo(false), &s)
@@ -106,7 +106,7 @@ async fn an_api_key_in_the_query_is_masked_in_every_form() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_in_the_path_is_masked_in_every_form() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/t/A%2Bb%2Fc%3D%3D%20%22q%22/items/a"))
         .once(echo(false), &s)
@@ -121,7 +121,7 @@ async fn a_token_in_the_path_is_masked_in_every_form() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oauth2_client_secret_is_masked_in_every_form() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("POST"))
         .and(path("/oauth/token"))
         .once(echo(false), &s)
@@ -134,7 +134,7 @@ async fn an_oauth2_client_secret_is_masked_in_every_form() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_basic_credential_echoed_back_is_masked() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/a"))
         .once(echo(true), &s)

@@ -112,7 +112,7 @@ async fn mount_missing(s: &MockServer, lookup: &str, times: u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn get_fetches_traits_and_every_external_id_page() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // traitsLimit 2 of a profile with more traits: one call, and a warning.
     seg("email:ada%40example.com", "traits")
         .and(query_param("limit", "2"))
@@ -169,7 +169,7 @@ async fn get_fetches_traits_and_every_external_id_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn check_reads_one_metadata_and_writes_are_refused() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     seg("user_id:ferry-check", "metadata")
         .once(
             ResponseTemplate::new(404).set_body_json(
@@ -202,7 +202,7 @@ async fn check_reads_one_metadata_and_writes_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vendor_error_is_shown_and_a_429_is_retried() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     seg("user_id:u1", "traits")
         .respond_with(ResponseTemplate::new(429).set_body_json(
             json!({"error": {"code": "rate_limit_error", "message": "Too many requests"}}),
@@ -229,8 +229,9 @@ async fn the_vendor_error_is_shown_and_a_429_is_retried() {
         .await;
     let f = Folder::new();
     f.write("account.json", &account(&s.uri(), json!({})));
-    let run = f.run(&["get", "--id", "u1"]);
+    let (run, waits) = f.run_on_virtual_clock(&["get", "--id", "u1"]);
     assert_eq!(run.ok_json()["traits"]["name"], "Ada");
+    assert_eq!(waits.of("retry").len(), 1, "{waits:?}");
     let run = f.run(&["get", "--id", "u2"]);
     no_canary(&run);
     snap!("segment_unauthorized", run);
@@ -238,7 +239,7 @@ async fn the_vendor_error_is_shown_and_a_429_is_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_identifier() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     mount_profile(
         &s,
         "user_id:u1",
@@ -281,17 +282,8 @@ async fn import_reads_the_ids_file_to_the_end_and_rejects_profiles_without_the_i
         "ids.txt",
         "u1\nu2\n\nanonymous_id:a3\nemail:four@example.com\nu5\nemail:\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run =
+        f.run_line("import --from . --to jsonl:out.jsonl --batch-size 2 --rejects rejects.jsonl");
     no_canary(&run);
     assert_eq!(run.code, 3, "{}", run.render());
     let summary = run.json();
@@ -350,8 +342,8 @@ async fn mount_job(s: &MockServer, id: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_from_segment_to_voucherify_end_to_end_with_a_resume() {
-    let seg_server = MockServer::start().await;
-    let vf_server = MockServer::start().await;
+    let seg_server = crate::support::mock::server().await;
+    let vf_server = crate::support::mock::server().await;
     let traits = |n: u32| json!({"name": format!("User {n}"), "email": format!("u{n}@example.com"), "birthday": "1990-05-01T00:00:00Z", "plan": "pro"});
     // Batches of two: [u1, u2], [u3, a4], [u5]. The second batch is read
     // twice (first run, then the resume); the third once or twice (the
@@ -703,7 +695,7 @@ fn jsonl(text: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn get_by_segment_id_reads_that_profile_and_an_unknown_one_is_not_found() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // Two gets of a held profile and one of an unknown one: 2 calls each.
     stand_in::mount(
         &s,
@@ -730,7 +722,7 @@ async fn get_by_segment_id_reads_that_profile_and_an_unknown_one_is_not_found() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_without_ids_pages_through_the_listing_at_2_calls_per_profile_and_1_per_page() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     // 5 profiles in pages of 2: 3 pages, 10 profile calls. The resume of
     // the finished import reads the last page (1 profile) once more.
     stand_in::mount(
@@ -799,7 +791,7 @@ async fn import_without_ids_pages_through_the_listing_at_2_calls_per_profile_and
 #[tokio::test(flavor = "multi_thread")]
 async fn import_of_250_profiles_killed_mid_listing_and_resumed_ends_with_225_records_and_25_rejects(
 ) {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let profiles = stand_in_profiles(250, |n| n % 10 != 0);
     // The second page is held back the first time, so the kill lands after
     // the first page was committed and before anything else was.
@@ -911,7 +903,7 @@ async fn import_of_250_profiles_killed_mid_listing_and_resumed_ends_with_225_rec
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_404_or_401_from_the_listing_names_the_route_and_what_to_check() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let list = || {
         Mock::given(method("GET"))
             .and(path(format!(
@@ -935,7 +927,7 @@ async fn a_404_or_401_from_the_listing_names_the_route_and_what_to_check() {
     no_canary(&run);
     insta::assert_snapshot!("segment_listing_not_found", crate::import::render(&run));
 
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     list()
         .once(
             ResponseTemplate::new(401).set_body_json(json!({"error": {"code": "authentication_error", "message": "The access token is invalid."}})),
@@ -960,15 +952,7 @@ fn page_size_out_of_range_and_an_offset_without_a_checkpoint_are_usage_errors() 
     let run = f.run(&["import", "--from", ".", "--to", "jsonl:out.jsonl"]);
     snap!("segment_page_size_out_of_range", run);
     f.write("account.json", &account("http://127.0.0.1:9", json!({})));
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "100",
-    ]);
+    let run = f.run_line("import --from . --to jsonl:out.jsonl --offset 100");
     no_canary(&run);
     assert_eq!(run.code, 2, "{}", run.render());
     assert!(
@@ -1016,8 +1000,8 @@ async fn nothing_else(s: &MockServer) {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_birthdate_warnings()
 {
-    let seg_server = MockServer::start().await;
-    let vf_server = MockServer::start().await;
+    let seg_server = crate::support::mock::server().await;
+    let vf_server = crate::support::mock::server().await;
     // One listing page of five profiles, read by the dry run and the run.
     Mock::given(method("GET"))
         .and(path(format!("/v1/spaces/{SPACE}/collections/users/profiles")))
@@ -1171,8 +1155,8 @@ async fn the_shipped_segment_voucherify_example_migrates_by_its_map_with_named_b
 #[tokio::test(flavor = "multi_thread")]
 async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_which_finishes_the_job(
 ) {
-    let seg_server = MockServer::start().await;
-    let vf_server = MockServer::start().await;
+    let seg_server = crate::support::mock::server().await;
+    let vf_server = crate::support::mock::server().await;
     // Read by the failed run and again by the resume (the batch was never
     // committed, so the resume starts at the same listing page).
     Mock::given(method("GET"))
@@ -1239,17 +1223,7 @@ async fn the_example_readmes_deliberate_failure_stops_with_its_resume_command_wh
         json!({"pollIntervalMs": 1}),
         &vf_env("wrong"),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "segment",
-        "--to",
-        "voucherify",
-        "--map",
-        "map.json",
-        "--rejects",
-        "profiles-without-user_id.jsonl",
-    ]);
+    let run = f.run_line("import --from segment --to voucherify --map map.json --rejects profiles-without-user_id.jsonl");
     no_canary(&run);
     vfy::no_canary(&run);
     assert_eq!(run.code, 1, "{}", run.render());

@@ -10,13 +10,23 @@
 
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
-use crate::support::{jsonl_field, ok, Folder, MountOnce, Run};
+use crate::support::saas::{
+    a_429_waited_out, an_offset_without_a_checkpoint_is_refused, dry_run_previews,
+    import_reads_to_the_end, import_with_refusals, Previews, Vendor,
+};
+use crate::support::{ok, Folder, MountOnce, Run};
 
 pub const APP_ID: &str = "CANARY-app-id-71c2";
 pub const SECRET: &str = "CANARY-vf-secret-5d9a";
+
+/// The connector as the SaaS scenarios see it.
+const VENDOR: Vendor = Vendor {
+    folder: ".",
+    secrets: &[APP_ID, SECRET],
+};
 
 /// The account of a test: fast rate limits, quick retries and polls.
 pub fn account(base: &str) -> String {
@@ -63,7 +73,7 @@ pub fn no_canary(run: &Run) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_action_sends_the_documented_request() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("GET", "/v1/customers")
         .and(query_param("limit", "1"))
         .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [customer(1, "2024-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z")], "total": 7, "has_more": true})), &s)
@@ -117,7 +127,7 @@ async fn every_action_sends_the_documented_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t1 = "2024-01-01T00:00:00.000Z";
     let t2 = "2024-01-02T00:00:00.000Z";
     let t3 = "2024-01-03T00:00:00.000Z";
@@ -149,26 +159,12 @@ async fn import_pages_with_starting_after_to_the_end_across_shared_timestamps() 
         .once(ok(json!({"object": "list", "data_ref": "customers", "customers": [c5], "total": 5, "has_more": false})), &s)
         .await;
     let f = folder(&s.uri());
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--batch-size",
-        "2",
-    ]);
-    no_canary(&run);
-    let summary = run.ok_json();
-    assert_eq!(summary["written"], 5, "{}", run.render());
-    assert_eq!(summary["endOfSource"], true);
-    let ids = jsonl_field(&f.read("out.jsonl"), "source_id");
-    assert_eq!(ids, ["s1", "s2", "s3", "s4", "s5"]);
+    import_reads_to_the_end(&f, &VENDOR, "source_id", &["s1", "s2", "s3", "s4", "s5"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-02-01T10:00:00.000Z";
     let (a, b, c) = (
         customer(1, "2023-01-01T00:00:00.000Z", "2024-01-15T00:00:00.000Z"),
@@ -190,13 +186,7 @@ async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() 
         .await;
     let f = folder(&s.uri());
     let first = f
-        .run(&[
-            "getupdates",
-            "--last-sync",
-            "2024-01-01T00:00:00Z",
-            "--limit",
-            "2",
-        ])
+        .run_line("getupdates --last-sync 2024-01-01T00:00:00Z --limit 2")
         .ok_json();
     assert_eq!(first["nextSync"], "2024-02-01T10:00:00.000Z|cust_2");
     let ids: Vec<&str> = first["entries"]
@@ -216,13 +206,13 @@ async fn getupdates_filters_by_updated_at_and_continues_exactly_after_a_limit() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let retry_at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs()
         + 2;
-    vf("GET", "/v1/customers/s1")
+    let limited = vf("GET", "/v1/customers/s1")
         .respond_with(
             ResponseTemplate::new(429)
                 .insert_header("X-Rate-Limit-Limit", "5000")
@@ -231,34 +221,35 @@ async fn a_429_waits_for_x_rate_limit_retry_then_succeeds() {
                 .set_body_json(json!({"code": 429, "key": "too_many_requests", "message": "Too many requests"})),
         )
         .up_to_n_times(1)
-        .expect(1)
-        .mount(&s)
-        .await;
-    vf("GET", "/v1/customers/s1")
-        .once(
-            ok(customer(
-                1,
-                "2024-01-01T00:00:00.000Z",
-                "2024-01-01T00:00:00.000Z",
-            )),
-            &s,
-        )
-        .await;
+        .expect(1);
+    let answer = vf("GET", "/v1/customers/s1")
+        .respond_with(ok(customer(
+            1,
+            "2024-01-01T00:00:00.000Z",
+            "2024-01-01T00:00:00.000Z",
+        )))
+        .expect(1);
     let f = folder(&s.uri());
-    let started = std::time::Instant::now();
     // -vv logs headers and bodies: both credentials must stay masked.
-    let run = f.run(&["-vv", "get", "--id", "s1"]);
-    no_canary(&run);
-    assert!(run.stderr.contains("X-App-Token: ***"), "{}", run.render());
-    assert!(run.stderr.contains("-> 429"), "{}", run.render());
+    let (run, waited) = a_429_waited_out(
+        &f,
+        &s,
+        &VENDOR,
+        vec![limited, answer],
+        &["get", "--id", "s1"],
+        "X-App-Token: ***",
+    )
+    .await;
     assert_eq!(run.ok_json()["id"], "cust_1");
-    // It waited for the reset the header named (a 429 spends no retry).
-    assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+    // It waited for the reset the header named, a Unix time in whole
+    // seconds two seconds ahead (a 429 spends no retry).
+    assert_eq!(waited.len(), 1, "{waited:?}");
+    assert!((0.9..=2.0).contains(&waited[0].as_secs_f64()), "{waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_vendor_error_message_and_details_are_shown() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("GET", "/v1/customers/nobody")
         .once(
             ResponseTemplate::new(404).set_body_json(json!({
@@ -293,7 +284,7 @@ fn bulk_job(id: &str, errors: Value, failed: u64, done: u64) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("POST", "/v1/customers/bulk/async")
         .and(header("Content-Type", "application/json"))
         .and(body_json(json!([
@@ -322,26 +313,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
         "in.jsonl",
         "{\"source_id\":\"s1\",\"name\":\"Ada\",\"email\":null}\n{\"source_id\":\"s2\",\"email\":\"not-an-email\"}\n{\"source_id\":\"s3\",\"birthdate\":\"1990-01-02\",\"metadata\":{\"plan\":\"pro\"}}\n{\"source_id\":\"s4\",\"plan\":\"pro\"}\n",
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 3, "{}", run.render());
-    let summary = run.json();
-    assert_eq!(summary["written"], 2);
-    assert_eq!(summary["rejected"]["total"], 2);
-    let rejects: Vec<Value> = f
-        .read("rejects.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(rejects.len(), 2);
+    let rejects = import_with_refusals(&f, &VENDOR, 2, 2);
     assert_eq!(rejects[0]["record"]["source_id"], "s2");
     assert_eq!(
         rejects[0]["reason"],
@@ -356,7 +328,7 @@ async fn the_bulk_job_is_polled_to_completion_and_each_record_gets_its_outcome()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("POST", "/v1/customers/bulk/async")
         .once(ok(json!({"async_action_id": "aa_9"})), &s)
         .await;
@@ -384,62 +356,26 @@ async fn an_unfinished_bulk_job_fails_its_batch_after_the_last_poll() {
 #[test]
 fn dry_run_previews_redact_both_credentials() {
     let f = folder("https://api.voucherify.io");
-    let run = f.run(&[
-        "insert",
-        "--dry-run",
-        "--value",
-        r#"{"source_id": "s1", "name": "Ada", "phone": "+1 933 222 3333"}"#,
-    ]);
-    no_canary(&run);
-    snap!("voucherify_dry_run_insert", run);
-    let run = f.run(&[
-        "patch",
-        "--dry-run",
-        "--id",
-        "s1",
-        "--value",
-        r#"{"metadata": {"lang": "en"}}"#,
-    ]);
-    no_canary(&run);
-    snap!("voucherify_dry_run_patch", run);
-    f.write("in.jsonl", "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n{\"source_id\":\"s2\",\"birthdate\":\"1990-05-01\"}\n{\"source_id\":\"s3\",\"plan\":\"pro\"}\n");
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--dry-run",
-    ]);
-    no_canary(&run);
-    snap!("voucherify_dry_run_import", run);
+    let previews = Previews {
+        insert: r#"{"source_id": "s1", "name": "Ada", "phone": "+1 933 222 3333"}"#,
+        patch: ("s1", r#"{"metadata": {"lang": "en"}}"#),
+        delete: None,
+        import: "{\"source_id\":\"s1\",\"name\":\"Ada\"}\n{\"source_id\":\"s2\",\"birthdate\":\"1990-05-01\"}\n{\"source_id\":\"s3\",\"plan\":\"pro\"}\n",
+    };
+    dry_run_previews(&f, &VENDOR, &previews, |action, run| {
+        snap!(format!("voucherify_dry_run_{action}"), run)
+    });
 }
 
 #[test]
 fn an_offset_cannot_jump_into_the_timestamp_cursor() {
     let f = folder("http://127.0.0.1:9");
-    let run = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:out.jsonl",
-        "--offset",
-        "3",
-    ]);
-    no_canary(&run);
-    assert_eq!(run.code, 2, "{}", run.render());
-    assert!(
-        run.stderr
-            .contains("connector voucherify cannot start reading at offset 3 without a checkpoint"),
-        "{}",
-        run.render()
-    );
+    an_offset_without_a_checkpoint_is_refused(&f, &VENDOR, "voucherify");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let (a, b, c) = (
         customer(1, "2023-01-01T00:00:00.000Z", "2024-01-01T00:00:00.000Z"),
         customer(2, "2023-01-01T00:00:00.000Z", "2024-01-02T00:00:00.000Z"),
@@ -472,7 +408,7 @@ async fn an_initial_getupdates_pages_by_updated_at_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_bulk_job_that_names_no_customer_fails_the_batch() {
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     vf("POST", "/v1/customers/bulk/async")
         .once(ok(json!({"async_action_id": "aa_5"})), &s)
         .await;
@@ -505,7 +441,7 @@ const SPEC_DEVIATIONS: &[&str] =
 #[tokio::test(flavor = "multi_thread")]
 async fn every_read_satisfies_voucherifys_openapi_description() {
     use crate::support::openapi::{assert_conform, received_by};
-    let s = MockServer::start().await;
+    let s = crate::support::mock::server().await;
     let t = "2024-01-01T00:00:00.000Z";
     // check, import's listing and getupdates list customers.
     vf("GET", "/v1/customers")

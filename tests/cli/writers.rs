@@ -363,14 +363,8 @@ fn temporary_files_of_dead_runs_are_removed_by_the_next_run() {
     for rel in dead.iter().copied().chain([live.as_str()]) {
         f.write(rel, "half a file");
     }
-    f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-    ])
-    .ok_json();
+    f.run_line("import --from jsonl:in.jsonl --to jsonl:out.jsonl")
+        .ok_json();
     for rel in dead {
         assert!(!f.exists(rel), "{rel} was left");
     }
@@ -450,14 +444,7 @@ fn a_rewrite_keeps_the_file_mode_and_new_files_follow_the_umask() {
 fn an_export_into_a_file_rewrites_it_once_per_batch() {
     let f = Folder::new();
     f.write("p.jsonl", &profiles("p", 5000, "old"));
-    let first = f.run(&[
-        "-v",
-        "export",
-        "--input",
-        "p.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-    ]);
+    let first = f.run_line("-v export --input p.jsonl --to jsonl:out.jsonl");
     assert_eq!(first.ok_json()["created"], 5000);
     let rewrites = |run: &Run| {
         run.stderr
@@ -468,19 +455,9 @@ fn an_export_into_a_file_rewrites_it_once_per_batch() {
     assert_eq!(rewrites(&first), 1, "{}", first.stderr);
 
     f.write("p.jsonl", &profiles("p", 4000, "new"));
-    let second = f.run(&[
-        "-v",
-        "export",
-        "--input",
-        "p.jsonl",
-        "--to",
-        "jsonl:out.jsonl",
-        "--deletes",
-        "delete",
-        "--yes",
-        "--batch-size",
-        "1000",
-    ]);
+    let second = f.run_line(
+        "-v export --input p.jsonl --to jsonl:out.jsonl --deletes delete --yes --batch-size 1000",
+    );
     let summary = second.ok_json();
     assert_eq!(summary["updated"], 4000, "{summary}");
     assert_eq!(summary["deleted"], 1000, "{summary}");

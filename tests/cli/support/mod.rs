@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod mock;
 pub mod openapi;
+pub mod saas;
 
 use std::path::{Path, PathBuf};
 
@@ -54,7 +56,13 @@ impl Folder {
     /// `ferry` run in this folder with a cleared environment: no HOME, no
     /// user variables, no terminal.
     pub fn ferry(&self) -> Command {
-        let mut cmd = Command::cargo_bin("ferry").expect("the ferry binary is built");
+        Command::from_std(self.ferry_std())
+    }
+
+    /// [`Folder::ferry`] as a plain process command, for a run the test
+    /// drives itself.
+    fn ferry_std(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
         cmd.current_dir(self.path())
             .env_clear()
             .env("HOME", self.path())
@@ -75,15 +83,8 @@ impl Folder {
     /// [`Folder::spawn`] with extra environment variables.
     pub fn spawn_with(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
         use std::process::Stdio;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
-        cmd.current_dir(self.path())
-            .env_clear()
-            .env("HOME", self.path())
-            .env("NO_COLOR", "1");
-        if let Ok(path) = std::env::var("PATH") {
-            cmd.env("PATH", path);
-        }
-        cmd.envs(env.iter().copied())
+        self.ferry_std()
+            .envs(env.iter().copied())
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -96,6 +97,22 @@ impl Folder {
         self.run_cmd(self.ferry().args(args))
     }
 
+    /// [`Folder::run`] with the arguments written as one line, split at
+    /// white space (for arguments that hold none).
+    pub fn run_line(&self, line: &str) -> Run {
+        self.run(&line.split_whitespace().collect::<Vec<_>>())
+    }
+
+    /// Run `ferry ARGS` here with its HTTP engines on a virtual clock (the
+    /// `FERRY_TEST_CLOCK` test hook): a retry or rate-limit wait returns at
+    /// once, and the waits ferry asked for are answered with the run.
+    pub fn run_on_virtual_clock(&self, args: &[&str]) -> (Run, Waits) {
+        let log = tempfile::NamedTempFile::new().expect("a file for the waits");
+        let run = self.run_cmd(self.ferry().env("FERRY_TEST_CLOCK", log.path()).args(args));
+        let text = std::fs::read_to_string(log.path()).expect("read the waits");
+        (run, Waits::parse(&text))
+    }
+
     pub fn run_cmd(&self, cmd: &mut Command) -> Run {
         let out = cmd.output().expect("run ferry");
         Run {
@@ -104,6 +121,37 @@ impl Folder {
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             folder: self.path().to_path_buf(),
         }
+    }
+}
+
+/// The waits one run asked its virtual clock for, in order: `retry` (before
+/// trying a request again) and `slot` (for a rate-limit slot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waits(pub Vec<(String, std::time::Duration)>);
+
+impl Waits {
+    /// Lines such as `retry 1000.000ms`, as the engine's test clock writes them.
+    fn parse(text: &str) -> Waits {
+        Waits(
+            text.lines()
+                .map(|line| {
+                    let (why, ms) = line.split_once(' ').expect("why and wait");
+                    let ms: f64 = ms.trim_end_matches("ms").parse().expect("milliseconds");
+                    (
+                        why.to_string(),
+                        std::time::Duration::from_secs_f64(ms / 1000.0),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The waits for `why` (`retry` or `slot`).
+    pub fn of(&self, why: &str) -> Vec<std::time::Duration> {
+        (self.0.iter())
+            .filter(|(w, _)| w == why)
+            .map(|(_, wait)| *wait)
+            .collect()
     }
 }
 
@@ -175,35 +223,28 @@ pub fn filter(text: &str, folder: &Path) -> String {
     text
 }
 
-/// Run ferry on a pseudo-terminal (util-linux `script`) and type `answer`.
+/// Run ferry on a pseudo-terminal (util-linux `script`): wait for `prompt`,
+/// then type `answer`. Answers the exit code and the screen.
 #[cfg(target_os = "linux")]
-pub fn on_terminal(f: &Folder, args: &str, answer: &str) -> (i32, String) {
-    use std::io::Write;
-    let mut child = spawn_on_terminal(f, args);
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(answer.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+pub fn on_terminal(f: &Folder, args: &str, prompt: &str, answer: &str) -> (i32, String) {
+    on_terminal_dialog(f, args, &[(prompt, answer)])
 }
 
 /// Run `ferry ARGS` on a real terminal and answer its prompts in turn: for
-/// each `(prompt, answer)`, wait until the screen shows `prompt`, then type
-/// `answer` (a terminal switching to hidden input drops what was typed
-/// ahead, so answers cannot be queued). Answers the exit code and the screen.
+/// each `(prompt, answer)`, wait until the screen shows `prompt` and the
+/// terminal has left its line mode (echo off: ferry is reading the answer,
+/// a key or a hidden line), then type `answer`. A terminal switching to
+/// hidden input drops what was typed ahead, so answers are not queued.
+/// Every wait is for output or a terminal state, never for a fixed time;
+/// each has a generous deadline. Answers the exit code and the screen.
 #[cfg(target_os = "linux")]
 pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i32, String) {
     use std::io::{Read, Write};
-    use std::sync::{Arc, Mutex};
+    use std::sync::{Arc, Condvar, Mutex};
     use std::time::{Duration, Instant};
     let mut child = spawn_on_terminal(f, args);
-    let screen = Arc::new(Mutex::new(String::new()));
+    // The screen so far, and a signal each time it grows.
+    let screen = Arc::new((Mutex::new(String::new()), Condvar::new()));
     let mut stdout = child.stdout.take().expect("stdout");
     let reader = {
         let screen = Arc::clone(&screen);
@@ -213,10 +254,11 @@ pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i
                 if n == 0 {
                     break;
                 }
-                screen
-                    .lock()
+                let (text, grew) = &*screen;
+                text.lock()
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
+                grew.notify_all();
             }
         })
     };
@@ -224,27 +266,94 @@ pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i
     let mut seen = 0;
     for (prompt, answer) in dialog {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let (text, grew) = &*screen;
+        let mut shown = text.lock().unwrap();
         loop {
-            let text = screen.lock().unwrap().clone();
-            if let Some(at) = text[seen..].find(prompt) {
+            if let Some(at) = shown[seen..].find(prompt) {
                 seen += at + prompt.len();
                 break;
             }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no prompt {prompt:?} on:\n{shown}");
+            shown = grew.wait_timeout(shown, left).unwrap().0;
+        }
+        drop(shown);
+        let pty = pty_of(child.id(), deadline);
+        while echoes(&pty) {
             assert!(
                 Instant::now() < deadline,
-                "no prompt {prompt:?} on:\n{text}"
+                "the terminal never left line mode after {prompt:?}"
             );
-            std::thread::sleep(Duration::from_millis(20));
+            // Polled: a terminal mode change prints nothing to wait on.
+            std::thread::sleep(Duration::from_millis(5));
         }
-        // Let the prompt switch the terminal mode before typing.
-        std::thread::sleep(Duration::from_millis(100));
         stdin.write_all(answer.as_bytes()).expect("type");
         stdin.flush().expect("type");
     }
     let status = child.wait().expect("wait");
     reader.join().expect("reader");
-    let text = screen.lock().unwrap().clone();
+    let text = screen.0.lock().unwrap().clone();
     (status.code().unwrap_or(-1), text)
+}
+
+/// The pseudo-terminal script(1) gave the command under `root` (the
+/// `timeout` process): the `/dev/pts/N` a descendant reads as its stdin.
+#[cfg(target_os = "linux")]
+fn pty_of(root: u32, deadline: std::time::Instant) -> PathBuf {
+    loop {
+        let mut family = vec![root];
+        let mut i = 0;
+        while i < family.len() {
+            family.extend(children_of(family[i]));
+            i += 1;
+        }
+        for pid in family {
+            if let Ok(tty) = std::fs::read_link(format!("/proc/{pid}/fd/0")) {
+                if tty.starts_with("/dev/pts/") {
+                    return tty;
+                }
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no terminal under {root}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The processes whose parent is `pid`.
+#[cfg(target_os = "linux")]
+fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            // `PID (COMM) STATE PPID ...`: the parent follows the last `)`.
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
+}
+
+/// Whether the terminal `pty` still echoes (its line mode): a key prompt
+/// (raw mode) and a hidden prompt both turn echo off while they read.
+#[cfg(target_os = "linux")]
+fn echoes(pty: &Path) -> bool {
+    let out = std::process::Command::new("stty")
+        .arg("-F")
+        .arg(pty)
+        .arg("-a")
+        .output()
+        .expect("run stty");
+    !String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .any(|w| w == "-echo")
 }
 
 /// `ferry ARGS` under script(1), which gives it a pseudo-terminal; at most 30 s.

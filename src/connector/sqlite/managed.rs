@@ -1,0 +1,198 @@
+//! The layout of a table ferry creates: each record as JSON (`data`) with
+//! its update time, a change sequence number (`seq`, and `created_seq` to
+//! tell an insert from an update) and a tombstone flag, so `getupdates`
+//! can report inserts, updates and deletes. The table is marked as ferry's
+//! in `ferry_tables`.
+
+use anyhow::{Context, Result};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::db::Db;
+use super::layout::{now, quote, Layout};
+use super::updates::Since;
+use crate::connector::{new_id, FieldSpec, ProfileUpdate, Record, Rejection, Updates};
+use crate::error::failed;
+
+/// The table that marks the tables ferry created (and their version).
+pub(super) const MANAGED_MARKER: &str = "ferry_tables";
+
+pub(super) struct Managed<'a> {
+    db: &'a Db,
+    /// The table's name, quoted for SQL.
+    table: String,
+}
+
+impl<'a> Managed<'a> {
+    pub(super) fn new(db: &'a Db) -> Self {
+        Managed {
+            db,
+            table: quote(&db.table),
+        }
+    }
+
+    /// Create the table, its index and its marker in the transaction `tx`.
+    pub(super) fn create(db: &Db, tx: &Connection) -> Result<()> {
+        let t = quote(&db.table);
+        let idx = quote(&format!("{}_seq", db.table));
+        tx.execute_batch(&format!(
+            "CREATE TABLE IF NOT EXISTS {MANAGED_MARKER} (name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+             CREATE TABLE {t} (
+                 id TEXT PRIMARY KEY,
+                 data TEXT,
+                 updated_at TEXT NOT NULL,
+                 seq INTEGER NOT NULL,
+                 created_seq INTEGER NOT NULL,
+                 deleted INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE INDEX {idx} ON {t}(seq);"
+        ))
+        .with_context(|| format!("could not create table \"{}\" in {}", db.table, db.path.display()))?;
+        tx.execute(
+            &format!("INSERT INTO {MANAGED_MARKER} (name, version) VALUES (?1, 1)"),
+            params![db.table],
+        )?;
+        Ok(())
+    }
+
+    /// The next change's sequence number.
+    fn next_seq(&self, conn: &Connection) -> Result<i64> {
+        Ok(conn
+            .prepare_cached(&format!(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM {}",
+                self.table
+            ))?
+            .query_row([], |r| r.get(0))?)
+    }
+
+    /// The table's name, quoted for SQL.
+    pub(super) fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+impl Layout for Managed<'_> {
+    fn kind(&self) -> &'static str {
+        "managed by ferry (changes tracked)"
+    }
+
+    fn live(&self) -> &'static str {
+        "deleted = 0"
+    }
+
+    fn fields(&self, _conn: &Connection, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>> {
+        Ok(spec)
+    }
+
+    fn get(&self, conn: &Connection, id: &str) -> Result<Option<Record>> {
+        let data: Option<String> = conn
+            .query_row(
+                &format!(
+                    "SELECT data FROM {} WHERE id = ?1 AND deleted = 0",
+                    self.table
+                ),
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        data.map(|d| parse_data(&d)).transpose()
+    }
+
+    fn upsert(&self, tx: &Connection, id: &str, record: &Record) -> Result<()> {
+        let t = &self.table;
+        let seq = self.next_seq(tx)?;
+        // Cached: a bulk import runs this once per record.
+        tx.prepare_cached(&format!(
+            "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
+             VALUES (?1, ?2, ?3, ?4, ?4, 0)
+             ON CONFLICT(id) DO UPDATE SET
+               data = excluded.data,
+               updated_at = excluded.updated_at,
+               seq = excluded.seq,
+               created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
+               deleted = 0"
+        ))?
+        .execute(params![id, serde_json::to_string(record)?, now(), seq])?;
+        Ok(())
+    }
+
+    fn insert(&self, tx: &Connection, mut value: Record, given: Option<String>) -> Result<Record> {
+        let id = given.clone().unwrap_or_else(new_id);
+        // A given id is kept as written (a number stays a number).
+        if given.is_none() {
+            value.insert(self.db.id_field.clone(), Value::String(id.clone()));
+        }
+        self.upsert(tx, &id, &value)?;
+        Ok(value)
+    }
+
+    fn patch(&self, tx: &Connection, id: &str, mut old: Record, value: &Record) -> Result<()> {
+        for (k, v) in value {
+            old.insert(k.clone(), v.clone());
+        }
+        self.upsert(tx, id, &old)
+    }
+
+    fn remove(&self, tx: &Connection, id: &str) -> Result<()> {
+        let seq = self.next_seq(tx)?;
+        tx.execute(
+            &format!(
+                "UPDATE {} SET data = NULL, deleted = 1, seq = ?2, updated_at = ?3 WHERE id = ?1",
+                self.table
+            ),
+            params![id, seq, now()],
+        )?;
+        Ok(())
+    }
+
+    fn merged(&self, old: Option<Record>, fields: &Record) -> Record {
+        match old {
+            Some(mut old) => {
+                old.extend(fields.clone());
+                old
+            }
+            None => fields.clone(),
+        }
+    }
+
+    /// A record is JSON: a cleared field is removed, and a rename leaves a
+    /// tombstone under the old id.
+    fn update(
+        &self,
+        tx: &Connection,
+        id: &str,
+        new_id: &str,
+        mut old: Record,
+        update: &ProfileUpdate,
+    ) -> Result<()> {
+        old.extend(update.set.clone());
+        for key in &update.clear {
+            old.shift_remove(key);
+        }
+        if new_id != id {
+            self.remove(tx, id)?;
+        }
+        self.upsert(tx, new_id, &old)
+            .map_err(|e| Rejection(format!("{e:#}")).into())
+    }
+
+    fn select(&self) -> &'static str {
+        "rowid, data"
+    }
+
+    fn decode(&self, row: &rusqlite::Row<'_>) -> Result<Record> {
+        parse_data(&row.get::<_, String>(1)?)
+    }
+
+    fn updates(&self, conn: &Connection, since: &Since, limit: Option<usize>) -> Result<Updates> {
+        self.changes(conn, since, limit)
+    }
+}
+
+/// A stored record's JSON.
+pub(super) fn parse_data(data: &str) -> Result<Record> {
+    match serde_json::from_str(data)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(failed("a stored record is not a JSON object").into()),
+    }
+}
