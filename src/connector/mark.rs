@@ -27,6 +27,23 @@ impl<T: Copy + PartialOrd> Mark<T> {
         Some(Mark { at, seen })
     }
 
+    /// [`Mark::read`], or a usage error: `token` is not `what` ("a HubSpot
+    /// position"), whose TIME is `expected` ("Unix seconds").
+    pub fn read_token(
+        token: &str,
+        time: impl FnOnce(&str) -> Option<T>,
+        what: &str,
+        expected: &str,
+    ) -> anyhow::Result<Mark<T>> {
+        Mark::read(token, time).ok_or_else(|| {
+            crate::error::usage(format!(
+                "\"{token}\" is not {what}: expected {expected}, optionally followed by |ids"
+            ))
+            .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
+            .into()
+        })
+    }
+
     /// The token, with `time` standing for the mark's time.
     pub fn write(&self, time: String) -> String {
         if self.seen.is_empty() {

@@ -18,6 +18,7 @@ mod jsonl;
 pub mod klaviyo;
 pub mod mark;
 pub mod raw;
+pub mod saas;
 pub mod segment;
 mod sqlite;
 pub mod voucherify;

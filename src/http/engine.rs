@@ -355,7 +355,7 @@ impl Engine {
 
     /// Wait before a retry; a replay does not, the server's wait was spent
     /// when it was recorded.
-    async fn pause(&self, wait: Duration) {
+    pub(super) async fn pause(&self, wait: Duration) {
         if !matches!(&self.cassette, Some(c) if c.mode() == Mode::Replay) {
             self.clock.sleep(wait).await;
         }

@@ -50,6 +50,7 @@ pub mod clock;
 mod engine;
 pub mod message;
 pub mod policy;
+mod poll;
 pub mod redact;
 
 use anyhow::Result;
@@ -58,10 +59,10 @@ use serde_json::{json, Map, Value};
 pub use clock::Clock;
 pub use engine::{status_error, Engine, HttpEnv, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
+pub use poll::{Polled, Polling};
 
 use crate::connector::options::connector_options;
 use crate::connector::FieldType;
-use crate::connector::OptionSpec;
 
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
@@ -261,66 +262,6 @@ connector_options! {
         #[option(label = "Timeout", kind = FieldType::Any)]
         pub timeout_secs: Option<Value>,
     }
-}
-
-/// `options` (a vendor connector's, [`HttpOptions`] among them) with
-/// `baseUrl` defaulting to `default_url` and `description` saying where
-/// else it may point: the vendor's regions.
-pub fn vendor_base_url(
-    mut options: Vec<OptionSpec>,
-    default_url: &'static str,
-    description: &'static str,
-) -> Vec<OptionSpec> {
-    for o in options.iter_mut().filter(|o| o.key == "baseUrl") {
-        o.description = description;
-        o.placeholder = default_url;
-        o.default = Some(json!(default_url));
-    }
-    options
-}
-
-/// The account's `baseUrl`, or `default_url`; a value that is not a URL is
-/// refused with `hint` (the vendor's other addresses).
-pub fn base_url(http: &HttpOptions, default_url: &str, hint: &str) -> Result<String> {
-    let base_url = http
-        .base_url
-        .clone()
-        .unwrap_or_else(|| default_url.to_string());
-    if url::Url::parse(&base_url).is_err() {
-        return Err(
-            crate::error::usage(format!("baseUrl \"{base_url}\" is not a URL"))
-                .hint(hint.to_string())
-                .into(),
-        );
-    }
-    Ok(base_url)
-}
-
-/// The records of a vendor's listing: the array at `key` of `body`, each
-/// item made a record by `read` (`None`: it has no id). A missing array or
-/// an item without an id is an error naming the request, where `what` is
-/// what one item is ("contact").
-pub fn records_in(
-    req: &RequestSpec,
-    body: &Value,
-    key: &str,
-    what: &str,
-    read: impl Fn(&Value) -> Option<crate::connector::Record>,
-) -> Result<Vec<crate::connector::Record>> {
-    let shown = || format!("{} {}", req.method, req.shown_url());
-    let Some(Value::Array(items)) = body.get(key) else {
-        return Err(
-            crate::error::failed(format!("{} answered no \"{key}\" array", shown())).into(),
-        );
-    };
-    items
-        .iter()
-        .map(|item| {
-            read(item).ok_or_else(|| {
-                crate::error::failed(format!("{} answered a {what} without an id", shown())).into()
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

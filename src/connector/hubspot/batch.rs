@@ -20,16 +20,17 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use super::requests::{properties, Api, Nulls};
+use crate::connector::saas::batch::Slots;
+use crate::connector::saas::error_fields;
 use crate::connector::{record_id, Record, UpsertOutcome};
 use crate::error::failed;
 use crate::http::{Engine, RequestSpec};
 
 /// A batch made ready to send: one slot per record, in order.
 pub struct Prepared {
-    /// Records refused before sending, with why.
-    pub refused: Vec<Option<UpsertOutcome>>,
-    /// Each record's key (its trace id), when it has one.
-    pub keys: Vec<Option<String>>,
+    /// Each record refused before sending, with why, or sent under its key
+    /// (its trace id).
+    pub slots: Slots,
     /// The inputs sent, for the records not refused.
     pub inputs: Vec<Value>,
 }
@@ -46,46 +47,35 @@ pub fn prepare(records: &[Record], id_property: &str) -> Prepared {
             last.insert(k.to_lowercase(), i);
         }
     }
-    let mut refused = Vec::with_capacity(records.len());
+    let mut slots = Slots::with_capacity(records.len());
     let mut inputs = Vec::new();
-    for (i, (record, key)) in records.iter().zip(&keys).enumerate() {
+    for (i, (record, key)) in records.iter().zip(keys).enumerate() {
         let Some(key) = key else {
-            refused.push(Some(UpsertOutcome::Rejected {
-                id: None,
-                reason: format!(
-                    "missing {id_property}, the unique property contacts are upserted by"
-                ),
-            }));
+            slots.refuse(
+                None,
+                format!("missing {id_property}, the unique property contacts are upserted by"),
+            );
             continue;
         };
         if last.get(&key.to_lowercase()) != Some(&i) {
-            refused.push(Some(UpsertOutcome::Rejected {
-                id: Some(key.clone()),
-                reason: format!("{id_property} \"{key}\" comes again later in the same batch; the later record was sent"),
-            }));
+            let reason = format!("{id_property} \"{key}\" comes again later in the same batch; the later record was sent");
+            slots.refuse(Some(key), reason);
             continue;
         }
         match properties(record, Nulls::Omit) {
             Ok(props) => {
-                refused.push(None);
                 inputs.push(json!({
                     "idProperty": id_property,
                     "id": key,
                     "properties": props,
                     "objectWriteTraceId": key,
                 }));
+                slots.send(key);
             }
-            Err(u) => refused.push(Some(UpsertOutcome::Rejected {
-                id: Some(key.clone()),
-                reason: u.0,
-            })),
+            Err(u) => slots.refuse(Some(key), u.0),
         }
     }
-    Prepared {
-        refused,
-        keys,
-        inputs,
-    }
+    Prepared { slots, inputs }
 }
 
 /// The text of one batch error: its message and its detailed messages.
@@ -94,16 +84,8 @@ fn error_text(e: &Value) -> String {
         .get("message")
         .and_then(Value::as_str)
         .unwrap_or("refused by HubSpot");
-    let details: Vec<&str> = e
-        .get("errors")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.get("message").and_then(Value::as_str))
-                .filter(|d| !message.contains(d))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut details = error_fields(e, "message");
+    details.retain(|d| !message.contains(d));
     if details.is_empty() {
         message.to_string()
     } else {
@@ -174,13 +156,7 @@ pub fn outcomes(
         let names = named_by(e);
         let ours: Vec<&String> = names
             .iter()
-            .filter(|n| {
-                prepared
-                    .keys
-                    .iter()
-                    .flatten()
-                    .any(|k| k.to_lowercase() == **n)
-            })
+            .filter(|n| prepared.slots.keys().any(|k| k.to_lowercase() == **n))
             .collect();
         if ours.is_empty() {
             unnamed.push(error_text(e));
@@ -189,22 +165,16 @@ pub fn outcomes(
             refused.insert(n.clone(), error_text(e));
         }
     }
-    let mut out = Vec::with_capacity(prepared.keys.len());
     let mut unanswered = 0;
-    for (refusal, key) in prepared.refused.into_iter().zip(prepared.keys) {
-        if let Some(o) = refusal {
-            out.push(o);
-            continue;
-        }
-        let key = key.unwrap_or_default();
+    let out = prepared.slots.merge(|key| {
         let lower = key.to_lowercase();
         if let Some(reason) = refused.get(&lower) {
-            out.push(UpsertOutcome::Rejected {
+            UpsertOutcome::Rejected {
                 id: Some(key),
                 reason: reason.clone(),
-            });
+            }
         } else if let Some(id) = written.get(&lower) {
-            out.push(UpsertOutcome::Ok { id: id.clone() });
+            UpsertOutcome::Ok { id: id.clone() }
         } else {
             unanswered += 1;
             // Neither a result nor an error: nothing says the contact was
@@ -212,14 +182,14 @@ pub fn outcomes(
             // unknown. Counting it written would hide a lost record; as a
             // rejection it goes to the rejects file and can be sent again
             // (upserts are keyed by the unique property, so nothing doubles).
-            out.push(UpsertOutcome::Rejected {
+            UpsertOutcome::Rejected {
                 reason: format!(
                     "HubSpot's batch answer has neither a result nor an error for {id_property} \"{key}\"; it is not counted as written"
                 ),
                 id: Some(key),
-            });
+            }
         }
-    }
+    });
     if unanswered > 0 && !unnamed.is_empty() {
         return Err(format!(
             "HubSpot refused part of the batch without saying which contacts ({}); {unanswered} contact{} got no answer",
@@ -237,13 +207,13 @@ pub fn outcomes(
 pub async fn upsert(engine: &Engine, api: &Api, records: &[Record]) -> Result<Vec<UpsertOutcome>> {
     let prepared = prepare(records, &api.id_property);
     if prepared.inputs.is_empty() {
-        return Ok(prepared.refused.into_iter().flatten().collect());
+        return Ok(prepared.slots.merge_refused(&HashMap::new()));
     }
     let req: RequestSpec = api.batch_upsert(prepared.inputs.clone());
     let resp = engine.execute(&req).await?;
     if resp.status == 400 && prepared.inputs.len() > 1 {
         let mut out = Vec::with_capacity(records.len());
-        for (record, refusal) in records.iter().zip(prepared.refused) {
+        for (record, refusal) in records.iter().zip(prepared.slots.into_refusals()) {
             out.push(match refusal {
                 Some(o) => o,
                 None => alone(engine, api, record).await?,

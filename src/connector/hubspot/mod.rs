@@ -64,6 +64,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
+use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::{self, records_in, scalar};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
     Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates,
@@ -119,7 +121,7 @@ fn property_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
 }
 
 pub fn spec() -> Spec {
-    let options = crate::http::vendor_base_url(
+    let options = crate::connector::saas::vendor_base_url(
         HubSpotOptions::option_specs(),
         DEFAULT_BASE_URL,
         "HubSpot's API (https://api.hubapi.com, the default), or a test server",
@@ -173,7 +175,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: HubSpotOptions = options.parse()?;
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, or a test server's address"),
@@ -205,12 +207,8 @@ pub struct HubSpot {
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut f = status_error(req, resp);
     let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-    let details: Vec<String> = body
-        .get("errors")
-        .and_then(Value::as_array)
+    let details: Vec<String> = saas::error_fields(&body, "message")
         .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("message").and_then(Value::as_str))
         .filter(|m| !f.message.contains(m))
         .map(redact_body_text)
         .collect();
@@ -571,86 +569,48 @@ impl ChangeFeed for HubSpot {
 #[async_trait]
 impl RecordSource for HubSpot {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        if from.cursor.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector hubspot cannot start reading at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint("its listing pages with HubSpot's after cursor, not by position: import from the beginning, or --resume a checkpoint")
-            .into());
-        }
+        paging::from_checkpoint("hubspot", "reading", from, "its listing pages with HubSpot's after cursor, not by position: import from the beginning, or --resume a checkpoint")?;
         let req = self
             .api
             .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
-        let records = crate::http::records_in(&req, &body, "results", "contact", flatten)?;
-        let after = body
-            .pointer("/paging/next/after")
-            .and_then(|v| match v {
-                Value::String(s) => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            })
-            .filter(|s| !s.is_empty());
+        let records = records_in(&req, &body, "results", "contact", flatten)?;
         // `paging.next` is the "more" signal and always carries `after`
         // (the spec's NextPage requires it): a next page without a usable
         // cursor would otherwise end the listing early, silently.
-        if after.is_none() && body.pointer("/paging/next").is_some_and(|n| !n.is_null()) {
-            return Err(failed(format!(
-                "GET {} answered a next page without a paging.next.after cursor; stopping instead of ending the listing early",
-                req.shown_url()
-            ))
-            .into());
-        }
-        if let Some(a) = &after {
-            if from.cursor.as_deref() == Some(a.as_str()) {
-                return Err(failed(format!(
-                    "GET {} answered the cursor it was given as the next one; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
+        let after = body
+            .pointer("/paging/next/after")
+            .and_then(scalar)
+            .filter(|s| !s.is_empty());
+        let next = match after {
+            Some(a) => Next::Cursor(a),
+            None if body.pointer("/paging/next").is_some_and(|n| !n.is_null()) => {
+                Next::Missing("a paging.next.after cursor")
             }
-            if records.is_empty() {
-                return Err(failed(format!(
-                    "GET {} answered no contacts but a next page; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
-        }
-        let n = records.len() as u64;
-        Ok(Page {
-            records,
-            next: after.map(|a| Position {
-                offset: from.offset + n,
-                cursor: Some(a),
-            }),
-            total: None,
-        })
+            None => Next::End,
+        };
+        let after = step(
+            &req,
+            from.cursor.as_deref(),
+            records.len(),
+            "contacts",
+            next,
+        )?;
+        Ok(paging::page(from, records, after, None))
     }
 }
 
 #[async_trait]
 impl RecordSink for HubSpot {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        let mut shown: Vec<Value> = self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect();
+        let mut shown = saas::previews(&self.write_requests(op)?);
         // What a batch would refuse before sending, so a dry run shows
         // every record's fate.
         if let WriteOp::UpsertBatch(records) = op {
             for chunk in records.chunks(MAX_BATCH) {
                 let p = batch::prepare(chunk, &self.api.id_property);
-                for o in p.refused.into_iter().flatten() {
-                    if let UpsertOutcome::Rejected { id, reason } = o {
-                        shown.push(
-                            json!({ "refused": { &self.api.id_property: id, "reason": reason } }),
-                        );
-                    }
-                }
+                shown.extend(p.slots.refused_rows(&self.api.id_property));
             }
         }
         Ok(shown)
@@ -702,14 +662,8 @@ impl ProfileSink for HubSpot {
         let mut out = Vec::with_capacity(profiles.len());
         for chunk in profiles.chunks(MAX_BATCH) {
             match batch::upsert(&self.engine, &self.api, chunk).await {
-                Ok(outcomes) => out.extend(outcomes.into_iter().map(|o| match o {
-                    UpsertOutcome::Ok { id } => ProfileOutcome::Ok { id },
-                    UpsertOutcome::Rejected { reason, .. } => ProfileOutcome::Rejected { reason },
-                })),
-                Err(e) => {
-                    let failed = ProfileOutcome::from_result(Err(e));
-                    out.extend(chunk.iter().map(|_| failed.clone()));
-                }
+                Ok(outcomes) => out.extend(outcomes.into_iter().map(saas::batch::profile_outcome)),
+                Err(e) => out.extend(saas::batch::all_failed(chunk.len(), e)),
             }
         }
         out

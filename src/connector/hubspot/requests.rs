@@ -10,7 +10,6 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
-use crate::error::usage;
 use crate::http::{segment, RequestSpec};
 
 /// The page `GET /crm/v3/objects/contacts` is asked for at most (the spec
@@ -79,12 +78,9 @@ fn query(pairs: &[(&str, String)]) -> String {
 
 impl Api {
     fn request(&self, method: &str, path_and_query: &str) -> RequestSpec {
-        RequestSpec::new(
-            method,
-            format!("{}{path_and_query}", self.base_url.trim_end_matches('/')),
-        )
-        .header("Authorization", format!("Bearer {}", self.token))
-        .header("Accept", "application/json")
+        crate::connector::saas::request(method, &self.base_url, path_and_query)
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Accept", "application/json")
     }
 
     fn with_body(&self, method: &str, path: &str, body: Value) -> RequestSpec {
@@ -397,11 +393,12 @@ pub trait MarkToken: Sized {
 
 impl MarkToken for Mark {
     fn parse(token: &str) -> Result<Mark> {
-        Mark::read(token, parse_ms).ok_or_else(|| {
-            usage(format!("\"{token}\" is not a HubSpot position: expected an ISO 8601 date-time or Unix milliseconds, optionally followed by |ids"))
-                .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-                .into()
-        })
+        Mark::read_token(
+            token,
+            parse_ms,
+            "a HubSpot position",
+            "an ISO 8601 date-time or Unix milliseconds",
+        )
     }
 
     fn token(&self) -> String {

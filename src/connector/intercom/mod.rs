@@ -72,6 +72,8 @@ use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
+use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::{batch, error_fields, records_in};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
     Position, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates, UpsertOutcome,
@@ -126,7 +128,7 @@ connector_options! {
 }
 
 pub fn spec() -> Spec {
-    let options = crate::http::vendor_base_url(
+    let options = crate::connector::saas::vendor_base_url(
         IntercomOptions::option_specs(),
         DEFAULT_BASE_URL,
         "The workspace's region: https://api.intercom.io (US, the default), https://api.eu.intercom.io (Europe) or https://api.au.intercom.io (Australia). Or a test server.",
@@ -176,7 +178,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: IntercomOptions = options.parse()?;
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &config.http,
         DEFAULT_BASE_URL,
         &format!(
@@ -231,15 +233,7 @@ pub struct Intercom {
 fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
     let mut f = status_error(req, resp);
     if let Ok(v) = serde_json::from_str::<Value>(&resp.body) {
-        let codes: Vec<&str> = v
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|es| {
-                es.iter()
-                    .filter_map(|e| e.get("code").and_then(Value::as_str))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let codes = error_fields(&v, "code");
         if !codes.is_empty() {
             f.message
                 .push_str(&format!(" ({})", redact_body_text(&codes.join(", "))));
@@ -259,10 +253,6 @@ fn write_error(req: &RequestSpec, resp: &Response) -> anyhow::Error {
         return Rejection(f.message).into();
     }
     f.into()
-}
-
-fn is_rejection(err: &anyhow::Error) -> bool {
-    err.chain().any(|c| c.is::<Rejection>())
 }
 
 /// The `id` of an object answer (a contact, a tag); numbers are accepted.
@@ -301,7 +291,7 @@ struct Listed {
 /// Read `{"data": [...], "pages": {"next": {"starting_after"}}, "total_count"}`;
 /// every contact must have an id.
 fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
-    let records = crate::http::records_in(req, body, "data", "contact", |item| {
+    let records = records_in(req, body, "data", "contact", |item| {
         item.as_object()
             .filter(|c| record_id(c, "id").is_some())
             .cloned()
@@ -318,16 +308,10 @@ fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
     })
 }
 
-/// Refuse a cursor that does not move, and a page that is empty but not the end.
-fn check_progress(
-    req: &RequestSpec,
-    page: &Listed,
-    previous: Option<&str>,
-) -> Result<Option<String>> {
-    let Some(next) = &page.next else {
-        return Ok(None);
-    };
-    if previous == Some(next.as_str()) {
+/// The cursor of the page after `page` (asked at `given`), checked by
+/// [`step`]; a repeated cursor keeps the wording Intercom users have met.
+fn next_page(req: &RequestSpec, page: &Listed, given: Option<&str>) -> Result<Option<String>> {
+    if page.next.is_some() && page.next.as_deref() == given {
         return Err(failed(format!(
             "{} {} answered the cursor it was given; stopping instead of looping",
             req.method,
@@ -335,15 +319,13 @@ fn check_progress(
         ))
         .into());
     }
-    if page.records.is_empty() {
-        return Err(failed(format!(
-            "{} {} answered no contacts but a next page; stopping instead of looping",
-            req.method,
-            req.shown_url()
-        ))
-        .into());
-    }
-    Ok(Some(next.clone()))
+    step(
+        req,
+        given,
+        page.records.len(),
+        "contacts",
+        Next::cursor(page.next.clone()),
+    )
 }
 
 impl Intercom {
@@ -614,7 +596,7 @@ impl ChangeFeed for Intercom {
                     value: Some(c.clone()),
                 });
             }
-            match check_progress(&req, &page, cursor.as_deref())? {
+            match next_page(&req, &page, cursor.as_deref())? {
                 Some(next) if !followed.insert(next.clone()) => {
                     return Err(failed(format!(
                         "POST {} answered a cursor it had already given; stopping instead of looping",
@@ -634,31 +616,13 @@ impl ChangeFeed for Intercom {
 #[async_trait]
 impl RecordSource for Intercom {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        if from.cursor.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector intercom cannot start reading at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint("its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")
-            .into());
-        }
+        paging::from_checkpoint("intercom", "reading", from, "its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")?;
         let req = self.api.list(limit, from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let page = listed(&req, &resp.json(&req)?)?;
-        let next = check_progress(&req, &page, from.cursor.as_deref())?;
-        let n = page.records.len() as u64;
-        Ok(Page {
-            next: next.map(|cursor| Position {
-                offset: from.offset + n,
-                cursor: Some(cursor),
-            }),
-            total: if from.cursor.is_none() {
-                page.total
-            } else {
-                None
-            },
-            records: page.records,
-        })
+        let next = next_page(&req, &page, from.cursor.as_deref())?;
+        let total = page.total.filter(|_| from.cursor.is_none());
+        Ok(paging::page(from, page.records, next, total))
     }
 }
 
@@ -678,14 +642,8 @@ impl RecordSink for Intercom {
                 ),
             });
         };
-        match self.upsert_contact(&record, Some(&key)).await {
-            Ok(id) => Ok(UpsertOutcome::Ok { id }),
-            Err(e) if is_rejection(&e) => Ok(UpsertOutcome::Rejected {
-                id: Some(key),
-                reason: format!("{e:#}"),
-            }),
-            Err(e) => Err(e),
-        }
+        let written = self.upsert_contact(&record, Some(&key)).await;
+        batch::one(key, written)
     }
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {

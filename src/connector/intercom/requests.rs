@@ -8,7 +8,6 @@ use anyhow::Result;
 use serde_json::{json, Map, Value};
 
 use crate::connector::Record;
-use crate::error::usage;
 use crate::http::{segment, RequestSpec};
 
 /// The API version ferry pins with `Intercom-Version` unless the account
@@ -116,13 +115,10 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     fn request(&self, method: &str, path_and_query: &str) -> RequestSpec {
-        RequestSpec::new(
-            method,
-            format!("{}{path_and_query}", self.base_url.trim_end_matches('/')),
-        )
-        .header("Authorization", format!("Bearer {}", self.token))
-        .header("Intercom-Version", &self.version)
-        .header("Accept", "application/json")
+        crate::connector::saas::request(method, &self.base_url, path_and_query)
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Intercom-Version", &self.version)
+            .header("Accept", "application/json")
     }
 
     fn with_body(&self, method: &str, path: &str, body: Value) -> RequestSpec {
@@ -415,11 +411,12 @@ impl MarkToken for Mark {
                 .ok()
                 .or_else(|| crate::connector::mark::parse_time(time).map(|d| d.timestamp()))
         };
-        Mark::read(token, seconds).ok_or_else(|| {
-            usage(format!("\"{token}\" is not an Intercom position: expected Unix seconds, an RFC 3339 date-time or a date, optionally followed by |ids"))
-                .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-                .into()
-        })
+        Mark::read_token(
+            token,
+            seconds,
+            "an Intercom position",
+            "Unix seconds, an RFC 3339 date-time or a date",
+        )
     }
 
     fn token(&self) -> String {

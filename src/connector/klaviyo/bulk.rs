@@ -18,7 +18,6 @@
 //! the job upserts.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::Value;
@@ -26,21 +25,16 @@ use serde_json::Value;
 use super::requests::{
     next_link, profile_data, shape, Api, MAX_BULK, MAX_BULK_BYTES, MAX_PAGE, MAX_PROFILE_BYTES,
 };
+use crate::connector::saas::batch::Slots;
+use crate::connector::saas::string_at;
 use crate::connector::{record_id, Record, UpsertOutcome};
 use crate::error::failed;
-use crate::http::{Engine, RequestSpec};
+use crate::http::{Engine, Polled, RequestSpec};
 
-/// The longest wait between two polls.
-const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
 /// Pages of import errors read before giving up on a looping cursor.
 const MAX_ERROR_PAGES: usize = 200;
 
-/// How a bulk job is followed.
-#[derive(Debug, Clone, Copy)]
-pub struct Polling {
-    pub first_wait: Duration,
-    pub max_polls: u32,
-}
+pub use crate::http::Polling;
 
 /// A record ready for the job, or why it cannot go.
 pub enum Prepared {
@@ -99,15 +93,25 @@ pub fn chunks(datas: Vec<Value>) -> Vec<Vec<Value>> {
     out
 }
 
+/// Each record of a batch prepared: its slot, and the profiles to send.
+pub fn prepare_all(records: &[Record], key_field: &str) -> (Slots, Vec<Value>) {
+    let mut slots = Slots::with_capacity(records.len());
+    let mut datas = Vec::new();
+    for record in records {
+        match prepare(record, key_field) {
+            Prepared::Send { key, data } => {
+                datas.push(data);
+                slots.send(key);
+            }
+            Prepared::Refuse { key, reason } => slots.refuse(key, reason),
+        }
+    }
+    (slots, datas)
+}
+
 /// The requests a batch sends first (one per job), for previews.
 pub fn requests(api: &Api, records: &[Record], key_field: &str) -> Vec<RequestSpec> {
-    let datas = records
-        .iter()
-        .filter_map(|r| match prepare(r, key_field) {
-            Prepared::Send { data, .. } => Some(data),
-            Prepared::Refuse { .. } => None,
-        })
-        .collect();
+    let (_, datas) = prepare_all(records, key_field);
     chunks(datas)
         .into_iter()
         .map(|c| api.bulk_import(c))
@@ -122,43 +126,12 @@ pub async fn upsert(
     key_field: &str,
     records: &[Record],
 ) -> Result<Vec<UpsertOutcome>> {
-    let mut outcomes: Vec<Option<UpsertOutcome>> = Vec::with_capacity(records.len());
-    let mut keys: Vec<Option<String>> = Vec::with_capacity(records.len());
-    let mut datas = Vec::new();
-    for record in records {
-        match prepare(record, key_field) {
-            Prepared::Send { key, data } => {
-                datas.push(data);
-                keys.push(Some(key));
-                outcomes.push(None);
-            }
-            Prepared::Refuse { key, reason } => {
-                keys.push(key.clone());
-                outcomes.push(Some(UpsertOutcome::Rejected { id: key, reason }));
-            }
-        }
-    }
+    let (slots, datas) = prepare_all(records, key_field);
     let mut refused: HashMap<String, String> = HashMap::new();
     for chunk in chunks(datas) {
         refused.extend(run_job(engine, api, polling, key_field, chunk).await?);
     }
-    Ok(outcomes
-        .into_iter()
-        .zip(keys)
-        .map(|(o, key)| match o {
-            Some(o) => o,
-            None => {
-                let key = key.unwrap_or_default();
-                match refused.get(&key) {
-                    Some(reason) => UpsertOutcome::Rejected {
-                        id: Some(key),
-                        reason: reason.clone(),
-                    },
-                    None => UpsertOutcome::Ok { id: key },
-                }
-            }
-        })
-        .collect())
+    Ok(slots.merge_refused(&refused))
 }
 
 /// One job: create it, follow it, and answer the refused keys with reasons.
@@ -183,14 +156,7 @@ async fn run_job(
     let req = api.bulk_import(datas);
     let resp = engine.send(&req).await?;
     let body = resp.json(&req)?;
-    let Some(job) = body.pointer("/data/id").and_then(Value::as_str) else {
-        return Err(failed(format!(
-            "POST {} answered no job id (data.id)",
-            req.shown_url()
-        ))
-        .into());
-    };
-    let job = job.to_string();
+    let job = string_at(&req, &body, "/data/id", "job id (data.id)")?;
     let state = follow(engine, api, polling, &job).await?;
     let attr = |k: &str| state.pointer(&format!("/data/attributes/{k}")).cloned();
     let status = attr("status")
@@ -293,21 +259,18 @@ fn payload_key(payload: Option<&Value>, key_field: &str) -> Option<String> {
 
 /// Poll the job until it is `complete` or `cancelled`; answer its body.
 async fn follow(engine: &Engine, api: &Api, polling: Polling, job: &str) -> Result<Value> {
-    let mut wait = polling.first_wait;
-    let mut last = Value::Null;
-    for _ in 0..polling.max_polls.max(1) {
-        tokio::time::sleep(wait).await;
-        let req = api.bulk_job(job);
-        let resp = engine.send(&req).await?;
-        last = resp.json(&req)?;
-        match last
-            .pointer("/data/attributes/status")
-            .and_then(Value::as_str)
-        {
-            Some("complete" | "cancelled") => return Ok(last),
-            _ => wait = (wait * 2).min(MAX_POLL_WAIT),
-        }
-    }
+    let req = api.bulk_job(job);
+    let done = |body: &Value| {
+        matches!(
+            body.pointer("/data/attributes/status")
+                .and_then(Value::as_str),
+            Some("complete" | "cancelled")
+        )
+    };
+    let last = match engine.poll(polling, &req, done).await? {
+        Polled::Done(body) => return Ok(body),
+        Polled::Unfinished(last) => last,
+    };
     let a = |k: &str| last.pointer(&format!("/data/attributes/{k}")).cloned();
     let status = a("status")
         .and_then(|v| v.as_str().map(str::to_string))

@@ -81,6 +81,8 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::{self, batch, records_in};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
     Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates,
@@ -131,7 +133,7 @@ connector_options! {
 }
 
 pub fn spec() -> Spec {
-    let options = crate::http::vendor_base_url(
+    let options = crate::connector::saas::vendor_base_url(
         KlaviyoOptions::option_specs(),
         DEFAULT_BASE_URL,
         "Klaviyo's API, https://a.klaviyo.com (the default), or a test server",
@@ -246,7 +248,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: KlaviyoOptions = options.parse()?;
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, or a test server's URL"),
@@ -355,17 +357,7 @@ async fn send_profile(engine: &Engine, req: &RequestSpec) -> Result<Response> {
 
 /// The `data.id` of a single-resource answer.
 fn data_id(req: &RequestSpec, body: &Value) -> Result<String> {
-    body.pointer("/data/id")
-        .and_then(Value::as_str)
-        .map(str::to_string)
-        .ok_or_else(|| {
-            failed(format!(
-                "{} {} answered no data.id",
-                req.method,
-                req.shown_url()
-            ))
-            .into()
-        })
+    saas::string_at(req, body, "/data/id", "data.id")
 }
 
 /// One page of profiles and the path of the next one.
@@ -399,7 +391,7 @@ impl Klaviyo {
     /// Read one page of profiles; `size` rewrites `page[size]` of the next link.
     async fn page(&self, req: &RequestSpec, size: Option<usize>) -> Result<Listed> {
         let body = self.engine.send(req).await?.json(req)?;
-        let records = crate::http::records_in(req, &body, "data", "profile", flatten)?;
+        let records = records_in(req, &body, "data", "profile", flatten)?;
         let next = next_link(&body, size).map_err(|link| {
             failed(format!(
                 "GET {} answered a next link ferry cannot read: {}",
@@ -408,20 +400,8 @@ impl Klaviyo {
             ))
         })?;
         if let Some(n) = &next {
-            if self.api.follow(n).url == req.url {
-                return Err(failed(format!(
-                    "GET {} answered itself as the next page; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
-            if records.is_empty() {
-                return Err(failed(format!(
-                    "GET {} answered an empty page with a next link; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
+            let url = Next::Url(self.api.follow(n).url);
+            step(req, Some(&req.url), records.len(), "profiles", url)?;
         }
         Ok(Listed { records, next })
     }
@@ -535,10 +515,7 @@ impl Klaviyo {
             let req = self.api.members(method, &segment(group), chunk);
             match send_profile(&self.engine, &req).await {
                 Ok(_) => out.extend(chunk.iter().map(|id| ProfileOutcome::Ok { id: id.clone() })),
-                Err(e) => {
-                    let o = ProfileOutcome::from_result(Err(e));
-                    out.extend(chunk.iter().map(|_| o.clone()));
-                }
+                Err(e) => out.extend(batch::all_failed(chunk.len(), e)),
             }
         }
         out
@@ -686,18 +663,13 @@ impl ChangeFeed for Klaviyo {
 #[async_trait]
 impl RecordSource for Klaviyo {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        paging::from_checkpoint("klaviyo", "reading", from, "Klaviyo pages with a cursor, not by position: import from the beginning, or --resume a checkpoint")?;
         let size = limit.clamp(1, MAX_PAGE);
         let req = match &from.cursor {
             // The batch size may differ from the run that saved the cursor.
-            Some(c) => self.api.follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
-            None if from.offset > 0 => {
-                return Err(usage(format!(
-                    "connector klaviyo cannot start reading at offset {} without a checkpoint",
-                    from.offset
-                ))
-                .hint("Klaviyo pages with a cursor, not by position: import from the beginning, or --resume a checkpoint")
-                .into())
-            }
+            Some(c) => self
+                .api
+                .follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
             None => self.api.list_profiles(&[("page[size]", size.to_string())]),
         };
         let page = self.page(&req, Some(size)).await?;
@@ -723,33 +695,21 @@ impl RecordSource for Klaviyo {
                 .into());
             }
         }
-        let n = page.records.len() as u64;
-        Ok(Page {
-            next: page.next.map(|c| Position {
-                offset: from.offset + n,
-                cursor: Some(c),
-            }),
-            records: page.records,
-            total: None,
-        })
+        Ok(paging::page(from, page.records, page.next, None))
     }
 }
 
 #[async_trait]
 impl RecordSink for Klaviyo {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        let mut shown: Vec<Value> = self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect();
+        let mut shown = saas::previews(&self.write_requests(op)?);
         // What a batch upsert would refuse before sending.
         if let WriteOp::UpsertBatch(records) = op {
-            for r in records {
-                if let bulk::Prepared::Refuse { key, reason } = bulk::prepare(r, &self.key) {
-                    shown.push(json!({ "refused": { self.key.as_str(): key, "reason": reason } }));
-                }
-            }
+            shown.extend(
+                bulk::prepare_all(records, &self.key)
+                    .0
+                    .refused_rows(&self.key),
+            );
         }
         Ok(shown)
     }
@@ -763,14 +723,8 @@ impl RecordSink for Klaviyo {
             bulk::Prepared::Send { key, data } => (key, data),
         };
         let req = self.api.upsert_profile(json!({ "data": data }));
-        match send_profile(&self.engine, &req).await {
-            Ok(_) => Ok(UpsertOutcome::Ok { id: key }),
-            Err(e) if e.is::<Rejection>() => Ok(UpsertOutcome::Rejected {
-                id: Some(key),
-                reason: e.to_string(),
-            }),
-            Err(e) => Err(e),
-        }
+        let written = send_profile(&self.engine, &req).await.map(|_| key.clone());
+        batch::one(key, written)
     }
 
     /// A batch of one is a single upsert (no job to create and poll);

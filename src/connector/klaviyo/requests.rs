@@ -411,11 +411,12 @@ pub trait MarkToken: Sized {
 
 impl MarkToken for Mark {
     fn parse(token: &str) -> Result<Mark> {
-        Mark::read(token, parse_time).ok_or_else(|| {
-            usage(format!("\"{token}\" is not a Klaviyo sync token: expected an ISO 8601 date-time, optionally followed by |ids"))
-                .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-                .into()
-        })
+        Mark::read_token(
+            token,
+            parse_time,
+            "a Klaviyo sync token",
+            "an ISO 8601 date-time",
+        )
     }
 
     fn token(&self) -> String {

@@ -61,6 +61,7 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::saas::paging::{self, step, Next};
 use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Page, Position, Record, Role, Spec,
 };
@@ -109,7 +110,7 @@ connector_options! {
 }
 
 pub fn spec() -> Spec {
-    let options = crate::http::vendor_base_url(
+    let options = crate::connector::saas::vendor_base_url(
         SegmentOptions::option_specs(),
         DEFAULT_BASE_URL,
         "The Profile API endpoint: https://profiles.segment.com (US, the default) or https://profiles.euw1.segment.com (EU workspaces must use it). Or a test server.",
@@ -136,7 +137,7 @@ pub fn spec() -> Spec {
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: SegmentOptions = options.parse()?;
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL} or https://profiles.euw1.segment.com"),
@@ -402,14 +403,8 @@ impl Segment {
     /// One page of the space's profiles from the listing, at the cursor of
     /// `from` (the first page without one).
     async fn list_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        if from.cursor.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector segment cannot start listing profiles at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint(format!("the listing pages with Segment's opaque cursor, not by position: import from the beginning, --resume a checkpoint, or set \"ids\" in {} to read given profiles", self.source))
-            .into());
-        }
+        let hint = format!("the listing pages with Segment's opaque cursor, not by position: import from the beginning, --resume a checkpoint, or set \"ids\" in {} to read given profiles", self.source);
+        paging::from_checkpoint("segment", "listing profiles", from, &hint)?;
         let size = u32::try_from(limit)
             .unwrap_or(u32::MAX)
             .clamp(1, self.page_size);
@@ -463,37 +458,13 @@ impl Segment {
             .and_then(Value::as_bool)
             .unwrap_or(next.is_some());
         let next = match (more, next) {
-            (false, _) => None,
-            (true, None) => {
-                return Err(failed(format!(
-                    "GET {shown} answered has_more without a cursor.next; stopping instead of ending the listing early"
-                ))
-                .into())
-            }
-            (true, Some(c)) if Some(c) == previous => {
-                return Err(failed(format!(
-                    "GET {shown} answered the cursor it was given as the next one; stopping instead of looping"
-                ))
-                .into())
-            }
-            (true, Some(_)) if lookups.is_empty() => {
-                return Err(failed(format!(
-                    "GET {shown} answered no profiles but a next page; stopping instead of looping"
-                ))
-                .into())
-            }
-            (true, Some(c)) => Some(c.to_string()),
+            (false, _) => Next::End,
+            (true, None) => Next::Missing("a cursor.next"),
+            (true, Some(c)) => Next::Cursor(c.to_string()),
         };
+        let next = step(&req, previous, lookups.len(), "profiles", next)?;
         let records = self.profiles(lookups).await?;
-        let n = records.len() as u64;
-        Ok(Page {
-            records,
-            next: next.map(|c| Position {
-                offset: from.offset + n,
-                cursor: Some(c),
-            }),
-            total: None,
-        })
+        Ok(paging::page(from, records, next, None))
     }
 
     /// A refused listing: which route, and what to check. The listing is

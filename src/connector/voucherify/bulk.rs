@@ -15,24 +15,38 @@
 //! than guess which records were written.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::Value;
 
 use super::requests::{customer_body, Api};
+use crate::connector::saas::batch::Slots;
+use crate::connector::saas::string_at;
 use crate::connector::{record_id, Record, UpsertOutcome};
 use crate::error::failed;
-use crate::http::Engine;
+use crate::http::{Engine, Polled};
 
-/// The longest wait between two polls.
-const MAX_POLL_WAIT: Duration = Duration::from_secs(10);
+pub use crate::http::Polling;
 
-/// How a bulk job is followed.
-#[derive(Debug, Clone, Copy)]
-pub struct Polling {
-    pub first_wait: Duration,
-    pub max_polls: u32,
+/// Each record of a batch prepared: its slot, and the customers to send.
+/// Records the API could not take are refused here, before the request.
+pub fn prepare_all(records: &[Record]) -> (Slots, Vec<Value>) {
+    let mut slots = Slots::with_capacity(records.len());
+    let mut bodies = Vec::new();
+    for record in records {
+        let Some(id) = record_id(record, "source_id") else {
+            slots.refuse(None, "missing source_id");
+            continue;
+        };
+        match customer_body(record, false) {
+            Ok(body) => {
+                bodies.push(body);
+                slots.send(id);
+            }
+            Err(u) => slots.refuse(Some(id), u.0),
+        }
+    }
+    (slots, bodies)
 }
 
 /// Upsert `records` in one bulk job; one outcome per record, in order.
@@ -42,43 +56,16 @@ pub async fn upsert(
     polling: Polling,
     records: &[Record],
 ) -> Result<Vec<UpsertOutcome>> {
-    // Records the API could not take are refused here, before the request.
-    let mut outcomes: Vec<Option<UpsertOutcome>> = Vec::with_capacity(records.len());
-    let mut ids: Vec<Option<String>> = Vec::with_capacity(records.len());
-    let mut bodies = Vec::new();
-    for record in records {
-        let id = record_id(record, "source_id");
-        let prepared = match &id {
-            None => Err("missing source_id".to_string()),
-            Some(_) => customer_body(record, false).map_err(|u| u.0),
-        };
-        match prepared {
-            Ok(body) => {
-                bodies.push(body);
-                outcomes.push(None);
-            }
-            Err(reason) => outcomes.push(Some(UpsertOutcome::Rejected {
-                id: id.clone(),
-                reason,
-            })),
-        }
-        ids.push(id);
-    }
+    let (slots, bodies) = prepare_all(records);
     if bodies.is_empty() {
-        return Ok(outcomes.into_iter().flatten().collect());
+        return Ok(slots.merge_refused(&HashMap::new()));
     }
     let sent = bodies.len();
     let req = api.bulk(bodies);
     let resp = engine.send(&req).await?;
     let body = resp.json(&req)?;
-    let Some(action) = body.get("async_action_id").and_then(Value::as_str) else {
-        return Err(failed(format!(
-            "POST {} answered no async_action_id",
-            req.shown_url()
-        ))
-        .into());
-    };
-    let job = follow(engine, api, polling, action).await?;
+    let action = string_at(&req, &body, "/async_action_id", "async_action_id")?;
+    let job = follow(engine, api, polling, &action).await?;
     let result = job.get("result").cloned().unwrap_or(Value::Null);
     let mut refused: HashMap<String, String> = HashMap::new();
     if let Some(Value::Array(errors)) = result.get("errors") {
@@ -97,11 +84,7 @@ pub async fn upsert(
         }
     }
     let status = job.get("status").and_then(Value::as_str).unwrap_or("");
-    let named = ids
-        .iter()
-        .zip(&outcomes)
-        .filter(|(id, o)| o.is_none() && id.as_ref().is_some_and(|i| refused.contains_key(i)))
-        .count() as u64;
+    let named = slots.count_sent(|id| refused.contains_key(id)) as u64;
     let failed_count = result.get("failed_count").and_then(Value::as_u64);
     if status == "FAILED" && named == 0 {
         return Err(failed(format!(
@@ -120,39 +103,22 @@ pub async fn upsert(
         .hint("resume the import to send the batch again (bulk writes are upserts)")
         .into());
     }
-    Ok(outcomes
-        .into_iter()
-        .zip(ids)
-        .map(|(o, id)| match o {
-            Some(o) => o,
-            None => {
-                let id = id.unwrap_or_default();
-                match refused.get(&id) {
-                    Some(reason) => UpsertOutcome::Rejected {
-                        id: Some(id),
-                        reason: reason.clone(),
-                    },
-                    None => UpsertOutcome::Ok { id },
-                }
-            }
-        })
-        .collect())
+    Ok(slots.merge_refused(&refused))
 }
 
 /// Poll the async action until it is `DONE` or `FAILED`; answer its body.
 async fn follow(engine: &Engine, api: &Api, polling: Polling, action: &str) -> Result<Value> {
-    let mut wait = polling.first_wait;
-    let mut last = Value::Null;
-    for _ in 0..polling.max_polls.max(1) {
-        tokio::time::sleep(wait).await;
-        let req = api.async_action(action);
-        let resp = engine.send(&req).await?;
-        last = resp.json(&req)?;
-        match last.get("status").and_then(Value::as_str) {
-            Some("DONE" | "FAILED") => return Ok(last),
-            _ => wait = (wait * 2).min(MAX_POLL_WAIT),
-        }
-    }
+    let req = api.async_action(action);
+    let done = |body: &Value| {
+        matches!(
+            body.get("status").and_then(Value::as_str),
+            Some("DONE" | "FAILED")
+        )
+    };
+    let last = match engine.poll(polling, &req, done).await? {
+        Polled::Done(body) => return Ok(body),
+        Polled::Unfinished(last) => last,
+    };
     let status = last
         .get("status")
         .and_then(Value::as_str)

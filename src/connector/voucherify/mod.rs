@@ -42,6 +42,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::saas::{self, paging};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, FieldSpec, FieldType, Options, Page, Position,
     Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
@@ -80,7 +81,7 @@ connector_options! {
 }
 
 pub fn spec() -> Spec {
-    let options = crate::http::vendor_base_url(
+    let options = crate::connector::saas::vendor_base_url(
         VoucherifyOptions::option_specs(),
         DEFAULT_BASE_URL,
         "The API cluster of the project: https://api.voucherify.io (Europe, the default), https://us1.api.voucherify.io (United States), https://as1.api.voucherify.io (Asia), https://<region>.api.voucherify.io for a dedicated cluster; requests to the wrong cluster are rejected. Or a test server.",
@@ -136,7 +137,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: VoucherifyOptions = options.parse()?;
-    let base_url = crate::http::base_url(
+    let base_url = crate::connector::saas::base_url(
         &config.http,
         DEFAULT_BASE_URL,
         &format!("use {DEFAULT_BASE_URL}, https://us1.api.voucherify.io or https://as1.api.voucherify.io"),
@@ -449,14 +450,7 @@ impl ChangeFeed for Voucherify {
 impl RecordSource for Voucherify {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let mark = from.cursor.as_deref().map(Mark::parse).transpose()?;
-        if mark.is_none() && from.offset > 0 {
-            return Err(usage(format!(
-                "connector voucherify cannot start reading at offset {} without a checkpoint",
-                from.offset
-            ))
-            .hint("its listing pages by timestamp, not by position: import from the beginning, or --resume a checkpoint")
-            .into());
-        }
+        paging::from_checkpoint("voucherify", "reading", from, "its listing pages by timestamp, not by position: import from the beginning, or --resume a checkpoint")?;
         let first = mark.is_none();
         let page = self.list("created_at", mark, None, limit).await?;
         let n = page.records.len() as u64;
@@ -474,24 +468,10 @@ impl RecordSource for Voucherify {
 #[async_trait]
 impl RecordSink for Voucherify {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        let mut shown: Vec<Value> = self
-            .write_requests(op)?
-            .iter()
-            .map(RequestSpec::preview)
-            .collect();
-        // What a batch upsert would refuse before sending, so a dry run
-        // shows every record's fate.
+        let mut shown = saas::previews(&self.write_requests(op)?);
+        // What a batch upsert would refuse before sending.
         if let WriteOp::UpsertBatch(records) = op {
-            for r in records {
-                let id = record_id(r, "source_id");
-                let reason = match &id {
-                    None => Some("missing source_id".to_string()),
-                    Some(_) => customer_body(r, false).err().map(|u| u.0),
-                };
-                if let Some(reason) = reason {
-                    shown.push(json!({ "refused": { "source_id": id, "reason": reason } }));
-                }
-            }
+            shown.extend(bulk::prepare_all(records).0.refused_rows("source_id"));
         }
         Ok(shown)
     }

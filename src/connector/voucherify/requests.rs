@@ -8,7 +8,6 @@ use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
 use crate::connector::Record;
-use crate::error::usage;
 use crate::http::{segment, RequestSpec};
 
 /// The largest page `GET /v1/customers` serves (`limit` 1–100).
@@ -178,11 +177,12 @@ pub trait MarkToken: Sized {
 
 impl MarkToken for Mark {
     fn parse(token: &str) -> Result<Mark> {
-        Mark::read(token, parse_time).ok_or_else(|| {
-            usage(format!("\"{token}\" is not a Voucherify position: expected an ISO 8601 date-time, optionally followed by |ids"))
-                .hint("pass a date-time such as 2026-01-01T00:00:00Z, or a nextSync printed by ferry")
-                .into()
-        })
+        Mark::read_token(
+            token,
+            parse_time,
+            "a Voucherify position",
+            "an ISO 8601 date-time",
+        )
     }
 
     fn token(&self) -> String {
