@@ -22,6 +22,7 @@ use crate::connector::options::{connector_options, Described};
 use crate::connector::raw::{RawPage, RawRecords};
 use crate::connector::saas::paging::Seen;
 use crate::connector::saas::scalar;
+use crate::connector::saas::HttpOptions;
 use crate::connector::{
     record_id, Connector, ExportFields, FieldSpec, FieldType, Options, Page, Position,
     ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
@@ -31,7 +32,7 @@ use crate::connector::{
     RecordStore,
 };
 use crate::error::{failed, unsupported, usage};
-use crate::http::{status_error, Engine, Group, HttpOptions, Policy, RequestSpec, Response};
+use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
 use build::Builder;
 use manifest::{ActionSpec, Pagination};
 use paging::Cursor;
@@ -164,7 +165,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             },
         })
         .collect();
-    policy.apply_http(&config.http)?;
+    config.http.apply_to(&mut policy)?;
     let engine = env.http.engine(policy)?;
     let mut spec = spec();
     if let Some(bulk) = &manifest.actions.bulk {

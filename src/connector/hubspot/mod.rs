@@ -65,6 +65,7 @@ use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
 use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{self, records_in, scalar};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
@@ -76,9 +77,7 @@ use crate::connector::{
 };
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
-use crate::http::{
-    status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
-};
+use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     flatten, modified_ms, properties, Api, Mark, MarkToken, Nulls, MAX_BATCH, MAX_MEMBERS,
     MAX_PAGE, MAX_SEARCH,
@@ -169,7 +168,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         quota_spent: Some(("/policyName".into(), "DAILY".into())),
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 

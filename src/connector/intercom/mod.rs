@@ -73,6 +73,7 @@ use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
 use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{batch, error_fields, records_in};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
@@ -85,7 +86,7 @@ use crate::connector::{
 use crate::error::{failed, not_found, usage, Failure};
 use crate::http::message::vendor_message;
 use crate::http::redact::redact_body_text;
-use crate::http::{status_error, Engine, HttpOptions, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
     Api, Mark, MarkToken, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
@@ -172,7 +173,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         },
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 

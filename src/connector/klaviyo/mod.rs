@@ -82,6 +82,7 @@ use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{self, batch, records_in};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
@@ -93,9 +94,7 @@ use crate::connector::{
 };
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_url;
-use crate::http::{
-    segment, status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
-};
+use crate::http::{segment, status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{
     flatten, next_link, parse_time, profile_body, shape, Api, Ident, Mark, MarkToken, ATTRIBUTES,
     KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
@@ -242,7 +241,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         groups: groups(),
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 

@@ -62,12 +62,13 @@ use tokio::sync::OnceCell;
 
 use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::HttpOptions;
 use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Page, Position, Record, Role, Spec,
 };
 use crate::connector::{Env, RecordLookup, RecordSource};
 use crate::error::{failed, usage, Failure};
-use crate::http::{status_error, Engine, HttpOptions, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{Api, Lookup, ID_TYPES};
 
 /// The US endpoint, the default.
@@ -179,7 +180,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         },
         ..Policy::default()
     };
-    policy.apply_http(&config.http)?;
+    config.http.apply_to(&mut policy)?;
     Ok(Box::new(Segment {
         spec: spec(),
         engine: env.http.engine(policy)?,

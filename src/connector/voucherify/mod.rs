@@ -42,6 +42,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{self, paging};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, FieldSpec, FieldType, Options, Page, Position,
@@ -50,9 +51,7 @@ use crate::connector::{
 use crate::connector::{ChangeFeed, Env, RecordLookup, RecordSink, RecordSource, RecordStore};
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
-use crate::http::{
-    status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
-};
+use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{customer_body, parse_time, Api, Mark, MarkToken, MAX_BULK, MAX_PAGE};
 
 /// The European cluster, Voucherify's default.
@@ -131,7 +130,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         }],
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 
