@@ -9,19 +9,34 @@ pub mod options;
 pub mod registry;
 pub mod spec;
 
-pub(crate) mod csv;
 mod file;
-pub mod http;
-pub mod hubspot;
-pub mod intercom;
-mod jsonl;
-pub mod klaviyo;
 pub mod mark;
 pub mod raw;
 pub mod saas;
-pub mod segment;
-mod sqlite;
-pub mod voucherify;
+
+/// Declares the built-in connectors, in the order `ferry connectors` lists
+/// them: each name is a module beside this file with `spec()`, `open()` and
+/// the `Config` type `open` reads, and becomes one [`registry::Entry`].
+/// Adding a connector is its folder and its name here; everything that
+/// enumerates connectors (the registry, `ferry connectors`, the README's
+/// option tables and their tests) reads [`registry::entries`].
+macro_rules! connectors {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every built-in connector, in the order of [`connectors!`].
+        const BUILTINS: &[registry::Entry] = &[$(
+            registry::Entry {
+                spec: $name::spec,
+                open: $name::open,
+                #[cfg(test)]
+                reads_its_options: options::reads_every_option::<$name::Config>,
+            }
+        ),*];
+    };
+}
+
+connectors! { sqlite, csv, jsonl, http, segment, voucherify, hubspot, intercom, klaviyo }
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -72,6 +72,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = HttpConnectorOptions;
+
 pub fn spec() -> Spec {
     Spec {
         code: "http",

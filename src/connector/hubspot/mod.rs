@@ -119,6 +119,9 @@ fn property_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
         .collect()
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = HubSpotOptions;
+
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
         HubSpotOptions::option_specs(),

@@ -128,6 +128,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = IntercomOptions;
+
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
         IntercomOptions::option_specs(),

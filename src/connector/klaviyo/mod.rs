@@ -131,6 +131,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = KlaviyoOptions;
+
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
         KlaviyoOptions::option_specs(),

@@ -110,6 +110,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = SegmentOptions;
+
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
         SegmentOptions::option_specs(),

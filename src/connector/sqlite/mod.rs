@@ -60,6 +60,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = SqliteOptions;
+
 pub fn spec() -> Spec {
     Spec {
         code: "sqlite",

@@ -79,6 +79,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = VoucherifyOptions;
+
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
         VoucherifyOptions::option_specs(),
