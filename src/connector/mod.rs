@@ -696,21 +696,18 @@ pub struct ExportFields {
     /// Whether fields beyond `key` and `fields` are accepted.
     #[serde(rename = "extraFields")]
     pub extra_fields: bool,
-    /// Whether the destination holds group memberships (lists, tags, segments).
-    pub groups: bool,
 }
 
 impl ExportFields {
     /// A local store keyed by its id field: with the default "id" the profile
     /// id is the record id; with another field (an email) every profile must
     /// carry it. Any field is accepted.
-    pub fn keyed_by_id_field(id_field: &str, groups: bool) -> ExportFields {
+    pub fn keyed_by_id_field(id_field: &str) -> ExportFields {
         ExportFields {
             key: id_field.to_string(),
             key_from_profile_id: id_field == "id",
             fields: Vec::new(),
             extra_fields: true,
-            groups,
         }
     }
 }

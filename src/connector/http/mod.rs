@@ -630,7 +630,6 @@ impl ProfileSink for HttpConnector {
             key_from_profile_id: self.export_key() == self.id_field,
             fields: Vec::new(),
             extra_fields: true,
-            groups: self.has_groups(),
         })
     }
 

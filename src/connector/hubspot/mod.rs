@@ -640,7 +640,6 @@ impl ProfileSink for HubSpot {
             // Custom properties must exist in the portal; HubSpot refuses
             // the ones that do not, per contact.
             extra_fields: true,
-            groups: true,
         })
     }
 

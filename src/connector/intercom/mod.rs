@@ -674,7 +674,6 @@ impl ProfileSink for Intercom {
                 .cloned()
                 .collect(),
             extra_fields: true,
-            groups: true,
         })
     }
 

@@ -753,7 +753,6 @@ impl ProfileSink for Klaviyo {
                 .cloned()
                 .collect(),
             extra_fields: true,
-            groups: true,
         })
     }
 
