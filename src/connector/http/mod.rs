@@ -22,7 +22,6 @@ use crate::connector::options::{connector_options, Described};
 use crate::connector::raw::{RawPage, RawRecords};
 use crate::connector::saas::paging::Seen;
 use crate::connector::saas::scalar;
-use crate::connector::saas::HttpOptions;
 use crate::connector::{
     record_id, Connector, ExportFields, FieldSpec, FieldType, Options, Page, Position,
     ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
@@ -31,6 +30,7 @@ use crate::connector::{
     ChangeFeed, Env, GroupSink, ProfileSink, RawSource, RecordLookup, RecordSink, RecordSource,
     RecordStore,
 };
+use crate::connector::saas::HttpOptions;
 use crate::error::{failed, unsupported, usage};
 use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
 use build::Builder;
