@@ -292,7 +292,6 @@ pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> 
     words.join(" ")
 }
 
-/// Quote `s` for a POSIX shell when it needs it.
 
 #[cfg(test)]
 mod tests {
