@@ -292,7 +292,6 @@ pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> 
     words.join(" ")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
