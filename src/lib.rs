@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod http;
+pub mod interrupt;
 pub mod lock;
 pub mod output;
 pub mod range;

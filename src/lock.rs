@@ -24,8 +24,8 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
 use crate::ctx::Ctx;
-use crate::engine::interrupt::Interrupt;
 use crate::error::{failed, usage, Failure, Kind};
+use crate::interrupt::Interrupt;
 
 /// How long a run waits for a file another run holds.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);

@@ -293,7 +293,7 @@ async fn hold_file(
     let Some(file) = connector.written_file() else {
         return Ok(None);
     };
-    let never = crate::engine::interrupt::Interrupt::never();
+    let never = crate::interrupt::Interrupt::never();
     Ok(Some(
         crate::lock::hold(ctx, file, "the file", &never).await?,
     ))

@@ -5,7 +5,6 @@
 pub mod checkpoint;
 pub mod export;
 pub mod import;
-pub mod interrupt;
 pub mod mapping;
 pub mod read_ahead;
 pub mod target;

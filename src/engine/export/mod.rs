@@ -27,8 +27,8 @@ use anyhow::Result;
 
 use crate::connector::able;
 use crate::ctx::Ctx;
-use crate::engine::interrupt::Interrupt;
 use crate::engine::target::Target;
+use crate::interrupt::Interrupt;
 use crate::output::progress::Progress;
 
 use diff::{Deletes, DiffOptions};

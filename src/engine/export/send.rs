@@ -16,7 +16,7 @@ use super::input::Invalid;
 use super::report::Sent;
 use super::state::Exported;
 use crate::connector::{able, ProfileOutcome, ProfileSink, ProfileUpdate, Record};
-use crate::engine::interrupt::Interrupt;
+use crate::interrupt::Interrupt;
 use crate::output::progress::Progress;
 use crate::output::Output;
 

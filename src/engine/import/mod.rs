@@ -34,8 +34,8 @@ use anyhow::Result;
 
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::Counts;
-use crate::engine::interrupt::Interrupt;
 use crate::engine::target::Target;
+use crate::interrupt::Interrupt;
 use crate::output::progress::Progress;
 
 pub use report::{DryRunReport, Ending, ImportReport, RunReport};

@@ -21,9 +21,9 @@ use crate::connector::raw::RawRecords;
 use crate::connector::{Position, RecordSink, Records, UpsertOutcome};
 use crate::ctx::Ctx;
 use crate::engine::checkpoint::{Checkpoint, Counts};
-use crate::engine::interrupt::Interrupt;
 use crate::engine::read_ahead::{PageReader, Rows};
 use crate::error::{failed, usage};
+use crate::interrupt::Interrupt;
 use crate::output::progress::Progress;
 
 /// A batch being written.
