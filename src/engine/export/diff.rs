@@ -453,6 +453,15 @@ mod tests {
         deletes: Deletes::None,
     };
 
+    /// Plans against a destination that holds groups, with connector "t".
+    fn planned(
+        entries: Vec<Entry>,
+        state: &BTreeMap<String, Exported>,
+        opts: DiffOptions,
+    ) -> Vec<Decision> {
+        plan(entries, state, &dest(true), "t", opts)
+    }
+
     fn one(decisions: Vec<Decision>) -> Planned {
         match decisions.into_iter().next() {
             Some(Decision::Planned(p)) => *p,
@@ -462,11 +471,9 @@ mod tests {
 
     #[test]
     fn a_new_profile_is_created_with_its_groups() {
-        let d = plan(
+        let d = planned(
             vec![profile("p1", json!({"email": "a@x"}), &["vip"])],
             &BTreeMap::new(),
-            &dest(true),
-            "t",
             OPTS,
         );
         let p = one(d);
@@ -481,11 +488,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x", "n": 1}), &["vip"]),
         )]);
-        let d = plan(
+        let d = planned(
             vec![profile("p1", json!({"n": 1, "email": "a@x"}), &["vip"])],
             &state,
-            &dest(true),
-            "t",
             OPTS,
         );
         let p = one(d.clone());
@@ -499,11 +504,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x", "n": 1, "city": "Oslo"}), &[]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "a@x", "n": 2}), &[])],
             &state,
-            &dest(true),
-            "t",
             OPTS,
         ));
         assert_eq!(
@@ -523,11 +526,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x"}), &[]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "b@x"}), &[])],
             &state,
-            &dest(true),
-            "t",
             OPTS,
         ));
         match p.step {
@@ -551,11 +552,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x"}), &["a", "b"]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "a@x"}), &["b", "c"])],
             &state,
-            &dest(true),
-            "t",
             OPTS,
         ));
         assert_eq!(p.step, Step::Nothing);
@@ -584,15 +583,13 @@ mod tests {
 
     #[test]
     fn missing_key_is_invalid_and_duplicates_are_refused() {
-        let d = plan(
+        let d = planned(
             vec![
                 profile("p1", json!({"name": "Ada"}), &[]),
                 profile("p2", json!({"email": "b@x"}), &[]),
                 profile("p2", json!({"email": "c@x"}), &[]),
             ],
             &BTreeMap::new(),
-            &dest(true),
-            "t",
             OPTS,
         );
         let c = count(&d, &dest(true));
@@ -601,14 +598,12 @@ mod tests {
 
     #[test]
     fn two_profiles_with_one_key_are_not_merged() {
-        let d = plan(
+        let d = planned(
             vec![
                 profile("p1", json!({"email": "a@x"}), &[]),
                 profile("p2", json!({"email": "a@x"}), &[]),
             ],
             &BTreeMap::new(),
-            &dest(true),
-            "t",
             OPTS,
         );
         match &d[1] {
@@ -627,13 +622,11 @@ mod tests {
             "gone".to_string(),
             exported("g@x", json!({"email": "g@x", "n": 1}), &["vip"]),
         )]);
-        let none = plan(vec![], &state, &dest(true), "t", OPTS);
+        let none = planned(vec![], &state, OPTS);
         assert!(none.is_empty());
-        let clear = one(plan(
+        let clear = one(planned(
             vec![],
             &state,
-            &dest(true),
-            "t",
             DiffOptions {
                 full: false,
                 deletes: Deletes::Clear,
@@ -643,11 +636,9 @@ mod tests {
             matches!(&clear.step, Step::Update { clear, .. } if clear == &vec!["n".to_string()])
         );
         assert_eq!(clear.remove, ["vip"]);
-        let delete = plan(
+        let delete = planned(
             vec![],
             &state,
-            &dest(true),
-            "t",
             DiffOptions {
                 full: false,
                 deletes: Deletes::Delete,
@@ -663,11 +654,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x"}), &["vip"]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "a@x"}), &["vip"])],
             &state,
-            &dest(true),
-            "t",
             DiffOptions {
                 full: true,
                 deletes: Deletes::None,

@@ -15,7 +15,7 @@ use super::diff::{Decision, Planned, Step};
 use super::input::Invalid;
 use super::report::Sent;
 use super::state::Exported;
-use crate::connector::{able, ExportFields, ProfileOutcome, ProfileSink, ProfileUpdate, Record};
+use crate::connector::{able, ExportFields, ProfileOutcome, ProfileSink, ProfileUpdate};
 use crate::engine::interrupt::Interrupt;
 use crate::output::progress::Progress;
 use crate::output::Output;
@@ -49,6 +49,12 @@ pub(super) struct Track {
 }
 
 impl Track {
+    /// The record step succeeded; the destination holds the record as `id`.
+    fn sent_as(&mut self, id: &str) {
+        self.step_ok = true;
+        self.dest_id = Some(id.to_string());
+    }
+
     fn fail(&mut self, outcome: &ProfileOutcome, what: &str) {
         let (kind, reason) = match outcome {
             ProfileOutcome::Rejected { reason } => (FailKind::Rejected, reason.clone()),
@@ -215,19 +221,23 @@ impl Link<'_> {
     }
 }
 
+/// The tracks whose plan `request` turns into a request, by index, with
+/// their requests in the same order.
+fn requests<T>(tracks: &[Track], request: impl Fn(&Planned) -> Option<T>) -> (Vec<usize>, Vec<T>) {
+    tracks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| request(&t.p).map(|r| (i, r)))
+        .unzip()
+}
+
 /// Deletes, by the destination id recorded last time.
 async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
     let (batch, out, stop) = (link.batch, link.out, link.stop);
-    let idx: Vec<usize> = (0..tracks.len())
-        .filter(|&i| matches!(tracks[i].p.step, Step::Delete { .. }))
-        .collect();
-    let ids: Vec<String> = idx
-        .iter()
-        .map(|&i| match &tracks[i].p.step {
-            Step::Delete { dest_id } => dest_id.clone(),
-            _ => String::new(),
-        })
-        .collect();
+    let (idx, ids) = requests(tracks, |p| match &p.step {
+        Step::Delete { dest_id } => Some(dest_id.clone()),
+        _ => None,
+    });
     let outcomes = send(ids, batch, out, stop, |chunk| dest.delete_profiles(chunk)).await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
@@ -244,10 +254,9 @@ async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 /// Creates: upserts by key, so a re-sent create never duplicates.
 async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
     let (batch, out, stop) = (link.batch, link.out, link.stop);
-    let idx: Vec<usize> = (0..tracks.len())
-        .filter(|&i| tracks[i].p.step == Step::Create)
-        .collect();
-    let records: Vec<Record> = idx.iter().map(|&i| tracks[i].p.fields.clone()).collect();
+    let (idx, records) = requests(tracks, |p| {
+        (p.step == Step::Create).then(|| p.fields.clone())
+    });
     let outcomes = send(records, batch, out, stop, |chunk| {
         dest.create_profiles(chunk)
     })
@@ -256,8 +265,7 @@ async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
         let t = &mut tracks[i];
         match o {
             ProfileOutcome::Ok { id } => {
-                t.step_ok = true;
-                t.dest_id = Some(id.clone());
+                t.sent_as(id);
                 sent.created += 1;
             }
             other => t.fail(other, "create"),
@@ -269,28 +277,21 @@ async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 /// updates the record instead of creating a second one.
 async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
     let (batch, out, stop) = (link.batch, link.out, link.stop);
-    // updates the record instead of creating a second one.
-    let idx: Vec<usize> = (0..tracks.len())
-        .filter(|&i| matches!(tracks[i].p.step, Step::Update { .. }))
-        .collect();
-    let updates: Vec<(String, ProfileUpdate)> = idx
-        .iter()
-        .map(|&i| match &tracks[i].p.step {
-            Step::Update {
-                dest_id,
-                set,
-                clear,
-                ..
-            } => (
-                dest_id.clone(),
-                ProfileUpdate {
-                    set: set.clone(),
-                    clear: clear.clone(),
-                },
-            ),
-            _ => (String::new(), ProfileUpdate::default()),
-        })
-        .collect();
+    let (idx, updates) = requests(tracks, |p| match &p.step {
+        Step::Update {
+            dest_id,
+            set,
+            clear,
+            ..
+        } => Some((
+            dest_id.clone(),
+            ProfileUpdate {
+                set: set.clone(),
+                clear: clear.clone(),
+            },
+        )),
+        _ => None,
+    });
     let outcomes = send(updates, batch, out, stop, |chunk| {
         dest.update_profiles(chunk)
     })
@@ -299,8 +300,7 @@ async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
         let t = &mut tracks[i];
         match o {
             ProfileOutcome::Ok { id } => {
-                t.step_ok = true;
-                t.dest_id = Some(id.clone());
+                t.sent_as(id);
                 sent.updated += 1;
             }
             ProfileOutcome::NotFound { .. } if !link.stopped() => relocate(dest, t, sent).await,
