@@ -219,6 +219,16 @@ impl Link<'_> {
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
+
+    /// [`send`] in this run's batches, minding its Ctrl-C flag.
+    async fn send<T, F, Fut>(&self, items: Vec<T>, call: F) -> Vec<ProfileOutcome>
+    where
+        T: Clone,
+        F: Fn(Vec<T>) -> Fut,
+        Fut: Future<Output = Vec<ProfileOutcome>>,
+    {
+        send(items, self.batch, self.out, self.stop, call).await
+    }
 }
 
 /// The tracks whose plan `request` turns into a request, by index, with
@@ -233,12 +243,11 @@ fn requests<T>(tracks: &[Track], request: impl Fn(&Planned) -> Option<T>) -> (Ve
 
 /// Deletes, by the destination id recorded last time.
 async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
     let (idx, ids) = requests(tracks, |p| match &p.step {
         Step::Delete { dest_id } => Some(dest_id.clone()),
         _ => None,
     });
-    let outcomes = send(ids, batch, out, stop, |chunk| dest.delete_profiles(chunk)).await;
+    let outcomes = link.send(ids, |chunk| dest.delete_profiles(chunk)).await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -253,14 +262,12 @@ async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 
 /// Creates: upserts by key, so a re-sent create never duplicates.
 async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
     let (idx, records) = requests(tracks, |p| {
         (p.step == Step::Create).then(|| p.fields.clone())
     });
-    let outcomes = send(records, batch, out, stop, |chunk| {
-        dest.create_profiles(chunk)
-    })
-    .await;
+    let outcomes = link
+        .send(records, |chunk| dest.create_profiles(chunk))
+        .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -276,7 +283,6 @@ async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 /// Updates, by the destination id found last time, so a changed key
 /// updates the record instead of creating a second one.
 async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
     let (idx, updates) = requests(tracks, |p| match &p.step {
         Step::Update {
             dest_id,
@@ -292,10 +298,9 @@ async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
         )),
         _ => None,
     });
-    let outcomes = send(updates, batch, out, stop, |chunk| {
-        dest.update_profiles(chunk)
-    })
-    .await;
+    let outcomes = link
+        .send(updates, |chunk| dest.update_profiles(chunk))
+        .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -317,7 +322,6 @@ async fn memberships(
     link: &Link<'_>,
     sent: &mut Sent,
 ) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
     let mut adds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut removes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, t) in tracks.iter().enumerate() {
@@ -369,15 +373,11 @@ async fn memberships(
                 .map(|&i| tracks[i].dest_id.clone().unwrap_or_default())
                 .collect();
             let outcomes = if adding {
-                send(ids, batch, out, stop, |chunk| {
-                    members.add_members(&group, chunk)
-                })
-                .await
+                link.send(ids, |chunk| members.add_members(&group, chunk))
+                    .await
             } else {
-                send(ids, batch, out, stop, |chunk| {
-                    members.remove_members(&group, chunk)
-                })
-                .await
+                link.send(ids, |chunk| members.remove_members(&group, chunk))
+                    .await
             };
             for (&i, o) in idx.iter().zip(&outcomes) {
                 let t = &mut tracks[i];
