@@ -40,6 +40,25 @@ pub fn default_method(action: &str) -> &'static str {
     }
 }
 
+/// `v` with each leaf (a value that is neither an array nor an object)
+/// replaced by what `leaf` makes of it.
+fn map_leaves(v: &Value, leaf: &dyn Fn(&Value) -> Result<Value>) -> Result<Value> {
+    Ok(match v {
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| map_leaves(i, leaf))
+                .collect::<Result<_>>()?,
+        ),
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| Ok((k.clone(), map_leaves(v, leaf)?)))
+                .collect::<Result<_>>()?,
+        ),
+        other => leaf(other)?,
+    })
+}
+
 impl Builder {
     /// Replace `{name}` in `text`; `encode` percent-encodes values (paths).
     pub fn fill(&self, text: &str, id: Option<&str>, at: &str, encode: bool) -> Result<String> {
@@ -98,24 +117,15 @@ impl Builder {
         record: Option<&Record>,
         at: &str,
     ) -> Result<Value> {
-        Ok(match v {
-            Value::String(s) if s == "{record}" => match record {
-                Some(r) => Value::Object(r.clone()),
-                None => Value::Null,
-            },
-            Value::String(s) => Value::String(self.fill(s, id, at, false)?),
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|i| self.fill_value(i, id, record, at))
-                    .collect::<Result<_>>()?,
-            ),
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.fill_value(v, id, record, at)?)))
-                    .collect::<Result<_>>()?,
-            ),
-            other => other.clone(),
+        map_leaves(v, &|leaf| {
+            Ok(match leaf {
+                Value::String(s) if s == "{record}" => match record {
+                    Some(r) => Value::Object(r.clone()),
+                    None => Value::Null,
+                },
+                Value::String(s) => Value::String(self.fill(s, id, at, false)?),
+                other => other.clone(),
+            })
         })
     }
 
@@ -298,20 +308,9 @@ impl Builder {
         batch: &dyn Fn() -> Value,
         at: &str,
     ) -> Result<Value> {
-        Ok(match v {
-            Value::String(s) if s == placeholder => batch(),
-            Value::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|i| self.fill_batch(i, placeholder, batch, at))
-                    .collect::<Result<_>>()?,
-            ),
-            Value::Object(m) => Value::Object(
-                m.iter()
-                    .map(|(k, v)| Ok((k.clone(), self.fill_batch(v, placeholder, batch, at)?)))
-                    .collect::<Result<_>>()?,
-            ),
-            other => self.fill_value(other, None, None, at)?,
+        map_leaves(v, &|leaf| match leaf {
+            Value::String(s) if s == placeholder => Ok(batch()),
+            other => self.fill_value(other, None, None, at),
         })
     }
 
