@@ -309,7 +309,7 @@ impl<F: Format> RawSink for FileConnector<F> {
 #[cfg(test)]
 mod testing {
     use std::os::unix::fs::MetadataExt;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use serde_json::Value;
 
@@ -322,6 +322,13 @@ mod testing {
             Value::Object(m) => m,
             _ => panic!("not an object"),
         }
+    }
+
+    /// A temporary folder, and the path of out.jsonl in it.
+    pub fn out_file() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        (dir, path)
     }
 
     pub fn store(path: &Path) -> FileConnector<Jsonl> {
