@@ -82,6 +82,15 @@ pub enum Decision {
     Planned(Box<Planned>),
 }
 
+impl Decision {
+    fn invalid(id: String, message: impl Into<String>) -> Self {
+        Decision::Invalid(Invalid {
+            id,
+            message: message.into(),
+        })
+    }
+}
+
 /// How the diff runs.
 #[derive(Debug, Clone, Copy)]
 pub struct DiffOptions {
@@ -128,12 +137,10 @@ pub fn plan(
             }
         };
         if !seen.insert(profile.id.clone()) {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message:
-                    "the profile appears more than once in the input; only the first is exported"
-                        .into(),
-            }));
+            out.push(Decision::invalid(
+                profile.id,
+                "the profile appears more than once in the input; only the first is exported",
+            ));
             continue;
         }
         let prev = state.get(&profile.id).cloned();
@@ -176,30 +183,25 @@ pub fn plan(
             fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
         }
         if let Err(message) = validate(&fields, dest) {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message,
-            }));
+            out.push(Decision::invalid(profile.id, message));
             continue;
         }
         let Some(key) = record_id(&fields, &dest.key) else {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message: format!(
+            out.push(Decision::invalid(
+                profile.id,
+                format!(
                     "the profile has no \"{}\", the key the destination looks profiles up by",
                     dest.key
                 ),
-            }));
+            ));
             continue;
         };
         if let Some(other) = keys.get(&key) {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message: format!(
-                    "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
-                    dest.key
-                ),
-            }));
+            let message = format!(
+                "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
+                dest.key
+            );
+            out.push(Decision::invalid(profile.id, message));
             continue;
         }
         keys.insert(key.clone(), profile.id.clone());
