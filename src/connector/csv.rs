@@ -40,6 +40,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = CsvOptions;
+
 pub fn spec() -> Spec {
     FileConnector::<Csv>::spec(
         "csv",

@@ -28,6 +28,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = JsonlOptions;
+
 pub fn spec() -> Spec {
     FileConnector::<Jsonl>::spec(
         "jsonl",

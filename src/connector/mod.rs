@@ -9,19 +9,34 @@ pub mod options;
 pub mod registry;
 pub mod spec;
 
-pub(crate) mod csv;
 mod file;
-pub mod http;
-pub mod hubspot;
-pub mod intercom;
-mod jsonl;
-pub mod klaviyo;
 pub mod mark;
 pub mod raw;
 pub mod saas;
-pub mod segment;
-mod sqlite;
-pub mod voucherify;
+
+/// Declares the built-in connectors, in the order `ferry connectors` lists
+/// them: each name is a module beside this file with `spec()`, `open()` and
+/// the `Config` type `open` reads, and becomes one [`registry::Entry`].
+/// Adding a connector is its folder and its name here; everything that
+/// enumerates connectors (the registry, `ferry connectors`, the README's
+/// option tables and their tests) reads [`registry::entries`].
+macro_rules! connectors {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every built-in connector, in the order of [`connectors!`].
+        const BUILTINS: &[registry::Entry] = &[$(
+            registry::Entry {
+                spec: $name::spec,
+                open: $name::open,
+                #[cfg(test)]
+                reads_its_options: options::reads_every_option::<$name::Config>,
+            }
+        ),*];
+    };
+}
+
+connectors! { sqlite, csv, jsonl, http, segment, voucherify, hubspot, intercom, klaviyo }
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -681,21 +696,18 @@ pub struct ExportFields {
     /// Whether fields beyond `key` and `fields` are accepted.
     #[serde(rename = "extraFields")]
     pub extra_fields: bool,
-    /// Whether the destination holds group memberships (lists, tags, segments).
-    pub groups: bool,
 }
 
 impl ExportFields {
     /// A local store keyed by its id field: with the default "id" the profile
     /// id is the record id; with another field (an email) every profile must
     /// carry it. Any field is accepted.
-    pub fn keyed_by_id_field(id_field: &str, groups: bool) -> ExportFields {
+    pub fn keyed_by_id_field(id_field: &str) -> ExportFields {
         ExportFields {
             key: id_field.to_string(),
             key_from_profile_id: id_field == "id",
             fields: Vec::new(),
             extra_fields: true,
-            groups,
         }
     }
 }

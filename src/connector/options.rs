@@ -443,6 +443,44 @@ fn collect_strings(v: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// `T` reads an account that sets every option `code` declares to a
+/// value of its declared type: the types in `#[option(...)]` and the
+/// field types agree, and so do the keys. Each [`registry::Entry`](crate::connector::registry::Entry)
+/// holds it for its connector's `Config`.
+#[cfg(test)]
+pub(crate) fn reads_every_option<T: DeserializeOwned + Described>(code: &str) {
+    let spec = crate::connector::registry::spec(code).unwrap();
+    assert_eq!(
+        T::option_specs().iter().map(|o| o.key).collect::<Vec<_>>(),
+        spec.options.iter().map(|o| o.key).collect::<Vec<_>>(),
+        "{code}"
+    );
+    let options = spec
+        .options
+        .iter()
+        .map(|o| {
+            let v = match o.kind {
+                FieldType::Number | FieldType::Integer | FieldType::Any => serde_json::json!(5),
+                FieldType::Boolean => serde_json::json!(true),
+                FieldType::Object => serde_json::json!({}),
+                FieldType::Array => serde_json::json!([]),
+                _ => serde_json::json!("user_id"),
+            };
+            (o.key.to_string(), v)
+        })
+        .collect();
+    let account = Account {
+        source: "account.json".into(),
+        folder: ".".into(),
+        connector: code.into(),
+        options,
+    };
+    let options = Options::new(&spec, &account).unwrap();
+    if let Err(e) = options.parse::<T>() {
+        panic!("{code}: {e}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,54 +529,11 @@ mod tests {
         panic!("README.md's option tables differ from the connectors' configs; run `FERRY_UPDATE_DOCS=1 cargo test readme` to rewrite them\n{first}");
     }
 
-    /// `T` reads an account that sets every option `code` declares to a
-    /// value of its declared type: the types in `#[option(...)]` and the
-    /// field types agree, and so do the keys.
-    fn reads_every_option<T: DeserializeOwned + Described>(code: &str) {
-        let spec = crate::connector::registry::spec(code).unwrap();
-        assert_eq!(
-            T::option_specs().iter().map(|o| o.key).collect::<Vec<_>>(),
-            spec.options.iter().map(|o| o.key).collect::<Vec<_>>(),
-            "{code}"
-        );
-        let options = spec
-            .options
-            .iter()
-            .map(|o| {
-                let v = match o.kind {
-                    FieldType::Number | FieldType::Integer | FieldType::Any => json!(5),
-                    FieldType::Boolean => json!(true),
-                    FieldType::Object => json!({}),
-                    FieldType::Array => json!([]),
-                    _ => json!("user_id"),
-                };
-                (o.key.to_string(), v)
-            })
-            .collect();
-        let account = Account {
-            source: "account.json".into(),
-            folder: ".".into(),
-            connector: code.into(),
-            options,
-        };
-        let options = Options::new(&spec, &account).unwrap();
-        if let Err(e) = options.parse::<T>() {
-            panic!("{code}: {e}");
-        }
-    }
-
     #[test]
     fn each_config_reads_every_option_its_spec_declares() {
-        use crate::connector::*;
-        reads_every_option::<sqlite::SqliteOptions>("sqlite");
-        reads_every_option::<csv::CsvOptions>("csv");
-        reads_every_option::<jsonl::JsonlOptions>("jsonl");
-        reads_every_option::<http::HttpConnectorOptions>("http");
-        reads_every_option::<segment::SegmentOptions>("segment");
-        reads_every_option::<voucherify::VoucherifyOptions>("voucherify");
-        reads_every_option::<hubspot::HubSpotOptions>("hubspot");
-        reads_every_option::<intercom::IntercomOptions>("intercom");
-        reads_every_option::<klaviyo::KlaviyoOptions>("klaviyo");
+        for entry in crate::connector::registry::entries() {
+            (entry.reads_its_options)((entry.spec)().code);
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The one list of built-in connectors. Adding a connector is one line here
-//! and one module beside this file.
+//! Finding a built-in connector by name. The list itself is the one
+//! [`connectors!`](super::connectors) line in `connector/mod.rs`: adding a
+//! connector is its module beside this file and its name there.
 
 use anyhow::Result;
 
@@ -11,48 +12,15 @@ use crate::error::usage;
 pub struct Entry {
     pub spec: fn() -> Spec,
     pub open: fn(&Env, Options) -> Result<Box<dyn Connector>>,
+    /// Panics unless its `Config` reads an account that sets every option
+    /// its spec declares (a test of each connector, derived from the list).
+    #[cfg(test)]
+    pub(crate) reads_its_options: fn(&str),
 }
 
 /// Every built-in connector, in the order `ferry connectors` lists them.
-pub fn entries() -> Vec<Entry> {
-    vec![
-        Entry {
-            spec: super::sqlite::spec,
-            open: super::sqlite::open,
-        },
-        Entry {
-            spec: super::csv::spec,
-            open: super::csv::open,
-        },
-        Entry {
-            spec: super::jsonl::spec,
-            open: super::jsonl::open,
-        },
-        Entry {
-            spec: super::http::spec,
-            open: super::http::open,
-        },
-        Entry {
-            spec: super::segment::spec,
-            open: super::segment::open,
-        },
-        Entry {
-            spec: super::voucherify::spec,
-            open: super::voucherify::open,
-        },
-        Entry {
-            spec: super::hubspot::spec,
-            open: super::hubspot::open,
-        },
-        Entry {
-            spec: super::intercom::spec,
-            open: super::intercom::open,
-        },
-        Entry {
-            spec: super::klaviyo::spec,
-            open: super::klaviyo::open,
-        },
-    ]
+pub fn entries() -> &'static [Entry] {
+    super::BUILTINS
 }
 
 /// Every built-in connector's spec.
@@ -76,10 +44,10 @@ pub fn open(env: &Env, account: &Account) -> Result<Box<dyn Connector>> {
 }
 
 /// The entry for `code`; `place` (" in account.json") completes the error.
-fn find(code: &str, place: &str) -> Result<Entry> {
+fn find(code: &str, place: &str) -> Result<&'static Entry> {
     let entries = entries();
     let codes: Vec<&'static str> = entries.iter().map(|e| (e.spec)().code).collect();
-    match entries.into_iter().find(|e| (e.spec)().code == code) {
+    match entries.iter().find(|e| (e.spec)().code == code) {
         Some(e) => Ok(e),
         None => {
             let hint = match nearest(code, &codes) {
@@ -98,33 +66,57 @@ pub use crate::config::nearest;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::connector::{actions_of, Declared};
     use crate::http::HttpEnv;
 
     /// The actions a spec shows and the accessors of the opened connector
-    /// come from one declaration; this holds them to it for the connectors
-    /// that open without a server.
+    /// come from one declaration; this holds every built-in connector to
+    /// it, opened with a value for each required option (nothing is sent).
+    /// A capability declared `if` a condition may be present or not; the
+    /// `http` connector opens with the `ferry init` manifest.
     #[test]
     fn a_specs_actions_are_what_the_opened_connector_can_do() {
         let dir = tempfile::tempdir().expect("a temporary folder");
+        std::fs::write(
+            dir.path().join("connector.json"),
+            include_str!("../../templates/http/connector.json"),
+        )
+        .unwrap();
         let env = Env {
             http: HttpEnv::default(),
             folder: dir.path().to_path_buf(),
         };
-        for (code, path) in [("sqlite", "t.db"), ("csv", "t.csv"), ("jsonl", "t.jsonl")] {
-            let mut options = serde_json::Map::new();
-            options.insert("path".into(), path.into());
+        for spec in specs() {
+            let code = spec.code;
+            let options = spec
+                .options
+                .iter()
+                .filter(|o| o.required)
+                .map(|o| (o.key.to_string(), format!("t.{code}").into()))
+                .collect();
             let account = Account {
                 source: "account.json".into(),
                 folder: dir.path().to_path_buf(),
                 connector: code.into(),
                 options,
             };
-            let connector = open(&env, &account).expect("open");
-            assert_eq!(
-                crate::connector::actions(connector.as_ref()),
-                spec(code).unwrap().actions(),
-                "{code}"
-            );
+            let connector = open(&env, &account).unwrap_or_else(|e| panic!("{code}: {e:#}"));
+            let opened = crate::connector::actions(connector.as_ref());
+            let every: Vec<Declared> = spec
+                .capabilities
+                .iter()
+                .map(|d| Declared { always: true, ..*d })
+                .collect();
+            let at_most = actions_of(&every);
+            for action in spec.actions() {
+                assert!(opened.contains(&action), "{code} cannot {action:?}");
+            }
+            for action in &opened {
+                assert!(
+                    at_most.contains(action),
+                    "{code} does not declare {action:?}"
+                );
+            }
         }
     }
 }

@@ -61,9 +61,6 @@ pub use engine::{status_error, Engine, HttpEnv, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 pub use poll::{Polled, Polling};
 
-use crate::connector::options::connector_options;
-use crate::connector::FieldType;
-
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -219,13 +216,13 @@ fn dot_segment_reason(segment: &str) -> String {
 
 /// Refuse a request whose path holds a dot segment: `DELETE /items/..`
 /// would delete `/`. The error is a usage error with a hint for a single
-/// action, and a [`crate::connector::Rejection`] of the record for a batch.
+/// action, and a [`crate::error::Rejection`] of the record for a batch.
 pub fn check_path(method: &str, url: &str) -> Result<()> {
     let Some(segment) = dot_segment(url) else {
         return Ok(());
     };
     let reason = dot_segment_reason(segment);
-    Err(anyhow::Error::new(crate::connector::Rejection(reason)).context(
+    Err(anyhow::Error::new(crate::error::Rejection(reason)).context(
         crate::error::usage(format!(
             "{method} {} cannot be sent",
             redact::redact_url(url)
@@ -240,27 +237,6 @@ pub(crate) fn shown_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(u) if dot_segment(url).is_none() => u.to_string(),
         _ => url.to_string(),
-    }
-}
-
-connector_options! {
-    /// The options every HTTP connector accepts besides its own, flattened
-    /// into each one's config: where requests go, and the overrides of its
-    /// rate limits, retry policy and timeouts (read by
-    /// [`Policy::apply_http`], which checks their ranges).
-    pub struct HttpOptions {
-        /// Send requests here instead of the API's own address (a test server, the sandbox)
-        #[option(label = "Base URL", placeholder = "http://127.0.0.1:8787")]
-        pub base_url: Option<String>,
-        /// Override the rate limits: {"rps": 5, "burst": 5, "maxInFlight": 4} for every endpoint group, or {"GROUP": {...}} for one ("default" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000
-        #[option(label = "Rate limit", kind = FieldType::Object)]
-        pub rate_limit: Option<Value>,
-        /// Override the retry policy: {"maxAttempts": 5, "maxWaitSecs": 60, "baseDelayMs": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000
-        #[option(label = "Retry", kind = FieldType::Object)]
-        pub retry: Option<Value>,
-        /// Seconds one attempt of a request may take, connecting and reading included (default 30); or {"connect": 10, "total": 30} to set the connect timeout too; 0.001 to 86400
-        #[option(label = "Timeout", kind = FieldType::Any)]
-        pub timeout_secs: Option<Value>,
     }
 }
 
@@ -289,7 +265,7 @@ mod tests {
         ] {
             assert!(dot_segment(url).is_some(), "{url}");
             let err = check_path("DELETE", url).unwrap_err();
-            assert!(err.chain().any(|c| c.is::<crate::connector::Rejection>()));
+            assert!(err.chain().any(|c| c.is::<crate::error::Rejection>()));
             assert_eq!(
                 crate::error::find_failure(&err).unwrap().kind,
                 crate::error::Kind::Usage

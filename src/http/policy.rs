@@ -294,24 +294,9 @@ fn read_timeout(v: &Value, source: &str, at: &str) -> Result<Duration> {
 }
 
 impl Policy {
-    /// Apply the account's `rateLimit`, `retry` and `timeoutSecs` options
-    /// (its [`HttpOptions`](crate::http::HttpOptions)). `rateLimit` is
-    /// either `{"rps", "burst", "maxInFlight"}` for every group, or
-    /// `{"GROUP": {...}, "default": {...}}` for named ones.
-    pub fn apply_http(&mut self, http: &crate::http::HttpOptions) -> Result<()> {
-        self.apply_overrides(
-            http.rate_limit.as_ref(),
-            http.retry.as_ref(),
-            http.timeout_secs.as_ref(),
-        )
-    }
-
-    /// [`Policy::apply_http`] for a caller holding the account's options
-    /// rather than a connector's config.
-    pub fn apply_account(&mut self, options: &crate::connector::Options) -> Result<()> {
-        self.apply_http(&options.parse_part()?)
-    }
-
+    /// Apply the account's `rateLimit`, `retry` and `timeoutSecs`, checking
+    /// their ranges. `rateLimit` is either `{"rps", "burst", "maxInFlight"}`
+    /// for every group, or `{"GROUP": {...}, "default": {...}}` for named ones.
     pub fn apply_overrides(
         &mut self,
         rate_limit: Option<&Value>,

@@ -443,7 +443,7 @@ fn fuzz_account() {
             return false;
         };
         let mut policy = ferry::http::Policy::default();
-        policy.apply_account(&options).is_ok()
+        ferry::connector::saas::HttpOptions::apply_account(&options, &mut policy).is_ok()
     });
 }
 

@@ -225,7 +225,7 @@ impl<F: Format> RecordSource for FileConnector<F> {
 impl<F: Format> ProfileSink for FileConnector<F> {
     /// A file has no place for group memberships: export reports them skipped.
     async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields::keyed_by_id_field(&self.store.id_field, false))
+        Ok(ExportFields::keyed_by_id_field(&self.store.id_field))
     }
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {

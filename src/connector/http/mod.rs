@@ -30,8 +30,9 @@ use crate::connector::{
     ChangeFeed, Env, GroupSink, ProfileSink, RawSource, RecordLookup, RecordSink, RecordSource,
     RecordStore,
 };
+use crate::connector::saas::HttpOptions;
 use crate::error::{failed, unsupported, usage};
-use crate::http::{status_error, Engine, Group, HttpOptions, Policy, RequestSpec, Response};
+use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
 use build::Builder;
 use manifest::{ActionSpec, Pagination};
 use paging::Cursor;
@@ -70,6 +71,9 @@ connector_options! {
         pub params: Option<serde_json::Map<String, Value>>,
     }
 }
+
+/// The config [`open`] reads, for the registry.
+pub type Config = HttpConnectorOptions;
 
 pub fn spec() -> Spec {
     Spec {
@@ -164,7 +168,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             },
         })
         .collect();
-    policy.apply_http(&config.http)?;
+    config.http.apply_to(&mut policy)?;
     let engine = env.http.engine(policy)?;
     let mut spec = spec();
     if let Some(bulk) = &manifest.actions.bulk {
@@ -626,7 +630,6 @@ impl ProfileSink for HttpConnector {
             key_from_profile_id: self.export_key() == self.id_field,
             fields: Vec::new(),
             extra_fields: true,
-            groups: self.has_groups(),
         })
     }
 

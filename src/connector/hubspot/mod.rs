@@ -57,6 +57,8 @@
 //!   and the `correlationId` support asks for.
 
 mod batch;
+mod export;
+mod listing;
 pub mod requests;
 
 use anyhow::Result;
@@ -64,25 +66,17 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
-use crate::connector::saas::paging::{self, step, Next};
-use crate::connector::saas::{self, records_in, scalar};
+use crate::connector::saas;
 use crate::connector::{
-    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
-    Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates,
-    UpsertOutcome, WriteOp,
+    Connector, FieldSpec, FieldType, Options, Record, Records, Role, Spec, UpsertOutcome, WriteOp,
 };
-use crate::connector::{
-    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
-};
+use crate::connector::{Env, ProfileSink, RecordLookup, RecordSink, RecordStore};
+use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
-use crate::http::{
-    status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
-};
-use requests::{
-    flatten, modified_ms, properties, Api, Mark, MarkToken, Nulls, MAX_BATCH, MAX_MEMBERS,
-    MAX_PAGE, MAX_SEARCH,
-};
+use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
+use export::update_body;
+use requests::{flatten, properties, Api, Nulls, MAX_BATCH, MAX_MEMBERS};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
 
@@ -119,6 +113,9 @@ fn property_names<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>,
         })
         .collect()
 }
+
+/// The config [`open`] reads, for the registry.
+pub type Config = HubSpotOptions;
 
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
@@ -169,7 +166,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         quota_spent: Some(("/policyName".into(), "DAILY".into())),
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 
@@ -243,34 +240,6 @@ fn object(req: &RequestSpec, body: &Value) -> Result<Record> {
     })
 }
 
-/// The id of the list in a Lists API answer (`{"list": {"listId"}}`).
-fn list_id(req: &RequestSpec, body: &Value) -> Result<String> {
-    let list = body.get("list").unwrap_or(body);
-    let id = match list.get("listId") {
-        Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => {
-            return Err(failed(format!(
-                "{} {} answered no list.listId",
-                req.method,
-                req.shown_url()
-            ))
-            .into())
-        }
-    };
-    match list.get("processingType").and_then(Value::as_str) {
-        None | Some("MANUAL" | "SNAPSHOT") => Ok(id),
-        Some(other) => {
-            let name = list.get("name").and_then(Value::as_str).unwrap_or("");
-            Err(failed(format!(
-                "HubSpot list \"{name}\" ({id}) is a {other} list; its members cannot be changed by API"
-            ))
-            .hint("rename that list in HubSpot or use another group name: ferry creates and edits static (MANUAL) lists")
-            .into())
-        }
-    }
-}
-
 impl HubSpot {
     fn unfit(e: requests::Unfit) -> anyhow::Error {
         usage(e.0).into()
@@ -334,75 +303,6 @@ impl HubSpot {
         }
         Ok(outcomes)
     }
-
-    /// Add or remove `ids` in list `group`, 100 a request.
-    async fn members(&self, group: &str, ids: Vec<String>, add: bool) -> Vec<ProfileOutcome> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_MEMBERS) {
-            let req = if add {
-                self.api.add_members(group, chunk)
-            } else {
-                self.api.remove_members(group, chunk)
-            };
-            let answer = match self.engine.send(&req).await {
-                Ok(resp) => resp.json(&req),
-                Err(e) => Err(e),
-            };
-            let body = match answer {
-                Ok(b) => b,
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    out.extend(chunk.iter().map(|_| ProfileOutcome::Error {
-                        reason: reason.clone(),
-                        retry_in: None,
-                    }));
-                    continue;
-                }
-            };
-            let missing: Vec<&str> = body
-                .get("recordIdsMissing")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            for id in chunk {
-                // Removing a contact that is not a member is ignored by
-                // HubSpot and is done as far as ferry is concerned.
-                out.push(if add && missing.contains(&id.as_str()) {
-                    ProfileOutcome::NotFound {
-                        reason: format!("HubSpot has no contact {id} to add to the list"),
-                    }
-                } else {
-                    ProfileOutcome::Ok { id: id.clone() }
-                });
-            }
-        }
-        out
-    }
-}
-
-/// The single outcome of a one-id membership call, as a result.
-fn one(mut outcomes: Vec<ProfileOutcome>) -> Result<()> {
-    match outcomes.pop() {
-        Some(ProfileOutcome::Ok { .. }) => Ok(()),
-        Some(ProfileOutcome::NotFound { reason }) => Err(crate::error::not_found(reason).into()),
-        Some(
-            ProfileOutcome::Error { reason, .. }
-            | ProfileOutcome::Rejected { reason }
-            | ProfileOutcome::Skipped { reason },
-        ) => Err(failed(reason).into()),
-        None => Err(failed("the list membership call answered nothing").into()),
-    }
-}
-
-/// A profile update as HubSpot properties: set values, `""` for clears.
-fn update_body(set: &Record, clear: &[String]) -> Result<Value> {
-    let mut props = properties(set, Nulls::Clear).map_err(HubSpot::unfit)?;
-    if let Value::Object(m) = &mut props {
-        for c in clear {
-            m.insert(c.clone(), Value::String(String::new()));
-        }
-    }
-    Ok(props)
 }
 
 crate::capabilities!(HubSpot: Records, Updates, Source, Sink, Profiles, Groups);
@@ -492,116 +392,6 @@ impl RecordStore for HubSpot {
 }
 
 #[async_trait]
-impl ChangeFeed for HubSpot {
-    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
-        let since = since.map(Mark::parse).transpose()?;
-        let mut mark = since.clone();
-        let mut entries = Vec::new();
-        loop {
-            let want = limit.map_or(MAX_SEARCH, |l| l.saturating_sub(entries.len()));
-            if want == 0 {
-                break;
-            }
-            let skip = mark.as_ref().map_or(0, |m| m.seen.len());
-            let ask = (want + skip).clamp(1, MAX_SEARCH);
-            let req = self.api.search(mark.as_ref().map(|m| m.at), ask);
-            let resp = self.engine.send(&req).await?;
-            let body = resp.json(&req)?;
-            let Some(results) = body.get("results").and_then(Value::as_array) else {
-                return Err(failed(format!(
-                    "POST {} answered no \"results\" array",
-                    req.shown_url()
-                ))
-                .into());
-            };
-            let more = body.pointer("/paging/next").is_some();
-            let mut taken = 0;
-            let mut truncated = false;
-            for r in results {
-                let (Some(record), Some(at)) = (flatten(r), modified_ms(r)) else {
-                    return Err(failed(format!(
-                        "POST {} answered a contact without an id or a readable lastmodifieddate",
-                        req.shown_url()
-                    ))
-                    .into());
-                };
-                let hs_id = record_id(&record, "id").unwrap_or_default();
-                if mark.as_ref().is_some_and(|m| m.covers(at, &hs_id)) {
-                    continue;
-                }
-                if taken == want {
-                    truncated = true;
-                    break;
-                }
-                mark = Some(Mark::advance(mark.take(), at, &hs_id));
-                taken += 1;
-                entries.push(Change {
-                    id: record_id(&record, &self.api.id_property).unwrap_or(hs_id),
-                    kind: ChangeType::Upsert,
-                    value: Some(record),
-                });
-            }
-            let end = !truncated && !more;
-            if end {
-                break;
-            }
-            if taken == 0 && !truncated {
-                return Err(failed(format!(
-                    "POST {} answered only contacts already read; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .hint("more than 200 contacts share one lastmodifieddate, which a search cannot page past")
-                .into());
-            }
-        }
-        // No contact at all and no lastSync: the next call starts from the
-        // beginning of time, which misses nothing.
-        let next_sync = mark
-            .unwrap_or(Mark {
-                at: 0,
-                seen: Vec::new(),
-            })
-            .token();
-        Ok(Updates { next_sync, entries })
-    }
-}
-
-#[async_trait]
-impl RecordSource for HubSpot {
-    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        paging::from_checkpoint("hubspot", "reading", from, "its listing pages with HubSpot's after cursor, not by position: import from the beginning, or --resume a checkpoint")?;
-        let req = self
-            .api
-            .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
-        let resp = self.engine.send(&req).await?;
-        let body = resp.json(&req)?;
-        let records = records_in(&req, &body, "results", "contact", flatten)?;
-        // `paging.next` is the "more" signal and always carries `after`
-        // (the spec's NextPage requires it): a next page without a usable
-        // cursor would otherwise end the listing early, silently.
-        let after = body
-            .pointer("/paging/next/after")
-            .and_then(scalar)
-            .filter(|s| !s.is_empty());
-        let next = match after {
-            Some(a) => Next::Cursor(a),
-            None if body.pointer("/paging/next").is_some_and(|n| !n.is_null()) => {
-                Next::Missing("a paging.next.after cursor")
-            }
-            None => Next::End,
-        };
-        let after = step(
-            &req,
-            from.cursor.as_deref(),
-            records.len(),
-            "contacts",
-            next,
-        )?;
-        Ok(paging::page(from, records, after, None))
-    }
-}
-
-#[async_trait]
 impl RecordSink for HubSpot {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         let mut shown = saas::previews(&self.write_requests(op)?);
@@ -625,113 +415,6 @@ impl RecordSink for HubSpot {
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         self.upsert_all(&records).await
-    }
-}
-
-#[async_trait]
-impl ProfileSink for HubSpot {
-    async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields {
-            key: self.api.id_property.clone(),
-            key_from_profile_id: false,
-            fields: self.spec.fields.clone(),
-            // Custom properties must exist in the portal; HubSpot refuses
-            // the ones that do not, per contact.
-            extra_fields: true,
-            groups: true,
-        })
-    }
-
-    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
-        let req = self.api.get_by_key(key);
-        let Some(resp) = self.engine.send_found(&req).await? else {
-            return Ok(None);
-        };
-        let record = object(&req, &resp.json(&req)?)?;
-        Ok(record_id(&record, "id"))
-    }
-
-    async fn create_profile(&self, fields: Record) -> Result<String> {
-        match self.upsert(fields).await? {
-            UpsertOutcome::Ok { id } => Ok(id),
-            UpsertOutcome::Rejected { reason, .. } => Err(Rejection(reason).into()),
-        }
-    }
-
-    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
-        let mut out = Vec::with_capacity(profiles.len());
-        for chunk in profiles.chunks(MAX_BATCH) {
-            match batch::upsert(&self.engine, &self.api, chunk).await {
-                Ok(outcomes) => out.extend(outcomes.into_iter().map(saas::batch::profile_outcome)),
-                Err(e) => out.extend(saas::batch::all_failed(chunk.len(), e)),
-            }
-        }
-        out
-    }
-
-    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
-        let req = self
-            .api
-            .update(id, update_body(&update.set, &update.clear)?);
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() {
-            return Ok(id.to_string());
-        }
-        let err = vendor_error(&req, &resp);
-        // A 400 is this contact's data (an invalid value, an unknown property).
-        if resp.status == 400 {
-            return Err(Rejection(err.message).into());
-        }
-        Err(err.into())
-    }
-
-    async fn delete_profile(&self, id: &str) -> Result<()> {
-        self.engine.send_unless_gone(&self.api.archive(id)).await
-    }
-
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        RecordSink::preview(self, op)
-    }
-}
-
-#[async_trait]
-impl GroupSink for HubSpot {
-    async fn ensure_group(&self, name: &str) -> Result<String> {
-        let req = self.api.list_by_name(name);
-        if let Some(resp) = self.engine.send_found(&req).await? {
-            return list_id(&req, &resp.json(&req)?);
-        }
-        let req = self.api.create_list(name);
-        let resp = self.engine.execute(&req).await?;
-        if resp.is_success() {
-            return list_id(&req, &resp.json(&req)?);
-        }
-        // Another run may have created the list since the lookup (names
-        // are unique): look it up once more before failing.
-        if matches!(resp.status, 400 | 409) {
-            let again = self.api.list_by_name(name);
-            let found = self.engine.execute(&again).await?;
-            if found.is_success() {
-                return list_id(&again, &found.json(&again)?);
-            }
-        }
-        Err(vendor_error(&req, &resp).into())
-    }
-
-    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        one(self.members(group, vec![id.to_string()], true).await)
-    }
-
-    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
-        one(self.members(group, vec![id.to_string()], false).await)
-    }
-
-    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.members(group, ids, true).await
-    }
-
-    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.members(group, ids, false).await
     }
 }
 
@@ -772,18 +455,5 @@ mod tests {
         let p = policy(&o, &o.parse_part().unwrap()).unwrap();
         assert_eq!(p.default.rps, 19.0);
         assert_eq!(p.groups[0].limit.rps, 4.0);
-    }
-
-    #[test]
-    fn updates_clear_with_empty_strings() {
-        let set = json!({"firstname": "Ada", "phone": null})
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let body = update_body(&set, &["company".to_string()]).unwrap();
-        assert_eq!(
-            body,
-            json!({"firstname": "Ada", "phone": "", "company": ""})
-        );
     }
 }

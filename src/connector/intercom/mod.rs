@@ -64,6 +64,8 @@
 //!   until `X-RateLimit-Reset` (a Unix time; no `Retry-After` is sent).
 //! - **Errors** show Intercom's `errors[].message` with its `code`.
 
+mod export;
+mod listing;
 pub mod requests;
 
 use anyhow::Result;
@@ -72,23 +74,20 @@ use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
-use crate::connector::saas::paging::{self, step, Next};
-use crate::connector::saas::{batch, error_fields, records_in};
+use crate::connector::saas::{batch, error_fields};
 use crate::connector::{
-    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
-    Position, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates, UpsertOutcome,
-    WriteOp,
+    record_id, Connector, FieldSpec, FieldType, Options, Record, Records, Rejection, Role, Spec,
+    UpsertOutcome, WriteOp,
 };
-use crate::connector::{
-    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
-};
+use crate::connector::{Env, RecordLookup, RecordSink, RecordStore};
+use crate::connector::saas::HttpOptions;
 use crate::error::{failed, not_found, usage, Failure};
 use crate::http::message::vendor_message;
 use crate::http::redact::redact_body_text;
-use crate::http::{status_error, Engine, HttpOptions, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
+use listing::listed;
 use requests::{
-    conflict_id, contact_body, find_query, read_only_fields, update_with_clears, updates_query,
-    Api, Mark, MarkToken, Mode, Unfit, DEFAULT_VERSION, MAX_PAGE,
+    conflict_id, contact_body, find_query, update_with_clears, Api, Mode, Unfit, DEFAULT_VERSION,
 };
 
 /// The US region, Intercom's default host.
@@ -126,6 +125,9 @@ connector_options! {
         pub key_field: String,
     }
 }
+
+/// The config [`open`] reads, for the registry.
+pub type Config = IntercomOptions;
 
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
@@ -172,7 +174,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         },
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 
@@ -281,53 +283,6 @@ fn object(req: &RequestSpec, body: Value, what: &str) -> Result<Record> {
     }
 }
 
-/// One page of a list or search answer.
-struct Listed {
-    records: Vec<Record>,
-    next: Option<String>,
-    total: Option<u64>,
-}
-
-/// Read `{"data": [...], "pages": {"next": {"starting_after"}}, "total_count"}`;
-/// every contact must have an id.
-fn listed(req: &RequestSpec, body: &Value) -> Result<Listed> {
-    let records = records_in(req, body, "data", "contact", |item| {
-        item.as_object()
-            .filter(|c| record_id(c, "id").is_some())
-            .cloned()
-    })?;
-    let next = body
-        .pointer("/pages/next/starting_after")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string);
-    Ok(Listed {
-        records,
-        next,
-        total: body.get("total_count").and_then(Value::as_u64),
-    })
-}
-
-/// The cursor of the page after `page` (asked at `given`), checked by
-/// [`step`]; a repeated cursor keeps the wording Intercom users have met.
-fn next_page(req: &RequestSpec, page: &Listed, given: Option<&str>) -> Result<Option<String>> {
-    if page.next.is_some() && page.next.as_deref() == given {
-        return Err(failed(format!(
-            "{} {} answered the cursor it was given; stopping instead of looping",
-            req.method,
-            req.shown_url()
-        ))
-        .into());
-    }
-    step(
-        req,
-        given,
-        page.records.len(),
-        "contacts",
-        Next::cursor(page.next.clone()),
-    )
-}
-
 impl Intercom {
     /// The id of the contact whose `field` is `value`, if there is one.
     async fn find(&self, field: &str, value: &str) -> Result<Option<String>> {
@@ -395,18 +350,6 @@ impl Intercom {
         match existing {
             Some(id) => self.put(&id, body).await,
             None => Err(write_error(&req, &resp)),
-        }
-    }
-
-    /// An exported profile counts as written: say which of its fields were
-    /// not, because Intercom computes them (`os`, `browser`, `utm_*`, …).
-    fn warn_not_written(&self, id: &str, fields: &Record) {
-        let dropped = read_only_fields(fields);
-        if !dropped.is_empty() {
-            self.out.warn(&format!(
-                "Intercom contact {id}: {} not written (Intercom computes them)",
-                dropped.join(", ")
-            ));
         }
     }
 
@@ -555,78 +498,6 @@ impl RecordStore for Intercom {
 }
 
 #[async_trait]
-impl ChangeFeed for Intercom {
-    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
-        let since = since.map(Mark::parse).transpose()?;
-        let query = updates_query(since.as_ref());
-        let mut mark = since.clone();
-        let mut entries = Vec::new();
-        let mut cursor: Option<String> = None;
-        // Every cursor followed in this call: one that comes back (A, B, A)
-        // would loop forever, since its contacts are all skipped as read.
-        let mut followed = std::collections::HashSet::new();
-        'pages: loop {
-            let req = self.api.search(
-                query.clone(),
-                MAX_PAGE,
-                cursor.as_deref(),
-                Some(("updated_at", "ascending")),
-            );
-            let resp = self.engine.send(&req).await?;
-            let page = listed(&req, &resp.json(&req)?)?;
-            for c in &page.records {
-                let id = record_id(c, "id").unwrap_or_default();
-                let Some(at) = c.get("updated_at").and_then(Value::as_i64) else {
-                    return Err(failed(format!(
-                        "POST {} answered contact {id} without an updated_at",
-                        req.shown_url()
-                    ))
-                    .into());
-                };
-                if mark.as_ref().is_some_and(|m| m.covers(at, &id)) {
-                    continue;
-                }
-                if limit.is_some_and(|l| entries.len() >= l) {
-                    break 'pages;
-                }
-                mark = Some(Mark::advance(mark.take(), at, &id));
-                entries.push(Change {
-                    id,
-                    kind: ChangeType::Upsert,
-                    value: Some(c.clone()),
-                });
-            }
-            match next_page(&req, &page, cursor.as_deref())? {
-                Some(next) if !followed.insert(next.clone()) => {
-                    return Err(failed(format!(
-                        "POST {} answered a cursor it had already given; stopping instead of looping",
-                        req.shown_url()
-                    ))
-                    .into());
-                }
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
-        }
-        let next_sync = mark.map_or_else(|| "0".to_string(), |m| m.token());
-        Ok(Updates { next_sync, entries })
-    }
-}
-
-#[async_trait]
-impl RecordSource for Intercom {
-    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        paging::from_checkpoint("intercom", "reading", from, "its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")?;
-        let req = self.api.list(limit, from.cursor.as_deref());
-        let resp = self.engine.send(&req).await?;
-        let page = listed(&req, &resp.json(&req)?)?;
-        let next = next_page(&req, &page, from.cursor.as_deref())?;
-        let total = page.total.filter(|_| from.cursor.is_none());
-        Ok(paging::page(from, page.records, next, total))
-    }
-}
-
-#[async_trait]
 impl RecordSink for Intercom {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         self.write_requests(op)
@@ -653,85 +524,6 @@ impl RecordSink for Intercom {
             .collect()
             .await;
         outcomes.into_iter().collect()
-    }
-}
-
-#[async_trait]
-impl ProfileSink for Intercom {
-    async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields {
-            key: self.key_field.clone(),
-            key_from_profile_id: self.key_field == "external_id",
-            fields: self
-                .spec
-                .fields
-                .iter()
-                .filter(|f| f.name != "id")
-                .cloned()
-                .collect(),
-            extra_fields: true,
-            groups: true,
-        })
-    }
-
-    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
-        self.find(&self.key_field, key).await
-    }
-
-    async fn create_profile(&self, fields: Record) -> Result<String> {
-        let key = self.key_of(&fields);
-        let id = self.upsert_contact(&fields, key.as_deref()).await?;
-        self.warn_not_written(&id, &fields);
-        Ok(id)
-    }
-
-    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
-        let (body, not_cleared) =
-            update_with_clears(&update.set, &update.clear).map_err(|e| Rejection(e.0))?;
-        let id = if body.as_object().is_some_and(|m| m.is_empty()) {
-            // Only clears Intercom cannot express: nothing to send.
-            id.to_string()
-        } else {
-            self.put(id, body).await?
-        };
-        if !not_cleared.is_empty() {
-            // The profile counts as updated and the export state records the
-            // clear, so say that Intercom still holds these values.
-            self.out.warn(&format!(
-                "Intercom contact {id}: {} not cleared (Intercom's update takes no null there); the old value stays",
-                not_cleared.join(", ")
-            ));
-        }
-        self.warn_not_written(&id, &update.set);
-        Ok(id)
-    }
-
-    async fn delete_profile(&self, id: &str) -> Result<()> {
-        self.engine.send_unless_gone(&self.api.delete(id)).await
-    }
-
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        RecordSink::preview(self, op)
-    }
-}
-
-#[async_trait]
-impl GroupSink for Intercom {
-    async fn ensure_group(&self, name: &str) -> Result<String> {
-        let req = self.api.create_tag(name);
-        let resp = self.engine.send(&req).await?;
-        id_of(&req, &resp.json(&req)?, "tag")
-    }
-
-    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        self.engine.send(&self.api.tag(id, group)).await?;
-        Ok(())
-    }
-
-    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
-        self.engine
-            .send_unless_gone(&self.api.untag(id, group))
-            .await
     }
 }
 

@@ -71,6 +71,10 @@
 //!   in getupdates (the API does not list deleted profiles).
 
 mod bulk;
+mod errors;
+mod export;
+mod listing;
+mod policy;
 pub mod requests;
 
 use std::collections::HashSet;
@@ -81,28 +85,17 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
-use crate::connector::saas::paging::{self, step, Next};
-use crate::connector::saas::{self, batch, records_in};
+use crate::connector::saas::{self, batch};
 use crate::connector::{
-    record_id, Change, ChangeType, Connector, ExportFields, FieldSpec, FieldType, Options, Page,
-    Position, ProfileOutcome, ProfileUpdate, Record, Records, Rejection, Role, Spec, Updates,
-    UpsertOutcome, WriteOp,
+    Connector, FieldSpec, FieldType, Options, Record, Records, Role, Spec, UpsertOutcome, WriteOp,
 };
-use crate::connector::{
-    ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
-};
-use crate::error::{failed, usage, Failure};
-use crate::http::redact::redact_url;
-use crate::http::{
-    segment, status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
-};
-use requests::{
-    flatten, next_link, parse_time, profile_body, shape, Api, Ident, Mark, MarkToken, ATTRIBUTES,
-    KEYS, MAX_MEMBERS, MAX_PAGE, REVISION,
-};
-
-/// Pages of a list lookup read before creating the list (10 lists a page).
-const MAX_LIST_PAGES: usize = 100;
+use crate::connector::{Env, RecordLookup, RecordSink, RecordStore};
+use crate::connector::saas::HttpOptions;
+use crate::error::{failed, usage};
+use crate::http::{segment, Engine, RequestSpec};
+use errors::{send_profile, vendor_error};
+use policy::policy;
+use requests::{flatten, profile_body, shape, Api, Ident, ATTRIBUTES, KEYS, MAX_MEMBERS, REVISION};
 
 /// Klaviyo's production API.
 pub const DEFAULT_BASE_URL: &str = "https://a.klaviyo.com";
@@ -131,6 +124,9 @@ connector_options! {
         pub max_polls: Num,
     }
 }
+
+/// The config [`open`] reads, for the registry.
+pub type Config = KlaviyoOptions;
 
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
@@ -165,85 +161,6 @@ pub fn spec() -> Spec {
         max_batch_size: requests::MAX_BULK,
         parallelism: 4,
     }
-}
-
-/// One endpoint's documented limits: `burst` a second, `steady` a minute.
-fn endpoint(name: &str, methods: &[&str], path: &str, burst: u32, steady: u32) -> Group {
-    Group {
-        name: name.into(),
-        methods: methods.iter().map(|m| m.to_string()).collect(),
-        path: path.into(),
-        limit: RateLimit {
-            rps: f64::from(steady - burst) / 60.0,
-            burst,
-            max_in_flight: burst.min(8) as usize,
-        },
-    }
-}
-
-/// Every endpoint ferry calls, with its `x-klaviyo-ratelimit`.
-fn groups() -> Vec<Group> {
-    vec![
-        endpoint("getProfiles", &["GET"], "/api/profiles", 75, 750),
-        endpoint("getProfile", &["GET"], "/api/profiles/*", 75, 750),
-        endpoint("createProfile", &["POST"], "/api/profiles", 75, 750),
-        endpoint("updateProfile", &["PATCH"], "/api/profiles/*", 75, 750),
-        endpoint("upsertProfile", &["POST"], "/api/profile-import", 75, 750),
-        endpoint(
-            "bulkImport",
-            &["POST"],
-            "/api/profile-bulk-import-jobs",
-            10,
-            150,
-        ),
-        endpoint(
-            "bulkImportJobs",
-            &["GET"],
-            "/api/profile-bulk-import-jobs/**",
-            10,
-            150,
-        ),
-        endpoint(
-            "deleteProfile",
-            &["POST"],
-            "/api/data-privacy-deletion-jobs",
-            3,
-            60,
-        ),
-        endpoint("getLists", &["GET"], "/api/lists", 75, 750),
-        endpoint("createList", &["POST"], "/api/lists", 10, 150),
-        endpoint(
-            "addToList",
-            &["POST"],
-            "/api/lists/*/relationships/profiles",
-            10,
-            150,
-        ),
-        endpoint(
-            "removeFromList",
-            &["DELETE"],
-            "/api/lists/*/relationships/profiles",
-            10,
-            150,
-        ),
-    ]
-}
-
-/// The rate limits of docs/connectors/klaviyo.md §2–§4, per endpoint.
-fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
-    let mut policy = Policy {
-        source: options.source().to_string(),
-        // Requests that match no endpoint below get tier M (10/s, 150/m).
-        default: RateLimit {
-            rps: 140.0 / 60.0,
-            burst: 10,
-            max_in_flight: 8,
-        },
-        groups: groups(),
-        ..Policy::default()
-    };
-    policy.apply_http(http)?;
-    Ok(policy)
 }
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
@@ -299,73 +216,6 @@ pub struct Klaviyo {
     /// The lists whose lookup a preview has shown already.
     previewed_lists: Mutex<HashSet<String>>,
 }
-
-fn vendor_error(req: &RequestSpec, resp: &Response) -> Failure {
-    let mut f = status_error(req, resp);
-    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-    let first = body.pointer("/errors/0");
-    // A conflict names the profile that holds the identifiers.
-    if let Some(dup) = first
-        .and_then(|e| e.pointer("/meta/duplicate_profile_id"))
-        .and_then(Value::as_str)
-    {
-        f.message.push_str(&format!(" (existing profile {dup})"));
-    }
-    match resp.status {
-        401 => f.hint("check apiKey in account.json (and the .env variable it names): Klaviyo wants a private API key"),
-        400 if !profile_refusal(resp) => f.hint("Klaviyo answers 400 to an invalid or missing API key too: check apiKey in account.json (and the .env variable it names)"),
-        403 => f.hint("the private API key lacks a scope this call needs (profiles:read/write, lists:read/write, data-privacy:write); edit the key in Klaviyo's Settings > API keys"),
-        409 => f.hint("a profile with these identifiers exists: patch it by id, or write it with import or export, which upsert"),
-        _ => f,
-    }
-}
-
-/// Whether a 4xx answer refuses the profile sent, rather than the call:
-/// Klaviyo's guides say "A 400 error indicates an invalid or missing API
-/// key", so a 400 is the profile's fault only as a JSON:API errors document
-/// (Klaviyo's error body) none of whose codes is about authentication; an
-/// HTML page from the edge, or `authentication_failed`, stops the run.
-fn profile_refusal(resp: &Response) -> bool {
-    let body: Value = serde_json::from_str(&resp.body).unwrap_or(Value::Null);
-    match body.get("errors").and_then(Value::as_array) {
-        Some(errors) if !errors.is_empty() => !errors.iter().any(|e| {
-            e.get("code")
-                .and_then(Value::as_str)
-                .is_some_and(|c| c.contains("authenticat"))
-        }),
-        _ => false,
-    }
-}
-
-/// In export, a 409, 422 or [`profile_refusal`] 400 is the profile's fault: a [`Rejection`].
-async fn send_profile(engine: &Engine, req: &RequestSpec) -> Result<Response> {
-    let resp = engine.execute(req).await?;
-    if resp.is_success() {
-        return Ok(resp);
-    }
-    let f = vendor_error(req, &resp);
-    let refused = match resp.status {
-        409 | 422 => true,
-        400 => profile_refusal(&resp),
-        _ => false,
-    };
-    if refused {
-        return Err(Rejection(f.message).into());
-    }
-    Err(f.into())
-}
-
-/// The `data.id` of a single-resource answer.
-fn data_id(req: &RequestSpec, body: &Value) -> Result<String> {
-    saas::string_at(req, body, "/data/id", "data.id")
-}
-
-/// One page of profiles and the path of the next one.
-struct Listed {
-    records: Vec<Record>,
-    next: Option<String>,
-}
-
 impl Klaviyo {
     /// The Klaviyo id of the profile whose `field` equals `value`, if any.
     async fn find(&self, field: &str, value: &str) -> Result<Option<String>> {
@@ -386,31 +236,6 @@ impl Klaviyo {
                     .into()
             }),
         }
-    }
-
-    /// Read one page of profiles; `size` rewrites `page[size]` of the next link.
-    async fn page(&self, req: &RequestSpec, size: Option<usize>) -> Result<Listed> {
-        let body = self.engine.send(req).await?.json(req)?;
-        let records = records_in(req, &body, "data", "profile", flatten)?;
-        let next = next_link(&body, size).map_err(|link| {
-            failed(format!(
-                "GET {} answered a next link ferry cannot read: {}",
-                req.shown_url(),
-                redact_url(&link)
-            ))
-        })?;
-        if let Some(n) = &next {
-            let url = Next::Url(self.api.follow(n).url);
-            step(req, Some(&req.url), records.len(), "profiles", url)?;
-        }
-        Ok(Listed { records, next })
-    }
-
-    /// The record id of a profile read from Klaviyo: its key, else its id.
-    fn record_key(&self, r: &Record) -> String {
-        record_id(r, &self.key)
-            .or_else(|| record_id(r, "id"))
-            .unwrap_or_default()
     }
 
     /// The PATCH that sets `set` and clears `clear` on profile `id`.
@@ -506,20 +331,6 @@ impl Klaviyo {
             Ident::Key { field, value } => vec![self.api.find_profile(field, value)?],
         })
     }
-
-    /// Add (`POST`) or remove (`DELETE`) `ids` on list `group`, 1,000 a call;
-    /// each call's answer is the outcome of its profiles.
-    async fn membership(&self, method: &str, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(MAX_MEMBERS) {
-            let req = self.api.members(method, &segment(group), chunk);
-            match send_profile(&self.engine, &req).await {
-                Ok(_) => out.extend(chunk.iter().map(|id| ProfileOutcome::Ok { id: id.clone() })),
-                Err(e) => out.extend(batch::all_failed(chunk.len(), e)),
-            }
-        }
-        out
-    }
 }
 
 crate::capabilities!(Klaviyo: Records, Updates, Source, Sink, Profiles, Groups);
@@ -602,104 +413,6 @@ impl RecordStore for Klaviyo {
 }
 
 #[async_trait]
-impl ChangeFeed for Klaviyo {
-    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
-        let since = since.map(Mark::parse).transpose()?;
-        let mut mark = since.clone();
-        let mut entries = Vec::new();
-        let mut query = vec![("sort", "updated".to_string())];
-        if let Some(m) = &since {
-            query.insert(0, ("filter", m.filter()));
-        }
-        query.push(("page[size]", MAX_PAGE.to_string()));
-        let mut req = self.api.list_profiles(&query);
-        let mut asked = HashSet::new();
-        'pages: loop {
-            if !asked.insert(req.url.clone()) {
-                return Err(failed(format!(
-                    "GET {} was answered as a next page twice; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
-            let page = self.page(&req, None).await?;
-            for r in page.records {
-                if limit.is_some_and(|l| entries.len() >= l) {
-                    break 'pages;
-                }
-                let id = record_id(&r, "id").unwrap_or_default();
-                let at = r
-                    .get("updated")
-                    .and_then(Value::as_str)
-                    .and_then(parse_time)
-                    .ok_or_else(|| {
-                        failed(format!(
-                            "GET {} answered profile {id} without a readable updated time",
-                            req.shown_url()
-                        ))
-                    })?;
-                if mark.as_ref().is_some_and(|m| m.covers(at, &id)) {
-                    continue;
-                }
-                mark = Some(Mark::advance(mark.take(), at, &id));
-                entries.push(Change {
-                    id: self.record_key(&r),
-                    kind: ChangeType::Upsert,
-                    value: Some(r),
-                });
-            }
-            match page.next {
-                Some(next) if limit.is_none_or(|l| entries.len() < l) => {
-                    req = self.api.follow(&next)
-                }
-                _ => break,
-            }
-        }
-        let next_sync = mark.map(|m| m.token()).unwrap_or_default();
-        Ok(Updates { next_sync, entries })
-    }
-}
-
-#[async_trait]
-impl RecordSource for Klaviyo {
-    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
-        paging::from_checkpoint("klaviyo", "reading", from, "Klaviyo pages with a cursor, not by position: import from the beginning, or --resume a checkpoint")?;
-        let size = limit.clamp(1, MAX_PAGE);
-        let req = match &from.cursor {
-            // The batch size may differ from the run that saved the cursor.
-            Some(c) => self
-                .api
-                .follow(&requests::link_path(c, Some(size)).unwrap_or_else(|| c.clone())),
-            None => self.api.list_profiles(&[("page[size]", size.to_string())]),
-        };
-        let page = self.page(&req, Some(size)).await?;
-        if page.records.len() > limit {
-            return Err(failed(format!(
-                "GET {} answered {} profiles when asked for {limit}",
-                req.shown_url(),
-                page.records.len()
-            ))
-            .into());
-        }
-        if let Some(c) = &page.next {
-            let fresh = self
-                .cursors
-                .lock()
-                .map(|mut seen| seen.insert(c.clone()))
-                .unwrap_or(true);
-            if !fresh {
-                return Err(failed(format!(
-                    "GET {} answered a next page that was read before; stopping instead of looping",
-                    req.shown_url()
-                ))
-                .into());
-            }
-        }
-        Ok(paging::page(from, page.records, page.next, None))
-    }
-}
-
-#[async_trait]
 impl RecordSink for Klaviyo {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
         let mut shown = saas::previews(&self.write_requests(op)?);
@@ -734,216 +447,5 @@ impl RecordSink for Klaviyo {
             return Ok(vec![self.upsert(record.clone()).await?]);
         }
         bulk::upsert(&self.engine, &self.api, self.polling, &self.key, &records).await
-    }
-}
-
-#[async_trait]
-impl ProfileSink for Klaviyo {
-    async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields {
-            key: self.key.clone(),
-            key_from_profile_id: false,
-            fields: self
-                .spec
-                .fields
-                .iter()
-                .filter(|f| !["id", "created", "updated"].contains(&f.name))
-                .cloned()
-                .collect(),
-            extra_fields: true,
-            groups: true,
-        })
-    }
-
-    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
-        self.find(&self.key, key).await
-    }
-
-    async fn create_profile(&self, fields: Record) -> Result<String> {
-        let shaped = shape(&fields, false).map_err(|u| Rejection(u.0))?;
-        let req = self.api.upsert_profile(profile_body(None, &shaped));
-        let body = send_profile(&self.engine, &req).await?.json(&req)?;
-        data_id(&req, &body)
-    }
-
-    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
-        let req = self
-            .update_request(id, &update.set, &update.clear)
-            .map_err(|e| Rejection(format!("{e:#}")))?;
-        send_profile(&self.engine, &req).await?;
-        Ok(id.to_string())
-    }
-
-    async fn delete_profile(&self, id: &str) -> Result<()> {
-        match send_profile(
-            &self.engine,
-            &self.api.delete_profile(&Ident::Id(id.into())),
-        )
-        .await
-        {
-            // Already gone is what a delete wants.
-            Err(e)
-                if crate::error::find_failure(&e)
-                    .is_some_and(|f| f.kind == crate::error::Kind::NotFound) =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        }
-    }
-
-    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        RecordSink::preview(self, op)
-    }
-}
-
-#[async_trait]
-impl GroupSink for Klaviyo {
-    async fn ensure_group(&self, name: &str) -> Result<String> {
-        // `GET /api/lists` answers at most 10 lists a page and names are not
-        // documented as unique (nor `equals` as case-sensitive): follow
-        // `links.next` until a list has exactly this name, so a list on a
-        // later page is found rather than created again.
-        let mut req = self.api.find_list(name)?;
-        for _ in 0..MAX_LIST_PAGES {
-            let body = self.engine.send(&req).await?.json(&req)?;
-            let found = body
-                .get("data")
-                .and_then(Value::as_array)
-                .and_then(|lists| {
-                    lists
-                        .iter()
-                        .find(|l| {
-                            l.pointer("/attributes/name").and_then(Value::as_str) == Some(name)
-                        })
-                        .and_then(|l| l.get("id"))
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                });
-            if let Some(id) = found {
-                return Ok(id);
-            }
-            match next_link(&body, None) {
-                Ok(Some(next)) => {
-                    let next = self.api.follow(&next);
-                    if next.url == req.url {
-                        break;
-                    }
-                    req = next;
-                }
-                Ok(None) => break,
-                Err(link) => {
-                    return Err(failed(format!(
-                        "GET {} answered a next link ferry cannot read: {}",
-                        req.shown_url(),
-                        redact_url(&link)
-                    ))
-                    .into())
-                }
-            }
-        }
-        let req = self.api.create_list(name);
-        let resp = self.engine.send(&req).await.map_err(|e| {
-            e.context(format!(
-                "could not create the Klaviyo list \"{name}\" (Klaviyo allows 150 new lists a day)"
-            ))
-        })?;
-        data_id(&req, &resp.json(&req)?)
-    }
-
-    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        match self.add_members(group, vec![id.to_string()]).await.pop() {
-            Some(ProfileOutcome::Ok { .. }) => Ok(()),
-            other => Err(failed(outcome_reason(other)).into()),
-        }
-    }
-
-    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
-        match self.remove_members(group, vec![id.to_string()]).await.pop() {
-            Some(ProfileOutcome::Ok { .. }) => Ok(()),
-            other => Err(failed(outcome_reason(other)).into()),
-        }
-    }
-
-    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.membership("POST", group, ids).await
-    }
-
-    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
-        self.membership("DELETE", group, ids).await
-    }
-}
-
-fn outcome_reason(o: Option<ProfileOutcome>) -> String {
-    match o {
-        Some(
-            ProfileOutcome::Skipped { reason }
-            | ProfileOutcome::Rejected { reason }
-            | ProfileOutcome::NotFound { reason }
-            | ProfileOutcome::Error { reason, .. },
-        ) => reason,
-        _ => "no answer".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_400_rejects_the_profile_only_as_a_json_api_refusal() {
-        let resp = |body: &str| Response {
-            status: 400,
-            headers: Vec::new(),
-            body: body.into(),
-        };
-        let invalid = r#"{"errors": [{"id": "x", "code": "invalid", "title": "Invalid input.", "detail": "Invalid phone number format"}]}"#;
-        let auth = r#"{"errors": [{"id": "x", "code": "authentication_failed", "title": "Incorrect authentication credentials.", "detail": "Missing or invalid private key."}]}"#;
-        assert!(profile_refusal(&resp(invalid)));
-        assert!(!profile_refusal(&resp(auth)));
-        assert!(!profile_refusal(&resp("<html>400 Bad Request</html>")));
-        let req = RequestSpec::new("POST", "https://a.klaviyo.com/api/profile-import");
-        let f = vendor_error(&req, &resp(auth));
-        assert!(f
-            .hint
-            .as_deref()
-            .is_some_and(|h| h.contains("invalid or missing API key")));
-    }
-
-    #[test]
-    fn each_endpoint_has_its_own_limit_and_no_minute_exceeds_the_steady_rate() {
-        let p = Policy {
-            groups: groups(),
-            ..Policy::default()
-        };
-        let name = |m: &str, path: &str| p.group_index(m, path).map(|i| p.groups[i].name.as_str());
-        assert_eq!(name("GET", "/api/profiles"), Some("getProfiles"));
-        assert_eq!(name("GET", "/api/profiles/01GD"), Some("getProfile"));
-        assert_eq!(name("PATCH", "/api/profiles/01GD"), Some("updateProfile"));
-        assert_eq!(name("POST", "/api/profile-import"), Some("upsertProfile"));
-        assert_eq!(
-            name("GET", "/api/profile-bulk-import-jobs/J/import-errors"),
-            Some("bulkImportJobs")
-        );
-        assert_eq!(
-            name("POST", "/api/data-privacy-deletion-jobs"),
-            Some("deleteProfile")
-        );
-        assert_eq!(name("POST", "/api/lists"), Some("createList"));
-        assert_eq!(
-            name("POST", "/api/lists/L1/relationships/profiles"),
-            Some("addToList")
-        );
-        assert_eq!(
-            name("DELETE", "/api/lists/L1/relationships/profiles"),
-            Some("removeFromList")
-        );
-        assert_eq!(name("GET", "/api/accounts"), None);
-        let upsert = &p.groups[4].limit;
-        assert_eq!((upsert.burst, upsert.rps), (75, 11.25));
-        // A full burst, then a minute at the steady rate, stays within 750.
-        assert!(f64::from(upsert.burst) + upsert.rps * 60.0 <= 750.0);
-        let delete = &p.groups[7].limit;
-        assert!(f64::from(delete.burst) + delete.rps * 60.0 <= 60.0);
     }
 }

@@ -12,8 +12,48 @@ pub mod paging;
 use anyhow::Result;
 use serde_json::{json, Value};
 
-use crate::connector::{OptionSpec, Record};
-use crate::http::{HttpOptions, RequestSpec};
+use crate::connector::options::connector_options;
+use crate::connector::{FieldType, OptionSpec, Options, Record};
+use crate::http::{Policy, RequestSpec};
+
+connector_options! {
+    /// The options every HTTP connector accepts besides its own, flattened
+    /// into each one's config: where requests go, and the overrides of its
+    /// rate limits, retry policy and timeouts (applied by
+    /// [`HttpOptions::apply_to`]).
+    pub struct HttpOptions {
+        /// Send requests here instead of the API's own address (a test server, the sandbox)
+        #[option(label = "Base URL", placeholder = "http://127.0.0.1:8787")]
+        pub base_url: Option<String>,
+        /// Override the rate limits: {"rps": 5, "burst": 5, "maxInFlight": 4} for every endpoint group, or {"GROUP": {...}} for one ("default" is the group of requests that match none); rps 0.001 to 1000000, burst 1 to 100000, maxInFlight 1 to 10000
+        #[option(label = "Rate limit", kind = FieldType::Object)]
+        pub rate_limit: Option<Value>,
+        /// Override the retry policy: {"maxAttempts": 5, "maxWaitSecs": 60, "baseDelayMs": 500}; maxAttempts 1 to 100, maxWaitSecs 0 to 86400, baseDelayMs 0 to 600000
+        #[option(label = "Retry", kind = FieldType::Object)]
+        pub retry: Option<Value>,
+        /// Seconds one attempt of a request may take, connecting and reading included (default 30); or {"connect": 10, "total": 30} to set the connect timeout too; 0.001 to 86400
+        #[option(label = "Timeout", kind = FieldType::Any)]
+        pub timeout_secs: Option<Value>,
+    }
+}
+
+impl HttpOptions {
+    /// Override `policy`'s rate limits, retry budget and timeouts with
+    /// these options; [`Policy::apply_overrides`] checks their ranges.
+    pub fn apply_to(&self, policy: &mut Policy) -> Result<()> {
+        policy.apply_overrides(
+            self.rate_limit.as_ref(),
+            self.retry.as_ref(),
+            self.timeout_secs.as_ref(),
+        )
+    }
+
+    /// [`HttpOptions::apply_to`] for a caller holding an account's options
+    /// rather than a connector's config.
+    pub fn apply_account(options: &Options, policy: &mut Policy) -> Result<()> {
+        options.parse_part::<HttpOptions>()?.apply_to(policy)
+    }
+}
 
 /// `options` (a vendor connector's, [`HttpOptions`] among them) with
 /// `baseUrl` defaulting to `default_url` and `description` saying where

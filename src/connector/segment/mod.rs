@@ -66,8 +66,9 @@ use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Page, Position, Record, Role, Spec,
 };
 use crate::connector::{Env, RecordLookup, RecordSource};
+use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage, Failure};
-use crate::http::{status_error, Engine, HttpOptions, Policy, RateLimit, RequestSpec, Response};
+use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{Api, Lookup, ID_TYPES};
 
 /// The US endpoint, the default.
@@ -108,6 +109,9 @@ connector_options! {
         pub http: HttpOptions,
     }
 }
+
+/// The config [`open`] reads, for the registry.
+pub type Config = SegmentOptions;
 
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
@@ -179,7 +183,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         },
         ..Policy::default()
     };
-    policy.apply_http(&config.http)?;
+    config.http.apply_to(&mut policy)?;
     Ok(Box::new(Segment {
         spec: spec(),
         engine: env.http.engine(policy)?,

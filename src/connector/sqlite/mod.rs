@@ -60,6 +60,9 @@ connector_options! {
     }
 }
 
+/// The config [`open`] reads, for the registry.
+pub type Config = SqliteOptions;
+
 pub fn spec() -> Spec {
     Spec {
         code: "sqlite",
@@ -202,7 +205,7 @@ impl RecordSource for Sqlite {
 #[async_trait]
 impl ProfileSink for Sqlite {
     async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields::keyed_by_id_field(&self.db.id_field, true))
+        Ok(ExportFields::keyed_by_id_field(&self.db.id_field))
     }
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {

@@ -48,11 +48,10 @@ use crate::connector::{
     Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
 use crate::connector::{ChangeFeed, Env, RecordLookup, RecordSink, RecordSource, RecordStore};
+use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
-use crate::http::{
-    status_error, Engine, Group, HttpOptions, Policy, RateLimit, RequestSpec, Response,
-};
+use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use requests::{customer_body, parse_time, Api, Mark, MarkToken, MAX_BULK, MAX_PAGE};
 
 /// The European cluster, Voucherify's default.
@@ -79,6 +78,9 @@ connector_options! {
         pub max_polls: Num,
     }
 }
+
+/// The config [`open`] reads, for the registry.
+pub type Config = VoucherifyOptions;
 
 pub fn spec() -> Spec {
     let options = crate::connector::saas::vendor_base_url(
@@ -131,7 +133,7 @@ fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
         }],
         ..Policy::default()
     };
-    policy.apply_http(http)?;
+    http.apply_to(&mut policy)?;
     Ok(policy)
 }
 

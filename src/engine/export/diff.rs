@@ -115,11 +115,15 @@ pub struct Counts {
     pub destructive: u64,
 }
 
-/// Diff `entries` against `state` for a destination declaring `dest`.
+/// Diff `entries` against `state` for a destination declaring `dest`;
+/// `groups` is whether it holds group memberships (its
+/// [`GroupSink`](crate::connector::GroupSink) capability): without it,
+/// memberships are skipped with a reason.
 pub fn plan(
     entries: Vec<Entry>,
     state: &BTreeMap<String, Exported>,
     dest: &ExportFields,
+    groups: bool,
     connector: &str,
     opts: DiffOptions,
 ) -> Vec<Decision> {
@@ -232,7 +236,8 @@ pub fn plan(
             }
         };
         let before = prev.as_ref().map(|p| p.groups.clone()).unwrap_or_default();
-        let (add, remove, skip) = memberships(&before, &profile.groups, dest, connector, opts.full);
+        let (add, remove, skip) =
+            memberships(&before, &profile.groups, groups, connector, opts.full);
         out.push(Decision::Planned(Box::new(Planned {
             id: profile.id,
             key,
@@ -248,7 +253,7 @@ pub fn plan(
     }
     if opts.deletes != Deletes::None {
         for (id, p) in state.iter().filter(|(id, _)| !seen.contains(*id)) {
-            if let Some(planned) = absent(id, p, dest, opts.deletes) {
+            if let Some(planned) = absent(id, p, dest, groups, opts.deletes) {
                 out.push(Decision::Planned(Box::new(planned)));
             }
         }
@@ -260,7 +265,7 @@ pub fn plan(
 fn memberships(
     before: &BTreeSet<String>,
     after: &BTreeSet<String>,
-    dest: &ExportFields,
+    groups: bool,
     connector: &str,
     full: bool,
 ) -> (Vec<String>, Vec<String>, Option<String>) {
@@ -270,7 +275,7 @@ fn memberships(
         .cloned()
         .collect();
     let remove: Vec<String> = before.difference(after).cloned().collect();
-    if dest.groups || (add.is_empty() && remove.is_empty()) {
+    if groups || (add.is_empty() && remove.is_empty()) {
         return (add, remove, None);
     }
     let names = |v: &[String]| v.join(", ");
@@ -289,7 +294,13 @@ fn memberships(
 }
 
 /// The step for a profile in the state but not in the input.
-fn absent(id: &str, p: &Exported, dest: &ExportFields, deletes: Deletes) -> Option<Planned> {
+fn absent(
+    id: &str,
+    p: &Exported,
+    dest: &ExportFields,
+    groups: bool,
+    deletes: Deletes,
+) -> Option<Planned> {
     let base = Planned {
         id: id.to_string(),
         key: p.key.clone(),
@@ -317,7 +328,7 @@ fn absent(id: &str, p: &Exported, dest: &ExportFields, deletes: Deletes) -> Opti
                 .filter(|k| **k != dest.key)
                 .cloned()
                 .collect();
-            let remove: Vec<String> = if dest.groups {
+            let remove: Vec<String> = if groups {
                 p.groups.iter().cloned().collect()
             } else {
                 Vec::new()
@@ -382,8 +393,9 @@ fn validate(fields: &Record, dest: &ExportFields) -> Result<(), String> {
     Ok(())
 }
 
-/// What the plan predicts.
-pub fn count(decisions: &[Decision], dest: &ExportFields) -> Counts {
+/// What the plan predicts; memberships count only for a destination that
+/// holds them (`groups`).
+pub fn count(decisions: &[Decision], groups: bool) -> Counts {
     let mut c = Counts::default();
     for d in decisions {
         let p = match d {
@@ -402,7 +414,7 @@ pub fn count(decisions: &[Decision], dest: &ExportFields) -> Counts {
         if p.absent || matches!(p.step, Step::Delete { .. }) {
             c.destructive += 1;
         }
-        if dest.groups {
+        if groups {
             c.groups_added += p.add.len() as u64;
             c.groups_removed += p.remove.len() as u64;
         }
@@ -422,13 +434,12 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn dest(groups: bool) -> ExportFields {
+    fn dest() -> ExportFields {
         ExportFields {
             key: "email".into(),
             key_from_profile_id: false,
             fields: Vec::new(),
             extra_fields: true,
-            groups,
         }
     }
 
@@ -461,7 +472,7 @@ mod tests {
         state: &BTreeMap<String, Exported>,
         opts: DiffOptions,
     ) -> Vec<Decision> {
-        plan(entries, state, &dest(true), "t", opts)
+        plan(entries, state, &dest(), true, "t", opts)
     }
 
     fn one(decisions: Vec<Decision>) -> Planned {
@@ -497,7 +508,7 @@ mod tests {
         );
         let p = one(d.clone());
         assert!(p.is_unchanged(), "{p:?}");
-        assert_eq!(count(&d, &dest(true)).unchanged, 1);
+        assert_eq!(count(&d, true).unchanged, 1);
     }
 
     #[test]
@@ -571,7 +582,8 @@ mod tests {
         let p = one(plan(
             vec![profile("p1", json!({"email": "a@x"}), &["vip"])],
             &BTreeMap::new(),
-            &dest(false),
+            &dest(),
+            false,
             "csv",
             OPTS,
         ));
@@ -594,7 +606,7 @@ mod tests {
             &BTreeMap::new(),
             OPTS,
         );
-        let c = count(&d, &dest(true));
+        let c = count(&d, true);
         assert_eq!((c.invalid, c.created), (2, 1));
     }
 
@@ -646,7 +658,7 @@ mod tests {
                 deletes: Deletes::Delete,
             },
         );
-        let c = count(&delete, &dest(true));
+        let c = count(&delete, true);
         assert_eq!((c.deleted, c.destructive), (1, 1));
     }
 

@@ -102,6 +102,8 @@ pub async fn run(
     }
     let profiles = able(dest.as_ref(), dest.profiles(), "export profiles")?;
     let fields = profiles.export_fields().await?;
+    // Memberships are exported only to a destination with the capability.
+    let groups = profiles.groups().is_some();
     let code = dest.spec().code;
 
     // Read.
@@ -114,8 +116,8 @@ pub async fn run(
         full: plan.full,
         deletes: plan.deletes,
     };
-    let decisions = diff::plan(entries, &before, &fields, code, opts);
-    let predicted = diff::count(&decisions, &fields);
+    let decisions = diff::plan(entries, &before, &fields, groups, code, opts);
+    let predicted = diff::count(&decisions, groups);
     let over_limit = DeletesOverLimit {
         count: predicted.destructive,
         limit: plan
@@ -143,7 +145,6 @@ pub async fn run(
         let report = preview::dry_run(
             profiles,
             &decisions,
-            &fields,
             predicted,
             over_limit,
             target.account.source.clone(),
@@ -167,19 +168,11 @@ pub async fn run(
         })
         .max(1);
     let (invalid, mut tracks) = send::tracks(decisions);
-    let (sent, interrupted) = send::send_all(
-        profiles,
-        &fields,
-        &mut tracks,
-        batch,
-        &ctx.out,
-        interrupt,
-        progress,
-    )
-    .await;
+    let (sent, interrupted) =
+        send::send_all(profiles, &mut tracks, batch, &ctx.out, interrupt, progress).await;
 
     // Save: what succeeded, and nothing for what failed.
-    let changes = send::state_changes(&tracks, &fields);
+    let changes = send::state_changes(&tracks, groups);
     if !changes.is_empty() {
         state.save(&target.identity, &changes)?;
     }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::diff::{Decision, Planned, Step};
 use super::report::DryRunReport;
 use super::DeletesOverLimit;
-use crate::connector::{ExportFields, ProfileSink, Record, WriteOp};
+use crate::connector::{ProfileSink, Record, WriteOp};
 
 /// How many preview rows a dry run prints.
 const PREVIEW_ROWS: usize = 10;
@@ -18,7 +18,6 @@ const PREVIEW_ROWS: usize = 10;
 pub(super) fn dry_run(
     dest: &dyn ProfileSink,
     decisions: &[Decision],
-    fields: &ExportFields,
     predicted: super::diff::Counts,
     over_limit: Option<DeletesOverLimit>,
     destination: String,
@@ -34,7 +33,7 @@ pub(super) fn dry_run(
     DryRunReport {
         destination,
         state,
-        requests: preview(dest, decisions, fields),
+        requests: preview(dest, decisions),
         predicted,
         over_limit,
         invalid,
@@ -42,7 +41,7 @@ pub(super) fn dry_run(
 }
 
 /// The first requests the run would send, in the order it sends them.
-fn preview(dest: &dyn ProfileSink, decisions: &[Decision], fields: &ExportFields) -> Vec<Value> {
+fn preview(dest: &dyn ProfileSink, decisions: &[Decision]) -> Vec<Value> {
     let planned: Vec<&Planned> = decisions
         .iter()
         .filter_map(|d| match d {
@@ -82,7 +81,7 @@ fn preview(dest: &dyn ProfileSink, decisions: &[Decision], fields: &ExportFields
             });
         }
     }
-    if fields.groups {
+    if dest.groups().is_some() {
         // A created profile's destination id is not known yet: its key stands in.
         let id_of = |p: &Planned| match &p.prev {
             Some(e) => e.dest_id.clone(),

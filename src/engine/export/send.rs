@@ -15,7 +15,7 @@ use super::diff::{Decision, Planned, Step};
 use super::input::Invalid;
 use super::report::Sent;
 use super::state::Exported;
-use crate::connector::{able, ExportFields, ProfileOutcome, ProfileSink, ProfileUpdate};
+use crate::connector::{able, ProfileOutcome, ProfileSink, ProfileUpdate};
 use crate::engine::interrupt::Interrupt;
 use crate::output::progress::Progress;
 use crate::output::Output;
@@ -104,7 +104,6 @@ pub(super) fn tracks(decisions: Vec<Decision>) -> (Vec<Invalid>, Vec<Track>) {
 /// destination acknowledged and whether a signal stopped the run.
 pub(super) async fn send_all(
     dest: &dyn ProfileSink,
-    fields: &ExportFields,
     tracks: &mut [Track],
     batch: usize,
     out: &Output,
@@ -151,7 +150,7 @@ pub(super) async fn send_all(
     show(tracks);
     updates(dest, tracks, &link, &mut sent).await;
     show(tracks);
-    if fields.groups {
+    if dest.groups().is_some() {
         memberships(dest, tracks, &link, &mut sent).await;
     }
     progress.finish();
@@ -174,11 +173,9 @@ fn settled(tracks: &[Track]) -> (u64, u64) {
 }
 
 /// The state changes of a run: what succeeded, and nothing for what
-/// failed, so a failed profile is sent again next run.
-pub(super) fn state_changes(
-    tracks: &[Track],
-    fields: &ExportFields,
-) -> Vec<(String, Option<Exported>)> {
+/// failed, so a failed profile is sent again next run. For a destination
+/// that holds no memberships (`groups` false) the state keeps the input's groups.
+pub(super) fn state_changes(tracks: &[Track], groups: bool) -> Vec<(String, Option<Exported>)> {
     let mut changes = Vec::new();
     for t in tracks {
         if t.p.is_unchanged() || (!t.step_ok && t.failure.is_some()) {
@@ -187,7 +184,7 @@ pub(super) fn state_changes(
         match (&t.p.step, &t.dest_id) {
             (Step::Delete { .. }, _) => changes.push((t.p.id.clone(), None)),
             (_, Some(dest_id)) => {
-                let groups = if fields.groups {
+                let memberships = if groups {
                     t.groups_now.clone()
                 } else {
                     t.p.groups.clone()
@@ -198,7 +195,7 @@ pub(super) fn state_changes(
                         dest_id: dest_id.clone(),
                         key: t.p.key.clone(),
                         properties: t.p.fields.clone(),
-                        groups,
+                        groups: memberships,
                     }),
                 ));
             }
