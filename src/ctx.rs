@@ -39,6 +39,9 @@ pub struct Ctx {
     pub input_file: Option<PathBuf>,
     /// The `--record` / `--replay` cassette every HTTP engine of the command uses.
     pub cassette: Option<Arc<Cassette>>,
+    /// The clock every HTTP engine of the command waits on: real, or the
+    /// `FERRY_TEST_CLOCK` test hook's virtual one.
+    pub clock: crate::http::Clock,
 }
 
 impl Ctx {
@@ -48,7 +51,6 @@ impl Ctx {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         Ok(Ctx {
-            env,
             stdin_tty: std::io::stdin().is_terminal(),
             stderr_tty: std::io::stderr().is_terminal(),
             out: Output::new(),
@@ -56,6 +58,11 @@ impl Ctx {
             account_file: None,
             input_file: None,
             cassette: None,
+            clock: crate::http::Clock::for_command(
+                env.get(crate::http::clock::TEST_CLOCK_VAR)
+                    .map(String::as_str),
+            )?,
+            env,
             cwd,
         })
     }
@@ -128,7 +135,8 @@ impl Ctx {
     /// (its output and cassette) and the folder.
     pub fn connector_env(&self) -> connector::Env {
         connector::Env {
-            http: HttpEnv::new(self.out.clone(), self.cassette.clone()),
+            http: HttpEnv::new(self.out.clone(), self.cassette.clone())
+                .with_clock(self.clock.clone()),
             folder: self.folder.clone(),
         }
     }

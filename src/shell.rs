@@ -6,14 +6,15 @@
 use std::borrow::Cow;
 
 /// `word` as a shell reads it back: bare when it holds only letters, digits
-/// and `-_./:=@,+%` (and `#` after its first character, where it starts no
-/// comment), so `--to sqlite:crm.db#people` stays readable; single-quoted
-/// otherwise, an inner `'` written `'\''`.
+/// and `-_./:=@,+%`; single-quoted otherwise, an inner `'` written `'\''`.
+/// A `#` is always quoted (`'sqlite:crm.db#people'`): POSIX shells read it
+/// as a comment only at a word's start, but zsh with `EXTENDED_GLOB` reads
+/// it anywhere as a glob operator, and a pasted resume command must work.
 pub fn quote(word: &str) -> Cow<'_, str> {
     let bare = !word.is_empty()
-        && word.char_indices().all(|(i, c)| {
-            c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c) || (c == '#' && i > 0)
-        });
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
     if bare {
         return Cow::Borrowed(word);
     }
@@ -23,6 +24,11 @@ pub fn quote(word: &str) -> Cow<'_, str> {
         // without a `'` is safe inside single quotes as it is.
         Cow::Borrowed(_) => Cow::Owned(format!("'{word}'")),
     }
+}
+
+/// [`quote`], as an owned string.
+pub fn quote_owned(word: &str) -> String {
+    quote(word).into_owned()
 }
 
 /// `words` quoted and joined by spaces.
@@ -44,7 +50,7 @@ mod tests {
             join(&["get", "--value", r#"{"a": "it's"}"#, "--id", "c_1"]),
             r#"get --value '{"a": "it'\''s"}' --id c_1"#
         );
-        assert_eq!(quote("sqlite:out.db#t"), "sqlite:out.db#t");
+        assert_eq!(quote("sqlite:out.db#t"), "'sqlite:out.db#t'");
         assert_eq!(quote("#t"), "'#t'");
         assert_eq!(quote("my file.jsonl"), "'my file.jsonl'");
         assert_eq!(quote("it's"), r"'it'\''s'");

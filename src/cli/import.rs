@@ -268,7 +268,7 @@ pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> 
     let mut words: Vec<String> = vec!["ferry".into()];
     if ctx.folder != ctx.cwd {
         words.push("-C".into());
-        words.push(quote(&ctx.folder.display().to_string()));
+        words.push(crate::shell::quote_owned(&ctx.folder.display().to_string()));
     }
     words.push("import".into());
     for (flag, value) in &plan.flags {
@@ -285,16 +285,11 @@ pub fn resume_command(plan: &ImportPlan, ctx: &Ctx, limit_left: Option<u64>) -> 
         }
         words.push(flag.clone());
         if let Some(v) = value {
-            words.push(quote(v));
+            words.push(crate::shell::quote_owned(v));
         }
     }
     words.push("--resume".into());
     words.join(" ")
-}
-
-/// Quote `s` for a POSIX shell when it needs it.
-fn quote(s: &str) -> String {
-    crate::shell::quote(s).into_owned()
 }
 
 #[cfg(test)]
@@ -385,14 +380,6 @@ mod tests {
                 "--concurrency"
             ]
         );
-    }
-
-    #[test]
-    fn shell_quoting_leaves_plain_words_alone() {
-        assert_eq!(quote("sqlite:out.db#t"), "sqlite:out.db#t");
-        assert_eq!(quote("my file.jsonl"), "'my file.jsonl'");
-        assert_eq!(quote("it's"), r"'it'\''s'");
-        assert_eq!(quote(""), "''");
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! name. A connector declares its capabilities once ([`capabilities!`](crate::capabilities));
 //! every other action answers "connector X cannot Y".
 
+mod capability;
+mod id;
 pub mod options;
 pub mod registry;
 pub mod spec;
@@ -43,6 +45,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use capability::{able, actions, actions_of, Capability, Capable, Declared, Shared};
+pub use id::{given_id, id_text, new_id, record_id, BadId};
 pub use options::Options;
 pub use spec::{Action, FieldSpec, FieldType, OptionSpec, Role, Spec};
 
@@ -223,244 +227,6 @@ pub trait Connector: Capable + Send + Sync {
     fn cannot_hint(&self, action: &str) -> Option<String> {
         let _ = action;
         None
-    }
-}
-
-/// The capability accessors of a [`Connector`]; [`capabilities!`](crate::capabilities) writes
-/// them, so a connector never does by hand.
-pub trait Capable {
-    /// `get`.
-    fn lookup(&self) -> Option<&(dyn RecordLookup + 'static)> {
-        None
-    }
-    /// `get`, `insert`, `patch`, `delete`.
-    fn records(&self) -> Option<&(dyn RecordStore + 'static)> {
-        None
-    }
-    /// `getupdates`.
-    fn updates(&self) -> Option<&(dyn ChangeFeed + 'static)> {
-        None
-    }
-    /// Import's source side: pages of records.
-    fn source(&self) -> Option<&(dyn RecordSource + 'static)> {
-        None
-    }
-    /// Import's destination side: batches of upserts.
-    fn sink(&self) -> Option<&(dyn RecordSink + 'static)> {
-        None
-    }
-    /// Export's destination side: profiles.
-    fn profiles(&self) -> Option<&(dyn ProfileSink + 'static)> {
-        None
-    }
-    /// Export's group memberships (lists, tags, segments).
-    fn groups(&self) -> Option<&(dyn GroupSink + 'static)> {
-        None
-    }
-}
-
-/// One capability a connector may declare with [`capabilities!`](crate::capabilities).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Capability {
-    /// [`RecordLookup`]: `get` only.
-    Lookup,
-    /// [`RecordStore`] (and so [`RecordLookup`]).
-    Records,
-    /// [`ChangeFeed`].
-    Updates,
-    /// [`RecordSource`].
-    Source,
-    /// [`RecordSink`].
-    Sink,
-    /// [`ProfileSink`].
-    Profiles,
-    /// [`GroupSink`].
-    Groups,
-}
-
-impl Capability {
-    /// The actions this capability gives, as `ferry connectors` names them.
-    pub fn actions(self) -> &'static [Action] {
-        match self {
-            Capability::Lookup => &[Action::Get],
-            Capability::Records => &[Action::Get, Action::Insert, Action::Patch, Action::Delete],
-            Capability::Updates => &[Action::GetUpdates],
-            Capability::Source => &[Action::ReadPage],
-            Capability::Sink => &[Action::UpsertBatch],
-            Capability::Profiles => &[Action::ExportProfiles],
-            Capability::Groups => &[Action::Groups],
-        }
-    }
-}
-
-/// A capability as declared: `always`, or only when the opened connector
-/// says so (a manifest that describes the actions it needs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Declared {
-    pub capability: Capability,
-    pub always: bool,
-}
-
-/// The actions `capabilities` give, in [`Action`]'s order: `check` (every
-/// connector answers it), then those of every capability declared `always`.
-pub fn actions_of(capabilities: &[Declared]) -> Vec<Action> {
-    let mut actions = vec![Action::Check];
-    for d in capabilities.iter().filter(|d| d.always) {
-        for a in d.capability.actions() {
-            if !actions.contains(a) {
-                actions.push(*a);
-            }
-        }
-    }
-    actions.sort_by_key(|a| *a as usize);
-    actions
-}
-
-/// The actions an opened connector has, read from its accessors.
-pub fn actions(connector: &dyn Connector) -> Vec<Action> {
-    let has = [
-        (connector.lookup().is_some(), Capability::Lookup),
-        (connector.records().is_some(), Capability::Records),
-        (connector.updates().is_some(), Capability::Updates),
-        (connector.source().is_some(), Capability::Source),
-        (connector.sink().is_some(), Capability::Sink),
-        (connector.profiles().is_some(), Capability::Profiles),
-        (connector.groups().is_some(), Capability::Groups),
-    ];
-    let declared: Vec<Declared> = has
-        .into_iter()
-        .filter(|(yes, _)| *yes)
-        .map(|(_, capability)| Declared {
-            capability,
-            always: true,
-        })
-        .collect();
-    actions_of(&declared)
-}
-
-/// `capability`, or the "connector X cannot `action`" error, where
-/// `action` is what the user asked for ("insert", "read pages").
-pub fn able<'a, T: ?Sized>(
-    connector: &dyn Connector,
-    capability: Option<&'a T>,
-    action: &str,
-) -> Result<&'a T> {
-    capability.ok_or_else(|| {
-        let code = connector.spec().code;
-        let mut err = unsupported(code, action);
-        if let Some(hint) = connector.cannot_hint(action) {
-            err = err.hint(hint);
-        }
-        err.into()
-    })
-}
-
-/// Declare a connector's capabilities, once: this writes its [`Capable`]
-/// accessors and `CAPABILITIES`, the list its spec shows as actions.
-///
-/// ```text
-/// capabilities!(Sqlite: Records, Updates, Source, Sink, Profiles, Groups);
-/// capabilities!([F: Format] FileConnector<F>: Records, Source, Sink);
-/// // Only when the opened connector's method says so:
-/// capabilities!(HttpConnector: Records, Profiles if can_export);
-/// ```
-#[macro_export]
-macro_rules! capabilities {
-    ([$($g:tt)*] $t:ty : $($cap:ident $(if $when:ident)?),+ $(,)?) => {
-        impl<$($g)*> $crate::connector::Capable for $t {
-            $( $crate::capabilities!(@accessor $cap $(if $when)?); )+
-        }
-        impl<$($g)*> $t {
-            /// What this connector can do: the one declaration its
-            /// accessors and its spec's actions both come from.
-            // A test's fake connector borrows another's spec, not this.
-            #[allow(dead_code)]
-            pub const CAPABILITIES: &'static [$crate::connector::Declared] = &[$(
-                $crate::connector::Declared {
-                    capability: $crate::connector::Capability::$cap,
-                    always: $crate::capabilities!(@always $($when)?),
-                }
-            ),+];
-        }
-    };
-    ($t:ty : $($rest:tt)+) => {
-        $crate::capabilities!([] $t : $($rest)+);
-    };
-    (@always) => { true };
-    (@always $when:ident) => { false };
-    (@accessor Lookup $(if $when:ident)?) => {
-        $crate::capabilities!(@one lookup RecordLookup $($when)?);
-    };
-    (@accessor Records $(if $when:ident)?) => {
-        $crate::capabilities!(@one lookup RecordLookup $($when)?);
-        $crate::capabilities!(@one records RecordStore $($when)?);
-    };
-    (@accessor Updates $(if $when:ident)?) => {
-        $crate::capabilities!(@one updates ChangeFeed $($when)?);
-    };
-    (@accessor Source $(if $when:ident)?) => {
-        $crate::capabilities!(@one source RecordSource $($when)?);
-    };
-    (@accessor Sink $(if $when:ident)?) => {
-        $crate::capabilities!(@one sink RecordSink $($when)?);
-    };
-    (@accessor Profiles $(if $when:ident)?) => {
-        $crate::capabilities!(@one profiles ProfileSink $($when)?);
-    };
-    (@accessor Groups $(if $when:ident)?) => {
-        $crate::capabilities!(@one groups GroupSink $($when)?);
-    };
-    (@one $name:ident $trait:ident) => {
-        fn $name(&self) -> Option<&(dyn $crate::connector::$trait + 'static)> {
-            Some(self)
-        }
-    };
-    (@one $name:ident $trait:ident $when:ident) => {
-        fn $name(&self) -> Option<&(dyn $crate::connector::$trait + 'static)> {
-            if self.$when() {
-                Some(self)
-            } else {
-                None
-            }
-        }
-    };
-}
-
-/// A capability of a shared connector, owned, for a task that outlives a
-/// borrow (an import's writers and read-ahead): checked once when made,
-/// then used as the capability itself.
-pub struct Shared<T: ?Sized + 'static> {
-    connector: std::sync::Arc<dyn Connector>,
-    get: fn(&dyn Connector) -> Option<&T>,
-}
-
-impl<T: ?Sized + 'static> Shared<T> {
-    /// `get` of `connector` (`Capable::sink`…), or the "cannot `action`" error.
-    pub fn new(
-        connector: std::sync::Arc<dyn Connector>,
-        get: fn(&dyn Connector) -> Option<&T>,
-        action: &str,
-    ) -> Result<Shared<T>> {
-        able(connector.as_ref(), get(connector.as_ref()), action)?;
-        Ok(Shared { connector, get })
-    }
-}
-
-impl<T: ?Sized + 'static> Clone for Shared<T> {
-    fn clone(&self) -> Self {
-        Shared {
-            connector: self.connector.clone(),
-            get: self.get,
-        }
-    }
-}
-
-impl<T: ?Sized + 'static> std::ops::Deref for Shared<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        // An accessor answers the same for the connector's whole life.
-        (self.get)(self.connector.as_ref()).expect("a capability checked when shared")
     }
 }
 
@@ -824,75 +590,6 @@ impl std::fmt::Display for RetryIn {
 
 impl std::error::Error for RetryIn {}
 
-/// The identifier of `record` under `field`, as a string (integers are
-/// accepted); `None` for anything [`id_text`] refuses.
-pub fn record_id(record: &Record, field: &str) -> Option<String> {
-    id_text(record.get(field)).ok()
-}
-
-/// Why a value cannot identify a record.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BadId {
-    /// No value, null or an empty string.
-    Missing,
-    /// A boolean, an array or an object: "a boolean"…
-    Kind(&'static str),
-    /// A number that was not read exactly: beyond 64-bit integers (which
-    /// JSON parsing turns into the nearest float, so `18446744073709551616`
-    /// and `18446744073709551617` would both become `1.8446744073709552e19`
-    /// and two records one) or not an integer at all.
-    Inexact(String),
-}
-
-impl BadId {
-    /// The reason a record is rejected for, naming the id field.
-    pub fn reason(&self, field: &str) -> String {
-        match self {
-            BadId::Missing => format!("missing {field}"),
-            BadId::Kind(kind) => format!("{field} must be a string or number, got {kind}"),
-            BadId::Inexact(n) => format!(
-                "{field} {n} is not an integer of at most 64 bits, so it cannot be kept exactly; write it as a string"
-            ),
-        }
-    }
-}
-
-/// The id a record to insert or a patch gives, if any: `None` when it has
-/// none (an insert then generates one); an id of the wrong kind is a usage
-/// error, never replaced by a generated one nor written over the record's
-/// id. `action` is "insert" or "patch", for the message.
-pub fn given_id(record: &Record, field: &str, action: &str) -> Result<Option<String>> {
-    match id_text(record.get(field)) {
-        Ok(id) => Ok(Some(id)),
-        Err(BadId::Missing) => Ok(None),
-        Err(bad) => Err(crate::error::usage(format!(
-            "cannot {action} the record: {}",
-            bad.reason(field)
-        ))
-        .hint(match action {
-            "insert" => {
-                format!("give \"{field}\" as a string, or leave it out to get a generated one")
-            }
-            _ => format!("leave \"{field}\" out of the value"),
-        })
-        .into()),
-    }
-}
-
-/// An identifier as text: a non-empty string, or an integer that fits 64
-/// bits. Every other number is refused rather than rounded, so two ids can
-/// never become one.
-pub fn id_text(value: Option<&Value>) -> std::result::Result<String, BadId> {
-    match value {
-        None | Some(Value::Null) => Err(BadId::Missing),
-        Some(Value::String(s)) if s.is_empty() => Err(BadId::Missing),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(n.to_string()),
-        Some(Value::Number(n)) => Err(BadId::Inexact(n.to_string())),
-        Some(other) => Err(BadId::Kind(crate::config::input::kind_of(other))),
-    }
-}
-
 /// The preview of a local write: the rows it would touch, in `target`.
 pub fn preview_rows(op: &WriteOp, target: &str) -> Vec<Value> {
     let row = |action: &str, id: Option<&str>, record: Option<&Record>| serde_json::json!({ "action": action, "target": target, "id": id, "record": record });
@@ -914,9 +611,4 @@ pub fn preview_rows(op: &WriteOp, target: &str) -> Vec<Value> {
             "action": "remove members", "target": target, "group": group, "ids": ids,
         })],
     }
-}
-
-/// A fresh identifier for a record inserted without one.
-pub fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
 }

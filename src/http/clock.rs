@@ -11,14 +11,17 @@
 //! pass) and is recorded, so a test asserts the waits ferry chose instead of
 //! measuring wall time on a loaded machine. Library tests take one from
 //! [`Clock::virtual_time`] and give it to [`super::Engine::with_clock`]; the
-//! binary takes one when `FERRY_TEST_CLOCK=FILE` is set (read once per
-//! process) and appends each wait to FILE as a line such as `retry
-//! 1000.000ms` or `slot 200.000ms`.
+//! binary takes one when `FERRY_TEST_CLOCK=FILE` is in the command's
+//! environment (`Ctx` reads it once, through its environment snapshot, like
+//! every other variable) and appends each wait to FILE as a line such as
+//! `retry 1000.000ms` or `slot 200.000ms`. It is a test hook, documented as
+//! such in README.md: with it, ferry does not wait between requests, so it
+//! must never be set against a real API.
 
 use std::fmt;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use governor::clock::{Clock as _, FakeRelativeClock};
@@ -70,16 +73,30 @@ pub(crate) type VirtualBucket =
     RateLimiter<NotKeyed, InMemoryState, FakeRelativeClock, NoOpMiddleware<Nanos>>;
 
 impl Clock {
-    /// The clock of an engine built in this process: real, unless
-    /// `FERRY_TEST_CLOCK` names a file (the test hook), read once.
-    pub fn from_env() -> Clock {
-        static FROM_ENV: OnceLock<Clock> = OnceLock::new();
-        FROM_ENV
-            .get_or_init(|| match std::env::var_os(TEST_CLOCK_VAR) {
-                Some(file) if !file.is_empty() => Clock::virtual_with(Some(file.into())),
-                _ => Clock::default(),
-            })
-            .clone()
+    /// The clock of a command whose environment holds `test_clock` (the
+    /// value of `FERRY_TEST_CLOCK`): real when it is unset or empty,
+    /// otherwise virtual, logging its waits to that file. A file that
+    /// cannot be written is an error now, before any request, rather than
+    /// a wait that goes unrecorded.
+    pub fn for_command(test_clock: Option<&str>) -> anyhow::Result<Clock> {
+        let Some(file) = test_clock.filter(|f| !f.is_empty()) else {
+            return Ok(Clock::default());
+        };
+        let path = PathBuf::from(file);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| {
+                crate::error::usage(format!(
+                    "{TEST_CLOCK_VAR}: cannot write {}: {e}",
+                    path.display()
+                ))
+                .hint(format!(
+                    "{TEST_CLOCK_VAR} is a test hook; unset it to run with the real clock"
+                ))
+            })?;
+        Ok(Clock::virtual_with(Some(path)))
     }
 
     /// A virtual clock for tests: waits return at once and are recorded.
@@ -141,15 +158,12 @@ impl Virtual {
         }
         if let Some(path) = &self.log {
             let line = format!("{why} {:.3}ms\n", wait.as_secs_f64() * 1000.0);
-            // A test that asked for the log cannot go on without it.
-            let written = std::fs::OpenOptions::new()
-                .create(true)
+            // The file was writable when the clock was made; should it stop
+            // being so, the test that reads it sees the wait missing.
+            let _ = std::fs::OpenOptions::new()
                 .append(true)
                 .open(path)
                 .and_then(|mut f| f.write_all(line.as_bytes()));
-            if let Err(e) = written {
-                panic!("{TEST_CLOCK_VAR}: cannot write {}: {e}", path.display());
-            }
         }
     }
 }

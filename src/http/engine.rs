@@ -92,22 +92,37 @@ impl Gate {
 }
 
 /// What every HTTP engine of one command is built with: the output it logs
-/// to and redacts through, and the `--record` / `--replay` cassette. A
-/// connector builds its engines here, so none can miss the cassette.
+/// to and redacts through, the `--record` / `--replay` cassette and the
+/// clock it waits on. A connector builds its engines here, so none can miss
+/// the cassette or the clock.
 #[derive(Clone, Default)]
 pub struct HttpEnv {
     out: Output,
     cassette: Option<Arc<Cassette>>,
+    clock: Clock,
 }
 
 impl HttpEnv {
     pub fn new(out: Output, cassette: Option<Arc<Cassette>>) -> HttpEnv {
-        HttpEnv { out, cassette }
+        HttpEnv {
+            out,
+            cassette,
+            clock: Clock::default(),
+        }
+    }
+
+    /// The environment with its engines waiting on `clock` (the command's:
+    /// real, or the test hook's virtual one, see [`Clock`]).
+    pub fn with_clock(mut self, clock: Clock) -> HttpEnv {
+        self.clock = clock;
+        self
     }
 
     /// An engine with `policy`.
     pub fn engine(&self, policy: Policy) -> Result<Engine> {
-        Ok(Engine::new(self.out.clone(), policy)?.with_cassette(self.cassette.clone()))
+        Ok(Engine::new(self.out.clone(), policy)?
+            .with_cassette(self.cassette.clone())
+            .with_clock(self.clock.clone()))
     }
 
     /// The output engines log to.
@@ -151,7 +166,7 @@ impl Engine {
             .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
             .build()
             .context("could not set up the HTTP client")?;
-        let clock = Clock::from_env();
+        let clock = Clock::default();
         Ok(Engine {
             client,
             default_gate: Gate::new(&policy.default, &clock),

@@ -405,3 +405,16 @@ fn bad_sqlite_token_is_refused_before_the_database_exists() {
         "a refused read must not create the database"
     );
 }
+
+/// The test clock's hook refuses a log file it cannot write before any
+/// request, instead of panicking at the first wait.
+#[test]
+fn an_unwritable_test_clock_log_is_an_error_not_a_panic() {
+    let f = Folder::new();
+    let run = f.run_cmd(
+        f.ferry()
+            .env("FERRY_TEST_CLOCK", "/nonexistent/waits.log")
+            .args(["connectors", "sqlite"]),
+    );
+    insta::assert_snapshot!(run.render());
+}

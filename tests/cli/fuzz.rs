@@ -413,6 +413,7 @@ fn ctx(folder: &Path) -> ferry::ctx::Ctx {
         account_file: None,
         input_file: None,
         cassette: None,
+        clock: Default::default(),
     }
 }
 
