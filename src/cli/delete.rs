@@ -1,10 +1,10 @@
 //! `ferry delete`: delete a record by id.
 
 use anyhow::Result;
-use serde_json::json;
 
+use super::write::{self, DryRun};
 use super::Done;
-use crate::connector::{able, WriteOp};
+use crate::connector::WriteOp;
 use crate::ctx::Ctx;
 
 /// Delete a record by its id
@@ -16,20 +16,12 @@ pub struct Args {
     /// The record's id [default: "delete"."id" in in.json]
     #[arg(long)]
     id: Option<String>,
-    /// Print the requests (or rows) that would be sent, secrets redacted, and send nothing
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("delete", "id", "--id ID", args.id)?;
-    let connector = ctx.connector()?;
-    if args.dry_run {
-        return super::dry_run(connector.as_ref(), &WriteOp::Delete { id });
-    }
-    let _held = super::hold_file(ctx, connector.as_ref()).await?;
-    let records = able(connector.as_ref(), connector.records(), "delete")?;
-    records.delete(&id).await?;
-    Ok(Done::value(json!({ "id": id })))
+    write::write(ctx, WriteOp::Delete { id }, args.dry_run).await
 }

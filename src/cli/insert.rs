@@ -1,11 +1,10 @@
 //! `ferry insert`: create a record and print its id and the stored record.
 
 use anyhow::Result;
-use serde_json::json;
 
+use super::write::{self, DryRun};
 use super::Done;
-use crate::config::input::parse_value_flag;
-use crate::connector::{able, record_id, WriteOp};
+use crate::connector::WriteOp;
 use crate::ctx::Ctx;
 
 /// Create a record
@@ -17,25 +16,11 @@ pub struct Args {
     /// The record as JSON, or @FILE to read it from a file [default: "insert"."value" in in.json]
     #[arg(long, value_name = "JSON|@FILE")]
     value: Option<String>,
-    /// Print the requests (or rows) that would be sent, secrets redacted, and send nothing
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
-    let inputs = ctx.inputs()?;
-    let flag = args
-        .value
-        .map(|v| parse_value_flag(&ctx.cwd, &v))
-        .transpose()?;
-    let value = inputs.require_object("insert", "value", "--value", flag)?;
-    let connector = ctx.connector()?;
-    if args.dry_run {
-        return super::dry_run(connector.as_ref(), &WriteOp::Insert(value));
-    }
-    let _held = super::hold_file(ctx, connector.as_ref()).await?;
-    let records = able(connector.as_ref(), connector.records(), "insert")?;
-    let stored = records.insert(value).await?;
-    let id = record_id(&stored, connector.id_field());
-    Ok(Done::value(json!({ "id": id, "record": stored })))
+    let value = write::value(ctx, &ctx.inputs()?, "insert", args.value)?;
+    write::write(ctx, WriteOp::Insert(value), args.dry_run).await
 }

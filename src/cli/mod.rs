@@ -16,6 +16,7 @@ mod insert;
 mod patch;
 mod sandbox;
 mod test;
+mod write;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -281,35 +282,6 @@ fn parse_action(args: &[String]) -> std::result::Result<Command, String> {
         ));
     }
     Ok(command)
-}
-
-/// A single write to a csv or jsonl file holds the file's lock, as an
-/// import or export does, so it never lands inside another run's append
-/// (docs/files.md). Dropped when the command ends.
-async fn hold_file(
-    ctx: &Ctx,
-    connector: &dyn crate::connector::Connector,
-) -> Result<Option<crate::lock::Held>> {
-    let Some(file) = connector.written_file() else {
-        return Ok(None);
-    };
-    let never = crate::interrupt::Interrupt::never();
-    Ok(Some(
-        crate::lock::hold(ctx, file, "the file", &never).await?,
-    ))
-}
-
-/// `--dry-run`: what `op` would send, secrets redacted; nothing is sent.
-fn dry_run(
-    connector: &dyn crate::connector::Connector,
-    op: &crate::connector::WriteOp,
-) -> Result<Done> {
-    let action = format!("preview {}", op.action());
-    let records = crate::connector::able(connector, connector.records(), &action)?;
-    let requests = crate::connector::RecordStore::preview(records, op)?;
-    Ok(Done::value(
-        serde_json::json!({ "dryRun": true, "requests": requests }),
-    ))
 }
 
 /// Help and version go to stdout with status 0; usage errors to stderr with 2.

@@ -1,11 +1,10 @@
 //! `ferry patch`: change some fields of a record.
 
 use anyhow::Result;
-use serde_json::json;
 
+use super::write::{self, DryRun};
 use super::Done;
-use crate::config::input::parse_value_flag;
-use crate::connector::{able, WriteOp};
+use crate::connector::WriteOp;
 use crate::ctx::Ctx;
 
 /// Change some fields of a record
@@ -18,25 +17,13 @@ pub struct Args {
     /// The fields to change as JSON, or @FILE [default: "patch"."value" in in.json]
     #[arg(long, value_name = "JSON|@FILE")]
     value: Option<String>,
-    /// Print the requests (or rows) that would be sent, secrets redacted, and send nothing
-    #[arg(long)]
-    dry_run: bool,
+    #[command(flatten)]
+    dry_run: DryRun,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
     let id = inputs.require_string("patch", "id", "--id ID", args.id)?;
-    let flag = args
-        .value
-        .map(|v| parse_value_flag(&ctx.cwd, &v))
-        .transpose()?;
-    let value = inputs.require_object("patch", "value", "--value", flag)?;
-    let connector = ctx.connector()?;
-    if args.dry_run {
-        return super::dry_run(connector.as_ref(), &WriteOp::Patch { id, value });
-    }
-    let _held = super::hold_file(ctx, connector.as_ref()).await?;
-    let records = able(connector.as_ref(), connector.records(), "patch")?;
-    records.patch(&id, value).await?;
-    Ok(Done::value(json!({ "id": id })))
+    let value = write::value(ctx, &inputs, "patch", args.value)?;
+    write::write(ctx, WriteOp::Patch { id, value }, args.dry_run).await
 }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::connector::file::{FileConnector, Format, RecordReader};
 use crate::connector::options::{connector_options, Described};
 use crate::connector::Env;
-use crate::connector::{Connector, FieldSpec, FieldType, Options, Record, Role, Spec};
+use crate::connector::{Connector, Options, Record, Spec};
 use crate::error::usage;
 
 connector_options! {
@@ -44,18 +44,12 @@ connector_options! {
 pub type Config = CsvOptions;
 
 pub fn spec() -> Spec {
-    Spec {
-        code: "csv",
-        label: "CSV file",
-        description: "Records as rows of a local CSV file with a header row. Cells read as strings, an empty cell as null; objects and arrays are written as JSON text. Changes rewrite the file atomically; getupdates reads by position.",
-        roles: vec![Role::Source, Role::Destination],
-        options: CsvOptions::option_specs(),
-        fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
-        extra_fields: true,
-        capabilities: FileConnector::<Csv>::CAPABILITIES,
-        max_batch_size: 5_000,
-        parallelism: 1,
-    }
+    FileConnector::<Csv>::spec(
+        "csv",
+        "CSV file",
+        "Records as rows of a local CSV file with a header row. Cells read as strings, an empty cell as null; objects and arrays are written as JSON text. Changes rewrite the file atomically; getupdates reads by position.",
+        CsvOptions::option_specs(),
+    )
 }
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::connector::file::{FileConnector, Format, RecordReader};
 use crate::connector::options::{connector_options, Described};
 use crate::connector::Env;
-use crate::connector::{Connector, FieldSpec, FieldType, Options, Record, Role, Spec};
+use crate::connector::{Connector, Options, Record, Spec};
 use crate::error::usage;
 
 connector_options! {
@@ -32,18 +32,12 @@ connector_options! {
 pub type Config = JsonlOptions;
 
 pub fn spec() -> Spec {
-    Spec {
-        code: "jsonl",
-        label: "JSON lines file",
-        description: "Records as one JSON object per line in a local file. Changes rewrite the file atomically; getupdates reads by position (records after the last sync's line), so edits to earlier lines are not reported.",
-        roles: vec![Role::Source, Role::Destination],
-        options: JsonlOptions::option_specs(),
-        fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
-        extra_fields: true,
-        capabilities: FileConnector::<Jsonl>::CAPABILITIES,
-        max_batch_size: 5_000,
-        parallelism: 1,
-    }
+    FileConnector::<Jsonl>::spec(
+        "jsonl",
+        "JSON lines file",
+        "Records as one JSON object per line in a local file. Changes rewrite the file atomically; getupdates reads by position (records after the last sync's line), so edits to earlier lines are not reported.",
+        JsonlOptions::option_specs(),
+    )
 }
 
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {

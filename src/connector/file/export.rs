@@ -239,15 +239,14 @@ fn apply_update(record: &mut Record, update: &ProfileUpdate) {
 mod tests {
     use serde_json::{json, Value};
 
-    use crate::connector::file::testing::{rec, store, text};
+    use crate::connector::file::testing::{out_file, rec, store, text};
     use crate::connector::{ProfileOutcome, ProfileSink, ProfileUpdate};
 
     /// A batch of updates answers what one update after another would:
     /// an id moved onto a free one, a missing id, an id moved onto a taken one.
     #[tokio::test]
     async fn a_batch_of_updates_is_one_rewrite_with_per_profile_outcomes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
+        let (_dir, path) = out_file();
         std::fs::write(
             &path,
             "{\"id\":\"a\",\"n\":1,\"x\":1}\n{\"id\":\"b\",\"n\":2}\n",

@@ -148,13 +148,12 @@ impl RecordReader for UpTo {
 mod tests {
     use serde_json::json;
 
-    use crate::connector::file::testing::{rec, store, text, upsert};
+    use crate::connector::file::testing::{out_file, rec, store, text, upsert};
     use crate::connector::{Position, RecordSink, RecordSource, Records};
 
     #[tokio::test]
     async fn a_torn_append_is_cut_back_by_the_next_write() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
+        let (dir, path) = out_file();
         let good = "{\"id\":\"a\"}\n{\"id\":\"b\"}\n";
         // What a process killed mid-append leaves: the journal with the old
         // length and half a batch after it.
@@ -179,8 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_damaged_journal_stops_the_write_and_says_what_to_do() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
+        let (dir, path) = out_file();
         std::fs::write(&path, "{\"id\":\"a\"}\n").unwrap();
         std::fs::write(dir.path().join(".out.jsonl.ferry-append"), "oops").unwrap();
         let err = store(&path)

@@ -36,8 +36,8 @@ use crate::connector::{
     ChangeFeed, ProfileSink, RawSink, RecordLookup, RecordSink, RecordSource, RecordStore,
 };
 use crate::connector::{
-    Connector, ExportFields, Page, Position, ProfileOutcome, ProfileUpdate, Record, Records, Spec,
-    Updates, UpsertOutcome, WriteOp,
+    Connector, ExportFields, FieldSpec, FieldType, OptionSpec, Page, Position, ProfileOutcome,
+    ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
 use crate::output::Output;
 use store::Store;
@@ -89,6 +89,34 @@ pub struct FileConnector<F: Format> {
 }
 
 impl<F: Format> FileConnector<F> {
+    /// The spec of a file of records in this format: read and written,
+    /// an `id` field that the idField option names, batches of 5,000, one
+    /// at a time.
+    pub fn spec(
+        code: &'static str,
+        label: &'static str,
+        description: &'static str,
+        options: Vec<OptionSpec>,
+    ) -> Spec {
+        Spec {
+            code,
+            label,
+            description,
+            roles: vec![Role::Source, Role::Destination],
+            options,
+            fields: vec![FieldSpec::new(
+                "id",
+                FieldType::String,
+                "The record's identifier (the idField option names it)",
+            )
+            .required()],
+            extra_fields: true,
+            capabilities: Self::CAPABILITIES,
+            max_batch_size: 5_000,
+            parallelism: 1,
+        }
+    }
+
     pub fn new(spec: Spec, format: F, path: PathBuf, id_field: String) -> Self {
         FileConnector {
             spec,
@@ -281,7 +309,7 @@ impl<F: Format> RawSink for FileConnector<F> {
 #[cfg(test)]
 mod testing {
     use std::os::unix::fs::MetadataExt;
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use serde_json::Value;
 
@@ -294,6 +322,13 @@ mod testing {
             Value::Object(m) => m,
             _ => panic!("not an object"),
         }
+    }
+
+    /// A temporary folder, and the path of out.jsonl in it.
+    pub fn out_file() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        (dir, path)
     }
 
     pub fn store(path: &Path) -> FileConnector<Jsonl> {

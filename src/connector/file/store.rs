@@ -378,6 +378,21 @@ mod tests {
             .collect()
     }
 
+    /// A rewrite adding c4 fails with `error`, and leaves the file as
+    /// `kept` with no temporary file beside it.
+    fn assert_rewrite_fails_and_keeps<F: Format>(
+        s: &Store<F>,
+        dir: &Path,
+        error: &str,
+        kept: &str,
+    ) {
+        let new = record("c4");
+        let err = s.rewrite([&new], Some, || vec![new.clone()]).unwrap_err();
+        assert!(format!("{err:#}").contains(error), "{err:#}");
+        assert_eq!(std::fs::read_to_string(&s.path).unwrap(), kept);
+        assert_eq!(file_names(dir), ["data.jsonl"], "a temporary file was left");
+    }
+
     fn record(id: &str) -> Record {
         let mut r = Record::new();
         r.insert("id".into(), Value::String(id.into()));
@@ -388,15 +403,7 @@ mod tests {
     fn a_write_failing_midway_leaves_the_file_intact() {
         let dir = tempfile::tempdir().unwrap();
         let s = failing_store(FailingWrite { fail_after: 2 }, dir.path());
-        let new = record("c4");
-        let err = s.rewrite([&new], Some, || vec![new.clone()]).unwrap_err();
-        assert!(format!("{err:#}").contains("no space left"), "{err:#}");
-        assert_eq!(std::fs::read_to_string(&s.path).unwrap(), ORIGINAL);
-        assert_eq!(
-            file_names(dir.path()),
-            ["data.jsonl"],
-            "a temporary file was left"
-        );
+        assert_rewrite_fails_and_keeps(&s, dir.path(), "no space left", ORIGINAL);
     }
 
     #[test]
@@ -407,15 +414,7 @@ mod tests {
         // to the temporary file when the reader yields the error.
         let broken = ORIGINAL.replacen("\"Grace\"}", "\"Grace\",}", 1);
         std::fs::write(&s.path, &broken).unwrap();
-        let new = record("c4");
-        let err = s.rewrite([&new], Some, || vec![new.clone()]).unwrap_err();
-        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
-        assert_eq!(std::fs::read_to_string(&s.path).unwrap(), broken);
-        assert_eq!(
-            file_names(dir.path()),
-            ["data.jsonl"],
-            "a temporary file was left"
-        );
+        assert_rewrite_fails_and_keeps(&s, dir.path(), "line 2", &broken);
     }
 
     #[test]

@@ -126,13 +126,12 @@ impl<F: Format> Store<F> {
 mod tests {
     use serde_json::json;
 
-    use crate::connector::file::testing::{inode, store, text, upsert};
+    use crate::connector::file::testing::{inode, out_file, store, text, upsert};
     use crate::connector::file::FileConnector;
 
     #[tokio::test]
     async fn new_ids_are_appended_and_known_ids_replaced_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
+        let (dir, path) = out_file();
         let c = store(&path);
         upsert(&c, json!([{"id": "a"}, {"id": "b"}])).await;
         let first = inode(&path);
@@ -156,8 +155,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_without_a_final_newline_is_never_glued_to() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
+        let (_dir, path) = out_file();
         std::fs::write(&path, "{\"id\":\"a\"}").unwrap();
         upsert(&store(&path), json!([{"id": "b"}])).await;
         assert_eq!(text(&path), "{\"id\":\"a\"}\n{\"id\":\"b\"}\n");
@@ -165,8 +163,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_changed_behind_the_index_is_scanned_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("out.jsonl");
+        let (_dir, path) = out_file();
         let c = store(&path);
         upsert(&c, json!([{"id": "a"}])).await;
         upsert(&c, json!([{"id": "b"}])).await;

@@ -94,22 +94,11 @@ impl HttpConnector {
         q
     }
 
-    /// Read one page of `name` at `c`; `seen` guards against loops.
+    /// Read one page of `name` at `c`; `seen` guards against loops. The
+    /// records are left as JSON text when `raw` and the body allows it (an
+    /// array of objects at the records pointer); otherwise parsed, which
+    /// also words any error.
     pub(super) async fn fetch(
-        &self,
-        name: &str,
-        c: &Cursor,
-        size: u64,
-        extra: &[(String, String)],
-        seen: &mut Seen,
-    ) -> Result<Fetched> {
-        self.fetch_as(name, c, size, extra, seen, false).await
-    }
-
-    /// [`HttpConnector::fetch`], with the records left as JSON text when
-    /// `raw` and the body allows it (an array of objects at the records
-    /// pointer); otherwise parsed, which also words any error.
-    pub(super) async fn fetch_as(
         &self,
         name: &str,
         c: &Cursor,
@@ -365,9 +354,7 @@ impl HttpConnector {
         // Never more than the manifest's page size: an API may refuse a
         // larger limit, and import asks for what is left of its batch.
         let size = (limit.max(1) as u64).min(self.page_size("list"));
-        let result = self
-            .fetch_as("list", &cursor, size, &[], &mut seen, raw)
-            .await;
+        let result = self.fetch("list", &cursor, size, &[], &mut seen, raw).await;
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
         let mut page = result?;
         let next = page.next.take().map(|n| Position {
@@ -417,7 +404,7 @@ impl HttpConnector {
         let size = self.page_size("getupdates");
         loop {
             let page = self
-                .fetch("getupdates", &cursor, size, &extra, &mut seen)
+                .fetch("getupdates", &cursor, size, &extra, &mut seen, false)
                 .await?;
             let item_pointer = spec.as_ref().and_then(|s| s.item_token.clone());
             for record in page.records {

@@ -82,6 +82,15 @@ pub enum Decision {
     Planned(Box<Planned>),
 }
 
+impl Decision {
+    fn invalid(id: String, message: impl Into<String>) -> Self {
+        Decision::Invalid(Invalid {
+            id,
+            message: message.into(),
+        })
+    }
+}
+
 /// How the diff runs.
 #[derive(Debug, Clone, Copy)]
 pub struct DiffOptions {
@@ -132,12 +141,10 @@ pub fn plan(
             }
         };
         if !seen.insert(profile.id.clone()) {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message:
-                    "the profile appears more than once in the input; only the first is exported"
-                        .into(),
-            }));
+            out.push(Decision::invalid(
+                profile.id,
+                "the profile appears more than once in the input; only the first is exported",
+            ));
             continue;
         }
         let prev = state.get(&profile.id).cloned();
@@ -180,30 +187,25 @@ pub fn plan(
             fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
         }
         if let Err(message) = validate(&fields, dest) {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message,
-            }));
+            out.push(Decision::invalid(profile.id, message));
             continue;
         }
         let Some(key) = record_id(&fields, &dest.key) else {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message: format!(
+            out.push(Decision::invalid(
+                profile.id,
+                format!(
                     "the profile has no \"{}\", the key the destination looks profiles up by",
                     dest.key
                 ),
-            }));
+            ));
             continue;
         };
         if let Some(other) = keys.get(&key) {
-            out.push(Decision::Invalid(Invalid {
-                id: profile.id,
-                message: format!(
-                    "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
-                    dest.key
-                ),
-            }));
+            let message = format!(
+                "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
+                dest.key
+            );
+            out.push(Decision::invalid(profile.id, message));
             continue;
         }
         keys.insert(key.clone(), profile.id.clone());
@@ -464,6 +466,15 @@ mod tests {
         deletes: Deletes::None,
     };
 
+    /// Plans against a destination that holds groups, with connector "t".
+    fn planned(
+        entries: Vec<Entry>,
+        state: &BTreeMap<String, Exported>,
+        opts: DiffOptions,
+    ) -> Vec<Decision> {
+        plan(entries, state, &dest(), true, "t", opts)
+    }
+
     fn one(decisions: Vec<Decision>) -> Planned {
         match decisions.into_iter().next() {
             Some(Decision::Planned(p)) => *p,
@@ -473,12 +484,9 @@ mod tests {
 
     #[test]
     fn a_new_profile_is_created_with_its_groups() {
-        let d = plan(
+        let d = planned(
             vec![profile("p1", json!({"email": "a@x"}), &["vip"])],
             &BTreeMap::new(),
-            &dest(),
-            true,
-            "t",
             OPTS,
         );
         let p = one(d);
@@ -493,12 +501,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x", "n": 1}), &["vip"]),
         )]);
-        let d = plan(
+        let d = planned(
             vec![profile("p1", json!({"n": 1, "email": "a@x"}), &["vip"])],
             &state,
-            &dest(),
-            true,
-            "t",
             OPTS,
         );
         let p = one(d.clone());
@@ -512,12 +517,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x", "n": 1, "city": "Oslo"}), &[]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "a@x", "n": 2}), &[])],
             &state,
-            &dest(),
-            true,
-            "t",
             OPTS,
         ));
         assert_eq!(
@@ -537,12 +539,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x"}), &[]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "b@x"}), &[])],
             &state,
-            &dest(),
-            true,
-            "t",
             OPTS,
         ));
         match p.step {
@@ -566,12 +565,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x"}), &["a", "b"]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "a@x"}), &["b", "c"])],
             &state,
-            &dest(),
-            true,
-            "t",
             OPTS,
         ));
         assert_eq!(p.step, Step::Nothing);
@@ -601,16 +597,13 @@ mod tests {
 
     #[test]
     fn missing_key_is_invalid_and_duplicates_are_refused() {
-        let d = plan(
+        let d = planned(
             vec![
                 profile("p1", json!({"name": "Ada"}), &[]),
                 profile("p2", json!({"email": "b@x"}), &[]),
                 profile("p2", json!({"email": "c@x"}), &[]),
             ],
             &BTreeMap::new(),
-            &dest(),
-            true,
-            "t",
             OPTS,
         );
         let c = count(&d, true);
@@ -619,15 +612,12 @@ mod tests {
 
     #[test]
     fn two_profiles_with_one_key_are_not_merged() {
-        let d = plan(
+        let d = planned(
             vec![
                 profile("p1", json!({"email": "a@x"}), &[]),
                 profile("p2", json!({"email": "a@x"}), &[]),
             ],
             &BTreeMap::new(),
-            &dest(),
-            true,
-            "t",
             OPTS,
         );
         match &d[1] {
@@ -646,14 +636,11 @@ mod tests {
             "gone".to_string(),
             exported("g@x", json!({"email": "g@x", "n": 1}), &["vip"]),
         )]);
-        let none = plan(vec![], &state, &dest(), true, "t", OPTS);
+        let none = planned(vec![], &state, OPTS);
         assert!(none.is_empty());
-        let clear = one(plan(
+        let clear = one(planned(
             vec![],
             &state,
-            &dest(),
-            true,
-            "t",
             DiffOptions {
                 full: false,
                 deletes: Deletes::Clear,
@@ -663,12 +650,9 @@ mod tests {
             matches!(&clear.step, Step::Update { clear, .. } if clear == &vec!["n".to_string()])
         );
         assert_eq!(clear.remove, ["vip"]);
-        let delete = plan(
+        let delete = planned(
             vec![],
             &state,
-            &dest(),
-            true,
-            "t",
             DiffOptions {
                 full: false,
                 deletes: Deletes::Delete,
@@ -684,12 +668,9 @@ mod tests {
             "p1".to_string(),
             exported("a@x", json!({"email": "a@x"}), &["vip"]),
         )]);
-        let p = one(plan(
+        let p = one(planned(
             vec![profile("p1", json!({"email": "a@x"}), &["vip"])],
             &state,
-            &dest(),
-            true,
-            "t",
             DiffOptions {
                 full: true,
                 deletes: Deletes::None,

@@ -15,7 +15,7 @@ use super::diff::{Decision, Planned, Step};
 use super::input::Invalid;
 use super::report::Sent;
 use super::state::Exported;
-use crate::connector::{able, ProfileOutcome, ProfileSink, ProfileUpdate, Record};
+use crate::connector::{able, ProfileOutcome, ProfileSink, ProfileUpdate};
 use crate::interrupt::Interrupt;
 use crate::output::progress::Progress;
 use crate::output::Output;
@@ -49,6 +49,12 @@ pub(super) struct Track {
 }
 
 impl Track {
+    /// The record step succeeded; the destination holds the record as `id`.
+    fn sent_as(&mut self, id: &str) {
+        self.step_ok = true;
+        self.dest_id = Some(id.to_string());
+    }
+
     fn fail(&mut self, outcome: &ProfileOutcome, what: &str) {
         let (kind, reason) = match outcome {
             ProfileOutcome::Rejected { reason } => (FailKind::Rejected, reason.clone()),
@@ -210,22 +216,35 @@ impl Link<'_> {
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
+
+    /// [`send`] in this run's batches, minding its Ctrl-C flag.
+    async fn send<T, F, Fut>(&self, items: Vec<T>, call: F) -> Vec<ProfileOutcome>
+    where
+        T: Clone,
+        F: Fn(Vec<T>) -> Fut,
+        Fut: Future<Output = Vec<ProfileOutcome>>,
+    {
+        send(items, self.batch, self.out, self.stop, call).await
+    }
+}
+
+/// The tracks whose plan `request` turns into a request, by index, with
+/// their requests in the same order.
+fn requests<T>(tracks: &[Track], request: impl Fn(&Planned) -> Option<T>) -> (Vec<usize>, Vec<T>) {
+    tracks
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| request(&t.p).map(|r| (i, r)))
+        .unzip()
 }
 
 /// Deletes, by the destination id recorded last time.
 async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
-    let idx: Vec<usize> = (0..tracks.len())
-        .filter(|&i| matches!(tracks[i].p.step, Step::Delete { .. }))
-        .collect();
-    let ids: Vec<String> = idx
-        .iter()
-        .map(|&i| match &tracks[i].p.step {
-            Step::Delete { dest_id } => dest_id.clone(),
-            _ => String::new(),
-        })
-        .collect();
-    let outcomes = send(ids, batch, out, stop, |chunk| dest.delete_profiles(chunk)).await;
+    let (idx, ids) = requests(tracks, |p| match &p.step {
+        Step::Delete { dest_id } => Some(dest_id.clone()),
+        _ => None,
+    });
+    let outcomes = link.send(ids, |chunk| dest.delete_profiles(chunk)).await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -240,21 +259,17 @@ async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 
 /// Creates: upserts by key, so a re-sent create never duplicates.
 async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
-    let idx: Vec<usize> = (0..tracks.len())
-        .filter(|&i| tracks[i].p.step == Step::Create)
-        .collect();
-    let records: Vec<Record> = idx.iter().map(|&i| tracks[i].p.fields.clone()).collect();
-    let outcomes = send(records, batch, out, stop, |chunk| {
-        dest.create_profiles(chunk)
-    })
-    .await;
+    let (idx, records) = requests(tracks, |p| {
+        (p.step == Step::Create).then(|| p.fields.clone())
+    });
+    let outcomes = link
+        .send(records, |chunk| dest.create_profiles(chunk))
+        .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
             ProfileOutcome::Ok { id } => {
-                t.step_ok = true;
-                t.dest_id = Some(id.clone());
+                t.sent_as(id);
                 sent.created += 1;
             }
             other => t.fail(other, "create"),
@@ -265,39 +280,29 @@ async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 /// Updates, by the destination id found last time, so a changed key
 /// updates the record instead of creating a second one.
 async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
-    // updates the record instead of creating a second one.
-    let idx: Vec<usize> = (0..tracks.len())
-        .filter(|&i| matches!(tracks[i].p.step, Step::Update { .. }))
-        .collect();
-    let updates: Vec<(String, ProfileUpdate)> = idx
-        .iter()
-        .map(|&i| match &tracks[i].p.step {
-            Step::Update {
-                dest_id,
-                set,
-                clear,
-                ..
-            } => (
-                dest_id.clone(),
-                ProfileUpdate {
-                    set: set.clone(),
-                    clear: clear.clone(),
-                },
-            ),
-            _ => (String::new(), ProfileUpdate::default()),
-        })
-        .collect();
-    let outcomes = send(updates, batch, out, stop, |chunk| {
-        dest.update_profiles(chunk)
-    })
-    .await;
+    let (idx, updates) = requests(tracks, |p| match &p.step {
+        Step::Update {
+            dest_id,
+            set,
+            clear,
+            ..
+        } => Some((
+            dest_id.clone(),
+            ProfileUpdate {
+                set: set.clone(),
+                clear: clear.clone(),
+            },
+        )),
+        _ => None,
+    });
+    let outcomes = link
+        .send(updates, |chunk| dest.update_profiles(chunk))
+        .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
             ProfileOutcome::Ok { id } => {
-                t.step_ok = true;
-                t.dest_id = Some(id.clone());
+                t.sent_as(id);
                 sent.updated += 1;
             }
             ProfileOutcome::NotFound { .. } if !link.stopped() => relocate(dest, t, sent).await,
@@ -314,7 +319,6 @@ async fn memberships(
     link: &Link<'_>,
     sent: &mut Sent,
 ) {
-    let (batch, out, stop) = (link.batch, link.out, link.stop);
     let mut adds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut removes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (i, t) in tracks.iter().enumerate() {
@@ -366,15 +370,11 @@ async fn memberships(
                 .map(|&i| tracks[i].dest_id.clone().unwrap_or_default())
                 .collect();
             let outcomes = if adding {
-                send(ids, batch, out, stop, |chunk| {
-                    members.add_members(&group, chunk)
-                })
-                .await
+                link.send(ids, |chunk| members.add_members(&group, chunk))
+                    .await
             } else {
-                send(ids, batch, out, stop, |chunk| {
-                    members.remove_members(&group, chunk)
-                })
-                .await
+                link.send(ids, |chunk| members.remove_members(&group, chunk))
+                    .await
             };
             for (&i, o) in idx.iter().zip(&outcomes) {
                 let t = &mut tracks[i];
