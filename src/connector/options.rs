@@ -245,17 +245,20 @@ impl From<u64> for Num {
     }
 }
 
-/// The first wait and the number of polls of a connector polling an async
-/// job, from its `pollIntervalMs` and `maxPolls` options, range-checked.
+/// How a connector follows an async job, from its `pollIntervalMs` and
+/// `maxPolls` options, range-checked.
 pub fn polling(
     options: &Options,
     interval_ms: &Num,
     max_polls: &Num,
-) -> Result<(std::time::Duration, u32)> {
+) -> Result<crate::http::Polling> {
     let at = options.at("pollIntervalMs");
     let wait = interval_ms.whole_in(at, 0, MAX_POLL_INTERVAL_MS, "milliseconds")?;
     let polls = max_polls.whole_in(options.at("maxPolls"), 1, MAX_POLLS, "polls")?;
-    Ok((std::time::Duration::from_millis(wait), polls as u32))
+    Ok(crate::http::Polling {
+        first_wait: std::time::Duration::from_millis(wait),
+        max_polls: polls as u32,
+    })
 }
 
 /// A typed connector config declared with [`connector_options!`]: its

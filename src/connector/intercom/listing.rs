@@ -72,9 +72,11 @@ impl ChangeFeed for Intercom {
         let mut mark = since.clone();
         let mut entries = Vec::new();
         let mut cursor: Option<String> = None;
-        // Every cursor followed in this call: one that comes back (A, B, A)
-        // would loop forever, since its contacts are all skipped as read.
-        let mut followed = std::collections::HashSet::new();
+        let mut pages = 0u64;
+        // Every cursor followed in this call, with the page it led to: one
+        // that comes back (A, B, A) would loop forever, since its contacts
+        // are all skipped as read.
+        let mut followed = paging::Seen::new();
         'pages: loop {
             let req = self.api.search(
                 query.clone(),
@@ -107,14 +109,17 @@ impl ChangeFeed for Intercom {
                 });
             }
             match next_page(&req, &page, cursor.as_deref())? {
-                Some(next) if !followed.insert(next.clone()) => {
+                Some(next) if !paging::first_time(&mut followed, next.clone(), pages) => {
                     return Err(failed(format!(
                         "POST {} answered a cursor it had already given; stopping instead of looping",
                         req.shown_url()
                     ))
                     .into());
                 }
-                Some(next) => cursor = Some(next),
+                Some(next) => {
+                    pages += 1;
+                    cursor = Some(next);
+                }
                 None => break,
             }
         }

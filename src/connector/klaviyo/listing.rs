@@ -3,8 +3,6 @@
 //! mark so profiles updated in the same instant are neither skipped nor
 //! repeated).
 
-use std::collections::HashSet;
-
 use anyhow::Result;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -65,9 +63,10 @@ impl ChangeFeed for Klaviyo {
         }
         query.push(("page[size]", MAX_PAGE.to_string()));
         let mut req = self.api.list_profiles(&query);
-        let mut asked = HashSet::new();
-        'pages: loop {
-            if !asked.insert(req.url.clone()) {
+        // Every URL asked in this call, with the page it was asked for.
+        let mut asked = paging::Seen::new();
+        'pages: for n in 0u64.. {
+            if !paging::first_time(&mut asked, req.url.clone(), n) {
                 return Err(failed(format!(
                     "GET {} was answered as a next page twice; stopping instead of looping",
                     req.shown_url()
@@ -134,10 +133,11 @@ impl RecordSource for Klaviyo {
             .into());
         }
         if let Some(c) = &page.next {
+            let after = from.offset + page.records.len() as u64;
             let fresh = self
                 .cursors
                 .lock()
-                .map(|mut seen| seen.insert(c.clone()))
+                .map(|mut seen| paging::first_time(&mut seen, c.clone(), after))
                 .unwrap_or(true);
             if !fresh {
                 return Err(failed(format!(

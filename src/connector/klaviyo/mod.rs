@@ -85,6 +85,7 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::saas::paging::Seen;
 use crate::connector::saas::{self, batch};
 use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Record, Records, Role, Spec, UpsertOutcome, WriteOp,
@@ -184,12 +185,8 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         api_key: config.api_key,
         revision: config.revision,
     };
-    let (first_wait, max_polls) =
+    let polling =
         crate::connector::options::polling(&options, &config.poll_interval_ms, &config.max_polls)?;
-    let polling = bulk::Polling {
-        first_wait,
-        max_polls,
-    };
     let policy = policy(&options, &config.http)?;
     let engine = env.http.engine(policy)?.with_errors(vendor_error);
     Ok(Box::new(Klaviyo {
@@ -198,7 +195,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         engine,
         polling,
         key,
-        cursors: Mutex::new(HashSet::new()),
+        cursors: Mutex::new(Seen::new()),
         previewed_lists: Mutex::new(HashSet::new()),
     }))
 }
@@ -210,9 +207,10 @@ pub struct Klaviyo {
     polling: bulk::Polling,
     /// The identifier records are keyed by (`idField`).
     key: String,
-    /// The cursors `read_page` handed out this run: one handed out twice
-    /// means the listing went round in a circle.
-    cursors: Mutex<HashSet<String>>,
+    /// The cursors `read_page` handed out this run, with the offset each
+    /// led to: one handed out again elsewhere means the listing went round
+    /// in a circle.
+    cursors: Mutex<Seen>,
     /// The lists whose lookup a preview has shown already.
     previewed_lists: Mutex<HashSet<String>>,
 }

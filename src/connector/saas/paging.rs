@@ -12,9 +12,12 @@
 //! - a cursor, URL or page met before at another offset ([`first_time`]:
 //!   the same one at the same offset is a re-read, a retry or a resume).
 //!
-//! Vendor connectors check each page with [`step`]; the manifest connector
-//! (which also numbers pages and stops at a page limit) keeps a [`Seen`]
-//! across the run.
+//! Vendor connectors check each page with [`step`]. Every check for a
+//! cursor, URL or page met before goes through [`first_time`] on a [`Seen`]
+//! the listing keeps: across the run for the manifest connector (which also
+//! numbers pages and stops at a page limit) and Klaviyo's listing, within
+//! one call for the getupdates searches (Intercom, Klaviyo) and Segment's
+//! external ids, whose "offset" is the page number.
 
 use std::collections::HashMap;
 

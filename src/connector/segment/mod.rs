@@ -323,8 +323,8 @@ impl Segment {
     ) -> Result<std::result::Result<Vec<Value>, String>> {
         let mut all = Vec::new();
         let mut next: Option<String> = None;
-        let mut seen: Vec<String> = Vec::new();
-        for _ in 0..MAX_EXTERNAL_ID_PAGES {
+        let mut seen = paging::Seen::new();
+        for page in 0..MAX_EXTERNAL_ID_PAGES {
             let req = self.api.external_ids(lookup, next.as_deref());
             let resp = self.engine.execute(&req).await?;
             if resp.status == 404 && next.is_none() {
@@ -351,14 +351,13 @@ impl Segment {
                 .filter(|c| !c.is_empty());
             match cursor {
                 Some(c) if more => {
-                    if seen.iter().any(|s| s == c) {
+                    if !paging::first_time(&mut seen, c.to_string(), page as u64) {
                         return Err(failed(format!(
                             "GET {} repeated the cursor {c}; stopping instead of looping",
                             req.shown_url()
                         ))
                         .into());
                     }
-                    seen.push(c.to_string());
                     next = Some(c.to_string());
                 }
                 _ => return Ok(Ok(all)),

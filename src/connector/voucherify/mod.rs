@@ -149,12 +149,8 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         app_id: config.application_id,
         secret_key: config.secret_key,
     };
-    let (first_wait, max_polls) =
+    let polling =
         crate::connector::options::polling(&options, &config.poll_interval_ms, &config.max_polls)?;
-    let polling = bulk::Polling {
-        first_wait,
-        max_polls,
-    };
     let policy = policy(&options, &config.http)?;
     let engine = env.http.engine(policy)?.with_errors(vendor_error);
     Ok(Box::new(Voucherify {
