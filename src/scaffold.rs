@@ -15,6 +15,10 @@ const README: &str = include_str!("../templates/README.md");
 /// a new folder works at once against a local API.
 const HTTP_MANIFEST: &str = include_str!("../templates/http/connector.json");
 const HTTP_INPUTS: &str = include_str!("../templates/http/in.json");
+/// The code connectors' samples, against the same local API.
+const JS_MODULE: &str = include_str!("../templates/js/dataSourceApp.js");
+const PY_CONNECTOR: &str = include_str!("../templates/exec/connector.py");
+const PY_HELPER: &str = include_str!("../templates/exec/ferry_connector.py");
 /// Where `ferry sandbox --port 8787` listens, the http template's default.
 pub const SANDBOX_URL: &str = "http://127.0.0.1:8787";
 
@@ -73,7 +77,11 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
             None => {}
         }
     }
-    let inputs = if spec.code == "http" {
+    let sample = samples(spec.code);
+    if !sample.is_empty() && !account.contains_key("baseUrl") {
+        account.insert("baseUrl".into(), json!(SANDBOX_URL));
+    }
+    let inputs = if spec.code == "http" || !sample.is_empty() {
         HTTP_INPUTS.to_string()
     } else {
         pretty(&inputs(spec))
@@ -106,6 +114,7 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
             content: HTTP_MANIFEST.to_string(),
         });
     }
+    files.extend(sample);
     if !env.is_empty() {
         files.push(File {
             path: ".env",
@@ -113,6 +122,24 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
         });
     }
     files
+}
+
+/// The code a code connector's folder starts with: a working sample
+/// against `ferry sandbox` (what `syncpeng init -d` writes for a module,
+/// and its Python counterpart with the protocol helper).
+fn samples(code: &str) -> Vec<File> {
+    let file = |path, content: &str| File {
+        path,
+        content: content.to_string(),
+    };
+    match code {
+        "js" => vec![file("dataSourceApp.js", JS_MODULE)],
+        "exec" => vec![
+            file("connector.py", PY_CONNECTOR),
+            file("ferry_connector.py", PY_HELPER),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 /// A value as `.env` reads it back unchanged (config/env.rs has the
@@ -256,7 +283,16 @@ fn readme(spec: &Spec) -> String {
             examples.push(line.to_string());
         }
     }
-    let before = if spec.code == "http" {
+    let before = if spec.code == "js" || spec.code == "exec" {
+        let file = if spec.code == "js" {
+            "dataSourceApp.js"
+        } else {
+            "connector.py (with ferry_connector.py, which speaks ferry's protocol)"
+        };
+        format!(
+            "`{file}` is the connector. It starts out as a sample for the local\nAPI: run `ferry sandbox --port 8787` in another terminal ({SANDBOX_URL}),\nthen:\n\n"
+        )
+    } else if spec.code == "http" {
         format!(
             "`connector.json` describes the API. It starts out describing the local sample\nAPI: run `ferry sandbox --port 8787` in another terminal ({SANDBOX_URL}),\nthen:\n\n"
         )

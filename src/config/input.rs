@@ -160,8 +160,12 @@ impl Inputs {
     }
 }
 
-/// The sections of in.json that commands read.
+/// The sections of in.json that commands read. `init` is SyncPenguin's:
+/// the account info its tool runs a module's `init` with. ferry accepts it
+/// so a SyncPenguin folder runs unchanged; its account comes from
+/// account.json, and `ferry check` is how a module's `init` runs alone.
 pub const SECTIONS: &[&str] = &[
+    "init",
     "get",
     "insert",
     "patch",

@@ -48,8 +48,15 @@ pub struct Options {
 impl Options {
     /// Check `account` against `spec` and fill in defaults.
     pub fn new(spec: &Spec, account: &Account) -> Result<Options> {
+        let mut extra_secrets = Vec::new();
         for (key, value) in &account.options {
             let Some(opt) = spec.option(key) else {
+                if spec.account_values {
+                    if looks_secret(key) {
+                        collect_strings(value, &mut extra_secrets);
+                    }
+                    continue;
+                }
                 let known: Vec<&str> = spec.options.iter().map(|o| o.key).collect();
                 let mut err = usage(format!(
                     "unknown option \"{key}\" for connector {} in {}",
@@ -81,7 +88,7 @@ impl Options {
             }
         }
         let mut values = account.options.clone();
-        let mut secrets = Vec::new();
+        let mut secrets = extra_secrets;
         for opt in &spec.options {
             if values.get(opt.key).is_none_or(is_unset) {
                 if let Some(default) = &opt.default {
@@ -112,6 +119,12 @@ impl Options {
     /// The secret values, for redaction.
     pub fn secrets(&self) -> &[String] {
         &self.secrets
+    }
+
+    /// Every value of the account, defaults filled in: what a code
+    /// connector hands its module.
+    pub fn values(&self) -> &Map<String, Value> {
+        &self.values
     }
 
     /// The options as the connector's typed config (declared with
@@ -259,6 +272,24 @@ pub fn polling(
         first_wait: std::time::Duration::from_millis(wait),
         max_polls: polls as u32,
     })
+}
+
+/// Whether an account key a connector does not declare names a secret, by
+/// the words credentials are named with (`apiToken`, `client_secret`,
+/// `password`, `apiKey`, `authHeader`, `credentials`).
+pub fn looks_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "key",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|w| key.contains(w))
 }
 
 /// A typed connector config declared with [`connector_options!`]: its

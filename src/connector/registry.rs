@@ -82,6 +82,7 @@ mod tests {
             include_str!("../../templates/http/connector.json"),
         )
         .unwrap();
+        std::fs::write(dir.path().join("dataSourceApp.js"), "module.exports = {};").unwrap();
         let env = Env {
             http: HttpEnv::default(),
             folder: dir.path().to_path_buf(),
@@ -92,7 +93,14 @@ mod tests {
                 .options
                 .iter()
                 .filter(|o| o.required)
-                .map(|o| (o.key.to_string(), format!("t.{code}").into()))
+                .map(|o| {
+                    let v: serde_json::Value = format!("t.{code}").into();
+                    let v = match o.kind {
+                        crate::connector::FieldType::Array => serde_json::json!([v]),
+                        _ => v,
+                    };
+                    (o.key.to_string(), v)
+                })
                 .collect();
             let account = Account {
                 source: "account.json".into(),

@@ -40,6 +40,12 @@ pub struct Spec {
     pub max_batch_size: usize,
     /// How many batches it accepts in parallel.
     pub parallelism: usize,
+    /// Whether account.json may hold keys beyond `options`: a code
+    /// connector's own account values (an API token, a workspace), handed
+    /// to its module as they are. A key whose name says it is a secret
+    /// (token, secret, password, key, auth, credential) is redacted.
+    #[serde(rename = "accountValues", skip_serializing_if = "std::ops::Not::not")]
+    pub account_values: bool,
 }
 
 impl Spec {

@@ -347,6 +347,7 @@ fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
         capabilities: &[],
         max_batch_size: 1,
         parallelism: 1,
+        account_values: false,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

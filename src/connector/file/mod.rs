@@ -114,6 +114,7 @@ impl<F: Format> FileConnector<F> {
             capabilities: Self::CAPABILITIES,
             max_batch_size: 5_000,
             parallelism: 1,
+            account_values: false,
         }
     }
 

@@ -87,6 +87,7 @@ pub fn spec() -> Spec {
         capabilities: HttpConnector::CAPABILITIES,
         max_batch_size: 100,
         parallelism: 4,
+        account_values: false,
     }
 }
 

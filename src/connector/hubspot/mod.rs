@@ -141,6 +141,7 @@ pub fn spec() -> Spec {
         capabilities: HubSpot::CAPABILITIES,
         max_batch_size: MAX_BATCH,
         parallelism: 2,
+        account_values: false,
     }
 }
 

@@ -159,6 +159,7 @@ pub fn spec() -> Spec {
         capabilities: Intercom::CAPABILITIES,
         max_batch_size: BATCH,
         parallelism: PARALLEL,
+        account_values: false,
     }
 }
 

@@ -161,6 +161,7 @@ pub fn spec() -> Spec {
         capabilities: Klaviyo::CAPABILITIES,
         max_batch_size: requests::MAX_BULK,
         parallelism: 4,
+        account_values: false,
     }
 }
 

@@ -136,6 +136,7 @@ pub fn spec() -> Spec {
         capabilities: Segment::CAPABILITIES,
         max_batch_size: MAX_PAGE,
         parallelism: 1,
+        account_values: false,
     }
 }
 

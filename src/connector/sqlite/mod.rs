@@ -76,6 +76,7 @@ pub fn spec() -> Spec {
         capabilities: Sqlite::CAPABILITIES,
         max_batch_size: 1_000,
         parallelism: 1,
+        account_values: false,
     }
 }
 

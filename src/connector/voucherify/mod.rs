@@ -108,6 +108,7 @@ pub fn spec() -> Spec {
         capabilities: Voucherify::CAPABILITIES,
         max_batch_size: MAX_BULK,
         parallelism: 1,
+        account_values: false,
     }
 }
 

@@ -1,0 +1,486 @@
+//! The child process of a code connector and the JSON-RPC conversation with
+//! it (docs/protocol.md): one JSON message a line on its stdin and stdout,
+//! requests both ways. ferry asks one thing at a time; while a call is open
+//! the child may ask ferry to send HTTP requests (through the connector's
+//! [`Engine`], so rate limits, retries, redaction and cassettes apply) and
+//! send `log` notifications. Its stderr is its log, shown line by line and
+//! kept (the last lines) for the error when it dies.
+//!
+//! Nothing here waits forever: a call has a timeout, a child that exits or
+//! writes a line that is not JSON fails the open call at once, and the
+//! child is killed when the connector is dropped (it runs in its own
+//! process group, so a Ctrl-C reaches ferry, which then stops it).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde_json::{json, Map, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::oneshot;
+
+use crate::error::{failed, usage};
+use crate::http::{Body, Engine, RequestSpec};
+use crate::output::Output;
+
+/// How many of the child's last stderr lines an error shows.
+const STDERR_TAIL: usize = 12;
+
+/// The longest protocol line shown in an error.
+const SHOWN_LINE: usize = 200;
+
+/// What the child answered to one call.
+pub enum Reply {
+    Result(Value),
+    /// A JSON-RPC error object: `code`, `message`, `data`.
+    Error(Value),
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// What the reader and the callers share about the child's state.
+#[derive(Default)]
+struct State {
+    /// Why the conversation is over (the child exited, broke the protocol).
+    closed: Mutex<Option<String>>,
+    /// The child's last stderr lines.
+    stderr: Mutex<VecDeque<String>>,
+    /// Under `--dry-run`: the writing requests the child asked for, which
+    /// were answered without being sent.
+    captured: Mutex<Option<Vec<RequestSpec>>>,
+}
+
+impl State {
+    fn close(&self, why: String, pending: &Pending) {
+        if let Ok(mut closed) = self.closed.lock() {
+            closed.get_or_insert(why);
+        }
+        // Dropping the senders wakes every waiting call.
+        if let Ok(mut p) = pending.lock() {
+            p.clear();
+        }
+    }
+
+    fn closed(&self) -> Option<String> {
+        self.closed.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn stderr_tail(&self) -> String {
+        let lines = self.stderr.lock().map(|l| l.iter().cloned().collect::<Vec<_>>());
+        match lines {
+            Ok(l) if !l.is_empty() => format!("; its last stderr lines:\n  {}", l.join("\n  ")),
+            _ => String::new(),
+        }
+    }
+}
+
+/// How a child is started and who it is, for messages.
+pub struct Launch {
+    /// The program and its arguments.
+    pub command: Vec<String>,
+    /// The command as errors show it.
+    pub shown: String,
+    /// The folder it runs in (the connector folder).
+    pub folder: std::path::PathBuf,
+    /// "connector js (dataSourceApp.js)": how errors name it.
+    pub name: String,
+    /// How long one call may take.
+    pub timeout: Duration,
+    /// What to say when the program cannot be started.
+    pub missing_hint: String,
+}
+
+/// A running child and the conversation with it.
+pub struct Peer {
+    name: String,
+    timeout: Duration,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    pending: Pending,
+    state: Arc<State>,
+    next_id: AtomicU64,
+    /// One call at a time (docs/protocol.md): a child may be written as a
+    /// plain loop.
+    turn: tokio::sync::Mutex<()>,
+    child: Mutex<Option<Child>>,
+}
+
+impl Peer {
+    /// Start the child and the tasks that read its stdout and stderr.
+    pub fn start(launch: &Launch, engine: Arc<Engine>, out: Output) -> Result<Peer> {
+        let (program, args) = launch
+            .command
+            .split_first()
+            .ok_or_else(|| usage(format!("{}: the command is empty", launch.name)))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .current_dir(&launch.folder)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        // Its own process group: a Ctrl-C in the terminal reaches ferry
+        // only, which saves its checkpoint and then stops the child.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
+            usage(format!("{}: could not start `{}`: {e}", launch.name, launch.shown))
+                .hint(launch.missing_hint.clone())
+        })?;
+        let (Some(stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            anyhow::bail!("{}: the child's pipes were not set up", launch.name);
+        };
+        let peer = Peer {
+            name: launch.name.clone(),
+            timeout: launch.timeout,
+            stdin: Arc::new(tokio::sync::Mutex::new(stdin)),
+            pending: Pending::default(),
+            state: Arc::new(State::default()),
+            next_id: AtomicU64::new(1),
+            turn: tokio::sync::Mutex::new(()),
+            child: Mutex::new(Some(child)),
+        };
+        tokio::spawn(read_stderr(stderr, peer.state.clone(), out.clone()));
+        let reader = Reader {
+            name: peer.name.clone(),
+            stdin: peer.stdin.clone(),
+            pending: peer.pending.clone(),
+            state: peer.state.clone(),
+            engine,
+            out,
+            warned: Arc::new(AtomicBool::new(false)),
+        };
+        tokio::spawn(reader.run(stdout));
+        Ok(peer)
+    }
+
+    /// Call `method` with `params` and wait for the answer.
+    pub async fn call(&self, method: &str, params: Value) -> Result<Reply> {
+        let _turn = self.turn.lock().await;
+        if let Some(why) = self.state.closed() {
+            return Err(failed(format!("{} {why}", self.name)).into());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.pending.lock() {
+            p.insert(id, tx);
+        }
+        let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        if let Err(e) = write_line(&self.stdin, &line).await {
+            self.wait_exit().await;
+            let why = self
+                .state
+                .closed()
+                .unwrap_or_else(|| format!("could not be written to ({e})"));
+            return Err(failed(format!("{} {why}", self.name)).into());
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => {
+                self.wait_exit().await;
+                let why = self.state.closed().unwrap_or_else(|| "stopped".into());
+                Err(failed(format!(
+                    "{} {why} while answering {method}{}",
+                    self.name,
+                    self.state.stderr_tail()
+                ))
+                .into())
+            }
+            Err(_) => {
+                self.kill();
+                self.state.close(
+                    format!("was stopped after {method} took too long"),
+                    &self.pending,
+                );
+                Err(failed(format!(
+                    "{} did not answer {method} within {} s; it was stopped{}",
+                    self.name,
+                    self.timeout.as_secs_f64(),
+                    self.state.stderr_tail()
+                ))
+                .hint("a call waits this long at most: raise callTimeoutSecs in account.json if it needs more")
+                .into())
+            }
+        }
+    }
+
+    /// Under `dry`, the child's writing requests are answered without
+    /// being sent and kept; [`Peer::captured`] takes them.
+    pub fn capture(&self, dry: bool) {
+        if let Ok(mut c) = self.state.captured.lock() {
+            *c = dry.then(Vec::new);
+        }
+    }
+
+    /// The writing requests captured since [`Peer::capture`].
+    pub fn captured(&self) -> Vec<RequestSpec> {
+        self.state
+            .captured
+            .lock()
+            .ok()
+            .and_then(|mut c| c.take())
+            .unwrap_or_default()
+    }
+
+    /// After the child's stdout closed: its exit status, into the reason.
+    async fn wait_exit(&self) {
+        let child = self.child.lock().ok().and_then(|mut c| c.take());
+        if let Some(mut child) = child {
+            let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            let why = match status {
+                Ok(Ok(s)) => match s.code() {
+                    Some(code) => format!("exited with status {code}"),
+                    None => "was killed by a signal".to_string(),
+                },
+                _ => "closed its stdout".to_string(),
+            };
+            self.state.close(why, &self.pending);
+        }
+    }
+
+    fn kill(&self) {
+        if let Some(child) = self.child.lock().ok().and_then(|mut c| c.take()) {
+            drop(child); // kill_on_drop
+        }
+    }
+}
+
+/// Write one message and a newline.
+async fn write_line(stdin: &tokio::sync::Mutex<ChildStdin>, msg: &Value) -> std::io::Result<()> {
+    let mut text = msg.to_string();
+    text.push('\n');
+    let mut stdin = stdin.lock().await;
+    stdin.write_all(text.as_bytes()).await?;
+    stdin.flush().await
+}
+
+/// The child's stderr: each line shown as its log (redacted by the output)
+/// and the last few kept for errors.
+async fn read_stderr(stderr: tokio::process::ChildStderr, state: Arc<State>, out: Output) {
+    let mut lines = BufReader::new(stderr).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        out.info(&format!("connector: {line}"));
+        if let Ok(mut tail) = state.stderr.lock() {
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(out.redact(&line));
+        }
+    }
+}
+
+/// The task reading the child's stdout: answers, requests, notifications.
+struct Reader {
+    name: String,
+    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    pending: Pending,
+    state: Arc<State>,
+    engine: Arc<Engine>,
+    out: Output,
+    warned: Arc<AtomicBool>,
+}
+
+impl Reader {
+    async fn run(self, stdout: tokio::process::ChildStdout) {
+        let mut lines = BufReader::new(stdout).lines();
+        loop {
+            let line = match lines.next_line().await {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    let why = format!("wrote bytes that are not UTF-8 on stdout ({e})");
+                    self.state.close(why, &self.pending);
+                    return;
+                }
+            };
+            if line.trim().is_empty() {
+                continue;
+            }
+            let msg: Map<String, Value> = match serde_json::from_str(&line) {
+                Ok(Value::Object(m)) => m,
+                _ => {
+                    let shown: String = self.out.redact(&line).chars().take(SHOWN_LINE).collect();
+                    let why = format!(
+                        "wrote a line that is not a JSON-RPC message on stdout: {shown}\n\
+                         (stdout carries only the protocol; write logs to stderr)"
+                    );
+                    self.state.close(why, &self.pending);
+                    return;
+                }
+            };
+            self.dispatch(msg).await;
+        }
+        // End of stdout: the child is gone (or going); the caller waiting
+        // on an answer learns it from the dropped sender.
+        self.state.close("exited".into(), &self.pending);
+    }
+
+    async fn dispatch(&self, msg: Map<String, Value>) {
+        let method = msg.get("method").and_then(Value::as_str);
+        let id = msg.get("id").cloned();
+        match (method, id) {
+            (Some("http"), Some(id)) => {
+                let params = msg.get("params").cloned().unwrap_or(Value::Null);
+                let answer = self.http(params).await;
+                let reply = match answer {
+                    Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                    Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {
+                        "code": -32000,
+                        "message": format!("{e:#}"),
+                        "data": {"kind": "transient"},
+                    }}),
+                };
+                let _ = write_line(&self.stdin, &reply).await;
+            }
+            (Some(other), Some(id)) => {
+                let reply = json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": -32601,
+                    "message": format!("ferry has no method {other:?}; it answers \"http\""),
+                }});
+                let _ = write_line(&self.stdin, &reply).await;
+            }
+            (Some("log"), None) => self.log(msg.get("params")),
+            (Some(_), None) => {}
+            (None, Some(id)) => {
+                let reply = match (msg.get("result"), msg.get("error")) {
+                    (_, Some(e)) => Reply::Error(e.clone()),
+                    (Some(r), None) => Reply::Result(r.clone()),
+                    (None, None) => Reply::Result(Value::Null),
+                };
+                let tx = id
+                    .as_u64()
+                    .and_then(|id| self.pending.lock().ok().and_then(|mut p| p.remove(&id)));
+                if let Some(tx) = tx {
+                    let _ = tx.send(reply);
+                }
+            }
+            (None, None) => {}
+        }
+    }
+
+    /// A `log` notification: shown at its level.
+    fn log(&self, params: Option<&Value>) {
+        let level = params
+            .and_then(|p| p.get("level"))
+            .and_then(Value::as_str)
+            .unwrap_or("info");
+        let message = params
+            .and_then(|p| p.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let text = format!("connector: {message}");
+        match level {
+            "warn" | "warning" | "error" => self.out.warn(&text),
+            "debug" => self.out.verbose(&text),
+            "once-verbose" => {
+                if !self.warned.swap(true, Ordering::Relaxed) {
+                    self.out.verbose(&text)
+                }
+            }
+            _ => self.out.info(&text),
+        }
+    }
+
+    /// The child's `http` request, sent through the engine (or, under
+    /// `--dry-run`, a writing one answered without being sent).
+    async fn http(&self, params: Value) -> Result<Value> {
+        let req = request_of(&params).map_err(|e| failed(format!("{}: {e}", self.name)))?;
+        if !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+            if let Ok(mut c) = self.state.captured.lock() {
+                if let Some(captured) = c.as_mut() {
+                    captured.push(req);
+                    return Ok(json!({"status": 200, "headers": {}, "body": "{}", "dryRun": true}));
+                }
+            }
+        }
+        let resp = self.engine.execute(&req).await?;
+        let headers: Map<String, Value> = resp
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), Value::String(v.clone())))
+            .collect();
+        Ok(json!({"status": resp.status, "headers": headers, "body": resp.body}))
+    }
+}
+
+/// The [`RequestSpec`] of an `http` request's params: `method`, `url`
+/// (absolute), `headers` (an object), `body` (any JSON, sent as JSON) or
+/// `form` (an object of strings, sent form-encoded).
+pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
+    let method = params
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("GET");
+    let url = params
+        .get("url")
+        .and_then(Value::as_str)
+        .ok_or("an http request without a \"url\"")?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "an http request to {url:?}: the url must be absolute (http:// or https://)"
+        ));
+    }
+    let mut req = RequestSpec::new(method, url);
+    if let Some(Value::Object(headers)) = params.get("headers") {
+        for (k, v) in headers {
+            let v = match v {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            req = req.header(k.clone(), v);
+        }
+    }
+    match (params.get("body"), params.get("form")) {
+        (_, Some(Value::Object(form))) => {
+            let fields = form
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect();
+            req.body = Some(Body::Form(fields));
+        }
+        (Some(Value::Null) | None, _) => {}
+        (Some(body), _) => req = req.json(body.clone()),
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_params_become_a_request() {
+        let req = request_of(&json!({
+            "method": "post",
+            "url": "http://h/cats",
+            "headers": {"Authorization": "Bearer t", "X-N": 1},
+            "body": {"name": "Tom"}
+        }))
+        .unwrap();
+        assert_eq!(req.method, "POST");
+        assert_eq!(req.url, "http://h/cats");
+        assert_eq!(
+            req.headers,
+            vec![
+                ("Authorization".to_string(), "Bearer t".to_string()),
+                ("X-N".to_string(), "1".to_string())
+            ]
+        );
+        assert_eq!(req.body, Some(Body::Json(json!({"name": "Tom"}))));
+        let form = request_of(&json!({"url": "https://h/t", "form": {"a": "b"}})).unwrap();
+        assert_eq!(form.method, "GET");
+        assert_eq!(form.body, Some(Body::Form(vec![("a".into(), "b".into())])));
+    }
+
+    #[test]
+    fn a_relative_or_missing_url_is_refused() {
+        assert!(request_of(&json!({"url": "/cats"}))
+            .unwrap_err()
+            .contains("must be absolute"));
+        assert!(request_of(&json!({})).unwrap_err().contains("without a \"url\""));
+    }
+}
