@@ -27,7 +27,8 @@ class Customers:
 
     def insert(self, value):
         created = self.http.post("/customers", value)
-        return {"id": created["id"]}
+        # Under --dry-run the POST is not sent and answers {}: no id yet.
+        return {"id": created.get("id")}
 
     def patch(self, id, value):
         self.http.patch("/customers/" + quote(id, safe=""), value)

@@ -202,4 +202,5 @@ def run(connector):
                 data["location"] = where
             if getattr(e, "status", None) is not None:
                 data["status"] = e.status
-            channel.send({"id": ident, "error": {"code": -32000, "message": str(e), "data": data}})
+            message = str(e) if isinstance(e, ConnectorError) else "%s: %s" % (type(e).__name__, e)
+            channel.send({"id": ident, "error": {"code": -32000, "message": message, "data": data}})

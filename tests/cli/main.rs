@@ -5,6 +5,7 @@
 mod support;
 
 mod cassette;
+mod code;
 mod config;
 mod connectors;
 mod errors;

@@ -161,7 +161,7 @@ impl Code {
             (Some("invalid_record"), _) => anyhow::Error::new(Rejection(format!("{message}{at}"))),
             (Some("not_found"), _) => not_found(text).into(),
             (Some("config"), _) => usage(text)
-                .hint("check account.json and the module's init")
+                .hint("check the connector's code and the values account.json gives it")
                 .into(),
             (Some("unsupported"), _) | (_, Some(-32601)) => {
                 Failure::new(Kind::Unsupported, text).into()

@@ -46,6 +46,9 @@ type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 struct State {
     /// Why the conversation is over (the child exited, broke the protocol).
     closed: Mutex<Option<String>>,
+    /// The child broke the protocol: it is stopped at once rather than
+    /// waited for, and its stderr says nothing about why.
+    broken: AtomicBool,
     /// The child's last stderr lines.
     stderr: Mutex<VecDeque<String>>,
     /// Under `--dry-run`: the writing requests the child asked for, which
@@ -180,6 +183,11 @@ impl Peer {
         }
         match tokio::time::timeout(self.timeout, rx).await {
             Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) if self.state.broken.load(Ordering::Relaxed) => {
+                self.kill();
+                let why = self.state.closed().unwrap_or_default();
+                Err(failed(format!("{} {why}", self.name)).into())
+            }
             Ok(Err(_)) => {
                 self.wait_exit().await;
                 let why = self.state.closed().unwrap_or_else(|| "stopped".into());
@@ -238,7 +246,10 @@ impl Peer {
                 },
                 _ => "closed its stdout".to_string(),
             };
-            self.state.close(why, &self.pending);
+            // Its exit status says more than the reader's "exited".
+            if let Ok(mut closed) = self.state.closed.lock() {
+                *closed = Some(why);
+            }
         }
     }
 
@@ -308,7 +319,11 @@ impl Reader {
                         "wrote a line that is not a JSON-RPC message on stdout: {shown}\n\
                          (stdout carries only the protocol; write logs to stderr)"
                     );
+                    self.state.broken.store(true, Ordering::Relaxed);
                     self.state.close(why, &self.pending);
+                    // Read on (and drop) until the caller stops the child,
+                    // so its next write does not fail on a closed pipe.
+                    while let Ok(Some(_)) = lines.next_line().await {}
                     return;
                 }
             };

@@ -1,0 +1,395 @@
+//! Connectors written in code: the `js` connector running a SyncPenguin-style
+//! module through real Node, and the `exec` connector running a Python
+//! program over ferry's protocol, both against `ferry sandbox` (their HTTP
+//! goes through ferry's engine), with every documented error.
+
+use crate::support::{Folder, Run, Sandbox};
+
+/// The canary token the sandbox demands: it must never be printed or saved.
+const TOKEN: &str = "canary-js-Tok3n";
+
+/// A folder from `ferry init --connector CODE`, pointed at `sandbox` with
+/// the canary token.
+fn scaffold(code: &str, sandbox: &Sandbox) -> Folder {
+    let f = Folder::new();
+    let run = f.run(&["init", ".", "--connector", code, "--yes"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
+    account["baseUrl"] = sandbox.url.clone().into();
+    account["apiToken"] = TOKEN.into();
+    f.write("account.json", &account.to_string());
+    f
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::start(&["--port", "0", "--records", "5"])
+}
+
+/// A folder with `module` as dataSourceApp.js and an account on `url`.
+fn module(url: &str, source: &str) -> Folder {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &format!(r#"{{"connector": "js", "baseUrl": "{url}", "apiToken": "{TOKEN}"}}"#),
+    );
+    f.write("dataSourceApp.js", source);
+    f
+}
+
+fn snapshot(name: &str, run: &Run) {
+    run.hides(&[TOKEN], "the token");
+    insta::assert_snapshot!(name, run.render());
+}
+
+#[test]
+fn the_js_sample_runs_every_action_against_the_sandbox() {
+    let s = sandbox();
+    let f = scaffold("js", &s);
+    snapshot("js_check", &f.run(&["check"]));
+    snapshot("js_get", &f.run(&["get"]));
+    snapshot("js_insert", &f.run(&["insert"]));
+    snapshot("js_patch", &f.run(&["patch", "--id", "cus_0000003"]));
+    snapshot("js_delete", &f.run(&["delete", "--id", "cus_0000004"]));
+    snapshot("js_getupdates", &f.run(&["getupdates"]));
+    assert_eq!(s.get("/customers/cus_0000003")["name"], "Grace B. Hopper");
+    assert_eq!(s.get("/customers/cus_0000006")["email"], "ada@example.com");
+    let gone = s.get("/customers/cus_0000004");
+    assert!(
+        gone["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not found"),
+        "{gone}"
+    );
+}
+
+#[test]
+fn the_python_sample_runs_every_action_against_the_sandbox() {
+    let s = sandbox();
+    let f = scaffold("exec", &s);
+    snapshot("py_check", &f.run(&["check"]));
+    snapshot("py_get", &f.run(&["get"]));
+    snapshot("py_insert", &f.run(&["insert"]));
+    snapshot("py_patch", &f.run(&["patch", "--id", "cus_0000003"]));
+    snapshot("py_delete", &f.run(&["delete", "--id", "cus_0000004"]));
+    let updates = f.run(&["getupdates"]).ok_json();
+    let ids: Vec<&str> = updates["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "cus_0000001",
+            "cus_0000002",
+            "cus_0000005",
+            "cus_0000006",
+            "cus_0000003",
+            "cus_0000004"
+        ]
+    );
+    assert_eq!(updates["entries"][5]["type"], "delete");
+    assert_eq!(s.get("/customers/cus_0000003")["name"], "Grace B. Hopper");
+    let missing = f.run(&["get", "--id", "cus_0000004"]);
+    snapshot("py_get_missing", &missing);
+}
+
+#[test]
+fn requests_show_on_vv_redacted_and_the_module_log_on_stderr() {
+    let s = sandbox();
+    let f = module(
+        &s.url,
+        r#"module.exports = {
+  async init(account) { this.httpClient.setHeader('Authorization', 'Bearer ' + account.apiToken); },
+  async get(id) { console.log('getting', id, 'with', this.httpClient.headers.Authorization); return this.httpClient.get('/customers/' + id); },
+};"#,
+    );
+    let run = f.run(&["-vv", "get", "--id", "cus_0000001"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    run.hides(&[TOKEN], "the token");
+    assert!(
+        run.stderr.contains("> GET http://127.0.0.1:"),
+        "{}",
+        run.render()
+    );
+    assert!(
+        run.stderr.contains("> Authorization: ***"),
+        "{}",
+        run.render()
+    );
+    assert!(
+        run.stderr
+            .contains("connector: getting cus_0000001 with Bearer ***"),
+        "{}",
+        run.render()
+    );
+}
+
+#[test]
+fn recorded_cases_pass_offline_and_hold_no_secret() {
+    let s = sandbox();
+    let f = scaffold("js", &s);
+    for (case, args) in [
+        ("get", &["get"][..]),
+        ("insert", &["insert"]),
+        ("updates", &["getupdates"]),
+    ] {
+        let mut full = vec!["--record", "--save-case", case];
+        full.extend_from_slice(args);
+        let run = f.run(&full);
+        assert_eq!(run.code, 0, "{}", run.render());
+    }
+    drop(s);
+    let run = f.run(&["test"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(run.json()["passed"], 3, "{}", run.render());
+    for dir in ["tests", "cassettes"] {
+        for entry in std::fs::read_dir(f.join(dir)).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            assert!(
+                !text.contains(TOKEN) && !text.contains("Y2FuYXJ5"),
+                "{dir}: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dry_run_sends_the_reads_and_shows_the_writes() {
+    let s = sandbox();
+    let f = scaffold("js", &s);
+    snapshot("js_insert_dry_run", &f.run(&["insert", "--dry-run"]));
+    snapshot(
+        "js_delete_dry_run",
+        &f.run(&["delete", "--dry-run", "--id", "cus_0000001"]),
+    );
+    assert_eq!(s.get("/customers/cus_0000001")["id"], "cus_0000001");
+    assert!(s.get("/customers/cus_0000006")["error"].is_object());
+}
+
+#[test]
+fn import_pages_through_get_updates_and_writes_back_record_by_record() {
+    let s = sandbox();
+    let f = scaffold("js", &s);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:out.jsonl",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(run.json()["written"], 5);
+    let ids = crate::support::jsonl_field(&f.read("out.jsonl"), "id");
+    assert_eq!(ids.len(), 5);
+    f.write(
+        "new.jsonl",
+        "{\"id\": \"cus_0000001\", \"name\": \"Patched\"}\n{\"id\": \"cus_0000004\", \"email\": \"new@example.com\", \"name\": \"New\"}\n",
+    );
+    assert_eq!(f.run(&["delete", "--id", "cus_0000004"]).code, 0);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:new.jsonl",
+        "--to",
+        "account.json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert_eq!(run.json()["written"], 2, "{}", run.render());
+    assert_eq!(s.get("/customers/cus_0000001")["name"], "Patched");
+    // cus_0000004 was gone: its patch answered 404, so it was inserted.
+    assert_eq!(
+        s.get("/customers?email=new@example.com")["data"][0]["name"],
+        "New"
+    );
+}
+
+#[test]
+fn upsert_many_answers_one_outcome_per_record_and_a_refusal_is_a_reject() {
+    let s = sandbox();
+    let f = module(
+        &s.url,
+        r#"module.exports = {
+  async upsertMany(values) {
+    return values.map((v) => v.name ? { id: v.id } : { error: { message: 'a name is required' } });
+  },
+};"#,
+    );
+    f.write(
+        "in.jsonl",
+        "{\"id\": \"a\", \"name\": \"A\"}\n{\"id\": \"b\"}\n{\"id\": \"c\", \"name\": \"C\"}\n",
+    );
+    let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "account.json"]);
+    assert_eq!(run.code, 3, "some records rejected: {}", run.render());
+    let report = run.json();
+    assert_eq!(report["written"], 2, "{}", run.render());
+    assert_eq!(report["rejected"]["total"], 1, "{}", run.render());
+    let rejects = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("rejects"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .unwrap_or_else(|| f.read(report["rejects"].as_str().unwrap()));
+    assert!(rejects.contains("a name is required"), "{rejects}");
+}
+
+#[test]
+fn a_module_may_be_esm_use_fetch_require_its_node_modules_and_spell_entires() {
+    let s = sandbox();
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &format!(
+            r#"{{"connector": "js", "module": "app.mjs", "baseUrl": "{}"}}"#,
+            s.url
+        ),
+    );
+    f.write(
+        "node_modules/tiny-client/package.json",
+        r#"{"name": "tiny-client", "main": "index.js"}"#,
+    );
+    f.write(
+        "node_modules/tiny-client/index.js",
+        "module.exports = (base) => ({ get: (p) => fetch(base + p, { headers: { Authorization: 'Bearer canary-js-Tok3n' } }).then((r) => r.json()) });",
+    );
+    f.write(
+        "app.mjs",
+        r#"import { createRequire } from 'module';
+const require = createRequire(import.meta.url);
+const tiny = require('tiny-client');
+let client;
+export async function init(account) { client = tiny(account.baseUrl); }
+export async function get(id) { return client.get('/customers/' + id); }
+export async function getUpdates(lastSync) {
+  return { nextSync: '1', entires: [{ id: 'x', type: 'upsert', value: { id: 'x' } }] };
+}
+"#,
+    );
+    let run = f.run(&["get", "--id", "cus_0000002"]);
+    assert_eq!(run.ok_json()["id"], "cus_0000002", "{}", run.render());
+    let run = f.run(&["-v", "getupdates"]);
+    assert_eq!(run.ok_json()["entries"][0]["id"], "x", "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("answered \"entires\"; read as \"entries\""),
+        "{}",
+        run.render()
+    );
+}
+
+#[test]
+fn the_in_json_init_section_of_syncpenguin_is_accepted() {
+    let s = sandbox();
+    let f = scaffold("js", &s);
+    f.write(
+        "in.json",
+        r#"{"init": {"apiToken": "x"}, "get": {"id": "cus_0000001"}}"#,
+    );
+    let run = f.run(&["get"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert!(!run.stderr.contains("warning"), "{}", run.render());
+}
+
+#[test]
+fn missing_node_an_old_node_and_a_missing_module_are_exit_2() {
+    let f = module(
+        "http://127.0.0.1:9",
+        "module.exports = { async get(id) { return {id}; } };",
+    );
+    let run = f.run_cmd(
+        f.ferry()
+            .env("FERRY_NODE", "/nonexistent/node")
+            .args(["get", "--id", "1"]),
+    );
+    snapshot("js_no_node", &run);
+    // A "node" that answers initialize as Node 16 would.
+    let old = f.write(
+        "old-node",
+        "#!/bin/sh\nread line\necho '{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"protocolVersion\":1,\"node\":\"16.20.0\",\"capabilities\":[]}}'\nread line\n",
+    );
+    make_executable(&old);
+    let run = f.run_cmd(f.ferry().env("FERRY_NODE", &old).args(["get", "--id", "1"]));
+    snapshot("js_old_node", &run);
+    std::fs::remove_file(f.join("dataSourceApp.js")).unwrap();
+    snapshot("js_no_module", &f.run(&["get", "--id", "1"]));
+}
+
+#[test]
+fn a_syntax_error_a_missing_method_and_a_thrown_error_name_the_module() {
+    let f = module(
+        "http://127.0.0.1:9",
+        "module.exports = {\n  async get(id) {\n    return {id\n  },\n};\n",
+    );
+    snapshot("js_syntax_error", &f.run(&["get", "--id", "1"]));
+    f.write(
+        "dataSourceApp.js",
+        "module.exports = {\n  async get(id) {\n    throw new Error('no cat ' + id);\n  },\n};\n",
+    );
+    snapshot("js_thrown", &f.run(&["get", "--id", "tom"]));
+    snapshot(
+        "js_no_patch",
+        &f.run(&["patch", "--id", "tom", "--value", "{}"]),
+    );
+}
+
+#[test]
+fn a_crash_a_hang_and_a_stray_stdout_line_end_with_a_clear_error() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"module.exports = {
+  async get(id) {
+    if (id === 'crash') { process.stderr.write('about to fail\n'); process.exit(3); }
+    if (id === 'hang') { return new Promise(() => {}); }
+    process.stdout.write('debug output\n');
+    return { id };
+  },
+};"#,
+    );
+    snapshot("js_crash", &f.run(&["get", "--id", "crash"]));
+    snapshot("js_stray_stdout", &f.run(&["get", "--id", "x"]));
+    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
+    account["callTimeoutSecs"] = 1.into();
+    f.write("account.json", &account.to_string());
+    let started = std::time::Instant::now();
+    snapshot("js_hang", &f.run(&["get", "--id", "hang"]));
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[test]
+fn an_http_error_rejects_with_status_and_body_and_maps_to_exit_codes() {
+    let s = sandbox();
+    let f = module(
+        &s.url,
+        r#"module.exports = {
+  async init(account) { this.httpClient.setHeader('Authorization', 'Bearer ' + account.apiToken); },
+  async get(id) {
+    try { return await this.httpClient.get('/customers/' + id); }
+    catch (e) { if (e.status === 404 && id === 'caught') return { id, status: e.status, said: e.body.error.message }; throw e; }
+  },
+};"#,
+    );
+    let caught = f.run(&["get", "--id", "caught"]).ok_json();
+    assert_eq!(caught["status"], 404);
+    assert_eq!(caught["said"], "customer caught not found");
+    snapshot("js_not_found", &f.run(&["get", "--id", "cus_missing"]));
+    let guarded = Sandbox::start(&["--port", "0", "--records", "5", "--token", TOKEN]);
+    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
+    account["apiToken"] = "wrong-token".into();
+    account["baseUrl"] = guarded.url.clone().into();
+    f.write("account.json", &account.to_string());
+    snapshot("js_unauthorized", &f.run(&["get", "--id", "cus_0000001"]));
+}
+
+#[test]
+fn connectors_js_describes_the_module_interface() {
+    let f = Folder::new();
+    let run = f.run(&["connectors", "js"]);
+    insta::assert_snapshot!("connectors_js", run.render());
+}
+
+fn make_executable(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
