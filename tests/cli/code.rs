@@ -393,3 +393,59 @@ fn make_executable(path: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+/// A module whose getUpdates answers 10 records a call, slowly, up to 60.
+const SLOW_SOURCE: &str = r#"module.exports = {
+  async getUpdates(lastSync) {
+    const from = Number(lastSync || 0);
+    if (from >= 60) return { nextSync: String(from), entries: [] };
+    await new Promise((r) => setTimeout(r, 150));
+    const entries = [];
+    for (let i = from; i < from + 10; i++) entries.push({ id: 'r' + i, type: 'upsert', value: { id: 'r' + i, n: i } });
+    return { nextSync: String(from + 10), entries };
+  },
+};"#;
+
+/// Start an import from the slow module, wait for its first checkpoint,
+/// send `signal`, then resume: the file ends with every record once.
+fn interrupt_then_resume(signal: &str) -> (Option<i32>, String) {
+    let f = module("http://127.0.0.1:9", SLOW_SOURCE);
+    let args = [
+        "import", "--from", "account.json", "--to", "jsonl:out.jsonl", "--batch-size", "10",
+    ];
+    let mut child = f.spawn(&args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !f.exists("out.jsonl") || f.read("out.jsonl").lines().count() < 10 {
+        assert!(child.try_wait().unwrap().is_none(), "finished before the signal");
+        assert!(std::time::Instant::now() < deadline, "no batch was written");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut resume = args.to_vec();
+    resume.push("--resume");
+    let run = f.run(&resume);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let ids = crate::support::jsonl_field(&f.read("out.jsonl"), "id");
+    let want: Vec<String> = (0..60).map(|i| format!("r{i}")).collect();
+    assert_eq!(ids, want, "every record once, in order");
+    (out.status.code(), stderr)
+}
+
+#[test]
+fn ctrl_c_stops_the_module_saves_the_checkpoint_and_a_resume_ends_exact() {
+    let (code, stderr) = interrupt_then_resume("-INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("the checkpoint is saved at offset"), "{stderr}");
+}
+
+#[test]
+fn kill_9_during_an_import_from_a_module_resumes_to_an_exact_copy() {
+    let (code, stderr) = interrupt_then_resume("-9");
+    assert_eq!(code, None, "{stderr}");
+}
