@@ -398,6 +398,45 @@ pub trait ProfileSink: Connector {
         })
         .await
     }
+
+    /// A destination that takes each profile's whole change in one call
+    /// (Grouparoo's `exportProfile`: old and new properties and groups),
+    /// instead of the finds, creates, updates and memberships above.
+    fn whole(&self) -> Option<&dyn WholeProfileSink> {
+        None
+    }
+}
+
+/// One profile's whole change since the last export, as Grouparoo's
+/// destinations receive it: what was exported before and what is exported
+/// now (a cleared property is in the old properties and not in the new).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileChange {
+    #[serde(rename = "profileId")]
+    pub profile_id: String,
+    /// The key value the destination knows the profile by.
+    pub key: String,
+    #[serde(rename = "oldProfileProperties")]
+    pub old_properties: Record,
+    #[serde(rename = "newProfileProperties")]
+    pub new_properties: Record,
+    #[serde(rename = "oldGroups")]
+    pub old_groups: Vec<String>,
+    #[serde(rename = "newGroups")]
+    pub new_groups: Vec<String>,
+    #[serde(rename = "toDelete")]
+    pub to_delete: bool,
+}
+
+/// [`ProfileSink::whole`]: profiles exported as whole changes.
+#[async_trait]
+pub trait WholeProfileSink: Send + Sync {
+    /// Export `changes`; one outcome per change, in order (`Ok` answers the
+    /// key as the destination id).
+    async fn export_changes(&self, changes: Vec<ProfileChange>) -> Vec<ProfileOutcome>;
+
+    /// What exporting `changes` would send (export's `--dry-run`).
+    fn preview_changes(&self, changes: &[ProfileChange]) -> Result<Vec<Value>>;
 }
 
 /// Export's group memberships: groups (lists, tags, segments) found or

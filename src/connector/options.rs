@@ -154,6 +154,11 @@ impl Options {
             .map_err(|e| usage(format!("{}: {e}", self.source)).into())
     }
 
+    /// The folder of the account's file: where its relative paths point.
+    pub fn folder(&self) -> &std::path::Path {
+        &self.folder
+    }
+
     /// A path option's value resolved against the account's folder.
     pub fn resolve(&self, path: &str) -> PathBuf {
         crate::config::resolve(&self.folder, path)
@@ -276,20 +281,26 @@ pub fn polling(
 
 /// Whether an account key a connector does not declare names a secret, by
 /// the words credentials are named with (`apiToken`, `client_secret`,
-/// `password`, `apiKey`, `authHeader`, `credentials`).
+/// `password`, `apiKey`, `privateKey`, `authorization`, `credentials`).
+/// Not every "key" is one (`keyField`, `primaryKey`), nor every "auth…"
+/// (`author`): a value wrongly taken for a secret is starred out of every
+/// output and cassette, so the words are narrow.
 pub fn looks_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
+    let key = key.to_ascii_lowercase().replace(['_', '-'], "");
+    let words = [
         "token",
         "secret",
         "password",
         "passwd",
-        "key",
-        "auth",
         "credential",
-    ]
-    .iter()
-    .any(|w| key.contains(w))
+        "apikey",
+        "privatekey",
+        "accesskey",
+        "signingkey",
+        "authorization",
+        "bearer",
+    ];
+    words.iter().any(|w| key.contains(w)) || key == "key" || key == "auth"
 }
 
 /// A typed connector config declared with [`connector_options!`]: its

@@ -13,6 +13,11 @@ methods your connector has, and call `run(YourConnector())`.
     delete(id)                 None
     get_updates(last_sync)     {"nextSync": str, "entries": [{"id", "type", "value"}]}
     upsert_many(values)        [{"id": ...} or {"error": {"message": ...}}], one per value
+    export_profile(profile)    {"success": bool}; profile is {"profileId", "key",
+                               "oldProfileProperties", "newProfileProperties",
+                               "oldGroups", "newGroups", "toDelete"}
+    export_profiles(profiles)  {"success": bool, "errors": [{"profileId", "message",
+                               "errorLevel": "info" (skipped) or "error" (retried)}]}
 
 `self.http` sends HTTP requests through ferry (so its rate limits, retries,
 redaction, -v logging and --record/--replay apply) and answers the parsed
@@ -35,13 +40,16 @@ METHODS = {
     "delete": "delete",
     "getUpdates": "get_updates",
     "upsertMany": "upsert_many",
+    "exportProfile": "export_profile",
+    "exportProfiles": "export_profiles",
 }
 
 
 class ConnectorError(Exception):
     """An error ferry understands. kind: config, auth, not_found,
     rate_limited, transient, invalid_record (the record's fault: import
-    rejects it and goes on), or failed."""
+    rejects it and goes on), skipped (export: not sent, never retried), or
+    failed."""
 
     def __init__(self, message, kind="failed", status=None, body=None):
         super().__init__(message)
@@ -72,6 +80,9 @@ class Http:
 
     def set_header(self, name, value):
         self.headers[name] = str(value)
+
+    def remove_header(self, name):
+        self.headers.pop(name, None)
 
     def url(self, path):
         if path.startswith("http://") or path.startswith("https://"):
@@ -156,6 +167,10 @@ def _location(folder):
 
 def run(connector):
     """Serve ferry's calls with `connector` until ferry closes stdin."""
+    # The protocol is UTF-8 whatever the locale says.
+    sys.stdin.reconfigure(encoding="utf-8")
+    sys.stdout.reconfigure(encoding="utf-8")
+    sys.stderr.reconfigure(encoding="utf-8", errors="replace")
     channel = _Channel()
     # stdout is the protocol's: print() goes to stderr.
     sys.stdout = sys.stderr
@@ -189,6 +204,10 @@ def run(connector):
                     result = call(params.get("lastSync"))
                 elif method == "upsertMany":
                     result = call(params.get("values") or [])
+                elif method == "exportProfile":
+                    result = call(params.get("profile"))
+                elif method == "exportProfiles":
+                    result = call(params.get("profiles") or [])
                 else:
                     result = call()
             else:
@@ -202,5 +221,6 @@ def run(connector):
                 data["location"] = where
             if getattr(e, "status", None) is not None:
                 data["status"] = e.status
+                data["body"] = e.body
             message = str(e) if isinstance(e, ConnectorError) else "%s: %s" % (type(e).__name__, e)
             channel.send({"id": ident, "error": {"code": -32000, "message": message, "data": data}})

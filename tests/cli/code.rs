@@ -41,6 +41,12 @@ fn snapshot(name: &str, run: &Run) {
     insta::assert_snapshot!(name, run.render());
 }
 
+/// [`snapshot`] for an export's summary, its timings and state hash filtered.
+fn snapshot_export(name: &str, run: &Run) {
+    run.hides(&[TOKEN], "the token");
+    insta::assert_snapshot!(name, crate::export::render(run));
+}
+
 #[test]
 fn the_js_sample_runs_every_action_against_the_sandbox() {
     let s = sandbox();
@@ -411,12 +417,21 @@ const SLOW_SOURCE: &str = r#"module.exports = {
 fn interrupt_then_resume(signal: &str) -> (Option<i32>, String) {
     let f = module("http://127.0.0.1:9", SLOW_SOURCE);
     let args = [
-        "import", "--from", "account.json", "--to", "jsonl:out.jsonl", "--batch-size", "10",
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "10",
     ];
     let mut child = f.spawn(&args);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !f.exists("out.jsonl") || f.read("out.jsonl").lines().count() < 10 {
-        assert!(child.try_wait().unwrap().is_none(), "finished before the signal");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before the signal"
+        );
         assert!(std::time::Instant::now() < deadline, "no batch was written");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
@@ -441,11 +456,167 @@ fn interrupt_then_resume(signal: &str) -> (Option<i32>, String) {
 fn ctrl_c_stops_the_module_saves_the_checkpoint_and_a_resume_ends_exact() {
     let (code, stderr) = interrupt_then_resume("-INT");
     assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("the checkpoint is saved at offset"), "{stderr}");
+    assert!(
+        stderr.contains("the checkpoint is saved at offset"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn kill_9_during_an_import_from_a_module_resumes_to_an_exact_copy() {
     let (code, stderr) = interrupt_then_resume("-9");
     assert_eq!(code, None, "{stderr}");
+}
+
+#[test]
+fn a_page_larger_than_the_batch_is_read_in_parts_and_limit_cuts_it() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"module.exports = {
+  async getUpdates(lastSync) {
+    const from = Number(lastSync || 0);
+    if (from >= 60) return { nextSync: String(from), entries: [] };
+    const entries = [];
+    for (let i = from; i < from + 25; i++) entries.push({ id: 'r' + i, type: 'upsert', value: { id: 'r' + i } });
+    return { nextSync: String(from + 25), entries: entries.slice(0, 60 - from) };
+  },
+};"#,
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "10",
+    ]);
+    assert_eq!(run.ok_json()["written"], 60, "{}", run.render());
+    let want: Vec<String> = (0..60).map(|i| format!("r{i}")).collect();
+    assert_eq!(
+        crate::support::jsonl_field(&f.read("out.jsonl"), "id"),
+        want
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:few.jsonl",
+        "--limit",
+        "3",
+    ]);
+    assert_eq!(run.ok_json()["written"], 3, "{}", run.render());
+    assert_eq!(
+        crate::support::jsonl_field(&f.read("few.jsonl"), "id"),
+        ["r0", "r1", "r2"]
+    );
+}
+
+/// A Grouparoo-style destination module keeping what it was sent in
+/// `sent.jsonl`: each profile's whole change, one line a call.
+const EXPORT_ONE: &str = r#"const fs = require('fs');
+module.exports = {
+  async exportProfile(profile) {
+    if (!profile.newProfileProperties.email && !profile.toDelete) {
+      throw Object.assign(new Error('no email: not exported'), { errorLevel: 'info' });
+    }
+    if (profile.newProfileProperties.email === 'down@example.com') {
+      return { success: false, message: 'the API is down' };
+    }
+    fs.appendFileSync('sent.jsonl', JSON.stringify(profile) + '\n');
+    return { success: true };
+  },
+};"#;
+
+#[test]
+fn export_sends_each_profiles_whole_change_to_export_profile() {
+    let f = module("http://127.0.0.1:9", EXPORT_ONE);
+    f.write(
+        "profiles.jsonl",
+        r#"{"id": "p1", "properties": {"email": "a@example.com", "name": "A"}, "groups": ["vip"]}
+{"id": "p2", "properties": {"email": "b@example.com", "name": "B"}, "groups": []}
+{"id": "p3", "properties": {"name": "C"}, "groups": []}
+{"id": "p4", "properties": {"email": "down@example.com"}, "groups": []}
+"#,
+    );
+    let run = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+    ]);
+    snapshot_export("js_export_first", &run);
+    f.write(
+        "profiles.jsonl",
+        r#"{"id": "p1", "properties": {"email": "a@example.com"}, "groups": ["vip", "new"]}
+"#,
+    );
+    std::fs::remove_file(f.join("sent.jsonl")).unwrap();
+    let run = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+        "--deletes",
+        "delete",
+        "--yes",
+    ]);
+    snapshot_export("js_export_second", &run);
+    let sent: Vec<serde_json::Value> = f
+        .read("sent.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    insta::assert_json_snapshot!("js_export_second_sent", sent);
+}
+
+#[test]
+fn export_profiles_answers_errors_per_profile_and_a_dry_run_sends_nothing() {
+    let s = sandbox();
+    let f = module(
+        &s.url,
+        r#"module.exports = {
+  async exportProfiles(profiles) {
+    for (const p of profiles) {
+      if (p.newProfileProperties.email) await this.httpClient.post('/customers/bulk', { records: [{ id: p.key, email: p.newProfileProperties.email }] });
+    }
+    return {
+      success: false,
+      errors: profiles.filter((p) => !p.newProfileProperties.email).map((p) => ({ profileId: p.profileId, message: 'no email', errorLevel: p.profileId === 'cus_0000002' ? 'info' : 'error' })),
+    };
+  },
+};"#,
+    );
+    f.write(
+        "profiles.jsonl",
+        r#"{"id": "cus_0000001", "properties": {"email": "a@example.com"}}
+{"id": "cus_0000002", "properties": {"name": "B"}}
+{"id": "cus_0000003", "properties": {"name": "C"}}
+"#,
+    );
+    let dry = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+        "--dry-run",
+    ]);
+    snapshot_export("js_export_batch_dry_run", &dry);
+    assert_eq!(
+        s.get("/customers/cus_0000001")["email"],
+        "grace.lovelace1@example.com"
+    );
+    let run = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+    ]);
+    snapshot_export("js_export_batch", &run);
+    assert_eq!(s.get("/customers/cus_0000001")["email"], "a@example.com");
 }

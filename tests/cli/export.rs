@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use crate::support::{jsonl_field, Folder, Run};
 
 /// The run with its timing numbers replaced (they change every run).
-fn render(run: &Run) -> String {
+pub(crate) fn render(run: &Run) -> String {
     let re = regex::Regex::new(r#""(elapsedSecs|profilesPerSecond)": [0-9.e+-]+"#).unwrap();
     let rendered = run.render();
     let text = re.replace_all(&rendered, r#""$1": "[N]""#);

@@ -18,8 +18,8 @@ use tokio::sync::OnceCell;
 
 use super::peer::{Launch, Peer, Reply};
 use crate::connector::{
-    record_id, Change, ChangeFeed, ChangeType, Connector, Page, Position, Record, RecordLookup,
-    RecordSink, RecordSource, RecordStore, Records, Spec, Updates, UpsertOutcome, WriteOp,
+    record_id, Change, ChangeFeed, ChangeType, Connector, Record, RecordLookup, RecordSink,
+    RecordStore, Records, Spec, Updates, UpsertOutcome, WriteOp,
 };
 use crate::error::{failed, not_found, usage, Failure, Kind, Rejection};
 use crate::http::Engine;
@@ -45,11 +45,27 @@ pub struct Code {
     started: OnceCell<Started>,
     /// Whether the `entires` spelling was met (warned once).
     entires: AtomicBool,
+    /// The last page import read, while a batch smaller than it takes it
+    /// in parts ([`super::source`]).
+    pub(super) page: std::sync::Mutex<Option<super::source::Fetched>>,
 }
 
+/// A profile the module chose not to export (Grouparoo's `errorLevel:
+/// "info"`): reported, never retried.
+#[derive(Debug)]
+pub struct Skipped(pub String);
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skipped {}
+
 /// A child that answered `initialize`.
-struct Started {
-    peer: Peer,
+pub(super) struct Started {
+    pub(super) peer: Peer,
     methods: Vec<String>,
 }
 
@@ -76,11 +92,12 @@ impl Code {
             vet,
             started: OnceCell::new(),
             entires: AtomicBool::new(false),
+            page: std::sync::Mutex::new(None),
         }
     }
 
     /// The child, started and initialized on first use.
-    async fn started(&self) -> Result<&Started> {
+    pub(super) async fn started(&self) -> Result<&Started> {
         self.started
             .get_or_try_init(|| async {
                 let peer = Peer::start(&self.launch, self.engine.clone(), self.out.clone())?;
@@ -91,6 +108,15 @@ impl Code {
                 });
                 let answer = self.answer(&peer, "initialize", params).await?;
                 (self.vet)(&answer)?;
+                let version = answer.get("protocolVersion").and_then(Value::as_u64);
+                if let Some(v) = version.filter(|v| *v != PROTOCOL_VERSION) {
+                    return Err(usage(format!(
+                        "{} speaks protocol version {v}; ferry speaks {PROTOCOL_VERSION}",
+                        self.launch.name
+                    ))
+                    .hint("answer initialize with \"protocolVersion\": 1 (docs/protocol.md)")
+                    .into());
+                }
                 let methods = answer
                     .get("capabilities")
                     .and_then(Value::as_array)
@@ -107,7 +133,7 @@ impl Code {
     }
 
     /// Call `method`, refusing first when the child lacks it.
-    async fn call(&self, method: &str, action: &str, params: Value) -> Result<Value> {
+    pub(super) async fn call(&self, method: &str, action: &str, params: Value) -> Result<Value> {
         let started = self.started().await?;
         if !started.methods.iter().any(|m| m == method) {
             return Err(self.lacks(action, method).into());
@@ -116,12 +142,12 @@ impl Code {
     }
 
     /// Whether the child has `method`.
-    async fn has(&self, method: &str) -> Result<bool> {
+    pub(super) async fn has(&self, method: &str) -> Result<bool> {
         Ok(self.started().await?.methods.iter().any(|m| m == method))
     }
 
     /// "connector js cannot patch: dataSourceApp.js has no patch method".
-    fn lacks(&self, action: &str, method: &str) -> Failure {
+    pub(super) fn lacks(&self, action: &str, method: &str) -> Failure {
         Failure::new(
             Kind::Unsupported,
             format!(
@@ -159,6 +185,7 @@ impl Code {
         let code = e.get("code").and_then(Value::as_i64);
         match (kind, code) {
             (Some("invalid_record"), _) => anyhow::Error::new(Rejection(format!("{message}{at}"))),
+            (Some("skipped"), _) => anyhow::Error::new(Skipped(format!("{message}{at}"))),
             (Some("not_found"), _) => not_found(text).into(),
             (Some("config"), _) => usage(text)
                 .hint("check the connector's code and the values account.json gives it")
@@ -201,7 +228,7 @@ impl Code {
 
     /// A `getUpdates` answer read: `{nextSync, entries}` (or `entires`,
     /// the spelling SyncPenguin's documentation prints).
-    fn updates(&self, answer: Value) -> Result<Updates> {
+    pub(super) fn updates(&self, answer: Value) -> Result<Updates> {
         let Value::Object(mut m) = answer else {
             return Err(failed(format!(
                 "{} getUpdates answered {}, not {{nextSync, entries}}",
@@ -309,16 +336,12 @@ impl Code {
             WriteOp::Insert(v) => RecordStore::insert(self, v.clone()).await.map(drop),
             WriteOp::Patch { id, value } => self.patch(id, value.clone()).await.map(drop),
             WriteOp::Delete { id } => RecordStore::delete(self, id).await,
-            WriteOp::UpsertBatch(records) => {
-                let outcomes = self.upsert_batch(Arc::new(records.clone())).await?;
-                match outcomes.iter().find_map(|o| match o {
-                    UpsertOutcome::Rejected { reason, .. } => Some(reason.clone()),
-                    UpsertOutcome::Ok { .. } => None,
-                }) {
-                    Some(reason) => Err(failed(reason).into()),
-                    None => Ok(()),
-                }
-            }
+            // A record the module refuses is one outcome among the
+            // batch's: the preview still shows what the rest would send.
+            WriteOp::UpsertBatch(records) => self
+                .upsert_batch(Arc::new(records.clone()))
+                .await
+                .map(drop),
             other => Err(failed(format!(
                 "connector {} cannot preview {}",
                 self.spec.code,
@@ -329,7 +352,7 @@ impl Code {
     }
 }
 
-crate::capabilities!(Code: Records, Updates, Source, Sink);
+crate::capabilities!(Code: Records, Updates, Source, Sink, Profiles);
 
 #[async_trait]
 impl Connector for Code {
@@ -407,58 +430,17 @@ impl ChangeFeed for Code {
     /// One `getUpdates` call; its entries as they are (a module decides its
     /// page size, so `limit` is not applied: cutting a page would lose the
     /// entries between the cut and its `nextSync`).
-    async fn get_updates(&self, since: Option<&str>, _limit: Option<usize>) -> Result<Updates> {
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        if limit.is_some() {
+            self.out.warn(&format!(
+                "{} answers getUpdates a page at a time: --limit is not applied (cutting the page would lose the entries before its nextSync)",
+                self.launch.name
+            ));
+        }
         let answer = self
             .call("getUpdates", "getupdates", json!({ "lastSync": since }))
             .await?;
         self.updates(answer)
-    }
-}
-
-#[async_trait]
-impl RecordSource for Code {
-    /// Import pages through `getUpdates`: lastSync null first, then each
-    /// `nextSync`, until a call answers no entries or the token it was
-    /// given. The token is the position, so a killed import resumes there.
-    async fn read_page(&self, from: &Position, _limit: usize) -> Result<Page> {
-        crate::connector::saas::paging::from_checkpoint(
-            self.spec.code,
-            "reading",
-            from,
-            "a module pages with its own nextSync token: import from the beginning, or --resume a checkpoint",
-        )?;
-        let mut given = from.cursor.clone();
-        // A page of deletions only holds no record to import: read on, so
-        // import never meets an empty page that is not the end.
-        let (records, next) = loop {
-            let answer = self
-                .call("getUpdates", "read pages", json!({ "lastSync": given }))
-                .await?;
-            let updates = self.updates(answer)?;
-            let ends = updates.entries.is_empty()
-                || updates.next_sync.is_empty()
-                || Some(&updates.next_sync) == given.as_ref();
-            let records: Vec<Record> = updates
-                .entries
-                .into_iter()
-                .filter(|c| c.kind != ChangeType::Delete)
-                .filter_map(|c| c.value)
-                .collect();
-            if records.is_empty() && !ends {
-                given = Some(updates.next_sync);
-                continue;
-            }
-            let next = (!ends).then(|| Position {
-                offset: from.offset + records.len() as u64,
-                cursor: Some(updates.next_sync),
-            });
-            break (records, next);
-        };
-        Ok(Page {
-            records,
-            next,
-            total: None,
-        })
     }
 }
 
@@ -567,3 +549,4 @@ impl Code {
             .collect())
     }
 }
+

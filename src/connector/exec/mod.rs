@@ -5,6 +5,8 @@
 //! this plus an embedded Node harness.
 
 pub mod code;
+mod export;
+mod source;
 pub mod peer;
 
 use std::time::Duration;
@@ -50,7 +52,7 @@ pub fn spec() -> Spec {
     Spec {
         code: "exec",
         label: "Program (any language)",
-        description: "A connector written as a program in any language, run as a child process that speaks ferry's protocol on stdin/stdout: one JSON-RPC 2.0 message a line (docs/protocol.md). ferry calls initialize (with account.json's values), then check, get, insert, patch, delete, getUpdates or upsertMany; the program sends its HTTP requests back to ferry as `http` requests, so rate limits, retries, redaction, -v logging and --record/--replay apply. stderr is its log. Import reads through getUpdates (lastSync null, then each nextSync) and writes through upsertMany, or patch/insert record by record. Every key of account.json besides these options is the program's own.",
+        description: "A connector written as a program in any language, run as a child process that speaks ferry's protocol on stdin/stdout: one JSON-RPC 2.0 message a line (docs/protocol.md). ferry calls initialize (with account.json's values), then check, get, insert, patch, delete, getUpdates, upsertMany, or exportProfile/exportProfiles (export, Grouparoo-style); the program sends its HTTP requests back to ferry as `http` requests, so rate limits, retries, redaction, -v logging and --record/--replay apply. stderr is its log. Import reads through getUpdates (lastSync null, then each nextSync) and writes through upsertMany, or patch/insert record by record. Every key of account.json besides these options is the program's own.",
         roles: vec![Role::Source, Role::Destination],
         options: ExecOptions::option_specs(),
         fields: Vec::new(),
@@ -90,10 +92,12 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let shown = crate::shell::join(&command);
     // A program given by a relative path is the folder's, wherever ferry runs.
     if command[0].contains('/') {
-        command[0] = env.folder.join(&command[0]).display().to_string();
+        command[0] = options.resolve(&command[0]).display().to_string();
     }
+    // It runs beside its account.json, which is not the -C folder when an
+    // import names it as --from or --to.
     let launch = Launch {
-        folder: env.folder.clone(),
+        folder: options.folder().to_path_buf(),
         name: format!("connector exec (`{shown}`)"),
         shown: shown.clone(),
         timeout: call_timeout(&options, &config.call_timeout_secs)?,

@@ -41,6 +41,13 @@ pub enum Reply {
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
 
+/// The child's stdin, shared by callers and the reader (which answers the
+/// child's requests); `None` once closed, which tells the child to exit.
+type Stdin = Arc<tokio::sync::Mutex<Option<ChildStdin>>>;
+
+/// How long a child may take to exit after its stdin closes.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
+
 /// What the reader and the callers share about the child's state.
 #[derive(Default)]
 struct State {
@@ -100,7 +107,7 @@ pub struct Launch {
 pub struct Peer {
     name: String,
     timeout: Duration,
-    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    stdin: Stdin,
     pending: Pending,
     state: Arc<State>,
     next_id: AtomicU64,
@@ -140,7 +147,7 @@ impl Peer {
         let peer = Peer {
             name: launch.name.clone(),
             timeout: launch.timeout,
-            stdin: Arc::new(tokio::sync::Mutex::new(stdin)),
+            stdin: Arc::new(tokio::sync::Mutex::new(Some(stdin))),
             pending: Pending::default(),
             state: Arc::new(State::default()),
             next_id: AtomicU64::new(1),
@@ -253,18 +260,63 @@ impl Peer {
         }
     }
 
+    /// Stop the child and whatever it started: its whole process group.
     fn kill(&self) {
         if let Some(child) = self.child.lock().ok().and_then(|mut c| c.take()) {
-            drop(child); // kill_on_drop
+            kill_group(&child);
+            drop(child); // kill_on_drop, for a platform without groups
         }
     }
 }
 
+impl Drop for Peer {
+    /// The end of the command: close the child's stdin (the protocol's
+    /// "exit now"), give it a moment to finish, then stop its group.
+    fn drop(&mut self) {
+        if let Ok(mut stdin) = self.stdin.try_lock() {
+            stdin.take();
+        }
+        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + EXIT_GRACE;
+        while std::time::Instant::now() < deadline {
+            if !matches!(child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        kill_group(&child);
+    }
+}
+
+/// SIGKILL to the child's process group (it leads its own, see
+/// [`Peer::start`]), so a program it started goes too.
+fn kill_group(child: &Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: killpg takes plain integers and touches no memory; the
+        // group is the child's own (process_group(0) at spawn), so nothing
+        // of ferry's is signalled.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = child;
+}
+
 /// Write one message and a newline.
-async fn write_line(stdin: &tokio::sync::Mutex<ChildStdin>, msg: &Value) -> std::io::Result<()> {
+async fn write_line(stdin: &Stdin, msg: &Value) -> std::io::Result<()> {
     let mut text = msg.to_string();
     text.push('\n');
     let mut stdin = stdin.lock().await;
+    let Some(stdin) = stdin.as_mut() else {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "stdin is closed",
+        ));
+    };
     stdin.write_all(text.as_bytes()).await?;
     stdin.flush().await
 }
@@ -287,7 +339,7 @@ async fn read_stderr(stderr: tokio::process::ChildStderr, state: Arc<State>, out
 /// The task reading the child's stdout: answers, requests, notifications.
 struct Reader {
     name: String,
-    stdin: Arc<tokio::sync::Mutex<ChildStdin>>,
+    stdin: Stdin,
     pending: Pending,
     state: Arc<State>,
     engine: Arc<Engine>,
@@ -339,17 +391,21 @@ impl Reader {
         let id = msg.get("id").cloned();
         match (method, id) {
             (Some("http"), Some(id)) => {
+                // Each request on its own task: a module's Promise.all
+                // sends in parallel, within the engine's limits.
                 let params = msg.get("params").cloned().unwrap_or(Value::Null);
-                let answer = self.http(params).await;
-                let reply = match answer {
-                    Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                    Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {
-                        "code": -32000,
-                        "message": format!("{e:#}"),
-                        "data": {"kind": "transient"},
-                    }}),
-                };
-                let _ = write_line(&self.stdin, &reply).await;
+                let (http, stdin) = (self.http_side(), self.stdin.clone());
+                tokio::spawn(async move {
+                    let reply = match http.send(params).await {
+                        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {
+                            "code": -32000,
+                            "message": format!("{e:#}"),
+                            "data": {"kind": "transient"},
+                        }}),
+                    };
+                    let _ = write_line(&stdin, &reply).await;
+                });
             }
             (Some(other), Some(id)) => {
                 let reply = json!({"jsonrpc": "2.0", "id": id, "error": {
@@ -369,8 +425,18 @@ impl Reader {
                 let tx = id
                     .as_u64()
                     .and_then(|id| self.pending.lock().ok().and_then(|mut p| p.remove(&id)));
-                if let Some(tx) = tx {
-                    let _ = tx.send(reply);
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.send(reply);
+                    }
+                    None => {
+                        // Waiting would end only at the timeout.
+                        let why = format!(
+                            "answered id {id}, which is not the id of the call ferry made (answer with the request's \"id\" as it was sent)"
+                        );
+                        self.state.broken.store(true, Ordering::Relaxed);
+                        self.state.close(why, &self.pending);
+                    }
                 }
             }
             (None, None) => {}
@@ -400,9 +466,26 @@ impl Reader {
         }
     }
 
+    fn http_side(&self) -> HttpSide {
+        HttpSide {
+            name: self.name.clone(),
+            engine: self.engine.clone(),
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// What answering the child's `http` requests needs, owned by each task.
+struct HttpSide {
+    name: String,
+    engine: Arc<Engine>,
+    state: Arc<State>,
+}
+
+impl HttpSide {
     /// The child's `http` request, sent through the engine (or, under
     /// `--dry-run`, a writing one answered without being sent).
-    async fn http(&self, params: Value) -> Result<Value> {
+    async fn send(self, params: Value) -> Result<Value> {
         let req = request_of(&params).map_err(|e| failed(format!("{}: {e}", self.name)))?;
         if !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             if let Ok(mut c) = self.state.captured.lock() {

@@ -19,7 +19,7 @@ const modulePath = process.argv[1];
 const moduleFile = path.basename(modulePath);
 const moduleDir = path.dirname(modulePath);
 const PROTOCOL_VERSION = 1;
-const METHODS = ['check', 'get', 'insert', 'patch', 'delete', 'getUpdates', 'upsertMany'];
+const METHODS = ['check', 'get', 'insert', 'patch', 'delete', 'getUpdates', 'upsertMany', 'exportProfile', 'exportProfiles'];
 
 // stdout is the protocol's: every console method writes to stderr.
 for (const name of ['log', 'info', 'debug', 'warn', 'error', 'trace']) {
@@ -125,8 +125,17 @@ async function ferryFetch(input, init) {
   new Headers(init.headers || (input && input.headers) || {}).forEach(function (v, k) { headers[k] = v; });
   const params = { method: method, url: url, headers: headers };
   if (init.body !== undefined && init.body !== null) {
-    const text = typeof init.body === 'string' ? init.body : String(init.body);
-    params.body = parseBody(text);
+    if (init.body instanceof URLSearchParams) {
+      params.form = Object.fromEntries(init.body);
+    } else {
+      const text = typeof init.body === 'string' ? init.body : String(init.body);
+      try {
+        params.body = JSON.parse(text);
+      } catch (e) {
+        // The protocol carries JSON or form bodies (docs/protocol.md).
+        throw Object.assign(new Error('fetch(' + url + '): ferry sends JSON or URLSearchParams bodies; this one is neither'), { kind: 'config' });
+      }
+    }
   }
   const answer = await ask('http', params);
   const noBody = answer.status === 204 || answer.status === 304 || method === 'HEAD';
@@ -186,7 +195,8 @@ function location(error) {
 
 function kindOf(error) {
   if (error && typeof error.kind === 'string') return error.kind;
-  if (error && error.errorLevel === 'info') return 'invalid_record';
+  // Grouparoo's export errors: "info" is a skip, never retried.
+  if (error && error.errorLevel === 'info') return 'skipped';
   const status = error && error.status;
   if (status === 401 || status === 403) return 'auth';
   if (status === 404 || status === 410) return 'not_found';
@@ -242,6 +252,8 @@ async function handle(method, params) {
     case 'delete': return app.delete.call(app, params.id);
     case 'getUpdates': return app.getUpdates.call(app, params.lastSync === undefined ? null : params.lastSync);
     case 'upsertMany': return app.upsertMany.call(app, params.values);
+    case 'exportProfile': return app.exportProfile.call(app, params.profile);
+    case 'exportProfiles': return app.exportProfiles.call(app, params.profiles);
     case 'shutdown': setImmediate(function () { process.exit(0); }); return null;
     default: throw { rpc: { code: -32601, message: 'no method ' + method } };
   }

@@ -52,7 +52,7 @@ pub fn spec() -> Spec {
     Spec {
         code: "js",
         label: "JavaScript module",
-        description: "A SyncPenguin-style data source module run by Node (18 or newer): module.exports = { async init(account), async get(id), async insert(value), async patch(id, value), async delete(id), async getUpdates(lastSync) }, plus optional check() ({success, message}) and upsertMany(values) (one {id} or {error} per value). init receives account.json's values; this.httpClient (setHeader, get, post, put, patch, delete; paths under baseUrl; answers the parsed JSON, rejects with .status and .body) and global fetch send through ferry's HTTP engine, so rate limits, retries, redaction, -v logging and --record/--replay apply. getUpdates answers {nextSync, entries: [{id, type, value}]} (\"entires\" is read too). Import reads through getUpdates (lastSync null, then each nextSync) and writes through upsertMany, or patch/insert record by record. The module may require its own node_modules. FERRY_NODE names the node program.",
+        description: "A SyncPenguin-style data source module run by Node (18 or newer): module.exports = { async init(account), async get(id), async insert(value), async patch(id, value), async delete(id), async getUpdates(lastSync) }, plus optional check() ({success, message}), upsertMany(values) (one {id} or {error} per value), and Grouparoo's exportProfile(profile) or exportProfiles(profiles) for ferry export (each profile {profileId, oldProfileProperties, newProfileProperties, oldGroups, newGroups, toDelete}; answer {success, retryIn?} or, for the batch, errors [{profileId, message, errorLevel: info (skipped) | error (retried)}]). init receives account.json's values; this.httpClient (setHeader, get, post, put, patch, delete; paths under baseUrl; answers the parsed JSON, rejects with .status and .body) and global fetch send through ferry's HTTP engine, so rate limits, retries, redaction, -v logging and --record/--replay apply. getUpdates answers {nextSync, entries: [{id, type, value}]} (\"entires\" is read too). Import reads through getUpdates (lastSync null, then each nextSync) and writes through upsertMany, or patch/insert record by record. The module may require its own node_modules. FERRY_NODE names the node program.",
         roles: vec![Role::Source, Role::Destination],
         options: JsOptions::option_specs(),
         fields: Vec::new(),
@@ -92,7 +92,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             HARNESS.into(),
             module.display().to_string(),
         ],
-        folder: env.folder.clone(),
+        folder: options.folder().to_path_buf(),
         name: format!("connector js ({})", config.module),
         timeout: call_timeout(&options, &config.call_timeout_secs)?,
         missing_hint: INSTALL_NODE.to_string(),

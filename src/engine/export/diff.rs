@@ -67,6 +67,11 @@ pub struct Planned {
 }
 
 impl Planned {
+    /// Whether the run sends anything for it: a record step or a membership.
+    pub fn sends(&self) -> bool {
+        self.step != Step::Nothing || !self.add.is_empty() || !self.remove.is_empty()
+    }
+
     /// Nothing to send and nothing to report.
     pub fn is_unchanged(&self) -> bool {
         self.step == Step::Nothing

@@ -103,7 +103,7 @@ pub async fn run(
     let profiles = able(dest.as_ref(), dest.profiles(), "export profiles")?;
     let fields = profiles.export_fields().await?;
     // Memberships are exported only to a destination with the capability.
-    let groups = profiles.groups().is_some();
+    let groups = profiles.groups().is_some() || profiles.whole().is_some();
     let code = dest.spec().code;
 
     // Read.

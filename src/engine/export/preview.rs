@@ -49,6 +49,19 @@ fn preview(dest: &dyn ProfileSink, decisions: &[Decision]) -> Vec<Value> {
             Decision::Invalid(_) => None,
         })
         .collect();
+    if let Some(whole) = dest.whole() {
+        let changes: Vec<_> = planned
+            .iter()
+            .filter(|p| p.sends())
+            .take(PREVIEW_ROWS)
+            .map(|p| super::send::change_of(p))
+            .collect();
+        let mut rows = whole
+            .preview_changes(&changes)
+            .unwrap_or_else(|e| vec![json!({"action": "export", "preview": format!("{e:#}")})]);
+        rows.truncate(PREVIEW_ROWS);
+        return rows;
+    }
     let mut ops = Vec::new();
     for p in &planned {
         if let Step::Delete { dest_id } = &p.step {

@@ -15,7 +15,9 @@ use super::diff::{Decision, Planned, Step};
 use super::input::Invalid;
 use super::report::Sent;
 use super::state::Exported;
-use crate::connector::{able, ProfileOutcome, ProfileSink, ProfileUpdate};
+use crate::connector::{
+    able, ProfileChange, ProfileOutcome, ProfileSink, ProfileUpdate, Record, WholeProfileSink,
+};
 use crate::interrupt::Interrupt;
 use crate::output::progress::Progress;
 use crate::output::Output;
@@ -144,14 +146,19 @@ pub(super) async fn send_all(
         let (done, failed) = settled(tracks);
         progress.update(done, failed);
     };
-    deletes(dest, tracks, &link, &mut sent).await;
-    show(tracks);
-    creates(dest, tracks, &link, &mut sent).await;
-    show(tracks);
-    updates(dest, tracks, &link, &mut sent).await;
-    show(tracks);
-    if dest.groups().is_some() {
-        memberships(dest, tracks, &link, &mut sent).await;
+    if let Some(whole) = dest.whole() {
+        wholes(whole, tracks, &link, &mut sent).await;
+        show(tracks);
+    } else {
+        deletes(dest, tracks, &link, &mut sent).await;
+        show(tracks);
+        creates(dest, tracks, &link, &mut sent).await;
+        show(tracks);
+        updates(dest, tracks, &link, &mut sent).await;
+        show(tracks);
+        if dest.groups().is_some() {
+            memberships(dest, tracks, &link, &mut sent).await;
+        }
     }
     progress.finish();
     watcher.abort();
@@ -253,6 +260,68 @@ async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
                 sent.deleted += 1;
             }
             other => t.fail(other, "delete"),
+        }
+    }
+}
+
+/// The whole change of `p`, for a destination that takes it in one call.
+pub(super) fn change_of(p: &Planned) -> ProfileChange {
+    let (old_properties, old_groups) = match &p.prev {
+        Some(e) => (e.properties.clone(), e.groups.iter().cloned().collect()),
+        None => (Record::new(), Vec::new()),
+    };
+    let to_delete = matches!(p.step, Step::Delete { .. });
+    ProfileChange {
+        profile_id: p.id.clone(),
+        key: p.key.clone(),
+        old_properties,
+        new_properties: if to_delete {
+            Record::new()
+        } else {
+            p.fields.clone()
+        },
+        old_groups,
+        new_groups: if to_delete {
+            Vec::new()
+        } else {
+            p.groups.iter().cloned().collect()
+        },
+        to_delete,
+    }
+}
+
+/// Every changed profile as one whole change (Grouparoo's `exportProfile`):
+/// its record step and its memberships succeed or fail together.
+async fn wholes(
+    dest: &dyn WholeProfileSink,
+    tracks: &mut [Track],
+    link: &Link<'_>,
+    sent: &mut Sent,
+) {
+    let (idx, changes) = requests(tracks, |p| p.sends().then(|| change_of(p)));
+    let outcomes = link.send(changes, |chunk| dest.export_changes(chunk)).await;
+    for (&i, o) in idx.iter().zip(&outcomes) {
+        let t = &mut tracks[i];
+        match o {
+            ProfileOutcome::Ok { id } => {
+                match t.p.step {
+                    Step::Create => sent.created += 1,
+                    Step::Update { .. } => sent.updated += 1,
+                    Step::Delete { .. } => sent.deleted += 1,
+                    Step::Nothing => {}
+                }
+                sent.groups_added += t.p.add.len() as u64;
+                sent.groups_removed += t.p.remove.len() as u64;
+                t.sent_as(id);
+                t.groups_now = t.p.groups.clone();
+            }
+            other => {
+                // A membership-only change leaves its record step done.
+                if t.p.step != Step::Nothing {
+                    t.step_ok = false;
+                }
+                t.fail(other, "export");
+            }
         }
     }
 }
