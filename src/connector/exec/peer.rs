@@ -386,8 +386,9 @@ impl Reader {
         self.state.close("exited".into(), &self.pending);
     }
 
-    async fn dispatch(&self, msg: Map<String, Value>) {
-        let method = msg.get("method").and_then(Value::as_str);
+    async fn dispatch(&self, mut msg: Map<String, Value>) {
+        let method = msg.get("method").and_then(Value::as_str).map(str::to_string);
+        let method = method.as_deref();
         let id = msg.get("id").cloned();
         match (method, id) {
             (Some("http"), Some(id)) => {
@@ -417,9 +418,10 @@ impl Reader {
             (Some("log"), None) => self.log(msg.get("params")),
             (Some(_), None) => {}
             (None, Some(id)) => {
-                let reply = match (msg.get("result"), msg.get("error")) {
-                    (_, Some(e)) => Reply::Error(e.clone()),
-                    (Some(r), None) => Reply::Result(r.clone()),
+                // Moved out, not copied: a page of records is most of a line.
+                let reply = match (msg.remove("result"), msg.remove("error")) {
+                    (_, Some(e)) => Reply::Error(e),
+                    (Some(r), None) => Reply::Result(r),
                     (None, None) => Reply::Result(Value::Null),
                 };
                 let tx = id

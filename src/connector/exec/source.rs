@@ -99,12 +99,18 @@ impl RecordSource for Code {
             "a module pages with its own nextSync token: import from the beginning, or --resume a checkpoint",
         )?;
         let mark = Mark::parse(from.cursor.as_deref())?;
-        let page = self.fetch(mark.last_sync).await?;
-        let start = mark.skip.min(page.records.len());
-        let end = start.saturating_add(limit.max(1)).min(page.records.len());
-        let records = page.records[start..end].to_vec();
+        let mut page = self.fetch(mark.last_sync).await?;
+        let len = page.records.len();
+        let start = mark.skip.min(len);
+        let end = start.saturating_add(limit.max(1)).min(len);
+        // The usual case, a page within the batch, moves its records out.
+        let records = if start == 0 && end == len {
+            std::mem::take(&mut page.records)
+        } else {
+            page.records[start..end].to_vec()
+        };
         let offset = from.offset + records.len() as u64;
-        let next = if end < page.records.len() {
+        let next = if end < len {
             // The rest of this page, next time.
             let cursor = Mark {
                 last_sync: page.asked.clone(),
