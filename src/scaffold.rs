@@ -62,13 +62,20 @@ pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
     let mut env_example =
         String::from("# Values for the ${VARIABLES} in account.json. Copy to .env.\n");
     let mut env = String::new();
-    for opt in &spec.options {
-        match answers.get(opt.key) {
+    // The spec's options in their order, then a code connector's own keys.
+    let keys = spec.options.iter().map(|o| o.key).chain(
+        answers
+            .keys()
+            .map(String::as_str)
+            .filter(|k| spec.option(k).is_none()),
+    );
+    for key in keys {
+        match answers.get(key) {
             Some(Answer::Value(v)) => {
-                account.insert(opt.key.into(), v.clone());
+                account.insert(key.into(), v.clone());
             }
             Some(Answer::Secret { var, value }) => {
-                account.insert(opt.key.into(), json!(format!("${{{var}}}")));
+                account.insert(key.into(), json!(format!("${{{var}}}")));
                 env_example.push_str(&format!("{var}=\n"));
                 if let Some(value) = value {
                     env.push_str(&format!("{var}={}\n", dotenv_value(value)));
@@ -230,6 +237,49 @@ fn inputs(spec: &Spec) -> Value {
     Value::Object(sections)
 }
 
+/// What a code connector's README adds after the examples: how to test it
+/// offline, and for `exec` the protocol in a nutshell for other languages.
+fn after(code: &str) -> String {
+    match code {
+        "js" => OFFLINE.to_string(),
+        "exec" => format!("{OFFLINE}{PROTOCOL}"),
+        _ => String::new(),
+    }
+}
+
+const OFFLINE: &str = r#"
+Record what the API answered, then test offline (the sandbox stopped):
+
+```sh
+ferry --record --save-case get-one get
+ferry test
+```
+"#;
+
+const PROTOCOL: &str = r#"
+## The protocol, for other languages
+
+`ferry` runs the program (`command` in account.json) in this folder and
+talks JSON-RPC 2.0 with it, one message a line: requests on its stdin,
+answers on its stdout; stderr is its log. ferry asks one thing at a time;
+while it waits, the program may ask ferry to send an HTTP request for it
+(so ferry's rate limits, retries, redaction and cassettes apply):
+
+```text
+-> {"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":1,"account":{...},"folder":"..."}}
+<- {"jsonrpc":"2.0","id":1,"result":{"protocolVersion":1,"capabilities":["get","insert","getUpdates"]}}
+-> {"jsonrpc":"2.0","id":2,"method":"get","params":{"id":"cus_0000001"}}
+<- {"jsonrpc":"2.0","id":"a","method":"http","params":{"method":"GET","url":"http://127.0.0.1:8787/customers/cus_0000001","headers":{}}}
+-> {"jsonrpc":"2.0","id":"a","result":{"status":200,"headers":{...},"body":"{\"id\":\"cus_0000001\",...}"}}
+<- {"jsonrpc":"2.0","id":2,"result":{"id":"cus_0000001","email":"..."}}
+```
+
+A failed call answers `{"error": {"code": -32000, "message": "...", "data":
+{"kind": "not_found"}}}` (kinds: config, auth, not_found, rate_limited,
+transient, invalid_record, skipped). When ferry closes stdin, exit. The
+whole protocol is in ferry's docs/protocol.md.
+"#;
+
 fn readme(spec: &Spec) -> String {
     let options: String = spec
         .options
@@ -307,6 +357,7 @@ fn readme(spec: &Spec) -> String {
         .replace("{{actions}}", &actions.join(", "))
         .replace("{{examples}}", &examples.join("\n"))
         .replace("{{before}}", &before)
+        .replace("{{after}}", &after(spec.code))
 }
 
 #[cfg(test)]

@@ -87,7 +87,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     };
     let spec = registry::spec(&code)?;
     for key in plan.set.keys() {
-        if spec.option(key).is_none() {
+        // A code connector's account holds its module's own keys too.
+        if spec.option(key).is_none() && !spec.account_values {
             return Err(usage(format!("connector {code} has no option \"{key}\""))
                 .hint(format!("run `ferry connectors {code}` to see its options"))
                 .into());
@@ -180,6 +181,19 @@ fn answers(spec: &Spec, plan: &Plan, ask: bool) -> Result<BTreeMap<String, Answe
         if let Some(v) = value {
             answers.insert(opt.key.to_string(), Answer::Value(v));
         }
+    }
+    // The module's own keys (a code connector's): a secret-looking one as
+    // a ${VAR} in account.json with its value in .env, as options are.
+    for (key, value) in plan.set.iter().filter(|(k, _)| spec.option(k).is_none()) {
+        let answer = if crate::connector::options::looks_secret(key) {
+            Answer::Secret {
+                var: secret_var(spec, key),
+                value: Some(value.clone()),
+            }
+        } else {
+            Answer::Value(Value::String(value.clone()))
+        };
+        answers.insert(key.clone(), answer);
     }
     Ok(answers)
 }

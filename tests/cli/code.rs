@@ -620,3 +620,32 @@ fn export_profiles_answers_errors_per_profile_and_a_dry_run_sends_nothing() {
     snapshot_export("js_export_batch", &run);
     assert_eq!(s.get("/customers/cus_0000001")["email"], "a@example.com");
 }
+
+#[test]
+fn init_sets_a_modules_own_keys_and_keeps_a_secret_one_in_dot_env() {
+    let s = Sandbox::start(&["--port", "0", "--records", "5", "--token", TOKEN]);
+    let f = Folder::new();
+    let set_token = format!("apiToken={TOKEN}");
+    let set_url = format!("baseUrl={}", s.url);
+    let run = f.run(&[
+        "init",
+        ".",
+        "--connector",
+        "js",
+        "--yes",
+        "--set",
+        &set_token,
+        "--set",
+        &set_url,
+        "--set",
+        "workspace=acme",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
+    assert_eq!(account["apiToken"], "${JS_API_TOKEN}");
+    assert_eq!(account["workspace"], "acme");
+    assert!(f.read(".env").contains(&format!("JS_API_TOKEN={TOKEN}")));
+    let run = f.run(&["-vv", "check"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    run.hides(&[TOKEN], "the token");
+}
