@@ -649,3 +649,54 @@ fn init_sets_a_modules_own_keys_and_keeps_a_secret_one_in_dot_env() {
     assert_eq!(run.code, 0, "{}", run.render());
     run.hides(&[TOKEN], "the token");
 }
+
+/// An `exec` program by hand (no helper): answers get with its id, and
+/// starts a long `sleep` of its own, writing its pid to grandchild.pid.
+const HAND_WRITTEN: &str = r#"import json, subprocess, sys
+p = subprocess.Popen(["sleep", "300"])
+open("grandchild.pid", "w").write(str(p.pid))
+for line in sys.stdin:
+    m = json.loads(line)
+    if m["method"] == "initialize":
+        r = {"protocolVersion": 1, "capabilities": ["get"]}
+    else:
+        r = {"id": m["params"]["id"], "by": "hand"}
+    sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": m["id"], "result": r}) + "\n")
+    sys.stdout.flush()
+"#;
+
+/// Whether `pid` is still a live process (a zombie waiting for its
+/// parent to reap it counts as gone).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn a_hand_written_program_answers_and_what_it_started_stops_with_it() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        r#"{"connector": "exec", "command": ["python3", "hand.py"]}"#,
+    );
+    f.write("hand.py", HAND_WRITTEN);
+    let run = f.run(&["get", "--id", "x1"]);
+    assert_eq!(
+        run.ok_json(),
+        serde_json::json!({"id": "x1", "by": "hand"}),
+        "{}",
+        run.render()
+    );
+    let pid = f.read("grandchild.pid");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(&pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sleep {pid} outlived ferry"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -185,7 +185,7 @@ impl Code {
         let code = e.get("code").and_then(Value::as_i64);
         match (kind, code) {
             (Some("invalid_record"), _) => anyhow::Error::new(Rejection(format!("{message}{at}"))),
-            (Some("skipped"), _) => anyhow::Error::new(Skipped(format!("{message}{at}"))),
+            (Some("skipped"), _) => anyhow::Error::new(Skipped(text)),
             (Some("not_found"), _) => not_found(text).into(),
             (Some("config"), _) => usage(text)
                 .hint("check the connector's code and the values account.json gives it")
@@ -473,7 +473,8 @@ impl RecordSink for Code {
             Ok(r) => Ok(UpsertOutcome::Ok {
                 id: record_id(&r, &self.id_field).or(id).unwrap_or_default(),
             }),
-            Err(e) if e.chain().any(|c| c.is::<Rejection>()) => Ok(UpsertOutcome::Rejected {
+            // A record the module refuses or skips: the batch goes on.
+            Err(e) if e.chain().any(|c| c.is::<Rejection>() || c.is::<Skipped>()) => Ok(UpsertOutcome::Rejected {
                 id,
                 reason: format!("{e:#}"),
             }),

@@ -115,6 +115,9 @@ pub struct Peer {
     /// plain loop.
     turn: tokio::sync::Mutex<()>,
     child: Mutex<Option<Child>>,
+    /// The child's process group (its pid): what it started is stopped
+    /// with it, even after the child itself has exited.
+    group: Option<u32>,
 }
 
 impl Peer {
@@ -152,6 +155,7 @@ impl Peer {
             state: Arc::new(State::default()),
             next_id: AtomicU64::new(1),
             turn: tokio::sync::Mutex::new(()),
+            group: child.id(),
             child: Mutex::new(Some(child)),
         };
         tokio::spawn(read_stderr(stderr, peer.state.clone(), out.clone()));
@@ -262,8 +266,8 @@ impl Peer {
 
     /// Stop the child and whatever it started: its whole process group.
     fn kill(&self) {
+        kill_group(self.group);
         if let Some(child) = self.child.lock().ok().and_then(|mut c| c.take()) {
-            kill_group(&child);
             drop(child); // kill_on_drop, for a platform without groups
         }
     }
@@ -276,25 +280,28 @@ impl Drop for Peer {
         if let Ok(mut stdin) = self.stdin.try_lock() {
             stdin.take();
         }
-        let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) else {
-            return;
-        };
-        let deadline = std::time::Instant::now() + EXIT_GRACE;
-        while std::time::Instant::now() < deadline {
-            if !matches!(child.try_wait(), Ok(None)) {
-                break;
+        if let Some(mut child) = self.child.lock().ok().and_then(|mut c| c.take()) {
+            let deadline = std::time::Instant::now() + EXIT_GRACE;
+            while std::time::Instant::now() < deadline {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        kill_group(&child);
+        // Whatever it started and left behind goes with it. (The child was
+        // reaped a moment ago at most; pids are handed out in sequence, so
+        // its id naming some other group by now would take a wrap-around
+        // of the whole pid space in between.)
+        kill_group(self.group);
     }
 }
 
 /// SIGKILL to the child's process group (it leads its own, see
 /// [`Peer::start`]), so a program it started goes too.
-fn kill_group(child: &Child) {
+fn kill_group(group: Option<u32>) {
     #[cfg(unix)]
-    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+    if let Some(pid) = group.and_then(|p| i32::try_from(p).ok()) {
         // SAFETY: killpg takes plain integers and touches no memory; the
         // group is the child's own (process_group(0) at spawn), so nothing
         // of ferry's is signalled.
@@ -303,7 +310,7 @@ fn kill_group(child: &Child) {
         }
     }
     #[cfg(not(unix))]
-    let _ = child;
+    let _ = group;
 }
 
 /// Write one message and a newline.
@@ -356,6 +363,7 @@ impl Reader {
                 Ok(None) => break,
                 Err(e) => {
                     let why = format!("wrote bytes that are not UTF-8 on stdout ({e})");
+                    self.state.broken.store(true, Ordering::Relaxed);
                     self.state.close(why, &self.pending);
                     return;
                 }
