@@ -220,6 +220,17 @@ fn conclude(plan: &ImportPlan, ctx: &Ctx, run: RunReport) -> Result<ExitCode> {
                 Some(Kind::Usage) => Kind::Usage,
                 _ => Kind::Failed,
             };
+            // Refused before reading anything (an offset a cursor source
+            // cannot start at): resuming would be refused the same way.
+            if kind == Kind::Usage && run.counts.read == 0 {
+                let stop = Failure::new(kind, format!("import could not start at offset {offset}"))
+                    .hint(
+                        cause.and_then(|f| f.hint.clone()).unwrap_or_else(|| {
+                            "fix the cause and run the import again".to_string()
+                        }),
+                    );
+                return Err(err.context(stop));
+            }
             let stop = Failure::new(
                 kind,
                 format!(

@@ -427,7 +427,13 @@ fn interrupt_then_resume(signal: &str) -> (Option<i32>, String) {
     ];
     let mut child = f.spawn(&args);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !f.exists("out.jsonl") || f.read("out.jsonl").lines().count() < 10 {
+    // A batch committed: its checkpoint saved (after the file was written).
+    let committed = || {
+        std::fs::read_dir(f.join(".ferry")).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("import-")))
+        })
+    };
+    while !committed() {
         assert!(
             child.try_wait().unwrap().is_none(),
             "finished before the signal"
@@ -699,4 +705,19 @@ fn a_hand_written_program_answers_and_what_it_started_stops_with_it() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn an_import_from_a_module_cannot_start_at_an_offset_and_says_so_without_resume() {
+    let f = module("http://127.0.0.1:9", SLOW_SOURCE);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:out.jsonl",
+        "--offset",
+        "5",
+    ]);
+    insta::assert_snapshot!("js_import_offset", crate::import::render(&run));
 }
