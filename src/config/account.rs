@@ -22,6 +22,10 @@ pub struct Account {
     pub connector: String,
     /// Every key but `connector`.
     pub options: Map<String, Value>,
+    /// The values `${NAME}` references put in, by the key they are in: a
+    /// code connector's own keys have no spec to say which are secret, and
+    /// a value kept out of account.json is one.
+    pub from_vars: Vec<(String, String)>,
 }
 
 impl Account {
@@ -103,14 +107,18 @@ impl Account {
             };
         let mut vars = Vars::load(vars, folder)?;
         vars.keep_missing(replaying);
+        let mut from_vars = Vec::new();
         for (key, value) in options.iter_mut() {
-            vars.interpolate(value, source, key)?;
+            for used in vars.interpolate(value, source, key)? {
+                from_vars.push((key.clone(), used));
+            }
         }
         Ok(Account {
             source: source.to_string(),
             folder: folder.to_path_buf(),
             connector,
             options,
+            from_vars,
         })
     }
 }

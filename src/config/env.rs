@@ -73,20 +73,32 @@ impl<'a> Vars<'a> {
     }
 
     /// Replace every `${NAME}` in the strings of `value`; `key` names the
-    /// option in errors.
-    pub fn interpolate(&self, value: &mut Value, file: &str, key: &str) -> Result<()> {
+    /// option in errors. Answers the values put in.
+    pub fn interpolate(&self, value: &mut Value, file: &str, key: &str) -> Result<Vec<String>> {
+        let mut used = Vec::new();
+        self.interpolate_into(value, file, key, &mut used)?;
+        Ok(used)
+    }
+
+    fn interpolate_into(
+        &self,
+        value: &mut Value,
+        file: &str,
+        key: &str,
+        used: &mut Vec<String>,
+    ) -> Result<()> {
         match value {
             Value::String(s) => {
-                *s = self.interpolate_str(s, file, key)?;
+                *s = self.interpolate_str(s, file, key, used)?;
             }
             Value::Array(items) => {
                 for item in items {
-                    self.interpolate(item, file, key)?;
+                    self.interpolate_into(item, file, key, used)?;
                 }
             }
             Value::Object(map) => {
                 for (k, v) in map.iter_mut() {
-                    self.interpolate(v, file, &format!("{key}.{k}"))?;
+                    self.interpolate_into(v, file, &format!("{key}.{k}"), used)?;
                 }
             }
             _ => {}
@@ -94,7 +106,13 @@ impl<'a> Vars<'a> {
         Ok(())
     }
 
-    fn interpolate_str(&self, s: &str, file: &str, key: &str) -> Result<String> {
+    fn interpolate_str(
+        &self,
+        s: &str,
+        file: &str,
+        key: &str,
+        used: &mut Vec<String>,
+    ) -> Result<String> {
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
         while let Some(start) = rest.find("${") {
@@ -109,7 +127,10 @@ impl<'a> Vars<'a> {
             check_reference(name, file, key)?;
             let written = &rest[start..start + 2 + end + 1];
             match self.get(name) {
-                Some(value) if !value.is_empty() => out.push_str(value),
+                Some(value) if !value.is_empty() => {
+                    out.push_str(value);
+                    used.push(value.to_string());
+                }
                 _ if self.keep_missing => out.push_str(written),
                 Some(_) => return Err(self.empty(name, file, key)),
                 None => return Err(self.missing(name, file, key)),

@@ -55,6 +55,13 @@ impl Options {
                     if looks_secret(key) {
                         collect_strings(value, &mut extra_secrets);
                     }
+                    // A value kept out of the file (`${NAME}`) is a secret
+                    // whatever its key is called.
+                    extra_secrets.extend(
+                        (account.from_vars.iter())
+                            .filter(|(k, _)| k == key)
+                            .map(|(_, v)| v.clone()),
+                    );
                     continue;
                 }
                 let known: Vec<&str> = spec.options.iter().map(|o| o.key).collect();
@@ -519,6 +526,7 @@ pub(crate) fn reads_every_option<T: DeserializeOwned + Described>(code: &str) {
         folder: ".".into(),
         connector: code.into(),
         options,
+        from_vars: Vec::new(),
     };
     let options = Options::new(&spec, &account).unwrap();
     if let Err(e) = options.parse::<T>() {
@@ -589,6 +597,7 @@ mod tests {
             folder: ".".into(),
             connector: "sqlite".into(),
             options: options.as_object().cloned().unwrap(),
+            from_vars: Vec::new(),
         };
         let o = Options::new(&spec, &account(json!({"path": "a.db", "table": ""}))).unwrap();
         let config: crate::connector::sqlite::SqliteOptions = o.parse().unwrap();
@@ -614,6 +623,7 @@ mod tests {
                 .as_object()
                 .cloned()
                 .unwrap(),
+            from_vars: Vec::new(),
         };
         let o = Options::new(&spec, &account).unwrap();
         let e = o

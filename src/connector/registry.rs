@@ -107,6 +107,7 @@ mod tests {
                 folder: dir.path().to_path_buf(),
                 connector: code.into(),
                 options,
+                from_vars: Vec::new(),
             };
             let connector = open(&env, &account).unwrap_or_else(|e| panic!("{code}: {e:#}"));
             let opened = crate::connector::actions(connector.as_ref());

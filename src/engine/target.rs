@@ -122,6 +122,7 @@ impl Target {
                     folder: ctx.cwd.clone(),
                     connector: (*connector).to_string(),
                     options,
+                    from_vars: Vec::new(),
                 })
             }
             Target::Account(path) if path.is_dir() => ctx.account_in(path, None),

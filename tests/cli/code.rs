@@ -721,3 +721,108 @@ fn an_import_from_a_module_cannot_start_at_an_offset_and_says_so_without_resume(
     ]);
     insta::assert_snapshot!("js_import_offset", crate::import::render(&run));
 }
+
+#[test]
+fn a_value_from_dot_env_is_a_secret_whatever_its_key_is_called() {
+    let s = sandbox();
+    let f = module(
+        &s.url,
+        r#"module.exports = {
+  async init(account) { this.httpClient.setHeader('X-App', account.appKey); console.log('app key is', account.appKey); },
+  async get(id) { return this.httpClient.get('/customers/' + id); },
+};"#,
+    );
+    let canary = "plain-Named-canary-77";
+    f.write(
+        "account.json",
+        &format!(
+            r#"{{"connector": "js", "baseUrl": "{}", "appKey": "${{APP_KEY}}"}}"#,
+            s.url
+        ),
+    );
+    f.write(".env", &format!("APP_KEY={canary}\n"));
+    let run = f.run(&[
+        "-vv",
+        "--record",
+        "--save-case",
+        "one",
+        "get",
+        "--id",
+        "cus_0000001",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    run.hides(&[canary], "a value from .env");
+    for file in ["cassettes/get.json", "tests/one.json"] {
+        assert!(!f.read(file).contains(canary), "{file}: {}", f.read(file));
+    }
+}
+
+#[test]
+fn an_export_profiles_error_naming_no_profile_of_the_batch_fails_them_all() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"module.exports = {
+  async exportProfiles(profiles) {
+    return { success: false, errors: [{ message: 'the batch was refused', errorLevel: 'error' }] };
+  },
+};"#,
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@example.com\"}}\n{\"id\": \"p2\", \"properties\": {\"email\": \"b@example.com\"}}\n",
+    );
+    let run = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+    ]);
+    let summary = run.json();
+    assert_eq!(summary["created"], 0, "{}", run.render());
+    assert_eq!(summary["errors"], 2, "{}", run.render());
+    // Nothing was marked done: the next run sends both again.
+    let again = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+    ]);
+    assert_eq!(again.json()["errors"], 2, "{}", again.render());
+}
+
+#[test]
+fn ctrl_c_during_a_single_action_stops_the_module_too() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"module.exports = {
+  async get(id) {
+    require('fs').writeFileSync('node.pid', String(process.pid));
+    return new Promise(() => {});
+  },
+};"#,
+    );
+    let mut child = f.spawn(&["get", "--id", "x"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f.exists("node.pid") {
+        assert!(std::time::Instant::now() < deadline, "the module never ran");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = f.read("node.pid");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted get does not succeed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(&pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {pid} outlived ferry"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

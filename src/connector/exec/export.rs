@@ -124,17 +124,30 @@ impl Code {
             .and_then(Value::as_array)
             .map(|e| e.iter().collect())
             .unwrap_or_default();
+        // A profile id as text, so 7 and "7" name the same profile.
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let named = |e: &&Value| e.get("profileId").and_then(text);
+        // An error that names no profile of the batch belongs to all those
+        // it does not clear: they are not marked done.
+        let stray = errors.iter().find(|e| {
+            named(e).is_none_or(|id| !changes.iter().any(|c| c.profile_id == id))
+        });
         changes
             .into_iter()
             .map(|c| {
-                let own = errors.iter().find(|e| {
-                    e.get("profileId").and_then(Value::as_str) == Some(c.profile_id.as_str())
-                });
-                match own {
-                    Some(e) => outcome_of_level(e),
-                    None if errors.is_empty() => answered(&answer, c.key),
+                let own = errors
+                    .iter()
+                    .find(|e| named(e).as_deref() == Some(c.profile_id.as_str()));
+                match (own, stray) {
+                    (Some(e), _) => outcome_of_level(e),
+                    (None, Some(e)) => outcome_of_level(e),
+                    (None, None) if errors.is_empty() => answered(&answer, c.key),
                     // Errors that name other profiles: this one went through.
-                    None => ProfileOutcome::Ok { id: c.key },
+                    (None, None) => ProfileOutcome::Ok { id: c.key },
                 }
             })
             .collect()

@@ -58,6 +58,9 @@ struct State {
     broken: AtomicBool,
     /// The child's last stderr lines.
     stderr: Mutex<VecDeque<String>>,
+    /// Its stderr reached its end: the tail is whole.
+    stderr_closed: AtomicBool,
+    stderr_done: tokio::sync::Notify,
     /// Under `--dry-run`: the writing requests the child asked for, which
     /// were answered without being sent.
     captured: Mutex<Option<Vec<RequestSpec>>>,
@@ -138,6 +141,17 @@ impl Peer {
         // only, which saves its checkpoint and then stops the child.
         #[cfg(unix)]
         cmd.process_group(0);
+        // And it dies with ferry, however ferry ends (a Ctrl-C that ends a
+        // single action, kill -9): no child left running on its own.
+        #[cfg(target_os = "linux")]
+        // SAFETY: runs in the forked child before exec; prctl is
+        // async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let mut child = cmd.spawn().map_err(|e| {
             usage(format!("{}: could not start `{}`: {e}", launch.name, launch.shown))
                 .hint(launch.missing_hint.clone())
@@ -250,6 +264,15 @@ impl Peer {
         let child = self.child.lock().ok().and_then(|mut c| c.take());
         if let Some(mut child) = child {
             let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            // The last stderr lines (the exception) come just before the
+            // end: wait briefly for them so the error shows them.
+            if !self.state.stderr_closed.load(Ordering::Relaxed) {
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    self.state.stderr_done.notified(),
+                )
+                .await;
+            }
             let why = match status {
                 Ok(Ok(s)) => match s.code() {
                     Some(code) => format!("exited with status {code}"),
@@ -331,16 +354,28 @@ async fn write_line(stdin: &Stdin, msg: &Value) -> std::io::Result<()> {
 /// The child's stderr: each line shown as its log (redacted by the output)
 /// and the last few kept for errors.
 async fn read_stderr(stderr: tokio::process::ChildStderr, state: Arc<State>, out: Output) {
-    let mut lines = BufReader::new(stderr).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
+    // Bytes, decoded leniently: a log line that is not UTF-8 is still shown
+    // (and the pipe kept open, or the child's next write would kill it).
+    let mut reader = BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
         out.info(&format!("connector: {line}"));
         if let Ok(mut tail) = state.stderr.lock() {
             if tail.len() == STDERR_TAIL {
                 tail.pop_front();
             }
-            tail.push_back(out.redact(&line));
+            tail.push_back(out.redact(line));
         }
     }
+    state.stderr_closed.store(true, Ordering::Relaxed);
+    state.stderr_done.notify_waiters();
 }
 
 /// The task reading the child's stdout: answers, requests, notifications.
@@ -427,7 +462,8 @@ impl Reader {
             (Some(_), None) => {}
             (None, Some(id)) => {
                 // Moved out, not copied: a page of records is most of a line.
-                let reply = match (msg.remove("result"), msg.remove("error")) {
+                let error = msg.remove("error").filter(|e| !e.is_null());
+                let reply = match (msg.remove("result"), error) {
                     (_, Some(e)) => Reply::Error(e),
                     (Some(r), None) => Reply::Result(r),
                     (None, None) => Reply::Result(Value::Null),

@@ -435,6 +435,7 @@ mod tests {
             folder: std::path::PathBuf::from("."),
             connector: "hubspot".into(),
             options,
+            from_vars: Vec::new(),
         };
         Options::new(&spec(), &account).unwrap()
     }
