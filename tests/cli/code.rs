@@ -799,7 +799,8 @@ fn ctrl_c_during_a_single_action_stops_the_module_too() {
         r#"module.exports = {
   async get(id) {
     require('fs').writeFileSync('node.pid', String(process.pid));
-    return new Promise(() => {});
+    // Busy: it never sees its stdin close, so only ferry can stop it.
+    for (;;) {}
   },
 };"#,
     );
