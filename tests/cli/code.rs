@@ -827,3 +827,38 @@ fn ctrl_c_during_a_single_action_stops_the_module_too() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_numeric_next_sync_comes_back_a_number_and_a_cut_emoji_is_not_fatal() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"module.exports = {
+  async getUpdates(lastSync) {
+    if (lastSync !== null && typeof lastSync !== 'number') throw new Error('lastSync came back as a ' + typeof lastSync);
+    const from = lastSync || 0;
+    if (from >= 4) return { nextSync: from, entries: [] };
+    const entries = [0, 1].map((i) => ({ id: 'r' + (from + i), type: 'upsert', value: { id: 'r' + (from + i), name: 'Hi 😀'.slice(0, 4) } }));
+    return { nextSync: from + 2, entries };
+  },
+};"#,
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:out.jsonl",
+        "--batch-size",
+        "1",
+    ]);
+    assert_eq!(run.ok_json()["written"], 4, "{}", run.render());
+    assert!(
+        f.read("out.jsonl").contains("Hi \u{fffd}"),
+        "{}",
+        f.read("out.jsonl")
+    );
+    let first = f.run(&["getupdates"]).ok_json();
+    assert_eq!(first["nextSync"], "2");
+    let next = f.run(&["getupdates", "--last-sync", "2"]).ok_json();
+    assert_eq!(next["entries"][0]["id"], "r2", "{next}");
+}

@@ -50,6 +50,16 @@ pub struct Code {
     pub(super) page: std::sync::Mutex<Option<super::source::Fetched>>,
 }
 
+/// A `lastSync` given on the command line or in in.json, as the module
+/// gets it: text that is a JSON number is passed as the number (a module's
+/// numeric nextSync was printed as its digits), anything else as text.
+fn token(since: &str) -> Value {
+    match serde_json::from_str::<Value>(since) {
+        Ok(n @ Value::Number(_)) => n,
+        _ => Value::String(since.to_string()),
+    }
+}
+
 /// A profile the module chose not to export (Grouparoo's `errorLevel:
 /// "info"`): reported, never retried.
 #[derive(Debug)]
@@ -438,7 +448,7 @@ impl ChangeFeed for Code {
             ));
         }
         let answer = self
-            .call("getUpdates", "getupdates", json!({ "lastSync": since }))
+            .call("getUpdates", "getupdates", json!({ "lastSync": since.map(token) }))
             .await?;
         self.updates(answer)
     }

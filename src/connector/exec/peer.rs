@@ -406,7 +406,11 @@ impl Reader {
             if line.trim().is_empty() {
                 continue;
             }
-            let msg: Map<String, Value> = match serde_json::from_str(&line) {
+            let parsed = serde_json::from_str(&line).or_else(|e| match lone_surrogates_replaced(&line) {
+                Some(repaired) => serde_json::from_str(&repaired),
+                None => Err(e),
+            });
+            let msg: Map<String, Value> = match parsed {
                 Ok(Value::Object(m)) => m,
                 _ => {
                     let shown: String = self.out.redact(&line).chars().take(SHOWN_LINE).collect();
@@ -551,6 +555,57 @@ impl HttpSide {
     }
 }
 
+/// `line` with each `\uXXXX` escape of a lone UTF-16 surrogate replaced by
+/// U+FFFD, or `None` when it has none. JavaScript's `JSON.stringify` and
+/// Python's `json.dumps` write such escapes for text cut in the middle of
+/// an emoji ("Hi 😀".slice(0, 4)); JSON parsers, serde's among them,
+/// refuse them, and a whole page would be lost for one character.
+fn lone_surrogates_replaced(line: &str) -> Option<String> {
+    let hex = |s: &str| u16::from_str_radix(s, 16).ok();
+    let b = line.as_bytes();
+    let mut out = String::with_capacity(line.len());
+    let (mut i, mut copied, mut changed) = (0, 0, false);
+    while i + 1 < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let unit = (b[i + 1] == b'u')
+            .then(|| line.get(i + 2..i + 6).and_then(hex))
+            .flatten();
+        match unit {
+            Some(u) if (0xD800..0xDC00).contains(&u) => {
+                let low = (line.get(i + 6..i + 8) == Some("\\u"))
+                    .then(|| line.get(i + 8..i + 12).and_then(hex))
+                    .flatten()
+                    .filter(|l| (0xDC00..0xE000).contains(l));
+                if low.is_some() {
+                    i += 12; // a pair: a character outside the BMP
+                } else {
+                    out.push_str(&line[copied..i]);
+                    out.push_str("\\ufffd");
+                    i += 6;
+                    copied = i;
+                    changed = true;
+                }
+            }
+            Some(u) if (0xDC00..0xE000).contains(&u) => {
+                out.push_str(&line[copied..i]);
+                out.push_str("\\ufffd");
+                i += 6;
+                copied = i;
+                changed = true;
+            }
+            // Any other escape, `\\` included, is two bytes at least.
+            _ => i += 2,
+        }
+    }
+    changed.then(|| {
+        out.push_str(&line[copied..]);
+        out
+    })
+}
+
 /// The [`RequestSpec`] of an `http` request's params: `method`, `url`
 /// (absolute), `headers` (an object), `body` (any JSON, sent as JSON) or
 /// `form` (an object of strings, sent form-encoded).
@@ -618,6 +673,18 @@ mod tests {
         let form = request_of(&json!({"url": "https://h/t", "form": {"a": "b"}})).unwrap();
         assert_eq!(form.method, "GET");
         assert_eq!(form.body, Some(Body::Form(vec![("a".into(), "b".into())])));
+    }
+
+    #[test]
+    fn lone_surrogates_become_the_replacement_character_and_pairs_stay() {
+        let cut = r#"{"name":"Hi \ud83d","ok":"\ud83d\ude00","back":"\\ud83d","low":"\udc00x"}"#;
+        let fixed = lone_surrogates_replaced(cut).unwrap();
+        let v: Value = serde_json::from_str(&fixed).unwrap();
+        assert_eq!(v["name"], "Hi \u{fffd}");
+        assert_eq!(v["ok"], "😀");
+        assert_eq!(v["back"], "\\ud83d");
+        assert_eq!(v["low"], "\u{fffd}x");
+        assert_eq!(lone_surrogates_replaced(r#"{"a":"\ud83d\ude00"}"#), None);
     }
 
     #[test]

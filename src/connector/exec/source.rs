@@ -8,7 +8,7 @@
 use anyhow::Result;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::code::Code;
 use crate::connector::{ChangeType, Page, Position, Record, RecordSource};
@@ -17,9 +17,10 @@ use crate::error::usage;
 /// Where import stands in a module's listing (a checkpoint's cursor).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct Mark {
-    /// The token the page was asked with (`null` for the first).
+    /// The token the page was asked with (`null` for the first), as the
+    /// module answered it: a number stays a number.
     #[serde(rename = "lastSync")]
-    last_sync: Option<String>,
+    last_sync: Option<Value>,
     /// How many of that page's records were read already.
     skip: usize,
 }
@@ -44,10 +45,10 @@ impl Mark {
 /// One `getUpdates` page as import reads it.
 pub struct Fetched {
     /// The token it was asked with.
-    asked: Option<String>,
+    asked: Option<Value>,
     records: Vec<Record>,
     /// The token after it; `None` when the listing ends with it.
-    next: Option<String>,
+    next: Option<Value>,
 }
 
 impl Code {
@@ -55,7 +56,7 @@ impl Code {
     /// the one read last. A page of deletions only holds nothing to import,
     /// so the next one is read instead (import never meets an empty page
     /// that is not the end); its token is the page's.
-    async fn fetch(&self, last_sync: Option<String>) -> Result<Fetched> {
+    async fn fetch(&self, last_sync: Option<Value>) -> Result<Fetched> {
         if let Ok(mut cached) = self.page.lock() {
             if let Some(page) = cached.take_if(|p| p.asked == last_sync) {
                 return Ok(page);
@@ -66,10 +67,14 @@ impl Code {
             let answer = self
                 .call("getUpdates", "read pages", json!({ "lastSync": asked }))
                 .await?;
+            // The token goes back as the module gave it (SyncPenguin hands
+            // a module its own nextSync).
+            let token = answer.get("nextSync").cloned().filter(|t| !t.is_null());
             let updates = self.updates(answer)?;
             let ends = updates.entries.is_empty()
                 || updates.next_sync.is_empty()
-                || Some(&updates.next_sync) == asked.as_ref();
+                || token.is_none()
+                || token == asked;
             let records: Vec<Record> = updates
                 .entries
                 .into_iter()
@@ -77,13 +82,13 @@ impl Code {
                 .filter_map(|c| c.value)
                 .collect();
             if records.is_empty() && !ends {
-                asked = Some(updates.next_sync);
+                asked = token;
                 continue;
             }
             return Ok(Fetched {
                 asked,
                 records,
-                next: (!ends).then_some(updates.next_sync),
+                next: if ends { None } else { token },
             });
         }
     }
@@ -155,6 +160,11 @@ mod tests {
             skip: 30,
         };
         assert_eq!(Mark::parse(Some(&m.cursor())).unwrap(), m);
+        let n = Mark {
+            last_sync: Some(json!(1000)),
+            skip: 0,
+        };
+        assert_eq!(Mark::parse(Some(&n.cursor())).unwrap(), n);
         assert_eq!(Mark::parse(None).unwrap(), Mark::default());
         assert!(Mark::parse(Some("102")).is_err());
     }
