@@ -804,7 +804,7 @@ fn ctrl_c_during_a_single_action_stops_the_module_too() {
   },
 };"#,
     );
-    let mut child = f.spawn(&["get", "--id", "x"]);
+    let child = f.spawn(&["get", "--id", "x"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !f.exists("node.pid") {
         assert!(std::time::Instant::now() < deadline, "the module never ran");
