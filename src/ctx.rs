@@ -148,13 +148,39 @@ impl Ctx {
 
     /// Open the connector the folder's account names.
     pub fn connector(&self) -> Result<Box<dyn Connector>> {
-        let account = self.account()?;
+        let mut account = self.account()?;
+        self.add_init_section(&mut account)?;
         let connector = self.open(&account)?;
         self.out.verbose(&format!(
             "using {} (connector {})",
             account.source, account.connector
         ));
         Ok(connector)
+    }
+
+    /// A code connector's account with the values of in.json's `init`
+    /// section added under it (account.json wins): SyncPenguin keeps the
+    /// account info a module's `init` runs with there, so such a folder
+    /// runs unchanged.
+    fn add_init_section(&self, account: &mut Account) -> Result<()> {
+        let takes_values =
+            connector::registry::spec(&account.connector).is_ok_and(|s| s.account_values);
+        if !takes_values {
+            return Ok(());
+        }
+        // Read quietly: the command reads in.json again and warns once.
+        let quiet = Output::new();
+        quiet.set_verbosity(crate::output::Verbosity::Quiet);
+        let inputs = Inputs::load(&self.cwd, &quiet, &self.folder, self.input_file.as_deref())?;
+        if let Some(serde_json::Value::Object(init)) = inputs.section("init") {
+            for (key, value) in init {
+                account
+                    .options
+                    .entry(key.clone())
+                    .or_insert_with(|| value.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Whether the user can answer a prompt.

@@ -277,7 +277,8 @@ while it waits, the program may ask ferry to send an HTTP request for it
 A failed call answers `{"error": {"code": -32000, "message": "...", "data":
 {"kind": "not_found"}}}` (kinds: config, auth, not_found, rate_limited,
 transient, invalid_record, skipped). When ferry closes stdin, exit. The
-whole protocol is in ferry's docs/protocol.md.
+whole protocol is in ferry's documentation, docs/protocol.md in its
+repository.
 "#;
 
 fn readme(spec: &Spec) -> String {
@@ -335,12 +336,12 @@ fn readme(spec: &Spec) -> String {
     }
     let before = if spec.code == "js" || spec.code == "exec" {
         let file = if spec.code == "js" {
-            "dataSourceApp.js"
+            "`dataSourceApp.js`"
         } else {
-            "connector.py (with ferry_connector.py, which speaks ferry's protocol)"
+            "`connector.py` (with `ferry_connector.py`, which speaks ferry's protocol)"
         };
         format!(
-            "`{file}` is the connector. It starts out as a sample for the local\nAPI: run `ferry sandbox --port 8787` in another terminal ({SANDBOX_URL}),\nthen:\n\n"
+            "{file} is the connector. It starts out as a sample for the local\nAPI: run `ferry sandbox --port 8787` in another terminal ({SANDBOX_URL}),\nthen:\n\n"
         )
     } else if spec.code == "http" {
         format!(

@@ -862,3 +862,46 @@ fn a_numeric_next_sync_comes_back_a_number_and_a_cut_emoji_is_not_fatal() {
     let next = f.run(&["getupdates", "--last-sync", "2"]).ok_json();
     assert_eq!(next["entries"][0]["id"], "r2", "{next}");
 }
+
+#[test]
+fn a_syncpenguin_folder_with_its_account_in_in_json_init_runs_unchanged() {
+    let s = Sandbox::start(&["--port", "0", "--records", "5", "--token", TOKEN]);
+    let f = Folder::new();
+    f.write("account.json", r#"{"connector": "js"}"#);
+    f.write(
+        "dataSourceApp.js",
+        r#"module.exports = {
+  async init(account) { this.httpClient.setHeader('Authorization', 'Bearer ' + account.apiToken); },
+  async get(id) { return this.httpClient.get('/customers/' + id); },
+};"#,
+    );
+    f.write(
+        "in.json",
+        &format!(
+            r#"{{"init": {{"baseUrl": "{}", "apiToken": "{TOKEN}"}}, "get": {{"id": "cus_0000002"}}}}"#,
+            s.url
+        ),
+    );
+    let run = f.run(&["-vv", "get"]);
+    assert_eq!(run.ok_json()["id"], "cus_0000002", "{}", run.render());
+    run.hides(&[TOKEN], "the token from in.json");
+}
+
+#[test]
+fn an_esm_class_instance_keeps_its_methods_and_an_unsendable_answer_is_an_error() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        r#"{"connector": "js", "module": "source.mjs"}"#,
+    );
+    f.write(
+        "source.mjs",
+        r#"class Source {
+  async get(id) { if (id === 'loop') { const a = {}; a.self = a; return a; } return { id, from: 'class' }; }
+}
+export default new Source();
+"#,
+    );
+    assert_eq!(f.run(&["get", "--id", "c1"]).ok_json()["from"], "class");
+    snapshot("js_circular_answer", &f.run(&["get", "--id", "loop"]));
+}

@@ -30,7 +30,14 @@ for (const name of ['log', 'info', 'debug', 'warn', 'error', 'trace']) {
 
 function send(message) {
   message.jsonrpc = '2.0';
-  process.stdout.write(JSON.stringify(message) + '\n');
+  let line;
+  try {
+    line = JSON.stringify(message);
+  } catch (e) {
+    // A circular object or a BigInt in a result: say so for that call.
+    line = JSON.stringify({ jsonrpc: '2.0', id: message.id, error: { code: -32000, message: 'the answer cannot be sent as JSON: ' + e.message, data: { kind: 'failed' } } });
+  }
+  process.stdout.write(line + '\n');
 }
 
 // Requests this side sent (http), waiting for ferry's answer.
@@ -164,7 +171,12 @@ async function load() {
   }
   // An ES module's namespace is frozen: its methods (`export default {...}`
   // or named exports) go on a plain object the harness can give httpClient.
-  if (Object.prototype.toString.call(loaded) === '[object Module]') {
+  const onlyDefault = Object.prototype.toString.call(loaded) === '[object Module]' &&
+    Object.keys(loaded).length === 1 && loaded.default && typeof loaded.default === 'object';
+  if (onlyDefault) {
+    // `export default new Source()`: the object itself, its class's methods with it.
+    loaded = loaded.default;
+  } else if (Object.prototype.toString.call(loaded) === '[object Module]') {
     const plain = {};
     if (loaded.default && typeof loaded.default === 'object') Object.assign(plain, loaded.default);
     Object.keys(loaded).forEach(function (k) { if (k !== 'default') plain[k] = loaded[k]; });
