@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use serde_json::{json, Map, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
@@ -28,6 +28,9 @@ use crate::output::Output;
 
 /// How many of the child's last stderr lines an error shows.
 const STDERR_TAIL: usize = 12;
+
+/// The longest line read from a child's stdout (a page of records is one).
+const MAX_LINE: usize = 256 << 20;
 
 /// The longest protocol line shown in an error.
 const SHOWN_LINE: usize = 200;
@@ -189,13 +192,15 @@ impl Peer {
     /// Call `method` with `params` and wait for the answer.
     pub async fn call(&self, method: &str, params: Value) -> Result<Reply> {
         let _turn = self.turn.lock().await;
-        if let Some(why) = self.state.closed() {
-            return Err(failed(format!("{} {why}", self.name)).into());
-        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert(id, tx);
+        }
+        // Checked after the call is pending: a close from now on drops its
+        // sender, and one before is seen here, so no call waits for nothing.
+        if let Some(why) = self.state.closed() {
+            return Err(failed(format!("{} {why}", self.name)).into());
         }
         let line = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
         if let Err(e) = write_line(&self.stdin, &line).await {
@@ -391,11 +396,32 @@ struct Reader {
 
 impl Reader {
     async fn run(self, stdout: tokio::process::ChildStdout) {
-        let mut lines = BufReader::new(stdout).lines();
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
         loop {
-            let line = match lines.next_line().await {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
+            buf.clear();
+            // At most MAX_LINE bytes a line: a child that never ends one
+            // must not take ferry's memory with it.
+            let read = (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut buf)
+                .await;
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            if buf.len() > MAX_LINE {
+                let why = format!(
+                    "wrote a line longer than {} MiB on stdout; a message is one line, and pages of records are better smaller",
+                    MAX_LINE >> 20
+                );
+                self.state.broken.store(true, Ordering::Relaxed);
+                self.state.close(why, &self.pending);
+                let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+                return;
+            }
+            let line = match std::str::from_utf8(&buf) {
+                Ok(line) => line.trim_end_matches(['\n', '\r']).to_string(),
                 Err(e) => {
                     let why = format!("wrote bytes that are not UTF-8 on stdout ({e})");
                     self.state.broken.store(true, Ordering::Relaxed);
@@ -422,7 +448,7 @@ impl Reader {
                     self.state.close(why, &self.pending);
                     // Read on (and drop) until the caller stops the child,
                     // so its next write does not fail on a closed pipe.
-                    while let Ok(Some(_)) = lines.next_line().await {}
+                    let _ = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
                     return;
                 }
             };
@@ -446,10 +472,10 @@ impl Reader {
                 tokio::spawn(async move {
                     let reply = match http.send(params).await {
                         Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                        Err(e) => json!({"jsonrpc": "2.0", "id": id, "error": {
+                        Err((kind, e)) => json!({"jsonrpc": "2.0", "id": id, "error": {
                             "code": -32000,
                             "message": format!("{e:#}"),
-                            "data": {"kind": "transient"},
+                            "data": {"kind": kind},
                         }}),
                     };
                     let _ = write_line(&stdin, &reply).await;
@@ -535,8 +561,11 @@ struct HttpSide {
 impl HttpSide {
     /// The child's `http` request, sent through the engine (or, under
     /// `--dry-run`, a writing one answered without being sent).
-    async fn send(self, params: Value) -> Result<Value> {
-        let req = request_of(&params).map_err(|e| failed(format!("{}: {e}", self.name)))?;
+    /// Answers the response, or the error's kind (`config` for a request
+    /// that cannot be sent as written, `transient` for a failed send).
+    async fn send(self, params: Value) -> std::result::Result<Value, (&'static str, anyhow::Error)> {
+        let req = request_of(&params)
+            .map_err(|e| ("config", failed(format!("{}: {e}", self.name)).into()))?;
         if !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             if let Ok(mut c) = self.state.captured.lock() {
                 if let Some(captured) = c.as_mut() {
@@ -545,7 +574,7 @@ impl HttpSide {
                 }
             }
         }
-        let resp = self.engine.execute(&req).await?;
+        let resp = self.engine.execute(&req).await.map_err(|e| ("transient", e))?;
         let headers: Map<String, Value> = resp
             .headers
             .iter()
@@ -610,10 +639,11 @@ fn lone_surrogates_replaced(line: &str) -> Option<String> {
 /// (absolute), `headers` (an object), `body` (any JSON, sent as JSON) or
 /// `form` (an object of strings, sent form-encoded).
 pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
-    let method = params
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("GET");
+    let method = match params.get("method") {
+        None | Some(Value::Null) => "GET",
+        Some(Value::String(m)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) => m,
+        Some(other) => return Err(format!("an http request with the method {other}: a method is a word like GET or POST")),
+    };
     let url = params
         .get("url")
         .and_then(Value::as_str)
@@ -624,12 +654,23 @@ pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
         ));
     }
     let mut req = RequestSpec::new(method, url);
-    if let Some(Value::Object(headers)) = params.get("headers") {
+    let headers = match params.get("headers") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(h)) => Some(h),
+        Some(_) => return Err("an http request whose headers are not an object of names and values".into()),
+    };
+    if let Some(headers) = headers {
         for (k, v) in headers {
+            if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(format!("an http request with the header name {k:?}"));
+            }
             let v = match v {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
+            if v.contains(['\r', '\n']) {
+                return Err(format!("an http request whose header {k} holds a line break"));
+            }
             req = req.header(k.clone(), v);
         }
     }
@@ -685,6 +726,18 @@ mod tests {
         assert_eq!(v["back"], "\\ud83d");
         assert_eq!(v["low"], "\u{fffd}x");
         assert_eq!(lone_surrogates_replaced(r#"{"a":"\ud83d\ude00"}"#), None);
+    }
+
+    #[test]
+    fn a_bad_method_or_header_is_refused_not_sent_as_something_else() {
+        for params in [
+            json!({"url": "http://h/", "method": "G ET"}),
+            json!({"url": "http://h/", "method": 5}),
+            json!({"url": "http://h/", "headers": [["a", "b"]]}),
+            json!({"url": "http://h/", "headers": {"bad name": "x"}}),
+        ] {
+            assert!(request_of(&params).is_err(), "{params}");
+        }
     }
 
     #[test]
