@@ -336,6 +336,7 @@ pub fn normalise(req: &RequestSpec, out: &Output) -> RecordedRequest {
     let body = match &req.body {
         None => Value::Null,
         Some(Body::Json(v)) => redact_values(&sort_keys(&redact_json(v)), out),
+        Some(Body::Text(text)) => Value::String(out.redact(text)),
         Some(Body::Form(fields)) => {
             let mut map: Vec<(String, String)> = fields
                 .iter()

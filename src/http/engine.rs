@@ -397,6 +397,18 @@ impl Engine {
                         .extend_pairs(fields)
                         .finish(),
                 ),
+            Some(Body::Text(text)) => {
+                let typed = req
+                    .headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
+                let b = if typed {
+                    b
+                } else {
+                    b.header("content-type", "text/plain; charset=utf-8")
+                };
+                b.body(text.clone())
+            }
         };
         let resp = b.send().await?;
         let status = resp.status().as_u16();
@@ -443,6 +455,7 @@ impl Engine {
                     .collect();
                 text.push_str(&format!("\n> {}", form.join("&")));
             }
+            Some(Body::Text(body)) => text.push_str(&format!("\n> {}", redact_body_text(body))),
             None => {}
         }
         self.out.debug(&text);

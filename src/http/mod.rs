@@ -67,6 +67,9 @@ pub enum Body {
     Json(Value),
     /// `application/x-www-form-urlencoded` fields (OAuth2 token requests).
     Form(Vec<(String, String)>),
+    /// Text sent as it is (XML, CSV, plain text: a code connector's own
+    /// body), with the Content-Type its headers give (text/plain if none).
+    Text(String),
 }
 
 /// One HTTP request, fully built and not yet sent.
@@ -153,6 +156,7 @@ impl RequestSpec {
                     .map(|(k, v)| (k.clone(), Value::String(redact::header_value(k, v))))
                     .collect(),
             ),
+            Some(Body::Text(text)) => Value::String(text.clone()),
         };
         let mut shown = json!({
             "method": self.method,

@@ -94,7 +94,9 @@ class Http:
     def request(self, method, path, body=None):
         url = self.url(path)
         params = {"method": method, "url": url, "headers": dict(self.headers)}
-        if body is not None:
+        if isinstance(body, str):
+            params["bodyText"] = body  # sent as it is (XML, text)
+        elif body is not None:
             params["body"] = body
         answer = self._channel.ask("http", params)
         text = answer.get("body") or ""

@@ -905,3 +905,46 @@ export default new Source();
     assert_eq!(f.run(&["get", "--id", "c1"]).ok_json()["from"], "class");
     snapshot("js_circular_answer", &f.run(&["get", "--id", "loop"]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_string_body_goes_as_it_is_through_http_client_and_fetch() {
+    use wiremock::matchers::{body_string, header, method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let server = crate::support::mock::server().await;
+    Mock::given(method("POST"))
+        .and(path("/soap"))
+        .and(header("content-type", "text/xml"))
+        .and(body_string("<cat name=\"Tom\"/>"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("<ok id=\"7\"/>"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/raw"))
+        .and(header("content-type", "application/json"))
+        .and(body_string("{\"a\": 1}"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let f = module(
+        &server.uri(),
+        r#"module.exports = {
+  async insert(value) {
+    const said = await this.httpClient.post('/soap', '<cat name="Tom"/>', { headers: { 'Content-Type': 'text/xml' } });
+    const r = await fetch(this.httpClient.baseUrl + '/raw', { method: 'PUT', body: '{"a": 1}', headers: { 'Content-Type': 'application/json' } });
+    return { id: '7', said, put: r.status };
+  },
+};"#,
+    );
+    let run = tokio::task::spawn_blocking(move || {
+        let run = f.run(&["insert", "--value", "{}"]);
+        drop(f);
+        run
+    })
+    .await
+    .unwrap();
+    let out = run.ok_json();
+    assert_eq!(out["record"]["said"], "<ok id=\"7\"/>", "{}", run.render());
+    assert_eq!(out["record"]["put"], 204);
+}

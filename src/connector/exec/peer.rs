@@ -636,8 +636,9 @@ fn lone_surrogates_replaced(line: &str) -> Option<String> {
 }
 
 /// The [`RequestSpec`] of an `http` request's params: `method`, `url`
-/// (absolute), `headers` (an object), `body` (any JSON, sent as JSON) or
-/// `form` (an object of strings, sent form-encoded).
+/// (absolute), `headers` (an object), and `bodyText` (a string, sent as it
+/// is), `body` (any JSON, sent as JSON) or `form` (an object of strings,
+/// sent form-encoded).
 pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
     let method = match params.get("method") {
         None | Some(Value::Null) => "GET",
@@ -673,6 +674,13 @@ pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
             }
             req = req.header(k.clone(), v);
         }
+    }
+    if let Some(text) = params.get("bodyText").filter(|t| !t.is_null()) {
+        let Value::String(text) = text else {
+            return Err("an http request whose bodyText is not a string".into());
+        };
+        req.body = Some(Body::Text(text.clone()));
+        return Ok(req);
     }
     match (params.get("body"), params.get("form")) {
         (_, Some(Value::Object(form))) => {

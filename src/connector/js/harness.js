@@ -107,7 +107,9 @@ HttpClient.prototype.request = function (method, p, body, options) {
   const url = this.url(p);
   const headers = Object.assign({}, this.headers, (options && options.headers) || {});
   const params = { method: method, url: url, headers: headers };
-  if (body !== undefined) params.body = body;
+  // A string goes as it is (XML, text); anything else as JSON.
+  if (typeof body === 'string') params.bodyText = body;
+  else if (body !== undefined) params.body = body;
   return ask('http', params).then(function (answer) {
     const parsed = parseBody(answer.body);
     if (answer.status < 200 || answer.status > 299) {
@@ -134,14 +136,11 @@ async function ferryFetch(input, init) {
   if (init.body !== undefined && init.body !== null) {
     if (init.body instanceof URLSearchParams) {
       params.form = Object.fromEntries(init.body);
+    } else if (typeof init.body === 'string') {
+      params.bodyText = init.body;
     } else {
-      const text = typeof init.body === 'string' ? init.body : String(init.body);
-      try {
-        params.body = JSON.parse(text);
-      } catch (e) {
-        // The protocol carries JSON or form bodies (docs/protocol.md).
-        throw Object.assign(new Error('fetch(' + url + '): ferry sends JSON or URLSearchParams bodies; this one is neither'), { kind: 'config' });
-      }
+      // A stream, a Blob, a Buffer: the protocol carries text.
+      throw Object.assign(new Error('fetch(' + url + '): ferry sends string or URLSearchParams bodies; this one is neither'), { kind: 'config' });
     }
   }
   const answer = await ask('http', params);
