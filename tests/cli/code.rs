@@ -47,15 +47,28 @@ fn snapshot_export(name: &str, run: &Run) {
     insta::assert_snapshot!(name, crate::export::render(run));
 }
 
+/// The sample `init --connector CODE` writes, through check, get,
+/// insert, patch and delete against a fresh sandbox, each snapshotted
+/// (`js_*` for js, `py_*` for the Python exec sample).
+fn every_action(code: &str) -> (Sandbox, Folder) {
+    let s = sandbox();
+    let f = scaffold(code, &s);
+    let prefix = if code == "js" { "js" } else { "py" };
+    for (name, args) in [
+        ("check", &["check"][..]),
+        ("get", &["get"]),
+        ("insert", &["insert"]),
+        ("patch", &["patch", "--id", "cus_0000003"]),
+        ("delete", &["delete", "--id", "cus_0000004"]),
+    ] {
+        snapshot(&format!("{prefix}_{name}"), &f.run(args));
+    }
+    (s, f)
+}
+
 #[test]
 fn the_js_sample_runs_every_action_against_the_sandbox() {
-    let s = sandbox();
-    let f = scaffold("js", &s);
-    snapshot("js_check", &f.run(&["check"]));
-    snapshot("js_get", &f.run(&["get"]));
-    snapshot("js_insert", &f.run(&["insert"]));
-    snapshot("js_patch", &f.run(&["patch", "--id", "cus_0000003"]));
-    snapshot("js_delete", &f.run(&["delete", "--id", "cus_0000004"]));
+    let (s, f) = every_action("js");
     snapshot("js_getupdates", &f.run(&["getupdates"]));
     assert_eq!(s.get("/customers/cus_0000003")["name"], "Grace B. Hopper");
     assert_eq!(s.get("/customers/cus_0000006")["email"], "ada@example.com");
@@ -71,13 +84,7 @@ fn the_js_sample_runs_every_action_against_the_sandbox() {
 
 #[test]
 fn the_python_sample_runs_every_action_against_the_sandbox() {
-    let s = sandbox();
-    let f = scaffold("exec", &s);
-    snapshot("py_check", &f.run(&["check"]));
-    snapshot("py_get", &f.run(&["get"]));
-    snapshot("py_insert", &f.run(&["insert"]));
-    snapshot("py_patch", &f.run(&["patch", "--id", "cus_0000003"]));
-    snapshot("py_delete", &f.run(&["delete", "--id", "cus_0000004"]));
+    let (s, f) = every_action("exec");
     let updates = f.run(&["getupdates"]).ok_json();
     let ids: Vec<&str> = updates["entries"]
         .as_array()
@@ -671,6 +678,18 @@ for line in sys.stdin:
     sys.stdout.flush()
 "#;
 
+/// Wait (up to 5 s) until the process `pid` (a `what`) is gone.
+fn gone(pid: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while alive(pid) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} {pid} outlived ferry"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Whether `pid` is still a live process (a zombie waiting for its
 /// parent to reap it counts as gone).
 fn alive(pid: &str) -> bool {
@@ -697,14 +716,7 @@ fn a_hand_written_program_answers_and_what_it_started_stops_with_it() {
         run.render()
     );
     let pid = f.read("grandchild.pid");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while alive(&pid) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sleep {pid} outlived ferry"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    gone(&pid, "sleep");
 }
 
 #[test]
@@ -818,14 +830,7 @@ fn ctrl_c_during_a_single_action_stops_the_module_too() {
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "an interrupted get does not succeed");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while alive(&pid) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node {pid} outlived ferry"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    gone(&pid, "node");
 }
 
 #[test]

@@ -73,6 +73,17 @@ impl std::fmt::Display for Skipped {
 
 impl std::error::Error for Skipped {}
 
+/// What makes a code connector of one kind (`exec`, `js`).
+pub struct Setup {
+    pub spec: Spec,
+    pub launch: Launch,
+    /// How "has no patch method" names the code: its file or command.
+    pub file: String,
+    pub id_field: String,
+    /// Checks the child's `initialize` answer.
+    pub vet: fn(&Value) -> Result<()>,
+}
+
 /// A child that answered `initialize`.
 pub(super) struct Started {
     pub(super) peer: Peer,
@@ -80,30 +91,28 @@ pub(super) struct Started {
 }
 
 impl Code {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        spec: Spec,
-        launch: Launch,
-        file: String,
-        id_field: String,
-        account: Map<String, Value>,
-        engine: Engine,
-        out: Output,
-        vet: fn(&Value) -> Result<()>,
-    ) -> Code {
-        Code {
-            spec,
-            launch,
-            file,
-            id_field,
-            account,
+    /// The connector `setup` describes, with its engine built from the
+    /// account's HTTP options and the account's values for `initialize`.
+    pub fn open(
+        env: &crate::connector::Env,
+        options: &crate::connector::Options,
+        http: &crate::connector::saas::HttpOptions,
+        setup: Setup,
+    ) -> Result<Box<dyn Connector>> {
+        let engine = env.http.engine(super::policy(options, http)?)?;
+        Ok(Box::new(Code {
+            spec: setup.spec,
+            launch: setup.launch,
+            file: setup.file,
+            id_field: setup.id_field,
+            account: options.values().clone(),
             engine: Arc::new(engine),
-            out,
-            vet,
+            out: env.out().clone(),
+            vet: setup.vet,
             started: OnceCell::new(),
             entires: AtomicBool::new(false),
             page: std::sync::Mutex::new(None),
-        }
+        }))
     }
 
     /// The child, started and initialized on first use.

@@ -107,17 +107,14 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         ),
         command,
     };
-    let engine = env.http.engine(policy(&options, &config.http)?)?;
-    Ok(Box::new(Code::new(
-        spec(),
+    let setup = code::Setup {
+        spec: spec(),
         launch,
-        shown,
-        config.id_field,
-        options.values().clone(),
-        engine,
-        env.out().clone(),
-        accept_any,
-    )))
+        file: shown,
+        id_field: config.id_field,
+        vet: accept_any,
+    };
+    Code::open(env, &options, &config.http, setup)
 }
 
 /// `exec` takes any `initialize` answer with capabilities.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::exec::code::Code;
 use super::exec::peer::Launch;
-use super::exec::{call_timeout, policy};
+use super::exec::call_timeout;
 use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::HttpOptions;
 use crate::connector::{Connector, Env, FieldType, Options, Role, Spec};
@@ -97,17 +97,14 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         timeout: call_timeout(&options, &config.call_timeout_secs)?,
         missing_hint: INSTALL_NODE.to_string(),
     };
-    let engine = env.http.engine(policy(&options, &config.http)?)?;
-    Ok(Box::new(Code::new(
-        spec(),
+    let setup = super::exec::code::Setup {
+        spec: spec(),
         launch,
-        config.module,
-        config.id_field,
-        options.values().clone(),
-        engine,
-        env.out().clone(),
-        node_is_new_enough,
-    )))
+        file: config.module,
+        id_field: config.id_field,
+        vet: node_is_new_enough,
+    };
+    Code::open(env, &options, &config.http, setup)
 }
 
 /// The harness reports the Node version it runs on; older than
