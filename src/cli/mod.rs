@@ -5,6 +5,7 @@
 //! ([`crate::testcase`]) and answers the exit status.
 
 mod check;
+mod completions;
 mod connectors;
 mod delete;
 mod export;
@@ -13,6 +14,7 @@ mod getupdates;
 mod import;
 mod init;
 mod insert;
+mod man;
 mod patch;
 mod sandbox;
 mod test;
@@ -158,6 +160,8 @@ commands! {
     Import = import: Other,
     Export = export: Other,
     Test = test: Other,
+    Completions = completions: Other,
+    Man = man: Other,
 }
 
 /// What a command produced: the JSON result [`run`] prints (and

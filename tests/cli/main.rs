@@ -6,6 +6,7 @@ mod support;
 
 mod cassette;
 mod code;
+mod completions;
 mod config;
 mod connectors;
 mod errors;
