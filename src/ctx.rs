@@ -141,16 +141,21 @@ impl Ctx {
         }
     }
 
-    /// Open the connector `account` names.
+    /// Open the connector `account` names (an import's or export's
+    /// TARGET: a code connector's account takes the `init` section of the
+    /// in.json beside it).
     pub fn open(&self, account: &Account) -> Result<Box<dyn Connector>> {
-        connector::registry::open(&self.connector_env(), account)
+        let mut account = account.clone();
+        let folder = account.folder.clone();
+        self.add_init_section(&mut account, &folder, None)?;
+        connector::registry::open(&self.connector_env(), &account)
     }
 
     /// Open the connector the folder's account names.
     pub fn connector(&self) -> Result<Box<dyn Connector>> {
         let mut account = self.account()?;
-        self.add_init_section(&mut account)?;
-        let connector = self.open(&account)?;
+        self.add_init_section(&mut account, &self.folder, self.input_file.as_deref())?;
+        let connector = connector::registry::open(&self.connector_env(), &account)?;
         self.out.verbose(&format!(
             "using {} (connector {})",
             account.source, account.connector
@@ -162,18 +167,28 @@ impl Ctx {
     /// section added under it (account.json wins): SyncPenguin keeps the
     /// account info a module's `init` runs with there, so such a folder
     /// runs unchanged.
-    fn add_init_section(&self, account: &mut Account) -> Result<()> {
-        let takes_values =
-            connector::registry::spec(&account.connector).is_ok_and(|s| s.account_values);
-        if !takes_values {
+    fn add_init_section(
+        &self,
+        account: &mut Account,
+        folder: &Path,
+        input_file: Option<&Path>,
+    ) -> Result<()> {
+        let Ok(spec) = connector::registry::spec(&account.connector) else {
+            return Ok(());
+        };
+        if !spec.account_values {
             return Ok(());
         }
         // Read quietly: the command reads in.json again and warns once.
         let quiet = Output::new();
         quiet.set_verbosity(crate::output::Verbosity::Quiet);
-        let inputs = Inputs::load(&self.cwd, &quiet, &self.folder, self.input_file.as_deref())?;
+        let inputs = Inputs::load(&self.cwd, &quiet, folder, input_file)?;
         if let Some(serde_json::Value::Object(init)) = inputs.section("init") {
-            for (key, value) in init {
+            // The module's own values (and its baseUrl): ferry's options
+            // (module, callTimeoutSecs...) are account.json's, where
+            // errors point.
+            let own = (init.iter()).filter(|(k, _)| spec.option(k).is_none() || *k == "baseUrl");
+            for (key, value) in own {
                 account
                     .options
                     .entry(key.clone())

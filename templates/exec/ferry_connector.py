@@ -151,7 +151,9 @@ class _Channel:
             sys.exit(0)
         answer = json.loads(line)
         if answer.get("error"):
-            raise ConnectorError(answer["error"].get("message", "ferry refused the request"), kind="transient")
+            error = answer["error"]
+            kind = (error.get("data") or {}).get("kind", "transient")
+            raise ConnectorError(error.get("message", "ferry refused the request"), kind=kind)
         return answer.get("result") or {}
 
     def log(self, message, level="info"):

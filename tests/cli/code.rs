@@ -953,3 +953,47 @@ async fn a_string_body_goes_as_it_is_through_http_client_and_fetch() {
     assert_eq!(out["record"]["said"], "<ok id=\"7\"/>", "{}", run.render());
     assert_eq!(out["record"]["put"], 204);
 }
+
+#[test]
+fn import_and_export_targets_take_the_in_json_init_section_and_a_bad_request_is_exit_2() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"let token;
+module.exports = {
+  async init(account) { token = account.apiToken; },
+  async getUpdates(lastSync) {
+    if (lastSync) return { nextSync: lastSync, entries: [] };
+    return { nextSync: '1', entries: [{ id: 'a', type: 'upsert', value: { id: 'a', token } }] };
+  },
+  async exportProfile(profile) {
+    if (!token) throw new Error('init had no token');
+    return { success: true };
+  },
+  async get(id) { return this.httpClient.get('http://127.0.0.1:9/x', { headers: { 'bad name': 'v' } }); },
+};"#,
+    );
+    f.write("account.json", r#"{"connector": "js"}"#);
+    f.write("in.json", r#"{"init": {"apiToken": "from-in-json"}}"#);
+    let run = f.run(&[
+        "import",
+        "--from",
+        "account.json",
+        "--to",
+        "jsonl:out.jsonl",
+    ]);
+    assert_eq!(run.ok_json()["written"], 1, "{}", run.render());
+    assert!(f.read("out.jsonl").contains("from-in-json"));
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@example.com\"}}\n",
+    );
+    let run = f.run(&[
+        "export",
+        "--to",
+        "account.json",
+        "--input",
+        "profiles.jsonl",
+    ]);
+    assert_eq!(run.json()["created"], 1, "{}", run.render());
+    snapshot("js_bad_header", &f.run(&["get", "--id", "a"]));
+}

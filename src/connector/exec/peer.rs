@@ -177,7 +177,6 @@ impl Peer {
         };
         tokio::spawn(read_stderr(stderr, peer.state.clone(), out.clone()));
         let reader = Reader {
-            name: peer.name.clone(),
             stdin: peer.stdin.clone(),
             pending: peer.pending.clone(),
             state: peer.state.clone(),
@@ -385,7 +384,6 @@ async fn read_stderr(stderr: tokio::process::ChildStderr, state: Arc<State>, out
 
 /// The task reading the child's stdout: answers, requests, notifications.
 struct Reader {
-    name: String,
     stdin: Stdin,
     pending: Pending,
     state: Arc<State>,
@@ -544,7 +542,6 @@ impl Reader {
 
     fn http_side(&self) -> HttpSide {
         HttpSide {
-            name: self.name.clone(),
             engine: self.engine.clone(),
             state: self.state.clone(),
         }
@@ -553,7 +550,6 @@ impl Reader {
 
 /// What answering the child's `http` requests needs, owned by each task.
 struct HttpSide {
-    name: String,
     engine: Arc<Engine>,
     state: Arc<State>,
 }
@@ -564,8 +560,8 @@ impl HttpSide {
     /// Answers the response, or the error's kind (`config` for a request
     /// that cannot be sent as written, `transient` for a failed send).
     async fn send(self, params: Value) -> std::result::Result<Value, (&'static str, anyhow::Error)> {
-        let req = request_of(&params)
-            .map_err(|e| ("config", failed(format!("{}: {e}", self.name)).into()))?;
+        // The child words the failure with its own name around it.
+        let req = request_of(&params).map_err(|e| ("config", failed(e).into()))?;
         if !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
             if let Ok(mut c) = self.state.captured.lock() {
                 if let Some(captured) = c.as_mut() {

@@ -107,9 +107,17 @@ HttpClient.prototype.request = function (method, p, body, options) {
   const url = this.url(p);
   const headers = Object.assign({}, this.headers, (options && options.headers) || {});
   const params = { method: method, url: url, headers: headers };
-  // A string goes as it is (XML, text); anything else as JSON.
-  if (typeof body === 'string') params.bodyText = body;
-  else if (body !== undefined) params.body = body;
+  // A string goes as it is (XML, text) when the module says what it is;
+  // without a Content-Type, a string that is JSON goes as JSON (as axios
+  // sends a JSON string). Anything else goes as JSON.
+  const typed = Object.keys(headers).some(function (k) { return k.toLowerCase() === 'content-type'; });
+  if (typeof body === 'string' && !typed) {
+    try { params.body = JSON.parse(body); } catch (e) { params.bodyText = body; }
+  } else if (typeof body === 'string') {
+    params.bodyText = body;
+  } else if (body !== undefined) {
+    params.body = body;
+  }
   return ask('http', params).then(function (answer) {
     const parsed = parseBody(answer.body);
     if (answer.status < 200 || answer.status > 299) {
@@ -285,7 +293,8 @@ rl.on('line', function (line) {
     if (!w) return;
     waiting.delete(message.id);
     if (message.error) {
-      w.reject(Object.assign(new Error(message.error.message), { kind: 'transient' }));
+      const kind = (message.error.data && message.error.data.kind) || 'transient';
+      w.reject(Object.assign(new Error(message.error.message), { kind: kind }));
     } else {
       w.resolve(message.result);
     }
