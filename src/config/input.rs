@@ -161,9 +161,10 @@ impl Inputs {
 }
 
 /// The sections of in.json that commands read. `init` is SyncPenguin's:
-/// the account info its tool runs a module's `init` with. ferry accepts it
-/// so a SyncPenguin folder runs unchanged; its account comes from
-/// account.json, and `ferry check` is how a module's `init` runs alone.
+/// the account info its tool runs a module's `init` with; a code
+/// connector's account takes its values under account.json's
+/// (`Ctx::open`), so a SyncPenguin folder runs unchanged, and `ferry check`
+/// is how a module's `init` runs alone.
 pub const SECTIONS: &[&str] = &[
     "init",
     "get",
