@@ -29,6 +29,9 @@ pub struct Ctx {
     pub stdin_tty: bool,
     /// Standard error is a terminal, so progress bars are shown.
     pub stderr_tty: bool,
+    /// Standard output is a terminal: a listing may be a table for people
+    /// instead of JSON for programs.
+    pub stdout_tty: bool,
     /// The one writer for stdout and stderr.
     pub out: Output,
     /// The connector folder (`-C DIR`): account.json, in.json, .env, .ferry/.
@@ -53,6 +56,7 @@ impl Ctx {
         Ok(Ctx {
             stdin_tty: std::io::stdin().is_terminal(),
             stderr_tty: std::io::stderr().is_terminal(),
+            stdout_tty: std::io::stdout().is_terminal(),
             out: Output::new(),
             folder: cwd.clone(),
             account_file: None,

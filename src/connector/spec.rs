@@ -70,24 +70,34 @@ pub enum Role {
     Destination,
 }
 
-/// The actions a connector's capabilities give, as `ferry connectors` names them.
+/// The actions a connector's capabilities give, named as the user runs
+/// them (`ferry connectors` prints these): a command, or the side of an
+/// import or export the connector can take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
 pub enum Action {
+    #[serde(rename = "check")]
     Check,
+    #[serde(rename = "get")]
     Get,
+    #[serde(rename = "insert")]
     Insert,
+    #[serde(rename = "patch")]
     Patch,
+    #[serde(rename = "delete")]
     Delete,
     #[serde(rename = "getupdates")]
     GetUpdates,
     /// Read the records page by page (import's source side).
+    #[serde(rename = "import source")]
     ReadPage,
     /// Write a batch of upserts with one outcome per record (import's destination side).
+    #[serde(rename = "import destination")]
     UpsertBatch,
     /// Receive exported profiles: create, update (with clears), delete, find by key.
+    #[serde(rename = "export")]
     ExportProfiles,
     /// Hold group memberships (lists, tags, segments) of exported profiles.
+    #[serde(rename = "export groups")]
     Groups,
 }
 

@@ -56,3 +56,20 @@ fn with_dash_o() {
         serde_json::from_str(&f.read("spec.json")).expect("the file holds JSON");
     assert_eq!(written, f.run(&["connectors", "csv"]).ok_json());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn on_a_terminal_the_list_and_a_spec_are_tables_and_json_is_asked_for() {
+    let f = crate::support::Folder::new();
+    let (code, screen) = crate::support::on_terminal_dialog(&f, "connectors", &[]);
+    assert_eq!(code, 0, "{screen}");
+    insta::assert_snapshot!("connectors_terminal_list", screen.replace('\r', ""));
+    let (code, screen) = crate::support::on_terminal_dialog(&f, "connectors csv", &[]);
+    assert_eq!(code, 0, "{screen}");
+    insta::assert_snapshot!("connectors_terminal_csv", screen.replace('\r', ""));
+    let (code, screen) = crate::support::on_terminal_dialog(&f, "connectors --json", &[]);
+    assert_eq!(code, 0, "{screen}");
+    let listed: serde_json::Value =
+        serde_json::from_str(screen.trim()).expect("JSON on a terminal with --json");
+    assert_eq!(listed[0]["code"], "sqlite");
+}

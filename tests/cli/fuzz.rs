@@ -408,6 +408,7 @@ fn ctx(folder: &Path) -> ferry::ctx::Ctx {
             .collect(),
         stdin_tty: false,
         stderr_tty: false,
+        stdout_tty: false,
         out: quiet(),
         folder: folder.to_path_buf(),
         account_file: None,
