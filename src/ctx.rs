@@ -32,6 +32,9 @@ pub struct Ctx {
     /// Standard output is a terminal: a listing may be a table for people
     /// instead of JSON for programs.
     pub stdout_tty: bool,
+    /// `--dry-run` on a read: connectors open with engines that send
+    /// nothing ([`crate::http::Offline`]).
+    pub offline: bool,
     /// The one writer for stdout and stderr.
     pub out: Output,
     /// The connector folder (`-C DIR`): account.json, in.json, .env, .ferry/.
@@ -57,6 +60,7 @@ impl Ctx {
             stdin_tty: std::io::stdin().is_terminal(),
             stderr_tty: std::io::stderr().is_terminal(),
             stdout_tty: std::io::stdout().is_terminal(),
+            offline: false,
             out: Output::new(),
             folder: cwd.clone(),
             account_file: None,
@@ -138,9 +142,10 @@ impl Ctx {
     /// What a connector opens with: the HTTP environment of this command
     /// (its output and cassette) and the folder.
     pub fn connector_env(&self) -> connector::Env {
+        let http =
+            HttpEnv::new(self.out.clone(), self.cassette.clone()).with_clock(self.clock.clone());
         connector::Env {
-            http: HttpEnv::new(self.out.clone(), self.cassette.clone())
-                .with_clock(self.clock.clone()),
+            http: if self.offline { http.offline() } else { http },
             folder: self.folder.clone(),
         }
     }

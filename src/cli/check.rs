@@ -8,10 +8,18 @@ use crate::ctx::Ctx;
 /// Test the connection and the credentials
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Example:\n  ferry -C examples/sqlite check")]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    dry: super::write::DryRead,
+}
 
-pub async fn exec(_args: Args, ctx: &Ctx) -> Result<Done> {
-    let connector = ctx.connector()?;
-    let report = connector.check().await?;
-    Ok(Done::value(report))
+pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
+    let ctx = &args.dry.ctx(ctx);
+    let result = async {
+        let connector = ctx.connector()?;
+        let report = connector.check().await?;
+        Ok(Done::value(report))
+    }
+    .await;
+    args.dry.done(result)
 }

@@ -16,11 +16,19 @@ pub struct Args {
     /// The record's id [default: "get"."id" in in.json]
     #[arg(long)]
     id: Option<String>,
+    #[command(flatten)]
+    dry: super::write::DryRead,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
+    let ctx = &args.dry.ctx(ctx);
+    let result = read(&args, ctx).await;
+    args.dry.done(result)
+}
+
+async fn read(args: &Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
-    let id = inputs.require_string("get", "id", "--id ID", args.id)?;
+    let id = inputs.require_string("get", "id", "--id ID", args.id.clone())?;
     let connector = ctx.connector()?;
     let lookup = able(connector.as_ref(), connector.lookup(), "get")?;
     let record = lookup.get(&id).await?;

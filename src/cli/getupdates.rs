@@ -19,11 +19,19 @@ pub struct Args {
     /// Stop after N entries; nextSync then points right after the last one
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     limit: Option<u64>,
+    #[command(flatten)]
+    dry: super::write::DryRead,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
+    let ctx = &args.dry.ctx(ctx);
+    let result = read(&args, ctx).await;
+    args.dry.done(result)
+}
+
+async fn read(args: &Args, ctx: &Ctx) -> Result<Done> {
     let inputs = ctx.inputs()?;
-    let since = inputs.string("getupdates", "lastSync", args.last_sync)?;
+    let since = inputs.string("getupdates", "lastSync", args.last_sync.clone())?;
     let connector = ctx.connector()?;
     let feed = able(connector.as_ref(), connector.updates(), "getupdates")?;
     let updates = feed

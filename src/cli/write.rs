@@ -17,6 +17,45 @@ pub struct DryRun {
     dry_run: bool,
 }
 
+/// `--dry-run` on a read (`get`, `check`, `getupdates`), as xh's
+/// `--offline`: the connector opens with engines that send nothing.
+#[derive(Debug, clap::Args)]
+pub struct DryRead {
+    /// Print the request that would be sent, secrets redacted, and send nothing
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl DryRead {
+    /// The context the read runs in: `ctx`, or a copy whose connectors
+    /// send nothing.
+    pub fn ctx(&self, ctx: &Ctx) -> Ctx {
+        let mut ctx = ctx.clone();
+        ctx.offline = self.dry_run;
+        ctx
+    }
+
+    /// What the command prints: the read's own result, or under
+    /// `--dry-run` the request it stopped at (none for a local connector,
+    /// which reads its file and sends nothing).
+    pub fn done(&self, result: Result<Done>) -> Result<Done> {
+        if !self.dry_run {
+            return result;
+        }
+        let requests = match result {
+            Ok(_) => Vec::new(),
+            Err(e) => match e
+                .chain()
+                .find_map(|c| c.downcast_ref::<crate::http::Offline>())
+            {
+                Some(offline) => vec![offline.0.preview()],
+                None => return Err(e),
+            },
+        };
+        Ok(Done::value(json!({ "dryRun": true, "requests": requests })))
+    }
+}
+
 /// The record (or fields) to write: `--value` (JSON or @FILE), else
 /// `"<action>"."value"` in in.json.
 pub fn value(ctx: &Ctx, inputs: &Inputs, action: &str, flag: Option<String>) -> Result<Record> {

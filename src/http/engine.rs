@@ -100,7 +100,28 @@ pub struct HttpEnv {
     out: Output,
     cassette: Option<Arc<Cassette>>,
     clock: Clock,
+    /// `--dry-run` on a read: engines send nothing (see [`Offline`]).
+    offline: bool,
 }
+
+/// The request an engine built under `--dry-run` did not send: the error
+/// that ends the read there, carrying what would have gone out, so the
+/// command prints it (xh's `--offline`).
+#[derive(Debug, Clone)]
+pub struct Offline(pub RequestSpec);
+
+impl std::fmt::Display for Offline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} was not sent (--dry-run)",
+            self.0.method,
+            self.0.shown_url()
+        )
+    }
+}
+
+impl std::error::Error for Offline {}
 
 impl HttpEnv {
     pub fn new(out: Output, cassette: Option<Arc<Cassette>>) -> HttpEnv {
@@ -108,7 +129,15 @@ impl HttpEnv {
             out,
             cassette,
             clock: Clock::default(),
+            offline: false,
         }
+    }
+
+    /// The environment for a `--dry-run` read: its engines send nothing
+    /// and answer the first request as an [`Offline`] error.
+    pub fn offline(mut self) -> HttpEnv {
+        self.offline = true;
+        self
     }
 
     /// The environment with its engines waiting on `clock` (the command's:
@@ -120,9 +149,11 @@ impl HttpEnv {
 
     /// An engine with `policy`.
     pub fn engine(&self, policy: Policy) -> Result<Engine> {
-        Ok(Engine::new(self.out.clone(), policy)?
+        let mut engine = Engine::new(self.out.clone(), policy)?
             .with_cassette(self.cassette.clone())
-            .with_clock(self.clock.clone()))
+            .with_clock(self.clock.clone());
+        engine.offline = self.offline;
+        Ok(engine)
     }
 
     /// The output engines log to.
@@ -145,6 +176,8 @@ pub struct Engine {
     describe: fn(&RequestSpec, &Response) -> Failure,
     /// How the engine waits: real time, or a test's virtual time.
     clock: Clock,
+    /// Send nothing: answer the first request as [`Offline`].
+    offline: bool,
 }
 
 /// What the retry policy says about one attempt's outcome.
@@ -180,6 +213,7 @@ impl Engine {
             cassette: None,
             out,
             describe: status_error,
+            offline: false,
         })
     }
 
@@ -241,6 +275,9 @@ impl Engine {
     /// Send `req` under the policy and answer the final response, whatever
     /// its status. Network failures and over-long 429 waits are errors.
     pub async fn execute(&self, req: &RequestSpec) -> Result<Response> {
+        if self.offline {
+            return Err(Offline(req.clone()).into());
+        }
         let gate = match self.policy.group_index(&req.method, &req.path()) {
             Some(i) => &self.gates[i],
             None => &self.default_gate,

@@ -57,7 +57,7 @@ use anyhow::Result;
 use serde_json::{json, Map, Value};
 
 pub use clock::Clock;
-pub use engine::{status_error, Engine, HttpEnv, Response};
+pub use engine::{status_error, Engine, HttpEnv, Offline, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 pub use poll::{Polled, Polling};
 

@@ -997,3 +997,20 @@ module.exports = {
     assert_eq!(run.json()["created"], 1, "{}", run.render());
     snapshot("js_bad_header", &f.run(&["get", "--id", "a"]));
 }
+
+#[test]
+fn a_dry_run_read_shows_the_modules_first_request_and_sends_nothing() {
+    let f = module(
+        "http://127.0.0.1:9",
+        r#"module.exports = {
+  async init(account) { this.httpClient.setHeader('Authorization', 'Bearer ' + account.apiToken); },
+  async get(id) {
+    try { return await this.httpClient.get('/customers/' + id); } catch (e) { return { swallowed: e.message }; }
+  },
+};"#,
+    );
+    snapshot(
+        "js_get_dry_run",
+        &f.run(&["get", "--id", "cus_0000001", "--dry-run"]),
+    );
+}

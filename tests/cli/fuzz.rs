@@ -409,6 +409,7 @@ fn ctx(folder: &Path) -> ferry::ctx::Ctx {
         stdin_tty: false,
         stderr_tty: false,
         stdout_tty: false,
+        offline: false,
         out: quiet(),
         folder: folder.to_path_buf(),
         account_file: None,

@@ -9,6 +9,7 @@ mod code;
 mod completions;
 mod config;
 mod connectors;
+mod dry_reads;
 mod errors;
 mod examples;
 mod export;

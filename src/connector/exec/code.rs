@@ -181,7 +181,13 @@ impl Code {
     }
 
     async fn answer(&self, peer: &Peer, method: &str, params: Value) -> Result<Value> {
-        match peer.call(method, params).await? {
+        let reply = peer.call(method, params).await?;
+        // Under `--dry-run` on a read the call ends at its first request,
+        // whatever the code made of the engine's refusal.
+        if let Some(req) = peer.take_offline() {
+            return Err(crate::http::Offline(req).into());
+        }
+        match reply {
             Reply::Result(v) => Ok(v),
             Reply::Error(e) => Err(self.error(method, &e)),
         }

@@ -67,6 +67,8 @@ struct State {
     /// Under `--dry-run`: the writing requests the child asked for, which
     /// were answered without being sent.
     captured: Mutex<Option<Vec<RequestSpec>>>,
+    /// Under `--dry-run` on a read: the request the engine did not send.
+    offline: Mutex<Option<RequestSpec>>,
 }
 
 impl State {
@@ -251,6 +253,11 @@ impl Peer {
         if let Ok(mut c) = self.state.captured.lock() {
             *c = dry.then(Vec::new);
         }
+    }
+
+    /// The request a `--dry-run` read stopped at, if the call made one.
+    pub fn take_offline(&self) -> Option<RequestSpec> {
+        self.state.offline.lock().ok().and_then(|mut o| o.take())
     }
 
     /// The writing requests captured since [`Peer::capture`].
@@ -570,7 +577,14 @@ impl HttpSide {
                 }
             }
         }
-        let resp = self.engine.execute(&req).await.map_err(|e| ("transient", e))?;
+        let resp = self.engine.execute(&req).await.map_err(|e| {
+            if let Some(offline) = e.downcast_ref::<crate::http::Offline>() {
+                if let Ok(mut o) = self.state.offline.lock() {
+                    o.get_or_insert(offline.0.clone());
+                }
+            }
+            ("transient", e)
+        })?;
         let headers: Map<String, Value> = resp
             .headers
             .iter()
