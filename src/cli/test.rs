@@ -13,7 +13,6 @@ use serde_json::json;
 
 use super::Done;
 use crate::ctx::Ctx;
-use crate::error::failed;
 use crate::testcase::{self, replay::chain, Outcome, Replay};
 
 /// Replay the folder's recorded test cases offline and compare their outputs
@@ -38,13 +37,14 @@ pub struct Args {
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let junit = args.junit.map(|p| crate::config::resolve(&ctx.cwd, p));
     let files = testcase::list(&ctx.folder)?;
+    // A folder without cases is not a failing suite (a CI step that runs
+    // `ferry test` everywhere passes where nothing is recorded yet), but
+    // the user is told how to record one.
     if files.is_empty() {
-        return Err(failed(format!(
-            "no test cases in {}",
+        ctx.out.warn(&format!(
+            "no test cases in {}; record one: ferry get --id ID --record --save-case NAME",
             testcase::dir(&ctx.folder).display()
-        ))
-        .hint("record one: ferry get --id ID --record --save-case NAME")
-        .into());
+        ));
     }
     let mut outcomes = Vec::new();
     for (name, path) in files {
