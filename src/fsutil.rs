@@ -51,6 +51,22 @@ fn write_atomic_as(
     new_mode: u32,
     fill: impl FnOnce(&mut BufWriter<&File>) -> Result<()>,
 ) -> Result<()> {
+    // A device, a FIFO or a socket (`-o /dev/null`, `-o /dev/stdout`, a
+    // named pipe) is written in place: renaming a file over it would
+    // replace the device itself (for root, /dev/null for every program).
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("could not open {}", path.display()))?;
+            let mut writer = BufWriter::new(&file);
+            fill(&mut writer)?;
+            return writer
+                .flush()
+                .with_context(|| format!("could not write {}", path.display()));
+        }
+    }
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("could not create folder {}", dir.display()))?;
@@ -195,6 +211,29 @@ fn process_runs(pid: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_device_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+        };
+        write_bytes_atomic(&fifo, b"through the pipe").unwrap();
+        // Checked before joining: a replaced FIFO would leave the reader
+        // waiting for a writer forever.
+        let kind = std::fs::metadata(&fifo).unwrap().file_type();
+        assert!(kind.is_fifo(), "the FIFO was replaced by a file");
+        assert_eq!(reader.join().unwrap(), "through the pipe");
+    }
     use super::*;
 
     #[test]
