@@ -292,7 +292,13 @@ fn parse_action(args: &[String]) -> std::result::Result<Command, String> {
 fn clap_exit(ctx: &Ctx, err: &clap::Error) -> ExitCode {
     let text = err.render().to_string();
     if err.use_stderr() {
-        ctx.out.stderr_text(&text);
+        // `ferry` alone prints the help (an error all the same): as it is.
+        let shaped = if text.starts_with("error:") {
+            usage_error(&text)
+        } else {
+            text
+        };
+        ctx.out.stderr_text(&shaped);
         ExitCode::from(2)
     } else {
         let _ = ctx.out.stdout_text(&text);
@@ -300,10 +306,57 @@ fn clap_exit(ctx: &Ctx, err: &clap::Error) -> ExitCode {
     }
 }
 
+/// clap's usage error in ferry's shape, `error:` then `hint:`: the cause
+/// on one line; its tips ("a similar argument exists") and the usage line
+/// as the hint.
+fn usage_error(rendered: &str) -> String {
+    let mut cause: Vec<&str> = Vec::new();
+    let mut tips: Vec<&str> = Vec::new();
+    let mut usage = None;
+    let mut in_cause = false;
+    for line in rendered.lines() {
+        let trimmed = line.trim();
+        if let Some(first) = line.strip_prefix("error: ") {
+            cause.push(first.trim());
+            in_cause = true;
+        } else if let Some(tip) = trimmed.strip_prefix("tip: ") {
+            tips.push(tip);
+            in_cause = false;
+        } else if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u.trim());
+            in_cause = false;
+        } else if trimmed.is_empty() || trimmed.starts_with("For more information") {
+            in_cause = false;
+        } else if in_cause {
+            cause.push(trimmed);
+        }
+    }
+    let mut hint: Vec<String> = tips.iter().map(|t| t.to_string()).collect();
+    match usage {
+        Some(u) => hint.push(format!("usage: {u}")),
+        None => hint.push("add --help to the command to see its options".to_string()),
+    }
+    format!("error: {}\nhint: {}\n", cause.join(" "), hint.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn a_clap_error_becomes_a_cause_and_a_hint() {
+        let rendered = "error: unexpected argument '--identifier' found\n\n  tip: a similar argument exists: '--id'\n\nUsage: ferry get --id <ID>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error(rendered),
+            "error: unexpected argument '--identifier' found\nhint: a similar argument exists: '--id'; usage: ferry get --id <ID>\n"
+        );
+        let missing = "error: the following required arguments were not provided:\n  --to <TARGET>\n\nUsage: ferry import --from <TARGET> --to <TARGET>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_error(missing),
+            "error: the following required arguments were not provided: --to <TARGET>\nhint: usage: ferry import --from <TARGET> --to <TARGET>\n"
+        );
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
