@@ -31,6 +31,7 @@ async fn read(args: &Args, ctx: &Ctx) -> Result<Done> {
     let id = inputs.require_string("get", "id", "--id ID", args.id.clone())?;
     let connector = ctx.connector()?;
     let lookup = able(connector.as_ref(), connector.lookup(), "get")?;
-    let record = lookup.get(&id).await?;
+    let record = (lookup.get(&id).await)
+        .map_err(|e| super::hint_ids(ctx, connector.updates().is_some(), e))?;
     Ok(Done::value(Value::Object(record)))
 }

@@ -306,6 +306,39 @@ fn clap_exit(ctx: &Ctx, err: &clap::Error) -> ExitCode {
     }
 }
 
+/// `ferry [-C DIR] [--account FILE] ARGS`: a command to type next, with
+/// this one's folder and account, so a hint can be pasted as it is.
+pub(crate) fn next_command(ctx: &Ctx, args: &str) -> String {
+    let mut words = vec!["ferry".to_string()];
+    if ctx.folder != ctx.cwd {
+        let folder = ctx.folder.strip_prefix(&ctx.cwd).unwrap_or(&ctx.folder);
+        words.push("-C".into());
+        words.push(crate::shell::quote_owned(&folder.display().to_string()));
+    }
+    if let Some(account) = &ctx.account_file {
+        words.push("--account".into());
+        words.push(crate::shell::quote_owned(&account.display().to_string()));
+    }
+    words.push(args.to_string());
+    words.join(" ")
+}
+
+/// A not-found error with the hint that lists the ids there are, when the
+/// connector can list them (`getupdates`), in this command's folder.
+pub(crate) fn hint_ids(ctx: &Ctx, can_list: bool, mut err: anyhow::Error) -> anyhow::Error {
+    if can_list {
+        if let Some(f) = err.downcast_mut::<crate::error::Failure>() {
+            if f.kind == crate::error::Kind::NotFound {
+                f.hint = Some(format!(
+                    "list the ids with: {}",
+                    next_command(ctx, "getupdates")
+                ));
+            }
+        }
+    }
+    err
+}
+
 /// clap's usage error in ferry's shape, `error:` then `hint:`: the cause
 /// on one line; its tips ("a similar argument exists") and the usage line
 /// as the hint.

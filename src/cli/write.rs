@@ -79,11 +79,13 @@ pub async fn write(ctx: &Ctx, op: WriteOp, dry: DryRun) -> Result<Done> {
             json!({ "id": id, "record": stored })
         }
         WriteOp::Patch { id, value } => {
-            records.patch(&id, value).await?;
+            let can_list = connector.updates().is_some();
+            (records.patch(&id, value).await).map_err(|e| super::hint_ids(ctx, can_list, e))?;
             json!({ "id": id })
         }
         WriteOp::Delete { id } => {
-            records.delete(&id).await?;
+            let can_list = connector.updates().is_some();
+            (records.delete(&id).await).map_err(|e| super::hint_ids(ctx, can_list, e))?;
             json!({ "id": id })
         }
         other => anyhow::bail!("{} is not a command of its own", other.action()),

@@ -419,3 +419,30 @@ fn an_unwritable_test_clock_log_is_an_error_not_a_panic() {
     );
     insta::assert_snapshot!(run.render());
 }
+
+#[test]
+fn a_not_found_hint_keeps_the_folder_and_account_it_was_run_with() {
+    let f = Folder::new();
+    f.write("conn/people.jsonl", "{\"id\": \"a\"}\n");
+    f.write(
+        "conn/other.json",
+        r#"{"connector": "jsonl", "path": "people.jsonl"}"#,
+    );
+    let run = f.run(&[
+        "-C",
+        "conn",
+        "--account",
+        "conn/other.json",
+        "get",
+        "--id",
+        "nope",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains(
+            "hint: list the ids with: ferry -C conn --account conn/other.json getupdates"
+        ),
+        "{}",
+        run.render()
+    );
+}
