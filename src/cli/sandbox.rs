@@ -91,9 +91,21 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
         seed: args.seed,
     };
     let shutdown = shutdown_signal()?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
-        .await
-        .with_context(|| format!("could not listen on 127.0.0.1:{}", args.port))?;
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", args.port)).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return Err(crate::error::usage(format!(
+                "port {} on 127.0.0.1 is in use (another sandbox, or another server)",
+                args.port
+            ))
+            .hint("pick another with --port N, or --port 0 for a free one (its URL is the first line printed)")
+            .into())
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("could not listen on 127.0.0.1:{}", args.port)))
+        }
+    };
     let addr = listener.local_addr()?;
     let url = format!("http://127.0.0.1:{}", addr.port());
     ctx.out

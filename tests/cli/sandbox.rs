@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::Sandbox;
+use crate::support::{Folder, Sandbox};
 
 #[test]
 fn every_action_works_against_the_sandbox() {
@@ -323,4 +323,24 @@ fn sigterm_stops_the_sandbox_cleanly() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_port_in_use_is_a_usage_error_that_says_what_to_do() {
+    let s = Sandbox::start(&["--port", "0"]);
+    let port = s.url.rsplit(':').next().unwrap().to_string();
+    let f = Folder::new();
+    let run = f.run(&["sandbox", "--port", &port]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains(&format!("error: port {port} on 127.0.0.1 is in use")),
+        "{}",
+        run.render()
+    );
+    assert!(
+        run.stderr.contains("hint: pick another with --port N"),
+        "{}",
+        run.render()
+    );
 }
