@@ -185,7 +185,7 @@ fn answers(spec: &Spec, plan: &Plan, ask: bool) -> Result<BTreeMap<String, Answe
     // The module's own keys (a code connector's): a secret-looking one as
     // a ${VAR} in account.json with its value in .env, as options are.
     for (key, value) in plan.set.iter().filter(|(k, _)| spec.option(k).is_none()) {
-        let answer = if crate::connector::options::looks_secret(key) {
+        let answer = if crate::http::redact::is_sensitive(key) {
             Answer::Secret {
                 var: secret_var(spec, key),
                 value: Some(value.clone()),

@@ -52,7 +52,7 @@ impl Options {
         for (key, value) in &account.options {
             let Some(opt) = spec.option(key) else {
                 if spec.account_values {
-                    if looks_secret(key) {
+                    if crate::http::redact::is_sensitive(key) {
                         collect_strings(value, &mut extra_secrets);
                     }
                     // A value kept out of the file (`${NAME}`) is a secret
@@ -284,30 +284,6 @@ pub fn polling(
         first_wait: std::time::Duration::from_millis(wait),
         max_polls: polls as u32,
     })
-}
-
-/// Whether an account key a connector does not declare names a secret, by
-/// the words credentials are named with (`apiToken`, `client_secret`,
-/// `password`, `apiKey`, `privateKey`, `authorization`, `credentials`).
-/// Not every "key" is one (`keyField`, `primaryKey`), nor every "auth…"
-/// (`author`): a value wrongly taken for a secret is starred out of every
-/// output and cassette, so the words are narrow.
-pub fn looks_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase().replace(['_', '-'], "");
-    let words = [
-        "token",
-        "secret",
-        "password",
-        "passwd",
-        "credential",
-        "apikey",
-        "privatekey",
-        "accesskey",
-        "signingkey",
-        "authorization",
-        "bearer",
-    ];
-    words.iter().any(|w| key.contains(w)) || key == "key" || key == "auth"
 }
 
 /// A typed connector config declared with [`connector_options!`]: its

@@ -43,7 +43,7 @@ pub struct Spec {
     /// Whether account.json may hold keys beyond `options`: a code
     /// connector's own account values (an API token, a workspace), handed
     /// to its module as they are. A key whose name says it is a secret
-    /// (token, secret, password, key, auth, credential) is redacted.
+    /// (by [`crate::http::redact::is_sensitive`]) is redacted.
     #[serde(rename = "accountValues", skip_serializing_if = "std::ops::Not::not")]
     pub account_values: bool,
 }

@@ -12,6 +12,7 @@ use crate::output::REDACTED;
 const EXACT: &[&str] = &[
     "authorization",
     "proxy_authorization",
+    "auth",
     "cookie",
     "set_cookie",
     "key",
@@ -30,14 +31,26 @@ const EXACT: &[&str] = &[
     "private_key",
 ];
 
-/// Parts that mark a name as a credential (`x-api-key`, `auth_token`, `secretKey`).
+/// Parts that mark a name as a credential (`x-api-key`, `auth_token`,
+/// `secretKey`, `privateKey`, `credentials`). Not every "key" is one
+/// (`keyField`, `primaryKey`), nor every "auth…" (`author`): a value wrongly
+/// taken for a secret is starred out of every output and cassette.
 const PARTS: &[&str] = &[
     "token",
     "secret",
     "password",
+    "passwd",
+    "credential",
     "api_key",
     "apikey",
+    "private_key",
+    "privatekey",
+    "access_key",
+    "accesskey",
+    "signing_key",
+    "signingkey",
     "signature",
+    "bearer",
 ];
 
 /// Whether a header, parameter or key named `name` holds a credential.
@@ -178,7 +191,18 @@ mod tests {
         ] {
             assert!(is_sensitive(name), "{name}");
         }
-        for name in ["Content-Type", "Accept", "X-Request-Id", "email"] {
+        for name in ["apiToken", "privateKey", "accessKey", "credentials", "auth"] {
+            assert!(is_sensitive(name), "{name}");
+        }
+        for name in [
+            "Content-Type",
+            "Accept",
+            "X-Request-Id",
+            "email",
+            "keyField",
+            "primaryKey",
+            "author",
+        ] {
             assert!(!is_sensitive(name), "{name}");
         }
         let body = serde_json::json!({"user": {"password": "p", "name": "n"}, "access_token": "t"});

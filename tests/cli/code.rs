@@ -14,11 +14,20 @@ fn scaffold(code: &str, sandbox: &Sandbox) -> Folder {
     let f = Folder::new();
     let run = f.run(&["init", ".", "--connector", code, "--yes"]);
     assert_eq!(run.code, 0, "{}", run.render());
-    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
-    account["baseUrl"] = sandbox.url.clone().into();
-    account["apiToken"] = TOKEN.into();
-    f.write("account.json", &account.to_string());
+    set_account(
+        &f,
+        serde_json::json!({"baseUrl": sandbox.url, "apiToken": TOKEN}),
+    );
     f
+}
+
+/// Set `values` (an object) in the folder's account.json.
+fn set_account(f: &Folder, values: serde_json::Value) {
+    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
+    for (k, v) in values.as_object().unwrap() {
+        account[k] = v.clone();
+    }
+    f.write("account.json", &account.to_string());
 }
 
 fn sandbox() -> Sandbox {
@@ -362,9 +371,7 @@ fn a_crash_a_hang_and_a_stray_stdout_line_end_with_a_clear_error() {
     );
     snapshot("js_crash", &f.run(&["get", "--id", "crash"]));
     snapshot("js_stray_stdout", &f.run(&["get", "--id", "x"]));
-    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
-    account["callTimeoutSecs"] = 1.into();
-    f.write("account.json", &account.to_string());
+    set_account(&f, serde_json::json!({"callTimeoutSecs": 1}));
     let started = std::time::Instant::now();
     snapshot("js_hang", &f.run(&["get", "--id", "hang"]));
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
@@ -388,10 +395,10 @@ fn an_http_error_rejects_with_status_and_body_and_maps_to_exit_codes() {
     assert_eq!(caught["said"], "customer caught not found");
     snapshot("js_not_found", &f.run(&["get", "--id", "cus_missing"]));
     let guarded = Sandbox::start(&["--port", "0", "--records", "5", "--token", TOKEN]);
-    let mut account: serde_json::Value = serde_json::from_str(&f.read("account.json")).unwrap();
-    account["apiToken"] = "wrong-token".into();
-    account["baseUrl"] = guarded.url.clone().into();
-    f.write("account.json", &account.to_string());
+    set_account(
+        &f,
+        serde_json::json!({"apiToken": "wrong-token", "baseUrl": guarded.url}),
+    );
     snapshot("js_unauthorized", &f.run(&["get", "--id", "cus_0000001"]));
 }
 
@@ -448,11 +455,7 @@ fn interrupt_then_resume(signal: &str) -> (Option<i32>, String) {
         assert!(std::time::Instant::now() < deadline, "no batch was written");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let status = std::process::Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::import::send(signal, &child);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let mut resume = args.to_vec();
@@ -823,11 +826,7 @@ fn ctrl_c_during_a_single_action_stops_the_module_too() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let pid = f.read("node.pid");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::import::send("-INT", &child);
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success(), "an interrupted get does not succeed");
     gone(&pid, "node");

@@ -41,13 +41,8 @@ fn reads_print_their_request_and_send_nothing() {
 
 #[test]
 fn a_local_connector_sends_nothing_anyway() {
-    let f = Folder::new();
-    f.write("people.jsonl", "{\"id\": \"a\"}\n");
-    f.write(
-        "account.json",
-        r#"{"connector": "jsonl", "path": "people.jsonl"}"#,
-    );
-    let run = f.run(&["get", "--id", "a", "--dry-run"]);
+    let f = crate::errors::jsonl_folder();
+    let run = f.run(&["get", "--id", "c1", "--dry-run"]);
     assert_eq!(
         run.ok_json(),
         serde_json::json!({"dryRun": true, "requests": []})

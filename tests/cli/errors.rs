@@ -6,7 +6,7 @@ use crate::snap;
 use crate::support::Folder;
 
 /// A folder with a jsonl account holding one record, c1.
-fn jsonl_folder() -> Folder {
+pub(crate) fn jsonl_folder() -> Folder {
     let f = Folder::new();
     f.write(
         "account.json",

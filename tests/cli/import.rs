@@ -416,7 +416,7 @@ fn wait_for_checkpoint(f: &Folder, child: &mut Child) -> bool {
     panic!("the import never saved a checkpoint");
 }
 
-fn send(signal: &str, child: &Child) {
+pub(crate) fn send(signal: &str, child: &Child) {
     let status = std::process::Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()

@@ -340,18 +340,28 @@ impl Code {
     /// sent, its writing requests are answered `200 {}` without being
     /// sent and shown (docs/code-connectors.md, "Dry runs").
     fn dry(&self, op: &WriteOp) -> Result<Vec<Value>> {
-        // `preview` is synchronous (the built-in connectors build their
-        // requests without I/O); a module has to run to know its requests,
-        // so this blocks its worker thread on the call.
+        let (result, requests) = self.dry_run(self.write(op))?;
+        result?;
+        Ok(requests)
+    }
+
+    /// Run `work` with the child's writing requests answered without being
+    /// sent, and answer its result with their previews. The previews are
+    /// synchronous (the built-in connectors build their requests without
+    /// I/O); a module has to run to know its requests, so this blocks its
+    /// worker thread on the call.
+    pub(super) fn dry_run<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<(T, Vec<Value>)> {
         tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(async {
                 let started = self.started().await?;
-                started.peer.capture(true);
-                let result = self.write(op).await;
+                started.peer.capture();
+                let result = work.await;
+                // Taking them ends the capture.
                 let captured = started.peer.captured();
-                started.peer.capture(false);
-                result?;
-                Ok(captured.iter().map(|r| r.preview()).collect())
+                Ok((result, captured.iter().map(|r| r.preview()).collect()))
             })
         })
     }

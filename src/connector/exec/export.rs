@@ -70,23 +70,14 @@ impl WholeProfileSink for Code {
     }
 
     fn preview_changes(&self, changes: &[ProfileChange]) -> Result<Vec<Value>> {
-        tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(async {
-                let started = self.started().await?;
-                started.peer.capture(true);
-                let outcomes = self.export_changes(changes.to_vec()).await;
-                let captured = started.peer.captured();
-                started.peer.capture(false);
-                let mut rows: Vec<Value> = captured.iter().map(|r| r.preview()).collect();
-                // A module that sends nothing (or fails) still shows what it was given.
-                for (change, outcome) in changes.iter().zip(outcomes) {
-                    if let ProfileOutcome::Error { reason, .. } | ProfileOutcome::Rejected { reason } = outcome {
-                        rows.push(json!({"profileId": change.profile_id, "error": reason}));
-                    }
-                }
-                Ok(rows)
-            })
-        })
+        let (outcomes, mut rows) = self.dry_run(self.export_changes(changes.to_vec()))?;
+        // A module that sends nothing (or fails) still shows what it was given.
+        for (change, outcome) in changes.iter().zip(outcomes) {
+            if let ProfileOutcome::Error { reason, .. } | ProfileOutcome::Rejected { reason } = outcome {
+                rows.push(json!({"profileId": change.profile_id, "error": reason}));
+            }
+        }
+        Ok(rows)
     }
 }
 

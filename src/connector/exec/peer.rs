@@ -247,11 +247,11 @@ impl Peer {
         }
     }
 
-    /// Under `dry`, the child's writing requests are answered without
-    /// being sent and kept; [`Peer::captured`] takes them.
-    pub fn capture(&self, dry: bool) {
+    /// From now on (a dry run), the child's writing requests are answered
+    /// without being sent and kept; [`Peer::captured`] takes them and ends it.
+    pub fn capture(&self) {
         if let Ok(mut c) = self.state.captured.lock() {
-            *c = dry.then(Vec::new);
+            *c = Some(Vec::new());
         }
     }
 

@@ -68,7 +68,7 @@ impl<F: Format> Store<F> {
             self.id_field,
             self.path.display()
         ))
-        .hint("run `ferry getupdates` to list the records and their ids")
+        // The command adds the hint that lists the ids, with its -C folder.
         .into()
     }
 

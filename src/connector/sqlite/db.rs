@@ -155,7 +155,7 @@ impl Db {
             self.table,
             self.path.display()
         ))
-        .hint("run `ferry getupdates` to list the records and their ids")
+        // The command adds the hint that lists the ids, with its -C folder.
         .into()
     }
 
