@@ -41,6 +41,10 @@ pub struct Ctx {
     pub folder: PathBuf,
     /// `--account FILE`, when given.
     pub account_file: Option<PathBuf>,
+    /// A test case's own account (JSON, and the name messages give it),
+    /// used instead of account.json: a case replays from a clone that has
+    /// no account.json.
+    pub account_json: Option<(serde_json::Value, String)>,
     /// `--input FILE`, when given.
     pub input_file: Option<PathBuf>,
     /// The `--record` / `--replay` cassette every HTTP engine of the command uses.
@@ -64,6 +68,7 @@ impl Ctx {
             out: Output::new(),
             folder: cwd.clone(),
             account_file: None,
+            account_json: None,
             input_file: None,
             cassette: None,
             clock: crate::http::Clock::for_command(
@@ -103,7 +108,10 @@ impl Ctx {
 
     /// The folder's account (or `--account FILE`).
     pub fn account(&self) -> Result<Account> {
-        self.account_in(&self.folder, self.account_file.as_deref())
+        match &self.account_json {
+            Some((value, source)) => self.account_from(value.clone(), source, &self.folder),
+            None => self.account_in(&self.folder, self.account_file.as_deref()),
+        }
     }
 
     /// The account in `folder`, or in `file` (relative to the working directory).

@@ -254,11 +254,12 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
         Err(err) => Err(err),
     };
     if let Some(recording) = recording {
-        let result = match &outcome {
-            Ok(done) if done.code == ExitCode::SUCCESS => done.result.as_ref(),
-            _ => None,
+        // An action ends 0 with its result, or with an error.
+        let ended = match &outcome {
+            Ok(done) => Ok(done.result.as_ref()),
+            Err(err) => Err(err),
         };
-        recording.finish(&ctx, outcome.is_ok(), result)?;
+        recording.finish(&ctx, ended)?;
     }
     outcome.map(|done| done.code)
 }

@@ -48,7 +48,7 @@ use serde_json::{Map, Value};
 pub use capability::{able, actions, actions_of, Capability, Capable, Declared, Shared};
 pub use id::{given_id, id_text, new_id, record_id, BadId};
 pub use options::Options;
-pub use spec::{Action, FieldSpec, FieldType, OptionSpec, Role, Spec};
+pub use spec::{Action, FieldSpec, FieldType, OptionSpec, Role, Spec, StoreFile};
 
 use crate::error::unsupported;
 

@@ -2,6 +2,8 @@
 //! actions and limits. `ferry connectors NAME` prints this, `init` writes
 //! templates from it and options are validated against it.
 
+use std::path::Path;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -46,6 +48,40 @@ pub struct Spec {
     /// (by [`crate::http::redact::is_sensitive`]) is redacted.
     #[serde(rename = "accountValues", skip_serializing_if = "std::ops::Not::not")]
     pub account_values: bool,
+    /// The local file that holds its records (csv, jsonl, sqlite): a test
+    /// case keeps a copy of it and replays against that copy, so `ferry
+    /// test` never changes the live store.
+    #[serde(skip)]
+    pub store: Option<StoreFile>,
+}
+
+/// How a connector's records live in one local file.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFile {
+    /// The option of account.json that names the file.
+    pub option: &'static str,
+    /// The file's content as of now, consistent (SQLite folds its
+    /// write-ahead log in); `None` when the file does not exist yet.
+    pub snapshot: fn(&Path) -> anyhow::Result<Option<Vec<u8>>>,
+}
+
+impl StoreFile {
+    /// A store whose file is its content (CSV, JSON lines).
+    pub fn plain(option: &'static str) -> StoreFile {
+        StoreFile {
+            option,
+            snapshot: read_if_present,
+        }
+    }
+}
+
+fn read_if_present(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    use anyhow::Context;
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("could not read {}", path.display())),
+    }
 }
 
 impl Spec {

@@ -26,7 +26,7 @@ pub use record::Recording;
 pub use replay::{Outcome, Replay};
 
 /// The case format's version, written into every file.
-const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 
 /// One test case file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,30 +38,133 @@ pub struct Case {
     /// The arguments after `ferry`, without the flags that only say how the
     /// run was made (-C, -o, -v, --record, --save-case, --input, ...).
     pub args: Vec<String>,
+    /// The account.json the run used, its literal secrets as `***` (a
+    /// `${NAME}` reference is kept: a replay does not need its value). A
+    /// case without one (recorded by ferry 0.1) uses the folder's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Value>,
     /// The in.json the run read, reduced to the action's section.
     pub input: Value,
-    /// The JSON the run printed, secrets redacted.
+    /// JSON paths of the output not compared (timestamps, generated ids):
+    /// `/id`, `/entries/*/updatedAt`. Written by hand; kept by `--update`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<String>,
+    /// The exit status the run ended with.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exit: u8,
+    /// The JSON the run printed, secrets redacted (`null` after an error).
     pub expected: Value,
+    /// The error the run failed with (a case that expects a failure),
+    /// secrets redacted, the store's path as its file name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The local store as it was before the run (csv, jsonl, sqlite): the
+    /// case replays against a copy of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreCopy>,
     /// The HTTP traffic of the run, secrets redacted.
     pub cassette: Tape,
 }
 
-impl Case {
-    pub fn new(
-        action: &str,
-        args: Vec<String>,
-        input: Value,
-        expected: Value,
-        cassette: Tape,
-    ) -> Case {
-        Case {
-            ferry_case: VERSION,
-            action: action.to_string(),
-            args,
-            input,
-            expected,
-            cassette,
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
+/// What a run ended with: its result or its error, and its exit status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ending {
+    pub exit: u8,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// A copy of a local store file, kept in a case: as text when it is UTF-8
+/// (CSV, JSON lines read well in a diff), else gzipped in base64 (a small
+/// SQLite file is mostly empty pages: 24 KiB gzip to about 1 KiB).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreCopy {
+    /// The file's name, which the replay's copy keeps.
+    pub file: String,
+    /// The content, when it is text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The content gzipped, in base64, when it is not text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gzip_base64: Option<String>,
+}
+
+impl StoreCopy {
+    /// A copy of `file` holding `bytes` (`None`: the file did not exist).
+    pub fn new(file: String, bytes: Option<Vec<u8>>) -> Result<StoreCopy> {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let (text, gzip_base64) = match bytes {
+            None => (None, None),
+            Some(b) => match String::from_utf8(b) {
+                Ok(t) => (Some(t), None),
+                Err(e) => {
+                    let mut gz =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+                    gz.write_all(e.as_bytes())?;
+                    let packed = gz.finish()?;
+                    (
+                        None,
+                        Some(base64::engine::general_purpose::STANDARD.encode(packed)),
+                    )
+                }
+            },
+        };
+        Ok(StoreCopy {
+            file,
+            text,
+            gzip_base64,
+        })
+    }
+
+    /// The file's content; `None` when it did not exist.
+    pub fn bytes(&self) -> Result<Option<Vec<u8>>> {
+        use base64::Engine as _;
+        use std::io::Read as _;
+        match (&self.text, &self.gzip_base64) {
+            (Some(t), _) => Ok(Some(t.clone().into_bytes())),
+            (None, Some(b)) => {
+                let broken = |e: &dyn std::fmt::Display| {
+                    usage(format!(
+                        "the copy of {} in the test case is damaged: {e}",
+                        self.file
+                    ))
+                    .hint("record the case again")
+                };
+                let packed = base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .map_err(|e| broken(&e))?;
+                let mut bytes = Vec::new();
+                flate2::read::GzDecoder::new(packed.as_slice())
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| broken(&e))?;
+                Ok(Some(bytes))
+            }
+            (None, None) => Ok(None),
         }
+    }
+}
+
+impl Case {
+    /// What the case expects a run to end with.
+    pub fn ending(&self) -> Ending {
+        Ending {
+            exit: self.exit,
+            result: self.error.is_none().then(|| self.expected.clone()),
+            error: self.error.clone(),
+        }
+    }
+
+    /// Expect `ending` from now on (`ferry test --update`).
+    pub fn set_ending(&mut self, ending: Ending) {
+        self.exit = ending.exit;
+        self.expected = ending.result.unwrap_or(Value::Null);
+        self.error = ending.error;
     }
 }
 

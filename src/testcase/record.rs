@@ -3,18 +3,21 @@
 //! `--save-case NAME`, the test case made of the run's arguments, input,
 //! traffic and the result the command returned.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::connector::Spec;
 use crate::ctx::Ctx;
+use crate::error::usage;
 use crate::http::cassette::{Cassette, Mode};
-use crate::output::Output;
+use crate::http::redact::is_sensitive;
+use crate::output::{Output, REDACTED};
 use crate::shell;
 
-use super::Case;
+use super::{Case, Ending, StoreCopy};
 
 /// A run made with `--record` or `--replay` (and maybe `--save-case`).
 pub struct Recording {
@@ -22,14 +25,30 @@ pub struct Recording {
     argv: Vec<String>,
     /// The command's name: `get`, `getupdates`, ...
     action: &'static str,
-    save_case: Option<String>,
+    /// With `--save-case`: its name, and the account and store as they
+    /// were before the run.
+    save_case: Option<(String, Before)>,
     cassette: Arc<Cassette>,
 }
+
+/// What a case keeps from before its run: the account it ran with and, for
+/// a local connector, the store's content (the run may change it).
+struct Before {
+    /// account.json as written, secrets not yet masked.
+    account: Value,
+    spec: Option<Spec>,
+    /// The live store file and its copy.
+    store: Option<(PathBuf, StoreCopy)>,
+}
+
+/// The largest store a case keeps a copy of: a case is a file to commit.
+const MAX_STORE_BYTES: usize = 10 << 20;
 
 impl Recording {
     /// Open the cassette: `file` or `DIR/cassettes/ACTION.json`, to record
     /// into or to replay from. Its re-record command is `argv` with
-    /// `--record` in place of `--replay`.
+    /// `--record` in place of `--replay`. With `save_case`, keep the
+    /// account and the local store as they are before the run.
     pub fn start(
         ctx: &Ctx,
         argv: Vec<String>,
@@ -47,6 +66,10 @@ impl Recording {
             again.push("--record".into());
         }
         let rerecord = ctx.out.redact(&format!("ferry {}", shell::join(&again)));
+        let save_case = match save_case {
+            Some(name) => Some((name, before(ctx)?)),
+            None => None,
+        };
         let cassette = match mode {
             Mode::Record => Cassette::record(path, rerecord),
             Mode::Replay => Cassette::replay_file(path, rerecord)?,
@@ -65,11 +88,12 @@ impl Recording {
     }
 
     /// After the command, failed or not: a recording writes its cassette,
-    /// and with `--save-case` the test case. `ran` says the command returned
-    /// without an error; `result` is what it returned when it exited 0.
-    /// A cassette that cannot be written fails a command that succeeded and
-    /// is a warning after one that failed (its own error comes first).
-    pub fn finish(self, ctx: &Ctx, ran: bool, result: Option<&Value>) -> Result<()> {
+    /// and with `--save-case` the test case, which expects the run's result
+    /// or, when it failed, its error. `ended` is the command's result (an
+    /// action either succeeds or fails with an error). A cassette that
+    /// cannot be written fails a command that succeeded and is a warning
+    /// after one that failed (its own error comes first).
+    pub fn finish(self, ctx: &Ctx, ended: Result<Option<&Value>, &anyhow::Error>) -> Result<()> {
         if self.cassette.mode() != Mode::Record {
             return Ok(());
         }
@@ -83,17 +107,35 @@ impl Recording {
                 path.display()
             )),
             Ok(None) => {}
-            Err(err) if ran => return Err(err),
+            Err(err) if ended.is_ok() => return Err(err),
             Err(err) => ctx.out.warn(&format!("{err:#}")),
         }
-        let Some(case_name) = &self.save_case else {
+        let Some((case_name, before)) = self.save_case else {
             return Ok(());
         };
-        let Some(result) = result else {
-            ctx.out.warn(&format!(
-                "test case {case_name} was not saved: the command did not succeed"
-            ));
-            return Ok(());
+        let live_store = before.store.as_ref().map(|(path, _)| path.as_path());
+        let ending = match ended {
+            Ok(result) => Ending {
+                exit: 0,
+                result: match result {
+                    Some(r) => Some(
+                        scrubbed(&ctx.out, &ctx.folder, live_store, r)
+                            .context("could not redact the case's result")?,
+                    ),
+                    None => None,
+                },
+                error: None,
+            },
+            Err(err) => Ending {
+                exit: crate::error::exit_status(err),
+                result: None,
+                error: Some(scrub_text(
+                    &ctx.out,
+                    &ctx.folder,
+                    live_store,
+                    &super::replay::message(err),
+                )),
+            },
         };
         let section = ctx.inputs()?.section(self.action).cloned();
         let mut input = serde_json::Map::new();
@@ -102,21 +144,142 @@ impl Recording {
         }
         let input = redacted(&ctx.out, &Value::Object(input))
             .context("could not redact the case's input")?;
-        let expected = redacted(&ctx.out, result).context("could not redact the case's result")?;
-        let case = Case::new(
-            self.action,
-            inline_value_files(ctx, replay_args(&self.argv))?,
+        let account = redacted(
+            &ctx.out,
+            &mask_account(before.spec.as_ref(), &before.account),
+        )
+        .context("could not redact the case's account")?;
+        let mut case = Case {
+            ferry_case: super::VERSION,
+            action: self.action.to_string(),
+            args: inline_value_files(ctx, replay_args(&self.argv))?,
+            account: Some(account),
             input,
-            expected,
-            self.cassette.tape(command),
-        );
-        let path = super::save(&ctx.folder, case_name, &case)?;
-        ctx.out.info(&format!(
-            "saved test case {case_name} to {}",
-            path.display()
-        ));
+            ignore: Vec::new(),
+            exit: 0,
+            expected: Value::Null,
+            error: None,
+            store: before.store.map(|(_, copy)| copy),
+            cassette: self.cassette.tape(command),
+        };
+        // Recording again keeps the paths the user chose not to compare.
+        let path = super::dir(&ctx.folder).join(format!("{case_name}.json"));
+        if let Ok(old) = super::load(&path, &[self.action]) {
+            case.ignore = old.ignore;
+        }
+        let failed = ending.error.is_some();
+        case.set_ending(ending);
+        let path = super::save(&ctx.folder, &case_name, &case)?;
+        let what = if failed {
+            "test case (expecting this error)"
+        } else {
+            "test case"
+        };
+        ctx.out
+            .info(&format!("saved {what} {case_name} to {}", path.display()));
         Ok(())
     }
+}
+
+/// The account and the local store before a run that is saved as a case.
+fn before(ctx: &Ctx) -> Result<Before> {
+    let account = ctx.account()?;
+    let file = match &ctx.account_file {
+        Some(f) => crate::config::resolve(&ctx.cwd, f),
+        None => ctx.folder.join("account.json"),
+    };
+    let raw = crate::config::json::read_file(&file)?;
+    let spec = crate::connector::registry::spec(&account.connector).ok();
+    let store = match spec.as_ref().and_then(|s| s.store) {
+        Some(store) => {
+            let Some(Value::String(name)) = account.options.get(store.option) else {
+                return Ok(Before {
+                    account: raw,
+                    spec,
+                    store: None,
+                });
+            };
+            let live = crate::config::resolve(&account.folder, name);
+            let bytes = (store.snapshot)(&live)?;
+            if let Some(b) = bytes.as_ref().filter(|b| b.len() > MAX_STORE_BYTES) {
+                return Err(usage(format!(
+                    "{} is {} MiB; a test case keeps a copy of the store it runs against, at most {} MiB",
+                    live.display(),
+                    b.len() >> 20,
+                    MAX_STORE_BYTES >> 20
+                ))
+                .hint(format!(
+                    "record the case against a smaller store: point \"{}\" in account.json at a file with the records the case needs",
+                    store.option
+                ))
+                .into());
+            }
+            let file_name = live
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "store".into());
+            Some((live, StoreCopy::new(file_name, bytes)?))
+        }
+        None => None,
+    };
+    Ok(Before {
+        account: raw,
+        spec,
+        store,
+    })
+}
+
+/// account.json with its literal secrets as `***`: the connector's secret
+/// options and every credential-named key, at any depth. A `${NAME}`
+/// reference stays: it is not the secret, and a replay does not need it.
+fn mask_account(spec: Option<&Spec>, account: &Value) -> Value {
+    fn walk(value: &Value, secret: bool) -> Value {
+        match value {
+            Value::String(s) if secret && !s.contains("${") => Value::String(REDACTED.into()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), walk(v, secret || is_sensitive(k))))
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, secret)).collect()),
+            other => other.clone(),
+        }
+    }
+    let Value::Object(map) = account else {
+        return account.clone();
+    };
+    Value::Object(
+        map.iter()
+            .map(|(k, v)| {
+                let secret =
+                    spec.and_then(|s| s.option(k)).is_some_and(|o| o.secret) || is_sensitive(k);
+                (k.clone(), walk(v, secret))
+            })
+            .collect(),
+    )
+}
+
+/// `text` as a case keeps it: secrets masked, the store's path (live or
+/// the replay's copy) as its file name and the folder's as `.`, so a case
+/// reads the same from any clone.
+pub fn scrub_text(out: &Output, folder: &Path, store: Option<&Path>, text: &str) -> String {
+    let mut text = out.redact(text);
+    if let Some(store) = store {
+        if let Some(name) = store.file_name() {
+            text = text.replace(&store.display().to_string(), &name.to_string_lossy());
+        }
+    }
+    text.replace(&folder.display().to_string(), ".")
+}
+
+/// [`scrub_text`] of a JSON value.
+pub fn scrubbed(out: &Output, folder: &Path, store: Option<&Path>, value: &Value) -> Result<Value> {
+    Ok(serde_json::from_str(&scrub_text(
+        out,
+        folder,
+        store,
+        &value.to_string(),
+    ))?)
 }
 
 /// `value` with the secrets `out` knows masked, as it was printed.

@@ -167,7 +167,7 @@ async fn an_unrecorded_request_fails_the_replay_with_the_command_that_records_it
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_failed_recording_still_writes_its_cassette() {
+async fn a_failed_recording_writes_its_cassette_and_a_case_expecting_the_error() {
     let s = crate::support::mock::server().await;
     Mock::given(method("GET"))
         .and(path("/items/zz"))
@@ -180,14 +180,23 @@ async fn a_failed_recording_still_writes_its_cassette() {
     let run = f.run(&["get", "--id", "zz", "--record", "--save-case", "missing"]);
     assert_eq!(run.code, 1, "{}", run.render());
     assert!(
-        run.stderr.contains("test case missing was not saved"),
+        run.stderr
+            .contains("saved test case (expecting this error) missing"),
         "{}",
         run.render()
     );
     s.verify().await;
     drop(s);
     assert!(f.exists("cassettes/get.json"));
-    assert!(!f.exists("tests/missing.json"));
+    // The case expects the vendor's 404, and replays it offline.
+    let case: Value = serde_json::from_str(&f.read("tests/missing.json")).unwrap();
+    assert_eq!(case["exit"], 1);
+    assert!(
+        case["error"].as_str().unwrap().contains("no such item"),
+        "{case}"
+    );
+    let test = f.run(&["test"]);
+    assert_eq!(test.code, 0, "{}", test.render());
     // The replay fails the same way, from the cassette.
     let replay = f.run(&["get", "--id", "zz", "--replay"]);
     assert_eq!(replay.code, 1);

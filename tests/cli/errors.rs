@@ -348,6 +348,7 @@ fn every_action_a_connector_lacks_answers_cannot_with_exit_2() {
         max_batch_size: 1,
         parallelism: 1,
         account_values: false,
+        store: None,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()

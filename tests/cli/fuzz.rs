@@ -413,6 +413,7 @@ fn ctx(folder: &Path) -> ferry::ctx::Ctx {
         out: quiet(),
         folder: folder.to_path_buf(),
         account_file: None,
+        account_json: None,
         input_file: None,
         cassette: None,
         clock: Default::default(),

@@ -31,5 +31,6 @@ mod parsing;
 mod redaction;
 mod sandbox;
 mod segment;
+mod testcases;
 mod voucherify;
 mod writers;

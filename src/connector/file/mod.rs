@@ -37,7 +37,7 @@ use crate::connector::{
 };
 use crate::connector::{
     Connector, ExportFields, FieldSpec, FieldType, OptionSpec, Page, Position, ProfileOutcome,
-    ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
+    ProfileUpdate, Record, Records, Role, Spec, StoreFile, Updates, UpsertOutcome, WriteOp,
 };
 use crate::output::Output;
 use store::Store;
@@ -115,6 +115,7 @@ impl<F: Format> FileConnector<F> {
             max_batch_size: 5_000,
             parallelism: 1,
             account_values: false,
+            store: Some(StoreFile::plain("path")),
         }
     }
 

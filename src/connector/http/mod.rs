@@ -88,6 +88,7 @@ pub fn spec() -> Spec {
         max_batch_size: 100,
         parallelism: 4,
         account_values: false,
+        store: None,
     }
 }
 

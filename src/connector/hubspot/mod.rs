@@ -142,6 +142,7 @@ pub fn spec() -> Spec {
         max_batch_size: MAX_BATCH,
         parallelism: 2,
         account_values: false,
+        store: None,
     }
 }
 

@@ -160,6 +160,7 @@ pub fn spec() -> Spec {
         max_batch_size: BATCH,
         parallelism: PARALLEL,
         account_values: false,
+        store: None,
     }
 }
 

@@ -61,6 +61,7 @@ pub fn spec() -> Spec {
         max_batch_size: 100,
         parallelism: 1,
         account_values: true,
+        store: None,
     }
 }
 

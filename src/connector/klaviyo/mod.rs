@@ -162,6 +162,7 @@ pub fn spec() -> Spec {
         max_batch_size: requests::MAX_BULK,
         parallelism: 4,
         account_values: false,
+        store: None,
     }
 }
 

@@ -137,6 +137,7 @@ pub fn spec() -> Spec {
         max_batch_size: MAX_PAGE,
         parallelism: 1,
         account_values: false,
+        store: None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! and the errors that say what went wrong with the file rather than with
 //! a record.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use anyhow::{Context, Result};
@@ -254,4 +254,21 @@ fn store_code(err: &anyhow::Error) -> Option<rusqlite::ErrorCode> {
         C::ConstraintViolation | C::TypeMismatch | C::TooBig => None,
         other => Some(other),
     }
+}
+
+/// A consistent copy of the database file at `path` as it is now (what a
+/// test case keeps): `VACUUM INTO` folds the write-ahead log in, which a
+/// plain copy of the file would miss. `None` when there is no file.
+pub fn snapshot(path: &Path) -> Result<Option<Vec<u8>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let dir = tempfile::tempdir().context("could not create a temporary folder")?;
+    let copy = dir.path().join("copy.db");
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("could not open SQLite file {}", path.display()))?;
+    conn.execute("VACUUM INTO ?1", params![copy.to_string_lossy()])
+        .with_context(|| format!("could not copy SQLite file {}", path.display()))?;
+    std::fs::read(&copy).with_context(|| format!("could not read {}", copy.display()))
+        .map(Some)
 }

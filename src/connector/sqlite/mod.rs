@@ -31,6 +31,7 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::StoreFile;
 use crate::connector::{
     ChangeFeed, Env, GroupSink, ProfileSink, RecordLookup, RecordSink, RecordSource, RecordStore,
 };
@@ -77,6 +78,10 @@ pub fn spec() -> Spec {
         max_batch_size: 1_000,
         parallelism: 1,
         account_values: false,
+        store: Some(StoreFile {
+            option: "path",
+            snapshot: db::snapshot,
+        }),
     }
 }
 

@@ -109,6 +109,7 @@ pub fn spec() -> Spec {
         max_batch_size: MAX_BULK,
         parallelism: 1,
         account_values: false,
+        store: None,
     }
 }
 
