@@ -196,7 +196,7 @@ impl Engine {
         policy.validate()?;
         let client = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
-            .user_agent(concat!("ferry/", env!("CARGO_PKG_VERSION")))
+            .user_agent(super::USER_AGENT)
             .build()
             .context("could not set up the HTTP client")?;
         let clock = Clock::default();
@@ -421,31 +421,19 @@ impl Engine {
             .client
             .request(method, url.clone())
             .timeout(self.policy.timeout);
-        for (k, v) in &req.headers {
+        for (k, v) in req.wire_headers() {
             b = b.header(k, v);
         }
         b = match &req.body {
             None => b,
-            Some(Body::Json(v)) => b.json(v),
-            Some(Body::Form(fields)) => b
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(
-                    url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(fields)
-                        .finish(),
-                ),
-            Some(Body::Text(text)) => {
-                let typed = req
-                    .headers
-                    .iter()
-                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-                let b = if typed {
-                    b
-                } else {
-                    b.header("content-type", "text/plain; charset=utf-8")
-                };
-                b.body(text.clone())
-            }
+            // A JSON value always serializes (its keys are strings).
+            Some(Body::Json(v)) => b.body(serde_json::to_vec(v).unwrap_or_default()),
+            Some(Body::Form(fields)) => b.body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish(),
+            ),
+            Some(Body::Text(text)) => b.body(text.clone()),
         };
         let resp = b.send().await?;
         let status = resp.status().as_u16();
@@ -478,7 +466,7 @@ impl Engine {
             return;
         }
         let mut text = format!("> {} {}", req.method, req.shown_url());
-        for (k, v) in &req.headers {
+        for (k, v) in &req.wire_headers() {
             text.push_str(&format!("\n> {k}: {}", header_value(k, v)));
         }
         match &req.body {

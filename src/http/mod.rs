@@ -61,6 +61,9 @@ pub use engine::{status_error, Engine, HttpEnv, Offline, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 pub use poll::{Polled, Polling};
 
+/// The User-Agent ferry sends when a request sets none.
+pub const USER_AGENT: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));
+
 /// A request body.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
@@ -140,10 +143,39 @@ impl RequestSpec {
         }
     }
 
+    /// The headers as they go on the wire: the request's own, then those
+    /// ferry adds where the request has none (User-Agent, Accept and the
+    /// body's Content-Type). The request itself, `-vv` and `--dry-run` all
+    /// use this one list, so what is shown is what is sent.
+    pub fn wire_headers(&self) -> Vec<(String, String)> {
+        let has = |name: &str| {
+            self.headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name))
+        };
+        let mut headers = self.headers.clone();
+        if !has("user-agent") {
+            headers.push(("User-Agent".into(), USER_AGENT.into()));
+        }
+        if !has("accept") {
+            headers.push(("Accept".into(), "*/*".into()));
+        }
+        let content_type = match &self.body {
+            None => None,
+            Some(Body::Json(_)) => Some("application/json"),
+            Some(Body::Form(_)) => Some("application/x-www-form-urlencoded"),
+            Some(Body::Text(_)) => Some("text/plain; charset=utf-8"),
+        };
+        if let Some(ct) = content_type.filter(|_| !has("content-type")) {
+            headers.push(("Content-Type".into(), ct.into()));
+        }
+        headers
+    }
+
     /// The request as `--dry-run` prints it: method, URL, headers, body, redacted.
     pub fn preview(&self) -> Value {
         let headers: Map<String, Value> = self
-            .headers
+            .wire_headers()
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(redact::header_value(k, v))))
             .collect();
