@@ -7,10 +7,12 @@ use crate::ctx::Ctx;
 
 /// Test the connection and the credentials
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  ferry -C examples/sqlite check")]
+#[command(after_help = "Examples:\n  ferry -C examples/sqlite check\n  ferry check --dry-run")]
 pub struct Args {
     #[command(flatten)]
     dry: super::write::DryRead,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

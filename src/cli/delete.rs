@@ -10,7 +10,7 @@ use crate::ctx::Ctx;
 /// Delete a record by its id
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Example:\n  ferry delete --id cus_001\n  ferry delete --id cus_001 --dry-run"
+    after_help = "Examples:\n  ferry delete --id cus_001\n  ferry delete --id cus_001 --dry-run"
 )]
 pub struct Args {
     /// The record's id [default: "delete"."id" in in.json]
@@ -18,6 +18,8 @@ pub struct Args {
     id: Option<String>,
     #[command(flatten)]
     dry_run: DryRun,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

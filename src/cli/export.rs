@@ -32,7 +32,7 @@ State is kept per destination in DIR/.ferry/export-<hash>.db.
 Examples:
   ferry export --to sqlite:crm.db --input profiles.jsonl
   ferry export --to crm/ --input profiles.csv --dry-run
-  ferry export --to sqlite:crm.db#contacts --from jsonl:people.jsonl --deletes delete --yes
+  ferry export --to sqlite:crm.db --from jsonl:p.jsonl --deletes delete --yes
   ferry export --to sqlite:crm.db --input profiles.json --errors problems.jsonl";
 
 /// Sync profiles and their group memberships to a destination, sending only what changed
@@ -66,6 +66,8 @@ pub struct Args {
     /// Go ahead with more deletes or clears than --max-deletes without asking
     #[arg(long, short = 'y')]
     yes: bool,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -18,6 +18,8 @@ pub struct Args {
     id: Option<String>,
     #[command(flatten)]
     dry: super::write::DryRead,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

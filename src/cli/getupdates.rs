@@ -21,6 +21,8 @@ pub struct Args {
     limit: Option<u64>,
     #[command(flatten)]
     dry: super::write::DryRead,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

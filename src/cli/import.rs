@@ -23,14 +23,18 @@ const MAX_OFFSET: u64 = 1_000_000_000_000_000;
 const EXAMPLES: &str = "Examples:
   ferry import --from jsonl:customers.jsonl --to sqlite:ferry.db
   ferry import --from csv:old.csv --to ./crm --map map.json --id-field email
-  ferry import --from sqlite:ferry.db#people --to jsonl:people.jsonl --batch-size 500
+  ferry import --from sqlite:crm.db#people --to jsonl:p.jsonl --batch-size 500
   ferry import --from jsonl:customers.jsonl --to sqlite:ferry.db --resume
 
-TARGET is a connector folder, an account file, or csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE].
-A map file names each destination field's source:
-  {\"email\": \"mail\", \"city\": \"/address/city\", \"origin\": {\"const\": \"import\"}, \"notes\": null}
-(a field, a JSON pointer, a constant, or null to drop it; other fields pass through by name).
-Exit status: 0 done, 1 stopped (resume it), 2 bad usage, 3 done with rejects, 130 interrupted.";
+TARGET is a connector folder, an account file, or csv:PATH, jsonl:PATH,
+sqlite:PATH[#TABLE]. A map file names each destination field's source:
+  {\"email\": \"mail\", \"city\": \"/address/city\", \"notes\": null,
+   \"origin\": {\"const\": \"import\"}}
+(a field, a JSON pointer, null to drop it, or a constant; other fields pass
+through by name).
+
+Exit status: 0 done, 1 stopped (resume it), 2 bad usage, 3 done with rejects,
+130 interrupted.";
 
 /// Copy every record of a source into a destination, resumably
 #[derive(Debug, clap::Args)]
@@ -75,6 +79,8 @@ pub struct Args {
     /// When a run stops on a terminal, resume once more without asking
     #[arg(long)]
     yes: bool,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 /// The most batches `--concurrency` may write at once.

@@ -22,8 +22,8 @@ const DEFAULT_CONNECTOR: &str = "http";
 /// Scaffold a connector folder
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:
-  ferry init my-connector                       # asks on a terminal; the default connector otherwise
-  ferry init crm --connector sqlite --yes       # take the defaults, ask nothing
+  ferry init my-connector                  # asks on a terminal
+  ferry init crm --connector sqlite --yes  # take the defaults, ask nothing
   ferry init crm --connector csv --set path=contacts.csv")]
 pub struct Args {
     /// The folder to create or fill [default: the -C folder, or the current directory]

@@ -18,6 +18,8 @@ pub struct Args {
     value: Option<String>,
     #[command(flatten)]
     dry_run: DryRun,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

@@ -46,7 +46,7 @@ const EXAMPLES: &str = "Examples:
   ferry -C examples/sqlite get --id cus_001
   ferry -C examples/sqlite insert --value '{\"email\": \"ada@example.com\"}'
   ferry -C examples/sqlite getupdates | jq '.entries | length'
-  ferry getupdates --record --save-case all-customers   # then, offline: ferry test
+  ferry getupdates --record --save-case all   # then, offline: ferry test
   ferry connectors sqlite";
 
 #[derive(Debug, Parser)]
@@ -79,17 +79,25 @@ struct GlobalArgs {
     /// Print only the result and errors
     #[arg(short = 'q', long = "quiet", global = true)]
     quiet: bool,
-    /// Save every HTTP exchange the command makes to its cassette, secrets redacted (e.g. ferry get --id c_1 --record)
-    #[arg(long, global = true, conflicts_with = "replay")]
+}
+
+/// `--record`, `--replay`, `--cassette`, `--save-case`: only on the
+/// commands that talk HTTP (the actions, import and export), each
+/// flattening this at the end of its own flags.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Record and replay")]
+pub struct RecordArgs {
+    /// Save every HTTP exchange the command makes to its cassette, secrets redacted
+    #[arg(long, conflicts_with = "replay")]
     record: bool,
-    /// Answer HTTP requests from the cassette and send nothing (e.g. ferry get --id c_1 --replay)
-    #[arg(long, global = true)]
+    /// Answer HTTP requests from the cassette and send nothing
+    #[arg(long)]
     replay: bool,
     /// The cassette file of --record / --replay [default: DIR/cassettes/COMMAND.json]
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE")]
     cassette: Option<PathBuf>,
-    /// With --record: also save the run as test case DIR/tests/NAME.json for `ferry test` (e.g. ferry get --id c_1 --record --save-case get-one)
-    #[arg(long, value_name = "NAME", global = true, requires = "record")]
+    /// With --record: also save the run as test case DIR/tests/NAME.json for `ferry test`
+    #[arg(long, value_name = "NAME", requires = "record")]
     save_case: Option<String>,
 }
 
@@ -101,12 +109,15 @@ enum Kind {
     Other,
 }
 
-/// The commands, written once: each is `Variant = module: Kind`, the
-/// module holding its `Args` and `exec`; the module's name is the command's.
-/// This makes the clap enum, [`Command::name`], [`Command::exec`] and
-/// [`actions`].
+/// The commands, written once: each is `Variant = module: Kind [http]`,
+/// the module holding its `Args` and `exec`; the module's name is the
+/// command's, and `http` marks one that talks HTTP (its `Args` has a
+/// `record: RecordArgs`). This makes the clap enum, [`Command::name`],
+/// [`Command::exec`], [`Command::record_args`] and [`actions`].
 macro_rules! commands {
-    ($($variant:ident = $module:ident: $kind:ident,)*) => {
+    (@record $args:ident http) => { Some(&$args.record) };
+    (@record $args:ident) => {{ let _ = $args; None }};
+    ($($variant:ident = $module:ident: $kind:ident $($http:ident)?,)*) => {
         #[derive(Debug, Subcommand)]
         enum Command {
             $(
@@ -126,6 +137,13 @@ macro_rules! commands {
             fn kind(&self) -> Kind {
                 match self {
                     $(Command::$variant(_) => Kind::$kind,)*
+                }
+            }
+
+            /// The record/replay flags of a command that talks HTTP.
+            fn record_args(&self) -> Option<&RecordArgs> {
+                match self {
+                    $(Command::$variant(args) => commands!(@record args $($http)?),)*
                 }
             }
 
@@ -150,15 +168,15 @@ macro_rules! commands {
 commands! {
     Init = init: Other,
     Connectors = connectors: Other,
-    Check = check: Action,
-    Get = get: Action,
-    Insert = insert: Action,
-    Patch = patch: Action,
-    Delete = delete: Action,
-    GetUpdates = getupdates: Action,
+    Check = check: Action http,
+    Get = get: Action http,
+    Insert = insert: Action http,
+    Patch = patch: Action http,
+    Delete = delete: Action http,
+    GetUpdates = getupdates: Action http,
     Sandbox = sandbox: Other,
-    Import = import: Other,
-    Export = export: Other,
+    Import = import: Other http,
+    Export = export: Other http,
     Test = test: Other,
     Completions = completions: Other,
     Man = man: Other,
@@ -216,7 +234,8 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
 
     let command = cli.command;
     let name = command.name();
-    if let Some(case) = &g.save_case {
+    let rec = command.record_args().cloned().unwrap_or_default();
+    if let Some(case) = &rec.save_case {
         testcase::check_name(case)?;
         if command.kind() != Kind::Action {
             return Err(
@@ -229,7 +248,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
             );
         }
     }
-    let mode = match (g.record, g.replay) {
+    let mode = match (rec.record, rec.replay) {
         (true, _) => Some(Mode::Record),
         (false, true) => Some(Mode::Replay),
         (false, false) => None,
@@ -240,8 +259,8 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
             argv,
             name,
             mode,
-            g.cassette.as_deref(),
-            g.save_case,
+            rec.cassette.as_deref(),
+            rec.save_case,
         )?),
         None => None,
     };

@@ -9,7 +9,9 @@ use crate::ctx::Ctx;
 
 /// Change some fields of a record
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  ferry patch --id cus_001 --value '{\"name\": \"Ada L.\"}'")]
+#[command(
+    after_help = "Examples:\n  ferry patch --id cus_001 --value '{\"name\": \"Ada L.\"}'\n  ferry patch --id cus_001 --value @changes.json --dry-run"
+)]
 pub struct Args {
     /// The record's id [default: "patch"."id" in in.json]
     #[arg(long)]
@@ -19,6 +21,8 @@ pub struct Args {
     value: Option<String>,
     #[command(flatten)]
     dry_run: DryRun,
+    #[command(flatten)]
+    pub record: super::RecordArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

@@ -28,7 +28,7 @@ GET|PATCH|DELETE /customers/{id}, POST /customers/bulk {\"records\": [...]}.
 Examples:
   ferry sandbox --port 8787
   ferry -C examples/sandbox get --id cus_0000001
-  ferry sandbox --records 1000000 --rate-limit 50 --fail-rate 0.01 --token s3cret"
+  ferry sandbox --records 1000000 --rate-limit 50 --fail-rate 0.01"
 )]
 pub struct Args {
     /// The port to listen on, on 127.0.0.1 (0 picks a free one)

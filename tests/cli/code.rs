@@ -158,8 +158,8 @@ fn recorded_cases_pass_offline_and_hold_no_secret() {
         ("insert", &["insert"]),
         ("updates", &["getupdates"]),
     ] {
-        let mut full = vec!["--record", "--save-case", case];
-        full.extend_from_slice(args);
+        let mut full = args.to_vec();
+        full.extend_from_slice(&["--record", "--save-case", case]);
         let run = f.run(&full);
         assert_eq!(run.code, 0, "{}", run.render());
     }
@@ -758,12 +758,12 @@ fn a_value_from_dot_env_is_a_secret_whatever_its_key_is_called() {
     f.write(".env", &format!("APP_KEY={canary}\n"));
     let run = f.run(&[
         "-vv",
-        "--record",
-        "--save-case",
-        "one",
         "get",
         "--id",
         "cus_0000001",
+        "--record",
+        "--save-case",
+        "one",
     ]);
     assert_eq!(run.code, 0, "{}", run.render());
     run.hides(&[canary], "a value from .env");

@@ -82,3 +82,67 @@ fn an_unknown_shell_names_the_ones_there_are() {
         f.run(&["completions", "nosh"]).render()
     );
 }
+
+/// Every command's `--help`: its own flags apart from the global ones,
+/// the record/replay flags only where the command talks HTTP, and an
+/// "Examples:" section of several that an 80-column terminal shows without
+/// breaking a line (what is shown at 80 columns is what is shown at 300).
+#[test]
+fn every_help_separates_global_flags_and_its_examples_fit_80_columns() {
+    const HTTP: &[&str] = &[
+        "check",
+        "get",
+        "insert",
+        "patch",
+        "delete",
+        "getupdates",
+        "import",
+        "export",
+    ];
+    let f = Folder::new();
+    let help = |args: &[&str], columns: &str| {
+        let run = f.run_cmd(f.ferry().env("COLUMNS", columns).args(args));
+        assert_eq!(run.code, 0, "{}", run.render());
+        run.stdout
+    };
+    let examples = |text: &str| -> String {
+        let at = text.find("\nExamples:\n").expect("an Examples: section");
+        text[at..].to_string()
+    };
+    for command in COMMANDS.iter().chain(&[""]) {
+        let args: Vec<&str> = [*command, "--help"]
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        let narrow = help(&args, "80");
+        let wide = help(&args, "300");
+        assert_eq!(examples(&narrow), examples(&wide), "ferry {command} --help");
+        let shown = examples(&narrow)
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.contains("ferry "))
+            .count();
+        assert!(
+            shown >= 2,
+            "ferry {command} --help shows {shown} example(s)"
+        );
+        assert!(
+            narrow.contains("\nGlobal options:\n"),
+            "ferry {command} --help"
+        );
+        assert_eq!(
+            narrow.contains("\nRecord and replay:\n"),
+            HTTP.contains(command),
+            "ferry {command} --help"
+        );
+        assert!(!narrow.contains("Example:\n"), "ferry {command} --help");
+    }
+    // A record flag on a command that sends nothing is a usage error.
+    let run = f.run(&["sandbox", "--record"]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr
+            .starts_with("error: unexpected argument '--record'"),
+        "{}",
+        run.render()
+    );
+}

@@ -72,8 +72,9 @@ fn echo(basic: bool) -> ResponseTemplate {
 
 /// Run `args` with -vv and --record, and check stdout, stderr and the cassette.
 fn check(f: &Folder, args: &[&str], what: &str) {
-    let mut all = vec!["-vv", "--record"];
+    let mut all = vec!["-vv"];
     all.extend_from_slice(args);
+    all.push("--record");
     let run = f.run(&all);
     assert_eq!(run.code, 1, "{what}:\n{}", run.render());
     clean(&run.render(), what);
