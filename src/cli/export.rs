@@ -91,7 +91,9 @@ impl Args {
             (None, None) => ProfilesFrom::Section,
         };
         if self.batch_size == Some(0) {
-            return Err(usage("--batch-size must be at least 1").into());
+            return Err(usage("--batch-size 0 is out of range: a batch holds 1 profile or more")
+                .hint("give --batch-size N with N from 1 to the destination's maxBatchSize (`ferry connectors NAME` shows it), or leave it out")
+                .into());
         }
         Ok(ExportPlan {
             to: Target::parse(&self.to, cwd)?,

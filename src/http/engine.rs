@@ -253,7 +253,19 @@ impl Engine {
         if resp.is_success() {
             return Ok(resp);
         }
-        Err((self.describe)(req, &resp).into())
+        Err(self.failure(req, &resp).into())
+    }
+
+    /// The error for a final non-2xx answer, as `describe` words it; a 401
+    /// or 403 hints at the connector's own auth when the policy names it.
+    pub fn failure(&self, req: &RequestSpec, resp: &Response) -> Failure {
+        let mut failure = (self.describe)(req, resp);
+        if matches!(resp.status, 401 | 403) {
+            if let Some(hint) = &self.policy.auth_hint {
+                failure.hint = Some(hint.clone());
+            }
+        }
+        failure
     }
 
     /// [`Engine::send`] for a lookup: a 404 answers `None` (nothing there).
@@ -262,7 +274,7 @@ impl Engine {
         match resp.status {
             404 => Ok(None),
             _ if resp.is_success() => Ok(Some(resp)),
-            _ => Err((self.describe)(req, &resp).into()),
+            _ => Err(self.failure(req, &resp).into()),
         }
     }
 
@@ -625,6 +637,8 @@ pub fn status_error(req: &RequestSpec, resp: &Response) -> Failure {
         401 | 403 => failure.hint("check the credentials in account.json (and the variables of .env it refers to)"),
         429 => failure.hint(format!("the API kept answering 429 ({MAX_RATE_LIMITED} waits); lower \"rateLimit\" in account.json or try again later")),
         408 | 500 | 502..=599 => failure.hint("the server failed after every retry; try again later or raise \"retry\": {\"maxAttempts\": N} in account.json"),
+        404 => failure.hint("check the id and the path; -v shows each URL requested"),
+        400..=499 => failure.hint("the API refused the request as sent: compare it with the API's documentation (-vv shows it on the wire, --dry-run without sending it)"),
         _ => failure,
     }
 }

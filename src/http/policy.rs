@@ -106,6 +106,10 @@ pub struct Policy {
     pub quota_spent: Option<(String, String)>,
     /// Where the account file is, for messages about overrides.
     pub source: String,
+    /// What to check when the API answers 401 or 403, naming how this
+    /// connector authenticates (a manifest's auth, a module's values);
+    /// `None` keeps the hint of the connector's own error wording.
+    pub auth_hint: Option<String>,
 }
 
 impl Default for Policy {
@@ -119,6 +123,7 @@ impl Default for Policy {
             reset_header: None,
             quota_spent: None,
             source: "account.json".to_string(),
+            auth_hint: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::error::{exit_code_for, find_failure, is_broken_pipe};
+use crate::error::{exit_code_for, find_failure, is_broken_pipe, Kind};
 
 /// How much ferry says on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -240,16 +240,50 @@ pub fn report_error(out: &Output, err: &anyhow::Error) -> ExitCode {
     for cause in err.chain().skip(1) {
         text.push_str(&format!("  caused by: {cause}\n"));
     }
-    if let Some(hint) = find_failure(err).and_then(|f| f.hint.as_deref()) {
-        text.push_str(&format!("hint: {hint}\n"));
-    }
+    let failure = find_failure(err);
+    let hint = match failure.and_then(|f| f.hint.as_deref()) {
+        Some(hint) => hint,
+        None => fallback_hint(err, failure.map(|f| f.kind)),
+    };
+    text.push_str(&format!("hint: {hint}\n"));
     out.stderr_text(&text);
     exit_code_for(err)
+}
+
+/// The next step for an error whose code gave none, by what kind of error
+/// it is: every error ends with a `hint:` line.
+fn fallback_hint(err: &anyhow::Error, kind: Option<Kind>) -> &'static str {
+    let io = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>())
+        .map(std::io::Error::kind);
+    match (kind, io) {
+        (_, Some(std::io::ErrorKind::NotFound)) => "check the path: it is relative to the current directory, or to the connector folder for paths in account.json",
+        (_, Some(std::io::ErrorKind::PermissionDenied)) => "check the permissions of the file and its folder",
+        (Some(Kind::Usage), _) => "fix what the message names and run the command again; add --help to a command to see its options",
+        (Some(Kind::Unsupported), _) => "`ferry connectors NAME` lists the actions a connector has",
+        (Some(Kind::NotFound), _) => "check the id, and the folder (-C DIR) the command ran in",
+        (Some(Kind::Interrupted), _) => "run the same command again to go on",
+        (Some(Kind::Failed), _) | (None, _) => "run it again with -v to see each step and request (-vv adds headers and bodies)",
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_without_a_hint_gets_one_by_its_kind() {
+        let missing = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("could not read x.json");
+        assert!(fallback_hint(&missing, None).starts_with("check the path"));
+        let usage: anyhow::Error = crate::error::usage("bad").into();
+        assert!(fallback_hint(&usage, Some(Kind::Usage)).contains("--help"));
+        let plain = anyhow::anyhow!("something broke");
+        assert!(fallback_hint(&plain, None).contains("-v"));
+        let gone: anyhow::Error = crate::error::not_found("no record x").into();
+        assert!(fallback_hint(&gone, Some(Kind::NotFound)).contains("check the id"));
+    }
 
     #[test]
     fn every_encoded_form_of_a_secret_is_masked() {

@@ -95,13 +95,8 @@ fn the_sandbox_token_is_required_and_accepted() {
         "{}",
         denied.render()
     );
-    assert!(
-        denied
-            .stderr
-            .contains("hint: check the credentials in account.json"),
-        "{}",
-        denied.render()
-    );
+    // The hint names the auth the manifest uses: none yet.
+    insta::assert_snapshot!("sandbox_401_without_auth", denied.render());
 
     let f = sb.folder(r#", "token": "${SANDBOX_TOKEN}""#);
     let manifest = f.read("connector.json").replace(
@@ -109,6 +104,11 @@ fn the_sandbox_token_is_required_and_accepted() {
         r#""auth": {"type": "bearer"}"#,
     );
     f.write("connector.json", &manifest);
+    f.write(".env", "SANDBOX_TOKEN=a-wrong-token\n");
+    let wrong = f.run(&["check"]);
+    assert_eq!(wrong.code, 1, "{}", wrong.render());
+    wrong.hides(&["a-wrong-token"], "the token");
+    insta::assert_snapshot!("sandbox_401_with_bearer", wrong.render());
     f.write(".env", "SANDBOX_TOKEN=sandbox-token-123\n");
     let run = f.run(&["-vv", "get", "--id", "cus_0000001"]);
     assert_eq!(run.code, 0, "{}", run.render());

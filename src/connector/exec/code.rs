@@ -99,7 +99,7 @@ impl Code {
         http: &crate::connector::saas::HttpOptions,
         setup: Setup,
     ) -> Result<Box<dyn Connector>> {
-        let engine = env.http.engine(super::policy(options, http)?)?;
+        let engine = env.http.engine(super::policy(options, http, &setup.spec)?)?;
         Ok(Box::new(Code {
             spec: setup.spec,
             launch: setup.launch,
@@ -218,10 +218,13 @@ impl Code {
             (Some("unsupported"), _) | (_, Some(-32601)) => {
                 Failure::new(Kind::Unsupported, text).into()
             }
-            (Some("auth"), _) => failed(text)
-                .hint("check the credentials in account.json (and .env)")
+            (Some("auth"), _) => match &self.engine.policy().auth_hint {
+                Some(hint) => failed(text).hint(hint.clone()).into(),
+                None => failed(text).into(),
+            },
+            _ => failed(text)
+                .hint("the error is the connector code's own: fix it there (-v shows the requests it made; an error with a kind says more, see docs/protocol.md)")
                 .into(),
-            _ => failed(text).into(),
         }
     }
 

@@ -67,9 +67,23 @@ pub fn spec() -> Spec {
 
 /// The engine policy of a code connector: ferry's defaults with the
 /// account's overrides.
-pub(crate) fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
+pub(crate) fn policy(options: &Options, http: &HttpOptions, spec: &Spec) -> Result<Policy> {
+    let own: Vec<&str> = (options.values().keys())
+        .filter(|k| spec.option(k).is_none())
+        .map(String::as_str)
+        .collect();
     let mut policy = Policy {
         source: options.source().to_string(),
+        // ferry sends what the module puts in its requests: the module
+        // reads its credentials from the account's own values.
+        auth_hint: Some(format!(
+            "the connector's code sends its own credentials, made from the values of {}{}: check them (and the .env variables they name)",
+            options.source(),
+            match own.as_slice() {
+                [] => String::new(),
+                keys => format!(" ({})", keys.join(", ")),
+            }
+        )),
         ..Policy::default()
     };
     http.apply_to(&mut policy)?;

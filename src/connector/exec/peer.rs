@@ -217,7 +217,9 @@ impl Peer {
             Ok(Err(_)) if self.state.broken.load(Ordering::Relaxed) => {
                 self.kill();
                 let why = self.state.closed().unwrap_or_default();
-                Err(failed(format!("{} {why}", self.name)).into())
+                Err(failed(format!("{} {why}", self.name))
+                    .hint("stdout carries only protocol messages: write logs to stderr (console.error in JavaScript)")
+                    .into())
             }
             Ok(Err(_)) => {
                 self.wait_exit().await;
@@ -227,6 +229,7 @@ impl Peer {
                     self.name,
                     self.state.stderr_tail()
                 ))
+                .hint("the connector's program ended before it answered: fix what its stderr shows (-v shows all of it)")
                 .into())
             }
             Err(_) => {

@@ -97,6 +97,10 @@ impl<F: Format> Store<F> {
                     "record {position} of {} {why}",
                     self.path.display()
                 ))
+                .hint(format!(
+                    "fix line {position} of the file: give it \"{}\" as a string or a whole number",
+                    self.id_field
+                ))
             })?;
             last = Some(id.clone());
             entries.push(Change {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::connector::{record_id, ProfileOutcome, ProfileUpdate, Record, Rejection};
 use crate::error::{failed, not_found, unsupported};
-use crate::http::{status_error, RequestSpec, Response};
+use crate::http::{RequestSpec, Response};
 
 use super::manifest::ActionSpec;
 use super::{refuses_the_record, scalar, HttpConnector};
@@ -126,7 +126,7 @@ impl HttpConnector {
         if resp.is_success() {
             return Ok((req, resp));
         }
-        let err = status_error(&req, &resp);
+        let err = self.engine.failure(&req, &resp);
         if refuses_the_record(resp.status) {
             return Err(anyhow::Error::new(Rejection(err.to_string())));
         }
@@ -299,7 +299,7 @@ impl HttpConnector {
         resp: &Response,
     ) -> Vec<ProfileOutcome> {
         if !resp.is_success() {
-            let err = status_error(req, resp);
+            let err = self.engine.failure(req, resp);
             let reason = err.to_string();
             if refuses_the_record(resp.status) {
                 return chunk

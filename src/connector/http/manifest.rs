@@ -93,6 +93,78 @@ impl Default for Auth {
     }
 }
 
+impl Auth {
+    /// What to check after a 401 or 403, naming how `manifest` (as the
+    /// user wrote its path) authenticates and the account keys it uses.
+    pub fn hint(&self, manifest: &str, account: &str) -> String {
+        let keys = |templates: &[&str]| {
+            let names: Vec<String> = templates
+                .iter()
+                .flat_map(|t| placeholders(t))
+                .map(|n| format!("\"{n}\""))
+                .collect();
+            if names.is_empty() {
+                format!("the credentials written in {manifest}")
+            } else {
+                let vars = if names.len() == 1 {
+                    "the .env variable it names"
+                } else {
+                    "the .env variables they name"
+                };
+                format!("{} in {account} (and {vars})", names.join(" and "))
+            }
+        };
+        match self {
+            Auth::None {} => format!(
+                "{manifest} sends no credentials (\"auth\": {{\"type\": \"none\"}}); if the API wants some, describe them under \"auth\" in {manifest}: bearer, basic, apiKey or oauth2"
+            ),
+            Auth::Bearer { token } => format!(
+                "{manifest} sends a bearer token (Authorization: Bearer); check {}",
+                keys(&[token])
+            ),
+            Auth::Basic { username, password } => format!(
+                "{manifest} sends HTTP Basic credentials; check {}",
+                keys(&[username, password])
+            ),
+            Auth::ApiKey {
+                location,
+                name,
+                value,
+            } => format!(
+                "{manifest} sends an API key in the {name} {}; check {}",
+                match location {
+                    KeyLocation::Header => "header",
+                    KeyLocation::Query => "query parameter",
+                },
+                keys(&[value])
+            ),
+            Auth::OAuth2 {
+                token_url,
+                client_id,
+                client_secret,
+                ..
+            } => format!(
+                "{manifest} gets an OAuth2 token from {token_url} (client credentials); check {}, and the scopes the client is granted",
+                keys(&[client_id, client_secret])
+            ),
+        }
+    }
+}
+
+/// The `{name}` placeholders of a template, in order.
+fn placeholders(template: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        let Some(len) = rest[start + 1..].find('}') else {
+            break;
+        };
+        names.push(&rest[start + 1..start + 1 + len]);
+        rest = &rest[start + 2 + len..];
+    }
+    names
+}
+
 /// The marker between an inner path and its message, for [`parse`].
 pub(super) const AT: char = '\u{1}';
 

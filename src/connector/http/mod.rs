@@ -32,7 +32,7 @@ use crate::connector::{
 };
 use crate::connector::saas::HttpOptions;
 use crate::error::{failed, unsupported, usage};
-use crate::http::{status_error, Engine, Group, Policy, RequestSpec, Response};
+use crate::http::{Engine, Group, Policy, RequestSpec, Response};
 use build::Builder;
 use manifest::{ActionSpec, Pagination};
 use paging::Cursor;
@@ -146,6 +146,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let mut policy = Policy {
         source: options.source().to_string(),
         reset_header: manifest.reset_header.clone(),
+        auth_hint: Some(manifest.auth.hint(&shown, options.source())),
         ..Policy::default()
     };
     if let Some(r) = &manifest.rate_limit {
@@ -529,7 +530,7 @@ impl RecordStore for HttpConnector {
     async fn insert(&self, value: Record) -> Result<Record> {
         let (req, resp) = self.send_write("insert", None, &value).await?;
         if !resp.is_success() {
-            return Err(status_error(&req, &resp).into());
+            return Err(self.engine.failure(&req, &resp).into());
         }
         self.inserted(value, &req, &resp)
     }
@@ -713,11 +714,11 @@ impl RecordSink for HttpConnector {
         }
         let (name, (req, resp)) = sent;
         if refuses_the_record(resp.status) {
-            let reason = status_error(&req, &resp).message;
+            let reason = self.engine.failure(&req, &resp).message;
             return Ok(UpsertOutcome::Rejected { id, reason });
         }
         if !resp.is_success() {
-            return Err(status_error(&req, &resp).into());
+            return Err(self.engine.failure(&req, &resp).into());
         }
         let written = match name {
             "insert" => record_id(&self.inserted(record, &req, &resp)?, &self.id_field),

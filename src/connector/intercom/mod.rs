@@ -203,6 +203,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             "option \"keyField\" in {} must be email or external_id, got \"{key_field}\"",
             options.source()
         ))
+        .hint("set \"keyField\": \"email\" (the default) or \"external_id\" in account.json")
         .into());
     }
     let api = Api {

@@ -35,7 +35,7 @@ function send(message) {
     line = JSON.stringify(message);
   } catch (e) {
     // A circular object or a BigInt in a result: say so for that call.
-    line = JSON.stringify({ jsonrpc: '2.0', id: message.id, error: { code: -32000, message: 'the answer cannot be sent as JSON: ' + e.message, data: { kind: 'failed' } } });
+    line = JSON.stringify({ jsonrpc: '2.0', id: message.id, error: { code: -32000, message: 'the answer cannot be sent as JSON (return plain objects, arrays, strings and numbers): ' + e.message, data: { kind: 'failed' } } });
   }
   process.stdout.write(line + '\n');
 }

@@ -601,7 +601,9 @@ impl RecordLookup for Segment {
         let lookup = Lookup::parse(id, &self.id_field)?;
         match self.profile(&lookup).await? {
             Ok(r) => Ok(r),
-            Err(message) => Err(crate::error::not_found(message).into()),
+            Err(message) => Err(crate::error::not_found(message)
+                .hint("no profile has that identifier in this space: check it, and its type (TYPE:VALUE, e.g. user_id:u1, email:a@example.com, or a plain value of idField)")
+                .into()),
         }
     }
 }

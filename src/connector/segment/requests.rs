@@ -46,7 +46,9 @@ impl Lookup {
     pub fn parse(text: &str, default_kind: &str) -> Result<Lookup> {
         let text = text.trim();
         if text.is_empty() {
-            return Err(usage("an empty profile identifier").into());
+            return Err(usage("an empty profile identifier")
+                .hint("pass one: --id user_id:u1, --id email:a@example.com, or a plain value of idField")
+                .into());
         }
         if let Some((kind, value)) = text.split_once(':') {
             if LOOKUP_TYPES.contains(&kind) {
@@ -54,6 +56,7 @@ impl Lookup {
                     return Err(usage(format!(
                         "identifier \"{text}\" has no value after the colon"
                     ))
+                    .hint(format!("write it as {kind}:VALUE"))
                     .into());
                 }
                 return Ok(Lookup {

@@ -402,6 +402,7 @@ fn property_map(ctx: &Ctx) -> Result<Option<BTreeMap<String, Option<String>>>> {
                 return Err(usage(format!(
                     "\"{from}\" in {where_} must name a destination field or be null"
                 ))
+                .hint(format!("write \"{from}\": \"FIELD\" (a field of the destination), or \"{from}\": null to leave the property out"))
                 .into())
             }
         };
