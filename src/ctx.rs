@@ -52,6 +52,9 @@ pub struct Ctx {
     /// The clock every HTTP engine of the command waits on: real, or the
     /// `FERRY_TEST_CLOCK` test hook's virtual one.
     pub clock: crate::http::Clock,
+    /// The retries and rate-limit waits of every HTTP engine of the
+    /// command, for its progress bar and summary.
+    pub http_stats: Arc<crate::http::Stats>,
 }
 
 impl Ctx {
@@ -71,6 +74,7 @@ impl Ctx {
             account_json: None,
             input_file: None,
             cassette: None,
+            http_stats: Arc::default(),
             clock: crate::http::Clock::for_command(
                 env.get(crate::http::clock::TEST_CLOCK_VAR)
                     .map(String::as_str),
@@ -150,8 +154,9 @@ impl Ctx {
     /// What a connector opens with: the HTTP environment of this command
     /// (its output and cassette) and the folder.
     pub fn connector_env(&self) -> connector::Env {
-        let http =
-            HttpEnv::new(self.out.clone(), self.cassette.clone()).with_clock(self.clock.clone());
+        let http = HttpEnv::new(self.out.clone(), self.cassette.clone())
+            .with_clock(self.clock.clone())
+            .with_stats(self.http_stats.clone());
         connector::Env {
             http: if self.offline { http.offline() } else { http },
             folder: self.folder.clone(),

@@ -119,7 +119,11 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
         .as_ref()
         .map(|f| crate::config::resolve(&ctx.cwd, f));
     let plan = args.plan(input, &ctx.cwd)?;
-    let progress = progress::for_stderr(ctx.stderr_tty, ctx.out.verbosity() == Verbosity::Quiet);
+    let progress = progress::for_stderr(
+        ctx.stderr_tty,
+        ctx.out.verbosity() == Verbosity::Quiet,
+        ctx.http_stats.clone(),
+    );
     let mut confirm = |over: &DeletesOverLimit| confirm_deletes(ctx, over);
     let code = match crate::engine::export::run(ctx, plan, progress.as_ref(), &mut confirm).await? {
         ExportReport::DryRun(dry) => dry_run(ctx, &dry)?,
@@ -227,6 +231,7 @@ fn conclude(ctx: &Ctx, run: &RunReport) -> Result<ExitCode> {
         summary["errorsFile"] = json!(path.display().to_string());
     }
     ctx.out.result(&summary)?;
+    super::say_rate_limit_waits(ctx, run.elapsed);
     if run.not_sent.is_some() {
         return Err(Failure::new(
             Kind::Interrupted,

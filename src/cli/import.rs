@@ -154,7 +154,11 @@ impl Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let plan = args.plan(&ctx.cwd)?;
-    let progress = progress::for_stderr(ctx.stderr_tty, ctx.out.verbosity() == Verbosity::Quiet);
+    let progress = progress::for_stderr(
+        ctx.stderr_tty,
+        ctx.out.verbosity() == Verbosity::Quiet,
+        ctx.http_stats.clone(),
+    );
     let mut confirm = |stopped: &Stopped<'_>| ask_resume(&plan, ctx, stopped);
     let code = match crate::engine::import::run(&plan, ctx, progress.as_ref(), &mut confirm).await?
     {
@@ -203,6 +207,7 @@ fn conclude(plan: &ImportPlan, ctx: &Ctx, run: RunReport) -> Result<ExitCode> {
         Ending::Failed(_) => "stopped",
     };
     ctx.out.result(&summary(&run, status))?;
+    super::say_rate_limit_waits(ctx, run.elapsed);
     let offset = run.checkpoint.position.offset;
     let resume = resume_command(
         plan,

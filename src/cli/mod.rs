@@ -343,6 +343,25 @@ pub(crate) fn next_command(ctx: &Ctx, args: &str) -> String {
     words.join(" ")
 }
 
+/// After an import or an export: say once per endpoint group when its rate
+/// limit held the run back (its requests waited a second or more in all,
+/// and at least a tenth of the run's time).
+pub(crate) fn say_rate_limit_waits(ctx: &Ctx, elapsed: std::time::Duration) {
+    for w in ctx.http_stats.waits() {
+        let notable = w.waited >= crate::http::stats::NOTABLE_WAIT
+            && w.waited.as_secs_f64() >= elapsed.as_secs_f64() / 10.0;
+        if notable {
+            ctx.out.info(&format!(
+                "requests waited {:.0} s in all for the rate limit of group {} ({} rps); raise \"rateLimit\" in {} if the API allows more",
+                w.waited.as_secs_f64(),
+                w.group,
+                w.rps,
+                w.source
+            ));
+        }
+    }
+}
+
 /// A not-found error with the hint that lists the ids there are, when the
 /// connector can list them (`getupdates`), in this command's folder.
 pub(crate) fn hint_ids(ctx: &Ctx, can_list: bool, mut err: anyhow::Error) -> anyhow::Error {

@@ -106,7 +106,9 @@ impl Position {
 pub struct Page {
     pub records: Vec<Record>,
     pub next: Option<Position>,
-    /// The number of records in the whole source, when the source knows it.
+    /// The number of records in the whole source, when the source knows it
+    /// (a file estimates it from its size and the bytes read so far): for
+    /// the progress bar's ETA only.
     pub total: Option<u64>,
 }
 

@@ -137,15 +137,20 @@ impl Clock {
         }
     }
 
-    /// Wait until `bucket` (made by [`Clock::virtual_bucket`]) has a slot.
-    pub(crate) async fn until_ready(&self, bucket: &VirtualBucket) {
+    /// Wait until `bucket` (made by [`Clock::virtual_bucket`]) has a slot;
+    /// answers the virtual time that passed.
+    pub(crate) async fn until_ready(&self, bucket: &VirtualBucket) -> Duration {
         let Some(v) = &self.virtual_time else {
-            return;
+            return Duration::ZERO;
         };
         let _turn = v.turn.lock().await;
+        let mut waited = Duration::ZERO;
         while let Err(not_until) = bucket.check() {
-            v.pass(Why::Slot, not_until.wait_time_from(v.now.now()));
+            let wait = not_until.wait_time_from(v.now.now());
+            v.pass(Why::Slot, wait);
+            waited += wait;
         }
+        waited
     }
 }
 

@@ -17,7 +17,7 @@ use super::clock::{Clock, VirtualBucket};
 use super::message::vendor_message;
 use super::policy::{Policy, RateLimit, MAX_BACKOFF, MAX_RATE_LIMITED};
 use super::redact::{header_value, redact_body_text, redact_url};
-use super::{Body, RequestSpec};
+use super::{Body, RequestSpec, Stats};
 use crate::error::{failed, not_found, Failure, Kind};
 use crate::output::Output;
 
@@ -82,10 +82,15 @@ impl Gate {
         }
     }
 
-    /// Wait for a slot in the bucket.
-    async fn ready(&self, clock: &Clock) {
+    /// Wait for a slot in the bucket; answers how long that took (on the
+    /// test clock, the virtual time that passed).
+    async fn ready(&self, clock: &Clock) -> Duration {
         match &self.virtual_bucket {
-            None => self.bucket.until_ready().await,
+            None => {
+                let asked = Instant::now();
+                self.bucket.until_ready().await;
+                asked.elapsed()
+            }
             Some(bucket) => clock.until_ready(bucket).await,
         }
     }
@@ -102,6 +107,8 @@ pub struct HttpEnv {
     clock: Clock,
     /// `--dry-run` on a read: engines send nothing (see [`Offline`]).
     offline: bool,
+    /// The retries and rate-limit waits of every engine built here.
+    stats: Arc<Stats>,
 }
 
 /// The request an engine built under `--dry-run` did not send: the error
@@ -130,7 +137,15 @@ impl HttpEnv {
             cassette,
             clock: Clock::default(),
             offline: false,
+            stats: Arc::default(),
         }
+    }
+
+    /// The environment with its engines counting into `stats` (the
+    /// command's, which its progress bar and summary read).
+    pub fn with_stats(mut self, stats: Arc<Stats>) -> HttpEnv {
+        self.stats = stats;
+        self
     }
 
     /// The environment for a `--dry-run` read: its engines send nothing
@@ -153,6 +168,7 @@ impl HttpEnv {
             .with_cassette(self.cassette.clone())
             .with_clock(self.clock.clone());
         engine.offline = self.offline;
+        engine.stats = self.stats.clone();
         Ok(engine)
     }
 
@@ -178,6 +194,8 @@ pub struct Engine {
     clock: Clock,
     /// Send nothing: answer the first request as [`Offline`].
     offline: bool,
+    /// Where retries and rate-limit waits are counted.
+    stats: Arc<Stats>,
 }
 
 /// What the retry policy says about one attempt's outcome.
@@ -214,6 +232,7 @@ impl Engine {
             out,
             describe: status_error,
             offline: false,
+            stats: Arc::default(),
         })
     }
 
@@ -290,9 +309,13 @@ impl Engine {
         if self.offline {
             return Err(Offline(req.clone()).into());
         }
-        let gate = match self.policy.group_index(&req.method, &req.path()) {
-            Some(i) => &self.gates[i],
-            None => &self.default_gate,
+        let (gate, group, rps) = match self.policy.group_index(&req.method, &req.path()) {
+            Some(i) => (
+                &self.gates[i],
+                self.policy.groups[i].name.as_str(),
+                self.policy.groups[i].limit.rps,
+            ),
+            None => (&self.default_gate, "default", self.policy.default.rps),
         };
         // Parsed once: the URL logged and in errors is the one sent.
         let wire = req.wire_url()?;
@@ -308,7 +331,15 @@ impl Engine {
                 // Replay answers from the cassette: no gate, nothing sent.
                 Some(c) if c.mode() == Mode::Replay => Ok(c.answer(req, &self.out)?),
                 _ => {
-                    gate.ready(&self.clock).await;
+                    let waited = gate.ready(&self.clock).await;
+                    if !waited.is_zero()
+                        && self.stats.waited(&self.policy.source, group, rps, waited)
+                    {
+                        self.out.verbose(&format!(
+                            "the rate limit of group {group} ({rps} rps) is holding requests back; raise \"rateLimit\" in {} if the API allows more",
+                            self.policy.source
+                        ));
+                    }
                     let permit = gate
                         .in_flight
                         .acquire()
@@ -348,6 +379,7 @@ impl Engine {
                             if spends {
                                 failures += 1;
                             }
+                            self.stats.retried();
                             self.out.verbose(&format!(
                                 "{} {shown_url}: {} — retrying in {}ms",
                                 req.method,
@@ -406,6 +438,7 @@ impl Engine {
                         .into());
                     }
                     let wait = backoff(&self.policy, failures);
+                    self.stats.retried();
                     self.out.verbose(&format!(
                         "{} {shown_url}: retrying in {}ms",
                         req.method,

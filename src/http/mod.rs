@@ -52,6 +52,7 @@ pub mod message;
 pub mod policy;
 mod poll;
 pub mod redact;
+pub mod stats;
 
 use anyhow::Result;
 use serde_json::{json, Map, Value};
@@ -60,6 +61,7 @@ pub use clock::Clock;
 pub use engine::{status_error, Engine, HttpEnv, Offline, Response};
 pub use policy::{Group, Policy, RateLimit, Retry};
 pub use poll::{Polled, Polling};
+pub use stats::Stats;
 
 /// The User-Agent ferry sends when a request sets none.
 pub const USER_AGENT: &str = concat!("ferry/", env!("CARGO_PKG_VERSION"));

@@ -2,9 +2,12 @@
 //! trait; [`for_stderr`] answers an indicatif bar when stderr is a terminal
 //! and a silent listener otherwise, so pipes and logs never get bar noise.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+use crate::http::Stats;
 
 /// What a run tells whoever watches it.
 pub trait Progress: Send + Sync {
@@ -33,9 +36,11 @@ const KNOWN_TOTAL: &str =
 const UNKNOWN_TOTAL: &str = "{spinner} [{elapsed_precise}] {pos} records, {rate} {msg}";
 
 /// An indicatif bar: records done, records per second, ETA when the total
-/// is known, rejects.
+/// is known, and beside them rejects, retries and rate-limit waits.
 pub struct Bar {
     bar: ProgressBar,
+    /// The command's HTTP retries and waits, read at each update.
+    stats: Arc<Stats>,
 }
 
 impl Bar {
@@ -75,8 +80,9 @@ impl Progress for Bar {
 
     fn update(&self, done: u64, rejected: u64) {
         self.bar.set_position(done);
-        if rejected > 0 {
-            self.bar.set_message(format!("({rejected} rejected)"));
+        let note = note(rejected, self.stats.retries(), self.stats.total_wait());
+        if !note.is_empty() {
+            self.bar.set_message(note);
         }
     }
 
@@ -85,13 +91,53 @@ impl Progress for Bar {
     }
 }
 
-/// The listener for a run: a bar on a terminal, silence elsewhere or with `-q`.
-pub fn for_stderr(stderr_tty: bool, quiet: bool) -> Box<dyn Progress> {
+/// What the bar shows beside the count: `(3 rejected, 2 retries, 12 s
+/// waiting for rate limits)`, leaving out what is zero.
+fn note(rejected: u64, retries: u64, waited: Duration) -> String {
+    let mut parts = Vec::new();
+    if rejected > 0 {
+        parts.push(format!("{rejected} rejected"));
+    }
+    match retries {
+        0 => {}
+        1 => parts.push("1 retry".to_string()),
+        n => parts.push(format!("{n} retries")),
+    }
+    if waited >= Duration::from_secs(1) {
+        parts.push(format!("{} s waiting for rate limits", waited.as_secs()));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
+/// The listener for a run: a bar on a terminal, silence elsewhere or with
+/// `-q`; the bar reads the command's HTTP `stats`.
+pub fn for_stderr(stderr_tty: bool, quiet: bool, stats: Arc<Stats>) -> Box<dyn Progress> {
     if stderr_tty && !quiet {
         Box::new(Bar {
             bar: ProgressBar::hidden(),
+            stats,
         })
     } else {
         Box::new(Silent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_note_shows_what_is_not_zero() {
+        assert_eq!(note(0, 0, Duration::ZERO), "");
+        assert_eq!(note(3, 0, Duration::from_millis(400)), "(3 rejected)");
+        assert_eq!(
+            note(0, 1, Duration::from_secs(12)),
+            "(1 retry, 12 s waiting for rate limits)"
+        );
+        assert_eq!(note(2, 5, Duration::ZERO), "(2 rejected, 5 retries)");
     }
 }

@@ -417,6 +417,7 @@ fn ctx(folder: &Path) -> ferry::ctx::Ctx {
         input_file: None,
         cassette: None,
         clock: Default::default(),
+        http_stats: Default::default(),
     }
 }
 

@@ -31,6 +31,7 @@ mod parsing;
 mod redaction;
 mod sandbox;
 mod segment;
+mod terminal_runs;
 mod testcases;
 mod voucherify;
 mod writers;

@@ -128,7 +128,7 @@ fn rate_limits_and_failures_of_the_sandbox_are_retried_through() {
     let f = sb.folder(r#", "rateLimit": {"rps": 50, "burst": 50}, "retry": {"baseDelayMs": 10, "maxAttempts": 10}"#);
     let manifest = f
         .read("connector.json")
-        .replace(r#""pageSize": 100"#, r#""pageSize": 10"#);
+        .replace(r#""pageSize": 1000"#, r#""pageSize": 10"#);
     f.write("connector.json", &manifest);
     let run = f.run(&["-v", "getupdates"]);
     let out = run.ok_json();

@@ -287,10 +287,22 @@ impl<F: Format> Store<F> {
             offset: from.offset + records.len() as u64,
             cursor: Some(reader.byte_offset().to_string()),
         });
+        // A file does not count its records, but its size tells how far the
+        // run is: the total is estimated from the bytes read so far (the
+        // progress bar's ETA), and exact at the end.
+        let total = match &next {
+            None => Some(from.offset + records.len() as u64),
+            Some(next) => {
+                let read = reader.byte_offset();
+                let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+                (read > 0 && size >= read)
+                    .then(|| (next.offset as f64 * size as f64 / read as f64).round() as u64)
+            }
+        };
         Ok(Page {
             records,
             next,
-            total: None,
+            total,
         })
     }
 }

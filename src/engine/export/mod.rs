@@ -152,10 +152,14 @@ pub async fn run(
         );
         return Ok(ExportReport::DryRun(Box::new(report)));
     }
+    // Time at the prompt is not the run's: not in elapsedSecs, nor the rate.
+    let mut prompted = std::time::Duration::ZERO;
     if let Some(over) = &over_limit {
+        let asked = Instant::now();
         if !plan.yes && !confirm(over)? {
             return Ok(ExportReport::Declined);
         }
+        prompted = asked.elapsed();
     }
 
     // Send. A remote destination gets batches of at most 100 profiles; a
@@ -186,7 +190,7 @@ pub async fn run(
     };
     let mut report = report::run_report(
         done,
-        started.elapsed(),
+        started.elapsed().saturating_sub(prompted),
         target.account.source.clone(),
         state.path().to_path_buf(),
     );

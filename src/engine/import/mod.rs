@@ -28,7 +28,7 @@ mod report;
 mod setup;
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -119,6 +119,7 @@ pub async fn run(
     let mut counts = Counts::default();
     let mut start = plan.start;
     let mut retried = false;
+    let mut prompted = Duration::ZERO;
     loop {
         let (ending, checkpoint) = pipeline::attempt(
             &setup,
@@ -136,7 +137,11 @@ pub async fn run(
                 error,
                 offset: checkpoint.position.offset,
             };
-            if !retried && confirm(&stopped)? {
+            // Time at the prompt is not the run's: not in elapsedSecs, nor the rate.
+            let asked = Instant::now();
+            let again = !retried && confirm(&stopped)?;
+            prompted += asked.elapsed();
+            if again {
                 retried = true;
                 start = Start::Resume;
                 counts.failed = 0;
@@ -146,7 +151,7 @@ pub async fn run(
         return Ok(ImportReport::Run(Box::new(RunReport {
             ending,
             counts,
-            elapsed: started.elapsed(),
+            elapsed: started.elapsed().saturating_sub(prompted),
             checkpoint,
             state: setup.state.clone(),
             rejects: setup.rejects.exists().then(|| setup.rejects.clone()),
