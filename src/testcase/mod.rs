@@ -78,6 +78,42 @@ pub struct Ending {
     pub error: Option<String>,
 }
 
+impl Ending {
+    /// How a command `ended` (an action succeeds with its result or fails
+    /// with an error), as a case keeps it: secrets masked, the `store`'s
+    /// path (live or the replay's copy) as its file name, `folder` as `.`.
+    pub fn of(
+        out: &crate::output::Output,
+        folder: &Path,
+        store: Option<&Path>,
+        ended: Result<Option<&Value>, &anyhow::Error>,
+    ) -> Result<Ending> {
+        Ok(match ended {
+            Ok(result) => Ending {
+                exit: 0,
+                result: match result {
+                    Some(r) => Some(
+                        record::scrubbed(out, folder, store, r)
+                            .context("could not redact the case's result")?,
+                    ),
+                    None => None,
+                },
+                error: None,
+            },
+            Err(err) => Ending {
+                exit: crate::error::exit_status(err),
+                result: None,
+                error: Some(record::scrub_text(
+                    out,
+                    folder,
+                    store,
+                    &replay::message(err),
+                )),
+            },
+        })
+    }
+}
+
 /// A copy of a local store file, kept in a case: as text when it is UTF-8
 /// (CSV, JSON lines read well in a diff), else gzipped in base64 (a small
 /// SQLite file is mostly empty pages: 24 KiB gzip to about 1 KiB).

@@ -114,29 +114,7 @@ impl Recording {
             return Ok(());
         };
         let live_store = before.store.as_ref().map(|(path, _)| path.as_path());
-        let ending = match ended {
-            Ok(result) => Ending {
-                exit: 0,
-                result: match result {
-                    Some(r) => Some(
-                        scrubbed(&ctx.out, &ctx.folder, live_store, r)
-                            .context("could not redact the case's result")?,
-                    ),
-                    None => None,
-                },
-                error: None,
-            },
-            Err(err) => Ending {
-                exit: crate::error::exit_status(err),
-                result: None,
-                error: Some(scrub_text(
-                    &ctx.out,
-                    &ctx.folder,
-                    live_store,
-                    &super::replay::message(err),
-                )),
-            },
-        };
+        let ending = Ending::of(&ctx.out, &ctx.folder, live_store, ended)?;
         let section = ctx.inputs()?.section(self.action).cloned();
         let mut input = serde_json::Map::new();
         if let Some(section) = section {

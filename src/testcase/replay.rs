@@ -114,25 +114,12 @@ impl Replay {
     /// How a run ended, as the case keeps it: `ended` is what the
     /// command returned (an action succeeds or fails with an error).
     pub fn ending(&self, ended: Result<Option<&Value>, &anyhow::Error>) -> Result<Ending> {
-        let (out, folder, store) = (&self.ctx.out, &self.ctx.folder, self.store.as_deref());
-        Ok(match ended {
-            Ok(result) => Ending {
-                exit: 0,
-                result: match result {
-                    Some(r) => Some(
-                        super::record::scrubbed(out, folder, store, r)
-                            .context("could not redact the case's result")?,
-                    ),
-                    None => None,
-                },
-                error: None,
-            },
-            Err(err) => Ending {
-                exit: crate::error::exit_status(err),
-                result: None,
-                error: Some(super::record::scrub_text(out, folder, store, &message(err))),
-            },
-        })
+        Ending::of(
+            &self.ctx.out,
+            &self.ctx.folder,
+            self.store.as_deref(),
+            ended,
+        )
     }
 
     /// Why a run that ended with `actual` does not pass: `None` when it
