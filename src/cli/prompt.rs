@@ -96,6 +96,10 @@ impl Stop {
     }
 }
 
+/// How long the signal watcher leaves a question to handle a Ctrl-C
+/// itself before ending the command.
+const QUESTION_FIRST: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Listen for Ctrl-C from now on. Registered before it returns, so a
 /// Ctrl-C during the first question is ours (and console's own SIGINT no
 /// longer ends the process before dialoguer can answer).
@@ -111,6 +115,11 @@ fn watch_ctrl_c(stop: Arc<Stop>) -> Result<tokio::task::JoinHandle<()>> {
         signal.recv().await;
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+        // A question read in raw mode sees the Ctrl-C itself and answers
+        // within microseconds; letting it go first means the command ends
+        // the ordinary way (locks released, files closed). Only a hidden
+        // line, whose read the signal does not end, leaves it to us.
+        tokio::time::sleep(QUESTION_FIRST).await;
         if stop.claim() {
             stop.restore();
             let err = anyhow::Error::new(stop.interrupted.clone());
