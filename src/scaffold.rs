@@ -55,6 +55,55 @@ pub fn secret_var(spec: &Spec, key: &str) -> String {
     var
 }
 
+/// The value of an answer typed as text (at a prompt, or `--set KEY=VALUE`)
+/// for an option of type `kind`, as account.json holds it: a typed `30` for
+/// a number is the number 30, `{"rps": 5}` for an object the object, since
+/// the connector refuses the string "30" when it opens the account. `Any`
+/// takes JSON when the text is JSON, the text otherwise. `Err` says what
+/// the text must be, to follow the option's name.
+pub fn typed_value(kind: FieldType, text: &str) -> Result<Value, String> {
+    let json = || serde_json::from_str::<Value>(text.trim());
+    match kind {
+        FieldType::String | FieldType::Date | FieldType::Datetime => {
+            Ok(Value::String(text.to_string()))
+        }
+        FieldType::Any => Ok(json().unwrap_or_else(|_| Value::String(text.to_string()))),
+        FieldType::Integer => match json() {
+            Ok(Value::Number(n)) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
+            _ => Err(format!(
+                "must be a whole number, such as 30; got \"{text}\""
+            )),
+        },
+        FieldType::Number => match json() {
+            Ok(Value::Number(n)) => Ok(Value::Number(n)),
+            _ => Err(format!("must be a number, such as 2.5; got \"{text}\"")),
+        },
+        FieldType::Boolean => match text.trim() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(format!("must be true or false; got \"{text}\"")),
+        },
+        FieldType::Object => match json() {
+            Ok(Value::Object(o)) => Ok(Value::Object(o)),
+            Ok(other) => Err(format!(
+                "must be a JSON object, such as {{\"key\": \"value\"}}; got {}",
+                crate::config::input::kind_of(&other)
+            )),
+            Err(e) => Err(format!(
+                "must be a JSON object, such as {{\"key\": \"value\"}}; {e}"
+            )),
+        },
+        FieldType::Array => match json() {
+            Ok(Value::Array(a)) => Ok(Value::Array(a)),
+            Ok(other) => Err(format!(
+                "must be a JSON array, such as [\"a\", \"b\"]; got {}",
+                crate::config::input::kind_of(&other)
+            )),
+            Err(e) => Err(format!("must be a JSON array, such as [\"a\", \"b\"]; {e}")),
+        },
+    }
+}
+
 /// The files of a connector folder for `spec` with these answers.
 pub fn plan(spec: &Spec, answers: &BTreeMap<String, Answer>) -> Vec<File> {
     let mut account = Map::new();
@@ -404,6 +453,33 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{value:?} as {line:?}: {e}"));
             assert_eq!(vars.len(), 1, "{value:?} as {line:?}");
             assert_eq!(vars["X"], value, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn typed_answers_follow_the_option_type() {
+        assert_eq!(typed_value(FieldType::Integer, "30"), Ok(json!(30)));
+        assert_eq!(typed_value(FieldType::Number, " 2.5 "), Ok(json!(2.5)));
+        assert_eq!(
+            typed_value(FieldType::Object, r#"{"rps": 5}"#),
+            Ok(json!({"rps": 5}))
+        );
+        assert_eq!(typed_value(FieldType::Array, "[1]"), Ok(json!([1])));
+        assert_eq!(typed_value(FieldType::Boolean, "true"), Ok(json!(true)));
+        assert_eq!(typed_value(FieldType::String, "30"), Ok(json!("30")));
+        assert_eq!(typed_value(FieldType::Any, "30"), Ok(json!(30)));
+        assert_eq!(typed_value(FieldType::Any, "abc"), Ok(json!("abc")));
+        for (kind, text, says) in [
+            (FieldType::Integer, "2.5", "whole number"),
+            (FieldType::Integer, "ten", "whole number"),
+            (FieldType::Number, "fast", "a number"),
+            (FieldType::Boolean, "yes", "true or false"),
+            (FieldType::Object, "5", "got a number"),
+            (FieldType::Object, "{rps: 5}", "JSON object"),
+            (FieldType::Array, "a, b", "JSON array"),
+        ] {
+            let err = typed_value(kind, text).unwrap_err();
+            assert!(err.contains(says), "{kind:?} {text}: {err}");
         }
     }
 

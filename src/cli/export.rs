@@ -7,14 +7,16 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{json, Value};
 
+use super::prompt::Questions;
 use super::Done;
 use crate::ctx::Ctx;
 use crate::engine::export::diff::Deletes;
 use crate::engine::export::{
-    DeletesOverLimit, DryRunReport, ExportPlan, ExportReport, ProfilesFrom, RunReport,
+    DeletesOverLimit, DryRunReport, ExportPlan, ExportReport, Problem, ProblemKind, ProfilesFrom,
+    RunReport,
 };
 use crate::engine::target::Target;
 use crate::error::{failed, usage, Failure, Kind};
@@ -137,22 +139,112 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     Ok(Done::exit(code))
 }
 
-/// Stop before a mass delete unless the user agrees on a terminal.
+/// How many of the profiles a mass delete would delete or clear are named
+/// before the question.
+const NAMED_DELETES: usize = 10;
+
+/// Stop before a mass delete unless the user agrees on a terminal: the
+/// first profiles it would delete or clear are listed, and the answer is
+/// typed (y or the count, then Enter), so a key pressed by habit, or typed
+/// ahead for another program, never deletes anything.
 fn confirm_deletes(ctx: &Ctx, over: &DeletesOverLimit) -> Result<bool> {
     let what = format!(
         "this run would delete or clear {} profiles, more than --max-deletes {} ({} profiles exported so far)",
         over.count, over.limit, over.exported
     );
-    if !ctx.interactive() {
-        return Err(failed(format!("{what}; stopped, nothing was sent"))
-            .hint("check that the input is complete; pass --yes to go ahead, or --max-deletes N to raise the limit (preview with --dry-run)")
-            .into());
+    ctx.out.warn(&format!("{what}:"));
+    for doomed in over.profiles.iter().take(NAMED_DELETES) {
+        let action = if doomed.delete { "delete" } else { "clear" };
+        if doomed.key.is_empty() || doomed.key == doomed.id {
+            ctx.out.info(&format!("  {action} {}", doomed.id));
+        } else {
+            ctx.out
+                .info(&format!("  {action} {} ({})", doomed.id, doomed.key));
+        }
     }
-    dialoguer::Confirm::new()
-        .with_prompt(format!("{what}. Go ahead?"))
-        .default(false)
-        .interact()
-        .context("could not read the answer")
+    let unnamed = over.count.saturating_sub(NAMED_DELETES as u64);
+    if unnamed > 0 {
+        ctx.out.info(&format!("  and {unnamed} more"));
+    }
+    if !ctx.interactive() {
+        return Err(failed(format!(
+            "stopped before deleting or clearing {} profiles; nothing was sent",
+            over.count
+        ))
+        .hint("check that the input is complete; pass --yes to go ahead, or --max-deletes N to raise the limit (preview with --dry-run)")
+        .into());
+    }
+    let questions = Questions::start(
+        &ctx.out,
+        "stopped before deleting; nothing was sent",
+        "run the same command again to answer, or pass --yes to go ahead without asking",
+    )?;
+    let count = over.count.to_string();
+    let answer: String = questions.answer(
+        dialoguer::Input::new()
+            .with_prompt(format!(
+                "Delete or clear these {count} profiles? Type y or {count}, then Enter, to go ahead; anything else stops"
+            ))
+            .allow_empty(true)
+            .interact_text(),
+    )?;
+    let answer = answer.trim().to_ascii_lowercase();
+    Ok(answer == "y" || answer == "yes" || answer == count)
+}
+
+/// The problem profiles counted by reason, one line per outcome: invalid
+/// (fix the input), failed (sent again next run) and skipped (by design,
+/// never retried), each ending with where every profile is listed, and
+/// each with the kind of its first problem (a skip is no warning).
+fn summary_by_reason(run: &RunReport) -> Vec<(ProblemKind, String)> {
+    /// How many reasons a line names; the rest are counted together.
+    const REASONS: usize = 5;
+    let listed = match &run.errors_file {
+        Some(path) => format!("see {}", path.display()),
+        None => "pass --errors FILE to list each one".to_string(),
+    };
+    let title = |kind: ProblemKind, n: usize| {
+        let profiles = if n == 1 { "profile" } else { "profiles" };
+        match kind {
+            ProblemKind::Invalid => format!("{n} invalid {profiles} not exported"),
+            ProblemKind::Skipped => format!("skipped {n} {profiles} (by design, not retried)"),
+            _ => format!("{n} {profiles} failed (sent again next run)"),
+        }
+    };
+    let outcomes: [&[ProblemKind]; 3] = [
+        &[ProblemKind::Invalid],
+        &[ProblemKind::Rejected, ProblemKind::Error],
+        &[ProblemKind::Skipped],
+    ];
+    let mut lines = Vec::new();
+    for kinds in outcomes {
+        // Reasons in order of first appearance, then the most frequent first.
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for p in run.problems.iter().filter(|p| kinds.contains(&p.kind)) {
+            match counts.iter_mut().find(|(r, _)| *r == p.reason) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((&p.reason, 1)),
+            }
+        }
+        if counts.is_empty() {
+            continue;
+        }
+        counts.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        let total: usize = counts.iter().map(|(_, n)| n).sum();
+        let mut parts: Vec<String> = (counts.iter().take(REASONS))
+            .map(|(reason, n)| format!("{n} {reason}"))
+            .collect();
+        if counts.len() > REASONS {
+            let rest: usize = counts[REASONS..].iter().map(|(_, n)| n).sum();
+            parts.push(format!(
+                "{rest} for {} other reasons",
+                counts.len() - REASONS
+            ));
+        }
+        let line = format!("{}: {}; {listed}", title(kinds[0], total), parts.join(", "));
+        lines.push((kinds[0], line));
+    }
+    lines
 }
 
 /// The dry run's JSON; exit 3 when some profiles are invalid.
@@ -192,17 +284,30 @@ fn dry_run(ctx: &Ctx, dry: &DryRunReport) -> Result<ExitCode> {
     Ok(ExitCode::from(if p.invalid > 0 { 3 } else { 0 }))
 }
 
-/// Name each failed profile on stderr, print the summary, and pick the exit
-/// status: 0, 3 when some profiles failed, 130 (an error) when interrupted.
+/// How many failed profiles are named one by one on stderr; the summary
+/// by reason counts them all.
+const NAMED_PROBLEMS: usize = 10;
+
+/// Name the first failed profiles on stderr, summarise every problem
+/// profile by reason, print the summary, and pick the exit status: 0, 3
+/// when some profiles failed, 130 (an error) when interrupted.
 fn conclude(ctx: &Ctx, run: &RunReport) -> Result<ExitCode> {
-    for line in &run.problems {
-        if line["level"] == "error" {
-            ctx.out.warn(&format!(
-                "profile {}: {} ({})",
-                line["id"].as_str().unwrap_or_default(),
-                line["message"].as_str().unwrap_or_default(),
-                line["kind"].as_str().unwrap_or_default()
-            ));
+    let failed: Vec<&Problem> = (run.problems.iter())
+        .filter(|p| p.kind != ProblemKind::Skipped)
+        .collect();
+    for p in failed.iter().take(NAMED_PROBLEMS) {
+        ctx.out.warn(&format!(
+            "profile {}: {} ({})",
+            p.id,
+            p.message,
+            p.kind.as_str()
+        ));
+    }
+    for (kind, line) in summary_by_reason(run) {
+        if kind == ProblemKind::Skipped {
+            ctx.out.info(&line);
+        } else {
+            ctx.out.warn(&line);
         }
     }
     let elapsed = run.elapsed.as_secs_f64();

@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::Done;
-use crate::connector::able;
+use crate::connector::{able, with_text_id};
 use crate::ctx::Ctx;
 
 /// Print one record by its id
@@ -35,5 +35,7 @@ async fn read(args: &Args, ctx: &Ctx) -> Result<Done> {
     let lookup = able(connector.as_ref(), connector.lookup(), "get")?;
     let record = (lookup.get(&id).await)
         .map_err(|e| super::hint_ids(ctx, connector.updates().is_some(), e))?;
+    // Ids are printed as text, whatever type the API gave (docs/config.md).
+    let record = with_text_id(record, connector.id_field());
     Ok(Done::value(Value::Object(record)))
 }

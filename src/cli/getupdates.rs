@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::Done;
-use crate::connector::able;
+use crate::connector::{able, with_text_id};
 use crate::ctx::Ctx;
 
 /// List the records changed since the last sync (every record without one)
@@ -36,9 +36,16 @@ async fn read(args: &Args, ctx: &Ctx) -> Result<Done> {
     let since = inputs.string("getupdates", "lastSync", args.last_sync.clone())?;
     let connector = ctx.connector()?;
     let feed = able(connector.as_ref(), connector.updates(), "getupdates")?;
-    let updates = feed
+    let mut updates = feed
         .get_updates(since.as_deref(), args.limit.map(|l| l as usize))
         .await?;
+    // Ids are printed as text, whatever type the API gave (docs/config.md).
+    for entry in &mut updates.entries {
+        entry.value = entry
+            .value
+            .take()
+            .map(|record| with_text_id(record, connector.id_field()));
+    }
     ctx.out
         .verbose(&format!("{} entries", updates.entries.len()));
     Ok(Done::value(serde_json::to_value(&updates)?))

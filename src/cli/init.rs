@@ -1,16 +1,20 @@
 //! `ferry init [DIR]`: scaffold a connector folder. Answers come from
-//! `--set KEY=VALUE`, then prompts on a terminal, then defaults; without a
-//! terminal nothing is ever asked and a missing answer names the flag.
-//! Existing files are kept unless `--force`.
+//! `--set KEY=VALUE`, then questions on a terminal, then defaults. A terminal
+//! is asked only for the required options, each shown with its description
+//! and an example, checked as it is entered; one question then offers the
+//! optional ones. Without a terminal nothing is ever asked and a missing
+//! answer names the flag. A folder that already holds an account.json is
+//! left alone unless `--force`; other existing files are kept.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
 
+use super::prompt::Questions;
 use super::Done;
-use crate::connector::{registry, Spec};
+use crate::connector::{registry, OptionSpec, Spec};
 use crate::ctx::Ctx;
 use crate::error::usage;
 use crate::scaffold::{self, secret_var, Answer};
@@ -79,11 +83,21 @@ impl Args {
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     let plan = args.plan(ctx)?;
-    let ask = ctx.interactive() && !plan.yes;
-    let code = match (&plan.connector, ask) {
+    // Before any question: answers that could not be written are not asked for.
+    refuse_a_connector_folder(ctx, &plan)?;
+    let questions = if ctx.interactive() && !plan.yes {
+        Some(Questions::start(
+            &ctx.out,
+            "nothing was written",
+            "run it again, or answer without questions: --set KEY=VALUE for each option, --yes for the defaults",
+        )?)
+    } else {
+        None
+    };
+    let code = match (&plan.connector, &questions) {
         (Some(c), _) => c.clone(),
-        (None, true) => pick_connector()?,
-        (None, false) => DEFAULT_CONNECTOR.to_string(),
+        (None, Some(q)) => pick_connector(q)?,
+        (None, None) => DEFAULT_CONNECTOR.to_string(),
     };
     let spec = registry::spec(&code)?;
     for key in plan.set.keys() {
@@ -94,7 +108,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
                 .into());
         }
     }
-    let answers = answers(&spec, &plan, ask)?;
+    let answers = answers(ctx, &spec, &plan, questions.as_ref())?;
+    // The questions are over: from here a Ctrl-C is no longer "nothing was written".
+    drop(questions);
     let files = scaffold::plan(&spec, &answers);
 
     std::fs::create_dir_all(&plan.dir)
@@ -121,13 +137,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
             kept.join(", ")
         ));
     }
-    ctx.out.info(&format!(
-        "next: ferry -C {} check",
-        plan.dir
-            .strip_prefix(&ctx.cwd)
-            .unwrap_or(&plan.dir)
-            .display()
-    ));
+    ctx.out
+        .info(&format!("next: ferry -C {} check", shown(ctx, &plan.dir)));
     Ok(Done::value(json!({
         "folder": plan.dir.display().to_string(),
         "connector": spec.code,
@@ -136,69 +147,162 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     })))
 }
 
-/// An answer for every option that needs one.
-fn answers(spec: &Spec, plan: &Plan, ask: bool) -> Result<BTreeMap<String, Answer>> {
+/// `dir` as the user would type it: relative to the working directory.
+fn shown(ctx: &Ctx, dir: &Path) -> String {
+    match dir.strip_prefix(&ctx.cwd) {
+        Ok(rel) if rel.as_os_str().is_empty() => ".".to_string(),
+        Ok(rel) => rel.display().to_string(),
+        Err(_) => dir.display().to_string(),
+    }
+}
+
+/// A folder that already has an account.json is a connector folder: its
+/// account is never replaced without `--force`, and writing the rest of a
+/// scaffold around it would mix two connectors in one folder (an http
+/// account with a sqlite in.json). So nothing is written, and nothing asked.
+fn refuse_a_connector_folder(ctx: &Ctx, plan: &Plan) -> Result<()> {
+    let account = plan.dir.join("account.json");
+    if plan.force || !account.exists() {
+        return Ok(());
+    }
+    let dir = shown(ctx, &plan.dir);
+    let holds = std::fs::read_to_string(&account)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .and_then(|v| v.get("connector")?.as_str().map(str::to_string));
+    let what = match holds {
+        Some(code) => format!("its account.json names connector \"{code}\""),
+        None => "it has an account.json".to_string(),
+    };
+    let hint = match &plan.connector {
+        Some(code) => format!(
+            "pass --force to overwrite its files with a {code} connector's, or pick another folder: ferry init OTHER-DIR --connector {code}"
+        ),
+        None => "pass --force to overwrite its files, or pick another folder: ferry init OTHER-DIR"
+            .to_string(),
+    };
+    Err(usage(format!(
+        "nothing was written: {dir} is already a connector folder ({what})"
+    ))
+    .hint(hint)
+    .into())
+}
+
+/// An answer for every option that needs one: `--set` first, then the
+/// required options (asked on a terminal), then the optional ones, asked
+/// only when the user says so at one question, else their defaults.
+fn answers(
+    ctx: &Ctx,
+    spec: &Spec,
+    plan: &Plan,
+    questions: Option<&Questions>,
+) -> Result<BTreeMap<String, Answer>> {
     let mut answers = BTreeMap::new();
-    for opt in &spec.options {
-        let given = plan.set.get(opt.key).cloned();
-        if opt.secret {
-            // An optional secret (one auth style among several) is left out
-            // unless given: a ${VAR} nobody sets would break every command.
-            if given.is_none() && !opt.required {
-                continue;
-            }
-            let var = secret_var(spec, opt.key);
-            let value = match given {
-                Some(v) => Some(v),
-                None if ask => Some(prompt_secret(opt.label, &var)?),
-                None => None,
-            };
-            answers.insert(opt.key.to_string(), Answer::Secret { var, value });
-            continue;
-        }
-        let value = match given {
-            Some(v) => Some(Value::String(v)),
-            None if ask => prompt_value(opt)?,
-            None => match (&opt.default, opt.required) {
-                (Some(d), _) => Some(d.clone()),
-                (None, false) => None,
-                (None, true) if plan.yes && !opt.placeholder.is_empty() => {
-                    Some(Value::String(opt.placeholder.to_string()))
-                }
-                (None, true) => {
-                    return Err(usage(format!(
-                        "option \"{}\" of connector {} needs a value",
-                        opt.key, spec.code
-                    ))
-                    .hint(format!(
-                        "pass --set {}=VALUE, or --yes to write the placeholder",
-                        opt.key
-                    ))
-                    .into())
-                }
-            },
+    for (key, text) in &plan.set {
+        answers.insert(key.clone(), given(spec, key, text)?);
+    }
+    let unset = |required: bool| {
+        spec.options
+            .iter()
+            .filter(move |o| o.required == required && !plan.set.contains_key(o.key))
+    };
+    for opt in unset(true) {
+        let answer = match questions {
+            Some(q) => ask(ctx, q, spec, opt)?,
+            None => unasked(spec, opt, plan.yes)?,
         };
-        if let Some(v) = value {
-            answers.insert(opt.key.to_string(), Answer::Value(v));
+        if let Some(a) = answer {
+            answers.insert(opt.key.to_string(), a);
         }
     }
-    // The module's own keys (a code connector's): a secret-looking one as
-    // a ${VAR} in account.json with its value in .env, as options are.
-    for (key, value) in plan.set.iter().filter(|(k, _)| spec.option(k).is_none()) {
-        let answer = if crate::http::redact::is_sensitive(key) {
-            Answer::Secret {
-                var: secret_var(spec, key),
-                value: Some(value.clone()),
-            }
-        } else {
-            Answer::Value(Value::String(value.clone()))
+    let optional: Vec<&OptionSpec> = unset(false).collect();
+    let keys: Vec<&str> = optional.iter().map(|o| o.key).collect();
+    let advanced = match questions {
+        Some(q) if !optional.is_empty() => q.answer(
+            dialoguer::Confirm::new()
+                .with_prompt(format!("Set optional options too ({})?", keys.join(", ")))
+                .default(false)
+                .interact(),
+        )?,
+        _ => false,
+    };
+    for opt in optional {
+        let answer = match questions {
+            Some(q) if advanced => ask(ctx, q, spec, opt)?,
+            _ => unasked(spec, opt, plan.yes)?,
         };
-        answers.insert(key.clone(), answer);
+        if let Some(a) = answer {
+            answers.insert(opt.key.to_string(), a);
+        }
     }
     Ok(answers)
 }
 
-fn pick_connector() -> Result<String> {
+/// A `--set KEY=VALUE`: a secret as a `${VAR}` reference with its value in
+/// .env, anything else typed by the option's type (a module's own keys, which
+/// have no type, as text; a secret-looking one as a secret).
+fn given(spec: &Spec, key: &str, text: &str) -> Result<Answer> {
+    let secret = match spec.option(key) {
+        Some(opt) => opt.secret,
+        None => crate::http::redact::is_sensitive(key),
+    };
+    if secret {
+        return Ok(Answer::Secret {
+            var: secret_var(spec, key),
+            value: Some(text.to_string()),
+        });
+    }
+    let Some(opt) = spec.option(key) else {
+        return Ok(Answer::Value(Value::String(text.to_string())));
+    };
+    match scaffold::typed_value(opt.kind, text) {
+        Ok(value) => Ok(Answer::Value(value)),
+        Err(why) => Err(usage(format!(
+            "--set {key}: option \"{key}\" of connector {} {why}",
+            spec.code
+        ))
+        .hint(format!(
+            "{}; see `ferry connectors {}`",
+            opt.description, spec.code
+        ))
+        .into()),
+    }
+}
+
+/// The answer for an option nobody was asked about: a secret as a `${VAR}`
+/// reference (when required), else the default, else with `--yes` the
+/// placeholder; a required option without any of them is an error that
+/// names the flag.
+fn unasked(spec: &Spec, opt: &OptionSpec, yes: bool) -> Result<Option<Answer>> {
+    if opt.secret {
+        // An optional secret (one auth style among several) is left out
+        // unless given: a ${VAR} nobody sets would break every command.
+        return Ok(opt.required.then(|| Answer::Secret {
+            var: secret_var(spec, opt.key),
+            value: None,
+        }));
+    }
+    Ok(match (&opt.default, opt.required) {
+        (Some(d), _) => Some(Answer::Value(d.clone())),
+        (None, false) => None,
+        (None, true) if yes && !opt.placeholder.is_empty() => {
+            Some(Answer::Value(Value::String(opt.placeholder.to_string())))
+        }
+        (None, true) => {
+            return Err(usage(format!(
+                "option \"{}\" of connector {} needs a value",
+                opt.key, spec.code
+            ))
+            .hint(format!(
+                "pass --set {}=VALUE, or --yes to write the placeholder",
+                opt.key
+            ))
+            .into())
+        }
+    })
+}
+
+fn pick_connector(questions: &Questions) -> Result<String> {
     let specs = registry::specs();
     let items: Vec<String> = specs
         .iter()
@@ -208,36 +312,91 @@ fn pick_connector() -> Result<String> {
         .iter()
         .position(|s| s.code == DEFAULT_CONNECTOR)
         .unwrap_or(0);
-    let choice = dialoguer::Select::new()
-        .with_prompt("Connector")
-        .items(&items)
-        .default(default)
-        .interact()
-        .context("could not read the answer")?;
+    let choice = questions.answer(
+        dialoguer::Select::new()
+            .with_prompt("Connector")
+            .items(&items)
+            .default(default)
+            .interact(),
+    )?;
     Ok(specs[choice].code.to_string())
 }
 
-fn prompt_value(opt: &crate::connector::OptionSpec) -> Result<Option<Value>> {
-    let initial = match &opt.default {
-        Some(Value::String(s)) => s.clone(),
-        Some(v) => v.to_string(),
-        None => opt.placeholder.to_string(),
-    };
-    let answer: String = dialoguer::Input::new()
-        .with_prompt(format!("{} ({})", opt.label, opt.key))
-        .with_initial_text(initial)
-        .allow_empty(!opt.required)
-        .interact_text()
-        .context("could not read the answer")?;
-    Ok((!answer.is_empty()).then_some(Value::String(answer)))
+/// What the user reads above an option's question: its description, and
+/// its placeholder as an example (unless it is the default, which the
+/// question shows, or a `${VAR}` reference, which says nothing).
+fn describe(opt: &OptionSpec) -> String {
+    let example = opt.placeholder;
+    let is_default = (opt.default.as_ref()).is_some_and(|d| d.as_str() == Some(example));
+    if example.is_empty() || example.starts_with("${") || is_default {
+        opt.description.to_string()
+    } else {
+        format!("{} (e.g. {example})", opt.description)
+    }
 }
 
-fn prompt_secret(label: &str, var: &str) -> Result<String> {
-    dialoguer::Password::new()
-        .with_prompt(format!("{label} (saved to .env as {var})"))
-        .allow_empty_password(true)
-        .interact()
-        .context("could not read the answer")
+/// Ask for one option: its description, then the question; a secret is
+/// read hidden. Every answer is checked as it is entered (a number for a
+/// number, a JSON object for an object, something for a required option)
+/// and asked again with the reason until it fits. An optional option left
+/// empty is left out.
+fn ask(ctx: &Ctx, q: &Questions, spec: &Spec, opt: &OptionSpec) -> Result<Option<Answer>> {
+    ctx.out.info(&describe(opt));
+    let required = opt.required;
+    if opt.secret {
+        let var = secret_var(spec, opt.key);
+        let why = format!("a value is required (it is saved to .env as {var})");
+        let value = q.answer(
+            dialoguer::Password::new()
+                .with_prompt(format!(
+                    "{} ({}, saved to .env as {var})",
+                    opt.label, opt.key
+                ))
+                .allow_empty_password(true)
+                .validate_with(move |v: &String| {
+                    if v.is_empty() && required {
+                        Err(why.clone())
+                    } else {
+                        Ok(())
+                    }
+                })
+                .interact(),
+        )?;
+        return Ok((!value.is_empty()).then_some(Answer::Secret {
+            var,
+            value: Some(value),
+        }));
+    }
+    let kind = opt.kind;
+    let mut input = dialoguer::Input::<String>::new()
+        .with_prompt(format!("{} ({})", opt.label, opt.key))
+        .allow_empty(true)
+        .validate_with(move |text: &String| -> std::result::Result<(), String> {
+            if !text.is_empty() {
+                scaffold::typed_value(kind, text).map(|_| ())
+            } else if required {
+                Err("a value is required".to_string())
+            } else {
+                Ok(())
+            }
+        });
+    let default = opt.default.as_ref().map(|d| match d {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
+    if let Some(d) = &default {
+        input = input.default(d.clone());
+    }
+    let text = q.answer(input.interact_text())?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if default.as_ref() == Some(&text) {
+        return Ok(opt.default.clone().map(Answer::Value));
+    }
+    // Checked by the validator above, so this cannot fail.
+    let value = scaffold::typed_value(kind, &text).map_err(usage)?;
+    Ok(Some(Answer::Value(value)))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod init;
 mod insert;
 mod man;
 mod patch;
+mod prompt;
 mod sandbox;
 mod test;
 mod write;

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Done;
 use crate::config::input::{parse_value_flag, Inputs};
-use crate::connector::{able, record_id, Connector, Record, RecordStore, WriteOp};
+use crate::connector::{able, record_id, with_text_id, Connector, Record, RecordStore, WriteOp};
 use crate::ctx::Ctx;
 
 /// `--dry-run`, flattened into the `Args` of each write.
@@ -74,7 +74,7 @@ pub async fn write(ctx: &Ctx, op: WriteOp, dry: DryRun) -> Result<Done> {
     let records = able(connector.as_ref(), connector.records(), op.action())?;
     let result = match op {
         WriteOp::Insert(value) => {
-            let stored = records.insert(value).await?;
+            let stored = with_text_id(records.insert(value).await?, connector.id_field());
             let id = record_id(&stored, connector.id_field());
             json!({ "id": id, "record": stored })
         }

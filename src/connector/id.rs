@@ -13,6 +13,23 @@ pub fn record_id(record: &Record, field: &str) -> Option<String> {
     id_text(record.get(field)).ok()
 }
 
+/// `record` with its id under `field` as text: how ferry prints every
+/// record's id (get, insert, getupdates; docs/config.md). Connectors address
+/// records by string ids (`--id`, in.json, the export state), so an API that
+/// answers `"id": 3` prints `"id": "3"`, the same as one that answers
+/// `"id": "3"`, and what `get` prints is what `--id` takes back. A value
+/// that is not an id is left as it is.
+pub fn with_text_id(mut record: Record, field: &str) -> Record {
+    if let Some(value) = record.get_mut(field) {
+        if value.is_number() {
+            if let Ok(text) = id_text(Some(value)) {
+                *value = Value::String(text);
+            }
+        }
+    }
+    record
+}
+
 /// Why a value cannot identify a record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BadId {

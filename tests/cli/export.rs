@@ -311,6 +311,73 @@ fn export_clear_mode_clears_absent_profiles_within_the_limit() {
 }
 
 #[test]
+fn export_counts_removed_memberships_the_same_with_clear_and_delete() {
+    let all = "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.io\"}, \"groups\": [\"g\", \"h\"]}\n\
+               {\"id\": \"p2\", \"properties\": {\"email\": \"b@x.io\", \"name\": \"B\"}, \"groups\": [\"g\", \"h\"]}\n";
+    let one =
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"a@x.io\"}, \"groups\": [\"g\", \"h\"]}\n";
+    let mut removed = Vec::new();
+    for mode in ["clear", "delete"] {
+        let f = folder();
+        f.write("all.jsonl", all);
+        f.write("one.jsonl", one);
+        f.run(&["export", "--to", "crm", "--input", "all.jsonl"])
+            .ok_json();
+        let args = format!("export --to crm --input one.jsonl --deletes {mode} --yes");
+        let dry = f.run_line(&format!("{args} --dry-run"));
+        let run = f.run_line(&args);
+        assert_eq!(
+            predicted(&dry),
+            actual(&run),
+            "{mode}: the dry run predicts the run"
+        );
+        removed.push(run.ok_json()["groupsRemoved"].clone());
+        // Either way p2 is in no group any more.
+        assert_eq!(
+            dump(&f, "crm/crm.db", "records")["members"],
+            json!(["g: a@x.io", "h: a@x.io"]),
+            "{mode}"
+        );
+    }
+    assert_eq!(
+        removed,
+        [json!(2), json!(2)],
+        "clear and delete count alike"
+    );
+}
+
+#[test]
+fn export_summarises_problem_profiles_by_reason_on_stderr() {
+    let f = folder();
+    let mut input = String::from(
+        "{\"id\": \"p1\", \"properties\": {\"email\": \"ada@x.io\"}}\n\
+         {\"id\": \"p1\", \"properties\": {\"email\": \"ada@x.io\"}}\n\
+         {\"id\": \"p2\", \"properties\": {\"email\": \"ada@x.io\"}}\n\
+         {\"id\": \"p3\", \"toDelete\": true}\n\
+         not json\n",
+    );
+    // More profiles without the key than are named one by one.
+    for i in 1..=11 {
+        input.push_str(&format!(
+            "{{\"id\": \"n{i}\", \"properties\": {{\"name\": \"No email {i}\"}}}}\n"
+        ));
+    }
+    f.write("people.jsonl", &input);
+    let run = f.run_line("export --to crm --input people.jsonl");
+    snap_export!("export_problems_by_reason", run);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let with_file = f.run_line("export --to crm --input people.jsonl --errors problems.jsonl");
+    assert!(
+        with_file
+            .stderr
+            .contains("skipped 1 profile (by design, not retried): 1 marked toDelete but never exported here; see "),
+        "{}",
+        with_file.render()
+    );
+    assert_eq!(f.read("problems.jsonl").lines().count(), 15);
+}
+
+#[test]
 fn export_to_csv_skips_memberships_with_a_reason() {
     let f = Folder::new();
     f.write("p.json", r#"[{"id": "p1", "properties": {"email": "a@x.io"}, "groups": ["vip"]}, {"id": "p2", "properties": {"email": "b@x.io"}}]"#);
@@ -405,7 +472,7 @@ fn export_finds_a_record_gone_from_under_its_old_key() {
 #[test]
 fn export_mass_delete_guard_asks_on_a_terminal() {
     let f = folder();
-    let all: String = (1..=10)
+    let all: String = (1..=14)
         .map(|i| {
             format!("{{\"id\": \"p{i}\", \"properties\": {{\"email\": \"u{i}@example.com\"}}}}\n")
         })
@@ -421,27 +488,57 @@ fn export_mass_delete_guard_asks_on_a_terminal() {
     f.run(&["export", "--to", "crm", "--input", "all.jsonl"])
         .ok_json();
     let args = "export --to crm --input two.jsonl --deletes delete";
-
+    let prompt = "Type y or 12, then Enter";
     let before = state_files(&f);
-    let (code, screen) = crate::support::on_terminal(&f, args, "Go ahead?", "n");
-    assert!(
-        screen.contains("would delete or clear 8 profiles, more than --max-deletes 1"),
-        "{screen}"
-    );
-    assert!(screen.contains("stopped before deleting"), "{screen}");
+
+    // The answer is typed and ends with Enter; anything but y or the
+    // count stops.
+    let (code, screen) = crate::support::on_terminal(&f, args, prompt, "nope\r");
     assert_eq!(code, 1, "{screen}");
+    insta::assert_snapshot!(
+        "export_mass_delete_terminal_declined",
+        crate::support::transcript(&screen, &f)
+    );
     assert_eq!(before, state_files(&f), "a refused run sends nothing");
 
-    let (code, screen) = crate::support::on_terminal(&f, args, "Go ahead?", "y");
-    assert_eq!(code, 0, "{screen}");
-    assert!(screen.contains("\"deleted\": 8"), "{screen}");
+    // Ctrl-C at the question: nothing sent, the terminal as it was, 130.
+    let (code, screen) = crate::support::on_terminal(&f, args, prompt, "1\u{3}");
+    assert_eq!(code, 130, "{screen}");
+    assert!(
+        screen.contains("interrupted; stopped before deleting; nothing was sent"),
+        "{screen}"
+    );
+    assert!(
+        crate::support::cursor_shown_at_the_end(&screen),
+        "{screen:?}"
+    );
     assert_eq!(
+        before,
+        state_files(&f),
+        "an interrupted question sends nothing"
+    );
+
+    // The count, typed, goes ahead.
+    let (code, screen) = crate::support::on_terminal(&f, args, prompt, "12\r");
+    assert_eq!(code, 0, "{screen}");
+    assert!(screen.contains("\"deleted\": 12"), "{screen}");
+    let left = || {
         dump(&f, "crm/crm.db", "records")["records"]
             .as_array()
             .unwrap()
-            .len(),
-        2
+            .len()
+    };
+    assert_eq!(left(), 2);
+
+    // So does y: one profile more, then y and Enter.
+    f.write(
+        "one.jsonl",
+        &all.lines().next().map(|l| format!("{l}\n")).unwrap(),
     );
+    let args = "export --to crm --input one.jsonl --deletes delete --max-deletes 0";
+    let (code, screen) = crate::support::on_terminal(&f, args, "Type y or 1", "y\r");
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(left(), 1);
 }
 
 #[test]

@@ -389,6 +389,63 @@ async fn crud_actions_send_what_the_manifest_says() {
     snap!("getupdates_not_described", f.run(&["getupdates"]));
 }
 
+/// An API whose ids are numbers: every action prints them as text, the
+/// form `--id` takes back (docs/config.md, "Record ids").
+#[tokio::test(flavor = "multi_thread")]
+async fn numeric_ids_are_printed_as_text_by_every_action() {
+    let s = crate::support::mock::server().await;
+    Mock::given(method("GET"))
+        .and(path("/items/3"))
+        .respond_with(ok(json!({"id": 3, "name": "Three"})))
+        .expect(2)
+        .mount(&s)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/items"))
+        .once(
+            ResponseTemplate::new(201).set_body_json(json!({"id": 251, "name": "New"})),
+            &s,
+        )
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/items/3"))
+        .once(ok(json!({"id": 3, "name": "Trois"})), &s)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/items/251"))
+        .once(ResponseTemplate::new(204), &s)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/items"))
+        .once(
+            ok(json!([{"id": 3, "name": "Three"}, {"id": 251, "name": "New"}])),
+            &s,
+        )
+        .await;
+    let manifest = json!({
+        "actions": {
+            "get": {"path": "/items/{id}"},
+            "insert": {"path": "/items"},
+            "patch": {"path": "/items/{id}"},
+            "delete": {"path": "/items/{id}"},
+            "getupdates": {"path": "/items"}
+        }
+    });
+    let f = folder(&s.uri(), manifest, "");
+    let runs = [
+        f.run(&["get", "--id", "3"]),
+        f.run(&["insert", "--value", r#"{"name": "New"}"#]),
+        f.run(&["patch", "--id", "3", "--value", r#"{"name": "Trois"}"#]),
+        f.run(&["delete", "--id", "251"]),
+        f.run(&["getupdates"]),
+    ];
+    let text: String = runs.iter().map(|r| r.render()).collect();
+    insta::assert_snapshot!("numeric_ids_as_text", text);
+    // What get printed is what --id takes.
+    let id = runs[0].ok_json()["id"].as_str().unwrap().to_string();
+    assert_eq!(f.run(&["get", "--id", &id]).ok_json()["name"], "Three");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn verbose_logs_one_line_per_request() {
     let s = crate::support::mock::server().await;

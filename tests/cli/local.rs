@@ -831,15 +831,30 @@ fn concurrent_sqlite_writers_all_succeed_and_get_distinct_sequence_numbers() {
 }
 
 #[test]
-fn a_numeric_id_is_kept_as_written() {
+fn a_numeric_id_is_kept_as_written_and_printed_as_text() {
     // CSV cells read back as strings, so only sqlite and jsonl keep the type.
     for (kind, file) in KINDS.into_iter().filter(|(k, _)| *k != "csv") {
         let f = folder(kind, file);
         let out = f.run(&["insert", "--value", r#"{"id": 42, "name": "Ada"}"#]);
         let out = out.ok_json();
+        // Printed as text everywhere (docs/config.md), so the id printed is
+        // the one --id takes...
         assert_eq!(out["id"], "42", "{kind}: the printed id is a string");
-        assert_eq!(out["record"]["id"], 42, "{kind}: {out}");
-        assert_eq!(f.run(&["get", "--id", "42"]).ok_json()["id"], 42, "{kind}");
+        assert_eq!(out["record"]["id"], "42", "{kind}: {out}");
+        assert_eq!(
+            f.run(&["get", "--id", "42"]).ok_json()["id"],
+            "42",
+            "{kind}"
+        );
+        // ...and stored as it was written.
+        let stored = match kind {
+            "jsonl" => f.read(file),
+            _ => rusqlite::Connection::open(f.join(file))
+                .unwrap()
+                .query_row("SELECT data FROM records", [], |r| r.get::<_, String>(0))
+                .unwrap(),
+        };
+        assert!(stored.contains(r#""id":42"#), "{kind}: {stored}");
         let dup = f.run(&["insert", "--value", r#"{"id": "42"}"#]);
         assert_eq!(dup.code, 1, "{kind}: 42 and \"42\" are the same id");
     }

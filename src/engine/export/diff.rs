@@ -44,6 +44,26 @@ pub enum Step {
     Nothing,
 }
 
+/// Why something of a profile is not sent, by design (never retried).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    /// In a few words that are the same for every profile it applies to,
+    /// to follow a count ("with groups connector csv cannot hold"): the
+    /// summary on stderr counts the skipped profiles by it.
+    pub reason: String,
+    pub message: String,
+}
+
+impl Skip {
+    /// A destination's own answer: its words are both reason and message.
+    pub fn from_destination(text: &str) -> Skip {
+        Skip {
+            reason: text.to_string(),
+            message: text.to_string(),
+        }
+    }
+}
+
 /// One profile's part of the run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Planned {
@@ -53,13 +73,16 @@ pub struct Planned {
     /// Every field the destination holds once the step succeeds.
     pub fields: Record,
     pub step: Step,
-    /// Groups to join and leave.
+    /// Groups to join and leave. A deleted profile leaves every group it
+    /// was in (in a destination that holds groups): its memberships go with
+    /// its record, so they count as removed, as a clear's do, but no
+    /// membership call is sent for them.
     pub add: Vec<String>,
     pub remove: Vec<String>,
     /// The groups recorded in the state once everything succeeds.
     pub groups: BTreeSet<String>,
     /// An informational reason something is not sent (never retried).
-    pub skip: Option<String>,
+    pub skip: Option<Skip>,
     /// The state before the run.
     pub prev: Option<Exported>,
     /// Absent from the input and handled by `--deletes`.
@@ -70,6 +93,12 @@ impl Planned {
     /// Whether the run sends anything for it: a record step or a membership.
     pub fn sends(&self) -> bool {
         self.step != Step::Nothing || !self.add.is_empty() || !self.remove.is_empty()
+    }
+
+    /// A delete, or a clear of a profile absent from the input: what
+    /// `--max-deletes` guards.
+    pub fn is_destructive(&self) -> bool {
+        self.absent || matches!(self.step, Step::Delete { .. })
     }
 
     /// Nothing to send and nothing to report.
@@ -88,11 +117,8 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn invalid(id: String, message: impl Into<String>) -> Self {
-        Decision::Invalid(Invalid {
-            id,
-            message: message.into(),
-        })
+    fn invalid(id: String, reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Decision::Invalid(Invalid::new(id, reason, message))
     }
 }
 
@@ -148,6 +174,7 @@ pub fn plan(
         if !seen.insert(profile.id.clone()) {
             out.push(Decision::invalid(
                 profile.id,
+                "listed more than once",
                 "the profile appears more than once in the input; only the first is exported",
             ));
             continue;
@@ -163,7 +190,7 @@ pub fn plan(
                         dest_id: p.dest_id.clone(),
                     },
                     add: Vec::new(),
-                    remove: Vec::new(),
+                    remove: left_with_the_record(&p, groups),
                     groups: BTreeSet::new(),
                     skip: None,
                     prev: Some(p),
@@ -177,10 +204,11 @@ pub fn plan(
                     add: Vec::new(),
                     remove: Vec::new(),
                     groups: BTreeSet::new(),
-                    skip: Some(
-                        "marked toDelete but never exported to this destination: nothing to delete"
+                    skip: Some(Skip {
+                        reason: "marked toDelete but never exported here".into(),
+                        message: "marked toDelete but never exported to this destination: nothing to delete"
                             .into(),
-                    ),
+                    }),
                     prev: None,
                     absent: false,
                 },
@@ -191,13 +219,14 @@ pub fn plan(
         if dest.key_from_profile_id && !fields.contains_key(&dest.key) {
             fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
         }
-        if let Err(message) = validate(&fields, dest) {
-            out.push(Decision::invalid(profile.id, message));
+        if let Err((reason, message)) = validate(&fields, dest) {
+            out.push(Decision::invalid(profile.id, reason, message));
             continue;
         }
         let Some(key) = record_id(&fields, &dest.key) else {
             out.push(Decision::invalid(
                 profile.id,
+                format!("without \"{}\"", dest.key),
                 format!(
                     "the profile has no \"{}\", the key the destination looks profiles up by",
                     dest.key
@@ -210,7 +239,8 @@ pub fn plan(
                 "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
                 dest.key
             );
-            out.push(Decision::invalid(profile.id, message));
+            let reason = format!("with the same \"{}\" as another profile", dest.key);
+            out.push(Decision::invalid(profile.id, reason, message));
             continue;
         }
         keys.insert(key.clone(), profile.id.clone());
@@ -273,7 +303,7 @@ fn memberships(
     groups: bool,
     connector: &str,
     full: bool,
-) -> (Vec<String>, Vec<String>, Option<String>) {
+) -> (Vec<String>, Vec<String>, Option<Skip>) {
     let add: Vec<String> = after
         .iter()
         .filter(|g| full || !before.contains(*g))
@@ -291,11 +321,14 @@ fn memberships(
     if !remove.is_empty() {
         what.push(format!("left {}", names(&remove)));
     }
-    let reason = format!(
-        "connector {connector} cannot hold group memberships; not exported: {}",
-        what.join("; ")
-    );
-    (Vec::new(), Vec::new(), Some(reason))
+    let skip = Skip {
+        reason: format!("with groups connector {connector} cannot hold"),
+        message: format!(
+            "connector {connector} cannot hold group memberships; not exported: {}",
+            what.join("; ")
+        ),
+    };
+    (Vec::new(), Vec::new(), Some(skip))
 }
 
 /// The step for a profile in the state but not in the input.
@@ -324,6 +357,7 @@ fn absent(
             step: Step::Delete {
                 dest_id: p.dest_id.clone(),
             },
+            remove: left_with_the_record(p, groups),
             ..base
         }),
         Deletes::Clear => {
@@ -367,21 +401,36 @@ fn absent(
     }
 }
 
-/// Unknown fields (when the destination takes no extras) and wrong types.
-fn validate(fields: &Record, dest: &ExportFields) -> Result<(), String> {
+/// The memberships a deleted record takes with it: every group it was in,
+/// for a destination that holds groups (none for one that does not).
+fn left_with_the_record(p: &Exported, groups: bool) -> Vec<String> {
+    if groups {
+        p.groups.iter().cloned().collect()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Unknown fields (when the destination takes no extras), wrong types and
+/// missing required fields: `Err` with the reason and the message.
+fn validate(fields: &Record, dest: &ExportFields) -> Result<(), (String, String)> {
     for (name, value) in fields {
         match dest.fields.iter().find(|f| f.name == name.as_str()) {
             Some(f) if !f.kind.accepts(value) => {
-                return Err(format!(
-                    "property \"{name}\" must be {:?}, got {}",
-                    f.kind,
-                    crate::config::input::kind_of(value)
-                )
-                .to_lowercase())
+                return Err((
+                    format!("with a \"{name}\" of the wrong type"),
+                    format!(
+                        "property \"{name}\" must be {:?}, got {}",
+                        f.kind,
+                        crate::config::input::kind_of(value)
+                    )
+                    .to_lowercase(),
+                ))
             }
             None if !dest.extra_fields && *name != dest.key => {
-                return Err(format!(
-                    "the destination has no field \"{name}\" and takes no extra fields"
+                return Err((
+                    format!("with \"{name}\", a field the destination does not have"),
+                    format!("the destination has no field \"{name}\" and takes no extra fields"),
                 ))
             }
             _ => {}
@@ -389,13 +438,32 @@ fn validate(fields: &Record, dest: &ExportFields) -> Result<(), String> {
     }
     for f in dest.fields.iter().filter(|f| f.required) {
         if fields.get(f.name).is_none_or(Value::is_null) {
-            return Err(format!(
-                "the profile has no \"{}\", which the destination requires",
-                f.name
+            return Err((
+                format!("without \"{}\"", f.name),
+                format!(
+                    "the profile has no \"{}\", which the destination requires",
+                    f.name
+                ),
             ));
         }
     }
     Ok(())
+}
+
+/// The profiles the plan deletes or clears, in input order (the absent
+/// ones last, as the diff plans them).
+pub fn destructive(decisions: &[Decision]) -> Vec<super::Doomed> {
+    decisions
+        .iter()
+        .filter_map(|d| match d {
+            Decision::Planned(p) if p.is_destructive() => Some(super::Doomed {
+                id: p.id.clone(),
+                key: p.key.clone(),
+                delete: matches!(p.step, Step::Delete { .. }),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What the plan predicts; memberships count only for a destination that
@@ -416,7 +484,7 @@ pub fn count(decisions: &[Decision], groups: bool) -> Counts {
             Step::Delete { .. } => c.deleted += 1,
             Step::Nothing => {}
         }
-        if p.absent || matches!(p.step, Step::Delete { .. }) {
+        if p.is_destructive() {
             c.destructive += 1;
         }
         if groups {
@@ -594,10 +662,11 @@ mod tests {
         ));
         assert_eq!(p.step, Step::Create);
         assert!(p.add.is_empty());
-        assert!(p
-            .skip
-            .unwrap()
+        let skip = p.skip.unwrap();
+        assert!(skip
+            .message
             .contains("connector csv cannot hold group memberships"));
+        assert_eq!(skip.reason, "with groups connector csv cannot hold");
     }
 
     #[test]
@@ -665,6 +734,30 @@ mod tests {
         );
         let c = count(&delete, true);
         assert_eq!((c.deleted, c.destructive), (1, 1));
+        // The memberships go with the record: removed either way.
+        assert_eq!(c.groups_removed, 1);
+        let cleared = planned(
+            vec![],
+            &state,
+            DiffOptions {
+                full: false,
+                deletes: Deletes::Clear,
+            },
+        );
+        assert_eq!(count(&cleared, true).groups_removed, c.groups_removed);
+        // A destination without groups had none to remove.
+        let plain = plan(
+            vec![],
+            &state,
+            &dest(),
+            false,
+            "csv",
+            DiffOptions {
+                full: false,
+                deletes: Deletes::Delete,
+            },
+        );
+        assert_eq!(count(&plain, false).groups_removed, 0);
     }
 
     #[test]

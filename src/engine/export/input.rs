@@ -33,11 +33,39 @@ pub struct Profile {
     pub to_delete: bool,
 }
 
-/// A profile that could not be read: its id (or position) and why.
+/// A profile that could not be read or cannot be sent: its id (or
+/// position) and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Invalid {
     pub id: String,
+    /// What is wrong, in a few words that are the same for every profile
+    /// with this problem, to follow a count: "without \"email\"". The
+    /// summary on stderr counts the invalid profiles by it.
+    pub reason: String,
     pub message: String,
+}
+
+impl Invalid {
+    pub fn new(
+        id: impl Into<String>,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Invalid {
+            id: id.into(),
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The reason for a profile whose id is missing or unusable.
+fn id_reason(bad: &BadId) -> &'static str {
+    match bad {
+        BadId::Missing => "without an id",
+        BadId::Kind(_) => "with an id that is not a string or a number",
+        BadId::Inexact(_) => "with a numeric id that is not a 64-bit integer",
+    }
 }
 
 pub type Entry = std::result::Result<Profile, Invalid>;
@@ -72,14 +100,15 @@ pub fn read_file(path: &Path) -> Result<Vec<Entry>> {
         let at = format!("line {}", n + 1);
         out.push(match serde_json::from_str::<Value>(line) {
             Ok(v) => from_value(&v, &at),
-            Err(e) => Err(Invalid {
-                id: at.clone(),
-                message: format!(
+            Err(e) => Err(Invalid::new(
+                at.clone(),
+                "not valid JSON",
+                format!(
                     "invalid JSON in {} {at}, column {}",
                     path.display(),
                     e.column()
                 ),
-            }),
+            )),
         });
     }
     Ok(out)
@@ -120,41 +149,46 @@ fn from_array(value: &Value, source: &str) -> Result<Vec<Entry>> {
 
 /// One profile object: `{"id", "properties", "groups"?, "toDelete"?}`.
 pub fn from_value(value: &Value, at: &str) -> Entry {
-    let invalid = |id: &str, message: String| Invalid {
-        id: id.to_string(),
-        message,
-    };
     let Value::Object(obj) = value else {
-        return Err(invalid(
+        return Err(Invalid::new(
             at,
+            "not a profile object",
             format!("{at} is {}, not a profile object", kind_of(value)),
         ));
     };
     let id = match id_text(obj.get("id")) {
         Ok(id) => id,
-        Err(BadId::Missing) => return Err(invalid(at, format!("{at} has no \"id\""))),
-        Err(bad) => return Err(invalid(at, bad.reason("\"id\""))),
+        Err(BadId::Missing) => {
+            return Err(Invalid::new(
+                at,
+                id_reason(&BadId::Missing),
+                format!("{at} has no \"id\""),
+            ))
+        }
+        Err(bad) => return Err(Invalid::new(at, id_reason(&bad), bad.reason("\"id\""))),
     };
     let properties = match obj.get("properties") {
         None | Some(Value::Null) => Record::new(),
         Some(Value::Object(p)) => p.clone(),
         Some(other) => {
-            return Err(invalid(
-                &id,
+            return Err(Invalid::new(
+                id,
+                "with \"properties\" that are not an object",
                 format!("\"properties\" must be an object, got {}", kind_of(other)),
             ))
         }
     };
     let groups = match obj.get("groups") {
         None | Some(Value::Null) => BTreeSet::new(),
-        Some(v) => groups_of(v).map_err(|m| invalid(&id, m))?,
+        Some(v) => groups_of(v).map_err(|m| Invalid::new(id.clone(), GROUPS_REASON, m))?,
     };
     let to_delete = match obj.get("toDelete") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => {
-            return Err(invalid(
-                &id,
+            return Err(Invalid::new(
+                id,
+                "with a \"toDelete\" that is not true or false",
                 format!("\"toDelete\" must be true or false, got {}", kind_of(other)),
             ))
         }
@@ -166,6 +200,9 @@ pub fn from_value(value: &Value, at: &str) -> Entry {
         to_delete,
     })
 }
+
+/// The reason for a profile whose groups are not names.
+const GROUPS_REASON: &str = "with \"groups\" that are not names";
 
 /// Groups as an array of names, or a `;` / `|` separated string.
 fn groups_of(value: &Value) -> std::result::Result<BTreeSet<String>, String> {
@@ -213,10 +250,11 @@ fn read_csv(path: &Path) -> Result<Vec<Entry>> {
         match read {
             Ok(()) => {}
             Err(e) => {
-                out.push(Err(Invalid {
-                    id: at,
-                    message: format!("invalid CSV in {}: {e}", path.display()),
-                }));
+                out.push(Err(Invalid::new(
+                    at,
+                    "not valid CSV",
+                    format!("invalid CSV in {}: {e}", path.display()),
+                )));
                 continue;
             }
         };
@@ -245,10 +283,11 @@ fn read_csv(path: &Path) -> Result<Vec<Entry>> {
             }
         }
         out.push(if profile.id.is_empty() {
-            Err(Invalid {
-                id: at.clone(),
-                message: format!("{at} has no id"),
-            })
+            Err(Invalid::new(
+                at.clone(),
+                id_reason(&BadId::Missing),
+                format!("{at} has no id"),
+            ))
         } else {
             Ok(profile)
         });
@@ -320,23 +359,19 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
     let id = match id_text(record.get(id_field)) {
         Ok(id) => id,
         Err(bad) => {
-            let message = match bad {
+            let message = match &bad {
                 BadId::Missing => format!("{at} has no {id_field}"),
                 bad => bad.reason(id_field),
             };
-            return Err(Invalid {
-                id: at.to_string(),
-                message,
-            });
+            return Err(Invalid::new(at, id_reason(&bad), message));
         }
     };
     record.shift_remove(id_field);
     let groups = match record.shift_remove("groups") {
         None | Some(Value::Null) => BTreeSet::new(),
-        Some(v) => groups_of(&v).map_err(|message| Invalid {
-            id: id.clone(),
-            message,
-        })?,
+        Some(v) => {
+            groups_of(&v).map_err(|message| Invalid::new(id.clone(), GROUPS_REASON, message))?
+        }
     };
     let to_delete = matches!(record.shift_remove("toDelete"), Some(Value::Bool(true)));
     Ok(Profile {

@@ -34,7 +34,7 @@ use crate::output::progress::Progress;
 use diff::{Deletes, DiffOptions};
 use state::State;
 
-pub use report::{DryRunReport, ExportReport, RunReport, Sent};
+pub use report::{DryRunReport, ExportReport, Problem, ProblemKind, RunReport, Sent};
 
 /// Where the profiles come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub struct ExportPlan {
 
 /// More deletes or clears than `--max-deletes`: the question a run asks
 /// before it sends anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeletesOverLimit {
     /// Deletes and clears the run would send.
     pub count: u64,
@@ -71,6 +71,21 @@ pub struct DeletesOverLimit {
     pub limit: u64,
     /// Profiles exported so far.
     pub exported: usize,
+    /// The profiles it would delete or clear, in the order the run sends
+    /// them, so the question can name them.
+    pub profiles: Vec<Doomed>,
+}
+
+/// One profile a run would delete or clear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doomed {
+    /// The profile id.
+    pub id: String,
+    /// The key the destination knows it by (an email, or the id again).
+    pub key: String,
+    /// Deleted (absent with `--deletes delete`, or marked `toDelete`);
+    /// cleared otherwise.
+    pub delete: bool,
 }
 
 /// Run the export `plan` asks for. `progress` watches the send phase;
@@ -118,14 +133,15 @@ pub async fn run(
     };
     let decisions = diff::plan(entries, &before, &fields, groups, code, opts);
     let predicted = diff::count(&decisions, groups);
-    let over_limit = DeletesOverLimit {
+    let limit = plan
+        .max_deletes
+        .unwrap_or_else(|| (before.len() as u64).div_ceil(10));
+    let over_limit = (predicted.destructive > limit).then(|| DeletesOverLimit {
         count: predicted.destructive,
-        limit: plan
-            .max_deletes
-            .unwrap_or_else(|| (before.len() as u64).div_ceil(10)),
+        limit,
         exported: before.len(),
-    };
-    let over_limit = (over_limit.count > over_limit.limit).then_some(over_limit);
+        profiles: diff::destructive(&decisions),
+    });
     ctx.out.verbose(&format!(
         "export to {} (state {}, {} profiles exported before): {} to create, {} to update, {} to delete, {} unchanged, {} memberships to add, {} to remove, {} invalid",
         target.account.source,

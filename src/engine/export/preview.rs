@@ -102,7 +102,11 @@ fn preview(dest: &dyn ProfileSink, decisions: &[Decision]) -> Vec<Value> {
         };
         let mut adds: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut removes: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for p in &planned {
+        // A deleted record's memberships go with it: nothing to send for them.
+        for p in planned
+            .iter()
+            .filter(|p| !matches!(p.step, Step::Delete { .. }))
+        {
             for g in &p.add {
                 adds.entry(g).or_default().push(id_of(p));
             }

@@ -56,9 +56,64 @@ pub struct RunReport {
     pub not_sent: Option<u64>,
     /// Where the problem lines were written (`--errors FILE`).
     pub errors_file: Option<PathBuf>,
-    /// One line per problem profile: id, level (`error` or `info`), kind
-    /// (`invalid`, `rejected`, `error`, `skipped`) and message.
-    pub problems: Vec<Value>,
+    /// Each profile that was not exported as asked, in input order.
+    pub problems: Vec<Problem>,
+}
+
+/// What kept a profile (or part of it) from being exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The profile cannot be sent as it is: fix the input.
+    Invalid,
+    /// The destination refused it; sent again next run.
+    Rejected,
+    /// The call failed; sent again next run.
+    Error,
+    /// Informational, by design: reported and never retried.
+    Skipped,
+}
+
+impl ProblemKind {
+    /// As `--errors FILE` writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemKind::Invalid => "invalid",
+            ProblemKind::Rejected => "rejected",
+            ProblemKind::Error => "error",
+            ProblemKind::Skipped => "skipped",
+        }
+    }
+
+    /// `error`, or `info` for a skip.
+    pub fn level(self) -> &'static str {
+        match self {
+            ProblemKind::Skipped => "info",
+            _ => "error",
+        }
+    }
+}
+
+/// One problem profile.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub id: String,
+    pub kind: ProblemKind,
+    /// In a few words that are the same for every profile with this
+    /// problem ("without \"email\"", "rejected at create"), to count them by.
+    pub reason: String,
+    pub message: String,
+}
+
+impl Problem {
+    /// Its line in `--errors FILE`: id, level, kind and message.
+    pub fn line(&self) -> Value {
+        json!({
+            "id": self.id,
+            "level": self.kind.level(),
+            "kind": self.kind.as_str(),
+            "message": self.message,
+        })
+    }
 }
 
 impl RunReport {
@@ -102,30 +157,40 @@ pub(super) fn run_report(
         sent,
         interrupted,
     } = done;
-    let mut problems = Vec::new();
-    for i in invalid {
-        problems
-            .push(json!({"id": i.id, "level": "error", "kind": "invalid", "message": i.message}));
-    }
+    let mut problems: Vec<Problem> = invalid
+        .iter()
+        .map(|i| Problem {
+            id: i.id.clone(),
+            kind: ProblemKind::Invalid,
+            reason: i.reason.clone(),
+            message: i.message.clone(),
+        })
+        .collect();
     let (mut rejected, mut errors, mut skipped, mut not_sent) = (0u64, 0u64, 0u64, 0u64);
     for t in tracks {
+        let problem = |kind, reason: &str, message: &str| Problem {
+            id: t.p.id.clone(),
+            kind,
+            reason: reason.to_string(),
+            message: message.to_string(),
+        };
         match &t.failure {
-            Some((FailKind::Rejected, m)) => {
-                rejected += 1;
-                problems.push(
-                    json!({"id": t.p.id, "level": "error", "kind": "rejected", "message": m}),
-                );
-            }
-            Some((FailKind::Interrupted, _)) => not_sent += 1,
-            Some((FailKind::Error, m)) => {
-                errors += 1;
-                problems
-                    .push(json!({"id": t.p.id, "level": "error", "kind": "error", "message": m}));
+            Some(f) if f.kind == FailKind::Interrupted => not_sent += 1,
+            Some(f) => {
+                let (kind, how) = if f.kind == FailKind::Rejected {
+                    rejected += 1;
+                    (ProblemKind::Rejected, "rejected")
+                } else {
+                    errors += 1;
+                    (ProblemKind::Error, "failed")
+                };
+                let reason = format!("{how} at {}", f.step);
+                problems.push(problem(kind, &reason, &f.message));
             }
             None => {
-                if let Some(reason) = &t.skip {
+                if let Some(skip) = &t.skip {
                     skipped += 1;
-                    problems.push(json!({"id": t.p.id, "level": "info", "kind": "skipped", "message": reason}));
+                    problems.push(problem(ProblemKind::Skipped, &skip.reason, &skip.message));
                 }
             }
         }
@@ -148,10 +213,10 @@ pub(super) fn run_report(
 }
 
 /// Write the problem lines to `--errors FILE`, redacted, in one go.
-pub(super) fn write_errors_file(out: &Output, path: &Path, problems: &[Value]) -> Result<()> {
+pub(super) fn write_errors_file(out: &Output, path: &Path, problems: &[Problem]) -> Result<()> {
     let mut text = String::new();
-    for line in problems {
-        text.push_str(&line.to_string());
+    for problem in problems {
+        text.push_str(&problem.line().to_string());
         text.push('\n');
     }
     crate::fsutil::write_bytes_atomic(path, out.redact(&text).as_bytes())

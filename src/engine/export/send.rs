@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::diff::{Decision, Planned, Step};
+use super::diff::{Decision, Planned, Skip, Step};
 use super::input::Invalid;
 use super::report::Sent;
 use super::state::Exported;
@@ -37,6 +37,15 @@ pub(super) enum FailKind {
     Interrupted,
 }
 
+/// How a profile failed: the first failure of its run.
+pub(super) struct Failed {
+    pub(super) kind: FailKind,
+    /// The step that failed: "create", "join group \"vip\"".
+    pub(super) step: String,
+    /// The step and the destination's reason.
+    pub(super) message: String,
+}
+
 /// One profile's progress through the run.
 pub(super) struct Track {
     pub(super) p: Planned,
@@ -45,8 +54,8 @@ pub(super) struct Track {
     pub(super) step_ok: bool,
     /// The record step turned into a create (its record was gone).
     pub(super) recreated: bool,
-    pub(super) failure: Option<(FailKind, String)>,
-    pub(super) skip: Option<String>,
+    pub(super) failure: Option<Failed>,
+    pub(super) skip: Option<Skip>,
     pub(super) groups_now: BTreeSet<String>,
 }
 
@@ -66,13 +75,17 @@ impl Track {
             }
             ProfileOutcome::Error { reason, .. } => (FailKind::Error, reason.clone()),
             ProfileOutcome::Skipped { reason } => {
-                self.skip = Some(reason.clone());
+                self.skip = Some(Skip::from_destination(reason));
                 return;
             }
             ProfileOutcome::Ok { .. } => return,
         };
         if self.failure.is_none() {
-            self.failure = Some((kind, format!("{what}: {reason}")));
+            self.failure = Some(Failed {
+                kind,
+                step: what.to_string(),
+                message: format!("{what}: {reason}"),
+            });
         }
     }
 }
@@ -174,7 +187,15 @@ fn settled(tracks: &[Track]) -> (u64, u64) {
         .count();
     let failed = tracks
         .iter()
-        .filter(|t| matches!(t.failure, Some((FailKind::Rejected | FailKind::Error, _))))
+        .filter(|t| {
+            matches!(
+                t.failure,
+                Some(Failed {
+                    kind: FailKind::Rejected | FailKind::Error,
+                    ..
+                })
+            )
+        })
         .count();
     (done as u64, failed as u64)
 }
@@ -258,6 +279,8 @@ async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
             ProfileOutcome::Ok { .. } => {
                 t.step_ok = true;
                 sent.deleted += 1;
+                // Its memberships went with it (none are sent for it).
+                sent.groups_removed += t.p.remove.len() as u64;
             }
             other => t.fail(other, "delete"),
         }
@@ -458,7 +481,7 @@ async fn memberships(
                     }
                     (ProfileOutcome::Skipped { reason }, _) => {
                         // Informational: record the wish so it is not retried.
-                        t.skip = Some(reason.clone());
+                        t.skip = Some(Skip::from_destination(reason));
                         if adding {
                             t.groups_now.insert(name.clone());
                         } else {

@@ -296,6 +296,42 @@ pub fn on_terminal_dialog(f: &Folder, args: &str, dialog: &[(&str, &str)]) -> (i
     (status.code().unwrap_or(-1), text)
 }
 
+/// What a terminal session showed, as text for a snapshot: every line that
+/// was drawn, in order (a line erased to be drawn again, as a question is
+/// after its answer, appears again on a line of its own), with the
+/// cursor's hiding and showing marked as `<hide cursor>` and `<show
+/// cursor>` and other control sequences left out; the temporary folder and
+/// the unstable parts filtered as in [`Run::render`].
+#[cfg(target_os = "linux")]
+pub fn transcript(screen: &str, f: &Folder) -> String {
+    let control = regex::Regex::new(r"\x1b\[[0-9;?]*[A-Za-z]|\r").expect("valid");
+    let mut out = String::new();
+    let mut last = 0;
+    for m in control.find_iter(screen) {
+        out.push_str(&screen[last..m.start()]);
+        last = m.end();
+        match m.as_str() {
+            "\x1b[?25l" => out.push_str("<hide cursor>"),
+            "\x1b[?25h" => out.push_str("<show cursor>"),
+            "\x1b[2K" if !out.is_empty() && !out.ends_with('\n') => out.push('\n'),
+            _ => {}
+        }
+    }
+    out.push_str(&screen[last..]);
+    filter(&out, f.path())
+}
+
+/// Whether the cursor is visible when the session ends: every time a
+/// question hid it, something showed it again.
+#[cfg(target_os = "linux")]
+pub fn cursor_shown_at_the_end(screen: &str) -> bool {
+    match (screen.rfind("\x1b[?25l"), screen.rfind("\x1b[?25h")) {
+        (Some(hidden), Some(shown)) => shown > hidden,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
 /// The pseudo-terminal script(1) gave the command under `root` (the
 /// `timeout` process): the `/dev/pts/N` a descendant reads as its stdin.
 #[cfg(target_os = "linux")]
