@@ -189,12 +189,15 @@ fn ask_resume(plan: &ImportPlan, ctx: &Ctx, stopped: &Stopped<'_>) -> Result<boo
         return Ok(true);
     }
     // A prompt that cannot be answered (closed terminal, Ctrl-C) is a no:
-    // the run then stops with the resume command.
-    Ok(dialoguer::Confirm::new()
+    // the run then stops with the resume command, the cursor shown again
+    // (a Ctrl-C in the prompt's raw mode may leave it hidden).
+    let resume = dialoguer::Confirm::new()
         .with_prompt(format!("Resume now from offset {}?", stopped.offset))
         .default(true)
         .interact()
-        .unwrap_or(false))
+        .unwrap_or(false);
+    let _ = dialoguer::console::Term::stderr().show_cursor();
+    Ok(resume)
 }
 
 /// Print the run's one JSON summary on stdout and pick the exit status:
