@@ -12,7 +12,9 @@ pub struct Args {
     #[command(flatten)]
     dry: super::write::DryRead,
     #[command(flatten)]
-    pub record: super::RecordArgs,
+    pub recording: super::RecordArgs,
+    #[command(flatten)]
+    pub case: super::CaseArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

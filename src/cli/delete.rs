@@ -19,7 +19,9 @@ pub struct Args {
     #[command(flatten)]
     dry_run: DryRun,
     #[command(flatten)]
-    pub record: super::RecordArgs,
+    pub recording: super::RecordArgs,
+    #[command(flatten)]
+    pub case: super::CaseArgs,
 }
 
 pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {

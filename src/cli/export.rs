@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, short = 'y')]
     yes: bool,
     #[command(flatten)]
-    pub record: super::RecordArgs,
+    pub recording: super::RecordArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -80,7 +80,7 @@ pub struct Args {
     #[arg(long)]
     yes: bool,
     #[command(flatten)]
-    pub record: super::RecordArgs,
+    pub recording: super::RecordArgs,
 }
 
 /// The most batches `--concurrency` may write at once.

@@ -30,7 +30,6 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 
 use crate::ctx::Ctx;
-use crate::error::usage;
 use crate::http::cassette::Mode;
 use crate::output::Verbosity;
 use crate::testcase::{self, Recording};
@@ -82,9 +81,9 @@ struct GlobalArgs {
     quiet: bool,
 }
 
-/// `--record`, `--replay`, `--cassette`, `--save-case`: only on the
-/// commands that talk HTTP (the actions, import and export), each
-/// flattening this at the end of its own flags.
+/// `--record`, `--replay`, `--cassette`: only on the commands that talk
+/// HTTP (the actions, import and export), each flattening this at the end
+/// of its own flags; an action adds [`CaseArgs`].
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Record and replay")]
 pub struct RecordArgs {
@@ -97,8 +96,19 @@ pub struct RecordArgs {
     /// The cassette file of --record / --replay [default: DIR/cassettes/COMMAND.json]
     #[arg(long, value_name = "FILE")]
     cassette: Option<PathBuf>,
+}
+
+/// `--save-case`: only on the actions, which a test case can hold.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Record and replay")]
+pub struct CaseArgs {
     /// With --record: also save the run as test case DIR/tests/NAME.json for `ferry test`
-    #[arg(long, value_name = "NAME", requires = "record")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "record",
+        conflicts_with = "replay"
+    )]
     save_case: Option<String>,
 }
 
@@ -110,13 +120,15 @@ enum Kind {
     Other,
 }
 
-/// The commands, written once: each is `Variant = module: Kind [http]`,
+/// The commands, written once: each is `Variant = module: Kind [http|case]`,
 /// the module holding its `Args` and `exec`; the module's name is the
-/// command's, and `http` marks one that talks HTTP (its `Args` has a
-/// `record: RecordArgs`). This makes the clap enum, [`Command::name`],
+/// command's, `http` marks one that talks HTTP (its `Args` has a
+/// `recording: RecordArgs`) and `case` one that can also be saved as a
+/// test case (a `case: CaseArgs` too). This makes the clap enum, [`Command::name`],
 /// [`Command::exec`], [`Command::record_args`] and [`actions`].
 macro_rules! commands {
-    (@record $args:ident http) => { Some(&$args.record) };
+    (@record $args:ident case) => { Some((&$args.recording, $args.case.save_case.as_ref())) };
+    (@record $args:ident http) => { Some((&$args.recording, None)) };
     (@record $args:ident) => {{ let _ = $args; None }};
     ($($variant:ident = $module:ident: $kind:ident $($http:ident)?,)*) => {
         #[derive(Debug, Subcommand)]
@@ -142,7 +154,7 @@ macro_rules! commands {
             }
 
             /// The record/replay flags of a command that talks HTTP.
-            fn record_args(&self) -> Option<&RecordArgs> {
+            fn record_args(&self) -> Option<(&RecordArgs, Option<&String>)> {
                 match self {
                     $(Command::$variant(args) => commands!(@record args $($http)?),)*
                 }
@@ -169,12 +181,12 @@ macro_rules! commands {
 commands! {
     Init = init: Other,
     Connectors = connectors: Other,
-    Check = check: Action http,
-    Get = get: Action http,
-    Insert = insert: Action http,
-    Patch = patch: Action http,
-    Delete = delete: Action http,
-    GetUpdates = getupdates: Action http,
+    Check = check: Action case,
+    Get = get: Action case,
+    Insert = insert: Action case,
+    Patch = patch: Action case,
+    Delete = delete: Action case,
+    GetUpdates = getupdates: Action case,
     Sandbox = sandbox: Other,
     Import = import: Other http,
     Export = export: Other http,
@@ -235,19 +247,12 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
 
     let command = cli.command;
     let name = command.name();
-    let rec = command.record_args().cloned().unwrap_or_default();
-    if let Some(case) = &rec.save_case {
+    let (rec, save_case) = match command.record_args() {
+        Some((rec, case)) => (rec.clone(), case.cloned()),
+        None => (RecordArgs::default(), None),
+    };
+    if let Some(case) = &save_case {
         testcase::check_name(case)?;
-        if command.kind() != Kind::Action {
-            return Err(
-                usage(format!("`ferry {name}` cannot be saved as a test case"))
-                    .hint(format!(
-                        "a test case holds one action: {}",
-                        actions().join(", ")
-                    ))
-                    .into(),
-            );
-        }
     }
     let mode = match (rec.record, rec.replay) {
         (true, _) => Some(Mode::Record),
@@ -261,7 +266,7 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
             name,
             mode,
             rec.cassette.as_deref(),
-            rec.save_case,
+            save_case,
         )?),
         None => None,
     };
@@ -279,9 +284,88 @@ pub async fn run(args: Vec<OsString>, mut ctx: Ctx) -> Result<ExitCode> {
             Ok(done) => Ok(done.result.as_ref()),
             Err(err) => Err(err),
         };
-        recording.finish(&ctx, ended)?;
+        let failed = ended.is_err();
+        if let Some((case, path)) = recording.finish(&ctx, ended)? {
+            check_case(&ctx, &case, &path, failed).await?;
+        }
     }
-    outcome.map(|done| done.code)
+    outcome
+        .map(|done| done.code)
+        .map_err(|err| keep_flags(&ctx, err))
+}
+
+/// A hint that names an action to run next (connectors word them as
+/// `` `ferry patch --id X` ``) keeps this command's `-C DIR` and
+/// `--account FILE`, so it can be pasted as it is.
+fn keep_flags(ctx: &Ctx, mut err: anyhow::Error) -> anyhow::Error {
+    let ferry = next_command(ctx, "");
+    let ferry = ferry.trim_end();
+    if ferry == "ferry" {
+        return err;
+    }
+    if let Some(hint) = err
+        .downcast_mut::<crate::error::Failure>()
+        .and_then(|f| f.hint.as_mut())
+    {
+        for action in actions() {
+            for end in [" ", "`"] {
+                *hint = hint.replace(
+                    &format!("`ferry {action}{end}"),
+                    &format!("`{ferry} {action}{end}"),
+                );
+            }
+        }
+    }
+    err
+}
+
+/// A case just saved is replayed once, offline: kept with a note when it
+/// replays as the run went, kept with a warning naming the paths to ignore
+/// when only its output differs, removed (an error after a run that
+/// succeeded, a warning after one that failed) when it cannot replay.
+async fn check_case(ctx: &Ctx, case: &str, path: &std::path::Path, failed: bool) -> Result<()> {
+    let expecting = if failed {
+        " (expecting this error)"
+    } else {
+        ""
+    };
+    match Box::pin(test::check_saved(ctx, case, path)).await {
+        Ok(test::Saved::Replays) => {
+            ctx.out.info(&format!(
+                "saved test case{expecting} {case} to {}; it replays offline as recorded",
+                path.display()
+            ));
+            Ok(())
+        }
+        Ok(test::Saved::Differs(why)) => {
+            ctx.out.warn(&format!(
+                "saved test case {case} to {}, but its replay's output differs: {why}\nlist the paths that change from run to run (generated ids, times) in the case's \"ignore\", e.g. \"ignore\": [\"/id\"]",
+                path.display()
+            ));
+            Ok(())
+        }
+        broken => {
+            let why = match broken {
+                Ok(test::Saved::Broken(why)) => why,
+                Err(err) => testcase::replay::chain(&err),
+                Ok(test::Saved::Replays | test::Saved::Differs(_)) => String::new(),
+            };
+            let _ = std::fs::remove_file(path);
+            let message = format!(
+                "test case {case} was not saved: replayed offline, it does not end as this run did: {why}"
+            );
+            if failed {
+                ctx.out.warn(&format!(
+                    "{message}\n(a network failure or a timeout leaves nothing recorded to replay)"
+                ));
+                Ok(())
+            } else {
+                Err(crate::error::failed(message)
+                    .hint("record it again; if the output holds values that change from run to run, list their paths in the case's \"ignore\"")
+                    .into())
+            }
+        }
+    }
 }
 
 /// Print the command's result, if it returned one; answers it back.

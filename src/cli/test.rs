@@ -15,6 +15,7 @@ use serde_json::json;
 use super::Done;
 use crate::ctx::Ctx;
 use crate::error::usage;
+use crate::http::cassette::is_unrecorded;
 use crate::testcase::{self, replay::chain, Outcome, Replay};
 
 /// Replay the folder's recorded test cases offline and compare their outputs
@@ -55,8 +56,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     // the user is told how to record one.
     if files.is_empty() {
         ctx.out.warn(&format!(
-            "no test cases in {}; record one: ferry get --id ID --record --save-case NAME",
-            testcase::dir(&ctx.folder).display()
+            "no test cases in {}; record one: {}",
+            testcase::dir(&ctx.folder).display(),
+            super::next_command(ctx, "get --id ID --record --save-case NAME")
         ));
     }
     let mut outcomes = Vec::new();
@@ -131,7 +133,10 @@ fn chosen(
     if let Some(missing) = names.iter().find(|n| !files.iter().any(|(f, _)| f == *n)) {
         let there = files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>();
         let hint = if there.is_empty() {
-            "record one: ferry get --id ID --record --save-case NAME".to_string()
+            format!(
+                "record one: {}",
+                super::next_command(ctx, "get --id ID --record --save-case NAME")
+            )
         } else {
             format!("the cases are: {}", there.join(", "))
         };
@@ -148,18 +153,22 @@ fn chosen(
         .collect())
 }
 
-/// Run one case: why it does not pass (`None` when it passes), and
-/// whether `--update` rewrote it.
-async fn run_case(
-    ctx: &Ctx,
-    name: &str,
-    path: &Path,
-    update: bool,
-) -> Result<(Option<String>, bool)> {
-    let replay = Replay::prepare(ctx, name, path, &super::actions())?;
+/// A case replayed: its verdict (`None` when it passes), the ending the
+/// replay gave, and whether it asked for traffic the case never recorded.
+struct Replayed {
+    verdict: Option<String>,
+    ending: testcase::Ending,
+    unrecorded: bool,
+    case: testcase::Case,
+}
+
+/// Replay one case in its own context.
+async fn replay(ctx: &Ctx, name: &str, path: &Path) -> Result<Result<Replayed, String>> {
+    let ferry = super::next_command(ctx, "");
+    let replay = Replay::prepare(ctx, name, path, &super::actions(), ferry.trim_end())?;
     let command = match super::parse_action(&replay.case.args) {
         Ok(command) => command,
-        Err(why) => return Ok((Some(why), false)),
+        Err(why) => return Ok(Err(why)),
     };
     // Boxed: a command's future holds this one (`ferry test` is a command).
     let ran = Box::pin(command.exec(&replay.ctx)).await;
@@ -167,12 +176,70 @@ async fn run_case(
         Ok(done) => replay.ending(Ok(done.result.as_ref()))?,
         Err(err) => replay.ending(Err(err))?,
     };
-    let verdict = replay.verdict(&ending);
-    if update && verdict.is_some() {
-        let mut case = replay.case.clone();
-        case.set_ending(ending);
-        testcase::save(&ctx.folder, name, &case)?;
-        return Ok((None, true));
+    Ok(Ok(Replayed {
+        verdict: replay.verdict(&ending),
+        unrecorded: ran.as_ref().err().is_some_and(is_unrecorded),
+        ending,
+        case: replay.case,
+    }))
+}
+
+/// Run one case: why it does not pass (`None` when it passes), and
+/// whether `--update` rewrote it. `--update` takes the replay's ending only
+/// when the replay could run: a request the case never recorded is a case
+/// to record again, not an error to expect.
+async fn run_case(
+    ctx: &Ctx,
+    name: &str,
+    path: &Path,
+    update: bool,
+) -> Result<(Option<String>, bool)> {
+    let r = match replay(ctx, name, path).await? {
+        Ok(r) => r,
+        Err(why) => return Ok((Some(why), false)),
+    };
+    match (&r.verdict, update, r.unrecorded) {
+        (Some(_), true, false) => {
+            let mut case = r.case;
+            case.set_ending(r.ending);
+            testcase::save(&ctx.folder, name, &case)?;
+            Ok((None, true))
+        }
+        (Some(why), true, true) => Ok((
+            Some(format!(
+                "{why}\n  --update cannot fix this: the case lacks that traffic; record it again"
+            )),
+            false,
+        )),
+        _ => Ok((r.verdict, false)),
     }
-    Ok((verdict, false))
+}
+
+/// What replaying a case just saved by `--record --save-case` showed.
+pub enum Saved {
+    /// It replays to the run's ending.
+    Replays,
+    /// It replays, but its output differs at these paths (a generated id
+    /// or a time): the case fails until they are in its `ignore`.
+    Differs(String),
+    /// It cannot replay to the run's ending (a network failure or timeout
+    /// recorded nothing to answer with, or the replay needs traffic the
+    /// run never made): it is not worth keeping.
+    Broken(String),
+}
+
+/// Replay the case `name` just saved at `path` and say how it went.
+pub async fn check_saved(ctx: &Ctx, name: &str, path: &Path) -> Result<Saved> {
+    let r = match replay(ctx, name, path).await? {
+        Ok(r) => r,
+        Err(why) => return Ok(Saved::Broken(why)),
+    };
+    let expected = r.case.ending();
+    Ok(match r.verdict {
+        None => Saved::Replays,
+        Some(why) if r.unrecorded || expected.error.is_some() || r.ending.error.is_some() => {
+            Saved::Broken(why)
+        }
+        Some(why) => Saved::Differs(why),
+    })
 }

@@ -52,6 +52,15 @@ const RESPONSE_SECRET_KEYS: &[&str] = &[
     "apikey",
 ];
 
+/// How the error for a request a replay has no answer for begins.
+const UNRECORDED: &str = "replay: no recorded exchange";
+
+/// Whether `err` is a replay's request that the cassette has no answer for
+/// (the run needs traffic that was never recorded).
+pub fn is_unrecorded(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.to_string().starts_with(UNRECORDED))
+}
+
 /// Whether the engine talks to the network and keeps what it saw, or answers
 /// from the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +243,7 @@ impl Cassette {
                 String::new()
             };
             return Err(failed(format!(
-                "replay: no recorded exchange in {} matches {}{why}",
+                "{UNRECORDED} in {} matches {}{why}",
                 self.source,
                 wanted.describe()
             ))

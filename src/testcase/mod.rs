@@ -80,12 +80,9 @@ pub struct Ending {
 
 impl Ending {
     /// How a command `ended` (an action succeeds with its result or fails
-    /// with an error), as a case keeps it: secrets masked, the `store`'s
-    /// path (live or the replay's copy) as its file name, `folder` as `.`.
+    /// with an error), as a case keeps it ([`record::Scrub`]).
     pub fn of(
-        out: &crate::output::Output,
-        folder: &Path,
-        store: Option<&Path>,
+        scrub: &record::Scrub,
         ended: Result<Option<&Value>, &anyhow::Error>,
     ) -> Result<Ending> {
         Ok(match ended {
@@ -93,7 +90,8 @@ impl Ending {
                 exit: 0,
                 result: match result {
                     Some(r) => Some(
-                        record::scrubbed(out, folder, store, r)
+                        scrub
+                            .value(r)
                             .context("could not redact the case's result")?,
                     ),
                     None => None,
@@ -103,12 +101,7 @@ impl Ending {
             Err(err) => Ending {
                 exit: crate::error::exit_status(err),
                 result: None,
-                error: Some(record::scrub_text(
-                    out,
-                    folder,
-                    store,
-                    &replay::message(err),
-                )),
+                error: Some(scrub.text(&replay::message(err))),
             },
         })
     }

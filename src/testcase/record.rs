@@ -13,7 +13,7 @@ use crate::connector::Spec;
 use crate::ctx::Ctx;
 use crate::error::usage;
 use crate::http::cassette::{Cassette, Mode};
-use crate::http::redact::is_sensitive;
+use crate::http::redact::{is_sensitive, redact_url};
 use crate::output::{Output, REDACTED};
 use crate::shell;
 
@@ -89,13 +89,18 @@ impl Recording {
 
     /// After the command, failed or not: a recording writes its cassette,
     /// and with `--save-case` the test case, which expects the run's result
-    /// or, when it failed, its error. `ended` is the command's result (an
-    /// action either succeeds or fails with an error). A cassette that
-    /// cannot be written fails a command that succeeded and is a warning
-    /// after one that failed (its own error comes first).
-    pub fn finish(self, ctx: &Ctx, ended: Result<Option<&Value>, &anyhow::Error>) -> Result<()> {
+    /// or, when it failed, its error; answers the case's name and file.
+    /// `ended` is the command's result (an action either succeeds or fails
+    /// with an error). A cassette or case that cannot be written fails a
+    /// command that succeeded and is a warning after one that failed (its
+    /// own error comes first).
+    pub fn finish(
+        self,
+        ctx: &Ctx,
+        ended: Result<Option<&Value>, &anyhow::Error>,
+    ) -> Result<Option<(String, PathBuf)>> {
         if self.cassette.mode() != Mode::Record {
-            return Ok(());
+            return Ok(None);
         }
         let command = ctx
             .out
@@ -110,11 +115,35 @@ impl Recording {
             Err(err) if ended.is_ok() => return Err(err),
             Err(err) => ctx.out.warn(&format!("{err:#}")),
         }
-        let Some((case_name, before)) = self.save_case else {
-            return Ok(());
+        let Some((name, before)) = &self.save_case else {
+            return Ok(None);
         };
-        let live_store = before.store.as_ref().map(|(path, _)| path.as_path());
-        let ending = Ending::of(&ctx.out, &ctx.folder, live_store, ended)?;
+        match self.save(ctx, name, before, ended, command) {
+            Ok(path) => Ok(Some((name.clone(), path))),
+            Err(err) if ended.is_err() => {
+                ctx.out
+                    .warn(&format!("test case {name} was not saved: {err:#}"));
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Write the case `name` of this run to `DIR/tests/NAME.json`.
+    fn save(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        before: &Before,
+        ended: Result<Option<&Value>, &anyhow::Error>,
+        command: String,
+    ) -> Result<PathBuf> {
+        let mut paths = Vec::new();
+        if let Some((live, copy)) = &before.store {
+            paths.push((live.clone(), copy.file.clone()));
+        }
+        paths.push((ctx.folder.clone(), ".".to_string()));
+        let ending = Ending::of(&Scrub::new(&ctx.out, paths), ended)?;
         let section = ctx.inputs()?.section(self.action).cloned();
         let mut input = serde_json::Map::new();
         if let Some(section) = section {
@@ -127,35 +156,30 @@ impl Recording {
             &mask_account(before.spec.as_ref(), &before.account),
         )
         .context("could not redact the case's account")?;
+        let args = inline_value_files(ctx, replay_args(&self.argv))?
+            .iter()
+            .map(|a| ctx.out.redact(a))
+            .collect();
         let mut case = Case {
             ferry_case: super::VERSION,
             action: self.action.to_string(),
-            args: inline_value_files(ctx, replay_args(&self.argv))?,
+            args,
             account: Some(account),
             input,
             ignore: Vec::new(),
             exit: 0,
             expected: Value::Null,
             error: None,
-            store: before.store.map(|(_, copy)| copy),
+            store: before.store.as_ref().map(|(_, copy)| copy.clone()),
             cassette: self.cassette.tape(command),
         };
         // Recording again keeps the paths the user chose not to compare.
-        let path = super::dir(&ctx.folder).join(format!("{case_name}.json"));
+        let path = super::dir(&ctx.folder).join(format!("{name}.json"));
         if let Ok(old) = super::load(&path, &[self.action]) {
             case.ignore = old.ignore;
         }
-        let failed = ending.error.is_some();
         case.set_ending(ending);
-        let path = super::save(&ctx.folder, &case_name, &case)?;
-        let what = if failed {
-            "test case (expecting this error)"
-        } else {
-            "test case"
-        };
-        ctx.out
-            .info(&format!("saved {what} {case_name} to {}", path.display()));
-        Ok(())
+        super::save(&ctx.folder, name, &case)
     }
 }
 
@@ -178,12 +202,19 @@ fn before(ctx: &Ctx) -> Result<Before> {
                 });
             };
             let live = crate::config::resolve(&account.folder, name);
-            let bytes = (store.snapshot)(&live)?;
-            if let Some(b) = bytes.as_ref().filter(|b| b.len() > MAX_STORE_BYTES) {
+            // Sized before it is read: a large store is refused, not copied.
+            let size = std::fs::metadata(&live).map_or(0, |m| m.len());
+            let bytes = if size > MAX_STORE_BYTES as u64 {
+                None
+            } else {
+                (store.snapshot)(&live)?
+            };
+            let copied = bytes.as_ref().map_or(0, |b| b.len() as u64);
+            if size.max(copied) > MAX_STORE_BYTES as u64 {
                 return Err(usage(format!(
                     "{} is {} MiB; a test case keeps a copy of the store it runs against, at most {} MiB",
                     live.display(),
-                    b.len() >> 20,
+                    size.max(copied) >> 20,
                     MAX_STORE_BYTES >> 20
                 ))
                 .hint(format!(
@@ -207,13 +238,18 @@ fn before(ctx: &Ctx) -> Result<Before> {
     })
 }
 
-/// account.json with its literal secrets as `***`: the connector's secret
-/// options and every credential-named key, at any depth. A `${NAME}`
-/// reference stays: it is not the secret, and a replay does not need it.
+/// account.json with its literal secrets as `***`: every value (string,
+/// number or boolean) of the connector's secret options and of every
+/// credential-named key, at any depth, and the credentials inside any URL
+/// (a password, an `api_key` query parameter). A value that is only a
+/// `${NAME}` reference stays: it is not the secret, and a replay does not
+/// need it.
 fn mask_account(spec: Option<&Spec>, account: &Value) -> Value {
     fn walk(value: &Value, secret: bool) -> Value {
         match value {
-            Value::String(s) if secret && !s.contains("${") => Value::String(REDACTED.into()),
+            Value::String(s) if secret && !is_reference(s) => Value::String(REDACTED.into()),
+            Value::Number(_) | Value::Bool(_) if secret => Value::String(REDACTED.into()),
+            Value::String(s) if s.contains("://") => Value::String(redact_url(s)),
             Value::Object(map) => Value::Object(
                 map.iter()
                     .map(|(k, v)| (k.clone(), walk(v, secret || is_sensitive(k))))
@@ -237,27 +273,69 @@ fn mask_account(spec: Option<&Spec>, account: &Value) -> Value {
     )
 }
 
-/// `text` as a case keeps it: secrets masked, the store's path (live or
-/// the replay's copy) as its file name and the folder's as `.`, so a case
-/// reads the same from any clone.
-pub fn scrub_text(out: &Output, folder: &Path, store: Option<&Path>, text: &str) -> String {
-    let mut text = out.redact(text);
-    if let Some(store) = store {
-        if let Some(name) = store.file_name() {
-            text = text.replace(&store.display().to_string(), &name.to_string_lossy());
-        }
-    }
-    text.replace(&folder.display().to_string(), ".")
+/// Whether `s` is one `${NAME}` reference and nothing else.
+fn is_reference(s: &str) -> bool {
+    s.strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|name| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
 }
 
-/// [`scrub_text`] of a JSON value.
-pub fn scrubbed(out: &Output, folder: &Path, store: Option<&Path>, value: &Value) -> Result<Value> {
-    Ok(serde_json::from_str(&scrub_text(
-        out,
-        folder,
-        store,
-        &value.to_string(),
-    ))?)
+/// How a run's output and error are kept in a case: secrets masked, and
+/// the paths that differ between runs (the live store or the replay's copy
+/// of it, the replay's scratch folder, the connector folder) as the names
+/// a case reads the same with from any clone.
+pub struct Scrub<'a> {
+    out: &'a Output,
+    /// Each path, as text, and what it becomes; longest first.
+    paths: Vec<(String, String)>,
+}
+
+impl<'a> Scrub<'a> {
+    pub fn new(out: &'a Output, paths: Vec<(PathBuf, String)>) -> Scrub<'a> {
+        let mut paths: Vec<(String, String)> = paths
+            .into_iter()
+            .map(|(p, to)| (p.display().to_string(), to))
+            .filter(|(p, _)| p.len() > 1)
+            .collect();
+        paths.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        Scrub { out, paths }
+    }
+
+    /// `text` scrubbed. A path is replaced only where it ends a name (not
+    /// followed by a letter, digit, `_` or `-`), so a short folder such as
+    /// `/w` leaves `https://x.com/wiki` alone.
+    pub fn text(&self, text: &str) -> String {
+        let mut text = self.out.redact(text);
+        for (from, to) in &self.paths {
+            text = replace_whole(&text, from, to);
+        }
+        text
+    }
+
+    /// [`Scrub::text`] of a JSON value.
+    pub fn value(&self, value: &Value) -> Result<Value> {
+        Ok(serde_json::from_str(&self.text(&value.to_string()))?)
+    }
+}
+
+/// `text` with each `from` that is not followed by a name character as `to`.
+fn replace_whole(text: &str, from: &str, to: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(from) {
+        let after = &rest[at + from.len()..];
+        let whole = !after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+        out.push_str(&rest[..at]);
+        out.push_str(if whole { to } else { from });
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `value` with the secrets `out` knows masked, as it was printed.
@@ -337,6 +415,47 @@ fn inline_value_files(ctx: &Ctx, args: Vec<String>) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_account_keeps_only_references_to_its_secrets() {
+        let account = serde_json::json!({
+            "connector": "x",
+            "token": "${TOKEN}",
+            "apiKey": "sk_${TAIL}",
+            "pin": 4242,
+            "clientSecret": 4242,
+            "login": {"password": "p", "user": "u"},
+            "baseUrl": "https://u:pw@api.example/v1?api_key=k&x=1",
+        });
+        assert_eq!(
+            mask_account(None, &account),
+            serde_json::json!({
+                "connector": "x",
+                "token": "${TOKEN}",
+                "apiKey": "***",
+                "pin": 4242,
+                "clientSecret": "***",
+                "login": {"password": "***", "user": "u"},
+                "baseUrl": "https://u:***@api.example/v1?api_key=***&x=1",
+            })
+        );
+    }
+
+    #[test]
+    fn a_path_is_scrubbed_only_where_a_name_ends() {
+        let out = Output::new();
+        let scrub = Scrub::new(
+            &out,
+            vec![
+                (PathBuf::from("/w"), ".".into()),
+                (PathBuf::from("/w/s/a.db"), "a.db".into()),
+            ],
+        );
+        assert_eq!(
+            scrub.text("see https://x.com/wiki, /w/s/a.db#t and /w/in.json"),
+            "see https://x.com/wiki, a.db#t and ./in.json"
+        );
+    }
 
     fn strings(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()

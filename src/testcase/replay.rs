@@ -43,7 +43,7 @@ pub struct Replay {
     /// The replay's copy of the local store, when the case has one.
     store: Option<PathBuf>,
     /// Holds the case's in.json and store copy; removed when the replay is dropped.
-    _scratch: tempfile::TempDir,
+    scratch: tempfile::TempDir,
 }
 
 impl Replay {
@@ -52,7 +52,15 @@ impl Replay {
     /// folder's account.json for a case without one), the case's input, a
     /// copy of the case's store in place of the live one, an output of its
     /// own (quiet, its secrets registered there), and the case's cassette.
-    pub fn prepare(ctx: &Ctx, name: &str, path: &Path, actions: &[&str]) -> Result<Replay> {
+    /// `ferry` is how the command that records it again begins (`ferry -C
+    /// DIR`, as the user ran `ferry test`).
+    pub fn prepare(
+        ctx: &Ctx,
+        name: &str,
+        path: &Path,
+        actions: &[&str],
+        ferry: &str,
+    ) -> Result<Replay> {
         let case = super::load(path, actions)?;
         let scratch = tempfile::Builder::new()
             .prefix("ferry-case-")
@@ -62,7 +70,7 @@ impl Replay {
         std::fs::write(&input, case.input.to_string())
             .with_context(|| format!("could not write {}", input.display()))?;
         let rerecord = format!(
-            "ferry {} --record --save-case {name}",
+            "{ferry} {} --record --save-case {name}",
             shell::join(&case.args)
         );
 
@@ -107,19 +115,22 @@ impl Replay {
             case,
             ctx: case_ctx,
             store,
-            _scratch: scratch,
+            scratch,
         })
     }
 
     /// How a run ended, as the case keeps it: `ended` is what the
     /// command returned (an action succeeds or fails with an error).
     pub fn ending(&self, ended: Result<Option<&Value>, &anyhow::Error>) -> Result<Ending> {
-        Ending::of(
-            &self.ctx.out,
-            &self.ctx.folder,
-            self.store.as_deref(),
-            ended,
-        )
+        let mut paths = Vec::new();
+        if let (Some(copy), Some(kept)) = (&self.store, &self.case.store) {
+            paths.push((copy.clone(), kept.file.clone()));
+        }
+        // The case's in.json is in the scratch folder: it reads as the
+        // folder's, as it did when the case was recorded.
+        paths.push((self.scratch.path().to_path_buf(), ".".to_string()));
+        paths.push((self.ctx.folder.clone(), ".".to_string()));
+        Ending::of(&super::record::Scrub::new(&self.ctx.out, paths), ended)
     }
 
     /// Why a run that ended with `actual` does not pass: `None` when it

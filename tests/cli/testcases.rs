@@ -320,3 +320,192 @@ fn a_clone_without_credentials_tests_green() {
         run.render()
     );
 }
+
+/// Secrets that are not under a secret key name are masked too: in a URL's
+/// userinfo or query, and a value that only contains a `${NAME}`.
+#[test]
+fn a_case_masks_secrets_wherever_they_sit_in_the_account() {
+    let f = Folder::new();
+    let sb = Sandbox::start(&["--port", "0"]);
+    let init = f.run(&[
+        "init",
+        "conn",
+        "--yes",
+        "--set",
+        &format!("baseUrl={}", sb.url),
+    ]);
+    assert_eq!(init.code, 0, "{}", init.render());
+    let mut account: Value = serde_json::from_str(&f.read("conn/account.json")).unwrap();
+    let url = sb
+        .url
+        .replacen("http://", &format!("http://user:{CANARY}@"), 1);
+    account["baseUrl"] = json!(url);
+    account["params"] = json!({"hook": format!("https://hooks.example/in?api_key={CANARY}-q")});
+    account["apiKey"] = json!(format!("{CANARY}${{TAIL}}"));
+    f.write("conn/account.json", &account.to_string());
+    f.write("conn/.env", "TAIL=-tail\n");
+    let run = f.run(&[
+        "-C",
+        "conn",
+        "get",
+        "--id",
+        "cus_0000001",
+        "--record",
+        "--save-case",
+        "one",
+    ]);
+    drop(sb);
+    assert_eq!(run.code, 0, "{}", run.render());
+    let text = f.read("conn/tests/one.json");
+    assert!(!text.contains(CANARY), "the secret in:\n{text}");
+    let saved = case(&f, "conn/tests/one.json");
+    assert_eq!(saved["account"]["apiKey"], "***");
+    assert!(saved["account"]["params"]["hook"]
+        .as_str()
+        .unwrap()
+        .ends_with("api_key=***"));
+    assert!(saved["account"]["baseUrl"]
+        .as_str()
+        .unwrap()
+        .contains("user:***@"));
+}
+
+/// `--update` rewrites what a case expects only when its replay could run:
+/// a replay that asks for traffic the case never recorded stays a failure.
+#[test]
+fn update_does_not_turn_missing_traffic_into_an_expected_error() {
+    let f = Folder::new();
+    let sb = Sandbox::start(&["--port", "0"]);
+    let init = f.run(&[
+        "init",
+        "conn",
+        "--yes",
+        "--set",
+        &format!("baseUrl={}", sb.url),
+    ]);
+    assert_eq!(init.code, 0, "{}", init.render());
+    f.run(&["-C", "conn", "getupdates", "--record", "--save-case", "all"])
+        .ok_json();
+    drop(sb);
+    let mut edited = case(&f, "conn/tests/all.json");
+    edited["args"] = json!(["getupdates", "--last-sync", "42"]);
+    write_case(&f, "conn/tests/all.json", &edited);
+    let run = f.run(&["-C", "conn", "test", "--update"]);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains("--update cannot fix this"),
+        "{}",
+        run.render()
+    );
+    assert_eq!(case(&f, "conn/tests/all.json")["error"], Value::Null);
+}
+
+/// A failure whose message names the input file replays to the same
+/// message: the case's in.json reads as the folder's.
+#[test]
+fn a_failure_naming_in_json_replays_as_recorded() {
+    let f = sqlite_folder();
+    f.write("s/in.json", r#"{"get": {"id": [7]}}"#);
+    let run = f.run(&["-C", "s", "get", "--record", "--save-case", "bad-input"]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr.contains("it replays offline as recorded"),
+        "{}",
+        run.render()
+    );
+    assert!(case(&f, "s/tests/bad-input.json")["error"]
+        .as_str()
+        .unwrap()
+        .contains("./in.json"));
+    let run = f.run(&["-C", "s", "test"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+}
+
+/// A run that failed on the network recorded nothing a replay could answer
+/// with: no case is kept, and the user is told why.
+#[test]
+fn a_network_failure_is_not_kept_as_a_case() {
+    let f = Folder::new();
+    f.write(
+        "conn/connector.json",
+        r#"{"auth": {"type": "none"}, "actions": {"get": {"path": "/items/{id}"}}}"#,
+    );
+    f.write(
+        "conn/account.json",
+        r#"{"connector": "http", "baseUrl": "http://127.0.0.1:9", "retry": {"maxAttempts": 1}}"#,
+    );
+    let run = f.run(&[
+        "-C",
+        "conn",
+        "get",
+        "--id",
+        "a",
+        "--record",
+        "--save-case",
+        "down",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains("test case down was not saved"),
+        "{}",
+        run.render()
+    );
+    assert!(!f.exists("conn/tests/down.json"));
+}
+
+/// A case whose output holds a value made anew on each run is kept, with a
+/// warning that names the path to list in "ignore".
+#[test]
+fn a_volatile_output_is_kept_with_the_paths_to_ignore() {
+    let f = sqlite_folder();
+    let run = f.run(&[
+        "-C",
+        "s",
+        "insert",
+        "--value",
+        r#"{"n": 1}"#,
+        "--record",
+        "--save-case",
+        "new",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.render());
+    assert!(
+        run.stderr.contains("its replay's output differs"),
+        "{}",
+        run.render()
+    );
+    assert!(run.stderr.contains("\"ignore\""), "{}", run.render());
+    assert_eq!(f.run(&["-C", "s", "test"]).code, 1);
+    let mut saved = case(&f, "s/tests/new.json");
+    saved["ignore"] = json!(["/id", "/record/id"]);
+    write_case(&f, "s/tests/new.json", &saved);
+    let run = f.run(&["-C", "s", "test"]);
+    assert_eq!(run.code, 0, "{}", run.render());
+}
+
+/// The flags that only make sense together are refused together, and a
+/// hint that names an action keeps the `-C DIR` it was run with.
+#[test]
+fn save_case_needs_a_recording_and_hints_keep_the_folder() {
+    let f = sqlite_folder();
+    let run = f.run(&[
+        "-C",
+        "s",
+        "get",
+        "--id",
+        "a",
+        "--replay",
+        "--save-case",
+        "x",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    f.run(&["-C", "s", "insert", "--value", r#"{"id": "a"}"#])
+        .ok_json();
+    let again = f.run(&["-C", "s", "insert", "--value", r#"{"id": "a"}"#]);
+    assert_eq!(again.code, 1, "{}", again.render());
+    assert!(
+        again.stderr.contains("hint: use `ferry -C s patch --id a`"),
+        "{}",
+        again.render()
+    );
+}
