@@ -635,6 +635,63 @@ fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
     assert_eq!(ids.len(), 3000, "every profile once");
 }
 
+/// kill -9 half-way through an export: the state was saved after each
+/// chunk (ten batches), so the next run finds what the destination already
+/// holds unchanged, sends at most the chunk that was in flight again, and
+/// ends with every profile in the destination exactly once.
+#[cfg(target_os = "linux")]
+#[test]
+fn export_killed_half_way_keeps_what_it_sent_and_the_next_run_sends_only_the_rest() {
+    let f = Folder::new();
+    let total = 3000u64;
+    let profiles: String = (0..total)
+        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
+        .collect();
+    f.write("p.jsonl", &profiles);
+    let args = [
+        "export",
+        "--to",
+        "jsonl:out.jsonl",
+        "--input",
+        "p.jsonl",
+        "--batch-size",
+        "1",
+    ];
+    // One profile per batch into a file: slow enough to be killed mid-run.
+    let mut child = f.spawn(&args);
+    let waited = std::time::Instant::now();
+    let written = |f: &Folder| {
+        std::fs::read_to_string(f.join("out.jsonl"))
+            .map(|t| t.lines().count() as u64)
+            .unwrap_or(0)
+    };
+    while written(&f) < 200 && waited.elapsed() < std::time::Duration::from_secs(60) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reap");
+    let sent = written(&f);
+    assert!(
+        sent >= 200 && sent < total,
+        "the kill landed mid-run: {sent} written"
+    );
+
+    let rest = f.run(&args[..5]).ok_json();
+    let unchanged = rest["unchanged"].as_u64().unwrap();
+    let created = rest["created"].as_u64().unwrap();
+    // The state holds all that was sent but the chunk in flight (10).
+    assert!(
+        unchanged + 10 >= sent,
+        "{sent} sent, {unchanged} kept: {rest}"
+    );
+    assert_eq!(created + unchanged, total, "{rest}");
+    let mut ids = jsonl_field(&f.read("out.jsonl"), "id");
+    assert_eq!(ids.len() as u64, total, "no profile written twice");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, total, "every profile once");
+}
+
 #[test]
 fn export_to_a_locked_destination_waits_then_reports_errors_not_rejects() {
     let f = Folder::new();

@@ -3,8 +3,10 @@
 //! key), updates with clears, then group memberships (each group ensured
 //! once per run). Every profile ends `ok`, `skipped` (informational, never
 //! retried) or failed (`invalid`, `rejected`, `error`); only what succeeded
-//! advances the state, so a failed profile is sent again next run. The state
-//! is saved in one transaction after the destination answered.
+//! advances the state, so a failed profile is sent again next run. The
+//! profiles are sent a chunk of ten batches at a time and the state is
+//! saved in one transaction after each chunk, so a run killed half-way
+//! keeps what the destination acknowledged.
 //!
 //! [`run`] goes through its phases in order: open the destination, read the
 //! profiles ([`input`]), diff them against the state ([`diff`]), preview
@@ -187,15 +189,27 @@ pub async fn run(
             None => dest.spec().max_batch_size.min(100),
         })
         .max(1);
+    // Each chunk's state is saved once it is sent: what succeeded, and
+    // nothing for what failed.
     let (invalid, mut tracks) = send::tracks(decisions);
-    let (sent, interrupted) =
-        send::send_all(profiles, &mut tracks, batch, &ctx.out, interrupt, progress).await;
-
-    // Save: what succeeded, and nothing for what failed.
-    let changes = send::state_changes(&tracks, groups);
-    if !changes.is_empty() {
-        state.save(&target.identity, &changes)?;
-    }
+    let identity = target.identity.clone();
+    let mut save = |chunk: &[send::Track]| -> Result<()> {
+        let changes = send::state_changes(chunk, groups);
+        if !changes.is_empty() {
+            state.save(&identity, &changes)?;
+        }
+        Ok(())
+    };
+    let (sent, interrupted) = send::send_all(
+        profiles,
+        &mut tracks,
+        batch,
+        &ctx.out,
+        interrupt,
+        progress,
+        &mut save,
+    )
+    .await?;
 
     // Report.
     let done = report::Finished {

@@ -1,6 +1,7 @@
-//! The send phase of an export: one [`Track`] per planned profile, then
-//! deletes, creates, updates and group memberships in that order, each in
-//! batches, each profile's outcome kept on its track. A destination that
+//! The send phase of an export: one [`Track`] per planned profile, sent a
+//! chunk of [`CHUNK_BATCHES`] batches at a time: the chunk's deletes,
+//! creates, updates and group memberships in that order, each in batches,
+//! each profile's outcome kept on its track, then the chunk's state saved. A destination that
 //! asks to retry later is waited for once (up to a minute); Ctrl-C lets the
 //! batch in flight finish and marks the rest as not sent. What succeeded
 //! becomes the state changes ([`state_changes`]); nothing else does.
@@ -115,8 +116,18 @@ pub(super) fn tracks(decisions: Vec<Decision>) -> (Vec<Invalid>, Vec<Track>) {
     (invalid, tracks)
 }
 
-/// Send what the tracks plan, in batches of `batch`. Answers what the
-/// destination acknowledged and whether a signal stopped the run.
+/// How many batches a chunk of the run holds: the tracks are sent a chunk
+/// at a time (its deletes, creates, updates, then memberships) and the
+/// state is saved after each, so a run killed half-way keeps what it sent
+/// and loses at most the chunk in flight (sent again next run, which
+/// upserts by key, so nothing is duplicated).
+pub(super) const CHUNK_BATCHES: usize = 10;
+
+/// Send what the tracks plan, in batches of `batch`, a chunk of
+/// [`CHUNK_BATCHES`] batches at a time, handing each chunk's tracks to
+/// `save` once it is sent. Answers what the destination acknowledged and
+/// whether a signal stopped the run; a chunk that cannot be saved stops it
+/// with that error.
 pub(super) async fn send_all(
     dest: &dyn ProfileSink,
     tracks: &mut [Track],
@@ -124,7 +135,8 @@ pub(super) async fn send_all(
     out: &Output,
     interrupt: Interrupt,
     progress: &dyn Progress,
-) -> (Sent, bool) {
+    save: &mut (dyn FnMut(&[Track]) -> anyhow::Result<()> + Send),
+) -> anyhow::Result<(Sent, bool)> {
     let mut sent = Sent::default();
     // Ctrl-C, SIGTERM, SIGHUP: the batch in flight finishes, nothing more
     // is sent, and what succeeded is saved before the run exits 130.
@@ -155,27 +167,41 @@ pub(super) async fn send_all(
     }
     let (done, _) = settled(tracks);
     progress.start(done, Some(tracks.len() as u64));
-    let show = |tracks: &[Track]| {
-        let (done, failed) = settled(tracks);
-        progress.update(done, failed);
-    };
-    if let Some(whole) = dest.whole() {
-        wholes(whole, tracks, &link, &mut sent).await;
-        show(tracks);
-    } else {
-        deletes(dest, tracks, &link, &mut sent).await;
-        show(tracks);
-        creates(dest, tracks, &link, &mut sent).await;
-        show(tracks);
-        updates(dest, tracks, &link, &mut sent).await;
-        show(tracks);
-        if dest.groups().is_some() {
-            memberships(dest, tracks, &link, &mut sent).await;
+    // Settled and failed tracks of the chunks already sent.
+    let (mut before, mut failed_before) = (0u64, 0u64);
+    // Each group is found or created once per run, whatever the chunk.
+    let mut groups = HashMap::new();
+    let mut saved = Ok(());
+    for chunk in tracks.chunks_mut(batch.saturating_mul(CHUNK_BATCHES).max(1)) {
+        let show = |chunk: &[Track]| {
+            let (done, failed) = settled(chunk);
+            progress.update(before + done, failed_before + failed);
+        };
+        if let Some(whole) = dest.whole() {
+            wholes(whole, chunk, &link, &mut sent).await;
+            show(chunk);
+        } else {
+            deletes(dest, chunk, &link, &mut sent).await;
+            show(chunk);
+            creates(dest, chunk, &link, &mut sent).await;
+            show(chunk);
+            updates(dest, chunk, &link, &mut sent).await;
+            show(chunk);
+            if dest.groups().is_some() {
+                memberships(dest, chunk, &link, &mut sent, &mut groups).await;
+            }
+        }
+        let (done, failed) = settled(chunk);
+        before += done;
+        failed_before += failed;
+        saved = save(chunk);
+        if saved.is_err() {
+            break;
         }
     }
     progress.finish();
     watcher.abort();
-    (sent, stop.load(Ordering::SeqCst))
+    saved.map(|()| (sent, stop.load(Ordering::SeqCst)))
 }
 
 /// How many tracks are settled (their record step done, or failed), and
@@ -403,13 +429,15 @@ async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
     }
 }
 
-/// Memberships: each group ensured once, then members added and removed
-/// per group, for the profiles whose record step succeeded.
+/// Memberships: each group ensured once a run (`groups` keeps what was
+/// found), then members added and removed per group, for the profiles
+/// whose record step succeeded.
 async fn memberships(
     dest: &dyn ProfileSink,
     tracks: &mut [Track],
     link: &Link<'_>,
     sent: &mut Sent,
+    groups: &mut HashMap<String, std::result::Result<String, String>>,
 ) {
     let mut adds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut removes: BTreeMap<String, Vec<usize>> = BTreeMap::new();
@@ -425,7 +453,6 @@ async fn memberships(
         }
     }
     let sink = able(dest, dest.groups(), "hold group memberships").map_err(|e| format!("{e:#}"));
-    let mut groups: HashMap<String, std::result::Result<String, String>> = HashMap::new();
     for (adding, jobs) in [(true, adds), (false, removes)] {
         for (name, idx) in jobs {
             let group = match groups.get(&name) {
