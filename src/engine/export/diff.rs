@@ -117,7 +117,11 @@ pub enum Decision {
 }
 
 impl Decision {
-    fn invalid(id: String, reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(super) fn invalid(
+        id: String,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Decision::Invalid(Invalid::new(id, reason, message))
     }
 }
@@ -144,6 +148,21 @@ pub struct Counts {
     pub skipped: u64,
     /// Deletes and clears, for the `--max-deletes` guard.
     pub destructive: u64,
+}
+
+impl Counts {
+    /// Add the counts of another part of the run.
+    pub fn add(&mut self, other: &Counts) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.unchanged += other.unchanged;
+        self.groups_added += other.groups_added;
+        self.groups_removed += other.groups_removed;
+        self.invalid += other.invalid;
+        self.skipped += other.skipped;
+        self.destructive += other.destructive;
+    }
 }
 
 /// Diff `entries` against `state` for a destination declaring `dest`;
@@ -332,7 +351,7 @@ fn memberships(
 }
 
 /// The step for a profile in the state but not in the input.
-fn absent(
+pub(super) fn absent(
     id: &str,
     p: &Exported,
     dest: &ExportFields,
@@ -413,7 +432,7 @@ fn left_with_the_record(p: &Exported, groups: bool) -> Vec<String> {
 
 /// Unknown fields (when the destination takes no extras), wrong types and
 /// missing required fields: `Err` with the reason and the message.
-fn validate(fields: &Record, dest: &ExportFields) -> Result<(), (String, String)> {
+pub(super) fn validate(fields: &Record, dest: &ExportFields) -> Result<(), (String, String)> {
     for (name, value) in fields {
         match dest.fields.iter().find(|f| f.name == name.as_str()) {
             Some(f) if !f.kind.accepts(value) => {

@@ -20,7 +20,7 @@ use serde_json::Value;
 use super::ProfilesFrom;
 use crate::config::input::kind_of;
 use crate::connector::csv::Rows;
-use crate::connector::{able, id_text, BadId, Position, Record, RecordSource};
+use crate::connector::{able, id_text, BadId, Position, Record};
 use crate::ctx::Ctx;
 use crate::error::{failed, usage};
 
@@ -69,50 +69,6 @@ fn id_reason(bad: &BadId) -> &'static str {
 }
 
 pub type Entry = std::result::Result<Profile, Invalid>;
-
-/// Read a profiles file: `.csv` as CSV, otherwise a JSON array when it
-/// starts with `[`, JSON lines when not.
-pub fn read_file(path: &Path) -> Result<Vec<Entry>> {
-    if !path.exists() {
-        return Err(usage(format!("no profiles file at {}", path.display()))
-            .hint("check the path given to --input")
-            .into());
-    }
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    if is_csv {
-        return read_csv(path);
-    }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("could not read {}", path.display()))?;
-    let text = crate::config::decode(bytes, &path.display().to_string())?;
-    if text.trim_start().starts_with('[') {
-        let value = crate::config::json::read_file(path)?;
-        return from_array(&value, &path.display().to_string());
-    }
-    let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        let at = format!("line {}", n + 1);
-        out.push(match serde_json::from_str::<Value>(line) {
-            Ok(v) => from_value(&v, &at),
-            Err(e) => Err(Invalid::new(
-                at.clone(),
-                "not valid JSON",
-                format!(
-                    "invalid JSON in {} {at}, column {}",
-                    path.display(),
-                    e.column()
-                ),
-            )),
-        });
-    }
-    Ok(out)
-}
 
 /// The `export` section of in.json: an array of profiles, or `{"profiles": [...]}`.
 pub fn from_section(section: &Value, source: &str) -> Result<Vec<Entry>> {
@@ -233,31 +189,9 @@ fn split_groups(s: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn read_csv(path: &Path) -> Result<Vec<Entry>> {
-    let mut rows = Rows::open(path, &csv::ReaderBuilder::new(), b',', 0)?;
-    let headers = rows.headers().to_vec();
-    if !headers.iter().any(|h| h == "id") {
-        return Err(usage(format!("{} has no \"id\" column", path.display()))
-            .hint("the first row names the columns: id, one per property, and optionally groups and toDelete")
-            .into());
-    }
-    let mut out = Vec::new();
-    let mut row = csv::StringRecord::new();
-    let mut n = 0;
-    while let Some(read) = rows.next_row(&mut row)? {
-        let at = format!("row {}", n + 2);
-        n += 1;
-        match read {
-            Ok(()) => {}
-            Err(e) => {
-                out.push(Err(Invalid::new(
-                    at,
-                    "not valid CSV",
-                    format!("invalid CSV in {}: {e}", path.display()),
-                )));
-                continue;
-            }
-        };
+/// One CSV row as a profile (`at` names it in errors).
+fn profile_of_row(headers: &[String], row: &csv::StringRecord, at: &str) -> Entry {
+    {
         let mut profile = Profile {
             id: String::new(),
             properties: Record::new(),
@@ -282,17 +216,16 @@ fn read_csv(path: &Path) -> Result<Vec<Entry>> {
                 }
             }
         }
-        out.push(if profile.id.is_empty() {
+        if profile.id.is_empty() {
             Err(Invalid::new(
-                at.clone(),
+                at,
                 id_reason(&BadId::Missing),
                 format!("{at} has no id"),
             ))
         } else {
             Ok(profile)
-        });
+        }
     }
-    Ok(out)
 }
 
 /// Rename properties by `map` (property → destination field); a property
@@ -323,35 +256,6 @@ pub fn apply_map(
         .collect()
 }
 
-/// Read every record of a source connector, page by page, as profiles.
-pub async fn from_connector(source: &dyn RecordSource, what: &str) -> Result<Vec<Entry>> {
-    const PAGE: usize = 500;
-    let id_field = source.id_field().to_string();
-    let mut out = Vec::new();
-    let mut at = Position::start();
-    loop {
-        let page = source.read_page(&at, PAGE).await?;
-        let n = page.records.len();
-        for (i, record) in page.records.into_iter().enumerate() {
-            let where_ = format!("record {}", at.offset + i as u64 + 1);
-            out.push(profile_of_record(record, &id_field, &where_));
-        }
-        match page.next {
-            None => break,
-            // A page that moves nowhere would loop forever: a connector error.
-            Some(next) if n == 0 || next == at => {
-                return Err(failed(format!(
-                    "{what} answered an empty page that is not the end (at offset {})",
-                    at.offset
-                ))
-                .into())
-            }
-            Some(next) => at = next,
-        }
-    }
-    Ok(out)
-}
-
 fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
     if record.contains_key("properties") {
         return from_value(&Value::Object(record), at);
@@ -379,35 +283,6 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
         properties: record,
         groups,
         to_delete,
-    })
-}
-
-/// The read phase: every profile of the run, from where the plan says,
-/// with in.json's `export.map` applied.
-pub async fn read(ctx: &Ctx, from: &ProfilesFrom) -> Result<Vec<Entry>> {
-    let entries = match from {
-        ProfilesFrom::File(path) => read_file(path)?,
-        ProfilesFrom::Section => {
-            let inputs = ctx.inputs()?;
-            let source = inputs.describe("export", "profiles");
-            let Some(section) = inputs.section("export") else {
-                return Err(usage("no profiles to export")
-                    .hint("pass --input FILE (JSON lines, JSON array or CSV), --from TARGET, or add an \"export\" section to in.json")
-                    .into());
-            };
-            from_section(section, &source)?
-        }
-        ProfilesFrom::Source(spec) => {
-            spec.must_exist(&spec.canonical())?;
-            let source = spec.resolve(ctx)?;
-            let connector = ctx.open(&source.account)?;
-            let pages = able(connector.as_ref(), connector.source(), "read pages")?;
-            from_connector(pages, &source.account.source).await?
-        }
-    };
-    Ok(match property_map(ctx)? {
-        Some(map) => apply_map(entries, &map),
-        None => entries,
     })
 }
 
@@ -444,6 +319,299 @@ fn property_map(ctx: &Ctx) -> Result<Option<BTreeMap<String, Option<String>>>> {
         out.insert(from.clone(), to);
     }
     Ok(Some(out))
+}
+
+/// The profiles of a run, one at a time and in input order, with in.json's
+/// `export.map` applied: a file is read as it goes (a JSON array parsed on
+/// a thread of its own, element by element), a source connector page by
+/// page, so what a run holds does not grow with the input.
+pub struct Stream {
+    inner: Inner,
+    map: Option<BTreeMap<String, Option<String>>>,
+}
+
+enum Inner {
+    Items(std::vec::IntoIter<Entry>),
+    Lines {
+        reader: std::io::BufReader<std::fs::File>,
+        path: std::path::PathBuf,
+        line: u64,
+        buf: Vec<u8>,
+    },
+    Array(std::sync::mpsc::Receiver<Result<Entry>>),
+    Csv {
+        rows: Rows,
+        headers: Vec<String>,
+        path: std::path::PathBuf,
+        n: usize,
+    },
+    Source {
+        connector: Box<dyn crate::connector::Connector>,
+        what: String,
+        id_field: String,
+        at: Option<Position>,
+        page: std::collections::VecDeque<Entry>,
+    },
+}
+
+/// How many records a source connector's page holds.
+const SOURCE_PAGE: usize = 500;
+
+impl Stream {
+    /// Open the profiles `from` names.
+    pub async fn open(ctx: &Ctx, from: &ProfilesFrom) -> Result<Stream> {
+        let inner = match from {
+            ProfilesFrom::File(path) => open_file(path)?,
+            ProfilesFrom::Section => {
+                let inputs = ctx.inputs()?;
+                let source = inputs.describe("export", "profiles");
+                let Some(section) = inputs.section("export") else {
+                    return Err(usage("no profiles to export")
+                        .hint("pass --input FILE (JSON lines, JSON array or CSV), --from TARGET, or add an \"export\" section to in.json")
+                        .into());
+                };
+                Inner::Items(from_section(section, &source)?.into_iter())
+            }
+            ProfilesFrom::Source(spec) => {
+                spec.must_exist(&spec.canonical())?;
+                let source = spec.resolve(ctx)?;
+                let connector = ctx.open(&source.account)?;
+                let id_field = {
+                    let pages = able(connector.as_ref(), connector.source(), "read pages")?;
+                    pages.id_field().to_string()
+                };
+                Inner::Source {
+                    connector,
+                    what: source.account.source.clone(),
+                    id_field,
+                    at: Some(Position::start()),
+                    page: Default::default(),
+                }
+            }
+        };
+        Ok(Stream {
+            inner,
+            map: property_map(ctx)?,
+        })
+    }
+
+    /// The next profile, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Entry>> {
+        let entry = match &mut self.inner {
+            Inner::Items(items) => items.next(),
+            Inner::Lines {
+                reader,
+                path,
+                line,
+                buf,
+            } => next_line(reader, path, line, buf)?,
+            Inner::Array(rx) => rx.recv().ok().transpose()?,
+            Inner::Csv {
+                rows,
+                headers,
+                path,
+                n,
+            } => next_csv(rows, headers, path, n)?,
+            Inner::Source {
+                connector,
+                what,
+                id_field,
+                at,
+                page,
+            } => loop {
+                if let Some(entry) = page.pop_front() {
+                    break Some(entry);
+                }
+                let Some(from) = at.clone() else {
+                    break None;
+                };
+                let pages = able(connector.as_ref(), connector.source(), "read pages")?;
+                let read = pages.read_page(&from, SOURCE_PAGE).await?;
+                let n = read.records.len();
+                for (i, record) in read.records.into_iter().enumerate() {
+                    let where_ = format!("record {}", from.offset + i as u64 + 1);
+                    page.push_back(profile_of_record(record, id_field, &where_));
+                }
+                *at = match read.next {
+                    None => None,
+                    // A page that moves nowhere would loop forever: a connector error.
+                    Some(next) if n == 0 || next == from => {
+                        return Err(failed(format!(
+                            "{what} answered an empty page that is not the end (at offset {})",
+                            from.offset
+                        ))
+                        .into())
+                    }
+                    Some(next) => Some(next),
+                };
+            },
+        };
+        Ok(match (entry, &self.map) {
+            (Some(entry), Some(map)) => apply_map(vec![entry], map).pop(),
+            (entry, _) => entry,
+        })
+    }
+}
+
+/// A profiles file: `.csv` as CSV, a JSON array when it starts with `[`,
+/// JSON lines when not.
+fn open_file(path: &Path) -> Result<Inner> {
+    use std::io::BufRead;
+    if !path.exists() {
+        return Err(usage(format!("no profiles file at {}", path.display()))
+            .hint("check the path given to --input")
+            .into());
+    }
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        let rows = Rows::open(path, &csv::ReaderBuilder::new(), b',', 0)?;
+        let headers = rows.headers().to_vec();
+        if !headers.iter().any(|h| h == "id") {
+            return Err(usage(format!("{} has no \"id\" column", path.display()))
+                .hint("the first row names the columns: id, one per property, and optionally groups and toDelete")
+                .into());
+        }
+        return Ok(Inner::Csv {
+            rows,
+            headers,
+            path: path.to_path_buf(),
+            n: 0,
+        });
+    }
+    let file =
+        std::fs::File::open(path).with_context(|| format!("could not read {}", path.display()))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    // The first character that is not white space (or a byte order mark)
+    // tells an array from JSON lines.
+    let array = loop {
+        let buf = reader
+            .fill_buf()
+            .with_context(|| format!("could not read {}", path.display()))?;
+        let Some(&first) = buf.first() else {
+            break false;
+        };
+        if buf.starts_with(b"\xEF\xBB\xBF") {
+            reader.consume(3);
+        } else if first.is_ascii_whitespace() {
+            reader.consume(1);
+        } else {
+            break first == b'[';
+        }
+    };
+    if array {
+        return Ok(Inner::Array(spawn_array(reader, path.to_path_buf())));
+    }
+    Ok(Inner::Lines {
+        reader,
+        path: path.to_path_buf(),
+        line: 0,
+        buf: Vec::new(),
+    })
+}
+
+/// The next profile of a JSON lines file (blank lines skipped).
+fn next_line(
+    reader: &mut std::io::BufReader<std::fs::File>,
+    path: &Path,
+    line: &mut u64,
+    buf: &mut Vec<u8>,
+) -> Result<Option<Entry>> {
+    use std::io::BufRead;
+    loop {
+        buf.clear();
+        let read = reader
+            .read_until(b'\n', buf)
+            .with_context(|| format!("could not read {}", path.display()))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        *line += 1;
+        let source = path.display().to_string();
+        let text = crate::config::utf8(buf, || source.clone(), Some(*line))?.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let at = format!("line {line}");
+        return Ok(Some(match serde_json::from_str::<Value>(text) {
+            Ok(v) => from_value(&v, &at),
+            Err(e) => Err(Invalid::new(
+                at.clone(),
+                "not valid JSON",
+                format!("invalid JSON in {source} {at}, column {}", e.column()),
+            )),
+        }));
+    }
+}
+
+/// A JSON array's profiles, parsed element by element on a thread of its
+/// own and handed over through a bounded channel; a syntax error ends the
+/// stream with the error naming its line and column.
+fn spawn_array(
+    reader: std::io::BufReader<std::fs::File>,
+    path: std::path::PathBuf,
+) -> std::sync::mpsc::Receiver<Result<Entry>> {
+    use serde::de::{Deserializer as _, SeqAccess, Visitor};
+    struct Each<'a> {
+        tx: &'a std::sync::mpsc::SyncSender<Result<Entry>>,
+    }
+    impl<'de> Visitor<'de> for Each<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an array of profiles")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
+            let mut n = 0;
+            while let Some(v) = seq.next_element::<Value>()? {
+                n += 1;
+                if self
+                    .tx
+                    .send(Ok(from_value(&v, &format!("item {n}"))))
+                    .is_err()
+                {
+                    // The run stopped reading: stop parsing.
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            Ok(())
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    std::thread::spawn(move || {
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        let parsed = de
+            .deserialize_seq(Each { tx: &tx })
+            .and_then(|()| de.end());
+        if let Err(e) = parsed {
+            let source = path.display().to_string();
+            let _ = tx.send(Err(crate::config::json::invalid(&source, &e).into()));
+        }
+    });
+    rx
+}
+
+/// The next profile of a CSV file.
+fn next_csv(
+    rows: &mut Rows,
+    headers: &[String],
+    path: &Path,
+    n: &mut usize,
+) -> Result<Option<Entry>> {
+    let mut row = csv::StringRecord::new();
+    let Some(read) = rows.next_row(&mut row)? else {
+        return Ok(None);
+    };
+    let at = format!("row {}", *n + 2);
+    *n += 1;
+    if let Err(e) = read {
+        return Ok(Some(Err(Invalid::new(
+            at,
+            "not valid CSV",
+            format!("invalid CSV in {}: {e}", path.display()),
+        ))));
+    }
+    Ok(Some(profile_of_row(headers, &row, &at)))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ pub mod diff;
 pub mod input;
 mod preview;
 mod report;
+mod scan;
 mod send;
 pub mod state;
 
@@ -90,9 +91,17 @@ pub struct Doomed {
     pub delete: bool,
 }
 
+/// How many dry-run decisions are kept for the preview of the first requests.
+const PREVIEW_DECISIONS: usize = 100;
+
 /// Run the export `plan` asks for. `progress` watches the send phase;
 /// `confirm` is asked before more deletes or clears than `--max-deletes`
 /// (unless `--yes`), and a no ends the run before anything is sent.
+///
+/// Two passes keep the run's memory flat whatever its input: the first
+/// ([`scan::Scan`]) reads the input once, counts what is unchanged and
+/// spools the rest; the second diffs, sends and saves the state a chunk at
+/// a time, then (with `--deletes`) the profiles that left the input.
 pub async fn run(
     ctx: &Ctx,
     plan: ExportPlan,
@@ -123,46 +132,78 @@ pub async fn run(
     let groups = profiles.groups().is_some() || profiles.whole().is_some();
     let code = dest.spec().code;
 
-    // Read.
-    let entries = input::read(ctx, &plan.from).await?;
-
-    // Diff.
+    // First pass: read, and count what is unchanged.
+    let input = input::Stream::open(ctx, &plan.from).await?;
+    let mut scan = scan::Scan::run(input, &state_path, &fields, plan.full).await?;
+    scan.count_absent(&fields, groups, plan.deletes)?;
     let mut state = State::open(state_path)?;
-    let before = state.load()?;
+    let exported = state.count()?;
+    let limit = plan.max_deletes.unwrap_or_else(|| exported.div_ceil(10));
+    let over_limit = (scan.destructive > limit).then(|| DeletesOverLimit {
+        count: scan.destructive,
+        limit,
+        exported: exported as usize,
+        profiles: scan.doomed.clone(),
+    });
+    ctx.out.verbose(&format!(
+        "export to {} (state {}, {exported} profiles exported before): {} profiles read, {} unchanged, {} to diff and send, {} left the input",
+        target.account.source,
+        state.path().display(),
+        scan.profiles,
+        scan.unchanged,
+        scan.spooled,
+        scan.absent,
+    ));
     let opts = DiffOptions {
+        full: plan.full,
+        deletes: Deletes::None,
+    };
+    let absent_opts = DiffOptions {
         full: plan.full,
         deletes: plan.deletes,
     };
-    let decisions = diff::plan(entries, &before, &fields, groups, code, opts);
-    let predicted = diff::count(&decisions, groups);
-    let limit = plan
-        .max_deletes
-        .unwrap_or_else(|| (before.len() as u64).div_ceil(10));
-    let over_limit = (predicted.destructive > limit).then(|| DeletesOverLimit {
-        count: predicted.destructive,
-        limit,
-        exported: before.len(),
-        profiles: diff::destructive(&decisions),
-    });
-    ctx.out.verbose(&format!(
-        "export to {} (state {}, {} profiles exported before): {} to create, {} to update, {} to delete, {} unchanged, {} memberships to add, {} to remove, {} invalid",
-        target.account.source,
-        state.path().display(),
-        before.len(),
-        predicted.created,
-        predicted.updated,
-        predicted.deleted,
-        predicted.unchanged,
-        predicted.groups_added,
-        predicted.groups_removed,
-        predicted.invalid
-    ));
 
-    // Preview, or ask.
+    // A batch for a remote destination holds at most 100 profiles; a file
+    // takes its largest batch, since each batch costs one rewrite of it.
+    let batch = plan
+        .batch_size
+        .unwrap_or_else(|| match dest.written_file() {
+            Some(_) => dest.spec().max_batch_size,
+            None => dest.spec().max_batch_size.min(100),
+        })
+        .max(1);
+    let chunk = batch.saturating_mul(send::CHUNK_BATCHES);
+
+    // Preview: the whole plan counted, the first decisions kept.
     if plan.dry_run {
+        let mut predicted = diff::Counts {
+            unchanged: scan.unchanged,
+            ..Default::default()
+        };
+        let mut kept = Vec::new();
+        let mut spooled = scan.spooled_entries()?;
+        loop {
+            let entries = spooled.chunk(chunk)?;
+            if entries.is_empty() {
+                break;
+            }
+            let decisions = plan_chunk(&state, entries, &fields, groups, code, opts)?;
+            predicted.add(&diff::count(&decisions, groups));
+            keep(&mut kept, decisions);
+        }
+        let mut after = String::new();
+        loop {
+            let page = scan.absent_page(&after, chunk)?;
+            let Some((last, _)) = page.last() else { break };
+            after = last.clone();
+            let rows = page.into_iter().collect();
+            let decisions = diff::plan(Vec::new(), &rows, &fields, groups, code, absent_opts);
+            predicted.add(&diff::count(&decisions, groups));
+            keep(&mut kept, decisions);
+        }
         let report = preview::dry_run(
             profiles,
-            &decisions,
+            &kept,
             predicted,
             over_limit,
             target.account.source.clone(),
@@ -180,46 +221,77 @@ pub async fn run(
         prompted = asked.elapsed();
     }
 
-    // Send. A remote destination gets batches of at most 100 profiles; a
-    // file takes its largest batch, since each batch costs one rewrite of it.
-    let batch = plan
-        .batch_size
-        .unwrap_or_else(|| match dest.written_file() {
-            Some(_) => dest.spec().max_batch_size,
-            None => dest.spec().max_batch_size.min(100),
-        })
-        .max(1);
-    // Each chunk's state is saved once it is sent: what succeeded, and
-    // nothing for what failed.
-    let (invalid, mut tracks) = send::tracks(decisions);
+    // Second pass: diff, send and save a chunk at a time; each chunk's
+    // state is saved once it is sent (what succeeded, nothing for what
+    // failed), so a run killed half-way keeps what the destination holds.
     let identity = target.identity.clone();
-    let mut save = |chunk: &[send::Track]| -> Result<()> {
-        let changes = send::state_changes(chunk, groups);
-        if !changes.is_empty() {
-            state.save(&identity, &changes)?;
+    let total = scan.spooled
+        + if plan.deletes == Deletes::None {
+            0
+        } else {
+            scan.absent
+        };
+    let watch = Watch::new(progress);
+    progress.start(0, Some(total));
+    let mut tally = report::Tally::default();
+    tally.unchanged(scan.unchanged);
+    let mut sent = Sent::default();
+    let mut interrupted = false;
+    let mut left = total;
+    let mut spooled = scan.spooled_entries()?;
+    let mut after = String::new();
+    loop {
+        let decisions = {
+            let entries = spooled.chunk(chunk)?;
+            if !entries.is_empty() {
+                plan_chunk(&state, entries, &fields, groups, code, opts)?
+            } else if plan.deletes != Deletes::None {
+                let page = scan.absent_page(&after, chunk)?;
+                let Some((last, _)) = page.last() else { break };
+                after = last.clone();
+                let rows = page.into_iter().collect();
+                diff::plan(Vec::new(), &rows, &fields, groups, code, absent_opts)
+            } else {
+                break;
+            }
+        };
+        if interrupted {
+            left = left.saturating_sub(decisions.len() as u64);
+            tally.not_sent(decisions.len() as u64);
+            continue;
         }
-        Ok(())
-    };
-    let (sent, interrupted) = send::send_all(
-        profiles,
-        &mut tracks,
-        batch,
-        &ctx.out,
-        interrupt,
-        progress,
-        &mut save,
-    )
-    .await?;
+        let (invalid, mut tracks) = send::tracks(decisions);
+        left = left.saturating_sub((invalid.len() + tracks.len()) as u64);
+        let mut save = |chunk: &[send::Track]| -> Result<()> {
+            let changes = send::state_changes(chunk, groups);
+            if !changes.is_empty() {
+                state.save(&identity, &changes)?;
+            }
+            Ok(())
+        };
+        let (part, stopped) = send::send_all(
+            profiles,
+            &mut tracks,
+            batch,
+            &ctx.out,
+            interrupt.clone(),
+            &watch,
+            &mut save,
+        )
+        .await?;
+        watch.next_part();
+        sent.add(&part);
+        tally.add(&invalid, &tracks);
+        interrupted = stopped;
+    }
+    let _ = left;
+    progress.finish();
 
     // Report.
-    let done = report::Finished {
-        invalid: &invalid,
-        tracks: &tracks,
+    let mut report = tally.report(
         sent,
         interrupted,
-    };
-    let mut report = report::run_report(
-        done,
+        scan.profiles,
         started.elapsed().saturating_sub(prompted),
         target.account.source.clone(),
         state.path().to_path_buf(),
@@ -230,4 +302,76 @@ pub async fn run(
         report.errors_file = Some(path);
     }
     Ok(ExportReport::Run(Box::new(report)))
+}
+
+/// Diff one chunk of spooled entries against their state rows.
+fn plan_chunk(
+    state: &State,
+    entries: Vec<input::Entry>,
+    fields: &crate::connector::ExportFields,
+    groups: bool,
+    code: &str,
+    opts: DiffOptions,
+) -> Result<Vec<diff::Decision>> {
+    let ids: Vec<String> = entries
+        .iter()
+        .filter_map(|e| e.as_ref().ok().map(|p| p.id.clone()))
+        .collect();
+    let rows = state.rows(&ids)?;
+    Ok(diff::plan(entries, &rows, fields, groups, code, opts))
+}
+
+/// Keep a dry run's decisions: every invalid one (the report lists them)
+/// and the first that send, for the preview of the first requests.
+fn keep(kept: &mut Vec<diff::Decision>, decisions: Vec<diff::Decision>) {
+    for d in decisions {
+        let sends = matches!(&d, diff::Decision::Planned(p) if p.sends());
+        let planned = kept
+            .iter()
+            .filter(|k| matches!(k, diff::Decision::Planned(_)))
+            .count();
+        if !sends && matches!(d, diff::Decision::Planned(_)) {
+            continue;
+        }
+        if sends && planned >= PREVIEW_DECISIONS {
+            continue;
+        }
+        kept.push(d);
+    }
+}
+
+/// The run's one progress bar across its chunks: each chunk's `send_all`
+/// reports from zero, and this adds what the chunks before it settled.
+struct Watch<'a> {
+    inner: &'a dyn Progress,
+    base: std::sync::Mutex<(u64, u64, u64, u64)>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(inner: &'a dyn Progress) -> Watch<'a> {
+        Watch {
+            inner,
+            base: std::sync::Mutex::new((0, 0, 0, 0)),
+        }
+    }
+
+    /// A chunk is done: what it settled becomes the base of the next.
+    fn next_part(&self) {
+        if let Ok(mut b) = self.base.lock() {
+            *b = (b.0 + b.2, b.1 + b.3, 0, 0);
+        }
+    }
+}
+
+impl Progress for Watch<'_> {
+    fn start(&self, _done: u64, _total: Option<u64>) {}
+    fn total(&self, _total: u64) {}
+    fn update(&self, done: u64, failed: u64) {
+        if let Ok(mut b) = self.base.lock() {
+            b.2 = done;
+            b.3 = failed;
+            self.inner.update(b.0 + done, b.1 + failed);
+        }
+    }
+    fn finish(&self) {}
 }

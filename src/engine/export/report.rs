@@ -36,6 +36,17 @@ pub struct Sent {
     pub groups_removed: u64,
 }
 
+impl Sent {
+    /// Add what another chunk of the run sent.
+    pub fn add(&mut self, other: &Sent) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.deleted += other.deleted;
+        self.groups_added += other.groups_added;
+        self.groups_removed += other.groups_removed;
+    }
+}
+
 /// A run that sent.
 #[derive(Debug)]
 pub struct RunReport {
@@ -136,79 +147,99 @@ pub struct DryRunReport {
     pub invalid: Vec<Invalid>,
 }
 
-/// What a run that sent reports; `interrupted` adds how many were not sent.
-pub(super) struct Finished<'a> {
-    pub invalid: &'a [Invalid],
-    pub tracks: &'a [Track],
-    pub sent: Sent,
-    pub interrupted: bool,
+/// The outcomes of a run, added up a chunk at a time: counts, and the
+/// problem profiles in the order they were sent.
+#[derive(Debug, Default)]
+pub(super) struct Tally {
+    unchanged: u64,
+    invalid: u64,
+    rejected: u64,
+    errors: u64,
+    skipped: u64,
+    not_sent: u64,
+    problems: Vec<Problem>,
 }
 
-/// The report phase: count the outcomes and list the problem profiles.
-pub(super) fn run_report(
-    done: Finished<'_>,
-    elapsed: Duration,
-    destination: String,
-    state: PathBuf,
-) -> RunReport {
-    let Finished {
-        invalid,
-        tracks,
-        sent,
-        interrupted,
-    } = done;
-    let mut problems: Vec<Problem> = invalid
-        .iter()
-        .map(|i| Problem {
+impl Tally {
+    /// Profiles the first pass found unchanged.
+    pub(super) fn unchanged(&mut self, n: u64) {
+        self.unchanged += n;
+    }
+
+    /// Profiles a stopped run did not get to.
+    pub(super) fn not_sent(&mut self, n: u64) {
+        self.not_sent += n;
+    }
+
+    /// One chunk: its invalid entries and its tracks, once sent.
+    pub(super) fn add(&mut self, invalid: &[Invalid], tracks: &[Track]) {
+        self.invalid += invalid.len() as u64;
+        self.problems.extend(invalid.iter().map(|i| Problem {
             id: i.id.clone(),
             kind: ProblemKind::Invalid,
             reason: i.reason.clone(),
             message: i.message.clone(),
-        })
-        .collect();
-    let (mut rejected, mut errors, mut skipped, mut not_sent) = (0u64, 0u64, 0u64, 0u64);
-    for t in tracks {
-        let problem = |kind, reason: &str, message: &str| Problem {
-            id: t.p.id.clone(),
-            kind,
-            reason: reason.to_string(),
-            message: message.to_string(),
-        };
-        match &t.failure {
-            Some(f) if f.kind == FailKind::Interrupted => not_sent += 1,
-            Some(f) => {
-                let (kind, how) = if f.kind == FailKind::Rejected {
-                    rejected += 1;
-                    (ProblemKind::Rejected, "rejected")
-                } else {
-                    errors += 1;
-                    (ProblemKind::Error, "failed")
-                };
-                let reason = format!("{how} at {}", f.step);
-                problems.push(problem(kind, &reason, &f.message));
+        }));
+        for t in tracks {
+            if t.p.is_unchanged() {
+                self.unchanged += 1;
             }
-            None => {
-                if let Some(skip) = &t.skip {
-                    skipped += 1;
-                    problems.push(problem(ProblemKind::Skipped, &skip.reason, &skip.message));
+            let problem = |kind, reason: &str, message: &str| Problem {
+                id: t.p.id.clone(),
+                kind,
+                reason: reason.to_string(),
+                message: message.to_string(),
+            };
+            match &t.failure {
+                Some(f) if f.kind == FailKind::Interrupted => self.not_sent += 1,
+                Some(f) => {
+                    let (kind, how) = if f.kind == FailKind::Rejected {
+                        self.rejected += 1;
+                        (ProblemKind::Rejected, "rejected")
+                    } else {
+                        self.errors += 1;
+                        (ProblemKind::Error, "failed")
+                    };
+                    let reason = format!("{how} at {}", f.step);
+                    self.problems.push(problem(kind, &reason, &f.message));
+                }
+                None => {
+                    if let Some(skip) = &t.skip {
+                        self.skipped += 1;
+                        self.problems
+                            .push(problem(ProblemKind::Skipped, &skip.reason, &skip.message));
+                    }
                 }
             }
         }
     }
-    RunReport {
-        sent,
-        unchanged: tracks.iter().filter(|t| t.p.is_unchanged()).count() as u64,
-        invalid: invalid.len() as u64,
-        rejected,
-        errors,
-        skipped,
-        profiles: (invalid.len() + tracks.iter().filter(|t| !t.p.absent).count()) as u64,
-        elapsed,
-        destination,
-        state,
-        not_sent: interrupted.then_some(not_sent),
-        errors_file: None,
-        problems,
+
+    /// The report of the run: `profiles` read from the input, `sent` what
+    /// the destination acknowledged, `interrupted` whether a signal stopped it.
+    pub(super) fn report(
+        self,
+        sent: Sent,
+        interrupted: bool,
+        profiles: u64,
+        elapsed: Duration,
+        destination: String,
+        state: PathBuf,
+    ) -> RunReport {
+        RunReport {
+            sent,
+            unchanged: self.unchanged,
+            invalid: self.invalid,
+            rejected: self.rejected,
+            errors: self.errors,
+            skipped: self.skipped,
+            profiles,
+            elapsed,
+            destination,
+            state,
+            not_sent: interrupted.then_some(self.not_sent),
+            errors_file: None,
+            problems: self.problems,
+        }
     }
 }
 

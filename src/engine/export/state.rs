@@ -3,6 +3,9 @@
 //! its destination id, key, and the properties and groups last exported
 //! *successfully*. A profile that failed keeps its old row, so the next run
 //! diffs against what the destination really holds and sends it again.
+//! Each row also keeps a hash of its properties and groups ([`hash`]), so a
+//! run tells an unchanged profile by one indexed lookup, without loading the
+//! row; rows of an older state without one are hashed as they are read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -54,39 +57,51 @@ impl State {
         &self.path
     }
 
-    /// Every exported profile, by profile id.
-    pub fn load(&self) -> Result<BTreeMap<String, Exported>> {
+    /// How many profiles were exported.
+    pub fn count(&self) -> Result<u64> {
+        let Some(conn) = &self.conn else {
+            return Ok(0);
+        };
+        Ok(conn.query_row("SELECT COUNT(*) FROM profiles", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// The exported profiles among `ids`, by profile id.
+    pub fn rows(&self, ids: &[String]) -> Result<BTreeMap<String, Exported>> {
         let mut out = BTreeMap::new();
         let Some(conn) = &self.conn else {
             return Ok(out);
         };
-        let mut stmt = conn.prepare("SELECT id, dest_id, key, properties, groups FROM profiles")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        for row in rows {
-            let (id, dest_id, key, props, groups) = row?;
-            let properties: Record = serde_json::from_str(&props)
-                .with_context(|| format!("the export state {} is damaged", self.path.display()))?;
-            let groups: BTreeSet<String> = serde_json::from_str(&groups)
-                .with_context(|| format!("the export state {} is damaged", self.path.display()))?;
-            out.insert(
-                id,
-                Exported {
-                    dest_id,
-                    key,
-                    properties,
-                    groups,
-                },
+        // SQLite takes at most 32766 parameters; a few hundred a query is plenty.
+        for part in ids.chunks(500) {
+            let marks = vec!["?"; part.len()].join(",");
+            let sql = format!(
+                "SELECT id, dest_id, key, properties, groups FROM profiles WHERE id IN ({marks})"
             );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(part), row_of)?;
+            for row in rows {
+                let (id, e) = self.exported(row?)?;
+                out.insert(id, e);
+            }
         }
         Ok(out)
+    }
+
+    /// One row as read, parsed.
+    fn exported(&self, row: Row) -> Result<(String, Exported)> {
+        let (id, dest_id, key, props, groups) = row;
+        let damaged = || format!("the export state {} is damaged", self.path.display());
+        let properties: Record = serde_json::from_str(&props).with_context(damaged)?;
+        let groups: BTreeSet<String> = serde_json::from_str(&groups).with_context(damaged)?;
+        Ok((
+            id,
+            Exported {
+                dest_id,
+                key,
+                properties,
+                groups,
+            },
+        ))
     }
 
     /// Apply the run's results in one transaction: `Some` writes a profile's
@@ -115,15 +130,16 @@ impl State {
             match row {
                 Some(e) => {
                     tx.execute(
-                        "INSERT OR REPLACE INTO profiles (id, dest_id, key, properties, groups, exported_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        "INSERT OR REPLACE INTO profiles (id, dest_id, key, properties, groups, exported_at, hash)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                         params![
                             id,
                             e.dest_id,
                             e.key,
                             serde_json::Value::Object(e.properties.clone()).to_string(),
                             serde_json::to_string(&e.groups)?,
-                            now
+                            now,
+                            hash(&e.properties, &e.groups)
                         ],
                     )?;
                 }
@@ -151,9 +167,56 @@ fn open_conn(path: &Path) -> Result<Connection> {
              key TEXT NOT NULL,
              properties TEXT NOT NULL,
              groups TEXT NOT NULL,
-             exported_at TEXT NOT NULL
+             exported_at TEXT NOT NULL,
+             hash TEXT
          );",
     )
     .with_context(|| format!("{} is not an export state file", path.display()))?;
+    // A state written before rows kept their hash gains the column; its
+    // rows are hashed as they are read until they are written again.
+    let has_hash = conn
+        .prepare("SELECT 1 FROM pragma_table_info('profiles') WHERE name = 'hash'")?
+        .exists([])?;
+    if !has_hash {
+        conn.execute_batch("ALTER TABLE profiles ADD COLUMN hash TEXT")
+            .with_context(|| format!("could not upgrade the export state {}", path.display()))?;
+    }
     Ok(conn)
+}
+
+type Row = (String, String, String, String, String);
+
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// The hash a state row keeps of what was exported: the properties (in
+/// key order, whatever order they came in) and the groups. A profile whose
+/// fields and groups hash the same is unchanged; a hash that differs only
+/// makes the run diff the profile against its row, so the hash may change
+/// between ferry versions without harm. 128 bits: two SipHash passes, each
+/// seeded differently.
+pub fn hash(properties: &Record, groups: &BTreeSet<String>) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut keys: Vec<&String> = properties.keys().collect();
+    keys.sort();
+    let mut text = String::new();
+    for k in keys {
+        text.push_str(&serde_json::to_string(k).unwrap_or_default());
+        text.push(':');
+        text.push_str(&properties[k.as_str()].to_string());
+        text.push('\n');
+    }
+    text.push('\u{1}');
+    for g in groups {
+        text.push_str(g);
+        text.push('\n');
+    }
+    let half = |seed: u64| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        seed.hash(&mut h);
+        text.hash(&mut h);
+        h.finish()
+    };
+    format!("{:016x}{:016x}", half(0x6665_7272_7921), half(0x6578_706f_7274))
 }
