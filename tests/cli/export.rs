@@ -742,3 +742,92 @@ fn export_to_a_locked_destination_waits_then_reports_errors_not_rejects() {
         Some(3)
     );
 }
+
+/// The profiles of a run are checked across its chunks: a profile listed
+/// twice and two profiles with one key (the sandbox's email) are invalid
+/// wherever they sit in the input (here ten profiles a chunk, the repeats
+/// chunks apart).
+#[test]
+fn repeats_are_found_across_chunks() {
+    let sb = crate::support::Sandbox::start(&["--records", "0"]);
+    let f = sb.folder("");
+    let mut lines: Vec<String> = (0..40)
+        .map(|i| {
+            json!({"id": format!("p{i}"), "properties": {"email": format!("p{i}@x.com")}})
+                .to_string()
+        })
+        .collect();
+    lines.push(json!({"id": "p3", "properties": {"email": "again@x.com"}}).to_string());
+    lines.push(json!({"id": "q1", "properties": {"email": "p5@x.com"}}).to_string());
+    f.write("p.jsonl", &(lines.join("\n") + "\n"));
+    let run = f.run(&[
+        "export",
+        "--to",
+        ".",
+        "--input",
+        "p.jsonl",
+        "--batch-size",
+        "1",
+        "--errors",
+        "e.jsonl",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let out = run.json();
+    assert_eq!(out["created"], 40, "{out}");
+    assert_eq!(out["invalid"], 2, "{out}");
+    let problems = f.read("e.jsonl");
+    assert!(problems.contains("appears more than once"), "{problems}");
+    assert!(
+        problems.contains("profile p5 has the same email"),
+        "{problems}"
+    );
+}
+
+/// A state written before its rows kept a hash: the run hashes the rows as
+/// it reads them, finds every profile unchanged and sends nothing.
+#[test]
+fn a_state_without_hashes_is_read_as_it_is() {
+    let f = Folder::new();
+    let lines: String = (0..50)
+        .map(|i| {
+            json!({"id": format!("p{i}"), "properties": {"n": i}, "groups": ["a"]}).to_string()
+                + "\n"
+        })
+        .collect();
+    f.write("p.jsonl", &lines);
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "sqlite", "path": "crm.db"}"#,
+    );
+    let args = ["export", "--to", "crm", "--input", "p.jsonl"];
+    assert_eq!(f.run(&args).ok_json()["created"], 50);
+    let state = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "db"))
+        .expect("the export state");
+    let db = rusqlite::Connection::open(&state).unwrap();
+    db.execute("UPDATE profiles SET hash = NULL", []).unwrap();
+    drop(db);
+    let again = f.run(&args).ok_json();
+    assert_eq!(again["unchanged"], 50, "{again}");
+    assert_eq!(
+        again["created"].as_u64().unwrap() + again["updated"].as_u64().unwrap(),
+        0
+    );
+}
+
+/// A JSON array is read element by element: a syntax error deep in it
+/// names its line and column, and nothing is sent.
+#[test]
+fn a_broken_json_array_names_the_spot_and_sends_nothing() {
+    let f = Folder::new();
+    f.write(
+        "p.json",
+        "[\n{\"id\": \"p1\", \"properties\": {\"n\": 1}},\n{\"id\": \"p2\", \"properties\": {\"n\": 2}}\n{\"id\": \"p3\"}\n]\n",
+    );
+    let run = f.run(&["export", "--to", "jsonl:out.jsonl", "--input", "p.json"]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(run.stderr.contains("line 4, column 1"), "{}", run.render());
+    assert!(!f.exists("out.jsonl"));
+}

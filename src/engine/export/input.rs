@@ -580,9 +580,7 @@ fn spawn_array(
     let (tx, rx) = std::sync::mpsc::sync_channel(1024);
     std::thread::spawn(move || {
         let mut de = serde_json::Deserializer::from_reader(reader);
-        let parsed = de
-            .deserialize_seq(Each { tx: &tx })
-            .and_then(|()| de.end());
+        let parsed = de.deserialize_seq(Each { tx: &tx }).and_then(|()| de.end());
         if let Err(e) = parsed {
             let source = path.display().to_string();
             let _ = tx.send(Err(crate::config::json::invalid(&source, &e).into()));

@@ -206,8 +206,11 @@ impl Tally {
                 None => {
                     if let Some(skip) = &t.skip {
                         self.skipped += 1;
-                        self.problems
-                            .push(problem(ProblemKind::Skipped, &skip.reason, &skip.message));
+                        self.problems.push(problem(
+                            ProblemKind::Skipped,
+                            &skip.reason,
+                            &skip.message,
+                        ));
                     }
                 }
             }

@@ -76,7 +76,9 @@ impl Scan {
         if has_state {
             let uri = format!("file:{}?mode=ro", state_path.display());
             conn.execute("ATTACH DATABASE ?1 AS st", params![uri])
-                .with_context(|| format!("could not read the export state {}", state_path.display()))?;
+                .with_context(|| {
+                    format!("could not read the export state {}", state_path.display())
+                })?;
         }
         let spool_path = dir.path().join("spool.jsonl");
         let spool = BufWriter::with_capacity(
@@ -104,7 +106,9 @@ impl Scan {
         }
         scan.conn.execute_batch("COMMIT")?;
         if let Some(mut spool) = scan.spool.take() {
-            spool.flush().context("could not write the export's spool")?;
+            spool
+                .flush()
+                .context("could not write the export's spool")?;
         }
         Ok(scan)
     }
@@ -227,7 +231,10 @@ impl Scan {
     }
 
     fn spool_line(&mut self, line: &Value) -> Result<()> {
-        let spool = self.spool.as_mut().context("the export's spool is closed")?;
+        let spool = self
+            .spool
+            .as_mut()
+            .context("the export's spool is closed")?;
         serde_json::to_writer(&mut *spool, line)?;
         spool
             .write_all(b"\n")
@@ -304,8 +311,8 @@ impl Scan {
 
     /// The spooled entries, in input order.
     pub fn spooled_entries(&self) -> Result<Spooled> {
-        let file = std::fs::File::open(&self.spool_path)
-            .context("could not read the export's spool")?;
+        let file =
+            std::fs::File::open(&self.spool_path).context("could not read the export's spool")?;
         Ok(Spooled {
             reader: std::io::BufReader::with_capacity(1 << 16, file),
             line: String::new(),
@@ -328,7 +335,8 @@ impl Spooled {
             if self.reader.read_line(&mut self.line)? == 0 {
                 break;
             }
-            let v: Value = serde_json::from_str(&self.line).context("the export's spool is damaged")?;
+            let v: Value =
+                serde_json::from_str(&self.line).context("the export's spool is damaged")?;
             out.push(match (v.get("p"), v.get("i")) {
                 (Some(p), _) => Ok(Profile {
                     id: p["id"].as_str().unwrap_or_default().to_string(),

@@ -218,5 +218,9 @@ pub fn hash(properties: &Record, groups: &BTreeSet<String>) -> String {
         text.hash(&mut h);
         h.finish()
     };
-    format!("{:016x}{:016x}", half(0x6665_7272_7921), half(0x6578_706f_7274))
+    format!(
+        "{:016x}{:016x}",
+        half(0x6665_7272_7921),
+        half(0x6578_706f_7274)
+    )
 }
