@@ -181,6 +181,10 @@ fn open_conn(path: &Path) -> Result<Connection> {
         conn.execute_batch("ALTER TABLE profiles ADD COLUMN hash TEXT")
             .with_context(|| format!("could not upgrade the export state {}", path.display()))?;
     }
+    // What a run's first pass asks of each profile, answered from the index
+    // alone: one B-tree search instead of two.
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS profiles_hash ON profiles (id, hash)")
+        .with_context(|| format!("could not upgrade the export state {}", path.display()))?;
     Ok(conn)
 }
 
