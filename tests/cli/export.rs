@@ -831,3 +831,47 @@ fn a_broken_json_array_names_the_spot_and_sends_nothing() {
     assert!(run.stderr.contains("line 4, column 1"), "{}", run.render());
     assert!(!f.exists("out.jsonl"));
 }
+
+/// A profile the table refuses (a CHECK constraint) is rejected alone: the
+/// batch is written whole first, and again a profile at a time when one is
+/// refused, so the others of its batch land.
+#[test]
+fn a_refused_profile_leaves_the_rest_of_its_batch_written() {
+    let f = Folder::new();
+    let db = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE people (id TEXT PRIMARY KEY, name TEXT, age INTEGER CHECK (age >= 0))",
+    )
+    .unwrap();
+    drop(db);
+    let lines: String = [("p1", 30), ("p2", -1), ("p3", 40)]
+        .iter()
+        .map(|(id, age)| {
+            json!({"id": id, "properties": {"name": id, "age": age}}).to_string() + "\n"
+        })
+        .collect();
+    f.write("p.jsonl", &lines);
+    let run = f.run(&[
+        "export",
+        "--to",
+        "sqlite:crm.db#people",
+        "--input",
+        "p.jsonl",
+    ]);
+    assert_eq!(run.code, 3, "{}", run.render());
+    let out = run.json();
+    assert_eq!(
+        (out["created"].clone(), out["rejected"].clone()),
+        (json!(2), json!(1)),
+        "{out}"
+    );
+    let db = rusqlite::Connection::open(f.join("crm.db")).unwrap();
+    let ids: Vec<String> = db
+        .prepare("SELECT id FROM people ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(ids, ["p1", "p3"]);
+}

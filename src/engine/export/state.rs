@@ -129,10 +129,11 @@ impl State {
         for (id, row) in changes {
             match row {
                 Some(e) => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT OR REPLACE INTO profiles (id, dest_id, key, properties, groups, exported_at, hash)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
+                    )?
+                    .execute(params![
                             id,
                             e.dest_id,
                             e.key,
@@ -144,7 +145,8 @@ impl State {
                     )?;
                 }
                 None => {
-                    tx.execute("DELETE FROM profiles WHERE id = ?1", params![id])?;
+                    tx.prepare_cached("DELETE FROM profiles WHERE id = ?1")?
+                        .execute(params![id])?;
                 }
             }
         }
