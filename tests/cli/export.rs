@@ -875,3 +875,105 @@ fn a_refused_profile_leaves_the_rest_of_its_batch_written() {
         .collect();
     assert_eq!(ids, ["p1", "p3"]);
 }
+
+/// A key passes from a profile that left the input to a new one: the
+/// delete goes out first, so the new profile's create makes a record of
+/// its own and the destination ends with it, not without it.
+#[test]
+fn deletes_go_out_before_creates_so_a_reused_key_survives() {
+    let sb = crate::support::Sandbox::start(&["--records", "0"]);
+    let f = sb.folder("");
+    f.write(
+        "p.jsonl",
+        &(json!({"id": "p1", "properties": {"email": "a@x.com"}}).to_string() + "\n"),
+    );
+    let args = [
+        "export",
+        "--to",
+        ".",
+        "--input",
+        "p.jsonl",
+        "--deletes",
+        "delete",
+        "--yes",
+    ];
+    assert_eq!(f.run(&args).ok_json()["created"], 1);
+    f.write(
+        "p.jsonl",
+        &(json!({"id": "p2", "properties": {"email": "a@x.com"}}).to_string() + "\n"),
+    );
+    let out = f.run(&args).ok_json();
+    assert_eq!(
+        (out["deleted"].clone(), out["created"].clone()),
+        (json!(1), json!(1)),
+        "{out}"
+    );
+    let found = sb.get("/customers?email=a%40x.com");
+    assert_eq!(found["data"].as_array().map(Vec::len), Some(1), "{found}");
+    // And the next run finds it unchanged, in the state as in the destination.
+    assert_eq!(f.run(&args).ok_json()["unchanged"], 1);
+}
+
+/// A state an older ferry wrote (no hash column, no index): a dry run
+/// reads it as it is and changes nothing; a real run upgrades it, finds
+/// every profile unchanged and writes their hashes back.
+#[test]
+fn an_older_state_is_read_by_a_dry_run_and_upgraded_by_a_run() {
+    let f = Folder::new();
+    let lines: String = (0..20)
+        .map(|i| json!({"id": format!("p{i}"), "properties": {"n": i}}).to_string() + "\n")
+        .collect();
+    f.write("p.jsonl", &lines);
+    let args = ["export", "--to", "jsonl:out.jsonl", "--input", "p.jsonl"];
+    f.run(&args).ok_json();
+    let state = std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "db"))
+        .expect("the export state");
+    let db = rusqlite::Connection::open(&state).unwrap();
+    db.execute_batch("DROP INDEX profiles_hash; ALTER TABLE profiles DROP COLUMN hash")
+        .unwrap();
+    let columns = |db: &rusqlite::Connection| -> Vec<String> {
+        db.prepare("SELECT name FROM pragma_table_info('profiles')")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = columns(&db);
+    let dry = f.run(&[&args[..], &["--dry-run"]].concat()).ok_json();
+    assert_eq!(dry["predicted"]["unchanged"], 20, "{dry}");
+    assert_eq!(columns(&db), before, "a dry run changes nothing");
+    let run = f.run(&args).ok_json();
+    assert_eq!(run["unchanged"], 20, "{run}");
+    let hashed: i64 = db
+        .query_row("SELECT COUNT(hash) FROM profiles", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(hashed, 20);
+}
+
+/// A connector folder whose path holds `#`, `?` and `%`: the state is
+/// still read back (it is attached by a URI, escaped).
+#[test]
+fn a_folder_with_uri_characters_finds_its_state() {
+    let f = Folder::new();
+    let dir = "a#b?c%20d";
+    f.write(
+        &format!("{dir}/p.jsonl"),
+        &(json!({"id": "p1", "properties": {"n": 1}}).to_string() + "\n"),
+    );
+    let input = format!("{dir}/p.jsonl");
+    let args = [
+        "-C",
+        dir,
+        "export",
+        "--to",
+        "jsonl:out.jsonl",
+        "--input",
+        &input,
+    ];
+    assert_eq!(f.run(&args).ok_json()["created"], 1);
+    assert_eq!(f.run(&args).ok_json()["unchanged"], 1);
+}

@@ -484,22 +484,19 @@ fn open_file(path: &Path) -> Result<Inner> {
         std::fs::File::open(path).with_context(|| format!("could not read {}", path.display()))?;
     let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
     // The first character that is not white space (or a byte order mark)
-    // tells an array from JSON lines.
-    let array = loop {
-        let buf = reader
-            .fill_buf()
-            .with_context(|| format!("could not read {}", path.display()))?;
-        let Some(&first) = buf.first() else {
-            break false;
-        };
-        if buf.starts_with(b"\xEF\xBB\xBF") {
-            reader.consume(3);
-        } else if first.is_ascii_whitespace() {
-            reader.consume(1);
-        } else {
-            break first == b'[';
-        }
-    };
+    // tells an array from JSON lines. Only the mark is consumed, so the
+    // lines errors name are the file's.
+    let buf = reader
+        .fill_buf()
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let bom = buf.starts_with(b"\xEF\xBB\xBF");
+    let array = buf[if bom { 3 } else { 0 }..]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|&b| b == b'[');
+    if bom {
+        reader.consume(3);
+    }
     if array {
         return Ok(Inner::Array(spawn_array(reader, path.to_path_buf())));
     }

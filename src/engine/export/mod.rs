@@ -134,9 +134,21 @@ pub async fn run(
 
     // First pass: read, and count what is unchanged.
     let input = input::Stream::open(ctx, &plan.from).await?;
-    let mut scan = scan::Scan::run(input, &state_path, &fields, plan.full).await?;
+    let mut scan = scan::Scan::run(
+        input,
+        &ctx.folder,
+        &state_path,
+        &fields,
+        plan.full,
+        !plan.dry_run,
+    )
+    .await?;
     scan.count_absent(&fields, groups, plan.deletes)?;
-    let mut state = State::open(state_path)?;
+    let mut state = if plan.dry_run {
+        State::open_read(state_path)?
+    } else {
+        State::open(state_path)?
+    };
     let exported = state.count()?;
     let limit = plan.max_deletes.unwrap_or_else(|| exported.div_ceil(10));
     let over_limit = (scan.destructive > limit).then(|| DeletesOverLimit {
@@ -154,14 +166,6 @@ pub async fn run(
         scan.spooled,
         scan.absent,
     ));
-    let opts = DiffOptions {
-        full: plan.full,
-        deletes: Deletes::None,
-    };
-    let absent_opts = DiffOptions {
-        full: plan.full,
-        deletes: plan.deletes,
-    };
 
     // A batch for a remote destination holds at most 100 profiles; a file
     // takes its largest batch, since each batch costs one rewrite of it.
@@ -172,7 +176,16 @@ pub async fn run(
             None => dest.spec().max_batch_size.min(100),
         })
         .max(1);
-    let chunk = batch.saturating_mul(send::CHUNK_BATCHES);
+    let mut parts = Parts {
+        deletes: scan.deletes()?,
+        entries: scan.entries()?,
+        after: None,
+        chunk: batch.saturating_mul(send::CHUNK_BATCHES),
+        opts: DiffOptions {
+            full: plan.full,
+            deletes: plan.deletes,
+        },
+    };
 
     // Preview: the whole plan counted, the first decisions kept.
     if plan.dry_run {
@@ -180,30 +193,14 @@ pub async fn run(
             unchanged: scan.unchanged,
             ..Default::default()
         };
-        let mut kept = Vec::new();
-        let mut spooled = scan.spooled_entries()?;
-        loop {
-            let entries = spooled.chunk(chunk)?;
-            if entries.is_empty() {
-                break;
-            }
-            let decisions = plan_chunk(&state, entries, &fields, groups, code, opts)?;
+        let mut kept = Kept::default();
+        while let Some(decisions) = parts.next(&scan, &state, &fields, groups, code)? {
             predicted.add(&diff::count(&decisions, groups));
-            keep(&mut kept, decisions);
-        }
-        let mut after = String::new();
-        loop {
-            let page = scan.absent_page(&after, chunk)?;
-            let Some((last, _)) = page.last() else { break };
-            after = last.clone();
-            let rows = page.into_iter().collect();
-            let decisions = diff::plan(Vec::new(), &rows, &fields, groups, code, absent_opts);
-            predicted.add(&diff::count(&decisions, groups));
-            keep(&mut kept, decisions);
+            kept.keep(decisions);
         }
         let report = preview::dry_run(
             profiles,
-            &kept,
+            &kept.decisions,
             predicted,
             over_limit,
             target.account.source.clone(),
@@ -220,8 +217,11 @@ pub async fn run(
         }
         prompted = asked.elapsed();
     }
+    // Rows an older ferry wrote without a hash, found unchanged.
+    state.set_hashes(&scan.take_rehash())?;
 
-    // Second pass: diff, send and save a chunk at a time; each chunk's
+    // Second pass: diff, send and save a chunk at a time (deletes first,
+    // then the profiles that left the input, then the rest); each chunk's
     // state is saved once it is sent (what succeeded, nothing for what
     // failed), so a run killed half-way keeps what the destination holds.
     let identity = target.identity.clone();
@@ -236,36 +236,27 @@ pub async fn run(
     let mut tally = report::Tally::default();
     tally.unchanged(scan.unchanged);
     let mut sent = Sent::default();
+    let mut ensured = send::Groups::new();
     let mut interrupted = false;
-    let mut left = total;
-    let mut spooled = scan.spooled_entries()?;
-    let mut after = String::new();
-    loop {
-        let decisions = {
-            let entries = spooled.chunk(chunk)?;
-            if !entries.is_empty() {
-                plan_chunk(&state, entries, &fields, groups, code, opts)?
-            } else if plan.deletes != Deletes::None {
-                let page = scan.absent_page(&after, chunk)?;
-                let Some((last, _)) = page.last() else { break };
-                after = last.clone();
-                let rows = page.into_iter().collect();
-                diff::plan(Vec::new(), &rows, &fields, groups, code, absent_opts)
-            } else {
-                break;
-            }
-        };
+    while let Some(decisions) = parts.next(&scan, &state, &fields, groups, code)? {
+        let (invalid, mut tracks) = send::tracks(decisions);
+        watch.skip(invalid.len() as u64);
+        // After a stop nothing more is sent: the invalid entries are still
+        // reported, and what would have been sent is counted as not sent.
+        interrupted = interrupted || interrupt.is_set();
         if interrupted {
-            left = left.saturating_sub(decisions.len() as u64);
-            tally.not_sent(decisions.len() as u64);
+            tally.add(&invalid, &[]);
+            tally.not_sent(tracks.iter().filter(|t| t.p.sends()).count() as u64);
             continue;
         }
-        let (invalid, mut tracks) = send::tracks(decisions);
-        left = left.saturating_sub((invalid.len() + tracks.len()) as u64);
         let mut save = |chunk: &[send::Track]| -> Result<()> {
             let changes = send::state_changes(chunk, groups);
             if !changes.is_empty() {
                 state.save(&identity, &changes)?;
+            }
+            let rehash = send::unchanged_hashes(chunk);
+            if !rehash.is_empty() {
+                state.set_hashes(&rehash)?;
             }
             Ok(())
         };
@@ -276,7 +267,10 @@ pub async fn run(
             &ctx.out,
             interrupt.clone(),
             &watch,
-            &mut save,
+            send::Carry {
+                groups: &mut ensured,
+                save: &mut save,
+            },
         )
         .await?;
         watch.next_part();
@@ -284,7 +278,6 @@ pub async fn run(
         tally.add(&invalid, &tracks);
         interrupted = stopped;
     }
-    let _ = left;
     progress.finish();
 
     // Report.
@@ -304,6 +297,67 @@ pub async fn run(
     Ok(ExportReport::Run(Box::new(report)))
 }
 
+/// The second pass's parts, in the order they are sent: the spooled
+/// `toDelete` marks, then (with `--deletes`) the profiles that left the
+/// input, then every other spooled entry, a chunk at a time. Deletes go
+/// first, as the old code did: a key may pass from a deleted profile to a
+/// new one, whose create must not find the record about to be deleted.
+struct Parts {
+    deletes: scan::Spooled,
+    entries: scan::Spooled,
+    /// Where the paging of the absent profiles stands; `None` before it
+    /// starts, `Some("")` at its first page.
+    after: Option<String>,
+    chunk: usize,
+    opts: DiffOptions,
+}
+
+impl Parts {
+    /// The decisions of the next chunk; `None` at the end.
+    fn next(
+        &mut self,
+        scan: &scan::Scan,
+        state: &State,
+        fields: &crate::connector::ExportFields,
+        groups: bool,
+        code: &str,
+    ) -> Result<Option<Vec<diff::Decision>>> {
+        let present = DiffOptions {
+            deletes: Deletes::None,
+            ..self.opts
+        };
+        let deletes = self.deletes.chunk(self.chunk)?;
+        if !deletes.is_empty() {
+            return Ok(Some(plan_chunk(
+                state, deletes, fields, groups, code, present,
+            )?));
+        }
+        if self.opts.deletes != Deletes::None {
+            let after = self.after.get_or_insert_with(String::new);
+            if after.as_str() != "\u{0}end" {
+                let page = scan.absent_page(after, self.chunk)?;
+                match page.last() {
+                    Some((last, _)) => {
+                        *after = last.clone();
+                        let rows = page.into_iter().collect();
+                        let decisions =
+                            diff::plan(Vec::new(), &rows, fields, groups, code, self.opts);
+                        return Ok(Some(decisions));
+                    }
+                    None => *after = "\u{0}end".to_string(),
+                }
+            }
+        }
+        let entries = self.entries.chunk(self.chunk)?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(plan_chunk(
+            state, entries, fields, groups, code, present,
+        )?))
+    }
+}
+
 /// Diff one chunk of spooled entries against their state rows.
 fn plan_chunk(
     state: &State,
@@ -321,22 +375,26 @@ fn plan_chunk(
     Ok(diff::plan(entries, &rows, fields, groups, code, opts))
 }
 
-/// Keep a dry run's decisions: every invalid one (the report lists them)
-/// and the first that send, for the preview of the first requests.
-fn keep(kept: &mut Vec<diff::Decision>, decisions: Vec<diff::Decision>) {
-    for d in decisions {
-        let sends = matches!(&d, diff::Decision::Planned(p) if p.sends());
-        let planned = kept
-            .iter()
-            .filter(|k| matches!(k, diff::Decision::Planned(_)))
-            .count();
-        if !sends && matches!(d, diff::Decision::Planned(_)) {
-            continue;
+/// A dry run's decisions kept for its report: every invalid one (the
+/// report lists them) and the first that send, for the preview.
+#[derive(Default)]
+struct Kept {
+    decisions: Vec<diff::Decision>,
+    sending: usize,
+}
+
+impl Kept {
+    fn keep(&mut self, decisions: Vec<diff::Decision>) {
+        for d in decisions {
+            match &d {
+                diff::Decision::Invalid(_) => self.decisions.push(d),
+                diff::Decision::Planned(p) if p.sends() && self.sending < PREVIEW_DECISIONS => {
+                    self.sending += 1;
+                    self.decisions.push(d);
+                }
+                diff::Decision::Planned(_) => {}
+            }
         }
-        if sends && planned >= PREVIEW_DECISIONS {
-            continue;
-        }
-        kept.push(d);
     }
 }
 
@@ -352,6 +410,13 @@ impl<'a> Watch<'a> {
         Watch {
             inner,
             base: std::sync::Mutex::new((0, 0, 0, 0)),
+        }
+    }
+
+    /// `n` entries of a chunk need no sending (invalid ones): settled.
+    fn skip(&self, n: u64) {
+        if let Ok(mut b) = self.base.lock() {
+            b.0 += n;
         }
     }
 

@@ -2,15 +2,18 @@
 //! order, checked against the rest of the run (a profile listed twice, two
 //! profiles with one key) and, by its hash, against the export state with
 //! one indexed lookup and without loading the row. An unchanged profile is
-//! only counted; every other entry (a changed or new profile, a `toDelete`
-//! mark, an invalid entry in its place) goes to a spool file that the
-//! second pass sends from, a chunk at a time, so what a run holds does not
-//! grow with its input. The run's marks (ids seen, keys taken) live in a
-//! scratch SQLite file beside the spool, with the state attached read-only,
-//! so the profiles that left the input are found by one query.
+//! only counted; every other entry goes to a spool file that the second
+//! pass sends from, a chunk at a time, so what a run holds does not grow
+//! with its input: `toDelete` marks to a spool of their own (deletes go out
+//! before creates, as a key may pass from a deleted profile to a new one),
+//! changed and new profiles and invalid entries, in their place, to the
+//! other. The run's marks (ids seen, keys taken) live in a scratch SQLite
+//! file under `.ferry/tmp/`, with the state attached read-only, so the
+//! profiles that left the input are found by one query.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -24,20 +27,32 @@ use crate::connector::{record_id, ExportFields, Record};
 
 /// How many doomed profiles the mass-delete question names.
 const NAMED: usize = 10;
+/// How many profiles the first pass marks per scratch transaction: each
+/// commit also lets go of the state, which another run may be writing.
+const MARKS_PER_COMMIT: u64 = 10_000;
+/// A scratch folder older than this belongs to a run that died.
+const STALE: Duration = Duration::from_secs(24 * 3600);
 
 /// What the first pass found.
 pub struct Scan {
     conn: Connection,
     /// The state is attached as `st` (it exists).
     has_state: bool,
+    /// The state has the (id, hash) index the lookups use; an older state
+    /// read by a dry run (which upgrades nothing) has not.
+    indexed: bool,
     spool: Option<BufWriter<std::fs::File>>,
+    deletes: Option<BufWriter<std::fs::File>>,
     spool_path: PathBuf,
-    _dir: tempfile::TempDir,
+    deletes_path: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    /// `.ferry/tmp/`, removed when the run leaves it empty.
+    root: Option<PathBuf>,
     /// Entries of the input, invalid ones included.
     pub profiles: u64,
     /// Profiles whose hash matches their state row: nothing to send.
     pub unchanged: u64,
-    /// Entries in the spool (changed, new, toDelete, invalid).
+    /// Entries in the spools (changed, new, toDelete, invalid).
     pub spooled: u64,
     /// Profiles in the state that left the input (sent only with --deletes).
     pub absent: u64,
@@ -45,25 +60,81 @@ pub struct Scan {
     pub destructive: u64,
     /// The first of them, for the question.
     pub doomed: Vec<Doomed>,
+    /// Unchanged profiles whose state row holds no hash, or another one
+    /// (a state written by an older ferry): the hash to write back.
+    rehash: Vec<(String, String)>,
 }
 
-/// A row of the state as the first pass reads it.
-struct Known {
-    hash: String,
+/// The scratch folder of one run, under `root` (`.ferry/tmp/` of the
+/// connector folder, beside the state: not the system's temporary folder,
+/// which may be memory); folders a run that died left there a day ago or
+/// more are removed first.
+fn scratch(root: &Path) -> Result<tempfile::TempDir> {
+    std::fs::create_dir_all(root)
+        .with_context(|| format!("could not create {}", root.display()))?;
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE);
+            if old && entry.file_name().to_string_lossy().starts_with("export-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix("export-")
+        .tempdir_in(root)
+        .with_context(|| format!("could not create a scratch folder in {}", root.display()))
+}
+
+/// `path` as an SQLite URI that opens it read-only, whatever characters it
+/// holds (`#`, `?` and `%` would otherwise end or escape the path).
+fn read_only_uri(path: &Path) -> String {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'/')
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let text = path.display().to_string();
+    format!(
+        "file:{}?mode=ro",
+        percent_encoding::utf8_percent_encode(&text, KEEP)
+    )
+}
+
+fn writer(path: &Path) -> Result<BufWriter<std::fs::File>> {
+    Ok(BufWriter::with_capacity(
+        1 << 16,
+        std::fs::File::create(path).context("could not create the export's spool")?,
+    ))
 }
 
 impl Scan {
-    /// Read `input` to its end against the state at `state_path`.
+    /// Read `input` to its end against the state at `state_path`, with the
+    /// scratch files under `folder/.ferry/tmp/`. A dry run (`upgrade`
+    /// false) writes nothing there: it reads an older state as it is and
+    /// keeps its scratch files in the system's temporary folder.
     pub async fn run(
         mut input: Stream,
+        folder: &Path,
         state_path: &Path,
         dest: &ExportFields,
         full: bool,
+        upgrade: bool,
     ) -> Result<Scan> {
-        let dir = tempfile::Builder::new()
-            .prefix("ferry-export-")
-            .tempdir()
-            .context("could not create a temporary folder")?;
+        let root = upgrade.then(|| folder.join(".ferry").join("tmp"));
+        let dir = match &root {
+            Some(root) => scratch(root)?,
+            None => tempfile::Builder::new()
+                .prefix("ferry-export-")
+                .tempdir()
+                .context("could not create a temporary folder")?,
+        };
         let conn = Connection::open(dir.path().join("run.db"))
             .context("could not create the export's scratch database")?;
         conn.execute_batch(
@@ -73,48 +144,62 @@ impl Scan {
         )?;
         let has_state = state_path.exists();
         if has_state {
-            // Opened to write first: a state from an older ferry gains its
-            // hash column and index before the run reads it.
-            drop(super::State::open(state_path.to_path_buf())?);
-            let uri = format!("file:{}?mode=ro", state_path.display());
-            conn.execute("ATTACH DATABASE ?1 AS st", params![uri])
-                .with_context(|| {
-                    format!("could not read the export state {}", state_path.display())
-                })?;
+            if upgrade {
+                // Opened to write first: a state from an older ferry gains
+                // its hash column and index before the run reads it.
+                drop(super::State::open(state_path.to_path_buf())?);
+            }
+            conn.execute(
+                "ATTACH DATABASE ?1 AS st",
+                params![read_only_uri(state_path)],
+            )
+            .with_context(|| format!("could not read the export state {}", state_path.display()))?;
         }
-        // A page cache of 8 MiB each (SQLite's default is 2): the lookups hit the state's index
-        // at random, and re-reading pages through the kernel cost a third
-        // of an unchanged run.
+        let indexed = has_state
+            && conn
+                .prepare("SELECT 1 FROM st.sqlite_master WHERE type = 'index' AND name = 'profiles_hash'")?
+                .exists([])?;
+        // A page cache of 8 MiB each (SQLite's default is 2): the lookups
+        // hit the state's index at random.
         conn.execute_batch("PRAGMA cache_size = -8192")?;
         if has_state {
             conn.execute_batch("PRAGMA st.cache_size = -8192")?;
         }
         let spool_path = dir.path().join("spool.jsonl");
-        let spool = BufWriter::with_capacity(
-            1 << 16,
-            std::fs::File::create(&spool_path).context("could not create the export's spool")?,
-        );
+        let deletes_path = dir.path().join("deletes.jsonl");
         let mut scan = Scan {
             conn,
             has_state,
-            spool: Some(spool),
+            indexed,
+            spool: Some(writer(&spool_path)?),
+            deletes: Some(writer(&deletes_path)?),
             spool_path,
-            _dir: dir,
+            deletes_path,
+            dir: Some(dir),
+            root,
             profiles: 0,
             unchanged: 0,
             spooled: 0,
             absent: 0,
             destructive: 0,
             doomed: Vec::new(),
+            rehash: Vec::new(),
         };
-        // One transaction for the run's marks: they are scratch.
+        // The run's marks are scratch: written in large transactions.
         scan.conn.execute_batch("BEGIN")?;
         while let Some(entry) = input.next().await? {
             scan.profiles += 1;
             scan.one(entry, dest, full)?;
+            if scan.profiles.is_multiple_of(MARKS_PER_COMMIT) {
+                scan.conn.execute_batch("COMMIT; BEGIN")?;
+            }
         }
         scan.conn.execute_batch("COMMIT")?;
-        if let Some(mut spool) = scan.spool.take() {
+        for spool in [scan.spool.take(), scan.deletes.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut spool = spool;
             spool
                 .flush()
                 .context("could not write the export's spool")?;
@@ -148,74 +233,96 @@ impl Scan {
                     self.name(&profile.id, &key, true);
                 }
             }
-            return self.spool_profile(&profile);
+            return self.spool_delete(&profile);
         }
         let mut fields = profile.properties.clone();
         if dest.key_from_profile_id && !fields.contains_key(&dest.key) {
             fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
         }
-        // An invalid profile takes no key; the second pass says what is wrong.
-        if diff::validate(&fields, dest).is_ok() {
-            if let Some(key) = record_id(&fields, &dest.key) {
-                let taken = self
-                    .conn
-                    .prepare_cached("INSERT OR IGNORE INTO keys (key, id) VALUES (?1, ?2)")?
-                    .execute(params![key, profile.id])?;
-                if taken == 0 {
-                    let other: String = self.conn.query_row(
-                        "SELECT id FROM keys WHERE key = ?1",
-                        params![key],
-                        |r| r.get(0),
-                    )?;
-                    return self.spool_invalid(&Invalid::new(
-                        profile.id,
-                        format!("with the same \"{}\" as another profile", dest.key),
-                        format!(
-                            "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
-                            dest.key
-                        ),
-                    ));
-                }
-            }
+        // An invalid profile takes no key, and is never unchanged: the
+        // second pass says what is wrong with it, every run.
+        if diff::validate(&fields, dest).is_err() {
+            return self.spool_profile(&profile);
+        }
+        let Some(key) = record_id(&fields, &dest.key) else {
+            return self.spool_profile(&profile);
+        };
+        let taken = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO keys (key, id) VALUES (?1, ?2)")?
+            .execute(params![key, profile.id])?;
+        if taken == 0 {
+            let other: String =
+                self.conn
+                    .query_row("SELECT id FROM keys WHERE key = ?1", params![key], |r| {
+                        r.get(0)
+                    })?;
+            return self.spool_invalid(&Invalid::new(
+                profile.id,
+                format!("with the same \"{}\" as another profile", dest.key),
+                format!(
+                    "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
+                    dest.key
+                ),
+            ));
         }
         match known {
-            Some(k) if !full && k.hash == state::hash(&fields, &profile.groups) => {
-                self.unchanged += 1;
-                Ok(())
+            Some(k) if !full => {
+                let now = state::hash(&fields, &profile.groups);
+                if k.hash.as_deref() == Some(now.as_str()) {
+                    self.unchanged += 1;
+                    return Ok(());
+                }
+                if k.hash.is_none() && k.fallback.as_deref() == Some(now.as_str()) {
+                    // A row an older ferry wrote: unchanged, and its hash
+                    // is written back so the next run finds it at once.
+                    self.unchanged += 1;
+                    self.rehash.push((profile.id, now));
+                    return Ok(());
+                }
+                self.spool_profile(&profile)
             }
             _ => self.spool_profile(&profile),
         }
     }
 
-    /// The state row of `id`, as far as the first pass needs it.
+    /// The hash of `id`'s state row: the one it keeps, or (for a row
+    /// without one) the one its properties and groups give.
     fn known(&self, id: &str) -> Result<Option<Known>> {
         if !self.has_state {
             return Ok(None);
         }
-        // The hash only, answered by the (id, hash) index alone.
-        let row: Option<Option<String>> = self
-            .conn
-            .prepare_cached("SELECT hash FROM st.profiles INDEXED BY profiles_hash WHERE id = ?1")?
-            .query_row(params![id], |r| r.get(0))
-            .optional()?;
-        let Some(hash) = row else {
+        let hash: Option<Option<String>> = if self.indexed {
+            // Answered by the (id, hash) index alone.
+            self.conn
+                .prepare_cached(
+                    "SELECT hash FROM st.profiles INDEXED BY profiles_hash WHERE id = ?1",
+                )?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?
+        } else {
+            self.conn
+                .prepare_cached("SELECT NULL FROM st.profiles WHERE id = ?1")?
+                .query_row(params![id], |r| r.get(0))
+                .optional()?
+        };
+        let Some(hash) = hash else {
             return Ok(None);
         };
-        let hash = match hash {
-            Some(h) => h,
-            // A row written before rows kept their hash.
+        let fallback = match hash {
+            Some(_) => None,
             None => {
-                let (props, groups): (String, String) = self.conn.query_row(
-                    "SELECT properties, groups FROM st.profiles WHERE id = ?1",
-                    params![id],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )?;
-                let props: Record = serde_json::from_str(&props).unwrap_or_default();
-                let groups = serde_json::from_str(&groups).unwrap_or_default();
-                state::hash(&props, &groups)
+                let (props, groups): (String, String) = self
+                    .conn
+                    .prepare_cached("SELECT properties, groups FROM st.profiles WHERE id = ?1")?
+                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let damaged = || "the export state is damaged".to_string();
+                let props: Record = serde_json::from_str(&props).with_context(damaged)?;
+                let groups = serde_json::from_str(&groups).with_context(damaged)?;
+                Some(state::hash(&props, &groups))
             }
         };
-        Ok(Some(Known { hash }))
+        Ok(Some(Known { hash, fallback }))
     }
 
     /// The key the state knows `id` by (to name a profile to delete).
@@ -238,31 +345,42 @@ impl Scan {
     }
 
     fn spool_profile(&mut self, p: &Profile) -> Result<()> {
-        let line = json!({"p": {
-            "id": p.id,
-            "properties": Value::Object(p.properties.clone()),
-            "groups": p.groups,
-            "toDelete": p.to_delete,
-        }});
-        self.spool_line(&line)
-    }
-
-    fn spool_invalid(&mut self, i: &Invalid) -> Result<()> {
-        let line = json!({"i": {"id": i.id, "reason": i.reason, "message": i.message}});
-        self.spool_line(&line)
-    }
-
-    fn spool_line(&mut self, line: &Value) -> Result<()> {
+        let line = profile_line(p);
         let spool = self
             .spool
             .as_mut()
             .context("the export's spool is closed")?;
-        serde_json::to_writer(&mut *spool, line)?;
-        spool
-            .write_all(b"\n")
-            .context("could not write the export's spool")?;
+        write_line(spool, &line)?;
         self.spooled += 1;
         Ok(())
+    }
+
+    fn spool_delete(&mut self, p: &Profile) -> Result<()> {
+        let line = profile_line(p);
+        let spool = self
+            .deletes
+            .as_mut()
+            .context("the export's spool is closed")?;
+        write_line(spool, &line)?;
+        self.spooled += 1;
+        Ok(())
+    }
+
+    fn spool_invalid(&mut self, i: &Invalid) -> Result<()> {
+        let line = json!({"i": {"id": i.id, "reason": i.reason, "message": i.message}});
+        let spool = self
+            .spool
+            .as_mut()
+            .context("the export's spool is closed")?;
+        write_line(spool, &line)?;
+        self.spooled += 1;
+        Ok(())
+    }
+
+    /// The hashes to write back into the state for unchanged rows that
+    /// had none (taken once).
+    pub fn take_rehash(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.rehash)
     }
 
     /// With `--deletes`, the profiles of the state that left the input:
@@ -315,6 +433,7 @@ impl Scan {
                 r.get::<_, String>(4)?,
             ))
         })?;
+        let damaged = || "the export state is damaged".to_string();
         let mut out = Vec::new();
         for row in rows {
             let (id, dest_id, key, props, groups) = row?;
@@ -323,32 +442,75 @@ impl Scan {
                 Exported {
                     dest_id,
                     key,
-                    properties: serde_json::from_str(&props).unwrap_or_default(),
-                    groups: serde_json::from_str(&groups).unwrap_or_default(),
+                    properties: serde_json::from_str(&props).with_context(damaged)?,
+                    groups: serde_json::from_str(&groups).with_context(damaged)?,
                 },
             ));
         }
         Ok(out)
     }
 
-    /// The spooled entries, in input order.
-    pub fn spooled_entries(&self) -> Result<Spooled> {
-        let file =
-            std::fs::File::open(&self.spool_path).context("could not read the export's spool")?;
-        Ok(Spooled {
-            reader: std::io::BufReader::with_capacity(1 << 16, file),
-            line: String::new(),
-        })
+    /// The spooled `toDelete` marks, in input order.
+    pub fn deletes(&self) -> Result<Spooled> {
+        Spooled::open(&self.deletes_path)
+    }
+
+    /// The other spooled entries, in input order.
+    pub fn entries(&self) -> Result<Spooled> {
+        Spooled::open(&self.spool_path)
     }
 }
 
-/// The spool, read back a chunk at a time.
+impl Drop for Scan {
+    /// The scratch folder goes, and `.ferry/tmp/` with it when no other
+    /// run has one there.
+    fn drop(&mut self) {
+        drop(self.dir.take());
+        if let Some(root) = &self.root {
+            let _ = std::fs::remove_dir(root);
+        }
+    }
+}
+
+/// A state row as the first pass reads it.
+struct Known {
+    /// The hash the row keeps (none in a row an older ferry wrote).
+    hash: Option<String>,
+    /// For a row without one: the hash of its properties and groups.
+    fallback: Option<String>,
+}
+
+fn profile_line(p: &Profile) -> Value {
+    json!({"p": {
+        "id": p.id,
+        "properties": Value::Object(p.properties.clone()),
+        "groups": p.groups,
+        "toDelete": p.to_delete,
+    }})
+}
+
+fn write_line(spool: &mut BufWriter<std::fs::File>, line: &Value) -> Result<()> {
+    serde_json::to_writer(&mut *spool, line)?;
+    spool
+        .write_all(b"\n")
+        .context("could not write the export's spool")
+}
+
+/// A spool, read back a chunk at a time.
 pub struct Spooled {
     reader: std::io::BufReader<std::fs::File>,
     line: String,
 }
 
 impl Spooled {
+    fn open(path: &Path) -> Result<Spooled> {
+        let file = std::fs::File::open(path).context("could not read the export's spool")?;
+        Ok(Spooled {
+            reader: std::io::BufReader::with_capacity(1 << 16, file),
+            line: String::new(),
+        })
+    }
+
     /// Up to `n` entries; empty at the end.
     pub fn chunk(&mut self, n: usize) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
@@ -375,5 +537,18 @@ impl Spooled {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_path_is_a_uri_whatever_it_holds() {
+        assert_eq!(
+            read_only_uri(Path::new("/tmp/a b/#x?y%z/s.db")),
+            "file:/tmp/a%20b/%23x%3Fy%25z/s.db?mode=ro"
+        );
     }
 }

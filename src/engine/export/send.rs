@@ -116,6 +116,17 @@ pub(super) fn tracks(decisions: Vec<Decision>) -> (Vec<Invalid>, Vec<Track>) {
     (invalid, tracks)
 }
 
+/// The groups a run found or created (or why it could not), by name: each
+/// is ensured once per run, whatever the chunk.
+pub(super) type Groups = HashMap<String, std::result::Result<String, String>>;
+
+/// What [`send_all`] carries from one call to the next of a run: the
+/// groups ensured so far, and where each chunk's state is saved.
+pub(super) struct Carry<'a> {
+    pub(super) groups: &'a mut Groups,
+    pub(super) save: &'a mut (dyn FnMut(&[Track]) -> anyhow::Result<()> + Send),
+}
+
 /// How many batches a chunk of the run holds: the tracks are sent a chunk
 /// at a time (its deletes, creates, updates, then memberships) and the
 /// state is saved after each, so a run killed half-way keeps what it sent
@@ -135,8 +146,9 @@ pub(super) async fn send_all(
     out: &Output,
     interrupt: Interrupt,
     progress: &dyn Progress,
-    save: &mut (dyn FnMut(&[Track]) -> anyhow::Result<()> + Send),
+    carry: Carry<'_>,
 ) -> anyhow::Result<(Sent, bool)> {
+    let Carry { groups, save } = carry;
     let mut sent = Sent::default();
     // Ctrl-C, SIGTERM, SIGHUP: the batch in flight finishes, nothing more
     // is sent, and what succeeded is saved before the run exits 130.
@@ -169,8 +181,6 @@ pub(super) async fn send_all(
     progress.start(done, Some(tracks.len() as u64));
     // Settled and failed tracks of the chunks already sent.
     let (mut before, mut failed_before) = (0u64, 0u64);
-    // Each group is found or created once per run, whatever the chunk.
-    let mut groups = HashMap::new();
     let mut saved = Ok(());
     for chunk in tracks.chunks_mut(batch.saturating_mul(CHUNK_BATCHES).max(1)) {
         let show = |chunk: &[Track]| {
@@ -188,7 +198,7 @@ pub(super) async fn send_all(
             updates(dest, chunk, &link, &mut sent).await;
             show(chunk);
             if dest.groups().is_some() {
-                memberships(dest, chunk, &link, &mut sent, &mut groups).await;
+                memberships(dest, chunk, &link, &mut sent, groups).await;
             }
         }
         let (done, failed) = settled(chunk);
@@ -257,6 +267,16 @@ pub(super) fn state_changes(tracks: &[Track], groups: bool) -> Vec<(String, Opti
         }
     }
     changes
+}
+
+/// The hashes to write back for the tracks found unchanged: their rows
+/// kept no hash, or another (what the first pass could not match).
+pub(super) fn unchanged_hashes(tracks: &[Track]) -> Vec<(String, String)> {
+    tracks
+        .iter()
+        .filter(|t| t.p.is_unchanged() && !t.p.absent)
+        .map(|t| (t.p.id.clone(), super::state::hash(&t.p.fields, &t.p.groups)))
+        .collect()
 }
 
 /// How the run sends: batch size, where to log, and the Ctrl-C flag.
@@ -437,7 +457,7 @@ async fn memberships(
     tracks: &mut [Track],
     link: &Link<'_>,
     sent: &mut Sent,
-    groups: &mut HashMap<String, std::result::Result<String, String>>,
+    groups: &mut Groups,
 ) {
     let mut adds: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     let mut removes: BTreeMap<String, Vec<usize>> = BTreeMap::new();

@@ -57,6 +57,39 @@ impl State {
         &self.path
     }
 
+    /// The state at `path` opened to read only, as it is (a dry run writes
+    /// nothing, an older state is not upgraded); a missing file is empty.
+    pub fn open_read(path: PathBuf) -> Result<State> {
+        let conn = if path.exists() {
+            let conn =
+                Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                    .with_context(|| {
+                        format!("could not open the export state {}", path.display())
+                    })?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            Some(conn)
+        } else {
+            None
+        };
+        Ok(State { path, conn })
+    }
+
+    /// Write the hash of rows found unchanged that kept none or another
+    /// (a state written by an older ferry), so the next run finds them at
+    /// once.
+    pub fn set_hashes(&mut self, hashes: &[(String, String)]) -> Result<()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let tx = conn.transaction()?;
+        for (id, hash) in hashes {
+            tx.prepare_cached("UPDATE profiles SET hash = ?2 WHERE id = ?1")?
+                .execute(params![id, hash])?;
+        }
+        tx.commit()
+            .with_context(|| format!("could not save the export state {}", self.path.display()))
+    }
+
     /// How many profiles were exported.
     pub fn count(&self) -> Result<u64> {
         let Some(conn) = &self.conn else {
@@ -199,34 +232,31 @@ fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 /// The hash a state row keeps of what was exported: the properties (in
 /// key order, whatever order they came in) and the groups. A profile whose
 /// fields and groups hash the same is unchanged; a hash that differs only
-/// makes the run diff the profile against its row, so the hash may change
-/// between ferry versions without harm. 128 bits: two SipHash passes, each
-/// seeded differently.
+/// makes the run diff the profile against its row (which then writes the
+/// hash back). FNV-1a on 128 bits: written here, so it is the same on
+/// every build, and wide enough that two different profiles do not meet.
 pub fn hash(properties: &Record, groups: &BTreeSet<String>) -> String {
-    use std::hash::{Hash, Hasher};
+    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    let mut h = OFFSET;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u128::from(*b);
+            h = h.wrapping_mul(PRIME);
+        }
+    };
     let mut keys: Vec<&String> = properties.keys().collect();
     keys.sort();
-    let mut text = String::new();
     for k in keys {
-        text.push_str(&serde_json::to_string(k).unwrap_or_default());
-        text.push(':');
-        text.push_str(&properties[k.as_str()].to_string());
-        text.push('\n');
+        eat(serde_json::to_string(k).unwrap_or_default().as_bytes());
+        eat(b":");
+        eat(properties[k.as_str()].to_string().as_bytes());
+        eat(b"\n");
     }
-    text.push('\u{1}');
+    eat(b"\x01");
     for g in groups {
-        text.push_str(g);
-        text.push('\n');
+        eat(g.as_bytes());
+        eat(b"\n");
     }
-    let half = |seed: u64| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        seed.hash(&mut h);
-        text.hash(&mut h);
-        h.finish()
-    };
-    format!(
-        "{:016x}{:016x}",
-        half(0x6665_7272_7921),
-        half(0x6578_706f_7274)
-    )
+    format!("{h:032x}")
 }
