@@ -345,34 +345,30 @@ impl Scan {
     }
 
     fn spool_profile(&mut self, p: &Profile) -> Result<()> {
-        let line = profile_line(p);
-        let spool = self
-            .spool
-            .as_mut()
-            .context("the export's spool is closed")?;
-        write_line(spool, &line)?;
-        self.spooled += 1;
-        Ok(())
+        self.spool_to(false, &profile_line(p))
     }
 
     fn spool_delete(&mut self, p: &Profile) -> Result<()> {
-        let line = profile_line(p);
-        let spool = self
-            .deletes
-            .as_mut()
-            .context("the export's spool is closed")?;
-        write_line(spool, &line)?;
-        self.spooled += 1;
-        Ok(())
+        self.spool_to(true, &profile_line(p))
     }
 
     fn spool_invalid(&mut self, i: &Invalid) -> Result<()> {
         let line = json!({"i": {"id": i.id, "reason": i.reason, "message": i.message}});
-        let spool = self
-            .spool
-            .as_mut()
-            .context("the export's spool is closed")?;
-        write_line(spool, &line)?;
+        self.spool_to(false, &line)
+    }
+
+    /// Append `line` to the deletes spool or the other one.
+    fn spool_to(&mut self, deletes: bool, line: &Value) -> Result<()> {
+        let spool = if deletes {
+            self.deletes.as_mut()
+        } else {
+            self.spool.as_mut()
+        }
+        .context("the export's spool is closed")?;
+        serde_json::to_writer(&mut *spool, line)?;
+        spool
+            .write_all(b"\n")
+            .context("could not write the export's spool")?;
         self.spooled += 1;
         Ok(())
     }
@@ -487,13 +483,6 @@ fn profile_line(p: &Profile) -> Value {
         "groups": p.groups,
         "toDelete": p.to_delete,
     }})
-}
-
-fn write_line(spool: &mut BufWriter<std::fs::File>, line: &Value) -> Result<()> {
-    serde_json::to_writer(&mut *spool, line)?;
-    spool
-        .write_all(b"\n")
-        .context("could not write the export's spool")
 }
 
 /// A spool, read back a chunk at a time.
