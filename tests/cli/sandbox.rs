@@ -344,3 +344,71 @@ fn a_port_in_use_is_a_usage_error_that_says_what_to_do() {
         run.render()
     );
 }
+
+/// From the sandbox into another sandbox's bulk endpoint, records pass
+/// through as the source's JSON text, and the destination ends with the
+/// same records as a run that parses every one (`--id-field id` changes
+/// nothing but asks for the parsed path).
+#[test]
+fn a_bulk_import_passes_records_through_and_matches_a_parsed_run() {
+    let src = Sandbox::start(&["--records", "250"]);
+    let raw_dst = Sandbox::start(&["--records", "0"]);
+    let parsed_dst = Sandbox::start(&["--records", "0"]);
+    let f = src.folder("");
+    let to = |sb: &Sandbox, dir: &str| {
+        f.write(&format!("{dir}/connector.json"), &f.read("connector.json"));
+        f.write(
+            &format!("{dir}/account.json"),
+            &format!(r#"{{"connector": "http", "baseUrl": "{}"}}"#, sb.url),
+        );
+    };
+    to(&raw_dst, "raw");
+    to(&parsed_dst, "parsed");
+    let raw = f.run(&[
+        "-v",
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "raw",
+        "--batch-size",
+        "100",
+    ]);
+    assert_eq!(raw.code, 0, "{}", raw.render());
+    assert!(
+        raw.stderr.contains("records pass through as JSON text"),
+        "{}",
+        raw.render()
+    );
+    assert_eq!(raw.json()["written"], 250);
+    let parsed = f.run(&[
+        "-v",
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "parsed",
+        "--batch-size",
+        "100",
+        "--id-field",
+        "id",
+    ]);
+    assert_eq!(parsed.code, 0, "{}", parsed.render());
+    assert!(
+        !parsed.stderr.contains("pass through"),
+        "{}",
+        parsed.render()
+    );
+    let records = |sb: &Sandbox| {
+        let mut page = sb.get("/customers?offset=0&limit=1000")["data"].clone();
+        for r in page.as_array_mut().unwrap() {
+            for volatile in ["seq", "updated_at", "created_at"] {
+                r.as_object_mut().unwrap().remove(volatile);
+            }
+        }
+        page
+    };
+    let got = records(&raw_dst);
+    assert_eq!(got.as_array().map(Vec::len), Some(250));
+    assert_eq!(got, records(&parsed_dst));
+}

@@ -264,6 +264,46 @@ impl Builder {
         Ok(req.json(body))
     }
 
+    /// [`Builder::bulk_request`] for records as JSON text (import's
+    /// pass-through): the same request, its body the template with the
+    /// records' own text, as the source sent it, where "{records}" is.
+    pub fn bulk_request_raw(
+        &self,
+        action: &ActionSpec,
+        records: &crate::connector::raw::RawRecords,
+        bearer: Option<&str>,
+    ) -> Result<RequestSpec> {
+        // A string no template holds stands for the records while the
+        // template is filled, then gives way to their text.
+        const MARK: &str = "\u{0}ferry records\u{0}";
+        let bare = ActionSpec {
+            body: None,
+            ..action.clone()
+        };
+        let req = self.request("bulk", &bare, None, None, &[], None, bearer)?;
+        let mut array = String::with_capacity(records.bytes() + records.len() + 2);
+        array.push('[');
+        for (i, r) in records.iter().enumerate() {
+            if i > 0 {
+                array.push(',');
+            }
+            array.push_str(r);
+        }
+        array.push(']');
+        let body = match &action.body {
+            Some(template) => {
+                let mark = || Value::String(MARK.to_string());
+                let filled = self.fill_batch(template, "{records}", &mark, "actions.bulk.body")?;
+                let quoted = Value::String(MARK.to_string()).to_string();
+                filled.to_string().replace(&quoted, &array)
+            }
+            None => array,
+        };
+        let mut req = req.header("Content-Type", "application/json");
+        req.body = Some(crate::http::Body::Text(body));
+        Ok(req)
+    }
+
     /// The same builder with more placeholder values (`{key}`, `{name}`, `{group}`).
     pub fn with_vars(&self, extra: &[(&str, &str)]) -> Builder {
         let mut b = self.clone();

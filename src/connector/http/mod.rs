@@ -11,7 +11,7 @@ mod paging;
 mod validate;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -27,8 +27,8 @@ use crate::connector::{
     ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
 use crate::connector::{
-    ChangeFeed, Env, GroupSink, ProfileSink, RawSource, RecordLookup, RecordSink, RecordSource,
-    RecordStore,
+    ChangeFeed, Env, GroupSink, ProfileSink, RawSink, RawSource, RecordLookup, RecordSink,
+    RecordSource, RecordStore,
 };
 use crate::connector::saas::HttpOptions;
 use crate::error::{failed, unsupported, usage};
@@ -290,6 +290,35 @@ impl HttpConnector {
         let req = self
             .builder
             .bulk_request(action, chunk, bearer.as_deref())?;
+        let ids = chunk.iter().map(|r| record_id(r, &self.id_field)).collect();
+        self.bulk_outcomes(action, &req, ids).await
+    }
+
+    /// [`HttpConnector::send_bulk`] for records as JSON text, sent as they
+    /// came from the source (import's pass-through).
+    async fn send_bulk_raw(&self, records: &RawRecords) -> Result<Vec<UpsertOutcome>> {
+        let action = self.action("bulk")?;
+        let bearer = self.bearer().await?;
+        let req = self
+            .builder
+            .bulk_request_raw(action, records, bearer.as_deref())?;
+        let ids = match records.ids() {
+            Some(ids) => ids.map(|id| Some(id.to_string())).collect(),
+            None => vec![None; records.len()],
+        };
+        self.bulk_outcomes(action, &req, ids).await
+    }
+
+    /// Send a bulk request and read one outcome per record from its answer
+    /// (`ids` are the records' ids, in order).
+    async fn bulk_outcomes(
+        &self,
+        action: &manifest::ActionSpec,
+        req: &RequestSpec,
+        ids: Vec<Option<String>>,
+    ) -> Result<Vec<UpsertOutcome>> {
+        let req = req.clone();
+        let chunk = &ids;
         let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
         let pointer = action.results.clone().unwrap_or_default();
@@ -315,11 +344,10 @@ impl HttpConnector {
             }
         };
         let error_at = action.error.as_deref().unwrap_or("/error");
-        Ok(chunk
-            .iter()
+        Ok(ids
+            .into_iter()
             .zip(results)
-            .map(|(record, result)| {
-                let id = record_id(record, &self.id_field);
+            .map(|(id, result)| {
                 match result.pointer(error_at) {
                     None | Some(Value::Null) => UpsertOutcome::Ok {
                         id: id.unwrap_or_default(),
@@ -680,6 +708,21 @@ impl GroupSink for HttpConnector {
     }
 }
 
+/// Import's pass-through into a bulk endpoint: the records' own text in
+/// the bulk body, one outcome per record from its answer, as a parsed
+/// batch gets.
+#[async_trait]
+impl RawSink for HttpConnector {
+    async fn upsert_raw(&self, records: Arc<RawRecords>) -> Result<Vec<UpsertOutcome>> {
+        // A batch larger than one bulk call takes the parsed path, which
+        // splits it.
+        if records.len() > self.spec.max_batch_size.max(1) {
+            return self.upsert_batch(Arc::new(records.to_records()?)).await;
+        }
+        self.send_bulk_raw(&records).await
+    }
+}
+
 #[async_trait]
 impl RecordSink for HttpConnector {
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
@@ -688,6 +731,16 @@ impl RecordSink for HttpConnector {
             .iter()
             .map(RequestSpec::preview)
             .collect())
+    }
+
+    /// With a bulk action, batches can go out as the source's JSON text.
+    fn raw(&self) -> Option<&dyn RawSink> {
+        self.builder
+            .manifest
+            .actions
+            .bulk
+            .is_some()
+            .then_some(self as &dyn RawSink)
     }
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
