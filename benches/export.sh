@@ -15,12 +15,6 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"100000 1000000"}
-if [[ -z "${FERRY:-}" ]]; then
-    cargo build --release --quiet
-    FERRY=$PWD/target/release/ferry
-fi
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 source benches/measure.sh
 
 # N FILE [CHANGED]: N profiles, 4 properties and 1-2 groups each; with

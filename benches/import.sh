@@ -13,12 +13,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SIZES=${SIZES:-"100000 1000000"}
-if [[ -z "${FERRY:-}" ]]; then
-    cargo build --release --quiet
-    FERRY=$PWD/target/release/ferry
-fi
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
+source benches/measure.sh
 
 generate() { # N FILE
     awk -v n="$1" 'BEGIN {
@@ -27,8 +22,6 @@ generate() { # N FILE
                 i, i, i, 18 + i % 60, i % 500, (i % 7 == 0 ? "true" : "false")
     }' > "$2"
 }
-
-source benches/measure.sh
 
 printf '%-10s %-8s %10s %12s %14s %14s\n' records into seconds "CPU seconds" records/sec "peak RSS MiB"
 for n in $SIZES; do

@@ -1,7 +1,15 @@
 # shellcheck shell=bash
-# Shared by the benchmarks: `measure CMD...` runs CMD with stdout in
-# $WORK/out.json and stderr in $WORK/err.txt (WORK must be set) and prints
-# "<seconds> <peak RSS in KiB> <CPU seconds>".
+# Shared by the benchmarks, sourced from the repository's root: FERRY (the
+# release build unless set), WORK (a scratch folder removed on exit), and
+# `measure CMD...`, which runs CMD with stdout in $WORK/out.json and stderr
+# in $WORK/err.txt and prints "<seconds> <peak RSS in KiB> <CPU seconds>".
+
+if [[ -z "${FERRY:-}" ]]; then
+    cargo build --release --quiet
+    FERRY=$PWD/target/release/ferry
+fi
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-bench-XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
 
 # Run a command; print "<seconds> <peak RSS in KiB> <CPU seconds>" (CPU
 # seconds only with /usr/bin/time; it shows the cost on a busy machine).

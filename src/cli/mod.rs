@@ -329,42 +329,37 @@ async fn check_case(ctx: &Ctx, case: &str, path: &std::path::Path, failed: bool)
     } else {
         ""
     };
-    match Box::pin(test::check_saved(ctx, case, path)).await {
+    let why = match Box::pin(test::check_saved(ctx, case, path)).await {
         Ok(test::Saved::Replays) => {
             ctx.out.info(&format!(
                 "saved test case{expecting} {case} to {}; it replays offline as recorded",
                 path.display()
             ));
-            Ok(())
+            return Ok(());
         }
         Ok(test::Saved::Differs(why)) => {
             ctx.out.warn(&format!(
                 "saved test case {case} to {}, but its replay's output differs: {why}\nlist the paths that change from run to run (generated ids, times) in the case's \"ignore\", e.g. \"ignore\": [\"/id\"]",
                 path.display()
             ));
-            Ok(())
+            return Ok(());
         }
-        broken => {
-            let why = match broken {
-                Ok(test::Saved::Broken(why)) => why,
-                Err(err) => testcase::replay::chain(&err),
-                Ok(test::Saved::Replays | test::Saved::Differs(_)) => String::new(),
-            };
-            let _ = std::fs::remove_file(path);
-            let message = format!(
-                "test case {case} was not saved: replayed offline, it does not end as this run did: {why}"
-            );
-            if failed {
-                ctx.out.warn(&format!(
-                    "{message}\n(a network failure or a timeout leaves nothing recorded to replay)"
-                ));
-                Ok(())
-            } else {
-                Err(crate::error::failed(message)
-                    .hint("record it again; if the output holds values that change from run to run, list their paths in the case's \"ignore\"")
-                    .into())
-            }
-        }
+        Ok(test::Saved::Broken(why)) => why,
+        Err(err) => testcase::replay::chain(&err),
+    };
+    let _ = std::fs::remove_file(path);
+    let message = format!(
+        "test case {case} was not saved: replayed offline, it does not end as this run did: {why}"
+    );
+    if failed {
+        ctx.out.warn(&format!(
+            "{message}\n(a network failure or a timeout leaves nothing recorded to replay)"
+        ));
+        Ok(())
+    } else {
+        Err(crate::error::failed(message)
+            .hint("record it again; if the output holds values that change from run to run, list their paths in the case's \"ignore\"")
+            .into())
     }
 }
 

@@ -56,9 +56,9 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     // the user is told how to record one.
     if files.is_empty() {
         ctx.out.warn(&format!(
-            "no test cases in {}; record one: {}",
+            "no test cases in {}; {}",
             testcase::dir(&ctx.folder).display(),
-            super::next_command(ctx, "get --id ID --record --save-case NAME")
+            record_one(ctx)
         ));
     }
     let mut outcomes = Vec::new();
@@ -120,6 +120,14 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
     })
 }
 
+/// How to record a first case, in this command's folder.
+fn record_one(ctx: &Ctx) -> String {
+    format!(
+        "record one: {}",
+        super::next_command(ctx, "get --id ID --record --save-case NAME")
+    )
+}
+
 /// The cases named on the command line (all when none is), each once; a
 /// name with no case is a usage error listing the ones there are.
 fn chosen(
@@ -133,10 +141,7 @@ fn chosen(
     if let Some(missing) = names.iter().find(|n| !files.iter().any(|(f, _)| f == *n)) {
         let there = files.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>();
         let hint = if there.is_empty() {
-            format!(
-                "record one: {}",
-                super::next_command(ctx, "get --id ID --record --save-case NAME")
-            )
+            record_one(ctx)
         } else {
             format!("the cases are: {}", there.join(", "))
         };

@@ -296,14 +296,7 @@ fn ferry_test_alone_in_a_folder_without_cases_explains_how_to_record_one() {
 fn a_fresh_folder_records_every_action_against_the_sandbox_and_passes_offline() {
     let f = Folder::new();
     let sb = Sandbox::start(&["--port", "0"]);
-    let init = f.run(&[
-        "init",
-        "conn",
-        "--yes",
-        "--set",
-        &format!("baseUrl={}", sb.url),
-    ]);
-    assert_eq!(init.code, 0, "{}", init.render());
+    crate::support::init_sandbox_folder(&f, "conn", &sb.url);
     let actions = ["check", "get", "insert", "patch", "getupdates", "delete"];
     for action in actions {
         let run = f.run(&["-C", "conn", action, "--record", "--save-case", action]);

@@ -575,33 +575,30 @@ fn export_maps_property_names_from_in_json() {
     );
 }
 
+/// `n` profiles in p.jsonl, and the export of them one profile per batch
+/// into a file: slow enough to be stopped mid-run.
+#[cfg(target_os = "linux")]
+fn slow_export(f: &Folder, n: u64) -> [&'static str; 7] {
+    let profiles: String = (0..n)
+        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
+        .collect();
+    f.write("p.jsonl", &profiles);
+    [
+        "export",
+        "--to",
+        "jsonl:out.jsonl",
+        "--input",
+        "p.jsonl",
+        "--batch-size",
+        "1",
+    ]
+}
+
 #[cfg(target_os = "linux")]
 #[test]
 fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
     let f = Folder::new();
-    let profiles: String = (0..3000)
-        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
-        .collect();
-    f.write("p.jsonl", &profiles);
-    // One profile per batch into a file destination: slow enough to interrupt.
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("ferry"))
-        .args([
-            "export",
-            "--to",
-            "jsonl:out.jsonl",
-            "--input",
-            "p.jsonl",
-            "--batch-size",
-            "1",
-        ])
-        .current_dir(f.path())
-        .env_clear()
-        .env("HOME", f.path())
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = f.spawn(&slow_export(&f, 3000));
     let waited = std::time::Instant::now();
     while !f.exists("out.jsonl") && waited.elapsed() < std::time::Duration::from_secs(60) {
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -644,20 +641,7 @@ fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
 fn export_killed_half_way_keeps_what_it_sent_and_the_next_run_sends_only_the_rest() {
     let f = Folder::new();
     let total = 3000u64;
-    let profiles: String = (0..total)
-        .map(|i| format!("{{\"id\": \"p{i}\", \"properties\": {{\"n\": {i}}}}}\n"))
-        .collect();
-    f.write("p.jsonl", &profiles);
-    let args = [
-        "export",
-        "--to",
-        "jsonl:out.jsonl",
-        "--input",
-        "p.jsonl",
-        "--batch-size",
-        "1",
-    ];
-    // One profile per batch into a file: slow enough to be killed mid-run.
+    let args = slow_export(&f, total);
     let mut child = f.spawn(&args);
     let waited = std::time::Instant::now();
     let written = |f: &Folder| {

@@ -287,14 +287,7 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path, ignored: &[String]) {
 fn a_clone_without_credentials_tests_green() {
     let f = Folder::new();
     let sb = Sandbox::start(&["--port", "0"]);
-    let init = f.run(&[
-        "init",
-        "conn",
-        "--yes",
-        "--set",
-        &format!("baseUrl={}", sb.url),
-    ]);
-    assert_eq!(init.code, 0, "{}", init.render());
+    crate::support::init_sandbox_folder(&f, "conn", &sb.url);
     // The token is a literal in account.json here: the case masks it.
     let mut account: Value = serde_json::from_str(&f.read("conn/account.json")).unwrap();
     account["token"] = json!(CANARY);
@@ -327,14 +320,7 @@ fn a_clone_without_credentials_tests_green() {
 fn a_case_masks_secrets_wherever_they_sit_in_the_account() {
     let f = Folder::new();
     let sb = Sandbox::start(&["--port", "0"]);
-    let init = f.run(&[
-        "init",
-        "conn",
-        "--yes",
-        "--set",
-        &format!("baseUrl={}", sb.url),
-    ]);
-    assert_eq!(init.code, 0, "{}", init.render());
+    crate::support::init_sandbox_folder(&f, "conn", &sb.url);
     let mut account: Value = serde_json::from_str(&f.read("conn/account.json")).unwrap();
     let url = sb
         .url
@@ -376,14 +362,7 @@ fn a_case_masks_secrets_wherever_they_sit_in_the_account() {
 fn update_does_not_turn_missing_traffic_into_an_expected_error() {
     let f = Folder::new();
     let sb = Sandbox::start(&["--port", "0"]);
-    let init = f.run(&[
-        "init",
-        "conn",
-        "--yes",
-        "--set",
-        &format!("baseUrl={}", sb.url),
-    ]);
-    assert_eq!(init.code, 0, "{}", init.render());
+    crate::support::init_sandbox_folder(&f, "conn", &sb.url);
     f.run(&["-C", "conn", "getupdates", "--record", "--save-case", "all"])
         .ok_json();
     drop(sb);

@@ -179,7 +179,8 @@ pub async fn run(
     let mut parts = Parts {
         deletes: scan.deletes()?,
         entries: scan.entries()?,
-        after: None,
+        after: String::new(),
+        absent_done: false,
         chunk: batch.saturating_mul(send::CHUNK_BATCHES),
         opts: DiffOptions {
             full: plan.full,
@@ -305,9 +306,10 @@ pub async fn run(
 struct Parts {
     deletes: scan::Spooled,
     entries: scan::Spooled,
-    /// Where the paging of the absent profiles stands; `None` before it
-    /// starts, `Some("")` at its first page.
-    after: Option<String>,
+    /// The last absent profile sent (their pages go by id).
+    after: String,
+    /// Every absent profile has been sent.
+    absent_done: bool,
     chunk: usize,
     opts: DiffOptions,
 }
@@ -332,20 +334,16 @@ impl Parts {
                 state, deletes, fields, groups, code, present,
             )?));
         }
-        if self.opts.deletes != Deletes::None {
-            let after = self.after.get_or_insert_with(String::new);
-            if after.as_str() != "\u{0}end" {
-                let page = scan.absent_page(after, self.chunk)?;
-                match page.last() {
-                    Some((last, _)) => {
-                        *after = last.clone();
-                        let rows = page.into_iter().collect();
-                        let decisions =
-                            diff::plan(Vec::new(), &rows, fields, groups, code, self.opts);
-                        return Ok(Some(decisions));
-                    }
-                    None => *after = "\u{0}end".to_string(),
+        if self.opts.deletes != Deletes::None && !self.absent_done {
+            let page = scan.absent_page(&self.after, self.chunk)?;
+            match page.last() {
+                Some((last, _)) => {
+                    self.after = last.clone();
+                    let rows = page.into_iter().collect();
+                    let decisions = diff::plan(Vec::new(), &rows, fields, groups, code, self.opts);
+                    return Ok(Some(decisions));
                 }
+                None => self.absent_done = true,
             }
         }
         let entries = self.entries.chunk(self.chunk)?;

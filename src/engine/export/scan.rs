@@ -45,6 +45,8 @@ pub struct Scan {
     deletes: Option<BufWriter<std::fs::File>>,
     spool_path: PathBuf,
     deletes_path: PathBuf,
+    /// The export state, as messages name it.
+    state_path: PathBuf,
     dir: Option<tempfile::TempDir>,
     /// `.ferry/tmp/`, removed when the run leaves it empty.
     root: Option<PathBuf>,
@@ -175,6 +177,7 @@ impl Scan {
             deletes: Some(writer(&deletes_path)?),
             spool_path,
             deletes_path,
+            state_path: state_path.to_path_buf(),
             dir: Some(dir),
             root,
             profiles: 0,
@@ -420,30 +423,9 @@ impl Scan {
              WHERE p.id > ?1 AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.id = p.id)
              ORDER BY p.id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![after, n as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-            ))
-        })?;
-        let damaged = || "the export state is damaged".to_string();
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, dest_id, key, props, groups) = row?;
-            out.push((
-                id,
-                Exported {
-                    dest_id,
-                    key,
-                    properties: serde_json::from_str(&props).with_context(damaged)?,
-                    groups: serde_json::from_str(&groups).with_context(damaged)?,
-                },
-            ));
-        }
-        Ok(out)
+        let rows = stmt.query_map(params![after, n as i64], state::row_of)?;
+        rows.map(|row| state::exported_of(row?, &self.state_path))
+            .collect()
     }
 
     /// The spooled `toDelete` marks, in input order.
@@ -511,12 +493,7 @@ impl Spooled {
             let v: Value =
                 serde_json::from_str(&self.line).context("the export's spool is damaged")?;
             out.push(match (v.get("p"), v.get("i")) {
-                (Some(p), _) => Ok(Profile {
-                    id: p["id"].as_str().unwrap_or_default().to_string(),
-                    properties: p["properties"].as_object().cloned().unwrap_or_default(),
-                    groups: serde_json::from_value(p["groups"].clone()).unwrap_or_default(),
-                    to_delete: p["toDelete"].as_bool().unwrap_or(false),
-                }),
+                (Some(p), _) => super::input::from_value(p, "the spool"),
                 (None, Some(i)) => Err(Invalid::new(
                     i["id"].as_str().unwrap_or_default(),
                     i["reason"].as_str().unwrap_or_default(),

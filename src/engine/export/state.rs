@@ -122,19 +122,7 @@ impl State {
 
     /// One row as read, parsed.
     fn exported(&self, row: Row) -> Result<(String, Exported)> {
-        let (id, dest_id, key, props, groups) = row;
-        let damaged = || format!("the export state {} is damaged", self.path.display());
-        let properties: Record = serde_json::from_str(&props).with_context(damaged)?;
-        let groups: BTreeSet<String> = serde_json::from_str(&groups).with_context(damaged)?;
-        Ok((
-            id,
-            Exported {
-                dest_id,
-                key,
-                properties,
-                groups,
-            },
-        ))
+        exported_of(row, &self.path)
     }
 
     /// Apply the run's results in one transaction: `Some` writes a profile's
@@ -223,10 +211,28 @@ fn open_conn(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-type Row = (String, String, String, String, String);
+/// A row as selected: id, dest_id, key, properties, groups.
+pub(super) type Row = (String, String, String, String, String);
 
-fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+pub(super) fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+/// One row of the state at `path`, parsed.
+pub(super) fn exported_of(row: Row, path: &Path) -> Result<(String, Exported)> {
+    let (id, dest_id, key, props, groups) = row;
+    let damaged = || format!("the export state {} is damaged", path.display());
+    let properties: Record = serde_json::from_str(&props).with_context(damaged)?;
+    let groups: BTreeSet<String> = serde_json::from_str(&groups).with_context(damaged)?;
+    Ok((
+        id,
+        Exported {
+            dest_id,
+            key,
+            properties,
+            groups,
+        },
+    ))
 }
 
 /// The hash a state row keeps of what was exported: the properties (in

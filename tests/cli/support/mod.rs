@@ -423,6 +423,12 @@ macro_rules! snap {
     };
 }
 
+/// `ferry init DIR` in `f`: the http connector of the sandbox at `url`.
+pub fn init_sandbox_folder(f: &Folder, dir: &str, url: &str) {
+    let init = f.run(&["init", dir, "--yes", "--set", &format!("baseUrl={url}")]);
+    assert_eq!(init.code, 0, "{}", init.render());
+}
+
 /// `ferry sandbox` as a child process; killed when dropped, so a failing
 /// test leaves nothing behind.
 pub struct Sandbox {
