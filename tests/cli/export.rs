@@ -104,6 +104,15 @@ const SECOND: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", 
 {"id": "p5", "properties": {"name": "No Email"}}
 "#;
 
+/// The export state database of the folder (its only export).
+fn state_db(f: &Folder) -> std::path::PathBuf {
+    std::fs::read_dir(f.join(".ferry"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "db"))
+        .expect("the export state")
+}
+
 fn state_files(f: &Folder) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(f.join(".ferry"))
         .unwrap()
@@ -785,11 +794,7 @@ fn a_state_without_hashes_is_read_as_it_is() {
     );
     let args = ["export", "--to", "crm", "--input", "p.jsonl"];
     assert_eq!(f.run(&args).ok_json()["created"], 50);
-    let state = std::fs::read_dir(f.join(".ferry"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "db"))
-        .expect("the export state");
+    let state = state_db(&f);
     let db = rusqlite::Connection::open(&state).unwrap();
     db.execute("UPDATE profiles SET hash = NULL", []).unwrap();
     drop(db);
@@ -910,11 +915,7 @@ fn an_older_state_is_read_by_a_dry_run_and_upgraded_by_a_run() {
     f.write("p.jsonl", &lines);
     let args = ["export", "--to", "jsonl:out.jsonl", "--input", "p.jsonl"];
     f.run(&args).ok_json();
-    let state = std::fs::read_dir(f.join(".ferry"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "db"))
-        .expect("the export state");
+    let state = state_db(&f);
     let db = rusqlite::Connection::open(&state).unwrap();
     db.execute_batch("DROP INDEX profiles_hash; ALTER TABLE profiles DROP COLUMN hash")
         .unwrap();
