@@ -4,13 +4,14 @@
 //! at the start of the file is skipped.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::connector::file::{FileConnector, Format, RecordReader};
+use crate::connector::raw::RawRecords;
 use crate::connector::options::{connector_options, Described};
 use crate::connector::Env;
 use crate::connector::{Connector, Options, Record, Spec};
@@ -86,8 +87,60 @@ impl Format for Jsonl {
         Ok(())
     }
 
-    fn writes_raw(&self) -> bool {
+    fn json_rows(&self) -> bool {
         true
+    }
+
+    fn raw_rows(
+        &self,
+        path: &Path,
+        start: u64,
+        end: Option<u64>,
+        limit: usize,
+    ) -> Result<Option<(RawRecords, u64)>> {
+        let mut file =
+            File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+        // Only when needed: a named pipe cannot seek.
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .with_context(|| format!("could not seek in {}", path.display()))?;
+        }
+        let mut reader = BufReader::with_capacity(256 * 1024, file).take(match end {
+            Some(end) => end.saturating_sub(start),
+            None => u64::MAX,
+        });
+        let mut records = RawRecords::default();
+        let mut offset = start;
+        let mut buf = Vec::new();
+        while records.len() < limit {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            let at_start = offset == 0;
+            offset += n as u64;
+            let Ok(line) = std::str::from_utf8(&buf) else {
+                return Ok(None);
+            };
+            // Trimmed as the parsed read trims it, byte order mark included.
+            let line = if at_start {
+                line.strip_prefix('\u{feff}').unwrap_or(line)
+            } else {
+                line
+            };
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            if !is_object(line) {
+                return Ok(None);
+            }
+            records.push(line);
+        }
+        Ok(Some((records, offset)))
     }
 
     fn append(&self, out: &mut dyn Write, _columns: &[String], records: &[&Record]) -> Result<()> {
@@ -158,6 +211,11 @@ impl Iterator for LineReader {
             });
         }
     }
+}
+
+/// Whether `text` is one valid JSON object, checked without building it.
+fn is_object(text: &str) -> bool {
+    text.starts_with('{') && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 fn strip(msg: &str) -> &str {

@@ -121,13 +121,18 @@ impl RawRecords {
         (!self.not_lines && !self.has_line_break()).then_some(self.text.as_str())
     }
 
-    /// Add a record's text and its id (to a buffer made by `default` or
-    /// `from_records`, whose text is JSON lines).
-    pub fn push_keyed(&mut self, json: &str, id: &str) {
+    /// Add a record's text, not keyed (to a buffer of JSON lines).
+    pub fn push(&mut self, json: &str) {
         let start = self.text.len();
         self.text.push_str(json);
         self.spans.push(start..self.text.len());
         self.text.push('\n');
+    }
+
+    /// Add a record's text and its id (to a buffer made by `default` or
+    /// `from_records`, whose text is JSON lines).
+    pub fn push_keyed(&mut self, json: &str, id: &str) {
+        self.push(json);
         let start = self.ids.len();
         self.ids.push_str(id);
         self.id_spans.push(start..self.ids.len());

@@ -1081,6 +1081,96 @@ async fn records_pass_through_as_text_and_match_a_parsed_run() {
     assert_eq!(f.read("raw-rejects.jsonl"), f.read("parsed-rejects.jsonl"));
 }
 
+/// From one JSON lines file into another, lines pass through as they are
+/// (a byte order mark, blank lines and CRLF endings aside), and the file
+/// ends with the same records and rejects as a run that parses every one.
+/// A line that is not JSON stops both runs with the same error, naming it.
+#[test]
+fn jsonl_lines_pass_through_and_match_a_parsed_run() {
+    let f = Folder::new();
+    f.write(
+        "in.jsonl",
+        &[
+            "\u{feff}{\"id\":\"x1\",\"n\":0}\r",
+            "",
+            r#"  {"id": "a",  "tag": "caf\u00e9"}  "#,
+            r#"{"id": 7, "name": "a number id becomes text"}"#,
+            r#"{"name": "no id"}"#,
+            r#"{"id": "b\"q", "n": 1}"#,
+            r#"{"id": "d", "id": "e"}"#,
+            r#"{"id": "x2",  "n": 0}"#,
+            "",
+        ]
+        .join("\n"),
+    );
+    let import = |to: &str, extra: &[&str]| {
+        let mut args = vec![
+            "-v",
+            "import",
+            "--from",
+            "jsonl:in.jsonl",
+            "--to",
+            to,
+            "--batch-size",
+            "2",
+        ];
+        args.extend(extra);
+        f.run(&args)
+    };
+    let raw = import("jsonl:raw.jsonl", &["--rejects", "raw-rejects.jsonl"]);
+    assert_eq!(raw.code, 3, "one record is rejected: {}", raw.render());
+    assert!(
+        raw.stderr.contains("records pass through as JSON text"),
+        "{}",
+        raw.render()
+    );
+    assert_eq!(raw.json()["read"], 7);
+    assert_eq!(raw.json()["written"], 6);
+    let parsed = import(
+        "jsonl:parsed.jsonl",
+        &["--id-field", "id", "--rejects", "parsed-rejects.jsonl"],
+    );
+    assert_eq!(parsed.code, 3, "{}", parsed.render());
+    assert!(
+        !parsed.stderr.contains("pass through"),
+        "{}",
+        parsed.render()
+    );
+    let records = |file: &str| -> Vec<Value> {
+        f.read(file)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    assert_eq!(records("raw.jsonl").len(), 6);
+    assert_eq!(records("raw.jsonl"), records("parsed.jsonl"));
+    assert_eq!(f.read("raw-rejects.jsonl"), f.read("parsed-rejects.jsonl"));
+    // A batch of new plain ids after the first is appended as it was read.
+    assert!(
+        f.read("raw.jsonl")
+            .ends_with("{\"id\": \"x2\",  \"n\": 0}\n"),
+        "{}",
+        f.read("raw.jsonl")
+    );
+
+    f.write("bad.jsonl", "{\"id\": \"1\"}\n{\"id\": \"2\",}\n");
+    let errors: Vec<String> = [
+        &["--to", "jsonl:o1.jsonl"][..],
+        &["--to", "jsonl:o2.jsonl", "--id-field", "id"][..],
+    ]
+    .iter()
+    .map(|extra| {
+        let mut args = vec!["import", "--from", "jsonl:bad.jsonl"];
+        args.extend(*extra);
+        let run = f.run(&args);
+        assert_eq!(run.code, 2, "{}", run.render());
+        run.stderr
+    })
+    .collect();
+    assert!(errors[0].contains("bad.jsonl line 2"), "{}", errors[0]);
+    assert_eq!(errors[0], errors[1].replace("o2.jsonl", "o1.jsonl"));
+}
+
 /// An API that refuses a page larger than 100 records, as many do.
 struct AtMost100;
 

@@ -31,9 +31,10 @@ use anyhow::{Context, Result};
 use async_trait::async_trait;
 use serde_json::Value;
 
-use crate::connector::raw::RawRecords;
+use crate::connector::raw::{RawPage, RawRecords};
 use crate::connector::{
-    ChangeFeed, ProfileSink, RawSink, RecordLookup, RecordSink, RecordSource, RecordStore,
+    ChangeFeed, ProfileSink, RawSink, RawSource, RecordLookup, RecordSink, RecordSource,
+    RecordStore,
 };
 use crate::connector::{
     Connector, ExportFields, FieldSpec, FieldType, OptionSpec, Page, Position, ProfileOutcome,
@@ -76,9 +77,26 @@ pub trait Format: Send + Sync + 'static {
     fn append(&self, out: &mut dyn Write, columns: &[String], records: &[&Record]) -> Result<()>;
 
     /// Whether a record's JSON text, on one line, is a row of this format
-    /// (so import may append records as the source sent them).
-    fn writes_raw(&self) -> bool {
+    /// (so import may pass records through as text, into the file and out
+    /// of it).
+    fn json_rows(&self) -> bool {
         false
+    }
+
+    /// Up to `limit` rows from byte `start`, up to byte `end` when an
+    /// unfinished append stops the file there, as the records' JSON texts,
+    /// and the byte offset after the last one: for formats with
+    /// [`Format::json_rows`]. `None` when a row is not one valid JSON
+    /// object, which the parsed read then words with its line.
+    fn raw_rows(
+        &self,
+        path: &Path,
+        start: u64,
+        end: Option<u64>,
+        limit: usize,
+    ) -> Result<Option<(RawRecords, u64)>> {
+        let _ = (path, start, end, limit);
+        Ok(None)
     }
 }
 
@@ -221,6 +239,23 @@ impl<F: Format> RecordSource for FileConnector<F> {
         let from = from.clone();
         self.blocking(move |s| s.read_page(&from, limit)).await
     }
+
+    /// A JSON lines file's lines pass through as they are.
+    fn raw(&self) -> Option<&dyn RawSource> {
+        if self.store.format.json_rows() {
+            Some(self)
+        } else {
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl<F: Format> RawSource for FileConnector<F> {
+    async fn read_page_raw(&self, from: &Position, limit: usize) -> Result<RawPage> {
+        let from = from.clone();
+        self.blocking(move |s| s.read_page_raw(&from, limit)).await
+    }
 }
 
 #[async_trait]
@@ -287,7 +322,7 @@ impl<F: Format> RecordSink for FileConnector<F> {
     }
 
     fn raw(&self) -> Option<&dyn RawSink> {
-        if self.store.format.writes_raw() {
+        if self.store.format.json_rows() {
             Some(self)
         } else {
             None

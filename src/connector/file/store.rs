@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::index::{ends_with_newline, Index};
 use super::journal::UpTo;
 use super::{Format, RecordReader};
+use crate::connector::raw::{RawPage, RawRecords};
 use crate::connector::{given_id, new_id, record_id, Page, Position, Record};
 use crate::error::{failed, not_found, usage};
 use crate::output::Output;
@@ -283,27 +284,69 @@ impl<F: Format> Store<F> {
                 break;
             }
         }
-        let next = (records.len() >= limit).then(|| Position {
-            offset: from.offset + records.len() as u64,
-            cursor: Some(reader.byte_offset().to_string()),
-        });
-        // A file does not count its records, but its size tells how far the
-        // run is: the total is estimated from the bytes read so far (the
-        // progress bar's ETA), and exact at the end.
-        let total = match &next {
-            None => Some(from.offset + records.len() as u64),
-            Some(next) => {
-                let read = reader.byte_offset();
-                let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-                (read > 0 && size >= read)
-                    .then(|| (next.offset as f64 * size as f64 / read as f64).round() as u64)
-            }
-        };
+        let (next, total) = self.page_end(from, records.len(), limit, reader.byte_offset());
         Ok(Page {
             records,
             next,
             total,
         })
+    }
+
+    /// A page of records as the file's own JSON text (import's
+    /// pass-through), for formats whose rows are JSON objects. A page the
+    /// format cannot vouch for (a line that is not one valid object), or
+    /// one asked for by record offset without a byte cursor, is read parsed
+    /// instead, so its records and errors are the parsed read's.
+    pub(super) fn read_page_raw(&self, from: &Position, limit: usize) -> Result<RawPage> {
+        let byte = match from.cursor.as_deref().and_then(|c| c.parse::<u64>().ok()) {
+            Some(byte) => Some(byte),
+            None => (from.offset == 0).then_some(0),
+        };
+        if let Some(start) = byte.filter(|_| self.exists()) {
+            // As `records`: an unfinished append's records are not there yet.
+            let end = self.journal_len().ok().flatten();
+            if let Some((records, read_to)) = self.format.raw_rows(&self.path, start, end, limit)? {
+                let (next, total) = self.page_end(from, records.len(), limit, read_to);
+                return Ok(RawPage {
+                    records,
+                    next,
+                    total,
+                });
+            }
+        }
+        let page = self.read_page(from, limit)?;
+        Ok(RawPage {
+            records: RawRecords::from_records(&page.records)?,
+            next: page.next,
+            total: page.total,
+        })
+    }
+
+    /// Where the page of `read` records (of `limit` asked for) that ended
+    /// at byte `read_to` leaves the next one, and the total.
+    fn page_end(
+        &self,
+        from: &Position,
+        read: usize,
+        limit: usize,
+        read_to: u64,
+    ) -> (Option<Position>, Option<u64>) {
+        let next = (read >= limit).then(|| Position {
+            offset: from.offset + read as u64,
+            cursor: Some(read_to.to_string()),
+        });
+        // A file does not count its records, but its size tells how far the
+        // run is: the total is estimated from the bytes read so far (the
+        // progress bar's ETA), and exact at the end.
+        let total = match &next {
+            None => Some(from.offset + read as u64),
+            Some(next) => {
+                let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+                (read_to > 0 && size >= read_to)
+                    .then(|| (next.offset as f64 * size as f64 / read_to as f64).round() as u64)
+            }
+        };
+        (next, total)
     }
 }
 

@@ -95,7 +95,7 @@ impl<F: Format> Store<F> {
         let (Some(ids), Some(lines)) = (records.ids(), records.as_lines()) else {
             return self.upsert_records(&records.to_records()?);
         };
-        if !self.format.writes_raw() {
+        if !self.format.json_rows() {
             return self.upsert_records(&records.to_records()?);
         }
         let mut outcomes = Vec::with_capacity(records.len());
