@@ -13,7 +13,9 @@
 #      reads pages one after another too), in turns with
 #   2. ferry import sandbox -> jsonl file: records/sec and peak RSS, at 100k
 #      (--limit) and, $ROUNDS rounds, at $RECORDS;
-#   3. ferry import sandbox -> a second sandbox's bulk endpoint;
+#   3. the bulk pair: ferry import sandbox -> a second sandbox's bulk endpoint,
+#      records passing through and parsed, with ferry's CPU-seconds per
+#      million records and the destination's CPU over the same run;
 #   4. dlt's rest_api source (PyPI, in a throwaway virtualenv) reading a
 #      sandbox of $DLT_RECORDS into JSON lines files;
 #   5. with --latency-ms 50 on the destination sandbox, import throughput at
@@ -75,21 +77,32 @@ JSON
     echo '{"connector": "http"}' > "$1/account.json"
 }
 
-# import ARGS...: run ferry import; print "records seconds rec/s peakRSS_MiB".
+# import ARGS...: run ferry import; print "records seconds rec/s peakRSS_MiB
+# CPU_s CPU_s/million" (ferry's own CPU, user + system, from GNU time).
 import() {
     rm -rf "$WORK/.ferry"
     /usr/bin/time -v "$FERRY" -C "$WORK" -q import "$@" > "$WORK/summary.json" 2> "$WORK/time.txt" || {
         cat "$WORK/time.txt" >&2
         exit 1
     }
-    local rss
+    local rss cpu
     rss=$(awk '/Maximum resident set size/ {print $NF}' "$WORK/time.txt")
-    python3 - "$WORK/summary.json" "$rss" << 'PY'
+    cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$WORK/time.txt")
+    python3 - "$WORK/summary.json" "$rss" "$cpu" << 'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f'{s["written"]:>9} {s["elapsedSecs"]:>8.2f} {s["recordsPerSec"]:>10.0f} {int(sys.argv[2]) / 1024:>8.1f}')
+cpu = float(sys.argv[3])
+per_million = cpu * 1e6 / max(s["written"], 1)
+print(f'{s["written"]:>9} {s["elapsedSecs"]:>8.2f} {s["recordsPerSec"]:>10.0f} {int(sys.argv[2]) / 1024:>8.1f} {cpu:>6.2f} {per_million:>6.2f}')
 PY
 }
+
+# cpu_of PID: the CPU seconds (user + system) process PID has used so far.
+cpu_of() {
+    awk -v tck="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / tck}' "/proc/$1/stat"
+}
+
+HEADER=$(printf '%9s %8s %10s %8s %6s %6s' records seconds rec/s RSS_MiB CPU_s CPU/M)
 
 echo "ferry $("$FERRY" --version | awk '{print $2}'), $(nproc) cores, $RECORDS records, $PAGE per page"
 start_sandbox source --records "$RECORDS"
@@ -114,11 +127,11 @@ request = function()
 end
 LUA
 printf '%s\n' "100k records (for peak RSS):"
-printf '%9s %8s %10s %8s  %s\n' records seconds rec/s RSS_MiB run
+printf '%s  %s\n' "$HEADER" run
 printf '%s  %s\n' "$(import --from "$WORK/src" --to "jsonl:$WORK/out.jsonl" --limit 100000)" "100k"
 rm -f "$WORK/out.jsonl"
 echo
-printf '%5s %12s %9s %8s %10s %8s %7s\n' round wrk_rec/s records seconds rec/s RSS_MiB ratio
+printf '%5s %12s %s %7s\n' round wrk_rec/s "$HEADER" ratio
 RATIOS=()
 for round in $(seq "$ROUNDS"); do
     wrk -t1 -c1 -d4s -s "$WORK/pages.lua" "$SOURCE" > "$WORK/wrk.txt"
@@ -135,10 +148,24 @@ FERRY_RECS=$(echo "$MEDIAN" | awk '{print $2}')
 echo "ferry / wrk, median round: $(python3 -c "print(f'{$(echo "$MEDIAN" | awk '{print $1}'):.0%}')")"
 
 echo
-echo "== 3. ferry import sandbox -> sandbox bulk endpoint"
-start_sandbox dest --records 0
-folder "$WORK/dst" "$URL"
-printf '%s  %s\n' "$(import --from "$WORK/src" --to "$WORK/dst" --concurrency 4)" "all, --concurrency 4"
+echo "== 3. the bulk pair: ferry import sandbox -> a second sandbox's bulk endpoint"
+# Both runs at --concurrency 4 into a fresh destination: records passing
+# through as text, then parsed (--id-field id changes nothing but asks for
+# the parsed path). CPU/M is ferry's own CPU seconds per million records;
+# the destination sandbox's CPU over the same run is beside it.
+printf '%s %9s  %s\n' "$HEADER" dest_CPU_s run
+for path in pass-through parsed; do
+    start_sandbox "dest-$path" --records 0
+    DEST_PID=${PIDS[-1]}
+    folder "$WORK/dst-$path" "$URL"
+    extra=()
+    [[ $path == parsed ]] && extra=(--id-field id)
+    before=$(cpu_of "$DEST_PID")
+    LINE=$(import --from "$WORK/src" --to "$WORK/dst-$path" --concurrency 4 "${extra[@]}")
+    after=$(cpu_of "$DEST_PID")
+    printf '%s %9.2f  %s\n' "$LINE" "$(echo "$after - $before" | bc -l)" "$path"
+    kill "$DEST_PID"
+done
 
 echo
 echo "== 4. dlt rest_api -> jsonl ($DLT_RECORDS records)"
@@ -156,7 +183,7 @@ echo
 echo "== 5. --latency-ms 50 on the destination: $LAT_LIMIT records, batches of $LAT_BATCH"
 start_sandbox lat-dst --records 0 --latency-ms 50
 folder "$WORK/lat-dst" "$URL"
-printf '%9s %8s %10s %8s  %s\n' records seconds rec/s RSS_MiB concurrency
+printf '%s  %s\n' "$HEADER" concurrency
 for c in 1 4 16; do
     printf '%s  %s\n' "$(import --from "$WORK/src" --to "$WORK/lat-dst" --limit "$LAT_LIMIT" --batch-size "$LAT_BATCH" --concurrency "$c")" "$c"
 done
