@@ -190,7 +190,8 @@ impl Layout for Existing<'_> {
     }
 
     fn get(&self, conn: &Connection, id: &str) -> Result<Option<Record>> {
-        let mut stmt = conn.prepare(&format!(
+        // Cached: an export reads each profile's row before writing it.
+        let mut stmt = conn.prepare_cached(&format!(
             "SELECT * FROM {} WHERE {} = ?1",
             self.table(),
             self.id_column()

@@ -85,15 +85,13 @@ impl Layout for Managed<'_> {
     }
 
     fn get(&self, conn: &Connection, id: &str) -> Result<Option<Record>> {
+        // Cached: an export reads each profile's row before writing it.
         let data: Option<String> = conn
-            .query_row(
-                &format!(
-                    "SELECT data FROM {} WHERE id = ?1 AND deleted = 0",
-                    self.table
-                ),
-                params![id],
-                |r| r.get(0),
-            )
+            .prepare_cached(&format!(
+                "SELECT data FROM {} WHERE id = ?1 AND deleted = 0",
+                self.table
+            ))?
+            .query_row(params![id], |r| r.get(0))
             .optional()?;
         data.map(|d| parse_data(&d)).transpose()
     }

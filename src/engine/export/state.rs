@@ -158,7 +158,7 @@ impl State {
                             id,
                             e.dest_id,
                             e.key,
-                            serde_json::Value::Object(e.properties.clone()).to_string(),
+                            serde_json::to_string(&e.properties)?,
                             serde_json::to_string(&e.groups)?,
                             now,
                             hash(&e.properties, &e.groups)
