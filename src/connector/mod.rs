@@ -38,7 +38,7 @@ macro_rules! connectors {
     };
 }
 
-connectors! { sqlite, csv, jsonl, http, js, exec, segment, voucherify, hubspot, intercom, klaviyo }
+connectors! { sqlite, postgres, csv, jsonl, http, js, exec, segment, voucherify, hubspot, intercom, klaviyo }
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -94,7 +94,11 @@ mod tests {
                 .iter()
                 .filter(|o| o.required)
                 .map(|o| {
-                    let v: serde_json::Value = format!("t.{code}").into();
+                    // A URL option must parse as one (postgres).
+                    let v: serde_json::Value = match o.key {
+                        "url" => format!("{code}://t@localhost/t").into(),
+                        _ => format!("t.{code}").into(),
+                    };
                     let v = match o.kind {
                         crate::connector::FieldType::Array => serde_json::json!([v]),
                         _ => v,

@@ -1,6 +1,6 @@
 //! Import and export TARGETs: a connector folder, an account file, or a
-//! shorthand (`csv:PATH`, `jsonl:PATH`, `sqlite:PATH[#TABLE]`) that builds the
-//! account in memory. Each target also has a canonical form (absolute paths)
+//! shorthand (`csv:PATH`, `jsonl:PATH`, `sqlite:PATH[#TABLE]`,
+//! `postgres://USER@HOST:PORT/DB[#TABLE]`) that builds the account in memory. Each target also has a canonical form (absolute paths)
 //! that names the checkpoint and tells a resumed run it points at the same
 //! two systems.
 
@@ -23,6 +23,8 @@ pub enum Target {
         path: PathBuf,
         table: Option<String>,
     },
+    /// A PostgreSQL URL (`postgres://` or `postgresql://`) and a table.
+    Database { url: String, table: Option<String> },
     /// A connector folder holding account.json, or an account file; told
     /// apart when the target is opened, so parsing needs no disk access.
     Account(PathBuf),
@@ -47,13 +49,28 @@ impl Target {
                 .hint("pass a connector folder, an account file, or csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE]")
                 .into());
         }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            let (url, table) = match text.rsplit_once('#') {
+                Some((url, table)) => (url, Some(table.to_string())),
+                None => (text, None),
+            };
+            if table.as_deref() == Some("") {
+                return Err(usage(format!("target \"{text}\" has an empty table name"))
+                    .hint("write it as postgres://USER@HOST:PORT/DB#TABLE, or leave out #TABLE for the default table")
+                    .into());
+            }
+            return Ok(Target::Database {
+                url: url.to_string(),
+                table,
+            });
+        }
         if let Some((kind, rest)) = text.split_once(':') {
             // A one-letter prefix is a Windows drive, not a connector.
             if kind.len() > 1 && kind.chars().all(|c| c.is_ascii_alphanumeric()) {
                 let Some(connector) = SHORTHANDS.iter().find(|s| **s == kind) else {
                     let hint = match registry::nearest(kind, &SHORTHANDS) {
                         Some(n) => format!("did you mean \"{n}:{rest}\"?"),
-                        None => "shorthands are csv:PATH, jsonl:PATH and sqlite:PATH[#TABLE]; for another connector pass its folder or account file".into(),
+                        None => "shorthands are csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE] and postgres://USER@HOST:PORT/DB[#TABLE]; for another connector pass its folder or account file".into(),
                     };
                     return Err(
                         usage(format!("unknown target kind \"{kind}\" in \"{text}\""))
@@ -100,6 +117,12 @@ impl Target {
                 }
                 s
             }
+            // Without the password: the identity names checkpoint files.
+            Target::Database { url, table } => format!(
+                "{}#{}",
+                crate::connector::postgres::shown_url(url),
+                table.as_deref().unwrap_or("records")
+            ),
             Target::Account(path) => absolute(&account_file(path)).display().to_string(),
         }
     }
@@ -121,6 +144,20 @@ impl Target {
                     source: format!("target \"{text}\""),
                     folder: ctx.cwd.clone(),
                     connector: (*connector).to_string(),
+                    options,
+                    from_vars: Vec::new(),
+                })
+            }
+            Target::Database { url, table } => {
+                let mut options = Map::new();
+                options.insert("url".into(), Value::String(url.clone()));
+                if let Some(t) = table {
+                    options.insert("table".into(), Value::String(t.clone()));
+                }
+                Ok(Account {
+                    source: format!("target \"{}\"", self.canonical()),
+                    folder: ctx.cwd.clone(),
+                    connector: "postgres".to_string(),
                     options,
                     from_vars: Vec::new(),
                 })
@@ -154,8 +191,9 @@ impl Target {
     pub fn resolve(&self, ctx: &Ctx) -> Result<Resolved> {
         let identity = self.canonical();
         let mut account = self.account(ctx, &identity)?;
-        if let Target::Shorthand { .. } = self {
-            // Summaries name the target by its absolute form.
+        if let Target::Shorthand { .. } | Target::Database { .. } = self {
+            // Summaries name the target by its absolute form (a database
+            // by its URL without the password).
             account.source = identity.clone();
         }
         Ok(Resolved { account, identity })
@@ -225,6 +263,26 @@ mod tests {
                 table: None
             }
         );
+    }
+
+    #[test]
+    fn a_postgres_url_is_a_target_named_without_its_password() {
+        let t = Target::parse(
+            "postgres://ferry:pw@localhost:5432/crm#people",
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(
+            t,
+            Target::Database {
+                url: "postgres://ferry:pw@localhost:5432/crm".into(),
+                table: Some("people".into())
+            }
+        );
+        assert_eq!(t.canonical(), "postgres://ferry@localhost:5432/crm#people");
+        let t = Target::parse("postgresql://localhost/crm", Path::new("/")).unwrap();
+        assert_eq!(t.canonical(), "postgresql://localhost/crm#records");
+        assert!(Target::parse("postgres://localhost/crm#", Path::new("/")).is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ mod manifest;
 mod numbers;
 mod output;
 mod parsing;
+mod postgres;
 mod redaction;
 mod sandbox;
 mod segment;

@@ -6,6 +6,7 @@
 
 pub mod mock;
 pub mod openapi;
+pub mod postgres;
 pub mod saas;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,316 @@
+//! The connection to the server, the table's layout, and what a database
+//! error means for a run: the record's fault (a type or constraint
+//! violation, which rejects that record) or the database's (a lost
+//! connection, a read-only database, a full disk, missing privileges, which
+//! stops the run resumably).
+
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use tokio::sync::{Mutex, MutexGuard};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, Config, NoTls};
+
+use crate::error::{failed, usage};
+
+/// The marker a table ferry created carries (its comment).
+pub(super) const MANAGED: &str = "ferry managed table v1";
+
+/// How the connector reaches its table.
+pub(super) struct Db {
+    pub(super) config: Config,
+    /// The URL without its password, as messages name the database.
+    pub(super) shown: String,
+    pub(super) schema: String,
+    pub(super) table: String,
+    pub(super) id_field: String,
+    /// One connection, opened on first use: a connector runs one batch at
+    /// a time, and a transaction needs the connection to itself.
+    conn: Mutex<Option<Client>>,
+}
+
+/// What the table is, when it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Layout {
+    /// Created by ferry: `id`, the record as `data jsonb`, `updated_at`,
+    /// `seq` (from the table's own sequence) and `deleted`.
+    Managed,
+    /// Any other table.
+    Existing,
+}
+
+/// `"name"`, quoted as an SQL identifier.
+pub(super) fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Db {
+    pub(super) fn new(
+        config: Config,
+        shown: String,
+        schema: String,
+        table: String,
+        id_field: String,
+    ) -> Db {
+        Db {
+            config,
+            shown,
+            schema,
+            table,
+            id_field,
+            conn: Mutex::new(None),
+        }
+    }
+
+    /// `"schema"."table"`.
+    pub(super) fn qualified(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.table))
+    }
+
+    /// The table's own sequence (a ferry table's change numbers).
+    pub(super) fn sequence(&self) -> String {
+        format!(
+            "{}.{}",
+            ident(&self.schema),
+            ident(&format!("{}_ferry_seq", self.table))
+        )
+    }
+
+    /// `table` of `url`, as messages say it.
+    pub(super) fn named(&self) -> String {
+        format!("table \"{}\" of {}", self.table, self.shown)
+    }
+
+    /// The connection, opened on first use (and again after it was lost).
+    pub(super) async fn client(&self) -> Result<MutexGuard<'_, Option<Client>>> {
+        let mut guard = self.conn.lock().await;
+        if guard.as_ref().is_some_and(Client::is_closed) {
+            *guard = None;
+        }
+        if guard.is_none() {
+            let (client, connection) = self
+                .config
+                .connect(NoTls)
+                .await
+                .map_err(|e| self.failure(&e, "could not connect to"))?;
+            tokio::spawn(async move {
+                // Its error reaches the next statement, which says it.
+                let _ = connection.await;
+            });
+            *guard = Some(client);
+        }
+        Ok(guard)
+    }
+
+    /// The table's layout; `None` when it does not exist.
+    pub(super) async fn layout(&self, client: &Client) -> Result<Option<Layout>> {
+        let row = client
+            .query_opt(
+                "SELECT obj_description(c.oid, 'pg_class')
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+                &[&self.schema, &self.table],
+            )
+            .await
+            .map_err(|e| self.failure(&e, "could not read"))?;
+        Ok(row.map(|r| match r.get::<_, Option<String>>(0).as_deref() {
+            Some(MANAGED) => Layout::Managed,
+            _ => Layout::Existing,
+        }))
+    }
+
+    /// The layout of a table that must be ferry's: an existing table of
+    /// another shape is not written to (yet).
+    pub(super) async fn managed(&self, client: &Client) -> Result<Option<Layout>> {
+        let layout = self.layout(client).await?;
+        if layout == Some(Layout::Existing) {
+            return Err(failed(format!(
+                "{} was not created by ferry; ferry reads and writes only tables it created so far",
+                self.named()
+            ))
+            .hint("point \"table\" in account.json at a new table name, and ferry creates it on the first write")
+            .into());
+        }
+        Ok(layout)
+    }
+
+    /// Create ferry's table, its sequence and its marker.
+    pub(super) async fn create(&self, client: &Client) -> Result<()> {
+        let (t, seq) = (self.qualified(), self.sequence());
+        let index = ident(&format!("{}_ferry_seq_idx", self.table));
+        client
+            .batch_execute(&format!(
+                "CREATE SEQUENCE IF NOT EXISTS {seq};
+                 CREATE TABLE IF NOT EXISTS {t} (
+                     id text COLLATE \"C\" PRIMARY KEY,
+                     data jsonb,
+                     updated_at timestamptz NOT NULL DEFAULT now(),
+                     seq bigint NOT NULL DEFAULT nextval('{seq_text}'),
+                     deleted boolean NOT NULL DEFAULT false
+                 );
+                 CREATE INDEX IF NOT EXISTS {index} ON {t} (seq);
+                 COMMENT ON TABLE {t} IS '{MANAGED}';",
+                seq_text = seq.replace('\'', "''"),
+            ))
+            .await
+            .map_err(|e| self.failure(&e, "could not create"))?;
+        Ok(())
+    }
+
+    /// `ferry check`: the server, the table, its records and whether this
+    /// account may write to it.
+    pub(super) async fn check(&self) -> Result<Value> {
+        let guard = self.client().await?;
+        let client = guard
+            .as_ref()
+            .context("the PostgreSQL connection is closed")?;
+        let version: String = client
+            .query_one("SHOW server_version", &[])
+            .await
+            .map_err(|e| self.failure(&e, "could not read"))?
+            .get(0);
+        let mut report = json!({
+            "ok": true,
+            "url": self.shown,
+            "server": format!("PostgreSQL {version}"),
+            "schema": self.schema,
+            "table": self.table,
+        });
+        match self.layout(client).await? {
+            None => {
+                let can_create: bool = client
+                    .query_one(
+                        "SELECT has_schema_privilege($1, 'CREATE')",
+                        &[&self.schema],
+                    )
+                    .await
+                    .map_err(|e| self.failure(&e, "could not read"))?
+                    .get(0);
+                report["exists"] = json!(false);
+                report["canCreate"] = json!(can_create);
+                report["note"] = json!(if can_create {
+                    "the table is created on the first write"
+                } else {
+                    "this user may not create the table in this schema: ask for CREATE on it, or create the table"
+                });
+                report["ok"] = json!(can_create);
+            }
+            Some(layout) => {
+                let count: i64 = client
+                    .query_one(
+                        &match layout {
+                            Layout::Managed => format!(
+                                "SELECT count(*) FROM {} WHERE NOT deleted",
+                                self.qualified()
+                            ),
+                            Layout::Existing => {
+                                format!("SELECT count(*) FROM {}", self.qualified())
+                            }
+                        },
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| self.failure(&e, "could not read"))?
+                    .get(0);
+                let can_write: bool = client
+                    .query_one(
+                        "SELECT has_table_privilege($1, 'INSERT, UPDATE, DELETE')",
+                        &[&self.qualified()],
+                    )
+                    .await
+                    .map_err(|e| self.failure(&e, "could not read"))?
+                    .get(0);
+                report["exists"] = json!(true);
+                report["layout"] = json!(match layout {
+                    Layout::Managed => "managed by ferry (changes tracked)",
+                    Layout::Existing => "an existing table (not written to by ferry yet)",
+                });
+                report["records"] = json!(count);
+                report["canWrite"] = json!(can_write);
+                report["ok"] = json!(can_write && layout == Layout::Managed);
+            }
+        }
+        Ok(report)
+    }
+
+    /// A database error as the run must treat it: the database's failure,
+    /// which stops the run (a lost connection, a read-only database, a full
+    /// disk, no privilege, a server that is not there), with `doing` and
+    /// the database named, and the server's own message.
+    pub(super) fn failure(&self, err: &tokio_postgres::Error, doing: &str) -> anyhow::Error {
+        let (message, hint) = match err.as_db_error() {
+            Some(db) => (
+                db.message().to_string(),
+                match db.code() {
+                    c if *c == SqlState::INVALID_PASSWORD
+                        || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
+                    {
+                        "check the user and password in \"url\" in account.json"
+                    }
+                    c if *c == SqlState::INVALID_CATALOG_NAME => {
+                        "create the database, or change its name in \"url\" in account.json"
+                    }
+                    c if *c == SqlState::INSUFFICIENT_PRIVILEGE => {
+                        "grant this user the privilege, or use another user in \"url\""
+                    }
+                    c if *c == SqlState::READ_ONLY_SQL_TRANSACTION => {
+                        "point \"url\" at a server that accepts writes (the primary), then resume"
+                    }
+                    c if *c == SqlState::DISK_FULL => "free space on the server, then resume",
+                    _ => "fix the database, then run the command again (an import resumes)",
+                },
+            ),
+            None if err.is_closed() => (
+                "the connection was closed".to_string(),
+                "check that the server is up, then run the command again (an import resumes)",
+            ),
+            None => (
+                describe(err),
+                "check that the server is up and that \"url\" in account.json names it",
+            ),
+        };
+        let message = format!("{doing} {}: {message}", self.named());
+        // A wrong password or database name is the account's mistake.
+        let account = err.as_db_error().is_some_and(|db| {
+            [
+                SqlState::INVALID_PASSWORD,
+                SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+                SqlState::INVALID_CATALOG_NAME,
+            ]
+            .contains(db.code())
+        });
+        if account {
+            usage(message).hint(hint).into()
+        } else {
+            failed(message).hint(hint).into()
+        }
+    }
+}
+
+/// Whether a database error is the record's fault: a value of the wrong
+/// type or out of range (class 22), a constraint it breaks (class 23).
+pub(super) fn record_fault(err: &tokio_postgres::Error) -> bool {
+    err.as_db_error().is_some_and(|db| {
+        let code = db.code().code();
+        code.starts_with("22") || code.starts_with("23")
+    })
+}
+
+/// The server's message for a record it refused, with its detail.
+pub(super) fn describe(err: &tokio_postgres::Error) -> String {
+    match err.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({detail})", db.message()),
+            None => db.message().to_string(),
+        },
+        None => {
+            let mut text = err.to_string();
+            let mut source = std::error::Error::source(err);
+            while let Some(s) = source {
+                text.push_str(": ");
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            text
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The `postgres` connector: records in a PostgreSQL table, through
+//! tokio-postgres (the async driver the rest of ferry's runtime speaks; the
+//! sync `postgres` crate wraps the same code in a runtime of its own).
+//!
+//! A table ferry creates keeps each record as `jsonb` with its id, update
+//! time, a change number from the table's own sequence, and a tombstone
+//! flag. Import writes batches by binary COPY into a temporary table and
+//! one `INSERT … ON CONFLICT`, and reads pages by keyset on the id.
+//!
+//! - `db`: the connection, the table's layout, and what a database error
+//!   means for a run (the record's fault, or the database's);
+//! - `records`: get, insert, patch, delete, pages, batch upserts.
+//!
+//! Not yet: tables ferry did not create, `getupdates`, export, and TLS
+//! (`sslmode=require`); see docs/connectors/postgres.md.
+
+mod db;
+mod records;
+
+use anyhow::Result;
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::connector::options::{connector_options, Described};
+use crate::connector::{
+    Connector, Env, FieldSpec, FieldType, Options, Page, Position, Record, RecordLookup,
+    RecordSink, RecordSource, RecordStore, Records, Role, Spec, UpsertOutcome, WriteOp,
+};
+use crate::error::usage;
+use db::Db;
+
+connector_options! {
+    /// The options of a `postgres` account.
+    pub struct PostgresOptions {
+        /// The server and database: postgres://USER:PASSWORD@HOST:PORT/DB (keep the password out of the file with ${VAR})
+        #[option(label = "URL", placeholder = "postgres://ferry:${PGPASSWORD}@localhost:5432/crm", required, secret)]
+        pub url: String,
+        /// The table holding the records; created on the first write when missing
+        #[option(label = "Table", default = "records")]
+        pub table: String,
+        /// The schema of the table
+        #[option(label = "Schema", default = "public")]
+        pub schema: String,
+        /// The field that identifies a record
+        #[option(label = "Id field", default = "id")]
+        pub id_field: String,
+        /// TLS to the server: disable or prefer (require is not built in yet)
+        #[option(label = "SSL mode", default = "prefer")]
+        pub sslmode: String,
+    }
+}
+
+/// The config [`open`] reads, for the registry.
+pub type Config = PostgresOptions;
+
+pub fn spec() -> Spec {
+    Spec {
+        code: "postgres",
+        label: "PostgreSQL table",
+        description: "Records in a table of a PostgreSQL database. The table ferry creates keeps each record as jsonb with its update time and a change number; import writes batches by COPY and reads pages by keyset on the id.",
+        roles: vec![Role::Source, Role::Destination],
+        options: PostgresOptions::option_specs(),
+        fields: vec![FieldSpec::new(
+            "id",
+            FieldType::String,
+            "The record's identifier (the idField option names it)",
+        )
+        .required()],
+        extra_fields: true,
+        capabilities: Postgres::CAPABILITIES,
+        max_batch_size: 5_000,
+        parallelism: 1,
+        account_values: false,
+        store: None,
+    }
+}
+
+pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
+    let config: PostgresOptions = options.parse()?;
+    let source = options.at("url").source;
+    let mut pg: tokio_postgres::Config = config.url.parse().map_err(|_| {
+        usage(format!("{source}: url is not a PostgreSQL URL"))
+            .hint(format!("set url in {source} to postgres://USER:PASSWORD@HOST:PORT/DATABASE"))
+    })?;
+    if let Some(password) = pg.get_password() {
+        let password = String::from_utf8_lossy(password).into_owned();
+        env.out().add_secrets([password]);
+    }
+    pg.ssl_mode(match config.sslmode.as_str() {
+        "disable" => tokio_postgres::config::SslMode::Disable,
+        "prefer" => tokio_postgres::config::SslMode::Prefer,
+        other => {
+            return Err(usage(format!(
+                "{source}: sslmode is \"{other}\"; ferry connects to PostgreSQL with sslmode disable or prefer"
+            ))
+            .hint(format!("set sslmode in {source} to \"prefer\" (TLS to the server is not built in yet)"))
+            .into())
+        }
+    });
+    let shown = shown_url(&config.url);
+    Ok(Box::new(Postgres {
+        spec: spec(),
+        db: Db::new(pg, shown, config.schema, config.table, config.id_field),
+    }))
+}
+
+/// `url` without its password (and without anything after `?`).
+pub fn shown_url(url: &str) -> String {
+    let base = url.split('?').next().unwrap_or(url);
+    match url::Url::parse(base) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(None);
+            }
+            u.to_string()
+        }
+        Err(_) => "the PostgreSQL server".to_string(),
+    }
+}
+
+pub struct Postgres {
+    spec: Spec,
+    db: Db,
+}
+
+crate::capabilities!(Postgres: Records, Source, Sink);
+
+#[async_trait]
+impl Connector for Postgres {
+    fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    fn id_field(&self) -> &str {
+        &self.db.id_field
+    }
+
+    async fn check(&self) -> Result<Value> {
+        self.db.check().await
+    }
+}
+
+#[async_trait]
+impl RecordLookup for Postgres {
+    async fn get(&self, id: &str) -> Result<Record> {
+        self.db.get(id).await
+    }
+}
+
+#[async_trait]
+impl RecordStore for Postgres {
+    async fn insert(&self, value: Record) -> Result<Record> {
+        self.db.insert(value).await
+    }
+
+    async fn patch(&self, id: &str, value: Record) -> Result<Record> {
+        self.db.patch(id, value).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<()> {
+        self.db.delete(id).await
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+#[async_trait]
+impl RecordSource for Postgres {
+    async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
+        self.db.read_page(from, limit).await
+    }
+}
+
+#[async_trait]
+impl RecordSink for Postgres {
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        Ok(super::preview_rows(
+            op,
+            &format!("{}#{}", self.db.shown, self.db.table),
+        ))
+    }
+
+    async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {
+        let mut outcomes = self.upsert_batch(Records::new(vec![record])).await?;
+        Ok(outcomes.remove(0))
+    }
+
+    async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
+        self.db.upsert_batch(&records).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shown_url_has_no_password() {
+        assert_eq!(
+            shown_url("postgres://ferry:s3cr%40t@db.example.com:5433/crm?sslmode=prefer"),
+            "postgres://ferry@db.example.com:5433/crm"
+        );
+        assert_eq!(shown_url("not a url"), "the PostgreSQL server");
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(db::ident("a\"b"), "\"a\"\"b\"");
+    }
+}

@@ -1,0 +1,260 @@
+//! The `postgres` connector against a real, throwaway PostgreSQL server
+//! (support/postgres.rs): every action, import both ways with resume, a
+//! batch with a record the database refuses and an id repeated, and the
+//! password kept out of every output.
+
+use serde_json::{json, Value};
+
+use crate::support::postgres::{Database, Server};
+use crate::support::{Folder, Run};
+
+/// A password that must never be printed; trust authentication lets the
+/// server accept it, so it travels on every connection.
+const CANARY: &str = "pw-canary-5e3f";
+
+/// A connector folder for a new database's `table`.
+fn folder(table: &str) -> (Folder, Database) {
+    let db = Server::get().database();
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &json!({"connector": "postgres", "url": with_password(&db.url), "table": table})
+            .to_string(),
+    );
+    (f, db)
+}
+
+/// `url` with the canary password added.
+fn with_password(url: &str) -> String {
+    url.replacen("@", &format!(":{CANARY}@"), 1)
+}
+
+/// The run rendered for a snapshot as import's tests render it, with the
+/// database's name, the user and the server's version filtered.
+fn render(run: &Run, db: &Database) -> String {
+    run.hides(&[CANARY], "the password");
+    let text = crate::import::render(run)
+        .replace(&db.name, "[DB]")
+        .replace(&format!("//{}@", Server::get().user), "//[USER]@");
+    regex::Regex::new(r#""PostgreSQL [^"]+""#)
+        .expect("valid filter")
+        .replace_all(&text, r#""PostgreSQL [VERSION]""#)
+        .into_owned()
+}
+
+fn people(n: usize) -> String {
+    (1..=n)
+        .map(|i| {
+            json!({"id": format!("p{i:05}"), "name": format!("Person {i}"), "age": 20 + i % 50})
+                .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+#[test]
+fn every_action_on_a_table_ferry_creates() {
+    let (f, db) = folder("contacts");
+    let check = f.run(&["check"]);
+    insta::assert_snapshot!("postgres_check_before_the_table", render(&check, &db));
+    f.write(
+        "in.json",
+        r#"{"insert": {"value": {"id": "c1", "name": "Ada", "tags": ["a"]}}}"#,
+    );
+    let insert = f.run(&["insert"]);
+    assert_eq!(insert.ok_json()["id"], "c1", "{}", render(&insert, &db));
+    let again = f.run(&["insert"]);
+    insta::assert_snapshot!("postgres_insert_an_existing_id", render(&again, &db));
+    let patch = f.run(&[
+        "patch",
+        "--id",
+        "c1",
+        "--value",
+        r#"{"name": "Ada Lovelace", "born": 1815}"#,
+    ]);
+    assert_eq!(patch.ok_json(), json!({"id": "c1"}));
+    let get = f.run(&["get", "--id", "c1"]);
+    assert_eq!(
+        get.ok_json(),
+        json!({"id": "c1", "name": "Ada Lovelace", "tags": ["a"], "born": 1815})
+    );
+    assert_eq!(
+        db.sql("SELECT data->>'name' FROM contacts WHERE id = 'c1'"),
+        "Ada Lovelace"
+    );
+    let check = f.run(&["check"]);
+    insta::assert_snapshot!("postgres_check_with_the_table", render(&check, &db));
+    let delete = f.run(&["delete", "--id", "c1"]);
+    assert_eq!(delete.code, 0, "{}", render(&delete, &db));
+    let gone = f.run(&["get", "--id", "c1"]);
+    insta::assert_snapshot!("postgres_get_a_deleted_record", render(&gone, &db));
+    // The row stays as a tombstone, for getupdates.
+    assert_eq!(
+        db.sql("SELECT deleted, data IS NULL FROM contacts WHERE id = 'c1'"),
+        "t|t"
+    );
+}
+
+#[test]
+fn import_from_jsonl_and_back_gives_the_same_records() {
+    let (f, db) = folder("people");
+    f.write("people.jsonl", &people(2_345));
+    let into = f.run(&[
+        "import",
+        "--from",
+        "jsonl:people.jsonl",
+        "--to",
+        ".",
+        "--batch-size",
+        "500",
+    ]);
+    let summary = into.ok_json();
+    assert_eq!(summary["written"], 2_345, "{}", render(&into, &db));
+    assert_eq!(db.sql("SELECT count(*) FROM people"), "2345");
+    let back = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:back.jsonl",
+        "--batch-size",
+        "400",
+    ]);
+    assert_eq!(back.ok_json()["written"], 2_345, "{}", render(&back, &db));
+    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(2_345)));
+}
+
+#[test]
+fn a_postgres_url_is_a_target_and_its_password_stays_out_of_the_checkpoint() {
+    let db = Server::get().database();
+    let f = Folder::new();
+    f.write("people.jsonl", &people(30));
+    let target = format!("{}#people", with_password(&db.url));
+    let run = f.run(&["import", "--from", "jsonl:people.jsonl", "--to", &target]);
+    assert_eq!(run.ok_json()["written"], 30, "{}", render(&run, &db));
+    insta::assert_snapshot!("postgres_import_into_a_url", render(&run, &db));
+    let checkpoints = std::fs::read_dir(f.join(".ferry")).expect("a .ferry folder");
+    for entry in checkpoints.flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains(CANARY),
+            "{} holds the password",
+            entry.path().display()
+        );
+    }
+    assert_eq!(db.sql("SELECT count(*) FROM people"), "30");
+}
+
+#[test]
+fn a_refused_record_is_rejected_alone_and_a_repeated_id_is_written_once() {
+    let (f, db) = folder("people");
+    f.write(
+        "in.jsonl",
+        concat!(
+            "{\"id\": \"a\", \"n\": 1}\n",
+            // jsonb cannot hold the NUL character.
+            "{\"id\": \"b\", \"note\": \"nul \\u0000 here\"}\n",
+            "{\"id\": \"c\", \"n\": 3}\n",
+            "{\"id\": \"a\", \"n\": 4}\n",
+        ),
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    insta::assert_snapshot!("postgres_import_with_a_refused_record", render(&run, &db));
+    assert_eq!(
+        db.sql("SELECT id, data->>'n' FROM people ORDER BY id"),
+        "a|4\nc|3"
+    );
+    let rejects = lines(&f.read("rejects.jsonl"));
+    assert_eq!(rejects.len(), 1);
+    assert_eq!(rejects[0]["record"]["id"], "b");
+    assert!(
+        rejects[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("\\u0000")),
+        "{}",
+        rejects[0]
+    );
+}
+
+#[test]
+fn a_killed_import_resumes_to_an_exact_copy() {
+    let (f, db) = folder("people");
+    f.write("people.jsonl", &people(50_000));
+    let args = [
+        "import",
+        "--from",
+        "jsonl:people.jsonl",
+        "--to",
+        ".",
+        "--batch-size",
+        "100",
+    ];
+    // kill -9 at a few moments after a run has written more rows; each
+    // run resumes from the last.
+    let rows = || -> u64 {
+        if db.sql("SELECT to_regclass('people') IS NULL") == "t" {
+            return 0;
+        }
+        db.sql("SELECT count(*) FROM people").parse().unwrap()
+    };
+    for (round, delay_ms) in [0, 60, 30].into_iter().enumerate() {
+        let args = if round == 0 {
+            args.to_vec()
+        } else {
+            [&args[..], &["--resume"]].concat()
+        };
+        let before = rows();
+        let mut child = f.spawn(&args);
+        let start = std::time::Instant::now();
+        while rows() == before && start.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().expect("kill -9");
+        let _ = child.wait();
+    }
+    let written: u64 = db.sql("SELECT count(*) FROM people").parse().unwrap();
+    assert!(written < 50_000, "the runs were not cut short: {written}");
+    let resumed = f.run(&[&args[..], &["--resume"]].concat());
+    assert_eq!(resumed.code, 0, "{}", render(&resumed, &db));
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT id) FROM people"),
+        "50000|50000"
+    );
+    let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
+    assert_eq!(back.ok_json()["written"], 50_000);
+    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
+}
+
+#[test]
+fn a_database_that_is_not_there_is_named_without_the_password() {
+    let db = Server::get().database();
+    let f = Folder::new();
+    let url = with_password(&db.url).replace(&db.name, "nodb");
+    f.write(
+        "account.json",
+        &json!({"connector": "postgres", "url": url}).to_string(),
+    );
+    let run = f.run(&["get", "--id", "x"]);
+    insta::assert_snapshot!("postgres_no_such_database", render(&run, &db));
+    f.write(
+        "account.json",
+        &json!({"connector": "postgres", "url": "mysql://x"}).to_string(),
+    );
+    let bad = f.run(&["check"]);
+    insta::assert_snapshot!("postgres_not_a_url", render(&bad, &db));
+}
