@@ -24,7 +24,7 @@ macro_rules! snap_export {
 }
 
 /// A folder whose destination `crm/` is an sqlite table keyed by email.
-fn folder() -> Folder {
+pub(crate) fn folder() -> Folder {
     let f = Folder::new();
     f.write(
         "crm/account.json",
@@ -34,7 +34,7 @@ fn folder() -> Folder {
 }
 
 /// The destination's live records and memberships.
-fn dump(f: &Folder, db: &str, table: &str) -> Value {
+pub(crate) fn dump(f: &Folder, db: &str, table: &str) -> Value {
     let conn = rusqlite::Connection::open(f.join(db)).unwrap();
     let managed: bool = conn
         .query_row(
@@ -89,7 +89,7 @@ fn dump(f: &Folder, db: &str, table: &str) -> Value {
     json!({"records": records, "members": members})
 }
 
-const FIRST: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada", "plan": "pro"}, "groups": ["vip", "news"]}
+pub(crate) const FIRST: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada", "plan": "pro"}, "groups": ["vip", "news"]}
 {"id": "p2", "properties": {"email": "bob@example.com", "name": "Bob", "city": "Oslo"}, "groups": ["news"]}
 {"id": "p3", "properties": {"email": "cy@example.com", "name": "Cy"}}
 {"id": "p4", "properties": {"email": "dee@example.com", "name": "Dee"}, "groups": ["news"]}
@@ -97,7 +97,7 @@ const FIRST: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "
 
 /// The same people after: p1 renamed, joins beta and leaves news; p2 loses
 /// city; p3 marked for deletion; p4 has a new email; p5 has no email.
-const SECOND: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada L.", "plan": "pro"}, "groups": ["vip", "beta"]}
+pub(crate) const SECOND: &str = r#"{"id": "p1", "properties": {"email": "ada@example.com", "name": "Ada L.", "plan": "pro"}, "groups": ["vip", "beta"]}
 {"id": "p2", "properties": {"email": "bob@example.com", "name": "Bob"}, "groups": ["news"]}
 {"id": "p3", "properties": {"email": "cy@example.com", "name": "Cy"}, "toDelete": true}
 {"id": "p4", "properties": {"email": "dee@new.example.com", "name": "Dee"}, "groups": ["news"]}

@@ -133,6 +133,11 @@ impl Db {
         Ok(layout)
     }
 
+    /// The sequence as a text literal, for `nextval('…')`.
+    pub(super) fn sequence_literal(&self) -> String {
+        format!("'{}'", self.sequence().replace('\'', "''"))
+    }
+
     /// Create ferry's table, its sequence and its marker.
     pub(super) async fn create(&self, client: &Client) -> Result<()> {
         let (t, seq) = (self.qualified(), self.sequence());
@@ -144,12 +149,12 @@ impl Db {
                      id text COLLATE \"C\" PRIMARY KEY,
                      data jsonb,
                      updated_at timestamptz NOT NULL DEFAULT now(),
-                     seq bigint NOT NULL DEFAULT nextval('{seq_text}'),
+                     seq bigint NOT NULL,
+                     created_seq bigint NOT NULL,
                      deleted boolean NOT NULL DEFAULT false
                  );
                  CREATE INDEX IF NOT EXISTS {index} ON {t} (seq);
-                 COMMENT ON TABLE {t} IS '{MANAGED}';",
-                seq_text = seq.replace('\'', "''"),
+                 COMMENT ON TABLE {t} IS '{MANAGED}';"
             ))
             .await
             .map_err(|e| self.failure(&e, "could not create"))?;

@@ -9,13 +9,17 @@
 //!
 //! - `db`: the connection, the table's layout, and what a database error
 //!   means for a run (the record's fault, or the database's);
-//! - `records`: get, insert, patch, delete, pages, batch upserts.
+//! - `records`: get, insert, patch, delete, pages, batch upserts;
+//! - `updates`: `getupdates` and why it locks the table for a moment;
+//! - `export`: profiles, and group memberships beside the table.
 //!
-//! Not yet: tables ferry did not create, `getupdates`, export, and TLS
-//! (`sslmode=require`); see docs/connectors/postgres.md.
+//! Not yet: tables ferry did not create, and TLS (`sslmode=require`); see
+//! docs/connectors/postgres.md.
 
 mod db;
+mod export;
 mod records;
+mod updates;
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -23,9 +27,11 @@ use serde_json::Value;
 
 use crate::connector::options::{connector_options, Described};
 use crate::connector::{
-    Connector, Env, FieldSpec, FieldType, Options, Page, Position, Record, RecordLookup,
-    RecordSink, RecordSource, RecordStore, Records, Role, Spec, UpsertOutcome, WriteOp,
+    ChangeFeed, Connector, Env, ExportFields, FieldSpec, FieldType, GroupSink, Options, Page,
+    Position, ProfileOutcome, ProfileSink, ProfileUpdate, Record, RecordLookup, RecordSink,
+    RecordSource, RecordStore, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
+use export::Op;
 use crate::error::usage;
 use db::Db;
 
@@ -123,7 +129,7 @@ pub struct Postgres {
     db: Db,
 }
 
-crate::capabilities!(Postgres: Records, Source, Sink);
+crate::capabilities!(Postgres: Records, Updates, Source, Sink, Profiles, Groups);
 
 #[async_trait]
 impl Connector for Postgres {
@@ -167,6 +173,16 @@ impl RecordStore for Postgres {
 }
 
 #[async_trait]
+impl ChangeFeed for Postgres {
+    async fn get_updates(&self, since: Option<&str>, limit: Option<usize>) -> Result<Updates> {
+        // Checked before any I/O, so a bad token is refused even when the
+        // server cannot be reached.
+        let since = updates::Since::parse(since)?;
+        self.db.updates(&since, limit).await
+    }
+}
+
+#[async_trait]
 impl RecordSource for Postgres {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         self.db.read_page(from, limit).await
@@ -189,6 +205,95 @@ impl RecordSink for Postgres {
 
     async fn upsert_batch(&self, records: Records) -> Result<Vec<UpsertOutcome>> {
         self.db.upsert_batch(&records).await
+    }
+}
+
+/// Each batch call is one transaction ([`Db::export`]).
+#[async_trait]
+impl ProfileSink for Postgres {
+    async fn export_fields(&self) -> Result<ExportFields> {
+        Ok(ExportFields::keyed_by_id_field(&self.db.id_field))
+    }
+
+    async fn find_profile(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.db.find(key).await?.map(|_| key.to_string()))
+    }
+
+    async fn create_profile(&self, fields: Record) -> Result<String> {
+        one(self.db.export(&[Op::Create(fields)]).await?)
+    }
+
+    async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
+        one(self.db.export(&[Op::Update(id.to_string(), update)]).await?)
+    }
+
+    async fn delete_profile(&self, id: &str) -> Result<()> {
+        one(self.db.export(&[Op::Delete(id.to_string())]).await?).map(|_| ())
+    }
+
+    async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
+        let n = profiles.len();
+        let ops: Vec<Op> = profiles.into_iter().map(Op::Create).collect();
+        ProfileOutcome::of_batch(self.db.export(&ops).await, n)
+    }
+
+    async fn update_profiles(&self, updates: Vec<(String, ProfileUpdate)>) -> Vec<ProfileOutcome> {
+        let n = updates.len();
+        let ops: Vec<Op> = updates
+            .into_iter()
+            .map(|(id, u)| Op::Update(id, u))
+            .collect();
+        ProfileOutcome::of_batch(self.db.export(&ops).await, n)
+    }
+
+    async fn delete_profiles(&self, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = ids.len();
+        let ops: Vec<Op> = ids.into_iter().map(Op::Delete).collect();
+        ProfileOutcome::of_batch(self.db.export(&ops).await, n)
+    }
+
+    fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
+        RecordSink::preview(self, op)
+    }
+}
+
+/// The one outcome of a one-profile batch, as the single call's answer.
+fn one(outcomes: Vec<ProfileOutcome>) -> Result<String> {
+    match outcomes.into_iter().next() {
+        Some(ProfileOutcome::Ok { id }) => Ok(id),
+        Some(ProfileOutcome::NotFound { reason }) => Err(crate::error::not_found(reason).into()),
+        Some(
+            ProfileOutcome::Rejected { reason }
+            | ProfileOutcome::Skipped { reason }
+            | ProfileOutcome::Error { reason, .. },
+        ) => Err(crate::connector::Rejection(reason).into()),
+        None => Err(anyhow::anyhow!("the database answered no outcome")),
+    }
+}
+
+/// One statement per batch of memberships.
+#[async_trait]
+impl GroupSink for Postgres {
+    async fn ensure_group(&self, name: &str) -> Result<String> {
+        self.db.ensure_group(name).await
+    }
+
+    async fn add_member(&self, group: &str, id: &str) -> Result<()> {
+        one(self.db.membership(true, group, &[id.to_string()]).await?).map(|_| ())
+    }
+
+    async fn remove_member(&self, group: &str, id: &str) -> Result<()> {
+        one(self.db.membership(false, group, &[id.to_string()]).await?).map(|_| ())
+    }
+
+    async fn add_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = ids.len();
+        ProfileOutcome::of_batch(self.db.membership(true, group, &ids).await, n)
+    }
+
+    async fn remove_members(&self, group: &str, ids: Vec<String>) -> Vec<ProfileOutcome> {
+        let n = ids.len();
+        ProfileOutcome::of_batch(self.db.membership(false, group, &ids).await, n)
     }
 }
 

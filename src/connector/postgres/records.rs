@@ -131,11 +131,11 @@ impl Db {
         let row = client
             .query_opt(
                 &format!(
-                    "UPDATE {t} SET data = data || $2, updated_at = now(),
-                            seq = nextval('{seq}')
+                    "UPDATE {t} SET data = data || $2::jsonb, updated_at = now(),
+                            seq = nextval({seq})
                       WHERE id = $1 AND NOT deleted RETURNING data",
                     t = self.qualified(),
-                    seq = self.sequence().replace('\'', "''"),
+                    seq = self.sequence_literal(),
                 ),
                 &[&id, &Json(&value)],
             )
@@ -158,10 +158,10 @@ impl Db {
             .execute(
                 &format!(
                     "UPDATE {t} SET data = NULL, deleted = true, updated_at = now(),
-                            seq = nextval('{seq}')
+                            seq = nextval({seq})
                       WHERE id = $1 AND NOT deleted",
                     t = self.qualified(),
-                    seq = self.sequence().replace('\'', "''"),
+                    seq = self.sequence_literal(),
                 ),
                 &[&id],
             )
@@ -229,13 +229,27 @@ impl Db {
     }
 
     /// `INSERT` of one record (`$1` id, `$2` the record), or its update.
-    fn upsert_one(&self) -> String {
+    pub(super) fn upsert_one(&self) -> String {
         format!(
-            "INSERT INTO {t} (id, data) VALUES ($1, $2)
-             ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, updated_at = now(),
-                 seq = nextval('{seq}'), deleted = false",
+            "INSERT INTO {t} (id, data, seq, created_seq)
+             SELECT $1::text, $2::jsonb, s, s FROM nextval({seq}) AS s
+             {on_conflict}",
             t = self.qualified(),
-            seq = self.sequence().replace('\'', "''"),
+            seq = self.sequence_literal(),
+            on_conflict = self.on_conflict(),
+        )
+    }
+
+    /// The update of an upsert whose id is taken: the record replaced, a
+    /// new change number (the one the insert drew), and a deleted record
+    /// created anew.
+    fn on_conflict(&self) -> String {
+        format!(
+            "ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, updated_at = now(),
+                 seq = EXCLUDED.seq,
+                 created_seq = CASE WHEN {t}.deleted THEN EXCLUDED.seq ELSE {t}.created_seq END,
+                 deleted = false",
+            t = self.qualified()
         )
     }
 
@@ -309,12 +323,18 @@ impl Db {
         writer.finish().await?;
         tx.execute(
             &format!(
-                "INSERT INTO {t} (id, data)
-                 SELECT DISTINCT ON (id) id, data FROM ferry_batch ORDER BY id, ord DESC
-                 ON CONFLICT (id) DO UPDATE SET data = EXCLUDED.data, updated_at = now(),
-                     seq = nextval('{seq}'), deleted = false",
+                "INSERT INTO {t} (id, data, seq, created_seq)
+                 SELECT id, data, s, s FROM (
+                     -- A volatile call in a subquery's list runs once a row.
+                     SELECT id, data, nextval({seq}) AS s FROM (
+                         SELECT DISTINCT ON (id) id, data, ord FROM ferry_batch
+                          ORDER BY id, ord DESC
+                     ) b ORDER BY ord
+                 ) c
+                 {on_conflict}",
                 t = self.qualified(),
-                seq = self.sequence().replace('\'', "''"),
+                seq = self.sequence_literal(),
+                on_conflict = self.on_conflict(),
             ),
             &[],
         )
