@@ -33,7 +33,13 @@ fn with_password(url: &str) -> String {
 /// database's name, the user and the server's version filtered.
 fn render(run: &Run, db: &Database) -> String {
     run.hides(&[CANARY], "the password");
-    let text = crate::import::render(run)
+    filtered(&crate::import::render(run), db)
+}
+
+/// `text` with the database's name, the user, the port and the server's
+/// version filtered.
+fn filtered(text: &str, db: &Database) -> String {
+    let text = crate::support::filter(text, std::path::Path::new("/nonexistent"))
         .replace(&db.name, "[DB]")
         .replace(&format!("//{}@", Server::get().user), "//[USER]@");
     regex::Regex::new(r#""PostgreSQL [^"]+""#)
@@ -416,4 +422,94 @@ fn export_into_postgres_ends_as_export_into_sqlite() {
     }
     let dees = db.sql("SELECT count(*) FROM crm WHERE NOT deleted AND data->>'name' = 'Dee'");
     assert_eq!(dees, "1");
+}
+
+/// A table that existed before ferry is used as it is: its typed columns
+/// are the fields import validates against, the database converts and
+/// checks each value (a refused one rejects that record alone, with the
+/// database's message), pages go by keyset on its own id type, and it has
+/// no getupdates.
+#[test]
+fn an_existing_table_with_typed_columns_is_used_as_it_is() {
+    let (f, db) = folder("customers");
+    db.sql(
+        "CREATE TABLE customers (id integer PRIMARY KEY, email text NOT NULL,
+             age integer CHECK (age >= 0), vip boolean DEFAULT false, signed_up date, meta jsonb)",
+    );
+    let check = f.run(&["check"]);
+    insta::assert_snapshot!("postgres_check_an_existing_table", render(&check, &db));
+    f.write(
+        "in.jsonl",
+        concat!(
+            "{\"id\": 1, \"email\": \"ada@example.com\", \"age\": 36, \"signed_up\": \"2026-01-02\", \"meta\": {\"tier\": \"gold\"}}\n",
+            "{\"id\": 2, \"email\": \"bob@example.com\", \"vip\": true}\n",
+            "{\"id\": 3, \"email\": \"cy@example.com\", \"age\": -1}\n",
+            "{\"id\": 4, \"email\": \"dee@example.com\", \"signed_up\": \"2026-02-30\"}\n",
+            "{\"id\": 5, \"email\": \"eve@example.com\", \"age\": \"old\"}\n",
+            "{\"id\": 6, \"email\": \"fay@example.com\", \"city\": \"Oslo\"}\n",
+            "{\"id\": 10, \"email\": \"gus@example.com\"}\n",
+        ),
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "rejects.jsonl",
+    ]);
+    insta::assert_snapshot!("postgres_import_into_an_existing_table", render(&run, &db));
+    assert_eq!(
+        db.sql("SELECT id, email, age, vip, signed_up, meta FROM customers ORDER BY id"),
+        "1|ada@example.com|36|f|2026-01-02|{\"tier\": \"gold\"}\n\
+         2|bob@example.com||t||\n\
+         4|dee@example.com||f||\n\
+         5|eve@example.com||f||\n\
+         10|gus@example.com||f||"
+    );
+    let reasons: Vec<String> = lines(&f.read("rejects.jsonl"))
+        .iter()
+        .map(|r| format!("{}: {}", r["record"]["id"], r["reason"].as_str().unwrap()))
+        .collect();
+    insta::assert_snapshot!(
+        "postgres_existing_table_rejects",
+        filtered(&reasons.join("\n"), &db)
+    );
+
+    let get = f.run(&["get", "--id", "1"]);
+    assert_eq!(
+        get.ok_json(),
+        json!({"id": "1", "email": "ada@example.com", "age": 36, "vip": false,
+               "signed_up": "2026-01-02", "meta": {"tier": "gold"}})
+    );
+    let patch = f.run(&["patch", "--id", "2", "--value", r#"{"age": 41}"#]);
+    assert_eq!(patch.code, 0, "{}", render(&patch, &db));
+    assert_eq!(db.sql("SELECT age FROM customers WHERE id = 2"), "41");
+    let missing = f.run(&["get", "--id", "abc"]);
+    assert_eq!(missing.code, 1, "{}", render(&missing, &db));
+    assert_eq!(f.run(&["delete", "--id", "10"]).code, 0);
+    assert_eq!(db.sql("SELECT count(*) FROM customers WHERE id = 10"), "0");
+    let updates = f.run(&["getupdates"]);
+    insta::assert_snapshot!(
+        "postgres_getupdates_on_an_existing_table",
+        render(&updates, &db)
+    );
+
+    // Read back in the id column's own order, by keyset, a page a record.
+    let back = f.run(&[
+        "import",
+        "--from",
+        ".",
+        "--to",
+        "jsonl:back.jsonl",
+        "--batch-size",
+        "1",
+    ]);
+    assert_eq!(back.ok_json()["written"], 4, "{}", render(&back, &db));
+    let ids: Vec<Value> = lines(&f.read("back.jsonl"))
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("1"), json!("2"), json!("4"), json!("5")]);
 }

@@ -38,6 +38,19 @@ pub(super) enum Layout {
     Existing,
 }
 
+/// The parts of a read that differ between the layouts (the table is
+/// aliased `x`).
+pub(super) struct Shape {
+    /// The record as jsonb.
+    pub(super) record: String,
+    /// Which rows are records (not tombstones).
+    pub(super) live: &'static str,
+    /// `$1` as a value of the id column's type.
+    pub(super) id_param: String,
+    /// An existing table's columns; `None` for ferry's table.
+    pub(super) table: Option<super::existing::Table>,
+}
+
 /// `"name"`, quoted as an SQL identifier.
 pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -118,19 +131,42 @@ impl Db {
         }))
     }
 
-    /// The layout of a table that must be ferry's: an existing table of
-    /// another shape is not written to (yet).
-    pub(super) async fn managed(&self, client: &Client) -> Result<Option<Layout>> {
+    /// The layout of a table that must be ferry's for `what` (getupdates,
+    /// export): an existing table's changes are not tracked.
+    pub(super) async fn managed(&self, client: &Client, what: &str) -> Result<Option<Layout>> {
         let layout = self.layout(client).await?;
         if layout == Some(Layout::Existing) {
-            return Err(failed(format!(
-                "{} was not created by ferry; ferry reads and writes only tables it created so far",
+            return Err(usage(format!(
+                "{} was not created by ferry, and {what} needs a table ferry created: it tracks changes and deletes",
                 self.named()
             ))
             .hint("point \"table\" in account.json at a new table name, and ferry creates it on the first write")
             .into());
         }
         Ok(layout)
+    }
+
+    /// How to read the table, when it exists: the same queries serve both
+    /// layouts with these parts.
+    pub(super) async fn shape(&self, client: &Client) -> Result<Option<Shape>> {
+        Ok(match self.layout(client).await? {
+            None => None,
+            Some(Layout::Managed) => Some(Shape {
+                record: "x.data".into(),
+                live: "NOT x.deleted",
+                id_param: "$1".into(),
+                table: None,
+            }),
+            Some(Layout::Existing) => {
+                let table = self.existing(client).await?;
+                Some(Shape {
+                    record: "to_jsonb(x)".into(),
+                    live: "true",
+                    id_param: format!("$1::text::{}", table.id_type),
+                    table: Some(table),
+                })
+            }
+        })
     }
 
     /// The sequence as a text literal, for `nextval('…')`.
@@ -227,11 +263,24 @@ impl Db {
                 report["exists"] = json!(true);
                 report["layout"] = json!(match layout {
                     Layout::Managed => "managed by ferry (changes tracked)",
-                    Layout::Existing => "an existing table (not written to by ferry yet)",
+                    Layout::Existing => "existing table (used as it is)",
                 });
                 report["records"] = json!(count);
                 report["canWrite"] = json!(can_write);
-                report["ok"] = json!(can_write && layout == Layout::Managed);
+                let mut ok = can_write;
+                if layout == Layout::Existing {
+                    let table = self.existing(client).await?;
+                    report["columns"] = json!(table.columns.len());
+                    report["idUnique"] = json!(table.id_unique);
+                    if !table.id_unique {
+                        report["note"] = json!(format!(
+                            "column \"{}\" is neither a primary key nor unique: ferry can read the table but not write to it",
+                            self.id_field
+                        ));
+                    }
+                    ok = ok && table.id_unique;
+                }
+                report["ok"] = json!(ok);
             }
         }
         Ok(report)

@@ -37,7 +37,7 @@ impl Db {
 
     /// The table and the group tables, created when missing.
     async fn export_tables(&self, client: &tokio_postgres::Client) -> Result<()> {
-        if self.managed(client).await?.is_none() {
+        if self.managed(client, "export").await?.is_none() {
             self.create(client).await?;
         }
         client

@@ -9,14 +9,15 @@
 //!
 //! - `db`: the connection, the table's layout, and what a database error
 //!   means for a run (the record's fault, or the database's);
+//! - `existing`: a table that existed before ferry, its columns as fields;
 //! - `records`: get, insert, patch, delete, pages, batch upserts;
 //! - `updates`: `getupdates` and why it locks the table for a moment;
 //! - `export`: profiles, and group memberships beside the table.
 //!
-//! Not yet: tables ferry did not create, and TLS (`sslmode=require`); see
-//! docs/connectors/postgres.md.
+//! Not yet: TLS (`sslmode=require`); see docs/connectors/postgres.md.
 
 mod db;
+mod existing;
 mod export;
 mod records;
 mod updates;
@@ -196,6 +197,10 @@ impl RecordSink for Postgres {
             op,
             &format!("{}#{}", self.db.shown, self.db.table),
         ))
+    }
+
+    async fn fields(&self) -> Result<Vec<FieldSpec>> {
+        self.db.fields(self.spec.fields.clone()).await
     }
 
     async fn upsert(&self, record: Record) -> Result<UpsertOutcome> {

@@ -16,23 +16,15 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, Type};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
-use super::db::{describe, record_fault, Db};
-use crate::connector::{given_id, new_id, record_id, Page, Position, Record, UpsertOutcome};
+use super::db::{describe, ident, record_fault, Db, Shape};
+use super::existing::Table;
+use crate::connector::{
+    given_id, new_id, record_id, FieldSpec, Page, Position, Record, UpsertOutcome,
+};
 use crate::error::{failed, not_found, usage};
-
-/// A record as ferry's table keeps it.
-fn record_of(data: Value, db: &Db) -> Result<Record> {
-    match data {
-        Value::Object(map) => Ok(map),
-        other => Err(failed(format!(
-            "a row of {} holds {other}, not a JSON object",
-            db.named()
-        ))
-        .into()),
-    }
-}
 
 impl Db {
     fn connected(guard: &Option<Client>) -> Result<&Client> {
@@ -52,32 +44,60 @@ impl Db {
     pub(super) async fn find(&self, id: &str) -> Result<Option<Record>> {
         let guard = self.client().await?;
         let client = Self::connected(&guard)?;
-        if self.managed(client).await?.is_none() {
+        let Some(shape) = self.shape(client).await? else {
             return Ok(None);
-        }
+        };
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT data FROM {} WHERE id = $1 AND NOT deleted",
-                    self.qualified()
+                    "SELECT {} FROM {} x WHERE {} = {} AND {}",
+                    shape.record,
+                    self.qualified(),
+                    ident(&self.id_field),
+                    shape.id_param,
+                    shape.live
                 ),
                 &[&id],
             )
-            .await
-            .map_err(|e| self.failure(&e, "could not read"))?;
-        row.map(|r| record_of(r.get(0), self)).transpose()
+            .await;
+        match row {
+            Ok(row) => row.map(|r| self.row_record(r.get(0))).transpose(),
+            // An id that is not a value of the id column's type ("abc" for
+            // an integer column) names no record.
+            Err(e) if e.code() == Some(&SqlState::INVALID_TEXT_REPRESENTATION) => Ok(None),
+            Err(e) => Err(self.failure(&e, "could not read")),
+        }
     }
 
     pub(super) async fn get(&self, id: &str) -> Result<Record> {
         self.find(id).await?.ok_or_else(|| self.not_found(id))
     }
 
-    /// Create the table on the first write.
-    async fn ensure_table(&self, client: &Client) -> Result<()> {
-        if self.managed(client).await?.is_none() {
-            self.create(client).await?;
+    /// The fields a written record must fit: an existing table's columns,
+    /// or the spec's for ferry's table.
+    pub(super) async fn fields(&self, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>> {
+        let guard = self.client().await?;
+        let client = Self::connected(&guard)?;
+        Ok(match self.shape(client).await? {
+            Some(Shape {
+                table: Some(table), ..
+            }) => self.existing_fields(&table),
+            _ => spec,
+        })
+    }
+
+    /// The table's shape for a write, ferry's table created when missing.
+    async fn for_write(&self, client: &Client) -> Result<Shape> {
+        if let Some(shape) = self.shape(client).await? {
+            if let Some(table) = &shape.table {
+                self.writable(table)?;
+            }
+            return Ok(shape);
         }
-        Ok(())
+        self.create(client).await?;
+        self.shape(client)
+            .await?
+            .context("the table just created is not there")
     }
 
     pub(super) async fn insert(&self, mut value: Record) -> Result<Record> {
@@ -93,22 +113,58 @@ impl Db {
                 .into());
             }
         }
-        let id = match given {
-            Some(id) => id,
-            None => {
-                let id = new_id();
-                value.insert(self.id_field.clone(), Value::String(id.clone()));
-                id
-            }
-        };
         let guard = self.client().await?;
         let client = Self::connected(&guard)?;
-        self.ensure_table(client).await?;
-        client
-            .execute(&self.upsert_one(), &[&id, &Json(&value)])
+        let shape = self.for_write(client).await?;
+        let Some(table) = &shape.table else {
+            let id = match given {
+                Some(id) => id,
+                None => {
+                    let id = new_id();
+                    value.insert(self.id_field.clone(), Value::String(id.clone()));
+                    id
+                }
+            };
+            client
+                .execute(&self.upsert_one(), &[&id, &Json(&value)])
+                .await
+                .map_err(|e| self.refused(&e, "could not write to"))?;
+            return Ok(value);
+        };
+        // An existing table gives its own id when the column has a default.
+        if given.is_none() && !table.id_default {
+            value.insert(self.id_field.clone(), Value::String(new_id()));
+        }
+        let columns = self.column_list(table, &value)?;
+        let t = self.qualified();
+        let sql = if columns.is_empty() {
+            format!("INSERT INTO {t} AS x DEFAULT VALUES RETURNING to_jsonb(x)")
+        } else {
+            format!(
+                "INSERT INTO {t} AS x ({columns})
+                 SELECT {columns} FROM jsonb_populate_record(NULL::{t}, $1::jsonb)
+                 RETURNING to_jsonb(x)"
+            )
+        };
+        let json = Json(&value);
+        let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = if columns.is_empty() {
+            Vec::new()
+        } else {
+            vec![&json]
+        };
+        let row = client
+            .query_one(&sql, &params)
             .await
             .map_err(|e| self.refused(&e, "could not write to"))?;
-        Ok(value)
+        self.row_record(row.get(0))
+    }
+
+    /// `"a", "b"`: the record's fields, each a column of the table.
+    fn column_list(&self, table: &Table, record: &Record) -> Result<String> {
+        let columns = self.columns_of(table, record).map_err(|e| {
+            failed(format!("{e:#}")).hint("leave the field out, or add the column to the table")
+        })?;
+        Ok(columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "))
     }
 
     pub(super) async fn patch(&self, id: &str, value: Record) -> Result<Record> {
@@ -122,80 +178,102 @@ impl Db {
                 .into());
             }
         }
-        let guard = self.client().await?;
-        let client = Self::connected(&guard)?;
-        if self.managed(client).await?.is_none() {
+        if self.find(id).await?.is_none() {
             return Err(self.not_found(id));
         }
-        // jsonb's `||` merges the patch's fields over the record's.
+        let guard = self.client().await?;
+        let client = Self::connected(&guard)?;
+        let shape = self.for_write(client).await?;
+        let t = self.qualified();
+        let sql = match &shape.table {
+            // jsonb's `||` merges the patch's fields over the record's.
+            None => format!(
+                "UPDATE {t} AS x SET data = data || $2::jsonb, updated_at = now(),
+                        seq = nextval({seq})
+                  WHERE id = $1 AND NOT deleted RETURNING data",
+                seq = self.sequence_literal(),
+            ),
+            Some(table) => {
+                let columns = self.column_list(table, &value)?;
+                if columns.is_empty() {
+                    return self.get(id).await;
+                }
+                format!(
+                    "UPDATE {t} AS x SET ({columns}) = (
+                         SELECT {columns} FROM jsonb_populate_record(NULL::{t}, $2::jsonb))
+                      WHERE {} RETURNING to_jsonb(x)",
+                    self.id_is(table, 1)
+                )
+            }
+        };
         let row = client
-            .query_opt(
-                &format!(
-                    "UPDATE {t} SET data = data || $2::jsonb, updated_at = now(),
-                            seq = nextval({seq})
-                      WHERE id = $1 AND NOT deleted RETURNING data",
-                    t = self.qualified(),
-                    seq = self.sequence_literal(),
-                ),
-                &[&id, &Json(&value)],
-            )
+            .query_opt(&sql, &[&id, &Json(&value)])
             .await
             .map_err(|e| self.refused(&e, "could not write to"))?;
         match row {
-            Some(row) => record_of(row.get(0), self),
+            Some(row) => self.row_record(row.get(0)),
             None => Err(self.not_found(id)),
         }
     }
 
-    /// Delete record `id`, keeping a tombstone (a change for getupdates).
+    /// Delete record `id`: ferry's table keeps a tombstone (a change for
+    /// getupdates), an existing table loses the row.
     pub(super) async fn delete(&self, id: &str) -> Result<()> {
         let guard = self.client().await?;
         let client = Self::connected(&guard)?;
-        if self.managed(client).await?.is_none() {
+        let Some(shape) = self.shape(client).await? else {
             return Err(self.not_found(id));
-        }
-        let n = client
-            .execute(
-                &format!(
-                    "UPDATE {t} SET data = NULL, deleted = true, updated_at = now(),
-                            seq = nextval({seq})
-                      WHERE id = $1 AND NOT deleted",
-                    t = self.qualified(),
-                    seq = self.sequence_literal(),
-                ),
-                &[&id],
-            )
-            .await
-            .map_err(|e| self.failure(&e, "could not write to"))?;
+        };
+        let t = self.qualified();
+        let sql = match &shape.table {
+            None => format!(
+                "UPDATE {t} SET data = NULL, deleted = true, updated_at = now(),
+                        seq = nextval({seq})
+                  WHERE id = $1 AND NOT deleted",
+                seq = self.sequence_literal(),
+            ),
+            Some(table) => format!("DELETE FROM {t} WHERE {}", self.id_is(table, 1)),
+        };
+        let n = match client.execute(&sql, &[&id]).await {
+            Ok(n) => n,
+            Err(e) if e.code() == Some(&SqlState::INVALID_TEXT_REPRESENTATION) => 0,
+            Err(e) => return Err(self.failure(&e, "could not write to")),
+        };
         if n == 0 {
             return Err(self.not_found(id));
         }
         Ok(())
     }
 
-    /// A page of live records in id order (byte order: the id column is
-    /// `COLLATE "C"`). The cursor is the last id read, so every page costs
-    /// one index range scan however deep the run is; only a first page
-    /// asked for at an offset without a cursor (`import --offset N`) skips.
+    /// A page of live records in id order (byte order for ferry's table,
+    /// whose id column is `COLLATE "C"`). The cursor is the last id read,
+    /// so every page costs one index range scan however deep the run is;
+    /// only a first page asked for at an offset without a cursor
+    /// (`import --offset N`) skips.
     pub(super) async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         let guard = self.client().await?;
         let client = Self::connected(&guard)?;
-        if self.managed(client).await?.is_none() {
+        let Some(shape) = self.shape(client).await? else {
             return Ok(Page::default());
-        }
-        let t = self.qualified();
+        };
+        let (t, id) = (self.qualified(), ident(&self.id_field));
+        let (record, live) = (&shape.record, shape.live);
         let read = |e: tokio_postgres::Error| self.failure(&e, "could not read");
         let total: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {t} WHERE NOT deleted"), &[])
+            .query_one(&format!("SELECT count(*) FROM {t} x WHERE {live}"), &[])
             .await
             .map_err(read)?
             .get(0);
         let limit_n = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match &from.cursor {
             Some(after) => {
+                let after_param = &shape.id_param;
                 client
                     .query(
-                        &format!("SELECT id, data FROM {t} WHERE NOT deleted AND id > $1 ORDER BY id LIMIT $2"),
+                        &format!(
+                            "SELECT x.{id}::text, {record} FROM {t} x
+                              WHERE {live} AND x.{id} > {after_param} ORDER BY x.{id} LIMIT $2"
+                        ),
                         &[after, &limit_n],
                     )
                     .await
@@ -204,7 +282,10 @@ impl Db {
                 let offset = i64::try_from(from.offset).unwrap_or(i64::MAX);
                 client
                     .query(
-                        &format!("SELECT id, data FROM {t} WHERE NOT deleted ORDER BY id LIMIT $1 OFFSET $2"),
+                        &format!(
+                            "SELECT x.{id}::text, {record} FROM {t} x
+                              WHERE {live} ORDER BY x.{id} LIMIT $1 OFFSET $2"
+                        ),
                         &[&limit_n, &offset],
                     )
                     .await
@@ -214,8 +295,8 @@ impl Db {
         let mut records = Vec::with_capacity(rows.len());
         let mut last = None;
         for row in rows {
-            last = Some(row.get::<_, String>(0));
-            records.push(record_of(row.get(1), self)?);
+            last = row.get::<_, Option<String>>(0);
+            records.push(self.row_record(row.get(1))?);
         }
         let next = (records.len() >= limit).then(|| Position {
             offset: from.offset + records.len() as u64,
@@ -267,34 +348,84 @@ impl Db {
 
     /// Upsert `records`, one outcome each, in one transaction.
     pub(super) async fn upsert_batch(&self, records: &[Record]) -> Result<Vec<UpsertOutcome>> {
-        let ids: Vec<Option<String>> = records
-            .iter()
-            .map(|r| record_id(r, &self.id_field))
-            .collect();
         let mut guard = self.client().await?;
-        let client = guard.as_mut().context("the PostgreSQL connection is closed")?;
-        self.ensure_table(client).await?;
-        match self.copy_batch(client, records, &ids).await {
+        let client = guard
+            .as_mut()
+            .context("the PostgreSQL connection is closed")?;
+        let shape = self.for_write(client).await?;
+        // What is refused before anything is sent: no id, or (an existing
+        // table) a field without a column.
+        let refused: Vec<Option<String>> = records
+            .iter()
+            .map(|r| match (record_id(r, &self.id_field), &shape.table) {
+                (None, _) => Some(format!("the record has no {}", self.id_field)),
+                (Some(_), Some(table)) => self
+                    .columns_of(table, r)
+                    .err()
+                    .map(|e| format!("{e:#}")),
+                (Some(_), None) => None,
+            })
+            .collect();
+        let first = match &shape.table {
+            None => self.copy_batch(client, records, &refused).await,
+            Some(table) => self.rows_batch(client, table, records, &refused).await,
+        };
+        match first {
             Ok(()) => {
-                return Ok(ids
-                    .into_iter()
-                    .map(|id| match id {
-                        Some(id) => UpsertOutcome::Ok { id },
-                        None => self.no_id(),
-                    })
+                return Ok(records
+                    .iter()
+                    .zip(refused)
+                    .map(|(r, refused)| self.outcome(r, refused))
                     .collect())
             }
             Err(e) if record_fault(&e) => {}
             Err(e) => return Err(self.failure(&e, "could not write to")),
         }
-        self.each_saved(client, records, ids).await
+        self.each_saved(client, shape.table.as_ref(), records, refused)
+            .await
     }
 
-    fn no_id(&self) -> UpsertOutcome {
-        UpsertOutcome::Rejected {
-            id: None,
-            reason: format!("the record has no {}", self.id_field),
+    /// A record's outcome: written, or refused with `refused`.
+    fn outcome(&self, record: &Record, refused: Option<String>) -> UpsertOutcome {
+        let id = record_id(record, &self.id_field);
+        match (refused, id) {
+            (None, Some(id)) => UpsertOutcome::Ok { id },
+            (Some(reason), id) => UpsertOutcome::Rejected { id, reason },
+            (None, None) => UpsertOutcome::Rejected {
+                id: None,
+                reason: format!("the record has no {}", self.id_field),
+            },
         }
+    }
+
+    /// An existing table's batch: runs of records naming the same columns,
+    /// one statement each, in one transaction.
+    async fn rows_batch(
+        &self,
+        client: &mut Client,
+        table: &Table,
+        records: &[Record],
+        refused: &[Option<String>],
+    ) -> Result<(), tokio_postgres::Error> {
+        let tx = client.transaction().await?;
+        let mut run: Vec<&Record> = Vec::new();
+        let mut run_columns: Vec<&str> = Vec::new();
+        for (record, refused) in records.iter().zip(refused) {
+            if refused.is_some() {
+                continue;
+            }
+            let columns = self.columns_of(table, record).unwrap_or_default();
+            if columns != run_columns && !run.is_empty() {
+                self.upsert_rows(&tx, &run_columns, &run).await?;
+                run.clear();
+            }
+            run_columns = columns;
+            run.push(record);
+        }
+        if !run.is_empty() {
+            self.upsert_rows(&tx, &run_columns, &run).await?;
+        }
+        tx.commit().await
     }
 
     /// The batch by COPY into the temporary table, then one statement.
@@ -302,7 +433,7 @@ impl Db {
         &self,
         client: &mut Client,
         records: &[Record],
-        ids: &[Option<String>],
+        refused: &[Option<String>],
     ) -> Result<(), tokio_postgres::Error> {
         let tx = client.transaction().await?;
         tx.batch_execute(
@@ -315,10 +446,12 @@ impl Db {
             .await?;
         let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::TEXT, Type::JSONB]);
         futures::pin_mut!(writer);
-        for (i, (record, id)) in records.iter().zip(ids).enumerate() {
-            let Some(id) = id else { continue };
+        for (i, (record, refused)) in records.iter().zip(refused).enumerate() {
+            let Some(id) = record_id(record, &self.id_field).filter(|_| refused.is_none()) else {
+                continue;
+            };
             let ord = i32::try_from(i).unwrap_or(i32::MAX);
-            writer.as_mut().write(&[&ord, id, &Json(record)]).await?;
+            writer.as_mut().write(&[&ord, &id, &Json(record)]).await?;
         }
         writer.finish().await?;
         tx.execute(
@@ -347,21 +480,30 @@ impl Db {
     async fn each_saved(
         &self,
         client: &mut Client,
+        table: Option<&Table>,
         records: &[Record],
-        ids: Vec<Option<String>>,
+        refused: Vec<Option<String>>,
     ) -> Result<Vec<UpsertOutcome>> {
         let write = |e: tokio_postgres::Error| self.failure(&e, "could not write to");
         let sql = self.upsert_one();
         let mut tx = client.transaction().await.map_err(write)?;
         let mut outcomes = Vec::with_capacity(records.len());
-        for (record, id) in records.iter().zip(ids) {
-            let Some(id) = id else {
-                outcomes.push(self.no_id());
+        for (record, refused) in records.iter().zip(refused) {
+            let id = record_id(record, &self.id_field);
+            let (Some(id), None) = (id, &refused) else {
+                outcomes.push(self.outcome(record, refused));
                 continue;
             };
             let sp = tx.savepoint("ferry_record").await.map_err(write)?;
-            match sp.execute(&sql, &[&id, &Json(record)]).await {
-                Ok(_) => {
+            let written = match table {
+                None => sp.execute(&sql, &[&id, &Json(record)]).await.map(|_| ()),
+                Some(table) => {
+                    let columns = self.columns_of(table, record).unwrap_or_default();
+                    self.upsert_rows(&sp, &columns, &[record]).await
+                }
+            };
+            match written {
+                Ok(()) => {
                     sp.commit().await.map_err(write)?;
                     outcomes.push(UpsertOutcome::Ok { id });
                 }

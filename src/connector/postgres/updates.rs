@@ -66,7 +66,7 @@ impl Db {
         let client = guard
             .as_mut()
             .context("the PostgreSQL connection is closed")?;
-        if self.managed(client).await?.is_none() {
+        if self.managed(client, "getupdates").await?.is_none() {
             return Ok(Updates {
                 next_sync: since.token(),
                 entries: Vec::new(),

@@ -214,11 +214,10 @@ fn take(
         Checked::Valid { record, warnings } => {
             for w in warnings {
                 batch.counts.warnings += 1;
-                let id = record
-                    .get(&mapping.id_field)
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                batch.warned.push(w.line(id, offset));
+                // A number id is named as its text, as everywhere.
+                let id =
+                    crate::connector::record_id(&record, &mapping.id_field).unwrap_or_default();
+                batch.warned.push(w.line(&id, offset));
                 *batch.counts.warnings_by_reason.entry(w.reason).or_default() += 1;
             }
             batch.records.push(record, &mapping.id_field)?;
