@@ -513,3 +513,65 @@ fn an_existing_table_with_typed_columns_is_used_as_it_is() {
         .collect();
     assert_eq!(ids, [json!("1"), json!("2"), json!("4"), json!("5")]);
 }
+
+/// The server drops the connection mid-batch: the batch fails, the run
+/// stops with its resume command and rejects nothing; resuming ends with an
+/// exact copy.
+#[test]
+fn a_connection_dropped_mid_run_stops_resumably() {
+    let (f, db) = folder("people");
+    f.write("people.jsonl", &people(50_000));
+    let args = [
+        "import",
+        "--from",
+        "jsonl:people.jsonl",
+        "--to",
+        ".",
+        "--batch-size",
+        "100",
+        "--rejects",
+        "rejects.jsonl",
+    ];
+    let child = f.spawn(&args);
+    let start = std::time::Instant::now();
+    while db.sql("SELECT to_regclass('people') IS NULL") == "t"
+        || db.sql("SELECT count(*) FROM people") == "0"
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no batch was written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Between batches ferry opens a new connection; the server keeps
+    // dropping them until one goes in the middle of a batch.
+    let mut child = child;
+    while child.try_wait().expect("the import runs").is_none() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "the import never stopped"
+        );
+        db.sql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+              WHERE datname = '{}' AND pid <> pg_backend_pid()",
+            db.name
+        ));
+    }
+    let out = child.wait_with_output().expect("the import ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert!(
+        !f.exists("rejects.jsonl") || f.read("rejects.jsonl").is_empty(),
+        "a lost connection rejected records: {}",
+        f.read("rejects.jsonl")
+    );
+    let written: u64 = db.sql("SELECT count(*) FROM people").parse().unwrap();
+    assert!(written < 50_000, "the run was not cut short");
+    let resumed = f.run(&[&args[..], &["--resume"]].concat());
+    assert_eq!(resumed.code, 0, "{}", render(&resumed, &db));
+    assert_eq!(
+        db.sql("SELECT count(*), count(DISTINCT id) FROM people"),
+        "50000|50000"
+    );
+}

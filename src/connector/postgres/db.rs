@@ -12,6 +12,9 @@ use tokio_postgres::{Client, Config, NoTls};
 
 use crate::error::{failed, usage};
 
+/// How many connections a connector opens at most (its spec's parallelism).
+pub(super) const CONNECTIONS: usize = 2;
+
 /// The marker a table ferry created carries (its comment).
 pub(super) const MANAGED: &str = "ferry managed table v1";
 
@@ -23,9 +26,12 @@ pub(super) struct Db {
     pub(super) schema: String,
     pub(super) table: String,
     pub(super) id_field: String,
-    /// One connection, opened on first use: a connector runs one batch at
-    /// a time, and a transaction needs the connection to itself.
-    conn: Mutex<Option<Client>>,
+    /// A few connections, each opened on first use: a transaction needs
+    /// its connection to itself, and import writes [`CONNECTIONS`] batches
+    /// at once (one is sent while the database writes the other).
+    conns: Vec<Mutex<Option<Client>>>,
+    /// The table's layout once seen: a run asks for it before every batch.
+    seen: std::sync::Mutex<Option<Layout>>,
 }
 
 /// What the table is, when it exists.
@@ -70,7 +76,8 @@ impl Db {
             schema,
             table,
             id_field,
-            conn: Mutex::new(None),
+            conns: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect(),
+            seen: std::sync::Mutex::new(None),
         }
     }
 
@@ -93,9 +100,14 @@ impl Db {
         format!("table \"{}\" of {}", self.table, self.shown)
     }
 
-    /// The connection, opened on first use (and again after it was lost).
+    /// A connection to itself: a free one, else the first once it is free;
+    /// opened on first use (and again after it was lost).
     pub(super) async fn client(&self) -> Result<MutexGuard<'_, Option<Client>>> {
-        let mut guard = self.conn.lock().await;
+        let free = self.conns.iter().find_map(|c| c.try_lock().ok());
+        let mut guard = match free {
+            Some(guard) => guard,
+            None => self.conns[0].lock().await,
+        };
         if guard.as_ref().is_some_and(Client::is_closed) {
             *guard = None;
         }
@@ -114,8 +126,12 @@ impl Db {
         Ok(guard)
     }
 
-    /// The table's layout; `None` when it does not exist.
+    /// The table's layout; `None` when it does not exist (asked again
+    /// until it does).
     pub(super) async fn layout(&self, client: &Client) -> Result<Option<Layout>> {
+        if let Some(layout) = *self.seen.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Ok(Some(layout));
+        }
         let row = client
             .query_opt(
                 "SELECT obj_description(c.oid, 'pg_class')
@@ -125,10 +141,12 @@ impl Db {
             )
             .await
             .map_err(|e| self.failure(&e, "could not read"))?;
-        Ok(row.map(|r| match r.get::<_, Option<String>>(0).as_deref() {
+        let layout = row.map(|r| match r.get::<_, Option<String>>(0).as_deref() {
             Some(MANAGED) => Layout::Managed,
             _ => Layout::Existing,
-        }))
+        });
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = layout;
+        Ok(layout)
     }
 
     /// The layout of a table that must be ferry's for `what` (getupdates,

@@ -76,7 +76,8 @@ pub fn spec() -> Spec {
         extra_fields: true,
         capabilities: Postgres::CAPABILITIES,
         max_batch_size: 5_000,
-        parallelism: 1,
+        // One batch is sent while the database writes the other.
+        parallelism: db::CONNECTIONS,
         account_values: false,
         store: None,
     }

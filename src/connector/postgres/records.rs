@@ -259,11 +259,18 @@ impl Db {
         let (t, id) = (self.qualified(), ident(&self.id_field));
         let (record, live) = (&shape.record, shape.live);
         let read = |e: tokio_postgres::Error| self.failure(&e, "could not read");
-        let total: i64 = client
-            .query_one(&format!("SELECT count(*) FROM {t} x WHERE {live}"), &[])
-            .await
-            .map_err(read)?
-            .get(0);
+        // Counted once, on the first page (a count scans the table); the
+        // import keeps the total it was given.
+        let total = match from.cursor {
+            Some(_) => None,
+            None => Some(
+                client
+                    .query_one(&format!("SELECT count(*) FROM {t} x WHERE {live}"), &[])
+                    .await
+                    .map_err(read)?
+                    .get::<_, i64>(0),
+            ),
+        };
         let limit_n = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = match &from.cursor {
             Some(after) => {
@@ -305,7 +312,7 @@ impl Db {
         Ok(Page {
             records,
             next,
-            total: Some(total as u64),
+            total: total.map(|t| t.max(0) as u64),
         })
     }
 
@@ -458,11 +465,13 @@ impl Db {
             &format!(
                 "INSERT INTO {t} (id, data, seq, created_seq)
                  SELECT id, data, s, s FROM (
-                     -- A volatile call in a subquery's list runs once a row.
+                     -- A volatile call in a subquery's list runs once a
+                     -- row; rows go in id order, so two batches written at
+                     -- once lock the rows they share in the same order.
                      SELECT id, data, nextval({seq}) AS s FROM (
                          SELECT DISTINCT ON (id) id, data, ord FROM ferry_batch
                           ORDER BY id, ord DESC
-                     ) b ORDER BY ord
+                     ) b ORDER BY id
                  ) c
                  {on_conflict}",
                 t = self.qualified(),
