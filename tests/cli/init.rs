@@ -358,7 +358,7 @@ fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
         ] {
             cmd.env(var, "x-value");
         }
-        cmd.env("POSTGRES_URL", "postgres://ferry@localhost/crm");
+        cmd.env("PGPASSWORD", "x-value");
         let run = f.run_cmd(&mut cmd);
         assert_eq!(run.code, 0, "{code}:\n{}", run.render());
     }

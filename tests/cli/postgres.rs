@@ -575,3 +575,48 @@ fn a_connection_dropped_mid_run_stops_resumably() {
         "50000|50000"
     );
 }
+
+/// With sslmode require, ferry speaks TLS and verifies the server's
+/// certificate: against `sslrootcert` it connects (as a role the server
+/// refuses without TLS); without it, the self-signed certificate is
+/// refused with a hint; without TLS, the server refuses the role.
+#[test]
+fn tls_verifies_the_server_certificate() {
+    use crate::support::postgres::TLS_ONLY;
+    let server = Server::get();
+    let db = server.database();
+    let f = Folder::new();
+    let url = format!(
+        "postgres://{TLS_ONLY}@127.0.0.1:{}/{}",
+        server.port, db.name
+    );
+    let ca = server.ca.display().to_string();
+    let account = |extra: Value| {
+        let mut a = json!({"connector": "postgres", "url": url, "table": "people"});
+        a.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        f.write("account.json", &a.to_string());
+    };
+    account(json!({"sslmode": "require", "sslrootcert": ca}));
+    let ok = f.run(&["insert", "--value", r#"{"id": "a", "n": 1}"#]);
+    assert_eq!(ok.code, 0, "{}", render(&ok, &db));
+    assert_eq!(db.sql("SELECT data->>'n' FROM people WHERE id = 'a'"), "1");
+
+    account(json!({"sslmode": "require"}));
+    let unknown = f.run(&["check"]);
+    assert_eq!(unknown.code, 1, "{}", render(&unknown, &db));
+    assert!(
+        unknown.stderr.contains("hint: set \"sslrootcert\""),
+        "{}",
+        render(&unknown, &db)
+    );
+
+    account(json!({"sslmode": "disable"}));
+    let plain = f.run(&["check"]);
+    insta::assert_snapshot!("postgres_tls_only_role_without_tls", render(&plain, &db));
+
+    account(json!({"sslmode": "require", "sslrootcert": "missing.pem"}));
+    let missing = f.run(&["check"]);
+    insta::assert_snapshot!("postgres_sslrootcert_missing", render(&missing, &db));
+}

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::error::{failed, usage};
 
@@ -21,6 +22,8 @@ pub(super) const MANAGED: &str = "ferry managed table v1";
 /// How the connector reaches its table.
 pub(super) struct Db {
     pub(super) config: Config,
+    /// TLS to the server (`sslmode` require or verify-full), else none.
+    pub(super) tls: Option<MakeRustlsConnect>,
     /// The URL without its password, as messages name the database.
     pub(super) shown: String,
     pub(super) schema: String,
@@ -65,6 +68,7 @@ pub(super) fn ident(name: &str) -> String {
 impl Db {
     pub(super) fn new(
         config: Config,
+        tls: Option<MakeRustlsConnect>,
         shown: String,
         schema: String,
         table: String,
@@ -72,6 +76,7 @@ impl Db {
     ) -> Db {
         Db {
             config,
+            tls,
             shown,
             schema,
             table,
@@ -112,15 +117,27 @@ impl Db {
             *guard = None;
         }
         if guard.is_none() {
-            let (client, connection) = self
-                .config
-                .connect(NoTls)
-                .await
-                .map_err(|e| self.failure(&e, "could not connect to"))?;
-            tokio::spawn(async move {
-                // Its error reaches the next statement, which says it.
-                let _ = connection.await;
-            });
+            let refused = |e: tokio_postgres::Error| self.failure(&e, "could not connect to");
+            // The connection task ends with the connection; its error
+            // reaches the next statement, which says it.
+            let client = match &self.tls {
+                Some(tls) => {
+                    let (client, connection) =
+                        self.config.connect(tls.clone()).await.map_err(refused)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+                None => {
+                    let (client, connection) =
+                        self.config.connect(NoTls).await.map_err(refused)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+            };
             *guard = Some(client);
         }
         Ok(guard)
@@ -192,13 +209,24 @@ impl Db {
         format!("'{}'", self.sequence().replace('\'', "''"))
     }
 
+    /// The statement that makes the statements after it in one query wait
+    /// for any other connection creating this table's objects: `CREATE …
+    /// IF NOT EXISTS` run at once by two connections (two batches, two
+    /// processes) fails on the catalog's unique index. A transaction-level
+    /// advisory lock, held until the query's implicit transaction ends.
+    pub(super) fn ddl_lock(&self) -> String {
+        let key = format!("ferry {}", self.qualified()).replace('\'', "''");
+        format!("SELECT pg_advisory_xact_lock(hashtext('{key}'));")
+    }
+
     /// Create ferry's table, its sequence and its marker.
     pub(super) async fn create(&self, client: &Client) -> Result<()> {
         let (t, seq) = (self.qualified(), self.sequence());
         let index = ident(&format!("{}_ferry_seq_idx", self.table));
         client
             .batch_execute(&format!(
-                "CREATE SEQUENCE IF NOT EXISTS {seq};
+                "{lock}
+                 CREATE SEQUENCE IF NOT EXISTS {seq};
                  CREATE TABLE IF NOT EXISTS {t} (
                      id text COLLATE \"C\" PRIMARY KEY,
                      data jsonb,
@@ -208,7 +236,8 @@ impl Db {
                      deleted boolean NOT NULL DEFAULT false
                  );
                  CREATE INDEX IF NOT EXISTS {index} ON {t} (seq);
-                 COMMENT ON TABLE {t} IS '{MANAGED}';"
+                 COMMENT ON TABLE {t} IS '{MANAGED}';",
+                lock = self.ddl_lock(),
             ))
             .await
             .map_err(|e| self.failure(&e, "could not create"))?;
@@ -313,6 +342,11 @@ impl Db {
             Some(db) => (
                 db.message().to_string(),
                 match db.code() {
+                    c if *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+                        && db.message().contains("no encryption") =>
+                    {
+                        "the server takes this user over TLS only: set \"sslmode\" to \"require\" in account.json"
+                    }
                     c if *c == SqlState::INVALID_PASSWORD
                         || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION =>
                     {
@@ -334,6 +368,10 @@ impl Db {
             None if err.is_closed() => (
                 "the connection was closed".to_string(),
                 "check that the server is up, then run the command again (an import resumes)",
+            ),
+            None if self.tls.is_some() && describe(err).contains("certificate") => (
+                describe(err),
+                "set \"sslrootcert\" in account.json to the CA certificate (PEM) that signed the server's certificate",
             ),
             None => (
                 describe(err),

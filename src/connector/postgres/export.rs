@@ -42,10 +42,12 @@ impl Db {
         }
         client
             .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY,
+                "{}
+                 CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY,
                      created_at timestamptz NOT NULL DEFAULT now());
                  CREATE TABLE IF NOT EXISTS {} (group_name text NOT NULL,
                      record_id text NOT NULL, PRIMARY KEY (group_name, record_id));",
+                self.ddl_lock(),
                 self.groups_table(),
                 self.members_table()
             ))

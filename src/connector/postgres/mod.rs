@@ -14,7 +14,8 @@
 //! - `updates`: `getupdates` and why it locks the table for a moment;
 //! - `export`: profiles, and group memberships beside the table.
 //!
-//! Not yet: TLS (`sslmode=require`); see docs/connectors/postgres.md.
+//! TLS (`sslmode` require or verify-full) is rustls, with the server's
+//! certificate verified against the public roots or `sslrootcert`.
 
 mod db;
 mod existing;
@@ -35,12 +36,13 @@ use crate::connector::{
 use export::Op;
 use crate::error::usage;
 use db::Db;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 connector_options! {
     /// The options of a `postgres` account.
     pub struct PostgresOptions {
-        /// The server and database: postgres://USER:PASSWORD@HOST:PORT/DB (keep the password out of the file with ${VAR})
-        #[option(label = "URL", placeholder = "postgres://ferry:${PGPASSWORD}@localhost:5432/crm", required, secret)]
+        /// The server and database: postgres://USER:PASSWORD@HOST:PORT/DB; the password is redacted everywhere (keep it out of the file with ${VAR})
+        #[option(label = "URL", placeholder = "postgres://ferry:${PGPASSWORD}@localhost:5432/crm", required)]
         pub url: String,
         /// The table holding the records; created on the first write when missing
         #[option(label = "Table", default = "records")]
@@ -51,9 +53,12 @@ connector_options! {
         /// The field that identifies a record
         #[option(label = "Id field", default = "id")]
         pub id_field: String,
-        /// TLS to the server: disable or prefer (require is not built in yet)
+        /// TLS to the server: disable or prefer (both without TLS), require or verify-full (TLS, the server's certificate verified)
         #[option(label = "SSL mode", default = "prefer")]
         pub sslmode: String,
+        /// A PEM file of the CA certificates to trust for TLS instead of the public ones, relative to account.json
+        #[option(label = "SSL root certificate", placeholder = "ca.pem")]
+        pub sslrootcert: Option<String>,
     }
 }
 
@@ -94,22 +99,66 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         let password = String::from_utf8_lossy(password).into_owned();
         env.out().add_secrets([password]);
     }
-    pg.ssl_mode(match config.sslmode.as_str() {
-        "disable" => tokio_postgres::config::SslMode::Disable,
-        "prefer" => tokio_postgres::config::SslMode::Prefer,
+    use tokio_postgres::config::SslMode;
+    let tls = match config.sslmode.as_str() {
+        "disable" | "prefer" => {
+            // Without a TLS connector the driver never asks for TLS.
+            pg.ssl_mode(SslMode::Disable);
+            None
+        }
+        "require" | "verify-full" => {
+            pg.ssl_mode(SslMode::Require);
+            let ca = config.sslrootcert.as_deref().map(|p| options.resolve(p));
+            Some(tls(ca.as_deref(), source)?)
+        }
         other => {
             return Err(usage(format!(
-                "{source}: sslmode is \"{other}\"; ferry connects to PostgreSQL with sslmode disable or prefer"
+                "{source}: sslmode is \"{other}\"; expected disable, prefer, require or verify-full"
             ))
-            .hint(format!("set sslmode in {source} to \"prefer\" (TLS to the server is not built in yet)"))
+            .hint(format!("set sslmode in {source} to one of them"))
             .into())
         }
-    });
+    };
     let shown = shown_url(&config.url);
     Ok(Box::new(Postgres {
         spec: spec(),
-        db: Db::new(pg, shown, config.schema, config.table, config.id_field),
+        db: Db::new(pg, tls, shown, config.schema, config.table, config.id_field),
     }))
+}
+
+/// A TLS connector that verifies the server's certificate and name
+/// against the CA certificates in the PEM file `ca`, or the public roots.
+fn tls(ca: Option<&std::path::Path>, source: &str) -> Result<MakeRustlsConnect> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(path) => {
+            let bad = |why: String| {
+                usage(format!("{source}: sslrootcert {}: {why}", path.display()))
+                    .hint("point sslrootcert at a PEM file of CA certificates")
+            };
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| bad(e.to_string()))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no certificate in it".into()).into());
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| anyhow::anyhow!("TLS is not available: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// `url` without its password (and without anything after `?`).

@@ -3,7 +3,9 @@
 //! `pg_ctl` in a temporary folder, on a free port of 127.0.0.1, with fsync
 //! off. As root it runs as the unprivileged `postgres` user (the server
 //! refuses root). A watcher stops it when the test process ends, however it
-//! ends, and removes the folder. Each test gets a database of its own.
+//! ends, and removes the folder. Each test gets a database of its own. The
+//! server also speaks TLS with a certificate from a CA made for it (openssl), and
+//! one role ([`TLS_ONLY`]) may only log in over TLS.
 //!
 //! Without the binaries the tests fail, saying how to install them: no test
 //! is skipped in silence.
@@ -17,8 +19,14 @@ use std::sync::OnceLock;
 pub struct Server {
     pub port: u16,
     pub user: String,
+    /// The CA that signed the certificate the server presents for TLS
+    /// (for 127.0.0.1), as a client's `sslrootcert`.
+    pub ca: PathBuf,
     bin: PathBuf,
 }
+
+/// A role that may log in over TLS only.
+pub const TLS_ONLY: &str = "ferrytls";
 
 /// A database of its own for one test.
 pub struct Database {
@@ -131,6 +139,44 @@ impl Server {
         init.args(["-A", "trust", "-U", &user, "--no-sync", "-E", "UTF8", "-D"])
             .arg(&data);
         run(init, "initdb");
+        // TLS: a self-signed certificate for 127.0.0.1, and one role that
+        // is refused without TLS (pg_hba.conf: the first match wins).
+        // A CA, and the server's certificate signed by it (a verifier
+        // refuses a CA certificate presented as the server's own).
+        let mut cert = as_server_user(Path::new("sh"));
+        cert.current_dir(&data).arg("-c").arg(
+            "set -e
+             openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=ferry test CA' \
+                 -keyout ca.key -out ca.crt 2> /dev/null
+             openssl req -new -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 \
+                 -keyout server.key -out server.csr 2> /dev/null
+             printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > server.ext
+             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial \
+                 -days 2 -extfile server.ext -out server.crt 2> /dev/null
+             chmod 600 server.key",
+        );
+        run(cert, "openssl (the server's certificate)");
+        let hba = format!(
+            "local all all trust\n\
+             hostnossl all {TLS_ONLY} 127.0.0.1/32 reject\n\
+             host all all 127.0.0.1/32 trust\n\
+             host all all ::1/128 trust\n"
+        );
+        let mut write_hba = as_server_user(Path::new("sh"));
+        write_hba
+            .arg("-c")
+            .arg(format!("cat > '{}'", data.join("pg_hba.conf").display()));
+        let mut child = write_hba
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("write pg_hba.conf");
+        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), hba.as_bytes())
+            .expect("write pg_hba.conf");
+        drop(child.stdin.take());
+        assert!(
+            child.wait().expect("sh").success(),
+            "could not write pg_hba.conf"
+        );
         let port = free_port();
         let mut start = as_server_user(&bin.join("pg_ctl"));
         start
@@ -140,7 +186,7 @@ impl Server {
             .arg(&data)
             .arg("-o")
             .arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -F -c full_page_writes=off -c synchronous_commit=off",
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -F -c full_page_writes=off -c synchronous_commit=off -c ssl=on",
                 dir.display()
             ))
             .arg("start");
@@ -168,7 +214,17 @@ impl Server {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start the server's watcher");
-        Server { port, user, bin }
+        let server = Server {
+            port,
+            user,
+            ca: data.join("ca.crt"),
+            bin,
+        };
+        server.psql(
+            "postgres",
+            &format!("CREATE ROLE {TLS_ONLY} LOGIN SUPERUSER"),
+        );
+        server
     }
 
     /// A new, empty database.
