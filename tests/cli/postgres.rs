@@ -196,11 +196,12 @@ fn a_refused_record_is_rejected_alone_and_a_repeated_id_is_written_once() {
     );
 }
 
-#[test]
-fn a_killed_import_resumes_to_an_exact_copy() {
+/// A folder with 50,000 people to import into its `people` table in
+/// batches of 100 (`extra` added), and the import's arguments.
+fn long_import(extra: &[&'static str]) -> (Folder, Database, Vec<&'static str>) {
     let (f, db) = folder("people");
     f.write("people.jsonl", &people(50_000));
-    let args = [
+    let mut args = vec![
         "import",
         "--from",
         "jsonl:people.jsonl",
@@ -209,26 +210,44 @@ fn a_killed_import_resumes_to_an_exact_copy() {
         "--batch-size",
         "100",
     ];
+    args.extend(extra);
+    (f, db, args)
+}
+
+/// The rows of `people`, 0 before the table exists.
+fn people_rows(db: &Database) -> u64 {
+    if db.sql("SELECT to_regclass('people') IS NULL") == "t" {
+        return 0;
+    }
+    db.sql("SELECT count(*) FROM people").parse().unwrap()
+}
+
+/// Wait until `people` has more rows than `before`.
+fn wait_for_rows(db: &Database, before: u64) {
+    let start = std::time::Instant::now();
+    while people_rows(db) == before {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no batch was written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_killed_import_resumes_to_an_exact_copy() {
+    let (f, db, args) = long_import(&[]);
     // kill -9 at a few moments after a run has written more rows; each
     // run resumes from the last.
-    let rows = || -> u64 {
-        if db.sql("SELECT to_regclass('people') IS NULL") == "t" {
-            return 0;
-        }
-        db.sql("SELECT count(*) FROM people").parse().unwrap()
-    };
     for (round, delay_ms) in [0, 60, 30].into_iter().enumerate() {
         let args = if round == 0 {
             args.to_vec()
         } else {
             [&args[..], &["--resume"]].concat()
         };
-        let before = rows();
+        let before = people_rows(&db);
         let mut child = f.spawn(&args);
-        let start = std::time::Instant::now();
-        while rows() == before && start.elapsed() < std::time::Duration::from_secs(30) {
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        wait_for_rows(&db, before);
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         child.kill().expect("kill -9");
         let _ = child.wait();
@@ -519,30 +538,10 @@ fn an_existing_table_with_typed_columns_is_used_as_it_is() {
 /// exact copy.
 #[test]
 fn a_connection_dropped_mid_run_stops_resumably() {
-    let (f, db) = folder("people");
-    f.write("people.jsonl", &people(50_000));
-    let args = [
-        "import",
-        "--from",
-        "jsonl:people.jsonl",
-        "--to",
-        ".",
-        "--batch-size",
-        "100",
-        "--rejects",
-        "rejects.jsonl",
-    ];
+    let (f, db, args) = long_import(&["--rejects", "rejects.jsonl"]);
     let child = f.spawn(&args);
+    wait_for_rows(&db, 0);
     let start = std::time::Instant::now();
-    while db.sql("SELECT to_regclass('people') IS NULL") == "t"
-        || db.sql("SELECT count(*) FROM people") == "0"
-    {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(30),
-            "no batch was written"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
     // Between batches ferry opens a new connection; the server keeps
     // dropping them until one goes in the middle of a batch.
     let mut child = child;
