@@ -55,7 +55,8 @@ impl Target {
                 None => (text, None),
             };
             if table.as_deref() == Some("") {
-                return Err(usage(format!("target \"{text}\" has an empty table name"))
+                let shown = crate::connector::postgres::shown_url(url);
+                return Err(usage(format!("target \"{shown}#\" has an empty table name"))
                     .hint("write it as postgres://USER@HOST:PORT/DB#TABLE, or leave out #TABLE for the default table")
                     .into());
             }
@@ -68,6 +69,9 @@ impl Target {
             // A one-letter prefix is a Windows drive, not a connector.
             if kind.len() > 1 && kind.chars().all(|c| c.is_ascii_alphanumeric()) {
                 let Some(connector) = SHORTHANDS.iter().find(|s| **s == kind) else {
+                    // A URL's password is never printed back.
+                    let rest = crate::http::redact::redact_url(rest);
+                    let text = crate::http::redact::redact_url(text);
                     let hint = match registry::nearest(kind, &SHORTHANDS) {
                         Some(n) => format!("did you mean \"{n}:{rest}\"?"),
                         None => "shorthands are csv:PATH, jsonl:PATH, sqlite:PATH[#TABLE] and postgres://USER@HOST:PORT/DB[#TABLE]; for another connector pass its folder or account file".into(),
@@ -281,7 +285,7 @@ mod tests {
         );
         assert_eq!(t.canonical(), "postgres://ferry@localhost:5432/crm#people");
         let t = Target::parse("postgresql://localhost/crm", Path::new("/")).unwrap();
-        assert_eq!(t.canonical(), "postgresql://localhost/crm#records");
+        assert_eq!(t.canonical(), "postgres://localhost:5432/crm#records");
         assert!(Target::parse("postgres://localhost/crm#", Path::new("/")).is_err());
     }
 

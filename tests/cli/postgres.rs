@@ -8,9 +8,11 @@ use serde_json::{json, Value};
 use crate::support::postgres::{Database, Server};
 use crate::support::{Folder, Run};
 
-/// A password that must never be printed; trust authentication lets the
-/// server accept it, so it travels on every connection.
-const CANARY: &str = "pw-canary-5e3f";
+/// A password that must never be printed, raw or as the URL spells it;
+/// trust authentication lets the server accept it, so it travels on every
+/// connection.
+const CANARY: &str = "pw@canary#5e/3f";
+const CANARY_IN_URL: &str = "pw%40canary%235e%2F3f";
 
 /// A connector folder for a new database's `table`.
 fn folder(table: &str) -> (Folder, Database) {
@@ -26,13 +28,13 @@ fn folder(table: &str) -> (Folder, Database) {
 
 /// `url` with the canary password added.
 fn with_password(url: &str) -> String {
-    url.replacen("@", &format!(":{CANARY}@"), 1)
+    url.replacen("@", &format!(":{CANARY_IN_URL}@"), 1)
 }
 
 /// The run rendered for a snapshot as import's tests render it, with the
 /// database's name, the user and the server's version filtered.
 fn render(run: &Run, db: &Database) -> String {
-    run.hides(&[CANARY], "the password");
+    run.hides(&[CANARY, CANARY_IN_URL, "canary"], "the password");
     filtered(&crate::import::render(run), db)
 }
 
@@ -149,7 +151,7 @@ fn a_postgres_url_is_a_target_and_its_password_stays_out_of_the_checkpoint() {
     for entry in checkpoints.flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         assert!(
-            !text.contains(CANARY),
+            !text.contains("canary"),
             "{} holds the password",
             entry.path().display()
         );
@@ -256,10 +258,12 @@ fn a_killed_import_resumes_to_an_exact_copy() {
     assert!(written < 50_000, "the runs were not cut short: {written}");
     let resumed = f.run(&[&args[..], &["--resume"]].concat());
     assert_eq!(resumed.code, 0, "{}", render(&resumed, &db));
-    assert_eq!(
-        db.sql("SELECT count(*), count(DISTINCT id) FROM people"),
-        "50000|50000"
+    let read = resumed.json()["read"].as_u64().unwrap();
+    assert!(
+        read < 50_000,
+        "the resumed run started over: it read {read}"
     );
+    assert_eq!(db.sql("SELECT count(*) FROM people"), "50000");
     let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
     assert_eq!(back.ok_json()["written"], 50_000);
     assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
@@ -347,10 +351,12 @@ fn getupdates_skips_no_change_sharing_a_time_or_committed_late() {
     let ids: Vec<String> = (1..=7).map(|i| format!("p{i:05}")).collect();
     assert_eq!(seen, ids);
 
-    // A write that draws the next change number, then holds its
-    // transaction open for a moment while a later write commits.
+    // A write that draws the next change number and holds its transaction
+    // open (psql reads its statements from a pipe) while a later write
+    // commits; getupdates then waits for it, and only then answers.
+    use std::io::Write;
     let server = Server::get();
-    let slow = std::process::Command::new("psql")
+    let mut slow = std::process::Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
         .args([
             "-p",
@@ -360,24 +366,51 @@ fn getupdates_skips_no_change_sharing_a_time_or_committed_late() {
             "-d",
             &db.name,
         ])
-        .args([
-            "-c",
-            "BEGIN; INSERT INTO people (id, data, seq, created_seq) \
-             SELECT 'late', '{\"id\": \"late\"}', s, s FROM nextval('people_ferry_seq') AS s; \
-             SELECT pg_sleep(1.5); COMMIT;",
-        ])
+        .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("psql");
-    let mut slow = slow;
+    let mut to_psql = slow.stdin.take().expect("psql's stdin");
+    writeln!(
+        to_psql,
+        "BEGIN; INSERT INTO people (id, data, seq, created_seq) \
+         SELECT 'late', '{{\"id\": \"late\"}}', s, s FROM nextval('people_ferry_seq') AS s;"
+    )
+    .expect("write to psql");
+    to_psql.flush().expect("flush");
+    let locks = |mode: &str, granted: bool| {
+        db.sql(&format!(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             WHERE c.relname = 'people' AND l.mode = '{mode}' AND l.granted = {granted}"
+        ))
+    };
     let start = std::time::Instant::now();
-    while db.sql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'people' AND l.mode = 'RowExclusiveLock'") == "0" {
-        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the slow write never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    while locks("RowExclusiveLock", true) == "0" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the slow write never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let quick = f.run(&["insert", "--value", r#"{"id": "quick"}"#]);
     assert_eq!(quick.code, 0, "{}", render(&quick, &db));
-    let page = f.run(&["getupdates", "--last-sync", &token]).ok_json();
+    let reader = f.spawn(&["getupdates", "--last-sync", &token]);
+    while locks("ShareLock", false) == "0" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "getupdates never waited for the write in progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    writeln!(to_psql, "COMMIT;").expect("write to psql");
+    drop(to_psql);
     assert!(slow.wait().expect("psql ends").success());
+    let out = reader.wait_with_output().expect("getupdates ends");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let ids: Vec<&str> = page["entries"]
         .as_array()
         .unwrap()
@@ -424,7 +457,7 @@ fn export_into_postgres_ends_as_export_into_sqlite() {
     for input in ["first.jsonl", "second.jsonl", "second.jsonl"] {
         let pg = f.run(&["export", "--to", "pg", "--input", input]);
         let lite = f.run(&["export", "--to", "crm", "--input", input]);
-        pg.hides(&[CANARY], "the password");
+        pg.hides(&["canary"], "the password");
         let counts = |run: &Run| {
             let mut s = run.json();
             for volatile in ["elapsedSecs", "profilesPerSecond", "state", "destination"] {
@@ -569,10 +602,15 @@ fn a_connection_dropped_mid_run_stops_resumably() {
     assert!(written < 50_000, "the run was not cut short");
     let resumed = f.run(&[&args[..], &["--resume"]].concat());
     assert_eq!(resumed.code, 0, "{}", render(&resumed, &db));
-    assert_eq!(
-        db.sql("SELECT count(*), count(DISTINCT id) FROM people"),
-        "50000|50000"
+    let read = resumed.json()["read"].as_u64().unwrap();
+    assert!(
+        read < 50_000,
+        "the resumed run started over: it read {read}"
     );
+    assert_eq!(db.sql("SELECT count(*) FROM people"), "50000");
+    let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
+    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
+    assert_eq!(back.code, 0);
 }
 
 /// With sslmode require, ferry speaks TLS and verifies the server's
@@ -615,7 +653,85 @@ fn tls_verifies_the_server_certificate() {
     let plain = f.run(&["check"]);
     insta::assert_snapshot!("postgres_tls_only_role_without_tls", render(&plain, &db));
 
+    // The URL may say it instead (as libpq's URLs do).
+    f.write(
+        "account.json",
+        &json!({"connector": "postgres", "table": "people",
+                "url": format!("{url}?sslmode=verify-full&sslrootcert={ca}")})
+        .to_string(),
+    );
+    let in_url = f.run(&["get", "--id", "a"]);
+    assert_eq!(in_url.ok_json()["n"], 1, "{}", render(&in_url, &db));
+
     account(json!({"sslmode": "require", "sslrootcert": "missing.pem"}));
     let missing = f.run(&["check"]);
     insta::assert_snapshot!("postgres_sslrootcert_missing", render(&missing, &db));
+}
+
+/// A table ferry creates keyed by another field: the row's key column is
+/// `id`, holding the record's `email`.
+#[test]
+fn a_table_ferry_creates_can_be_keyed_by_another_field() {
+    let db = Server::get().database();
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &json!({"connector": "postgres", "url": with_password(&db.url), "table": "people", "idField": "email"})
+            .to_string(),
+    );
+    f.write(
+        "in.jsonl",
+        "{\"email\": \"b@x\", \"name\": \"B\"}\n{\"email\": \"a@x\", \"name\": \"A\"}\n",
+    );
+    let into = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in.jsonl",
+        "--to",
+        ".",
+        "--rejects",
+        "r.jsonl",
+    ]);
+    assert_eq!(
+        into.json()["written"],
+        2,
+        "{}\n{}",
+        render(&into, &db),
+        std::fs::read_to_string(f.join("r.jsonl")).unwrap_or_default()
+    );
+    assert_eq!(db.sql("SELECT id FROM people ORDER BY id"), "a@x\nb@x");
+    let get = f.run(&["get", "--id", "a@x"]);
+    assert_eq!(get.ok_json(), json!({"email": "a@x", "name": "A"}));
+    let patch = f.run(&["patch", "--id", "b@x", "--value", r#"{"name": "Bea"}"#]);
+    assert_eq!(patch.code, 0, "{}", render(&patch, &db));
+    // Out of the table, in key order, into a file keyed by email too.
+    f.write(
+        "back/account.json",
+        r#"{"connector": "jsonl", "path": "back.jsonl", "idField": "email"}"#,
+    );
+    let back = f.run(&["import", "--from", ".", "--to", "back"]);
+    assert_eq!(back.ok_json()["written"], 2, "{}", render(&back, &db));
+    assert_eq!(
+        lines(&f.read("back/back.jsonl")),
+        [
+            json!({"email": "a@x", "name": "A"}),
+            json!({"email": "b@x", "name": "Bea"})
+        ]
+    );
+}
+
+/// A TARGET that is wrong never prints its password back.
+#[test]
+fn a_wrong_postgres_target_keeps_its_password() {
+    let f = Folder::new();
+    f.write("in.jsonl", "{\"id\": \"a\"}\n");
+    for target in [
+        "postgres://ferry:pw-canary-9@localhost/crm#",
+        "postgress://ferry:pw-canary-9@localhost/crm#t",
+    ] {
+        let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", target]);
+        assert_eq!(run.code, 2, "{}", run.render());
+        run.hides(&["pw-canary-9"], "the password of a wrong target");
+        assert!(run.stderr.contains("ferry"), "{}", run.render());
+    }
 }

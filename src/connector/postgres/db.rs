@@ -35,6 +35,8 @@ pub(super) struct Db {
     conns: Vec<Mutex<Option<Client>>>,
     /// The table's layout once seen: a run asks for it before every batch.
     seen: std::sync::Mutex<Option<Layout>>,
+    /// The group tables are there (export asks before every batch).
+    pub(super) groups_ready: std::sync::atomic::AtomicBool,
 }
 
 /// What the table is, when it exists.
@@ -54,10 +56,19 @@ pub(super) struct Shape {
     pub(super) record: String,
     /// Which rows are records (not tombstones).
     pub(super) live: &'static str,
+    /// The key column, quoted: `id` in ferry's table (whatever `idField`
+    /// names in the record), the `idField` column in an existing one.
+    pub(super) id_column: String,
     /// `$1` as a value of the id column's type.
     pub(super) id_param: String,
     /// An existing table's columns; `None` for ferry's table.
     pub(super) table: Option<super::existing::Table>,
+}
+
+/// `text` as an SQL string literal, the same whatever the server's
+/// `standard_conforming_strings` (an escape string: backslashes doubled).
+pub(super) fn literal(text: &str) -> String {
+    format!("E'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
 /// `"name"`, quoted as an SQL identifier.
@@ -83,6 +94,7 @@ impl Db {
             id_field,
             conns: (0..CONNECTIONS).map(|_| Mutex::new(None)).collect(),
             seen: std::sync::Mutex::new(None),
+            groups_ready: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -153,7 +165,7 @@ impl Db {
             .query_opt(
                 "SELECT obj_description(c.oid, 'pg_class')
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+                  WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'm', 'f')",
                 &[&self.schema, &self.table],
             )
             .await
@@ -189,6 +201,7 @@ impl Db {
             Some(Layout::Managed) => Some(Shape {
                 record: "x.data".into(),
                 live: "NOT x.deleted",
+                id_column: "id".into(),
                 id_param: "$1".into(),
                 table: None,
             }),
@@ -197,6 +210,7 @@ impl Db {
                 Some(Shape {
                     record: "to_jsonb(x)".into(),
                     live: "true",
+                    id_column: ident(&self.id_field),
                     id_param: format!("$1::text::{}", table.id_type),
                     table: Some(table),
                 })
@@ -206,7 +220,7 @@ impl Db {
 
     /// The sequence as a text literal, for `nextval('…')`.
     pub(super) fn sequence_literal(&self) -> String {
-        format!("'{}'", self.sequence().replace('\'', "''"))
+        literal(&self.sequence())
     }
 
     /// The statement that makes the statements after it in one query wait
@@ -215,8 +229,10 @@ impl Db {
     /// processes) fails on the catalog's unique index. A transaction-level
     /// advisory lock, held until the query's implicit transaction ends.
     pub(super) fn ddl_lock(&self) -> String {
-        let key = format!("ferry {}", self.qualified()).replace('\'', "''");
-        format!("SELECT pg_advisory_xact_lock(hashtext('{key}'));")
+        format!(
+            "SELECT pg_advisory_xact_lock(hashtext({}));",
+            literal(&format!("ferry {}", self.qualified()))
+        )
     }
 
     /// Create ferry's table, its sequence and its marker.
@@ -299,9 +315,13 @@ impl Db {
                     .await
                     .map_err(|e| self.failure(&e, "could not read"))?
                     .get(0);
+                // Each privilege on its own (the list form is true when any
+                // one is held), and TEMP for the batches' temporary table.
                 let can_write: bool = client
                     .query_one(
-                        "SELECT has_table_privilege($1, 'INSERT, UPDATE, DELETE')",
+                        "SELECT has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'UPDATE')
+                            AND has_table_privilege($1, 'DELETE')
+                            AND has_database_privilege(current_database(), 'TEMP')",
                         &[&self.qualified()],
                     )
                     .await
@@ -362,6 +382,9 @@ impl Db {
                         "point \"url\" at a server that accepts writes (the primary), then resume"
                     }
                     c if *c == SqlState::DISK_FULL => "free space on the server, then resume",
+                    c if *c == SqlState::LOCK_NOT_AVAILABLE => {
+                        "a session has kept a write to the table open for a minute; end it, then run the command again"
+                    }
                     _ => "fix the database, then run the command again (an import resumes)",
                 },
             ),

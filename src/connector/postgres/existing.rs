@@ -59,7 +59,9 @@ impl Db {
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typname::text,
                         t.typcategory::text, a.attnotnull, a.atthasdef OR a.attidentity <> '',
                         EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
-                                  AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] = a.attnum)
+                                  AND i.indisunique AND i.indnatts = 1 AND i.indkey[0] = a.attnum
+                                  -- what ON CONFLICT can use: whole, not deferred
+                                  AND i.indpred IS NULL AND i.indimmediate)
                    FROM pg_attribute a
                    JOIN pg_class c ON c.oid = a.attrelid
                    JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -131,6 +133,17 @@ impl Db {
         format!("{} = ${n}::text::{}", ident(&self.id_field), table.id_type)
     }
 
+    /// Column `i` of `row` (a record as jsonb) as a record.
+    pub(super) fn record_at(&self, row: &tokio_postgres::Row, i: usize) -> Result<Record> {
+        match row.try_get::<_, Option<Value>>(i) {
+            Ok(Some(value)) => self.row_record(value),
+            Ok(None) => Err(failed(format!("a row of {} holds no record", self.named()))
+                .hint("the table was changed by hand: give the row its record, or delete it")
+                .into()),
+            Err(e) => Err(failed(format!("a row of {} could not be read: {e}", self.named())).into()),
+        }
+    }
+
     /// A row as a record, its id as text.
     pub(super) fn row_record(&self, value: Value) -> Result<Record> {
         match value {
@@ -200,13 +213,15 @@ impl Db {
             .map(|_| ())
     }
 
-    /// Refuse writes to a table whose id column is not unique.
+    /// Refuse reading or writing a table whose id column is not unique:
+    /// pages by keyset would skip rows sharing an id, and an upsert could
+    /// not tell an update from an insert. (A view has no such index.)
     pub(super) fn writable(&self, table: &Table) -> Result<()> {
         if table.id_unique {
             return Ok(());
         }
         Err(failed(format!(
-            "column \"{}\" of {} is neither a primary key nor unique, so ferry cannot tell an update from an insert",
+            "column \"{}\" of {} is neither a primary key nor unique, so ferry can neither page through it without skipping rows nor tell an update from an insert",
             self.id_field,
             self.named()
         ))

@@ -35,10 +35,27 @@ impl Db {
         )
     }
 
-    /// The table and the group tables, created when missing.
+    /// The table and the group tables, created when missing (asked once
+    /// per run: creating needs the CREATE privilege even when they exist).
     async fn export_tables(&self, client: &tokio_postgres::Client) -> Result<()> {
+        use std::sync::atomic::Ordering;
         if self.managed(client, "export").await?.is_none() {
             self.create(client).await?;
+        }
+        if self.groups_ready.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let there: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                &[&self.groups_table(), &self.members_table()],
+            )
+            .await
+            .map_err(|e| self.failure(&e, "could not read"))?
+            .get(0);
+        if there {
+            self.groups_ready.store(true, Ordering::Relaxed);
+            return Ok(());
         }
         client
             .batch_execute(&format!(
@@ -52,7 +69,9 @@ impl Db {
                 self.members_table()
             ))
             .await
-            .map_err(|e| self.failure(&e, "could not create the group tables of"))
+            .map_err(|e| self.failure(&e, "could not create the group tables of"))?;
+        self.groups_ready.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// A refused write as the profile's outcome ([`Rejection`]), anything

@@ -53,10 +53,10 @@ connector_options! {
         /// The field that identifies a record
         #[option(label = "Id field", default = "id")]
         pub id_field: String,
-        /// TLS to the server: disable or prefer (both without TLS), require or verify-full (TLS, the server's certificate verified)
-        #[option(label = "SSL mode", default = "prefer")]
-        pub sslmode: String,
-        /// A PEM file of the CA certificates to trust for TLS instead of the public ones, relative to account.json
+        /// TLS to the server: disable or prefer (both without TLS), require or verify-full (TLS, the server's certificate verified); else the URL's sslmode, else prefer
+        #[option(label = "SSL mode", placeholder = "prefer")]
+        pub sslmode: Option<String>,
+        /// A PEM file of the CA certificates to trust for TLS instead of the public ones, relative to account.json (else the URL's sslrootcert)
         #[option(label = "SSL root certificate", placeholder = "ca.pem")]
         pub sslrootcert: Option<String>,
     }
@@ -91,16 +91,19 @@ pub fn spec() -> Spec {
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: PostgresOptions = options.parse()?;
     let source = options.at("url").source;
-    let mut pg: tokio_postgres::Config = config.url.parse().map_err(|_| {
+    let url = Url::parse(&config.url).map_err(|_| {
         usage(format!("{source}: url is not a PostgreSQL URL"))
             .hint(format!("set url in {source} to postgres://USER:PASSWORD@HOST:PORT/DATABASE"))
     })?;
+    let mut pg = url.config;
     if let Some(password) = pg.get_password() {
         let password = String::from_utf8_lossy(password).into_owned();
         env.out().add_secrets([password]);
     }
     use tokio_postgres::config::SslMode;
-    let tls = match config.sslmode.as_str() {
+    // The option, else the URL's own, else prefer (as libpq).
+    let sslmode = config.sslmode.or(url.sslmode).unwrap_or_else(|| "prefer".into());
+    let tls = match sslmode.as_str() {
         "disable" | "prefer" => {
             // Without a TLS connector the driver never asks for TLS.
             pg.ssl_mode(SslMode::Disable);
@@ -108,7 +111,10 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
         }
         "require" | "verify-full" => {
             pg.ssl_mode(SslMode::Require);
-            let ca = config.sslrootcert.as_deref().map(|p| options.resolve(p));
+            let ca = match config.sslrootcert {
+                Some(path) => Some(options.resolve(&path)),
+                None => url.sslrootcert.map(std::path::PathBuf::from),
+            };
             Some(tls(ca.as_deref(), source)?)
         }
         other => {
@@ -119,11 +125,97 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             .into())
         }
     };
-    let shown = shown_url(&config.url);
+    let shown = shown(&pg);
     Ok(Box::new(Postgres {
         spec: spec(),
         db: Db::new(pg, tls, shown, config.schema, config.table, config.id_field),
     }))
+}
+
+/// A connection URL read: the driver's config, and the TLS parameters it
+/// does not know (`sslmode=verify-full`, `sslrootcert`), which ferry reads
+/// itself.
+struct Url {
+    config: tokio_postgres::Config,
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+}
+
+impl Url {
+    fn parse(url: &str) -> Result<Url, tokio_postgres::Error> {
+        let (mut sslmode, mut sslrootcert) = (None, None);
+        let url = match url.split_once('?') {
+            Some((base, query)) => {
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|pair| match pair.split_once('=') {
+                        Some(("sslmode", v)) => {
+                            sslmode = Some(v.to_string());
+                            false
+                        }
+                        Some(("sslrootcert", v)) => {
+                            sslrootcert = Some(
+                                percent_encoding::percent_decode_str(v)
+                                    .decode_utf8_lossy()
+                                    .into_owned(),
+                            );
+                            false
+                        }
+                        _ => true,
+                    })
+                    .collect();
+                if kept.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+            None => url.to_string(),
+        };
+        Ok(Url {
+            config: url.parse()?,
+            sslmode,
+            sslrootcert,
+        })
+    }
+}
+
+/// The database as messages and checkpoints name it: user, hosts, ports
+/// and database, never the password (built from the parsed config, so a
+/// password the URL spells oddly cannot slip into it).
+fn shown(pg: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let user = pg.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+    let ports = pg.get_ports();
+    let hosts: Vec<String> = pg
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let name = match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(path) => path.display().to_string(),
+            };
+            match ports.get(i).or(ports.first()) {
+                Some(port) => format!("{name}:{port}"),
+                None => name,
+            }
+        })
+        .collect();
+    format!(
+        "postgres://{user}{}/{}",
+        hosts.join(","),
+        pg.get_dbname().unwrap_or_default()
+    )
+}
+
+/// `url` as messages and checkpoints name it (see [`shown`]); a text that
+/// is not a PostgreSQL URL with its password masked.
+pub fn shown_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(url) => shown(&url.config),
+        Err(_) => crate::http::redact::redact_url(url),
+    }
 }
 
 /// A TLS connector that verifies the server's certificate and name
@@ -159,20 +251,6 @@ fn tls(ca: Option<&std::path::Path>, source: &str) -> Result<MakeRustlsConnect> 
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-/// `url` without its password (and without anything after `?`).
-pub fn shown_url(url: &str) -> String {
-    let base = url.split('?').next().unwrap_or(url);
-    match url::Url::parse(base) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(None);
-            }
-            u.to_string()
-        }
-        Err(_) => "the PostgreSQL server".to_string(),
-    }
 }
 
 pub struct Postgres {
@@ -359,10 +437,25 @@ mod tests {
     #[test]
     fn the_shown_url_has_no_password() {
         assert_eq!(
-            shown_url("postgres://ferry:s3cr%40t@db.example.com:5433/crm?sslmode=prefer"),
+            shown_url("postgres://ferry:s3cr%40t@db.example.com:5433/crm?sslmode=verify-full"),
             "postgres://ferry@db.example.com:5433/crm"
         );
-        assert_eq!(shown_url("not a url"), "the PostgreSQL server");
+        assert_eq!(
+            shown_url("postgresql://a:pw@h1:1,h2:2/db?application_name=x"),
+            "postgres://a@h1:1,h2:2/db"
+        );
+        assert_eq!(shown_url("postgres://u:pw@"), "postgres://u@/");
+        assert!(!shown_url("postgres://u:pw@host/db?sslmode=nonsense").contains("pw"));
+        assert!(!shown_url("mysql://u:pw@host/db").contains("pw"));
+    }
+
+    #[test]
+    fn the_url_may_carry_the_tls_parameters() {
+        let url = Url::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=5")
+            .expect("a URL");
+        assert_eq!(url.sslmode.as_deref(), Some("verify-full"));
+        assert_eq!(url.sslrootcert.as_deref(), Some("/ca.pem"));
+        assert_eq!(url.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(5)));
     }
 
     #[test]

@@ -50,10 +50,10 @@ impl Db {
         let row = client
             .query_opt(
                 &format!(
-                    "SELECT {} FROM {} x WHERE {} = {} AND {}",
+                    "SELECT {} FROM {} x WHERE x.{} = {} AND {}",
                     shape.record,
                     self.qualified(),
-                    ident(&self.id_field),
+                    shape.id_column,
                     shape.id_param,
                     shape.live
                 ),
@@ -61,7 +61,7 @@ impl Db {
             )
             .await;
         match row {
-            Ok(row) => row.map(|r| self.row_record(r.get(0))).transpose(),
+            Ok(row) => row.map(|r| self.record_at(&r, 0)).transpose(),
             // An id that is not a value of the id column's type ("abc" for
             // an integer column) names no record.
             Err(e) if e.code() == Some(&SqlState::INVALID_TEXT_REPRESENTATION) => Ok(None),
@@ -125,10 +125,24 @@ impl Db {
                     id
                 }
             };
-            client
-                .execute(&self.upsert_one(), &[&id, &Json(&value)])
+            // Written only over nothing or a tombstone: a live record
+            // another run inserted since the check above stays.
+            let written = client
+                .execute(
+                    &format!("{} WHERE {}.deleted", self.upsert_one(), self.qualified()),
+                    &[&id, &Json(&value)],
+                )
                 .await
                 .map_err(|e| self.refused(&e, "could not write to"))?;
+            if written == 0 {
+                return Err(failed(format!(
+                    "a record with {} \"{id}\" already exists in {}",
+                    self.id_field,
+                    self.named()
+                ))
+                .hint(format!("use `ferry patch --id {id}` to change it"))
+                .into());
+            }
             return Ok(value);
         };
         // An existing table gives its own id when the column has a default.
@@ -156,7 +170,7 @@ impl Db {
             .query_one(&sql, &params)
             .await
             .map_err(|e| self.refused(&e, "could not write to"))?;
-        self.row_record(row.get(0))
+        self.record_at(&row, 0)
     }
 
     /// `"a", "b"`: the record's fields, each a column of the table.
@@ -196,6 +210,9 @@ impl Db {
             Some(table) => {
                 let columns = self.column_list(table, &value)?;
                 if columns.is_empty() {
+                    // Nothing to set: the record as it is (the connection
+                    // let go first, as `get` takes one of its own).
+                    drop(guard);
                     return self.get(id).await;
                 }
                 format!(
@@ -211,7 +228,7 @@ impl Db {
             .await
             .map_err(|e| self.refused(&e, "could not write to"))?;
         match row {
-            Some(row) => self.row_record(row.get(0)),
+            Some(row) => self.record_at(&row, 0),
             None => Err(self.not_found(id)),
         }
     }
@@ -256,7 +273,10 @@ impl Db {
         let Some(shape) = self.shape(client).await? else {
             return Ok(Page::default());
         };
-        let (t, id) = (self.qualified(), ident(&self.id_field));
+        if let Some(table) = &shape.table {
+            self.writable(table)?;
+        }
+        let (t, id) = (self.qualified(), &shape.id_column);
         let (record, live) = (&shape.record, shape.live);
         let read = |e: tokio_postgres::Error| self.failure(&e, "could not read");
         // Counted once, on the first page (a count scans the table); the
@@ -303,7 +323,7 @@ impl Db {
         let mut last = None;
         for row in rows {
             last = row.get::<_, Option<String>>(0);
-            records.push(self.row_record(row.get(1))?);
+            records.push(self.record_at(&row, 1)?);
         }
         let next = (records.len() >= limit).then(|| Position {
             offset: from.offset + records.len() as u64,
@@ -444,12 +464,12 @@ impl Db {
     ) -> Result<(), tokio_postgres::Error> {
         let tx = client.transaction().await?;
         tx.batch_execute(
-            "CREATE TEMP TABLE IF NOT EXISTS ferry_batch (ord int4, id text, data jsonb)
+            "CREATE TEMP TABLE IF NOT EXISTS pg_temp.ferry_batch (ord int4, id text, data jsonb)
              ON COMMIT DELETE ROWS",
         )
         .await?;
         let sink = tx
-            .copy_in("COPY ferry_batch (ord, id, data) FROM STDIN (FORMAT binary)")
+            .copy_in("COPY pg_temp.ferry_batch (ord, id, data) FROM STDIN (FORMAT binary)")
             .await?;
         let writer = BinaryCopyInWriter::new(sink, &[Type::INT4, Type::TEXT, Type::JSONB]);
         futures::pin_mut!(writer);
@@ -469,7 +489,7 @@ impl Db {
                      -- row; rows go in id order, so two batches written at
                      -- once lock the rows they share in the same order.
                      SELECT id, data, nextval({seq}) AS s FROM (
-                         SELECT DISTINCT ON (id) id, data, ord FROM ferry_batch
+                         SELECT DISTINCT ON (id) id, data, ord FROM pg_temp.ferry_batch
                           ORDER BY id, ord DESC
                      ) b ORDER BY id
                  ) c

@@ -11,7 +11,9 @@
 //! progress to commit (each holds ROW EXCLUSIVE from the start of its
 //! statement, before it draws its number) and holds new ones back until the
 //! read's transaction ends. Every number at or below the highest one it
-//! then sees is committed or will never appear.
+//! then sees is committed or will never appear. The lock needs UPDATE,
+//! DELETE or TRUNCATE on the table (a read-only user cannot take it), and
+//! waits at most a minute for a write left open.
 
 use anyhow::{Context, Result};
 use tokio_postgres::types::ToSql;
@@ -75,7 +77,11 @@ impl Db {
         let read = |e: tokio_postgres::Error| self.failure(&e, "could not read");
         let t = self.qualified();
         let tx = client.transaction().await.map_err(read)?;
-        tx.batch_execute(&format!("LOCK TABLE {t} IN SHARE MODE"))
+        // A write left open must not hold the read (and, behind it,
+        // every other write) forever.
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '60s'; LOCK TABLE {t} IN SHARE MODE"
+        ))
             .await
             .map_err(read)?;
         let cap = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
