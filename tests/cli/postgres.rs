@@ -735,3 +735,59 @@ fn a_wrong_postgres_target_keeps_its_password() {
         assert!(run.stderr.contains("ferry"), "{}", run.render());
     }
 }
+
+/// A user that may only read and write the rows of a table someone else
+/// created (no CREATE on the schema) imports into it, reads it back, runs
+/// getupdates and exports into it; `check` says what it may do.
+#[test]
+fn a_user_with_row_privileges_only_imports_exports_and_reads() {
+    let (owner, db) = folder("people");
+    owner.write("people.jsonl", &people(3));
+    owner
+        .run(&["import", "--from", "jsonl:people.jsonl", "--to", "."])
+        .ok_json();
+    // The owner's export creates the group tables.
+    owner.write(
+        "profiles.jsonl",
+        "{\"id\": \"p00002\", \"properties\": {\"name\": \"Bo\"}, \"groups\": [\"news\"]}\n",
+    );
+    let created = owner.run(&["export", "--to", ".", "--input", "profiles.jsonl"]);
+    assert_eq!(created.code, 0, "{}", render(&created, &db));
+    let role = format!("limited_{}", db.name);
+    db.sql(&format!(
+        "CREATE ROLE {role} LOGIN;
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         GRANT SELECT, INSERT, UPDATE, DELETE ON people, people_groups, people_members TO {role};
+         GRANT USAGE ON SEQUENCE people_ferry_seq TO {role};"
+    ));
+    let f = Folder::new();
+    let server = Server::get();
+    f.write(
+        "account.json",
+        &json!({"connector": "postgres", "table": "people",
+                "url": format!("postgres://{role}@127.0.0.1:{}/{}", server.port, db.name)})
+        .to_string(),
+    );
+    let check = f.run(&["check"]);
+    assert_eq!(check.ok_json()["canWrite"], true, "{}", render(&check, &db));
+    f.write("more.jsonl", &people(5));
+    let import = f.run(&["import", "--from", "jsonl:more.jsonl", "--to", "."]);
+    assert_eq!(import.ok_json()["written"], 5, "{}", render(&import, &db));
+    let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
+    assert_eq!(back.ok_json()["written"], 5, "{}", render(&back, &db));
+    let updates = f.run(&["getupdates"]);
+    assert_eq!(
+        updates.ok_json()["entries"].as_array().map(Vec::len),
+        Some(5)
+    );
+    f.write(
+        "profiles.jsonl",
+        "{\"id\": \"p00001\", \"properties\": {\"name\": \"Ada\"}, \"groups\": [\"vip\"]}\n",
+    );
+    let export = f.run(&["export", "--to", ".", "--input", "profiles.jsonl"]);
+    assert_eq!(export.code, 0, "{}", render(&export, &db));
+    assert_eq!(
+        db.sql("SELECT group_name || ':' || record_id FROM people_members ORDER BY 1"),
+        "news:p00002\nvip:p00001"
+    );
+}
