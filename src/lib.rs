@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod http;
 pub mod interrupt;
 pub mod lock;
+pub mod memory;
 pub mod output;
 pub mod range;
 pub mod sandbox;

@@ -121,6 +121,8 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
         .as_ref()
         .map(|f| crate::config::resolve(&ctx.cwd, f));
     let plan = args.plan(input, &ctx.cwd)?;
+    // Memory flat however many chunks the run sends (crate::memory).
+    crate::memory::return_freed_memory_at_once();
     let progress = progress::for_stderr(
         ctx.stderr_tty,
         ctx.out.verbosity() == Verbosity::Quiet,
