@@ -224,6 +224,24 @@ fn people_rows(db: &Database) -> u64 {
     db.sql("SELECT count(*) FROM people").parse().unwrap()
 }
 
+/// After a long import was cut short: `--resume` continues where it
+/// stopped (it reads fewer than all) and the table ends an exact copy.
+fn resume_to_an_exact_copy(f: &Folder, db: &Database, args: &[&str]) {
+    let written = people_rows(db);
+    assert!(written < 50_000, "the run was not cut short: {written}");
+    let resumed = f.run(&[args, &["--resume"]].concat());
+    assert_eq!(resumed.code, 0, "{}", render(&resumed, db));
+    let read = resumed.json()["read"].as_u64().unwrap();
+    assert!(
+        read < 50_000,
+        "the resumed run started over: it read {read}"
+    );
+    assert_eq!(db.sql("SELECT count(*) FROM people"), "50000");
+    let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
+    assert_eq!(back.ok_json()["written"], 50_000);
+    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
+}
+
 /// Wait until `people` has more rows than `before`.
 fn wait_for_rows(db: &Database, before: u64) {
     let start = std::time::Instant::now();
@@ -254,19 +272,7 @@ fn a_killed_import_resumes_to_an_exact_copy() {
         child.kill().expect("kill -9");
         let _ = child.wait();
     }
-    let written: u64 = db.sql("SELECT count(*) FROM people").parse().unwrap();
-    assert!(written < 50_000, "the runs were not cut short: {written}");
-    let resumed = f.run(&[&args[..], &["--resume"]].concat());
-    assert_eq!(resumed.code, 0, "{}", render(&resumed, &db));
-    let read = resumed.json()["read"].as_u64().unwrap();
-    assert!(
-        read < 50_000,
-        "the resumed run started over: it read {read}"
-    );
-    assert_eq!(db.sql("SELECT count(*) FROM people"), "50000");
-    let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
-    assert_eq!(back.ok_json()["written"], 50_000);
-    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
+    resume_to_an_exact_copy(&f, &db, &args);
 }
 
 #[test]
@@ -598,19 +604,7 @@ fn a_connection_dropped_mid_run_stops_resumably() {
         "a lost connection rejected records: {}",
         f.read("rejects.jsonl")
     );
-    let written: u64 = db.sql("SELECT count(*) FROM people").parse().unwrap();
-    assert!(written < 50_000, "the run was not cut short");
-    let resumed = f.run(&[&args[..], &["--resume"]].concat());
-    assert_eq!(resumed.code, 0, "{}", render(&resumed, &db));
-    let read = resumed.json()["read"].as_u64().unwrap();
-    assert!(
-        read < 50_000,
-        "the resumed run started over: it read {read}"
-    );
-    assert_eq!(db.sql("SELECT count(*) FROM people"), "50000");
-    let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
-    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
-    assert_eq!(back.code, 0);
+    resume_to_an_exact_copy(&f, &db, &args);
 }
 
 /// With sslmode require, ferry speaks TLS and verifies the server's

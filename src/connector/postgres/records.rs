@@ -100,17 +100,22 @@ impl Db {
             .context("the table just created is not there")
     }
 
+    /// Insert's error for an id that is taken.
+    fn exists(&self, id: &str) -> anyhow::Error {
+        failed(format!(
+            "a record with {} \"{id}\" already exists in {}",
+            self.id_field,
+            self.named()
+        ))
+        .hint(format!("use `ferry patch --id {id}` to change it"))
+        .into()
+    }
+
     pub(super) async fn insert(&self, mut value: Record) -> Result<Record> {
         let given = given_id(&value, &self.id_field, "insert")?;
         if let Some(id) = &given {
             if self.find(id).await?.is_some() {
-                return Err(failed(format!(
-                    "a record with {} \"{id}\" already exists in {}",
-                    self.id_field,
-                    self.named()
-                ))
-                .hint(format!("use `ferry patch --id {id}` to change it"))
-                .into());
+                return Err(self.exists(id));
             }
         }
         let guard = self.client().await?;
@@ -135,13 +140,7 @@ impl Db {
                 .await
                 .map_err(|e| self.refused(&e, "could not write to"))?;
             if written == 0 {
-                return Err(failed(format!(
-                    "a record with {} \"{id}\" already exists in {}",
-                    self.id_field,
-                    self.named()
-                ))
-                .hint(format!("use `ferry patch --id {id}` to change it"))
-                .into());
+                return Err(self.exists(&id));
             }
             return Ok(value);
         };
