@@ -355,6 +355,56 @@ fn export_counts_removed_memberships_the_same_with_clear_and_delete() {
     );
 }
 
+/// A destination keyed by the profile id, where some profiles set the key
+/// themselves: a key is held by the first profile that takes it, whether
+/// it came from the profile's id or from its properties, in either order.
+#[test]
+fn a_key_is_held_by_the_first_profile_whether_it_is_its_id_or_a_property() {
+    let f = Folder::new();
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "sqlite", "path": "crm.db"}"#,
+    );
+    f.write(
+        "people.jsonl",
+        "{\"id\": \"a\", \"properties\": {\"name\": \"A\"}}\n\
+         {\"id\": \"b\", \"properties\": {\"id\": \"a\", \"name\": \"B\"}}\n\
+         {\"id\": \"c\", \"properties\": {\"id\": \"z\", \"name\": \"C\"}}\n\
+         {\"id\": \"z\", \"properties\": {\"name\": \"Z\"}}\n\
+         {\"id\": \"d\", \"properties\": {\"name\": \"D\"}}\n",
+    );
+    let run = f.run_line("export --to crm --input people.jsonl --errors problems.jsonl");
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["created"], 3, "{}", run.render());
+    let problems: Vec<(String, String)> = f
+        .read("problems.jsonl")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let text = v.to_string();
+            let holder = ["profile a ", "profile c "]
+                .iter()
+                .find(|h| text.contains(*h))
+                .map_or("?", |h| h.trim());
+            (
+                v["id"].as_str().unwrap_or_default().to_string(),
+                holder.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [
+            ("b".to_string(), "profile a".to_string()),
+            ("z".to_string(), "profile c".to_string())
+        ],
+        "{}",
+        f.read("problems.jsonl")
+    );
+    let ids = dump(&f, "crm/crm.db", "records")["records"].clone();
+    assert_eq!(ids.as_array().map(Vec::len), Some(3), "{ids}");
+}
+
 #[test]
 fn export_summarises_problem_profiles_by_reason_on_stderr() {
     let f = folder();

@@ -65,6 +65,8 @@ pub struct Scan {
     /// Unchanged profiles whose state row holds no hash, or another one
     /// (a state written by an older ferry): the hash to write back.
     rehash: Vec<(String, String)>,
+    /// A key other than its profile's id has been taken (`key_taken`).
+    other_keys: bool,
 }
 
 /// The scratch folder of one run, under `root` (`.ferry/tmp/` of the
@@ -141,7 +143,7 @@ impl Scan {
             .context("could not create the export's scratch database")?;
         conn.execute_batch(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE seen (id TEXT PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE seen (id TEXT PRIMARY KEY, own_key INTEGER NOT NULL) WITHOUT ROWID;
              CREATE TABLE keys (key TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;",
         )?;
         let has_state = state_path.exists();
@@ -189,6 +191,7 @@ impl Scan {
             destructive: 0,
             doomed: Vec::new(),
             rehash: Vec::new(),
+            other_keys: false,
         };
         // The run's marks are scratch: written in large transactions.
         scan.conn.execute_batch("BEGIN")?;
@@ -218,10 +221,25 @@ impl Scan {
             Ok(p) => p,
             Err(invalid) => return self.spool_invalid(&invalid),
         };
+        // The fields and key the profile would send, worked out before it
+        // is marked (nothing here writes). An invalid profile takes no key,
+        // and is never unchanged: the second pass says what is wrong with
+        // it, every run.
+        let mut fields = profile.properties.clone();
+        if !profile.to_delete && dest.key_from_profile_id && !fields.contains_key(&dest.key) {
+            fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
+        }
+        let key = (!profile.to_delete && diff::validate(&fields, dest).is_ok())
+            .then(|| record_id(&fields, &dest.key))
+            .flatten();
+        // A key that is the profile's own id is marked in `seen` alone: two
+        // such profiles with one key are one id listed twice. Only keys of
+        // another value go to `keys` (see `key_taken`).
+        let own_key = key.as_deref() == Some(profile.id.as_str());
         let fresh = self
             .conn
-            .prepare_cached("INSERT OR IGNORE INTO seen (id) VALUES (?1)")?
-            .execute(params![profile.id])?;
+            .prepare_cached("INSERT OR IGNORE INTO seen (id, own_key) VALUES (?1, ?2)")?
+            .execute(params![profile.id, own_key])?;
         if fresh == 0 {
             return self.spool_invalid(&Invalid::new(
                 profile.id,
@@ -240,28 +258,10 @@ impl Scan {
             }
             return self.spool_delete(&profile);
         }
-        let mut fields = profile.properties.clone();
-        if dest.key_from_profile_id && !fields.contains_key(&dest.key) {
-            fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
-        }
-        // An invalid profile takes no key, and is never unchanged: the
-        // second pass says what is wrong with it, every run.
-        if diff::validate(&fields, dest).is_err() {
-            return self.spool_profile(&profile);
-        }
-        let Some(key) = record_id(&fields, &dest.key) else {
+        let Some(key) = key else {
             return self.spool_profile(&profile);
         };
-        let taken = self
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO keys (key, id) VALUES (?1, ?2)")?
-            .execute(params![key, profile.id])?;
-        if taken == 0 {
-            let other: String =
-                self.conn
-                    .query_row("SELECT id FROM keys WHERE key = ?1", params![key], |r| {
-                        r.get(0)
-                    })?;
+        if let Some(other) = self.key_taken(&key, own_key, &profile.id)? {
             return self.spool_invalid(&Invalid::new(
                 profile.id,
                 format!("with the same \"{}\" as another profile", dest.key),
@@ -289,6 +289,39 @@ impl Scan {
             }
             _ => self.spool_profile(&profile),
         }
+    }
+
+    /// The profile that already holds `key`, or `None` when `id` takes it
+    /// now. Keys that are their profile's own id (the common case: a
+    /// destination keyed by the profile id) are only in `seen`, which
+    /// spares a second insert per profile; until a key of another value
+    /// has been taken, no other profile can hold such a key (one with the
+    /// same id was refused as listed twice). After that, both tables are
+    /// asked.
+    fn key_taken(&mut self, key: &str, own_key: bool, id: &str) -> Result<Option<String>> {
+        if own_key && !self.other_keys {
+            return Ok(None);
+        }
+        let holder: Option<String> = self
+            .conn
+            .prepare_cached("SELECT id FROM keys WHERE key = ?1")?
+            .query_row(params![key], |r| r.get(0))
+            .optional()?;
+        if holder.is_some() || own_key {
+            return Ok(holder);
+        }
+        let own: bool = self
+            .conn
+            .prepare_cached("SELECT 1 FROM seen WHERE id = ?1 AND own_key")?
+            .exists(params![key])?;
+        if own {
+            return Ok(Some(key.to_string()));
+        }
+        self.conn
+            .prepare_cached("INSERT INTO keys (key, id) VALUES (?1, ?2)")?
+            .execute(params![key, id])?;
+        self.other_keys = true;
+        Ok(None)
     }
 
     /// The hash of `id`'s state row: the one it keeps, or (for a row
