@@ -57,6 +57,19 @@ impl BadId {
     }
 }
 
+/// Refuse a patch whose value gives `field` another id than `id`, the
+/// record it patches: a patch never renames a record.
+pub fn patch_keeps_id(value: &Record, field: &str, id: &str) -> Result<()> {
+    match given_id(value, field, "patch")? {
+        Some(other) if other != id => Err(crate::error::usage(format!(
+            "the patch changes {field} from \"{id}\" to \"{other}\""
+        ))
+        .hint(format!("leave \"{field}\" out of the value"))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
 /// The id a record to insert or a patch gives, if any: `None` when it has
 /// none (an insert then generates one); an id of the wrong kind is a usage
 /// error, never replaced by a generated one nor written over the record's

@@ -4,7 +4,7 @@
 //! at the start of the file is skipped.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -54,20 +54,7 @@ pub struct Jsonl;
 
 impl Format for Jsonl {
     fn reader(&self, path: &Path, start: u64) -> Result<Box<dyn RecordReader>> {
-        let mut file =
-            File::open(path).with_context(|| format!("could not open {}", path.display()))?;
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .with_context(|| format!("could not seek in {}", path.display()))?;
-        }
-        Ok(Box::new(LineReader {
-            path: path.to_path_buf(),
-            reader: BufReader::with_capacity(256 * 1024, file),
-            offset: start,
-            // Line numbers are only known when reading from the start.
-            line: if start == 0 { Some(0) } else { None },
-            buf: Vec::new(),
-        }))
+        Ok(Box::new(LineReader::open(path, start)?))
     }
 
     fn columns(&self, _path: &Path) -> Result<Vec<String>> {
@@ -98,49 +85,17 @@ impl Format for Jsonl {
         end: Option<u64>,
         limit: usize,
     ) -> Result<Option<(RawRecords, u64)>> {
-        let mut file =
-            File::open(path).with_context(|| format!("could not open {}", path.display()))?;
-        // Only when needed: a named pipe cannot seek.
-        if start > 0 {
-            file.seek(SeekFrom::Start(start))
-                .with_context(|| format!("could not seek in {}", path.display()))?;
-        }
-        let mut reader = BufReader::with_capacity(256 * 1024, file).take(match end {
-            Some(end) => end.saturating_sub(start),
-            None => u64::MAX,
-        });
+        let mut lines = LineReader::open(path, start)?;
         let mut records = RawRecords::default();
-        let mut offset = start;
-        let mut buf = Vec::new();
-        while records.len() < limit {
-            buf.clear();
-            let n = reader
-                .read_until(b'\n', &mut buf)
-                .with_context(|| format!("could not read {}", path.display()))?;
-            if n == 0 {
-                break;
+        while records.len() < limit && end.is_none_or(|end| lines.offset < end) {
+            match lines.next_text() {
+                None => break,
+                Some(Ok(text)) if is_object(text) => records.push(text),
+                // A line the parsed read must word, with its place.
+                Some(_) => return Ok(None),
             }
-            let at_start = offset == 0;
-            offset += n as u64;
-            let Ok(line) = std::str::from_utf8(&buf) else {
-                return Ok(None);
-            };
-            // Trimmed as the parsed read trims it, byte order mark included.
-            let line = if at_start {
-                line.strip_prefix('\u{feff}').unwrap_or(line)
-            } else {
-                line
-            };
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            if !is_object(line) {
-                return Ok(None);
-            }
-            records.push(line);
         }
-        Ok(Some((records, offset)))
+        Ok(Some((records, lines.offset)))
     }
 
     fn append(&self, out: &mut dyn Write, _columns: &[String], records: &[&Record]) -> Result<()> {
@@ -152,21 +107,56 @@ impl Format for Jsonl {
     }
 }
 
+/// A JSON lines file read line by line, from a byte offset.
 struct LineReader {
     path: PathBuf,
     reader: BufReader<File>,
+    /// Where the next line starts.
     offset: u64,
+    /// Where the line read last starts.
+    line_start: u64,
+    /// Its number, known only when reading from the start.
     line: Option<u64>,
-    buf: Vec<u8>,
+    /// Its text.
+    text: String,
 }
 
-impl Iterator for LineReader {
-    type Item = Result<Record>;
+impl LineReader {
+    fn open(path: &Path, start: u64) -> Result<LineReader> {
+        let mut file =
+            File::open(path).with_context(|| format!("could not open {}", path.display()))?;
+        // Only when needed: a named pipe cannot seek.
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .with_context(|| format!("could not seek in {}", path.display()))?;
+        }
+        Ok(LineReader {
+            path: path.to_path_buf(),
+            reader: BufReader::with_capacity(256 * 1024, file),
+            offset: start,
+            line_start: start,
+            line: if start == 0 { Some(0) } else { None },
+            text: String::new(),
+        })
+    }
 
-    fn next(&mut self) -> Option<Result<Record>> {
-        loop {
-            self.buf.clear();
-            let n = match self.reader.read_until(b'\n', &mut self.buf) {
+    /// The line read last, as messages name it.
+    fn place(&self) -> String {
+        match self.line {
+            Some(l) => format!("{} line {l}", self.path.display()),
+            None => format!("{} (byte {})", self.path.display(), self.line_start),
+        }
+    }
+
+    /// The next line that is not blank, trimmed (a byte order mark too);
+    /// `None` at the end. Bytes that are not UTF-8 are an error naming
+    /// their line. The parsed read and the pass-through both read lines so.
+    fn next_text(&mut self) -> Option<Result<&str>> {
+        let span = loop {
+            // The line's bytes become its text without a copy, and back.
+            let mut bytes = std::mem::take(&mut self.text).into_bytes();
+            bytes.clear();
+            let n = match self.reader.read_until(b'\n', &mut bytes) {
                 Ok(0) => return None,
                 Ok(n) => n,
                 Err(e) => {
@@ -174,42 +164,56 @@ impl Iterator for LineReader {
                         .context(format!("could not read {}", self.path.display()))))
                 }
             };
+            self.line_start = self.offset;
             self.offset += n as u64;
             if let Some(line) = self.line.as_mut() {
                 *line += 1;
             }
-            let where_ = || match self.line {
-                Some(l) => format!("{} line {l}", self.path.display()),
-                None => format!("{} (byte {})", self.path.display(), self.offset - n as u64),
-            };
-            // Decoded per line, so bytes that are not UTF-8 are named by
-            // their line (and a byte order mark is skipped).
-            let text = match crate::config::utf8(&self.buf, where_, None) {
-                Ok(text) => text.trim(),
+            self.text = match String::from_utf8(bytes) {
+                Ok(text) => text,
                 Err(e) => {
-                    return Some(Err(e
-                        .hint("save the file as UTF-8, or fix that line")
-                        .into()))
+                    // Worded as every file's bad bytes are, by their line.
+                    let bytes = e.into_bytes();
+                    return Some(Err(
+                        match crate::config::utf8(&bytes, || self.place(), None) {
+                            Err(e) => e.hint("save the file as UTF-8, or fix that line").into(),
+                            Ok(_) => anyhow::anyhow!("{} is not UTF-8 text", self.place()),
+                        },
+                    ));
                 }
             };
-            if text.is_empty() {
-                continue;
+            let text = self.text.strip_prefix('\u{feff}').unwrap_or(&self.text).trim();
+            if !text.is_empty() {
+                let start = text.as_ptr() as usize - self.text.as_ptr() as usize;
+                break start..start + text.len();
             }
-            return Some(match serde_json::from_str::<Value>(text) {
-                Ok(Value::Object(map)) => Ok(map),
-                Ok(_) => Err(usage(format!("{} is not a JSON object", where_()))
-                    .hint("each line of a jsonl file holds one object: {\"id\": \"...\", ...}")
-                    .into()),
-                Err(e) => Err(usage(format!(
-                    "invalid JSON in {}, column {}: {}",
-                    where_(),
-                    e.column(),
-                    strip(&e.to_string())
-                ))
-                .hint("fix that line, or point \"path\" at another file")
+        };
+        Some(self.text.get(span).context("a line of a jsonl file"))
+    }
+}
+
+impl Iterator for LineReader {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Result<Record>> {
+        let parsed = match self.next_text()? {
+            Ok(text) => serde_json::from_str::<Value>(text),
+            Err(e) => return Some(Err(e)),
+        };
+        Some(match parsed {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(usage(format!("{} is not a JSON object", self.place()))
+                .hint("each line of a jsonl file holds one object: {\"id\": \"...\", ...}")
                 .into()),
-            });
-        }
+            Err(e) => Err(usage(format!(
+                "invalid JSON in {}, column {}: {}",
+                self.place(),
+                e.column(),
+                strip(&e.to_string())
+            ))
+            .hint("fix that line, or point \"path\" at another file")
+            .into()),
+        })
     }
 }
 

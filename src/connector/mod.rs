@@ -46,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use capability::{able, actions, actions_of, Capability, Capable, Declared, Shared};
-pub use id::{given_id, id_text, new_id, record_id, with_text_id, BadId};
+pub use id::{given_id, id_text, new_id, patch_keeps_id, record_id, with_text_id, BadId};
 pub use options::Options;
 pub use spec::{Action, FieldSpec, FieldType, OptionSpec, Role, Spec, StoreFile};
 

@@ -225,6 +225,18 @@ impl FieldSpec {
         self.required = true;
         self
     }
+
+    /// The one field of a store whose records are keyed by the field its
+    /// `idField` option names (files and databases): `id`, a string, which
+    /// the validator reads as that field.
+    pub fn store_id() -> Self {
+        FieldSpec::new(
+            "id",
+            FieldType::String,
+            "The record's identifier (the idField option names it)",
+        )
+        .required()
+    }
 }
 
 /// The JSON type of a field or option, with dates as ISO 8601 strings.

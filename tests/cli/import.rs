@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
 
-use crate::support::{jsonl_field, Folder, MountOnce, Run};
+use crate::support::{
+    import_parsed, import_passing_through, json_lines, jsonl_field, Folder, MountOnce, Run,
+};
 
 /// The run's rendering with the parts that change from run to run (the
 /// checkpoint's hash of temporary paths, timings) replaced.
@@ -1013,27 +1015,20 @@ async fn records_pass_through_as_text_and_match_a_parsed_run() {
         r#"{"id": "d", "id": "e"}"#,
     ];
     let (_s, f) = offset_paged_source(Texts(texts)).await;
-    let import = |to: &str, extra: &[&str]| {
-        let mut args = vec![
-            "-v",
-            "import",
+    let args = |to: &'static str, rejects: &'static str| {
+        [
             "--from",
             "src",
             "--to",
             to,
             "--batch-size",
             "2",
-        ];
-        args.extend(extra);
-        f.run(&args)
+            "--rejects",
+            rejects,
+        ]
     };
-    let raw = import("jsonl:raw.jsonl", &["--rejects", "raw-rejects.jsonl"]);
+    let raw = import_passing_through(&f, &args("jsonl:raw.jsonl", "raw-rejects.jsonl"));
     assert_eq!(raw.code, 3, "one record is rejected: {}", raw.render());
-    assert!(
-        raw.stderr.contains("records pass through as JSON text"),
-        "{}",
-        raw.render()
-    );
     let summary = raw.json();
     assert_eq!(summary["read"], 8);
     assert_eq!(summary["written"], 7);
@@ -1060,23 +1055,9 @@ async fn records_pass_through_as_text_and_match_a_parsed_run() {
         reject,
         json!({"record": {"name": "no id"}, "reason": "missing id", "offset": 4})
     );
-    // --id-field id changes nothing, but asks for every record to be parsed.
-    let parsed = import(
-        "jsonl:parsed.jsonl",
-        &["--id-field", "id", "--rejects", "parsed-rejects.jsonl"],
-    );
+    let parsed = import_parsed(&f, &args("jsonl:parsed.jsonl", "parsed-rejects.jsonl"));
     assert_eq!(parsed.code, 3, "{}", parsed.render());
-    assert!(
-        !parsed.stderr.contains("pass through"),
-        "{}",
-        parsed.render()
-    );
-    let records = |file: &str| -> Vec<Value> {
-        f.read(file)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let records = |file: &str| json_lines(&f.read(file));
     assert_eq!(records("raw.jsonl"), records("parsed.jsonl"));
     assert_eq!(f.read("raw-rejects.jsonl"), f.read("parsed-rejects.jsonl"));
 }
@@ -1103,45 +1084,25 @@ fn jsonl_lines_pass_through_and_match_a_parsed_run() {
         ]
         .join("\n"),
     );
-    let import = |to: &str, extra: &[&str]| {
-        let mut args = vec![
-            "-v",
-            "import",
+    let args = |to: &'static str, rejects: &'static str| {
+        [
             "--from",
             "jsonl:in.jsonl",
             "--to",
             to,
             "--batch-size",
             "2",
-        ];
-        args.extend(extra);
-        f.run(&args)
+            "--rejects",
+            rejects,
+        ]
     };
-    let raw = import("jsonl:raw.jsonl", &["--rejects", "raw-rejects.jsonl"]);
+    let raw = import_passing_through(&f, &args("jsonl:raw.jsonl", "raw-rejects.jsonl"));
     assert_eq!(raw.code, 3, "one record is rejected: {}", raw.render());
-    assert!(
-        raw.stderr.contains("records pass through as JSON text"),
-        "{}",
-        raw.render()
-    );
     assert_eq!(raw.json()["read"], 7);
     assert_eq!(raw.json()["written"], 6);
-    let parsed = import(
-        "jsonl:parsed.jsonl",
-        &["--id-field", "id", "--rejects", "parsed-rejects.jsonl"],
-    );
+    let parsed = import_parsed(&f, &args("jsonl:parsed.jsonl", "parsed-rejects.jsonl"));
     assert_eq!(parsed.code, 3, "{}", parsed.render());
-    assert!(
-        !parsed.stderr.contains("pass through"),
-        "{}",
-        parsed.render()
-    );
-    let records = |file: &str| -> Vec<Value> {
-        f.read(file)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let records = |file: &str| json_lines(&f.read(file));
     assert_eq!(records("raw.jsonl").len(), 6);
     assert_eq!(records("raw.jsonl"), records("parsed.jsonl"));
     assert_eq!(f.read("raw-rejects.jsonl"), f.read("parsed-rejects.jsonl"));

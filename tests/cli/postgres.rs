@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use crate::support::postgres::{Database, Server};
-use crate::support::{Folder, Run};
+use crate::support::{json_lines, Folder, Run};
 
 /// A password that must never be printed, raw or as the URL spells it;
 /// trust authentication lets the server accept it, so it travels on every
@@ -60,12 +60,6 @@ fn people(n: usize) -> String {
         .collect()
 }
 
-fn lines(text: &str) -> Vec<Value> {
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 #[test]
 fn every_action_on_a_table_ferry_creates() {
     let (f, db) = folder("contacts");
@@ -113,29 +107,16 @@ fn every_action_on_a_table_ferry_creates() {
 fn import_from_jsonl_and_back_gives_the_same_records() {
     let (f, db) = folder("people");
     f.write("people.jsonl", &people(2_345));
-    let into = f.run(&[
-        "import",
-        "--from",
-        "jsonl:people.jsonl",
-        "--to",
-        ".",
-        "--batch-size",
-        "500",
-    ]);
+    let into = f.run_line("import --from jsonl:people.jsonl --to . --batch-size 500");
     let summary = into.ok_json();
     assert_eq!(summary["written"], 2_345, "{}", render(&into, &db));
     assert_eq!(db.sql("SELECT count(*) FROM people"), "2345");
-    let back = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:back.jsonl",
-        "--batch-size",
-        "400",
-    ]);
+    let back = f.run_line("import --from . --to jsonl:back.jsonl --batch-size 400");
     assert_eq!(back.ok_json()["written"], 2_345, "{}", render(&back, &db));
-    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(2_345)));
+    assert_eq!(
+        json_lines(&f.read("back.jsonl")),
+        json_lines(&people(2_345))
+    );
 }
 
 #[test]
@@ -172,21 +153,13 @@ fn a_refused_record_is_rejected_alone_and_a_repeated_id_is_written_once() {
             "{\"id\": \"a\", \"n\": 4}\n",
         ),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     insta::assert_snapshot!("postgres_import_with_a_refused_record", render(&run, &db));
     assert_eq!(
         db.sql("SELECT id, data->>'n' FROM people ORDER BY id"),
         "a|4\nc|3"
     );
-    let rejects = lines(&f.read("rejects.jsonl"));
+    let rejects = json_lines(&f.read("rejects.jsonl"));
     assert_eq!(rejects.len(), 1);
     assert_eq!(rejects[0]["record"]["id"], "b");
     assert!(
@@ -239,7 +212,10 @@ fn resume_to_an_exact_copy(f: &Folder, db: &Database, args: &[&str]) {
     assert_eq!(db.sql("SELECT count(*) FROM people"), "50000");
     let back = f.run(&["import", "--from", ".", "--to", "jsonl:back.jsonl"]);
     assert_eq!(back.ok_json()["written"], 50_000);
-    assert_eq!(lines(&f.read("back.jsonl")), lines(&people(50_000)));
+    assert_eq!(
+        json_lines(&f.read("back.jsonl")),
+        json_lines(&people(50_000))
+    );
 }
 
 /// Wait until `people` has more rows than `before`.
@@ -362,16 +338,9 @@ fn getupdates_skips_no_change_sharing_a_time_or_committed_late() {
     // commits; getupdates then waits for it, and only then answers.
     use std::io::Write;
     let server = Server::get();
-    let mut slow = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-        .args([
-            "-p",
-            &server.port.to_string(),
-            "-U",
-            &server.user,
-            "-d",
-            &db.name,
-        ])
+    let mut slow = server
+        .psql_command(&db.name)
+        .arg("-q")
         .stdin(std::process::Stdio::piped())
         .spawn()
         .expect("psql");
@@ -508,15 +477,7 @@ fn an_existing_table_with_typed_columns_is_used_as_it_is() {
             "{\"id\": 10, \"email\": \"gus@example.com\"}\n",
         ),
     );
-    let run = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "rejects.jsonl",
-    ]);
+    let run = f.run_line("import --from jsonl:in.jsonl --to . --rejects rejects.jsonl");
     insta::assert_snapshot!("postgres_import_into_an_existing_table", render(&run, &db));
     assert_eq!(
         db.sql("SELECT id, email, age, vip, signed_up, meta FROM customers ORDER BY id"),
@@ -526,7 +487,7 @@ fn an_existing_table_with_typed_columns_is_used_as_it_is() {
          5|eve@example.com||f||\n\
          10|gus@example.com||f||"
     );
-    let reasons: Vec<String> = lines(&f.read("rejects.jsonl"))
+    let reasons: Vec<String> = json_lines(&f.read("rejects.jsonl"))
         .iter()
         .map(|r| format!("{}: {}", r["record"]["id"], r["reason"].as_str().unwrap()))
         .collect();
@@ -555,17 +516,9 @@ fn an_existing_table_with_typed_columns_is_used_as_it_is() {
     );
 
     // Read back in the id column's own order, by keyset, a page a record.
-    let back = f.run(&[
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "jsonl:back.jsonl",
-        "--batch-size",
-        "1",
-    ]);
+    let back = f.run_line("import --from . --to jsonl:back.jsonl --batch-size 1");
     assert_eq!(back.ok_json()["written"], 4, "{}", render(&back, &db));
-    let ids: Vec<Value> = lines(&f.read("back.jsonl"))
+    let ids: Vec<Value> = json_lines(&f.read("back.jsonl"))
         .iter()
         .map(|r| r["id"].clone())
         .collect();
@@ -677,15 +630,7 @@ fn a_table_ferry_creates_can_be_keyed_by_another_field() {
         "in.jsonl",
         "{\"email\": \"b@x\", \"name\": \"B\"}\n{\"email\": \"a@x\", \"name\": \"A\"}\n",
     );
-    let into = f.run(&[
-        "import",
-        "--from",
-        "jsonl:in.jsonl",
-        "--to",
-        ".",
-        "--rejects",
-        "r.jsonl",
-    ]);
+    let into = f.run_line("import --from jsonl:in.jsonl --to . --rejects r.jsonl");
     assert_eq!(
         into.json()["written"],
         2,
@@ -706,7 +651,7 @@ fn a_table_ferry_creates_can_be_keyed_by_another_field() {
     let back = f.run(&["import", "--from", ".", "--to", "back"]);
     assert_eq!(back.ok_json()["written"], 2, "{}", render(&back, &db));
     assert_eq!(
-        lines(&f.read("back/back.jsonl")),
+        json_lines(&f.read("back/back.jsonl")),
         [
             json!({"email": "a@x", "name": "A"}),
             json!({"email": "b@x", "name": "Bea"})

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::support::{Folder, Sandbox};
+use crate::support::{import_parsed, import_passing_through, Folder, Sandbox};
 
 #[test]
 fn every_action_works_against_the_sandbox() {
@@ -364,41 +364,14 @@ fn a_bulk_import_passes_records_through_and_matches_a_parsed_run() {
     };
     to(&raw_dst, "raw");
     to(&parsed_dst, "parsed");
-    let raw = f.run(&[
-        "-v",
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "raw",
-        "--batch-size",
-        "100",
-    ]);
+    let raw = import_passing_through(&f, &["--from", ".", "--to", "raw", "--batch-size", "100"]);
     assert_eq!(raw.code, 0, "{}", raw.render());
-    assert!(
-        raw.stderr.contains("records pass through as JSON text"),
-        "{}",
-        raw.render()
-    );
     assert_eq!(raw.json()["written"], 250);
-    let parsed = f.run(&[
-        "-v",
-        "import",
-        "--from",
-        ".",
-        "--to",
-        "parsed",
-        "--batch-size",
-        "100",
-        "--id-field",
-        "id",
-    ]);
-    assert_eq!(parsed.code, 0, "{}", parsed.render());
-    assert!(
-        !parsed.stderr.contains("pass through"),
-        "{}",
-        parsed.render()
+    let parsed = import_parsed(
+        &f,
+        &["--from", ".", "--to", "parsed", "--batch-size", "100"],
     );
+    assert_eq!(parsed.code, 0, "{}", parsed.render());
     let got = stored(&raw_dst);
     assert_eq!(got.as_array().map(Vec::len), Some(250));
     assert_eq!(got, stored(&parsed_dst));
@@ -438,35 +411,23 @@ fn a_jsonl_file_passes_through_into_a_bulk_endpoint() {
             parsed_dst.url
         ),
     );
-    let import = |to: &str, extra: &[&str]| {
-        let mut args = vec![
-            "-v",
-            "import",
+    let args = |to| {
+        [
             "--from",
             "jsonl:in.jsonl",
             "--to",
             to,
             "--batch-size",
             "100",
-        ];
-        args.extend(extra);
-        let run = f.run(&args);
+        ]
+    };
+    for run in [
+        import_passing_through(&f, &args(".")),
+        import_parsed(&f, &args("parsed")),
+    ] {
         assert_eq!(run.code, 0, "{}", run.render());
         assert_eq!(run.json()["written"], 250, "{}", run.render());
-        run
-    };
-    let raw = import(".", &[]);
-    assert!(
-        raw.stderr.contains("records pass through as JSON text"),
-        "{}",
-        raw.render()
-    );
-    let parsed = import("parsed", &["--id-field", "id"]);
-    assert!(
-        !parsed.stderr.contains("pass through"),
-        "{}",
-        parsed.render()
-    );
+    }
     let got = stored(&raw_dst);
     assert_eq!(got.as_array().map(Vec::len), Some(250));
     assert_eq!(got, stored(&parsed_dst));

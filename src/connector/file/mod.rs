@@ -37,8 +37,8 @@ use crate::connector::{
     RecordStore,
 };
 use crate::connector::{
-    Connector, ExportFields, FieldSpec, FieldType, OptionSpec, Page, Position, ProfileOutcome,
-    ProfileUpdate, Record, Records, Role, Spec, StoreFile, Updates, UpsertOutcome, WriteOp,
+    Connector, ExportFields, FieldSpec, OptionSpec, Page, Position, ProfileOutcome, ProfileUpdate,
+    Record, Records, Role, Spec, StoreFile, Updates, UpsertOutcome, WriteOp,
 };
 use crate::output::Output;
 use store::Store;
@@ -122,12 +122,7 @@ impl<F: Format> FileConnector<F> {
             description,
             roles: vec![Role::Source, Role::Destination],
             options,
-            fields: vec![FieldSpec::new(
-                "id",
-                FieldType::String,
-                "The record's identifier (the idField option names it)",
-            )
-            .required()],
+            fields: vec![FieldSpec::store_id()],
             extra_fields: true,
             capabilities: Self::CAPABILITIES,
             max_batch_size: 5_000,

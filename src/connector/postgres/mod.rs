@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use crate::connector::options::{connector_options, Described};
 use crate::connector::{
-    ChangeFeed, Connector, Env, ExportFields, FieldSpec, FieldType, GroupSink, Options, Page,
+    ChangeFeed, Connector, Env, ExportFields, FieldSpec, GroupSink, Options, Page,
     Position, ProfileOutcome, ProfileSink, ProfileUpdate, Record, RecordLookup, RecordSink,
     RecordSource, RecordStore, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
@@ -72,12 +72,7 @@ pub fn spec() -> Spec {
         description: "Records in a table of a PostgreSQL database. The table ferry creates keeps each record as jsonb with its update time and a change number; import writes batches by COPY and reads pages by keyset on the id.",
         roles: vec![Role::Source, Role::Destination],
         options: PostgresOptions::option_specs(),
-        fields: vec![FieldSpec::new(
-            "id",
-            FieldType::String,
-            "The record's identifier (the idField option names it)",
-        )
-        .required()],
+        fields: vec![FieldSpec::store_id()],
         extra_fields: true,
         capabilities: Postgres::CAPABILITIES,
         max_batch_size: 5_000,

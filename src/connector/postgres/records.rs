@@ -22,9 +22,9 @@ use tokio_postgres::Client;
 use super::db::{describe, ident, record_fault, Db, Shape};
 use super::existing::Table;
 use crate::connector::{
-    given_id, new_id, record_id, FieldSpec, Page, Position, Record, UpsertOutcome,
+    given_id, patch_keeps_id, new_id, record_id, FieldSpec, Page, Position, Record, UpsertOutcome,
 };
-use crate::error::{failed, not_found, usage};
+use crate::error::{failed, not_found};
 
 impl Db {
     fn connected(guard: &Option<Client>) -> Result<&Client> {
@@ -181,16 +181,7 @@ impl Db {
     }
 
     pub(super) async fn patch(&self, id: &str, value: Record) -> Result<Record> {
-        if let Some(other) = given_id(&value, &self.id_field, "patch")? {
-            if other != id {
-                return Err(usage(format!(
-                    "the patch changes {} from \"{id}\" to \"{other}\"",
-                    self.id_field
-                ))
-                .hint(format!("leave \"{}\" out of the value", self.id_field))
-                .into());
-            }
-        }
+        patch_keeps_id(&value, &self.id_field, id)?;
         if self.find(id).await?.is_none() {
             return Err(self.not_found(id));
         }

@@ -71,7 +71,7 @@ pub fn spec() -> Spec {
         description: "Records in a table of a local SQLite file (the embedded default: no server, no credentials). A table ferry creates stores each record as JSON with its update time and tracks inserts, updates and deletes for getupdates; an existing table is used as it is, one column per field.",
         roles: vec![Role::Source, Role::Destination],
         options: SqliteOptions::option_specs(),
-        fields: vec![FieldSpec::new("id", FieldType::String, "The record's identifier (the idField option names it)").required()],
+        fields: vec![FieldSpec::store_id()],
         extra_fields: true,
         // A table ferry manages also keeps group memberships beside it.
         capabilities: Sqlite::CAPABILITIES,

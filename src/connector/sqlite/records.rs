@@ -9,9 +9,9 @@ use rusqlite::{params, Connection};
 use super::db::{write_tx, Db};
 use super::layout::{quote, Layout};
 use crate::connector::{
-    given_id, record_id, FieldSpec, Page, Position, Record, Records, Rejection, UpsertOutcome,
+    given_id, patch_keeps_id, record_id, FieldSpec, Page, Position, Record, Records, Rejection, UpsertOutcome,
 };
-use crate::error::{failed, usage};
+use crate::error::failed;
 
 impl Db {
     /// The number of live records.
@@ -60,16 +60,7 @@ impl Db {
     }
 
     pub(super) fn patch(&self, id: &str, value: Record) -> Result<Record> {
-        if let Some(other) = given_id(&value, &self.id_field, "patch")? {
-            if other != id {
-                return Err(usage(format!(
-                    "the patch changes {} from \"{id}\" to \"{other}\"",
-                    self.id_field
-                ))
-                .hint(format!("leave \"{}\" out of the value", self.id_field))
-                .into());
-            }
-        }
+        patch_keeps_id(&value, &self.id_field, id)?;
         // A patch of a missing file or table must not create them.
         if self.find(id)?.is_none() {
             return Err(self.not_found(id));

@@ -526,6 +526,34 @@ pub fn ok(body: serde_json::Value) -> wiremock::ResponseTemplate {
     wiremock::ResponseTemplate::new(200).set_body_json(body)
 }
 
+/// Each line of a JSON lines text, parsed.
+pub fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?} is not JSON: {e}")))
+        .collect()
+}
+
+/// `ferry -v import ARGS…`, which must say that its records pass through
+/// as JSON text.
+pub fn import_passing_through(f: &Folder, args: &[&str]) -> Run {
+    let run = f.run(&[&["-v", "import"], args].concat());
+    assert!(
+        run.stderr.contains("records pass through as JSON text"),
+        "{}",
+        run.render()
+    );
+    run
+}
+
+/// `ferry -v import ARGS… --id-field id`: naming the id field changes
+/// nothing but asks for every record to be parsed, and the run must not
+/// say that records pass through.
+pub fn import_parsed(f: &Folder, args: &[&str]) -> Run {
+    let run = f.run(&[&["-v", "import"], args, &["--id-field", "id"]].concat());
+    assert!(!run.stderr.contains("pass through"), "{}", run.render());
+    run
+}
+
 /// The string at `field` of each line of JSON lines `text`, in order.
 pub fn jsonl_field(text: &str, field: &str) -> Vec<String> {
     text.lines()

@@ -121,15 +121,11 @@ impl Server {
             .keep();
         let data = dir.join("data");
         let user = if is_root() {
-            let out = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&dir)
-                .output()
-                .expect("chown");
-            assert!(
-                out.status.success(),
-                "as root the server runs as the postgres user, which the postgresql package creates: {}",
-                String::from_utf8_lossy(&out.stderr)
+            let mut chown = Command::new("chown");
+            chown.args(["-R", "postgres:postgres"]).arg(&dir);
+            run(
+                chown,
+                "chown (as root the server runs as the postgres user, which the postgresql package creates)",
             );
             "postgres".to_string()
         } else {
@@ -162,21 +158,8 @@ impl Server {
              host all all 127.0.0.1/32 trust\n\
              host all all ::1/128 trust\n"
         );
-        let mut write_hba = as_server_user(Path::new("sh"));
-        write_hba
-            .arg("-c")
-            .arg(format!("cat > '{}'", data.join("pg_hba.conf").display()));
-        let mut child = write_hba
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("write pg_hba.conf");
-        std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), hba.as_bytes())
-            .expect("write pg_hba.conf");
-        drop(child.stdin.take());
-        assert!(
-            child.wait().expect("sh").success(),
-            "could not write pg_hba.conf"
-        );
+        // Written as this process: the server only needs to read it.
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("write pg_hba.conf");
         let port = free_port();
         let mut start = as_server_user(&bin.join("pg_ctl"));
         start
@@ -241,26 +224,25 @@ impl Server {
         }
     }
 
-    /// Run `sql` in database `db` with psql; its output, unaligned.
-    pub fn psql(&self, db: &str, sql: &str) -> String {
+    /// psql connected to database `db`, reading no startup file and
+    /// stopping at the first error.
+    pub fn psql_command(&self, db: &str) -> Command {
         let psql = self.bin.join("psql");
-        let psql = if psql.is_file() {
+        let mut cmd = Command::new(if psql.is_file() {
             psql
         } else {
             PathBuf::from("psql")
-        };
-        let out = Command::new(psql)
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                &self.user,
-                "-d",
-                db,
-                "-c",
-                sql,
-            ])
+        });
+        cmd.args(["-X", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
+            .args(["-p", &self.port.to_string(), "-U", &self.user, "-d", db]);
+        cmd
+    }
+
+    /// Run `sql` in database `db` with psql; its output, unaligned.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = self
+            .psql_command(db)
+            .args(["-A", "-t", "-c", sql])
             .output()
             .expect("run psql");
         assert!(
