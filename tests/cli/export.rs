@@ -1012,3 +1012,95 @@ fn a_folder_with_uri_characters_finds_its_state() {
     assert_eq!(f.run(&args).ok_json()["created"], 1);
     assert_eq!(f.run(&args).ok_json()["unchanged"], 1);
 }
+
+/// The first pass reads a JSON line from its text alone when it can vouch
+/// for what the built profile would hash to, and builds the profile when
+/// not (escapes, floats, nested values, a number id): the same profiles
+/// as a JSON array, which is always built, end every run the same way.
+#[test]
+fn json_lines_read_light_and_a_json_array_read_built_decide_the_same() {
+    let runs: [Vec<Value>; 3] = [
+        vec![
+            json!({"id": "p1", "properties": {"name": "Ada", "age": 36}, "groups": ["vip", "news"]}),
+            json!({"id": "p2", "properties": {"name": "caf\u{e9}", "note": "say \"hi\""}}),
+            json!({"id": "p3", "properties": {"name": "Cy", "score": 1.5}, "groups": "a; b|a"}),
+            json!({"id": "p4", "properties": {"name": "Dee", "address": {"city": "Oslo"}}}),
+            json!({"id": "p1", "properties": {"name": "Ada again"}}),
+            json!({"id": "p5", "properties": {"id": "p1", "name": "Holds p1's key"}}),
+            json!({"id": "p6", "toDelete": true}),
+            json!({"id": 7, "properties": {"name": "Seven", "n": -12, "flag": true, "gone": null}}),
+            json!({"id": "p8", "properties": {"id": "k8", "name": "Keyed"}, "groups": []}),
+        ],
+        vec![
+            json!({"id": "p1", "properties": {"name": "Ada L.", "age": 36}, "groups": ["vip"]}),
+            json!({"id": "p2", "properties": {"name": "caf\u{e9}", "note": "say \"hi\""}}),
+            json!({"id": "p3", "properties": {"name": "Cy", "score": 1.5}, "groups": "a; b|a"}),
+            json!({"id": "p4", "toDelete": true}),
+            json!({"id": 7, "properties": {"name": "Seven", "n": -12, "flag": true, "gone": null}}),
+            json!({"id": "p8", "properties": {"id": "k8", "name": "Keyed"}, "groups": ["g"]}),
+            json!({"id": "p9", "properties": {"id": "k8", "name": "Wants k8"}}),
+        ],
+        // Nothing changed since the second run.
+        Vec::new(),
+    ];
+    let lines = Folder::new();
+    let array = Folder::new();
+    for f in [&lines, &array] {
+        f.write(
+            "crm/account.json",
+            r#"{"connector": "sqlite", "path": "crm.db"}"#,
+        );
+    }
+    let read = regex::Regex::new(r"(\d+) profiles read \((\d+) from their text alone\)").unwrap();
+    let mut last = Vec::new();
+    for (n, profiles) in runs.iter().enumerate() {
+        let profiles = if profiles.is_empty() { &last } else { profiles };
+        let text: Vec<String> = profiles.iter().map(Value::to_string).collect();
+        lines.write("p.jsonl", &(text.join("\n") + "\n"));
+        array.write("p.json", &format!("[{}]", text.join(",\n")));
+        let args = |input: &'static str| {
+            vec![
+                "-v",
+                "export",
+                "--to",
+                "crm",
+                "--input",
+                input,
+                "--deletes",
+                "delete",
+                "--yes",
+                "--errors",
+                "e.jsonl",
+            ]
+        };
+        let light = lines.run(&args("p.jsonl"));
+        let built = array.run(&args("p.json"));
+        assert_eq!(
+            actual(&light),
+            actual(&built),
+            "run {n}: {}",
+            light.render()
+        );
+        assert_eq!(light.code, built.code, "run {n}");
+        assert_eq!(lines.read("e.jsonl"), array.read("e.jsonl"), "run {n}");
+        assert_eq!(
+            dump(&lines, "crm/crm.db", "records"),
+            dump(&array, "crm/crm.db", "records"),
+            "run {n}"
+        );
+        // Both paths were taken: most lines read light, the rest built.
+        let counts = |run: &Run| {
+            let c = read.captures(&run.stderr).expect("the verbose counts");
+            (c[1].parse::<u64>().unwrap(), c[2].parse::<u64>().unwrap())
+        };
+        let (total, from_text) = counts(&light);
+        assert_eq!(counts(&built), (total, 0), "run {n}");
+        assert!(
+            from_text > 0 && from_text < total,
+            "run {n}: {from_text} of {total} read light"
+        );
+        last = profiles.clone();
+    }
+    let third = lines.run(&["export", "--to", "crm", "--input", "p.jsonl"]);
+    assert_eq!(third.json()["unchanged"], 5, "{}", third.render());
+}

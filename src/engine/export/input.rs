@@ -105,11 +105,18 @@ fn from_array(value: &Value, source: &str) -> Result<Vec<Entry>> {
 
 /// One profile object: `{"id", "properties", "groups"?, "toDelete"?}`.
 pub fn from_value(value: &Value, at: &str) -> Entry {
-    let Value::Object(obj) = value else {
+    from_owned(value.clone(), at)
+}
+
+/// [`from_value`] of a value the caller is done with: its properties are
+/// moved into the profile, not copied (the first pass of an export reads
+/// every profile of its input through here).
+pub fn from_owned(value: Value, at: &str) -> Entry {
+    let Value::Object(mut obj) = value else {
         return Err(Invalid::new(
             at,
             "not a profile object",
-            format!("{at} is {}, not a profile object", kind_of(value)),
+            format!("{at} is {}, not a profile object", kind_of(&value)),
         ));
     };
     let id = match id_text(obj.get("id")) {
@@ -123,9 +130,9 @@ pub fn from_value(value: &Value, at: &str) -> Entry {
         }
         Err(bad) => return Err(Invalid::new(at, id_reason(&bad), bad.reason("\"id\""))),
     };
-    let properties = match obj.get("properties") {
+    let properties = match obj.get_mut("properties") {
         None | Some(Value::Null) => Record::new(),
-        Some(Value::Object(p)) => p.clone(),
+        Some(Value::Object(p)) => std::mem::take(p),
         Some(other) => {
             return Err(Invalid::new(
                 id,
@@ -258,7 +265,7 @@ pub fn apply_map(
 
 fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
     if record.contains_key("properties") {
-        return from_value(&Value::Object(record), at);
+        return from_owned(Value::Object(record), at);
     }
     let id = match id_text(record.get(id_field)) {
         Ok(id) => id,
@@ -451,6 +458,33 @@ impl Stream {
             (entry, _) => entry,
         })
     }
+
+    /// The next item: a JSON line's text when the input is JSON lines and
+    /// nothing renames its properties (the first pass reads most lines
+    /// without building the profile), the next entry otherwise.
+    pub async fn next_item(&mut self) -> Result<Option<Item<'_>>> {
+        let lines = self.map.is_none() && matches!(self.inner, Inner::Lines { .. });
+        if !lines {
+            return Ok(self.next().await?.map(Item::Entry));
+        }
+        let Inner::Lines {
+            reader,
+            path,
+            line,
+            buf,
+        } = &mut self.inner
+        else {
+            return Ok(None);
+        };
+        let text = line_text(reader, path, line, buf)?;
+        Ok(text.map(|text| {
+            Item::Line(Line {
+                text,
+                number: *line,
+                path,
+            })
+        }))
+    }
 }
 
 /// A profiles file: `.csv` as CSV, a JSON array when it starts with `[`,
@@ -515,8 +549,19 @@ fn next_line(
     line: &mut u64,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Entry>> {
+    Ok(line_text(reader, path, line, buf)?.map(|text| entry_of_line(text, path, *line)))
+}
+
+/// The text of the next line of a JSON lines file that is not blank,
+/// trimmed; `line` is its number.
+fn line_text<'b>(
+    reader: &mut std::io::BufReader<std::fs::File>,
+    path: &Path,
+    line: &mut u64,
+    buf: &'b mut Vec<u8>,
+) -> Result<Option<&'b str>> {
     use std::io::BufRead;
-    loop {
+    let range = loop {
         buf.clear();
         let read = reader
             .read_until(b'\n', buf)
@@ -525,20 +570,52 @@ fn next_line(
             return Ok(None);
         }
         *line += 1;
-        let source = path.display().to_string();
-        let text = crate::config::utf8(buf, || source.clone(), Some(*line))?.trim();
-        if text.is_empty() {
-            continue;
+        let text = crate::config::utf8(buf, || path.display().to_string(), Some(*line))?.trim();
+        if !text.is_empty() {
+            let start = text.as_ptr() as usize - buf.as_ptr() as usize;
+            break start..start + text.len();
         }
-        let at = format!("line {line}");
-        return Ok(Some(match serde_json::from_str::<Value>(text) {
-            Ok(v) => from_value(&v, &at),
-            Err(e) => Err(Invalid::new(
-                at.clone(),
-                "not valid JSON",
-                format!("invalid JSON in {source} {at}, column {}", e.column()),
-            )),
-        }));
+    };
+    // Checked above; the range keeps the borrow out of the loop.
+    Ok(std::str::from_utf8(&buf[range]).ok())
+}
+
+/// Line `line` of the JSON lines file at `path` as a profile.
+fn entry_of_line(text: &str, path: &Path, line: u64) -> Entry {
+    let at = format!("line {line}");
+    match serde_json::from_str::<Value>(text) {
+        Ok(v) => from_owned(v, &at),
+        Err(e) => Err(Invalid::new(
+            at.clone(),
+            "not valid JSON",
+            format!(
+                "invalid JSON in {} {at}, column {}",
+                path.display(),
+                e.column()
+            ),
+        )),
+    }
+}
+
+/// One item of the input as an export's first pass takes it.
+pub enum Item<'s> {
+    /// A line of a JSON lines file, as text (`--input` without a map).
+    Line(Line<'s>),
+    /// Any other profile, or invalid entry.
+    Entry(Entry),
+}
+
+/// A line of a JSON lines file, trimmed, not blank.
+pub struct Line<'s> {
+    pub text: &'s str,
+    number: u64,
+    path: &'s Path,
+}
+
+impl Line<'_> {
+    /// The line parsed, as [`Stream::next`] gives it.
+    pub fn entry(&self) -> Entry {
+        entry_of_line(self.text, self.path, self.number)
     }
 }
 
@@ -564,7 +641,7 @@ fn spawn_array(
                 n += 1;
                 if self
                     .tx
-                    .send(Ok(from_value(&v, &format!("item {n}"))))
+                    .send(Ok(from_owned(v, &format!("item {n}"))))
                     .is_err()
                 {
                     // The run stopped reading: stop parsing.

@@ -17,8 +17,10 @@
 
 pub mod diff;
 pub mod input;
+mod light;
 mod preview;
 mod report;
+mod runs;
 mod scan;
 mod send;
 pub mod state;
@@ -139,7 +141,10 @@ pub async fn run(
         &ctx.folder,
         &state_path,
         &fields,
-        plan.full,
+        DiffOptions {
+            full: plan.full,
+            deletes: plan.deletes,
+        },
         !plan.dry_run,
     )
     .await?;
@@ -158,10 +163,11 @@ pub async fn run(
         profiles: scan.doomed.clone(),
     });
     ctx.out.verbose(&format!(
-        "export to {} (state {}, {exported} profiles exported before): {} profiles read, {} unchanged, {} to diff and send, {} left the input",
+        "export to {} (state {}, {exported} profiles exported before): {} profiles read ({} from their text alone), {} unchanged, {} to diff and send, {} left the input",
         target.account.source,
         state.path().display(),
         scan.profiles,
+        scan.light,
         scan.unchanged,
         scan.spooled,
         scan.absent,
@@ -328,7 +334,7 @@ impl Parts {
             deletes: Deletes::None,
             ..self.opts
         };
-        let deletes = self.deletes.chunk(self.chunk)?;
+        let deletes = scan.chunk(&mut self.deletes, self.chunk)?;
         if !deletes.is_empty() {
             return Ok(Some(plan_chunk(
                 state, deletes, fields, groups, code, present,
@@ -346,7 +352,7 @@ impl Parts {
                 None => self.absent_done = true,
             }
         }
-        let entries = self.entries.chunk(self.chunk)?;
+        let entries = scan.chunk(&mut self.entries, self.chunk)?;
         if entries.is_empty() {
             return Ok(None);
         }

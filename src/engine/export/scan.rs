@@ -1,44 +1,74 @@
-//! The first pass of an export: every profile of the input once, in input
-//! order, checked against the rest of the run (a profile listed twice, two
-//! profiles with one key) and, by its hash, against the export state with
-//! one indexed lookup and without loading the row. An unchanged profile is
-//! only counted; every other entry goes to a spool file that the second
-//! pass sends from, a chunk at a time, so what a run holds does not grow
-//! with its input: `toDelete` marks to a spool of their own (deletes go out
-//! before creates, as a key may pass from a deleted profile to a new one),
-//! changed and new profiles and invalid entries, in their place, to the
-//! other. The run's marks (ids seen, keys taken) live in a scratch SQLite
-//! file under `.ferry/tmp/`, with the state attached read-only, so the
-//! profiles that left the input are found by one query.
+//! The first pass of an export: every profile of the input once, checked
+//! against the rest of the run (a profile listed twice, two profiles with
+//! one key) and, by its hash, against the export state, without a lookup
+//! per profile and without loading a state row. It goes in two steps:
+//!
+//! 1. Read the input in order. Every entry goes to a spool file, with its
+//!    place in the input, for the second pass to send from a chunk at a
+//!    time (`toDelete` marks to a spool of their own: deletes go out
+//!    before creates, as a key may pass from a deleted profile to a new
+//!    one). Each profile also leaves a mark (id, place, hash) in sorted
+//!    runs ([`super::runs`]), and a second mark by its destination key
+//!    when that key is not its id (a destination keyed by email).
+//! 2. Merge the id runs with the state's (id, hash) index read in id order:
+//!    a repeated id is listed twice (the first place wins), an equal hash
+//!    is unchanged, a state row no mark met left the input (noted in a
+//!    scratch table, so `--deletes` finds them by one query). Then, if any
+//!    profile's key is not its id, merge by key: the first profile to
+//!    have a key holds it, and the others are refused.
+//!
+//! What each entry came to is kept in two bits per entry ([`Verdicts`]);
+//! the second pass reads the spools back in input order and skips what is
+//! unchanged without parsing it. Memory is one run, the read buffers of a
+//! merge and those bits (a quarter of a MiB per million profiles), whatever
+//! the size of the input or the state. Everything else lives in a scratch
+//! folder under `.ferry/tmp/`, with the state attached read-only.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::{json, Value};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::diff::{self, Deletes};
-use super::input::{Entry, Invalid, Profile, Stream};
+use super::input::{Entry, Invalid, Item, Profile};
+use super::light::{self, Light};
+use super::runs::{Merge, Runs};
 use super::state::{self, Exported};
 use super::Doomed;
 use crate::connector::{record_id, ExportFields, Record};
 
 /// How many doomed profiles the mass-delete question names.
 const NAMED: usize = 10;
-/// How many profiles the first pass marks per scratch transaction: each
-/// commit also lets go of the state, which another run may be writing.
-const MARKS_PER_COMMIT: u64 = 10_000;
 /// A scratch folder older than this belongs to a run that died.
 const STALE: Duration = Duration::from_secs(24 * 3600);
+/// State rows read per query while merging: each query is a transaction
+/// of its own, so the state is never held for long (another run may be
+/// writing it).
+const STATE_PAGE: i64 = 10_000;
+
+/// A mark's flags: a `toDelete` mark.
+const FLAG_DELETE: u8 = 1;
+/// The profile has a valid key (it can be unchanged, and holds that key).
+const FLAG_KEYED: u8 = 2;
+/// Its key is its own id (it holds the key through its id mark).
+const FLAG_OWN_KEY: u8 = 4;
+/// A mark of the key runs (sorted by key; `id` is the profile's id).
+const FLAG_BY_KEY: u8 = 8;
 
 /// What the first pass found.
 pub struct Scan {
+    /// The scratch database (`absent` and `taken`), with the state
+    /// attached as `st` when it exists.
     conn: Connection,
-    /// The state is attached as `st` (it exists).
-    has_state: bool,
-    /// The state has the (id, hash) index the lookups use; an older state
+    /// The state, read-only, for the merge (its own connection, so that
+    /// the scratch tables' transactions never hold it).
+    state: Option<Connection>,
+    /// The state has the (id, hash) index the merge reads; an older state
     /// read by a dry run (which upgrades nothing) has not.
     indexed: bool,
     spool: Option<BufWriter<std::fs::File>>,
@@ -50,11 +80,19 @@ pub struct Scan {
     dir: Option<tempfile::TempDir>,
     /// `.ferry/tmp/`, removed when the run leaves it empty.
     root: Option<PathBuf>,
+    ids: Runs,
+    keys: Runs,
+    verdicts: Verdicts,
+    /// The destination's key field, as refusals name it.
+    key_field: String,
     /// Entries of the input, invalid ones included.
     pub profiles: u64,
+    /// Of them, JSON lines read light (without building the profile).
+    pub light: u64,
     /// Profiles whose hash matches their state row: nothing to send.
     pub unchanged: u64,
-    /// Entries in the spools (changed, new, toDelete, invalid).
+    /// Entries the second pass reads from the spools (changed, new,
+    /// toDelete, invalid).
     pub spooled: u64,
     /// Profiles in the state that left the input (sent only with --deletes).
     pub absent: u64,
@@ -62,11 +100,111 @@ pub struct Scan {
     pub destructive: u64,
     /// The first of them, for the question.
     pub doomed: Vec<Doomed>,
-    /// Unchanged profiles whose state row holds no hash, or another one
-    /// (a state written by an older ferry): the hash to write back.
+    /// Unchanged profiles whose state row holds no hash (a state written
+    /// by an older ferry): the hash to write back.
     rehash: Vec<(String, String)>,
-    /// A key other than its profile's id has been taken (`key_taken`).
+    /// A profile's key is not its id: the key runs are merged.
     other_keys: bool,
+}
+
+/// What became of each entry of the input, two bits each, by position:
+/// 0 (to be sent, or reported invalid for an entry that is) unless one of
+/// the verdicts below.
+#[derive(Default)]
+struct Verdicts(Vec<u8>);
+/// Its hash matches its state row.
+const UNCHANGED: u8 = 1;
+/// Its id came earlier in the input.
+const LISTED_TWICE: u8 = 2;
+/// Its key is held by an earlier profile (the `taken` table says which).
+const KEY_TAKEN: u8 = 3;
+
+impl Verdicts {
+    /// Room for the entry at `pos` (entries come in order).
+    fn grow(&mut self, pos: u64) {
+        let byte = (pos / 4) as usize;
+        if byte >= self.0.len() {
+            self.0.push(0);
+        }
+    }
+
+    fn get(&self, pos: u64) -> u8 {
+        let byte = self.0.get((pos / 4) as usize).copied().unwrap_or(0);
+        (byte >> ((pos % 4) * 2)) & 3
+    }
+
+    fn set(&mut self, pos: u64, verdict: u8) {
+        if let Some(byte) = self.0.get_mut((pos / 4) as usize) {
+            let shift = (pos % 4) * 2;
+            *byte = (*byte & !(3 << shift)) | (verdict << shift);
+        }
+    }
+}
+
+/// How a spool line starts (after its place in the input): a [`LineOut`],
+/// or the text of a JSON line read light.
+const LINE: &str = "j";
+const TEXT: &str = "r";
+
+/// A spool line as written: a profile or an invalid entry, borrowed.
+#[derive(Serialize)]
+enum LineOut<'a> {
+    #[serde(rename = "p")]
+    Profile {
+        id: &'a str,
+        properties: &'a Record,
+        groups: &'a BTreeSet<String>,
+        #[serde(rename = "toDelete")]
+        to_delete: bool,
+    },
+    #[serde(rename = "i")]
+    Invalid {
+        id: &'a str,
+        reason: &'a str,
+        message: &'a str,
+    },
+}
+
+/// A spool line as read back.
+#[derive(Deserialize)]
+enum LineIn {
+    #[serde(rename = "p")]
+    Profile {
+        id: String,
+        properties: Record,
+        groups: BTreeSet<String>,
+        #[serde(rename = "toDelete")]
+        to_delete: bool,
+    },
+    #[serde(rename = "i")]
+    Invalid {
+        id: String,
+        reason: String,
+        message: String,
+    },
+}
+
+impl LineIn {
+    fn entry(self) -> Entry {
+        match self {
+            LineIn::Profile {
+                id,
+                properties,
+                groups,
+                to_delete,
+            } => Ok(Profile {
+                id,
+                properties,
+                groups,
+                to_delete,
+            }),
+            LineIn::Invalid {
+                id,
+                reason,
+                message,
+            } => Err(Invalid::new(id, reason, message)),
+        }
+    }
 }
 
 /// The scratch folder of one run, under `root` (`.ferry/tmp/` of the
@@ -122,13 +260,14 @@ impl Scan {
     /// Read `input` to its end against the state at `state_path`, with the
     /// scratch files under `folder/.ferry/tmp/`. A dry run (`upgrade`
     /// false) writes nothing there: it reads an older state as it is and
-    /// keeps its scratch files in the system's temporary folder.
+    /// keeps its scratch files in the system's temporary folder. The
+    /// profiles that left the input are only noted with `deletes`.
     pub async fn run(
-        mut input: Stream,
+        mut input: super::input::Stream,
         folder: &Path,
         state_path: &Path,
         dest: &ExportFields,
-        full: bool,
+        opts: diff::DiffOptions,
         upgrade: bool,
     ) -> Result<Scan> {
         let root = upgrade.then(|| folder.join(".ferry").join("tmp"));
@@ -143,48 +282,55 @@ impl Scan {
             .context("could not create the export's scratch database")?;
         conn.execute_batch(
             "PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-             CREATE TABLE seen (id TEXT PRIMARY KEY, own_key INTEGER NOT NULL) WITHOUT ROWID;
-             CREATE TABLE keys (key TEXT PRIMARY KEY, id TEXT NOT NULL) WITHOUT ROWID;",
+             CREATE TABLE absent (id TEXT PRIMARY KEY) WITHOUT ROWID;
+             CREATE TABLE taken (pos INTEGER PRIMARY KEY, key TEXT NOT NULL, holder TEXT NOT NULL);",
         )?;
-        let has_state = state_path.exists();
-        if has_state {
+        let state = if state_path.exists() {
             if upgrade {
                 // Opened to write first: a state from an older ferry gains
                 // its hash column and index before the run reads it.
                 drop(super::State::open(state_path.to_path_buf())?);
             }
+            let read = || format!("could not read the export state {}", state_path.display());
             conn.execute(
                 "ATTACH DATABASE ?1 AS st",
                 params![read_only_uri(state_path)],
             )
-            .with_context(|| format!("could not read the export state {}", state_path.display()))?;
-        }
-        let indexed = has_state
-            && conn
-                .prepare("SELECT 1 FROM st.sqlite_master WHERE type = 'index' AND name = 'profiles_hash'")?
-                .exists([])?;
-        // A page cache of 2 MiB each, SQLite's default, set here because
-        // it is a choice: 8 MiB saved a few percent of an unchanged run's
-        // CPU (the lookups hit the state's index at random) but was still
-        // filling at 100,000 profiles, so memory grew with the input.
-        conn.execute_batch("PRAGMA cache_size = -2048")?;
-        if has_state {
-            conn.execute_batch("PRAGMA st.cache_size = -2048")?;
-        }
+            .with_context(read)?;
+            let state = Connection::open_with_flags(state_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .with_context(read)?;
+            state.busy_timeout(Duration::from_secs(10))?;
+            Some(state)
+        } else {
+            None
+        };
+        let indexed = match &state {
+            Some(state) => state
+                .prepare(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'profiles_hash'",
+                )?
+                .exists([])?,
+            None => false,
+        };
         let spool_path = dir.path().join("spool.jsonl");
         let deletes_path = dir.path().join("deletes.jsonl");
         let mut scan = Scan {
             conn,
-            has_state,
+            state,
             indexed,
             spool: Some(writer(&spool_path)?),
             deletes: Some(writer(&deletes_path)?),
             spool_path,
             deletes_path,
             state_path: state_path.to_path_buf(),
+            ids: Runs::new(dir.path(), "ids"),
+            keys: Runs::new(dir.path(), "keys"),
             dir: Some(dir),
             root,
+            verdicts: Verdicts::default(),
+            key_field: dest.key.clone(),
             profiles: 0,
+            light: 0,
             unchanged: 0,
             spooled: 0,
             absent: 0,
@@ -193,16 +339,18 @@ impl Scan {
             rehash: Vec::new(),
             other_keys: false,
         };
-        // The run's marks are scratch: written in large transactions.
-        scan.conn.execute_batch("BEGIN")?;
-        while let Some(entry) = input.next().await? {
-            scan.profiles += 1;
-            scan.one(entry, dest, full)?;
-            if scan.profiles.is_multiple_of(MARKS_PER_COMMIT) {
-                scan.conn.execute_batch("COMMIT; BEGIN")?;
+        // Hashes are only compared with a state, and not at all with --full.
+        let hashed = scan.state.is_some() && !opts.full;
+        let light = light::Reader::new(dest);
+        while let Some(item) = input.next_item().await? {
+            match item {
+                Item::Line(line) => match light.as_ref().and_then(|r| r.read(line.text)) {
+                    Some(found) => scan.read_light(&found, line.text, hashed)?,
+                    None => scan.read(line.entry(), dest, hashed)?,
+                },
+                Item::Entry(entry) => scan.read(entry, dest, hashed)?,
             }
         }
-        scan.conn.execute_batch("COMMIT")?;
         for spool in [scan.spool.take(), scan.deletes.take()]
             .into_iter()
             .flatten()
@@ -212,164 +360,246 @@ impl Scan {
                 .flush()
                 .context("could not write the export's spool")?;
         }
+        scan.merge_ids(hashed, opts.deletes != Deletes::None)?;
+        if scan.other_keys {
+            scan.merge_keys()?;
+        }
+        scan.spooled = scan.profiles - scan.unchanged;
         Ok(scan)
     }
 
-    /// One entry of the input.
-    fn one(&mut self, entry: Entry, dest: &ExportFields, full: bool) -> Result<()> {
-        let profile = match entry {
+    /// The place in the input of the entry read now.
+    fn next_pos(&mut self) -> u64 {
+        let pos = self.profiles;
+        self.profiles += 1;
+        self.verdicts.grow(pos);
+        pos
+    }
+
+    /// One JSON line read light: spooled as it is, and marked.
+    fn read_light(&mut self, found: &Light<'_>, text: &str, hashed: bool) -> Result<()> {
+        let pos = self.next_pos();
+        self.light += 1;
+        let mut flags = 0;
+        if found.to_delete {
+            flags |= FLAG_DELETE;
+        } else if let Some(key) = found.key {
+            flags |= FLAG_KEYED;
+            if key == found.id {
+                flags |= FLAG_OWN_KEY;
+            } else {
+                self.keys.push(key, found.id, pos, FLAG_BY_KEY, 0)?;
+                self.other_keys = true;
+            }
+        }
+        let hash = if hashed { found.hash } else { 0 };
+        self.ids.push(found.id, "", pos, flags, hash)?;
+        let spool = self.spool(found.to_delete)?;
+        write!(spool, "{pos}\t{TEXT}")
+            .and_then(|()| spool.write_all(text.as_bytes()))
+            .and_then(|()| spool.write_all(b"\n"))
+            .context("could not write the export's spool")
+    }
+
+    /// One entry of the input: spooled, and marked in the runs.
+    fn read(&mut self, entry: Entry, dest: &ExportFields, hashed: bool) -> Result<()> {
+        let pos = self.next_pos();
+        let mut profile = match entry {
             Ok(p) => p,
-            Err(invalid) => return self.spool_invalid(&invalid),
+            Err(i) => {
+                let line = LineOut::Invalid {
+                    id: &i.id,
+                    reason: &i.reason,
+                    message: &i.message,
+                };
+                return self.spool_to(false, pos, &line);
+            }
         };
-        // The fields and key the profile would send, worked out before it
-        // is marked (nothing here writes). An invalid profile takes no key,
-        // and is never unchanged: the second pass says what is wrong with
-        // it, every run.
-        let mut fields = profile.properties.clone();
-        if !profile.to_delete && dest.key_from_profile_id && !fields.contains_key(&dest.key) {
-            fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
-        }
-        let key = (!profile.to_delete && diff::validate(&fields, dest).is_ok())
-            .then(|| record_id(&fields, &dest.key))
-            .flatten();
-        // A key that is the profile's own id is marked in `seen` alone: two
-        // such profiles with one key are one id listed twice. Only keys of
-        // another value go to `keys` (see `key_taken`).
-        let own_key = key.as_deref() == Some(profile.id.as_str());
-        let fresh = self
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO seen (id, own_key) VALUES (?1, ?2)")?
-            .execute(params![profile.id, own_key])?;
-        if fresh == 0 {
-            return self.spool_invalid(&Invalid::new(
-                profile.id,
-                "listed more than once",
-                "the profile appears more than once in the input; only the first is exported",
-            ));
-        }
-        let known = self.known(&profile.id)?;
+        let mut flags = 0;
+        let mut hash = 0;
         if profile.to_delete {
-            if known.is_some() {
-                self.destructive += 1;
-                if self.doomed.len() < NAMED {
-                    let key = self.key_of(&profile.id)?;
-                    self.name(&profile.id, &key, true);
-                }
-            }
-            return self.spool_delete(&profile);
-        }
-        let Some(key) = key else {
-            return self.spool_profile(&profile);
-        };
-        if let Some(other) = self.key_taken(&key, own_key, &profile.id)? {
-            return self.spool_invalid(&Invalid::new(
-                profile.id,
-                format!("with the same \"{}\" as another profile", dest.key),
-                format!(
-                    "profile {other} has the same {} \"{key}\"; a destination record holds one profile",
-                    dest.key
-                ),
-            ));
-        }
-        match known {
-            Some(k) if !full => {
-                let now = state::hash(&fields, &profile.groups);
-                if k.hash.as_deref() == Some(now.as_str()) {
-                    self.unchanged += 1;
-                    return Ok(());
-                }
-                if k.hash.is_none() && k.fallback.as_deref() == Some(now.as_str()) {
-                    // A row an older ferry wrote: unchanged, and its hash
-                    // is written back so the next run finds it at once.
-                    self.unchanged += 1;
-                    self.rehash.push((profile.id, now));
-                    return Ok(());
-                }
-                self.spool_profile(&profile)
-            }
-            _ => self.spool_profile(&profile),
-        }
-    }
-
-    /// The profile that already holds `key`, or `None` when `id` takes it
-    /// now. Keys that are their profile's own id (the common case: a
-    /// destination keyed by the profile id) are only in `seen`, which
-    /// spares a second insert per profile; until a key of another value
-    /// has been taken, no other profile can hold such a key (one with the
-    /// same id was refused as listed twice). After that, both tables are
-    /// asked.
-    fn key_taken(&mut self, key: &str, own_key: bool, id: &str) -> Result<Option<String>> {
-        if own_key && !self.other_keys {
-            return Ok(None);
-        }
-        let holder: Option<String> = self
-            .conn
-            .prepare_cached("SELECT id FROM keys WHERE key = ?1")?
-            .query_row(params![key], |r| r.get(0))
-            .optional()?;
-        if holder.is_some() || own_key {
-            return Ok(holder);
-        }
-        let own: bool = self
-            .conn
-            .prepare_cached("SELECT 1 FROM seen WHERE id = ?1 AND own_key")?
-            .exists(params![key])?;
-        if own {
-            return Ok(Some(key.to_string()));
-        }
-        self.conn
-            .prepare_cached("INSERT INTO keys (key, id) VALUES (?1, ?2)")?
-            .execute(params![key, id])?;
-        self.other_keys = true;
-        Ok(None)
-    }
-
-    /// The hash of `id`'s state row: the one it keeps, or (for a row
-    /// without one) the one its properties and groups give.
-    fn known(&self, id: &str) -> Result<Option<Known>> {
-        if !self.has_state {
-            return Ok(None);
-        }
-        let hash: Option<Option<String>> = if self.indexed {
-            // Answered by the (id, hash) index alone.
-            self.conn
-                .prepare_cached(
-                    "SELECT hash FROM st.profiles INDEXED BY profiles_hash WHERE id = ?1",
-                )?
-                .query_row(params![id], |r| r.get(0))
-                .optional()?
+            flags |= FLAG_DELETE;
         } else {
-            self.conn
-                .prepare_cached("SELECT NULL FROM st.profiles WHERE id = ?1")?
-                .query_row(params![id], |r| r.get(0))
-                .optional()?
-        };
-        let Some(hash) = hash else {
-            return Ok(None);
-        };
-        let fallback = match hash {
-            Some(_) => None,
-            None => {
-                let (props, groups): (String, String) = self
-                    .conn
-                    .prepare_cached("SELECT properties, groups FROM st.profiles WHERE id = ?1")?
-                    .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                let damaged = || "the export state is damaged".to_string();
-                let props: Record = serde_json::from_str(&props).with_context(damaged)?;
-                let groups = serde_json::from_str(&groups).with_context(damaged)?;
-                Some(state::hash(&props, &groups))
+            // The fields the profile would send, key included, worked out
+            // in place (and put back). An invalid profile takes no key, and
+            // is never unchanged: the second pass says what is wrong with
+            // it, every run.
+            let fields = &mut profile.properties;
+            let filled = dest.key_from_profile_id && !fields.contains_key(&dest.key);
+            if filled {
+                fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
             }
+            let key = diff::validate(fields, dest)
+                .is_ok()
+                .then(|| record_id(fields, &dest.key))
+                .flatten();
+            if let Some(key) = &key {
+                flags |= FLAG_KEYED;
+                if hashed {
+                    hash = state::hash_of(fields, &profile.groups);
+                }
+                if *key == profile.id {
+                    flags |= FLAG_OWN_KEY;
+                } else {
+                    self.keys.push(key, &profile.id, pos, FLAG_BY_KEY, 0)?;
+                    self.other_keys = true;
+                }
+            }
+            if filled {
+                // The last one in: removing it leaves the order as it was.
+                fields.shift_remove(&dest.key);
+            }
+        }
+        self.ids.push(&profile.id, "", pos, flags, hash)?;
+        let line = LineOut::Profile {
+            id: &profile.id,
+            properties: &profile.properties,
+            groups: &profile.groups,
+            to_delete: profile.to_delete,
         };
-        Ok(Some(Known { hash, fallback }))
+        self.spool_to(profile.to_delete, pos, &line)
+    }
+
+    /// The deletes spool or the other one.
+    fn spool(&mut self, deletes: bool) -> Result<&mut BufWriter<std::fs::File>> {
+        if deletes {
+            self.deletes.as_mut()
+        } else {
+            self.spool.as_mut()
+        }
+        .context("the export's spool is closed")
+    }
+
+    /// Append entry `pos` to the deletes spool or the other one.
+    fn spool_to(&mut self, deletes: bool, pos: u64, line: &LineOut<'_>) -> Result<()> {
+        let spool = self.spool(deletes)?;
+        write!(spool, "{pos}\t{LINE}").context("could not write the export's spool")?;
+        serde_json::to_writer(&mut *spool, line)?;
+        spool
+            .write_all(b"\n")
+            .context("could not write the export's spool")
+    }
+
+    /// The id merge: listed twice, unchanged, doomed by `toDelete`, and
+    /// (`note_absent`) the state rows that left the input.
+    fn merge_ids(&mut self, hashed: bool, note_absent: bool) -> Result<()> {
+        let mut marks = Merge::open(self.ids.finish()?)?;
+        let state = self.state.as_ref();
+        let mut rows = StateRows::new(state, self.indexed);
+        // The first toDelete marks of known profiles, by place in the input.
+        let mut doomed: Vec<(u64, String)> = Vec::new();
+        let mut last: Option<String> = None;
+        let absent = |id: &str| -> Result<()> {
+            if note_absent {
+                self.conn
+                    .prepare_cached("INSERT OR IGNORE INTO absent (id) VALUES (?1)")?
+                    .execute(params![id])?;
+            }
+            Ok(())
+        };
+        self.conn.execute_batch("BEGIN")?;
+        while let Some(mark) = marks.next_mark()? {
+            if last.as_deref() == Some(mark.key.as_str()) {
+                self.verdicts.set(mark.pos, LISTED_TWICE);
+                continue;
+            }
+            while let Some(id) = rows.before(&mark.key)? {
+                absent(&id)?;
+            }
+            let known = rows.take(&mark.key)?;
+            if mark.flags & FLAG_DELETE != 0 {
+                if known.is_some() {
+                    self.destructive += 1;
+                    doomed.push((mark.pos, mark.key.clone()));
+                    doomed.sort_unstable();
+                    doomed.truncate(NAMED);
+                }
+            } else if let (true, true, Some(hash), Some(state)) =
+                (hashed, mark.flags & FLAG_KEYED != 0, known, state)
+            {
+                let same = match hash {
+                    Some(hash) => u128::from_str_radix(&hash, 16).ok() == Some(mark.hash),
+                    None => {
+                        // A row an older ferry wrote: unchanged if it
+                        // hashes the same, and its hash is written back so
+                        // the next run finds it at once.
+                        let same = row_hash(state, &self.state_path, &mark.key)? == mark.hash;
+                        if same {
+                            self.rehash
+                                .push((mark.key.clone(), format!("{:032x}", mark.hash)));
+                        }
+                        same
+                    }
+                };
+                if same {
+                    self.unchanged += 1;
+                    self.verdicts.set(mark.pos, UNCHANGED);
+                }
+            }
+            last = Some(mark.key);
+        }
+        while let Some(id) = rows.before_end()? {
+            absent(&id)?;
+        }
+        self.conn.execute_batch("COMMIT")?;
+        for (_, id) in doomed {
+            let key = self.key_of(&id)?;
+            self.name(&id, &key, true);
+        }
+        Ok(())
+    }
+
+    /// The key merge, once some profile's key is not its id: every keyed
+    /// profile by its key (the id marks of those whose key is their id,
+    /// and the key marks of the others), and the first in the input to
+    /// have a key holds it. A profile listed twice takes no key.
+    fn merge_keys(&mut self) -> Result<()> {
+        let files: Vec<PathBuf> = self
+            .ids
+            .finish()?
+            .iter()
+            .chain(self.keys.finish()?.iter())
+            .cloned()
+            .collect();
+        let mut marks = Merge::open(&files)?;
+        let mut holder: Option<(String, String)> = None;
+        self.conn.execute_batch("BEGIN")?;
+        while let Some(mark) = marks.next_mark()? {
+            let by_key = mark.flags & FLAG_BY_KEY != 0;
+            if !by_key && mark.flags & FLAG_OWN_KEY == 0 {
+                continue;
+            }
+            if self.verdicts.get(mark.pos) == LISTED_TWICE {
+                continue;
+            }
+            match &holder {
+                Some((key, id)) if *key == mark.key => {
+                    if self.verdicts.get(mark.pos) == UNCHANGED {
+                        self.unchanged -= 1;
+                    }
+                    self.verdicts.set(mark.pos, KEY_TAKEN);
+                    self.conn
+                        .prepare_cached("INSERT INTO taken (pos, key, holder) VALUES (?1, ?2, ?3)")?
+                        .execute(params![mark.pos as i64, mark.key, id])?;
+                }
+                _ => {
+                    let id = if by_key { mark.id } else { mark.key.clone() };
+                    holder = Some((mark.key, id));
+                }
+            }
+        }
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
     }
 
     /// The key the state knows `id` by (to name a profile to delete).
     fn key_of(&self, id: &str) -> Result<String> {
-        Ok(self.conn.query_row(
-            "SELECT key FROM st.profiles WHERE id = ?1",
-            params![id],
-            |r| r.get(0),
-        )?)
+        let state = self.state.as_ref().context("the export state is closed")?;
+        Ok(
+            state.query_row("SELECT key FROM profiles WHERE id = ?1", params![id], |r| {
+                r.get(0)
+            })?,
+        )
     }
 
     fn name(&mut self, id: &str, key: &str, delete: bool) {
@@ -380,35 +610,6 @@ impl Scan {
                 delete,
             });
         }
-    }
-
-    fn spool_profile(&mut self, p: &Profile) -> Result<()> {
-        self.spool_to(false, &profile_line(p))
-    }
-
-    fn spool_delete(&mut self, p: &Profile) -> Result<()> {
-        self.spool_to(true, &profile_line(p))
-    }
-
-    fn spool_invalid(&mut self, i: &Invalid) -> Result<()> {
-        let line = json!({"i": {"id": i.id, "reason": i.reason, "message": i.message}});
-        self.spool_to(false, &line)
-    }
-
-    /// Append `line` to the deletes spool or the other one.
-    fn spool_to(&mut self, deletes: bool, line: &Value) -> Result<()> {
-        let spool = if deletes {
-            self.deletes.as_mut()
-        } else {
-            self.spool.as_mut()
-        }
-        .context("the export's spool is closed")?;
-        serde_json::to_writer(&mut *spool, line)?;
-        spool
-            .write_all(b"\n")
-            .context("could not write the export's spool")?;
-        self.spooled += 1;
-        Ok(())
     }
 
     /// The hashes to write back into the state for unchanged rows that
@@ -426,7 +627,7 @@ impl Scan {
         groups: bool,
         deletes: Deletes,
     ) -> Result<()> {
-        if !self.has_state || deletes == Deletes::None {
+        if self.state.is_none() || deletes == Deletes::None {
             return Ok(());
         }
         let mut after = String::new();
@@ -450,13 +651,13 @@ impl Scan {
 
     /// Up to `n` state rows that left the input, by id after `after`.
     pub fn absent_page(&self, after: &str, n: usize) -> Result<Vec<(String, Exported)>> {
-        if !self.has_state {
+        if self.state.is_none() {
             return Ok(Vec::new());
         }
         let mut stmt = self.conn.prepare_cached(
-            "SELECT p.id, p.dest_id, p.key, p.properties, p.groups FROM st.profiles p
-             WHERE p.id > ?1 AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.id = p.id)
-             ORDER BY p.id LIMIT ?2",
+            "SELECT p.id, p.dest_id, p.key, p.properties, p.groups
+             FROM absent a JOIN st.profiles p ON p.id = a.id
+             WHERE a.id > ?1 ORDER BY a.id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, n as i64], state::row_of)?;
         rows.map(|row| state::exported_of(row?, &self.state_path))
@@ -472,6 +673,66 @@ impl Scan {
     pub fn entries(&self) -> Result<Spooled> {
         Spooled::open(&self.spool_path)
     }
+
+    /// Up to `n` entries of `spool` to diff; empty at its end. Unchanged
+    /// ones are skipped unread, and a profile listed twice or with a key
+    /// another holds comes back invalid.
+    pub fn chunk(&self, spool: &mut Spooled, n: usize) -> Result<Vec<Entry>> {
+        let damaged = "the export's spool is damaged";
+        let mut out = Vec::new();
+        while out.len() < n {
+            spool.line.clear();
+            if spool.reader.read_line(&mut spool.line)? == 0 {
+                break;
+            }
+            let (pos, text) = spool.line.split_once('\t').context(damaged)?;
+            let pos: u64 = pos.parse().context(damaged)?;
+            let verdict = self.verdicts.get(pos);
+            if verdict == UNCHANGED {
+                continue;
+            }
+            let text = text.trim_end_matches('\n');
+            let entry = match (text.strip_prefix(LINE), text.strip_prefix(TEXT)) {
+                (Some(line), _) => serde_json::from_str::<LineIn>(line)
+                    .context(damaged)?
+                    .entry(),
+                (None, Some(text)) => super::input::from_owned(
+                    serde_json::from_str(text).context(damaged)?,
+                    "the spool",
+                ),
+                (None, None) => anyhow::bail!(damaged),
+            };
+            let id = match &entry {
+                Ok(p) => p.id.as_str(),
+                Err(i) => i.id.as_str(),
+            };
+            out.push(match verdict {
+                LISTED_TWICE => Err(Invalid::new(
+                    id,
+                    "listed more than once",
+                    "the profile appears more than once in the input; only the first is exported",
+                )),
+                KEY_TAKEN => {
+                    let (key, holder): (String, String) = self
+                        .conn
+                        .prepare_cached("SELECT key, holder FROM taken WHERE pos = ?1")?
+                        .query_row(params![pos as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?
+                        .context(damaged)?;
+                    Err(Invalid::new(
+                        id,
+                        format!("with the same \"{}\" as another profile", self.key_field),
+                        format!(
+                            "profile {holder} has the same {} \"{key}\"; a destination record holds one profile",
+                            self.key_field
+                        ),
+                    ))
+                }
+                _ => entry,
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl Drop for Scan {
@@ -485,24 +746,101 @@ impl Drop for Scan {
     }
 }
 
-/// A state row as the first pass reads it.
-struct Known {
-    /// The hash the row keeps (none in a row an older ferry wrote).
-    hash: Option<String>,
-    /// For a row without one: the hash of its properties and groups.
-    fallback: Option<String>,
+/// The hash of `id`'s state row, from its properties and groups.
+fn row_hash(state: &Connection, path: &Path, id: &str) -> Result<u128> {
+    let (props, groups): (String, String) = state
+        .prepare_cached("SELECT properties, groups FROM profiles WHERE id = ?1")?
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let damaged = || format!("the export state {} is damaged", path.display());
+    let props: Record = serde_json::from_str(&props).with_context(damaged)?;
+    let groups = serde_json::from_str(&groups).with_context(damaged)?;
+    Ok(state::hash_of(&props, &groups))
 }
 
-fn profile_line(p: &Profile) -> Value {
-    json!({"p": {
-        "id": p.id,
-        "properties": Value::Object(p.properties.clone()),
-        "groups": p.groups,
-        "toDelete": p.to_delete,
-    }})
+/// The state's rows in id order, a page at a time: the other side of the
+/// id merge.
+struct StateRows<'a> {
+    state: Option<&'a Connection>,
+    indexed: bool,
+    page: std::collections::VecDeque<(String, Option<String>)>,
+    /// The last id read; `None` before the first page.
+    after: Option<String>,
+    done: bool,
 }
 
-/// A spool, read back a chunk at a time.
+impl<'a> StateRows<'a> {
+    fn new(state: Option<&'a Connection>, indexed: bool) -> StateRows<'a> {
+        StateRows {
+            done: state.is_none(),
+            state,
+            indexed,
+            page: Default::default(),
+            after: None,
+        }
+    }
+
+    /// The next row, reading a page when the last one is used up.
+    fn peek(&mut self) -> Result<Option<&(String, Option<String>)>> {
+        if self.page.is_empty() && !self.done {
+            self.read_page()?;
+        }
+        Ok(self.page.front())
+    }
+
+    fn read_page(&mut self) -> Result<()> {
+        let Some(state) = self.state else {
+            self.done = true;
+            return Ok(());
+        };
+        // Answered from the (id, hash) index alone when there is one.
+        let columns = if self.indexed {
+            "id, hash FROM profiles INDEXED BY profiles_hash"
+        } else {
+            "id, NULL FROM profiles"
+        };
+        let sql = match self.after {
+            Some(_) => format!("SELECT {columns} WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            None => format!("SELECT {columns} WHERE ?1 IS NULL ORDER BY id LIMIT ?2"),
+        };
+        let mut stmt = state.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![self.after, STATE_PAGE], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        for row in rows {
+            self.page.push_back(row?);
+        }
+        self.done = (self.page.len() as i64) < STATE_PAGE;
+        self.after = self.page.back().map(|(id, _)| id.clone());
+        Ok(())
+    }
+
+    /// The next row's id if it comes before `id` (a row no mark met).
+    fn before(&mut self, id: &str) -> Result<Option<String>> {
+        match self.peek()? {
+            Some((row, _)) if row.as_bytes() < id.as_bytes() => {
+                Ok(self.page.pop_front().map(|(row, _)| row))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The next row's id, whatever it is (after the last mark).
+    fn before_end(&mut self) -> Result<Option<String>> {
+        self.peek()?;
+        Ok(self.page.pop_front().map(|(row, _)| row))
+    }
+
+    /// The hash of `id`'s row (`Some(None)` for a row without one), if the
+    /// next row is `id`'s.
+    fn take(&mut self, id: &str) -> Result<Option<Option<String>>> {
+        match self.peek()? {
+            Some((row, _)) if row == id => Ok(self.page.pop_front().map(|(_, hash)| hash)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A spool, read back a chunk at a time through [`Scan::chunk`].
 pub struct Spooled {
     reader: std::io::BufReader<std::fs::File>,
     line: String,
@@ -515,29 +853,6 @@ impl Spooled {
             reader: std::io::BufReader::with_capacity(1 << 16, file),
             line: String::new(),
         })
-    }
-
-    /// Up to `n` entries; empty at the end.
-    pub fn chunk(&mut self, n: usize) -> Result<Vec<Entry>> {
-        let mut out = Vec::new();
-        while out.len() < n {
-            self.line.clear();
-            if self.reader.read_line(&mut self.line)? == 0 {
-                break;
-            }
-            let v: Value =
-                serde_json::from_str(&self.line).context("the export's spool is damaged")?;
-            out.push(match (v.get("p"), v.get("i")) {
-                (Some(p), _) => super::input::from_value(p, "the spool"),
-                (None, Some(i)) => Err(Invalid::new(
-                    i["id"].as_str().unwrap_or_default(),
-                    i["reason"].as_str().unwrap_or_default(),
-                    i["message"].as_str().unwrap_or_default(),
-                )),
-                (None, None) => anyhow::bail!("the export's spool is damaged"),
-            });
-        }
-        Ok(out)
     }
 }
 

@@ -242,27 +242,107 @@ pub(super) fn exported_of(row: Row, path: &Path) -> Result<(String, Exported)> {
 /// hash back). FNV-1a on 128 bits: written here, so it is the same on
 /// every build, and wide enough that two different profiles do not meet.
 pub fn hash(properties: &Record, groups: &BTreeSet<String>) -> String {
-    const OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
-    const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
-    let mut h = OFFSET;
-    let mut eat = |bytes: &[u8]| {
-        for b in bytes {
-            h ^= u128::from(*b);
-            h = h.wrapping_mul(PRIME);
-        }
-    };
+    format!("{:032x}", hash_of(properties, groups))
+}
+
+/// [`hash`] as a number, computed without building a string for any of
+/// its parts (the first pass of an export hashes every profile it reads).
+pub fn hash_of(properties: &Record, groups: &BTreeSet<String>) -> u128 {
+    let mut h = Fnv::new();
     let mut keys: Vec<&String> = properties.keys().collect();
-    keys.sort();
+    keys.sort_unstable();
     for k in keys {
-        eat(serde_json::to_string(k).unwrap_or_default().as_bytes());
-        eat(b":");
-        eat(properties[k.as_str()].to_string().as_bytes());
-        eat(b"\n");
+        // The key as a JSON string, then the value as compact JSON: the
+        // same bytes `to_string` gives, written straight into the hash.
+        let _ = serde_json::to_writer(&mut h, k);
+        h.eat(b":");
+        let _ = serde_json::to_writer(&mut h, &properties[k.as_str()]);
+        h.eat(b"\n");
     }
-    eat(b"\x01");
+    h.eat(b"\x01");
     for g in groups {
-        eat(g.as_bytes());
-        eat(b"\n");
+        h.eat(g.as_bytes());
+        h.eat(b"\n");
     }
-    format!("{h:032x}")
+    h.finish()
+}
+
+/// FNV-1a on 128 bits, fed as a writer (or by [`super::light`], which
+/// feeds it the same bytes from a line's text).
+pub(super) struct Fnv(u128);
+
+impl Fnv {
+    pub(super) fn new() -> Fnv {
+        Fnv(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+    }
+
+    pub(super) fn finish(&self) -> u128 {
+        self.0
+    }
+
+    pub(super) fn eat(&mut self, bytes: &[u8]) {
+        const PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+        for b in bytes {
+            self.0 ^= u128::from(*b);
+            self.0 = self.0.wrapping_mul(PRIME);
+        }
+    }
+}
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.eat(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// The hash as the first version of the state computed it, from
+    /// strings: rows it wrote must still be found unchanged.
+    fn hash_as_written_first(properties: &Record, groups: &BTreeSet<String>) -> String {
+        let mut h = Fnv::new();
+        let mut keys: Vec<&String> = properties.keys().collect();
+        keys.sort();
+        for k in keys {
+            h.eat(serde_json::to_string(k).unwrap().as_bytes());
+            h.eat(b":");
+            h.eat(properties[k.as_str()].to_string().as_bytes());
+            h.eat(b"\n");
+        }
+        h.eat(b"\x01");
+        for g in groups {
+            h.eat(g.as_bytes());
+            h.eat(b"\n");
+        }
+        format!("{:032x}", h.0)
+    }
+
+    #[test]
+    fn the_hash_is_the_one_rows_were_written_with() {
+        let profiles = [
+            json!({}),
+            json!({"email": "a@x", "age": 31, "plan": "free"}),
+            json!({"z": null, "a": [1, 2.5, {"k": "v"}], "é\"\\\n": "tab\there \u{1}"}),
+            json!({"n": -0.0, "big": 12345678901234567890u64, "t": true}),
+        ];
+        let groups: BTreeSet<String> = ["vip", "news letter", "ünï"].map(String::from).into();
+        for p in profiles {
+            let Value::Object(p) = p else { unreachable!() };
+            for g in [BTreeSet::new(), groups.clone()] {
+                assert_eq!(hash(&p, &g), hash_as_written_first(&p, &g));
+            }
+        }
+        // One byte of difference anywhere changes it.
+        let a: Record = serde_json::from_value(json!({"a": "x", "b": "y"})).unwrap();
+        let b: Record = serde_json::from_value(json!({"a": "xy", "b": ""})).unwrap();
+        assert_ne!(hash(&a, &BTreeSet::new()), hash(&b, &BTreeSet::new()));
+    }
 }
