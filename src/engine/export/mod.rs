@@ -9,7 +9,8 @@
 //! keeps what the destination acknowledged.
 //!
 //! [`run`] goes through its phases in order: open the destination, read the
-//! profiles ([`input`]), diff them against the state ([`diff`]), preview
+//! profiles ([`input`]) and sort out what is unchanged (`scan`, over
+//! sorted runs, `runs`, and lines read light, `light`), diff them against the state ([`diff`]), preview
 //! (`preview`) or ask before a mass delete, send (`send`), save the state
 //! ([`state`]) and report (`report`). It answers an
 //! [`ExportReport`]; the command renders it, asks the question on a

@@ -4,8 +4,9 @@
 //! *successfully*. A profile that failed keeps its old row, so the next run
 //! diffs against what the destination really holds and sends it again.
 //! Each row also keeps a hash of its properties and groups ([`hash`]), so a
-//! run tells an unchanged profile by one indexed lookup, without loading the
-//! row; rows of an older state without one are hashed as they are read.
+//! run tells an unchanged profile from the `(id, hash)` index read in id
+//! order, without loading the row; rows of an older state without one are
+//! hashed as they are read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
