@@ -1104,3 +1104,31 @@ fn json_lines_read_light_and_a_json_array_read_built_decide_the_same() {
     let third = lines.run(&["export", "--to", "crm", "--input", "p.jsonl"]);
     assert_eq!(third.json()["unchanged"], 5, "{}", third.render());
 }
+
+/// A `toDelete` mark whose id came earlier in the input is reported where
+/// it stands among the other problems, not with the deletes that go first.
+#[test]
+fn a_repeated_to_delete_mark_is_reported_in_its_place() {
+    let f = Folder::new();
+    f.write(
+        "crm/account.json",
+        r#"{"connector": "sqlite", "path": "crm.db"}"#,
+    );
+    f.write(
+        "p.jsonl",
+        "{\"id\": \"p1\", \"properties\": {\"n\": 1}}\n\
+         {\"id\": \"p2\", \"properties\": 5}\n\
+         {\"id\": \"p1\", \"toDelete\": true}\n\
+         {\"id\": \"p3\", \"properties\": {\"n\": 3}}\n\
+         {\"id\": \"p4\", \"properties\": [1]}\n",
+    );
+    let run = f.run_line("export --to crm --input p.jsonl --errors e.jsonl");
+    assert_eq!(run.code, 3, "{}", run.render());
+    assert_eq!(run.json()["created"], 2, "{}", run.render());
+    assert_eq!(
+        jsonl_field(&f.read("e.jsonl"), "id"),
+        ["p2", "p1", "p4"],
+        "{}",
+        f.read("e.jsonl")
+    );
+}

@@ -8,10 +8,11 @@
 //! Only a line whose hash is sure to be the one [`state::hash_of`] gives
 //! the built profile is read light: properties that are strings without
 //! escapes, integers serde_json writes back the same, `true`, `false` or
-//! `null`; no nested value; no repeated name; an id that is such a string
-//! or integer; groups that are names without escapes; and a destination
-//! that checks no field (a local store). Anything else returns `None` and
-//! is parsed as before, so what a run decides is the same either way.
+//! `null`; no nested value; no repeated name; no field but `id`,
+//! `properties`, `groups` and `toDelete`; an id that is such a string or
+//! integer; groups that are names without escapes; and a destination that
+//! checks no field (a local store). Anything else returns `None` and is
+//! parsed as before, so what a run decides is the same either way.
 //!
 //! [`state::hash_of`]: super::state::hash_of
 
@@ -55,6 +56,10 @@ impl Reader {
 
     /// What the first pass needs of one line; `None` when it must be parsed.
     pub fn read<'a>(&self, text: &'a str) -> Option<Light<'a>> {
+        // serde reads a struct from an array too, field by field.
+        if !text.starts_with('{') {
+            return None;
+        }
         let line: Line<'a> = serde_json::from_str(text).ok()?;
         let id = id_of(line.id?)?;
         let to_delete = line.to_delete.unwrap_or(false);
@@ -102,8 +107,12 @@ impl Reader {
     }
 }
 
-/// A profile line's fields, borrowed.
+/// A profile line's fields, borrowed. Any other field sends the line to
+/// the parsed path: serde skips an unknown field without the checks a
+/// parse into a value makes (number range, surrogates, depth), so only the
+/// parsed path can say such a line is not valid JSON.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Line<'a> {
     #[serde(borrow)]
     id: Option<&'a RawValue>,
@@ -264,7 +273,7 @@ mod tests {
     fn a_light_read_finds_what_the_parsed_one_does() {
         let lines = [
             r#"{"id":"p1","properties":{"email":"a@x","name":"A","age":31,"plan":"free"},"groups":["vip","news"]}"#,
-            r#"{ "groups" : "b; a |a", "properties" : { "z" : null, "a" : true, "m" : -5 }, "id" : 12 , "other": [1, {"x": 2}]}"#,
+            r#"{ "groups" : "b; a |a", "properties" : { "z" : null, "a" : true, "m" : -5 }, "id" : 12 }"#,
             r#"{"id":"p2","properties":{"id":"k1","ünï":"çé"}}"#,
             r#"{"id":"p3","properties":{"email":"e@x"},"groups":null,"toDelete":false}"#,
             r#"{"id":"p4"}"#,
@@ -306,7 +315,11 @@ mod tests {
             r#"{"id":1.5}"#,
             r#"{"properties":{}}"#,
             r#"["p1"]"#,
+            r#"["p1",null,null,true]"#,
             r#"{"id":"p1""#,
+            r#"{"id":"p1","other":[1,{"x":2}]}"#,
+            r#"{"id":"p1","x":1e400}"#,
+            r#"{"id":"p1","x":"\ud800"}"#,
         ] {
             assert_eq!(reader.read(text), None, "{text}");
         }

@@ -25,6 +25,10 @@ const RUN_MARKS: usize = 1 << 16;
 const RUN_TEXT: usize = 4 << 20;
 /// The read buffer of each run during a merge.
 const READ_BUFFER: usize = 32 << 10;
+/// The most runs one merge reads at once (open files, read buffers):
+/// beyond it, runs are first merged into longer ones, 64 at a time, so a
+/// merge holds at most 64 files and 2 MiB of buffers at any size.
+const MERGE_WIDTH: usize = 64;
 
 /// One profile as the first pass's joins see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,13 +54,26 @@ struct Slot {
     hash: u128,
 }
 
+/// A run written to disk, and how many marks it holds (a run cut short
+/// is found out by its count).
+#[derive(Debug, Clone)]
+pub struct Run {
+    path: PathBuf,
+    marks: u64,
+}
+
 /// Marks gathered into sorted runs, written to `dir` as they fill.
 pub struct Runs {
     dir: PathBuf,
     name: &'static str,
-    files: Vec<PathBuf>,
+    files: Vec<Run>,
+    /// Files written so far, for fresh names.
+    written: usize,
     text: Vec<u8>,
     slots: Vec<Slot>,
+    /// [`RUN_MARKS`] and [`MERGE_WIDTH`] (smaller in tests).
+    run_marks: usize,
+    width: usize,
 }
 
 impl Runs {
@@ -66,14 +83,23 @@ impl Runs {
             dir: dir.to_path_buf(),
             name,
             files: Vec::new(),
+            written: 0,
             text: Vec::new(),
             slots: Vec::new(),
+            run_marks: RUN_MARKS,
+            width: MERGE_WIDTH,
         }
+    }
+
+    /// A fresh file name for a run.
+    fn next_path(&mut self) -> PathBuf {
+        self.written += 1;
+        self.dir.join(format!("{}-{}.run", self.name, self.written))
     }
 
     /// Add one mark.
     pub fn push(&mut self, key: &str, id: &str, pos: u64, flags: u8, hash: u128) -> Result<()> {
-        if self.slots.len() >= RUN_MARKS || self.text.len() >= RUN_TEXT {
+        if self.slots.len() >= self.run_marks || self.text.len() >= RUN_TEXT {
             self.flush()?;
         }
         let key = self.store(key);
@@ -99,43 +125,91 @@ impl Runs {
         if self.slots.is_empty() {
             return Ok(());
         }
+        let path = self.next_path();
         let text = &self.text;
         self.slots.sort_unstable_by(|a, b| {
             text[a.key.clone()]
                 .cmp(&text[b.key.clone()])
                 .then(a.pos.cmp(&b.pos))
         });
-        let path = self
-            .dir
-            .join(format!("{}-{}.run", self.name, self.files.len()));
         let mut out = BufWriter::with_capacity(
             1 << 16,
             File::create(&path).context("could not create the export's scratch file")?,
         );
         for s in &self.slots {
-            write_text(&mut out, &text[s.key.clone()])?;
-            write_text(&mut out, &text[s.id.clone()])?;
-            out.write_all(&s.pos.to_le_bytes())?;
-            out.write_all(&[s.flags])?;
-            out.write_all(&s.hash.to_le_bytes())?;
+            write_mark(
+                &mut out,
+                &text[s.key.clone()],
+                &text[s.id.clone()],
+                s.pos,
+                s.flags,
+                s.hash,
+            )?;
         }
         out.flush()
             .context("could not write the export's scratch file")?;
-        self.files.push(path);
+        self.files.push(Run {
+            path,
+            marks: self.slots.len() as u64,
+        });
         self.slots.clear();
         self.text.clear();
         Ok(())
     }
 
-    /// Write what is still in memory; the runs' files, to merge (as often
-    /// as needed).
-    pub fn finish(&mut self) -> Result<&[PathBuf]> {
+    /// Write what is still in memory, merge the runs down to at most
+    /// [`MERGE_WIDTH`]; the runs, to merge (as often as needed).
+    pub fn finish(&mut self) -> Result<&[Run]> {
         self.flush()?;
         // What the last run held is not needed again.
         self.slots = Vec::new();
         self.text = Vec::new();
+        while self.files.len() > self.width {
+            let first: Vec<Run> = self.files.drain(..self.width).collect();
+            let path = self.next_path();
+            let mut out = BufWriter::with_capacity(
+                1 << 16,
+                File::create(&path).context("could not create the export's scratch file")?,
+            );
+            let mut merge = Merge::open(&first)?;
+            let mut marks = 0u64;
+            while let Some(m) = merge.next_mark()? {
+                write_mark(
+                    &mut out,
+                    m.key.as_bytes(),
+                    m.id.as_bytes(),
+                    m.pos,
+                    m.flags,
+                    m.hash,
+                )?;
+                marks += 1;
+            }
+            out.flush()
+                .context("could not write the export's scratch file")?;
+            drop(merge);
+            for run in &first {
+                let _ = std::fs::remove_file(&run.path);
+            }
+            self.files.push(Run { path, marks });
+        }
         Ok(&self.files)
     }
+}
+
+fn write_mark(
+    out: &mut impl Write,
+    key: &[u8],
+    id: &[u8],
+    pos: u64,
+    flags: u8,
+    hash: u128,
+) -> Result<()> {
+    write_text(out, key)?;
+    write_text(out, id)?;
+    out.write_all(&pos.to_le_bytes())?;
+    out.write_all(&[flags])?;
+    out.write_all(&hash.to_le_bytes())?;
+    Ok(())
 }
 
 fn write_text(out: &mut impl Write, text: &[u8]) -> Result<()> {
@@ -173,28 +247,42 @@ impl Eq for Head {}
 
 /// The marks of several runs, in (key, position) order.
 pub struct Merge {
-    readers: Vec<BufReader<File>>,
+    /// Each run's reader and the marks it still holds.
+    readers: Vec<(BufReader<File>, u64)>,
     heap: BinaryHeap<Reverse<Head>>,
 }
 
 impl Merge {
-    pub fn open<'a>(files: impl IntoIterator<Item = &'a PathBuf>) -> Result<Merge> {
+    pub fn open<'a>(runs: impl IntoIterator<Item = &'a Run>) -> Result<Merge> {
         let mut merge = Merge {
             readers: Vec::new(),
             heap: BinaryHeap::new(),
         };
-        for path in files {
-            let file = File::open(path).context("could not read the export's scratch file")?;
-            let mut reader = BufReader::with_capacity(READ_BUFFER, file);
-            if let Some(mark) = read_mark(&mut reader)? {
-                merge.heap.push(Reverse(Head {
-                    mark,
-                    run: merge.readers.len(),
-                }));
-            }
-            merge.readers.push(reader);
+        for run in runs {
+            let file = File::open(&run.path).context("could not read the export's scratch file")?;
+            merge
+                .readers
+                .push((BufReader::with_capacity(READ_BUFFER, file), run.marks));
+            let at = merge.readers.len() - 1;
+            merge.advance(at)?;
         }
         Ok(merge)
+    }
+
+    /// Read run `run`'s next mark onto the heap; its end must come after
+    /// exactly the marks it was written with.
+    fn advance(&mut self, run: usize) -> Result<()> {
+        let (reader, left) = &mut self.readers[run];
+        let mark = read_mark(reader)?;
+        match (mark, *left) {
+            (Some(mark), 1..) => {
+                *left -= 1;
+                self.heap.push(Reverse(Head { mark, run }));
+                Ok(())
+            }
+            (None, 0) => Ok(()),
+            _ => anyhow::bail!("the export's scratch file is damaged"),
+        }
     }
 
     /// The next mark; `None` when every run is read.
@@ -202,12 +290,7 @@ impl Merge {
         let Some(Reverse(head)) = self.heap.pop() else {
             return Ok(None);
         };
-        if let Some(mark) = read_mark(&mut self.readers[head.run])? {
-            self.heap.push(Reverse(Head {
-                mark,
-                run: head.run,
-            }));
-        }
+        self.advance(head.run)?;
         Ok(Some(head.mark))
     }
 }
@@ -238,8 +321,11 @@ fn read_mark(r: &mut BufReader<File>) -> Result<Option<Mark>> {
 fn read_text(r: &mut impl Read) -> Result<String> {
     let mut len = [0u8; 4];
     r.read_exact(&mut len)?;
-    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut bytes)?;
+    let len = u64::from(u32::from_le_bytes(len));
+    // Read as far as the file goes: a damaged length asks for no memory.
+    let mut bytes = Vec::new();
+    r.take(len).read_to_end(&mut bytes)?;
+    anyhow::ensure!(bytes.len() as u64 == len, "a mark cut short");
     Ok(String::from_utf8(bytes)?)
 }
 
@@ -283,14 +369,53 @@ mod tests {
     }
 
     #[test]
-    fn a_truncated_run_is_an_error_not_a_panic() {
+    fn many_runs_are_merged_in_stages_of_a_few_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut runs = Runs::new(dir.path(), "ids");
+        runs.run_marks = 3;
+        runs.width = 4;
+        let n = 100u64;
+        for i in 0..n {
+            // Every key twice, far apart.
+            runs.push(&format!("k{}", (i * 37) % 50), "", i, 0, 0)
+                .unwrap();
+        }
+        let files = runs.finish().unwrap().to_vec();
+        assert!(files.len() <= 4, "{} runs", files.len());
+        let merged = all(&mut Merge::open(&files).unwrap());
+        assert_eq!(merged.len(), n as usize);
+        let mut sorted = merged.clone();
+        sorted.sort_by(|a, b| (a.0.as_bytes(), a.1).cmp(&(b.0.as_bytes(), b.1)));
+        assert_eq!(merged, sorted);
+        // The merged-away runs are gone.
+        let left = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(left, files.len());
+    }
+
+    #[test]
+    fn a_damaged_run_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
         let mut runs = Runs::new(dir.path(), "ids");
         runs.push("p1", "", 0, 0, 0).unwrap();
+        runs.push("p2", "", 1, 0, 0).unwrap();
         let files = runs.finish().unwrap().to_vec();
-        let bytes = std::fs::read(&files[0]).unwrap();
-        std::fs::write(&files[0], &bytes[..bytes.len() - 3]).unwrap();
-        let err = Merge::open(&files).err().expect("a damaged run");
-        assert!(err.to_string().contains("damaged"), "{err}");
+        let bytes = std::fs::read(&files[0].path).unwrap();
+        let one = bytes.len() / 2;
+        // Cut inside a mark, exactly between two, and a length gone wild.
+        let mut wild = bytes.clone();
+        wild[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        for damaged in [
+            bytes[..bytes.len() - 3].to_vec(),
+            bytes[..one].to_vec(),
+            wild,
+        ] {
+            std::fs::write(&files[0].path, &damaged).unwrap();
+            let read = Merge::open(&files).and_then(|mut m| {
+                while m.next_mark()?.is_some() {}
+                Ok(())
+            });
+            let err = read.err().expect("a damaged run");
+            assert!(err.to_string().contains("damaged"), "{err}");
+        }
     }
 }

@@ -19,10 +19,10 @@
 //!
 //! What each entry came to is kept in two bits per entry ([`Verdicts`]);
 //! the second pass reads the spools back in input order and skips what is
-//! unchanged without parsing it. Memory is one run, the read buffers of a
-//! merge and those bits (a quarter of a MiB per million profiles), whatever
-//! the size of the input or the state. Everything else lives in a scratch
-//! folder under `.ferry/tmp/`, with the state attached read-only.
+//! unchanged without parsing it. Memory is the runs being filled, the read
+//! buffers of at most 64 runs being merged, and those bits (a quarter of a
+//! MiB per million profiles). Everything else lives in a scratch folder
+//! under `.ferry/tmp/`, with the state attached read-only.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufWriter, Write};
@@ -37,7 +37,7 @@ use serde_json::Value;
 use super::diff::{self, Deletes};
 use super::input::{Entry, Invalid, Item, Profile};
 use super::light::{self, Light};
-use super::runs::{Merge, Runs};
+use super::runs::{Merge, Run, Runs};
 use super::state::{self, Exported};
 use super::Doomed;
 use crate::connector::{record_id, ExportFields, Record};
@@ -101,8 +101,8 @@ pub struct Scan {
     /// The first of them, for the question.
     pub doomed: Vec<Doomed>,
     /// Unchanged profiles whose state row holds no hash (a state written
-    /// by an older ferry): the hash to write back.
-    rehash: Vec<(String, String)>,
+    /// by an older ferry), by place: the hash to write back.
+    rehash: Vec<(u64, String, String)>,
     /// A profile's key is not its id: the key runs are merged.
     other_keys: bool,
 }
@@ -145,6 +145,8 @@ impl Verdicts {
 /// or the text of a JSON line read light.
 const LINE: &str = "j";
 const TEXT: &str = "r";
+/// The place of a `toDelete` mark, with its id as a JSON string.
+const PLACE: &str = "d";
 
 /// A spool line as written: a profile or an invalid entry, borrowed.
 #[derive(Serialize)]
@@ -394,6 +396,9 @@ impl Scan {
         }
         let hash = if hashed { found.hash } else { 0 };
         self.ids.push(found.id, "", pos, flags, hash)?;
+        if found.to_delete {
+            self.hold_place(pos, found.id)?;
+        }
         let spool = self.spool(found.to_delete)?;
         write!(spool, "{pos}\t{TEXT}")
             .and_then(|()| spool.write_all(text.as_bytes()))
@@ -451,6 +456,9 @@ impl Scan {
             }
         }
         self.ids.push(&profile.id, "", pos, flags, hash)?;
+        if profile.to_delete {
+            self.hold_place(pos, &profile.id)?;
+        }
         let line = LineOut::Profile {
             id: &profile.id,
             properties: &profile.properties,
@@ -468,6 +476,18 @@ impl Scan {
             self.spool.as_mut()
         }
         .context("the export's spool is closed")
+    }
+
+    /// Keep the place of `toDelete` mark `pos` in the main spool: the
+    /// mark itself goes out with the deletes, first, but when its id came
+    /// earlier in the input it is reported where it stands, among the rest.
+    fn hold_place(&mut self, pos: u64, id: &str) -> Result<()> {
+        let spool = self.spool(false)?;
+        write!(spool, "{pos}\t{PLACE}")
+            .map_err(anyhow::Error::from)
+            .and_then(|()| Ok(serde_json::to_writer(&mut *spool, id)?))
+            .and_then(|()| Ok(spool.write_all(b"\n")?))
+            .context("could not write the export's spool")
     }
 
     /// Append entry `pos` to the deletes spool or the other one.
@@ -518,15 +538,18 @@ impl Scan {
                 (hashed, mark.flags & FLAG_KEYED != 0, known, state)
             {
                 let same = match hash {
-                    Some(hash) => u128::from_str_radix(&hash, 16).ok() == Some(mark.hash),
+                    Some(hash) => same_hash(&hash, mark.hash),
                     None => {
                         // A row an older ferry wrote: unchanged if it
                         // hashes the same, and its hash is written back so
                         // the next run finds it at once.
                         let same = row_hash(state, &self.state_path, &mark.key)? == mark.hash;
                         if same {
-                            self.rehash
-                                .push((mark.key.clone(), format!("{:032x}", mark.hash)));
+                            self.rehash.push((
+                                mark.pos,
+                                mark.key.clone(),
+                                format!("{:032x}", mark.hash),
+                            ));
                         }
                         same
                     }
@@ -554,7 +577,7 @@ impl Scan {
     /// and the key marks of the others), and the first in the input to
     /// have a key holds it. A profile listed twice takes no key.
     fn merge_keys(&mut self) -> Result<()> {
-        let files: Vec<PathBuf> = self
+        let files: Vec<Run> = self
             .ids
             .finish()?
             .iter()
@@ -615,7 +638,12 @@ impl Scan {
     /// The hashes to write back into the state for unchanged rows that
     /// had none (taken once).
     pub fn take_rehash(&mut self) -> Vec<(String, String)> {
+        // A profile refused for a key another holds is not unchanged.
         std::mem::take(&mut self.rehash)
+            .into_iter()
+            .filter(|(pos, _, _)| self.verdicts.get(*pos) != KEY_TAKEN)
+            .map(|(_, id, hash)| (id, hash))
+            .collect()
     }
 
     /// With `--deletes`, the profiles of the state that left the input:
@@ -666,12 +694,12 @@ impl Scan {
 
     /// The spooled `toDelete` marks, in input order.
     pub fn deletes(&self) -> Result<Spooled> {
-        Spooled::open(&self.deletes_path)
+        Spooled::open(&self.deletes_path, true)
     }
 
     /// The other spooled entries, in input order.
     pub fn entries(&self) -> Result<Spooled> {
-        Spooled::open(&self.spool_path)
+        Spooled::open(&self.spool_path, false)
     }
 
     /// Up to `n` entries of `spool` to diff; empty at its end. Unchanged
@@ -692,6 +720,17 @@ impl Scan {
                 continue;
             }
             let text = text.trim_end_matches('\n');
+            match (verdict, text.strip_prefix(PLACE)) {
+                // A repeated toDelete mark is reported at its place.
+                (LISTED_TWICE, Some(id)) => {
+                    let id: String = serde_json::from_str(id).context(damaged)?;
+                    out.push(Err(listed_twice(&id)));
+                    continue;
+                }
+                (_, Some(_)) => continue,
+                (LISTED_TWICE, None) if spool.deletes => continue,
+                _ => {}
+            }
             let entry = match (text.strip_prefix(LINE), text.strip_prefix(TEXT)) {
                 (Some(line), _) => serde_json::from_str::<LineIn>(line)
                     .context(damaged)?
@@ -707,11 +746,7 @@ impl Scan {
                 Err(i) => i.id.as_str(),
             };
             out.push(match verdict {
-                LISTED_TWICE => Err(Invalid::new(
-                    id,
-                    "listed more than once",
-                    "the profile appears more than once in the input; only the first is exported",
-                )),
+                LISTED_TWICE => Err(listed_twice(id)),
                 KEY_TAKEN => {
                     let (key, holder): (String, String) = self
                         .conn
@@ -744,6 +779,23 @@ impl Drop for Scan {
             let _ = std::fs::remove_dir(root);
         }
     }
+}
+
+/// Whether a state row's hash text is `hash` as [`state::hash`] writes it
+/// (32 lowercase hex digits), without formatting it for every profile.
+fn same_hash(text: &str, hash: u128) -> bool {
+    text.len() == 32
+        && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && u128::from_str_radix(text, 16).ok() == Some(hash)
+}
+
+/// The invalid entry of a profile whose id came earlier in the input.
+fn listed_twice(id: &str) -> Invalid {
+    Invalid::new(
+        id,
+        "listed more than once",
+        "the profile appears more than once in the input; only the first is exported",
+    )
 }
 
 /// The hash of `id`'s state row, from its properties and groups.
@@ -844,14 +896,17 @@ impl<'a> StateRows<'a> {
 pub struct Spooled {
     reader: std::io::BufReader<std::fs::File>,
     line: String,
+    /// The spool of `toDelete` marks.
+    deletes: bool,
 }
 
 impl Spooled {
-    fn open(path: &Path) -> Result<Spooled> {
+    fn open(path: &Path, deletes: bool) -> Result<Spooled> {
         let file = std::fs::File::open(path).context("could not read the export's spool")?;
         Ok(Spooled {
             reader: std::io::BufReader::with_capacity(1 << 16, file),
             line: String::new(),
+            deletes,
         })
     }
 }
