@@ -239,6 +239,10 @@ fn pretty(v: &Value) -> String {
 fn example_record(spec: &Spec) -> Map<String, Value> {
     let mut record = Map::new();
     for field in &spec.fields {
+        if let Some(example) = field.example.and_then(|t| serde_json::from_str(t).ok()) {
+            record.insert(field.name.into(), example);
+            continue;
+        }
         let value = match (field.name, field.kind) {
             ("id", _) => json!("example-1"),
             (name, FieldType::String) if name.contains("email") => json!("ada@example.com"),
@@ -260,6 +264,18 @@ fn example_record(spec: &Spec) -> Map<String, Value> {
     record
 }
 
+/// The change in.json's patch makes: the first field the spec gives an
+/// example for, other than its ids and emails (a connector's own notion of
+/// a sensible change), or a name.
+fn patch_example(spec: &Spec) -> Value {
+    let declared = spec.fields.iter().find_map(|f| {
+        let plain = f.name != "id" && !f.name.contains("email");
+        let example = f.example.filter(|_| plain)?;
+        Some(json!({ f.name: serde_json::from_str::<Value>(example).ok()? }))
+    });
+    declared.unwrap_or_else(|| json!({ "name": "Ada King" }))
+}
+
 /// in.json with one example section per action the connector supports.
 fn inputs(spec: &Spec) -> Value {
     let record = example_record(spec);
@@ -272,7 +288,7 @@ fn inputs(spec: &Spec) -> Value {
         let section = match action {
             Action::Get => json!({ "id": id }),
             Action::Insert => json!({ "value": record }),
-            Action::Patch => json!({ "id": id, "value": { "name": "Ada King" } }),
+            Action::Patch => json!({ "id": id, "value": patch_example(spec) }),
             Action::Delete => json!({ "id": id }),
             Action::GetUpdates => json!({}),
             _ => continue,

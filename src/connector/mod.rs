@@ -38,7 +38,7 @@ macro_rules! connectors {
     };
 }
 
-connectors! { sqlite, postgres, csv, jsonl, http, js, exec, segment, voucherify, hubspot, intercom, klaviyo }
+connectors! { sqlite, postgres, csv, jsonl, http, js, exec, segment, voucherify, hubspot, intercom, klaviyo, mailchimp }
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -506,6 +506,22 @@ pub struct ExportFields {
 }
 
 impl ExportFields {
+    /// A SaaS destination keyed by `key`: the fields its spec declares but
+    /// the vendor's own `id` (read-only), and any other field accepted.
+    pub fn of_spec(spec: &Spec, key: &str, key_from_profile_id: bool) -> ExportFields {
+        ExportFields {
+            key: key.to_string(),
+            key_from_profile_id,
+            fields: spec
+                .fields
+                .iter()
+                .filter(|f| f.name != "id")
+                .cloned()
+                .collect(),
+            extra_fields: true,
+        }
+    }
+
     /// A local store keyed by its id field: with the default "id" the profile
     /// id is the record id; with another field (an email) every profile must
     /// carry it. Any field is accepted.

@@ -94,9 +94,11 @@ mod tests {
                 .iter()
                 .filter(|o| o.required)
                 .map(|o| {
-                    // A URL option must parse as one (postgres).
+                    // A URL option must parse as one (postgres), and an
+                    // API key end in its data center (mailchimp).
                     let v: serde_json::Value = match o.key {
                         "url" => format!("{code}://t@localhost/t").into(),
+                        "apiKey" => format!("t.{code}-us1").into(),
                         _ => format!("t.{code}").into(),
                     };
                     let v = match o.kind {

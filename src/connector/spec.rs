@@ -209,6 +209,10 @@ pub struct FieldSpec {
     pub kind: FieldType,
     pub required: bool,
     pub description: &'static str,
+    /// A value for `ferry init`'s example record (JSON text), where the
+    /// one made from the type would not do ("subscribed" for a status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub example: Option<&'static str>,
 }
 
 impl FieldSpec {
@@ -218,7 +222,14 @@ impl FieldSpec {
             kind,
             required: false,
             description,
+            example: None,
         }
+    }
+
+    /// The field's example for `ferry init` (JSON text).
+    pub fn example(mut self, json: &'static str) -> Self {
+        self.example = Some(json);
+        self
     }
 
     pub fn required(mut self) -> Self {

@@ -359,6 +359,8 @@ fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
             cmd.env(var, "x-value");
         }
         cmd.env("PGPASSWORD", "x-value");
+        // A Mailchimp key ends in its data center.
+        cmd.env("MAILCHIMP_API_KEY", "x-value-us1");
         let run = f.run_cmd(&mut cmd);
         assert_eq!(run.code, 0, "{code}:\n{}", run.render());
     }

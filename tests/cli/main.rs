@@ -24,6 +24,7 @@ mod init;
 mod intercom;
 mod klaviyo;
 mod local;
+mod mailchimp;
 mod manifest;
 mod numbers;
 mod output;

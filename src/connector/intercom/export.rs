@@ -29,18 +29,11 @@ impl Intercom {
 #[async_trait]
 impl ProfileSink for Intercom {
     async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields {
-            key: self.key_field.clone(),
-            key_from_profile_id: self.key_field == "external_id",
-            fields: self
-                .spec
-                .fields
-                .iter()
-                .filter(|f| f.name != "id")
-                .cloned()
-                .collect(),
-            extra_fields: true,
-        })
+        Ok(ExportFields::of_spec(
+            &self.spec,
+            &self.key_field,
+            self.key_field == "external_id",
+        ))
     }
 
     async fn find_profile(&self, key: &str) -> Result<Option<String>> {

@@ -414,7 +414,7 @@ mod tests {
                 while m.next_mark()?.is_some() {}
                 Ok(())
             });
-            let err = read.err().expect("a damaged run");
+            let err = read.expect_err("a damaged run");
             assert!(err.to_string().contains("damaged"), "{err}");
         }
     }

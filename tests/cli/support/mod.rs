@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod inflight;
 pub mod mock;
 pub mod openapi;
 pub mod postgres;
