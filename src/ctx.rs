@@ -175,7 +175,20 @@ impl Ctx {
 
     /// Open the connector the folder's account names.
     pub fn connector(&self) -> Result<Box<dyn Connector>> {
+        self.connector_with(|_, _| Ok(()))
+    }
+
+    /// [`Ctx::connector`], with the account changed by `adjust` (given the
+    /// connector's spec) before it is opened.
+    pub fn connector_with(
+        &self,
+        adjust: impl FnOnce(&mut Account, &connector::Spec) -> Result<()>,
+    ) -> Result<Box<dyn Connector>> {
         let mut account = self.account()?;
+        // An unknown connector is left to `open`, which names the account.
+        if let Ok(spec) = connector::registry::spec(&account.connector) {
+            adjust(&mut account, &spec)?;
+        }
         self.add_init_section(&mut account, &self.folder, self.input_file.as_deref())?;
         let connector = connector::registry::open(&self.connector_env(), &account)?;
         self.out.verbose(&format!(

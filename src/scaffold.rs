@@ -240,10 +240,10 @@ fn example_record(spec: &Spec) -> Map<String, Value> {
     let mut record = Map::new();
     for field in &spec.fields {
         if let Some(example) = field.example.and_then(|t| serde_json::from_str(t).ok()) {
-            record.insert(field.name.into(), example);
+            record.insert(field.name.to_string(), example);
             continue;
         }
-        let value = match (field.name, field.kind) {
+        let value = match (field.name.as_ref(), field.kind) {
             ("id", _) => json!("example-1"),
             (name, FieldType::String) if name.contains("email") => json!("ada@example.com"),
             (_, FieldType::String) => json!("Ada Lovelace"),
@@ -255,7 +255,7 @@ fn example_record(spec: &Spec) -> Map<String, Value> {
             (_, FieldType::Array) => json!([]),
             (_, FieldType::Any) => json!("value"),
         };
-        record.insert(field.name.into(), value);
+        record.insert(field.name.to_string(), value);
     }
     if spec.extra_fields && record.len() < 2 {
         record.insert("email".into(), json!("ada@example.com"));
@@ -271,7 +271,7 @@ fn patch_example(spec: &Spec) -> Value {
     let declared = spec.fields.iter().find_map(|f| {
         let plain = f.name != "id" && !f.name.contains("email");
         let example = f.example.filter(|_| plain)?;
-        Some(json!({ f.name: serde_json::from_str::<Value>(example).ok()? }))
+        Some(json!({ f.name.as_ref(): serde_json::from_str::<Value>(example).ok()? }))
     });
     declared.unwrap_or_else(|| json!({ "name": "Ada King" }))
 }

@@ -9,12 +9,14 @@ mod completions;
 mod connectors;
 mod delete;
 mod export;
+mod fields;
 mod get;
 mod getupdates;
 mod import;
 mod init;
 mod insert;
 mod man;
+mod options;
 mod patch;
 mod prompt;
 mod sandbox;
@@ -187,6 +189,8 @@ commands! {
     Patch = patch: Action case,
     Delete = delete: Action case,
     GetUpdates = getupdates: Action case,
+    Fields = fields: Other http,
+    Options = options: Other http,
     Sandbox = sandbox: Other,
     Import = import: Other http,
     Export = export: Other http,

@@ -230,6 +230,21 @@ pub trait Connector: Capable + Send + Sync {
         let _ = action;
         None
     }
+
+    /// The values option `option` may take, as the system lists them
+    /// (`ferry options`: Mailchimp's audiences for `listId`); `None` when
+    /// the connector has no such list for it.
+    async fn option_choices(&self, option: &str) -> Result<Option<Vec<Choice>>> {
+        let _ = option;
+        Ok(None)
+    }
+}
+
+/// One value an option may take, and what the system calls it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Choice {
+    pub value: String,
+    pub label: String,
 }
 
 /// `get`: one record by its id.
@@ -353,6 +368,15 @@ pub trait ProfileSink: Connector {
     /// fields, whether extra fields and group memberships are accepted.
     /// Async because a SaaS destination may read its property definitions.
     async fn export_fields(&self) -> Result<ExportFields>;
+
+    /// What `ferry fields` shows: the fields as the destination says them
+    /// now, where it can (a portal's properties, an audience's merge
+    /// fields); [`ProfileSink::export_fields`] otherwise. A destination
+    /// whose required fields only it knows answers them from
+    /// `export_fields` too, so an export checks profiles against them.
+    async fn live_fields(&self) -> Result<ExportFields> {
+        self.export_fields().await
+    }
 
     /// The destination id of the profile whose key is `key`, if there is one.
     async fn find_profile(&self, key: &str) -> Result<Option<String>>;

@@ -204,25 +204,41 @@ impl OptionSpec {
 /// A field of a connector's records.
 #[derive(Debug, Clone, Serialize)]
 pub struct FieldSpec {
-    pub name: &'static str,
+    /// Declared in a spec (`&'static str`), or read from the destination
+    /// live (`ferry fields`, export's checks).
+    pub name: std::borrow::Cow<'static, str>,
     #[serde(rename = "type")]
     pub kind: FieldType,
     pub required: bool,
-    pub description: &'static str,
+    pub description: std::borrow::Cow<'static, str>,
     /// A value for `ferry init`'s example record (JSON text), where the
     /// one made from the type would not do ("subscribed" for a status).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip)]
     pub example: Option<&'static str>,
 }
 
 impl FieldSpec {
     pub fn new(name: &'static str, kind: FieldType, description: &'static str) -> Self {
         FieldSpec {
-            name,
+            name: std::borrow::Cow::Borrowed(name),
             kind,
             required: false,
-            description,
+            description: std::borrow::Cow::Borrowed(description),
             example: None,
+        }
+    }
+
+    /// A field read from the destination itself (a table's column, a
+    /// vendor's custom property), whose name is known only at run time.
+    pub fn named(
+        name: String,
+        kind: FieldType,
+        description: impl Into<std::borrow::Cow<'static, str>>,
+    ) -> Self {
+        FieldSpec {
+            name: std::borrow::Cow::Owned(name),
+            description: description.into(),
+            ..FieldSpec::new("", kind, "")
         }
     }
 

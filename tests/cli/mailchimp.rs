@@ -111,6 +111,18 @@ fn listing(members: Vec<Value>, total: u64) -> Value {
     json!({"members": members, "list_id": LIST, "total_items": total, "_links": []})
 }
 
+/// The audience's merge fields, read once by every export run: none
+/// required here.
+fn merge_fields() -> Mock {
+    mc("GET", &format!("/lists/{LIST}/merge-fields"))
+        .and(query_param("count", "1000"))
+        .and(query_param("offset", "0"))
+        .respond_with(ok(json!({"merge_fields": [
+            {"merge_id": 1, "tag": "FNAME", "name": "First Name", "type": "text", "required": false}],
+            "list_id": LIST, "total_items": 1})))
+        .expect(1)
+}
+
 /// An error answer in Mailchimp's problem-document shape.
 fn problem(status: u16, title: &str, detail: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({
@@ -580,6 +592,8 @@ async fn export_creates_updates_clears_tags_and_deletes() {
         json!({"created": created, "updated": updated, "deleted": deleted,
             "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
     };
+    // Every run (the dry run too) reads the merge fields once.
+    merge_fields().expect(4).mount(&s).await;
     let vendor = secrets();
     export_scenario(
         &f,
@@ -608,6 +622,7 @@ async fn export_creates_updates_clears_tags_and_deletes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_export_profile_without_its_email_is_invalid_and_not_sent() {
     let s = crate::support::mock::server().await;
+    merge_fields().mount(&s).await;
     let f = folder(&s.uri());
     f.write(
         "p.jsonl",
@@ -634,6 +649,8 @@ fn never_more_than_ten_requests_at_once() {
         crate::support::inflight::Server::start(std::time::Duration::from_millis(60), |request| {
             let body = if request.starts_with("POST") {
                 json!({"new_members": [], "updated_members": [], "errors": []})
+            } else if request.contains("/merge-fields") {
+                json!({"merge_fields": [], "total_items": 0})
             } else {
                 json!({"id": "h", "status": "subscribed"})
             };
@@ -660,13 +677,17 @@ fn never_more_than_ten_requests_at_once() {
     f.write("p.jsonl", &profiles("A"));
     let first = f.run_line("export --to . --input p.jsonl");
     assert_eq!(first.ok_json()["created"], 40, "{}", first.render());
-    assert_eq!(server.counts().0, 1, "one batch subscribe");
+    assert_eq!(
+        server.counts().0,
+        2,
+        "the merge fields, one batch subscribe"
+    );
     f.write("p.jsonl", &profiles("B"));
     let run = f.run_line("export --to . --input p.jsonl");
     no_canary(&run);
     assert_eq!(run.ok_json()["updated"], 40, "{}", run.render());
     let (requests, peak) = server.counts();
-    assert_eq!(requests, 41);
+    assert_eq!(requests, 2 + 1 + 40);
     assert!(
         (5..=10).contains(&peak),
         "{peak} requests in flight at once (the cap is 10, and the export sends in parallel)"

@@ -14,6 +14,7 @@ mod errors;
 mod examples;
 mod export;
 mod export_http;
+mod fields;
 mod fuzz;
 mod http_connector;
 mod http_engine;

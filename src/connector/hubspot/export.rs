@@ -12,8 +12,8 @@ use super::requests::{properties, Nulls, MAX_BATCH, MAX_MEMBERS};
 use super::{object, vendor_error, HubSpot};
 use crate::connector::saas;
 use crate::connector::{
-    record_id, ExportFields, GroupSink, ProfileOutcome, ProfileSink, ProfileUpdate, Record,
-    RecordSink, Rejection, UpsertOutcome, WriteOp,
+    record_id, ExportFields, FieldSpec, FieldType, GroupSink, ProfileOutcome, ProfileSink,
+    ProfileUpdate, Record, RecordSink, Rejection, UpsertOutcome, WriteOp,
 };
 use crate::error::failed;
 use crate::http::RequestSpec;
@@ -117,8 +117,46 @@ pub(super) fn update_body(set: &Record, clear: &[String]) -> Result<Value> {
     Ok(props)
 }
 
+/// A contact property as a field: its type from HubSpot's `type`, its
+/// label (and whether HubSpot computes it) as the description.
+fn property_field(p: &Value) -> Option<FieldSpec> {
+    let name = p.get("name").and_then(Value::as_str)?;
+    let kind = p.get("type").and_then(Value::as_str).unwrap_or("string");
+    let field_type = match kind {
+        "number" => FieldType::Number,
+        "bool" => FieldType::Boolean,
+        "date" => FieldType::Date,
+        "datetime" => FieldType::Datetime,
+        // enumeration, phone_number and the rest are written as text.
+        _ => FieldType::String,
+    };
+    let label = p.get("label").and_then(Value::as_str).unwrap_or(name);
+    let read_only = p.pointer("/modificationMetadata/readOnlyValue") == Some(&Value::Bool(true))
+        || p.get("calculated") == Some(&Value::Bool(true));
+    let description = if read_only {
+        format!("{label} ({kind}, read-only)")
+    } else {
+        format!("{label} ({kind})")
+    };
+    Some(FieldSpec::named(name.to_string(), field_type, description))
+}
+
 #[async_trait]
 impl ProfileSink for HubSpot {
+    /// The portal's contact properties as HubSpot lists them now. Export
+    /// checks against the spec's fields: HubSpot marks no property
+    /// required, and refuses an unknown one per contact itself.
+    async fn live_fields(&self) -> Result<ExportFields> {
+        let req = self.api.contact_properties();
+        let body = self.engine.send(&req).await?.json(&req)?;
+        let Some(Value::Array(results)) = body.get("results") else {
+            return Err(failed(format!("GET {} answered no \"results\" array", req.shown_url())).into());
+        };
+        let mut fields = self.export_fields().await?;
+        fields.fields = results.iter().filter_map(property_field).collect();
+        Ok(fields)
+    }
+
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields {
             key: self.api.id_property.clone(),

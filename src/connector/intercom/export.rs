@@ -9,7 +9,8 @@ use serde_json::Value;
 use super::requests::{read_only_fields, update_with_clears};
 use super::{id_of, Intercom};
 use crate::connector::{
-    ExportFields, GroupSink, ProfileSink, ProfileUpdate, Record, RecordSink, Rejection, WriteOp,
+    ExportFields, FieldSpec, FieldType, GroupSink, ProfileSink, ProfileUpdate, Record,
+    RecordSink, Rejection, WriteOp,
 };
 
 impl Intercom {
@@ -26,8 +27,51 @@ impl Intercom {
     }
 }
 
+/// A data attribute as a field: custom ones are written by their name
+/// at the top of a record, like the standard ones.
+fn attribute_field(a: &Value) -> Option<FieldSpec> {
+    let name = a.get("name").and_then(Value::as_str)?;
+    let kind = a.get("data_type").and_then(Value::as_str).unwrap_or("string");
+    let field_type = match kind {
+        "string" => FieldType::String,
+        "integer" => FieldType::Integer,
+        "float" => FieldType::Number,
+        "boolean" => FieldType::Boolean,
+        // Dates are Unix seconds; anything else as Intercom takes it.
+        "date" => FieldType::Integer,
+        _ => FieldType::Any,
+    };
+    let label = a.get("label").and_then(Value::as_str).unwrap_or(name);
+    let custom = a.get("custom") == Some(&Value::Bool(true));
+    let writable = a.get("api_writable") != Some(&Value::Bool(false));
+    let description = format!(
+        "{label} ({}{kind}{})",
+        if custom { "custom, " } else { "" },
+        if writable { "" } else { ", read-only" }
+    );
+    Some(FieldSpec::named(name.to_string(), field_type, description))
+}
+
 #[async_trait]
 impl ProfileSink for Intercom {
+    /// The workspace's contact attributes as Intercom lists them now.
+    /// Export checks against the spec's fields: Intercom requires no
+    /// attribute, and refuses an undefined one per contact itself.
+    async fn live_fields(&self) -> Result<ExportFields> {
+        let req = self.api.contact_attributes();
+        let body = self.engine.send(&req).await?.json(&req)?;
+        let Some(Value::Array(data)) = body.get("data") else {
+            return Err(crate::error::failed(format!(
+                "GET {} answered no \"data\" array",
+                req.shown_url()
+            ))
+            .into());
+        };
+        let mut fields = self.export_fields().await?;
+        fields.fields = data.iter().filter_map(attribute_field).collect();
+        Ok(fields)
+    }
+
     async fn export_fields(&self) -> Result<ExportFields> {
         Ok(ExportFields::of_spec(
             &self.spec,

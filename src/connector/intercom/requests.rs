@@ -127,6 +127,12 @@ impl Api {
             .json(body)
     }
 
+    /// `GET /data_attributes?model=contact`: the contact attributes, standard
+    /// and custom (`ferry fields`).
+    pub fn contact_attributes(&self) -> RequestSpec {
+        self.request("GET", "/data_attributes?model=contact")
+    }
+
     /// `GET /me`: the admin behind the token and its workspace (the credential check).
     pub fn me(&self) -> RequestSpec {
         self.request("GET", "/me")

@@ -48,7 +48,7 @@ impl ProfileSink for Klaviyo {
                 .spec
                 .fields
                 .iter()
-                .filter(|f| !["id", "created", "updated"].contains(&f.name))
+                .filter(|f| !["id", "created", "updated"].contains(&f.name.as_ref()))
                 .cloned()
                 .collect(),
             extra_fields: true,

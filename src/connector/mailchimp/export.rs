@@ -17,8 +17,13 @@ use crate::connector::{
 
 #[async_trait]
 impl ProfileSink for Mailchimp {
+    /// The member fields, and the audience's merge fields as Mailchimp
+    /// lists them now (read once per run): a profile without a required
+    /// one is invalid and not sent.
     async fn export_fields(&self) -> Result<ExportFields> {
-        Ok(ExportFields::of_spec(&self.spec, "email_address", false))
+        let mut fields = ExportFields::of_spec(&self.spec, "email_address", false);
+        fields.fields.extend(self.merge_fields().await?);
+        Ok(fields)
     }
 
     /// The member with this email, unless there is none or it is archived

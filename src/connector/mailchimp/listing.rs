@@ -1,7 +1,8 @@
 //! Reading an audience's members: the listing pages (`read_page`, by
 //! `offset` to `total_items`) and getupdates (the same listing since a
 //! `last_changed` time, oldest change first, with a mark of the ids read at
-//! the last second).
+//! the last second); and the listings of the audience's merge fields and of
+//! the account's audiences, by the same offsets.
 
 use anyhow::Result;
 use async_trait::async_trait;
@@ -13,7 +14,8 @@ use crate::connector::mark::parse_time;
 use crate::connector::saas::paging::{step, Next};
 use crate::connector::saas::records_in;
 use crate::connector::{
-    Change, ChangeFeed, ChangeType, Page, Position, Record, RecordSource, Updates,
+    Change, ChangeFeed, ChangeType, Choice, FieldSpec, FieldType, Page, Position, Record,
+    RecordSource, Updates,
 };
 use crate::error::failed;
 use crate::http::RequestSpec;
@@ -124,5 +126,89 @@ impl ChangeFeed for Mailchimp {
         }
         let next_sync = mark.map_or_else(|| "1970-01-01T00:00:00Z".to_string(), |m| m.token());
         Ok(Updates { next_sync, entries })
+    }
+}
+
+impl Mailchimp {
+    /// Every item of the listing `req_at(offset)` answers under `key`, page
+    /// by page to its `total_items`.
+    async fn every(
+        &self,
+        key: &str,
+        req_at: impl Fn(u64) -> RequestSpec,
+    ) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        loop {
+            let req = req_at(items.len() as u64);
+            let body = self.engine.send(&req).await?.json(&req)?;
+            let (Some(Value::Array(page)), Some(total)) =
+                (body.get(key), body.get("total_items").and_then(Value::as_u64))
+            else {
+                return Err(failed(format!(
+                    "GET {} answered no \"{key}\" array and total_items",
+                    req.shown_url()
+                ))
+                .into());
+            };
+            let n = page.len();
+            items.extend(page.iter().cloned());
+            let next = if (items.len() as u64) < total {
+                Next::Cursor(items.len().to_string())
+            } else {
+                Next::End
+            };
+            if step(&req, None, n, key, next)?.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// The audience's merge fields as fields a profile may carry, by tag.
+    /// `EMAIL` is left out: `email_address` carries it.
+    pub(super) async fn merge_fields(&self) -> Result<Vec<FieldSpec>> {
+        let listed = self
+            .every("merge_fields", |offset| self.api.merge_fields(offset))
+            .await?;
+        Ok(listed
+            .iter()
+            .filter_map(|f| {
+                let tag = f.get("tag").and_then(Value::as_str)?;
+                if tag == "EMAIL" {
+                    return None;
+                }
+                let kind = f.get("type").and_then(Value::as_str).unwrap_or("text");
+                let name = f.get("name").and_then(Value::as_str).unwrap_or(tag);
+                // Mailchimp refuses a number field that is not a number;
+                // the other types take text in their own formats.
+                let field_type = if kind == "number" {
+                    FieldType::Number
+                } else {
+                    FieldType::Any
+                };
+                let mut field = FieldSpec::named(
+                    tag.to_string(),
+                    field_type,
+                    format!("{name} ({kind} merge field)"),
+                );
+                if f.get("required").and_then(Value::as_bool) == Some(true) {
+                    field = field.required();
+                }
+                Some(field)
+            })
+            .collect())
+    }
+
+    /// The account's audiences, for `listId`.
+    pub(super) async fn audiences(&self) -> Result<Vec<Choice>> {
+        let listed = self.every("lists", |offset| self.api.audiences(offset)).await?;
+        Ok(listed
+            .iter()
+            .filter_map(|l| {
+                Some(Choice {
+                    value: l.get("id").and_then(Value::as_str)?.to_string(),
+                    label: l.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                })
+            })
+            .collect())
     }
 }

@@ -431,6 +431,14 @@ impl Connector for Mailchimp {
         "email_address"
     }
 
+    /// `listId`: the account's audiences (`GET /lists`).
+    async fn option_choices(&self, option: &str) -> Result<Option<Vec<crate::connector::Choice>>> {
+        match option {
+            "listId" => Ok(Some(self.audiences().await?)),
+            _ => Ok(None),
+        }
+    }
+
     async fn check(&self) -> Result<Value> {
         let req = self.api.audience();
         let resp = self.engine.send(&req).await?;

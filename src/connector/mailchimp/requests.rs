@@ -282,6 +282,23 @@ impl Api {
         self.request("GET", &format!("{}/members?{query}", self.list()))
     }
 
+    /// `GET /lists`: the account's audiences, `count` from `offset`.
+    pub fn audiences(&self, offset: u64) -> RequestSpec {
+        self.request(
+            "GET",
+            &format!("/lists?count={MAX_PAGE}&offset={offset}&fields=lists.id,lists.name,total_items"),
+        )
+    }
+
+    /// `GET /lists/{list_id}/merge-fields`, `count` from `offset` (the
+    /// default page is 10).
+    pub fn merge_fields(&self, offset: u64) -> RequestSpec {
+        self.request(
+            "GET",
+            &format!("{}/merge-fields?count={MAX_PAGE}&offset={offset}", self.list()),
+        )
+    }
+
     /// `POST /lists/{list_id}`: batch subscribe, existing members updated.
     pub fn batch(&self, members: Vec<Value>) -> RequestSpec {
         self.with_body(

@@ -116,10 +116,8 @@ impl Db {
             .columns
             .iter()
             .map(|c| {
-                // Field names are 'static in specs; a table has a handful
-                // of columns and is described once per run.
-                let name: &'static str = Box::leak(c.name.clone().into_boxed_str());
-                let mut field = FieldSpec::new(name, c.kind, "a column of the existing table");
+                let mut field =
+                    FieldSpec::named(c.name.clone(), c.kind, "a column of the existing table");
                 if c.required || (c.name == self.id_field && !table.id_default) {
                     field = field.required();
                 }

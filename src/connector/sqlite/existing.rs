@@ -140,10 +140,7 @@ impl<'a> Existing<'a> {
             let (name, decl, not_null, default, pk) = row?;
             let kind = declared_type(&decl);
             let required = (not_null && default.is_none()) || (pk > 0 && name == self.db.id_field);
-            // Field names are 'static in specs; a table has a handful of
-            // columns and is described once per run, so leaking is bounded.
-            let name: &'static str = Box::leak(name.into_boxed_str());
-            let mut field = FieldSpec::new(name, kind, "a column of the existing table");
+            let mut field = FieldSpec::named(name, kind, "a column of the existing table");
             if required {
                 field = field.required();
             }

@@ -456,7 +456,7 @@ pub(super) fn validate(fields: &Record, dest: &ExportFields) -> Result<(), (Stri
         }
     }
     for f in dest.fields.iter().filter(|f| f.required) {
-        if fields.get(f.name).is_none_or(Value::is_null) {
+        if fields.get(f.name.as_ref()).is_none_or(Value::is_null) {
             return Err((
                 format!("without \"{}\"", f.name),
                 format!(

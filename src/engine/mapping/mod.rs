@@ -485,7 +485,7 @@ impl Validator {
             },
         }
         for field in self.fields.iter().filter(|f| f.required) {
-            if record.get(field.name).is_none_or(Value::is_null) {
+            if record.get(field.name.as_ref()).is_none_or(Value::is_null) {
                 return Checked::Rejected {
                     reason: format!("missing required field {}", field.name),
                     record,
@@ -494,7 +494,7 @@ impl Validator {
         }
         let mut warnings = Vec::new();
         for field in &self.fields {
-            let Some(value) = record.get_mut(field.name) else {
+            let Some(value) = record.get_mut(field.name.as_ref()) else {
                 continue;
             };
             if field.kind.accepts(value) {
@@ -513,7 +513,7 @@ impl Validator {
                 return Checked::Rejected { record, reason };
             }
             let was = std::mem::take(value);
-            warnings.push(Warning::new(field.name, was, &reason));
+            warnings.push(Warning::new(&field.name, was, &reason));
         }
         Checked::Valid { record, warnings }
     }

@@ -174,11 +174,14 @@ async fn an_existing_tables_columns_are_its_fields_with_their_declared_types() {
         .await
         .unwrap()
         .into_iter()
-        .map(|f| (f.name, f.kind, f.required))
+        .map(|f| (f.name.into_owned(), f.kind, f.required))
         .collect();
+    let named = |list: &[(&str, FieldType, bool)]| -> Vec<(String, FieldType, bool)> {
+        list.iter().map(|(n, k, r)| (n.to_string(), *k, *r)).collect()
+    };
     assert_eq!(
         fields,
-        [
+        named(&[
             ("id", FieldType::Integer, true),
             ("name", FieldType::String, true),
             // NOT NULL with a default: the table fills it in.
@@ -191,7 +194,7 @@ async fn an_existing_tables_columns_are_its_fields_with_their_declared_types() {
             ("stamp", FieldType::Datetime, false),
             ("photo", FieldType::Any, false),
             ("misc", FieldType::Any, false),
-        ]
+        ])
     );
     // A managed table's fields are the connector's own.
     let managed = in_memory("");
@@ -201,5 +204,5 @@ async fn an_existing_tables_columns_are_its_fields_with_their_declared_types() {
         .unwrap();
     let fields = managed.fields().await.unwrap();
     assert_eq!(fields.len(), 1);
-    assert_eq!((fields[0].name, fields[0].kind), ("id", FieldType::String));
+    assert_eq!((&*fields[0].name, fields[0].kind), ("id", FieldType::String));
 }
