@@ -770,3 +770,65 @@ async fn init_scaffolds_a_folder_that_runs() {
         assert_eq!(run.code, 0, "{action}:\n{}", run.render());
     }
 }
+
+/// A job Zendesk reports `failed` fails its batch (nothing says which users
+/// were written); a 403 to the bulk call says bulk imports must be enabled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_job_or_bulk_imports_not_enabled_stop_the_import() {
+    let s = crate::support::mock::server().await;
+    zd("POST", "/users/create_or_update_many")
+        .and(body_json(json!({"users": [
+            {"external_id": "a", "name": "A"}, {"external_id": "b", "name": "B"}]})))
+        .once(ok(job(JOB, "queued", None)), &s)
+        .await;
+    let mut failed = job(JOB, "failed", None);
+    failed["job_status"]["message"] = json!("Failed: internal error");
+    zd("GET", &format!("/job_statuses/{JOB}"))
+        .once(ok(failed), &s)
+        .await;
+    zd("POST", "/users/create_or_update_many")
+        .and(body_json(json!({"users": [
+            {"external_id": "c", "name": "C"}, {"external_id": "d", "name": "D"}]})))
+        .once(
+            error(403, json!({"error": "Forbidden", "description": "You do not have access to this page. Please contact the account owner of this help desk for further help."})),
+            &s,
+        )
+        .await;
+    let f = folder(&s.uri());
+    f.write(
+        "in.jsonl",
+        "{\"external_id\": \"a\", \"name\": \"A\"}\n{\"external_id\": \"b\", \"name\": \"B\"}\n",
+    );
+    let run = f.run(&["import", "--from", "jsonl:in.jsonl", "--to", "."]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr.contains(&format!(
+            "Zendesk job {JOB} failed (2 users): Failed: internal error"
+        )),
+        "{}",
+        run.render()
+    );
+    f.write(
+        "in2.jsonl",
+        "{\"external_id\": \"c\", \"name\": \"C\"}\n{\"external_id\": \"d\", \"name\": \"D\"}\n",
+    );
+    let run = f.run(&[
+        "import",
+        "--from",
+        "jsonl:in2.jsonl",
+        "--to",
+        ".",
+        "--state",
+        "s2",
+    ]);
+    no_canary(&run);
+    assert_eq!(run.code, 1, "{}", run.render());
+    assert!(
+        run.stderr
+            .contains("403 Forbidden: Forbidden: You do not have access")
+            && run.stderr.contains("bulk user imports are not enabled"),
+        "{}",
+        run.render()
+    );
+}

@@ -51,11 +51,12 @@
 //!   the payload: a user's other tags are never touched. User tagging must
 //!   be enabled in the account.
 //! - **Limits**: Team's 200 requests a minute, the smallest of the current
-//!   Suite and Support plans [RL], shared between groups: Update User and
-//!   Create or Update User ("1 request per second per account") 60 a
-//!   minute, the incremental export 10 a minute (the lower of the two
-//!   documented figures), the rest 130. `rateLimit` raises them for larger
-//!   plans. A 429 waits for `Retry-After` (else `ratelimit-reset`).
+//!   Suite and Support plans [RL], shared between groups so that no minute
+//!   exceeds it: Update User ("1 request per second per account") 60 a
+//!   minute, Create or Update User (the same limit, used only for a single
+//!   upsert) 30, the incremental export 10 (the lower of the two documented
+//!   figures), the rest 100. `rateLimit` raises them for larger plans. A
+//!   429 waits for `Retry-After` (else `ratelimit-reset`).
 //! - **Errors** show Zendesk's `error`, `description` and `details`, with a
 //!   hint for 401/403 (and for the bulk import a 403 means bulk imports are
 //!   not enabled in the account).
@@ -187,46 +188,63 @@ fn limit(per_minute: u32, burst: u32) -> RateLimit {
     }
 }
 
-/// The rate limits of the module comment. Paths start with `**` so they
-/// match under `/api/v2` and under a test server's root alike.
-fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
+/// The rate limits of the module comment, before the account's overrides.
+/// Paths start with `**` so they match under `/api/v2` and under a test
+/// server's root alike.
+fn default_policy(source: &str) -> Policy {
     let group = |name: &str, methods: &[&str], path: &str, limit: RateLimit| Group {
         name: name.into(),
         methods: methods.iter().map(|m| m.to_string()).collect(),
         path: path.into(),
         limit,
     };
-    let mut policy = Policy {
-        source: options.source().to_string(),
+    Policy {
+        source: source.to_string(),
         reset_header: Some("ratelimit-reset".into()),
-        default: limit(PLAN_PER_MINUTE - 70, 5),
+        default: limit(PLAN_PER_MINUTE - 100, 5),
         groups: vec![
             group("updateUser", &["PUT"], "**/users/*", limit(60, 1)),
             group(
                 "createOrUpdateUser",
                 &["POST"],
                 "**/users/create_or_update",
-                limit(60, 1),
+                limit(30, 1),
             ),
             group("incrementalExport", &["GET"], "**/incremental/**", limit(10, 1)),
         ],
         ..Policy::default()
-    };
+    }
+}
+
+fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
+    let mut policy = default_policy(options.source());
     http.apply_to(&mut policy)?;
     Ok(policy)
 }
 
+/// The subdomain an option names: `acme`, also when given as
+/// `acme.zendesk.com` or its `https://` address, which users paste.
+fn subdomain_of(option: &str) -> &str {
+    let s = option.trim().trim_end_matches('/');
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    s.strip_suffix(".zendesk.com").unwrap_or(s)
+}
+
 pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: ZendeskOptions = options.parse()?;
-    let subdomain = config.subdomain.trim();
+    let subdomain = subdomain_of(&config.subdomain);
     let valid = !subdomain.is_empty()
         && subdomain
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-');
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     if !valid && config.http.base_url.is_none() {
         return Err(usage(format!(
-            "option \"subdomain\" in {} must be the account's subdomain (acme in acme.zendesk.com), got \"{subdomain}\"",
-            options.source()
+            "option \"subdomain\" in {} must be the account's subdomain (acme in acme.zendesk.com), got \"{}\"",
+            options.source(),
+            config.subdomain
         ))
         .into());
     }
@@ -598,5 +616,53 @@ impl RecordSink for Zendesk {
             return Ok(vec![self.upsert(record.clone()).await?]);
         }
         bulk::upsert(&self.engine, &self.api, self.polling, &self.key_field, &records).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_find_their_group_under_api_v2_and_no_minute_exceeds_the_plan() {
+        let p = default_policy("account.json");
+        let name = |m: &str, path: &str| p.group_index(m, path).map(|i| p.groups[i].name.as_str());
+        assert_eq!(name("PUT", "/api/v2/users/35436"), Some("updateUser"));
+        assert_eq!(name("PUT", "/users/35436"), Some("updateUser"));
+        assert_eq!(name("PUT", "/api/v2/users/35436/tags"), None);
+        assert_eq!(
+            name("POST", "/api/v2/users/create_or_update"),
+            Some("createOrUpdateUser")
+        );
+        assert_eq!(name("POST", "/api/v2/users/create_or_update_many"), None);
+        assert_eq!(
+            name("GET", "/api/v2/incremental/users/cursor"),
+            Some("incrementalExport")
+        );
+        assert_eq!(name("GET", "/api/v2/users/35436"), None);
+        // Each bucket lets its burst and a minute of its rate through; all
+        // of them together stay within Team's 200 requests a minute.
+        let minute = |l: &RateLimit| f64::from(l.burst) + l.rps * 60.0;
+        let total: f64 = p.groups.iter().map(|g| minute(&g.limit)).sum::<f64>() + minute(&p.default);
+        assert!(total <= f64::from(PLAN_PER_MINUTE) + 1e-9, "{total}");
+        assert_eq!(p.reset_header.as_deref(), Some("ratelimit-reset"));
+    }
+
+    #[test]
+    fn a_pasted_address_gives_its_subdomain() {
+        assert_eq!(subdomain_of("acme"), "acme");
+        assert_eq!(subdomain_of(" https://acme.zendesk.com/ "), "acme");
+        assert_eq!(subdomain_of("acme.zendesk.com"), "acme");
+    }
+
+    #[test]
+    fn details_read_as_text_or_per_field() {
+        assert_eq!(details_text(&json!("Name: is too short")).as_deref(), Some("Name: is too short"));
+        let fields = json!({"email": [{"description": "Email: x is not properly formatted"}]});
+        assert_eq!(
+            details_text(&fields).as_deref(),
+            Some("email: Email: x is not properly formatted")
+        );
+        assert_eq!(details_text(&json!(null)), None);
     }
 }
