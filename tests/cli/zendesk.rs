@@ -832,3 +832,76 @@ async fn a_failed_job_or_bulk_imports_not_enabled_stop_the_import() {
         run.render()
     );
 }
+
+/// A cursor that comes back for another page (c2, c3, c2) stops the import
+/// instead of reading the same users forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cursor_met_again_elsewhere_stops_the_listing() {
+    let s = crate::support::mock::server().await;
+    for (after, id, next) in [
+        (None, 1, "c2"),
+        (Some("c2"), 2, "c3"),
+        (Some("c3"), 3, "c2"),
+    ] {
+        let m = zd("GET", "/users").and(query_param("page[size]", "1"));
+        let m = match after {
+            None => m.and(query_param_is_missing("page[after]")),
+            Some(a) => m.and(query_param("page[after]", a)),
+        };
+        m.once(
+            ok(page(vec![user(id, "U", "u@x.com", None)], Some(next))),
+            &s,
+        )
+        .await;
+    }
+    let f = folder(&s.uri());
+    an_import_stops_a_loop(
+        &f,
+        &secrets(),
+        "answered a cursor it had already given for another page; stopping instead of looping",
+    );
+}
+
+/// With `"keyField": "email"`, records and profiles are matched by email:
+/// a batch of one is a single `create_or_update` (no job), a record without
+/// an email is rejected, and getupdates without a token starts at time 0.
+#[tokio::test(flavor = "multi_thread")]
+async fn email_as_the_key_and_an_initial_getupdates() {
+    let s = crate::support::mock::server().await;
+    zd("POST", "/users/create_or_update")
+        .and(body_json(
+            json!({"user": {"email": "ada@x.com", "name": "Ada"}}),
+        ))
+        .once(
+            ok(json!({"user": user(35436, "Ada", "ada@x.com", None)})),
+            &s,
+        )
+        .await;
+    zd("GET", "/incremental/users/cursor")
+        .and(query_param("start_time", "0"))
+        .once(
+            ok(export_page(
+                vec![user(35436, "Ada", "ada@x.com", None)],
+                "K9",
+                true,
+            )),
+            &s,
+        )
+        .await;
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &account(&s.uri(), json!({"keyField": "email"})),
+    );
+    f.write(
+        "in.jsonl",
+        "{\"email\": \"ada@x.com\", \"name\": \"Ada\"}\n{\"name\": \"No email\"}\n",
+    );
+    let rejects = import_with_refusals(&f, &secrets(), 1, 1);
+    assert_eq!(rejects[0]["reason"], "missing email", "{rejects:?}");
+    let run = f.run(&["getupdates"]);
+    no_canary(&run);
+    let out = run.ok_json();
+    assert_eq!(out["nextSync"], "cursor:K9");
+    assert_eq!(out["entries"][0]["id"], "35436");
+}
