@@ -381,7 +381,8 @@ fn user_of(req: &RequestSpec, body: &Value) -> Result<Record> {
 }
 
 impl Zendesk {
-    /// The id of the active user whose `key` is `value`, if any.
+    /// The first active user whose `key` is `value` among the search's
+    /// answers (one page), if any.
     async fn find(&self, key: &str, value: &str) -> Result<Option<Record>> {
         let req = self.api.search(key, value);
         let resp = self.engine.send(&req).await?;
