@@ -38,7 +38,7 @@ macro_rules! connectors {
     };
 }
 
-connectors! { sqlite, postgres, csv, jsonl, http, js, exec, segment, voucherify, hubspot, intercom, klaviyo, mailchimp }
+connectors! { sqlite, postgres, csv, jsonl, http, js, exec, segment, voucherify, hubspot, intercom, klaviyo, mailchimp, zendesk }
 
 use anyhow::Result;
 use async_trait::async_trait;

@@ -355,6 +355,7 @@ fn init_with_yes_writes_a_folder_that_parses_for_every_built_in_connector() {
             "HUBSPOT_ACCESS_TOKEN",
             "INTERCOM_ACCESS_TOKEN",
             "KLAVIYO_API_KEY",
+            "ZENDESK_TOKEN",
         ] {
             cmd.env(var, "x-value");
         }

@@ -38,3 +38,4 @@ mod terminal_runs;
 mod testcases;
 mod voucherify;
 mod writers;
+mod zendesk;
