@@ -2,7 +2,8 @@
 //! required fields, the fields it knows with their types, and whether it
 //! accepts others — asked of the destination itself where it can say
 //! (HubSpot's contact properties, Intercom's data attributes, a Mailchimp
-//! audience's merge fields), from the connector's spec otherwise.
+//! audience's merge fields, Zendesk's custom user fields), from the
+//! connector's spec otherwise.
 
 use anyhow::Result;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! `ferry fields` and `ferry options` through the real binary: what each
 //! SaaS destination takes, asked live where the vendor can say (a Mailchimp
 //! audience's merge fields, HubSpot's contact properties, Intercom's data
-//! attributes) against strict mock servers, from the spec where it cannot
+//! attributes, Zendesk's custom user fields) against strict mock servers, from the spec where it cannot
 //! (Klaviyo, Voucherify: no request at all); an option's values (Mailchimp's
 //! audiences for `listId`, before the account has one); and the errors of a
 //! connector that is not a destination or lists no values.
@@ -206,4 +206,39 @@ async fn an_export_refuses_a_profile_without_a_required_merge_field() {
         problems.contains("p2") && problems.contains("FNAME"),
         "{problems}"
     );
+}
+
+/// Zendesk's custom user fields, cursor page after cursor page to the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn zendesk_fields_are_the_accounts_custom_user_fields() {
+    let s = crate::support::mock::server().await;
+    Mock::given(method("GET"))
+        .and(path("/user_fields"))
+        .and(query_param("page[size]", "100"))
+        .and(wiremock::matchers::query_param_is_missing("page[after]"))
+        .once(
+            ok(json!({"user_fields": [
+                {"id": 7, "key": "membership_level", "type": "dropdown", "title": "Membership",
+                    "active": true, "custom_field_options": [{"name": "Silver", "value": "silver"}]},
+                {"id": 8, "key": "renews_on", "type": "date", "title": "Renews on", "active": true}],
+                "meta": {"has_more": true, "after_cursor": "c2"}})),
+            &s,
+        )
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/user_fields"))
+        .and(query_param("page[after]", "c2"))
+        .once(
+            ok(json!({"user_fields": [
+                {"id": 9, "key": "vip", "type": "checkbox", "title": "VIP", "active": false}],
+                "meta": {"has_more": false, "after_cursor": null}})),
+            &s,
+        )
+        .await;
+    let f = crate::zendesk::folder(&s.uri());
+    let run = f.run(&["fields"]);
+    run.hides(&[crate::zendesk::TOKEN], "the token");
+    let out = run.ok_json();
+    assert_eq!(out["key"], "external_id", "{}", run.render());
+    snap!("fields_zendesk", run);
 }

@@ -60,7 +60,7 @@ fn account(base: &str, extra: Value) -> String {
     a.to_string()
 }
 
-fn folder(base: &str) -> Folder {
+pub fn folder(base: &str) -> Folder {
     let f = Folder::new();
     f.write("account.json", &account(base, json!({})));
     f

@@ -11,13 +11,65 @@ use serde_json::Value;
 use super::requests::{tag_of, update_with_clears, BATCH};
 use super::{bulk, write_error, Zendesk};
 use crate::connector::saas::batch;
+use crate::connector::saas::paging::step;
 use crate::connector::{
-    record_id, ExportFields, GroupSink, ProfileOutcome, ProfileSink, ProfileUpdate, Record,
-    RecordSink, Rejection, WriteOp,
+    record_id, ExportFields, FieldSpec, FieldType, GroupSink, ProfileOutcome, ProfileSink,
+    ProfileUpdate, Record, RecordSink, Rejection, WriteOp,
 };
+
+/// A custom user field as a field a record may carry, by its key (ferry
+/// sends any field that is not a standard one under `user_fields`).
+fn user_field(f: &Value) -> Option<FieldSpec> {
+    let key = f.get("key").and_then(Value::as_str)?;
+    let kind = f.get("type").and_then(Value::as_str).unwrap_or("text");
+    let field_type = match kind {
+        "checkbox" => FieldType::Boolean,
+        "integer" => FieldType::Integer,
+        "decimal" => FieldType::Number,
+        "date" => FieldType::Date,
+        "text" | "textarea" | "regexp" | "dropdown" => FieldType::String,
+        // multiselect (a list of option values), lookup (an id) and any
+        // type added later: as Zendesk takes it.
+        _ => FieldType::Any,
+    };
+    let title = f.get("title").and_then(Value::as_str).unwrap_or(key);
+    let active = f.get("active") != Some(&Value::Bool(false));
+    let description = format!(
+        "{title} ({kind} user field{})",
+        if active { "" } else { ", inactive" }
+    );
+    Some(FieldSpec::named(key.to_string(), field_type, description))
+}
 
 #[async_trait]
 impl ProfileSink for Zendesk {
+    /// The standard user fields and the account's custom user fields as
+    /// Zendesk lists them now (`GET /user_fields`, cursor pages to the
+    /// end). Export checks against the spec's fields: Zendesk marks no
+    /// custom field required through the API, and refuses a bad value per
+    /// user itself.
+    async fn live_fields(&self) -> Result<ExportFields> {
+        let mut fields = self.export_fields().await?;
+        let mut after: Option<String> = None;
+        loop {
+            let req = self.api.user_fields(after.as_deref());
+            let body = self.engine.send(&req).await?.json(&req)?;
+            let Some(Value::Array(page)) = body.get("user_fields") else {
+                return Err(crate::error::failed(format!(
+                    "GET {} answered no \"user_fields\" array",
+                    req.shown_url()
+                ))
+                .into());
+            };
+            fields.fields.extend(page.iter().filter_map(user_field));
+            let next = super::listing::list_next(&body);
+            match step(&req, after.as_deref(), page.len(), "user fields", next)? {
+                Some(next) => after = Some(next),
+                None => return Ok(fields),
+            }
+        }
+    }
+
     /// Keyed by `keyField`; a profile without it is invalid (Zendesk has no
     /// other way to match a user), so the profile id never stands in for it.
     async fn export_fields(&self) -> Result<ExportFields> {

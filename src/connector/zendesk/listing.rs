@@ -35,7 +35,7 @@ pub(super) fn users(req: &RequestSpec, body: &Value) -> Result<Vec<Record>> {
 
 /// The cursor after a page of the list: `meta.after_cursor` while
 /// `meta.has_more` is true [PAG].
-fn list_next(body: &Value) -> Next {
+pub(super) fn list_next(body: &Value) -> Next {
     if body.pointer("/meta/has_more").and_then(Value::as_bool) != Some(true) {
         return Next::End;
     }

@@ -341,6 +341,17 @@ impl Api {
         )
     }
 
+    /// `GET /user_fields?page[size]=100` (cursor pagination), after
+    /// `after`: the account's custom user fields (`ferry fields`).
+    pub fn user_fields(&self, after: Option<&str>) -> RequestSpec {
+        let size = MAX_PAGE.to_string();
+        let mut pairs = vec![("page[size]", size.as_str())];
+        if let Some(a) = after {
+            pairs.push(("page[after]", a));
+        }
+        self.request("GET", &format!("/user_fields?{}", query(&pairs)))
+    }
+
     /// `GET /users?page[size]=N` (cursor pagination), after `after`.
     pub fn list(&self, size: usize, after: Option<&str>) -> RequestSpec {
         let size = size.clamp(1, MAX_PAGE).to_string();
