@@ -359,18 +359,27 @@ async fn an_empty_page_short_of_the_total_stops_the_listing() {
     an_import_stops_a_loop(&f, &secrets(), "answered no members but a next page");
 }
 
+/// The changes since a time, oldest first: one request at a time, each
+/// asked again from the mark (a second before it) so that a member changed
+/// meanwhile is not skipped by an offset; ties at the mark's second are
+/// remembered in nextSync.
+fn changes(since: &str) -> wiremock::MockBuilder {
+    mc("GET", &members_path())
+        .and(query_param("count", "1000"))
+        .and(query_param("offset", "0"))
+        .and(query_param("sort_field", "last_changed"))
+        .and(query_param("sort_dir", "ASC"))
+        .and(query_param("since_last_changed", since))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn getupdates_asks_since_last_changed_and_continues_exactly() {
     let s = crate::support::mock::server().await;
     let t1 = "2024-03-01T10:00:00+00:00";
     let t2 = "2024-03-01T10:00:05+00:00";
-    // The first call pages to the total: two members share t2.
-    mc("GET", &members_path())
-        .and(query_param("count", "1000"))
-        .and(query_param("offset", "0"))
-        .and(query_param("since_last_changed", "2024-03-01T09:59:59Z"))
-        .and(query_param("sort_field", "last_changed"))
-        .and(query_param("sort_dir", "ASC"))
+    // The first page is not the end (3 changed): the next is asked again
+    // from the mark, t2 less a second, where b is already read.
+    changes("2024-03-01T09:59:59Z")
         .once(
             ok(listing(
                 vec![
@@ -382,30 +391,31 @@ async fn getupdates_asks_since_last_changed_and_continues_exactly() {
             &s,
         )
         .await;
-    mc("GET", &members_path())
-        .and(query_param("offset", "2"))
-        .and(query_param("since_last_changed", "2024-03-01T09:59:59Z"))
-        .once(
-            ok(listing(vec![member("c@x.com", "subscribed", t2)], 3)),
-            &s,
-        )
+    changes("2024-03-01T10:00:04Z")
+        .respond_with(ok(listing(
+            vec![
+                member("b@x.com", "subscribed", t2),
+                member("c@x.com", "subscribed", t2),
+            ],
+            2,
+        )))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&s)
         .await;
-    // The next call asks a second before the mark and skips what it read
-    // at the mark's second; an archived member is a delete.
-    mc("GET", &members_path())
-        .and(query_param("offset", "0"))
-        .and(query_param("since_last_changed", "2024-03-01T10:00:04Z"))
-        .once(
-            ok(listing(
-                vec![
-                    member("b@x.com", "subscribed", t2),
-                    member("c@x.com", "subscribed", t2),
-                    member("d@x.com", "archived", "2024-03-01T11:00:00+00:00"),
-                ],
-                3,
-            )),
-            &s,
-        )
+    // The next call: what was read at t2 is skipped; an archived member is
+    // a delete.
+    changes("2024-03-01T10:00:04Z")
+        .respond_with(ok(listing(
+            vec![
+                member("b@x.com", "subscribed", t2),
+                member("c@x.com", "subscribed", t2),
+                member("d@x.com", "archived", "2024-03-01T11:00:00+00:00"),
+            ],
+            3,
+        )))
+        .expect(1)
+        .mount(&s)
         .await;
     let f = folder(&s.uri());
     let first = f.run_line("getupdates --last-sync 2024-03-01T10:00:00Z");
@@ -439,6 +449,47 @@ async fn getupdates_asks_since_last_changed_and_continues_exactly() {
         out["nextSync"],
         format!("2024-03-01T11:00:00Z|{}", hash("d@x.com"))
     );
+}
+
+/// An initial sync (no token) asks every member, oldest change first; a
+/// page asked again from the mark that holds nothing new (members sharing
+/// the mark's second) moves on by offset.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initial_getupdates_is_sorted_by_last_changed() {
+    let s = crate::support::mock::server().await;
+    let t = "2024-03-01T10:00:00+00:00";
+    mc("GET", &members_path())
+        .and(query_param("offset", "0"))
+        .and(query_param("sort_field", "last_changed"))
+        .and(query_param("sort_dir", "ASC"))
+        .and(query_param_is_missing("since_last_changed"))
+        .once(ok(listing(vec![member("a@x.com", "subscribed", t)], 2)), &s)
+        .await;
+    // Asked again from the mark: only a, read already, so the offset moves.
+    changes("2024-03-01T09:59:59Z")
+        .once(ok(listing(vec![member("a@x.com", "subscribed", t)], 2)), &s)
+        .await;
+    mc("GET", &members_path())
+        .and(query_param("offset", "1"))
+        .and(query_param("since_last_changed", "2024-03-01T09:59:59Z"))
+        .and(query_param("sort_field", "last_changed"))
+        .once(ok(listing(vec![member("b@x.com", "pending", t)], 2)), &s)
+        .await;
+    let f = folder(&s.uri());
+    let run = f.run(&["getupdates"]);
+    no_canary(&run);
+    let out = run.ok_json();
+    assert_eq!(
+        out["nextSync"],
+        format!(
+            "2024-03-01T10:00:00Z|{},{}",
+            hash("a@x.com"),
+            hash("b@x.com")
+        ),
+        "{}",
+        run.render()
+    );
+    assert_eq!(out["entries"].as_array().map(Vec::len), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -483,7 +534,7 @@ async fn an_import_batch_subscribes_and_rejects_the_members_mailchimp_refuses() 
             ok(json!({
                 "new_members": [member("a@x.com", "subscribed", "2024-01-01T00:00:00Z")],
                 "updated_members": [member("b@x.com", "pending", "2024-01-01T00:00:00Z")],
-                "errors": [{"email_address": "c@fake.test", "error": "c@fake.test looks fake or invalid, please enter a real email address.", "error_code": "ERROR_GENERIC"}],
+                "errors": [{"email_address": "C@Fake.test", "error": "C@Fake.test looks fake or invalid, please enter a real email address.", "error_code": "ERROR_GENERIC"}],
                 "total_created": 1, "total_updated": 1, "error_count": 1, "_links": []})),
             &s,
         )
@@ -497,11 +548,25 @@ async fn an_import_batch_subscribes_and_rejects_the_members_mailchimp_refuses() 
          {\"email_address\": \"c@fake.test\"}\n",
     );
     let rejects = import_with_refusals(&f, &secrets(), 2, 2);
-    let text = serde_json::to_string(&rejects).unwrap();
-    assert!(text.contains("email_address"), "{text}");
+    let reasons: Vec<(Value, String)> = rejects
+        .iter()
+        .map(|r| {
+            (
+                r["record"].clone(),
+                r["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons[0].0, json!({"FNAME": "no email"}), "{rejects:?}");
+    assert!(reasons[0].1.contains("email_address"), "{rejects:?}");
+    assert_eq!(
+        reasons[1].0,
+        json!({"email_address": "c@fake.test"}),
+        "{rejects:?}"
+    );
     assert!(
-        text.contains("looks fake or invalid") && text.contains("ERROR_GENERIC"),
-        "{text}"
+        reasons[1].1.contains("looks fake or invalid") && reasons[1].1.contains("ERROR_GENERIC"),
+        "{rejects:?}"
     );
 }
 
@@ -645,17 +710,21 @@ async fn an_export_profile_without_its_email_is_invalid_and_not_sent() {
 /// never has more than 10 at once, even when the account asks for more.
 #[test]
 fn never_more_than_ten_requests_at_once() {
-    let server =
-        crate::support::inflight::Server::start(std::time::Duration::from_millis(60), |request| {
+    let server = crate::support::inflight::Server::start(
+        std::time::Duration::from_millis(60),
+        |request, sent| {
             let body = if request.starts_with("POST") {
-                json!({"new_members": [], "updated_members": [], "errors": []})
+                // Every member sent is new.
+                let sent: Value = serde_json::from_str(sent).unwrap_or_default();
+                json!({"new_members": sent["members"], "updated_members": [], "errors": []})
             } else if request.contains("/merge-fields") {
                 json!({"merge_fields": [], "total_items": 0})
             } else {
                 json!({"id": "h", "status": "subscribed"})
             };
             (200, body.to_string())
-        });
+        },
+    );
     let f = Folder::new();
     f.write(
         "account.json",
@@ -742,4 +811,35 @@ async fn init_scaffolds_a_folder_that_runs() {
         no_canary(&run);
         assert_eq!(run.code, 0, "{action}:\n{}", run.render());
     }
+}
+
+/// Mailchimp answers 405 to archiving a member that is archived already,
+/// and also to one that is bounced or pending: only the first is done.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_405_on_delete_is_done_only_for_an_archived_member() {
+    let s = crate::support::mock::server().await;
+    let refused = || {
+        problem(
+            405,
+            "Method Not Allowed",
+            "This list member cannot be removed. Can not archive a contact that is bounced, pending or archived",
+        )
+    };
+    for (email, status) in [("gone@x.com", "archived"), ("wait@x.com", "pending")] {
+        mc("DELETE", &member_path(email)).once(refused(), &s).await;
+        mc("GET", &member_path(email))
+            .once(ok(member(email, status, "2024-01-01T00:00:00Z")), &s)
+            .await;
+    }
+    let f = folder(&s.uri());
+    let gone = f.run(&["delete", "--id", "gone@x.com"]);
+    assert_eq!(gone.code, 0, "{}", gone.render());
+    let pending = f.run(&["delete", "--id", "wait@x.com"]);
+    no_canary(&pending);
+    assert_eq!(pending.code, 1, "{}", pending.render());
+    assert!(
+        pending.stderr.contains("Can not archive"),
+        "{}",
+        pending.render()
+    );
 }

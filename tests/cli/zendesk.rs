@@ -29,7 +29,7 @@ pub const TOKEN: &str = "CANARY0zd0token0f00d";
 const AGENT: &str = "agent@acme.test";
 
 /// The Basic credentials of the canary token, as secret as the token.
-fn basic() -> String {
+pub fn basic() -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{AGENT}/token:{TOKEN}"))
 }
 

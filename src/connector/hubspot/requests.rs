@@ -118,14 +118,14 @@ impl Api {
         self.request("GET", &self.contact(id, &self.properties_query()))
     }
 
-    /// `GET /crm/v3/objects/contacts/{value}?idProperty=email`: always by
-    /// the unique property, whatever the value looks like.
     /// `GET /crm/v3/properties/contacts`: every contact property the
     /// portal defines, HubSpot's and its own (`ferry fields`).
     pub fn contact_properties(&self) -> RequestSpec {
         self.request("GET", "/crm/v3/properties/contacts")
     }
 
+    /// `GET /crm/v3/objects/contacts/{value}?idProperty=email`: always by
+    /// the unique property, whatever the value looks like.
     pub fn get_by_key(&self, key: &str) -> RequestSpec {
         let q = query(&[("idProperty", self.id_property.clone())]);
         self.request(

@@ -90,7 +90,7 @@ impl ProfileSink for Mailchimp {
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
-        self.delete_member(id).await
+        self.delete_member(id, true).await
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {

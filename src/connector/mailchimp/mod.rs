@@ -339,14 +339,27 @@ impl Mailchimp {
         }
     }
 
-    /// Delete member `hash`; one already gone (404) or already archived
-    /// (405, "Can not archive a contact that is … archived") is done.
-    async fn delete_member(&self, hash: &str) -> Result<()> {
+    /// Delete member `hash`; one already archived (405, "Can not archive a
+    /// contact that is … archived") is done.
+    /// A member already gone (404) is done only when `gone_is_done`
+    /// (export); `ferry delete` says there is no such member.
+    async fn delete_member(&self, hash: &str, gone_is_done: bool) -> Result<()> {
         let req = self.delete_request(hash);
         let resp = self.engine.execute(&req).await?;
-        if resp.is_success() || resp.status == 404 || (resp.status == 405 && !self.permanent_delete)
-        {
+        if resp.is_success() || (resp.status == 404 && gone_is_done) {
             return Ok(());
+        }
+        // A 405 answers an archived member, and a bounced or pending one
+        // too ("Can not archive a contact that is bounced, pending or
+        // archived"): only the first is done.
+        if resp.status == 405 && !self.permanent_delete {
+            let get = self.api.get(hash);
+            if let Some(found) = self.engine.send_found(&get).await? {
+                let status = found.json(&get)?.get("status").cloned();
+                if status == Some(Value::String("archived".into())) {
+                    return Ok(());
+                }
+            }
         }
         Err(vendor_error(&req, &resp).into())
     }
@@ -481,9 +494,7 @@ impl RecordStore for Mailchimp {
     }
 
     async fn delete(&self, id: &str) -> Result<()> {
-        let req = self.delete_request(&member_ref(id));
-        self.engine.send(&req).await?;
-        Ok(())
+        self.delete_member(&member_ref(id), false).await
     }
 
     fn preview(&self, op: &WriteOp) -> Result<Vec<Value>> {
@@ -535,13 +546,25 @@ impl RecordSink for Mailchimp {
             };
             refused.insert(email.to_lowercase(), redact_body_text(&reason));
         }
+        let written: std::collections::HashSet<String> = ["new_members", "updated_members"]
+            .iter()
+            .filter_map(|list| answer.get(*list).and_then(Value::as_array))
+            .flatten()
+            .filter_map(|m| m.get("email_address").and_then(Value::as_str))
+            .map(str::to_lowercase)
+            .collect();
         Ok(slots.merge(|key| match refused.get(&key) {
             Some(reason) => UpsertOutcome::Rejected {
                 id: Some(key),
                 reason: reason.clone(),
             },
-            None => UpsertOutcome::Ok {
+            None if written.contains(&key) => UpsertOutcome::Ok {
                 id: subscriber_hash(&key),
+            },
+            // Neither written nor refused: not counted as written.
+            None => UpsertOutcome::Rejected {
+                id: Some(key),
+                reason: "Mailchimp's answer named it neither new, updated nor refused".into(),
             },
         }))
     }

@@ -269,15 +269,21 @@ impl Api {
         )
     }
 
-    /// `GET /lists/{list_id}/members`, `count` from `offset`; with `since`,
-    /// only members changed after it, oldest change first.
-    pub fn members(&self, count: usize, offset: u64, since: Option<&str>) -> RequestSpec {
-        let mut query = format!("count={}&offset={offset}", count.min(MAX_PAGE));
+    /// `GET /lists/{list_id}/members`, `count` from `offset`.
+    pub fn members(&self, count: usize, offset: u64) -> RequestSpec {
+        let query = format!("count={}&offset={offset}", count.min(MAX_PAGE));
+        self.request("GET", &format!("{}/members?{query}", self.list()))
+    }
+
+    /// The members changed after `since` (every member without one), the
+    /// oldest change first, `count` from `offset`.
+    pub fn changes(&self, count: usize, offset: u64, since: Option<&str>) -> RequestSpec {
+        let mut query = format!(
+            "count={}&offset={offset}&sort_field=last_changed&sort_dir=ASC",
+            count.min(MAX_PAGE)
+        );
         if let Some(since) = since {
-            query.push_str(&format!(
-                "&since_last_changed={}&sort_field=last_changed&sort_dir=ASC",
-                segment(since)
-            ));
+            query.push_str(&format!("&since_last_changed={}", segment(since)));
         }
         self.request("GET", &format!("{}/members?{query}", self.list()))
     }

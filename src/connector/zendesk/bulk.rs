@@ -114,7 +114,9 @@ async fn run_job(
         .pointer("/job_status/message")
         .and_then(Value::as_str)
         .filter(|m| !m.is_empty());
-    if status == "failed" {
+    // `killed` is not among the documented statuses, but Zendesk's own
+    // clients know it: a job that will never finish, like a failed one.
+    if status == "failed" || status == "killed" {
         return Err(failed(format!(
             "Zendesk job {job} failed ({sent} user{}){}",
             if sent == 1 { "" } else { "s" },
@@ -173,13 +175,13 @@ pub fn outcomes(job: &str, sent: usize, results: Option<&Value>) -> Result<Vec<O
     Ok(out.into_iter().flatten().collect())
 }
 
-/// Poll the job until it is `completed` or `failed`; answer its body.
+/// Poll the job until it is `completed`, `failed` or `killed`; answer its body.
 async fn follow(engine: &Engine, api: &Api, polling: Polling, job: &str) -> Result<Value> {
     let req = api.job_status(job);
     let done = |body: &Value| {
         matches!(
             body.pointer("/job_status/status").and_then(Value::as_str),
-            Some("completed" | "failed")
+            Some("completed" | "failed" | "killed")
         )
     };
     let last = match engine.poll(polling, &req, done).await? {

@@ -51,6 +51,10 @@ impl ProfileSink for Zendesk {
     async fn live_fields(&self) -> Result<ExportFields> {
         let mut fields = self.export_fields().await?;
         let mut after: Option<String> = None;
+        // Every cursor followed, with the page it led to: one met again
+        // for another page would go round forever.
+        let mut followed = crate::connector::saas::paging::Seen::new();
+        let mut pages = 0u64;
         loop {
             let req = self.api.user_fields(after.as_deref());
             let body = self.engine.send(&req).await?.json(&req)?;
@@ -64,7 +68,17 @@ impl ProfileSink for Zendesk {
             fields.fields.extend(page.iter().filter_map(user_field));
             let next = super::listing::list_next(&body);
             match step(&req, after.as_deref(), page.len(), "user fields", next)? {
-                Some(next) => after = Some(next),
+                Some(next) => {
+                    pages += 1;
+                    if !crate::connector::saas::paging::first_time(&mut followed, next.clone(), pages) {
+                        return Err(crate::error::failed(format!(
+                            "GET {} answered a cursor it had already given; stopping instead of looping",
+                            req.shown_url()
+                        ))
+                        .into());
+                    }
+                    after = Some(next);
+                }
                 None => return Ok(fields),
             }
         }

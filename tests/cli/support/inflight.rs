@@ -10,8 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// What a request is answered with: status and JSON body, by request line.
-type Answer = dyn Fn(&str) -> (u16, String) + Send + Sync;
+/// What a request is answered with: status and JSON body, by request line
+/// and body.
+type Answer = dyn Fn(&str, &str) -> (u16, String) + Send + Sync;
 
 #[derive(Default)]
 struct Counts {
@@ -27,10 +28,10 @@ pub struct Server {
 }
 
 impl Server {
-    /// Answer every request after `delay` with `answer(request line)`.
+    /// Answer every request after `delay` with `answer(request line, body)`.
     pub fn start(
         delay: Duration,
-        answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+        answer: impl Fn(&str, &str) -> (u16, String) + Send + Sync + 'static,
     ) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
         let addr = listener.local_addr().expect("its address");
@@ -107,7 +108,7 @@ fn serve(stream: TcpStream, delay: Duration, c: &Counts, answer: &Answer) {
         std::thread::sleep(delay);
         c.now.fetch_sub(1, Ordering::SeqCst);
         c.requests.fetch_add(1, Ordering::SeqCst);
-        let (status, text) = answer(request_line.trim_end());
+        let (status, text) = answer(request_line.trim_end(), &String::from_utf8_lossy(&body));
         let response = format!(
             "HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{text}",
             text.len()
