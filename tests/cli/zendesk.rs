@@ -905,3 +905,25 @@ async fn email_as_the_key_and_an_initial_getupdates() {
     assert_eq!(out["nextSync"], "cursor:K9");
     assert_eq!(out["entries"][0]["id"], "35436");
 }
+
+/// The plan sets the default rate limits; a plan Zendesk does not have is
+/// refused before any request, naming the plans.
+#[test]
+fn an_unknown_plan_is_refused_naming_the_plans() {
+    let f = Folder::new();
+    f.write(
+        "account.json",
+        &account("http://127.0.0.1:9", json!({"plan": "gold"})),
+    );
+    let run = f.run(&["check"]);
+    assert_eq!(run.code, 2, "{}", run.render());
+    assert!(
+        run.stderr.contains("option \"plan\"")
+            && run
+                .stderr
+                .contains("team, growth, professional, enterprise"),
+        "{}",
+        run.render()
+    );
+    run.hides(&[TOKEN, &basic()], "the token");
+}

@@ -50,13 +50,15 @@
 //!   whole list is not confirmed, so the tag endpoints are used rather than
 //!   the payload: a user's other tags are never touched. User tagging must
 //!   be enabled in the account.
-//! - **Limits**: Team's 200 requests a minute, the smallest of the current
-//!   Suite and Support plans [RL], shared between groups so that no minute
-//!   exceeds it: Update User ("1 request per second per account") 60 a
-//!   minute, Create or Update User (the same limit, used only for a single
-//!   upsert) 30, the incremental export 10 (the lower of the two documented
-//!   figures), the rest 100. `rateLimit` raises them for larger plans. A
-//!   429 waits for `Retry-After` (else `ratelimit-reset`).
+//! - **Limits**: the `plan` option's requests a minute [RL] (team 200,
+//!   the smallest current plan and the default; growth and professional
+//!   400; enterprise 700; enterprise_plus and high_volume 2500), shared
+//!   between groups so that no minute exceeds it: Update User ("1 request
+//!   per second per account") 60 a minute, Create or Update User (the same
+//!   limit, used only for a single upsert) 30, the incremental export 10
+//!   (the lower of the two documented figures), the rest of the plan's
+//!   minute. `rateLimit` overrides them. A 429 waits for `Retry-After`
+//!   (else `ratelimit-reset`).
 //! - **Errors** show Zendesk's `error`, `description` and `details`, with a
 //!   hint for 401/403 (and for the bulk import a 403 means bulk imports are
 //!   not enabled in the account).
@@ -108,6 +110,9 @@ connector_options! {
         #[option(flatten)]
         #[serde(flatten)]
         pub http: HttpOptions,
+        /// The account's plan, which sets the default rate limits: team (200 requests a minute, the default), growth or professional (400), enterprise (700), enterprise_plus or high_volume (2500)
+        #[option(label = "Plan", placeholder = "team", default = "team")]
+        pub plan: String,
         /// The field import upserts and export profiles are matched by: external_id (the default) or email
         #[option(label = "Key field", placeholder = "external_id", default = "external_id")]
         pub key_field: String,
@@ -175,8 +180,32 @@ pub fn spec() -> Spec {
     }
 }
 
-/// Requests a minute of Team, the smallest current plan [RL].
-const PLAN_PER_MINUTE: u32 = 200;
+/// Support API requests a minute of each plan [RL]: Team, the smallest
+/// current plan, is the default.
+const PLANS: &[(&str, u32)] = &[
+    ("team", 200),
+    ("growth", 400),
+    ("professional", 400),
+    ("enterprise", 700),
+    ("enterprise_plus", 2500),
+    ("high_volume", 2500),
+];
+
+/// The requests a minute of `plan`, or a usage error naming the plans.
+fn per_minute(plan: &str, source: &str) -> Result<u32> {
+    match PLANS.iter().find(|(name, _)| *name == plan) {
+        Some((_, n)) => Ok(*n),
+        None => {
+            let names: Vec<&str> = PLANS.iter().map(|(name, _)| *name).collect();
+            Err(usage(format!(
+                "option \"plan\" in {source} must be one of {}, got \"{plan}\"",
+                names.join(", ")
+            ))
+            .hint("the plan sets the default rate limits; \"rateLimit\" overrides them")
+            .into())
+        }
+    }
+}
 
 /// A group of `per_minute` requests at most in any minute: a burst of
 /// `burst`, then the rest spread over the minute.
@@ -191,7 +220,7 @@ fn limit(per_minute: u32, burst: u32) -> RateLimit {
 /// The rate limits of the module comment, before the account's overrides.
 /// Paths start with `**` so they match under `/api/v2` and under a test
 /// server's root alike.
-fn default_policy(source: &str) -> Policy {
+fn default_policy(source: &str, per_minute: u32) -> Policy {
     let group = |name: &str, methods: &[&str], path: &str, limit: RateLimit| Group {
         name: name.into(),
         methods: methods.iter().map(|m| m.to_string()).collect(),
@@ -201,7 +230,8 @@ fn default_policy(source: &str) -> Policy {
     Policy {
         source: source.to_string(),
         reset_header: Some("ratelimit-reset".into()),
-        default: limit(PLAN_PER_MINUTE - 100, 5),
+        // What the endpoint groups below do not take of the plan's minute.
+        default: limit(per_minute - 100, 5),
         groups: vec![
             group("updateUser", &["PUT"], "**/users/*", limit(60, 1)),
             group(
@@ -216,8 +246,8 @@ fn default_policy(source: &str) -> Policy {
     }
 }
 
-fn policy(options: &Options, http: &HttpOptions) -> Result<Policy> {
-    let mut policy = default_policy(options.source());
+fn policy(options: &Options, http: &HttpOptions, plan: &str) -> Result<Policy> {
+    let mut policy = default_policy(options.source(), per_minute(plan, options.source())?);
     http.apply_to(&mut policy)?;
     Ok(policy)
 }
@@ -274,7 +304,7 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     if let Some(credentials) = api.authorization().strip_prefix("Basic ") {
         env.out().add_secrets([credentials.to_string()]);
     }
-    let policy = policy(&options, &config.http)?;
+    let policy = policy(&options, &config.http, &config.plan)?;
     let engine = env.http.engine(policy)?.with_errors(vendor_error);
     Ok(Box::new(Zendesk {
         spec: spec(),
@@ -626,7 +656,7 @@ mod tests {
 
     #[test]
     fn endpoints_find_their_group_under_api_v2_and_no_minute_exceeds_the_plan() {
-        let p = default_policy("account.json");
+        let p = default_policy("account.json", per_minute("team", "account.json").unwrap());
         let name = |m: &str, path: &str| p.group_index(m, path).map(|i| p.groups[i].name.as_str());
         assert_eq!(name("PUT", "/api/v2/users/35436"), Some("updateUser"));
         assert_eq!(name("PUT", "/users/35436"), Some("updateUser"));
@@ -645,7 +675,16 @@ mod tests {
         // of them together stay within Team's 200 requests a minute.
         let minute = |l: &RateLimit| f64::from(l.burst) + l.rps * 60.0;
         let total: f64 = p.groups.iter().map(|g| minute(&g.limit)).sum::<f64>() + minute(&p.default);
-        assert!(total <= f64::from(PLAN_PER_MINUTE) + 1e-9, "{total}");
+        assert!(total <= 200.0 + 1e-9, "{total}");
+        // A larger plan raises the shared default, not the per-endpoint
+        // limits, and stays within its own minute.
+        for (plan, n) in PLANS {
+            let p = default_policy("account.json", per_minute(plan, "account.json").unwrap());
+            let total: f64 =
+                p.groups.iter().map(|g| minute(&g.limit)).sum::<f64>() + minute(&p.default);
+            assert!(total <= f64::from(*n) + 1e-9, "{plan}: {total}");
+        }
+        assert!(per_minute("gold", "account.json").is_err());
         assert_eq!(p.reset_header.as_deref(), Some("ratelimit-reset"));
     }
 
