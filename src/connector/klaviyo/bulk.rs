@@ -271,23 +271,13 @@ async fn follow(engine: &Engine, api: &Api, polling: Polling, job: &str) -> Resu
         Polled::Done(body) => return Ok(body),
         Polled::Unfinished(last) => last,
     };
-    let a = |k: &str| last.pointer(&format!("/data/attributes/{k}")).cloned();
-    let status = a("status")
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into());
-    let progress = match (
-        a("completed_count").and_then(|v| v.as_u64()),
-        a("total_count").and_then(|v| v.as_u64()),
-    ) {
-        (Some(c), Some(t)) => format!(", {c} of {t} done"),
-        _ => String::new(),
-    };
-    Err(failed(format!(
-        "Klaviyo bulk import job {job} did not finish after {} polls (status {status}{progress})",
-        polling.max_polls
+    Err(crate::connector::saas::unfinished_job(
+        &format!("Klaviyo bulk import job {job}"),
+        polling.max_polls,
+        &last,
+        "/data/attributes",
+        ("completed_count", "total_count"),
     ))
-    .hint("the job may still complete; raise \"maxPolls\" or \"pollIntervalMs\" in account.json, then resume (the job upserts, so re-sending is safe)")
-    .into())
 }
 
 #[cfg(test)]

@@ -115,6 +115,32 @@ pub fn records_in(
         .collect()
 }
 
+/// The error of a vendor's job still unfinished after `max_polls` polls:
+/// `what` ("Zendesk job J"), its last status and progress as the last
+/// answer holds them under `at` (`/job_status`), and what to do.
+pub fn unfinished_job(
+    what: &str,
+    max_polls: u32,
+    last: &Value,
+    at: &str,
+    (done, total): (&str, &str),
+) -> anyhow::Error {
+    let field = |k: &str| last.pointer(&format!("{at}/{k}"));
+    let status = field("status").and_then(Value::as_str).unwrap_or("unknown");
+    let progress = match (
+        field(done).and_then(Value::as_u64),
+        field(total).and_then(Value::as_u64),
+    ) {
+        (Some(d), Some(t)) => format!(", {d} of {t} done"),
+        _ => String::new(),
+    };
+    crate::error::failed(format!(
+        "{what} did not finish after {max_polls} polls (status {status}{progress})"
+    ))
+    .hint("the job may still complete; raise \"maxPolls\" or \"pollIntervalMs\" in account.json, then resume (the job upserts, so re-sending is safe)")
+    .into()
+}
+
 /// A JSON scalar as a string: ids and cursors may be numbers.
 pub fn scalar(v: &Value) -> Option<String> {
     match v {

@@ -188,23 +188,13 @@ async fn follow(engine: &Engine, api: &Api, polling: Polling, job: &str) -> Resu
         Polled::Done(body) => return Ok(body),
         Polled::Unfinished(last) => last,
     };
-    let at = |k: &str| last.pointer(&format!("/job_status/{k}")).cloned();
-    let status = at("status")
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| "unknown".into());
-    let progress = match (
-        at("progress").and_then(|v| v.as_u64()),
-        at("total").and_then(|v| v.as_u64()),
-    ) {
-        (Some(p), Some(t)) => format!(", {p} of {t} done"),
-        _ => String::new(),
-    };
-    Err(failed(format!(
-        "Zendesk job {job} did not finish after {} polls (status {status}{progress})",
-        polling.max_polls
+    Err(crate::connector::saas::unfinished_job(
+        &format!("Zendesk job {job}"),
+        polling.max_polls,
+        &last,
+        "/job_status",
+        ("progress", "total"),
     ))
-    .hint("the job may still complete; raise \"maxPolls\" or \"pollIntervalMs\" in account.json, then resume (the job upserts, so re-sending is safe)")
-    .into())
 }
 
 #[cfg(test)]
