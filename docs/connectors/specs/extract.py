@@ -4,6 +4,9 @@ OpenAPI description that ferry's requests are checked against (the
 operations ferry sends, their query parameter names, required headers and
 the request body schemas reduced to type, required, properties, items,
 enum, nullable, additionalProperties, oneOf/anyOf/allOf and $ref).
+OpenAPI 3 and Swagger 2.0 (Mailchimp's) are read alike: a Swagger body
+parameter is the request body, its `definitions` the schemas, and its
+`basePath` starts every operation's path.
 
 Usage: extract.py CONNECTOR SPEC_FILE [SPEC_FILE...] --repo OWNER/NAME
        --commit SHA --paths PATH_IN_REPO[,PATH...]
@@ -57,6 +60,19 @@ OPS = {
         "POST /contacts/{contact_id}/tags",
         "DELETE /contacts/{contact_id}/tags/{tag_id}",
     ],
+    "mailchimp": [
+        "GET /lists",
+        "GET /lists/{list_id}",
+        "POST /lists/{list_id}",
+        "GET /lists/{list_id}/members",
+        "GET /lists/{list_id}/members/{subscriber_hash}",
+        "PUT /lists/{list_id}/members/{subscriber_hash}",
+        "PATCH /lists/{list_id}/members/{subscriber_hash}",
+        "DELETE /lists/{list_id}/members/{subscriber_hash}",
+        "POST /lists/{list_id}/members/{subscriber_hash}/actions/delete-permanent",
+        "POST /lists/{list_id}/members/{subscriber_hash}/tags",
+        "GET /lists/{list_id}/merge-fields",
+    ],
     "voucherify": [
         "GET /v1/customers",
         "POST /v1/customers",
@@ -91,9 +107,13 @@ def main():
     for d in docs:
         for k, v in d.get("components", {}).get("schemas", {}).items():
             components.setdefault(k, v)
+        for k, v in d.get("definitions", {}).items():
+            components.setdefault(k, v)
     params = {}
     for d in docs:
         for k, v in d.get("components", {}).get("parameters", {}).items():
+            params.setdefault(k, v)
+        for k, v in d.get("parameters", {}).items():
             params.setdefault(k, v)
     schemas = {}
 
@@ -131,11 +151,11 @@ def main():
         for d in docs:
             o = d.get("paths", {}).get(path, {})
             if method.lower() in o:
-                found = (o, o[method.lower()])
+                found = (o, o[method.lower()], d)
                 break
         if found is None:
             sys.exit(f"{op}: not in the description")
-        item, o = found
+        item, o, d = found
         entry = {"query": [], "requiredQuery": [], "headers": {}, "requiredHeaders": []}
         for p in item.get("parameters", []) + o.get("parameters", []):
             if "$ref" in p:
@@ -145,9 +165,15 @@ def main():
                 if p.get("required"):
                     entry["requiredQuery"].append(p["name"])
             if p.get("in") == "header":
-                entry["headers"][p["name"]] = reduce(p.get("schema", {}))
+                # Swagger 2 types a parameter in place, OpenAPI 3 in a schema.
+                entry["headers"][p["name"]] = reduce(p.get("schema", p))
                 if p.get("required"):
                     entry["requiredHeaders"].append(p["name"])
+            if p.get("in") == "body":
+                consumes = o.get("consumes") or d.get("consumes") or ["application/json"]
+                entry["contentType"] = consumes[0]
+                entry["bodyRequired"] = bool(p.get("required"))
+                entry["body"] = reduce(p.get("schema", {}))
         body = o.get("requestBody")
         if body:
             content = body.get("content", {})
@@ -155,7 +181,7 @@ def main():
             entry["contentType"] = mt
             entry["bodyRequired"] = bool(body.get("required"))
             entry["body"] = reduce(content[mt].get("schema", {}))
-        ops[op] = entry
+        ops[f"{method} {d.get('basePath', '').rstrip('/')}{path}"] = entry
     info = docs[0].get("info", {})
     out = {
         "about": "Extract of the vendor's OpenAPI description: only what ferry's requests are checked against "
