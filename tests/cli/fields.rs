@@ -251,3 +251,20 @@ async fn zendesk_fields_are_the_accounts_custom_user_fields() {
     assert_eq!(out["key"], "external_id", "{}", run.render());
     snap!("fields_zendesk", run);
 }
+
+/// `--dry-run` shows the request `fields` and `options` would send (the
+/// key masked) and sends nothing: the server mounts no answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_runs_show_the_request_and_send_nothing() {
+    let s = crate::support::mock::server().await;
+    let f = mailchimp(&s.uri(), Some("a1b2c3"));
+    for (name, args) in [
+        ("fields_dry_run", &["fields", "--dry-run"][..]),
+        ("options_dry_run", &["options", "listId", "--dry-run"][..]),
+    ] {
+        let run = f.run(args);
+        run.hides(&[MC_KEY, &mc_basic()], "the API key");
+        assert_eq!(run.code, 0, "{}", run.render());
+        snap!(name, run);
+    }
+}
