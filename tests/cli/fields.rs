@@ -13,19 +13,18 @@ use wiremock::Mock;
 use crate::snap;
 use crate::support::{ok, Folder, MountOnce};
 
-const MC_KEY: &str = "CANARY0mc0key0f00d-us6";
+use crate::mailchimp::{basic as mc_basic, KEY as MC_KEY};
 
-/// The Basic credentials made of the canary key, as secret as the key.
-fn mc_basic() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(format!("ferry:{MC_KEY}"))
-}
-
+/// A Mailchimp folder, its account with the audience a1b2c3 or without one.
 fn mailchimp(base: &str, list: Option<&str>) -> Folder {
     let f = Folder::new();
-    let mut account = json!({"connector": "mailchimp", "apiKey": MC_KEY, "baseUrl": base});
-    if let Some(list) = list {
-        account["listId"] = json!(list);
+    let mut account: serde_json::Value =
+        serde_json::from_str(&crate::mailchimp::account(base, json!({}))).unwrap();
+    match list {
+        Some(list) => account["listId"] = json!(list),
+        None => {
+            account.as_object_mut().map(|a| a.remove("listId"));
+        }
     }
     f.write("account.json", &account.to_string());
     f

@@ -14,7 +14,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
+    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused, counted,
     dry_run_previews, export_scenario, import_reads_to_the_end, import_with_refusals, Previews,
     Step, Vendor,
 };
@@ -622,10 +622,6 @@ async fn export_creates_updates_clears_moves_tags_and_deletes() {
         ),
     ];
 
-    let counted = |created, updated, deleted, added, removed| {
-        json!({"created": created, "updated": updated, "deleted": deleted,
-            "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
-    };
     export_scenario(
         &f,
         &s,

@@ -18,7 +18,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, an_import_stops_a_loop, dry_run_previews, export_scenario,
+    a_429_waited_out, an_import_stops_a_loop, counted, dry_run_previews, export_scenario,
     import_reads_to_the_end, import_with_refusals, Previews, Step, Vendor,
 };
 use crate::support::{ok, Folder, MountOnce, Run};
@@ -27,25 +27,22 @@ pub const KEY: &str = "CANARY0mc0key0f00d-us6";
 const LIST: &str = "a1b2c3";
 
 /// The Basic credentials of the canary key, as secret as the key.
-fn basic() -> String {
+pub fn basic() -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("ferry:{KEY}"))
 }
 
-/// The connector as the SaaS scenarios see it.
-fn vendor(secrets: &[&'static str]) -> Vendor<'static> {
+/// The connector as the SaaS scenarios see it, with the key and the Basic
+/// credentials made of it as its secrets.
+fn secrets() -> Vendor<'static> {
+    let basic: &'static str = Box::leak(basic().into_boxed_str());
     Vendor {
         folder: ".",
-        secrets: Box::leak(secrets.to_vec().into_boxed_slice()),
+        secrets: Box::leak(vec![KEY, basic].into_boxed_slice()),
     }
 }
 
-fn secrets() -> Vendor<'static> {
-    let basic: &'static str = Box::leak(basic().into_boxed_str());
-    vendor(&[KEY, basic])
-}
-
 /// The account of a test: quick retries.
-fn account(base: &str, extra: Value) -> String {
+pub fn account(base: &str, extra: Value) -> String {
     let mut a = json!({
         "connector": "mailchimp",
         "apiKey": KEY,
@@ -653,10 +650,6 @@ async fn export_creates_updates_clears_tags_and_deletes() {
         tag("ada@x.com", "news", "active"),
         tag("ada@x.com", "vip", "inactive"),
     ];
-    let counted = |created: u64, updated: u64, deleted: u64, added: u64, removed: u64| {
-        json!({"created": created, "updated": updated, "deleted": deleted,
-            "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
-    };
     // Every run (the dry run too) reads the merge fields once.
     merge_fields().expect(4).mount(&s).await;
     let vendor = secrets();

@@ -19,7 +19,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::snap;
 use crate::support::saas::{
-    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused,
+    a_429_waited_out, an_import_stops_a_loop, an_offset_without_a_checkpoint_is_refused, counted,
     dry_run_previews, export_scenario, import_reads_to_the_end, import_with_refusals, Previews,
     Step, Vendor,
 };
@@ -679,10 +679,6 @@ async fn export_creates_updates_clears_tags_and_deletes() {
         tags("PUT", "501", "gold_plan"),
         tags("DELETE", "501", "vip"),
     ];
-    let counted = |created: u64, updated: u64, deleted: u64, added: u64, removed: u64| {
-        json!({"created": created, "updated": updated, "deleted": deleted,
-            "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
-    };
     let vendor = secrets();
     export_scenario(
         &f,

@@ -382,23 +382,8 @@ impl Scan {
     fn read_light(&mut self, found: &Light<'_>, text: &str, hashed: bool) -> Result<()> {
         let pos = self.next_pos();
         self.light += 1;
-        let mut flags = 0;
-        if found.to_delete {
-            flags |= FLAG_DELETE;
-        } else if let Some(key) = found.key {
-            flags |= FLAG_KEYED;
-            if key == found.id {
-                flags |= FLAG_OWN_KEY;
-            } else {
-                self.keys.push(key, found.id, pos, FLAG_BY_KEY, 0)?;
-                self.other_keys = true;
-            }
-        }
         let hash = if hashed { found.hash } else { 0 };
-        self.ids.push(found.id, "", pos, flags, hash)?;
-        if found.to_delete {
-            self.hold_place(pos, found.id)?;
-        }
+        self.mark(pos, found.id, found.to_delete, found.key, hash)?;
         let spool = self.spool(found.to_delete)?;
         write!(spool, "{pos}\t{TEXT}")
             .and_then(|()| spool.write_all(text.as_bytes()))
@@ -420,11 +405,9 @@ impl Scan {
                 return self.spool_to(false, pos, &line);
             }
         };
-        let mut flags = 0;
+        let mut key = None;
         let mut hash = 0;
-        if profile.to_delete {
-            flags |= FLAG_DELETE;
-        } else {
+        if !profile.to_delete {
             // The fields the profile would send, key included, worked out
             // in place (and put back). An invalid profile takes no key, and
             // is never unchanged: the second pass says what is wrong with
@@ -434,31 +417,19 @@ impl Scan {
             if filled {
                 fields.insert(dest.key.clone(), Value::String(profile.id.clone()));
             }
-            let key = diff::validate(fields, dest)
+            key = diff::validate(fields, dest)
                 .is_ok()
                 .then(|| record_id(fields, &dest.key))
                 .flatten();
-            if let Some(key) = &key {
-                flags |= FLAG_KEYED;
-                if hashed {
-                    hash = state::hash_of(fields, &profile.groups);
-                }
-                if *key == profile.id {
-                    flags |= FLAG_OWN_KEY;
-                } else {
-                    self.keys.push(key, &profile.id, pos, FLAG_BY_KEY, 0)?;
-                    self.other_keys = true;
-                }
+            if key.is_some() && hashed {
+                hash = state::hash_of(fields, &profile.groups);
             }
             if filled {
                 // The last one in: removing it leaves the order as it was.
                 fields.shift_remove(&dest.key);
             }
         }
-        self.ids.push(&profile.id, "", pos, flags, hash)?;
-        if profile.to_delete {
-            self.hold_place(pos, &profile.id)?;
-        }
+        self.mark(pos, &profile.id, profile.to_delete, key.as_deref(), hash)?;
         let line = LineOut::Profile {
             id: &profile.id,
             properties: &profile.properties,
@@ -466,6 +437,36 @@ impl Scan {
             to_delete: profile.to_delete,
         };
         self.spool_to(profile.to_delete, pos, &line)
+    }
+
+    /// Mark entry `pos` in the runs: by its id always, and by its `key`
+    /// when it has one other than its id; a `toDelete` mark keeps its
+    /// place in the main spool too.
+    fn mark(
+        &mut self,
+        pos: u64,
+        id: &str,
+        to_delete: bool,
+        key: Option<&str>,
+        hash: u128,
+    ) -> Result<()> {
+        let mut flags = 0;
+        if to_delete {
+            flags |= FLAG_DELETE;
+        } else if let Some(key) = key {
+            flags |= FLAG_KEYED;
+            if key == id {
+                flags |= FLAG_OWN_KEY;
+            } else {
+                self.keys.push(key, id, pos, FLAG_BY_KEY, 0)?;
+                self.other_keys = true;
+            }
+        }
+        self.ids.push(id, "", pos, flags, hash)?;
+        if to_delete {
+            self.hold_place(pos, id)?;
+        }
+        Ok(())
     }
 
     /// The deletes spool or the other one.

@@ -70,6 +70,14 @@ impl<'a> Step<'a> {
     }
 }
 
+/// The summary fields of an export step that sends: what it created,
+/// updated, deleted, added to and removed from groups, with nothing
+/// rejected and no error.
+pub fn counted(created: u64, updated: u64, deleted: u64, added: u64, removed: u64) -> Value {
+    serde_json::json!({"created": created, "updated": updated, "deleted": deleted,
+        "groupsAdded": added, "groupsRemoved": removed, "rejected": 0, "errors": 0})
+}
+
 /// Run `steps` in turn as exports into `vendor`'s folder in `f`, against
 /// `server`: each step's requests mounted for it alone, its secrets hidden,
 /// its summary and checks met, its requests verified when it ends.
