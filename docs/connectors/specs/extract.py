@@ -82,6 +82,23 @@ OPS = {
         "POST /v1/customers/bulk/async",
         "GET /v1/async-actions/{asyncActionId}",
     ],
+    "zendesk": [
+        "GET /api/v2/users/me",
+        "GET /api/v2/users",
+        "POST /api/v2/users",
+        "GET /api/v2/users/{user_id}",
+        "PUT /api/v2/users/{user_id}",
+        "DELETE /api/v2/users/{user_id}",
+        "GET /api/v2/users/search",
+        "POST /api/v2/users/create_or_update",
+        "POST /api/v2/users/create_or_update_many",
+        "DELETE /api/v2/deleted_users/{deleted_user_id}",
+        "GET /api/v2/job_statuses/{job_status_id}",
+        "PUT /api/v2/users/{user_id}/tags",
+        "DELETE /api/v2/users/{user_id}/tags",
+        "GET /api/v2/user_fields",
+        "GET /api/v2/incremental/users/cursor",
+    ],
 }
 
 # Properties ferry never sends whose schemas would fill the extract: kept
@@ -161,7 +178,7 @@ def main():
             if "$ref" in p:
                 p = params[ref_name(p["$ref"])]
             if p.get("in") == "query":
-                entry["query"].append(p["name"])
+                entry["query"].extend(query_names(p))
                 if p.get("required"):
                     entry["requiredQuery"].append(p["name"])
             if p.get("in") == "header":
@@ -197,9 +214,32 @@ def main():
     sys.stdout.write("\n")
 
 
+def query_names(p):
+    """The names a query parameter is sent by: its own, or for a
+    `deepObject` (Zendesk's `page`) `name[key]` for each key of its object
+    schema, and its own name only if a branch of the schema is not an
+    object (`page=2` of offset pagination)."""
+    if p.get("style") != "deepObject":
+        return [p["name"]]
+    schema = p.get("schema", {})
+    branches = schema.get("oneOf") or schema.get("anyOf") or [schema]
+    names = [p["name"]] if any("properties" not in b for b in branches) else []
+    for b in branches:
+        names.extend(f"{p['name']}[{k}]" for k in b.get("properties", {}))
+    return names
+
+
+class Loader(yaml.SafeLoader):
+    """YAML 1.1's `=` (the "value" tag) read as the string it is (Zendesk's
+    trigger examples hold `change: =`), not refused."""
+
+
+Loader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 def load(f):
     text = open(f).read()
-    return json.loads(text) if f.endswith(".json") else yaml.safe_load(text)
+    return json.loads(text) if f.endswith(".json") else yaml.load(text, Loader=Loader)
 
 
 if __name__ == "__main__":

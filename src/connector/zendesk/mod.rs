@@ -28,7 +28,9 @@
 //!   it is followed by `DELETE /deleted_users/{id}` (GDPR erasure, not
 //!   recoverable, 700 users per 10 minutes). Standard fields go at the top
 //!   of `{"user": …}`; any other field is a custom field under
-//!   `user_fields` (its key, as `GET /user_fields` lists it).
+//!   `user_fields` (its key, as `GET /user_fields` lists it). Fields
+//!   Zendesk's OpenAPI description marks read-only are left out, and
+//!   `photo`, which only an update takes, out of creates.
 //! - **Import** writes batches of up to 100 through
 //!   `POST /users/create_or_update_many`, a job polled at
 //!   `/job_statuses/{id}` to one result per user (see [`bulk`]); a failed
@@ -87,7 +89,7 @@ use crate::http::message::vendor_message;
 use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};
 use listing::{user_record, users};
-use requests::{tag_of, upsert_body, user_body, Api, Ident, BATCH, KEYS};
+use requests::{create_body, tag_of, upsert_body, user_body, Api, Ident, BATCH, KEYS};
 
 /// The address of an account; `{subdomain}` is its `subdomain` option.
 pub const BASE_URL_TEMPLATE: &str = "https://{subdomain}.zendesk.com/api/v2";
@@ -502,7 +504,7 @@ impl Zendesk {
         };
         let plain = Ident::Id(String::new());
         Ok(match op {
-            WriteOp::Insert(r) => vec![shown(self.api.create(user_body(r).map_err(unfit)?), &plain)],
+            WriteOp::Insert(r) => vec![shown(self.api.create(create_body(r).map_err(unfit)?), &plain)],
             WriteOp::Patch { id, value } => {
                 let who = Ident::parse(id);
                 let mut rows: Vec<Value> = self.lookup(&who).into_iter().map(|r| r.preview()).collect();
@@ -596,7 +598,7 @@ impl RecordLookup for Zendesk {
 #[async_trait]
 impl RecordStore for Zendesk {
     async fn insert(&self, value: Record) -> Result<Record> {
-        let req = self.api.create(user_body(&value).map_err(|e| usage(e.0))?);
+        let req = self.api.create(create_body(&value).map_err(|e| usage(e.0))?);
         let resp = self.engine.send(&req).await?;
         user_of(&req, &resp.json(&req)?)
     }

@@ -40,7 +40,6 @@ pub const STANDARD: &[&str] = &[
     "default_group_id",
     "moderator",
     "only_private_comments",
-    "restricted_agent",
     "shared_phone_number",
     "signature",
     "suspended",
@@ -54,7 +53,8 @@ pub const STANDARD: &[&str] = &[
 ];
 
 /// Fields of a user as Zendesk answers it that it computes: never written
-/// back, never sent as custom fields.
+/// back, never sent as custom fields. Zendesk's OpenAPI description marks
+/// them `readOnly` (but `result_type`, which search answers add).
 pub const READ_ONLY: &[&str] = &[
     "id",
     "url",
@@ -69,8 +69,15 @@ pub const READ_ONLY: &[&str] = &[
     "iana_time_zone",
     "report_csv",
     "chat_only",
+    "restricted_agent",
     "result_type",
 ];
+
+/// Standard fields an update takes and a create does not: Zendesk's
+/// description names `photo` (an attachment, as a user is answered) in
+/// Update User's input only; a new user's picture comes from
+/// `remote_photo_url`. Left out of creates and upserts.
+pub const UPDATE_ONLY: &[&str] = &["photo"];
 
 /// The keys a user can be matched by: `external_id` ("A unique identifier
 /// from another system"; "External id has to be unique for each user under
@@ -110,6 +117,16 @@ pub fn user_body(record: &Record) -> Result<Value, Unfit> {
     Ok(Value::Object(body))
 }
 
+/// The user body of a create (insert): [`user_body`] without the fields
+/// only an update takes ([`UPDATE_ONLY`]).
+pub fn create_body(record: &Record) -> Result<Value, Unfit> {
+    let mut body = user_body(record)?;
+    if let Some(m) = body.as_object_mut() {
+        m.retain(|k, _| !UPDATE_ONLY.contains(&k.as_str()));
+    }
+    Ok(body)
+}
+
 /// The user body of an upsert (import, export's creates): it must hold
 /// `key` (`create_or_update_many` matches users by it), as a string.
 pub fn upsert_body(record: &Record, key: &str) -> Result<(String, Value), Unfit> {
@@ -119,7 +136,7 @@ pub fn upsert_body(record: &Record, key: &str) -> Result<(String, Value), Unfit>
         Some(Value::Null) | None => return Err(Unfit(format!("missing {key}"))),
         Some(other) => return Err(Unfit(format!("{key} must be a string, got {other}"))),
     };
-    let mut body = user_body(record)?;
+    let mut body = create_body(record)?;
     if let Some(m) = body.as_object_mut() {
         // Numbers are fine as an external id, but Zendesk's is a string.
         m.insert(key.to_string(), Value::String(value.clone()));
@@ -457,6 +474,24 @@ mod tests {
         assert_eq!(
             upsert_body(&record(json!({"name": "A"})), "email"),
             Err(Unfit("missing email".into()))
+        );
+    }
+
+    /// A user as Zendesk answers it, written back: `restricted_agent` is
+    /// read-only and `photo` is not taken by a create (Zendesk's OpenAPI
+    /// description), while an update may send `photo`.
+    #[test]
+    fn read_only_and_update_only_fields_stay_out_of_creates() {
+        let r = record(json!({"name": "A", "external_id": "a", "restricted_agent": true,
+            "photo": {"id": 928374}, "role_type": 0}));
+        assert_eq!(
+            user_body(&r).unwrap(),
+            json!({"name": "A", "external_id": "a", "photo": {"id": 928374}})
+        );
+        assert_eq!(create_body(&r).unwrap(), json!({"name": "A", "external_id": "a"}));
+        assert_eq!(
+            upsert_body(&r, "external_id").unwrap().1,
+            json!({"name": "A", "external_id": "a"})
         );
     }
 

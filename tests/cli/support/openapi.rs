@@ -107,25 +107,31 @@ impl Spec {
         errors
     }
 
-    /// The operation whose path template matches `path` (`{x}` is one segment).
+    /// The operation whose path template matches `path` (`{x}` is one
+    /// segment); of several, the one with the most literal segments, as
+    /// OpenAPI matches a concrete path before a templated one
+    /// (`/users/search` before `/users/{user_id}`).
     fn operation(&self, method: &str, path: &str) -> Option<(String, &Value)> {
         let segments: Vec<&str> = path.split('/').collect();
-        self.doc["operations"]
-            .as_object()?
-            .iter()
-            .find(|(key, _)| {
-                let Some((m, template)) = key.split_once(' ') else {
-                    return false;
-                };
-                let parts: Vec<&str> = template.split('/').collect();
-                m == method
-                    && parts.len() == segments.len()
-                    && parts
-                        .iter()
-                        .zip(&segments)
-                        .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s)
-            })
-            .map(|(k, v)| (k.clone(), v))
+        // The first of the most literal ones, in the extract's order.
+        let mut best: Option<(usize, &String, &Value)> = None;
+        for (key, op) in self.doc["operations"].as_object()? {
+            let Some((m, template)) = key.split_once(' ') else {
+                continue;
+            };
+            let parts: Vec<&str> = template.split('/').collect();
+            let fits = m == method
+                && parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(t, s)| (t.starts_with('{') && !s.is_empty()) || t == s);
+            let literal = parts.iter().filter(|t| !t.starts_with('{')).count();
+            if fits && best.is_none_or(|(most, _, _)| literal > most) {
+                best = Some((literal, key, op));
+            }
+        }
+        best.map(|(_, k, v)| (k.clone(), v))
     }
 
     fn validate(&self, schema: &Value, value: &Value, at: &str, errors: &mut Vec<String>) {
@@ -394,5 +400,12 @@ mod tests {
             s.check(&elsewhere),
             ["GET /things/7: no such operation in the description"]
         );
+        // A concrete path is its own operation, even when a template listed
+        // before it would match it too.
+        let mut doc = s.doc.clone();
+        doc["operations"]["POST /things/search"] = json!({"query": ["q"]});
+        let both = Spec { doc };
+        let search = json!({"method": "POST", "url": "http://h/things/search?q=1", "headers": {}});
+        assert_eq!(both.check(&search), Vec::<String>::new());
     }
 }
