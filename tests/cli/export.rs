@@ -691,10 +691,10 @@ fn export_interrupted_saves_what_was_sent_and_the_next_run_sends_the_rest() {
     assert_eq!(ids.len(), 3000, "every profile once");
 }
 
-/// kill -9 half-way through an export: the state was saved after each
-/// chunk (ten batches), so the next run finds what the destination already
-/// holds unchanged, sends at most the chunk that was in flight again, and
-/// ends with every profile in the destination exactly once.
+/// kill -9 half-way through an export: each chunk's state was saved while
+/// the next one was sent, so the next run finds what the destination
+/// already holds unchanged, sends again at most the last two chunks (ten
+/// batches), and ends with every profile in the destination exactly once.
 #[cfg(target_os = "linux")]
 #[test]
 fn export_killed_half_way_keeps_what_it_sent_and_the_next_run_sends_only_the_rest() {
@@ -722,7 +722,7 @@ fn export_killed_half_way_keeps_what_it_sent_and_the_next_run_sends_only_the_res
     let rest = f.run(&args[..5]).ok_json();
     let unchanged = rest["unchanged"].as_u64().unwrap();
     let created = rest["created"].as_u64().unwrap();
-    // The state holds all that was sent but the chunk in flight (10).
+    // The state holds all that was sent but the last two chunks (10).
     assert!(
         unchanged + 10 >= sent,
         "{sent} sent, {unchanged} kept: {rest}"

@@ -23,6 +23,9 @@ pub(super) struct Db {
     pub(super) busy_timeout: std::time::Duration,
     /// Opened on first use, so a read of a missing file creates nothing.
     pub(super) conn: Mutex<Option<Connection>>,
+    /// The membership tables are known to exist (created and committed),
+    /// so a run's membership batches skip their `CREATE TABLE IF NOT EXISTS`.
+    pub(super) group_tables: std::sync::atomic::AtomicBool,
 }
 
 impl Db {
@@ -244,7 +247,7 @@ pub(super) fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_
 /// it refused a record: read-only, full, locked past the busy timeout, gone,
 /// damaged. A constraint, a type mismatch or a value too big is the
 /// record's fault; so is any error that is not SQLite's (ferry's own checks).
-fn store_code(err: &anyhow::Error) -> Option<rusqlite::ErrorCode> {
+pub(super) fn store_code(err: &anyhow::Error) -> Option<rusqlite::ErrorCode> {
     use rusqlite::ErrorCode as C;
     let code = err
         .chain()

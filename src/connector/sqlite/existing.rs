@@ -257,8 +257,10 @@ impl Layout for Existing<'_> {
     }
 
     /// Only the named columns change, which merges already.
-    fn merged(&self, _old: Option<Record>, fields: &Record) -> Record {
-        fields.clone()
+    /// The columns the profile names are set on the row, or a row is
+    /// inserted: a row keeps its other columns, as a merge would.
+    fn create(&self, tx: &Connection, id: &str, fields: &Record) -> Result<()> {
+        self.upsert(tx, id, fields)
     }
 
     /// Cleared columns become NULL, the way a table clears a field; a

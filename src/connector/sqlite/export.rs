@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 
-use super::db::{write_tx, Db};
+use super::db::{store_code, write_tx, Db};
 use super::layout::{now, quote, Layout};
 use super::Sqlite;
 use crate::connector::{record_id, ProfileOutcome, ProfileUpdate, Record, Rejection};
@@ -28,11 +28,18 @@ impl Db {
         quote(&format!("{}_members", self.table))
     }
 
+    /// Create the membership tables unless they exist. A new membership
+    /// table keeps its rows in its key (`WITHOUT ROWID`): one B-tree to
+    /// write per membership instead of two.
     fn create_group_tables(&self, conn: &Connection) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.group_tables.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         conn.execute_batch(&format!(
             "CREATE TABLE IF NOT EXISTS {} (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS {} (group_name TEXT NOT NULL, record_id TEXT NOT NULL,
-                 PRIMARY KEY (group_name, record_id));",
+                 PRIMARY KEY (group_name, record_id)) WITHOUT ROWID;",
             self.groups_table(),
             self.members_table()
         ))
@@ -41,7 +48,12 @@ impl Db {
                 "could not create the group tables in {}",
                 self.path.display()
             )
-        })
+        })?;
+        // Inside a transaction the tables may still be rolled back.
+        if conn.is_autocommit() {
+            self.group_tables.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Create the profile, or merge its fields into the record with its id.
@@ -53,10 +65,12 @@ impl Db {
     ) -> Result<String> {
         let id = record_id(fields, &self.id_field)
             .ok_or_else(|| Rejection(format!("the profile has no {}", self.id_field)))?;
-        let record = layout.merged(layout.get(tx, &id)?, fields);
-        layout
-            .upsert(tx, &id, &record)
-            .map_err(|e| Rejection(format!("{e:#}")))?;
+        // What the table refuses is the profile's fault; the file failing
+        // is not, and keeps its SQLite error for `store_failure`.
+        layout.create(tx, &id, fields).map_err(|e| match store_code(&e) {
+            Some(_) => e,
+            None => Rejection(format!("{e:#}")).into(),
+        })?;
         Ok(id)
     }
 

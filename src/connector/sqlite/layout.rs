@@ -41,9 +41,9 @@ pub(super) trait Layout {
     /// Remove the record `id` (a tombstone where changes are tracked).
     fn remove(&self, tx: &Connection, id: &str) -> Result<()>;
 
-    /// What an export's create writes: `fields` merged into the record that
-    /// has the id (`old`), where the layout keeps whole records.
-    fn merged(&self, old: Option<Record>, fields: &Record) -> Record;
+    /// An export's create of record `id`: `fields` merged into the record
+    /// that has the id, where the layout keeps whole records, or a new one.
+    fn create(&self, tx: &Connection, id: &str, fields: &Record) -> Result<()>;
 
     /// An export's update of record `id` (now `old`), which may rename it
     /// to `new_id`; what the table refuses is a [`crate::connector::Rejection`].

@@ -97,6 +97,7 @@ pub fn open(_env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             id_field: config.id_field,
             busy_timeout,
             conn: Mutex::new(None),
+            group_tables: Default::default(),
         }),
     }))
 }

@@ -19,6 +19,7 @@
 pub mod diff;
 pub mod input;
 mod light;
+mod planner;
 mod preview;
 mod report;
 mod runs;
@@ -29,7 +30,7 @@ pub mod state;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use crate::connector::able;
 use crate::ctx::Ctx;
@@ -174,45 +175,58 @@ pub async fn run(
         scan.absent,
     ));
 
-    // A batch for a remote destination holds at most 100 profiles; a file
-    // takes its largest batch, since each batch costs one rewrite of it.
+    // A batch for a remote destination holds at most 100 profiles; a local
+    // store takes its largest batch, since each batch costs one rewrite of
+    // a file, or one transaction.
     let batch = plan
         .batch_size
         .unwrap_or_else(|| match dest.written_file() {
             Some(_) => dest.spec().max_batch_size,
+            None if dest.spec().store.is_some() => dest.spec().max_batch_size,
             None => dest.spec().max_batch_size.min(100),
         })
         .max(1);
-    let mut parts = Parts {
-        deletes: scan.deletes()?,
-        entries: scan.entries()?,
-        after: String::new(),
-        absent_done: false,
-        chunk: batch.saturating_mul(send::CHUNK_BATCHES),
+    let chunk = send::chunk_size(batch);
+    let diffing = planner::Diffing {
+        fields: fields.clone(),
+        groups,
+        code: code.to_string(),
         opts: DiffOptions {
             full: plan.full,
             deletes: plan.deletes,
         },
     };
+    let (read, unchanged) = (scan.profiles, scan.unchanged);
+    let total = scan.spooled
+        + if plan.deletes == Deletes::None {
+            0
+        } else {
+            scan.absent
+        };
+    let rehash = scan.take_rehash();
 
     // Preview: the whole plan counted, the first decisions kept.
     if plan.dry_run {
         let mut predicted = diff::Counts {
-            unchanged: scan.unchanged,
+            unchanged,
             ..Default::default()
         };
         let mut kept = Kept::default();
-        while let Some(decisions) = parts.next(&scan, &state, &fields, groups, code)? {
+        let path = state.path().to_path_buf();
+        let parts = planner::Parts::new(scan, state, chunk, diffing)?;
+        let mut planned = planner::Planner::start(parts, |d| d);
+        while let Some(decisions) = planned.next().await? {
             predicted.add(&diff::count(&decisions, groups));
             kept.keep(decisions);
         }
+        planned.finish().await?;
         let report = preview::dry_run(
             profiles,
             &kept.decisions,
             predicted,
             over_limit,
             target.account.source.clone(),
-            state.path().to_path_buf(),
+            path,
         );
         return Ok(ExportReport::DryRun(Box::new(report)));
     }
@@ -226,76 +240,77 @@ pub async fn run(
         prompted = asked.elapsed();
     }
     // Rows an older ferry wrote without a hash, found unchanged.
-    state.set_hashes(&scan.take_rehash())?;
+    state.set_hashes(&rehash)?;
 
     // Second pass: diff, send and save a chunk at a time (deletes first,
-    // then the profiles that left the input, then the rest); each chunk's
-    // state is saved once it is sent (what succeeded, nothing for what
-    // failed), so a run killed half-way keeps what the destination holds.
-    let identity = target.identity.clone();
-    let total = scan.spooled
-        + if plan.deletes == Deletes::None {
-            0
-        } else {
-            scan.absent
-        };
+    // then the profiles that left the input, then the rest). Three chunks
+    // are in hand at once: the planner reads the state as the run found it,
+    // on a connection of its own, and plans the next chunk while this one
+    // is sent and the one before saved (what succeeded, nothing for what
+    // failed), so a run killed half-way keeps what the destination holds
+    // but the last two chunks, which the next run sends again.
+    let state_path = state.path().to_path_buf();
+    let parts = planner::Parts::new(scan, State::open_read(state_path.clone())?, chunk, diffing)?;
+    let mut planned = planner::Planner::start(parts, send::tracks);
+    let mut saves = Saves::new(state, target.identity.clone());
     let watch = Watch::new(progress);
     progress.start(0, Some(total));
     let mut tally = report::Tally::default();
-    tally.unchanged(scan.unchanged);
+    tally.unchanged(unchanged);
     let mut sent = Sent::default();
     let mut ensured = send::Groups::new();
     let mut interrupted = false;
-    while let Some(decisions) = parts.next(&scan, &state, &fields, groups, code)? {
-        let (invalid, mut tracks) = send::tracks(decisions);
-        watch.skip(invalid.len() as u64);
-        // After a stop nothing more is sent: the invalid entries are still
-        // reported, and what would have been sent is counted as not sent.
-        interrupted = interrupted || interrupt.is_set();
-        if interrupted {
-            tally.add(&invalid, &[]);
-            tally.not_sent(tracks.iter().filter(|t| t.p.sends()).count() as u64);
-            continue;
+    let second = async {
+        while let Some((invalid, mut tracks)) = planned.next().await? {
+            watch.skip(invalid.len() as u64);
+            // After a stop nothing more is sent: the invalid entries are
+            // still reported, and what would have been sent is counted as
+            // not sent.
+            interrupted = interrupted || interrupt.is_set();
+            if interrupted {
+                tally.add(&invalid, &[]);
+                tally.not_sent(tracks.iter().filter(|t| t.p.sends()).count() as u64);
+                continue;
+            }
+            let (part, stopped) = send::send_all(
+                profiles,
+                &mut tracks,
+                batch,
+                &ctx.out,
+                interrupt.clone(),
+                &watch,
+                &mut ensured,
+            )
+            .await;
+            saves
+                .save(
+                    send::state_changes(&mut tracks, groups),
+                    send::unchanged_hashes(&tracks),
+                )
+                .await?;
+            watch.next_part();
+            sent.add(&part);
+            tally.add(&invalid, &tracks);
+            interrupted = stopped;
         }
-        let mut save = |chunk: &[send::Track]| -> Result<()> {
-            let changes = send::state_changes(chunk, groups);
-            if !changes.is_empty() {
-                state.save(&identity, &changes)?;
-            }
-            let rehash = send::unchanged_hashes(chunk);
-            if !rehash.is_empty() {
-                state.set_hashes(&rehash)?;
-            }
-            Ok(())
-        };
-        let (part, stopped) = send::send_all(
-            profiles,
-            &mut tracks,
-            batch,
-            &ctx.out,
-            interrupt.clone(),
-            &watch,
-            send::Carry {
-                groups: &mut ensured,
-                save: &mut save,
-            },
-        )
-        .await?;
-        watch.next_part();
-        sent.add(&part);
-        tally.add(&invalid, &tracks);
-        interrupted = stopped;
-    }
+        anyhow::Ok(())
+    };
+    let second = second.await;
+    // Whatever stopped the run, what was sent is saved before it returns.
+    let saved = saves.settle().await;
+    second?;
+    saved?;
+    planned.finish().await?;
     progress.finish();
 
     // Report.
     let mut report = tally.report(
         sent,
         interrupted,
-        scan.profiles,
+        read,
         started.elapsed().saturating_sub(prompted),
         target.account.source.clone(),
-        state.path().to_path_buf(),
+        state_path,
     );
     if let Some(path) = &plan.errors {
         let path = crate::config::resolve(&ctx.cwd, path);
@@ -305,79 +320,60 @@ pub async fn run(
     Ok(ExportReport::Run(Box::new(report)))
 }
 
-/// The second pass's parts, in the order they are sent: the spooled
-/// `toDelete` marks, then (with `--deletes`) the profiles that left the
-/// input, then every other spooled entry, a chunk at a time. Deletes go
-/// first, as the old code did: a key may pass from a deleted profile to a
-/// new one, whose create must not find the record about to be deleted.
-struct Parts {
-    deletes: scan::Spooled,
-    entries: scan::Spooled,
-    /// The last absent profile sent (their pages go by id).
-    after: String,
-    /// Every absent profile has been sent.
-    absent_done: bool,
-    chunk: usize,
-    opts: DiffOptions,
+/// A run's state saves, each on a blocking thread while the run sends the
+/// next chunk; one at a time, in the order the chunks were sent.
+struct Saves {
+    /// The state, while no save holds it.
+    state: Option<State>,
+    /// The save in progress, which hands the state back.
+    pending: Option<tokio::task::JoinHandle<Result<State>>>,
+    /// The destination, as the state records it.
+    identity: String,
 }
 
-impl Parts {
-    /// The decisions of the next chunk; `None` at the end.
-    fn next(
-        &mut self,
-        scan: &scan::Scan,
-        state: &State,
-        fields: &crate::connector::ExportFields,
-        groups: bool,
-        code: &str,
-    ) -> Result<Option<Vec<diff::Decision>>> {
-        let present = DiffOptions {
-            deletes: Deletes::None,
-            ..self.opts
-        };
-        let deletes = scan.chunk(&mut self.deletes, self.chunk)?;
-        if !deletes.is_empty() {
-            return Ok(Some(plan_chunk(
-                state, deletes, fields, groups, code, present,
-            )?));
+impl Saves {
+    fn new(state: State, identity: String) -> Saves {
+        Saves {
+            state: Some(state),
+            pending: None,
+            identity,
         }
-        if self.opts.deletes != Deletes::None && !self.absent_done {
-            let page = scan.absent_page(&self.after, self.chunk)?;
-            match page.last() {
-                Some((last, _)) => {
-                    self.after = last.clone();
-                    let rows = page.into_iter().collect();
-                    let decisions = diff::plan(Vec::new(), &rows, fields, groups, code, self.opts);
-                    return Ok(Some(decisions));
-                }
-                None => self.absent_done = true,
-            }
-        }
-        let entries = scan.chunk(&mut self.entries, self.chunk)?;
-        if entries.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(plan_chunk(
-            state, entries, fields, groups, code, present,
-        )?))
     }
-}
 
-/// Diff one chunk of spooled entries against their state rows.
-fn plan_chunk(
-    state: &State,
-    entries: Vec<input::Entry>,
-    fields: &crate::connector::ExportFields,
-    groups: bool,
-    code: &str,
-    opts: DiffOptions,
-) -> Result<Vec<diff::Decision>> {
-    let ids: Vec<String> = entries
-        .iter()
-        .filter_map(|e| e.as_ref().ok().map(|p| p.id.clone()))
-        .collect();
-    let rows = state.rows(&ids)?;
-    Ok(diff::plan(entries, &rows, fields, groups, code, opts))
+    /// Save one chunk's rows and hashes, once the save before it is done.
+    async fn save(
+        &mut self,
+        changes: Vec<(String, Option<state::Written>)>,
+        rehash: Vec<(String, String)>,
+    ) -> Result<()> {
+        self.settle().await?;
+        let mut state = self
+            .state
+            .take()
+            .context("the export state was lost by a failed save")?;
+        let identity = self.identity.clone();
+        self.pending = Some(tokio::task::spawn_blocking(move || {
+            if !changes.is_empty() {
+                state.save(&identity, &changes)?;
+            }
+            if !rehash.is_empty() {
+                state.set_hashes(&rehash)?;
+            }
+            Ok(state)
+        }));
+        Ok(())
+    }
+
+    /// Wait for the save in progress; its error, if it failed.
+    async fn settle(&mut self) -> Result<()> {
+        if let Some(pending) = self.pending.take() {
+            let state = pending
+                .await
+                .context("saving the export state stopped unexpectedly")??;
+            self.state = Some(state);
+        }
+        Ok(())
+    }
 }
 
 /// A dry run's decisions kept for its report: every invalid one (the

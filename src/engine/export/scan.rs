@@ -235,9 +235,12 @@ fn scratch(root: &Path) -> Result<tempfile::TempDir> {
         .with_context(|| format!("could not create a scratch folder in {}", root.display()))
 }
 
-/// `path` as an SQLite URI that opens it read-only, whatever characters it
-/// holds (`#`, `?` and `%` would otherwise end or escape the path).
-fn read_only_uri(path: &Path) -> String {
+/// `path` as an SQLite URI that opens an existing file, whatever characters
+/// it holds (`#`, `?` and `%` would otherwise end or escape the path). The
+/// pass only reads through it, but not as `mode=ro`: the state keeps a
+/// write-ahead log, which only a connection that could write removes when
+/// it is the last to close (see [`super::State::open_read`]).
+fn state_uri(path: &Path) -> String {
     const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
         .remove(b'/')
         .remove(b'-')
@@ -246,7 +249,7 @@ fn read_only_uri(path: &Path) -> String {
         .remove(b'~');
     let text = path.display().to_string();
     format!(
-        "file:{}?mode=ro",
+        "file:{}?mode=rw",
         percent_encoding::utf8_percent_encode(&text, KEEP)
     )
 }
@@ -294,12 +297,9 @@ impl Scan {
                 drop(super::State::open(state_path.to_path_buf())?);
             }
             let read = || format!("could not read the export state {}", state_path.display());
-            conn.execute(
-                "ATTACH DATABASE ?1 AS st",
-                params![read_only_uri(state_path)],
-            )
-            .with_context(read)?;
-            let state = Connection::open_with_flags(state_path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            conn.execute("ATTACH DATABASE ?1 AS st", params![state_uri(state_path)])
+                .with_context(read)?;
+            let state = Connection::open_with_flags(state_path, OpenFlags::SQLITE_OPEN_READ_WRITE)
                 .with_context(read)?;
             state.busy_timeout(Duration::from_secs(10))?;
             Some(state)
@@ -919,8 +919,8 @@ mod tests {
     #[test]
     fn a_state_path_is_a_uri_whatever_it_holds() {
         assert_eq!(
-            read_only_uri(Path::new("/tmp/a b/#x?y%z/s.db")),
-            "file:/tmp/a%20b/%23x%3Fy%25z/s.db?mode=ro"
+            state_uri(Path::new("/tmp/a b/#x?y%z/s.db")),
+            "file:/tmp/a%20b/%23x%3Fy%25z/s.db?mode=rw"
         );
     }
 }

@@ -1,7 +1,7 @@
 //! The send phase of an export: one [`Track`] per planned profile, sent a
-//! chunk of [`CHUNK_BATCHES`] batches at a time: the chunk's deletes,
+//! chunk ([`chunk_size`]) at a time: the chunk's deletes,
 //! creates, updates and group memberships in that order, each in batches,
-//! each profile's outcome kept on its track, then the chunk's state saved. A destination that
+//! each profile's outcome kept on its track. A destination that
 //! asks to retry later is waited for once (up to a minute); Ctrl-C lets the
 //! batch in flight finish and marks the rest as not sent. What succeeded
 //! becomes the state changes ([`state_changes`]); nothing else does.
@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::diff::{Decision, Planned, Skip, Step};
 use super::input::Invalid;
 use super::report::Sent;
-use super::state::Exported;
+use super::state::{Props, Written};
 use crate::connector::{
     able, ProfileChange, ProfileOutcome, ProfileSink, ProfileUpdate, Record, WholeProfileSink,
 };
@@ -58,6 +58,10 @@ pub(super) struct Track {
     pub(super) failure: Option<Failed>,
     pub(super) skip: Option<Skip>,
     pub(super) groups_now: BTreeSet<String>,
+    /// The properties as the state row keeps them, written before they are
+    /// sent; `None` for a profile whose row is not written (unchanged,
+    /// deleted).
+    pub(super) props: Option<Props>,
 }
 
 impl Track {
@@ -94,11 +98,13 @@ impl Track {
 /// One track per planned profile; the invalid ones are set aside.
 pub(super) fn tracks(decisions: Vec<Decision>) -> (Vec<Invalid>, Vec<Track>) {
     let mut invalid = Vec::new();
-    let mut tracks = Vec::new();
+    let mut tracks = Vec::with_capacity(decisions.len());
     for d in decisions {
         match d {
             Decision::Invalid(i) => invalid.push(i),
             Decision::Planned(p) => tracks.push(Track {
+                props: (!p.is_unchanged() && !matches!(p.step, Step::Delete { .. }))
+                    .then(|| Props::of(&p.fields)),
                 dest_id: p.prev.as_ref().map(|e| e.dest_id.clone()),
                 groups_now: p
                     .prev
@@ -120,25 +126,32 @@ pub(super) fn tracks(decisions: Vec<Decision>) -> (Vec<Invalid>, Vec<Track>) {
 /// is ensured once per run, whatever the chunk.
 pub(super) type Groups = HashMap<String, std::result::Result<String, String>>;
 
-/// What [`send_all`] carries from one call to the next of a run: the
-/// groups ensured so far, and where each chunk's state is saved.
-pub(super) struct Carry<'a> {
-    pub(super) groups: &'a mut Groups,
-    pub(super) save: &'a mut (dyn FnMut(&[Track]) -> anyhow::Result<()> + Send),
+/// How many batches a chunk of the run holds, at most. The run sends a
+/// chunk (its deletes, creates, updates, then memberships), then saves its
+/// state while it sends the next one; a run killed half-way keeps what it
+/// sent but at most the last two chunks, ten batches, which the next run
+/// sends again (as upserts by key, so nothing is duplicated).
+const CHUNK_BATCHES: usize = 5;
+
+/// The most profiles a chunk of several batches holds: three chunks are in
+/// hand at once (planned, sent, saved), and a local store's batches of a
+/// thousand would otherwise hold 15,000 profiles in memory.
+const CHUNK_PROFILES: usize = 3_000;
+
+/// The profiles of a chunk sent in batches of `batch`: [`CHUNK_BATCHES`]
+/// batches, but not more than [`CHUNK_PROFILES`] profiles unless one batch
+/// is larger.
+pub(super) fn chunk_size(batch: usize) -> usize {
+    batch
+        .saturating_mul(CHUNK_BATCHES)
+        .min(CHUNK_PROFILES.max(batch))
+        .max(1)
 }
 
-/// How many batches a chunk of the run holds: the tracks are sent a chunk
-/// at a time (its deletes, creates, updates, then memberships) and the
-/// state is saved after each, so a run killed half-way keeps what it sent
-/// and loses at most the chunk in flight (sent again next run, which
-/// upserts by key, so nothing is duplicated).
-pub(super) const CHUNK_BATCHES: usize = 10;
-
-/// Send what the tracks plan, in batches of `batch`, a chunk of
-/// [`CHUNK_BATCHES`] batches at a time, handing each chunk's tracks to
-/// `save` once it is sent. Answers what the destination acknowledged and
-/// whether a signal stopped the run; a chunk that cannot be saved stops it
-/// with that error.
+/// Send what one chunk's tracks plan, in batches of `batch`: deletes,
+/// creates, updates, then memberships (each group ensured once a run, in
+/// `groups`), each profile's outcome kept on its track. Answers what the
+/// destination acknowledged and whether a signal stopped the run.
 pub(super) async fn send_all(
     dest: &dyn ProfileSink,
     tracks: &mut [Track],
@@ -146,9 +159,8 @@ pub(super) async fn send_all(
     out: &Output,
     interrupt: Interrupt,
     progress: &dyn Progress,
-    carry: Carry<'_>,
-) -> anyhow::Result<(Sent, bool)> {
-    let Carry { groups, save } = carry;
+    groups: &mut Groups,
+) -> (Sent, bool) {
     let mut sent = Sent::default();
     // Ctrl-C, SIGTERM, SIGHUP: the batch in flight finishes, nothing more
     // is sent, and what succeeded is saved before the run exits 130.
@@ -179,39 +191,27 @@ pub(super) async fn send_all(
     }
     let (done, _) = settled(tracks);
     progress.start(done, Some(tracks.len() as u64));
-    // Settled and failed tracks of the chunks already sent.
-    let (mut before, mut failed_before) = (0u64, 0u64);
-    let mut saved = Ok(());
-    for chunk in tracks.chunks_mut(batch.saturating_mul(CHUNK_BATCHES).max(1)) {
-        let show = |chunk: &[Track]| {
-            let (done, failed) = settled(chunk);
-            progress.update(before + done, failed_before + failed);
-        };
-        if let Some(whole) = dest.whole() {
-            wholes(whole, chunk, &link, &mut sent).await;
-            show(chunk);
-        } else {
-            deletes(dest, chunk, &link, &mut sent).await;
-            show(chunk);
-            creates(dest, chunk, &link, &mut sent).await;
-            show(chunk);
-            updates(dest, chunk, &link, &mut sent).await;
-            show(chunk);
-            if dest.groups().is_some() {
-                memberships(dest, chunk, &link, &mut sent, groups).await;
-            }
-        }
-        let (done, failed) = settled(chunk);
-        before += done;
-        failed_before += failed;
-        saved = save(chunk);
-        if saved.is_err() {
-            break;
+    let show = |tracks: &[Track]| {
+        let (done, failed) = settled(tracks);
+        progress.update(done, failed);
+    };
+    if let Some(whole) = dest.whole() {
+        wholes(whole, tracks, &link, &mut sent).await;
+    } else {
+        deletes(dest, tracks, &link, &mut sent).await;
+        show(tracks);
+        creates(dest, tracks, &link, &mut sent).await;
+        show(tracks);
+        updates(dest, tracks, &link, &mut sent).await;
+        show(tracks);
+        if dest.groups().is_some() {
+            memberships(dest, tracks, &link, &mut sent, groups).await;
         }
     }
+    show(tracks);
     progress.finish();
     watcher.abort();
-    saved.map(|()| (sent, stop.load(Ordering::SeqCst)))
+    (sent, stop.load(Ordering::SeqCst))
 }
 
 /// How many tracks are settled (their record step done, or failed), and
@@ -238,8 +238,9 @@ fn settled(tracks: &[Track]) -> (u64, u64) {
 
 /// The state changes of a run: what succeeded, and nothing for what
 /// failed, so a failed profile is sent again next run. For a destination
-/// that holds no memberships (`groups` false) the state keeps the input's groups.
-pub(super) fn state_changes(tracks: &[Track], groups: bool) -> Vec<(String, Option<Exported>)> {
+/// that holds no memberships (`groups` false) the state keeps the input's
+/// groups. The tracks give up their state rows (the last use of them).
+pub(super) fn state_changes(tracks: &mut [Track], groups: bool) -> Vec<(String, Option<Written>)> {
     let mut changes = Vec::new();
     for t in tracks {
         if t.p.is_unchanged() || (!t.step_ok && t.failure.is_some()) {
@@ -249,16 +250,17 @@ pub(super) fn state_changes(tracks: &[Track], groups: bool) -> Vec<(String, Opti
             (Step::Delete { .. }, _) => changes.push((t.p.id.clone(), None)),
             (_, Some(dest_id)) => {
                 let memberships = if groups {
-                    t.groups_now.clone()
+                    std::mem::take(&mut t.groups_now)
                 } else {
-                    t.p.groups.clone()
+                    std::mem::take(&mut t.p.groups)
                 };
+                let properties = t.props.take().unwrap_or_else(|| Props::of(&t.p.fields));
                 changes.push((
                     t.p.id.clone(),
-                    Some(Exported {
+                    Some(Written {
                         dest_id: dest_id.clone(),
                         key: t.p.key.clone(),
-                        properties: t.p.fields.clone(),
+                        properties,
                         groups: memberships,
                     }),
                 ));
@@ -292,13 +294,17 @@ impl Link<'_> {
     }
 
     /// [`send`] in this run's batches, minding its Ctrl-C flag.
-    async fn send<T, F, Fut>(&self, items: Vec<T>, call: F) -> Vec<ProfileOutcome>
+    async fn send<T, F, Fut>(
+        &self,
+        items: Vec<T>,
+        call: F,
+        again: impl Fn(usize) -> T,
+    ) -> Vec<ProfileOutcome>
     where
-        T: Clone,
         F: Fn(Vec<T>) -> Fut,
         Fut: Future<Output = Vec<ProfileOutcome>>,
     {
-        send(items, self.batch, self.out, self.stop, call).await
+        send(items, self.batch, self.out, self.stop, call, again).await
     }
 }
 
@@ -314,11 +320,15 @@ fn requests<T>(tracks: &[Track], request: impl Fn(&Planned) -> Option<T>) -> (Ve
 
 /// Deletes, by the destination id recorded last time.
 async fn deletes(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (idx, ids) = requests(tracks, |p| match &p.step {
+    let request = |p: &Planned| match &p.step {
         Step::Delete { dest_id } => Some(dest_id.clone()),
         _ => None,
-    });
-    let outcomes = link.send(ids, |chunk| dest.delete_profiles(chunk)).await;
+    };
+    let (idx, ids) = requests(tracks, request);
+    let again = |k: usize| request(&tracks[idx[k]].p).unwrap_or_default();
+    let outcomes = link
+        .send(ids, |chunk| dest.delete_profiles(chunk), again)
+        .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -368,7 +378,10 @@ async fn wholes(
     sent: &mut Sent,
 ) {
     let (idx, changes) = requests(tracks, |p| p.sends().then(|| change_of(p)));
-    let outcomes = link.send(changes, |chunk| dest.export_changes(chunk)).await;
+    let again = |k: usize| change_of(&tracks[idx[k]].p);
+    let outcomes = link
+        .send(changes, |chunk| dest.export_changes(chunk), again)
+        .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
         match o {
@@ -397,11 +410,27 @@ async fn wholes(
 
 /// Creates: upserts by key, so a re-sent create never duplicates.
 async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (idx, records) = requests(tracks, |p| {
-        (p.step == Step::Create).then(|| p.fields.clone())
-    });
+    // The record goes to the destination as it is: the state row keeps
+    // the properties written before (`Track::props`).
+    let (idx, records): (Vec<usize>, Vec<Record>) = tracks
+        .iter_mut()
+        .enumerate()
+        .filter(|(_, t)| t.p.step == Step::Create)
+        .map(|(i, t)| match t.props {
+            Some(_) => (i, std::mem::take(&mut t.p.fields)),
+            None => (i, t.p.fields.clone()),
+        })
+        .unzip();
+    // A record asked for again is read back from the state row's text.
+    let again = |k: usize| {
+        let t = &tracks[idx[k]];
+        t.props
+            .as_ref()
+            .map(Props::record)
+            .unwrap_or_else(|| t.p.fields.clone())
+    };
     let outcomes = link
-        .send(records, |chunk| dest.create_profiles(chunk))
+        .send(records, |chunk| dest.create_profiles(chunk), again)
         .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
@@ -418,7 +447,7 @@ async fn creates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
 /// Updates, by the destination id found last time, so a changed key
 /// updates the record instead of creating a second one.
 async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, sent: &mut Sent) {
-    let (idx, updates) = requests(tracks, |p| match &p.step {
+    let request = |p: &Planned| match &p.step {
         Step::Update {
             dest_id,
             set,
@@ -432,9 +461,11 @@ async fn updates(dest: &dyn ProfileSink, tracks: &mut [Track], link: &Link<'_>, 
             },
         )),
         _ => None,
-    });
+    };
+    let (idx, updates) = requests(tracks, request);
+    let again = |k: usize| request(&tracks[idx[k]].p).unwrap_or_default();
     let outcomes = link
-        .send(updates, |chunk| dest.update_profiles(chunk))
+        .send(updates, |chunk| dest.update_profiles(chunk), again)
         .await;
     for (&i, o) in idx.iter().zip(&outcomes) {
         let t = &mut tracks[i];
@@ -504,15 +535,14 @@ async fn memberships(
             };
             // A group id means the destination holds groups.
             let Ok(members) = &sink else { continue };
-            let ids: Vec<String> = idx
-                .iter()
-                .map(|&i| tracks[i].dest_id.clone().unwrap_or_default())
-                .collect();
+            let id = |i: usize| tracks[i].dest_id.clone().unwrap_or_default();
+            let ids: Vec<String> = idx.iter().map(|&i| id(i)).collect();
+            let again = |k: usize| id(idx[k]);
             let outcomes = if adding {
-                link.send(ids, |chunk| members.add_members(&group, chunk))
+                link.send(ids, |chunk| members.add_members(&group, chunk), again)
                     .await
             } else {
-                link.send(ids, |chunk| members.remove_members(&group, chunk))
+                link.send(ids, |chunk| members.remove_members(&group, chunk), again)
                     .await
             };
             for (&i, o) in idx.iter().zip(&outcomes) {
@@ -607,36 +637,45 @@ async fn relocate(dest: &dyn ProfileSink, t: &mut Track, sent: &mut Sent) {
 /// Send `items` in batches of `size`; a profile the destination asks to
 /// retry later is sent once more after the wait (up to a minute), so a
 /// rate limit costs time, not the profile. One outcome per item, in order.
+/// The items go to the destination as they are; `again(k)` builds item
+/// `k` anew for the retry, so no batch is copied in case one comes.
 async fn send<T, F, Fut>(
     items: Vec<T>,
     size: usize,
     out: &Output,
     stop: &AtomicBool,
     call: F,
+    again: impl Fn(usize) -> T,
 ) -> Vec<ProfileOutcome>
 where
-    T: Clone,
     F: Fn(Vec<T>) -> Fut,
     Fut: Future<Output = Vec<ProfileOutcome>>,
 {
     let mut all = Vec::with_capacity(items.len());
-    for chunk in items.chunks(size) {
+    let mut items = items.into_iter();
+    loop {
+        let base = all.len();
+        let chunk: Vec<T> = items.by_ref().take(size.max(1)).collect();
+        let n = chunk.len();
+        if n == 0 {
+            break;
+        }
         if stop.load(Ordering::SeqCst) {
-            all.extend(chunk.iter().map(|_| ProfileOutcome::Error {
+            all.extend((0..n).map(|_| ProfileOutcome::Error {
                 reason: INTERRUPTED.into(),
                 retry_in: None,
             }));
             continue;
         }
-        let mut outcomes = fit(call(chunk.to_vec()).await, chunk.len());
-        let again: Vec<usize> = outcomes
+        let mut outcomes = fit(call(chunk).await, n);
+        let later: Vec<usize> = outcomes
             .iter()
             .enumerate()
             .filter(|(_, o)| matches!(o, ProfileOutcome::Error { retry_in: Some(d), .. } if *d <= MAX_RETRY_WAIT))
             .map(|(i, _)| i)
             .collect();
-        if !again.is_empty() {
-            let wait = again
+        if !later.is_empty() {
+            let wait = later
                 .iter()
                 .filter_map(|&i| match &outcomes[i] {
                     ProfileOutcome::Error { retry_in, .. } => *retry_in,
@@ -646,13 +685,13 @@ where
                 .unwrap_or_default();
             out.info(&format!(
                 "the destination asked to retry {} profile(s) in {:.1}s; waiting",
-                again.len(),
+                later.len(),
                 wait.as_secs_f64()
             ));
             tokio::time::sleep(wait).await;
-            let retry: Vec<T> = again.iter().map(|&i| chunk[i].clone()).collect();
-            let second = fit(call(retry).await, again.len());
-            for (&i, o) in again.iter().zip(second) {
+            let retry: Vec<T> = later.iter().map(|&i| again(base + i)).collect();
+            let second = fit(call(retry).await, later.len());
+            for (&i, o) in later.iter().zip(second) {
                 outcomes[i] = o;
             }
         }
@@ -683,8 +722,9 @@ mod tests {
     async fn a_retry_in_answer_is_waited_for_and_sent_once_more() {
         let calls = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
+        let items = ["a", "b"];
         let outcomes = send(
-            vec!["a", "b"],
+            items.to_vec(),
             10,
             &Output::new(),
             &stop,
@@ -703,6 +743,7 @@ mod tests {
                         .collect()
                 }
             },
+            |k| items[k],
         )
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);

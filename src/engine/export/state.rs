@@ -25,6 +25,40 @@ pub struct Exported {
     pub groups: BTreeSet<String>,
 }
 
+/// A profile's row as [`State::save`] writes it: what was exported.
+#[derive(Debug)]
+pub struct Written {
+    pub dest_id: String,
+    pub key: String,
+    pub properties: Props,
+    pub groups: BTreeSet<String>,
+}
+
+/// Properties as a state row keeps them: their JSON, and the part of the
+/// row's hash they make, which the groups complete. Written before the
+/// properties are sent (by the planner, off the send's path), so the
+/// request can take the properties themselves.
+#[derive(Debug, Clone)]
+pub struct Props {
+    json: String,
+    hashed: Fnv,
+}
+
+impl Props {
+    /// The properties back from their JSON (a retry of properties sent).
+    pub fn record(&self) -> Record {
+        serde_json::from_str(&self.json).unwrap_or_default()
+    }
+
+    pub fn of(properties: &Record) -> Props {
+        Props {
+            // A map of strings to JSON values always serializes.
+            json: serde_json::to_string(properties).unwrap_or_default(),
+            hashed: Fnv::of_properties(properties),
+        }
+    }
+}
+
 /// The state file of one destination.
 pub struct State {
     path: PathBuf,
@@ -58,12 +92,16 @@ impl State {
         &self.path
     }
 
-    /// The state at `path` opened to read only, as it is (a dry run writes
+    /// The state at `path` opened to be read, as it is (a dry run writes
     /// nothing, an older state is not upgraded); a missing file is empty.
+    /// The connection could write, though nothing writes through it: the
+    /// last connection to a write-ahead-logged file folds the log in and
+    /// removes it when it closes, which a read-only one cannot do, and a
+    /// dry run must not leave the log files behind.
     pub fn open_read(path: PathBuf) -> Result<State> {
         let conn = if path.exists() {
             let conn =
-                Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
                     .with_context(|| {
                         format!("could not open the export state {}", path.display())
                     })?;
@@ -128,11 +166,7 @@ impl State {
 
     /// Apply the run's results in one transaction: `Some` writes a profile's
     /// row, `None` removes it (deleted in the destination).
-    pub fn save(
-        &mut self,
-        destination: &str,
-        changes: &[(String, Option<Exported>)],
-    ) -> Result<()> {
+    pub fn save(&mut self, destination: &str, changes: &[(String, Option<Written>)]) -> Result<()> {
         if self.conn.is_none() {
             if let Some(dir) = self.path.parent() {
                 std::fs::create_dir_all(dir)
@@ -159,10 +193,10 @@ impl State {
                             id,
                             e.dest_id,
                             e.key,
-                            serde_json::to_string(&e.properties)?,
+                            e.properties.json,
                             serde_json::to_string(&e.groups)?,
                             now,
-                            hash(&e.properties, &e.groups)
+                            format!("{:032x}", e.properties.hashed.with_groups(&e.groups))
                         ],
                     )?;
                 }
@@ -182,6 +216,14 @@ fn open_conn(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)
         .with_context(|| format!("could not open the export state {}", path.display()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // A write-ahead log: a run saves the state after every chunk, and a
+    // rollback journal's commit waits for two fsyncs (a third of a first
+    // run's time); with the log a commit survives a killed process, and a
+    // power cut loses at most the last commits (sent again next run, as
+    // upserts), never the file. The run's planner reads while it writes.
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .with_context(|| format!("{} is not an export state file", path.display()))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
          INSERT OR IGNORE INTO meta (key, value) VALUES ('version', '1');
@@ -249,32 +291,44 @@ pub fn hash(properties: &Record, groups: &BTreeSet<String>) -> String {
 /// [`hash`] as a number, computed without building a string for any of
 /// its parts (the first pass of an export hashes every profile it reads).
 pub fn hash_of(properties: &Record, groups: &BTreeSet<String>) -> u128 {
-    let mut h = Fnv::new();
-    let mut keys: Vec<&String> = properties.keys().collect();
-    keys.sort_unstable();
-    for k in keys {
-        // The key as a JSON string, then the value as compact JSON: the
-        // same bytes `to_string` gives, written straight into the hash.
-        let _ = serde_json::to_writer(&mut h, k);
-        h.eat(b":");
-        let _ = serde_json::to_writer(&mut h, &properties[k.as_str()]);
-        h.eat(b"\n");
-    }
-    h.eat(b"\x01");
-    for g in groups {
-        h.eat(g.as_bytes());
-        h.eat(b"\n");
-    }
-    h.finish()
+    Fnv::of_properties(properties).with_groups(groups)
 }
 
 /// FNV-1a on 128 bits, fed as a writer (or by [`super::light`], which
 /// feeds it the same bytes from a line's text).
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Fnv(u128);
 
 impl Fnv {
     pub(super) fn new() -> Fnv {
         Fnv(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d)
+    }
+
+    /// The hash fed the properties, in key order: the first part of
+    /// [`hash_of`].
+    fn of_properties(properties: &Record) -> Fnv {
+        let mut h = Fnv::new();
+        let mut keys: Vec<&String> = properties.keys().collect();
+        keys.sort_unstable();
+        for k in keys {
+            // The key as a JSON string, then the value as compact JSON: the
+            // same bytes `to_string` gives, written straight into the hash.
+            let _ = serde_json::to_writer(&mut h, k);
+            h.eat(b":");
+            let _ = serde_json::to_writer(&mut h, &properties[k.as_str()]);
+            h.eat(b"\n");
+        }
+        h
+    }
+
+    /// The rest of [`hash_of`]: the groups, after the properties.
+    fn with_groups(mut self, groups: &BTreeSet<String>) -> u128 {
+        self.eat(b"\x01");
+        for g in groups {
+            self.eat(g.as_bytes());
+            self.eat(b"\n");
+        }
+        self.finish()
     }
 
     pub(super) fn finish(&self) -> u128 {

@@ -163,3 +163,34 @@ async fn an_existing_table_takes_profiles_and_groups() {
         [["0"]]
     );
 }
+
+/// A batch of creates reads the table's last sequence number once: each
+/// record still gets its own, after every number before it; a create over
+/// a tombstone brings the record back as new, without the deleted fields.
+#[tokio::test]
+async fn creates_in_a_batch_get_distinct_growing_sequence_numbers() {
+    let db = in_memory("");
+    let out = db.create_profiles(vec![rec(json!({"id": "old", "gone": true}))]).await;
+    assert_eq!(out, [ok("old")]);
+    let out = db.delete_profiles(vec!["old".into()]).await;
+    assert_eq!(out, [ok("old")]);
+    let out = db
+        .create_profiles(vec![
+            rec(json!({"id": "a"})),
+            rec(json!({"id": "old", "back": 1})),
+            rec(json!({"id": "b"})),
+        ])
+        .await;
+    assert_eq!(out, [ok("a"), ok("old"), ok("b")]);
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT id, CAST(seq AS TEXT), CAST(created_seq AS TEXT), data FROM records ORDER BY seq"
+        ),
+        [
+            ["a", "3", "3", r#"{"id":"a"}"#],
+            ["old", "4", "4", r#"{"id":"old","back":1}"#],
+            ["b", "5", "5", r#"{"id":"b"}"#],
+        ]
+    );
+}

@@ -24,6 +24,7 @@ fn sqlite_at(path: PathBuf, conn: Option<Connection>) -> Sqlite {
             id_field: "id".into(),
             busy_timeout: std::time::Duration::from_millis(100),
             conn: Mutex::new(conn),
+            group_tables: Default::default(),
         }),
     }
 }
