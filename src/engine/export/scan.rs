@@ -366,6 +366,11 @@ impl Scan {
         if scan.other_keys {
             scan.merge_keys()?;
         }
+        // The merges are done: the pages they cached are not read again,
+        // and the second pass holds three chunks of its own.
+        for conn in std::iter::once(&scan.conn).chain(scan.state.as_ref()) {
+            conn.execute_batch("PRAGMA shrink_memory")?;
+        }
         scan.spooled = scan.profiles - scan.unchanged;
         Ok(scan)
     }

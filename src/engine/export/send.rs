@@ -136,7 +136,7 @@ const CHUNK_BATCHES: usize = 5;
 /// The most profiles a chunk of several batches holds: three chunks are in
 /// hand at once (planned, sent, saved), and a local store's batches of a
 /// thousand would otherwise hold 15,000 profiles in memory.
-const CHUNK_PROFILES: usize = 3_000;
+const CHUNK_PROFILES: usize = 1_000;
 
 /// The profiles of a chunk sent in batches of `batch`: [`CHUNK_BATCHES`]
 /// batches, but not more than [`CHUNK_PROFILES`] profiles unless one batch

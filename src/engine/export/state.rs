@@ -106,6 +106,9 @@ impl State {
                         format!("could not open the export state {}", path.display())
                     })?;
             conn.busy_timeout(std::time::Duration::from_secs(10))?;
+            // Rows are looked up a chunk of ids at a time, scattered over
+            // the file: a page cache would seldom be hit again.
+            conn.pragma_update(None, "cache_size", -256)?;
             Some(conn)
         } else {
             None
