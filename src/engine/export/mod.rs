@@ -4,15 +4,17 @@
 //! once per run). Every profile ends `ok`, `skipped` (informational, never
 //! retried) or failed (`invalid`, `rejected`, `error`); only what succeeded
 //! advances the state, so a failed profile is sent again next run. The
-//! profiles are sent a chunk of ten batches at a time and the state is
-//! saved in one transaction after each chunk, so a run killed half-way
-//! keeps what the destination acknowledged.
+//! profiles are sent a chunk at a time and each chunk's state is saved in
+//! one transaction while the next is sent, so a run killed half-way keeps
+//! what the destination acknowledged but the last two chunks.
 //!
 //! [`run`] goes through its phases in order: open the destination, read the
 //! profiles ([`input`]) and sort out what is unchanged (`scan`, over
-//! sorted runs, `runs`, and lines read light, `light`), diff them against the state ([`diff`]), preview
-//! (`preview`) or ask before a mass delete, send (`send`), save the state
-//! ([`state`]) and report (`report`). It answers an
+//! sorted runs, `runs`, and lines read light, `light`), preview (`preview`)
+//! or ask before a mass delete, then the second pass as a pipeline: diff
+//! the next chunk against the state (`planner`, [`diff`]) while this one
+//! is sent (`send`) and the one before saved ([`state`]), and report
+//! (`report`). It answers an
 //! [`ExportReport`]; the command renders it, asks the question on a
 //! terminal and picks the exit status.
 
@@ -103,9 +105,11 @@ const PREVIEW_DECISIONS: usize = 100;
 /// (unless `--yes`), and a no ends the run before anything is sent.
 ///
 /// Two passes keep the run's memory flat whatever its input: the first
-/// ([`scan::Scan`]) reads the input once, counts what is unchanged and
+/// (`scan::Scan`) reads the input once, counts what is unchanged and
 /// spools the rest; the second diffs, sends and saves the state a chunk at
-/// a time, then (with `--deletes`) the profiles that left the input.
+/// a time, three chunks in hand (`planner::Planner`, `Saves`): the
+/// `toDelete` marks, then (with `--deletes`) the profiles that left the
+/// input, then the rest.
 pub async fn run(
     ctx: &Ctx,
     plan: ExportPlan,
