@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::connector::file::{FileConnector, Format, RecordReader};
-use crate::connector::raw::RawRecords;
 use crate::connector::options::{connector_options, Described};
+use crate::connector::raw::RawRecords;
 use crate::connector::Env;
 use crate::connector::{Connector, Options, Record, Spec};
 use crate::error::usage;
@@ -182,7 +182,11 @@ impl LineReader {
                     ));
                 }
             };
-            let text = self.text.strip_prefix('\u{feff}').unwrap_or(&self.text).trim();
+            let text = self
+                .text
+                .strip_prefix('\u{feff}')
+                .unwrap_or(&self.text)
+                .trim();
             if !text.is_empty() {
                 let start = text.as_ptr() as usize - self.text.as_ptr() as usize;
                 break start..start + text.len();

@@ -16,16 +16,34 @@ pub mod mark;
 pub mod raw;
 pub mod saas;
 
-/// Declares the built-in connectors, in the order `ferry connectors` lists
-/// them: each name is a module beside this file with `spec()`, `open()` and
-/// the `Config` type `open` reads, and becomes one [`registry::Entry`].
-/// Adding a connector is its folder and its name here; everything that
-/// enumerates connectors (the registry, `ferry connectors`, the README's
-/// option tables and their tests) reads [`registry::entries`].
+// The connectors' modules, each with `spec()`, `open()` and the `Config`
+// type `open` reads. Declared here rather than by `connectors!` below, so
+// that rustfmt (and `cargo fmt --check`) reaches their files; the macro
+// names each one again, and a name it lists without a module here does
+// not compile.
+pub mod csv;
+pub mod exec;
+pub mod http;
+pub mod hubspot;
+pub mod intercom;
+pub mod js;
+pub mod jsonl;
+pub mod klaviyo;
+pub mod mailchimp;
+pub mod postgres;
+pub mod segment;
+pub mod sqlite;
+pub mod voucherify;
+pub mod zendesk;
+
+/// Registers the built-in connectors, in the order `ferry connectors` lists
+/// them: each name is a module declared above and becomes one
+/// [`registry::Entry`]. Adding a connector is its folder, its `pub mod` and
+/// its name here; everything that enumerates connectors (the registry,
+/// `ferry connectors`, the README's option tables and their tests) reads
+/// [`registry::entries`].
 macro_rules! connectors {
     ($($name:ident),* $(,)?) => {
-        $(pub mod $name;)*
-
         /// Every built-in connector, in the order of [`connectors!`].
         const BUILTINS: &[registry::Entry] = &[$(
             registry::Entry {

@@ -99,7 +99,9 @@ impl Code {
         http: &crate::connector::saas::HttpOptions,
         setup: Setup,
     ) -> Result<Box<dyn Connector>> {
-        let engine = env.http.engine(super::policy(options, http, &setup.spec)?)?;
+        let engine = env
+            .http
+            .engine(super::policy(options, http, &setup.spec)?)?;
         Ok(Box::new(Code {
             spec: setup.spec,
             launch: setup.launch,
@@ -376,10 +378,9 @@ impl Code {
             WriteOp::Delete { id } => RecordStore::delete(self, id).await,
             // A record the module refuses is one outcome among the
             // batch's: the preview still shows what the rest would send.
-            WriteOp::UpsertBatch(records) => self
-                .upsert_batch(Arc::new(records.clone()))
-                .await
-                .map(drop),
+            WriteOp::UpsertBatch(records) => {
+                self.upsert_batch(Arc::new(records.clone())).await.map(drop)
+            }
             other => Err(failed(format!(
                 "connector {} cannot preview {}",
                 self.spec.code,
@@ -406,7 +407,9 @@ impl Connector for Code {
     /// Grouparoo's `{success, message}`, or any answer as a report.
     async fn check(&self) -> Result<Value> {
         if !self.has("check").await? {
-            return Ok(json!({"ok": true, "init": "done", "check": format!("{} has no check method", self.file)}));
+            return Ok(
+                json!({"ok": true, "init": "done", "check": format!("{} has no check method", self.file)}),
+            );
         }
         let answer = self.call("check", "check", json!({})).await?;
         if answer.get("success") == Some(&Value::Bool(false)) {
@@ -476,7 +479,11 @@ impl ChangeFeed for Code {
             ));
         }
         let answer = self
-            .call("getUpdates", "getupdates", json!({ "lastSync": since.map(token) }))
+            .call(
+                "getUpdates",
+                "getupdates",
+                json!({ "lastSync": since.map(token) }),
+            )
             .await?;
         self.updates(answer)
     }
@@ -494,17 +501,14 @@ impl RecordSink for Code {
         }
         let id = record_id(&record, &self.id_field);
         let stored = match &id {
-            Some(id) if self.has("patch").await? => {
-                match self.patch(id, record.clone()).await {
-                    Err(e)
-                        if crate::error::find_failure(&e)
-                            .is_some_and(|f| f.kind == Kind::NotFound) =>
-                    {
-                        RecordStore::insert(self, record).await
-                    }
-                    other => other,
+            Some(id) if self.has("patch").await? => match self.patch(id, record.clone()).await {
+                Err(e)
+                    if crate::error::find_failure(&e).is_some_and(|f| f.kind == Kind::NotFound) =>
+                {
+                    RecordStore::insert(self, record).await
                 }
-            }
+                other => other,
+            },
             _ => RecordStore::insert(self, record).await,
         };
         match stored {
@@ -512,10 +516,12 @@ impl RecordSink for Code {
                 id: record_id(&r, &self.id_field).or(id).unwrap_or_default(),
             }),
             // A record the module refuses or skips: the batch goes on.
-            Err(e) if e.chain().any(|c| c.is::<Rejection>() || c.is::<Skipped>()) => Ok(UpsertOutcome::Rejected {
-                id,
-                reason: format!("{e:#}"),
-            }),
+            Err(e) if e.chain().any(|c| c.is::<Rejection>() || c.is::<Skipped>()) => {
+                Ok(UpsertOutcome::Rejected {
+                    id,
+                    reason: format!("{e:#}"),
+                })
+            }
             Err(e) => Err(e),
         }
     }
@@ -588,4 +594,3 @@ impl Code {
             .collect())
     }
 }
-

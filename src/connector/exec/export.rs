@@ -73,7 +73,9 @@ impl WholeProfileSink for Code {
         let (outcomes, mut rows) = self.dry_run(self.export_changes(changes.to_vec()))?;
         // A module that sends nothing (or fails) still shows what it was given.
         for (change, outcome) in changes.iter().zip(outcomes) {
-            if let ProfileOutcome::Error { reason, .. } | ProfileOutcome::Rejected { reason } = outcome {
+            if let ProfileOutcome::Error { reason, .. } | ProfileOutcome::Rejected { reason } =
+                outcome
+            {
                 rows.push(json!({"profileId": change.profile_id, "error": reason}));
             }
         }
@@ -93,7 +95,11 @@ impl Code {
     async fn export_one(&self, change: ProfileChange) -> ProfileOutcome {
         let key = change.key.clone();
         match self
-            .call("exportProfile", "export profiles", json!({ "profile": change }))
+            .call(
+                "exportProfile",
+                "export profiles",
+                json!({ "profile": change }),
+            )
             .await
         {
             Ok(answer) => answered(&answer, key),
@@ -104,7 +110,11 @@ impl Code {
     async fn export_batch(&self, changes: Vec<ProfileChange>) -> Vec<ProfileOutcome> {
         let n = changes.len();
         let answer = match self
-            .call("exportProfiles", "export profiles", json!({ "profiles": changes }))
+            .call(
+                "exportProfiles",
+                "export profiles",
+                json!({ "profiles": changes }),
+            )
             .await
         {
             Ok(a) => a,
@@ -124,9 +134,9 @@ impl Code {
         let named = |e: &&Value| e.get("profileId").and_then(text);
         // An error that names no profile of the batch belongs to all those
         // it does not clear: they are not marked done.
-        let stray = errors.iter().find(|e| {
-            named(e).is_none_or(|id| !changes.iter().any(|c| c.profile_id == id))
-        });
+        let stray = errors
+            .iter()
+            .find(|e| named(e).is_none_or(|id| !changes.iter().any(|c| c.profile_id == id)));
         changes
             .into_iter()
             .map(|c| {
@@ -163,7 +173,10 @@ fn answered(answer: &Value, key: String) -> ProfileOutcome {
 
 fn retry_in(v: &Value) -> Option<std::time::Duration> {
     let secs = v.get("retryIn").and_then(Value::as_f64);
-    let ms = v.get("retryDelay").and_then(Value::as_f64).map(|m| m / 1000.0);
+    let ms = v
+        .get("retryDelay")
+        .and_then(Value::as_f64)
+        .map(|m| m / 1000.0);
     secs.or(ms)
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(|s| std::time::Duration::from_secs_f64(s.min(86_400.0)))

@@ -6,8 +6,8 @@
 
 pub mod code;
 mod export;
-mod source;
 pub mod peer;
+mod source;
 
 use std::time::Duration;
 
@@ -100,9 +100,11 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: ExecOptions = options.parse_part()?;
     let mut command = config.command;
     if command.first().is_none_or(String::is_empty) {
-        return Err(usage(format!("{}: option \"command\" is empty", options.source()))
-            .hint("set it to the program and its arguments: [\"python3\", \"connector.py\"]")
-            .into());
+        return Err(
+            usage(format!("{}: option \"command\" is empty", options.source()))
+                .hint("set it to the program and its arguments: [\"python3\", \"connector.py\"]")
+                .into(),
+        );
     }
     let shown = crate::shell::join(&command);
     // A program given by a relative path is the folder's, wherever ferry runs.

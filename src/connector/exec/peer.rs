@@ -87,7 +87,10 @@ impl State {
     }
 
     fn stderr_tail(&self) -> String {
-        let lines = self.stderr.lock().map(|l| l.iter().cloned().collect::<Vec<_>>());
+        let lines = self
+            .stderr
+            .lock()
+            .map(|l| l.iter().cloned().collect::<Vec<_>>());
         match lines {
             Ok(l) if !l.is_empty() => format!("; its last stderr lines:\n  {}", l.join("\n  ")),
             _ => String::new(),
@@ -158,8 +161,11 @@ impl Peer {
             });
         }
         let mut child = cmd.spawn().map_err(|e| {
-            usage(format!("{}: could not start `{}`: {e}", launch.name, launch.shown))
-                .hint(launch.missing_hint.clone())
+            usage(format!(
+                "{}: could not start `{}`: {e}",
+                launch.name, launch.shown
+            ))
+            .hint(launch.missing_hint.clone())
         })?;
         let (Some(stdin), Some(stdout), Some(stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -440,10 +446,11 @@ impl Reader {
             if line.trim().is_empty() {
                 continue;
             }
-            let parsed = serde_json::from_str(&line).or_else(|e| match lone_surrogates_replaced(&line) {
-                Some(repaired) => serde_json::from_str(&repaired),
-                None => Err(e),
-            });
+            let parsed =
+                serde_json::from_str(&line).or_else(|e| match lone_surrogates_replaced(&line) {
+                    Some(repaired) => serde_json::from_str(&repaired),
+                    None => Err(e),
+                });
             let msg: Map<String, Value> = match parsed {
                 Ok(Value::Object(m)) => m,
                 _ => {
@@ -468,7 +475,10 @@ impl Reader {
     }
 
     async fn dispatch(&self, mut msg: Map<String, Value>) {
-        let method = msg.get("method").and_then(Value::as_str).map(str::to_string);
+        let method = msg
+            .get("method")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         let method = method.as_deref();
         let id = msg.get("id").cloned();
         match (method, id) {
@@ -569,7 +579,10 @@ impl HttpSide {
     /// `--dry-run`, a writing one answered without being sent).
     /// Answers the response, or the error's kind (`config` for a request
     /// that cannot be sent as written, `transient` for a failed send).
-    async fn send(self, params: Value) -> std::result::Result<Value, (&'static str, anyhow::Error)> {
+    async fn send(
+        self,
+        params: Value,
+    ) -> std::result::Result<Value, (&'static str, anyhow::Error)> {
         // The child words the failure with its own name around it.
         let req = request_of(&params).map_err(|e| ("config", failed(e).into()))?;
         if !matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
@@ -656,7 +669,11 @@ pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
     let method = match params.get("method") {
         None | Some(Value::Null) => "GET",
         Some(Value::String(m)) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_alphabetic()) => m,
-        Some(other) => return Err(format!("an http request with the method {other}: a method is a word like GET or POST")),
+        Some(other) => {
+            return Err(format!(
+                "an http request with the method {other}: a method is a word like GET or POST"
+            ))
+        }
     };
     let url = params
         .get("url")
@@ -671,7 +688,11 @@ pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
     let headers = match params.get("headers") {
         None | Some(Value::Null) => None,
         Some(Value::Object(h)) => Some(h),
-        Some(_) => return Err("an http request whose headers are not an object of names and values".into()),
+        Some(_) => {
+            return Err(
+                "an http request whose headers are not an object of names and values".into(),
+            )
+        }
     };
     if let Some(headers) = headers {
         for (k, v) in headers {
@@ -683,7 +704,9 @@ pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
                 other => other.to_string(),
             };
             if v.contains(['\r', '\n']) {
-                return Err(format!("an http request whose header {k} holds a line break"));
+                return Err(format!(
+                    "an http request whose header {k} holds a line break"
+                ));
             }
             req = req.header(k.clone(), v);
         }
@@ -699,7 +722,12 @@ pub fn request_of(params: &Value) -> std::result::Result<RequestSpec, String> {
         (_, Some(Value::Object(form))) => {
             let fields = form
                 .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                    )
+                })
                 .collect();
             req.body = Some(Body::Form(fields));
         }
@@ -766,6 +794,8 @@ mod tests {
         assert!(request_of(&json!({"url": "/cats"}))
             .unwrap_err()
             .contains("must be absolute"));
-        assert!(request_of(&json!({})).unwrap_err().contains("without a \"url\""));
+        assert!(request_of(&json!({}))
+            .unwrap_err()
+            .contains("without a \"url\""));
     }
 }

@@ -30,9 +30,11 @@ impl Mark {
         match cursor {
             None => Ok(Mark::default()),
             Some(c) => serde_json::from_str(c).map_err(|e| {
-                usage(format!("the checkpoint's position {c:?} is not a code connector's ({e})"))
-                    .hint("import from the beginning, without --resume")
-                    .into()
+                usage(format!(
+                    "the checkpoint's position {c:?} is not a code connector's ({e})"
+                ))
+                .hint("import from the beginning, without --resume")
+                .into()
             }),
         }
     }

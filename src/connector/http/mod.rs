@@ -22,6 +22,7 @@ use crate::connector::options::{connector_options, Described};
 use crate::connector::raw::{RawPage, RawRecords};
 use crate::connector::saas::paging::Seen;
 use crate::connector::saas::scalar;
+use crate::connector::saas::HttpOptions;
 use crate::connector::{
     record_id, Connector, ExportFields, FieldSpec, FieldType, Options, Page, Position,
     ProfileOutcome, ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
@@ -30,7 +31,6 @@ use crate::connector::{
     ChangeFeed, Env, GroupSink, ProfileSink, RawSink, RawSource, RecordLookup, RecordSink,
     RecordSource, RecordStore,
 };
-use crate::connector::saas::HttpOptions;
 use crate::error::{failed, unsupported, usage};
 use crate::http::{Engine, Group, Policy, RequestSpec, Response};
 use build::Builder;
@@ -347,20 +347,18 @@ impl HttpConnector {
         Ok(ids
             .into_iter()
             .zip(results)
-            .map(|(id, result)| {
-                match result.pointer(error_at) {
-                    None | Some(Value::Null) => UpsertOutcome::Ok {
-                        id: id.unwrap_or_default(),
-                    },
-                    Some(Value::String(reason)) => UpsertOutcome::Rejected {
-                        id,
-                        reason: reason.clone(),
-                    },
-                    Some(other) => UpsertOutcome::Rejected {
-                        id,
-                        reason: other.to_string(),
-                    },
-                }
+            .map(|(id, result)| match result.pointer(error_at) {
+                None | Some(Value::Null) => UpsertOutcome::Ok {
+                    id: id.unwrap_or_default(),
+                },
+                Some(Value::String(reason)) => UpsertOutcome::Rejected {
+                    id,
+                    reason: reason.clone(),
+                },
+                Some(other) => UpsertOutcome::Rejected {
+                    id,
+                    reason: other.to_string(),
+                },
             })
             .collect())
     }

@@ -150,7 +150,11 @@ impl ProfileSink for HubSpot {
         let req = self.api.contact_properties();
         let body = self.engine.send(&req).await?.json(&req)?;
         let Some(Value::Array(results)) = body.get("results") else {
-            return Err(failed(format!("GET {} answered no \"results\" array", req.shown_url())).into());
+            return Err(failed(format!(
+                "GET {} answered no \"results\" array",
+                req.shown_url()
+            ))
+            .into());
         };
         let mut fields = self.export_fields().await?;
         fields.fields = results.iter().filter_map(property_field).collect();

@@ -67,11 +67,11 @@ use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
 use crate::connector::saas;
+use crate::connector::saas::HttpOptions;
 use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Record, Records, Role, Spec, UpsertOutcome, WriteOp,
 };
 use crate::connector::{Env, ProfileSink, RecordLookup, RecordSink, RecordStore};
-use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};

@@ -9,8 +9,8 @@ use serde_json::Value;
 use super::requests::{read_only_fields, update_with_clears};
 use super::{id_of, Intercom};
 use crate::connector::{
-    ExportFields, FieldSpec, FieldType, GroupSink, ProfileSink, ProfileUpdate, Record,
-    RecordSink, Rejection, WriteOp,
+    ExportFields, FieldSpec, FieldType, GroupSink, ProfileSink, ProfileUpdate, Record, RecordSink,
+    Rejection, WriteOp,
 };
 
 impl Intercom {
@@ -31,7 +31,10 @@ impl Intercom {
 /// at the top of a record, like the standard ones.
 fn attribute_field(a: &Value) -> Option<FieldSpec> {
     let name = a.get("name").and_then(Value::as_str)?;
-    let kind = a.get("data_type").and_then(Value::as_str).unwrap_or("string");
+    let kind = a
+        .get("data_type")
+        .and_then(Value::as_str)
+        .unwrap_or("string");
     let field_type = match kind {
         "string" => FieldType::String,
         "integer" => FieldType::Integer,

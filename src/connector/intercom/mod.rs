@@ -74,13 +74,13 @@ use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described};
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{batch, error_fields};
 use crate::connector::{
     record_id, Connector, FieldSpec, FieldType, Options, Record, Records, Rejection, Role, Spec,
     UpsertOutcome, WriteOp,
 };
 use crate::connector::{Env, RecordLookup, RecordSink, RecordStore};
-use crate::connector::saas::HttpOptions;
 use crate::error::{failed, not_found, usage, Failure};
 use crate::http::message::vendor_message;
 use crate::http::redact::redact_body_text;

@@ -8,9 +8,9 @@
 use anyhow::Result;
 use serde_json::Value;
 
+use super::exec::call_timeout;
 use super::exec::code::Code;
 use super::exec::peer::Launch;
-use super::exec::call_timeout;
 use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::HttpOptions;
 use crate::connector::{Connector, Env, FieldType, Options, Role, Spec};
@@ -120,7 +120,11 @@ fn node_is_new_enough(init: &Value) -> Result<()> {
         Some(m) if m >= MIN_NODE => Ok(()),
         _ => Err(usage(format!(
             "connector js needs Node.js {MIN_NODE} or newer; this node is {}",
-            if version.is_empty() { "unknown" } else { version }
+            if version.is_empty() {
+                "unknown"
+            } else {
+                version
+            }
         ))
         .hint(INSTALL_NODE)
         .into()),

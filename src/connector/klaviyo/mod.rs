@@ -86,12 +86,12 @@ use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::paging::Seen;
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{self, batch};
 use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Record, Records, Role, Spec, UpsertOutcome, WriteOp,
 };
 use crate::connector::{Env, RecordLookup, RecordSink, RecordStore};
-use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage};
 use crate::http::{segment, Engine, RequestSpec};
 use errors::{send_profile, vendor_error};

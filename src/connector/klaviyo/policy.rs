@@ -3,8 +3,8 @@
 
 use anyhow::Result;
 
-use crate::connector::Options;
 use crate::connector::saas::HttpOptions;
+use crate::connector::Options;
 use crate::http::{Group, Policy, RateLimit};
 
 /// One endpoint's documented limits: `burst` a second, `steady` a minute.

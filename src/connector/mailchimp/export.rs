@@ -106,7 +106,9 @@ impl GroupSink for Mailchimp {
     }
 
     async fn add_member(&self, group: &str, id: &str) -> Result<()> {
-        self.engine.send(&self.api.tags(id, &[(group, true)])).await?;
+        self.engine
+            .send(&self.api.tags(id, &[(group, true)]))
+            .await?;
         Ok(())
     }
 

@@ -94,7 +94,10 @@ impl ChangeFeed for Mailchimp {
             let mut fresh = 0;
             for m in &page.records {
                 let id = m["id"].as_str().unwrap_or_default().to_string();
-                let at = m.get("last_changed").and_then(Value::as_str).and_then(parse_time);
+                let at = m
+                    .get("last_changed")
+                    .and_then(Value::as_str)
+                    .and_then(parse_time);
                 let Some(at) = at else {
                     return Err(failed(format!(
                         "GET {} answered member {id} without a last_changed time",
@@ -144,18 +147,15 @@ impl ChangeFeed for Mailchimp {
 impl Mailchimp {
     /// Every item of the listing `req_at(offset)` answers under `key`, page
     /// by page to its `total_items`.
-    async fn every(
-        &self,
-        key: &str,
-        req_at: impl Fn(u64) -> RequestSpec,
-    ) -> Result<Vec<Value>> {
+    async fn every(&self, key: &str, req_at: impl Fn(u64) -> RequestSpec) -> Result<Vec<Value>> {
         let mut items = Vec::new();
         loop {
             let req = req_at(items.len() as u64);
             let body = self.engine.send(&req).await?.json(&req)?;
-            let (Some(Value::Array(page)), Some(total)) =
-                (body.get(key), body.get("total_items").and_then(Value::as_u64))
-            else {
+            let (Some(Value::Array(page)), Some(total)) = (
+                body.get(key),
+                body.get("total_items").and_then(Value::as_u64),
+            ) else {
                 return Err(failed(format!(
                     "GET {} answered no \"{key}\" array and total_items",
                     req.shown_url()
@@ -212,13 +212,19 @@ impl Mailchimp {
 
     /// The account's audiences, for `listId`.
     pub(super) async fn audiences(&self) -> Result<Vec<Choice>> {
-        let listed = self.every("lists", |offset| self.api.audiences(offset)).await?;
+        let listed = self
+            .every("lists", |offset| self.api.audiences(offset))
+            .await?;
         Ok(listed
             .iter()
             .filter_map(|l| {
                 Some(Choice {
                     value: l.get("id").and_then(Value::as_str)?.to_string(),
-                    label: l.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+                    label: l
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                 })
             })
             .collect())

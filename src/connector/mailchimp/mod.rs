@@ -308,7 +308,8 @@ fn member(req: &RequestSpec, body: Value) -> Result<Record> {
 
 /// The subscriber hash of a member answer: its `id`, or its email's hash.
 fn hash_of(member: &Record) -> Option<String> {
-    record_id(member, "id").or_else(|| record_id(member, "email_address").map(|e| subscriber_hash(&e)))
+    record_id(member, "id")
+        .or_else(|| record_id(member, "email_address").map(|e| subscriber_hash(&e)))
 }
 
 impl Mailchimp {
@@ -321,7 +322,10 @@ impl Mailchimp {
             },
         )
         .map_err(|e| Rejection(e.0))?;
-        let email = body["email_address"].as_str().unwrap_or_default().to_string();
+        let email = body["email_address"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let req = self.api.put(&subscriber_hash(&email), body);
         let resp = self.engine.execute(&req).await?;
         if !resp.is_success() {

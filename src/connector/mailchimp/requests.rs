@@ -292,7 +292,9 @@ impl Api {
     pub fn audiences(&self, offset: u64) -> RequestSpec {
         self.request(
             "GET",
-            &format!("/lists?count={MAX_PAGE}&offset={offset}&fields=lists.id,lists.name,total_items"),
+            &format!(
+                "/lists?count={MAX_PAGE}&offset={offset}&fields=lists.id,lists.name,total_items"
+            ),
         )
     }
 
@@ -301,7 +303,10 @@ impl Api {
     pub fn merge_fields(&self, offset: u64) -> RequestSpec {
         self.request(
             "GET",
-            &format!("{}/merge-fields?count={MAX_PAGE}&offset={offset}", self.list()),
+            &format!(
+                "{}/merge-fields?count={MAX_PAGE}&offset={offset}",
+                self.list()
+            ),
         )
     }
 
@@ -381,26 +386,57 @@ mod tests {
             subscriber_hash("Urist.McVankab@freddiesjokes.com"),
             "62eeb292278cc15f5817cb78f7790b08"
         );
-        assert_eq!(subscriber_hash("ADA@Example.com"), subscriber_hash("ada@example.com"));
-        assert_eq!(member_ref("Ada@Example.com"), subscriber_hash("ada@example.com"));
-        assert_eq!(member_ref("62eeb292278cc15f5817cb78f7790b08"), "62eeb292278cc15f5817cb78f7790b08");
+        assert_eq!(
+            subscriber_hash("ADA@Example.com"),
+            subscriber_hash("ada@example.com")
+        );
+        assert_eq!(
+            member_ref("Ada@Example.com"),
+            subscriber_hash("ada@example.com")
+        );
+        assert_eq!(
+            member_ref("62eeb292278cc15f5817cb78f7790b08"),
+            "62eeb292278cc15f5817cb78f7790b08"
+        );
     }
 
     #[test]
     fn a_record_becomes_a_member_body() {
-        let r = record(json!({"email_address": "a@x.com", "FNAME": "Ada", "VIP": true,
-            "LTV": null, "id": "abc", "merge_fields": {"LNAME": "L"}, "language": "en"}));
-        let body = member_body(&r, Mode::Upsert { status_if_new: "subscribed" }).unwrap();
+        let r = record(
+            json!({"email_address": "a@x.com", "FNAME": "Ada", "VIP": true,
+            "LTV": null, "id": "abc", "merge_fields": {"LNAME": "L"}, "language": "en"}),
+        );
+        let body = member_body(
+            &r,
+            Mode::Upsert {
+                status_if_new: "subscribed",
+            },
+        )
+        .unwrap();
         assert_eq!(
             body,
             json!({"email_address": "a@x.com", "language": "en", "status_if_new": "subscribed",
                 "merge_fields": {"FNAME": "Ada", "VIP": "true", "LTV": "", "LNAME": "L"}})
         );
         let status = record(json!({"email_address": "a@x.com", "status": "pending"}));
-        let body = member_body(&status, Mode::Upsert { status_if_new: "subscribed" }).unwrap();
-        assert_eq!(body, json!({"email_address": "a@x.com", "status": "pending"}));
+        let body = member_body(
+            &status,
+            Mode::Upsert {
+                status_if_new: "subscribed",
+            },
+        )
+        .unwrap();
         assert_eq!(
-            member_body(&record(json!({"FNAME": "x"})), Mode::Upsert { status_if_new: "subscribed" }),
+            body,
+            json!({"email_address": "a@x.com", "status": "pending"})
+        );
+        assert_eq!(
+            member_body(
+                &record(json!({"FNAME": "x"})),
+                Mode::Upsert {
+                    status_if_new: "subscribed"
+                }
+            ),
             Err(Unfit("missing email_address".into()))
         );
         assert_eq!(
@@ -412,8 +448,7 @@ mod tests {
     #[test]
     fn clears_are_empty_merge_fields() {
         let set = record(json!({"FNAME": "Ada"}));
-        let (body, not) =
-            update_with_clears(&set, &["LNAME".into(), "language".into()]).unwrap();
+        let (body, not) = update_with_clears(&set, &["LNAME".into(), "language".into()]).unwrap();
         assert_eq!(body, json!({"merge_fields": {"FNAME": "Ada", "LNAME": ""}}));
         assert_eq!(not, ["language"]);
     }

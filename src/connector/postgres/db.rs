@@ -142,8 +142,7 @@ impl Db {
                     client
                 }
                 None => {
-                    let (client, connection) =
-                        self.config.connect(NoTls).await.map_err(refused)?;
+                    let (client, connection) = self.config.connect(NoTls).await.map_err(refused)?;
                     tokio::spawn(async move {
                         let _ = connection.await;
                     });
@@ -282,10 +281,7 @@ impl Db {
         match self.layout(client).await? {
             None => {
                 let can_create: bool = client
-                    .query_one(
-                        "SELECT has_schema_privilege($1, 'CREATE')",
-                        &[&self.schema],
-                    )
+                    .query_one("SELECT has_schema_privilege($1, 'CREATE')", &[&self.schema])
                     .await
                     .map_err(|e| self.failure(&e, "could not read"))?
                     .get(0);

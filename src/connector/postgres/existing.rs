@@ -87,7 +87,10 @@ impl Db {
                 table.id_default = has_default;
                 table.id_unique = row.get(6);
             }
-            let kind = kind_of(row.get::<_, String>(2).as_str(), row.get::<_, String>(3).as_str());
+            let kind = kind_of(
+                row.get::<_, String>(2).as_str(),
+                row.get::<_, String>(3).as_str(),
+            );
             table.columns.push(Column {
                 required: not_null && !has_default,
                 name,
@@ -138,7 +141,9 @@ impl Db {
             Ok(None) => Err(failed(format!("a row of {} holds no record", self.named()))
                 .hint("the table was changed by hand: give the row its record, or delete it")
                 .into()),
-            Err(e) => Err(failed(format!("a row of {} could not be read: {e}", self.named())).into()),
+            Err(e) => {
+                Err(failed(format!("a row of {} could not be read: {e}", self.named())).into())
+            }
         }
     }
 

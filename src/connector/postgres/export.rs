@@ -214,10 +214,7 @@ impl Db {
                 ),
                 vec![id, new_id],
             ),
-            (
-                format!("DELETE FROM {m} WHERE record_id = $1"),
-                vec![id],
-            ),
+            (format!("DELETE FROM {m} WHERE record_id = $1"), vec![id]),
         ] {
             let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
                 .iter()
@@ -334,6 +331,5 @@ impl Db {
 /// the database's.
 fn is_the_profiles(err: &anyhow::Error) -> bool {
     err.chain().any(|c| c.is::<Rejection>())
-        || crate::error::find_failure(err)
-            .is_some_and(|f| f.kind == crate::error::Kind::NotFound)
+        || crate::error::find_failure(err).is_some_and(|f| f.kind == crate::error::Kind::NotFound)
 }

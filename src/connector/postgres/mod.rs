@@ -29,13 +29,13 @@ use serde_json::Value;
 
 use crate::connector::options::{connector_options, Described};
 use crate::connector::{
-    ChangeFeed, Connector, Env, ExportFields, FieldSpec, GroupSink, Options, Page,
-    Position, ProfileOutcome, ProfileSink, ProfileUpdate, Record, RecordLookup, RecordSink,
-    RecordSource, RecordStore, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
+    ChangeFeed, Connector, Env, ExportFields, FieldSpec, GroupSink, Options, Page, Position,
+    ProfileOutcome, ProfileSink, ProfileUpdate, Record, RecordLookup, RecordSink, RecordSource,
+    RecordStore, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
-use export::Op;
 use crate::error::usage;
 use db::Db;
+use export::Op;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 connector_options! {
@@ -87,8 +87,9 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: PostgresOptions = options.parse()?;
     let source = options.at("url").source;
     let url = Url::parse(&config.url).map_err(|_| {
-        usage(format!("{source}: url is not a PostgreSQL URL"))
-            .hint(format!("set url in {source} to postgres://USER:PASSWORD@HOST:PORT/DATABASE"))
+        usage(format!("{source}: url is not a PostgreSQL URL")).hint(format!(
+            "set url in {source} to postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ))
     })?;
     let mut pg = url.config;
     if let Some(password) = pg.get_password() {
@@ -97,7 +98,10 @@ pub fn open(env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     }
     use tokio_postgres::config::SslMode;
     // The option, else the URL's own, else prefer (as libpq).
-    let sslmode = config.sslmode.or(url.sslmode).unwrap_or_else(|| "prefer".into());
+    let sslmode = config
+        .sslmode
+        .or(url.sslmode)
+        .unwrap_or_else(|| "prefer".into());
     let tls = match sslmode.as_str() {
         "disable" | "prefer" => {
             // Without a TLS connector the driver never asks for TLS.
@@ -352,7 +356,10 @@ impl ProfileSink for Postgres {
     }
 
     async fn update_profile(&self, id: &str, update: ProfileUpdate) -> Result<String> {
-        one(self.db.export(&[Op::Update(id.to_string(), update)]).await?)
+        one(self
+            .db
+            .export(&[Op::Update(id.to_string(), update)])
+            .await?)
     }
 
     async fn delete_profile(&self, id: &str) -> Result<()> {
@@ -446,11 +453,16 @@ mod tests {
 
     #[test]
     fn the_url_may_carry_the_tls_parameters() {
-        let url = Url::parse("postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=5")
-            .expect("a URL");
+        let url = Url::parse(
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=%2Fca.pem&connect_timeout=5",
+        )
+        .expect("a URL");
         assert_eq!(url.sslmode.as_deref(), Some("verify-full"));
         assert_eq!(url.sslrootcert.as_deref(), Some("/ca.pem"));
-        assert_eq!(url.config.get_connect_timeout(), Some(&std::time::Duration::from_secs(5)));
+        assert_eq!(
+            url.config.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(5))
+        );
     }
 
     #[test]

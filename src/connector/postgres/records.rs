@@ -15,20 +15,22 @@
 use anyhow::{Context, Result};
 use serde_json::Value;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{Json, Type};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{Json, Type};
 use tokio_postgres::Client;
 
 use super::db::{describe, ident, record_fault, Db, Shape};
 use super::existing::Table;
 use crate::connector::{
-    given_id, patch_keeps_id, new_id, record_id, FieldSpec, Page, Position, Record, UpsertOutcome,
+    given_id, new_id, patch_keeps_id, record_id, FieldSpec, Page, Position, Record, UpsertOutcome,
 };
 use crate::error::{failed, not_found};
 
 impl Db {
     fn connected(guard: &Option<Client>) -> Result<&Client> {
-        guard.as_ref().context("the PostgreSQL connection is closed")
+        guard
+            .as_ref()
+            .context("the PostgreSQL connection is closed")
     }
 
     pub(super) fn not_found(&self, id: &str) -> anyhow::Error {
@@ -177,7 +179,11 @@ impl Db {
         let columns = self.columns_of(table, record).map_err(|e| {
             failed(format!("{e:#}")).hint("leave the field out, or add the column to the table")
         })?;
-        Ok(columns.iter().map(|c| ident(c)).collect::<Vec<_>>().join(", "))
+        Ok(columns
+            .iter()
+            .map(|c| ident(c))
+            .collect::<Vec<_>>()
+            .join(", "))
     }
 
     pub(super) async fn patch(&self, id: &str, value: Record) -> Result<Record> {
@@ -355,9 +361,13 @@ impl Db {
     /// the database's as a failure.
     fn refused(&self, err: &tokio_postgres::Error, doing: &str) -> anyhow::Error {
         if record_fault(err) {
-            failed(format!("{} refused the record: {}", self.named(), describe(err)))
-                .hint("fix the record's value, then run the command again")
-                .into()
+            failed(format!(
+                "{} refused the record: {}",
+                self.named(),
+                describe(err)
+            ))
+            .hint("fix the record's value, then run the command again")
+            .into()
         } else {
             self.failure(err, doing)
         }
@@ -376,10 +386,7 @@ impl Db {
             .iter()
             .map(|r| match (record_id(r, &self.id_field), &shape.table) {
                 (None, _) => Some(format!("the record has no {}", self.id_field)),
-                (Some(_), Some(table)) => self
-                    .columns_of(table, r)
-                    .err()
-                    .map(|e| format!("{e:#}")),
+                (Some(_), Some(table)) => self.columns_of(table, r).err().map(|e| format!("{e:#}")),
                 (Some(_), None) => None,
             })
             .collect();

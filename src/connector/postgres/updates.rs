@@ -47,7 +47,10 @@ impl Since {
             ))
             .hint("pass the nextSync of the previous getupdates, or a time such as 2026-01-01T00:00:00Z")
         })?;
-        Ok(Since::Time(at.with_timezone(&chrono::Utc), token.to_string()))
+        Ok(Since::Time(
+            at.with_timezone(&chrono::Utc),
+            token.to_string(),
+        ))
     }
 
     fn token(&self) -> String {
@@ -82,8 +85,8 @@ impl Db {
         tx.batch_execute(&format!(
             "SET LOCAL lock_timeout = '60s'; LOCK TABLE {t} IN SHARE MODE"
         ))
-            .await
-            .map_err(read)?;
+        .await
+        .map_err(read)?;
         let cap = limit.map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
         let (filter, param): (&str, Box<dyn ToSql + Sync + Send>) = match since {
             Since::Start => ("NOT deleted AND $1::bigint IS NULL", Box::new(None::<i64>)),

@@ -62,11 +62,11 @@ use tokio::sync::OnceCell;
 
 use crate::connector::options::{connector_options, Described, Num};
 use crate::connector::saas::paging::{self, step, Next};
+use crate::connector::saas::HttpOptions;
 use crate::connector::{
     Connector, FieldSpec, FieldType, Options, Page, Position, Record, Role, Spec,
 };
 use crate::connector::{Env, RecordLookup, RecordSource};
-use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage, Failure};
 use crate::http::{status_error, Engine, Policy, RateLimit, RequestSpec, Response};
 use requests::{Api, Lookup, ID_TYPES};

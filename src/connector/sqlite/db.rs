@@ -272,6 +272,7 @@ pub fn snapshot(path: &Path) -> Result<Option<Vec<u8>>> {
         .with_context(|| format!("could not open SQLite file {}", path.display()))?;
     conn.execute("VACUUM INTO ?1", params![copy.to_string_lossy()])
         .with_context(|| format!("could not copy SQLite file {}", path.display()))?;
-    std::fs::read(&copy).with_context(|| format!("could not read {}", copy.display()))
+    std::fs::read(&copy)
+        .with_context(|| format!("could not read {}", copy.display()))
         .map(Some)
 }

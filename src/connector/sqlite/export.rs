@@ -67,10 +67,12 @@ impl Db {
             .ok_or_else(|| Rejection(format!("the profile has no {}", self.id_field)))?;
         // What the table refuses is the profile's fault; the file failing
         // is not, and keeps its SQLite error for `store_failure`.
-        layout.create(tx, &id, fields).map_err(|e| match store_code(&e) {
-            Some(_) => e,
-            None => Rejection(format!("{e:#}")).into(),
-        })?;
+        layout
+            .create(tx, &id, fields)
+            .map_err(|e| match store_code(&e) {
+                Some(_) => e,
+                None => Rejection(format!("{e:#}")).into(),
+            })?;
         Ok(id)
     }
 

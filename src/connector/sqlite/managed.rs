@@ -84,7 +84,13 @@ impl<'a> Managed<'a> {
     }
 
     /// [`Layout::upsert`] with the sequence number and time it is given.
-    fn upsert_as(&self, tx: &Connection, id: &str, record: &Record, stamp: (i64, String)) -> Result<()> {
+    fn upsert_as(
+        &self,
+        tx: &Connection,
+        id: &str,
+        record: &Record,
+        stamp: (i64, String),
+    ) -> Result<()> {
         let t = &self.table;
         let (seq, at) = stamp;
         // Cached: a bulk import runs this once per record.

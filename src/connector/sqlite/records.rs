@@ -9,7 +9,8 @@ use rusqlite::{params, Connection};
 use super::db::{write_tx, Db};
 use super::layout::{quote, Layout};
 use crate::connector::{
-    given_id, patch_keeps_id, record_id, FieldSpec, Page, Position, Record, Records, Rejection, UpsertOutcome,
+    given_id, patch_keeps_id, record_id, FieldSpec, Page, Position, Record, Records, Rejection,
+    UpsertOutcome,
 };
 use crate::error::failed;
 

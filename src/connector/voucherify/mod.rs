@@ -42,13 +42,13 @@ use async_trait::async_trait;
 use serde_json::{json, Value};
 
 use crate::connector::options::{connector_options, Described, Num};
+use crate::connector::saas::HttpOptions;
 use crate::connector::saas::{self, paging};
 use crate::connector::{
     record_id, Change, ChangeType, Connector, FieldSpec, FieldType, Options, Page, Position,
     Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
 use crate::connector::{ChangeFeed, Env, RecordLookup, RecordSink, RecordSource, RecordStore};
-use crate::connector::saas::HttpOptions;
 use crate::error::{failed, usage, Failure};
 use crate::http::redact::redact_body_text;
 use crate::http::{status_error, Engine, Group, Policy, RateLimit, RequestSpec, Response};

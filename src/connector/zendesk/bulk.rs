@@ -130,7 +130,10 @@ async fn run_job(
 
 /// One outcome per user sent, read from a completed job's `results`.
 pub fn outcomes(job: &str, sent: usize, results: Option<&Value>) -> Result<Vec<Outcome>> {
-    let items = results.and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = results
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut out: Vec<Option<Outcome>> = vec![None; sent];
     for (place, item) in items.iter().enumerate() {
         let at = item

@@ -70,7 +70,11 @@ impl ProfileSink for Zendesk {
             match step(&req, after.as_deref(), page.len(), "user fields", next)? {
                 Some(next) => {
                     pages += 1;
-                    if !crate::connector::saas::paging::first_time(&mut followed, next.clone(), pages) {
+                    if !crate::connector::saas::paging::first_time(
+                        &mut followed,
+                        next.clone(),
+                        pages,
+                    ) {
                         return Err(crate::error::failed(format!(
                             "GET {} answered a cursor it had already given; stopping instead of looping",
                             req.shown_url()
@@ -105,11 +109,20 @@ impl ProfileSink for Zendesk {
     /// a few polls where single calls would be paced at one a second.
     async fn create_profiles(&self, profiles: Vec<Record>) -> Vec<ProfileOutcome> {
         if let [one] = profiles.as_slice() {
-            return vec![ProfileOutcome::from_result(self.create_profile(one.clone()).await)];
+            return vec![ProfileOutcome::from_result(
+                self.create_profile(one.clone()).await,
+            )];
         }
         let mut out = Vec::with_capacity(profiles.len());
         for chunk in profiles.chunks(BATCH) {
-            match bulk::upsert(&self.engine, &self.api, self.polling, &self.key_field, chunk).await
+            match bulk::upsert(
+                &self.engine,
+                &self.api,
+                self.polling,
+                &self.key_field,
+                chunk,
+            )
+            .await
             {
                 Ok(outcomes) => out.extend(outcomes.into_iter().map(batch::profile_outcome)),
                 Err(e) => out.extend(batch::all_failed(chunk.len(), e)),

@@ -49,7 +49,9 @@ pub(super) fn list_next(body: &Value) -> Next {
 impl RecordSource for Zendesk {
     async fn read_page(&self, from: &Position, limit: usize) -> Result<Page> {
         paging::from_checkpoint("zendesk", "reading", from, "its listing pages with a cursor that cannot jump ahead: import from the beginning, or --resume a checkpoint")?;
-        let req = self.api.list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
+        let req = self
+            .api
+            .list(limit.clamp(1, MAX_PAGE), from.cursor.as_deref());
         let resp = self.engine.send(&req).await?;
         let body = resp.json(&req)?;
         let records = users(&req, &body)?;

@@ -242,7 +242,12 @@ fn default_policy(source: &str, per_minute: u32) -> Policy {
                 "**/users/create_or_update",
                 limit(30, 1),
             ),
-            group("incrementalExport", &["GET"], "**/incremental/**", limit(10, 1)),
+            group(
+                "incrementalExport",
+                &["GET"],
+                "**/incremental/**",
+                limit(10, 1),
+            ),
         ],
         ..Policy::default()
     }
@@ -497,24 +502,30 @@ impl Zendesk {
             if who.key().is_some() {
                 if let Some(url) = row["url"].as_str() {
                     let placeholder = who.placeholder();
-                    row["url"] = json!(url.replace(&crate::http::segment(&placeholder), &placeholder));
+                    row["url"] =
+                        json!(url.replace(&crate::http::segment(&placeholder), &placeholder));
                 }
             }
             row
         };
         let plain = Ident::Id(String::new());
         Ok(match op {
-            WriteOp::Insert(r) => vec![shown(self.api.create(create_body(r).map_err(unfit)?), &plain)],
+            WriteOp::Insert(r) => vec![shown(
+                self.api.create(create_body(r).map_err(unfit)?),
+                &plain,
+            )],
             WriteOp::Patch { id, value } => {
                 let who = Ident::parse(id);
-                let mut rows: Vec<Value> = self.lookup(&who).into_iter().map(|r| r.preview()).collect();
+                let mut rows: Vec<Value> =
+                    self.lookup(&who).into_iter().map(|r| r.preview()).collect();
                 let body = user_body(value).map_err(unfit)?;
                 rows.push(shown(self.api.update(&who.placeholder(), body), &who));
                 rows
             }
             WriteOp::Delete { id } => {
                 let who = Ident::parse(id);
-                let mut rows: Vec<Value> = self.lookup(&who).into_iter().map(|r| r.preview()).collect();
+                let mut rows: Vec<Value> =
+                    self.lookup(&who).into_iter().map(|r| r.preview()).collect();
                 for r in self.delete_requests(&who.placeholder()) {
                     rows.push(shown(r, &who));
                 }
@@ -567,7 +578,11 @@ impl Connector for Zendesk {
         let req = self.api.me();
         let resp = self.engine.send(&req).await?;
         let me = resp.json(&req)?;
-        let user = |k: &str| me.pointer(&format!("/user/{k}")).cloned().unwrap_or(Value::Null);
+        let user = |k: &str| {
+            me.pointer(&format!("/user/{k}"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
         Ok(json!({
             "ok": true,
             "status": resp.status,
@@ -598,7 +613,9 @@ impl RecordLookup for Zendesk {
 #[async_trait]
 impl RecordStore for Zendesk {
     async fn insert(&self, value: Record) -> Result<Record> {
-        let req = self.api.create(create_body(&value).map_err(|e| usage(e.0))?);
+        let req = self
+            .api
+            .create(create_body(&value).map_err(|e| usage(e.0))?);
         let resp = self.engine.send(&req).await?;
         user_of(&req, &resp.json(&req)?)
     }
@@ -636,7 +653,10 @@ impl RecordSink for Zendesk {
         let Some(key) = record_id(&record, &self.key_field) else {
             return Ok(UpsertOutcome::Rejected {
                 id: None,
-                reason: format!("missing {}, the key Zendesk users are matched by", self.key_field),
+                reason: format!(
+                    "missing {}, the key Zendesk users are matched by",
+                    self.key_field
+                ),
             });
         };
         batch::one(key, self.upsert_user(&record).await)
@@ -648,7 +668,14 @@ impl RecordSink for Zendesk {
         if let [record] = records.as_slice() {
             return Ok(vec![self.upsert(record.clone()).await?]);
         }
-        bulk::upsert(&self.engine, &self.api, self.polling, &self.key_field, &records).await
+        bulk::upsert(
+            &self.engine,
+            &self.api,
+            self.polling,
+            &self.key_field,
+            &records,
+        )
+        .await
     }
 }
 
@@ -676,7 +703,8 @@ mod tests {
         // Each bucket lets its burst and a minute of its rate through; all
         // of them together stay within Team's 200 requests a minute.
         let minute = |l: &RateLimit| f64::from(l.burst) + l.rps * 60.0;
-        let total: f64 = p.groups.iter().map(|g| minute(&g.limit)).sum::<f64>() + minute(&p.default);
+        let total: f64 =
+            p.groups.iter().map(|g| minute(&g.limit)).sum::<f64>() + minute(&p.default);
         assert!(total <= 200.0 + 1e-9, "{total}");
         // A larger plan raises the shared default, not the per-endpoint
         // limits, and stays within its own minute.
@@ -699,7 +727,10 @@ mod tests {
 
     #[test]
     fn details_read_as_text_or_per_field() {
-        assert_eq!(details_text(&json!("Name: is too short")).as_deref(), Some("Name: is too short"));
+        assert_eq!(
+            details_text(&json!("Name: is too short")).as_deref(),
+            Some("Name: is too short")
+        );
         let fields = json!({"email": [{"description": "Email: x is not properly formatted"}]});
         assert_eq!(
             details_text(&fields).as_deref(),

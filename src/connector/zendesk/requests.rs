@@ -461,16 +461,25 @@ mod tests {
 
     #[test]
     fn a_record_becomes_a_user_body() {
-        let r = record(json!({"name": "Ada", "email": "a@x.com", "plan": "pro", "id": 7,
-            "created_at": "x", "user_fields": {"tier": 2}, "alias": null}));
+        let r = record(
+            json!({"name": "Ada", "email": "a@x.com", "plan": "pro", "id": 7,
+            "created_at": "x", "user_fields": {"tier": 2}, "alias": null}),
+        );
         assert_eq!(
             user_body(&r).unwrap(),
             json!({"name": "Ada", "email": "a@x.com", "alias": null,
                 "user_fields": {"plan": "pro", "tier": 2}})
         );
         assert!(user_body(&record(json!({"user_fields": 3}))).is_err());
-        let (key, body) = upsert_body(&record(json!({"external_id": 42, "name": "A"})), "external_id").unwrap();
-        assert_eq!((key.as_str(), body), ("42", json!({"external_id": "42", "name": "A"})));
+        let (key, body) = upsert_body(
+            &record(json!({"external_id": 42, "name": "A"})),
+            "external_id",
+        )
+        .unwrap();
+        assert_eq!(
+            (key.as_str(), body),
+            ("42", json!({"external_id": "42", "name": "A"}))
+        );
         assert_eq!(
             upsert_body(&record(json!({"name": "A"})), "email"),
             Err(Unfit("missing email".into()))
@@ -482,13 +491,18 @@ mod tests {
     /// description), while an update may send `photo`.
     #[test]
     fn read_only_and_update_only_fields_stay_out_of_creates() {
-        let r = record(json!({"name": "A", "external_id": "a", "restricted_agent": true,
-            "photo": {"id": 928374}, "role_type": 0}));
+        let r = record(
+            json!({"name": "A", "external_id": "a", "restricted_agent": true,
+            "photo": {"id": 928374}, "role_type": 0}),
+        );
         assert_eq!(
             user_body(&r).unwrap(),
             json!({"name": "A", "external_id": "a", "photo": {"id": 928374}})
         );
-        assert_eq!(create_body(&r).unwrap(), json!({"name": "A", "external_id": "a"}));
+        assert_eq!(
+            create_body(&r).unwrap(),
+            json!({"name": "A", "external_id": "a"})
+        );
         assert_eq!(
             upsert_body(&r, "external_id").unwrap().1,
             json!({"name": "A", "external_id": "a"})
@@ -514,9 +528,15 @@ mod tests {
     #[test]
     fn ids_keys_and_emails_are_told_apart() {
         assert_eq!(Ident::parse("35436"), Ident::Id("35436".into()));
-        assert_eq!(Ident::parse("external_id:u-1"), Ident::ExternalId("u-1".into()));
+        assert_eq!(
+            Ident::parse("external_id:u-1"),
+            Ident::ExternalId("u-1".into())
+        );
         assert_eq!(Ident::parse("a@x.com"), Ident::Email("a@x.com".into()));
-        assert_eq!(Ident::parse("email:a@x.com"), Ident::Email("a@x.com".into()));
+        assert_eq!(
+            Ident::parse("email:a@x.com"),
+            Ident::Email("a@x.com".into())
+        );
     }
 
     #[test]
@@ -527,7 +547,10 @@ mod tests {
             token: "T0K".into(),
         };
         // base64("agent@acme.com/token:T0K")
-        assert_eq!(api.authorization(), "Basic YWdlbnRAYWNtZS5jb20vdG9rZW46VDBL");
+        assert_eq!(
+            api.authorization(),
+            "Basic YWdlbnRAYWNtZS5jb20vdG9rZW46VDBL"
+        );
         assert!(!format!("{api:?}").contains("T0K"));
         assert_eq!(
             api.list(500, Some("abc")).url,
@@ -540,7 +563,10 @@ mod tests {
         let p = Position::parse("cursor:MTU3|1,2").unwrap();
         assert_eq!(p.from, Start::Cursor("MTU3".into()));
         assert_eq!(p.token(), "cursor:MTU3|1,2");
-        assert_eq!(Position::parse("1700000000").unwrap().from, Start::Time(1_700_000_000));
+        assert_eq!(
+            Position::parse("1700000000").unwrap().from,
+            Start::Time(1_700_000_000)
+        );
         assert_eq!(
             Position::parse("2024-01-01T00:00:00Z").unwrap().token(),
             "1704067200"

@@ -170,7 +170,9 @@ async fn an_existing_table_takes_profiles_and_groups() {
 #[tokio::test]
 async fn creates_in_a_batch_get_distinct_growing_sequence_numbers() {
     let db = in_memory("");
-    let out = db.create_profiles(vec![rec(json!({"id": "old", "gone": true}))]).await;
+    let out = db
+        .create_profiles(vec![rec(json!({"id": "old", "gone": true}))])
+        .await;
     assert_eq!(out, [ok("old")]);
     let out = db.delete_profiles(vec!["old".into()]).await;
     assert_eq!(out, [ok("old")]);

@@ -177,7 +177,9 @@ async fn an_existing_tables_columns_are_its_fields_with_their_declared_types() {
         .map(|f| (f.name.into_owned(), f.kind, f.required))
         .collect();
     let named = |list: &[(&str, FieldType, bool)]| -> Vec<(String, FieldType, bool)> {
-        list.iter().map(|(n, k, r)| (n.to_string(), *k, *r)).collect()
+        list.iter()
+            .map(|(n, k, r)| (n.to_string(), *k, *r))
+            .collect()
     };
     assert_eq!(
         fields,
@@ -204,5 +206,8 @@ async fn an_existing_tables_columns_are_its_fields_with_their_declared_types() {
         .unwrap();
     let fields = managed.fields().await.unwrap();
     assert_eq!(fields.len(), 1);
-    assert_eq!((&*fields[0].name, fields[0].kind), ("id", FieldType::String));
+    assert_eq!(
+        (&*fields[0].name, fields[0].kind),
+        ("id", FieldType::String)
+    );
 }
