@@ -1132,3 +1132,55 @@ fn a_repeated_to_delete_mark_is_reported_in_its_place() {
         f.read("e.jsonl")
     );
 }
+
+/// A profile whose line cannot be sent (`"groups": 5`) is still in the
+/// input: with `--deletes delete` it is reported invalid, and neither the
+/// dry run nor the run deletes it, even beside another line with its id.
+#[test]
+fn an_invalid_profile_is_not_deleted_as_gone_from_the_input() {
+    let f = folder();
+    f.write("first.jsonl", FIRST);
+    f.run(&["export", "--to", "crm", "--input", "first.jsonl"])
+        .ok_json();
+    let broken: String = FIRST
+        .lines()
+        .map(|l| match l {
+            l if l.contains("\"p2\"") => l.replace("\"groups\": [\"news\"]", "\"groups\": 5"),
+            l if l.contains("\"p3\"") => format!("{{\"id\": \"p3\", \"toDelete\": 7}}\n{l}"),
+            l => l.to_string(),
+        })
+        .map(|l| l + "\n")
+        .collect();
+    f.write("broken.jsonl", &broken);
+    let args = [
+        "export",
+        "--to",
+        "crm",
+        "--input",
+        "broken.jsonl",
+        "--deletes",
+        "delete",
+    ];
+    let dry = f.run_line("export --to crm --input broken.jsonl --deletes delete --dry-run");
+    let dry_json = dry.json();
+    assert_eq!(dry_json["predicted"]["deleted"], 0, "{}", dry.render());
+    let run = f.run(&args);
+    let summary = run.json();
+    assert_eq!(
+        (
+            summary["deleted"].clone(),
+            summary["invalid"].clone(),
+            summary["unchanged"].clone()
+        ),
+        (json!(0), json!(2), json!(3)),
+        "{}",
+        run.render()
+    );
+    let emails: Vec<Value> = dump(&f, "crm/crm.db", "records")["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["email"].clone())
+        .collect();
+    assert_eq!(emails.len(), 4, "{emails:?}");
+}

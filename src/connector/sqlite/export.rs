@@ -131,11 +131,13 @@ impl Db {
     fn each<T>(
         &self,
         conn: &mut Connection,
+        layout: &dyn Layout,
         items: &[T],
         op: impl Fn(&Connection, &T) -> Result<String>,
     ) -> Result<Vec<ProfileOutcome>> {
         {
             let tx = write_tx(conn).map_err(|e| self.store_failure(&e).unwrap_or(e))?;
+            layout.begin();
             let mut done = Vec::with_capacity(items.len());
             for item in items {
                 match op(&tx, item) {
@@ -158,6 +160,7 @@ impl Db {
             // Dropped: rolled back, and the batch runs again below.
         }
         let mut tx = write_tx(conn).map_err(|e| self.store_failure(&e).unwrap_or(e))?;
+        layout.begin();
         let out = self
             .each_saved(&mut tx, items, op)?
             .into_iter()
@@ -184,7 +187,7 @@ impl Db {
 
     pub(super) fn create_profiles(&self, profiles: &[Record]) -> Result<Vec<ProfileOutcome>> {
         self.with_write(|conn, layout| {
-            self.each(conn, profiles, |tx, fields| {
+            self.each(conn, layout, profiles, |tx, fields| {
                 self.export_create(tx, layout, fields)
             })
         })
@@ -195,7 +198,7 @@ impl Db {
         updates: &[(String, ProfileUpdate)],
     ) -> Result<Vec<ProfileOutcome>> {
         self.with_write(|conn, layout| {
-            self.each(conn, updates, |tx, (id, update)| {
+            self.each(conn, layout, updates, |tx, (id, update)| {
                 self.export_update(tx, layout, id, update)
             })
         })
@@ -203,7 +206,7 @@ impl Db {
 
     pub(super) fn delete_profiles(&self, ids: &[String]) -> Result<Vec<ProfileOutcome>> {
         self.with_write(|conn, layout| {
-            self.each(conn, ids, |tx, id| {
+            self.each(conn, layout, ids, |tx, id| {
                 self.export_delete(tx, layout, id).map(|()| id.clone())
             })
         })
@@ -268,10 +271,10 @@ impl Sqlite {
         let (group, n) = (group.to_string(), ids.len());
         let result = self
             .blocking(move |db| {
-                db.with_write(|conn, _| {
+                db.with_write(|conn, layout| {
                     db.create_group_tables(conn)?;
                     let sql = sql.replace("{members}", &db.members_table());
-                    db.each(conn, &ids, |tx, id| {
+                    db.each(conn, layout, &ids, |tx, id| {
                         tx.prepare_cached(&sql)?.execute(params![group, id])?;
                         Ok(id.clone())
                     })

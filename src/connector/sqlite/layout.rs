@@ -24,6 +24,11 @@ pub(super) trait Layout {
     /// table's columns.
     fn fields(&self, conn: &Connection, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>>;
 
+    /// A transaction begins: what the layout remembers of the one before
+    /// (the last sequence number it handed out) is read again, since
+    /// another writer may have written in between.
+    fn begin(&self) {}
+
     /// The live record `id`, if there is one.
     fn get(&self, conn: &Connection, id: &str) -> Result<Option<Record>>;
 

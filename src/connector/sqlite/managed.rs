@@ -21,11 +21,12 @@ pub(super) struct Managed<'a> {
     db: &'a Db,
     /// The table's name, quoted for SQL.
     table: String,
-    /// The last sequence number this layout handed out and the time its
-    /// writes are stamped with. A layout lives for one `Db::with_write`,
-    /// under the connection's lock (and, in a run, ferry's lock on the
-    /// file), so the table's `MAX(seq)` is read once per batch instead of
-    /// once per record: a fifth of an export's write time.
+    /// The last sequence number this layout handed out in the transaction
+    /// under way, and the time its writes are stamped with: the table's
+    /// `MAX(seq)` is read once per transaction (a batch) instead of once
+    /// per record, a fifth of an export's write time. Forgotten when a
+    /// transaction begins ([`Layout::begin`]): between two, another
+    /// process may write.
     last: std::cell::RefCell<Option<(i64, String)>>,
 }
 
@@ -125,6 +126,10 @@ impl Layout for Managed<'_> {
 
     fn fields(&self, _conn: &Connection, spec: Vec<FieldSpec>) -> Result<Vec<FieldSpec>> {
         Ok(spec)
+    }
+
+    fn begin(&self) {
+        *self.last.borrow_mut() = None;
     }
 
     fn get(&self, conn: &Connection, id: &str) -> Result<Option<Record>> {

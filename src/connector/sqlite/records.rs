@@ -169,6 +169,7 @@ impl Db {
                 tx.rollback()?;
             }
             let mut tx = write_tx(conn)?;
+            layout.begin();
             let written = self.each_saved(&mut tx, records.iter(), |sp, record| {
                 let id = record_id(record, &self.id_field)
                     .ok_or_else(|| Rejection(format!("the record has no {}", self.id_field)))?;

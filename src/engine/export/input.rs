@@ -43,9 +43,14 @@ pub struct Invalid {
     /// summary on stderr counts the invalid profiles by it.
     pub reason: String,
     pub message: String,
+    /// `id` is the profile's id, not its place ("line 3"): the profile is
+    /// in the input, even if it cannot be sent, so `--deletes` must not
+    /// take it for one that left.
+    pub named: bool,
 }
 
 impl Invalid {
+    /// A profile with this id that cannot be sent.
     pub fn new(
         id: impl Into<String>,
         reason: impl Into<String>,
@@ -55,6 +60,19 @@ impl Invalid {
             id: id.into(),
             reason: reason.into(),
             message: message.into(),
+            named: true,
+        }
+    }
+
+    /// An entry with no usable id, named by its place in the input (`at`).
+    pub fn unnamed(
+        at: impl Into<String>,
+        reason: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Invalid {
+            named: false,
+            ..Invalid::new(at, reason, message)
         }
     }
 }
@@ -113,7 +131,7 @@ pub fn from_value(value: &Value, at: &str) -> Entry {
 /// every profile of its input through here).
 pub fn from_owned(value: Value, at: &str) -> Entry {
     let Value::Object(mut obj) = value else {
-        return Err(Invalid::new(
+        return Err(Invalid::unnamed(
             at,
             "not a profile object",
             format!("{at} is {}, not a profile object", kind_of(&value)),
@@ -122,13 +140,13 @@ pub fn from_owned(value: Value, at: &str) -> Entry {
     let id = match id_text(obj.get("id")) {
         Ok(id) => id,
         Err(BadId::Missing) => {
-            return Err(Invalid::new(
+            return Err(Invalid::unnamed(
                 at,
                 id_reason(&BadId::Missing),
                 format!("{at} has no \"id\""),
             ))
         }
-        Err(bad) => return Err(Invalid::new(at, id_reason(&bad), bad.reason("\"id\""))),
+        Err(bad) => return Err(Invalid::unnamed(at, id_reason(&bad), bad.reason("\"id\""))),
     };
     let properties = match obj.get_mut("properties") {
         None | Some(Value::Null) => Record::new(),
@@ -224,7 +242,7 @@ fn profile_of_row(headers: &[String], row: &csv::StringRecord, at: &str) -> Entr
             }
         }
         if profile.id.is_empty() {
-            Err(Invalid::new(
+            Err(Invalid::unnamed(
                 at,
                 id_reason(&BadId::Missing),
                 format!("{at} has no id"),
@@ -274,7 +292,7 @@ fn profile_of_record(mut record: Record, id_field: &str, at: &str) -> Entry {
                 BadId::Missing => format!("{at} has no {id_field}"),
                 bad => bad.reason(id_field),
             };
-            return Err(Invalid::new(at, id_reason(&bad), message));
+            return Err(Invalid::unnamed(at, id_reason(&bad), message));
         }
     };
     record.shift_remove(id_field);
@@ -585,7 +603,7 @@ fn entry_of_line(text: &str, path: &Path, line: u64) -> Entry {
     let at = format!("line {line}");
     match serde_json::from_str::<Value>(text) {
         Ok(v) => from_owned(v, &at),
-        Err(e) => Err(Invalid::new(
+        Err(e) => Err(Invalid::unnamed(
             at.clone(),
             "not valid JSON",
             format!(
@@ -677,7 +695,7 @@ fn next_csv(
     let at = format!("row {}", *n + 2);
     *n += 1;
     if let Err(e) = read {
-        return Ok(Some(Err(Invalid::new(
+        return Ok(Some(Err(Invalid::unnamed(
             at,
             "not valid CSV",
             format!("invalid CSV in {}: {e}", path.display()),

@@ -219,11 +219,17 @@ pub async fn run(
         let path = state.path().to_path_buf();
         let parts = planner::Parts::new(scan, state, chunk, diffing)?;
         let mut planned = planner::Planner::start(parts, |d| d);
-        while let Some(decisions) = planned.next().await? {
-            predicted.add(&diff::count(&decisions, groups));
-            kept.keep(decisions);
+        let read = async {
+            while let Some(decisions) = planned.next().await? {
+                predicted.add(&diff::count(&decisions, groups));
+                kept.keep(decisions);
+            }
+            anyhow::Ok(())
         }
-        planned.finish().await?;
+        .await;
+        let finished = planned.finish().await;
+        read?;
+        finished?;
         let report = preview::dry_run(
             profiles,
             &kept.decisions,
@@ -300,11 +306,13 @@ pub async fn run(
         anyhow::Ok(())
     };
     let second = second.await;
-    // Whatever stopped the run, what was sent is saved before it returns.
+    // Whatever stopped the run, what was sent is saved, and the planner's
+    // thread (the first pass's scratch files) gone, before it returns.
     let saved = saves.settle().await;
+    let finished = planned.finish().await;
     second?;
     saved?;
-    planned.finish().await?;
+    finished?;
     progress.finish();
 
     // Report.

@@ -59,6 +59,9 @@ const FLAG_KEYED: u8 = 2;
 const FLAG_OWN_KEY: u8 = 4;
 /// A mark of the key runs (sorted by key; `id` is the profile's id).
 const FLAG_BY_KEY: u8 = 8;
+/// An entry that names its profile but cannot be sent (`"groups": 5`):
+/// the profile is in the input, so its state row has not left it.
+const FLAG_INVALID: u8 = 16;
 
 /// What the first pass found.
 pub struct Scan {
@@ -402,6 +405,9 @@ impl Scan {
         let mut profile = match entry {
             Ok(p) => p,
             Err(i) => {
+                if i.named {
+                    self.ids.push(&i.id, "", pos, FLAG_INVALID, 0)?;
+                }
                 let line = LineOut::Invalid {
                     id: &i.id,
                     reason: &i.reason,
@@ -523,16 +529,31 @@ impl Scan {
             }
             Ok(())
         };
+        // The state row the last mark's id found, for the next mark with
+        // the same id (an invalid entry's mark beside a profile's).
+        let mut found: Option<(String, Option<Option<String>>)> = None;
         self.conn.execute_batch("BEGIN")?;
         while let Some(mark) = marks.next_mark()? {
-            if last.as_deref() == Some(mark.key.as_str()) {
+            let invalid = mark.flags & FLAG_INVALID != 0;
+            if !invalid && last.as_deref() == Some(mark.key.as_str()) {
                 self.verdicts.set(mark.pos, LISTED_TWICE);
                 continue;
             }
             while let Some(id) = rows.before(&mark.key)? {
                 absent(&id)?;
             }
-            let known = rows.take(&mark.key)?;
+            let known = match found.take() {
+                Some((id, known)) if id == mark.key => known,
+                _ => rows.take(&mark.key)?,
+            };
+            found = Some((mark.key.clone(), known.clone()));
+            // An entry that cannot be sent keeps its profile's row from
+            // counting as gone, and has no other part in the merge: it is
+            // reported invalid where it stands, and a profile with the
+            // same id is not listed twice for it.
+            if invalid {
+                continue;
+            }
             if mark.flags & FLAG_DELETE != 0 {
                 if known.is_some() {
                     self.destructive += 1;

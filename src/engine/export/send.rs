@@ -129,13 +129,15 @@ pub(super) type Groups = HashMap<String, std::result::Result<String, String>>;
 /// How many batches a chunk of the run holds, at most. The run sends a
 /// chunk (its deletes, creates, updates, then memberships), then saves its
 /// state while it sends the next one; a run killed half-way keeps what it
-/// sent but at most the last two chunks, ten batches, which the next run
-/// sends again (as upserts by key, so nothing is duplicated).
+/// sent but at most the last two chunks (ten batches at most; two for a
+/// local store, whose batch is a chunk), which the next run sends again
+/// (as upserts by key, so nothing is duplicated).
 const CHUNK_BATCHES: usize = 5;
 
-/// The most profiles a chunk of several batches holds: three chunks are in
-/// hand at once (planned, sent, saved), and a local store's batches of a
-/// thousand would otherwise hold 15,000 profiles in memory.
+/// The most profiles a chunk of several batches holds: up to four chunks
+/// are in hand at once (one being planned, one waiting, one sent, one
+/// being saved), and a local store's batches of a thousand would
+/// otherwise hold 20,000 profiles in memory.
 const CHUNK_PROFILES: usize = 1_000;
 
 /// The profiles of a chunk sent in batches of `batch`: [`CHUNK_BATCHES`]
@@ -754,6 +756,57 @@ mod tests {
                 ProfileOutcome::Ok { id: "b".into() }
             ]
         );
+    }
+
+    /// The retry of an item in a later batch is built from its place in
+    /// the whole list (`again(k)`), not in its batch.
+    #[tokio::test]
+    async fn a_retry_in_a_later_batch_sends_that_item_again() {
+        let sent = std::sync::Mutex::new(Vec::new());
+        let stop = AtomicBool::new(false);
+        let items = ["a", "b", "c", "d", "e"];
+        let outcomes = send(
+            items.iter().map(|i| i.to_string()).collect(),
+            2,
+            &Output::new(),
+            &stop,
+            |batch: Vec<String>| {
+                let first = !sent.lock().unwrap().contains(&"d".to_string());
+                sent.lock().unwrap().extend(batch.clone());
+                async move {
+                    batch
+                        .iter()
+                        .map(|i| match (first, i.as_str()) {
+                            (true, "d") => ProfileOutcome::Error {
+                                reason: "slow down".into(),
+                                retry_in: Some(Duration::from_millis(1)),
+                            },
+                            _ => ProfileOutcome::Ok { id: i.clone() },
+                        })
+                        .collect()
+                }
+            },
+            |k| items[k].to_string(),
+        )
+        .await;
+        assert_eq!(*sent.lock().unwrap(), ["a", "b", "c", "d", "d", "e"]);
+        assert_eq!(
+            outcomes,
+            items
+                .iter()
+                .map(|i| ProfileOutcome::Ok { id: i.to_string() })
+                .collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_chunk_is_five_batches_of_at_most_a_thousand_profiles_or_one_batch() {
+        assert_eq!(chunk_size(1), 5);
+        assert_eq!(chunk_size(100), 500);
+        assert_eq!(chunk_size(250), 1_000);
+        assert_eq!(chunk_size(1_000), 1_000);
+        assert_eq!(chunk_size(5_000), 5_000);
+        assert_eq!(chunk_size(0), 1);
     }
 
     #[test]

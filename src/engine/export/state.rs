@@ -45,7 +45,9 @@ pub struct Props {
 }
 
 impl Props {
-    /// The properties back from their JSON (a retry of properties sent).
+    /// The properties back from their JSON (a retry of properties sent):
+    /// the same values, floats included (serde_json's `float_roundtrip`).
+    /// The text is a map `of` wrote, so it always parses.
     pub fn record(&self) -> Record {
         serde_json::from_str(&self.json).unwrap_or_default()
     }
@@ -225,7 +227,7 @@ fn open_conn(path: &Path) -> Result<Connection> {
     // power cut loses at most the last commits (sent again next run, as
     // upserts), never the file. The run's planner reads while it writes.
     conn.pragma_update(None, "journal_mode", "WAL")
-        .with_context(|| format!("{} is not an export state file", path.display()))?;
+        .with_context(|| format!("could not open the export state {}", path.display()))?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -381,6 +383,25 @@ mod tests {
             h.eat(b"\n");
         }
         format!("{:032x}", h.0)
+    }
+
+    /// A create the destination asks to retry is rebuilt from the state
+    /// row's JSON: it must be the record that was sent, to the last bit of
+    /// a float.
+    #[test]
+    fn properties_come_back_from_their_json_as_they_were() {
+        let p: Record = serde_json::from_value(json!({
+            "tiny": 1.4562914443455792e-9,
+            "pi": std::f64::consts::PI,
+            "big": 12345678901234567890u64,
+            "neg": -0.0,
+            "text": "é\"\n",
+            "nested": {"a": [1, 2.5, null]},
+        }))
+        .unwrap();
+        let props = Props::of(&p);
+        assert_eq!(props.record(), p);
+        assert_eq!(serde_json::to_string(&props.record()).unwrap(), props.json);
     }
 
     #[test]

@@ -196,3 +196,38 @@ async fn creates_in_a_batch_get_distinct_growing_sequence_numbers() {
         ]
     );
 }
+
+/// A batch with a refused profile runs again in a second transaction: the
+/// sequence numbers the first one handed out were rolled back with it, and
+/// the second reads the table's last one again (another process may have
+/// written in between), so nothing skips or repeats a number.
+#[tokio::test]
+async fn a_batch_run_again_reads_the_sequence_again() {
+    let db = in_memory("");
+    let out = db
+        .create_profiles(vec![
+            rec(json!({"id": "a"})),
+            rec(json!({"id": "b"})),
+            rec(json!({"id": "c"})),
+        ])
+        .await;
+    assert_eq!(out, [ok("a"), ok("b"), ok("c")]);
+    let out = db
+        .update_profiles(vec![
+            ("c".into(), update(json!({"x": 1}), &[])),
+            ("a".into(), update(json!({"id": "b"}), &[])),
+        ])
+        .await;
+    assert_eq!(out[0], ok("c"));
+    assert!(
+        matches!(&out[1], ProfileOutcome::Rejected { .. }),
+        "{out:?}"
+    );
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT id, CAST(seq AS TEXT) FROM records ORDER BY seq"
+        ),
+        [["a", "1"], ["b", "2"], ["c", "4"]]
+    );
+}
