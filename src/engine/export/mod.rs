@@ -107,7 +107,7 @@ const PREVIEW_DECISIONS: usize = 100;
 /// Two passes keep the run's memory flat whatever its input: the first
 /// (`scan::Scan`) reads the input once, counts what is unchanged and
 /// spools the rest; the second diffs, sends and saves the state a chunk at
-/// a time, three chunks in hand (`planner::Planner`, `Saves`): the
+/// a time, up to four chunks in hand (`planner::Planner`, `Saves`): the
 /// `toDelete` marks, then (with `--deletes`) the profiles that left the
 /// input, then the rest.
 pub async fn run(
@@ -184,10 +184,13 @@ pub async fn run(
     // a file, or one transaction.
     let batch = plan
         .batch_size
-        .unwrap_or_else(|| match dest.written_file() {
-            Some(_) => dest.spec().max_batch_size,
-            None if dest.spec().store.is_some() => dest.spec().max_batch_size,
-            None => dest.spec().max_batch_size.min(100),
+        .unwrap_or_else(|| {
+            let spec = dest.spec();
+            if dest.written_file().is_some() || spec.store.is_some() {
+                spec.max_batch_size
+            } else {
+                spec.max_batch_size.min(100)
+            }
         })
         .max(1);
     let chunk = send::chunk_size(batch);
@@ -253,8 +256,8 @@ pub async fn run(
     state.set_hashes(&rehash)?;
 
     // Second pass: diff, send and save a chunk at a time (deletes first,
-    // then the profiles that left the input, then the rest). Three chunks
-    // are in hand at once: the planner reads the state as the run found it,
+    // then the profiles that left the input, then the rest). Up to four
+    // chunks are in hand at once: the planner reads the state as the run found it,
     // on a connection of its own, and plans the next chunk while this one
     // is sent and the one before saved (what succeeded, nothing for what
     // failed), so a run killed half-way keeps what the destination holds

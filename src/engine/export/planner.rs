@@ -8,13 +8,15 @@
 //! second place), so the state rows a chunk is diffed against do not
 //! depend on the saves of the chunks still being sent.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
 use super::diff::{self, Decision, DiffOptions};
 use super::input::Entry;
 use super::scan::{Scan, Spooled};
-use super::state::State;
+use super::state::{Exported, State};
 use crate::connector::ExportFields;
 
 /// The second pass's parts, in the order they are sent: the spooled
@@ -33,10 +35,7 @@ pub(super) struct Parts {
     /// Every absent profile has been sent.
     absent_done: bool,
     chunk: usize,
-    opts: DiffOptions,
-    fields: ExportFields,
-    groups: bool,
-    code: String,
+    with: Diffing,
 }
 
 /// What the parts are diffed with: the destination's fields, whether it
@@ -60,38 +59,23 @@ impl Parts {
             after: String::new(),
             absent_done: false,
             chunk,
-            opts: with.opts,
-            fields: with.fields,
-            groups: with.groups,
-            code: with.code,
+            with,
         })
     }
 
     /// The decisions of the next chunk; `None` at the end.
     pub(super) fn next(&mut self) -> Result<Option<Vec<Decision>>> {
-        let present = DiffOptions {
-            deletes: diff::Deletes::None,
-            ..self.opts
-        };
         let deletes = self.scan.chunk(&mut self.deletes, self.chunk)?;
         if !deletes.is_empty() {
-            return Ok(Some(self.plan(deletes, present)?));
+            return Ok(Some(self.present(deletes)?));
         }
-        if self.opts.deletes != diff::Deletes::None && !self.absent_done {
+        if self.with.opts.deletes != diff::Deletes::None && !self.absent_done {
             let page = self.scan.absent_page(&self.after, self.chunk)?;
             match page.last() {
                 Some((last, _)) => {
                     self.after = last.clone();
                     let rows = page.into_iter().collect();
-                    let decisions = diff::plan(
-                        Vec::new(),
-                        &rows,
-                        &self.fields,
-                        self.groups,
-                        &self.code,
-                        self.opts,
-                    );
-                    return Ok(Some(decisions));
+                    return Ok(Some(self.plan(Vec::new(), &rows, self.with.opts)));
                 }
                 None => self.absent_done = true,
             }
@@ -100,31 +84,44 @@ impl Parts {
         if entries.is_empty() {
             return Ok(None);
         }
-        Ok(Some(self.plan(entries, present)?))
+        Ok(Some(self.present(entries)?))
     }
 
-    /// Diff one chunk of spooled entries against their state rows.
-    fn plan(&self, entries: Vec<Entry>, opts: DiffOptions) -> Result<Vec<Decision>> {
+    /// Diff a chunk of spooled entries against their state rows (the
+    /// profiles that left the input are another part's).
+    fn present(&self, entries: Vec<Entry>) -> Result<Vec<Decision>> {
         let ids: Vec<String> = entries
             .iter()
             .filter_map(|e| e.as_ref().ok().map(|p| p.id.clone()))
             .collect();
         let rows = self.state.rows(&ids)?;
-        Ok(diff::plan(
-            entries,
-            &rows,
-            &self.fields,
-            self.groups,
-            &self.code,
-            opts,
-        ))
+        let opts = DiffOptions {
+            deletes: diff::Deletes::None,
+            ..self.with.opts
+        };
+        Ok(self.plan(entries, &rows, opts))
+    }
+
+    fn plan(
+        &self,
+        entries: Vec<Entry>,
+        rows: &BTreeMap<String, Exported>,
+        opts: DiffOptions,
+    ) -> Vec<Decision> {
+        let Diffing {
+            fields,
+            groups,
+            code,
+            ..
+        } = &self.with;
+        diff::plan(entries, rows, fields, *groups, code, opts)
     }
 }
 
 /// [`Parts`] planned on a blocking thread, one chunk ahead of the run:
 /// each chunk's decisions, shaped by the run (`shape`, also run on that
-/// thread), wait in a channel of one, so at most three chunks are held at
-/// once (the one sent, the one waiting, the one being planned).
+/// thread), wait in a channel of one: the planner holds at most the chunk
+/// waiting and the one it plans.
 pub(super) struct Planner<T> {
     planned: mpsc::Receiver<Result<T>>,
     task: tokio::task::JoinHandle<()>,

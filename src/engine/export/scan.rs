@@ -370,7 +370,7 @@ impl Scan {
             scan.merge_keys()?;
         }
         // The merges are done: the pages they cached are not read again,
-        // and the second pass holds three chunks of its own.
+        // and the second pass holds up to four chunks of its own.
         for conn in std::iter::once(&scan.conn).chain(scan.state.as_ref()) {
             conn.execute_batch("PRAGMA shrink_memory")?;
         }
