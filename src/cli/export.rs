@@ -122,7 +122,7 @@ pub async fn exec(args: Args, ctx: &Ctx) -> Result<Done> {
         .map(|f| crate::config::resolve(&ctx.cwd, f));
     let plan = args.plan(input, &ctx.cwd)?;
     // Memory flat however many chunks the run sends (crate::memory).
-    crate::memory::return_freed_memory_at_once();
+    crate::memory::return_freed_memory_soon();
     let progress = progress::for_stderr(
         ctx.stderr_tty,
         ctx.out.verbosity() == Verbosity::Quiet,

@@ -221,7 +221,7 @@ pub async fn run(
         let mut kept = Kept::default();
         let path = state.path().to_path_buf();
         let parts = planner::Parts::new(scan, state, chunk, diffing)?;
-        let mut planned = planner::Planner::start(parts, |d| d);
+        let mut planned = planner::Planner::start(parts, |d| d)?;
         let read = async {
             while let Some(decisions) = planned.next().await? {
                 predicted.add(&diff::count(&decisions, groups));
@@ -264,7 +264,7 @@ pub async fn run(
     // but the last two chunks, which the next run sends again.
     let state_path = state.path().to_path_buf();
     let parts = planner::Parts::new(scan, State::open_read(state_path.clone())?, chunk, diffing)?;
-    let mut planned = planner::Planner::start(parts, send::tracks);
+    let mut planned = planner::Planner::start(parts, send::tracks)?;
     let mut saves = Saves::new(state, target.identity.clone());
     let watch = Watch::new(progress);
     progress.start(0, Some(total));
