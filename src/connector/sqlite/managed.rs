@@ -28,13 +28,48 @@ pub(super) struct Managed<'a> {
     /// transaction begins ([`Layout::begin`]): between two, another
     /// process may write.
     last: std::cell::RefCell<Option<(i64, String)>>,
+    /// The statements run once per record, written once per layout (a
+    /// batch) rather than formatted for every record.
+    sql: Statements,
+}
+
+/// [`Managed`]'s per-record statements, for its table.
+struct Statements {
+    get: String,
+    create: String,
+    upsert: String,
+}
+
+impl Statements {
+    fn for_table(t: &str) -> Statements {
+        Statements {
+            get: format!("SELECT data FROM {t} WHERE id = ?1 AND deleted = 0"),
+            create: format!(
+                "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 0)
+                 ON CONFLICT(id) DO NOTHING"
+            ),
+            upsert: format!(
+                "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
+                 VALUES (?1, ?2, ?3, ?4, ?4, 0)
+                 ON CONFLICT(id) DO UPDATE SET
+                   data = excluded.data,
+                   updated_at = excluded.updated_at,
+                   seq = excluded.seq,
+                   created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
+                   deleted = 0"
+            ),
+        }
+    }
 }
 
 impl<'a> Managed<'a> {
     pub(super) fn new(db: &'a Db) -> Self {
+        let table = quote(&db.table);
         Managed {
             db,
-            table: quote(&db.table),
+            sql: Statements::for_table(&table),
+            table,
             last: std::cell::RefCell::new(None),
         }
     }
@@ -92,20 +127,14 @@ impl<'a> Managed<'a> {
         record: &Record,
         stamp: (i64, String),
     ) -> Result<()> {
-        let t = &self.table;
         let (seq, at) = stamp;
         // Cached: a bulk import runs this once per record.
-        tx.prepare_cached(&format!(
-            "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
-             VALUES (?1, ?2, ?3, ?4, ?4, 0)
-             ON CONFLICT(id) DO UPDATE SET
-               data = excluded.data,
-               updated_at = excluded.updated_at,
-               seq = excluded.seq,
-               created_seq = CASE WHEN deleted = 1 THEN excluded.seq ELSE created_seq END,
-               deleted = 0"
-        ))?
-        .execute(params![id, serde_json::to_string(record)?, at, seq])?;
+        tx.prepare_cached(&self.sql.upsert)?.execute(params![
+            id,
+            serde_json::to_string(record)?,
+            at,
+            seq
+        ])?;
         Ok(())
     }
 
@@ -135,10 +164,7 @@ impl Layout for Managed<'_> {
     fn get(&self, conn: &Connection, id: &str) -> Result<Option<Record>> {
         // Cached: an export reads each profile's row before writing it.
         let data: Option<String> = conn
-            .prepare_cached(&format!(
-                "SELECT data FROM {} WHERE id = ?1 AND deleted = 0",
-                self.table
-            ))?
+            .prepare_cached(&self.sql.get)?
             .query_row(params![id], |r| r.get(0))
             .optional()?;
         data.map(|d| parse_data(&d)).transpose()
@@ -181,15 +207,13 @@ impl Layout for Managed<'_> {
     /// A new id is one insert (a first export is nothing but those); a
     /// record or tombstone already there is read, merged and written.
     fn create(&self, tx: &Connection, id: &str, fields: &Record) -> Result<()> {
-        let t = &self.table;
         let (seq, at) = self.next_seq(tx)?;
-        let inserted = tx
-            .prepare_cached(&format!(
-                "INSERT INTO {t} (id, data, updated_at, seq, created_seq, deleted)
-                 VALUES (?1, ?2, ?3, ?4, ?4, 0)
-                 ON CONFLICT(id) DO NOTHING"
-            ))?
-            .execute(params![id, serde_json::to_string(fields)?, &at, seq])?;
+        let inserted = tx.prepare_cached(&self.sql.create)?.execute(params![
+            id,
+            serde_json::to_string(fields)?,
+            &at,
+            seq
+        ])?;
         if inserted == 1 {
             return Ok(());
         }
