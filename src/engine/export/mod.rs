@@ -265,7 +265,7 @@ pub async fn run(
     let state_path = state.path().to_path_buf();
     let parts = planner::Parts::new(scan, State::open_read(state_path.clone())?, chunk, diffing)?;
     let mut planned = planner::Planner::start(parts, send::tracks)?;
-    let mut saves = Saves::new(state, target.identity.clone());
+    let mut saves = Saves::new(state, target.identity.clone())?;
     let watch = Watch::new(progress);
     progress.start(0, Some(total));
     let mut tally = report::Tally::default();
@@ -308,7 +308,7 @@ pub async fn run(
     let second = second.await;
     // Whatever stopped the run, what was sent is saved, and the planner's
     // thread (the first pass's scratch files) gone, before it returns.
-    let saved = saves.settle().await;
+    let saved = saves.finish().await;
     let finished = planned.finish().await;
     second?;
     saved?;
@@ -333,7 +333,9 @@ pub async fn run(
 }
 
 /// A run's state saves, each on a blocking thread while the run sends the
-/// next chunk; one at a time, in the order the chunks were sent.
+/// next chunk; one at a time, in the order the chunks were sent. Every few
+/// saves the state's log is folded into its file on yet another thread
+/// ([`state::Checkpoints`]), so no save waits for that.
 struct Saves {
     /// The state, while no save holds it.
     state: Option<State>,
@@ -341,15 +343,29 @@ struct Saves {
     pending: Option<tokio::task::JoinHandle<Result<State>>>,
     /// The destination, as the state records it.
     identity: String,
+    /// The checkpoints, while none is under way.
+    checkpoints: Option<state::Checkpoints>,
+    /// The checkpoint under way, which hands them back.
+    checkpointing: Option<tokio::task::JoinHandle<Result<state::Checkpoints>>>,
+    /// Saves begun since the last checkpoint began.
+    since: u32,
 }
 
+/// A checkpoint every this many saves: about 1,000 pages of log for
+/// chunks of 1,000 profiles, the size at which SQLite's own would run.
+const CHECKPOINT_EVERY: u32 = 8;
+
 impl Saves {
-    fn new(state: State, identity: String) -> Saves {
-        Saves {
+    fn new(mut state: State, identity: String) -> Result<Saves> {
+        state.checkpoint_apart()?;
+        Ok(Saves {
+            checkpoints: Some(state::Checkpoints::new(state.path().to_path_buf())),
             state: Some(state),
             pending: None,
             identity,
-        }
+            checkpointing: None,
+            since: 0,
+        })
     }
 
     /// Save one chunk's rows and hashes, once the save before it is done.
@@ -378,6 +394,43 @@ impl Saves {
             drop(spent);
             Ok(state)
         }));
+        self.since += 1;
+        if self.since >= CHECKPOINT_EVERY {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Begin a checkpoint, unless the last one is still under way (the
+    /// next save tries again).
+    async fn checkpoint(&mut self) -> Result<()> {
+        if self
+            .checkpointing
+            .as_ref()
+            .is_some_and(|c| !c.is_finished())
+        {
+            return Ok(());
+        }
+        self.settle_checkpoint().await?;
+        let Some(mut checkpoints) = self.checkpoints.take() else {
+            return Ok(());
+        };
+        self.since = 0;
+        self.checkpointing = Some(tokio::task::spawn_blocking(move || {
+            checkpoints.run()?;
+            Ok(checkpoints)
+        }));
+        Ok(())
+    }
+
+    /// Wait for the checkpoint under way; its error, if it failed.
+    async fn settle_checkpoint(&mut self) -> Result<()> {
+        if let Some(checkpointing) = self.checkpointing.take() {
+            let checkpoints = checkpointing
+                .await
+                .context("checkpointing the export state stopped unexpectedly")??;
+            self.checkpoints = Some(checkpoints);
+        }
         Ok(())
     }
 
@@ -390,6 +443,13 @@ impl Saves {
             self.state = Some(state);
         }
         Ok(())
+    }
+
+    /// Wait for the save and the checkpoint in progress.
+    async fn finish(&mut self) -> Result<()> {
+        let saved = self.settle().await;
+        let checkpointed = self.settle_checkpoint().await;
+        saved.and(checkpointed)
     }
 }
 
