@@ -98,6 +98,7 @@ pub fn open(_env: &Env, options: Options) -> Result<Box<dyn Connector>> {
             busy_timeout,
             conn: Mutex::new(None),
             group_tables: Default::default(),
+            checkpoints: Default::default(),
         }),
     }))
 }

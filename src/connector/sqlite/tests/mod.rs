@@ -25,6 +25,7 @@ fn sqlite_at(path: PathBuf, conn: Option<Connection>) -> Sqlite {
             busy_timeout: std::time::Duration::from_millis(100),
             conn: Mutex::new(conn),
             group_tables: Default::default(),
+            checkpoints: Default::default(),
         }),
     }
 }
@@ -164,5 +165,33 @@ async fn a_record_the_table_refuses_is_still_a_reject() {
     assert!(
         matches!(&out[0], UpsertOutcome::Rejected { reason, .. } if reason.contains("CHECK")),
         "{out:?}"
+    );
+}
+
+/// Every tenth write the log is folded into the file on a thread of its
+/// own: the file holds the records while the writes' connection is still
+/// open, and no log is left once it closes.
+#[tokio::test]
+async fn writes_are_checkpointed_apart_and_leave_no_log() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("d.db");
+    let db = sqlite_at(path.clone(), None);
+    for batch in 0..10 {
+        let ids: Vec<String> = (0..50).map(|i| format!("r{batch}-{i}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        db.upsert_batch(records(&ids, 200)).await.expect("batch");
+    }
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let waited = std::time::Instant::now();
+    while size() < 100_000 && waited.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(size() >= 100_000, "the file holds {} bytes", size());
+    drop(db);
+    assert!(!dir.path().join("d.db-wal").exists(), "the log was left");
+    let db = sqlite_at(path.clone(), Some(Connection::open(&path).expect("reopen")));
+    assert_eq!(
+        rows(&db, "SELECT CAST(COUNT(*) AS TEXT) FROM records"),
+        vec![vec!["500"]]
     );
 }
