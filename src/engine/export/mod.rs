@@ -425,24 +425,14 @@ impl Saves {
 
     /// Wait for the checkpoint under way; its error, if it failed.
     async fn settle_checkpoint(&mut self) -> Result<()> {
-        if let Some(checkpointing) = self.checkpointing.take() {
-            let checkpoints = checkpointing
-                .await
-                .context("checkpointing the export state stopped unexpectedly")??;
-            self.checkpoints = Some(checkpoints);
-        }
-        Ok(())
+        let what = "checkpointing the export state stopped unexpectedly";
+        reclaim(&mut self.checkpointing, &mut self.checkpoints, what).await
     }
 
     /// Wait for the save in progress; its error, if it failed.
     async fn settle(&mut self) -> Result<()> {
-        if let Some(pending) = self.pending.take() {
-            let state = pending
-                .await
-                .context("saving the export state stopped unexpectedly")??;
-            self.state = Some(state);
-        }
-        Ok(())
+        let what = "saving the export state stopped unexpectedly";
+        reclaim(&mut self.pending, &mut self.state, what).await
     }
 
     /// Wait for the save and the checkpoint in progress.
@@ -451,6 +441,19 @@ impl Saves {
         let checkpointed = self.settle_checkpoint().await;
         saved.and(checkpointed)
     }
+}
+
+/// Wait for the blocking `task` under way, if any, and put back in `slot`
+/// what it hands back; its error if it failed, `what` if it panicked.
+async fn reclaim<T>(
+    task: &mut Option<tokio::task::JoinHandle<Result<T>>>,
+    slot: &mut Option<T>,
+    what: &'static str,
+) -> Result<()> {
+    if let Some(task) = task.take() {
+        *slot = Some(task.await.context(what)??);
+    }
+    Ok(())
 }
 
 /// A dry run's decisions kept for its report: every invalid one (the
