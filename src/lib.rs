@@ -23,6 +23,7 @@ pub mod sandbox;
 pub mod scaffold;
 pub mod shell;
 pub mod testcase;
+pub mod wal;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

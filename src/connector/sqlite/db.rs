@@ -14,6 +14,7 @@ use super::existing::Existing;
 use super::layout::Layout;
 use super::managed::{Managed, MANAGED_MARKER};
 use crate::error::{failed, not_found, usage};
+use crate::wal::Checkpoints;
 
 pub(super) struct Db {
     pub(super) path: PathBuf,
@@ -21,54 +22,21 @@ pub(super) struct Db {
     pub(super) id_field: String,
     /// How long a write waits for another process's lock.
     pub(super) busy_timeout: std::time::Duration,
+    /// The log folded into the file apart from the writes (`crate::wal`).
+    /// Declared before `conn`: dropped first, so the writes' connection is
+    /// the last to close and removes the log.
+    pub(super) checkpoints: Mutex<Checkpoints>,
     /// Opened on first use, so a read of a missing file creates nothing.
     pub(super) conn: Mutex<Option<Connection>>,
     /// The membership tables are known to exist (created and committed),
     /// so a run's membership batches skip their `CREATE TABLE IF NOT EXISTS`.
     pub(super) group_tables: std::sync::atomic::AtomicBool,
-    /// The log folded into the file on a thread of its own.
-    pub(super) checkpoints: Mutex<Checkpoints>,
 }
 
-/// The write-ahead log folded into the file apart from the writes: every
-/// [`CHECKPOINT_EVERY`] writes a `PASSIVE` checkpoint runs on a thread and
-/// a connection of its own, unless the last one still runs. Left to the
-/// commits, every four MiB of log one write copied them into the file and
-/// waited for two fsyncs, on the thread the writes come from (an export's
-/// sending, a second of a 1M-profile first run). A commit still folds the
-/// log in past [`BACKSTOP_PAGES`] (40 MiB), should the checkpoints fall
-/// behind or fail (a failed one leaves its pages in the log for the next).
-#[derive(Default)]
-pub(super) struct Checkpoints {
-    /// Writes since the last checkpoint began.
-    since: u32,
-    /// The checkpoint under way; its thread hands its connection back.
-    running: Option<std::thread::JoinHandle<Option<Connection>>>,
-    /// The checkpoints' connection, while none runs.
-    conn: Option<Connection>,
-}
-
-/// A checkpoint every this many writes (an export's chunk is three).
-const CHECKPOINT_EVERY: u32 = 10;
-
-/// How many pages of log a commit folds in itself (SQLite's default is 1,000).
-const BACKSTOP_PAGES: i64 = 10_000;
-
-impl Drop for Db {
-    /// The checkpoint under way ends and its connection closes first, so
-    /// that the writes' connection is the last to close: it folds the log
-    /// in and removes it.
-    fn drop(&mut self) {
-        let checkpoints = self
-            .checkpoints
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(running) = checkpoints.running.take() {
-            let _ = running.join();
-        }
-        checkpoints.conn = None;
-    }
-}
+/// A checkpoint every this many writes (an export's chunk is three): the
+/// thread the writes come from never waits for one (an export's sending,
+/// a second of a 1M-profile first run, did).
+pub(super) const CHECKPOINT_EVERY: u32 = 10;
 
 impl Db {
     fn lock(&self, create: bool) -> Result<Option<MutexGuard<'_, Option<Connection>>>> {
@@ -86,7 +54,7 @@ impl Db {
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| self.open_error(e))?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
-            conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
+            crate::wal::checkpoint_apart(&conn)?;
             *guard = Some(conn);
         }
         Ok(Some(guard))
@@ -196,42 +164,12 @@ impl Db {
         Ok(written)
     }
 
-    /// Count a write; every [`CHECKPOINT_EVERY`] begin a checkpoint on its
-    /// own thread, unless the last one still runs.
+    /// Count a write toward the next checkpoint.
     fn checkpoint_soon(&self) {
-        let mut checkpoints = self.checkpoints.lock().unwrap_or_else(|e| e.into_inner());
-        checkpoints.since += 1;
-        if checkpoints.since < CHECKPOINT_EVERY
-            || checkpoints
-                .running
-                .as_ref()
-                .is_some_and(|r| !r.is_finished())
-        {
-            return;
-        }
-        if let Some(done) = checkpoints.running.take() {
-            checkpoints.conn = done.join().ok().flatten();
-        }
-        checkpoints.since = 0;
-        let conn = checkpoints.conn.take();
-        let path = self.path.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || {
-                let conn = match conn {
-                    Some(conn) => conn,
-                    None => Connection::open_with_flags(
-                        &path,
-                        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
-                    )
-                    .ok()?,
-                };
-                // A failure leaves the pages in the log, for the next one.
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                Some(conn)
-            });
-        // No thread, no checkpoint: the commits fold the log in.
-        checkpoints.running = spawned.ok();
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .wrote();
     }
 
     pub(super) fn not_found(&self, id: &str) -> anyhow::Error {

@@ -39,6 +39,7 @@ use crate::connector::{
     Connector, ExportFields, FieldSpec, FieldType, Options, Page, Position, ProfileOutcome,
     ProfileUpdate, Record, Records, Role, Spec, Updates, UpsertOutcome, WriteOp,
 };
+use crate::wal::Checkpoints;
 use db::Db;
 use export::{ADD_MEMBER, REMOVE_MEMBER};
 use updates::Since;
@@ -89,16 +90,17 @@ pub fn open(_env: &Env, options: Options) -> Result<Box<dyn Connector>> {
     let config: SqliteOptions = options.parse()?;
     let at = options.at("busyTimeoutSecs");
     let busy_timeout = config.busy_timeout_secs.seconds_in(at, 0.0, 3600.0)?;
+    let path = options.resolve(&config.path);
     Ok(Box::new(Sqlite {
         spec: spec(),
         db: Arc::new(Db {
-            path: options.resolve(&config.path),
+            checkpoints: Mutex::new(Checkpoints::new(path.clone(), db::CHECKPOINT_EVERY)),
+            path,
             table: config.table,
             id_field: config.id_field,
             busy_timeout,
             conn: Mutex::new(None),
             group_tables: Default::default(),
-            checkpoints: Default::default(),
         }),
     }))
 }

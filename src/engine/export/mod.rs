@@ -308,7 +308,7 @@ pub async fn run(
     let second = second.await;
     // Whatever stopped the run, what was sent is saved, and the planner's
     // thread (the first pass's scratch files) gone, before it returns.
-    let saved = saves.finish().await;
+    let saved = saves.settle().await;
     let finished = planned.finish().await;
     second?;
     saved?;
@@ -333,9 +333,9 @@ pub async fn run(
 }
 
 /// A run's state saves, each on a blocking thread while the run sends the
-/// next chunk; one at a time, in the order the chunks were sent. Every few
-/// saves the state's log is folded into its file on yet another thread
-/// ([`state::Checkpoints`]), so no save waits for that.
+/// next chunk; one at a time, in the order the chunks were sent. The
+/// state's log is folded into its file apart from the saves
+/// ([`State::checkpoint_apart`]), so no save waits for that.
 struct Saves {
     /// The state, while no save holds it.
     state: Option<State>,
@@ -343,28 +343,15 @@ struct Saves {
     pending: Option<tokio::task::JoinHandle<Result<State>>>,
     /// The destination, as the state records it.
     identity: String,
-    /// The checkpoints, while none is under way.
-    checkpoints: Option<state::Checkpoints>,
-    /// The checkpoint under way, which hands them back.
-    checkpointing: Option<tokio::task::JoinHandle<Result<state::Checkpoints>>>,
-    /// Saves begun since the last checkpoint began.
-    since: u32,
 }
-
-/// A checkpoint every this many saves: about 1,000 pages of log for
-/// chunks of 1,000 profiles, the size at which SQLite's own would run.
-const CHECKPOINT_EVERY: u32 = 8;
 
 impl Saves {
     fn new(mut state: State, identity: String) -> Result<Saves> {
         state.checkpoint_apart()?;
         Ok(Saves {
-            checkpoints: Some(state::Checkpoints::new(state.path().to_path_buf())),
             state: Some(state),
             pending: None,
             identity,
-            checkpointing: None,
-            since: 0,
         })
     }
 
@@ -394,66 +381,19 @@ impl Saves {
             drop(spent);
             Ok(state)
         }));
-        self.since += 1;
-        if self.since >= CHECKPOINT_EVERY {
-            self.checkpoint().await?;
-        }
         Ok(())
-    }
-
-    /// Begin a checkpoint, unless the last one is still under way (the
-    /// next save tries again).
-    async fn checkpoint(&mut self) -> Result<()> {
-        if self
-            .checkpointing
-            .as_ref()
-            .is_some_and(|c| !c.is_finished())
-        {
-            return Ok(());
-        }
-        self.settle_checkpoint().await?;
-        let Some(mut checkpoints) = self.checkpoints.take() else {
-            return Ok(());
-        };
-        self.since = 0;
-        self.checkpointing = Some(tokio::task::spawn_blocking(move || {
-            checkpoints.run()?;
-            Ok(checkpoints)
-        }));
-        Ok(())
-    }
-
-    /// Wait for the checkpoint under way; its error, if it failed.
-    async fn settle_checkpoint(&mut self) -> Result<()> {
-        let what = "checkpointing the export state stopped unexpectedly";
-        reclaim(&mut self.checkpointing, &mut self.checkpoints, what).await
     }
 
     /// Wait for the save in progress; its error, if it failed.
     async fn settle(&mut self) -> Result<()> {
-        let what = "saving the export state stopped unexpectedly";
-        reclaim(&mut self.pending, &mut self.state, what).await
+        if let Some(pending) = self.pending.take() {
+            let state = pending
+                .await
+                .context("saving the export state stopped unexpectedly")??;
+            self.state = Some(state);
+        }
+        Ok(())
     }
-
-    /// Wait for the save and the checkpoint in progress.
-    async fn finish(&mut self) -> Result<()> {
-        let saved = self.settle().await;
-        let checkpointed = self.settle_checkpoint().await;
-        saved.and(checkpointed)
-    }
-}
-
-/// Wait for the blocking `task` under way, if any, and put back in `slot`
-/// what it hands back; its error if it failed, `what` if it panicked.
-async fn reclaim<T>(
-    task: &mut Option<tokio::task::JoinHandle<Result<T>>>,
-    slot: &mut Option<T>,
-    what: &'static str,
-) -> Result<()> {
-    if let Some(task) = task.take() {
-        *slot = Some(task.await.context(what)??);
-    }
-    Ok(())
 }
 
 /// A dry run's decisions kept for its report: every invalid one (the

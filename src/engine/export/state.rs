@@ -15,6 +15,7 @@ use anyhow::{Context, Result};
 use rusqlite::{params, Connection};
 
 use crate::connector::Record;
+use crate::wal::Checkpoints;
 
 /// What was last exported for one profile.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,14 +65,17 @@ impl Props {
 /// The state file of one destination.
 pub struct State {
     path: PathBuf,
+    /// The saves' checkpoints, once they are apart
+    /// ([`State::checkpoint_apart`]). Declared before `conn`: dropped
+    /// first, so the saves' connection is the last to close and removes
+    /// the log.
+    checkpoints: Option<Checkpoints>,
     conn: Option<Connection>,
-    /// The log's checkpoints are a [`Checkpoints`]' job ([`State::checkpoint_apart`]).
-    apart: bool,
 }
 
-/// With checkpoints apart, a commit still folds the log in once it has
-/// grown this many pages (40 MiB): the checkpoints fell that far behind.
-const BACKSTOP_PAGES: i64 = 10_000;
+/// With checkpoints apart, one every this many saves (chunks of 1,000
+/// profiles write about 1,000 pages of log in eight).
+const CHECKPOINT_EVERY: u32 = 8;
 
 /// The state file for the destination `identity` in `folder`.
 pub fn path_for(folder: &Path, identity: &str) -> PathBuf {
@@ -95,20 +99,20 @@ impl State {
         };
         Ok(State {
             path,
+            checkpoints: None,
             conn,
-            apart: false,
         })
     }
 
-    /// Leave folding the log into the file to a [`Checkpoints`] on another
-    /// thread: a save's commit does it only past [`BACKSTOP_PAGES`]. Left to
-    /// the commits, every fourteenth save or so copied 4 MiB and waited
-    /// for two fsyncs, and the run waited for that save.
+    /// Leave folding the log into the file to checkpoints on a thread of
+    /// their own (`crate::wal`). Left to the commits, every fourteenth save
+    /// or so copied 4 MiB and waited for two fsyncs, and the run waited for
+    /// that save.
     pub fn checkpoint_apart(&mut self) -> Result<()> {
-        self.apart = true;
         if let Some(conn) = &self.conn {
-            conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
+            crate::wal::checkpoint_apart(conn)?;
         }
+        self.checkpoints = Some(Checkpoints::new(self.path.clone(), CHECKPOINT_EVERY));
         Ok(())
     }
 
@@ -139,8 +143,8 @@ impl State {
         };
         Ok(State {
             path,
+            checkpoints: None,
             conn,
-            apart: false,
         })
     }
 
@@ -204,8 +208,8 @@ impl State {
                     .with_context(|| format!("could not create {}", dir.display()))?;
             }
             let conn = open_conn(&self.path)?;
-            if self.apart {
-                conn.pragma_update(None, "wal_autocheckpoint", BACKSTOP_PAGES)?;
+            if self.checkpoints.is_some() {
+                crate::wal::checkpoint_apart(&conn)?;
             }
             self.conn = Some(conn);
         }
@@ -243,45 +247,10 @@ impl State {
         }
         tx.commit()
             .with_context(|| format!("could not save the export state {path}"))?;
+        if let Some(checkpoints) = &mut self.checkpoints {
+            checkpoints.wrote();
+        }
         Ok(())
-    }
-}
-
-/// The state's log folded into its file on a connection of its own, while
-/// the run's saves go on ([`State::checkpoint_apart`]).
-pub struct Checkpoints {
-    path: PathBuf,
-    conn: Option<Connection>,
-}
-
-impl Checkpoints {
-    pub fn new(path: PathBuf) -> Checkpoints {
-        Checkpoints { path, conn: None }
-    }
-
-    /// Fold in what the log holds, without waiting for a lock (`PASSIVE`:
-    /// frames a reader still uses wait for the next time). Nothing before
-    /// the first save has created the file.
-    pub fn run(&mut self) -> Result<()> {
-        let conn = match &self.conn {
-            Some(conn) => conn,
-            None if !self.path.exists() => return Ok(()),
-            None => {
-                let conn = Connection::open_with_flags(
-                    &self.path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
-                )?;
-                conn.busy_timeout(std::time::Duration::from_secs(10))?;
-                self.conn.insert(conn)
-            }
-        };
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .with_context(|| {
-                format!(
-                    "could not checkpoint the export state {}",
-                    self.path.display()
-                )
-            })
     }
 }
 
@@ -472,15 +441,16 @@ mod tests {
         assert_eq!(serde_json::to_string(&props.record()).unwrap(), props.json);
     }
 
-    /// With checkpoints apart, saves leave their pages in the log; a
-    /// `Checkpoints` run on its own connection folds them into the file,
-    /// and the last connection to close removes the log.
+    /// With checkpoints apart, saves leave their pages in the log; every
+    /// eighth save a checkpoint on its own connection and thread folds
+    /// them into the file, and the last connection to close removes the
+    /// log.
     #[test]
     fn a_checkpoint_apart_folds_the_saves_into_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("export.db");
-        let mut checkpoints = Checkpoints::new(path.clone());
-        checkpoints.run().unwrap();
+        // A checkpoint before the first save finds no file and makes none.
+        Checkpoints::new(path.clone(), 1).wrote();
         assert!(
             !path.exists(),
             "nothing to checkpoint before the first save"
@@ -490,8 +460,15 @@ mod tests {
         let properties: Record =
             serde_json::from_value(json!({"email": "someone@example.com", "plan": "free"}))
                 .unwrap();
-        for chunk in 0..3 {
-            let changes: Vec<(String, Option<Written>)> = (0..500)
+        let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut before = 0;
+        for chunk in 0..CHECKPOINT_EVERY {
+            let rows = if chunk + 1 < CHECKPOINT_EVERY {
+                200
+            } else {
+                100
+            };
+            let changes: Vec<(String, Option<Written>)> = (0..rows)
                 .map(|i| {
                     let id = format!("p{chunk}-{i}");
                     let row = Written {
@@ -503,18 +480,19 @@ mod tests {
                     (id, Some(row))
                 })
                 .collect();
+            before = size();
             state.save("sqlite:crm.db", &changes).unwrap();
         }
-        let size = || std::fs::metadata(&path).unwrap().len();
-        let before = size();
-        checkpoints.run().unwrap();
+        let waited = std::time::Instant::now();
+        while size() <= before + 100_000 && waited.elapsed() < std::time::Duration::from_secs(20) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(
             size() > before + 100_000,
             "the file grew from {before} to only {} bytes",
             size()
         );
         drop(state);
-        drop(checkpoints);
         assert!(!dir.path().join("export.db-wal").exists());
         assert_eq!(State::open(path).unwrap().count().unwrap(), 1500);
     }

@@ -12,20 +12,21 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Value};
 
-use super::db::Db;
+use super::db::{self, Db};
 use super::*;
+use crate::wal::Checkpoints;
 
 fn sqlite_at(path: PathBuf, conn: Option<Connection>) -> Sqlite {
     Sqlite {
         spec: spec(),
         db: Arc::new(Db {
+            checkpoints: Mutex::new(Checkpoints::new(path.clone(), db::CHECKPOINT_EVERY)),
             path,
             table: "records".into(),
             id_field: "id".into(),
             busy_timeout: std::time::Duration::from_millis(100),
             conn: Mutex::new(conn),
             group_tables: Default::default(),
-            checkpoints: Default::default(),
         }),
     }
 }
